@@ -1,0 +1,63 @@
+# llama-orch front door. `make test` works on a fresh Debian machine as root.
+BUILD      ?= build
+BUILD_ASAN ?= build-asan
+BUILD_FUZZ ?= build-fuzz
+JOBS       ?= $(shell nproc)
+DEB_PKGS    = build-essential cmake pkg-config clang libclang-rt-14-dev \
+              libmicrohttpd-dev libcurl4-openssl-dev libjansson-dev libsqlite3-dev \
+              libyaml-dev liblua5.4-dev libcmocka-dev unicode-data curl
+
+.PHONY: all deps build build-asan test test-fast test-asan fuzz up bench gpu-bundle clean
+
+all: build
+
+# Idempotent: installs only what is missing.
+deps:
+	@missing=""; for p in $(DEB_PKGS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	else echo "deps: all present"; fi
+
+$(BUILD)/CMakeCache.txt:
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release
+
+build: $(BUILD)/CMakeCache.txt
+	cmake --build $(BUILD) -j $(JOBS)
+
+build-asan:
+	cmake -S . -B $(BUILD_ASAN) -DCMAKE_BUILD_TYPE=Asan -DLLORCH_CUDA=OFF
+	cmake --build $(BUILD_ASAN) -j $(JOBS)
+
+# The README's test command: deps, release build + tests, ASan/UBSan build +
+# tests, bounded fuzzing of every parser.
+test: deps build
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) -LE fuzz
+	$(MAKE) test-asan
+	$(MAKE) fuzz
+
+test-fast: build
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) -LE fuzz
+
+test-asan: build-asan
+	cd $(BUILD_ASAN) && ctest --output-on-failure -j $(JOBS) -LE "fuzz|gpu"
+
+fuzz:
+	CC=clang cmake -S . -B $(BUILD_FUZZ) -DCMAKE_BUILD_TYPE=Debug -DLLORCH_CUDA=OFF -DLLORCH_FUZZ=ON
+	cmake --build $(BUILD_FUZZ) -j $(JOBS)
+	cd $(BUILD_FUZZ) && ctest --output-on-failure -L fuzz
+
+up: build
+	./tools/up.sh
+
+bench: build
+	./$(BUILD)/llorch bench --model ../shared/models/stories260K.gguf
+
+gpu-bundle:
+	./tools/gpu-bundle.sh
+
+clean:
+	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_FUZZ)

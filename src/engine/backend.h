@@ -1,0 +1,138 @@
+/* backend — the vtable every compute backend implements (cpu/, cuda/).
+ *
+ * The forward pass (arch/*.c) is written once against these ops; a backend
+ * only knows tensors and ops, never architectures. Pointers to activations,
+ * caches and weights are backend memory (host pointers on the CPU, device
+ * pointers on CUDA). Ops are enqueued in order on the backend's single stream
+ * and may run asynchronously until sync()/download(); an op never fails
+ * synchronously: a device fault is latched and returned by the next sync().
+ *
+ * Activations are f32, row-major [rows][cols]. Where an op takes a leading
+ * dimension `ld` (in elements), its input may be a column slice of a wider
+ * matrix (phi3's fused qkv / gate_up outputs).
+ *
+ * Every op that reads a position reads it from backend memory (pos[rows]), and
+ * the token ids for get_rows likewise, so a decode step's op sequence is
+ * identical token after token and a backend may record it once (CUDA graph)
+ * and replay it: see record_begin/record_end.
+ *
+ * The CPU implementation (cpu/) is the reference: every op of every other
+ * backend is tested against it on random inputs.
+ */
+#ifndef LLORCH_BACKEND_H
+#define LLORCH_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine/sampler.h"
+
+/* A weight tensor resident in a backend. Matrices: ne0 = row length (input
+ * features), ne1 = rows (output features), ne2 = matrices (MoE experts; 1 otherwise). */
+typedef struct {
+    const void *data;   /* backend memory */
+    int type;           /* quant.h QT_* block format of every row */
+    int64_t ne0, ne1, ne2;
+    size_t nb1;         /* bytes per row = qt_row_bytes(type, ne0) */
+    size_t nb2;         /* bytes per matrix = nb1 * ne1 */
+} eng_w;
+
+/* Rotary embedding parameters (ggml semantics). */
+typedef struct {
+    int n_rot;                 /* dimensions rotated per head (<= head_dim, even) */
+    int neox;                  /* 0: adjacent pairs (x[2i], x[2i+1]) — llama;
+                                  1: halves (x[i], x[i + n_rot/2]) — qwen2, phi3, gpt-oss */
+    float freq_base;           /* theta base, e.g. 10000, 1e6 */
+    float freq_scale;          /* 1 / linear scaling factor; 1 = none */
+    const float *freq_factors; /* [n_rot/2] backend memory or NULL: theta_i /= factor_i (phi3 long rope, llama3) */
+    float ext_factor;          /* YaRN extrapolation mix; 0 = off */
+    float attn_factor;         /* YaRN magnitude scale; 1 = none */
+    float beta_fast, beta_slow;
+    int n_ctx_orig;            /* YaRN original context */
+} eng_rope;
+
+/* Arguments of a device-side sampling op (SPEC §3.4 pipeline). */
+typedef struct {
+    eng_sampling_params p;
+    const int32_t *history;    /* host: last n_history tokens (oldest first) */
+    int n_history;
+    double uniform;            /* the PRNG draw for this token, from the host sampler */
+} eng_sample_args;
+
+typedef struct eng_backend_ops {
+    const char *name;                 /* "cpu" | "cuda" */
+    const char *memory_architecture;  /* "host" | "vram-only" */
+    int weights_in_place;             /* 1: weights are used straight from the host mmap (no alloc/upload) */
+
+    /* ---- lifetime ------------------------------------------------------------ */
+    void (*destroy)(void *ctx);
+
+    /* ---- memory: 0 or -ENOMEM (limit or device full); never managed/host memory on cuda */
+    int (*alloc)(void *ctx, size_t bytes, void **out);   /* 256-byte aligned */
+    void (*free)(void *ctx, void *p);                     /* NULL ok */
+    int (*upload)(void *ctx, void *dst, const void *src, size_t bytes);   /* host → backend, src reusable on return */
+    int (*download)(void *ctx, void *dst, const void *src, size_t bytes); /* backend → host, synchronous (includes sync) */
+    int (*zero)(void *ctx, void *dst, size_t bytes);
+    int (*sync)(void *ctx);            /* 0 or the first latched device error (-EIO) */
+    uint64_t (*mem_used)(void *ctx);   /* bytes currently allocated through alloc */
+    /* 1 when p (from alloc) is resident backend memory; cpu: always 1 */
+    int (*is_resident)(void *ctx, const void *p, char *why, size_t whylen);
+
+    /* ---- ops (enqueue) ----------------------------------------------------------- */
+    /* out[i][0..w.ne0) = dequant(row ids[i] of w), i < n; ids in backend memory */
+    void (*get_rows)(void *ctx, const eng_w *w, const int32_t *ids, int n, float *out);
+    /* y[r] = x[r] / sqrt(mean(x[r]^2) + eps) * g  (g [dim] f32, may be NULL); x==y allowed */
+    void (*rmsnorm)(void *ctx, const float *x, const float *g, float *y, int rows, int dim, float eps);
+    /* y[r][o] = sum_i w[o][i] * x[r][i] for o < w.ne1;  x [rows][w.ne0], y [rows][w.ne1] */
+    void (*matmul)(void *ctx, const eng_w *w, const float *x, float *y, int rows);
+    /* y[r][0..dim) += b[0..dim) where y has leading dim ld (bias add) */
+    void (*add_bias)(void *ctx, float *y, int ld, const float *b, int rows, int dim);
+    /* y[i] += a[i], i < n (residual) */
+    void (*add)(void *ctx, float *y, const float *a, int64_t n);
+    /* in place: x[r][h*head_dim + d] for h < n_head, leading dim ld; position pos[r] */
+    void (*rope)(void *ctx, float *x, int ld, const int32_t *pos, int rows, int n_head, int head_dim,
+                 const eng_rope *p);
+    /* k_cache/v_cache [n_ctx][kv_dim] fp16: row pos[r] = k[r] / v[r] (leading dim ld) */
+    void (*kv_store)(void *ctx, uint16_t *k_cache, uint16_t *v_cache, const float *k, const float *v, int ld,
+                     const int32_t *pos, int rows, int kv_dim);
+    /* causal GQA attention: query row r (head h, leading dim ld_q) attends to
+     * cache rows 0..pos[r] of kv head h / (n_head / n_head_kv);
+     * out [rows][n_head*head_dim]; softmax(scale * q·k) · v */
+    void (*attention)(void *ctx, const float *q, int ld_q, const uint16_t *k_cache, const uint16_t *v_cache,
+                      const int32_t *pos, int rows, int n_head, int n_head_kv, int head_dim, float scale,
+                      float *out);
+    /* out[r][i] = silu(gate[r][i]) * up[r][i], i < dim; gate/up leading dim ld_in, out dim */
+    void (*swiglu)(void *ctx, const float *gate, const float *up, int ld_in, float *out, int rows, int dim);
+
+    /* ---- optional (NULL when absent) ----------------------------------------------- */
+    /* Samples from logits [n_vocab] on the backend; writes the id to *dev_token
+     * (backend memory, so the next decode step can read it) and to *host_token. */
+    int (*sample)(void *ctx, const float *logits, int n_vocab, const eng_sample_args *a,
+                  int32_t *dev_token, int32_t *host_token);
+    /* Op recording: between record_begin(key) and record_end(key) the engine
+     * issues one decode step; a backend may capture it (CUDA graph) and, on the
+     * next record_begin with the same key, return 1 = "replayed, skip issuing".
+     * Dynamic inputs (positions, token ids) live in backend memory and are
+     * uploaded before record_begin. */
+    int (*record_begin)(void *ctx, int key);
+    int (*record_end)(void *ctx, int key);
+    /* Device facts for eng_model_info: sm, cuda_runtime_version, device_name,
+     * device_total_bytes, device_free_bytes (fields of eng_model_info). */
+    void (*device_info)(void *ctx, int *sm, int *cuda_runtime_version, char *name, size_t name_cap,
+                        uint64_t *total, uint64_t *free_bytes);
+} eng_backend_ops;
+
+typedef struct {
+    const eng_backend_ops *ops;
+    void *ctx;
+} eng_backend;
+
+/* Constructors. n_threads 0 = online cores. mem_limit 0 = none.
+ * eng_backend_cuda_new is defined only in llorch_engine_cuda; the engine
+ * references it weakly, so a binary without the CUDA library links and
+ * reports ENG_E_NO_DEVICE for ENG_BACKEND_CUDA. */
+int eng_backend_cpu_new(int n_threads, uint64_t mem_limit, eng_backend *out, char *err, size_t errlen);
+int eng_backend_cuda_new(int device, uint64_t mem_limit, eng_backend *out, char *err, size_t errlen)
+    __attribute__((weak));
+
+#endif

@@ -1,0 +1,106 @@
+/* engine — the only header the worker and CLI use to run a model.
+ *
+ * Lifetimes:  eng_model_load → eng_session_new → (eng_eval, eng_sample)* →
+ *             eng_session_free → eng_model_free.
+ * A model owns its backend, its weights (CPU: used in place from the mmap;
+ * CUDA: uploaded to VRAM in bounded chunks) and its tokenizer. A session owns
+ * the fp16 KV cache and every scratch buffer for n_ctx tokens, allocated once
+ * at creation: nothing is allocated per token.
+ *
+ * Errors: negative codes below with a message in err[errlen].
+ */
+#ifndef LLORCH_ENGINE_H
+#define LLORCH_ENGINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine/sampler.h"
+#include "tokenizer/tokenizer.h"
+
+typedef struct eng_model eng_model;
+typedef struct eng_session eng_session;
+
+/* engine error codes (negative); map to SPEC codes in the worker */
+enum eng_err {
+    ENG_E_INVAL = -1,        /* bad argument, bad model file      → MODEL_LOAD_FAILED / INVALID_REQUEST */
+    ENG_E_UNSUPPORTED = -2,  /* unknown architecture / tensor type → MODEL_INCOMPATIBLE */
+    ENG_E_IO = -3,           /* cannot read the file              → MODEL_LOAD_FAILED */
+    ENG_E_OOM = -4,          /* backend memory exhausted          → VRAM_OOM (cuda) / INTERNAL (cpu) */
+    ENG_E_BACKEND = -5,      /* device fault (CUDA error)         → CUDA_ERROR */
+    ENG_E_CTX_FULL = -6,     /* n_past + n > n_ctx                → CONTEXT_LENGTH_EXCEEDED */
+    ENG_E_NO_DEVICE = -7,    /* no such device / backend not built in */
+};
+const char *eng_err_name(int code);
+
+enum eng_backend_kind { ENG_BACKEND_CPU = 0, ENG_BACKEND_CUDA = 1 };
+
+/* Load progress: called with percent 0, 25, 50, 75, 100 (each once, in order). */
+typedef void (*eng_progress_fn)(void *user, int percent, uint64_t bytes_done, uint64_t bytes_total);
+
+typedef struct {
+    enum eng_backend_kind backend;
+    int device;                  /* CUDA device ordinal */
+    int n_threads;               /* CPU threads; 0 = number of online cores */
+    int n_ctx;                   /* context for sessions; 0 = min(train context, 4096) */
+    int n_batch;                 /* max tokens per eval chunk; 0 = 512 */
+    size_t upload_chunk_bytes;   /* host→device copy chunk; 0 = 1 MiB */
+    uint64_t mem_limit_bytes;    /* test knob: backend allocations beyond this fail with ENG_E_OOM; 0 = none */
+    eng_progress_fn progress;    /* may be NULL */
+    void *progress_user;
+} eng_load_opts;
+
+void eng_load_opts_default(eng_load_opts *o);
+
+typedef struct {
+    const char *arch;            /* "llama" | "qwen2" | "phi3" */
+    const char *name;            /* general.name or the file's base name */
+    const char *quant_kind;      /* file type actually loaded: "Q4_K_M", "Q8_0", "F32", "MXFP4", ... */
+    const char *backend;         /* "cpu" | "cuda" */
+    const char *memory_architecture; /* "host" | "vram-only" */
+    int n_vocab, n_ctx_train, n_ctx, n_embd, n_layer, n_head, n_head_kv, head_dim, n_ff;
+    uint64_t weight_bytes;       /* weights held by the backend (CPU: mapped file bytes in use) */
+    uint64_t kv_bytes;           /* KV cache of one session at n_ctx */
+    uint64_t scratch_bytes;      /* activations/scratch of one session */
+    uint64_t memory_bytes;       /* all backend memory this model + its sessions hold now */
+    /* device facts (CUDA; zero/empty on CPU) */
+    int sm;                      /* e.g. 90 */
+    int cuda_runtime_version;    /* e.g. 13000 */
+    char device_name[128];
+    uint64_t device_total_bytes, device_free_bytes;
+} eng_model_info;
+
+/* Validates the file (GGUF structure, architecture, tensor shapes and types,
+ * memory fit) before allocating, then loads. */
+int eng_model_load(const char *path, const eng_load_opts *opts, eng_model **out, char *err, size_t errlen);
+void eng_model_free(eng_model *m); /* NULL ok */
+/* Cached facts; refreshes device free/total and memory_bytes. */
+const eng_model_info *eng_model_get_info(eng_model *m);
+const tok_vocab *eng_model_vocab(const eng_model *m);
+/* Residency check (CUDA: cudaPointerGetAttributes on every allocation says
+ * device memory, no host pointer). Returns 1 when resident, 0 when not (with a
+ * message), and always 1 on the CPU backend. */
+int eng_model_check_residency(eng_model *m, char *err, size_t errlen);
+
+/* ---- sessions ---------------------------------------------------------------- */
+int eng_session_new(eng_model *m, eng_session **out, char *err, size_t errlen);
+void eng_session_free(eng_session *s); /* NULL ok */
+void eng_session_reset(eng_session *s); /* forget all tokens (n_past = 0) */
+int eng_session_n_past(const eng_session *s);
+int eng_session_n_ctx(const eng_session *s);
+
+enum eng_logits_mode { ENG_LOGITS_LAST = 0, ENG_LOGITS_ALL = 1 };
+
+/* Runs toks[0..n) at positions n_past..n_past+n-1 (split into n_batch
+ * chunks), appending them to the KV cache. ENG_LOGITS_ALL keeps logits for
+ * every token (for teacher-forced tests; needs n <= n_batch). */
+int eng_eval(eng_session *s, const int32_t *toks, int n, int logits_mode, char *err, size_t errlen);
+/* Host copy of the logits [n_vocab] of token i of the last eval (i = -1: the
+ * last token). Valid until the next eval. NULL when not computed. */
+const float *eng_logits(eng_session *s, int i);
+/* Samples the next token from the last eval's final logits through the SPEC
+ * §3.4 pipeline (on the device where the backend can), and records it in the
+ * sampler's repetition history. */
+int eng_sample(eng_session *s, eng_sampler *sp, int32_t *out_token);
+
+#endif

@@ -1,0 +1,45 @@
+/* testutil — shared helpers for C tests (cmocka based).
+ * Paths come from the environment CTest sets (CMakeLists.txt TEST_ENV):
+ *   LLORCH_MODELS_DIR  ../shared/models (real GGUF files)
+ *   LLORCH_FIXTURES    tests/fixtures
+ *   LLORCH_BUILD_DIR   the build tree (programs under test)
+ *   LLORCH_SRC_DIR     the source tree
+ */
+#ifndef LLORCH_TESTUTIL_H
+#define LLORCH_TESTUTIL_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+static inline const char *tu_env(const char *name, const char *fallback) {
+    const char *v = getenv(name);
+    return v && *v ? v : fallback;
+}
+
+/* Writes "<dir>/<name>" into buf; returns buf. */
+static inline const char *tu_path(char *buf, size_t cap, const char *env, const char *fallback, const char *name) {
+    snprintf(buf, cap, "%s/%s", tu_env(env, fallback), name);
+    return buf;
+}
+#define TU_MODEL(buf, name) tu_path(buf, sizeof buf, "LLORCH_MODELS_DIR", "../shared/models", name)
+#define TU_FIXTURE(buf, name) tu_path(buf, sizeof buf, "LLORCH_FIXTURES", "tests/fixtures", name)
+#define TU_BUILD(buf, name) tu_path(buf, sizeof buf, "LLORCH_BUILD_DIR", "build", name)
+
+/* deterministic test RNG (splitmix64) */
+static inline uint64_t tu_rng(uint64_t *s) {
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+static inline float tu_randf(uint64_t *s) { /* [-1, 1) */
+    return (float)((tu_rng(s) >> 40) * (1.0 / 16777216.0) * 2.0 - 1.0);
+}
+
+#endif
