@@ -81,6 +81,10 @@ int qt_quantize_row(int type, const float *src, void *dst, int64_t n);
 /* Dot product of a weight row (type) with an activation row already
  * quantized to qt_info(type)->vec_dot_type. */
 float qt_vec_dot(int type, const void *wrow, const void *xq, int64_t n);
+/* The scalar reference for qt_vec_dot (same integer sums per block; float
+ * summation order may differ from the SIMD kernels). For tests and for
+ * checking other backends. */
+float qt_vec_dot_ref(int type, const void *wrow, const void *xq, int64_t n);
 /* Quantizes an activation row into the given vec_dot_type (Q8_0, Q8_1, Q8_K,
  * F16 or F32 copy). */
 void qt_quantize_act(int vec_dot_type, const float *x, void *dst, int64_t n);
