@@ -8,8 +8,28 @@
  *
  * Dot products follow ggml: the activation row is first quantized to the
  * weight type's "vec_dot_type" (Q8_0 for Q4_0/Q5_0/Q8_0/MXFP4, Q8_1 for
- * Q4_1/Q5_1, Q8_K for the K-quants, F32 for F32, F16 for F16/BF16), once per
- * row of activations, then qt_vec_dot(wtype, wrow, xq, n) runs on both.
+ * Q4_1/Q5_1, Q8_K for the K-quants, F32 for F32, F16 for F16, and F32 for
+ * BF16 -- our choice: BF16 weights dot unrounded F32 activations, where ggml
+ * would round activations to BF16), once per row of activations, then
+ * qt_vec_dot(wtype, wrow, xq, n) runs on both. Always read the activation type
+ * from qt_info(wtype)->vec_dot_type rather than hard-coding it.
+ *
+ * Semantics others rely on (see the .c files for the element order of each
+ * format; the dequantizers in quant_dequant.c are the project's reference):
+ *  - Q8_1 and Q8_K are activation-only: vec_dot_type -1, can_quantize 0
+ *    (qt_quantize_row says -ENOTSUP); qt_quantize_act and qt_dequant_row work.
+ *    Q8_1's s = fp16(d * sum(qs)); Q8_K's d is fp32 and bsums[k] = sum of
+ *    qs[16k..16k+15].
+ *  - MXFP4: value = kvalues[nibble] * qt_e8m0_to_f32(e), kvalues being the
+ *    e2m1 values doubled {0,1,2,3,4,6,8,12,0,-1,...,-12} and
+ *    qt_e8m0_to_f32(e) = 2^(e-128) (ggml's GGML_E8M0_TO_FP32_HALF), which is
+ *    the OCP 2^(e-127) scale with the table's factor 2 folded out. e = 255 is
+ *    not NaN: it decodes as 2^127, as ggml does.
+ *  - I8/I16/I32 are in the table (blck 1) for row sizes; dequant converts.
+ *  - Asserts (tier 2) fire on unknown types or bad n in qt_dequant_row,
+ *    qt_vec_dot and qt_quantize_act: validate tensor types at load time.
+ *  - Quantizers are ggml's non-imatrix reference algorithms; e.g. an all-zero
+ *    Q4_0/Q5_0 block stores d = -0.0 (0/-8) exactly as ggml does.
  */
 #ifndef LLORCH_QUANT_H
 #define LLORCH_QUANT_H
