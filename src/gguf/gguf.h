@@ -137,4 +137,17 @@ int64_t gguf_w_add_tensor(gguf_writer *w, const char *name, int type, int n_dims
 /* Writes to path atomically (path.tmp then rename). */
 int gguf_w_write(gguf_writer *w, const char *path, char *err, size_t errlen);
 
+/* ---- ggml type table (own copy: llorch_gguf does not depend on llorch_quant) --
+ * Added for the reader's size checks and for tools. Ids 0..39 as ggml defines
+ * them; removed ids (4, 5, 31..33, 36..38) are unknown. */
+/* Elements and bytes per block; returns 0, or -EINVAL for an unknown id. */
+int gguf_type_block(int type, int *blck, int *bytes);
+/* ggml's name ("F32", "Q4_K", "MXFP4"); NULL for an unknown id. */
+const char *gguf_type_name(int type);
+/* Parses a type name (case-insensitive); -1 when unknown. */
+int gguf_type_parse(const char *name);
+/* Bytes of a tensor of this type and shape; 0 when ne[0] is not a whole
+ * number of blocks, the id is unknown or the size overflows. */
+uint64_t gguf_type_nbytes(int type, int n_dims, const int64_t *ne);
+
 #endif
