@@ -2,13 +2,29 @@
  * unicode_tables.c by tools/gen_unicode.py) and the regex-free pre-tokenizers
  * that split text into the words byte-level BPE merges within.
  *
- * The splits reproduce, span for span, these pre-tokenizer regexes (as
- * llama.cpp applies them for tokenizer.ggml.pre):
- *   TOK_PRE_DEFAULT  GPT-2:  's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
- *   TOK_PRE_LLAMA3   Llama-3 (also qwen2 minus the digit rule; see pretok.c)
- *   TOK_PRE_QWEN2    Qwen2:  (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+
- *   TOK_PRE_O200K    GPT-4o / GPT-OSS (the o200k pattern with its case-aware letter classes)
- * Invalid UTF-8 bytes are treated as one-byte "other" characters (never dropped).
+ * The splits reproduce, span for span, these pre-tokenizer regexes as
+ * llama.cpp applies them for tokenizer.ggml.pre (llama-vocab.cpp, unicode.cpp):
+ *   TOK_PRE_DEFAULT  GPT-2 ("gpt-2"; llama.cpp's hand-written gpt2 splitter):
+ *     's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
+ *   TOK_PRE_LLAMA3   Llama-3 ("llama-bpe"):
+ *     (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+
+ *   TOK_PRE_QWEN2    Qwen2 ("qwen2"): the Llama-3 regex with \p{N} (one digit) for \p{N}{1,3}
+ *   TOK_PRE_O200K    GPT-4o / GPT-OSS ("gpt-4o"), the o200k regex as written in
+ *     tokenizer.json (what tiktoken and HF tokenizers run):
+ *     [^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?
+ *     |[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?
+ *     |\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+
+ *   TOK_PRE_O200K_LLAMACPP  the rewrite llama.cpp actually runs for "gpt-4o"
+ *     (std::regex has no \p{Lu}): U = (?=\p{L})[^a-z], L = (?=\p{L})[^A-Z] in place
+ *     of the two classes above, so case is told apart for ASCII letters only and
+ *     combining marks are not word characters. Equal to TOK_PRE_O200K on text
+ *     without non-ASCII letters or marks.
+ * \s is the White_Space property (as llama.cpp's tables: U+0085 yes, U+FEFF no);
+ * the (?i:) groups fold ASCII letters only. Invalid UTF-8 bytes are one-byte
+ * characters of category "other" (TOK_UCAT_C), never dropped (llama.cpp would
+ * replace each with U+FFFD, also a non-letter non-number non-space).
+ * llama.cpp's "default" pre (an empty or "default" tokenizer.ggml.pre) runs a
+ * different list of regexes; tok_pre_parse maps "default" to the GPT-2 split.
  */
 #ifndef LLORCH_PRETOK_H
 #define LLORCH_PRETOK_H
@@ -39,11 +55,18 @@ typedef struct {
     uint32_t len; /* byte length */
 } tok_span;
 
+/* extra kind beyond enum tok_pre (tokenizer.h); see above */
+#define TOK_PRE_O200K_LLAMACPP ((enum tok_pre)16)
+
 /* Splits text[0..len) into spans that cover it exactly, in order. Writes up to
- * cap spans; returns the total count (may exceed cap) or a negative code. */
+ * cap spans; returns the total count (may exceed cap) or a negative code
+ * (-ERR_INVALID_REQUEST: unknown pre, NULL pointers, cap < 0, len > INT_MAX).
+ * Spans are never empty; linear time; no allocation. */
 int tok_pretokenize(enum tok_pre pre, const char *text, size_t len, tok_span *spans, int cap);
 
-/* Maps a tokenizer.ggml.pre name to the enum; -1 when unknown. */
+/* Maps a tokenizer.ggml.pre name (len bytes, no NUL needed) to the enum, by
+ * the split llama.cpp applies for it ("gpt-2", "llama-bpe", "qwen2",
+ * "deepseek-r1-qwen", "gpt-4o", ... see pretok.c); -1 when unknown. */
 int tok_pre_parse(const char *name, size_t len);
 
 #endif
