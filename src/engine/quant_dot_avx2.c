@@ -186,6 +186,182 @@ static float dot_mxfp4(const void *w, const void *x, int64_t n) {
     return hsum256(acc);
 }
 
+/* ---- K-quants x Q8_K -----------------------------------------------------------
+ * Unsigned codes go on maddubs' unsigned side directly; signed formats are
+ * offset to unsigned (Q3_K: u = v + 4, Q6_K: u = v + 32) and the offset is
+ * removed with Q8_K's bsums (sum of y per 16 elements):
+ *   sum_j sc_j * sum((u-o)*y) = sum_j sc_j * sum(u*y) - o * sum_j sc_j * bsums_j. */
+
+/* i16 scale vector: lanes 0-7 = a, 8-15 = b (two 16-element sub-blocks of a
+ * 32-lane maddubs result) */
+static inline __m256i scale_pair(int a, int b) {
+    return _mm256_set_m128i(_mm_set1_epi16((short)b), _mm_set1_epi16((short)a));
+}
+
+static inline int hsum_i32(__m256i v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
+    return _mm_cvtsi128_si32(s);
+}
+
+static inline float q8k_d(const blk_q8_K *b) {
+    float d;
+    memcpy(&d, &b->d, 4);
+    return d;
+}
+
+static float dot_q2_K(const void *w, const void *x, int64_t n) {
+    const blk_q2_K *a = w;
+    const blk_q8_K *b = x;
+    const __m256i m3 = _mm256_set1_epi8(3);
+    __m256 acc = _mm256_setzero_ps();
+    float accm = 0;
+    for (int64_t i = 0; i < n / QK_K; i++) {
+        const float dy = q8k_d(&b[i]);
+        /* mins: sum_j (scales[j] >> 4) * bsums[j] */
+        const __m128i sc8 = _mm_loadu_si128((const __m128i *)a[i].scales);
+        const __m256i mins16 = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(sc8, 4), _mm_set1_epi8(0x0F)));
+        const __m256i bs = _mm256_loadu_si256((const __m256i *)b[i].bsums);
+        accm += dy * f16(a[i].dmin) * (float)hsum_i32(_mm256_madd_epi16(mins16, bs));
+        uint8_t sc[16];
+        for (int j = 0; j < 16; j++) sc[j] = a[i].scales[j] & 0xF;
+        __m256i sumi = _mm256_setzero_si256();
+        const int8_t *y = b[i].qs;
+        for (int h = 0; h < 2; h++) {
+            const __m256i bits = _mm256_loadu_si256((const __m256i *)(a[i].qs + 32 * h));
+            for (int sh = 0; sh < 4; sh++, y += 32) {
+                const __m256i q = _mm256_and_si256(_mm256_srli_epi16(bits, 2 * sh), m3);
+                const __m256i p = _mm256_maddubs_epi16(q, _mm256_loadu_si256((const __m256i *)y));
+                const int j = 8 * h + 2 * sh;
+                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, scale_pair(sc[j], sc[j + 1])));
+            }
+        }
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(dy * f16(a[i].d)), _mm256_cvtepi32_ps(sumi), acc);
+    }
+    return hsum256(acc) - accm;
+}
+
+static float dot_q3_K(const void *w, const void *x, int64_t n) {
+    const blk_q3_K *a = w;
+    const blk_q8_K *b = x;
+    const __m256i m3 = _mm256_set1_epi8(3), m4 = _mm256_set1_epi8(4);
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n / QK_K; i++) {
+        int8_t sc[16];
+        qt__q3k_scales(a[i].scales, sc);
+        const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)sc));
+        const __m256i bs = _mm256_loadu_si256((const __m256i *)b[i].bsums);
+        const __m256i off = _mm256_slli_epi32(_mm256_madd_epi16(sc16, bs), 2); /* 4 * sum sc*bsums */
+        const __m256i hm = _mm256_loadu_si256((const __m256i *)a[i].hmask);
+        __m256i sumi = _mm256_setzero_si256();
+        const int8_t *y = b[i].qs;
+        for (int h = 0; h < 2; h++) {
+            const __m256i bits = _mm256_loadu_si256((const __m256i *)(a[i].qs + 32 * h));
+            for (int sh = 0; sh < 4; sh++, y += 32) {
+                const __m256i hb = _mm256_set1_epi8((char)(1 << (4 * h + sh)));
+                const __m256i high = _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(hm, hb), hb), m4);
+                const __m256i u = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(bits, 2 * sh), m3), high);
+                const __m256i p = _mm256_maddubs_epi16(u, _mm256_loadu_si256((const __m256i *)y));
+                const int j = 8 * h + 2 * sh;
+                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, scale_pair(sc[j], sc[j + 1])));
+            }
+        }
+        sumi = _mm256_sub_epi32(sumi, off);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(q8k_d(&b[i]) * f16(a[i].d)), _mm256_cvtepi32_ps(sumi), acc);
+    }
+    return hsum256(acc);
+}
+
+/* Q4_K / Q5_K: 8 sub-blocks of 32, one maddubs per sub-block. qh NULL for Q4_K. */
+static inline float dot_q45_K_blk(const uint16_t d, const uint16_t dmin, const uint8_t *scales, const uint8_t *qs,
+                                  const uint8_t *qh, const blk_q8_K *b, __m256 *acc) {
+    uint8_t sc[8], m[8];
+    for (int j = 0; j < 8; j++) qt__scale_min_k4(j, scales, &sc[j], &m[j]);
+    const float dy = q8k_d(b);
+    /* mins: m_j * (bsums[2j] + bsums[2j+1]); duplicate each m_j over two i16 lanes */
+    const __m256i m16 = _mm256_setr_epi16(m[0], m[0], m[1], m[1], m[2], m[2], m[3], m[3], m[4], m[4], m[5], m[5], m[6],
+                                          m[6], m[7], m[7]);
+    const __m256i bs = _mm256_loadu_si256((const __m256i *)b->bsums);
+    const int summ = hsum_i32(_mm256_madd_epi16(m16, bs));
+    const __m256i lo4 = _mm256_set1_epi8(0x0F), b5 = _mm256_set1_epi8(0x10);
+    const __m256i hbits = qh ? _mm256_loadu_si256((const __m256i *)qh) : _mm256_setzero_si256();
+    __m256i sumi = _mm256_setzero_si256();
+    for (int c = 0; c < 4; c++) {
+        const __m256i bits = _mm256_loadu_si256((const __m256i *)(qs + 32 * c));
+        __m256i ql = _mm256_and_si256(bits, lo4);
+        __m256i qhh = _mm256_and_si256(_mm256_srli_epi16(bits, 4), lo4);
+        if (qh) {
+            const __m256i m1 = _mm256_set1_epi8((char)(1 << (2 * c))), m2 = _mm256_set1_epi8((char)(2 << (2 * c)));
+            ql = _mm256_or_si256(ql, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(hbits, m1), m1), b5));
+            qhh = _mm256_or_si256(qhh, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(hbits, m2), m2), b5));
+        }
+        const __m256i y0 = _mm256_loadu_si256((const __m256i *)(b->qs + 64 * c));
+        const __m256i y1 = _mm256_loadu_si256((const __m256i *)(b->qs + 64 * c + 32));
+        const __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(ql, y0), _mm256_set1_epi16(sc[2 * c]));
+        const __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(qhh, y1), _mm256_set1_epi16(sc[2 * c + 1]));
+        sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p0, p1));
+    }
+    *acc = _mm256_fmadd_ps(_mm256_set1_ps(dy * f16(d)), _mm256_cvtepi32_ps(sumi), *acc);
+    return dy * f16(dmin) * (float)summ;
+}
+
+static float dot_q4_K(const void *w, const void *x, int64_t n) {
+    const blk_q4_K *a = w;
+    const blk_q8_K *b = x;
+    __m256 acc = _mm256_setzero_ps();
+    float accm = 0;
+    for (int64_t i = 0; i < n / QK_K; i++) accm += dot_q45_K_blk(a[i].d, a[i].dmin, a[i].scales, a[i].qs, NULL, &b[i], &acc);
+    return hsum256(acc) - accm;
+}
+
+static float dot_q5_K(const void *w, const void *x, int64_t n) {
+    const blk_q5_K *a = w;
+    const blk_q8_K *b = x;
+    __m256 acc = _mm256_setzero_ps();
+    float accm = 0;
+    for (int64_t i = 0; i < n / QK_K; i++)
+        accm += dot_q45_K_blk(a[i].d, a[i].dmin, a[i].scales, a[i].qs, a[i].qh, &b[i], &acc);
+    return hsum256(acc) - accm;
+}
+
+static float dot_q6_K(const void *w, const void *x, int64_t n) {
+    const blk_q6_K *a = w;
+    const blk_q8_K *b = x;
+    const __m256i lo4 = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(3);
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n / QK_K; i++) {
+        const int8_t *sc = a[i].scales;
+        const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)sc));
+        const __m256i bs = _mm256_loadu_si256((const __m256i *)b[i].bsums);
+        const __m256i off = _mm256_slli_epi32(_mm256_madd_epi16(sc16, bs), 5); /* 32 * sum sc*bsums */
+        __m256i sumi = _mm256_setzero_si256();
+        for (int h = 0; h < 2; h++) {
+            const uint8_t *ql = a[i].ql + 64 * h;
+            const __m256i l0 = _mm256_loadu_si256((const __m256i *)ql);
+            const __m256i l1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
+            const __m256i hb = _mm256_loadu_si256((const __m256i *)(a[i].qh + 32 * h));
+            __m256i u[4];
+            u[0] = _mm256_or_si256(_mm256_and_si256(l0, lo4), _mm256_slli_epi16(_mm256_and_si256(hb, m3), 4));
+            u[1] = _mm256_or_si256(_mm256_and_si256(l1, lo4),
+                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2), m3), 4));
+            u[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), lo4),
+                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 4), m3), 4));
+            u[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), lo4),
+                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 6), m3), 4));
+            for (int k = 0; k < 4; k++) {
+                const __m256i y = _mm256_loadu_si256((const __m256i *)(b[i].qs + 128 * h + 32 * k));
+                const __m256i p = _mm256_maddubs_epi16(u[k], y);
+                const int j = 8 * h + 2 * k;
+                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, scale_pair(sc[j], sc[j + 1])));
+            }
+        }
+        sumi = _mm256_sub_epi32(sumi, off);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(q8k_d(&b[i]) * f16(a[i].d)), _mm256_cvtepi32_ps(sumi), acc);
+    }
+    return hsum256(acc);
+}
+
 qt_dot_fn qt__dot_simd(int type) {
     switch (type) {
     case QT_F32: return dot_f32;
@@ -197,6 +373,11 @@ qt_dot_fn qt__dot_simd(int type) {
     case QT_Q5_1: return dot_q5_1;
     case QT_Q8_0: return dot_q8_0;
     case QT_MXFP4: return dot_mxfp4;
+    case QT_Q2_K: return dot_q2_K;
+    case QT_Q3_K: return dot_q3_K;
+    case QT_Q4_K: return dot_q4_K;
+    case QT_Q5_K: return dot_q5_K;
+    case QT_Q6_K: return dot_q6_K;
     default: return NULL;
     }
 }
