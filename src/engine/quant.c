@@ -33,7 +33,7 @@ struct qt_traits {
 };
 
 #define T(id, nm, bl, by, vdt, dq, q, a, dr) \
-    [id] = {{nm, bl, by, vdt, (q) != NULL}, dq, q, a, dr}
+    [id] = {{nm, bl, by, vdt, 0}, dq, q, a, dr}
 static const struct qt_traits g_traits[QT__MAX] = {
     T(QT_F32, "f32", 1, 4, QT_F32, qt__dq_f32, qt__q_f32, qt__q_f32, qt__dot_f32_ref),
     T(QT_F16, "f16", 1, 2, QT_F16, qt__dq_f16, qt__q_f16, qt__q_f16, qt__dot_f16_ref),
@@ -62,9 +62,22 @@ static const struct qt_traits *traits(int type) {
     return &g_traits[type];
 }
 
+/* public info with can_quantize filled from the table (a function-pointer
+ * test is not a constant expression under every build config) */
+static qt_info_t g_info[QT__MAX];
+static pthread_once_t g_info_once = PTHREAD_ONCE_INIT;
+
+static void info_init(void) {
+    for (int i = 0; i < QT__MAX; i++) {
+        g_info[i] = g_traits[i].info;
+        g_info[i].can_quantize = g_traits[i].quantize != NULL;
+    }
+}
+
 const qt_info_t *qt_info(int type) {
-    const struct qt_traits *t = traits(type);
-    return t ? &t->info : NULL;
+    if (!traits(type)) return NULL;
+    pthread_once(&g_info_once, info_init);
+    return &g_info[type];
 }
 
 size_t qt_row_bytes(int type, int64_t n) {
