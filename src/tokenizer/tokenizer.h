@@ -31,6 +31,8 @@ enum tok_pre {
 enum tok_attr {
     TOK_ATTR_NORMAL = 1, TOK_ATTR_UNKNOWN = 2, TOK_ATTR_CONTROL = 4,
     TOK_ATTR_USER_DEFINED = 8, TOK_ATTR_UNUSED = 16, TOK_ATTR_BYTE = 32,
+    /* added: special-token matching eats whitespace left/right of the token (Phi-3) */
+    TOK_ATTR_LSTRIP = 64, TOK_ATTR_RSTRIP = 128,
 };
 
 int tok_load_gguf(const gguf_ctx *g, tok_vocab **out, char *err, size_t errlen);
@@ -49,6 +51,12 @@ int tok_is_control(const tok_vocab *v, int32_t id);
 /* the token's text as stored in the vocab (e.g. "▁the", "Ġthe", "<0x0A>"); NULL when out of range */
 const char *tok_text(const tok_vocab *v, int32_t id);
 int32_t tok_find(const tok_vocab *v, const char *text); /* exact vocab entry, -1 when absent */
+/* added: */
+int32_t tok_eot(const tok_vocab *v);                     /* end-of-turn id (key or detected by text), -1 when none */
+int32_t tok_unk(const tok_vocab *v);                     /* -1 when none */
+unsigned tok_token_attr(const tok_vocab *v, int32_t id); /* TOK_ATTR_* bits; 0 for a bad id */
+float tok_score(const tok_vocab *v, int32_t id);         /* tokenizer.ggml.scores entry (0 when absent/bad id) */
+enum tok_pre tok_pre_kind(const tok_vocab *v);           /* BPE pre-tokenizer (TOK_PRE_DEFAULT for SPM) */
 
 /* Tokenizes text[0..len). add_special: prepend BOS/append EOS per the vocab's
  * flags. parse_special: match special/control tokens written in the text
@@ -65,9 +73,17 @@ int tok_encode(const tok_vocab *v, const char *text, size_t len, int add_special
  * Like llama.cpp's token_to_piece(..., lstrip=0, special=render_special). */
 int tok_piece(const tok_vocab *v, int32_t id, int render_special, char *out, int cap);
 
-/* Detokenizes a sequence like llama.cpp's llama_detokenize (remove a leading
- * space after BOS for SPM when remove_leading_space...). Returns bytes or needed size. */
+/* Detokenizes a sequence like llama.cpp's llama_detokenize(remove_special=false,
+ * unparse_special=render_special): pieces concatenated; when the vocab adds a
+ * space prefix (SPM) the first token loses one leading space; BPE vocabs with
+ * clean_up_tokenization_spaces (gpt-2, llama-bpe; not qwen2/gpt-4o) get its
+ * " ." / " 's" clean-ups. Returns the full byte count (may exceed cap: only
+ * cap bytes written) or a negative code (bad id). */
 int tok_decode(const tok_vocab *v, const int32_t *ids, int n, int render_special, char *out, int cap);
+/* added: the same with llama_detokenize's remove_special: a leading BOS (and
+ * trailing EOS) the vocab adds is dropped, and then no leading space is removed. */
+int tok_detokenize(const tok_vocab *v, const int32_t *ids, int n, int remove_special, int render_special, char *out,
+                   int cap);
 
 /* ---- streaming UTF-8 assembler -----------------------------------------------
  * Feeds token bytes in; emits only complete, valid UTF-8. Bytes of an
@@ -80,10 +96,14 @@ typedef struct {
 } tok_utf8_stream;
 
 void tok_utf8_init(tok_utf8_stream *s);
-/* Appends in[0..n) and writes the emit-ready bytes to out (cap >= n + 4 is
- * always enough). Returns bytes written. */
+/* Appends in[0..n) and writes the emit-ready bytes to out. Returns bytes
+ * written. cap >= n + 3 is enough for valid UTF-8; each invalid byte becomes
+ * the 3-byte U+FFFD, so cap >= 3 * n + 3 is always enough (TOK_UTF8_CAP).
+ * Output beyond cap is dropped. */
+#define TOK_UTF8_CAP(n) (3 * (size_t)(n) + 3)
 size_t tok_utf8_push(tok_utf8_stream *s, const char *in, size_t n, char *out, size_t cap);
-/* End of stream: flushes what is pending (invalid leftovers become U+FFFD). */
+/* End of stream: flushes what is pending (an incomplete sequence becomes one
+ * U+FFFD; cap >= 3 is enough). */
 size_t tok_utf8_finish(tok_utf8_stream *s, char *out, size_t cap);
 
 #endif

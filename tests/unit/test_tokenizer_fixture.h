@@ -1,0 +1,127 @@
+/* test_tokenizer_fixture — compares our tokenizer against a committed
+ * llama.cpp reference file written by tools/ref/ref_tokenize.mjs (format
+ * described there). Every case is checked four ways for ids (add_special x
+ * parse_special) and twice for detokenization; the EOG set is compared token
+ * by token. Mismatches are printed (first few in full) and fail the test.
+ */
+#ifndef TEST_TOKENIZER_FIXTURE_H
+#define TEST_TOKENIZER_FIXTURE_H
+
+#include <jansson.h>
+
+#include "gguf/gguf.h"
+#include "tokenizer/tokenizer.h"
+#include "testutil.h"
+
+static tok_vocab *tf_load(const char *path) {
+    char err[256] = "";
+    gguf_ctx *g = NULL;
+    if (gguf_open(path, &g, err, sizeof err) != 0) fail_msg("gguf_open %s: %s", path, err);
+    tok_vocab *v = NULL;
+    int rc = tok_load_gguf(g, &v, err, sizeof err);
+    gguf_close(g);
+    if (rc != 0) fail_msg("tok_load_gguf %s: %s", path, err);
+    return v;
+}
+
+static void tf_print_ids(const char *what, const int32_t *ids, int n) {
+    fprintf(stderr, "    %s (%d):", what, n);
+    for (int i = 0; i < n && i < 64; i++) fprintf(stderr, " %d", ids[i]);
+    fprintf(stderr, n > 64 ? " ...\n" : "\n");
+}
+
+/* returns 1 when ids equal the JSON array */
+static int tf_ids_match(json_t *arr, const int32_t *ids, int n) {
+    if (!json_is_array(arr) || (int)json_array_size(arr) != n) return 0;
+    for (int i = 0; i < n; i++)
+        if (json_integer_value(json_array_get(arr, (size_t)i)) != ids[i]) return 0;
+    return 1;
+}
+
+static void tf_json_ids(json_t *arr, int32_t *out, int *n) {
+    *n = (int)json_array_size(arr);
+    for (int i = 0; i < *n; i++) out[i] = (int32_t)json_integer_value(json_array_get(arr, (size_t)i));
+}
+
+struct tf_stats {
+    int cases, id_checks, decode_checks, roundtrips, failures;
+};
+
+static struct tf_stats tf_run(tok_vocab *v, const char *fixture_path) {
+    struct tf_stats st = {0};
+    json_error_t jerr;
+    json_t *root = json_load_file(fixture_path, 0, &jerr);
+    if (!root) fail_msg("fixture %s: %s (line %d)", fixture_path, jerr.text, jerr.line);
+
+    /* vocab-level facts */
+    assert_int_equal(tok_n_vocab(v), json_integer_value(json_object_get(root, "n_vocab")));
+    json_t *jb = json_object_get(root, "bos"), *je = json_object_get(root, "eos");
+    assert_int_equal(tok_bos(v), json_is_integer(jb) ? json_integer_value(jb) : -1);
+    assert_int_equal(tok_eos(v), json_is_integer(je) ? json_integer_value(je) : -1);
+    assert_int_equal(tok_add_bos(v), json_is_true(json_object_get(root, "add_bos")));
+    assert_int_equal(tok_add_eos(v), json_is_true(json_object_get(root, "add_eos")));
+    json_t *eog = json_object_get(root, "eog");
+    int n_eog = 0;
+    for (int32_t t = 0; t < tok_n_vocab(v); t++) n_eog += tok_is_eog(v, t);
+    assert_int_equal(n_eog, (int)json_array_size(eog));
+    for (size_t i = 0; i < json_array_size(eog); i++)
+        assert_true(tok_is_eog(v, (int32_t)json_integer_value(json_array_get(eog, i))));
+
+    const int cap = 1 << 16;
+    int32_t *ids = malloc(sizeof(int32_t) * cap), *ref = malloc(sizeof(int32_t) * cap);
+    char *text = malloc(1 << 20);
+    json_t *cases = json_object_get(root, "cases");
+    for (size_t c = 0; c < json_array_size(cases); c++) {
+        json_t *jc = json_array_get(cases, c);
+        const char *s = json_string_value(json_object_get(jc, "text"));
+        size_t sl = json_string_length(json_object_get(jc, "text"));
+        st.cases++;
+        static const struct {
+            const char *key;
+            int add_special, parse_special;
+        } modes[] = {{"plain", 0, 0}, {"special", 0, 1}, {"plain_bos", 1, 0}, {"special_bos", 1, 1}};
+        for (size_t m = 0; m < 4; m++) {
+            int n = tok_encode(v, s, sl, modes[m].add_special, modes[m].parse_special, ids, cap);
+            st.id_checks++;
+            json_t *exp = json_object_get(jc, modes[m].key);
+            if (n < 0 || !tf_ids_match(exp, ids, n)) {
+                if (st.failures++ < 8) {
+                    fprintf(stderr, "MISMATCH %s case %zu mode %s: \"%s\"\n", fixture_path, c, modes[m].key, s);
+                    int rn;
+                    tf_json_ids(exp, ref, &rn);
+                    tf_print_ids("llama.cpp", ref, rn);
+                    tf_print_ids("ours     ", ids, n);
+                }
+            }
+        }
+        static const struct {
+            const char *ids_key, *text_key;
+            int render;
+        } dec[] = {{"plain", "decode_plain", 0}, {"special", "decode_special", 1}};
+        for (size_t d = 0; d < 2; d++) {
+            int rn;
+            tf_json_ids(json_object_get(jc, dec[d].ids_key), ref, &rn);
+            json_t *jt = json_object_get(jc, dec[d].text_key);
+            const char *want = json_string_value(jt);
+            size_t wl = json_string_length(jt);
+            int n = tok_decode(v, ref, rn, dec[d].render, text, 1 << 20);
+            st.decode_checks++;
+            if (n < 0 || (size_t)n != wl || memcmp(text, want, wl) != 0) {
+                if (st.failures++ < 8)
+                    fprintf(stderr, "DECODE MISMATCH %s case %zu %s:\n    llama.cpp: \"%s\"\n    ours     : \"%.*s\"\n",
+                            fixture_path, c, dec[d].text_key, want, n < 0 ? 0 : n, text);
+            } else if (wl == sl && memcmp(want, s, sl) == 0) {
+                st.roundtrips++; /* llama.cpp round-trips this string, and so do we */
+            }
+        }
+    }
+    fprintf(stderr, "%s: %d cases, %d id checks, %d decode checks (%d exact round trips), %d failures\n",
+            fixture_path, st.cases, st.id_checks, st.decode_checks, st.roundtrips, st.failures);
+    free(ids);
+    free(ref);
+    free(text);
+    json_decref(root);
+    return st;
+}
+
+#endif
