@@ -14,6 +14,15 @@
 
 #include "engine/quant.h"
 
+/* No FMA contraction in the reference code: quantizer choices compare float
+ * errors, and a fused a*b+c rounds differently from ggml's reference build,
+ * which changes bytes. gcc in -std=c11 mode already contracts nothing; clang
+ * contracts within expressions by default and honours this pragma. (A gcc
+ * build in gnu11 mode would need -ffp-contract=off; CMake uses c11.) */
+#ifdef __clang__
+#pragma STDC FP_CONTRACT OFF
+#endif
+
 typedef void (*qt_dequant_fn)(const void *src, float *dst, int64_t n);
 typedef void (*qt_quant_fn)(const float *src, void *dst, int64_t n);
 typedef float (*qt_dot_fn)(const void *w, const void *x, int64_t n);

@@ -25,6 +25,24 @@ void qt__q_bf16(const float *s, void *d, int64_t n) {
     }
 }
 
+/* ggml's MIN(hi, (int8_t)v): truncation toward zero, clamped. Written so
+ * that NaN/inf/huge inputs (a hostile source file) are defined behaviour:
+ * NaN and negatives give 0. Identical to ggml for every finite in-range v. */
+static inline int trunc_clamp(float v, int hi) {
+    if (!(v > 0.0f)) return 0;
+    if (v >= (float)hi) return hi;
+    return (int)v;
+}
+
+/* ggml's (int8_t)roundf(v) for |v| <= 127 (always so for finite rows),
+ * defined for NaN (0) and clamped otherwise. */
+static inline int8_t round_i8(float v) {
+    if (!(v == v)) return 0;
+    if (v >= 127.0f) return 127;
+    if (v <= -128.0f) return -128;
+    return (int8_t)roundf(v);
+}
+
 /* value of largest magnitude (first one wins ties), as ggml's "max" */
 static float signed_absmax(const float *x, int n, float *amax_out) {
     float amax = 0.0f, max = 0.0f;
@@ -47,8 +65,8 @@ void qt__q_q4_0(const float *s, void *dst, int64_t n) {
         const float d = max / -8, id = d != 0.0f ? 1.0f / d : 0.0f;
         y[i].d = qt_f32_to_f16(d);
         for (int j = 0; j < 16; j++) {
-            int a = (int)(s[j] * id + 8.5f), b = (int)(s[j + 16] * id + 8.5f);
-            uint8_t xa = (uint8_t)(a < 15 ? a : 15), xb = (uint8_t)(b < 15 ? b : 15);
+            const uint8_t xa = (uint8_t)trunc_clamp(s[j] * id + 8.5f, 15);
+            const uint8_t xb = (uint8_t)trunc_clamp(s[j + 16] * id + 8.5f, 15);
             y[i].qs[j] = (uint8_t)(xa | xb << 4);
         }
     }
@@ -67,8 +85,8 @@ void qt__q_q4_1(const float *s, void *dst, int64_t n) {
         y[i].d = qt_f32_to_f16(d);
         y[i].m = qt_f32_to_f16(min);
         for (int j = 0; j < 16; j++) {
-            int a = (int)((s[j] - min) * id + 0.5f), b = (int)((s[j + 16] - min) * id + 0.5f);
-            uint8_t xa = (uint8_t)(a < 15 ? a : 15), xb = (uint8_t)(b < 15 ? b : 15);
+            const uint8_t xa = (uint8_t)trunc_clamp((s[j] - min) * id + 0.5f, 15);
+            const uint8_t xb = (uint8_t)trunc_clamp((s[j + 16] - min) * id + 0.5f, 15);
             y[i].qs[j] = (uint8_t)(xa | xb << 4);
         }
     }
@@ -92,8 +110,8 @@ void qt__q_q5_0(const float *s, void *dst, int64_t n) {
         y[i].d = qt_f32_to_f16(d);
         uint32_t qh = 0;
         for (int j = 0; j < 16; j++) {
-            int a = (int)(s[j] * id + 16.5f), b = (int)(s[j + 16] * id + 16.5f);
-            uint32_t xa = (uint32_t)(uint8_t)(a < 31 ? a : 31), xb = (uint32_t)(uint8_t)(b < 31 ? b : 31);
+            const uint32_t xa = (uint32_t)trunc_clamp(s[j] * id + 16.5f, 31);
+            const uint32_t xb = (uint32_t)trunc_clamp(s[j + 16] * id + 16.5f, 31);
             y[i].qs[j] = (uint8_t)((xa & 0xF) | (xb & 0xF) << 4);
             qh |= ((xa >> 4) & 1u) << j;
             qh |= ((xb >> 4) & 1u) << (j + 16);
@@ -102,8 +120,9 @@ void qt__q_q5_0(const float *s, void *dst, int64_t n) {
     }
 }
 
-/* Q5_1: d = (max-min)/31, m = min; q = (uint8)((x-min)/d + 0.5) (no clamp in
- * ggml: the value cannot exceed 31.5 by construction). */
+/* Q5_1: d = (max-min)/31, m = min; q = (uint8)((x-min)/d + 0.5) (ggml does
+ * not clamp: the value cannot exceed 31.5 by construction; we clamp to 31
+ * only so that hostile input stays defined). */
 void qt__q_q5_1(const float *s, void *dst, int64_t n) {
     blk_q5_1 *y = dst;
     for (int64_t i = 0; i < n / QK5_1; i++, s += QK5_1) {
@@ -117,7 +136,8 @@ void qt__q_q5_1(const float *s, void *dst, int64_t n) {
         y[i].m = qt_f32_to_f16(min);
         uint32_t qh = 0;
         for (int j = 0; j < 16; j++) {
-            uint32_t xa = (uint8_t)((s[j] - min) * id + 0.5f), xb = (uint8_t)((s[j + 16] - min) * id + 0.5f);
+            const uint32_t xa = (uint32_t)trunc_clamp((s[j] - min) * id + 0.5f, 31);
+            const uint32_t xb = (uint32_t)trunc_clamp((s[j + 16] - min) * id + 0.5f, 31);
             y[i].qs[j] = (uint8_t)((xa & 0xF) | (xb & 0xF) << 4);
             qh |= ((xa >> 4) & 1u) << j;
             qh |= ((xb >> 4) & 1u) << (j + 16);
@@ -134,7 +154,7 @@ void qt__q_q8_0(const float *s, void *dst, int64_t n) {
         for (int j = 0; j < QK8_0; j++) amax = fmaxf(amax, fabsf(s[j]));
         const float d = amax / 127, id = d != 0.0f ? 1.0f / d : 0.0f;
         y[i].d = qt_f32_to_f16(d);
-        for (int j = 0; j < QK8_0; j++) y[i].qs[j] = (int8_t)roundf(s[j] * id);
+        for (int j = 0; j < QK8_0; j++) y[i].qs[j] = round_i8(s[j] * id);
     }
 }
 
@@ -148,7 +168,7 @@ void qt__q_q8_1(const float *s, void *dst, int64_t n) {
         y[i].d = qt_f32_to_f16(d);
         int sum = 0;
         for (int j = 0; j < QK8_1; j++) {
-            y[i].qs[j] = (int8_t)roundf(s[j] * id);
+            y[i].qs[j] = round_i8(s[j] * id);
             sum += y[i].qs[j];
         }
         y[i].s = qt_f32_to_f16((float)sum * d);
@@ -206,10 +226,10 @@ void qt__q_mxfp4(const float *s, void *dst, int64_t n) {
         float amax = 0.0f;
         for (int j = 0; j < QK_MXFP4; j++)
             if (amax < fabsf(s[j])) amax = fabsf(s[j]);
-        /* ggml casts straight to uint8; amax < 2^-125 would go negative there
-         * (undefined), we clamp that case to e = 0 */
+        /* ggml casts straight to uint8; amax < 2^-125 (negative) or inf would
+         * be undefined there: we clamp to [0, 254] (finite amax gives <= 252) */
         const float ef = amax > 0.0f ? floorf(log2f(amax)) - 2 + 127 : 0.0f;
-        const uint8_t e = (uint8_t)(ef > 0.0f ? ef : 0.0f);
+        const uint8_t e = (uint8_t)(ef > 0.0f ? (ef < 254.0f ? ef : 254.0f) : 0.0f); /* inf amax -> 254 */
         const float d = qt_e8m0_to_f32(e);
         y[i].e = e;
         for (int j = 0; j < 16; j++)

@@ -93,6 +93,22 @@ static void test_roundtrip(void **st) {
         qt_dequant_row(fmts[k].type, q, y, 512);
         for (int i = 0; i < 512; i++) assert_true(y[i] == 0.0f);
     }
+    /* non-finite input (a hostile source file): every quantizer must stay
+     * defined (this runs under UBSan in the ASan build) and finite blocks
+     * elsewhere in the row are unaffected */
+    fill(x, n, 43);
+    x[5] = NAN;
+    x[300] = INFINITY;
+    x[700] = -INFINITY;
+    x[1000] = 3e38f;
+    for (size_t k = 0; k < sizeof fmts / sizeof fmts[0]; k++) {
+        assert_int_equal(qt_quantize_row(fmts[k].type, x, q, n), 0);
+        qt_dequant_row(fmts[k].type, q, y, n);
+        assert_true(rel_rmse(x + 2048, y + 2048, 2048) < fmts[k].bound * 1.5);
+    }
+    qt_quantize_act(QT_Q8_0, x, q, n);
+    qt_quantize_act(QT_Q8_1, x, q, n);
+    qt_quantize_act(QT_Q8_K, x, q, n);
     free(x);
     free(y);
     free(q);
