@@ -16,42 +16,31 @@ static int printable_byte(unsigned b) {
     return (b >= 0x21 && b <= 0x7E) || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
 }
 
+/* non-printable bytes in order: 0x00-0x20 -> U+0100.., 0x7F-0xA0 -> U+0121.., 0xAD -> U+0143 */
 static uint32_t byte_cp(unsigned b) {
     if (printable_byte(b)) return b;
-    uint32_t k = 0;
-    for (unsigned i = 0; i < b; i++)
-        if (!printable_byte(i)) k++;
-    return 256 + k;
+    if (b <= 0x20) return 256 + b;
+    if (b <= 0xA0) return 256 + 33 + (b - 0x7F);
+    return 256 + 67; /* 0xAD */
 }
 
 int tok_byte_to_utf8(unsigned char b, char out[2]) {
-    static char tab[256][2];
-    static unsigned char tlen[256];
-    static int init;
-    if (!init) { /* idempotent; racing threads write identical bytes */
-        for (unsigned i = 0; i < 256; i++) {
-            char buf[4];
-            int k = util_utf8_encode(byte_cp(i), buf);
-            tab[i][0] = buf[0];
-            tab[i][1] = k > 1 ? buf[1] : 0;
-            tlen[i] = (unsigned char)k;
-        }
-        init = 1;
+    uint32_t cp = byte_cp(b);
+    if (cp < 0x80) {
+        out[0] = (char)cp;
+        out[1] = 0;
+        return 1;
     }
-    out[0] = tab[b][0];
-    out[1] = tab[b][1];
-    return tlen[b];
+    out[0] = (char)(0xC0 | (cp >> 6));
+    out[1] = (char)(0x80 | (cp & 0x3F));
+    return 2;
 }
 
 int tok_cp_to_byte(uint32_t cp) {
     if (cp < 256) return printable_byte(cp) ? (int)cp : -1;
-    if (cp > 256 + 67) return -1;
-    uint32_t k = cp - 256;
-    for (unsigned i = 0; i < 256; i++) {
-        if (printable_byte(i)) continue;
-        if (k == 0) return (int)i;
-        k--;
-    }
+    if (cp <= 256 + 32) return (int)(cp - 256);
+    if (cp <= 256 + 66) return (int)(0x7F + (cp - 256 - 33));
+    if (cp == 256 + 67) return 0xAD;
     return -1;
 }
 

@@ -63,6 +63,7 @@ struct tok_vocab {
     /* BPE merges */
     struct tok_merge *merges;
     int32_t n_merges;
+    uint32_t max_merge_len; /* longest first+second */
     char *merge_pool;
     uint32_t *mmap;        /* slots hold merge index+1 */
     uint32_t mmask;

@@ -43,7 +43,7 @@ static uint64_t merge_hash(const char *s, size_t n, size_t split) {
 }
 
 int32_t tok_merge_rank(const tok_vocab *v, const char *s, size_t n, size_t split) {
-    if (!v->mmap) return -1;
+    if (!v->mmap || n > v->max_merge_len) return -1;
     uint64_t h = merge_hash(s, n, split);
     for (uint32_t i = (uint32_t)h & v->mmask;; i = (i + 1) & v->mmask) {
         uint32_t e = v->mmap[i];
@@ -79,6 +79,13 @@ static void key_id(const gguf_ctx *g, const char *key, int32_t *id, int32_t n) {
 static int streq(const tok_vocab *v, int32_t id, const char *s) {
     size_t n = strlen(s);
     return v->len[id] == n && memcmp(tok_txt(v, id), s, n) == 0;
+}
+
+/* every name the text-based detection looks for starts with one of these
+ * bytes and is at most 40 bytes long: a cheap filter before the comparisons */
+static int maybe_named(const tok_vocab *v, int32_t id) {
+    unsigned c = (unsigned char)tok_txt(v, id)[0];
+    return v->len[id] <= 40 && (c == '<' || c == '[' || c == '_' || c == 0xE2);
 }
 
 static int is_one_of(const tok_vocab *v, int32_t id, const char *const *list) {
@@ -309,6 +316,7 @@ static int load_merges(tok_vocab *v, const gguf_ctx *g, char *err, size_t errlen
         }
         if (dup) continue;
         v->mmap[j] = (uint32_t)k + 1;
+        if (me->len > v->max_merge_len) v->max_merge_len = me->len;
         at += me->len;
         k++;
     }
@@ -348,7 +356,7 @@ static void detect_special(tok_vocab *v) {
                {&v->fim_mid, mid_names}, {&v->fim_pad, pad_names}, {&v->fim_rep, rep_names}, {&v->fim_sep, sep_names}};
 
     for (int32_t id = 0; id < v->n; id++) {
-        if (v->len[id] > 40) continue; /* every name above is shorter */
+        if (!maybe_named(v, id)) continue;
         for (size_t d = 0; d < UTIL_ARRAY_LEN(det); d++) {
             if (*det[d].id == -1 && is_one_of(v, id, det[d].names)) {
                 *det[d].id = id;
@@ -360,7 +368,7 @@ static void detect_special(tok_vocab *v) {
     if (v->fim_rep >= 0) v->flags[v->fim_rep] |= TOKF_EOG;
     if (v->fim_sep >= 0) v->flags[v->fim_sep] |= TOKF_EOG;
     for (int32_t id = 0; id < v->n; id++) {
-        if (v->len[id] > 40) continue;
+        if (!maybe_named(v, id)) continue;
         if (is_one_of(v, id, eog_names)) {
             v->flags[id] |= TOKF_EOG;
             v->attr[id] |= TOK_ATTR_CONTROL;
@@ -369,7 +377,7 @@ static void detect_special(tok_vocab *v) {
     /* gpt-oss: these render always (USER_DEFINED replaces the attribute) */
     static const char *const harmony_ud[] = {"<|channel|>", "<|message|>", "<|start|>", "<|constrain|>", NULL};
     for (int32_t id = 0; id < v->n; id++)
-        if (v->len[id] <= 13 && is_one_of(v, id, harmony_ud)) v->attr[id] = TOK_ATTR_USER_DEFINED;
+        if (maybe_named(v, id) && is_one_of(v, id, harmony_ud)) v->attr[id] = TOK_ATTR_USER_DEFINED;
     if (v->eos >= 0) v->flags[v->eos] |= TOKF_EOG;
     if (v->eot >= 0) v->flags[v->eot] |= TOKF_EOG;
     if (v->eom >= 0) v->flags[v->eom] |= TOKF_EOG;
@@ -566,7 +574,7 @@ int tok_is_eog(const tok_vocab *v, int32_t id) {
 int tok_is_control(const tok_vocab *v, int32_t id) {
     return id >= 0 && id < v->n && (v->attr[id] & TOK_ATTR_CONTROL);
 }
-unsigned tok_attr(const tok_vocab *v, int32_t id) {
+unsigned tok_token_attr(const tok_vocab *v, int32_t id) {
     return id >= 0 && id < v->n ? v->attr[id] : 0;
 }
 float tok_score(const tok_vocab *v, int32_t id) {
