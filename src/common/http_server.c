@@ -67,6 +67,8 @@ struct http_stream {
     char *buf;                    /* pending bytes [off, len) */
     size_t len, off, cap, limit;
     int suspended, finished, gone, eos, gone_notified;
+    int in_callback;              /* on_gone is running (close waits for it) */
+    pthread_cond_t cb_done;
     int refs;                     /* producer + MHD response */
     http_gone_fn on_gone;
     void *user;
@@ -191,6 +193,7 @@ static void stream_unref(http_stream *st) {
     pthread_mutex_unlock(&st->mu);
     if (left == 0) {
         pthread_mutex_destroy(&st->mu);
+        pthread_cond_destroy(&st->cb_done);
         free(st->buf);
         free(st);
     }
@@ -206,6 +209,7 @@ static int mark_gone_locked(http_stream *st) {
     }
     if (!st->gone_notified && !st->finished && st->on_gone) {
         st->gone_notified = 1;
+        st->in_callback = 1;
         st->refs++; /* held across the callback */
         return 1;
     }
@@ -214,6 +218,10 @@ static int mark_gone_locked(http_stream *st) {
 
 static void notify_gone(http_stream *st) {
     st->on_gone(st->user);
+    pthread_mutex_lock(&st->mu);
+    st->in_callback = 0;
+    pthread_cond_broadcast(&st->cb_done);
+    pthread_mutex_unlock(&st->mu);
     stream_unref(st);
 }
 
@@ -378,6 +386,9 @@ void http_stream_close(http_stream *st) {
         st->suspended = 0;
         MHD_resume_connection(st->conn);
     }
+    /* after close returns, on_gone is neither running nor ever called again,
+     * so the producer may free what on_gone's user points to */
+    while (st->in_callback) pthread_cond_wait(&st->cb_done, &st->mu);
     pthread_mutex_unlock(&st->mu);
     stream_unref(st);
 }
@@ -465,6 +476,7 @@ http_stream *http_respond_stream(http_req *r, int status, const char *content_ty
     http_stream *st = calloc(1, sizeof *st);
     if (!st) return NULL;
     pthread_mutex_init(&st->mu, NULL);
+    pthread_cond_init(&st->cb_done, NULL);
     st->srv = s;
     st->conn = r->conn;
     st->limit = s->o.stream_buffer_cap;
@@ -477,6 +489,7 @@ http_stream *http_respond_stream(http_req *r, int status, const char *content_ty
                                                                   stream_release);
     if (!resp) {
         pthread_mutex_destroy(&st->mu);
+        pthread_cond_destroy(&st->cb_done);
         free(st);
         return NULL;
     }

@@ -121,7 +121,9 @@ int http_stream_write(http_stream *st, const char *data, size_t n);
 /* One SSE event (sse_format) — id < 0: none. */
 int http_stream_sse(http_stream *st, int64_t id, const char *event, const char *data_json);
 int http_stream_gone(http_stream *st);
-/* Ends the response after the pending bytes and drops the producer's handle. */
+/* Ends the response after the pending bytes and drops the producer's handle.
+ * When it returns, on_gone is not running and will never be called: the
+ * producer may free on_gone's user data. (So on_gone must not call it.) */
 void http_stream_close(http_stream *st); /* NULL ok */
 
 /* ---- helpers ---------------------------------------------------------------------- */

@@ -225,7 +225,7 @@ static void put_num(struct util_sb *sb, double v) {
     if (isinf(v)) util_sb_puts(sb, v > 0 ? "+Inf" : "-Inf");
     else if (isnan(v)) util_sb_puts(sb, "NaN");
     else if (v == floor(v) && fabs(v) < 1e15) util_sb_printf(sb, "%.0f", v);
-    else util_sb_printf(sb, "%.17g", v);
+    else util_sb_printf(sb, "%.10g", v);
 }
 
 /* name{const,labels[,extra]} */
