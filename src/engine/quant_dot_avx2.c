@@ -180,7 +180,7 @@ static float dot_mxfp4(const void *w, const void *x, int64_t n) {
     for (int64_t i = 0; i < n / QK_MXFP4; i++) {
         const __m256i q = _mm256_shuffle_epi8(table, unpack_nibbles(a[i].qs));
         const __m256i y = _mm256_loadu_si256((const __m256i *)b[i].qs);
-        const __m256 d = _mm256_set1_ps(qt_e8m0_to_f32(a[i].e) * f16(b[i].d));
+        const __m256 d = _mm256_set1_ps(qt__e8m0(a[i].e) * f16(b[i].d));
         acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_i8(q, y)), acc);
     }
     return hsum256(acc);
@@ -192,10 +192,19 @@ static float dot_mxfp4(const void *w, const void *x, int64_t n) {
  * removed with Q8_K's bsums (sum of y per 16 elements):
  *   sum_j sc_j * sum((u-o)*y) = sum_j sc_j * sum(u*y) - o * sum_j sc_j * bsums_j. */
 
-/* i16 scale vector: lanes 0-7 = a, 8-15 = b (two 16-element sub-blocks of a
- * 32-lane maddubs result) */
-static inline __m256i scale_pair(int a, int b) {
-    return _mm256_set_m128i(_mm_set1_epi16((short)b), _mm_set1_epi16((short)a));
+/* The 8 i16 scale vectors of a super-block with 16 sub-blocks of 16: pair p
+ * has lanes 0-7 = sc[2p], lanes 8-15 = sc[2p+1], matching one 32-lane
+ * maddubs result (bytes 0-15 = sub-block 2p, 16-31 = 2p+1). One byte shuffle
+ * per pair on the scales broadcast to both 128-bit halves. */
+static inline void scale_pairs(const int8_t sc[16], __m256i out[8]) {
+    const __m256i lo = _mm256_broadcastsi128_si256(_mm_cvtepi8_epi16(_mm_loadl_epi64((const __m128i *)sc)));
+    const __m256i hi = _mm256_broadcastsi128_si256(_mm_cvtepi8_epi16(_mm_loadl_epi64((const __m128i *)(sc + 8))));
+    for (int k = 0; k < 4; k++) {
+        const __m256i ctrl = _mm256_set_m128i(_mm_set1_epi16((short)((4 * k + 3) << 8 | (4 * k + 2))),
+                                              _mm_set1_epi16((short)((4 * k + 1) << 8 | (4 * k))));
+        out[k] = _mm256_shuffle_epi8(lo, ctrl);
+        out[4 + k] = _mm256_shuffle_epi8(hi, ctrl);
+    }
 }
 
 static inline int hsum_i32(__m256i v) {
@@ -224,8 +233,10 @@ static float dot_q2_K(const void *w, const void *x, int64_t n) {
         const __m256i mins16 = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(sc8, 4), _mm_set1_epi8(0x0F)));
         const __m256i bs = _mm256_loadu_si256((const __m256i *)b[i].bsums);
         accm += dy * f16(a[i].dmin) * (float)hsum_i32(_mm256_madd_epi16(mins16, bs));
-        uint8_t sc[16];
-        for (int j = 0; j < 16; j++) sc[j] = a[i].scales[j] & 0xF;
+        int8_t sc[16];
+        _mm_storeu_si128((__m128i *)sc, _mm_and_si128(sc8, _mm_set1_epi8(0x0F)));
+        __m256i sp[8];
+        scale_pairs(sc, sp);
         __m256i sumi = _mm256_setzero_si256();
         const int8_t *y = b[i].qs;
         for (int h = 0; h < 2; h++) {
@@ -233,8 +244,7 @@ static float dot_q2_K(const void *w, const void *x, int64_t n) {
             for (int sh = 0; sh < 4; sh++, y += 32) {
                 const __m256i q = _mm256_and_si256(_mm256_srli_epi16(bits, 2 * sh), m3);
                 const __m256i p = _mm256_maddubs_epi16(q, _mm256_loadu_si256((const __m256i *)y));
-                const int j = 8 * h + 2 * sh;
-                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, scale_pair(sc[j], sc[j + 1])));
+                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, sp[4 * h + sh]));
             }
         }
         acc = _mm256_fmadd_ps(_mm256_set1_ps(dy * f16(a[i].d)), _mm256_cvtepi32_ps(sumi), acc);
@@ -254,6 +264,8 @@ static float dot_q3_K(const void *w, const void *x, int64_t n) {
         const __m256i bs = _mm256_loadu_si256((const __m256i *)b[i].bsums);
         const __m256i off = _mm256_slli_epi32(_mm256_madd_epi16(sc16, bs), 2); /* 4 * sum sc*bsums */
         const __m256i hm = _mm256_loadu_si256((const __m256i *)a[i].hmask);
+        __m256i sp[8];
+        scale_pairs(sc, sp);
         __m256i sumi = _mm256_setzero_si256();
         const int8_t *y = b[i].qs;
         for (int h = 0; h < 2; h++) {
@@ -263,8 +275,7 @@ static float dot_q3_K(const void *w, const void *x, int64_t n) {
                 const __m256i high = _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(hm, hb), hb), m4);
                 const __m256i u = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(bits, 2 * sh), m3), high);
                 const __m256i p = _mm256_maddubs_epi16(u, _mm256_loadu_si256((const __m256i *)y));
-                const int j = 8 * h + 2 * sh;
-                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, scale_pair(sc[j], sc[j + 1])));
+                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, sp[4 * h + sh]));
             }
         }
         sumi = _mm256_sub_epi32(sumi, off);
@@ -273,17 +284,17 @@ static float dot_q3_K(const void *w, const void *x, int64_t n) {
     return hsum256(acc);
 }
 
-/* Q4_K / Q5_K: 8 sub-blocks of 32, one maddubs per sub-block. qh NULL for Q4_K. */
-static inline float dot_q45_K_blk(const uint16_t d, const uint16_t dmin, const uint8_t *scales, const uint8_t *qs,
-                                  const uint8_t *qh, const blk_q8_K *b, __m256 *acc) {
+/* Q4_K / Q5_K: 8 sub-blocks of 32, one maddubs per sub-block. qh NULL for
+ * Q4_K. The min term m_j * (bsums[2j] + bsums[2j+1]) is accumulated as a
+ * vector (*accm) with dmin*dy, no horizontal sum per super-block. */
+static inline void dot_q45_K_blk(const uint16_t d, const uint16_t dmin, const uint8_t *scales, const uint8_t *qs,
+                                 const uint8_t *qh, const blk_q8_K *b, __m256 *acc, __m256 *accm) {
     uint8_t sc[8], m[8];
-    for (int j = 0; j < 8; j++) qt__scale_min_k4(j, scales, &sc[j], &m[j]);
+    qt__scales_mins_k4(scales, sc, m);
     const float dy = q8k_d(b);
-    /* mins: m_j * (bsums[2j] + bsums[2j+1]); duplicate each m_j over two i16 lanes */
-    const __m256i m16 = _mm256_setr_epi16(m[0], m[0], m[1], m[1], m[2], m[2], m[3], m[3], m[4], m[4], m[5], m[5], m[6],
-                                          m[6], m[7], m[7]);
-    const __m256i bs = _mm256_loadu_si256((const __m256i *)b->bsums);
-    const int summ = hsum_i32(_mm256_madd_epi16(m16, bs));
+    const __m256i bs = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)b->bsums), _mm256_set1_epi16(1));
+    const __m256i m32 = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)m));
+    *accm = _mm256_fmadd_ps(_mm256_set1_ps(dy * f16(dmin)), _mm256_cvtepi32_ps(_mm256_mullo_epi32(bs, m32)), *accm);
     const __m256i lo4 = _mm256_set1_epi8(0x0F), b5 = _mm256_set1_epi8(0x10);
     const __m256i hbits = qh ? _mm256_loadu_si256((const __m256i *)qh) : _mm256_setzero_si256();
     __m256i sumi = _mm256_setzero_si256();
@@ -303,26 +314,23 @@ static inline float dot_q45_K_blk(const uint16_t d, const uint16_t dmin, const u
         sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p0, p1));
     }
     *acc = _mm256_fmadd_ps(_mm256_set1_ps(dy * f16(d)), _mm256_cvtepi32_ps(sumi), *acc);
-    return dy * f16(dmin) * (float)summ;
 }
 
 static float dot_q4_K(const void *w, const void *x, int64_t n) {
     const blk_q4_K *a = w;
     const blk_q8_K *b = x;
-    __m256 acc = _mm256_setzero_ps();
-    float accm = 0;
-    for (int64_t i = 0; i < n / QK_K; i++) accm += dot_q45_K_blk(a[i].d, a[i].dmin, a[i].scales, a[i].qs, NULL, &b[i], &acc);
-    return hsum256(acc) - accm;
+    __m256 acc = _mm256_setzero_ps(), accm = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n / QK_K; i++) dot_q45_K_blk(a[i].d, a[i].dmin, a[i].scales, a[i].qs, NULL, &b[i], &acc, &accm);
+    return hsum256(_mm256_sub_ps(acc, accm));
 }
 
 static float dot_q5_K(const void *w, const void *x, int64_t n) {
     const blk_q5_K *a = w;
     const blk_q8_K *b = x;
-    __m256 acc = _mm256_setzero_ps();
-    float accm = 0;
+    __m256 acc = _mm256_setzero_ps(), accm = _mm256_setzero_ps();
     for (int64_t i = 0; i < n / QK_K; i++)
-        accm += dot_q45_K_blk(a[i].d, a[i].dmin, a[i].scales, a[i].qs, a[i].qh, &b[i], &acc);
-    return hsum256(acc) - accm;
+        dot_q45_K_blk(a[i].d, a[i].dmin, a[i].scales, a[i].qs, a[i].qh, &b[i], &acc, &accm);
+    return hsum256(_mm256_sub_ps(acc, accm));
 }
 
 static float dot_q6_K(const void *w, const void *x, int64_t n) {
@@ -335,6 +343,8 @@ static float dot_q6_K(const void *w, const void *x, int64_t n) {
         const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)sc));
         const __m256i bs = _mm256_loadu_si256((const __m256i *)b[i].bsums);
         const __m256i off = _mm256_slli_epi32(_mm256_madd_epi16(sc16, bs), 5); /* 32 * sum sc*bsums */
+        __m256i sp[8];
+        scale_pairs(sc, sp);
         __m256i sumi = _mm256_setzero_si256();
         for (int h = 0; h < 2; h++) {
             const uint8_t *ql = a[i].ql + 64 * h;
@@ -352,8 +362,7 @@ static float dot_q6_K(const void *w, const void *x, int64_t n) {
             for (int k = 0; k < 4; k++) {
                 const __m256i y = _mm256_loadu_si256((const __m256i *)(b[i].qs + 128 * h + 32 * k));
                 const __m256i p = _mm256_maddubs_epi16(u[k], y);
-                const int j = 8 * h + 2 * k;
-                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, scale_pair(sc[j], sc[j + 1])));
+                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, sp[4 * h + k]));
             }
         }
         sumi = _mm256_sub_epi32(sumi, off);

@@ -65,13 +65,45 @@ static inline void qt__scale_min_k4(int j, const uint8_t *q, uint8_t *d, uint8_t
     }
 }
 
-/* Q3_K: the 16 signed 6-bit scales (already minus 32) from the 12 packed bytes */
+/* Q3_K: the 16 signed 6-bit scales (already minus 32) from the 12 packed
+ * bytes: scale j has its low 4 bits in byte j (j < 8, low nibble) or byte
+ * j-8 (high nibble), and its high 2 bits at bits 2*(j/4) of byte 8 + j%4.
+ * Done four scales at a time in 32-bit words. */
 static inline void qt__q3k_scales(const uint8_t *s, int8_t out[16]) {
-    for (int j = 0; j < 16; j++) {
-        int lo = j < 8 ? (s[j] & 0xF) : (s[j - 8] >> 4);
-        int hi = (s[8 + j % 4] >> (2 * (j / 4))) & 3;
-        out[j] = (int8_t)((lo | (hi << 4)) - 32);
-    }
+    uint32_t u0, u1, u2, w[4];
+    memcpy(&u0, s, 4);
+    memcpy(&u1, s + 4, 4);
+    memcpy(&u2, s + 8, 4);
+    w[0] = (u0 & 0x0f0f0f0fu) | (u2 & 0x03030303u) << 4;
+    w[1] = (u1 & 0x0f0f0f0fu) | ((u2 >> 2) & 0x03030303u) << 4;
+    w[2] = ((u0 >> 4) & 0x0f0f0f0fu) | ((u2 >> 4) & 0x03030303u) << 4;
+    w[3] = ((u1 >> 4) & 0x0f0f0f0fu) | ((u2 >> 6) & 0x03030303u) << 4;
+    uint8_t b[16];
+    memcpy(b, w, 16); /* little-endian: byte k of w[i] is scale 4i + k */
+    for (int j = 0; j < 16; j++) out[j] = (int8_t)(b[j] - 32);
+}
+
+/* Q4_K/Q5_K: all 8 scales and 8 mins at once (same packing as
+ * qt__scale_min_k4), in 32-bit words. */
+static inline void qt__scales_mins_k4(const uint8_t *q, uint8_t sc[8], uint8_t m[8]) {
+    uint32_t u0, u1, u2, w[4];
+    memcpy(&u0, q, 4);
+    memcpy(&u1, q + 4, 4);
+    memcpy(&u2, q + 8, 4);
+    w[0] = u0 & 0x3f3f3f3fu;                                       /* sc 0..3 */
+    w[1] = (u2 & 0x0f0f0f0fu) | ((u0 >> 6) & 0x03030303u) << 4;    /* sc 4..7 */
+    w[2] = u1 & 0x3f3f3f3fu;                                       /* m 0..3 */
+    w[3] = ((u2 >> 4) & 0x0f0f0f0fu) | ((u1 >> 6) & 0x03030303u) << 4; /* m 4..7 */
+    memcpy(sc, w, 8);
+    memcpy(m, w + 2, 8);
+}
+
+/* qt_e8m0_to_f32 inline for hot loops */
+static inline float qt__e8m0(uint8_t e) {
+    uint32_t bits = e < 2 ? 0x00200000u << e : (uint32_t)(e - 1) << 23;
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
 }
 
 /* quant_dequant.c */
