@@ -114,8 +114,14 @@ static void run_job(worker *w, wk_job *j) {
         util_sb_json_str(&sb, j->job_id);
         util_sb_puts(&sb, ",\"model\":");
         util_sb_json_str(&sb, w->a.model_ref ? w->a.model_ref : w->model_name);
-        util_sb_printf(&sb, ",\"started_at\":\"%s\",\"seed\":%llu,\"correlation_id\":", ts,
-                       (unsigned long long)j->sp.seed);
+        /* seeds above 2^63-1 are echoed as decimal strings (the form /execute
+         * accepts them in), so every JSON parser reads them back exactly */
+        if (j->sp.seed > (uint64_t)INT64_MAX)
+            util_sb_printf(&sb, ",\"started_at\":\"%s\",\"seed\":\"%llu\",\"correlation_id\":", ts,
+                           (unsigned long long)j->sp.seed);
+        else
+            util_sb_printf(&sb, ",\"started_at\":\"%s\",\"seed\":%llu,\"correlation_id\":", ts,
+                           (unsigned long long)j->sp.seed);
         util_sb_json_str(&sb, j->cid);
         util_sb_printf(&sb, ",\"tokens_in\":%d,\"max_tokens\":%d}", j->n_prompt, j->max_tokens);
         send_event(&R, "started", sb.buf ? sb.buf : "{}");
@@ -209,7 +215,15 @@ done:;
     uint64_t now = util_now_ns();
     double first_ms = t_first ? (double)(t_first - j->accept_ns) / 1e6 : 0;
     double decode_ms = t_first ? (double)(now - t_first) / 1e6 : 0;
-    const char *outcome;
+    /* Bookkeeping first, then the terminal event: a client that sends its
+     * next request the moment it reads `end` must find the worker free (the
+     * job thread takes the new job as soon as it has closed this stream). */
+    const char *outcome = !fail ? "ok" : fail == ERR_CANCELLED ? "cancelled"
+                          : fail == ERR_DEADLINE_EXCEEDED ? "deadline_exceeded" : "error";
+    const char *ov[] = {outcome};
+    metrics_add(w->m_requests, ov, 1);
+    metrics_observe(w->m_duration, NULL, (double)(now - j->accept_ns) / 1e6);
+    atomic_store(&w->busy, 0);
     if (fail) {
         int c = atomic_load(&j->cancel);
         if (fail == ERR_CANCELLED) {
@@ -221,7 +235,6 @@ done:;
         }
         if (!err[0]) snprintf(err, sizeof err, "%s", err_name(fail));
         send_error(&R, fail, err);
-        outcome = fail == ERR_CANCELLED ? "cancelled" : fail == ERR_DEADLINE_EXCEEDED ? "deadline_exceeded" : "error";
         LOG_KV(fail == ERR_CANCELLED ? LOG_INFO : LOG_WARN, WK_COMPONENT, "execute_end", j->cid,
                "\"job_id\":\"%s\",\"outcome\":\"%s\",\"code\":\"%s\",\"tokens_out\":%d", j->job_id, outcome,
                err_name(fail), n_out);
@@ -232,15 +245,11 @@ done:;
                  "\"stop_reason\":\"%s\"}",
                  j->n_prompt, n_out, decode_ms, first_ms, stop_reason);
         send_event(&R, "end", e);
-        outcome = "ok";
         LOG_KV(LOG_INFO, WK_COMPONENT, "execute_end", j->cid,
                "\"job_id\":\"%s\",\"outcome\":\"ok\",\"stop_reason\":\"%s\",\"tokens_in\":%d,\"tokens_out\":%d,"
                "\"first_token_ms\":%.3f,\"decode_time_ms\":%.3f",
                j->job_id, stop_reason, j->n_prompt, n_out, first_ms, decode_ms);
     }
-    const char *ov[] = {outcome};
-    metrics_add(w->m_requests, ov, 1);
-    metrics_observe(w->m_duration, NULL, (double)(now - j->accept_ns) / 1e6);
     eng_sampler_free(sp);
     wk_stop_free(&stop);
     util_sb_free(&out);
@@ -264,7 +273,6 @@ void *wk_job_thread(void *arg) {
         w->current = NULL;
         pthread_mutex_unlock(&w->mu);
         wk_job_free(j);
-        atomic_store(&w->busy, 0);
     }
     return NULL;
 }
