@@ -1,0 +1,165 @@
+/* attention.cu — causal GQA attention over the fp16 KV cache.
+ *
+ * out[r][h*hd + d] = sum_j softmax_j(scale * q[r,h] . k[j,kvh]) v[j,kvh][d],
+ * j = 0..pos[r], kvh = h / (n_head / n_head_kv); k/v rows have kv_dim =
+ * n_head_kv*hd halves.
+ *
+ * One block (4 warps) per (head, query row, split). Each warp walks keys
+ * j = start+warp, start+warp+4, ... with an online softmax (running max m,
+ * sum l, output acc in registers: lane owns dims lane + 32e, e < EPL); the 4
+ * warps are merged through shared memory. Positions are read on the device,
+ * so the split bounds are computed in the kernel and a captured graph stays
+ * valid as the context grows.
+ *
+ * Decode (rows <= 4): the keys are split over S blocks (flash-decoding) so
+ * that n_head * rows * S fills the SMs; each split writes (m, l, acc[hd]) to
+ * the context's scratch and k_attn_combine merges them. Prefill: S = 1.
+ * Weak: prefill re-reads K/V per query row (no tiling over queries yet). */
+#include <math.h>
+
+#include "common.cuh"
+
+#define ATTN_WARPS 4
+
+template <int EPL>
+__global__ void __launch_bounds__(ATTN_WARPS * 32)
+k_attn(const float *q, int ld_q, const __half *kc, const __half *vc, const int32_t *pos, int n_head, int group,
+       int hd, float scale, int S, float *out, float *part) {
+    const int h = blockIdx.x, r = blockIdx.y, sp = blockIdx.z;
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int kv_dim = (n_head / group) * hd;
+    const int kvh = h / group;
+    const int n_keys = pos[r] + 1;
+    const int chunk = (n_keys + S - 1) / S;
+    const int k0 = sp * chunk, k1 = min(n_keys, k0 + chunk);
+
+    float qv[EPL], acc[EPL];
+    const float *qr = q + (int64_t)r * ld_q + (int64_t)h * hd;
+#pragma unroll
+    for (int e = 0; e < EPL; e++) {
+        const int d = lane + 32 * e;
+        qv[e] = d < hd ? qr[d] * scale : 0.0f;
+        acc[e] = 0.0f;
+    }
+    float m = -INFINITY, l = 0.0f;
+    for (int j = k0 + warp; j < k1; j += ATTN_WARPS) {
+        const __half *kr = kc + (int64_t)j * kv_dim + (int64_t)kvh * hd;
+        const __half *vr = vc + (int64_t)j * kv_dim + (int64_t)kvh * hd;
+        float s = 0.0f;
+#pragma unroll
+        for (int e = 0; e < EPL; e++) {
+            const int d = lane + 32 * e;
+            if (d < hd) s += qv[e] * __half2float(kr[d]);
+        }
+        s = warp_sum(s);
+        const float mn = fmaxf(m, s);
+        const float corr = expf(m - mn), p = expf(s - mn);
+        l = l * corr + p;
+#pragma unroll
+        for (int e = 0; e < EPL; e++) {
+            const int d = lane + 32 * e;
+            const float vv = d < hd ? __half2float(vr[d]) : 0.0f;
+            acc[e] = acc[e] * corr + p * vv;
+        }
+        m = mn;
+    }
+
+    /* merge the warps */
+    __shared__ float sm_m[ATTN_WARPS], sm_l[ATTN_WARPS];
+    __shared__ float sm_acc[ATTN_WARPS][EPL * 32];
+    if (lane == 0) {
+        sm_m[warp] = m;
+        sm_l[warp] = l;
+    }
+#pragma unroll
+    for (int e = 0; e < EPL; e++) sm_acc[warp][lane + 32 * e] = acc[e];
+    __syncthreads();
+    float M = -INFINITY;
+#pragma unroll
+    for (int w = 0; w < ATTN_WARPS; w++) M = fmaxf(M, sm_m[w]);
+    float L = 0.0f, f[ATTN_WARPS];
+#pragma unroll
+    for (int w = 0; w < ATTN_WARPS; w++) {
+        f[w] = sm_m[w] == -INFINITY ? 0.0f : expf(sm_m[w] - M);
+        L += sm_l[w] * f[w];
+    }
+    if (S == 1) {
+        float *o = out + (int64_t)r * n_head * hd + (int64_t)h * hd;
+        for (int d = threadIdx.x; d < hd; d += blockDim.x) {
+            float v = 0.0f;
+#pragma unroll
+            for (int w = 0; w < ATTN_WARPS; w++) v += sm_acc[w][d] * f[w];
+            o[d] = v / L;
+        }
+    } else {
+        float *pp = part + ((int64_t)(r * n_head + h) * S + sp) * (hd + 2);
+        if (threadIdx.x == 0) {
+            pp[0] = M;
+            pp[1] = L;
+        }
+        for (int d = threadIdx.x; d < hd; d += blockDim.x) {
+            float v = 0.0f;
+#pragma unroll
+            for (int w = 0; w < ATTN_WARPS; w++) v += sm_acc[w][d] * f[w];
+            pp[2 + d] = v;
+        }
+    }
+}
+
+/* merges the S splits of (row, head): grid (n_head, rows) */
+__global__ void k_attn_combine(const float *part, int n_head, int hd, int S, float *out) {
+    const int h = blockIdx.x, r = blockIdx.y;
+    const float *pp = part + (int64_t)(r * n_head + h) * S * (hd + 2);
+    float M = -INFINITY;
+    for (int sp = 0; sp < S; sp++) M = fmaxf(M, pp[sp * (hd + 2)]);
+    float L = 0.0f;
+    for (int sp = 0; sp < S; sp++) {
+        const float m = pp[sp * (hd + 2)];
+        if (m != -INFINITY) L += pp[sp * (hd + 2) + 1] * expf(m - M);
+    }
+    float *o = out + (int64_t)r * n_head * hd + (int64_t)h * hd;
+    for (int d = threadIdx.x; d < hd; d += blockDim.x) {
+        float v = 0.0f;
+        for (int sp = 0; sp < S; sp++) {
+            const float m = pp[sp * (hd + 2)];
+            if (m != -INFINITY) v += pp[sp * (hd + 2) + 2 + d] * expf(m - M);
+        }
+        o[d] = v / L;
+    }
+}
+
+void cu_attention(cu_ctx *c, const float *q, int ld_q, const uint16_t *kc, const uint16_t *vc, const int32_t *pos,
+                  int rows, int n_head, int n_head_kv, int head_dim, float scale, float *out) {
+    if (rows <= 0 || n_head <= 0) return;
+    if (head_dim <= 0 || head_dim > 256 || n_head_kv <= 0 || n_head % n_head_kv) {
+        cu_latch(c, cudaErrorInvalidValue, "attention: unsupported head_dim / GQA shape", __FILE__, __LINE__);
+        return;
+    }
+    const int group = n_head / n_head_kv;
+    /* splits: fill ~2 blocks per SM for decode; the split depends only on
+     * shapes, so a captured graph replays with the same grid */
+    int S = 1;
+    if (rows <= 4) {
+        const int want = (2 * c->sm_count + n_head * rows - 1) / (n_head * rows);
+        S = want < 1 ? 1 : (want > 32 ? 32 : want);
+        while (S > 1 && (size_t)rows * n_head * S * (head_dim + 2) > CU_ATTN_SCRATCH_FLOATS) S--;
+    }
+    dim3 grid((unsigned)n_head, (unsigned)rows, (unsigned)S);
+    const int epl = (head_dim + 31) / 32;
+    const __half *k = (const __half *)kc, *v = (const __half *)vc;
+#define AT(E) k_attn<E><<<grid, ATTN_WARPS * 32, 0, c->stream>>>(q, ld_q, k, v, pos, n_head, group, head_dim, scale, S, out, c->attn_part)
+    switch (epl) {
+    case 1: AT(1); break;
+    case 2: AT(2); break;
+    case 3: AT(3); break;
+    case 4: AT(4); break;
+    case 5: case 6: AT(6); break;
+    default: AT(8); break;
+    }
+#undef AT
+    LAUNCH_CHECK(c, "attention");
+    if (S > 1) {
+        k_attn_combine<<<dim3((unsigned)n_head, (unsigned)rows), 128, 0, c->stream>>>(c->attn_part, n_head, head_dim, S, out);
+        LAUNCH_CHECK(c, "attention_combine");
+    }
+}

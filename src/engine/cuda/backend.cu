@@ -1,0 +1,275 @@
+/* backend.cu — the CUDA implementation of eng_backend_ops (backend.h): the
+ * context's lifetime, memory entry points, sync/error latch, graph recording,
+ * and dispatch of each op to its kernel family. No kernels live here.
+ *
+ * One device, one non-blocking stream; every op is enqueued on it. matmul
+ * takes the mat-vec path (mmv.cu) for up to CU_MMV_MAX_ROWS activation rows
+ * and the tiled tensor-core path (mm.cu) above.
+ *
+ * Graphs: record_begin(key) on a key seen before launches its graph and
+ * returns 1 (the engine skips issuing); otherwise it opens a stream capture,
+ * and record_end(key) closes it, instantiates and launches the graph. Ops read
+ * positions and token ids from device memory, so the same graph serves every
+ * decode step of a shape. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common.cuh"
+
+static inline cu_ctx *C(void *ctx) { return (cu_ctx *)ctx; }
+
+/* ---- lifetime ------------------------------------------------------------------- */
+static void b_destroy(void *ctx) {
+    cu_ctx *c = C(ctx);
+    if (!c) return;
+    cudaSetDevice(c->device);
+    if (c->capturing) {
+        cudaGraph_t g = NULL;
+        cudaStreamEndCapture(c->stream, &g);
+        if (g) cudaGraphDestroy(g);
+    }
+    if (c->stream) cudaStreamSynchronize(c->stream);
+    for (int i = 0; i < c->n_graphs; i++) cudaGraphExecDestroy(c->graphs[i].exec);
+    free(c->graphs);
+    cu_mem_release_all(c);
+    cudaFree(c->act_q);
+    cudaFree(c->act_d);
+    cudaFree(c->act_s);
+    cudaFree(c->attn_part);
+    cudaFree(c->samp_w);
+    cudaFree(c->samp_hist);
+    cudaFree(c->samp_out);
+    if (c->stream) cudaStreamDestroy(c->stream);
+    free(c);
+}
+
+/* ---- memory --------------------------------------------------------------------- */
+static int b_alloc(void *ctx, size_t bytes, void **out) { return cu_mem_alloc(C(ctx), bytes, out); }
+static void b_free(void *ctx, void *p) { cu_mem_free(C(ctx), p); }
+
+static int b_upload(void *ctx, void *dst, const void *src, size_t bytes) {
+    cu_ctx *c = C(ctx);
+    if (!bytes) return 0;
+    if (c->err) return -EIO;
+    /* pageable source: returns once src has been staged, so src is reusable */
+    if (CUDA_CHECK(c, cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, c->stream))) return -EIO;
+    return 0;
+}
+
+static int b_sync(void *ctx) {
+    cu_ctx *c = C(ctx);
+    if (!c->err && !c->capturing) CUDA_CHECK(c, cudaStreamSynchronize(c->stream));
+    return c->err ? -EIO : 0;
+}
+
+static int b_download(void *ctx, void *dst, const void *src, size_t bytes) {
+    cu_ctx *c = C(ctx);
+    if (c->err) return -EIO;
+    if (bytes && CUDA_CHECK(c, cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, c->stream))) return -EIO;
+    return b_sync(ctx);
+}
+
+static int b_zero(void *ctx, void *dst, size_t bytes) {
+    cu_ctx *c = C(ctx);
+    if (!bytes) return 0;
+    if (CUDA_CHECK(c, cudaMemsetAsync(dst, 0, bytes, c->stream))) return -EIO;
+    return 0;
+}
+
+static uint64_t b_mem_used(void *ctx) { return C(ctx)->mem_used; }
+
+static int b_is_resident(void *ctx, const void *p, char *why, size_t whylen) {
+    return cu_mem_is_resident(C(ctx), p, why, whylen);
+}
+
+/* ---- ops -------------------------------------------------------------------------- */
+static void b_get_rows(void *ctx, const eng_w *w, const int32_t *ids, int n, float *out) {
+    cu_get_rows(C(ctx), w, ids, n, out);
+}
+static void b_rmsnorm(void *ctx, const float *x, const float *g, float *y, int rows, int dim, float eps) {
+    cu_rmsnorm(C(ctx), x, g, y, rows, dim, eps);
+}
+static void b_matmul(void *ctx, const eng_w *w, const float *x, float *y, int rows) {
+    if (rows <= CU_MMV_MAX_ROWS) cu_mmv(C(ctx), w, x, y, rows);
+    else cu_mm(C(ctx), w, x, y, rows);
+}
+static void b_add_bias(void *ctx, float *y, int ld, const float *b, int rows, int dim) {
+    cu_add_bias(C(ctx), y, ld, b, rows, dim);
+}
+static void b_add(void *ctx, float *y, const float *a, int64_t n) { cu_add(C(ctx), y, a, n); }
+static void b_rope(void *ctx, float *x, int ld, const int32_t *pos, int rows, int n_head, int head_dim,
+                   const eng_rope *p) {
+    cu_rope(C(ctx), x, ld, pos, rows, n_head, head_dim, p);
+}
+static void b_kv_store(void *ctx, uint16_t *kc, uint16_t *vc, const float *k, const float *v, int ld,
+                       const int32_t *pos, int rows, int kv_dim) {
+    cu_kv_store(C(ctx), kc, vc, k, v, ld, pos, rows, kv_dim);
+}
+static void b_attention(void *ctx, const float *q, int ld_q, const uint16_t *kc, const uint16_t *vc,
+                        const int32_t *pos, int rows, int n_head, int n_head_kv, int head_dim, float scale,
+                        float *out) {
+    cu_attention(C(ctx), q, ld_q, kc, vc, pos, rows, n_head, n_head_kv, head_dim, scale, out);
+}
+static void b_swiglu(void *ctx, const float *gate, const float *up, int ld_in, float *out, int rows, int dim) {
+    cu_swiglu(C(ctx), gate, up, ld_in, out, rows, dim);
+}
+static int b_sample(void *ctx, const float *logits, int n_vocab, const eng_sample_args *a, int32_t *dev_token,
+                    int32_t *host_token) {
+    return cu_sample(C(ctx), logits, n_vocab, a, dev_token, host_token);
+}
+
+/* ---- graphs ------------------------------------------------------------------------ */
+static cu_graph_rec *find_graph(cu_ctx *c, int key) {
+    for (int i = 0; i < c->n_graphs; i++)
+        if (c->graphs[i].key == key) return &c->graphs[i];
+    return NULL;
+}
+
+static int b_record_begin(void *ctx, int key) {
+    cu_ctx *c = C(ctx);
+    if (c->err || c->capturing) return 0;
+    cu_graph_rec *g = find_graph(c, key);
+    if (g) {
+        if (CUDA_CHECK(c, cudaGraphLaunch(g->exec, c->stream))) return 0;
+        return 1;
+    }
+    if (CUDA_CHECK(c, cudaStreamBeginCapture(c->stream, cudaStreamCaptureModeThreadLocal))) return 0;
+    c->capturing = 1;
+    c->capture_key = key;
+    return 0;
+}
+
+static int b_record_end(void *ctx, int key) {
+    cu_ctx *c = C(ctx);
+    if (!c->capturing) return 0;
+    c->capturing = 0;
+    cudaGraph_t graph = NULL;
+    cudaError_t e = cudaStreamEndCapture(c->stream, &graph);
+    if (CUDA_CHECK(c, e) || key != c->capture_key) {
+        if (graph) cudaGraphDestroy(graph);
+        return c->err ? -EIO : -EINVAL;
+    }
+    cudaGraphExec_t exec = NULL;
+    e = cudaGraphInstantiate(&exec, graph, 0);
+    cudaGraphDestroy(graph);
+    if (CUDA_CHECK(c, e)) return -EIO;
+    if (c->n_graphs == c->cap_graphs) {
+        int cap = c->cap_graphs ? 2 * c->cap_graphs : 8;
+        cu_graph_rec *r = (cu_graph_rec *)realloc(c->graphs, (size_t)cap * sizeof *r);
+        if (!r) {
+            cudaGraphExecDestroy(exec);
+            return -ENOMEM;
+        }
+        c->graphs = r;
+        c->cap_graphs = cap;
+    }
+    c->graphs[c->n_graphs].key = key;
+    c->graphs[c->n_graphs].exec = exec;
+    c->n_graphs++;
+    /* the captured work did not run: run it now */
+    if (CUDA_CHECK(c, cudaGraphLaunch(exec, c->stream))) return -EIO;
+    return 0;
+}
+
+static void b_device_info(void *ctx, int *sm, int *rt, char *name, size_t name_cap, uint64_t *total,
+                          uint64_t *free_bytes) {
+    cu_ctx *c = C(ctx);
+    if (sm) *sm = c->sm;
+    if (rt) {
+        int v = 0;
+        cudaRuntimeGetVersion(&v);
+        *rt = v;
+    }
+    if (name && name_cap) snprintf(name, name_cap, "%s", c->name);
+    size_t f = 0, t = 0;
+    if (cudaMemGetInfo(&f, &t) != cudaSuccess) (void)cudaGetLastError();
+    if (total) *total = t;
+    if (free_bytes) *free_bytes = f;
+}
+
+static const eng_backend_ops g_cuda_ops = {
+    /* name */ "cuda",
+    /* memory_architecture */ "vram-only",
+    /* weights_in_place */ 0,
+    b_destroy,
+    b_alloc,
+    b_free,
+    b_upload,
+    b_download,
+    b_zero,
+    b_sync,
+    b_mem_used,
+    b_is_resident,
+    b_get_rows,
+    b_rmsnorm,
+    b_matmul,
+    b_add_bias,
+    b_add,
+    b_rope,
+    b_kv_store,
+    b_attention,
+    b_swiglu,
+    b_sample,
+    b_record_begin,
+    b_record_end,
+    b_device_info,
+};
+
+extern "C" int eng_backend_cuda_new(int device, uint64_t mem_limit, eng_backend *out, char *err, size_t errlen) {
+    out->ops = NULL;
+    out->ctx = NULL;
+    int n = 0;
+    cudaError_t e = cudaGetDeviceCount(&n);
+    if (e != cudaSuccess || n <= 0) {
+        (void)cudaGetLastError();
+        if (err && errlen)
+            snprintf(err, errlen, "no CUDA device (%s)", e != cudaSuccess ? cudaGetErrorString(e) : "count 0");
+        return -ENODEV;
+    }
+    if (device < 0 || device >= n) {
+        if (err && errlen) snprintf(err, errlen, "CUDA device %d out of range (%d present)", device, n);
+        return -ENODEV;
+    }
+    cu_ctx *c = (cu_ctx *)calloc(1, sizeof *c);
+    if (!c) return -ENOMEM;
+    c->device = device;
+    c->mem_limit = mem_limit;
+    int rc = -EIO;
+    cudaDeviceProp prop;
+    if (cudaSetDevice(device) != cudaSuccess || cudaGetDeviceProperties(&prop, device) != cudaSuccess) goto fail;
+    c->sm_count = prop.multiProcessorCount;
+    c->sm = prop.major * 10 + prop.minor;
+    snprintf(c->name, sizeof c->name, "%.127s", prop.name);
+    if (cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking) != cudaSuccess) goto fail;
+    {
+        void *p;
+        rc = -ENOMEM;
+        if (cu_mem_internal(c, (size_t)CU_MMV_MAX_ROWS * CU_ACT_MAX_K, &p)) goto fail;
+        c->act_q = (int8_t *)p;
+        if (cu_mem_internal(c, (size_t)CU_MMV_MAX_ROWS * (CU_ACT_MAX_K / 32) * 4, &p)) goto fail;
+        c->act_d = (float *)p;
+        if (cu_mem_internal(c, (size_t)CU_MMV_MAX_ROWS * (CU_ACT_MAX_K / 32) * 4, &p)) goto fail;
+        c->act_s = (float *)p;
+        if (cu_mem_internal(c, (size_t)CU_ATTN_SCRATCH_FLOATS * 4, &p)) goto fail;
+        c->attn_part = (float *)p;
+        if (cu_mem_internal(c, ENG_REPEAT_LAST_N * 4, &p)) goto fail;
+        c->samp_hist = (int32_t *)p;
+        if (cu_mem_internal(c, 256, &p)) goto fail;
+        c->samp_out = (int32_t *)p;
+    }
+    out->ops = &g_cuda_ops;
+    out->ctx = c;
+    return 0;
+fail:
+    if (err && errlen) snprintf(err, errlen, "CUDA backend init on device %d failed (%s)", device,
+                                rc == -ENOMEM ? "out of device memory" : cudaGetErrorString(cudaGetLastError()));
+    b_destroy(c);
+    return rc;
+}
+
+/* A strong symbol for programs that link this static library without
+ * whole-archive (tests): referencing it pulls this object in, so the weak
+ * eng_backend_cuda_new reference of backend.h resolves. */
+extern "C" const int llorch_cuda_backend_linked = 1;

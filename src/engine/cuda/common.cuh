@@ -1,0 +1,159 @@
+/* common.cuh — what every CUDA file of the backend shares: the backend
+ * context, the error latch, CUDA_CHECK / LAUNCH_CHECK, small device helpers
+ * (warp reductions, unaligned loads, fp16), and the host-side entry points
+ * of each kernel family (one .cu per family; backend.cu only dispatches).
+ *
+ * Error model (backend.h): an op never fails synchronously. Every CUDA call
+ * and every launch is checked; the first failure is latched in ctx->err and
+ * returned by the next sync()/download() as -EIO (the engine maps it to
+ * ENG_E_BACKEND → CUDA_ERROR). Allocation failures return -ENOMEM at once.
+ *
+ * Memory (SPEC §3.5): device memory only through cudaMalloc (256-byte
+ * aligned), every byte accounted in memory.cu. No managed, mapped, registered
+ * or pinned host memory anywhere in this backend.
+ */
+#ifndef LLORCH_CUDA_COMMON_CUH
+#define LLORCH_CUDA_COMMON_CUH
+
+#include <cuda_runtime.h>
+#include <cuda_fp16.h>
+#include <stdint.h>
+#include <stddef.h>
+
+extern "C" {
+#include "engine/backend.h"
+#include "engine/quant.h"
+}
+
+/* ---- context ------------------------------------------------------------------ */
+struct cu_alloc_rec {
+    void *p;
+    size_t bytes;
+};
+
+struct cu_graph_rec {
+    int key;
+    cudaGraphExec_t exec;
+};
+
+/* Activation scratch of the mat-vec path: the activation rows quantized to
+ * the weight's vec_dot_type (quant.h), in our own aligned struct-of-arrays
+ * layout: q [rows][K] int8, d [rows][K/32] f32 (per 32-element group; for
+ * Q8_K every group of a 256-block carries the block's d), s [rows][K/32] f32
+ * (Q8_1's fp16-rounded d*sum(q)). x16 [rows][K] fp16 for F16 weights. */
+#define CU_MMV_MAX_ROWS 8
+#define CU_ACT_MAX_K 65536
+/* attention split-K partials: floats */
+#define CU_ATTN_SCRATCH_FLOATS (2u << 20)
+
+struct cu_ctx {
+    int device;
+    cudaStream_t stream;
+    int sm_count;
+    char name[128];
+    int sm;                     /* major*10+minor */
+
+    /* allocations made through alloc() (memory.cu) */
+    uint64_t mem_limit;         /* 0 = none */
+    uint64_t mem_used;          /* sum of live alloc() bytes */
+    cu_alloc_rec *allocs;
+    int n_allocs, cap_allocs;
+
+    /* internal scratch, allocated once at creation (not counted in mem_used,
+     * reported as internal_bytes) */
+    uint64_t internal_bytes;
+    int8_t *act_q;              /* [CU_MMV_MAX_ROWS][CU_ACT_MAX_K] */
+    float *act_d;               /* [CU_MMV_MAX_ROWS][CU_ACT_MAX_K/32] */
+    float *act_s;               /* [CU_MMV_MAX_ROWS][CU_ACT_MAX_K/32] */
+    __half *act_h;              /* [CU_MMV_MAX_ROWS][CU_ACT_MAX_K] */
+    float *attn_part;           /* CU_ATTN_SCRATCH_FLOATS */
+    /* sampling scratch: grows at the first sample() call of a vocab size,
+     * never inside a graph capture */
+    float *samp_w;              /* [samp_cap] working logits */
+    int samp_cap;
+    int32_t *samp_hist;         /* [ENG_REPEAT_LAST_N] */
+    int32_t *samp_out;          /* [1] */
+
+    /* error latch */
+    int err;                    /* 0 or the first cudaError_t seen */
+    char errmsg[256];
+
+    /* graphs (record_begin/record_end) */
+    cu_graph_rec *graphs;
+    int n_graphs, cap_graphs;
+    int capturing;              /* 1 while a capture is open */
+    int capture_key;
+};
+
+/* Latches the first error (records where it happened). Returns 1 when err != success. */
+int cu_latch(cu_ctx *c, cudaError_t e, const char *what, const char *file, int line);
+
+#define CUDA_CHECK(c, call) cu_latch((c), (call), #call, __FILE__, __LINE__)
+/* after every <<<>>> launch */
+#define LAUNCH_CHECK(c, name) cu_latch((c), cudaGetLastError(), name, __FILE__, __LINE__)
+
+static inline unsigned cu_div_up(int64_t a, int64_t b) { return (unsigned)((a + b - 1) / b); }
+
+/* ---- device helpers -------------------------------------------------------------- */
+__device__ __forceinline__ float warp_sum(float v) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+__device__ __forceinline__ float warp_max(float v) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    return v;
+}
+__device__ __forceinline__ int warp_sum_i(int v) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+/* loads of little-endian words from block data that is only 1-, 2- or
+ * 4-byte aligned (block sizes 17, 18, 22, 34, 110, 210 bytes) */
+__device__ __forceinline__ uint16_t ld_u16(const uint8_t *p) { return *(const uint16_t *)p; }
+__device__ __forceinline__ uint32_t ld_u32_a2(const uint8_t *p) {
+    const uint16_t *q = (const uint16_t *)p;
+    return (uint32_t)q[0] | ((uint32_t)q[1] << 16);
+}
+__device__ __forceinline__ uint32_t ld_u32_a1(const uint8_t *p) {
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
+}
+__device__ __forceinline__ uint32_t ld_u32_a4(const uint8_t *p) { return *(const uint32_t *)p; }
+
+__device__ __forceinline__ float h2f(uint16_t h) { return __half2float(__ushort_as_half(h)); }
+__device__ __forceinline__ float bf2f(uint16_t h) { return __uint_as_float((uint32_t)h << 16); }
+
+/* ---- kernel-family entry points (host side, enqueue on c->stream) ------------------- */
+/* getrows.cu */
+void cu_get_rows(cu_ctx *c, const eng_w *w, const int32_t *ids, int n, float *out);
+/* norm.cu */
+void cu_rmsnorm(cu_ctx *c, const float *x, const float *g, float *y, int rows, int dim, float eps);
+/* rope.cu */
+void cu_rope(cu_ctx *c, float *x, int ld, const int32_t *pos, int rows, int n_head, int head_dim, const eng_rope *p);
+/* elementwise.cu */
+void cu_add_bias(cu_ctx *c, float *y, int ld, const float *b, int rows, int dim);
+void cu_add(cu_ctx *c, float *y, const float *a, int64_t n);
+void cu_swiglu(cu_ctx *c, const float *gate, const float *up, int ld_in, float *out, int rows, int dim);
+void cu_kv_store(cu_ctx *c, uint16_t *kc, uint16_t *vc, const float *k, const float *v, int ld, const int32_t *pos,
+                 int rows, int kv_dim);
+/* attention.cu */
+void cu_attention(cu_ctx *c, const float *q, int ld_q, const uint16_t *kc, const uint16_t *vc, const int32_t *pos,
+                  int rows, int n_head, int n_head_kv, int head_dim, float scale, float *out);
+/* mmv.cu: rows <= CU_MMV_MAX_ROWS */
+void cu_mmv(cu_ctx *c, const eng_w *w, const float *x, float *y, int rows);
+/* mm.cu: any rows */
+void cu_mm(cu_ctx *c, const eng_w *w, const float *x, float *y, int rows);
+/* sample.cu: returns 0 or -errno; the token id also stays in dev_token */
+int cu_sample(cu_ctx *c, const float *logits, int n_vocab, const eng_sample_args *a, int32_t *dev_token,
+              int32_t *host_token);
+/* memory.cu */
+int cu_mem_alloc(cu_ctx *c, size_t bytes, void **out);
+void cu_mem_free(cu_ctx *c, void *p);
+int cu_mem_is_resident(cu_ctx *c, const void *p, char *why, size_t whylen);
+int cu_mem_internal(cu_ctx *c, size_t bytes, void **out); /* internal scratch, counted in internal_bytes */
+void cu_mem_release_all(cu_ctx *c);
+
+#endif

@@ -1,0 +1,194 @@
+/* mm.cu — prefill matrix product y[r][o] = sum_i w[o][i] x[r][i] for many
+ * activation rows (r >= 9).
+ *
+ * Quantized weights: tensor cores (WMMA m16n16k16, fp16 operands, fp32
+ * accumulation). A block computes a 64 (outputs) x 64 (tokens) tile; per
+ * 256-wide K step it dequantizes the 64 weight rows (quants.cuh subs) and
+ * converts the 64 activation rows to fp16 in shared memory, then 8 warps run
+ * 16 mma steps on 16x32 sub-tiles. Numerics: both operands rounded to fp16
+ * (relative 2^-11 each), fp32 sums: expect ~1e-3 relative difference from an
+ * exact product; activations beyond the fp16 range (65504) would overflow.
+ * Weak: single-buffered, no async copies, no int8 mma.
+ *
+ * F32/F16/BF16 weights: an fp32 SIMT tile (64x64, BK 16, 4x4 per thread),
+ * bit-for-bit the CPU's arithmetic up to summation order (F16: x rounded to
+ * fp16 first, as the CPU's F16 vec_dot type does). Any sizes. */
+#include <mma.h>
+
+#include "quants.cuh"
+
+using namespace nvcuda;
+
+#define MM_BM 64
+#define MM_BN 64
+#define MM_BK 256
+#define MM_LDS (MM_BK + 8) /* halves; +16 B per row against bank conflicts */
+#define MM_SMEM (2 * MM_BM * MM_LDS * 2)
+
+template <int T>
+__global__ void __launch_bounds__(256)
+k_mm_q(const uint8_t *w, size_t nb1, int nblk, int ne1, const float *x, int K, int rows, float *y) {
+    typedef qfmt<T> F;
+    extern __shared__ __align__(16) unsigned char smem[];
+    __half *As = (__half *)smem;       /* [64 outputs][MM_LDS] */
+    __half *Bs = As + MM_BM * MM_LDS;  /* [64 tokens][MM_LDS] */
+    const int o0 = blockIdx.x * MM_BM, t0 = blockIdx.y * MM_BN;
+    const int tid = threadIdx.x, warp = tid >> 5;
+    const int wm = warp >> 1, wn = warp & 1;
+
+    wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc[2];
+    wmma::fill_fragment(acc[0], 0.0f);
+    wmma::fill_fragment(acc[1], 0.0f);
+
+    for (int k0 = 0; k0 < K; k0 += MM_BK) {
+        /* A: 64 rows x 32 subs of 8 */
+#pragma unroll 2
+        for (int it = 0; it < 8; it++) {
+            const int unit = tid + 256 * it;
+            const int i = unit >> 5, su = unit & 31;
+            const int bt = su / F::NSUB, s = su % F::NSUB;
+            const int row = o0 + i, gblk = k0 / F::QK + bt;
+            float v[8];
+            if (row < ne1 && gblk < nblk) {
+                F::deq(w + (size_t)row * nb1 + (size_t)gblk * F::BYTES, s, v);
+            } else {
+#pragma unroll
+                for (int j = 0; j < 8; j++) v[j] = 0.0f;
+            }
+            __half *a = As + i * MM_LDS + bt * F::QK;
+            *(__half2 *)(a + F::e0(s)) = __floats2half2_rn(v[0], v[1]);
+            *(__half2 *)(a + F::e0(s) + 2) = __floats2half2_rn(v[2], v[3]);
+            *(__half2 *)(a + F::e1(s)) = __floats2half2_rn(v[4], v[5]);
+            *(__half2 *)(a + F::e1(s) + 2) = __floats2half2_rn(v[6], v[7]);
+        }
+        /* B: 64 tokens x 256 k, float4 loads (K is a multiple of 32) */
+#pragma unroll 4
+        for (int it = 0; it < 16; it++) {
+            const int idx = tid + 256 * it;
+            const int tk = idx >> 6, kk = (idx & 63) * 4;
+            const int t = t0 + tk, gk = k0 + kk;
+            float4 v = make_float4(0.f, 0.f, 0.f, 0.f);
+            if (t < rows && gk < K) v = *(const float4 *)(x + (int64_t)t * K + gk);
+            __half *b = Bs + tk * MM_LDS + kk;
+            *(__half2 *)b = __floats2half2_rn(v.x, v.y);
+            *(__half2 *)(b + 2) = __floats2half2_rn(v.z, v.w);
+        }
+        __syncthreads();
+#pragma unroll 4
+        for (int kk = 0; kk < MM_BK; kk += 16) {
+            wmma::fragment<wmma::matrix_a, 16, 16, 16, __half, wmma::row_major> fa;
+            wmma::load_matrix_sync(fa, As + (wm * 16) * MM_LDS + kk, MM_LDS);
+#pragma unroll
+            for (int j = 0; j < 2; j++) {
+                wmma::fragment<wmma::matrix_b, 16, 16, 16, __half, wmma::col_major> fb;
+                wmma::load_matrix_sync(fb, Bs + (wn * 32 + j * 16) * MM_LDS + kk, MM_LDS);
+                wmma::mma_sync(acc[j], fa, fb, acc[j]);
+            }
+        }
+        __syncthreads();
+    }
+    /* C [64 outputs][64 tokens] through shared memory, then y[token][output] */
+    float *Cs = (float *)smem;
+    const int LDC = MM_BN + 4;
+#pragma unroll
+    for (int j = 0; j < 2; j++)
+        wmma::store_matrix_sync(Cs + (wm * 16) * LDC + wn * 32 + j * 16, acc[j], LDC, wmma::mem_row_major);
+    __syncthreads();
+    for (int idx = tid; idx < MM_BM * MM_BN; idx += 256) {
+        const int i = idx % MM_BM, tk = idx / MM_BM;
+        if (o0 + i < ne1 && t0 + tk < rows) y[(int64_t)(t0 + tk) * ne1 + o0 + i] = Cs[i * LDC + tk];
+    }
+}
+
+/* ---- fp32 SIMT tile for float weights ------------------------------------------------ */
+#define MF_BK 16
+template <int T>
+__global__ void __launch_bounds__(256)
+k_mm_f(const uint8_t *w, size_t nb1, int K, int ne1, const float *x, int rows, float *y) {
+    __shared__ float As[MF_BK][64 + 4], Bs[MF_BK][64 + 4];
+    const int o0 = blockIdx.x * 64, t0 = blockIdx.y * 64;
+    const int tid = threadIdx.x, ty = tid >> 4, tx = tid & 15;
+    float acc[4][4] = {};
+    for (int k0 = 0; k0 < K; k0 += MF_BK) {
+#pragma unroll
+        for (int it = 0; it < 4; it++) {
+            const int idx = tid + 256 * it;
+            const int r = idx >> 4, kk = idx & 15;
+            const int o = o0 + r, t = t0 + r, k = k0 + kk;
+            float wv = 0.0f, xv = 0.0f;
+            if (o < ne1 && k < K) {
+                const uint8_t *wr = w + (size_t)o * nb1;
+                if (T == QT_F32) wv = ((const float *)wr)[k];
+                else if (T == QT_F16) wv = h2f(((const uint16_t *)wr)[k]);
+                else wv = bf2f(((const uint16_t *)wr)[k]);
+            }
+            if (t < rows && k < K) {
+                xv = x[(int64_t)t * K + k];
+                if (T == QT_F16) xv = __half2float(__float2half_rn(xv));
+            }
+            As[kk][r] = wv;
+            Bs[kk][r] = xv;
+        }
+        __syncthreads();
+#pragma unroll
+        for (int kk = 0; kk < MF_BK; kk++) {
+            float a[4], b[4];
+#pragma unroll
+            for (int i = 0; i < 4; i++) {
+                a[i] = As[kk][ty * 4 + i];
+                b[i] = Bs[kk][tx * 4 + i];
+            }
+#pragma unroll
+            for (int i = 0; i < 4; i++)
+#pragma unroll
+                for (int j = 0; j < 4; j++) acc[i][j] += a[i] * b[j];
+        }
+        __syncthreads();
+    }
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        const int o = o0 + ty * 4 + i;
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+            const int t = t0 + tx * 4 + j;
+            if (o < ne1 && t < rows) y[(int64_t)t * ne1 + o] = acc[i][j];
+        }
+    }
+}
+
+template <int T>
+static void launch_mm_q(cu_ctx *c, const eng_w *w, const float *x, float *y, int rows) {
+    static bool attr_set = false; /* per instantiation; raising the limit is idempotent */
+    if (!attr_set) {
+        if (CUDA_CHECK(c, cudaFuncSetAttribute(k_mm_q<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, MM_SMEM))) return;
+        attr_set = true;
+    }
+    dim3 grid(cu_div_up(w->ne1, MM_BM), cu_div_up(rows, MM_BN));
+    k_mm_q<T><<<grid, 256, MM_SMEM, c->stream>>>((const uint8_t *)w->data, w->nb1, (int)(w->ne0 / qfmt<T>::QK),
+                                                 (int)w->ne1, x, (int)w->ne0, rows, y);
+}
+
+void cu_mm(cu_ctx *c, const eng_w *w, const float *x, float *y, int rows) {
+    if (rows <= 0 || w->ne1 <= 0) return;
+    dim3 gf(cu_div_up(w->ne1, 64), cu_div_up(rows, 64));
+    const uint8_t *wd = (const uint8_t *)w->data;
+    switch (w->type) {
+    case QT_F32: k_mm_f<QT_F32><<<gf, 256, 0, c->stream>>>(wd, w->nb1, (int)w->ne0, (int)w->ne1, x, rows, y); LAUNCH_CHECK(c, "mm_f32"); return;
+    case QT_F16: k_mm_f<QT_F16><<<gf, 256, 0, c->stream>>>(wd, w->nb1, (int)w->ne0, (int)w->ne1, x, rows, y); LAUNCH_CHECK(c, "mm_f16"); return;
+    case QT_BF16: k_mm_f<QT_BF16><<<gf, 256, 0, c->stream>>>(wd, w->nb1, (int)w->ne0, (int)w->ne1, x, rows, y); LAUNCH_CHECK(c, "mm_bf16"); return;
+    default: break;
+    }
+    if (w->ne0 % 32) {
+        cu_latch(c, cudaErrorNotSupported, "mm: row length not a multiple of 32", __FILE__, __LINE__);
+        return;
+    }
+    int handled = 1;
+#define MQ(T) launch_mm_q<T>(c, w, x, y, rows)
+    QFMT_DISPATCH(w->type, MQ)
+#undef MQ
+    if (!handled) {
+        cu_latch(c, cudaErrorNotSupported, "mm: unsupported tensor type", __FILE__, __LINE__);
+        return;
+    }
+    LAUNCH_CHECK(c, "mm_q");
+}

@@ -1,0 +1,222 @@
+/* mmv.cu — the decode mat-vec: y[r][o] = sum_i w[o][i] * x[r][i] for a few
+ * activation rows (r < 8), weights dequantized in registers.
+ *
+ * Quantized weights follow the CPU reference exactly (quant.h): the
+ * activation rows are first quantized once to the weight's vec_dot_type
+ * (Q8_0, Q8_1 or Q8_K, with the reference's rounding: __fdiv_rn/__frcp_rn so
+ * fast-math cannot change a single q) into the context's scratch, then every
+ * sub-block dot is an integer dp4a sum scaled in fp32 (quants.cuh). So the
+ * integer parts equal the CPU's and only the fp32 summation order differs.
+ * F32/BF16 weights: fp32 x; F16 weights: x rounded to fp16 (the CPU's F16
+ * vec_dot type), fp32 accumulation.
+ *
+ * Layout: one warp per output row (4 warps per block); lanes stride over the
+ * row's subs (8 weights each), so a warp reads a contiguous run of blocks;
+ * all NR activation rows are applied to each weight load (weights are read
+ * once per call). */
+#include "quants.cuh"
+
+#define MMV_WARPS 4
+
+/* ---- activation quantization ------------------------------------------------------ */
+/* Q8_0 / Q8_1: one warp per 32-block (lane = element). d = amax/127 (fp16
+ * stored, the dot uses the rounded value), q = roundf(x * (1/d)). */
+template <bool WITH_S>
+__global__ void k_quant_q8_0(const float *x, int K, int rows, int8_t *q, float *d, float *s) {
+    const int64_t gb = (int64_t)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5); /* global 32-block */
+    const int lane = threadIdx.x & 31;
+    const int nb = K / 32;
+    if (gb >= (int64_t)rows * nb) return;
+    const int r = (int)(gb / nb), b = (int)(gb % nb);
+    const float v = x[(int64_t)r * K + 32 * b + lane];
+    const float amax = warp_max(fabsf(v));
+    const float dd = __fdiv_rn(amax, 127.0f);
+    const float id = dd != 0.0f ? __frcp_rn(dd) : 0.0f;
+    const int qi = (int)roundf(__fmul_rn(v, id));
+    q[(int64_t)r * K + 32 * b + lane] = (int8_t)qi;
+    if (WITH_S) {
+        const int sum = warp_sum_i(qi);
+        if (lane == 0) s[(int64_t)r * nb + b] = __half2float(__float2half_rn(__fmul_rn((float)sum, dd)));
+    }
+    if (lane == 0) d[(int64_t)r * nb + b] = __half2float(__float2half_rn(dd));
+}
+
+/* Q8_K: one warp per 256-block (8 elements per lane). max = the value of
+ * largest magnitude, first index on ties; iscale = -127/max; q =
+ * min(127, rint(iscale*x)); d = 1/iscale, stored for each of the 8 32-groups. */
+__global__ void k_quant_q8_K(const float *x, int K, int rows, int8_t *q, float *d) {
+    const int64_t gb = (int64_t)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+    const int lane = threadIdx.x & 31;
+    const int nb = K / 256;
+    if (gb >= (int64_t)rows * nb) return;
+    const int r = (int)(gb / nb), b = (int)(gb % nb);
+    const float *xb = x + (int64_t)r * K + 256 * b;
+    float v[8], amax = 0.0f, mx = 0.0f;
+    int idx = 1 << 30;
+#pragma unroll
+    for (int i = 0; i < 8; i++) {
+        v[i] = xb[lane * 8 + i];
+        if (fabsf(v[i]) > amax) {
+            amax = fabsf(v[i]);
+            mx = v[i];
+            idx = lane * 8 + i;
+        }
+    }
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) {
+        const float a2 = __shfl_xor_sync(0xffffffffu, amax, o), m2 = __shfl_xor_sync(0xffffffffu, mx, o);
+        const int i2 = __shfl_xor_sync(0xffffffffu, idx, o);
+        if (a2 > amax || (a2 == amax && i2 < idx)) {
+            amax = a2;
+            mx = m2;
+            idx = i2;
+        }
+    }
+    int8_t *qb = q + (int64_t)r * K + 256 * b;
+    float *db = d + (int64_t)r * (K / 32) + 8 * b;
+    if (amax == 0.0f) {
+#pragma unroll
+        for (int i = 0; i < 8; i++) qb[lane * 8 + i] = 0;
+        if (lane < 8) db[lane] = 0.0f;
+        return;
+    }
+    const float iscale = __fdiv_rn(-127.0f, mx);
+#pragma unroll
+    for (int i = 0; i < 8; i++) {
+        const int qi = __float2int_rn(__fmul_rn(iscale, v[i]));
+        qb[lane * 8 + i] = (int8_t)(qi < 127 ? qi : 127);
+    }
+    if (lane < 8) db[lane] = __frcp_rn(iscale);
+}
+
+/* ---- dot kernels ----------------------------------------------------------------------- */
+template <int T, int NR>
+__global__ void __launch_bounds__(MMV_WARPS * 32)
+k_mmv_q(const uint8_t *w, size_t nb1, int nblk, int ne1, const int8_t *aq, const float *ad, const float *as, int K,
+        float *y, int nr) {
+    typedef qfmt<T> F;
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int row = blockIdx.x * MMV_WARPS + warp;
+    if (row >= ne1) return;
+    const uint8_t *wr = w + (size_t)row * nb1;
+    const int K32 = K / 32;
+    float acc[NR];
+#pragma unroll
+    for (int r = 0; r < NR; r++) acc[r] = 0.0f;
+    const int units = nblk * F::NSUB;
+#pragma unroll 4
+    for (int u = lane; u < units; u += 32) {
+        const int blk = u / F::NSUB, s = u % F::NSUB;
+        const uint8_t *b = wr + (size_t)blk * F::BYTES;
+        const int g = blk * (F::QK / 32); /* first 32-group of the block */
+#pragma unroll
+        for (int r = 0; r < NR; r++) {
+            if (r < nr)
+                acc[r] += F::dot(b, s, aq + (int64_t)r * K + (int64_t)blk * F::QK, ad + (int64_t)r * K32 + g,
+                                 as + (int64_t)r * K32 + g);
+        }
+    }
+#pragma unroll
+    for (int r = 0; r < NR; r++) {
+        const float v = warp_sum(acc[r]);
+        if (lane == 0 && r < nr) y[(int64_t)r * ne1 + row] = v;
+    }
+}
+
+template <int T, int NR>
+__global__ void __launch_bounds__(MMV_WARPS * 32)
+k_mmv_f(const uint8_t *w, size_t nb1, int ne0, int ne1, const float *x, float *y, int nr) {
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int row = blockIdx.x * MMV_WARPS + warp;
+    if (row >= ne1) return;
+    const uint8_t *wr = w + (size_t)row * nb1;
+    float acc[NR];
+#pragma unroll
+    for (int r = 0; r < NR; r++) acc[r] = 0.0f;
+#pragma unroll 4
+    for (int i = lane; i < ne0; i += 32) {
+        float wv;
+        if (T == QT_F32) wv = ((const float *)wr)[i];
+        else if (T == QT_F16) wv = h2f(((const uint16_t *)wr)[i]);
+        else wv = bf2f(((const uint16_t *)wr)[i]);
+#pragma unroll
+        for (int r = 0; r < NR; r++) {
+            if (r < nr) {
+                float xv = x[(int64_t)r * ne0 + i];
+                if (T == QT_F16) xv = __half2float(__float2half_rn(xv));
+                acc[r] += wv * xv;
+            }
+        }
+    }
+#pragma unroll
+    for (int r = 0; r < NR; r++) {
+        const float v = warp_sum(acc[r]);
+        if (lane == 0 && r < nr) y[(int64_t)r * ne1 + row] = v;
+    }
+}
+
+/* ---- dispatch ------------------------------------------------------------------------- */
+template <int T>
+static void launch_q(cu_ctx *c, const eng_w *w, float *y, int rows) {
+    const unsigned grid = cu_div_up(w->ne1, MMV_WARPS);
+    const int nblk = (int)(w->ne0 / qfmt<T>::QK), K = (int)w->ne0;
+    if (rows == 1)
+        k_mmv_q<T, 1><<<grid, MMV_WARPS * 32, 0, c->stream>>>((const uint8_t *)w->data, w->nb1, nblk, (int)w->ne1,
+                                                                c->act_q, c->act_d, c->act_s, K, y, 1);
+    else if (rows == 2)
+        k_mmv_q<T, 2><<<grid, MMV_WARPS * 32, 0, c->stream>>>((const uint8_t *)w->data, w->nb1, nblk, (int)w->ne1,
+                                                                c->act_q, c->act_d, c->act_s, K, y, 2);
+    else
+        k_mmv_q<T, 8><<<grid, MMV_WARPS * 32, 0, c->stream>>>((const uint8_t *)w->data, w->nb1, nblk, (int)w->ne1,
+                                                                c->act_q, c->act_d, c->act_s, K, y, rows);
+}
+
+template <int T>
+static void launch_f(cu_ctx *c, const eng_w *w, const float *x, float *y, int rows) {
+    const unsigned grid = cu_div_up(w->ne1, MMV_WARPS);
+    const uint8_t *wd = (const uint8_t *)w->data;
+    if (rows == 1)
+        k_mmv_f<T, 1><<<grid, MMV_WARPS * 32, 0, c->stream>>>(wd, w->nb1, (int)w->ne0, (int)w->ne1, x, y, 1);
+    else if (rows == 2)
+        k_mmv_f<T, 2><<<grid, MMV_WARPS * 32, 0, c->stream>>>(wd, w->nb1, (int)w->ne0, (int)w->ne1, x, y, 2);
+    else
+        k_mmv_f<T, 8><<<grid, MMV_WARPS * 32, 0, c->stream>>>(wd, w->nb1, (int)w->ne0, (int)w->ne1, x, y, rows);
+}
+
+void cu_mmv(cu_ctx *c, const eng_w *w, const float *x, float *y, int rows) {
+    if (rows <= 0 || w->ne1 <= 0) return;
+    switch (w->type) {
+    case QT_F32: launch_f<QT_F32>(c, w, x, y, rows); LAUNCH_CHECK(c, "mmv_f32"); return;
+    case QT_F16: launch_f<QT_F16>(c, w, x, y, rows); LAUNCH_CHECK(c, "mmv_f16"); return;
+    case QT_BF16: launch_f<QT_BF16>(c, w, x, y, rows); LAUNCH_CHECK(c, "mmv_bf16"); return;
+    default: break;
+    }
+    const qt_info_t *qi = qt_info(w->type);
+    if (!qi || w->ne0 > CU_ACT_MAX_K || w->ne0 % 32 || rows > CU_MMV_MAX_ROWS) {
+        cu_latch(c, cudaErrorNotSupported, "mmv: unsupported type or shape", __FILE__, __LINE__);
+        return;
+    }
+    const int K = (int)w->ne0;
+    /* 1. activation rows → vec_dot_type (8 warps per block, one 32/256-block per warp) */
+    if (qi->vec_dot_type == QT_Q8_K) {
+        const int64_t nb = (int64_t)rows * (K / 256);
+        k_quant_q8_K<<<cu_div_up(nb, 8), 256, 0, c->stream>>>(x, K, rows, c->act_q, c->act_d);
+    } else if (qi->vec_dot_type == QT_Q8_1) {
+        const int64_t nb = (int64_t)rows * (K / 32);
+        k_quant_q8_0<true><<<cu_div_up(nb, 8), 256, 0, c->stream>>>(x, K, rows, c->act_q, c->act_d, c->act_s);
+    } else {
+        const int64_t nb = (int64_t)rows * (K / 32);
+        k_quant_q8_0<false><<<cu_div_up(nb, 8), 256, 0, c->stream>>>(x, K, rows, c->act_q, c->act_d, c->act_s);
+    }
+    if (LAUNCH_CHECK(c, "mmv_quantize_act")) return;
+    /* 2. the integer dot */
+    int handled = 1;
+#define MV(T) launch_q<T>(c, w, y, rows)
+    QFMT_DISPATCH(w->type, MV)
+#undef MV
+    if (!handled) {
+        cu_latch(c, cudaErrorNotSupported, "mmv: unsupported tensor type", __FILE__, __LINE__);
+        return;
+    }
+    LAUNCH_CHECK(c, "mmv_q");
+}

@@ -1,0 +1,388 @@
+/* sample.cu — the SPEC §3.4 sampling pipeline on the device; only the token
+ * id comes back (4 bytes). It computes exactly the host reference's function
+ * (engine/sampler.c): same filter order, the same total order (logit desc, id
+ * asc), the same "cut" representation of the surviving prefix, the draw in
+ * ascending id order with double-precision exp and the host's uniform.
+ * Summation order differs (parallel), so a draw that lands within rounding of
+ * a boundary may pick the neighbour; everything else is exact.
+ *
+ * One block of 1024 threads does it all (the vocabulary is ~10^5 floats):
+ *   copy → repetition penalty (thread 0, <= 64 tokens) → temperature
+ *   (t <= 0: argmax) → top-k (radix select on the ordered float bits: 4 passes
+ *   of 8 bits, counts) → max → top-p (the same radix select weighted by
+ *   exp(w - max)) → min-p → draw (per-thread contiguous id segments, block
+ *   scan of their masses, one thread walks the segment that crosses u*Z).
+ * Division by the temperature / penalty uses __fdiv_rn: fast-math must not
+ * change a logit the host would compute exactly. */
+#include <errno.h>
+#include <math.h>
+#include <string.h>
+
+#include "common.cuh"
+
+#define SB 1024
+
+struct samp_params {
+    int n, nh;
+    float temp, pen, top_p, log_min_p;
+    int top_k;
+    double u;
+};
+
+/* monotone key of a float (larger float → larger key); -0 folded onto +0 */
+__device__ __forceinline__ uint32_t fkey(float v) {
+    if (v == 0.0f) v = 0.0f;
+    const uint32_t u = __float_as_uint(v);
+    return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+}
+__device__ __forceinline__ float fkey_inv(uint32_t k) {
+    return __uint_as_float((k & 0x80000000u) ? (k & 0x7fffffffu) : ~k);
+}
+
+struct cut_t {
+    float w;
+    int id;
+};
+__device__ __forceinline__ bool survives(float v, int i, cut_t c) {
+    if (!(v > -INFINITY)) return false;
+    return v > c.w || (v == c.w && i <= c.id);
+}
+
+/* block reductions (all threads call; result in every thread) */
+__device__ double block_sum_d(double v, double *sh) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    __syncthreads();
+    if ((threadIdx.x & 31) == 0) sh[threadIdx.x >> 5] = v;
+    __syncthreads();
+    double t = 0.0;
+    for (int i = 0; i < SB / 32; i++) t += sh[i];
+    __syncthreads();
+    return t;
+}
+__device__ float block_max_f(float v, float *sh) {
+    v = warp_max(v);
+    __syncthreads();
+    if ((threadIdx.x & 31) == 0) sh[threadIdx.x >> 5] = v;
+    __syncthreads();
+    float t = -INFINITY;
+    for (int i = 0; i < SB / 32; i++) t = fmaxf(t, sh[i]);
+    __syncthreads();
+    return t;
+}
+/* exclusive scan of one double per thread (thread order) */
+__device__ double block_exscan_d(double v, double *sh) {
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    double inc = v;
+#pragma unroll
+    for (int o = 1; o < 32; o <<= 1) {
+        const double t = __shfl_up_sync(0xffffffffu, inc, o);
+        if (lane >= o) inc += t;
+    }
+    __syncthreads();
+    if (lane == 31) sh[warp] = inc;
+    __syncthreads();
+    double base = 0.0;
+    for (int i = 0; i < warp; i++) base += sh[i];
+    __syncthreads();
+    return base + inc - v;
+}
+
+/* argmax, lowest id on ties, NaN ignored, 0 when nothing is comparable */
+__device__ int block_argmax(const float *w, int n, float *shv, int *shi) {
+    float bv = 0.0f;
+    int bi = -1;
+    for (int i = threadIdx.x; i < n; i += SB) {
+        const float v = w[i];
+        if (v != v) continue;
+        if (bi < 0 || v > bv) {
+            bv = v;
+            bi = i;
+        }
+    }
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) {
+        const float v2 = __shfl_xor_sync(0xffffffffu, bv, o);
+        const int i2 = __shfl_xor_sync(0xffffffffu, bi, o);
+        if (i2 >= 0 && (bi < 0 || v2 > bv || (v2 == bv && i2 < bi))) {
+            bv = v2;
+            bi = i2;
+        }
+    }
+    __syncthreads();
+    if ((threadIdx.x & 31) == 0) {
+        shv[threadIdx.x >> 5] = bv;
+        shi[threadIdx.x >> 5] = bi;
+    }
+    __syncthreads();
+    float v = 0.0f;
+    int id = -1;
+    for (int k = 0; k < SB / 32; k++) {
+        if (shi[k] >= 0 && (id < 0 || shv[k] > v || (shv[k] == v && shi[k] < id))) {
+            v = shv[k];
+            id = shi[k];
+        }
+    }
+    __syncthreads();
+    return id < 0 ? 0 : id;
+}
+
+/* Radix select over survivors of `cut`, descending by key: the key K where
+ * weight(key > K) < need <= weight(key >= K); weight = 1 or exp(w - maxw).
+ * *above = weight(key > K). Returns K; 0 when need exceeds the total. */
+__device__ uint32_t radix_select(const float *w, int n, cut_t cut, bool mass, float maxw, double need,
+                                 double *above, double *hist, uint32_t *shsel, double *shabove) {
+    uint32_t prefix = 0, pmask = 0;
+    double ab = 0.0;
+    for (int pass = 0; pass < 4; pass++) {
+        const int shift = 24 - 8 * pass;
+        for (int b = threadIdx.x; b < 256; b += SB) hist[b] = 0.0;
+        __syncthreads();
+        for (int i = threadIdx.x; i < n; i += SB) {
+            const float v = w[i];
+            if (!survives(v, i, cut)) continue;
+            const uint32_t k = fkey(v);
+            if ((k & pmask) != prefix) continue;
+            atomicAdd(&hist[(k >> shift) & 255u], mass ? exp((double)v - (double)maxw) : 1.0);
+        }
+        __syncthreads();
+        if (threadIdx.x == 0) {
+            uint32_t sel = 0;
+            bool found = false;
+            for (int b = 255; b >= 0; b--) {
+                if (ab + hist[b] >= need && hist[b] > 0.0) {
+                    sel = (uint32_t)b;
+                    found = true;
+                    break;
+                }
+                ab += hist[b];
+            }
+            if (!found) { /* rounding: take the lowest non-empty bucket */
+                for (int b = 0; b < 256; b++)
+                    if (hist[b] > 0.0) {
+                        sel = (uint32_t)b;
+                        ab -= hist[b];
+                        break;
+                    }
+            }
+            *shsel = sel;
+            *shabove = ab;
+        }
+        __syncthreads();
+        prefix |= *shsel << shift;
+        pmask |= 255u << shift;
+        ab = *shabove;
+        __syncthreads();
+    }
+    *above = ab;
+    return prefix;
+}
+
+/* the j-th (1-based) smallest id among survivors of cut with key == K;
+ * returns -1 when there are fewer than j */
+__device__ int nth_tied_id(const float *w, int n, cut_t cut, uint32_t K, int j, double *shd, int *shres) {
+    const int seg = (n + SB - 1) / SB;
+    const int a = threadIdx.x * seg, b = min(n, a + seg);
+    int cnt = 0;
+    for (int i = a; i < b; i++)
+        if (survives(w[i], i, cut) && fkey(w[i]) == K) cnt++;
+    const double pre = block_exscan_d((double)cnt, shd);
+    if (threadIdx.x == 0) *shres = -1;
+    __syncthreads();
+    if (pre < j && pre + cnt >= j) {
+        int c = (int)pre;
+        for (int i = a; i < b; i++)
+            if (survives(w[i], i, cut) && fkey(w[i]) == K && ++c == j) {
+                *shres = i;
+                break;
+            }
+    }
+    __syncthreads();
+    const int r = *shres;
+    __syncthreads();
+    return r;
+}
+
+__global__ void __launch_bounds__(SB) k_sample(const float *logits, float *w, const int32_t *hist, samp_params p,
+                                               int32_t *out) {
+    __shared__ double shd[256 + 32];
+    __shared__ float shf[32];
+    __shared__ int shi[32];
+    __shared__ uint32_t shsel;
+    __shared__ double shab;
+    __shared__ int shres;
+    const int n = p.n;
+
+    for (int i = threadIdx.x; i < n; i += SB) w[i] = logits[i];
+    __syncthreads();
+    /* 1. repetition penalty, once per distinct token */
+    if (threadIdx.x == 0 && p.pen != 1.0f && p.pen > 0.0f) {
+        for (int i = 0; i < p.nh; i++) {
+            const int t = hist[i];
+            if (t < 0 || t >= n) continue;
+            bool seen = false;
+            for (int j = 0; j < i && !seen; j++) seen = hist[j] == t;
+            if (seen) continue;
+            w[t] = w[t] <= 0.0f ? w[t] * p.pen : __fdiv_rn(w[t], p.pen);
+        }
+    }
+    __syncthreads();
+    /* 2. temperature */
+    if (!(p.temp > 0.0f)) {
+        const int id = block_argmax(w, n, shf, shi);
+        if (threadIdx.x == 0) *out = id;
+        return;
+    }
+    for (int i = threadIdx.x; i < n; i += SB) w[i] = __fdiv_rn(w[i], p.temp);
+    __syncthreads();
+
+    cut_t cut = {-INFINITY, 0x7fffffff};
+    /* 3. top-k */
+    if (p.top_k > 0 && p.top_k < n) {
+        double nf = 0.0;
+        for (int i = threadIdx.x; i < n; i += SB) nf += (w[i] > -INFINITY) ? 1.0 : 0.0;
+        nf = block_sum_d(nf, shd);
+        if (nf == 0.0) {
+            const int id = block_argmax(w, n, shf, shi);
+            if (threadIdx.x == 0) *out = id;
+            return;
+        }
+        if (nf >= (double)p.top_k) {
+            double above;
+            const uint32_t K = radix_select(w, n, cut, false, 0.0f, (double)p.top_k, &above, shd, &shsel, &shab);
+            const int id = nth_tied_id(w, n, cut, K, p.top_k - (int)above, shd, &shres);
+            cut.w = fkey_inv(K);
+            cut.id = id < 0 ? 0x7fffffff : id;
+        }
+    }
+    /* max over all logits */
+    float mx = -INFINITY;
+    for (int i = threadIdx.x; i < n; i += SB) mx = fmaxf(mx, w[i]);
+    const float maxw = block_max_f(mx, shf);
+    if (!(maxw > -INFINITY) || maxw == INFINITY) {
+        const int id = block_argmax(w, n, shf, shi);
+        if (threadIdx.x == 0) *out = id;
+        return;
+    }
+    /* 4. top-p */
+    if (p.top_p < 1.0f) {
+        double z = 0.0;
+        for (int i = threadIdx.x; i < n; i += SB)
+            if (survives(w[i], i, cut)) z += exp((double)w[i] - (double)maxw);
+        z = block_sum_d(z, shd);
+        if (z > 0.0) {
+            const double target = (double)p.top_p * z;
+            double above;
+            const uint32_t K = radix_select(w, n, cut, true, maxw, target, &above, shd, &shsel, &shab);
+            const float v = fkey_inv(K);
+            const double e = exp((double)v - (double)maxw);
+            double jj = ceil((target - above) / e);
+            int j = jj < 1.0 ? 1 : (int)fmin(jj, 2147483647.0);
+            int id = nth_tied_id(w, n, cut, K, j, shd, &shres);
+            if (id < 0) { /* rounding: the last tied survivor */
+                for (int jj2 = j - 1; jj2 >= 1 && id < 0; jj2--) id = nth_tied_id(w, n, cut, K, jj2, shd, &shres);
+            }
+            if (id >= 0) {
+                cut.w = v;
+                cut.id = id;
+            }
+        }
+    }
+    /* 5. min-p (threshold computed like the host: float maxw + logf(min_p)) */
+    if (p.log_min_p > -INFINITY) {
+        float thr = maxw + p.log_min_p;
+        if (thr > maxw) thr = maxw;
+        const cut_t m = {thr, 0x7fffffff};
+        if (cut.w != m.w) cut = cut.w > m.w ? cut : m;
+        else cut = cut.id < m.id ? cut : m;
+    }
+    /* 6. draw in ascending id order */
+    const int seg = (n + SB - 1) / SB;
+    const int a = threadIdx.x * seg, b = min(n, a + seg);
+    double local = 0.0;
+    int last = -1;
+    for (int i = a; i < b; i++)
+        if (survives(w[i], i, cut)) {
+            local += exp((double)w[i] - (double)maxw);
+            last = i;
+        }
+    const double pre = block_exscan_d(local, shd);
+    const double z = block_sum_d(local, shd);
+    /* last survivor overall */
+    int lastall = last;
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) lastall = max(lastall, __shfl_xor_sync(0xffffffffu, lastall, o));
+    if ((threadIdx.x & 31) == 0) shi[threadIdx.x >> 5] = lastall;
+    if (threadIdx.x == 0) shres = 0x7fffffff;
+    __syncthreads();
+    lastall = -1;
+    for (int k = 0; k < SB / 32; k++) lastall = max(lastall, shi[k]);
+    if (lastall < 0) {
+        __syncthreads();
+        const int id = block_argmax(w, n, shf, shi);
+        if (threadIdx.x == 0) *out = id;
+        return;
+    }
+    const double target = p.u * z;
+    if (local > 0.0 && pre + local > target && pre <= target) {
+        double cum = pre;
+        for (int i = a; i < b; i++)
+            if (survives(w[i], i, cut)) {
+                cum += exp((double)w[i] - (double)maxw);
+                if (cum > target) {
+                    atomicMin(&shres, i); /* min over (rare) rounding-double hits */
+                    break;
+                }
+            }
+    }
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        int r = shres;
+        if (r == 0x7fffffff) r = lastall;
+        *out = r;
+    }
+}
+
+int cu_sample(cu_ctx *c, const float *logits, int n_vocab, const eng_sample_args *a, int32_t *dev_token,
+              int32_t *host_token) {
+    if (n_vocab <= 0) return -EINVAL;
+    if (c->err) return -EIO;
+    if (c->samp_cap < n_vocab) {
+        if (c->capturing) return -EBUSY; /* never allocate inside a capture */
+        if (c->samp_w) {
+            cudaFree(c->samp_w);
+            c->internal_bytes -= (uint64_t)c->samp_cap * sizeof(float);
+            c->samp_w = NULL;
+            c->samp_cap = 0;
+        }
+        void *p;
+        if (cu_mem_internal(c, (size_t)n_vocab * sizeof(float), &p)) return -ENOMEM;
+        c->samp_w = (float *)p;
+        c->samp_cap = n_vocab;
+    }
+    samp_params p;
+    p.n = n_vocab;
+    p.nh = a->n_history < 0 ? 0 : (a->n_history > ENG_REPEAT_LAST_N ? ENG_REPEAT_LAST_N : a->n_history);
+    p.temp = a->p.temperature;
+    p.pen = a->p.repeat_penalty;
+    p.top_p = a->p.top_p;
+    p.top_k = a->p.top_k;
+    p.log_min_p = a->p.min_p > 0.0f ? logf(a->p.min_p) : -INFINITY;
+    p.u = a->uniform;
+    if (p.nh > 0 && a->history) {
+        /* the window holds the last 64 accepted tokens, oldest first */
+        const int32_t *h = a->history + (a->n_history - p.nh);
+        if (CUDA_CHECK(c, cudaMemcpyAsync(c->samp_hist, h, (size_t)p.nh * 4, cudaMemcpyHostToDevice, c->stream)))
+            return -EIO;
+    } else {
+        p.nh = 0;
+    }
+    int32_t *dst = dev_token ? dev_token : c->samp_out;
+    k_sample<<<1, SB, 0, c->stream>>>(logits, c->samp_w, c->samp_hist, p, dst);
+    if (LAUNCH_CHECK(c, "sample")) return -EIO;
+    int32_t tok = 0;
+    if (CUDA_CHECK(c, cudaMemcpyAsync(&tok, dst, 4, cudaMemcpyDeviceToHost, c->stream))) return -EIO;
+    if (CUDA_CHECK(c, cudaStreamSynchronize(c->stream))) return -EIO;
+    if (host_token) *host_token = tok;
+    return 0;
+}

@@ -1,0 +1,574 @@
+// test-libs: llorch_engine_cuda llorch_engine llorch_quant llorch_tok llorch_gguf llorch_core
+/* test_cuda_ops — every CUDA backend op against the CPU backend (the
+ * reference) on fresh random inputs of several shapes, odd sizes included,
+ * every block format quant.c can quantize. Device outputs are poisoned with
+ * NaN before each run; a NaN or Inf anywhere fails.
+ *
+ * Bounds (relative L2 error ||gpu - ref|| / ||ref||):
+ *   TOL_F32 1e-4  fp32-accumulated paths: elementwise, norm, rope, attention,
+ *                 the mat-vec (rows <= 8: it runs the CPU's own integer dot
+ *                 on the same q8 activations, so only summation order differs)
+ *                 and the fp32 tiled matmul of F32/F16/BF16 weights.
+ *   TOL_EXACT 1e-6 get_rows (pure dequantization).
+ *   TOL_MM16 2e-3 prefill matmul of quantized weights (tensor cores): both
+ *                 operands are rounded to fp16 (relative 2^-11 each), checked
+ *                 against the exact product of the dequantized weights in
+ *                 double. Against the CPU backend the same result differs by
+ *                 the CPU's own q8 activation rounding (~0.5% per element,
+ *                 ~4e-3 on a dot): TOL_MM16_CPU 2e-2 there.
+ * Exits 77 (CTest skip) where no CUDA device exists. */
+#include <errno.h>
+#include <math.h>
+
+#include "engine/backend.h"
+#include "engine/quant.h"
+#include "engine/sampler.h"
+#include "testutil.h"
+
+#define NELEM(a) (sizeof(a) / sizeof((a)[0]))
+#define TOL_EXACT 1e-6
+#define TOL_F32 1e-4
+#define TOL_MM16 2e-3
+#define TOL_MM16_CPU 2e-2
+
+static eng_backend G, C;
+static uint64_t g_seed = 0x5eed1234abcdull;
+
+/* ---- helpers --------------------------------------------------------------------- */
+static float *rnd(size_t n, float scale) {
+    float *p = malloc(n * sizeof *p);
+    assert_non_null(p);
+    for (size_t i = 0; i < n; i++) p[i] = tu_randf(&g_seed) * scale;
+    return p;
+}
+
+static void *gdup(const void *src, size_t bytes) {
+    void *d = NULL;
+    assert_int_equal(G.ops->alloc(G.ctx, bytes, &d), 0);
+    assert_int_equal(G.ops->upload(G.ctx, d, src, bytes), 0);
+    return d;
+}
+
+/* device buffer of n floats filled with NaN */
+static float *gpoison(size_t n) {
+    float *h = malloc(n * sizeof *h);
+    for (size_t i = 0; i < n; i++) h[i] = NAN;
+    float *d = gdup(h, n * sizeof *h);
+    free(h);
+    return d;
+}
+static void gpoison_again(float *d, size_t n) {
+    float *h = malloc(n * sizeof *h);
+    for (size_t i = 0; i < n; i++) h[i] = NAN;
+    assert_int_equal(G.ops->upload(G.ctx, d, h, n * sizeof *h), 0);
+    free(h);
+}
+
+static float *gget(const float *d, size_t n) {
+    float *h = malloc(n * sizeof *h);
+    assert_int_equal(G.ops->download(G.ctx, h, d, n * sizeof *h), 0);
+    return h;
+}
+
+static double rel_err(const float *got, const float *ref, size_t n, const char *what) {
+    double num = 0, den = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!isfinite(got[i]) || !isfinite(ref[i])) {
+            fail_msg("%s: non-finite at %zu: gpu %g ref %g", what, i, got[i], ref[i]);
+        }
+        double d = (double)got[i] - ref[i];
+        num += d * d;
+        den += (double)ref[i] * ref[i];
+    }
+    return den > 0 ? sqrt(num / den) : sqrt(num);
+}
+
+static void check(const float *got, const float *ref, size_t n, double tol, const char *what) {
+    double e = rel_err(got, ref, n, what);
+    if (!(e <= tol)) fail_msg("%s: relative error %.3g > %.3g", what, e, tol);
+}
+
+static void check_d(const float *got, const double *ref, size_t n, double tol, const char *what) {
+    double num = 0, den = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!isfinite(got[i])) fail_msg("%s: non-finite at %zu", what, i);
+        double d = got[i] - ref[i];
+        num += d * d;
+        den += ref[i] * ref[i];
+    }
+    double e = sqrt(num / (den > 0 ? den : 1));
+    if (!(e <= tol)) fail_msg("%s: relative error %.3g > %.3g", what, e, tol);
+}
+
+static const int k_types[] = {QT_F32, QT_F16, QT_BF16, QT_Q4_0, QT_Q4_1, QT_Q5_0, QT_Q5_1, QT_Q8_0,
+                              QT_Q2_K, QT_Q3_K, QT_Q4_K, QT_Q5_K, QT_Q6_K, QT_MXFP4};
+
+/* a random weight matrix [ne1][ne0] quantized to type t (host bytes) */
+static void *make_weights(int t, int64_t ne0, int64_t ne1, size_t *nb1) {
+    *nb1 = qt_row_bytes(t, ne0);
+    assert_true(*nb1 > 0);
+    uint8_t *w = malloc(*nb1 * (size_t)ne1);
+    float *row = rnd((size_t)ne0, 1.0f);
+    for (int64_t r = 0; r < ne1; r++) {
+        for (int64_t i = 0; i < ne0; i++) row[i] = tu_randf(&g_seed);
+        assert_int_equal(qt_quantize_row(t, row, w + (size_t)r * *nb1, ne0), 0);
+    }
+    free(row);
+    return w;
+}
+
+static int usable(int t) {
+    const qt_info_t *qi = qt_info(t);
+    return qi && qi->can_quantize;
+}
+
+/* row lengths to test per type: odd where the format allows */
+static int lengths(int t, int64_t out[3]) {
+    int bl = qt_info(t)->blck;
+    if (bl == 1) { out[0] = 67; out[1] = 896; out[2] = 1001; return 3; }
+    if (bl == 32) { out[0] = 32; out[1] = 224; out[2] = 896; return 3; }
+    out[0] = 256; out[1] = 768; out[2] = 2048; return 3;
+}
+
+/* ---- tests --------------------------------------------------------------------------- */
+static void test_memory(void **st) {
+    (void)st;
+    eng_backend b;
+    char err[256];
+    assert_int_equal(eng_backend_cuda_new(0, 1 << 20, &b, err, sizeof err), 0);
+    assert_string_equal(b.ops->memory_architecture, "vram-only");
+    void *p = NULL, *q = NULL;
+    assert_int_equal(b.ops->alloc(b.ctx, 1000, &p), 0);
+    assert_true(((uintptr_t)p & 255) == 0);
+    assert_int_equal(b.ops->mem_used(b.ctx), 1000);
+    char why[256] = "";
+    assert_int_equal(b.ops->is_resident(b.ctx, p, why, sizeof why), 1);
+    int local = 0;
+    assert_int_equal(b.ops->is_resident(b.ctx, &local, why, sizeof why), 0);
+    assert_true(strlen(why) > 0);
+    /* the limit: 1 MiB in all */
+    assert_int_equal(b.ops->alloc(b.ctx, (1 << 20), &q), -ENOMEM);
+    assert_null(q);
+    assert_int_equal(b.ops->alloc(b.ctx, (1 << 20) - 1000, &q), 0);
+    assert_int_equal(b.ops->mem_used(b.ctx), 1 << 20);
+    b.ops->free(b.ctx, p);
+    assert_int_equal(b.ops->mem_used(b.ctx), (1 << 20) - 1000);
+    b.ops->free(b.ctx, q);
+    b.ops->free(b.ctx, NULL);
+    assert_int_equal(b.ops->mem_used(b.ctx), 0);
+    /* a real device OOM is -ENOMEM and the backend stays usable */
+    eng_backend u;
+    assert_int_equal(eng_backend_cuda_new(0, 0, &u, err, sizeof err), 0);
+    void *huge = NULL;
+    assert_int_equal(u.ops->alloc(u.ctx, (size_t)1 << 44, &huge), -ENOMEM);
+    assert_int_equal(u.ops->alloc(u.ctx, 4096, &huge), 0);
+    assert_int_equal(u.ops->zero(u.ctx, huge, 4096), 0);
+    assert_int_equal(u.ops->sync(u.ctx), 0);
+    u.ops->free(u.ctx, huge);
+    u.ops->destroy(u.ctx);
+    int sm = 0, rt = 0;
+    char name[128] = "";
+    uint64_t tot = 0, fr = 0;
+    b.ops->device_info(b.ctx, &sm, &rt, name, sizeof name, &tot, &fr);
+    assert_true(sm >= 70 && rt > 0 && tot > 0 && fr > 0 && name[0]);
+    print_message("device: %s sm %d runtime %d, %.1f GiB total\n", name, sm, rt, tot / 1073741824.0);
+    b.ops->destroy(b.ctx);
+}
+
+static void test_error_latch(void **st) {
+    (void)st;
+    eng_backend b;
+    char err[256];
+    assert_int_equal(eng_backend_cuda_new(0, 0, &b, err, sizeof err), 0);
+    float *x = NULL, *y = NULL;
+    assert_int_equal(b.ops->alloc(b.ctx, 64 * 4, (void **)&x), 0);
+    assert_int_equal(b.ops->alloc(b.ctx, 64 * 4, (void **)&y), 0);
+    eng_w w = {x, QT_I32, 16, 4, 1, 64, 256}; /* no matmul for I32 */
+    b.ops->matmul(b.ctx, &w, x, y, 1);
+    assert_int_equal(b.ops->sync(b.ctx), -EIO);
+    float h[4];
+    assert_int_equal(b.ops->download(b.ctx, h, y, sizeof h), -EIO);
+    b.ops->destroy(b.ctx);
+}
+
+static void test_get_rows(void **st) {
+    (void)st;
+    for (size_t ti = 0; ti < NELEM(k_types); ti++) {
+        const int t = k_types[ti];
+        if (!usable(t)) continue;
+        int64_t ls[3];
+        int nl = lengths(t, ls);
+        for (int li = 0; li < nl; li++) {
+            const int64_t ne0 = ls[li], ne1 = 37;
+            size_t nb1;
+            void *wh = make_weights(t, ne0, ne1, &nb1);
+            const int n = 7;
+            int32_t ids[7] = {0, 36, 5, 5, 17, 1, 30};
+            eng_w wg = {gdup(wh, nb1 * ne1), t, ne0, ne1, 1, nb1, nb1 * ne1};
+            eng_w wc = {wh, t, ne0, ne1, 1, nb1, nb1 * ne1};
+            int32_t *idg = gdup(ids, sizeof ids);
+            float *og = gpoison((size_t)n * ne0);
+            float *oc = malloc((size_t)n * ne0 * 4);
+            G.ops->get_rows(G.ctx, &wg, idg, n, og);
+            C.ops->get_rows(C.ctx, &wc, ids, n, oc);
+            float *h = gget(og, (size_t)n * ne0);
+            char what[64];
+            snprintf(what, sizeof what, "get_rows %s ne0=%lld", qt_info(t)->name, (long long)ne0);
+            check(h, oc, (size_t)n * ne0, TOL_EXACT, what);
+            free(h);
+            free(oc);
+            G.ops->free(G.ctx, og);
+            G.ops->free(G.ctx, idg);
+            G.ops->free(G.ctx, (void *)wg.data);
+            free(wh);
+        }
+    }
+}
+
+static void test_matmul(void **st) {
+    (void)st;
+    const int rows_list[] = {1, 2, 3, 8, 9, 33, 71};
+    for (size_t ti = 0; ti < NELEM(k_types); ti++) {
+        const int t = k_types[ti];
+        if (!usable(t)) continue;
+        const int is_float = qt_info(t)->blck == 1;
+        int64_t ls[3];
+        int nl = lengths(t, ls);
+        for (int li = 0; li < nl; li++) {
+            const int64_t ne0 = ls[li];
+            const int64_t ne1 = li == 1 ? 130 : 37;
+            size_t nb1;
+            void *wh = make_weights(t, ne0, ne1, &nb1);
+            eng_w wg = {gdup(wh, nb1 * ne1), t, ne0, ne1, 1, nb1, nb1 * ne1};
+            eng_w wc = {wh, t, ne0, ne1, 1, nb1, nb1 * ne1};
+            /* exact dequantized weights for the double reference */
+            float *wf = malloc((size_t)ne0 * ne1 * 4);
+            for (int64_t r = 0; r < ne1; r++) qt_dequant_row(t, (uint8_t *)wh + r * nb1, wf + r * ne0, ne0);
+            for (size_t ri = 0; ri < NELEM(rows_list); ri++) {
+                const int rows = rows_list[ri];
+                float *x = rnd((size_t)rows * ne0, 2.0f);
+                float *xg = gdup(x, (size_t)rows * ne0 * 4);
+                float *yg = gpoison((size_t)rows * ne1);
+                float *yc = malloc((size_t)rows * ne1 * 4);
+                G.ops->matmul(G.ctx, &wg, xg, yg, rows);
+                C.ops->matmul(C.ctx, &wc, x, yc, rows);
+                assert_int_equal(C.ops->sync(C.ctx), 0);
+                float *h = gget(yg, (size_t)rows * ne1);
+                char what[96];
+                snprintf(what, sizeof what, "matmul %s ne0=%lld ne1=%lld rows=%d", qt_info(t)->name,
+                         (long long)ne0, (long long)ne1, rows);
+                if (rows <= 8 || is_float) {
+                    check(h, yc, (size_t)rows * ne1, TOL_F32, what);
+                } else {
+                    check(h, yc, (size_t)rows * ne1, TOL_MM16_CPU, what);
+                    double *ref = malloc((size_t)rows * ne1 * sizeof *ref);
+                    for (int r = 0; r < rows; r++)
+                        for (int64_t o = 0; o < ne1; o++) {
+                            double s = 0;
+                            for (int64_t i = 0; i < ne0; i++) s += (double)wf[o * ne0 + i] * x[(size_t)r * ne0 + i];
+                            ref[(size_t)r * ne1 + o] = s;
+                        }
+                    check_d(h, ref, (size_t)rows * ne1, TOL_MM16, what);
+                    free(ref);
+                }
+                free(h);
+                free(yc);
+                free(x);
+                G.ops->free(G.ctx, xg);
+                G.ops->free(G.ctx, yg);
+            }
+            free(wf);
+            G.ops->free(G.ctx, (void *)wg.data);
+            free(wh);
+        }
+    }
+}
+
+static void test_rmsnorm(void **st) {
+    (void)st;
+    const int dims[] = {64, 896, 1001};
+    for (int di = 0; di < 3; di++) {
+        const int dim = dims[di], rows = 5;
+        for (int with_g = 0; with_g < 2; with_g++) {
+            for (int inplace = 0; inplace < 2; inplace++) {
+                float *x = rnd((size_t)rows * dim, 3.0f), *g = rnd(dim, 1.0f);
+                float *xg = gdup(x, (size_t)rows * dim * 4), *gg = gdup(g, (size_t)dim * 4);
+                float *yg = inplace ? xg : gpoison((size_t)rows * dim);
+                float *yc = malloc((size_t)rows * dim * 4);
+                G.ops->rmsnorm(G.ctx, xg, with_g ? gg : NULL, yg, rows, dim, 1e-6f);
+                C.ops->rmsnorm(C.ctx, x, with_g ? g : NULL, yc, rows, dim, 1e-6f);
+                float *h = gget(yg, (size_t)rows * dim);
+                check(h, yc, (size_t)rows * dim, TOL_F32, "rmsnorm");
+                free(h);
+                free(yc);
+                free(x);
+                free(g);
+                if (!inplace) G.ops->free(G.ctx, yg);
+                G.ops->free(G.ctx, xg);
+                G.ops->free(G.ctx, gg);
+            }
+        }
+    }
+}
+
+static void test_elementwise(void **st) {
+    (void)st;
+    const int rows = 3, dim = 333, ld = 400;
+    /* add_bias on a column slice (ld > dim) */
+    float *y = rnd((size_t)rows * ld, 1.0f), *b = rnd(dim, 1.0f);
+    float *yg = gdup(y, (size_t)rows * ld * 4), *bg = gdup(b, (size_t)dim * 4);
+    G.ops->add_bias(G.ctx, yg, ld, bg, rows, dim);
+    C.ops->add_bias(C.ctx, y, ld, b, rows, dim);
+    float *h = gget(yg, (size_t)rows * ld);
+    check(h, y, (size_t)rows * ld, TOL_F32, "add_bias");
+    free(h);
+    /* add */
+    float *a = rnd((size_t)rows * ld, 1.0f);
+    float *ag = gdup(a, (size_t)rows * ld * 4);
+    G.ops->add(G.ctx, yg, ag, (int64_t)rows * ld - 7);
+    C.ops->add(C.ctx, y, a, (int64_t)rows * ld - 7);
+    h = gget(yg, (size_t)rows * ld);
+    check(h, y, (size_t)rows * ld, TOL_F32, "add");
+    free(h);
+    /* swiglu reading gate/up from one [rows][2*ld] buffer */
+    float *gu = rnd((size_t)rows * 2 * ld, 4.0f);
+    float *gug = gdup(gu, (size_t)rows * 2 * ld * 4);
+    float *og = gpoison((size_t)rows * dim), *oc = malloc((size_t)rows * dim * 4);
+    G.ops->swiglu(G.ctx, gug, gug + ld, 2 * ld, og, rows, dim);
+    C.ops->swiglu(C.ctx, gu, gu + ld, 2 * ld, oc, rows, dim);
+    h = gget(og, (size_t)rows * dim);
+    check(h, oc, (size_t)rows * dim, TOL_F32, "swiglu");
+    free(h);
+    free(y); free(b); free(a); free(gu); free(oc);
+    G.ops->free(G.ctx, yg); G.ops->free(G.ctx, bg); G.ops->free(G.ctx, ag);
+    G.ops->free(G.ctx, gug); G.ops->free(G.ctx, og);
+}
+
+static void test_rope(void **st) {
+    (void)st;
+    struct { int neox, n_rot, head_dim, ff, yarn; } cases[] = {
+        {0, 64, 64, 0, 0}, {1, 64, 64, 0, 0}, {1, 32, 96, 1, 0}, {0, 8, 8, 0, 0}, {1, 64, 64, 0, 1}, {1, 128, 128, 1, 0},
+    };
+    for (size_t ci = 0; ci < NELEM(cases); ci++) {
+        const int rows = 4, n_head = 5, hd = cases[ci].head_dim, ld = n_head * hd + 32;
+        float *x = rnd((size_t)rows * ld, 1.0f);
+        int32_t pos[4] = {0, 1, 777, 4095};
+        float *ff = rnd((size_t)cases[ci].n_rot / 2, 1.0f);
+        for (int i = 0; i < cases[ci].n_rot / 2; i++) ff[i] = 1.0f + fabsf(ff[i]) * 3.0f;
+        eng_rope p = {cases[ci].n_rot, cases[ci].neox, 10000.0f, 1.0f, NULL, 0.0f, 1.0f, 32.0f, 1.0f, 4096};
+        if (cases[ci].yarn) {
+            p.freq_scale = 1.0f / 32.0f;
+            p.ext_factor = 1.0f;
+            p.freq_base = 150000.0f;
+        }
+        float *xg = gdup(x, (size_t)rows * ld * 4);
+        int32_t *pg = gdup(pos, sizeof pos);
+        float *ffg = gdup(ff, (size_t)cases[ci].n_rot / 2 * 4);
+        eng_rope pgp = p, pcp = p;
+        if (cases[ci].ff) {
+            pgp.freq_factors = ffg;
+            pcp.freq_factors = ff;
+        }
+        G.ops->rope(G.ctx, xg, ld, pg, rows, n_head, hd, &pgp);
+        C.ops->rope(C.ctx, x, ld, pos, rows, n_head, hd, &pcp);
+        float *h = gget(xg, (size_t)rows * ld);
+        char what[64];
+        snprintf(what, sizeof what, "rope case %zu", ci);
+        check(h, x, (size_t)rows * ld, TOL_F32, what);
+        free(h); free(x); free(ff);
+        G.ops->free(G.ctx, xg); G.ops->free(G.ctx, pg); G.ops->free(G.ctx, ffg);
+    }
+}
+
+/* kv_store then attention, decode (1 row, long context: split path) and prefill */
+static void test_attention(void **st) {
+    (void)st;
+    struct { int n_head, n_kv, hd, n_past, rows; } cases[] = {
+        {8, 4, 8, 0, 9},      /* stories260K shape, prefill from 0 */
+        {14, 2, 64, 300, 1},  /* qwen2 decode */
+        {14, 2, 64, 2000, 1}, /* long context decode (splits) */
+        {32, 32, 128, 57, 3}, /* llama decode, 3 rows */
+        {4, 1, 96, 10, 40},   /* phi3-ish head dim, prefill */
+        {2, 2, 256, 5, 2},
+    };
+    for (size_t ci = 0; ci < NELEM(cases); ci++) {
+        const int nh = cases[ci].n_head, nkv = cases[ci].n_kv, hd = cases[ci].hd;
+        const int kv_dim = nkv * hd, n_ctx = cases[ci].n_past + cases[ci].rows + 3;
+        const int total = cases[ci].n_past + cases[ci].rows;
+        const size_t cbytes = (size_t)n_ctx * kv_dim * 2;
+        uint16_t *kc = calloc(1, cbytes), *vc = calloc(1, cbytes);
+        uint16_t *kcg = gdup(kc, cbytes), *vcg = gdup(vc, cbytes);
+        /* fill the whole history with kv_store, in chunks of at most 64 rows */
+        const int ld = kv_dim + 16;
+        for (int p0 = 0; p0 < total; p0 += 64) {
+            int n = total - p0 < 64 ? total - p0 : 64;
+            float *k = rnd((size_t)n * ld, 2.0f), *v = rnd((size_t)n * ld, 1.0f);
+            int32_t pos[64];
+            for (int i = 0; i < n; i++) pos[i] = p0 + i;
+            float *kg = gdup(k, (size_t)n * ld * 4), *vg = gdup(v, (size_t)n * ld * 4);
+            int32_t *pg = gdup(pos, sizeof pos);
+            G.ops->kv_store(G.ctx, kcg, vcg, kg, vg, ld, pg, n, kv_dim);
+            C.ops->kv_store(C.ctx, kc, vc, k, v, ld, pos, n, kv_dim);
+            free(k); free(v);
+            G.ops->free(G.ctx, kg); G.ops->free(G.ctx, vg); G.ops->free(G.ctx, pg);
+        }
+        uint16_t *kh = malloc(cbytes);
+        assert_int_equal(G.ops->download(G.ctx, kh, kcg, cbytes), 0);
+        assert_memory_equal(kh, kc, cbytes);
+        assert_int_equal(G.ops->download(G.ctx, kh, vcg, cbytes), 0);
+        assert_memory_equal(kh, vc, cbytes);
+        free(kh);
+        const int rows = cases[ci].rows, ldq = nh * hd + 8;
+        float *q = rnd((size_t)rows * ldq, 2.0f);
+        int32_t pos[64];
+        for (int i = 0; i < rows; i++) pos[i] = cases[ci].n_past + i;
+        float *qg = gdup(q, (size_t)rows * ldq * 4);
+        int32_t *pg = gdup(pos, sizeof pos);
+        float *og = gpoison((size_t)rows * nh * hd), *oc = malloc((size_t)rows * nh * hd * 4);
+        const float scale = 1.0f / sqrtf((float)hd);
+        G.ops->attention(G.ctx, qg, ldq, kcg, vcg, pg, rows, nh, nkv, hd, scale, og);
+        C.ops->attention(C.ctx, q, ldq, kc, vc, pos, rows, nh, nkv, hd, scale, oc);
+        assert_int_equal(C.ops->sync(C.ctx), 0);
+        float *h = gget(og, (size_t)rows * nh * hd);
+        char what[96];
+        snprintf(what, sizeof what, "attention nh=%d nkv=%d hd=%d past=%d rows=%d", nh, nkv, hd, cases[ci].n_past, rows);
+        check(h, oc, (size_t)rows * nh * hd, TOL_F32, what);
+        free(h); free(oc); free(q); free(kc); free(vc);
+        G.ops->free(G.ctx, og); G.ops->free(G.ctx, qg); G.ops->free(G.ctx, pg);
+        G.ops->free(G.ctx, kcg); G.ops->free(G.ctx, vcg);
+    }
+}
+
+/* device sampling = the host reference, token for token */
+static void test_sample(void **st) {
+    (void)st;
+    const int nv[] = {1000, 151936};
+    struct { float temp, top_p, min_p, pen; int top_k; } ps[] = {
+        {0.0f, 1.0f, 0.0f, 1.0f, 0},  {0.0f, 1.0f, 0.0f, 1.3f, 0}, {1.0f, 1.0f, 0.0f, 1.0f, 0},
+        {0.8f, 0.9f, 0.0f, 1.1f, 40}, {1.0f, 0.5f, 0.0f, 1.0f, 0}, {1.5f, 1.0f, 0.05f, 1.0f, 0},
+        {0.7f, 0.95f, 0.1f, 1.2f, 100}, {1.0f, 1.0f, 0.0f, 1.0f, 1},
+    };
+    int mismatches = 0, total = 0;
+    for (int vi = 0; vi < 2; vi++) {
+        const int n = nv[vi];
+        float *lg = gpoison((size_t)n);
+        int32_t *dtok = NULL;
+        assert_int_equal(G.ops->alloc(G.ctx, 4, (void **)&dtok), 0);
+        for (size_t pi = 0; pi < NELEM(ps); pi++) {
+            eng_sampling_params p;
+            eng_sampling_params_default(&p);
+            p.temperature = ps[pi].temp;
+            p.top_p = ps[pi].top_p;
+            p.min_p = ps[pi].min_p;
+            p.repeat_penalty = ps[pi].pen;
+            p.top_k = ps[pi].top_k;
+            p.seed = 1000 + pi;
+            eng_sampler *ref = eng_sampler_new(&p, n), *dev = eng_sampler_new(&p, n);
+            for (int trial = 0; trial < 12; trial++) {
+                float *l = rnd((size_t)n, 6.0f);
+                if (trial == 3) l[17] = l[n - 1] = 50.0f; /* a tie for the argmax */
+                assert_int_equal(G.ops->upload(G.ctx, lg, l, (size_t)n * 4), 0);
+                int32_t hist[ENG_REPEAT_LAST_N];
+                eng_sample_args a;
+                a.p = p;
+                a.n_history = eng_sampler_history(dev, hist);
+                a.history = hist;
+                a.uniform = eng_sampler_next_uniform(dev);
+                int32_t tg = -1;
+                assert_int_equal(G.ops->sample(G.ctx, lg, n, &a, dtok, &tg), 0);
+                int32_t tc = eng_sampler_sample(ref, l);
+                int32_t back = -2;
+                assert_int_equal(G.ops->download(G.ctx, &back, dtok, 4), 0);
+                assert_int_equal(back, tg);
+                if (tg != tc) {
+                    mismatches++;
+                    print_message("sample mismatch n=%d case %zu trial %d: gpu %d cpu %d\n", n, pi, trial, tg, tc);
+                }
+                total++;
+                eng_sampler_accept(ref, tc);
+                eng_sampler_accept(dev, tc);
+                free(l);
+            }
+            eng_sampler_free(ref);
+            eng_sampler_free(dev);
+        }
+        G.ops->free(G.ctx, lg);
+        G.ops->free(G.ctx, dtok);
+    }
+    print_message("sampling: %d/%d device draws equal the host reference\n", total - mismatches, total);
+    assert_int_equal(mismatches, 0);
+}
+
+/* a recorded step replays with new ids and positions read from device memory */
+static void test_graph(void **st) {
+    (void)st;
+    const int ne0 = 128, ne1 = 50, rows = 1, n_head = 2, hd = 64;
+    size_t nb1;
+    void *wh = make_weights(QT_Q8_0, ne0, ne1, &nb1);
+    eng_w wg = {gdup(wh, nb1 * ne1), QT_Q8_0, ne0, ne1, 1, nb1, nb1 * ne1};
+    eng_w wc = {wh, QT_Q8_0, ne0, ne1, 1, nb1, nb1 * ne1};
+    int32_t *idg = NULL, *posg = NULL;
+    assert_int_equal(G.ops->alloc(G.ctx, 4, (void **)&idg), 0);
+    assert_int_equal(G.ops->alloc(G.ctx, 4, (void **)&posg), 0);
+    float *xg = gpoison(ne0), *xc = malloc(ne0 * 4);
+    eng_rope rp = {hd, 1, 10000.0f, 1.0f, NULL, 0.0f, 1.0f, 32.0f, 1.0f, 4096};
+    for (int step = 0; step < 4; step++) {
+        int32_t id = (step * 13 + 5) % ne1, pos = step * 100 + 3;
+        assert_int_equal(G.ops->upload(G.ctx, idg, &id, 4), 0);
+        assert_int_equal(G.ops->upload(G.ctx, posg, &pos, 4), 0);
+        gpoison_again(xg, ne0);
+        int replayed = G.ops->record_begin(G.ctx, 7);
+        assert_int_equal(replayed, step == 0 ? 0 : 1);
+        if (!replayed) {
+            G.ops->get_rows(G.ctx, &wg, idg, rows, xg);
+            G.ops->rope(G.ctx, xg, ne0, posg, rows, n_head, hd, &rp);
+            assert_int_equal(G.ops->record_end(G.ctx, 7), 0);
+        }
+        C.ops->get_rows(C.ctx, &wc, &id, rows, xc);
+        C.ops->rope(C.ctx, xc, ne0, &pos, rows, n_head, hd, &rp);
+        float *h = gget(xg, ne0);
+        check(h, xc, ne0, TOL_F32, "graph replay");
+        free(h);
+    }
+    free(xc);
+    free(wh);
+    G.ops->free(G.ctx, xg); G.ops->free(G.ctx, idg); G.ops->free(G.ctx, posg);
+    G.ops->free(G.ctx, (void *)wg.data);
+}
+
+static void test_no_leak(void **st) {
+    (void)st;
+    assert_int_equal(G.ops->sync(G.ctx), 0);
+    assert_int_equal(G.ops->mem_used(G.ctx), 0);
+}
+
+/* pulls backend.cu out of the static library (see backend.cu) */
+extern const int llorch_cuda_backend_linked;
+
+int main(void) {
+    char err[256];
+    if (!llorch_cuda_backend_linked) return 1;
+    int rc = eng_backend_cuda_new(0, 0, &G, err, sizeof err);
+    if (rc == -ENODEV) {
+        fprintf(stderr, "test_cuda_ops: skipped: %s\n", err);
+        return 77;
+    }
+    if (rc) {
+        fprintf(stderr, "test_cuda_ops: cuda backend: %s\n", err);
+        return 1;
+    }
+    if (eng_backend_cpu_new(2, 0, &C, err, sizeof err)) {
+        fprintf(stderr, "cpu backend: %s\n", err);
+        return 1;
+    }
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_memory),      cmocka_unit_test(test_error_latch), cmocka_unit_test(test_get_rows),
+        cmocka_unit_test(test_matmul),      cmocka_unit_test(test_rmsnorm),     cmocka_unit_test(test_elementwise),
+        cmocka_unit_test(test_rope),        cmocka_unit_test(test_attention),   cmocka_unit_test(test_sample),
+        cmocka_unit_test(test_graph),       cmocka_unit_test(test_no_leak),
+    };
+    int failed = cmocka_run_group_tests(tests, NULL, NULL);
+    G.ops->destroy(G.ctx);
+    C.ops->destroy(C.ctx);
+    return failed ? 1 : 0;
+}

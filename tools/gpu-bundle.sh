@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# gpu-bundle.sh — builds the CUDA pieces HERE (no GPU needed: nvcc sm_90) and
+# collects what the GPU machine needs into the git-ignored .gpu-bundle/:
+#   bin/    the GPU test and benchmark programs (+ llorch when it builds)
+#   lib/    the shared libraries ldd lists, minus the ones every host has
+#           (libc, libm, libdl, libpthread, librt, ld-linux, libgcc_s,
+#           libstdc++, libcuda, libnvidia-ml)
+#   models/ the small real test models (stories260K.gguf)
+#   COMMIT  the commit (plus "+dirty") the binaries were built from
+# Usage: tools/gpu-bundle.sh [extra cmake targets...]
+# Then: device run with carry [".gpu-bundle"] and command "bash tools/gpu-run.sh".
+set -euo pipefail
+cd "$(dirname "$0")/.."
+B=${LLORCH_GPU_BUILD:-build-cuda}
+cmake -S . -B "$B" -DCMAKE_BUILD_TYPE=Release >/dev/null
+grep -Eq "^CMAKE_CUDA_COMPILER:[A-Z]+=/" "$B/CMakeCache.txt" || { echo "gpu-bundle: no nvcc found" >&2; exit 1; }
+
+targets=()
+help=$(cmake --build "$B" --target help)
+for t in $(ls tests/gpu/test_*.c 2>/dev/null | xargs -n1 basename | sed 's/\.c$//') llorch "$@"; do
+    # only targets CMake knows (a test whose libraries are missing is skipped there)
+    if grep -qx "\.\.\. $t" <<<"$help"; then targets+=("$t"); fi
+done
+echo "gpu-bundle: building ${targets[*]}"
+cmake --build "$B" -j2 --target "${targets[@]}"
+
+rm -rf .gpu-bundle
+mkdir -p .gpu-bundle/bin .gpu-bundle/lib .gpu-bundle/models
+for t in "${targets[@]}"; do cp "$B/$t" .gpu-bundle/bin/; done
+skip='^(libc|libm|libdl|libpthread|librt|ld-linux.*|libgcc_s|libstdc\+\+|libcuda|libnvidia-ml)\.so'
+for f in .gpu-bundle/bin/*; do
+    ldd "$f" | awk '/=> \// {print $3}' | while read -r lib; do
+        base=$(basename "$lib")
+        if ! echo "$base" | grep -Eq "$skip"; then cp -Ln "$lib" .gpu-bundle/lib/ 2>/dev/null || true; fi
+    done
+done
+M=${LLORCH_MODELS_DIR:-../shared/models}
+for m in stories260K.gguf; do [ -f "$M/$m" ] && cp "$M/$m" .gpu-bundle/models/; done
+cp tools/gpu-run.sh .gpu-bundle/
+{ git rev-parse HEAD; git diff --quiet -- src tests || echo "+dirty"; } | paste -sd' ' > .gpu-bundle/COMMIT
+du -sh .gpu-bundle
+ls .gpu-bundle/bin .gpu-bundle/lib
