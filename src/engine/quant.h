@@ -28,8 +28,15 @@
  *  - I8/I16/I32 are in the table (blck 1) for row sizes; dequant converts.
  *  - Asserts (tier 2) fire on unknown types or bad n in qt_dequant_row,
  *    qt_vec_dot and qt_quantize_act: validate tensor types at load time.
- *  - Quantizers are ggml's non-imatrix reference algorithms; e.g. an all-zero
- *    Q4_0/Q5_0 block stores d = -0.0 (0/-8) exactly as ggml does.
+ *  - Quantizers are ggml's non-imatrix reference algorithms, byte-identical to
+ *    llama.cpp's quantize_row_*_ref (tests/unit/test_quant_ggml.c checks that
+ *    against libggml-base); e.g. an all-zero Q4_0/Q5_0 block stores
+ *    d = -0.0 (0/-8) as ggml does. NaN/inf input is defined behaviour (no
+ *    crash), the affected block's contents are unspecified.
+ *  - Alignment: weight rows need 2-byte alignment (4 for F32); activation
+ *    buffers for Q8_K and F32 need 4 (malloc'd buffers are fine).
+ *  - Everything here is thread-safe and allocation-free (one-time dispatch
+ *    table set-up behind pthread_once).
  */
 #ifndef LLORCH_QUANT_H
 #define LLORCH_QUANT_H
