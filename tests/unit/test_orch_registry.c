@@ -161,6 +161,13 @@ static void test_placements_and_room(void **s) {
     const struct reg_pool *p = reg_pool_get(r, "p1");
     assert_true(reg_device_room(r, p, 0) == (60ull << 30)); /* 70 free - 10 starting */
     assert_true(reg_device_room(r, p, 1) == (32ull << 30));
+    uint64_t room[REG_MAX_DEVICES];
+    int nwk[REG_MAX_DEVICES];
+    reg_device_stats(r, room, nwk); /* one pool: indices 0..15 */
+    assert_true(room[0] == reg_device_room(r, p, 0));
+    assert_true(room[1] == reg_device_room(r, p, 1));
+    assert_int_equal(nwk[0], 2);  /* wa, wb on gpu 0 */
+    assert_int_equal(nwk[1], 1);  /* wc on the host device */
 
     assert_false(reg_worker_pinned(r, reg_worker_get(r, "wa")));
     assert_int_equal(reg_placement_add(r, "qwen", "p1", 0), 0);

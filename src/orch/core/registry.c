@@ -360,3 +360,31 @@ uint64_t reg_device_room(const struct registry *r, const struct reg_pool *p, int
     }
     return d->free_bytes > pending ? d->free_bytes - pending : 0;
 }
+
+void reg_device_stats(const struct registry *r, uint64_t *room, int *workers) {
+    size_t n = r->npools * REG_MAX_DEVICES;
+    memset(room, 0, n * sizeof *room);   /* used as "pending" first */
+    memset(workers, 0, n * sizeof *workers);
+    for (size_t i = 0; i < r->nworkers; i++) {
+        const struct reg_worker *w = &r->workers[i];
+        if (w->pool_idx < 0 || (size_t)w->pool_idx >= r->npools) continue;
+        const struct reg_pool *p = &r->pools[w->pool_idx];
+        int ng = w->ngpu ? w->ngpu : 1;
+        for (int g = 0; g < ng; g++) {
+            int gpu = w->ngpu ? w->gpu_ids[g] : REG_HOST_DEVICE;
+            for (int k = 0; k < p->ndev; k++) {
+                if (p->dev[k].gpu_id != gpu) continue;
+                size_t at = (size_t)w->pool_idx * REG_MAX_DEVICES + (size_t)k;
+                workers[at]++;
+                if (w->status == REG_W_STARTING) room[at] += w->memory_bytes / (uint64_t)ng;
+                break;
+            }
+        }
+    }
+    for (size_t pi = 0; pi < r->npools; pi++)
+        for (int k = 0; k < r->pools[pi].ndev; k++) {
+            size_t at = pi * REG_MAX_DEVICES + (size_t)k;
+            uint64_t f = r->pools[pi].dev[k].free_bytes;
+            room[at] = f > room[at] ? f - room[at] : 0;
+        }
+}

@@ -146,5 +146,11 @@ int reg_model_has_placement(const struct registry *r, const char *model_ref);
  * estimates of this pool's STARTING workers on the device (not yet visible
  * in the pool's figures). Saturates at 0. */
 uint64_t reg_device_room(const struct registry *r, const struct reg_pool *p, int dev_index);
+/* The same for every device at once, in one pass over the workers (the
+ * scheduler's hot path). Arrays are indexed [pool_index * REG_MAX_DEVICES +
+ * dev_index] and need reg_pool_count() * REG_MAX_DEVICES entries:
+ *   room[]    reported free minus pending STARTING estimates (saturating)
+ *   workers[] workers (any status) placed on the device */
+void reg_device_stats(const struct registry *r, uint64_t *room, int *workers);
 
 #endif

@@ -26,7 +26,8 @@ struct sched {
     struct slua *lua;
     struct sched_stats stats;
     char rr_worker[JOB_WORKER_ID_MAX + 1];   /* round-robin cursors: last chosen key */
-    char rr_device[JOB_POOL_ID_MAX + 16];
+    char rr_pool[JOB_POOL_ID_MAX + 1];       /* device cursor: (pool id, gpu id) */
+    int rr_gpu;
     /* scratch, grown as needed (one decision at a time) */
     size_t *wc;            /* worker candidate indices */
     size_t cwc;
@@ -36,6 +37,9 @@ struct sched {
     size_t clc;
     int *pool_busy, *pool_total;   /* per pool index: busy / all workers */
     size_t cpool_b, cpool_t;
+    uint64_t *droom;               /* per device (reg_device_stats layout) */
+    int *dworkers;
+    size_t cdroom, cdworkers;
 };
 
 static const char *const action_names[] = { "dispatch", "start", "wait", "reject" };
@@ -65,6 +69,7 @@ int sched_new(const struct sched_opts *o, struct sched **out, char *err, size_t 
                          "unknown scheduling policy '%s' (least-loaded|most-vram-free|round-robin|lua:<path>)", p);
     }
     s->o.policy = NULL; /* not kept: the caller's string */
+    s->rr_gpu = REG_HOST_DEVICE - 1; /* before every device */
     *out = s;
     return 0;
 }
@@ -88,6 +93,8 @@ void sched_free(struct sched *s) {
     free(s->lc);
     free(s->pool_busy);
     free(s->pool_total);
+    free(s->droom);
+    free(s->dworkers);
     free(s);
 }
 
@@ -108,29 +115,23 @@ static int ensure(void **p, size_t *cap, size_t need, size_t elem) {
 /* ======================================================================
  * helpers over the registry
  * ==================================================================== */
-static int worker_on(const struct reg_worker *w, int gpu_id) {
-    if (gpu_id == REG_HOST_DEVICE) return w->ngpu == 0;
-    for (int g = 0; g < w->ngpu; g++)
-        if (w->gpu_ids[g] == gpu_id) return 1;
-    return 0;
-}
-
 static int dev_index_of(const struct reg_pool *p, int gpu_id) {
     for (int k = 0; k < p->ndev; k++)
         if (p->dev[k].gpu_id == gpu_id) return k;
     return -1;
 }
 
-/* room on the worker's first device (host device for host workers) */
-static uint64_t worker_room(const struct registry *r, const struct reg_worker *w) {
+/* room on the worker's first device (host device for host workers), from
+ * the per-decision device stats */
+static uint64_t worker_room(const struct sched *s, const struct registry *r, const struct reg_worker *w) {
     const struct reg_pool *p = reg_worker_pool(r, w);
     if (!p) return 0;
     int k = dev_index_of(p, w->ngpu ? w->gpu_ids[0] : REG_HOST_DEVICE);
-    return k < 0 ? 0 : reg_device_room(r, p, k);
+    return k < 0 ? 0 : s->droom[(size_t)w->pool_idx * REG_MAX_DEVICES + (size_t)k];
 }
 
-static int placement_allows(const struct registry *r, const char *model, const char *pool_id, int gpu_id) {
-    if (!reg_model_has_placement(r, model)) return 1;
+static int placement_allows(const struct registry *r, int has_pl, const char *model, const char *pool_id, int gpu_id) {
+    if (!has_pl) return 1;
     for (size_t i = 0; i < reg_placement_count(r); i++) {
         const struct reg_placement *pl = reg_placement_at(r, i);
         if (strcmp(pl->model_ref, model) == 0 && strcmp(pl->pool_id, pool_id) == 0 && pl->gpu_id == gpu_id) return 1;
@@ -164,7 +165,7 @@ static size_t pick_worker_builtin(struct sched *s, enum sched_policy pol, struct
         const struct reg_worker *a = reg_worker_at(r, s->wc[i]), *b = reg_worker_at(r, s->wc[best]);
         int better;
         if (pol == SCHED_MOST_VRAM_FREE) {
-            uint64_t ra = worker_room(r, a), rb = worker_room(r, b);
+            uint64_t ra = worker_room(s, r, a), rb = worker_room(s, r, b);
             better = ra != rb ? ra > rb : strcmp(a->id, b->id) < 0;
         } else { /* least-loaded: pool busy ratio, then LRU, then id */
             int64_t la = (int64_t)s->pool_busy[a->pool_idx] * s->pool_total[b->pool_idx];
@@ -178,22 +179,22 @@ static size_t pick_worker_builtin(struct sched *s, enum sched_policy pol, struct
     return best;
 }
 
-static void dev_key(const struct dev_cand *d, char *out, size_t cap) {
-    snprintf(out, cap, "%s#%05d", d->pool->id, d->gpu_id + 1);
+/* total order on devices: pool id, then gpu id */
+static int dev_cmp(const char *pa, int ga, const char *pb, int gb) {
+    int c = strcmp(pa, pb);
+    return c ? c : (ga > gb) - (ga < gb);
 }
 
 static size_t pick_device_builtin(struct sched *s, enum sched_policy pol, size_t n) {
     size_t best = 0;
     if (pol == SCHED_ROUND_ROBIN) {
-        char k[JOB_POOL_ID_MAX + 16], kb[JOB_POOL_ID_MAX + 16], kf[JOB_POOL_ID_MAX + 16];
         int have_next = 0;
         size_t next = 0, first = 0;
         for (size_t i = 0; i < n; i++) {
-            dev_key(&s->dc[i], k, sizeof k);
-            dev_key(&s->dc[first], kf, sizeof kf);
-            if (strcmp(k, kf) < 0) first = i;
-            dev_key(&s->dc[next], kb, sizeof kb);
-            if (strcmp(k, s->rr_device) > 0 && (!have_next || strcmp(k, kb) < 0)) {
+            const struct dev_cand *c = &s->dc[i], *f = &s->dc[first], *b = &s->dc[next];
+            if (dev_cmp(c->pool->id, c->gpu_id, f->pool->id, f->gpu_id) < 0) first = i;
+            if (dev_cmp(c->pool->id, c->gpu_id, s->rr_pool, s->rr_gpu) > 0 &&
+                (!have_next || dev_cmp(c->pool->id, c->gpu_id, b->pool->id, b->gpu_id) < 0)) {
                 next = i;
                 have_next = 1;
             }
@@ -247,7 +248,7 @@ static int lua_pick(struct sched *s, struct registry *r, const struct sched_job 
             c->gpu_id = w->ngpu ? w->gpu_ids[0] : REG_HOST_DEVICE;
             c->active_jobs = w->active_jobs;
             c->last_used_ms = w->last_used_ms;
-            c->room_bytes = worker_room(r, w);
+            c->room_bytes = worker_room(s, r, w);
         } else {
             const struct dev_cand *dv = &s->dc[i];
             c->pool_id = dv->pool->id;
@@ -304,8 +305,12 @@ int sched_decide(struct sched *s, struct registry *r, const struct sched_job *jo
     size_t nw = reg_worker_count(r), np = reg_pool_count(r);
     if (ensure((void **)&s->wc, &s->cwc, nw + 1, sizeof *s->wc) < 0 ||
         ensure((void **)&s->pool_busy, &s->cpool_b, np + 1, sizeof *s->pool_busy) < 0 ||
-        ensure((void **)&s->pool_total, &s->cpool_t, np + 1, sizeof *s->pool_total) < 0)
+        ensure((void **)&s->pool_total, &s->cpool_t, np + 1, sizeof *s->pool_total) < 0 ||
+        ensure((void **)&s->droom, &s->cdroom, (np + 1) * REG_MAX_DEVICES, sizeof *s->droom) < 0 ||
+        ensure((void **)&s->dworkers, &s->cdworkers, (np + 1) * REG_MAX_DEVICES, sizeof *s->dworkers) < 0)
         return -ENOMEM;
+    reg_device_stats(r, s->droom, s->dworkers);
+    int has_pl = reg_model_has_placement(r, job->model_ref);
     memset(s->pool_busy, 0, np * sizeof *s->pool_busy);
     memset(s->pool_total, 0, np * sizeof *s->pool_total);
 
@@ -354,10 +359,11 @@ int sched_decide(struct sched *s, struct registry *r, const struct sched_job *jo
     for (size_t pi = 0; pi < np; pi++) {
         const struct reg_pool *p = reg_pool_at(r, pi);
         for (int k = 0; k < p->ndev; k++) {
-            if (!placement_allows(r, job->model_ref, p->id, p->dev[k].gpu_id)) continue;
+            if (!placement_allows(r, has_pl, job->model_ref, p->id, p->dev[k].gpu_id)) continue;
             if (sat_sub(p->dev[k].total_bytes, s->o.headroom_bytes) >= need) fits_somewhere = 1;
             if (!reg_pool_available(r, p, now_ms)) continue;
-            uint64_t room = sat_sub(reg_device_room(r, p, k), s->o.headroom_bytes);
+            size_t at = pi * REG_MAX_DEVICES + (size_t)k;
+            uint64_t room = sat_sub(s->droom[at], s->o.headroom_bytes);
             if (room < need) continue;
             if (ensure((void **)&s->dc, &s->cdc, ndev + 1, sizeof *s->dc) < 0) return -ENOMEM;
             struct dev_cand *dc = &s->dc[ndev++];
@@ -366,15 +372,10 @@ int sched_decide(struct sched *s, struct registry *r, const struct sched_job *jo
             dc->gpu_id = p->dev[k].gpu_id;
             dc->room = room;
             dc->total = p->dev[k].total_bytes;
-            dc->workers = 0;
+            dc->workers = s->dworkers[at];
         }
     }
     if (ndev) {
-        for (size_t i = 0; i < nw; i++) { /* workers per candidate device, for least-loaded */
-            const struct reg_worker *w = reg_worker_at(r, i);
-            for (size_t c = 0; c < ndev; c++)
-                if (reg_worker_pool(r, w) == s->dc[c].pool && worker_on(w, s->dc[c].gpu_id)) s->dc[c].workers++;
-        }
         int idx = -1;
         if (s->policy == SCHED_LUA) idx = lua_pick(s, r, job, 1, ndev, d);
         if (idx < 0) idx = (int)pick_device_builtin(s, s->policy == SCHED_LUA ? SCHED_LEAST_LOADED : s->policy, ndev);
@@ -384,7 +385,10 @@ int sched_decide(struct sched *s, struct registry *r, const struct sched_job *jo
         d->gpu_id = dc->gpu_id;
         d->n_candidates = ndev;
         snprintf(d->reason, sizeof d->reason, "start on a device with room (%zu candidates)", ndev);
-        if (s->policy == SCHED_ROUND_ROBIN) dev_key(dc, s->rr_device, sizeof s->rr_device);
+        if (s->policy == SCHED_ROUND_ROBIN) {
+            memcpy(s->rr_pool, dc->pool->id, sizeof s->rr_pool);
+            s->rr_gpu = dc->gpu_id;
+        }
         log_decision(s, job, d, pools_avail, n_ready, n_busy, n_starting);
         return 0;
     }
@@ -412,8 +416,8 @@ int sched_decide(struct sched *s, struct registry *r, const struct sched_job *jo
             for (int g = 0; g < ng; g++) {
                 int gpu = w->ngpu ? w->gpu_ids[g] : REG_HOST_DEVICE;
                 int k = dev_index_of(p, gpu);
-                if (k < 0 || !placement_allows(r, job->model_ref, p->id, gpu)) continue;
-                uint64_t room = reg_device_room(r, p, k) + w->memory_bytes / (uint64_t)ng;
+                if (k < 0 || !placement_allows(r, has_pl, job->model_ref, p->id, gpu)) continue;
+                uint64_t room = s->droom[(size_t)w->pool_idx * REG_MAX_DEVICES + (size_t)k] + w->memory_bytes / (uint64_t)ng;
                 if (sat_sub(room, s->o.headroom_bytes) >= need) {
                     victim = w;
                     victim_gpu = gpu;
