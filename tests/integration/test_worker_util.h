@@ -32,7 +32,7 @@ typedef struct {
     char health_body[4096];
 } tw_cb;
 
-static void tw_on_ready(http_req *r, void *u) {
+static inline void tw_on_ready(http_req *r, void *u) {
     tw_cb *cb = u;
     size_t n;
     const char *b = http_req_body(r, &n);
@@ -63,7 +63,7 @@ static void tw_on_ready(http_req *r, void *u) {
     http_respond_json(r, cb->answer, cb->answer < 300 ? "{\"ok\":true}" : "{\"error\":{\"code\":\"FORBIDDEN\"}}");
 }
 
-static void tw_cb_start(tw_cb *cb, int answer) {
+static inline void tw_cb_start(tw_cb *cb, int answer) {
     memset(cb, 0, sizeof *cb);
     pthread_mutex_init(&cb->mu, NULL);
     pthread_cond_init(&cb->cv, NULL);
@@ -76,14 +76,14 @@ static void tw_cb_start(tw_cb *cb, int answer) {
     cb->port = http_server_port(cb->srv);
 }
 
-static void tw_cb_stop(tw_cb *cb) {
+static inline void tw_cb_stop(tw_cb *cb) {
     http_server_free(cb->srv);
     if (cb->body) json_decref(cb->body);
     cb->body = NULL;
 }
 
 /* waits until n_calls >= n; returns 0 on success */
-static int tw_cb_wait(tw_cb *cb, int n, int timeout_ms) {
+static inline int tw_cb_wait(tw_cb *cb, int n, int timeout_ms) {
     uint64_t end = util_now_ns() + (uint64_t)timeout_ms * 1000000ull;
     pthread_mutex_lock(&cb->mu);
     while (cb->n_calls < n && util_now_ns() < end) {
@@ -108,7 +108,7 @@ typedef struct {
 /* Starts worker-cpud with the given extra args (NULL-terminated). When
  * cb_port > 0 the callback goes there. Waits for "listening <uri>" on stdout
  * (wait_listen) and returns the port in p->port. */
-static int tw_spawn(tw_proc *p, const char *model, int cb_port, const char *const *extra, int wait_listen) {
+static inline int tw_spawn(tw_proc *p, const char *model, int cb_port, const char *const *extra, int wait_listen) {
     memset(p, 0, sizeof *p);
     char bin[512], mpath[512];
     TU_BUILD(bin, "worker-cpud");
@@ -170,7 +170,7 @@ static int tw_spawn(tw_proc *p, const char *model, int cb_port, const char *cons
 }
 
 /* Waits for exit up to timeout_ms; returns the wait status or -1 on timeout. */
-static int tw_wait_exit(tw_proc *p, int timeout_ms) {
+static inline int tw_wait_exit(tw_proc *p, int timeout_ms) {
     uint64_t end = util_now_ns() + (uint64_t)timeout_ms * 1000000ull;
     while (!p->exited) {
         int st;
@@ -186,7 +186,7 @@ static int tw_wait_exit(tw_proc *p, int timeout_ms) {
     return p->status;
 }
 
-static void tw_kill(tw_proc *p) {
+static inline void tw_kill(tw_proc *p) {
     if (p->pid > 0 && !p->exited) {
         kill(p->pid, SIGTERM);
         if (tw_wait_exit(p, 5000) < 0) {
@@ -196,7 +196,7 @@ static void tw_kill(tw_proc *p) {
     }
 }
 
-static void tw_dump_log(const tw_proc *p) {
+static inline void tw_dump_log(const tw_proc *p) {
     FILE *f = fopen(p->log, "r");
     if (!f) return;
     char line[1024];
@@ -221,7 +221,7 @@ struct tw_events {
     struct util_sb text;        /* concatenated token "t" */
 };
 
-static int tw_on_event(void *u, const sse_event *ev) {
+static inline int tw_on_event(void *u, const sse_event *ev) {
     tw_events *e = u;
     json_t *d = json_loads(ev->data, 0, NULL);
     if (!d) e->bad_json++;
@@ -243,28 +243,28 @@ static int tw_on_event(void *u, const sse_event *ev) {
     return e->hook ? e->hook(e, ev->event, d) : 0;
 }
 
-static void tw_events_init(tw_events *e) {
+static inline void tw_events_init(tw_events *e) {
     memset(e, 0, sizeof *e);
     util_sb_init(&e->text);
 }
-static void tw_events_free(tw_events *e) {
+static inline void tw_events_free(tw_events *e) {
     for (int i = 0; i < e->n; i++) json_decref(e->data[i]);
     util_sb_free(&e->text);
     e->n = 0;
 }
-static const char *tw_text(tw_events *e) { return e->text.buf ? e->text.buf : ""; }
-static const char *tw_last(tw_events *e) { return e->n ? e->name[e->n - 1] : ""; }
-static json_t *tw_last_data(tw_events *e) { return e->n ? e->data[e->n - 1] : NULL; }
+static inline const char *tw_text(tw_events *e) { return e->text.buf ? e->text.buf : ""; }
+static inline const char *tw_last(tw_events *e) { return e->n ? e->name[e->n - 1] : ""; }
+static inline json_t *tw_last_data(tw_events *e) { return e->n ? e->data[e->n - 1] : NULL; }
 
 /* POST /execute; returns the client rc; out gets the status and (non-SSE) body. */
-static int tw_execute(const tw_proc *p, const char *body, const char *const *headers, tw_events *e, http_resp *out) {
+static inline int tw_execute(const tw_proc *p, const char *body, const char *const *headers, tw_events *e, http_resp *out) {
     char url[256], err[256];
     snprintf(url, sizeof url, "%s/execute", p->base);
     http_client_req rq = {.url = url, .body = body, .headers = headers, .timeout_ms = 60000};
     return http_client_sse(&rq, tw_on_event, e, out, err, sizeof err);
 }
 
-static long tw_get(const tw_proc *p, const char *path, http_resp *out) {
+static inline long tw_get(const tw_proc *p, const char *path, http_resp *out) {
     char url[256], err[256];
     snprintf(url, sizeof url, "%s%s", p->base, path);
     http_client_req rq = {.url = url, .timeout_ms = 5000};
@@ -272,7 +272,7 @@ static long tw_get(const tw_proc *p, const char *path, http_resp *out) {
     return out->status;
 }
 
-static long tw_post(const tw_proc *p, const char *path, const char *body, http_resp *out) {
+static inline long tw_post(const tw_proc *p, const char *path, const char *body, http_resp *out) {
     char url[256], err[256];
     snprintf(url, sizeof url, "%s%s", p->base, path);
     http_client_req rq = {.url = url, .body = body, .timeout_ms = 5000};
@@ -281,10 +281,10 @@ static long tw_post(const tw_proc *p, const char *path, const char *body, http_r
 }
 
 /* the error code of a JSON error body */
-static const char *tw_err_code(json_t *j) {
+static inline const char *tw_err_code(json_t *j) {
     return json_string_value(json_object_get(json_object_get(j, "error"), "code"));
 }
-static const char *tw_err_field(json_t *j) {
+static inline const char *tw_err_field(json_t *j) {
     return json_string_value(json_object_get(json_object_get(json_object_get(j, "error"), "details"), "field"));
 }
 

@@ -1,0 +1,194 @@
+// test-libs: llorch_net llorch_core
+/* worker-cpud process lifecycle (SPEC §3.1, §3.2): flag errors exit 1 before
+ * anything else; a refused or unreachable ready callback makes the worker
+ * exit non-zero; SIGTERM during a job ends the stream with CANCELLED and
+ * exits 0 within 5 s; POST /shutdown does the same. */
+#include "test_worker_util.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+static int model_present(void) {
+    char m[512];
+    return access(TU_MODEL(m, "stories260K.gguf"), R_OK) == 0;
+}
+
+/* runs the worker with exactly these args; returns exit status, stderr in buf */
+static int run_args(const char *const *args, char *buf, size_t cap, int *printed_listening) {
+    char bin[512], cmd[4096];
+    TU_BUILD(bin, "worker-cpud");
+    int n = snprintf(cmd, sizeof cmd, "'%s'", bin);
+    for (int i = 0; args[i]; i++) n += snprintf(cmd + n, sizeof cmd - (size_t)n, " '%s'", args[i]);
+    snprintf(cmd + n, sizeof cmd - (size_t)n, " 2>&1");
+    FILE *f = popen(cmd, "r");
+    size_t got = fread(buf, 1, cap - 1, f);
+    buf[got] = 0;
+    int st = pclose(f);
+    *printed_listening = strstr(buf, "listening http") != NULL;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static void test_bad_flags(void **st) {
+    (void)st;
+    char m[512], src[512], out[8192];
+    TU_MODEL(m, "stories260K.gguf");
+    snprintf(src, sizeof src, "%s/CMakeLists.txt", tu_env("LLORCH_SRC_DIR", "."));
+    struct {
+        const char *args[12];
+        const char *msg;
+    } cases[] = {
+        {{NULL}, "--worker-id is required"},
+        {{"--worker-id", "w", NULL}, "--model is required"},
+        {{"--worker-id", "w", "--model", m, "--bogus", "1", NULL}, "unknown flag '--bogus'"},
+        {{"--worker-id", "w", "--model", "/nonexistent/model.gguf", NULL}, "No such file"},
+        {{"--worker-id", "w", "--model", m, "--port", "70000", NULL}, "--port"},
+        {{"--worker-id", "w", "--model", m, "--port", "abc", NULL}, "--port"},
+        {{"--worker-id", "w", "--model", m, "--bind", "not-an-ip", NULL}, "--bind"},
+        {{"--worker-id", "w", "--model", m, "--ctx-size", "0", NULL}, "--ctx-size"},
+        {{"--worker-id", "w", "--model", m, "--gpu", "-1", NULL}, "--gpu"},
+        {{"--worker-id", "bad id", "--model", m, NULL}, "--worker-id"},
+        {{"--worker-id", "w", "--model", m, "--callback-url", "ftp://x", NULL}, "--callback-url"},
+        {{"--worker-id", "w", "--model", m, "--port", NULL}, "needs a value"},
+        {{"--worker-id", "w", "--model", src, NULL}, "model"}, /* not a GGUF file */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        int listening;
+        int rc = run_args(cases[i].args, out, sizeof out, &listening);
+        if (rc != 1 || listening || !strstr(out, cases[i].msg))
+            fail_msg("case %zu: exit %d, output:\n%s", i, rc, out);
+    }
+    /* --help exits 0 */
+    const char *help[] = {"--help", NULL};
+    int listening;
+    assert_int_equal(run_args(help, out, sizeof out, &listening), 0);
+    assert_non_null(strstr(out, "usage:"));
+}
+
+static void test_port_in_use(void **st) {
+    (void)st;
+    if (!model_present()) skip();
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = 0};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(listen(fd, 1), 0);
+    socklen_t al = sizeof a;
+    getsockname(fd, (struct sockaddr *)&a, &al);
+    char port[16], m[512], out[8192];
+    snprintf(port, sizeof port, "%d", ntohs(a.sin_port));
+    TU_MODEL(m, "stories260K.gguf");
+    const char *args[] = {"--worker-id", "w", "--model", m, "--port", port, NULL};
+    int listening;
+    assert_int_equal(run_args(args, out, sizeof out, &listening), 1);
+    assert_non_null(strstr(out, "cannot listen"));
+    close(fd);
+}
+
+static void test_callback_refused(void **st) {
+    (void)st;
+    if (!model_present()) skip();
+    int answers[] = {500, 403};
+    for (int k = 0; k < 2; k++) {
+        tw_cb cb;
+        tw_cb_start(&cb, answers[k]);
+        tw_proc p;
+        const char *extra[] = {"--spawn-token", "t", NULL};
+        assert_int_equal(tw_spawn(&p, "stories260K.gguf", cb.port, extra, 0), 0);
+        int st2 = tw_wait_exit(&p, 20000);
+        if (st2 < 0) {
+            tw_kill(&p);
+            fail_msg("worker did not exit after a %d callback", answers[k]);
+        }
+        assert_true(WIFEXITED(st2));
+        assert_int_not_equal(WEXITSTATUS(st2), 0);
+        /* 5xx retried (3 attempts), 4xx final */
+        assert_int_equal(cb.n_calls, answers[k] == 500 ? 3 : 1);
+        /* every attempt came after the server was up: /health answered inside */
+        assert_int_equal(cb.health_status, 200);
+        tw_cb_stop(&cb);
+    }
+    /* nothing listening at the callback URL */
+    tw_cb cb;
+    tw_cb_start(&cb, 200);
+    int dead_port = cb.port;
+    tw_cb_stop(&cb);
+    tw_proc p;
+    const char *extra[] = {"--callback-attempts", "2", NULL};
+    assert_int_equal(tw_spawn(&p, "stories260K.gguf", dead_port, extra, 0), 0);
+    int st3 = tw_wait_exit(&p, 20000);
+    assert_true(st3 >= 0 && WIFEXITED(st3) && WEXITSTATUS(st3) != 0);
+}
+
+struct sigctx {
+    tw_proc *p;
+    uint64_t sent_ns;
+};
+static int hook_term(tw_events *e, const char *name, json_t *d) {
+    (void)d;
+    struct sigctx *c = e->user;
+    if (!strcmp(name, "token") && !c->sent_ns) {
+        c->sent_ns = util_now_ns();
+        kill(c->p->pid, SIGTERM);
+    }
+    return 0;
+}
+
+static void test_sigterm_during_job(void **st) {
+    (void)st;
+    if (!model_present()) skip();
+    tw_proc p;
+    const char *extra[] = {"--ctx-size", "512", NULL};
+    assert_int_equal(tw_spawn(&p, "stories260K.gguf", 0, extra, 1), 0);
+    tw_events e;
+    tw_events_init(&e);
+    struct sigctx c = {.p = &p};
+    e.hook = hook_term;
+    e.user = &c;
+    http_resp r;
+    tw_execute(&p, "{\"job_id\":\"term\",\"prompt\":\"Once upon a time\",\"max_tokens\":500,\"temperature\":0}", NULL, &e,
+               &r);
+    http_resp_free(&r);
+    int st2 = tw_wait_exit(&p, 10000);
+    double ms = (double)(util_now_ns() - c.sent_ns) / 1e6;
+    print_message("SIGTERM → exit in %.1f ms\n", ms);
+    if (st2 < 0) tw_kill(&p);
+    assert_true(c.sent_ns > 0);
+    assert_string_equal(tw_last(&e), "error");
+    assert_string_equal(json_string_value(json_object_get(tw_last_data(&e), "code")), "CANCELLED");
+    assert_true(st2 >= 0 && WIFEXITED(st2) && WEXITSTATUS(st2) == 0);
+    assert_true(ms < 5000.0);
+    tw_events_free(&e);
+}
+
+static void test_shutdown_endpoint(void **st) {
+    (void)st;
+    if (!model_present()) skip();
+    tw_proc p;
+    assert_int_equal(tw_spawn(&p, "stories260K.gguf", 0, NULL, 1), 0);
+    http_resp r;
+    assert_int_equal(tw_post(&p, "/shutdown", "{}", &r), 202);
+    http_resp_free(&r);
+    uint64_t t0 = util_now_ns();
+    int st2 = tw_wait_exit(&p, 10000);
+    if (st2 < 0) tw_kill(&p);
+    assert_true(st2 >= 0 && WIFEXITED(st2) && WEXITSTATUS(st2) == 0);
+    assert_true(util_now_ns() - t0 < 5000000000ull);
+    /* and it stopped listening */
+    char url[160], err[256];
+    snprintf(url, sizeof url, "%s/health", p.base);
+    http_client_req rq = {.url = url, .timeout_ms = 2000};
+    assert_int_equal(http_client_do(&rq, &r, err, sizeof err), HTTPC_E_CONNECT);
+    http_resp_free(&r);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_bad_flags),
+        cmocka_unit_test(test_port_in_use),
+        cmocka_unit_test(test_callback_refused),
+        cmocka_unit_test(test_sigterm_during_job),
+        cmocka_unit_test(test_shutdown_endpoint),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
