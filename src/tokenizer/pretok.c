@@ -245,15 +245,76 @@ static size_t step_o200k(const pt_ctx *c, size_t s, int lc) {
     return r_space(c, s, 1);
 }
 
+/* ---- llama.cpp's "default" (no or "default" tokenizer.ggml.pre): four regexes
+ * in a chain, each splitting every piece the previous one left (its matches
+ * and the stretches between them alike), a piece's end acting as end of input:
+ *   1. [\p{P}\$\+<=>\^~\|]+       runs of punctuation (and those ASCII symbols) vs the rest
+ *   2. the GPT-2 regex
+ *   3. \p{N}+                       number runs vs the rest
+ *   4. [0-9][0-9][0-9]              leftmost ASCII digit triples vs the rest */
+static inline int is_def_punct(pt_ch a) {
+    return (a.f & TOK_UCAT_P) || (a.cp < 0x80 && a.cp && strchr("$+<=>^~|", (int)a.cp));
+}
+
+static void def_triples(pt_ctx *c, size_t a, size_t b) {
+    size_t i = a;
+    while (i + 3 <= b) {
+        const unsigned char *t = c->s + i;
+        if ((unsigned)(t[0] - '0') < 10u && (unsigned)(t[1] - '0') < 10u && (unsigned)(t[2] - '0') < 10u) {
+            pt_emit(c, i);
+            pt_emit(c, i + 3);
+            i += 3;
+        } else {
+            i++;
+        }
+    }
+    pt_emit(c, b);
+}
+
+static void def_numbers(pt_ctx *c, size_t a, size_t b) {
+    size_t p = a;
+    while (p < b) {
+        pt_ch ch = pt_at(c, p);
+        int num = is_N(ch);
+        size_t q = p;
+        while (q < b && is_N(ch) == num) q += ch.n, ch = pt_at(c, q);
+        def_triples(c, p, q);
+        p = q;
+    }
+}
+
+static void split_llama_default(pt_ctx *c) {
+    size_t len = c->len, a = 0;
+    while (a < len) {
+        pt_ch ch = pt_at(c, a);
+        int punct = is_def_punct(ch);
+        size_t b = a;
+        while (b < len && is_def_punct(ch) == punct) b += ch.n, ch = pt_at(c, b);
+        c->len = b; /* the piece's end is the end of input for the GPT-2 step */
+        for (size_t s = a; s < b;) {
+            size_t e = step_gpt2(c, s);
+            if (e <= s) e = s + pt_at(c, s).n;
+            def_numbers(c, s, e);
+            s = e;
+        }
+        c->len = len;
+        a = b;
+    }
+}
+
 /* ---- entry points -------------------------------------------------------------- */
 int tok_pretokenize(enum tok_pre pre, const char *text, size_t len, tok_span *spans, int cap) {
     if (cap < 0 || (cap > 0 && !spans) || (len > 0 && !text) || len > (size_t)INT_MAX)
         return -ERR_INVALID_REQUEST;
     int mode = (int)pre;
     if (mode != TOK_PRE_DEFAULT && mode != TOK_PRE_LLAMA3 && mode != TOK_PRE_QWEN2 && mode != TOK_PRE_O200K &&
-        mode != (int)TOK_PRE_O200K_LLAMACPP)
+        mode != (int)TOK_PRE_O200K_LLAMACPP && mode != (int)TOK_PRE_LLAMA_DEFAULT)
         return -ERR_INVALID_REQUEST;
     pt_ctx c = {(const unsigned char *)text, len, spans, cap, 0, 0};
+    if (mode == (int)TOK_PRE_LLAMA_DEFAULT) {
+        split_llama_default(&c);
+        return (int)c.count;
+    }
     size_t s = 0;
     while (s < len) {
         size_t e;
@@ -280,7 +341,7 @@ static const struct {
     int pre;
 } k_pre_names[] = {
     /* GPT-2 regex (llama.cpp LLAMA_VOCAB_PRE_TYPE_GPT2 and the types sharing its regex) */
-    {"gpt-2", TOK_PRE_DEFAULT}, {"gpt2", TOK_PRE_DEFAULT}, {"default", TOK_PRE_DEFAULT},
+    {"gpt-2", TOK_PRE_DEFAULT}, {"gpt2", TOK_PRE_DEFAULT},
     {"phi-2", TOK_PRE_DEFAULT}, {"jina-es", TOK_PRE_DEFAULT}, {"jina-de", TOK_PRE_DEFAULT},
     {"jina-v2-es", TOK_PRE_DEFAULT}, {"jina-v2-de", TOK_PRE_DEFAULT}, {"gigachat", TOK_PRE_DEFAULT},
     {"a.x-4.0", TOK_PRE_DEFAULT}, {"mellum", TOK_PRE_DEFAULT}, {"modern-bert", TOK_PRE_DEFAULT},
@@ -296,6 +357,8 @@ static const struct {
     {"qwen2", TOK_PRE_QWEN2}, {"deepseek-r1-qwen", TOK_PRE_QWEN2}, {"kormo", TOK_PRE_QWEN2},
     {"f2llmv2", TOK_PRE_QWEN2}, {"megrez", TOK_PRE_QWEN2}, {"stablelm2", TOK_PRE_QWEN2},
     {"hunyuan", TOK_PRE_QWEN2}, {"solar-open", TOK_PRE_QWEN2}, {"grok-2", TOK_PRE_QWEN2},
+    /* llama.cpp's own chain of four regexes */
+    {"default", (int)TOK_PRE_LLAMA_DEFAULT},
     /* o200k */
     {"gpt-4o", TOK_PRE_O200K}, {"o200k", TOK_PRE_O200K}, {"llama4", TOK_PRE_O200K},
     {"kanana2", TOK_PRE_O200K}, {"talkie", TOK_PRE_O200K}, {"minimax-m2", TOK_PRE_O200K},

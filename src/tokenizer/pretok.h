@@ -23,8 +23,10 @@
  * the (?i:) groups fold ASCII letters only. Invalid UTF-8 bytes are one-byte
  * characters of category "other" (TOK_UCAT_C), never dropped (llama.cpp would
  * replace each with U+FFFD, also a non-letter non-number non-space).
- * llama.cpp's "default" pre (an empty or "default" tokenizer.ggml.pre) runs a
- * different list of regexes; tok_pre_parse maps "default" to the GPT-2 split.
+ *   TOK_PRE_LLAMA_DEFAULT  llama.cpp's "default" (tokenizer.ggml.pre "default"
+ *     or missing): not GPT-2 but a chain of four regexes, each splitting every
+ *     piece the previous one left: [\p{P}\$\+<=>\^~\|]+, then the GPT-2 regex,
+ *     then \p{N}+, then [0-9][0-9][0-9].
  */
 #ifndef LLORCH_PRETOK_H
 #define LLORCH_PRETOK_H
@@ -55,8 +57,9 @@ typedef struct {
     uint32_t len; /* byte length */
 } tok_span;
 
-/* extra kind beyond enum tok_pre (tokenizer.h); see above */
+/* extra kinds beyond enum tok_pre (tokenizer.h); see above */
 #define TOK_PRE_O200K_LLAMACPP ((enum tok_pre)16)
+#define TOK_PRE_LLAMA_DEFAULT ((enum tok_pre)17)
 
 /* Splits text[0..len) into spans that cover it exactly, in order. Writes up to
  * cap spans; returns the total count (may exceed cap) or a negative code
@@ -66,7 +69,9 @@ int tok_pretokenize(enum tok_pre pre, const char *text, size_t len, tok_span *sp
 
 /* Maps a tokenizer.ggml.pre name (len bytes, no NUL needed) to the enum, by
  * the split llama.cpp applies for it ("gpt-2", "llama-bpe", "qwen2",
- * "deepseek-r1-qwen", "gpt-4o", ... see pretok.c); -1 when unknown. */
+ * "deepseek-r1-qwen", "gpt-4o", ... see pretok.c; "default" gives
+ * TOK_PRE_LLAMA_DEFAULT, which is also llama.cpp's choice for a missing
+ * tokenizer.ggml.pre); -1 when unknown. */
 int tok_pre_parse(const char *name, size_t len);
 
 #endif

@@ -33,7 +33,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
     boundary[size] = 1;
     static const enum tok_pre pres[] = {TOK_PRE_DEFAULT, TOK_PRE_LLAMA3, TOK_PRE_QWEN2, TOK_PRE_O200K,
-                                        TOK_PRE_O200K_LLAMACPP};
+                                        TOK_PRE_O200K_LLAMACPP, TOK_PRE_LLAMA_DEFAULT};
     for (size_t p = 0; p < sizeof pres / sizeof pres[0]; p++) {
         int n = tok_pretokenize(pres[p], text, size, sp, (int)size + 1);
         CHECK(n >= 0 && (size_t)n <= size);

@@ -29,7 +29,7 @@ static int check_cover(enum tok_pre pre, const char *text, size_t len, tok_span 
 }
 
 static const enum tok_pre k_all_pre[] = {TOK_PRE_DEFAULT, TOK_PRE_LLAMA3, TOK_PRE_QWEN2, TOK_PRE_O200K,
-                                         TOK_PRE_O200K_LLAMACPP};
+                                         TOK_PRE_O200K_LLAMACPP, TOK_PRE_LLAMA_DEFAULT};
 #define N_PRE (int)(sizeof k_all_pre / sizeof k_all_pre[0])
 
 /* byte lengths of the spans of s, as a list */
@@ -127,7 +127,7 @@ static void test_pre_parse(void **st) {
 #define P(s) tok_pre_parse(s, sizeof(s) - 1)
     assert_int_equal(P("gpt-2"), TOK_PRE_DEFAULT);
     assert_int_equal(P("gpt2"), TOK_PRE_DEFAULT);
-    assert_int_equal(P("default"), TOK_PRE_DEFAULT);
+    assert_int_equal(P("default"), TOK_PRE_LLAMA_DEFAULT);
     assert_int_equal(P("llama-bpe"), TOK_PRE_LLAMA3);
     assert_int_equal(P("llama3"), TOK_PRE_LLAMA3);
     assert_int_equal(P("qwen2"), TOK_PRE_QWEN2);
@@ -183,6 +183,7 @@ static int check_fixture(const char *name) {
         else if (nl == 5 && !memcmp(line, "qwen2", 5)) pre = TOK_PRE_QWEN2;
         else if (nl == 5 && !memcmp(line, "o200k", 5)) pre = TOK_PRE_O200K;
         else if (nl == 14 && !memcmp(line, "o200k_llamacpp", 14)) pre = TOK_PRE_O200K_LLAMACPP;
+        else if (nl == 13 && !memcmp(line, "llama_default", 13)) pre = TOK_PRE_LLAMA_DEFAULT;
         else {
             fprintf(stderr, "bad line: %s\n", line);
             fail();
@@ -273,6 +274,18 @@ static void test_subtleties(void **st) {
     EXPECT(TOK_PRE_QWEN2, "e\xcc\x81x", 1, 3);
 }
 
+static void test_llama_default(void **st) {
+    (void)st;
+    EXPECT(TOK_PRE_LLAMA_DEFAULT, "12345678", 3, 3, 2);    /* ASCII digit triples from the left */
+    EXPECT(TOK_PRE_DEFAULT, "12345678", 8);
+    EXPECT(TOK_PRE_LLAMA_DEFAULT, " 123", 1, 3);           /* \p{N}+ takes the digits from " ?\p{N}+" */
+    EXPECT(TOK_PRE_LLAMA_DEFAULT, "a+b", 1, 1, 1);         /* '+' is its own piece before GPT-2 runs */
+    EXPECT(TOK_PRE_DEFAULT, "a+b", 1, 1, 1);
+    EXPECT(TOK_PRE_LLAMA_DEFAULT, "x `y", 1, 2, 1);        /* '`' (Sk) is not in the punctuation class */
+    EXPECT(TOK_PRE_LLAMA_DEFAULT, "x .y", 1, 1, 1, 1);     /* '.' is: the space before it stands alone */
+    EXPECT(TOK_PRE_DEFAULT, "x .y", 1, 2, 1);
+}
+
 static void test_invalid_utf8(void **st) {
     (void)st;
     for (int k = 0; k < N_PRE; k++) {
@@ -280,10 +293,12 @@ static void test_invalid_utf8(void **st) {
         EXPECT(p, "\xff", 1);
         EXPECT(p, "a\xff", 1, 1);
         EXPECT(p, "\xe4\xbd", 2);          /* truncated: two invalid bytes, one "other" run */
-        EXPECT(p, "\xc0\xaf!", 3);         /* overlong '/': invalid bytes, then '!' */
+        if (p == TOK_PRE_LLAMA_DEFAULT) EXPECT(p, "\xc0\xaf!", 2, 1); /* '!' is a piece of its own */
+        else EXPECT(p, "\xc0\xaf!", 3);   /* overlong '/': invalid bytes, then '!' */
         EXPECT(p, "\xed\xa0\x80", 3);      /* surrogate */
         EXPECT(p, "\xf4\x90\x80\x80", 4);  /* > U+10FFFF */
         if (p == TOK_PRE_DEFAULT) EXPECT(p, "1\x80\x80 2", 1, 2, 2);
+        else if (p == TOK_PRE_LLAMA_DEFAULT) EXPECT(p, "1\x80\x80 2", 1, 2, 1, 1);
         else EXPECT(p, "1\x80\x80 2", 1, 2, 1, 1); /* a space before a digit stands alone */
     }
     EXPECT(TOK_PRE_DEFAULT, "\xff" "ab", 1, 2);
@@ -434,6 +449,7 @@ int main(void) {
         cmocka_unit_test(test_reference_splits),
         cmocka_unit_test(test_reference_random),
         cmocka_unit_test(test_subtleties),
+        cmocka_unit_test(test_llama_default),
         cmocka_unit_test(test_invalid_utf8),
         cmocka_unit_test(test_api),
         cmocka_unit_test(test_random_cover),

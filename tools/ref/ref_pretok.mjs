@@ -39,6 +39,15 @@ const PRES = {
     `|\\p{N}{1,3}| ?[^${W}\\p{L}\\p{N}]+[\\r\\n/]*|${TAIL_WS}`,
 };
 
+// llama.cpp's "default" pre: a chain of regexes, each splitting every piece
+// (matches and the stretches between them) the previous one left
+const DEFAULT_CHAIN = [
+  "[\\p{P}\\$\\+<=>\\^~\\|]+",
+  PRES.gpt2,
+  "\\p{N}+",
+  "[0-9][0-9][0-9]",
+];
+
 function split(re, s) {
   const lens = [];
   const bytes = (a, b) => Buffer.byteLength(s.slice(a, b), "utf8");
@@ -55,6 +64,7 @@ function split(re, s) {
 
 const POOL = [
   ..."aAzZsStTlLeErRvVmMdD", ..."0179", " ", " ", " ", "\t", "\n", "\r", "\v", "\f", "'", "'", "/", "!", ".", "-", "_", "$",
+  ..."`~^|+<=>@#%()[]{}\\\"", "，", "。", "«", "—", "•",
   "\x85", "\xA0", "\u3000", "\u2003", "\uFEFF", "\u200D", "\x1C", "\0",
   "é", "É", "\u0301", "ǅ", "ʰ", "σ", "Σ", "ж", "Ж", "न", "म", "\u094D", "\u0947", "\u093F", "中", "文", "ア", "한",
   "٣", "½", "Ⅻ", "😀", "👍", "\u{1F3FD}", "€", "°", "²",
@@ -79,6 +89,26 @@ function randomStrings(n, seed) {
 }
 
 const random = process.argv[2] === "--random";
+// the chain, in characters: pieces as strings
+function splitChain(chain, s) {
+  let pieces = [s];
+  for (const src of chain) {
+    const re = new RegExp(src, "gu");
+    const next = [];
+    for (const p of pieces) {
+      let at = 0;
+      for (const m of p.matchAll(re)) {
+        if (m.index > at) next.push(p.slice(at, m.index));
+        next.push(m[0]);
+        at = m.index + m[0].length;
+      }
+      if (at < p.length) next.push(p.slice(at));
+    }
+    pieces = next;
+  }
+  return pieces.map((p) => Buffer.byteLength(p, "utf8"));
+}
+
 const strings = random
   ? randomStrings(Number(process.argv[3]), Number(process.argv[4]))
   : JSON.parse(readFileSync(process.argv[2], "utf8"));
@@ -90,5 +120,6 @@ for (const s of strings) {
   for (const [name, src] of Object.entries(PRES)) {
     out.push(`${name}${split(new RegExp(src, "gu"), s).map((n) => " " + n).join("")}`);
   }
+  out.push(`llama_default${splitChain(DEFAULT_CHAIN, s).map((n) => " " + n).join("")}`);
 }
 process.stdout.write(out.join("\n") + "\n");
