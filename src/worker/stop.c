@@ -38,6 +38,7 @@ static int hold(wk_stop *s, const char *t, size_t n) {
 }
 
 int wk_stop_push(wk_stop *s, const char *text, size_t n, struct util_sb *out) {
+    if (n == 0) return 0;
     if (s->n == 0) {
         util_sb_putn(out, text, n);
         return 0;
@@ -77,6 +78,6 @@ int wk_stop_push(wk_stop *s, const char *text, size_t n, struct util_sb *out) {
 }
 
 void wk_stop_flush(wk_stop *s, struct util_sb *out) {
-    util_sb_putn(out, s->held, s->held_len);
+    if (s->held_len) util_sb_putn(out, s->held, s->held_len);
     s->held_len = 0;
 }
