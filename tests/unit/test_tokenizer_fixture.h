@@ -8,6 +8,8 @@
 #define TEST_TOKENIZER_FIXTURE_H
 
 #include <jansson.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "gguf/gguf.h"
 #include "tokenizer/tokenizer.h"
@@ -122,6 +124,41 @@ static struct tf_stats tf_run(tok_vocab *v, const char *fixture_path) {
     free(text);
     json_decref(root);
     return st;
+}
+
+/* Generates (or reuses, when newer than both inputs) a tiny qwen2-shaped
+ * GGUF carrying the vocabulary of tools/ref/node_modules/<json_rel> with the
+ * built llorch, into the build dir as out_name; the path goes to out.
+ * Returns 0, TF_NO_JSON when the tokenizer.json is absent, -1 on other failure
+ * (message printed). */
+#define TF_NO_JSON 1
+static time_t tf_mtime(const char *p) {
+    struct stat st;
+    return stat(p, &st) == 0 ? st.st_mtime : 0;
+}
+static int tf_make_gguf(const char *json_rel, const char *out_name, char *out, size_t outcap) {
+    char json[1024], llorch[1024], cmd[4096];
+    snprintf(json, sizeof json, "%s/tools/ref/node_modules/%s", tu_env("LLORCH_SRC_DIR", "."), json_rel);
+    TU_BUILD(llorch, "llorch");
+    tu_path(out, outcap, "LLORCH_BUILD_DIR", "build", out_name);
+    if (access(json, R_OK) != 0) {
+        fprintf(stderr, "the vocabulary %s is missing\n", json);
+        return TF_NO_JSON;
+    }
+    if (access(llorch, X_OK) != 0) {
+        fprintf(stderr, "FAIL: %s is missing: build the llorch target first\n", llorch);
+        return -1;
+    }
+    time_t have = tf_mtime(out);
+    if (have && have >= tf_mtime(json) && have >= tf_mtime(llorch)) return 0;
+    snprintf(cmd, sizeof cmd,
+             "'%s' gguf make --preset tiny --arch qwen2 --vocab-json '%s' --type F16 -o '%s' >/dev/null", llorch,
+             json, out);
+    if (system(cmd) != 0) {
+        fprintf(stderr, "FAIL: could not generate the GGUF: %s\n", cmd);
+        return -1;
+    }
+    return 0;
 }
 
 #endif

