@@ -179,6 +179,118 @@ static float make_qkx2_quants(int n, int nmax, const float *x, const float *weig
     return scale;
 }
 
+#if defined(__AVX2__)
+#include <immintrin.h>
+
+/* make_qkx2_quants for 8 sub-blocks at once, lane k = sub-block k: every lane
+ * performs exactly the scalar function's float operations in the same order
+ * (separate mul and add, no FMA; sums in element order), so the results are
+ * bit-identical -- only 8 independent dependency chains now run side by side.
+ * x and w hold 8 sub-blocks of n (16 or 32) contiguous floats; L gets 8*n
+ * codes, scale[k]/the_min[k] the results. */
+static inline __m256 nearest_clamp(__m256 v, int nmax) {
+    const __m256i bits = _mm256_castps_si256(_mm256_add_ps(v, _mm256_set1_ps(12582912.f)));
+    __m256i l = _mm256_sub_epi32(_mm256_and_si256(bits, _mm256_set1_epi32(0x007fffff)), _mm256_set1_epi32(0x00400000));
+    l = _mm256_max_epi32(_mm256_setzero_si256(), _mm256_min_epi32(_mm256_set1_epi32(nmax), l));
+    return _mm256_cvtepi32_ps(l);
+}
+
+static inline __m256 err_term(__m256 diff, int use_mad) {
+    return use_mad ? _mm256_andnot_ps(_mm256_set1_ps(-0.0f), diff) : _mm256_mul_ps(diff, diff);
+}
+
+static void make_qkx2_quants_x8(int n, int nmax, const float *x, const float *w, uint8_t *L, float *scale_out,
+                                float *min_out, float rmin, float rdelta, int nstep, int use_mad) {
+    __m256 X[32], W[32], Lb[32], La[32];
+    const __m256i idx = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(n));
+    for (int i = 0; i < n; i++) {
+        X[i] = _mm256_i32gather_ps(x + i, idx, 4);
+        W[i] = _mm256_i32gather_ps(w + i, idx, 4);
+    }
+    const __m256 zero = _mm256_setzero_ps(), sign = _mm256_set1_ps(-0.0f);
+    __m256 mn = X[0], mx = X[0], sw = W[0], sx = _mm256_mul_ps(W[0], X[0]);
+    for (int i = 1; i < n; i++) {
+        mn = _mm256_min_ps(X[i], mn); /* x < min ? x : min */
+        mx = _mm256_max_ps(X[i], mx); /* x > max ? x : max */
+        sw = _mm256_add_ps(sw, W[i]);
+        sx = _mm256_add_ps(sx, _mm256_mul_ps(W[i], X[i]));
+    }
+    mn = _mm256_blendv_ps(mn, zero, _mm256_cmp_ps(mn, zero, _CMP_GT_OQ));
+    const __m256 mn0 = mn;
+    const __m256 degenerate = _mm256_cmp_ps(mx, mn, _CMP_EQ_OQ);
+    const __m256 fnmax = _mm256_set1_ps((float)nmax);
+    __m256 iscale = _mm256_div_ps(fnmax, _mm256_sub_ps(mx, mn));
+    __m256 scale = _mm256_div_ps(_mm256_set1_ps(1.0f), iscale);
+    __m256 best = zero;
+    for (int i = 0; i < n; i++) {
+        Lb[i] = nearest_clamp(_mm256_mul_ps(iscale, _mm256_sub_ps(X[i], mn)), nmax);
+        const __m256 diff = _mm256_sub_ps(_mm256_add_ps(_mm256_mul_ps(scale, Lb[i]), mn), X[i]);
+        best = _mm256_add_ps(best, _mm256_mul_ps(W[i], err_term(diff, use_mad)));
+    }
+    for (int is = 0; is <= nstep; is++) {
+        const float num = rmin + rdelta * (float)is + (float)nmax;
+        iscale = _mm256_div_ps(_mm256_set1_ps(num), _mm256_sub_ps(mx, mn));
+        __m256 sl = zero, sl2 = zero, sxl = zero;
+        for (int i = 0; i < n; i++) {
+            La[i] = nearest_clamp(_mm256_mul_ps(iscale, _mm256_sub_ps(X[i], mn)), nmax);
+            const __m256 wl = _mm256_mul_ps(W[i], La[i]);
+            sl = _mm256_add_ps(sl, wl);
+            sl2 = _mm256_add_ps(sl2, _mm256_mul_ps(wl, La[i]));
+            sxl = _mm256_add_ps(sxl, _mm256_mul_ps(wl, X[i]));
+        }
+        const __m256 D = _mm256_sub_ps(_mm256_mul_ps(sw, sl2), _mm256_mul_ps(sl, sl));
+        const __m256 dpos = _mm256_cmp_ps(D, zero, _CMP_GT_OQ);
+        if (_mm256_movemask_ps(dpos) == 0) continue;
+        __m256 ts = _mm256_div_ps(_mm256_sub_ps(_mm256_mul_ps(sw, sxl), _mm256_mul_ps(sx, sl)), D);
+        __m256 tm = _mm256_div_ps(_mm256_sub_ps(_mm256_mul_ps(sl2, sx), _mm256_mul_ps(sl, sxl)), D);
+        const __m256 mpos = _mm256_cmp_ps(tm, zero, _CMP_GT_OQ);
+        tm = _mm256_blendv_ps(tm, zero, mpos);
+        ts = _mm256_blendv_ps(ts, _mm256_div_ps(sxl, sl2), mpos);
+        __m256 cur = zero;
+        for (int i = 0; i < n; i++) {
+            const __m256 diff = _mm256_sub_ps(_mm256_add_ps(_mm256_mul_ps(ts, La[i]), tm), X[i]);
+            cur = _mm256_add_ps(cur, _mm256_mul_ps(W[i], err_term(diff, use_mad)));
+        }
+        const __m256 upd = _mm256_and_ps(dpos, _mm256_cmp_ps(cur, best, _CMP_LT_OQ));
+        if (_mm256_movemask_ps(upd) == 0) continue;
+        for (int i = 0; i < n; i++) Lb[i] = _mm256_blendv_ps(Lb[i], La[i], upd);
+        best = _mm256_blendv_ps(best, cur, upd);
+        scale = _mm256_blendv_ps(scale, ts, upd);
+        mn = _mm256_blendv_ps(mn, tm, upd);
+    }
+    /* lanes with max == min returned early in the scalar code: L = 0, scale 0, min from the start */
+    scale = _mm256_blendv_ps(scale, zero, degenerate);
+    mn = _mm256_blendv_ps(mn, mn0, degenerate);
+    _mm256_storeu_ps(scale_out, scale);
+    _mm256_storeu_ps(min_out, _mm256_xor_ps(mn, sign)); /* the_min = -min, exact negation */
+    int32_t tmp[8];
+    const __m256i keep = _mm256_castps_si256(_mm256_xor_ps(degenerate, _mm256_castsi256_ps(_mm256_set1_epi32(-1))));
+    for (int i = 0; i < n; i++) {
+        _mm256_storeu_si256((__m256i *)tmp, _mm256_and_si256(_mm256_cvttps_epi32(Lb[i]), keep));
+        for (int k = 0; k < 8; k++) L[k * n + i] = (uint8_t)tmp[k];
+    }
+}
+#endif
+
+/* make_qkx2_quants over nsub contiguous sub-blocks of n; simd picks the
+ * 8-lane version (bit-identical) when built with AVX2. */
+static void qkx2_batch(int nsub, int n, int nmax, const float *x, const float *w, uint8_t *L, float *scales,
+                       float *mins, float rmin, float rdelta, int nstep, int use_mad, int simd) {
+    int j = 0;
+#if defined(__AVX2__)
+    if (simd)
+        for (; j + 8 <= nsub; j += 8)
+            make_qkx2_quants_x8(n, nmax, x + n * j, w + n * j, L + n * j, scales + j, mins + j, rmin, rdelta, nstep,
+                                use_mad);
+#else
+    (void)simd;
+#endif
+    uint8_t Laux[32];
+    for (; j < nsub; j++)
+        scales[j] = make_qkx2_quants(n, nmax, x + n * j, w + n * j, L + n * j, &mins[j], Laux, rmin, rdelta, nstep,
+                                     use_mad);
+}
+
 /* 2-bit fields: byte qs[32h + l] holds elements 128h + 32s + l at shift 2s */
 static void pack_2bit(const uint8_t *L, uint8_t *qs) {
     for (int j = 0; j < QK_K; j += 128)
@@ -186,16 +298,16 @@ static void pack_2bit(const uint8_t *L, uint8_t *qs) {
             qs[j / 4 + l] = (uint8_t)(L[j + l] | L[j + l + 32] << 2 | L[j + l + 64] << 4 | L[j + l + 96] << 6);
 }
 
-void qt__q_q2_K(const float *x, void *dst, int64_t n) {
+static void q2_K_impl(const float *x, void *dst, int64_t n, int simd) {
     blk_q2_K *y = dst;
-    uint8_t L[QK_K], Laux[16];
-    float weights[16], mins[16], scales[16];
+    uint8_t L[QK_K];
+    float weights[QK_K], mins[16], scales[16];
     const float q4scale = 15.f;
     for (int64_t i = 0; i < n / QK_K; i++, x += QK_K) {
         float max_scale = 0, max_min = 0;
+        for (int l = 0; l < QK_K; l++) weights[l] = fabsf(x[l]);
+        qkx2_batch(16, 16, 3, x, weights, L, scales, mins, -0.5f, 0.1f, 15, 1, simd);
         for (int j = 0; j < 16; j++) {
-            for (int l = 0; l < 16; l++) weights[l] = fabsf(x[16 * j + l]);
-            scales[j] = make_qkx2_quants(16, 3, x + 16 * j, weights, L + 16 * j, &mins[j], Laux, -0.5f, 0.1f, 15, 1);
             if (scales[j] > max_scale) max_scale = scales[j];
             if (mins[j] > max_min) max_min = mins[j];
         }
@@ -224,6 +336,8 @@ void qt__q_q2_K(const float *x, void *dst, int64_t n) {
         pack_2bit(L, y[i].qs);
     }
 }
+
+void qt__q_q2_K(const float *x, void *dst, int64_t n) { q2_K_impl(x, dst, n, 1); }
 
 void qt__q_q3_K(const float *x, void *dst, int64_t n) {
     blk_q3_K *y = dst;
@@ -275,16 +389,17 @@ void qt__q_q3_K(const float *x, void *dst, int64_t n) {
 
 /* Q4_K/Q5_K share the scale search and the 6-bit scale packing. */
 static void q45_K_scales(const float *x, int nmax, float rmin, int nstep, uint8_t *L, uint8_t scales_out[12],
-                         uint16_t *d_out, uint16_t *dmin_out) {
-    uint8_t Laux[32];
-    float weights[32], mins[8], scales[8];
+                         uint16_t *d_out, uint16_t *dmin_out, int simd) {
+    float weights[QK_K], mins[8], scales[8];
     float max_scale = 0, max_min = 0;
     for (int j = 0; j < 8; j++) {
         float sum_x2 = 0;
         for (int l = 0; l < 32; l++) sum_x2 += x[32 * j + l] * x[32 * j + l];
         const float av_x = sqrtf(sum_x2 / 32);
-        for (int l = 0; l < 32; l++) weights[l] = av_x + fabsf(x[32 * j + l]);
-        scales[j] = make_qkx2_quants(32, nmax, x + 32 * j, weights, L + 32 * j, &mins[j], Laux, rmin, 0.1f, nstep, 0);
+        for (int l = 0; l < 32; l++) weights[32 * j + l] = av_x + fabsf(x[32 * j + l]);
+    }
+    qkx2_batch(8, 32, nmax, x, weights, L, scales, mins, rmin, 0.1f, nstep, 0, simd);
+    for (int j = 0; j < 8; j++) {
         if (scales[j] > max_scale) max_scale = scales[j];
         if (mins[j] > max_min) max_min = mins[j];
     }
@@ -318,21 +433,21 @@ static void q45_K_scales(const float *x, int nmax, float rmin, int nstep, uint8_
     }
 }
 
-void qt__q_q4_K(const float *x, void *dst, int64_t n) {
+static void q4_K_impl(const float *x, void *dst, int64_t n, int simd) {
     blk_q4_K *y = dst;
     uint8_t L[QK_K];
     for (int64_t i = 0; i < n / QK_K; i++, x += QK_K) {
-        q45_K_scales(x, 15, -1.f, 20, L, y[i].scales, &y[i].d, &y[i].dmin);
+        q45_K_scales(x, 15, -1.f, 20, L, y[i].scales, &y[i].d, &y[i].dmin, simd);
         for (int c = 0; c < 4; c++)
             for (int l = 0; l < 32; l++) y[i].qs[32 * c + l] = (uint8_t)(L[64 * c + l] | L[64 * c + 32 + l] << 4);
     }
 }
 
-void qt__q_q5_K(const float *x, void *dst, int64_t n) {
+static void q5_K_impl(const float *x, void *dst, int64_t n, int simd) {
     blk_q5_K *y = dst;
     uint8_t L[QK_K];
     for (int64_t i = 0; i < n / QK_K; i++, x += QK_K) {
-        q45_K_scales(x, 31, -0.5f, 15, L, y[i].scales, &y[i].d, &y[i].dmin);
+        q45_K_scales(x, 31, -0.5f, 15, L, y[i].scales, &y[i].d, &y[i].dmin, simd);
         memset(y[i].qh, 0, QK_K / 8);
         for (int c = 0; c < 4; c++)
             for (int l = 0; l < 32; l++) {
@@ -347,6 +462,19 @@ void qt__q_q5_K(const float *x, void *dst, int64_t n) {
                 }
                 y[i].qs[32 * c + l] = (uint8_t)(l1 | l2 << 4);
             }
+    }
+}
+
+void qt__q_q4_K(const float *x, void *dst, int64_t n) { q4_K_impl(x, dst, n, 1); }
+void qt__q_q5_K(const float *x, void *dst, int64_t n) { q5_K_impl(x, dst, n, 1); }
+
+/* The K-quantizers with the scalar scale search only (tests compare the two). */
+int qt__kquant_scalar(int type, const float *x, void *dst, int64_t n) {
+    switch (type) {
+    case QT_Q2_K: q2_K_impl(x, dst, n, 0); return 0;
+    case QT_Q4_K: q4_K_impl(x, dst, n, 0); return 0;
+    case QT_Q5_K: q5_K_impl(x, dst, n, 0); return 0;
+    default: return -1;
     }
 }
 
