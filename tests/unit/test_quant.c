@@ -243,6 +243,36 @@ static void test_mxfp4_blocks(void **st) {
     }
 }
 
+/* Q8_1 / Q8_K (activation formats) and the integer types decode too. */
+static void test_act_and_int_blocks(void **st) {
+    (void)st;
+    float y[256];
+    blk_q8_1 a;
+    put16(&a.d, 0xB800); /* -0.5 */
+    put16(&a.s, 0x7C00); /* s is not used by dequantization */
+    for (int j = 0; j < 32; j++) a.qs[j] = (int8_t)(j * 8 - 128);
+    qt_dequant_row(QT_Q8_1, &a, y, 32);
+    for (int j = 0; j < 32; j++) assert_true(y[j] == (float)(j * 8 - 128) * -0.5f);
+    blk_q8_K k;
+    k.d = 0.125f;
+    for (int j = 0; j < 256; j++) k.qs[j] = (int8_t)(j - 128);
+    memset(k.bsums, 0, sizeof k.bsums);
+    qt_dequant_row(QT_Q8_K, &k, y, 256);
+    for (int j = 0; j < 256; j++) assert_true(y[j] == (float)(j - 128) * 0.125f);
+    const int8_t i8[4] = {-128, -1, 0, 127};
+    qt_dequant_row(QT_I8, i8, y, 4);
+    assert_true(y[0] == -128.0f && y[1] == -1.0f && y[2] == 0.0f && y[3] == 127.0f);
+    const int16_t i16[3] = {-32768, 12345, 32767};
+    qt_dequant_row(QT_I16, i16, y, 3);
+    assert_true(y[0] == -32768.0f && y[1] == 12345.0f && y[2] == 32767.0f);
+    const int32_t i32[3] = {-2147483647 - 1, 16777217, 7};
+    qt_dequant_row(QT_I32, i32, y, 3);
+    assert_true(y[0] == -2147483648.0f && y[1] == 16777216.0f && y[2] == 7.0f); /* nearest float */
+    const uint16_t f16[4] = {0x3C00, 0x8001, 0x7C00, 0xC500};
+    qt_dequant_row(QT_F16, f16, y, 4);
+    assert_true(y[0] == 1.0f && y[1] == -ldexpf(1, -24) && isinf(y[2]) && y[3] == -5.0f);
+}
+
 /* Quantizers on inputs whose bytes follow directly from the algorithm. */
 static void test_quantize_exact(void **st) {
     (void)st;
@@ -342,6 +372,7 @@ int main(void) {
         cmocka_unit_test(test_q4_0_q8_0_blocks),
         cmocka_unit_test(test_q4_1_q5_blocks),
         cmocka_unit_test(test_mxfp4_blocks),
+        cmocka_unit_test(test_act_and_int_blocks),
         cmocka_unit_test(test_quantize_exact),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
