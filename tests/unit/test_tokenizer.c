@@ -20,6 +20,9 @@ static void test_stories_fixture(void **st) {
     struct tf_stats s = tf_run(v, TU_FIXTURE(f, "tokenizer/stories260K.json"));
     assert_true(s.cases >= 40);
     assert_int_equal(s.failures, 0);
+    s = tf_run(v, TU_FIXTURE(f, "tokenizer/stories260K_random.json"));
+    assert_int_equal(s.cases, 150);
+    assert_int_equal(s.failures, 0);
     tok_free(v);
 }
 
@@ -29,6 +32,9 @@ static void test_llama2_fixture(void **st) {
     char f[1024];
     struct tf_stats s = tf_run(v, TU_FIXTURE(f, "tokenizer/llama2.json"));
     assert_true(s.cases >= 40);
+    assert_int_equal(s.failures, 0);
+    s = tf_run(v, TU_FIXTURE(f, "tokenizer/llama2_random.json"));
+    assert_int_equal(s.cases, 150);
     assert_int_equal(s.failures, 0);
     tok_free(v);
 }

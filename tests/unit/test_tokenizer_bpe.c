@@ -34,6 +34,9 @@ static void test_qwen_fixture(void **st) {
     struct tf_stats s = tf_run(v, TU_FIXTURE(f, "tokenizer/qwen.json"));
     assert_true(s.cases >= 40);
     assert_int_equal(s.failures, 0);
+    s = tf_run(v, TU_FIXTURE(f, "tokenizer/qwen_random.json"));
+    assert_int_equal(s.cases, 150);
+    assert_int_equal(s.failures, 0);
     tok_free(v);
 }
 

@@ -52,7 +52,7 @@ struct tf_stats {
 static struct tf_stats tf_run(tok_vocab *v, const char *fixture_path) {
     struct tf_stats st = {0};
     json_error_t jerr;
-    json_t *root = json_load_file(fixture_path, 0, &jerr);
+    json_t *root = json_load_file(fixture_path, JSON_ALLOW_NUL, &jerr);
     if (!root) fail_msg("fixture %s: %s (line %d)", fixture_path, jerr.text, jerr.line);
 
     /* vocab-level facts */
@@ -132,11 +132,11 @@ static struct tf_stats tf_run(tok_vocab *v, const char *fixture_path) {
  * Returns 0, TF_NO_JSON when the tokenizer.json is absent, -1 on other failure
  * (message printed). */
 #define TF_NO_JSON 1
-static time_t tf_mtime(const char *p) {
+static inline time_t tf_mtime(const char *p) {
     struct stat st;
     return stat(p, &st) == 0 ? st.st_mtime : 0;
 }
-static int tf_make_gguf(const char *json_rel, const char *out_name, char *out, size_t outcap) {
+static inline int tf_make_gguf(const char *json_rel, const char *out_name, char *out, size_t outcap) {
     char json[1024], llorch[1024], cmd[4096];
     snprintf(json, sizeof json, "%s/tools/ref/node_modules/%s", tu_env("LLORCH_SRC_DIR", "."), json_rel);
     TU_BUILD(llorch, "llorch");
