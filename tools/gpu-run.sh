@@ -3,7 +3,10 @@
 # tools/gpu-bundle.sh made .gpu-bundle/ here. Runs the GPU tests, then
 # compute-sanitizer memcheck and racecheck on the op tests, then the
 # benchmarks; writes ONE results file, $OUT/gpu-results.txt (or ./gpu-results.txt).
-# Steps can be chosen: tools/gpu-run.sh [tests] [memcheck] [racecheck] [bench] [e2e]
+# Steps can be chosen: tools/gpu-run.sh [tests] [memcheck] [racecheck] [bench] [models]
+# "models" generates synthetic Qwen2.5-0.5B Q4_K_M and Llama-2-7B Q4_0 with the
+# bundled `llorch gguf make` (in the background, from the start) and adds them
+# to the benchmark.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 [ -d .gpu-bundle ] || { echo "no .gpu-bundle (run tools/gpu-bundle.sh here first, carry it)" >&2; exit 1; }
@@ -16,30 +19,45 @@ steps=${*:-tests memcheck racecheck bench}
 has() { case " $steps " in *" $1 "*) return 0;; esac; return 1; }
 run() { # name timeout cmd...
     local name=$1 to=$2; shift 2
-    local t0=$(date +%s.%N)
+    local t0=$(date +%s)
     echo "---- $name: $*"
     timeout "$to" "$@"; local rc=$?
-    printf -- "---- %s: rc=%d (%.1f s)\n" "$name" "$rc" "$(echo "$(date +%s.%N) - $t0" | bc)"
+    echo "---- $name: rc=$rc ($(( $(date +%s) - t0 )) s)"
     echo "$name rc=$rc" >> /tmp/gpu-summary
 }
 rm -f /tmp/gpu-summary
+MD=/tmp/llorch-models
+if has models && [ -x .gpu-bundle/bin/llorch ]; then
+    mkdir -p $MD
+    ( .gpu-bundle/bin/llorch gguf make --preset qwen2.5-0.5b --type Q4_K_M -o $MD/qwen2.5-0.5b-q4_k_m.gguf > $MD/qwen.log 2>&1 ) &
+    QPID=$!
+    ( .gpu-bundle/bin/llorch gguf make --preset llama-2-7b --type Q4_0 -o $MD/llama-2-7b-q4_0.gguf > $MD/llama.log 2>&1 ) &
+    LPID=$!
+fi
 {
     echo "==== llama-orch GPU run $(date -u +%FT%TZ)  commit $(cat .gpu-bundle/COMMIT)"
     nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm,clocks.max.mem --format=csv,noheader
     if has tests; then
         for t in .gpu-bundle/bin/test_cuda_*; do
             case $t in *perf) continue;; esac
-            run "$(basename "$t")" 300 "$t"
+            run "$(basename "$t")" 150 "$t"
         done
     fi
     if has memcheck && [ -x "$SAN" ]; then
-        run memcheck 200 "$SAN" --tool memcheck --leak-check full --error-exitcode 9 .gpu-bundle/bin/test_cuda_ops
+        run memcheck 150 "$SAN" --tool memcheck --leak-check full --report-api-errors no --error-exitcode 9 .gpu-bundle/bin/test_cuda_ops
+        run memcheck-e2e 120 "$SAN" --tool memcheck --leak-check full --report-api-errors no --error-exitcode 9 .gpu-bundle/bin/test_cuda_e2e
     fi
     if has racecheck && [ -x "$SAN" ]; then
-        run racecheck 200 "$SAN" --tool racecheck --error-exitcode 9 .gpu-bundle/bin/test_cuda_ops
+        run racecheck 150 "$SAN" --tool racecheck --error-exitcode 9 .gpu-bundle/bin/test_cuda_ops
     fi
     if has bench; then
-        LLORCH_CUDA_BENCH=1 run perf 240 .gpu-bundle/bin/test_cuda_perf
+        LLORCH_CUDA_BENCH=1 run perf 150 .gpu-bundle/bin/test_cuda_perf
+    fi
+    if has models && [ -n "${QPID:-}" ]; then
+        t0=$(date +%s); wait $QPID; wait $LPID; echo "---- models generated (waited $(( $(date +%s) - t0 )) s)"
+        cat $MD/*.log; ls -la $MD
+        LLORCH_CUDA_BENCH=1 LLORCH_BENCH_SKIP_KERNELS=1 LLORCH_BENCH_MODELS="$MD/qwen2.5-0.5b-q4_k_m.gguf $MD/llama-2-7b-q4_0.gguf" \
+            run model-bench 240 .gpu-bundle/bin/test_cuda_perf
     fi
     echo "==== summary"; cat /tmp/gpu-summary
 } 2>&1 | tee "$R"

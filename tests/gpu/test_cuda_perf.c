@@ -14,6 +14,7 @@
 
 #include "common/util.h"
 #include "engine/backend.h"
+#include "engine/engine.h"
 #include "engine/quant.h"
 #include "testutil.h"
 
@@ -21,6 +22,11 @@ extern const int llorch_cuda_backend_linked;
 
 static eng_backend G;
 static uint64_t g_seed = 42;
+
+static int cmpd(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
 
 static int cmpf(const void *a, const void *b) {
     float x = *(const float *)a, y = *(const float *)b;
@@ -159,6 +165,76 @@ static void bench_matmul(const mm_case *mc, double hbm_gbs) {
     free(yh);
 }
 
+
+/* llama-bench style on a GGUF model through the engine: load rate, pp512
+ * (one 512-token eval from an empty context), tg128 (128 greedy decode
+ * steps, device sampling + graph replay, after a 1-token prompt). */
+static void bench_model(const char *path, double hbm_gbs) {
+    eng_load_opts o;
+    eng_load_opts_default(&o);
+    o.backend = ENG_BACKEND_CUDA;
+    o.n_ctx = 1024;
+    char err[512] = "";
+    eng_model *m = NULL;
+    uint64_t t0 = util_now_ns();
+    if (eng_model_load(path, &o, &m, err, sizeof err)) {
+        printf("model %s: load failed: %s\n", path, err);
+        return;
+    }
+    const double load_s = (util_now_ns() - t0) / 1e9;
+    const eng_model_info *in = eng_model_get_info(m);
+    printf("model %s: %s %s, %.1f MiB weights, load %.2f s = %.2f GB/s\n", path, in->name, in->quant_kind,
+           in->weight_bytes / 1048576.0, load_s, in->weight_bytes / load_s / 1e9);
+    eng_session *s = NULL;
+    if (eng_session_new(m, &s, err, sizeof err)) {
+        printf("  session: %s\n", err);
+        eng_model_free(m);
+        return;
+    }
+    int32_t toks[512];
+    for (int i = 0; i < 512; i++) toks[i] = (int32_t)(tu_rng(&g_seed) % (uint64_t)in->n_vocab);
+    double pp[6];
+    for (int r = 0; r < 6; r++) {
+        eng_session_reset(s);
+        uint64_t a = util_now_ns();
+        if (eng_eval(s, toks, 512, ENG_LOGITS_LAST, err, sizeof err)) {
+            printf("  pp512: %s\n", err);
+            goto out;
+        }
+        if (!eng_logits(s, -1)) { printf("  pp512: no logits\n"); goto out; }
+        pp[r] = 512.0 / ((util_now_ns() - a) / 1e9);
+    }
+    qsort(pp + 1, 5, sizeof pp[0], cmpd);
+    eng_sampling_params sp;
+    eng_sampling_params_default(&sp);
+    sp.temperature = 0.0f;
+    double tg[4];
+    for (int r = 0; r < 4; r++) {
+        eng_sampler *smp = eng_sampler_new(&sp, in->n_vocab);
+        eng_session_reset(s);
+        if (eng_eval(s, toks, 1, ENG_LOGITS_LAST, err, sizeof err)) { printf("  tg: %s\n", err); goto out; }
+        uint64_t a = util_now_ns();
+        for (int i = 0; i < 128; i++) {
+            int32_t t;
+            if (eng_sample(s, smp, &t) || eng_eval(s, &t, 1, ENG_LOGITS_LAST, err, sizeof err)) {
+                printf("  tg128: failed %s\n", err);
+                eng_sampler_free(smp);
+                goto out;
+            }
+        }
+        tg[r] = 128.0 / ((util_now_ns() - a) / 1e9);
+        eng_sampler_free(smp);
+    }
+    qsort(tg + 1, 3, sizeof tg[0], cmpd);
+    printf("  pp512 %.0f tok/s (min %.0f max %.0f, 5 runs)   tg128 %.1f tok/s (min %.1f max %.1f, 3 runs)\n", pp[3],
+           pp[1], pp[5], tg[2], tg[1], tg[3]);
+    printf("  decode floor: %.1f MiB weights per token / %.0f GB/s = %.0f tok/s upper bound\n",
+           in->weight_bytes / 1048576.0, hbm_gbs, hbm_gbs * 1e9 / in->weight_bytes);
+out:
+    eng_session_free(s);
+    eng_model_free(m);
+}
+
 int main(void) {
     if (!llorch_cuda_backend_linked) return 1;
     const char *b = getenv("LLORCH_CUDA_BENCH");
@@ -179,6 +255,7 @@ int main(void) {
     G.ops->device_info(G.ctx, &sm, &rt, name, sizeof name, &tot, &fr);
     const double bw = copy_bw();
     printf("device %s (sm %d, runtime %d); D2D copy %.0f GB/s (read+write)\n", name, sm, rt, bw);
+    if (getenv("LLORCH_BENCH_SKIP_KERNELS")) goto models;
     const mm_case cases[] = {
         /* Llama-2-7B decode shapes */
         {QT_Q4_0, 4096, 11008, 1, "Q4_0 4096x11008 (ffn up/gate) r=1"},
@@ -205,6 +282,13 @@ int main(void) {
     };
     printf("matmul (median of 7 batches of 50 calls):\n");
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) bench_matmul(&cases[i], bw / 1e0);
+models:
     G.ops->destroy(G.ctx);
+    const char *models = getenv("LLORCH_BENCH_MODELS");
+    if (models) {
+        char buf[4096];
+        snprintf(buf, sizeof buf, "%s", models);
+        for (char *tok = strtok(buf, " "); tok; tok = strtok(NULL, " ")) bench_model(tok, bw);
+    }
     return 0;
 }
