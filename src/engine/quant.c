@@ -150,8 +150,30 @@ int qt_quantize_row(int type, const float *src, void *dst, int64_t n) {
     return 0;
 }
 
+/* Resolved once: SIMD kernels where quant_dot_avx2.c / quant_act_avx2.c
+ * have them, else the scalar reference. */
+static qt_dot_fn g_dot[QT__MAX];
+static qt_quant_fn g_act[QT__MAX];
+static pthread_once_t g_dot_once = PTHREAD_ONCE_INIT;
+
+static void dot_init(void) {
+    for (int i = 0; i < QT__MAX; i++) {
+        qt_dot_fn f = qt__dot_simd(i);
+        g_dot[i] = f ? f : g_traits[i].dot_ref;
+        qt_quant_fn a = g_traits[i].act ? qt__act_simd(i) : NULL;
+        g_act[i] = a ? a : g_traits[i].act;
+    }
+}
+
 void qt_quantize_act(int vec_dot_type, const float *x, void *dst, int64_t n) {
     const struct qt_traits *t = traits(vec_dot_type);
+    LLORCH_ASSERT(t && t->act && n >= 0 && n % t->info.blck == 0);
+    pthread_once(&g_dot_once, dot_init);
+    g_act[vec_dot_type](x, dst, n);
+}
+
+void qt__act_ref(int type, const float *x, void *dst, int64_t n) {
+    const struct qt_traits *t = traits(type);
     LLORCH_ASSERT(t && t->act && n >= 0 && n % t->info.blck == 0);
     t->act(x, dst, n);
 }
@@ -160,17 +182,6 @@ float qt_vec_dot_ref(int type, const void *wrow, const void *xq, int64_t n) {
     const struct qt_traits *t = traits(type);
     LLORCH_ASSERT(t && t->dot_ref && n >= 0 && n % t->info.blck == 0);
     return t->dot_ref(wrow, xq, n);
-}
-
-/* Resolved once: SIMD kernels where quant_dot_avx2.c has them, else the ref. */
-static qt_dot_fn g_dot[QT__MAX];
-static pthread_once_t g_dot_once = PTHREAD_ONCE_INIT;
-
-static void dot_init(void) {
-    for (int i = 0; i < QT__MAX; i++) {
-        qt_dot_fn f = qt__dot_simd(i);
-        g_dot[i] = f ? f : g_traits[i].dot_ref;
-    }
 }
 
 float qt_vec_dot(int type, const void *wrow, const void *xq, int64_t n) {

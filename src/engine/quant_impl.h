@@ -170,5 +170,10 @@ float qt__dot_mxfp4_ref(const void *w, const void *x, int64_t n);
 /* quant_dot_avx2.c: AVX2+FMA dots; NULL-equivalent (the ref) without __AVX2__.
  * qt__dot_simd(type) returns the fast kernel or NULL when none exists. */
 qt_dot_fn qt__dot_simd(int type);
+/* quant_act_avx2.c: AVX2 activation quantizers, byte-identical to the
+ * scalar ones; NULL when none (or without __AVX2__). */
+qt_quant_fn qt__act_simd(int type);
+/* The scalar activation quantizer (tests compare it with the SIMD one). */
+void qt__act_ref(int type, const float *x, void *dst, int64_t n);
 
 #endif

@@ -54,9 +54,46 @@ static void test_simd_equals_scalar(void **st) {
     free(b);
 }
 
+/* The AVX2 activation quantizers must write the scalar ones' bytes. */
+static void test_act_simd_equals_scalar(void **st) {
+    (void)st;
+    static const int types[] = {QT_Q8_0, QT_Q8_1, QT_Q8_K, QT_F16, QT_F32};
+    const int64_t n = 4096;
+    float *x = malloc(n * 4);
+    uint8_t *a = malloc(n * 4), *b = malloc(n * 4);
+    uint64_t s = 99;
+    for (int kind = 0; kind <= 11; kind++) {
+        if (kind <= 9) gen(x, (int)n, kind, &s);
+        if (kind == 10) /* exact .5 ties: amax 127 -> d = 1 */
+            for (int64_t i = 0; i < n; i++) x[i] = i % 32 == 0 ? 127.0f : (float)((int)(i % 200) - 100) + 0.5f;
+        if (kind == 11) { /* non-finite values, subnormals, ties at equal magnitude */
+            gen(x, (int)n, 0, &s);
+            x[3] = NAN; x[70] = INFINITY; x[300] = -INFINITY; x[600] = 1e-40f; x[601] = -1e-45f;
+            x[1024] = -2.0f; x[1030] = 2.0f; x[1040] = -2.0f; /* first of equal |max| wins */
+            for (int i = 1100; i < 1180; i++) x[i] = ldexpf(1.0f + (float)i / 4096, -15 - i % 12); /* f16 subnormal range */
+        }
+        for (size_t k = 0; k < sizeof types / sizeof types[0]; k++) {
+            const size_t rb = qt_row_bytes(types[k], n);
+            memset(a, 0x11, rb);
+            memset(b, 0x22, rb);
+            qt_quantize_act(types[k], x, a, n);
+            qt__act_ref(types[k], x, b, n);
+            if (memcmp(a, b, rb)) {
+                size_t i = 0;
+                while (a[i] == b[i]) i++;
+                fail_msg("%s kind %d: byte %zu differs (%02x vs %02x)", qt_info(types[k])->name, kind, i, a[i], b[i]);
+            }
+        }
+    }
+    free(x);
+    free(a);
+    free(b);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_simd_equals_scalar),
+        cmocka_unit_test(test_act_simd_equals_scalar),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
