@@ -413,12 +413,13 @@ static void detect_special(tok_vocab *v) {
     }
 }
 
-static const tok_vocab *g_sort_vocab; /* qsort has no context argument in C11 */
-static int cmp_special(const void *a, const void *b) {
+/* longest text first; ties: lower id first (llama.cpp's std::sort leaves them unspecified) */
+static int cmp_special(const void *a, const void *b, void *ctx) {
+    const tok_vocab *v = ctx;
     int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
-    uint32_t lx = g_sort_vocab->len[x], ly = g_sort_vocab->len[y];
+    uint32_t lx = v->len[x], ly = v->len[y];
     if (lx != ly) return lx > ly ? -1 : 1;
-    return x < y ? -1 : x > y; /* ties: lower id first (llama.cpp's std::sort leaves them unspecified) */
+    return x < y ? -1 : x > y;
 }
 
 static int build_special_cache(tok_vocab *v, char *err, size_t errlen) {
@@ -431,10 +432,7 @@ static int build_special_cache(tok_vocab *v, char *err, size_t errlen) {
     for (int32_t id = 0; id < v->n; id++)
         if (v->attr[id] & (TOK_ATTR_CONTROL | TOK_ATTR_USER_DEFINED | TOK_ATTR_UNKNOWN)) v->special[cnt++] = id;
     v->n_special = cnt;
-    /* a plain insertion-free sort; the static pointer is only read during qsort */
-    g_sort_vocab = v;
-    qsort(v->special, (size_t)cnt, sizeof(int32_t), cmp_special);
-    g_sort_vocab = NULL;
+    qsort_r(v->special, (size_t)cnt, sizeof(int32_t), cmp_special, v); /* glibc; no global state */
     return 0;
 }
 
