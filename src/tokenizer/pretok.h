@@ -19,14 +19,15 @@
  *     of the two classes above, so case is told apart for ASCII letters only and
  *     combining marks are not word characters. Equal to TOK_PRE_O200K on text
  *     without non-ASCII letters or marks.
- * \s is the White_Space property (as llama.cpp's tables: U+0085 yes, U+FEFF no);
- * the (?i:) groups fold ASCII letters only. Invalid UTF-8 bytes are one-byte
- * characters of category "other" (TOK_UCAT_C), never dropped (llama.cpp would
- * replace each with U+FFFD, also a non-letter non-number non-space).
  *   TOK_PRE_LLAMA_DEFAULT  llama.cpp's "default" (tokenizer.ggml.pre "default"
  *     or missing): not GPT-2 but a chain of four regexes, each splitting every
  *     piece the previous one left: [\p{P}\$\+<=>\^~\|]+, then the GPT-2 regex,
  *     then \p{N}+, then [0-9][0-9][0-9].
+ * Categories are Unicode 15.1 (as llama.cpp's tables; tools/ref/llamacpp_check.sh
+ * compares every code point). \s is the White_Space property (U+0085 yes, U+FEFF no);
+ * the (?i:) groups fold ASCII letters only. Invalid UTF-8 bytes are one-byte
+ * characters of category "other" (TOK_UCAT_C), never dropped (llama.cpp would
+ * replace each with U+FFFD, also a non-letter non-number non-space).
  */
 #ifndef LLORCH_PRETOK_H
 #define LLORCH_PRETOK_H

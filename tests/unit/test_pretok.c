@@ -119,7 +119,12 @@ static void test_ucat(void **st) {
             assert_true(sub != 0 && (sub & (sub - 1)) == 0);
         }
     }
-    assert_string_equal(tok_unicode_version, "15.0.0");
+    /* Unicode 15.1, as llama.cpp's tables */
+    assert_string_equal(tok_unicode_version, "15.1.0");
+    assert_int_equal(tok_ucat(0x2EBF0), TOK_UCAT_L | TOK_UCAT_LMO); /* CJK ext I (15.1) */
+    assert_int_equal(tok_ucat(0x2EE5D), TOK_UCAT_L | TOK_UCAT_LMO);
+    assert_int_equal(tok_ucat(0x2EE5E), TOK_UCAT_C);
+    assert_int_equal(tok_ucat(0x31EF), TOK_UCAT_S);
 }
 
 static void test_pre_parse(void **st) {
