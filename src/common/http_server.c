@@ -229,8 +229,9 @@ static void watch_fd(http_stream *st) {
     http_server *s = st->srv;
     if (!s || s->epfd < 0 || st->fd < 0) return;
     struct epoll_event ev = {.events = EPOLLRDHUP | EPOLLONESHOT, .data.u64 = st->id};
-    if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, st->fd, &ev) != 0 && errno == EEXIST)
-        epoll_ctl(s->epfd, EPOLL_CTL_MOD, st->fd, &ev);
+    int rc = epoll_ctl(s->epfd, EPOLL_CTL_ADD, st->fd, &ev);
+    if (rc != 0 && errno == EEXIST) rc = epoll_ctl(s->epfd, EPOLL_CTL_MOD, st->fd, &ev);
+    LOG_DEBUG(s->component, "watch", NULL, "stream %llu fd %d rc %d", (unsigned long long)st->id, st->fd, rc);
 }
 
 /* MHD thread: give MHD bytes, or suspend until the producer writes. */
@@ -756,12 +757,12 @@ int http_server_start(http_server *s, char *err, size_t errlen) {
     s->watcher_started = 1;
     struct MHD_OptionItem opts[12];
     int no = 0;
+    opts[no++] = (struct MHD_OptionItem){MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)on_mhd_log, s}; /* first: MHD asks */
     opts[no++] = (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0, &ss};
     opts[no++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_TIMEOUT, s->o.conn_timeout_s, NULL};
     opts[no++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_MEMORY_LIMIT, (intptr_t)s->o.max_header_bytes, NULL};
     opts[no++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT, s->o.max_connections, NULL};
     opts[no++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, s};
-    opts[no++] = (struct MHD_OptionItem){MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)on_mhd_log, s};
     if (s->o.threads > 1) opts[no++] = (struct MHD_OptionItem){MHD_OPTION_THREAD_POOL_SIZE, s->o.threads, NULL};
     opts[no++] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
     s->d = MHD_start_daemon(flags, 0, NULL, NULL, on_access, s, MHD_OPTION_ARRAY, opts, MHD_OPTION_END);

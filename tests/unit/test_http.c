@@ -11,6 +11,7 @@
 
 #include "common/http_client.h"
 #include "common/http_server.h"
+#include "common/log.h"
 #include "common/util.h"
 
 static http_server *srv;
@@ -382,6 +383,115 @@ static void test_many_streams(void **st) {
     assert_int_equal(http_server_n_streams(srv), 0);
 }
 
+/* 1,000 concurrent streams held open with no thread per stream: the server
+ * process stays at a handful of threads; one producer thread feeds them all;
+ * half the clients hang up and each of those streams is reported gone. */
+enum { NHOLD = 1000 };
+static http_stream *held[NHOLD];
+static int nheld;
+static int gone_flags[NHOLD];
+static pthread_mutex_t held_mu = PTHREAD_MUTEX_INITIALIZER;
+static void on_gone_idx(void *u) {
+    pthread_mutex_lock(&held_mu);
+    gone_flags[(intptr_t)u] = 1;
+    pthread_mutex_unlock(&held_mu);
+}
+static void h_hold(http_req *r, void *u) {
+    (void)u;
+    /* the client's own index: accept order differs from connect order */
+    int k = atoi(http_req_query(r, "i") ? http_req_query(r, "i") : "0");
+    if (k < 0 || k >= NHOLD) k = 0;
+    pthread_mutex_lock(&held_mu);
+    nheld++;
+    pthread_mutex_unlock(&held_mu);
+    held[k] = http_respond_stream(r, 200, NULL, on_gone_idx, (void *)(intptr_t)k);
+    http_stream_sse(held[k], 0, "started", "{}");
+}
+static int thread_count(void) {
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    int n = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "Threads: %d", &n) == 1) break;
+    if (f) fclose(f);
+    return n;
+}
+
+static void test_thousand_streams(void **st) {
+    (void)st;
+    http_server *s2;
+    char err[256];
+    http_server_opts o = {.port = 0, .threads = 2};
+    assert_int_equal(http_server_new(&o, &s2, err, sizeof err), 0);
+    http_server_route(s2, "GET", "/hold", h_hold, NULL);
+    assert_int_equal(http_server_start(s2, err, sizeof err), 0);
+    static int fds[NHOLD];
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)http_server_port(s2))};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    for (int i = 0; i < NHOLD; i++) {
+        char q[128];
+        snprintf(q, sizeof q, "GET /hold?i=%d HTTP/1.1\r\nHost: x\r\n\r\n", i);
+        fds[i] = socket(AF_INET, SOCK_STREAM, 0);
+        if (fds[i] < 0) fail_msg("socket %d: out of fds", i);
+        assert_int_equal(connect(fds[i], (struct sockaddr *)&a, sizeof a), 0);
+        send(fds[i], q, strlen(q), 0);
+    }
+    /* every client gets its headers and the first event */
+    static char buf[4096];
+    for (int i = 0; i < NHOLD; i++) {
+        struct timeval tv = {10, 0};
+        setsockopt(fds[i], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        size_t got = 0;
+        while (!strstr(buf, "event: started") || got == 0) {
+            ssize_t r = recv(fds[i], buf + got, sizeof buf - 1 - got, 0);
+            if (r <= 0) fail_msg("stream %d: no first event", i);
+            got += (size_t)r;
+            buf[got] = 0;
+        }
+        buf[0] = 0;
+    }
+    assert_int_equal(nheld, NHOLD);
+    assert_int_equal(http_server_n_streams(s2), NHOLD);
+    int threads = thread_count();
+    print_message("%d open streams, %d threads in the process\n", NHOLD, threads);
+    assert_true(threads > 0 && threads < 16);
+    /* half hang up: each of those is reported gone */
+    uint64_t t0 = util_now_ns();
+    for (int i = 0; i < NHOLD; i += 2) close(fds[i]);
+    int all = 0;
+    while (!all && util_now_ns() - t0 < 5000000000ull) {
+        usleep(5000);
+        all = 1;
+        pthread_mutex_lock(&held_mu);
+        for (int i = 0; i < NHOLD; i += 2) all &= gone_flags[i];
+        pthread_mutex_unlock(&held_mu);
+    }
+    int ngone = 0;
+    for (int i = 0; i < NHOLD; i += 2) ngone += gone_flags[i];
+    print_message("%d of 500 disconnects noticed in %.1f ms\n", ngone, (double)(util_now_ns() - t0) / 1e6);
+    assert_true(all);
+    /* one producer feeds the rest and ends them */
+    for (int i = 0; i < NHOLD; i++) {
+        int rc = http_stream_sse(held[i], 1, "end", "{\"ok\":true}");
+        assert_int_equal(rc, i % 2 ? 0 : HTTP_E_GONE);
+        assert_int_equal(gone_flags[i], i % 2 == 0);
+        http_stream_close(held[i]);
+    }
+    for (int i = 1; i < NHOLD; i += 2) {
+        size_t got = 0;
+        buf[0] = 0;
+        while (!strstr(buf, "event: end")) {
+            ssize_t r = recv(fds[i], buf + got, sizeof buf - 1 - got, 0);
+            if (r <= 0) fail_msg("stream %d: no end event", i);
+            got += (size_t)r;
+            buf[got] = 0;
+        }
+        close(fds[i]);
+    }
+    assert_int_equal(http_server_drain(s2, 5000), 0);
+    http_server_free(s2);
+}
+
 static void test_time_parse(void **st) {
     (void)st;
     uint64_t ms;
@@ -449,6 +559,7 @@ static void test_stream_outlives_server(void **st) {
 }
 
 int main(void) {
+    log_init(); /* LLORCH_LOG_LEVEL=debug shows the server's view */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_routes),
         cmocka_unit_test(test_body_and_errors),
@@ -456,6 +567,7 @@ int main(void) {
         cmocka_unit_test(test_sse_stream),
         cmocka_unit_test(test_disconnect_detected),
         cmocka_unit_test(test_many_streams),
+        cmocka_unit_test(test_thousand_streams),
         cmocka_unit_test(test_time_parse),
         cmocka_unit_test(test_stream_outlives_server),
     };
