@@ -83,7 +83,9 @@ const qt_info_t *qt_info(int type) {
 size_t qt_row_bytes(int type, int64_t n) {
     const struct qt_traits *t = traits(type);
     if (!t || n < 0 || n % t->info.blck) return 0;
-    return (size_t)(n / t->info.blck) * (size_t)t->info.bytes;
+    const uint64_t nb = (uint64_t)(n / t->info.blck);
+    if (nb > (uint64_t)(INT64_MAX / t->info.bytes)) return 0; /* hostile ne0: never wrap */
+    return (size_t)nb * (size_t)t->info.bytes;
 }
 
 /* ---- scalar conversions ----------------------------------------------------- */

@@ -87,7 +87,8 @@ typedef struct {
 
 /* NULL for ids that are not block formats we know. */
 const qt_info_t *qt_info(int type);
-/* Bytes of a row of n elements; 0 when n is not a whole number of blocks or type unknown. */
+/* Bytes of a row of n elements; 0 when n is not a whole number of blocks,
+ * the type is unknown, or the size would exceed INT64_MAX (never wraps). */
 size_t qt_row_bytes(int type, int64_t n);
 
 /* fp16 / bf16 helpers (round-to-nearest-even, NaN/Inf preserved) */

@@ -59,6 +59,13 @@ static void test_table(void **st) {
     assert_int_equal(qt_row_bytes(QT_Q4_0, -32), 0);
     assert_int_equal(qt_row_bytes(QT_Q4_K, 896), 0); /* Qwen 896-wide rows: not K-quantizable */
     assert_int_equal(qt_row_bytes(QT_Q5_0, 896), 896 / 32 * 22);
+    /* hostile sizes never wrap */
+    assert_int_equal(qt_row_bytes(QT_F32, INT64_MAX / 4 + 1), 0);
+    assert_int_equal(qt_row_bytes(QT_F32, INT64_MAX / 4), (size_t)(INT64_MAX / 4) * 4);
+    assert_int_equal(qt_row_bytes(QT_Q8_0, INT64_MAX / 32 * 32), 0);   /* 34 B per 32: exceeds */
+    assert_int_equal(qt_row_bytes(QT_Q8_K, INT64_MAX / 256 * 256), 0); /* 292 B per 256 */
+    assert_int_equal(qt_row_bytes(QT_Q4_0, INT64_MAX / 32 * 32), (size_t)(INT64_MAX / 32) * 18);
+    assert_int_equal(qt_row_bytes(QT_F16, (int64_t)1 << 62), (size_t)1 << 63);
     float x[32] = {0};
     uint8_t buf[64];
     assert_int_equal(qt_quantize_row(QT_Q8_K, x, buf, 32), -ENOTSUP);
