@@ -1,0 +1,166 @@
+/* jobs — the in-memory job table, each job's SSE event log and its live
+ * subscribers (see orch.h). The durable record is the store; this memory is
+ * what a reconnecting client replays from (Last-Event-ID). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/err.h"
+#include "common/log.h"
+#include "orch/orch.h"
+
+static uint64_t hash_id(const char *s) {
+    uint64_t h = 1469598103934665603ull;
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
+}
+
+struct ojob *orch_job_find(struct orch *o, const char *id) {
+    if (!id) return NULL;
+    for (struct ojob *j = o->buckets[hash_id(id) & (o->nbuckets - 1)]; j; j = j->hnext)
+        if (strcmp(j->id, id) == 0) return j;
+    return NULL;
+}
+
+struct ojob *orch_job_new(struct orch *o, const char *id) {
+    struct ojob *j = calloc(1, sizeof *j);
+    if (!j) return NULL;
+    snprintf(j->id, sizeof j->id, "%s", id);
+    struct ojob **b = &o->buckets[hash_id(id) & (o->nbuckets - 1)];
+    j->hnext = *b;
+    *b = j;
+    o->njobs++;
+    return j;
+}
+
+static void job_free(struct ojob *j) {
+    adm_task_free(&j->task);
+    free(j->req_body);
+    for (size_t i = 0; i < j->nev; i++) {
+        free(j->ev[i].event);
+        free(j->ev[i].data);
+    }
+    free(j->ev);
+    for (size_t i = 0; i < j->nsubs; i++) http_stream_close(j->subs[i]);
+    free(j->subs);
+    free(j);
+}
+
+void orch_job_free_all(struct orch *o) {
+    for (size_t b = 0; b < o->nbuckets; b++) {
+        struct ojob *j = o->buckets[b];
+        while (j) {
+            struct ojob *n = j->hnext;
+            job_free(j);
+            j = n;
+        }
+        o->buckets[b] = NULL;
+    }
+    o->njobs = 0;
+}
+
+void orch_job_gc(struct orch *o, int64_t now_ms, int64_t keep_ms) {
+    for (size_t b = 0; b < o->nbuckets; b++) {
+        struct ojob **p = &o->buckets[b];
+        while (*p) {
+            struct ojob *j = *p;
+            if (j->terminal && !j->relay_running && now_ms - j->finished_ms > keep_ms) {
+                *p = j->hnext;
+                job_free(j);
+                o->njobs--;
+            } else {
+                p = &j->hnext;
+            }
+        }
+    }
+}
+
+void orch_job_emit(struct orch *o, struct ojob *j, const char *event, const char *data) {
+    if (j->term_emitted) return; /* exactly one terminal event */
+    if (j->nev == j->cev) {
+        size_t nc = j->cev ? j->cev * 2 : 16;
+        struct oevent *ne = realloc(j->ev, nc * sizeof *ne);
+        if (!ne) return;
+        j->ev = ne;
+        j->cev = nc;
+    }
+    struct oevent *e = &j->ev[j->nev];
+    e->id = (int64_t)j->nev;
+    e->event = strdup(event);
+    e->data = strdup(data);
+    if (!e->event || !e->data) {
+        free(e->event);
+        free(e->data);
+        return;
+    }
+    j->nev++;
+    int term = strcmp(event, "end") == 0 || strcmp(event, "error") == 0;
+    for (size_t i = 0; i < j->nsubs;) {
+        if (http_stream_sse(j->subs[i], e->id, e->event, e->data) != 0 || term) {
+            http_stream_close(j->subs[i]);
+            j->subs[i] = j->subs[--j->nsubs];
+        } else {
+            i++;
+        }
+    }
+    if (term) {
+        j->term_emitted = 1;
+        char ck[64] = "";
+        snprintf(ck, sizeof ck, "%s", event);
+        store_checkpoint_put(o->store, j->id, e->id, ck, e->data, NULL, 0);
+    }
+}
+
+void orch_job_finish(struct orch *o, struct ojob *j, enum job_status st, const char *code, const char *message) {
+    if (j->terminal) return;
+    int64_t now = (int64_t)util_wall_ms();
+    char err[256];
+    int rc = store_job_finish(o->store, j->id, st, code, message, j->tokens_in, j->tokens_out, now, err, sizeof err);
+    if (rc < 0 && rc != -ESTALE) LOG_ERROR(ORCH_COMPONENT, "store", j->cid, "finish %s: %s", j->id, err);
+    j->status = st;
+    j->finished_ms = now;
+    if (!j->term_emitted) { /* completed jobs got their worker's end event already */
+        struct util_sb sb;
+        util_sb_init(&sb);
+        util_sb_printf(&sb, "{\"job_id\":\"%s\",\"code\":\"%s\",\"message\":", j->id, code ? code : "INTERNAL");
+        util_sb_json_str(&sb, message ? message : "");
+        int ec = code ? err_parse(code) : ERR_INTERNAL;
+        util_sb_printf(&sb, ",\"retriable\":%s}", err_retriable(ec < 0 ? ERR_INTERNAL : (enum err_code)ec) ? "true" : "false");
+        if (!sb.oom) orch_job_emit(o, j, "error", sb.buf);
+        util_sb_free(&sb);
+    }
+    j->terminal = 1;
+    for (size_t i = 0; i < j->nsubs; i++) http_stream_close(j->subs[i]);
+    j->nsubs = 0;
+    LOG_KV(LOG_INFO, ORCH_COMPONENT, "execute_end", j->cid, "\"job_id\":\"%s\",\"status\":\"%s\",\"error_code\":\"%s\"",
+           j->id, job_status_name(st), code ? code : "");
+}
+
+char *orch_job_status_json(struct orch *o, struct ojob *j) {
+    struct util_sb sb;
+    util_sb_init(&sb);
+    util_sb_printf(&sb, "{\"job_id\":\"%s\",\"status\":\"%s\",\"model\":", j->id, job_status_name(j->status));
+    util_sb_json_str(&sb, j->task.model_ref);
+    util_sb_printf(&sb, ",\"priority\":\"%s\",\"seed\":%llu,\"attempts\":%d,\"tokens_in\":%lld,\"tokens_out\":%lld",
+                   job_prio_name(j->task.prio), (unsigned long long)j->task.seed, j->attempts,
+                   (long long)j->tokens_in, (long long)j->tokens_out);
+    if (j->status == JOB_QUEUED) {
+        int64_t pos = queue_position(o->queue, j->id);
+        if (pos >= 0) util_sb_printf(&sb, ",\"queue_position\":%lld", (long long)pos);
+    }
+    if (j->worker_id[0]) util_sb_printf(&sb, ",\"worker_id\":\"%s\",\"pool_id\":\"%s\"", j->worker_id, j->pool_id);
+    char t[40];
+    util_time_rfc3339_from_ms((uint64_t)j->created_ms, t, sizeof t);
+    util_sb_printf(&sb, ",\"created_at\":\"%s\"", t);
+    if (j->terminal && j->finished_ms) {
+        util_time_rfc3339_from_ms((uint64_t)j->finished_ms, t, sizeof t);
+        util_sb_printf(&sb, ",\"completed_at\":\"%s\"", t);
+    }
+    util_sb_printf(&sb, ",\"events_url\":\"/v2/tasks/%s/events\"}", j->id);
+    if (sb.oom) {
+        util_sb_free(&sb);
+        return NULL;
+    }
+    return sb.buf;
+}

@@ -1,0 +1,111 @@
+/* orch — orchestratord's process state, shared by main.c (startup), api.c
+ * (HTTP handlers), jobs.c (job table, event log, SSE fan-out) and dispatch.c
+ * (the dispatcher thread, relay threads, pool commands). The rules live in
+ * src/orch/core (llorch_orchcore); this layer only wires them to HTTP.
+ *
+ * Locking: o->mu guards the job table, every job's fields, event logs and
+ * subscriber lists. Order: o->mu, then the queue's lock (inside queue_*),
+ * then reg_lock. HTTP calls to pools/workers are never made holding o->mu.
+ */
+#ifndef LLORCH_ORCH_H
+#define LLORCH_ORCH_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "common/config.h"
+#include "common/http_server.h"
+#include "common/metrics.h"
+#include "orch/core/admission.h"
+#include "orch/core/catalog.h"
+#include "orch/core/orch_config.h"
+#include "orch/core/queue.h"
+#include "orch/core/registry.h"
+#include "orch/core/sched.h"
+#include "orch/core/store.h"
+
+#define ORCH_COMPONENT "orchestratord"
+
+struct oevent {
+    int64_t id;                /* SSE id: 0, 1, 2, ... per job */
+    char *event;               /* "queued", "started", "token", "metrics", "end", "error" */
+    char *data;                /* JSON */
+};
+
+struct ojob {
+    struct ojob *hnext;        /* job table chain */
+    char id[37];
+    char tenant[JOB_TENANT_MAX + 1];
+    char cid[65];
+    struct adm_task task;      /* owns the prompt while the job lives (retries need it) */
+    char *req_body;            /* the client's body, re-stored on requeue (persist_prompts) */
+    size_t req_len;
+    enum job_status status;
+    int attempts;              /* dispatches so far */
+    int64_t created_ms, deadline_ms, not_before_ms, wait_since_ms, cancel_at_ms, finished_ms;
+    char worker_id[JOB_WORKER_ID_MAX + 1];
+    char pool_id[JOB_POOL_ID_MAX + 1];
+    char worker_uri[REG_URI_MAX + 1];
+    int64_t tokens_in, tokens_out;
+    int cancel_requested;
+    int relay_running;
+    /* event log (kept in memory for reconnects while the job lives) */
+    struct oevent *ev;
+    size_t nev, cev;
+    int term_emitted;          /* the one terminal event (end|error) is in the log */
+    int terminal;              /* finished: store updated, subscribers closed */
+    /* live SSE subscribers */
+    http_stream **subs;
+    size_t nsubs, csubs;
+};
+
+struct orch {
+    struct cfg *cfg;
+    struct orch_settings st;
+    struct catalog *cat;
+    struct store *store;
+    struct queue *queue;
+    struct registry *reg;
+    struct sched *sched;
+    http_server *http;
+    metrics_registry *metrics;
+    metrics_family *m_queue_depth, *m_enqueued, *m_dispatched, *m_sched_ms, *m_pools, *m_workers;
+
+    pthread_mutex_t mu;
+    pthread_cond_t wake;       /* the dispatcher waits on it */
+    struct ojob **buckets;     /* job table */
+    size_t nbuckets, njobs;
+    atomic_int stopping;
+    pthread_t dispatcher;
+    int dispatcher_started;
+    int64_t started_ms;
+};
+
+/* ---- jobs.c (caller holds o->mu unless said otherwise) ---- */
+struct ojob *orch_job_new(struct orch *o, const char *id);  /* inserted into the table */
+struct ojob *orch_job_find(struct orch *o, const char *id);
+void orch_job_free_all(struct orch *o);
+/* Appends an event to the log and writes it to every subscriber; a terminal
+ * event (end, error) closes the subscribers. */
+void orch_job_emit(struct orch *o, struct ojob *j, const char *event, const char *data_json);
+/* Marks a job terminal in the store, the log and the subscribers. code may be NULL. */
+void orch_job_finish(struct orch *o, struct ojob *j, enum job_status st, const char *code, const char *message);
+/* Drops finished jobs older than keep_ms from memory (the store keeps them). */
+void orch_job_gc(struct orch *o, int64_t now_ms, int64_t keep_ms);
+/* Status JSON of GET /v2/tasks/{id} (malloc'd). */
+char *orch_job_status_json(struct orch *o, struct ojob *j);
+
+/* ---- dispatch.c ---- */
+int orch_dispatcher_start(struct orch *o);
+void orch_dispatcher_stop(struct orch *o);
+void orch_wake(struct orch *o);                       /* any lock state */
+/* Asks the job's worker to cancel (detached thread; no lock needed). */
+void orch_cancel_on_worker(struct orch *o, const char *worker_uri, const char *job_id);
+
+/* ---- api.c ---- */
+int orch_api_routes(struct orch *o);
+/* 6-hex fingerprint of a bearer token ("" for none). */
+void orch_token_fp(const char *token, char out[16]);
+
+#endif
