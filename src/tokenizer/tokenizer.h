@@ -5,7 +5,15 @@
  * be diffed.
  *
  * Ownership: tok_vocab copies everything it needs out of the GGUF, so it
- * outlives the gguf_ctx it was loaded from.
+ * outlives the gguf_ctx it was loaded from. A loaded vocab is immutable:
+ * encode/piece/decode may run from any number of threads at once.
+ *
+ * Fidelity: ids and detokenized bytes match llama.cpp (the v0.4.0 bundle of
+ * node-llama-cpp 3.21.1) on the committed fixtures for SPM (stories260K,
+ * Llama-2) and BPE (Qwen2, Llama-3, GPT-OSS vocabularies). Where llama.cpp
+ * throws or aborts on a hostile vocabulary we return an error or degrade as
+ * documented at each function. Not implemented yet: hf-json (tokenizer.json
+ * beside the model), and BPE pre-tokenizer names beyond those pretok.c splits.
  */
 #ifndef LLORCH_TOKENIZER_H
 #define LLORCH_TOKENIZER_H

@@ -226,6 +226,38 @@ static void test_spm_no_prefix_and_eog(void **st) {
     tok_free(v);
 }
 
+/* Phi-3 (general.name): special tokens swallow the whitespace after them,
+ * except <s>, <unk>, <|endoftext|> (llama.cpp sets RSTRIP by model name) */
+static void test_phi3_rstrip(void **st) {
+    (void)st;
+    gguf_writer *w = gguf_writer_new();
+    gguf_w_set_str(w, "general.name", "Phi-3-mini-4k-instruct");
+    gguf_w_set_str(w, "tokenizer.ggml.model", "llama");
+    const char *const t[] = {"<unk>", "<s>", "</s>", SP, "a", "b", "ab", SP "ab", "<|end|>", "<|user|>", SP SP};
+    const float sc[] = {0, 0, 0, -1, -2, -2, -3, -1.5f, 0, 0, -4};
+    const int32_t ty[] = {2, 3, 3, 1, 1, 1, 1, 1, 3, 3, 1};
+    set_tokens(w, t, 11);
+    set_scores(w, sc, 11);
+    set_types(w, ty, 11);
+    tok_vocab *v;
+    char err[256];
+    if (load_w(w, "phi3", &v, err, sizeof err)) fail_msg("%s", err);
+    assert_true(tok_token_attr(v, 9) & TOK_ATTR_RSTRIP);
+    assert_false(tok_token_attr(v, 1) & TOK_ATTR_RSTRIP);
+    int32_t ids[64];
+    /* "<|user|>\n  ab<|end|>" -> <|user|>, "▁ab" (whitespace eaten, prefix re-added), <|end|> */
+    assert_int_equal(enc(v, "<|user|>\n  ab<|end|>", 0, 1, ids), 3);
+    assert_int_equal(ids[0], 9);
+    assert_int_equal(ids[1], 7);
+    assert_int_equal(ids[2], 8);
+    /* <s> keeps the spaces after it: "▁▁▁ab" -> "▁▁", "▁ab" */
+    assert_int_equal(enc(v, "<s>  ab", 0, 1, ids), 3);
+    assert_int_equal(ids[0], 1);
+    assert_int_equal(ids[1], 10);
+    assert_int_equal(ids[2], 7);
+    tok_free(v);
+}
+
 /* ---- BPE by hand --------------------------------------------------------------- */
 
 #define G "\xc4\xa0" /* "Ġ" = byte-level space */
@@ -321,7 +353,7 @@ static void test_api_edges(void **st) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_refusals),    cmocka_unit_test(test_spm_by_hand), cmocka_unit_test(test_spm_no_prefix_and_eog),
-        cmocka_unit_test(test_bpe_by_hand), cmocka_unit_test(test_api_edges),
+        cmocka_unit_test(test_phi3_rstrip), cmocka_unit_test(test_bpe_by_hand), cmocka_unit_test(test_api_edges),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
