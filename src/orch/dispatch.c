@@ -167,8 +167,7 @@ static int on_worker_event(void *user, const sse_event *ev) {
         json_t *to = json_object_get(d, "tokens_out");
         if (json_is_number(to)) j->tokens_out = (int64_t)json_number_value(to);
         r->saw_terminal = 1;
-        if (data) orch_job_emit(o, j, "end", data);
-        orch_job_finish(o, j, JOB_COMPLETED, NULL, NULL);
+        orch_job_finish_with(o, j, JOB_COMPLETED, NULL, NULL, "end", data);
         const char *v[] = { "completed" };
         metrics_add(o->m_dispatched, v, 1);
     } else if (strcmp(ev->event, "error") == 0) {
@@ -179,8 +178,8 @@ static int on_worker_event(void *user, const sse_event *ev) {
         int retry = j->tokens_out == 0 && ec >= 0 && err_retriable((enum err_code)ec) && ec != ERR_DEADLINE_EXCEEDED;
         if (!retry) {
             r->saw_terminal = 1;
-            orch_job_finish(o, j, ec == ERR_CANCELLED ? JOB_CANCELLED : JOB_FAILED, code ? code : "WORKER_FAILED",
-                            msg ? msg : "worker error");
+            orch_job_finish_with(o, j, ec == ERR_CANCELLED ? JOB_CANCELLED : JOB_FAILED, code ? code : "WORKER_FAILED",
+                                 msg ? msg : "worker error", "error", data);
         }
     }
     json_decref(d);

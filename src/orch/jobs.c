@@ -113,6 +113,13 @@ void orch_job_emit(struct orch *o, struct ojob *j, const char *event, const char
 }
 
 void orch_job_finish(struct orch *o, struct ojob *j, enum job_status st, const char *code, const char *message) {
+    orch_job_finish_with(o, j, st, code, message, NULL, NULL);
+}
+
+/* The store is updated before the terminal event goes out, so a client that
+ * has seen `end`/`error` always finds the final row. */
+void orch_job_finish_with(struct orch *o, struct ojob *j, enum job_status st, const char *code, const char *message,
+                          const char *event, const char *data) {
     if (j->terminal) return;
     int64_t now = (int64_t)util_wall_ms();
     char err[256];
@@ -120,7 +127,8 @@ void orch_job_finish(struct orch *o, struct ojob *j, enum job_status st, const c
     if (rc < 0 && rc != -ESTALE) LOG_ERROR(ORCH_COMPONENT, "store", j->cid, "finish %s: %s", j->id, err);
     j->status = st;
     j->finished_ms = now;
-    if (!j->term_emitted) { /* completed jobs got their worker's end event already */
+    if (event && data) orch_job_emit(o, j, event, data);
+    if (!j->term_emitted) {
         struct util_sb sb;
         util_sb_init(&sb);
         util_sb_printf(&sb, "{\"job_id\":\"%s\",\"code\":\"%s\",\"message\":", j->id, code ? code : "INTERNAL");

@@ -91,6 +91,9 @@ void orch_job_free_all(struct orch *o);
 void orch_job_emit(struct orch *o, struct ojob *j, const char *event, const char *data_json);
 /* Marks a job terminal in the store, the log and the subscribers. code may be NULL. */
 void orch_job_finish(struct orch *o, struct ojob *j, enum job_status st, const char *code, const char *message);
+/* Same, with the worker's own terminal event (e.g. "end") relayed after the store update. */
+void orch_job_finish_with(struct orch *o, struct ojob *j, enum job_status st, const char *code, const char *message,
+                          const char *event, const char *data);
 /* Drops finished jobs older than keep_ms from memory (the store keeps them). */
 void orch_job_gc(struct orch *o, int64_t now_ms, int64_t keep_ms);
 /* Status JSON of GET /v2/tasks/{id} (malloc'd). */

@@ -1,0 +1,479 @@
+// test-libs: llorch_net llorch_core PkgConfig::JANSSON PkgConfig::SQLITE
+/* orchestratord end to end on loopback: a real worker-cpud (stories260K), a
+ * real orchestratord with a real SQLite file; the test plays the pool
+ * (register + heartbeats listing the worker). Asserts event order and ids,
+ * rows in the state file, queue bounds and cancel, heartbeat rules, retry
+ * onto another worker after a connection failure, restart recovery. */
+#include "testutil.h"
+
+#include "common/http_client.h"
+#include "common/util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <limits.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+struct proc { pid_t pid; int port; char base[96]; char log[256]; };
+
+static char DIR_[64];
+
+/* starts bin with argv; waits for its "listening" stdout line; port from the last ':' */
+static int spawn(struct proc *p, const char *const *argv, const char *logname) {
+    memset(p, 0, sizeof *p);
+    snprintf(p->log, sizeof p->log, "%s/%s", DIR_, logname);
+    int out[2];
+    if (pipe(out)) return -1;
+    pid_t pid = fork();
+    if (pid < 0) return -1;
+    if (pid == 0) {
+        dup2(out[1], 1);
+        FILE *f = fopen(p->log, "a");
+        if (f) dup2(fileno(f), 2);
+        close(out[0]);
+        close(out[1]);
+        execv(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    close(out[1]);
+    p->pid = pid;
+    FILE *f = fdopen(out[0], "r");
+    char line[256];
+    int ok = -1;
+    if (f && fgets(line, sizeof line, f) && strstr(line, "listening")) {
+        char *c = strrchr(line, ':');
+        if (c) {
+            p->port = atoi(c + 1);
+            snprintf(p->base, sizeof p->base, "http://127.0.0.1:%d", p->port);
+            ok = 0;
+        }
+    }
+    if (f) fclose(f);
+    return ok;
+}
+
+static void stop(struct proc *p, int sig) {
+    if (p->pid <= 0) return;
+    kill(p->pid, sig);
+    int st;
+    for (int i = 0; i < 500; i++) {
+        if (waitpid(p->pid, &st, WNOHANG) == p->pid) { p->pid = 0; return; }
+        usleep(10000);
+    }
+    kill(p->pid, SIGKILL);
+    waitpid(p->pid, &st, 0);
+    p->pid = 0;
+}
+
+static void dump(const struct proc *p) {
+    FILE *f = fopen(p->log, "r");
+    char line[1024];
+    while (f && fgets(line, sizeof line, f)) fputs(line, stderr);
+    if (f) fclose(f);
+}
+
+static long req(const char *method, const char *base, const char *path, const char *body, char **out) {
+    char url[256];
+    snprintf(url, sizeof url, "%s%s", base, path);
+    http_client_req rq = { .method = method, .url = url, .body = body };
+    http_resp r = { 0 };
+    char err[256];
+    if (http_client_do(&rq, &r, err, sizeof err) != 0) {
+        if (out) *out = NULL;
+        return -1;
+    }
+    if (out) { *out = r.body; r.body = NULL; }
+    long st = r.status;
+    http_resp_free(&r);
+    return st;
+}
+
+static char *jstr(const char *body, const char *k1, const char *k2) { /* malloc'd string member */
+    json_t *j = json_loads(body ? body : "", 0, NULL);
+    json_t *v = json_object_get(j, k1);
+    if (k2) v = json_object_get(v, k2);
+    char *s = json_is_string(v) ? strdup(json_string_value(v)) : NULL;
+    json_decref(j);
+    return s;
+}
+
+/* ---- processes ---------------------------------------------------------------- */
+static int start_worker(struct proc *w, const char *id) {
+    char bin[256], model[256];
+    TU_BUILD(bin, "worker-cpud");
+    TU_MODEL(model, "stories260K.gguf");
+    if (access(bin, X_OK) != 0 || access(model, R_OK) != 0) return 77;
+    const char *argv[] = { bin, "--worker-id", id, "--model", model, "--port", "0", "--threads", "1", NULL };
+    char log[64];
+    snprintf(log, sizeof log, "worker-%s.log", id);
+    return spawn(w, argv, log);
+}
+
+static char DB[128], CFGF[128];
+
+static int start_orch(struct proc *o, const char *const *extra) {
+    char bin[256];
+    TU_BUILD(bin, "orchestratord");
+    if (access(bin, X_OK) != 0) return 77;
+    const char *argv[32] = { bin, "--config", CFGF, "--bind", "127.0.0.1:0", "--state", DB };
+    int n = 7;
+    for (int i = 0; extra && extra[i] && n < 30; i++) argv[n++] = extra[i];
+    argv[n] = NULL;
+    return spawn(o, argv, "orch.log");
+}
+
+/* file: refs must be absolute without ".." (the catalog refuses them) */
+static void model_path(char *out, size_t cap) {
+    char m[256];
+    TU_MODEL(m, "stories260K.gguf");
+    if (!realpath(m, out)) snprintf(out, cap, "%s", m);
+}
+
+static void write_config(const char *extra_yaml) {
+    char model[PATH_MAX];
+    model_path(model, sizeof model);
+    FILE *f = fopen(CFGF, "w");
+    fprintf(f, "models:\n  stories:\n    model_ref: 'file:%s'\n    context_length: 256\n%s", model,
+            extra_yaml ? extra_yaml : "");
+    fclose(f);
+}
+
+static int64_t g_ts;
+static long heartbeat(const char *orch, const char *pool, const char **wids, const char **uris, int n) {
+    char model[PATH_MAX];
+    model_path(model, sizeof model);
+    struct util_sb sb;
+    util_sb_init(&sb);
+    int64_t ts = (int64_t)util_wall_ms();
+    if (ts <= g_ts) ts = g_ts + 1;
+    g_ts = ts;
+    util_sb_printf(&sb, "{\"pool_id\":\"%s\",\"ts\":%lld,\"devices\":[{\"gpu_id\":-1,\"total_bytes\":8000000000,"
+                        "\"free_bytes\":6000000000}],\"workers\":[", pool, (long long)ts);
+    for (int i = 0; i < n; i++)
+        util_sb_printf(&sb, "%s{\"worker_id\":\"%s\",\"model_ref\":\"file:%s\",\"uri\":\"%s\",\"status\":\"ready\","
+                            "\"capabilities\":[\"text-gen\"],\"memory_bytes\":1000000}",
+                       i ? "," : "", wids[i], model, uris[i]);
+    util_sb_puts(&sb, "]}");
+    char path[96];
+    snprintf(path, sizeof path, "/v2/pools/%s/heartbeat", pool);
+    long st = req("POST", orch, path, sb.buf, NULL);
+    util_sb_free(&sb);
+    return st;
+}
+
+static long register_pool(const char *orch, const char *pool) {
+    char body[256];
+    snprintf(body, sizeof body, "{\"pool_id\":\"%s\",\"endpoint\":\"http://127.0.0.1:9\",\"devices\":[{\"gpu_id\":-1,"
+                                "\"total_bytes\":8000000000,\"free_bytes\":6000000000}]}", pool);
+    return req("POST", orch, "/v2/pools/register", body, NULL);
+}
+
+static char *submit(const char *orch, const char *body, long *status) {
+    char *resp = NULL;
+    *status = req("POST", orch, "/v2/tasks", body, &resp);
+    char *id = jstr(resp, "job_id", NULL);
+    free(resp);
+    return id;
+}
+
+struct evs { int n; char names[64][16]; long long ids[64]; char last_code[32]; };
+static int on_ev(void *u, const sse_event *e) {
+    struct evs *v = u;
+    if (v->n < 64) {
+        snprintf(v->names[v->n], sizeof v->names[0], "%s", e->event);
+        v->ids[v->n] = atoll(e->id);
+        v->n++;
+    }
+    if (strcmp(e->event, "error") == 0) {
+        char *c = jstr(e->data, "code", NULL);
+        snprintf(v->last_code, sizeof v->last_code, "%s", c ? c : "");
+        free(c);
+    }
+    return 0;
+}
+
+static void events(const char *orch, const char *id, struct evs *v) {
+    memset(v, 0, sizeof *v);
+    char url[256];
+    snprintf(url, sizeof url, "%s/v2/tasks/%s/events", orch, id);
+    http_client_req rq = { .method = "GET", .url = url, .timeout_ms = 20000 };
+    http_resp r = { 0 };
+    char err[128];
+    http_client_sse(&rq, on_ev, v, &r, err, sizeof err);
+    http_resp_free(&r);
+}
+
+static long long q1(const char *sql) {
+    sqlite3 *db;
+    if (sqlite3_open_v2(DB, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) return -2;
+    sqlite3_stmt *st;
+    long long v = -1;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+        v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return v;
+}
+
+static char *status_of(const char *orch, const char *id) {
+    char path[128], *resp = NULL;
+    snprintf(path, sizeof path, "/v2/tasks/%s", id);
+    req("GET", orch, path, NULL, &resp);
+    char *s = jstr(resp, "status", NULL);
+    free(resp);
+    return s;
+}
+
+static int setup(void **s) {
+    (void)s;
+    snprintf(DIR_, sizeof DIR_, "/tmp/llorch-orch-e2e-XXXXXX");
+    if (!mkdtemp(DIR_)) return -1;
+    snprintf(DB, sizeof DB, "%s/state.db", DIR_);
+    snprintf(CFGF, sizeof CFGF, "%s/orch.yaml", DIR_);
+    return 0;
+}
+static int teardown(void **s) {
+    (void)s;
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "%s rm -rf %s", getenv("KEEP") ? "true" : "", DIR_);
+    if (system(cmd)) { /* best effort */ }
+    return 0;
+}
+
+/* ---- tests --------------------------------------------------------------------- */
+static void test_basic_flow(void **s) {
+    (void)s;
+    struct proc w, o;
+    int rc = start_worker(&w, "w1");
+    if (rc == 77) skip();
+    assert_int_equal(rc, 0);
+    write_config(NULL);
+    assert_int_equal(start_orch(&o, NULL), 0);
+    assert_int_equal(register_pool(o.base, "p1"), 200);
+    const char *wid[] = { "w1" }, *uri[] = { w.base };
+    assert_int_equal(heartbeat(o.base, "p1", wid, uri, 1), 200);
+    long st;
+    char *id = submit(o.base, "{\"model\":\"stories\",\"prompt\":\"Once upon a time secretword\",\"max_tokens\":6,"
+                              "\"seed\":7,\"temperature\":0}", &st);
+    assert_int_equal(st, 202);
+    assert_non_null(id);
+    struct evs v;
+    events(o.base, id, &v);
+    if (v.n < 3) dump(&o);
+    assert_string_equal(v.names[0], "queued");
+    assert_string_equal(v.names[1], "started");
+    int tokens = 0;
+    for (int i = 0; i < v.n; i++) {
+        assert_int_equal(v.ids[i], i); /* ids 0,1,2,... */
+        tokens += strcmp(v.names[i], "token") == 0;
+    }
+    assert_int_equal(tokens, 6);
+    assert_string_equal(v.names[v.n - 1], "end");
+    char *sts = status_of(o.base, id);
+    assert_string_equal(sts, "completed");
+    free(sts);
+    char sql[256];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM jobs WHERE id='%s' AND status='completed' AND tokens_out=6 "
+                              "AND seed=7 AND worker_id='w1' AND pool_id='p1' AND length(prompt_hash)=64", id);
+    assert_int_equal(q1(sql), 1);
+    assert_int_equal(q1("SELECT count(*) FROM queue"), 0);
+    assert_int_equal(q1("SELECT count(*) FROM jobs WHERE params LIKE '%secretword%'"), 0);
+    struct stat sb;
+    assert_int_equal(stat(DB, &sb), 0);
+    assert_int_equal(sb.st_mode & 0777, 0600);
+    /* metrics */
+    char *m = NULL;
+    assert_int_equal(req("GET", o.base, "/metrics", NULL, &m), 200);
+    assert_non_null(strstr(m, "orchd_tasks_enqueued_total{component=\"orchestratord\",outcome=\"accepted\"} 1"));
+    assert_non_null(strstr(m, "orchd_pools_available"));
+    free(m);
+    /* validation through the API */
+    char *resp = NULL;
+    assert_int_equal(req("POST", o.base, "/v2/tasks", "{\"model\":\"stories\",\"prompt\":\"x\",\"top_p\":3}", &resp), 400);
+    json_t *j = json_loads(resp, 0, NULL);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(json_object_get(j, "error"), "details"), "field")),
+                        "top_p");
+    json_decref(j);
+    free(resp);
+    assert_int_equal(req("GET", o.base, "/v2/tasks/00000000-0000-4000-8000-000000000000", NULL, NULL), 404);
+    free(id);
+    stop(&o, SIGTERM);
+    stop(&w, SIGTERM);
+}
+
+static void test_queue_bounds_and_cancel(void **s) {
+    (void)s;
+    write_config(NULL);
+    struct proc o;
+    const char *extra[] = { "--queue-capacity", "1", NULL };
+    int rc = start_orch(&o, extra);
+    if (rc == 77) skip();
+    assert_int_equal(rc, 0);
+    long st;
+    char *a = submit(o.base, "{\"model\":\"stories\",\"prompt\":\"a\",\"max_tokens\":2}", &st);
+    assert_int_equal(st, 202);
+    char *b = submit(o.base, "{\"model\":\"stories\",\"prompt\":\"b\",\"max_tokens\":2,\"priority\":\"batch\"}", &st);
+    assert_int_equal(st, 429);
+    assert_null(b);
+    char path[128];
+    snprintf(path, sizeof path, "/v2/tasks/%s", a);
+    assert_int_equal(req("DELETE", o.base, path, NULL, NULL), 202);
+    assert_int_equal(req("DELETE", o.base, path, NULL, NULL), 202); /* idempotent */
+    char *sts = status_of(o.base, a);
+    assert_string_equal(sts, "cancelled");
+    free(sts);
+    struct evs v;
+    events(o.base, a, &v);
+    assert_int_equal(v.n, 2);
+    assert_string_equal(v.names[1], "error");
+    assert_string_equal(v.last_code, "CANCELLED");
+    assert_int_equal(q1("SELECT count(*) FROM queue"), 0);
+    char sql[160];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM jobs WHERE id='%s' AND status='cancelled'", a);
+    assert_int_equal(q1(sql), 1);
+    /* room again after the cancel */
+    b = submit(o.base, "{\"model\":\"stories\",\"prompt\":\"b\",\"max_tokens\":2}", &st);
+    assert_int_equal(st, 202);
+    free(a);
+    free(b);
+    stop(&o, SIGTERM);
+}
+
+static void test_heartbeat_rules(void **s) {
+    (void)s;
+    write_config(NULL);
+    struct proc o;
+    int rc = start_orch(&o, NULL);
+    if (rc == 77) skip();
+    assert_int_equal(rc, 0);
+    assert_int_equal(heartbeat(o.base, "ghost", NULL, NULL, 0), 404);
+    assert_int_equal(register_pool(o.base, "p1"), 200);
+    assert_int_equal(heartbeat(o.base, "p1", NULL, NULL, 0), 200);
+    /* replay: the same timestamp again */
+    char body[256];
+    snprintf(body, sizeof body, "{\"pool_id\":\"p1\",\"ts\":%lld,\"devices\":[],\"workers\":[]}", (long long)g_ts);
+    assert_int_equal(req("POST", o.base, "/v2/pools/p1/heartbeat", body, NULL), 409);
+    /* URL id must match the payload */
+    snprintf(body, sizeof body, "{\"pool_id\":\"p2\",\"ts\":%lld,\"devices\":[],\"workers\":[]}", (long long)g_ts + 5);
+    assert_int_equal(req("POST", o.base, "/v2/pools/p1/heartbeat", body, NULL), 400);
+    char *pools = NULL;
+    assert_int_equal(req("GET", o.base, "/v2/pools", NULL, &pools), 200);
+    assert_non_null(strstr(pools, "\"available\":true"));
+    free(pools);
+    stop(&o, SIGTERM);
+}
+
+static void test_retry_on_other_worker(void **s) {
+    (void)s;
+    struct proc w, o;
+    int rc = start_worker(&w, "w1");
+    if (rc == 77) skip();
+    assert_int_equal(rc, 0);
+    write_config("retry:\n  initial_delay_ms: 10\n  max_delay_ms: 50\n");
+    assert_int_equal(start_orch(&o, NULL), 0);
+    assert_int_equal(register_pool(o.base, "p1"), 200);
+    /* "a-dead" sorts first and nothing listens on its port */
+    const char *wid[] = { "a-dead", "w1" }, *uri[] = { "http://127.0.0.1:9", w.base };
+    assert_int_equal(heartbeat(o.base, "p1", wid, uri, 2), 200);
+    long st;
+    char *id = submit(o.base, "{\"model\":\"stories\",\"prompt\":\"Hello\",\"max_tokens\":3}", &st);
+    assert_int_equal(st, 202);
+    struct evs v;
+    events(o.base, id, &v);
+    if (strcmp(v.names[v.n - 1], "end") != 0) dump(&o);
+    assert_string_equal(v.names[v.n - 1], "end");
+    char sql[200];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM jobs WHERE id='%s' AND status='completed' AND retry_count=1 "
+                              "AND worker_id='w1'", id);
+    assert_int_equal(q1(sql), 1);
+    free(id);
+    stop(&o, SIGTERM);
+    stop(&w, SIGTERM);
+}
+
+static void test_restart_recovery(void **s) {
+    (void)s;
+    struct proc w, o;
+    write_config(NULL);
+    int rc = start_orch(&o, NULL);
+    if (rc == 77) skip();
+    assert_int_equal(rc, 0);
+    long st;
+    char *id = submit(o.base, "{\"model\":\"stories\",\"prompt\":\"Once\",\"max_tokens\":3,\"seed\":5}", &st);
+    assert_int_equal(st, 202);
+    stop(&o, SIGKILL); /* crash with a queued job */
+    assert_int_equal(start_orch(&o, NULL), 0);
+    char *sts = status_of(o.base, id);
+    assert_string_equal(sts, "queued"); /* reloaded */
+    free(sts);
+    rc = start_worker(&w, "w1");
+    if (rc == 77) { stop(&o, SIGTERM); skip(); }
+    assert_int_equal(rc, 0);
+    assert_int_equal(register_pool(o.base, "p1"), 200);
+    const char *wid[] = { "w1" }, *uri[] = { w.base };
+    assert_int_equal(heartbeat(o.base, "p1", wid, uri, 1), 200);
+    struct evs v;
+    events(o.base, id, &v);
+    assert_string_equal(v.names[v.n - 1], "end");
+    char sql[160];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM jobs WHERE id='%s' AND status='completed' AND seed=5", id);
+    assert_int_equal(q1(sql), 1);
+    stop(&o, SIGTERM);
+    free(id);
+
+    /* persist_prompts never: a restart fails the queued job */
+    const char *never[] = { "--state-persist-prompts", "never", NULL };
+    assert_int_equal(start_orch(&o, never), 0);
+    assert_int_equal(register_pool(o.base, "p2"), 200); /* no worker for it */
+    id = submit(o.base, "{\"model\":\"stories\",\"prompt\":\"Twice\",\"max_tokens\":3}", &st);
+    assert_int_equal(st, 202);
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM queue WHERE job_id='%s' AND body IS NULL", id);
+    assert_int_equal(q1(sql), 1);
+    stop(&o, SIGKILL);
+    assert_int_equal(start_orch(&o, never), 0);
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM jobs WHERE id='%s' AND status='failed' "
+                              "AND error_code='ORCHESTRATOR_RESTARTED'", id);
+    assert_int_equal(q1(sql), 1);
+    events(o.base, id, &v); /* the terminal state is still reported */
+    assert_true(v.n >= 1);
+    assert_string_equal(v.names[v.n - 1], "error");
+    free(id);
+    stop(&o, SIGTERM);
+    stop(&w, SIGTERM);
+}
+
+static void test_config_errors_exit_2(void **s) {
+    (void)s;
+    char bin[256];
+    TU_BUILD(bin, "orchestratord");
+    if (access(bin, X_OK) != 0) skip();
+    pid_t pid = fork();
+    if (pid == 0) {
+        int fd = open("/dev/null", 1);
+        dup2(fd, 2);
+        execl(bin, bin, "--queue-capacity", "lots", (char *)NULL);
+        _exit(127);
+    }
+    int stt;
+    waitpid(pid, &stt, 0);
+    assert_true(WIFEXITED(stt));
+    assert_int_equal(WEXITSTATUS(stt), 2);
+}
+
+int main(void) {
+    signal(SIGPIPE, SIG_IGN);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_basic_flow, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_queue_bounds_and_cancel, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_heartbeat_rules, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_retry_on_other_worker, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_restart_recovery, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_config_errors_exit_2, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
