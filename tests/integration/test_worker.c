@@ -47,15 +47,16 @@ static void test_ready_callback(void **st) {
     assert_string_equal(json_string_value(json_object_get(b, "model_ref")),
                         "hf:ggml-org/models@main::file=tinyllamas/stories260K.gguf");
     assert_string_equal(json_string_value(json_object_get(b, "uri")), W.base);
-    assert_string_equal(json_string_value(json_object_get(b, "worker_type")), "cpu");
-    assert_string_equal(json_string_value(json_object_get(b, "memory_architecture")), "host");
+    assert_string_equal(json_string_value(json_object_get(b, "worker_type")), tw_is_cuda() ? "bespoke-cuda" : "cpu");
+    assert_string_equal(json_string_value(json_object_get(b, "memory_architecture")), tw_is_cuda() ? "vram-only" : "host");
     assert_true(json_integer_value(json_object_get(b, "memory_bytes")) > 1000000);
-    assert_int_equal(json_integer_value(json_object_get(b, "vram_bytes")), 0);
+    assert_int_equal(json_integer_value(json_object_get(b, "vram_bytes")),
+                     tw_is_cuda() ? json_integer_value(json_object_get(b, "memory_bytes")) : 0);
     json_t *caps = json_object_get(b, "capabilities");
     assert_int_equal(json_array_size(caps), 1);
     assert_string_equal(json_string_value(json_array_get(caps, 0)), "text-gen");
     assert_true(json_is_array(json_object_get(b, "gpu_ids")));
-    assert_int_equal(json_array_size(json_object_get(b, "gpu_ids")), 0);
+    assert_int_equal(json_array_size(json_object_get(b, "gpu_ids")), tw_is_cuda() ? 1 : 0);
     assert_string_equal(json_string_value(json_object_get(b, "quant_kind")), "F32");
     assert_int_equal(json_integer_value(json_object_get(b, "context_length")), 512);
     assert_string_equal(json_string_value(json_object_get(b, "spawn_token")), "tok-123");
@@ -598,7 +599,7 @@ static void test_metrics(void **st) {
         "# TYPE worker_inference_duration_ms histogram",
         "worker_inference_duration_ms_bucket{component=\"worker\",le=\"+Inf\"} ",
         "worker_inference_duration_ms_count{component=\"worker\"} ",
-        "worker_vram_bytes{component=\"worker\"} 0",
+        "worker_vram_bytes{component=\"worker\"} ",
         "# TYPE worker_uptime_seconds gauge",
     };
     for (size_t i = 0; i < sizeof need / sizeof *need; i++)
@@ -620,6 +621,15 @@ static void test_metrics(void **st) {
     assert_string_equal(json_string_value(json_object_get(j, "tokenizer_kind")), "gguf-spm");
     assert_int_equal(json_integer_value(json_object_get(j, "vocab_size")), 512);
     assert_string_equal(json_string_value(json_object_get(j, "model")), "stories260K.gguf");
+    if (tw_is_cuda()) { /* device facts on the CUDA worker */
+        assert_true(json_integer_value(json_object_get(j, "sm")) >= 70);
+        assert_true(json_integer_value(json_object_get(j, "cuda_runtime_version")) > 0);
+        assert_true(json_integer_value(json_object_get(j, "vram_bytes_used")) > 1000000);
+        print_message("health on the GPU: %s\n", r.body);
+    } else {
+        assert_true(json_is_null(json_object_get(j, "sm")));
+        assert_int_equal(json_integer_value(json_object_get(j, "vram_bytes_used")), 0);
+    }
     json_decref(j);
     http_resp_free(&r);
 }

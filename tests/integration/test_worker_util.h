@@ -2,7 +2,14 @@
  * real worker-cpud on a real model with --port 0, runs a callback server of
  * its own that records the ready callback (and fetches /health from the
  * reported uri inside the callback handler), and collects SSE events.
- * Header-only so each test file stays one translation unit. */
+ * Header-only so each test file stays one translation unit.
+ *
+ * On the GPU machine the same tests run against worker-orcd: set
+ * LLORCH_WORKER_BIN=worker-orcd (the harness then passes --gpu 0 and the
+ * tests expect bespoke-cuda / vram-only facts), with LD_LIBRARY_PATH,
+ * LLORCH_BUILD_DIR and LLORCH_MODELS_DIR pointing into a bundle of the
+ * binaries, their shared libraries and the two models (as
+ * tools/gpu-bundle.sh makes for the engine tests). */
 #ifndef TEST_WORKER_UTIL_H
 #define TEST_WORKER_UTIL_H
 
@@ -97,6 +104,12 @@ static inline int tw_cb_wait(tw_cb *cb, int n, int timeout_ms) {
 }
 
 /* ---- worker process ------------------------------------------------------------ */
+/* The program under test: worker-cpud, or the one LLORCH_WORKER_BIN names
+ * (e.g. worker-orcd on the GPU machine; then the tests expect the CUDA
+ * worker's facts and pass --gpu 0). */
+static inline const char *tw_bin_name(void) { return tu_env("LLORCH_WORKER_BIN", "worker-cpud"); }
+static inline int tw_is_cuda(void) { return strstr(tw_bin_name(), "orcd") != NULL; }
+
 typedef struct {
     pid_t pid;
     int port;
@@ -111,7 +124,7 @@ typedef struct {
 static inline int tw_spawn(tw_proc *p, const char *model, int cb_port, const char *const *extra, int wait_listen) {
     memset(p, 0, sizeof *p);
     char bin[512], mpath[512];
-    TU_BUILD(bin, "worker-cpud");
+    TU_BUILD(bin, tw_bin_name());
     if (model[0] == '/') snprintf(mpath, sizeof mpath, "%s", model);
     else TU_MODEL(mpath, model);
     static int seq;
@@ -127,8 +140,8 @@ static inline int tw_spawn(tw_proc *p, const char *model, int cb_port, const cha
     argv[n++] = mpath;
     argv[n++] = "--port";
     argv[n++] = "0";
-    argv[n++] = "--threads";
-    argv[n++] = "1";
+    argv[n++] = tw_is_cuda() ? "--gpu" : "--threads";
+    argv[n++] = tw_is_cuda() ? "0" : "1";
     if (cb_port > 0) {
         argv[n++] = "--callback-url";
         argv[n++] = cburl;
