@@ -114,7 +114,8 @@ def main():
     out.write(" * the version llama.cpp's own tables have.\n")
     out.write(" * Regenerate: python3 tools/gen_unicode.py --unicode-15.1 /usr/share/unicode > src/tokenizer/unicode_tables.c\n")
     out.write(" * Shapes: tok_ucat_start[i] .. tok_ucat_start[i+1]-1 have flags tok_ucat_flags[i]\n")
-    out.write(" * (enum tok_ucat bits); tok_ucat_latin1[cp] for cp < 0x100. */\n")
+    out.write(" * (enum tok_ucat bits); tok_ucat_latin1[cp] for cp < 0x100; tok_ucat_block[cp >> 8]\n")
+    out.write(" * is the range holding code point (cp >> 8) << 8, tok_ucat_block[0x1100] the last range. */\n")
     out.write("#include <stdint.h>\n\n")
     out.write('#include "tokenizer/unicode.h"\n\n')
     out.write("const char tok_unicode_version[] = \"%s\";\n" % ver)
@@ -126,6 +127,19 @@ def main():
     out.write("const uint32_t tok_ucat_start[%d] = {\n" % len(starts))
     for i in range(0, len(starts), 8):
         out.write("    " + ", ".join("0x%05x" % s for s in starts[i:i + 8]) + ",\n")
+    out.write("};\n\n")
+    # block index: for each 256-code-point block, the range holding its first
+    # code point; lookups then search only that block's few ranges
+    nb = NCP >> 8
+    bidx, r = [], 0
+    for b in range(nb + 1):
+        cp = min(b << 8, NCP - 1)
+        while r + 1 < len(starts) and starts[r + 1] <= cp:
+            r += 1
+        bidx.append(r)
+    out.write("const uint16_t tok_ucat_block[%d] = {\n" % len(bidx))
+    for i in range(0, len(bidx), 12):
+        out.write("    " + ", ".join("%d" % v for v in bidx[i:i + 12]) + ",\n")
     out.write("};\n\n")
     out.write("const uint16_t tok_ucat_flags[%d] = {\n" % len(fl))
     for i in range(0, len(fl), 12):

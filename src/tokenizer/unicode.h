@@ -12,6 +12,7 @@ extern const uint32_t tok_ucat_nranges;
 extern const uint16_t tok_ucat_latin1[256]; /* flags of U+0000..U+00FF */
 extern const uint32_t tok_ucat_start[];     /* [tok_ucat_nranges] sorted, [0] == 0 */
 extern const uint16_t tok_ucat_flags[];     /* [tok_ucat_nranges] */
+extern const uint16_t tok_ucat_block[];     /* [0x1101]: range of each 256-block's first code point */
 
 /* Decodes one strict UTF-8 sequence at s[0..n), n >= 1. Returns its length
  * (1..4) and sets *cp, or 0 when s[0] does not start a complete, shortest-form,

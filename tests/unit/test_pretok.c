@@ -109,6 +109,14 @@ static void test_ucat(void **st) {
         while (i + 1 < tok_ucat_nranges && tok_ucat_start[i + 1] <= cp) i++;
         assert_int_equal(tok_ucat_latin1[cp], tok_ucat_flags[i]);
     }
+    /* the block-indexed lookup equals a plain search over all ranges, everywhere */
+    for (uint32_t cp = 0, r = 0; cp < 0x110000; cp++) {
+        while (r + 1 < tok_ucat_nranges && tok_ucat_start[r + 1] <= cp) r++;
+        if (tok_ucat(cp) != tok_ucat_flags[r]) {
+            fprintf(stderr, "U+%04X: %#x, table says %#x\n", cp, tok_ucat(cp), tok_ucat_flags[r]);
+            fail();
+        }
+    }
     /* every assigned category has exactly one category bit */
     for (uint32_t cp = 0; cp < 0x110000; cp += 7) {
         unsigned f = tok_ucat(cp) & ~(unsigned)TOK_UCAT_WS;
