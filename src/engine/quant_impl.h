@@ -146,7 +146,7 @@ void qt__q_q3_K(const float *s, void *d, int64_t n);
 void qt__q_q4_K(const float *s, void *d, int64_t n);
 void qt__q_q5_K(const float *s, void *d, int64_t n);
 void qt__q_q6_K(const float *s, void *d, int64_t n);
-/* Q2_K/Q4_K/Q5_K through the scalar scale search only (the default path
+/* Q2_K/Q4_K/Q5_K/Q6_K through the scalar scale search only (the default path
  * searches 8 sub-blocks per AVX2 vector, bit-identically); for tests.
  * Returns -1 for other types. */
 int qt__kquant_scalar(int type, const float *s, void *d, int64_t n);

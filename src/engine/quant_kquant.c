@@ -270,6 +270,69 @@ static void make_qkx2_quants_x8(int n, int nmax, const float *x, const float *w,
         for (int k = 0; k < 8; k++) L[k * n + i] = (uint8_t)tmp[k];
     }
 }
+
+/* make_qx_quants(n, nmax, x, L, rmse_type 1, qw NULL) for 8 sub-blocks at once
+ * (lane k = sub-block k), the same float operations in the same order as the
+ * scalar function, so bit-identical. Used by Q6_K. */
+static void make_qx_quants_x8(int n, int nmax, const float *x, int8_t *L, float *scale_out) {
+    __m256 X[16], W[16], Lb[16];
+    const __m256i idx = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(n));
+    const __m256 zero = _mm256_setzero_ps(), sign = _mm256_set1_ps(-0.0f);
+    __m256 amax = zero, max = zero;
+    for (int i = 0; i < n; i++) {
+        X[i] = _mm256_i32gather_ps(x + i, idx, 4);
+        W[i] = _mm256_mul_ps(X[i], X[i]);
+        const __m256 ax = _mm256_andnot_ps(sign, X[i]);
+        const __m256 upd = _mm256_cmp_ps(ax, amax, _CMP_GT_OQ); /* first largest wins */
+        amax = _mm256_blendv_ps(amax, ax, upd);
+        max = _mm256_blendv_ps(max, X[i], upd);
+    }
+    const __m256 allzero = _mm256_cmp_ps(amax, _mm256_set1_ps(GROUP_MAX_EPS), _CMP_LT_OQ);
+    const __m256i lo = _mm256_set1_epi32(-nmax), hi = _mm256_set1_epi32(nmax - 1);
+    const __m256 magic = _mm256_set1_ps(12582912.f);
+    const __m256i m23 = _mm256_set1_epi32(0x007fffff), off = _mm256_set1_epi32(0x00400000);
+#define QX_L(is_v, i) _mm256_cvtepi32_ps(_mm256_max_epi32(lo, _mm256_min_epi32(hi, _mm256_sub_epi32( \
+        _mm256_and_si256(_mm256_castps_si256(_mm256_add_ps(_mm256_mul_ps(is_v, X[i]), magic)), m23), off))))
+    __m256 iscale = _mm256_div_ps(_mm256_set1_ps((float)-nmax), max);
+    __m256 sumlx = zero, suml2 = zero;
+    for (int i = 0; i < n; i++) {
+        Lb[i] = QX_L(iscale, i); /* signed l; + nmax at the end */
+        sumlx = _mm256_add_ps(sumlx, _mm256_mul_ps(_mm256_mul_ps(W[i], X[i]), Lb[i]));
+        suml2 = _mm256_add_ps(suml2, _mm256_mul_ps(_mm256_mul_ps(W[i], Lb[i]), Lb[i]));
+    }
+    const __m256 nz = _mm256_cmp_ps(suml2, zero, _CMP_NEQ_UQ);
+    __m256 scale = _mm256_and_ps(nz, _mm256_div_ps(sumlx, suml2));
+    __m256 best = _mm256_mul_ps(scale, sumlx);
+    for (int is = -9; is <= 9; is++) {
+        if (is == 0) continue;
+        const float num = -((float)nmax + 0.1f * (float)is);
+        iscale = _mm256_div_ps(_mm256_set1_ps(num), max);
+        __m256 Lt[16];
+        sumlx = suml2 = zero;
+        for (int i = 0; i < n; i++) {
+            Lt[i] = QX_L(iscale, i);
+            sumlx = _mm256_add_ps(sumlx, _mm256_mul_ps(_mm256_mul_ps(W[i], X[i]), Lt[i]));
+            suml2 = _mm256_add_ps(suml2, _mm256_mul_ps(_mm256_mul_ps(W[i], Lt[i]), Lt[i]));
+        }
+        const __m256 upd = _mm256_and_ps(_mm256_cmp_ps(suml2, zero, _CMP_GT_OQ),
+                                         _mm256_cmp_ps(_mm256_mul_ps(sumlx, sumlx), _mm256_mul_ps(best, suml2), _CMP_GT_OQ));
+        if (_mm256_movemask_ps(upd) == 0) continue;
+        for (int i = 0; i < n; i++) Lb[i] = _mm256_blendv_ps(Lb[i], Lt[i], upd);
+        const __m256 sc = _mm256_div_ps(sumlx, suml2);
+        scale = _mm256_blendv_ps(scale, sc, upd);
+        best = _mm256_blendv_ps(best, _mm256_mul_ps(sc, sumlx), upd);
+    }
+#undef QX_L
+    scale = _mm256_blendv_ps(scale, zero, allzero);
+    _mm256_storeu_ps(scale_out, scale);
+    int32_t tmp[8];
+    const __m256i keep = _mm256_castps_si256(_mm256_xor_ps(allzero, _mm256_castsi256_ps(_mm256_set1_epi32(-1))));
+    for (int i = 0; i < n; i++) {
+        const __m256i l = _mm256_add_epi32(_mm256_cvttps_epi32(Lb[i]), _mm256_set1_epi32(nmax));
+        _mm256_storeu_si256((__m256i *)tmp, _mm256_and_si256(l, keep));
+        for (int k = 0; k < 8; k++) L[k * n + i] = (int8_t)tmp[k];
+    }
+}
 #endif
 
 /* make_qkx2_quants over nsub contiguous sub-blocks of n; simd picks the
@@ -468,24 +531,21 @@ static void q5_K_impl(const float *x, void *dst, int64_t n, int simd) {
 void qt__q_q4_K(const float *x, void *dst, int64_t n) { q4_K_impl(x, dst, n, 1); }
 void qt__q_q5_K(const float *x, void *dst, int64_t n) { q5_K_impl(x, dst, n, 1); }
 
-/* The K-quantizers with the scalar scale search only (tests compare the two). */
-int qt__kquant_scalar(int type, const float *x, void *dst, int64_t n) {
-    switch (type) {
-    case QT_Q2_K: q2_K_impl(x, dst, n, 0); return 0;
-    case QT_Q4_K: q4_K_impl(x, dst, n, 0); return 0;
-    case QT_Q5_K: q5_K_impl(x, dst, n, 0); return 0;
-    default: return -1;
-    }
-}
-
-void qt__q_q6_K(const float *x, void *dst, int64_t n) {
+static void q6_K_impl(const float *x, void *dst, int64_t n, int simd) {
     blk_q6_K *y = dst;
     int8_t L[QK_K];
     float scales[16];
     for (int64_t i = 0; i < n / QK_K; i++, x += QK_K) {
         float max_scale = 0, max_abs_scale = 0;
+#if defined(__AVX2__)
+        if (simd) {
+            make_qx_quants_x8(16, 32, x, L, scales);
+            make_qx_quants_x8(16, 32, x + 128, L + 128, scales + 8);
+        } else
+#endif
+            for (int ib = 0; ib < 16; ib++) scales[ib] = make_qx_quants(16, 32, x + 16 * ib, L + 16 * ib, 1, NULL);
+        (void)simd;
         for (int ib = 0; ib < 16; ib++) {
-            scales[ib] = make_qx_quants(16, 32, x + 16 * ib, L + 16 * ib, 1, NULL);
             if (fabsf(scales[ib]) > max_abs_scale) {
                 max_abs_scale = fabsf(scales[ib]);
                 max_scale = scales[ib];
@@ -513,5 +573,18 @@ void qt__q_q6_K(const float *x, void *dst, int64_t n) {
                 qh[l] = (uint8_t)((L[j + l] >> 4) | (L[j + l + 32] >> 4) << 2 | (L[j + l + 64] >> 4) << 4 |
                                   (L[j + l + 96] >> 4) << 6);
             }
+    }
+}
+
+void qt__q_q6_K(const float *x, void *dst, int64_t n) { q6_K_impl(x, dst, n, 1); }
+
+/* The K-quantizers with the scalar scale search only (tests compare the two). */
+int qt__kquant_scalar(int type, const float *x, void *dst, int64_t n) {
+    switch (type) {
+    case QT_Q2_K: q2_K_impl(x, dst, n, 0); return 0;
+    case QT_Q4_K: q4_K_impl(x, dst, n, 0); return 0;
+    case QT_Q5_K: q5_K_impl(x, dst, n, 0); return 0;
+    case QT_Q6_K: q6_K_impl(x, dst, n, 0); return 0;
+    default: return -1;
     }
 }
