@@ -198,7 +198,7 @@ int cli_gguf_make(int argc, char **argv) {
         case 'J': vocab_json = optarg; break;
         case 'P': pre = optarg; break;
         case 'c': n_ctx = (int)strtol(optarg, &end, 0); if (*end || n_ctx <= 0) goto bad; break;
-        case 'N': n_vocab_flag = strtoll(optarg, &end, 0); if (*end || n_vocab_flag < 259) goto bad; break;
+        case 'N': n_vocab_flag = strtoll(optarg, &end, 0); if (*end || n_vocab_flag < 1 || n_vocab_flag > 10000000) goto bad; break;
         case 'L': layers = (int)strtol(optarg, &end, 0); if (*end || layers <= 0 || layers > 512) goto bad; break;
         case 'T': tied = 1; break;
         case 'U': tied = 0; break;
