@@ -227,7 +227,8 @@ static void *relay_main(void *arg) {
     if (j) {
         j->relay_running = 0;
         if (!j->terminal && j->cancel_requested) {
-            orch_job_finish(o, j, JOB_CANCELLED, "CANCELLED", "cancelled by the client");
+            if (j->timed_out) orch_job_finish(o, j, JOB_FAILED, "DEADLINE_EXCEEDED", "the job ran past its timeout");
+            else orch_job_finish(o, j, JOB_CANCELLED, "CANCELLED", "cancelled by the client");
         } else if (!j->terminal && !r->saw_terminal && rc == 0 && resp.status / 100 == 4) {
             /* the worker refused the request itself: retrying cannot help */
             json_t *e = json_loadb(resp.body, resp.len, 0, NULL);
@@ -283,7 +284,26 @@ struct pass {
     char fail_msg[320];
     struct cmd cmds[MAX_CMDS];
     int ncmds;
+    struct { char uri[REG_URI_MAX + 1]; char job_id[37]; } cancels[MAX_CMDS];
+    int ncancel;
 };
+
+/* tenant quotas (platform): concurrent jobs in flight, tokens used today.
+ * The in-flight count scans the job table: fine for hundreds of jobs; a
+ * per-tenant counter is the next step. Caller holds o->mu. */
+static int over_quota(struct orch *o, const struct ojob *j, int64_t now) {
+    struct store_quota q;
+    if (store_quota_get(o->store, j->tenant, orch_day(now), &q) < 0) return 0;
+    if (q.daily_tokens >= 0 && q.tokens_today >= q.daily_tokens) return 1;
+    if (q.max_concurrent > 0) {
+        int64_t inflight = 0;
+        for (size_t b = 0; b < o->nbuckets; b++)
+            for (const struct ojob *k = o->buckets[b]; k; k = k->hnext)
+                inflight += !k->terminal && k->status != JOB_QUEUED && strcmp(k->tenant, j->tenant) == 0;
+        if (inflight >= q.max_concurrent) return 1;
+    }
+    return 0;
+}
 
 static int pred(void *ctx, const char *id, enum job_prio prio, void *data) {
     (void)id;
@@ -304,6 +324,7 @@ static int pred(void *ctx, const char *id, enum job_prio prio, void *data) {
         return 1;
     }
     if (p->now < j->not_before_ms) return 0; /* retry backoff */
+    if (j->tenant[0] && over_quota(o, j, p->now)) return 0; /* over-quota jobs wait in the queue */
     struct sched_job sj = { .job_id = j->id, .model_ref = j->task.model_ref, .capability = j->task.capability,
                             .est_bytes = j->task.model && j->task.model->memory_bytes ? j->task.model->memory_bytes : 0,
                             .context_length = j->task.context_length, .prio = j->task.prio };
@@ -434,12 +455,45 @@ static int dispatch_pass(struct orch *o, struct cmd *cmds, int *ncmds) {
         }
         pthread_attr_destroy(&at);
     }
-    /* running jobs whose cancel deadline passed end cancelled regardless */
+    /* running jobs past their timeout get a cancel; a cancel not honoured
+     * within cancellation_deadline_ms ends the job regardless */
     for (size_t b = 0; b < o->nbuckets; b++)
-        for (struct ojob *j = o->buckets[b]; j; j = j->hnext)
-            if (!j->terminal && j->cancel_requested && j->cancel_at_ms &&
-                p.now - j->cancel_at_ms >= o->st.cancellation_deadline_ms)
-                orch_job_finish(o, j, JOB_CANCELLED, "CANCELLED", "cancelled by the client");
+        for (struct ojob *j = o->buckets[b]; j; j = j->hnext) {
+            if (j->terminal || j->status == JOB_QUEUED) continue;
+            if (!j->cancel_requested && p.now >= j->deadline_ms) {
+                j->cancel_requested = j->timed_out = 1;
+                j->cancel_at_ms = p.now;
+                if (p.ncancel < MAX_CMDS) {
+                    snprintf(p.cancels[p.ncancel].uri, sizeof p.cancels[0].uri, "%s", j->worker_uri);
+                    snprintf(p.cancels[p.ncancel].job_id, sizeof p.cancels[0].job_id, "%s", j->id);
+                    p.ncancel++;
+                }
+                LOG_KV(LOG_WARN, ORCH_COMPONENT, "timeout", j->cid, "\"job_id\":\"%s\"", j->id);
+            } else if (j->cancel_requested && j->cancel_at_ms &&
+                       p.now - j->cancel_at_ms >= o->st.cancellation_deadline_ms) {
+                if (j->timed_out) orch_job_finish(o, j, JOB_FAILED, "DEADLINE_EXCEEDED", "the job ran past its timeout");
+                else orch_job_finish(o, j, JOB_CANCELLED, "CANCELLED", "cancelled by the client");
+            }
+        }
+    /* idle workers past eviction.idle_ttl_s are stopped (pinned ones never) */
+    if (o->st.idle_ttl_ms > 0) {
+        reg_lock(o->reg);
+        for (size_t i = 0; i < reg_worker_count(o->reg) && p.ncmds < MAX_CMDS; i++) {
+            struct reg_worker *w = reg_worker_at(o->reg, i);
+            const struct reg_pool *pool = reg_worker_pool(o->reg, w);
+            if (!pool || w->status != REG_W_READY || w->active_jobs > 0 || reg_worker_pinned(o->reg, w) ||
+                p.now - w->last_used_ms < o->st.idle_ttl_ms)
+                continue;
+            w->status = REG_W_DRAINING;
+            struct cmd *c = &p.cmds[p.ncmds++];
+            memset(c, 0, sizeof *c);
+            c->kind = CMD_STOP;
+            snprintf(c->pool_endpoint, sizeof c->pool_endpoint, "%s", pool->endpoint);
+            snprintf(c->pool_id, sizeof c->pool_id, "%s", pool->id);
+            snprintf(c->worker_id, sizeof c->worker_id, "%s", w->id);
+        }
+        reg_unlock(o->reg);
+    }
     orch_job_gc(o, p.now, 10 * 60 * 1000);
     /* gauges */
     const char *pi[] = { "interactive" }, *pb[] = { "batch" };
@@ -455,6 +509,8 @@ static int dispatch_pass(struct orch *o, struct cmd *cmds, int *ncmds) {
         metrics_set(o->m_workers, v, (double)counts[s]);
     }
     pthread_mutex_unlock(&o->mu);
+    for (int i = 0; i < p.ncancel; i++)
+        if (p.cancels[i].uri[0]) orch_cancel_on_worker(o, p.cancels[i].uri, p.cancels[i].job_id);
     memcpy(cmds, p.cmds, (size_t)p.ncmds * sizeof *cmds);
     *ncmds = p.ncmds;
     return taken;

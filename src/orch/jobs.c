@@ -5,10 +5,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/err.h"
 #include "common/log.h"
 #include "orch/orch.h"
+
+int64_t orch_day(int64_t epoch_ms) {
+    time_t t = (time_t)(epoch_ms / 1000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    return (int64_t)(tm.tm_year + 1900) * 10000 + (tm.tm_mon + 1) * 100 + tm.tm_mday;
+}
 
 static uint64_t hash_id(const char *s) {
     uint64_t h = 1469598103934665603ull;
@@ -127,6 +135,8 @@ void orch_job_finish_with(struct orch *o, struct ojob *j, enum job_status st, co
     if (rc < 0 && rc != -ESTALE) LOG_ERROR(ORCH_COMPONENT, "store", j->cid, "finish %s: %s", j->id, err);
     j->status = st;
     j->finished_ms = now;
+    if (j->tenant[0] && j->tokens_in + j->tokens_out > 0) /* counts against the tenant's daily budget */
+        store_quota_add_tokens(o->store, j->tenant, orch_day(now), j->tokens_in + j->tokens_out);
     if (event && data) orch_job_emit(o, j, event, data);
     if (!j->term_emitted) {
         struct util_sb sb;

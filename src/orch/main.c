@@ -119,6 +119,10 @@ int main(int argc, char **argv) {
         teardown(o);
         return 1;
     }
+    struct orch_tenant_quota tq[256];
+    int ntq = orch_tenant_quotas(cfg_tree(o->cfg, "tenants"), tq, 256, err, sizeof err);
+    for (int i = 0; i < ntq && i < 256; i++) store_quota_set(o->store, tq[i].tenant, tq[i].max_concurrent, tq[i].daily_tokens);
+    if (ntq > 256) LOG_WARN(ORCH_COMPONENT, "config", NULL, "only the first 256 tenant quotas are applied");
     char dump[8192];
     if (cfg_dump_json(o->cfg, dump, sizeof dump) < sizeof dump) store_config_put(o->store, "effective_config", dump);
     int nreq = 0, nfail = 0;

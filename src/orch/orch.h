@@ -49,6 +49,7 @@ struct ojob {
     char worker_uri[REG_URI_MAX + 1];
     int64_t tokens_in, tokens_out;
     int cancel_requested;
+    int timed_out;             /* the cancel came from the job's own deadline */
     int relay_running;
     /* event log (kept in memory for reconnects while the job lives) */
     struct oevent *ev;
@@ -98,6 +99,9 @@ void orch_job_finish_with(struct orch *o, struct ojob *j, enum job_status st, co
 void orch_job_gc(struct orch *o, int64_t now_ms, int64_t keep_ms);
 /* Status JSON of GET /v2/tasks/{id} (malloc'd). */
 char *orch_job_status_json(struct orch *o, struct ojob *j);
+
+/* UTC day as yyyymmdd (tenant daily token budgets). */
+int64_t orch_day(int64_t epoch_ms);
 
 /* ---- dispatch.c ---- */
 int orch_dispatcher_start(struct orch *o);

@@ -77,10 +77,13 @@ static void dump(const struct proc *p) {
     if (f) fclose(f);
 }
 
+static const char *g_auth; /* "Authorization: Bearer ..." for the next requests, or NULL */
+
 static long req(const char *method, const char *base, const char *path, const char *body, char **out) {
     char url[256];
     snprintf(url, sizeof url, "%s%s", base, path);
-    http_client_req rq = { .method = method, .url = url, .body = body };
+    const char *hdr[] = { g_auth, NULL };
+    http_client_req rq = { .method = method, .url = url, .body = body, .headers = g_auth ? hdr : NULL };
     http_resp r = { 0 };
     char err[256];
     if (http_client_do(&rq, &r, err, sizeof err) != 0) {
@@ -201,7 +204,8 @@ static void events(const char *orch, const char *id, struct evs *v) {
     memset(v, 0, sizeof *v);
     char url[256];
     snprintf(url, sizeof url, "%s/v2/tasks/%s/events", orch, id);
-    http_client_req rq = { .method = "GET", .url = url, .timeout_ms = 20000 };
+    const char *hdr[] = { g_auth, NULL };
+    http_client_req rq = { .method = "GET", .url = url, .timeout_ms = 20000, .headers = g_auth ? hdr : NULL };
     http_resp r = { 0 };
     char err[128];
     http_client_sse(&rq, on_ev, v, &r, err, sizeof err);
@@ -447,6 +451,65 @@ static void test_restart_recovery(void **s) {
     stop(&w, SIGTERM);
 }
 
+static void test_platform_tenants(void **s) {
+    (void)s;
+    struct proc w, o;
+    int rc = start_worker(&w, "w1");
+    if (rc == 77) skip();
+    assert_int_equal(rc, 0);
+    write_config("deployment: platform\n"
+                 "auth:\n  pool_tokens: [pooltok]\n  client_tokens: ['acme:tok-a', 'beta:tok-b']\n"
+                 "tenants:\n  acme: {daily_tokens: 1}\n");
+    assert_int_equal(start_orch(&o, NULL), 0);
+    const char *A = "Authorization: Bearer tok-a", *Bt = "Authorization: Bearer tok-b", *P = "Authorization: Bearer pooltok";
+    g_auth = NULL;
+    assert_int_equal(register_pool(o.base, "p1"), 401);
+    long st;
+    char *none = submit(o.base, "{\"model\":\"stories\",\"prompt\":\"x\",\"max_tokens\":2}", &st);
+    assert_int_equal(st, 401);
+    free(none);
+    g_auth = P;
+    assert_int_equal(register_pool(o.base, "p1"), 200);
+    const char *wid[] = { "w1" }, *uri[] = { w.base };
+    assert_int_equal(heartbeat(o.base, "p1", wid, uri, 1), 200);
+    g_auth = A;
+    char *a1 = submit(o.base, "{\"model\":\"stories\",\"prompt\":\"Once\",\"max_tokens\":3}", &st);
+    assert_int_equal(st, 202);
+    struct evs v;
+    events(o.base, a1, &v);
+    assert_string_equal(v.names[v.n - 1], "end");
+    /* another tenant cannot see it */
+    g_auth = Bt;
+    char path[128];
+    snprintf(path, sizeof path, "/v2/tasks/%s", a1);
+    assert_int_equal(req("GET", o.base, path, NULL, NULL), 404);
+    assert_int_equal(req("DELETE", o.base, path, NULL, NULL), 404);
+    /* acme spent its daily budget: its next job waits in the queue... */
+    g_auth = A;
+    char *a2 = submit(o.base, "{\"model\":\"stories\",\"prompt\":\"Twice\",\"max_tokens\":3}", &st);
+    assert_int_equal(st, 202);
+    /* ...while beta's job runs */
+    g_auth = Bt;
+    char *b1 = submit(o.base, "{\"model\":\"stories\",\"prompt\":\"Thrice\",\"max_tokens\":3}", &st);
+    assert_int_equal(st, 202);
+    events(o.base, b1, &v);
+    assert_string_equal(v.names[v.n - 1], "end");
+    usleep(300000);
+    g_auth = A;
+    char *sts = status_of(o.base, a2);
+    assert_string_equal(sts, "queued");
+    free(sts);
+    assert_true(q1("SELECT tokens_today FROM tenant_quotas WHERE tenant='acme'") >= 3);
+    snprintf(path, sizeof path, "/v2/tasks/%s", a2);
+    assert_int_equal(req("DELETE", o.base, path, NULL, NULL), 202);
+    g_auth = NULL;
+    free(a1);
+    free(a2);
+    free(b1);
+    stop(&o, SIGTERM);
+    stop(&w, SIGTERM);
+}
+
 static void test_config_errors_exit_2(void **s) {
     (void)s;
     char bin[256];
@@ -473,6 +536,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_heartbeat_rules, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retry_on_other_worker, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restart_recovery, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_platform_tenants, setup, teardown),
         cmocka_unit_test_setup_teardown(test_config_errors_exit_2, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

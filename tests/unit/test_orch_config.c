@@ -91,12 +91,32 @@ static void test_checks(void **s) {
     bad(NULL, e, "LLORCH_MISSED_THRESHOLD");
     char *e2[] = { "LLORCH_HEARTBEAT_INTERVAL_MS=soon", NULL };
     bad(NULL, e2, "heartbeat.interval_ms");
+    bad("tenants:\n  acme: {max_concurrent: 0}\n", NULL, "tenants.acme.max_concurrent");
+    bad("tenants:\n  acme: {daily_tokens: lots}\n", NULL, "tenants.acme.daily_tokens");
+    bad("tenants:\n  acme: {colour: red}\n", NULL, "unknown key");
     /* platform done right */
     char *argv[] = { "o", NULL }, *noenv[] = { NULL };
     struct cfg *c;
     char err[512];
     assert_int_equal(load("deployment: platform\nbind: '[::]:8080'\nauth: {pool_tokens: [p], client_tokens: ['acme:t1']}\n",
                           1, argv, noenv, &c, err, sizeof err), 0);
+    cfg_free(c);
+}
+
+static void test_tenants(void **s) {
+    (void)s;
+    char *argv[] = { "o", NULL }, *noenv[] = { NULL };
+    struct cfg *c;
+    char err[512];
+    assert_int_equal(load("tenants:\n  acme: {max_concurrent: 2, daily_tokens: 1000}\n  beta: {}\n", 1, argv, noenv, &c,
+                          err, sizeof err), 0);
+    struct orch_tenant_quota q[4];
+    assert_int_equal(orch_tenant_quotas(cfg_tree(c, "tenants"), q, 4, err, sizeof err), 2);
+    assert_string_equal(q[0].tenant, "acme");
+    assert_int_equal(q[0].max_concurrent, 2);
+    assert_int_equal(q[0].daily_tokens, 1000);
+    assert_int_equal(q[1].max_concurrent, -1);
+    assert_int_equal(q[1].daily_tokens, -1);
     cfg_free(c);
 }
 
@@ -125,6 +145,7 @@ int main(void) {
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_spec_flags_and_env),
         cmocka_unit_test(test_checks),
+        cmocka_unit_test(test_tenants),
         cmocka_unit_test(test_bind_and_retry),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

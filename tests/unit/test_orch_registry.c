@@ -119,6 +119,13 @@ static void test_heartbeat_rules(void **s) {
     assert_int_equal(reg_worker_release(r, "w1", 14000), 0);
     assert_int_equal(reg_worker_get(r, "w1")->status, REG_W_READY);
     assert_int_equal(reg_worker_get(r, "w1")->last_used_ms, 14000);
+    /* draining (being stopped) survives a heartbeat that still says ready */
+    assert_int_equal(reg_worker_set_status(r, "w1", REG_W_DRAINING), 0);
+    hb.ts_ms = 13800;
+    assert_int_equal(reg_pool_heartbeat(r, "p1", &hb, 13800, err, sizeof err), 0);
+    assert_int_equal(reg_worker_get(r, "w1")->status, REG_W_DRAINING);
+    assert_int_equal(reg_worker_acquire(r, "w1", 13900), -EBUSY);
+    assert_int_equal(reg_worker_set_status(r, "w1", REG_W_READY), 0);
 
     /* full state: w2 no longer listed -> removed; a worker we just commanded
      * (starting, created now) survives one heartbeat that does not list it */

@@ -71,6 +71,7 @@ const struct cfg_opt orch_cfg_opts[] = {
       .help = "client bearer tokens; platform: TENANT:TOKEN entries" },
     { .key = "log.level", .type = CFG_ENUM, .def = "info", .enums = "error|warn|info|debug|trace" },
     { .key = "models", .type = CFG_TREE, .help = "model catalog: alias -> {model_ref, context_length, ...}" },
+    { .key = "tenants", .type = CFG_TREE, .help = "platform quotas: tenant -> {max_concurrent, daily_tokens}" },
 };
 const size_t orch_cfg_nopts = sizeof orch_cfg_opts / sizeof orch_cfg_opts[0];
 
@@ -128,10 +129,45 @@ int orch_cfg_check(const struct cfg *c, char *err, size_t errlen) {
                 return util_fail(err, errlen, -EINVAL, "auth.client_tokens[%zu]: platform entries are TENANT:TOKEN", i);
         }
     }
+    struct orch_tenant_quota q[1];
+    int nq = orch_tenant_quotas(cfg_tree(c, "tenants"), q, 0, err, errlen);
+    if (nq < 0) return nq;
     struct catalog *cat = NULL;
     int rc = cat_from_tree(cfg_tree(c, "models"), &cat, err, errlen);
     cat_free(cat);
     return rc;
+}
+
+int orch_tenant_quotas(const struct cfg_node *t, struct orch_tenant_quota *out, size_t cap, char *err,
+                       size_t errlen) {
+    if (!t) return 0;
+    if (cfg_node_kind(t) != CFG_NODE_MAP) return util_fail(err, errlen, -EINVAL, "tenants: must be a map");
+    size_t n = cfg_node_len(t);
+    for (size_t i = 0; i < n; i++) {
+        const char *name = cfg_node_key_at(t, i);
+        const struct cfg_node *e = cfg_node_at(t, i);
+        char m[128];
+        struct orch_tenant_quota q = { .max_concurrent = -1, .daily_tokens = -1 };
+        if (!job_id_valid(name, JOB_TENANT_MAX))
+            return util_fail(err, errlen, -EINVAL, "tenants: invalid tenant name '%.64s'", name);
+        if (cfg_node_kind(e) != CFG_NODE_MAP) return util_fail(err, errlen, -EINVAL, "tenants.%s: must be a map", name);
+        for (size_t k = 0; k < cfg_node_len(e); k++) {
+            const char *key = cfg_node_key_at(e, k);
+            if (strcmp(key, "max_concurrent") && strcmp(key, "daily_tokens"))
+                return util_fail(err, errlen, -EINVAL, "tenants.%s: unknown key '%s'", name, key);
+        }
+        int rc = cfg_node_get_int(e, "max_concurrent", &q.max_concurrent, m, sizeof m);
+        if ((rc < 0 && rc != -ENOENT) || q.max_concurrent < -1 || q.max_concurrent == 0)
+            return util_fail(err, errlen, -EINVAL, "tenants.%s.max_concurrent: a positive integer or -1", name);
+        rc = cfg_node_get_int(e, "daily_tokens", &q.daily_tokens, m, sizeof m);
+        if ((rc < 0 && rc != -ENOENT) || q.daily_tokens < -1)
+            return util_fail(err, errlen, -EINVAL, "tenants.%s.daily_tokens: a non-negative integer or -1", name);
+        if (i < cap) {
+            snprintf(q.tenant, sizeof q.tenant, "%s", name);
+            out[i] = q;
+        }
+    }
+    return (int)n;
 }
 
 int orch_settings_from_cfg(const struct cfg *c, struct orch_settings *st, struct catalog **cat, char *err,

@@ -54,6 +54,16 @@ struct orch_settings {
 /* Fills st and builds the catalog (caller frees with cat_free). */
 int orch_settings_from_cfg(const struct cfg *c, struct orch_settings *st, struct catalog **cat, char *err,
                            size_t errlen);
+/* Per-tenant quotas from the `tenants` tree (platform deployments):
+ *     tenants: {acme: {max_concurrent: 2, daily_tokens: 100000}}
+ * -1 (or absent) = unlimited. Fills up to cap entries; returns the count
+ * (which may exceed cap), or <0 with err naming the entry. */
+struct orch_tenant_quota {
+    char tenant[JOB_TENANT_MAX + 1];
+    int64_t max_concurrent, daily_tokens;
+};
+int orch_tenant_quotas(const struct cfg_node *tenants, struct orch_tenant_quota *out, size_t cap, char *err,
+                       size_t errlen);
 /* "host:port" -> parts; port 0..65535; IPv6 as [addr]:port. */
 int orch_parse_bind(const char *s, char *host, size_t hcap, int *port);
 /* 1 for 127.0.0.0/8, ::1 and "localhost". */

@@ -216,7 +216,11 @@ int reg_worker_upsert(struct registry *r, const struct reg_worker *w, int64_t no
         if (strcmp(cur->pool_id, w->pool_id) != 0) return -EEXIST; /* ids are unique across pools */
         int active = cur->active_jobs;
         int64_t used = cur->last_used_ms, created = cur->created_ms;
+        int draining = cur->status == REG_W_DRAINING;
         *cur = *w;
+        /* a worker the orchestrator decided to stop stays draining until the
+         * pool drops it (or reports it failed) */
+        if (draining && (w->status == REG_W_READY || w->status == REG_W_BUSY)) cur->status = REG_W_DRAINING;
         cur->active_jobs = active;
         cur->last_used_ms = used;
         cur->created_ms = created;

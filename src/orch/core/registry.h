@@ -11,6 +11,8 @@
  *     (replay) or outside [now - skew - window, now + skew] is refused (-ESTALE);
  *   - re-registering an existing pool id is refused (-EEXIST, CONFLICT) unless
  *     it presents the same token fingerprint (the same identity takes over);
+ *   - a worker the orchestrator marked draining (being stopped) stays
+ *     draining while heartbeats still report it ready or busy;
  *   - a worker is pinned when a placement names its model, pool and GPU; the
  *     eviction rules never pick a pinned worker.
  *
