@@ -1,10 +1,10 @@
-/* http_server — see http_server.h for the model (MHD internal polling,
- * content-reader streams with suspend/resume, an epoll watcher for
- * disconnects of suspended streams). */
+/* http_server — see http_server.h for the model. This file: the daemon's
+ * lifecycle, request bodies and caps, routing and plain responses. Streams
+ * are in http_stream.c, small helpers in http_util.c. */
 #include "common/http_server.h"
+#include "common/http_internal.h"
 
 #include <arpa/inet.h>
-#include <ctype.h>
 #include <errno.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
@@ -16,383 +16,11 @@
 #include <strings.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
-#include <sys/random.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "common/log.h"
-#include "common/sse.h"
 #include "common/util.h"
-
-#define MAX_ROUTES 64
-#define MAX_SEGS 16
-#define MAX_PARAMS 8
-#define MAX_HDRS 16
-
-struct route {
-    char method[16];
-    char *segs[MAX_SEGS]; /* "{name}" segments are parameters */
-    int nsegs;
-    http_handler_fn fn;
-    void *user;
-};
-
-struct http_server {
-    http_server_opts o;
-    char bind[64];
-    char component[32];
-    struct route routes[MAX_ROUTES];
-    int nroutes;
-    struct MHD_Daemon *d;
-    int port;
-    /* streams whose connection is still open (MHD holds a reference) */
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    http_stream *streams;
-    int n_streams;
-    uint64_t next_stream_id;
-    /* watcher: epoll over suspended streams' sockets, EPOLLRDHUP only */
-    int epfd, evfd;
-    pthread_t watcher;
-    int watcher_started;
-};
-
-struct http_stream {
-    pthread_mutex_t mu;
-    http_server *srv;             /* NULL once MHD released the connection */
-    struct MHD_Connection *conn;  /* NULL once MHD released the connection */
-    uint64_t id;
-    int fd;
-    char *buf;                    /* pending bytes [off, len) */
-    size_t len, off, cap, limit;
-    int suspended, finished, gone, eos, gone_notified;
-    int in_callback;              /* on_gone is running (close waits for it) */
-    pthread_cond_t cb_done;
-    int refs;                     /* producer + MHD response */
-    http_gone_fn on_gone;
-    void *user;
-    http_stream *next, *prev;     /* server list, under srv->mu */
-};
-
-struct http_req {
-    http_server *srv;
-    struct MHD_Connection *conn;
-    char method[16];
-    char *path;
-    char *body;
-    size_t body_len, body_cap;
-    int too_large, responded, handled;
-    char params_name[MAX_PARAMS][32];
-    char *params_val[MAX_PARAMS];
-    int nparams;
-    char *hdr_name[MAX_HDRS], *hdr_val[MAX_HDRS];
-    int nhdrs;
-    char cid[65];
-};
-
-/* ---- helpers ------------------------------------------------------------------- */
-
-int http_valid_correlation_id(const char *s) {
-    if (!s) return 0;
-    size_t n = 0;
-    for (; s[n]; n++)
-        if (n >= 64 || !(isalnum((unsigned char)s[n]) || s[n] == '-')) return 0;
-    return n >= 1;
-}
-
-void http_uuid4(char out[37]) {
-    unsigned char b[16];
-    size_t got = 0;
-    while (got < sizeof b) {
-        ssize_t r = getrandom(b + got, sizeof b - got, 0);
-        if (r <= 0) { /* fall back on the clock: ids must exist, not be secret */
-            uint64_t t = util_now_ns() ^ ((uint64_t)getpid() << 32);
-            for (; got < sizeof b; got++) b[got] = (unsigned char)(t >> (8 * (got % 8))) ^ (unsigned char)got;
-            break;
-        }
-        got += (size_t)r;
-    }
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1], b[2],
-             b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
-}
-
-static int digits(const char *s, int n, int *out) {
-    int v = 0;
-    for (int i = 0; i < n; i++) {
-        if (!isdigit((unsigned char)s[i])) return -1;
-        v = v * 10 + (s[i] - '0');
-    }
-    *out = v;
-    return 0;
-}
-
-int http_parse_time_ms(const char *s, uint64_t *epoch_ms) {
-    if (!s || !*s) return -1;
-    size_t n = strlen(s);
-    int all_digits = 1;
-    for (size_t i = 0; i < n; i++)
-        if (!isdigit((unsigned char)s[i])) all_digits = 0;
-    if (all_digits) {
-        if (n > 16) return -1;
-        *epoch_ms = strtoull(s, NULL, 10);
-        return 0;
-    }
-    /* YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM) */
-    int Y, M, D, h, m, sec;
-    if (n < 20 || digits(s, 4, &Y) || s[4] != '-' || digits(s + 5, 2, &M) || s[7] != '-' ||
-        digits(s + 8, 2, &D) || (s[10] != 'T' && s[10] != 't' && s[10] != ' ') || digits(s + 11, 2, &h) ||
-        s[13] != ':' || digits(s + 14, 2, &m) || s[16] != ':' || digits(s + 17, 2, &sec))
-        return -1;
-    if (M < 1 || M > 12 || D < 1 || D > 31 || h > 23 || m > 59 || sec > 60) return -1;
-    const char *p = s + 19;
-    int ms = 0;
-    if (*p == '.') {
-        p++;
-        int nd = 0;
-        while (isdigit((unsigned char)*p)) {
-            if (nd < 3) ms = ms * 10 + (*p - '0');
-            nd++;
-            p++;
-        }
-        if (nd == 0) return -1;
-        for (; nd < 3; nd++) ms *= 10;
-    }
-    int off = 0;
-    if (*p == 'Z' || *p == 'z') {
-        p++;
-    } else if (*p == '+' || *p == '-') {
-        int oh, om;
-        if (digits(p + 1, 2, &oh) || p[3] != ':' || digits(p + 4, 2, &om) || oh > 23 || om > 59) return -1;
-        off = (oh * 60 + om) * (*p == '-' ? -1 : 1);
-        p += 6;
-    } else {
-        return -1;
-    }
-    if (*p) return -1;
-    struct tm tm = {0};
-    tm.tm_year = Y - 1900;
-    tm.tm_mon = M - 1;
-    tm.tm_mday = D;
-    tm.tm_hour = h;
-    tm.tm_min = m;
-    tm.tm_sec = sec;
-    time_t t = timegm(&tm);
-    if (t < 0) return -1;
-    *epoch_ms = ((uint64_t)t - (int64_t)off * 60) * 1000 + (uint64_t)ms;
-    return 0;
-}
-
-/* ---- streams -------------------------------------------------------------------- */
-
-static void stream_unref(http_stream *st) {
-    pthread_mutex_lock(&st->mu);
-    int left = --st->refs;
-    pthread_mutex_unlock(&st->mu);
-    if (left == 0) {
-        pthread_mutex_destroy(&st->mu);
-        pthread_cond_destroy(&st->cb_done);
-        free(st->buf);
-        free(st);
-    }
-}
-
-/* Marks the stream gone and wakes MHD for it; returns whether the producer
- * must be told (caller calls notify_gone outside the lock). st->mu held. */
-static int mark_gone_locked(http_stream *st) {
-    st->gone = 1;
-    if (st->conn && st->suspended) {
-        st->suspended = 0;
-        MHD_resume_connection(st->conn);
-    }
-    if (!st->gone_notified && !st->finished && st->on_gone) {
-        st->gone_notified = 1;
-        st->in_callback = 1;
-        st->refs++; /* held across the callback */
-        return 1;
-    }
-    return 0;
-}
-
-static void notify_gone(http_stream *st) {
-    st->on_gone(st->user);
-    pthread_mutex_lock(&st->mu);
-    st->in_callback = 0;
-    pthread_cond_broadcast(&st->cb_done);
-    pthread_mutex_unlock(&st->mu);
-    stream_unref(st);
-}
-
-static void watch_fd(http_stream *st) {
-    http_server *s = st->srv;
-    if (!s || s->epfd < 0 || st->fd < 0) return;
-    struct epoll_event ev = {.events = EPOLLRDHUP | EPOLLONESHOT, .data.u64 = st->id};
-    int rc = epoll_ctl(s->epfd, EPOLL_CTL_ADD, st->fd, &ev);
-    if (rc != 0 && errno == EEXIST) rc = epoll_ctl(s->epfd, EPOLL_CTL_MOD, st->fd, &ev);
-    LOG_DEBUG(s->component, "watch", NULL, "stream %llu fd %d rc %d", (unsigned long long)st->id, st->fd, rc);
-}
-
-/* MHD thread: give MHD bytes, or suspend until the producer writes. */
-static ssize_t stream_reader(void *cls, uint64_t pos, char *out, size_t max) {
-    (void)pos;
-    http_stream *st = cls;
-    pthread_mutex_lock(&st->mu);
-    ssize_t rc;
-    if (st->gone) {
-        rc = MHD_CONTENT_READER_END_WITH_ERROR;
-    } else if (st->len > st->off) {
-        size_t n = UTIL_MIN(max, st->len - st->off);
-        memcpy(out, st->buf + st->off, n);
-        st->off += n;
-        if (st->off == st->len) st->off = st->len = 0;
-        rc = (ssize_t)n;
-    } else if (st->finished) {
-        st->eos = 1;
-        rc = MHD_CONTENT_READER_END_OF_STREAM;
-    } else {
-        st->suspended = 1;
-        MHD_suspend_connection(st->conn);
-        watch_fd(st);
-        rc = 0;
-    }
-    pthread_mutex_unlock(&st->mu);
-    return rc;
-}
-
-/* MHD: the response is destroyed (connection finished, either way). */
-static void stream_release(void *cls) {
-    http_stream *st = cls;
-    http_server *s = st->srv;
-    pthread_mutex_lock(&st->mu);
-    int notify = 0;
-    if (!st->eos) notify = mark_gone_locked(st);
-    st->gone = 1;
-    st->conn = NULL;
-    st->suspended = 0;
-    st->srv = NULL;
-    pthread_mutex_unlock(&st->mu);
-    if (s) {
-        pthread_mutex_lock(&s->mu);
-        if (st->prev) st->prev->next = st->next;
-        else if (s->streams == st) s->streams = st->next;
-        if (st->next) st->next->prev = st->prev;
-        st->next = st->prev = NULL;
-        s->n_streams--;
-        pthread_cond_broadcast(&s->cv);
-        pthread_mutex_unlock(&s->mu);
-    }
-    if (notify) notify_gone(st);
-    stream_unref(st);
-}
-
-static void *watcher_main(void *arg) {
-    http_server *s = arg;
-    struct epoll_event evs[64];
-    for (;;) {
-        int n = epoll_wait(s->epfd, evs, 64, -1);
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            break;
-        }
-        for (int i = 0; i < n; i++) {
-            if (evs[i].data.u64 == 0) return NULL; /* the eventfd: shutting down */
-            uint64_t id = evs[i].data.u64;
-            http_stream *hit = NULL;
-            int notify = 0;
-            pthread_mutex_lock(&s->mu);
-            for (http_stream *st = s->streams; st; st = st->next)
-                if (st->id == id) {
-                    hit = st;
-                    break;
-                }
-            if (hit) {
-                pthread_mutex_lock(&hit->mu);
-                if (hit->conn && !hit->eos) notify = mark_gone_locked(hit);
-                pthread_mutex_unlock(&hit->mu);
-            }
-            pthread_mutex_unlock(&s->mu);
-            if (hit) LOG_DEBUG(s->component, "client_gone", NULL, "stream %llu: client closed", (unsigned long long)id);
-            if (notify) notify_gone(hit);
-        }
-    }
-    return NULL;
-}
-
-int http_stream_write(http_stream *st, const char *data, size_t n) {
-    if (!st) return HTTP_E_GONE;
-    int notify = 0, rc = 0;
-    pthread_mutex_lock(&st->mu);
-    if (st->gone || !st->conn || st->finished) {
-        rc = HTTP_E_GONE;
-    } else if (st->len - st->off + n > st->limit) {
-        notify = 0; /* the producer learns from the return code */
-        st->gone_notified = 1;
-        mark_gone_locked(st);
-        rc = HTTP_E_GONE;
-    } else {
-        if (st->len + n > st->cap) {
-            if (st->off) { /* compact first */
-                memmove(st->buf, st->buf + st->off, st->len - st->off);
-                st->len -= st->off;
-                st->off = 0;
-            }
-            if (st->len + n > st->cap) {
-                size_t nc = st->cap ? st->cap : 4096;
-                while (nc < st->len + n) nc *= 2;
-                char *nb = realloc(st->buf, nc);
-                if (!nb) {
-                    pthread_mutex_unlock(&st->mu);
-                    return HTTP_E_NOMEM;
-                }
-                st->buf = nb;
-                st->cap = nc;
-            }
-        }
-        memcpy(st->buf + st->len, data, n);
-        st->len += n;
-        if (st->suspended) {
-            st->suspended = 0;
-            MHD_resume_connection(st->conn);
-        }
-    }
-    pthread_mutex_unlock(&st->mu);
-    if (notify) notify_gone(st);
-    return rc;
-}
-
-int http_stream_sse(http_stream *st, int64_t id, const char *event, const char *data_json) {
-    struct util_sb sb;
-    util_sb_init(&sb);
-    sse_format(&sb, id, event, data_json);
-    int rc = sb.oom ? HTTP_E_NOMEM : http_stream_write(st, sb.buf, sb.len);
-    util_sb_free(&sb);
-    return rc;
-}
-
-int http_stream_gone(http_stream *st) {
-    if (!st) return 1;
-    pthread_mutex_lock(&st->mu);
-    int g = st->gone || !st->conn;
-    pthread_mutex_unlock(&st->mu);
-    return g;
-}
-
-void http_stream_close(http_stream *st) {
-    if (!st) return;
-    pthread_mutex_lock(&st->mu);
-    st->finished = 1;
-    if (st->conn && st->suspended) {
-        st->suspended = 0;
-        MHD_resume_connection(st->conn);
-    }
-    /* after close returns, on_gone is neither running nor ever called again,
-     * so the producer may free what on_gone's user points to */
-    while (st->in_callback) pthread_cond_wait(&st->cb_done, &st->mu);
-    pthread_mutex_unlock(&st->mu);
-    stream_unref(st);
-}
 
 /* ---- request accessors --------------------------------------------------------------- */
 
@@ -435,7 +63,7 @@ void http_req_set_header(http_req *r, const char *name, const char *value) {
     r->nhdrs++;
 }
 
-static void add_headers(http_req *r, struct MHD_Response *resp) {
+void http_add_headers(http_req *r, struct MHD_Response *resp) {
     for (int i = 0; i < r->nhdrs; i++) MHD_add_response_header(resp, r->hdr_name[i], r->hdr_val[i]);
     if (r->cid[0]) MHD_add_response_header(resp, "X-Correlation-Id", r->cid);
 }
@@ -448,7 +76,7 @@ int http_respond(http_req *r, int status, const char *content_type, const char *
                                                                 MHD_RESPMEM_MUST_COPY);
     if (!resp) return HTTP_E_NOMEM;
     if (content_type) MHD_add_response_header(resp, "Content-Type", content_type);
-    add_headers(r, resp);
+    http_add_headers(r, resp);
     enum MHD_Result ok = MHD_queue_response(r->conn, (unsigned)status, resp);
     MHD_destroy_response(resp);
     r->responded = 1;
@@ -468,51 +96,6 @@ int http_respond_error_status(http_req *r, int status, enum err_code code, const
 
 int http_respond_error(http_req *r, enum err_code code, const char *message, const char *details_json) {
     return http_respond_error_status(r, err_http_status(code), code, message, details_json);
-}
-
-http_stream *http_respond_stream(http_req *r, int status, const char *content_type, http_gone_fn on_gone,
-                                 void *user) {
-    if (r->responded) return NULL;
-    http_server *s = r->srv;
-    http_stream *st = calloc(1, sizeof *st);
-    if (!st) return NULL;
-    pthread_mutex_init(&st->mu, NULL);
-    pthread_cond_init(&st->cb_done, NULL);
-    st->srv = s;
-    st->conn = r->conn;
-    st->limit = s->o.stream_buffer_cap;
-    st->on_gone = on_gone;
-    st->user = user;
-    st->refs = 2;
-    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-    st->fd = ci ? ci->connect_fd : -1;
-    struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, stream_reader, st,
-                                                                  stream_release);
-    if (!resp) {
-        pthread_mutex_destroy(&st->mu);
-        pthread_cond_destroy(&st->cb_done);
-        free(st);
-        return NULL;
-    }
-    MHD_add_response_header(resp, "Content-Type", content_type ? content_type : "text/event-stream");
-    MHD_add_response_header(resp, "Cache-Control", "no-cache");
-    MHD_add_response_header(resp, "X-Accel-Buffering", "no");
-    add_headers(r, resp);
-    pthread_mutex_lock(&s->mu);
-    st->id = ++s->next_stream_id;
-    st->next = s->streams;
-    if (s->streams) s->streams->prev = st;
-    s->streams = st;
-    s->n_streams++;
-    pthread_mutex_unlock(&s->mu);
-    enum MHD_Result ok = MHD_queue_response(r->conn, (unsigned)status, resp);
-    MHD_destroy_response(resp); /* if queueing failed this runs stream_release */
-    r->responded = 1;
-    if (ok != MHD_YES) {
-        stream_unref(st); /* the producer's reference: it never gets the handle */
-        return NULL;
-    }
-    return st;
 }
 
 /* ---- routing ------------------------------------------------------------------------- */
@@ -752,7 +335,7 @@ int http_server_start(http_server *s, char *err, size_t errlen) {
     if (s->epfd < 0 || s->evfd < 0) return util_fail(err, errlen, HTTP_E_NOMEM, "epoll: %s", strerror(errno));
     struct epoll_event ev = {.events = EPOLLIN, .data.u64 = 0};
     epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->evfd, &ev);
-    if (pthread_create(&s->watcher, NULL, watcher_main, s) != 0)
+    if (pthread_create(&s->watcher, NULL, http_watcher_main, s) != 0)
         return util_fail(err, errlen, HTTP_E_NOMEM, "cannot start the watcher thread");
     s->watcher_started = 1;
     struct MHD_OptionItem opts[12];
@@ -809,18 +392,7 @@ int http_server_drain(http_server *s, int timeout_ms) {
 void http_server_free(http_server *s) {
     if (!s) return;
     if (s->d) {
-        /* wake every suspended stream so MHD can close its connection */
-        pthread_mutex_lock(&s->mu);
-        for (http_stream *st = s->streams; st; st = st->next) {
-            pthread_mutex_lock(&st->mu);
-            st->gone = 1;
-            if (st->conn && st->suspended) {
-                st->suspended = 0;
-                MHD_resume_connection(st->conn);
-            }
-            pthread_mutex_unlock(&st->mu);
-        }
-        pthread_mutex_unlock(&s->mu);
+        http_streams_wake_all(s); /* so MHD can close their connections */
         MHD_stop_daemon(s->d);
         s->d = NULL;
     }
