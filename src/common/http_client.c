@@ -131,6 +131,10 @@ static int run(const http_client_req *rq, struct xfer *x, int sse, char *err, si
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, rq->connect_timeout_ms ? rq->connect_timeout_ms : 2000L);
     long to = rq->timeout_ms ? rq->timeout_ms : (sse ? 0L : 10000L);
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, to);
+    if (rq->idle_timeout_ms > 0) {
+        curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
+        curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, (rq->idle_timeout_ms + 999) / 1000);
+    }
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, x);
     curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);

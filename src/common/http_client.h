@@ -39,6 +39,8 @@ typedef struct {
     long connect_timeout_ms;      /* 0: 2000 */
     long timeout_ms;              /* whole transfer; 0: 10000 for http_client_do, none for SSE */
     size_t max_response_bytes;    /* 0: 16 MiB (SSE: cap per event) */
+    long idle_timeout_ms;         /* abort (HTTPC_E_TIMEOUT) when no byte arrives for this long; 0: never.
+                                     Whole seconds (rounded up): libcurl's low-speed check */
 } http_client_req;
 
 typedef struct {

@@ -492,6 +492,53 @@ static void test_thousand_streams(void **st) {
     http_server_free(s2);
 }
 
+/* A stream that never writes: the client's timeouts fire, and the server
+ * side notices the client leaving. */
+static http_stream *mute;
+static int mute_gone;
+static void on_mute_gone(void *u) {
+    (void)u;
+    __atomic_store_n(&mute_gone, 1, __ATOMIC_SEQ_CST);
+}
+static void h_mute(http_req *r, void *u) {
+    (void)u;
+    mute = http_respond_stream(r, 200, NULL, on_mute_gone, NULL);
+}
+
+static void test_client_timeouts(void **st) {
+    (void)st;
+    http_server *s2;
+    char err[256], url[128];
+    http_server_opts o = {.port = 0};
+    assert_int_equal(http_server_new(&o, &s2, err, sizeof err), 0);
+    http_server_route(s2, "GET", "/mute", h_mute, NULL);
+    assert_int_equal(http_server_start(s2, err, sizeof err), 0);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/mute", http_server_port(s2));
+    struct evs v = {0};
+    http_resp r;
+    http_client_req rq = {.url = url, .timeout_ms = 300};
+    uint64_t t0 = util_now_ns();
+    assert_int_equal(http_client_sse(&rq, on_event, &v, &r, err, sizeof err), HTTPC_E_TIMEOUT);
+    double ms = (double)(util_now_ns() - t0) / 1e6;
+    assert_true(ms >= 250 && ms < 5000);
+    assert_int_equal(r.status, 200); /* headers had arrived */
+    http_resp_free(&r);
+    for (int i = 0; i < 200 && !__atomic_load_n(&mute_gone, __ATOMIC_SEQ_CST); i++) usleep(5000);
+    assert_true(__atomic_load_n(&mute_gone, __ATOMIC_SEQ_CST));
+    http_stream_close(mute);
+    /* idle timeout (1 s granularity) */
+    mute_gone = 0;
+    http_client_req rq2 = {.url = url, .idle_timeout_ms = 1000};
+    t0 = util_now_ns();
+    assert_int_equal(http_client_sse(&rq2, on_event, &v, &r, err, sizeof err), HTTPC_E_TIMEOUT);
+    ms = (double)(util_now_ns() - t0) / 1e6;
+    assert_true(ms >= 900 && ms < 5000);
+    http_resp_free(&r);
+    for (int i = 0; i < 200 && !__atomic_load_n(&mute_gone, __ATOMIC_SEQ_CST); i++) usleep(5000);
+    http_stream_close(mute);
+    http_server_free(s2);
+}
+
 static void test_time_parse(void **st) {
     (void)st;
     uint64_t ms;
@@ -568,6 +615,7 @@ int main(void) {
         cmocka_unit_test(test_disconnect_detected),
         cmocka_unit_test(test_many_streams),
         cmocka_unit_test(test_thousand_streams),
+        cmocka_unit_test(test_client_timeouts),
         cmocka_unit_test(test_time_parse),
         cmocka_unit_test(test_stream_outlives_server),
     };
