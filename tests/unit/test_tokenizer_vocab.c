@@ -266,10 +266,10 @@ static tok_vocab *bpe_vocab(const char *pre) {
     gguf_writer *w = gguf_writer_new();
     gguf_w_set_str(w, "tokenizer.ggml.model", "gpt2");
     gguf_w_set_str(w, "tokenizer.ggml.pre", pre);
-    const char *const t[] = {"a", "b", "c", G, "ab", "abc", G "abc", ".", "<|endoftext|>", "x" G};
-    const int32_t ty[] = {1, 1, 1, 1, 1, 1, 1, 1, 3, 1};
-    set_tokens(w, t, 10);
-    set_types(w, ty, 10);
+    const char *const t[] = {"a", "b", "c", G, "ab", "abc", G "abc", ".", "<|endoftext|>", "x" G, "'", "s", "t"};
+    const int32_t ty[] = {1, 1, 1, 1, 1, 1, 1, 1, 3, 1, 1, 1, 1};
+    set_tokens(w, t, 13);
+    set_types(w, ty, 13);
     gguf_w_set_arr_str(w, "tokenizer.ggml.merges", ARR("a b", "ab c", "nospace", "a b"), NULL, 4);
     gguf_w_set_u32(w, "tokenizer.ggml.eos_token_id", 8);
     gguf_w_set_u32(w, "tokenizer.ggml.bos_token_id", 8);
@@ -307,6 +307,21 @@ static void test_bpe_by_hand(void **st) {
     assert_int_equal(n, 17);
     assert_memory_equal(buf, "abc.<|endoftext|>", 17);
     assert_true(tok_is_eog(v, 8));
+    /* the other clean-up passes: " 's" -> "'s", " ' " -> "'", " 't" stays */
+    int32_t s1[] = {0, 3, 10, 11}, s2[] = {0, 3, 10, 3, 1}, s3[] = {0, 3, 10, 12};
+    n = tok_decode(v, s1, 4, 0, buf, sizeof buf);
+    assert_int_equal(n, 3);
+    assert_memory_equal(buf, "a's", 3);
+    n = tok_decode(v, s2, 5, 0, buf, sizeof buf);
+    assert_int_equal(n, 3);
+    assert_memory_equal(buf, "a'b", 3);
+    n = tok_decode(v, s3, 4, 0, buf, sizeof buf);
+    assert_int_equal(n, 4);
+    assert_memory_equal(buf, "a 't", 4);
+    /* the needed size is returned when cap is short, and only cap bytes are written */
+    buf[2] = '#';
+    assert_int_equal(tok_decode(v, s1, 4, 0, buf, 2), 3);
+    assert_int_equal(buf[2], '#');
     tok_free(v);
 
     /* llama-bpe: ignore_merges takes "Ġabc" whole; BOS added by default */
