@@ -3,7 +3,7 @@
  * event, then closes the stream and frees the job.
  *
  * Cancellation (POST /cancel, client disconnect, SIGTERM) and the deadline
- * are checked between prefill chunks of WK_PREFILL_CHUNK tokens and before
+ * are checked between prefill chunks (adaptive, see WK_PREFILL_*) and before
  * every decode step, so the loop stops within one chunk/step. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,7 +12,13 @@
 #include "common/log.h"
 #include "worker/worker.h"
 
-#define WK_PREFILL_CHUNK 64
+/* Prefill runs in chunks so cancel/deadline are checked between them:
+ * start at 64 tokens, double while a chunk takes < 25 ms (up to 512), so
+ * long prompts keep the device's batch throughput and a cancel still lands
+ * within ~one 50 ms chunk. */
+#define WK_PREFILL_MIN 64
+#define WK_PREFILL_MAX 512
+#define WK_PREFILL_FAST_NS 25000000ull
 #define WK_METRICS_EVERY 32
 
 struct run {
@@ -136,14 +142,18 @@ static void run_job(worker *w, wk_job *j) {
 
     /* prefill */
     eng_session_reset(w->sess);
-    for (int off = 0; off < j->n_prompt; off += WK_PREFILL_CHUNK) {
+    int chunk = WK_PREFILL_MIN;
+    for (int off = 0; off < j->n_prompt;) {
         if ((fail = check_stop(&R))) goto done;
-        int n = UTIL_MIN(WK_PREFILL_CHUNK, j->n_prompt - off);
+        int n = UTIL_MIN(chunk, j->n_prompt - off);
+        uint64_t t0 = util_now_ns();
         int rc = eng_eval(w->sess, j->prompt + off, n, ENG_LOGITS_LAST, err, sizeof err);
         if (rc < 0) {
             fail = map_eng(rc);
             goto done;
         }
+        off += n;
+        if (util_now_ns() - t0 < WK_PREFILL_FAST_NS && chunk < WK_PREFILL_MAX) chunk *= 2;
     }
 
     /* decode */
