@@ -80,15 +80,25 @@ static inline uint32_t ascii_lower(uint32_t cp) { return cp >= 'A' && cp <= 'Z' 
 
 /* ---- shared rules: each returns the match end, or 0 for no match at s ---- */
 
-/* 's|'t|'re|'ve|'m|'ll|'d; case-insensitive (ASCII only, as llama.cpp and
- * the (?i:) groups of these patterns mean it) when ci */
-static size_t r_contraction(const pt_ctx *c, size_t s, int ci) {
+/* 's|'t|'re|'ve|'m|'ll|'d, by fold:
+ *   FOLD_NONE   case-sensitive (GPT-2)
+ *   FOLD_ASCII  [sS] etc.: llama.cpp's rewrite of (?i:...), and also what its
+ *               hand-written splitters do (unicode_tolower: the only non-ASCII
+ *               letters with an ASCII lower case are U+0130 and U+212A, neither
+ *               one of these letters)
+ *   FOLD_UNI    (?i:...) with Unicode simple case folding, as Oniguruma, Rust
+ *               regex and JS /iu run the o200k pattern: also U+017F (long s)
+ *               folds to 's' (CaseFolding.txt; no other code point folds to
+ *               s t r e v m l d) */
+enum { FOLD_NONE, FOLD_ASCII, FOLD_UNI };
+static size_t r_contraction(const pt_ctx *c, size_t s, int fold) {
     if (s >= c->len || c->s[s] != '\'') return 0;
     pt_ch a = pt_at(c, s + 1);
-    uint32_t x = ci ? ascii_lower(a.cp) : a.cp;
-    if (x == 's' || x == 't' || x == 'm' || x == 'd') return s + 2;
+    uint32_t x = fold ? ascii_lower(a.cp) : a.cp;
+    if (fold == FOLD_UNI && x == 0x17F) x = 's';
+    if (x == 's' || x == 't' || x == 'm' || x == 'd') return s + 1 + a.n;
     pt_ch b = pt_at(c, s + 1 + a.n);
-    uint32_t y = ci ? ascii_lower(b.cp) : b.cp;
+    uint32_t y = fold ? ascii_lower(b.cp) : b.cp;
     if ((x == 'r' && y == 'e') || (x == 'v' && y == 'e') || (x == 'l' && y == 'l')) return s + 3;
     return 0;
 }
@@ -145,7 +155,7 @@ static size_t r_space(const pt_ctx *c, size_t s, int nl) {
 /* ---- GPT-2: 's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+ */
 static size_t step_gpt2(const pt_ctx *c, size_t s) {
     size_t e;
-    if ((e = r_contraction(c, s, 0))) return e;
+    if ((e = r_contraction(c, s, FOLD_NONE))) return e;
     if ((e = r_space_run(c, s, F_L))) return e;
     if ((e = r_space_run(c, s, F_N))) return e;
     if ((e = r_other_run(c, s, TAIL_NONE))) return e;
@@ -156,7 +166,7 @@ static size_t step_gpt2(const pt_ctx *c, size_t s) {
  * (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,maxn}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+ */
 static size_t step_llama3(const pt_ctx *c, size_t s, int maxn) {
     size_t e;
-    if ((e = r_contraction(c, s, 1))) return e;
+    if ((e = r_contraction(c, s, FOLD_ASCII))) return e;
     pt_ch a = pt_at(c, s);
     /* [^\r\n\p{L}\p{N}]?\p{L}+ : the optional lead is taken whenever a letter follows it */
     size_t p = s;
@@ -233,7 +243,7 @@ static size_t step_o200k(const pt_ctx *c, size_t s, int lc) {
     if (!e && lead) e = o_word_b(c, s + a.n, lc);
     if (!e) e = o_word_b(c, s, lc);
     if (e) {
-        size_t k = r_contraction(c, e, 1);
+        size_t k = r_contraction(c, e, lc ? FOLD_ASCII : FOLD_UNI);
         return k ? k : e;
     }
     if (is_N(a)) {

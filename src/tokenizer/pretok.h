@@ -25,7 +25,9 @@
  *     then \p{N}+, then [0-9][0-9][0-9].
  * Categories are Unicode 15.1 (as llama.cpp's tables; tools/ref/llamacpp_check.sh
  * compares every code point). \s is the White_Space property (U+0085 yes, U+FEFF no);
- * the (?i:) groups fold ASCII letters only. Invalid UTF-8 bytes are one-byte
+ * the (?i:) groups fold ASCII letters only, as llama.cpp's [sS] rewrite does,
+ * except in TOK_PRE_O200K, which folds as Unicode regex engines do (U+017F
+ * long s matches 's'). Invalid UTF-8 bytes are one-byte
  * characters of category "other" (TOK_UCAT_C), never dropped (llama.cpp would
  * replace each with U+FFFD, also a non-letter non-number non-space).
  */

@@ -14,13 +14,17 @@
 // llama.cpp inside node-llama-cpp 3.21.1), with two rewrites JS needs:
 //  - \s / \S become the White_Space property class (llama.cpp's whitespace
 //    table: U+0085 is space, U+FEFF is not; JS's own \s differs on both);
-//  - (?i:'s|...) becomes '[sS]|... (llama.cpp's own rewrite).
+//  - (?i:'s|...) becomes '[sS]|... (llama.cpp's own rewrite), for the exact
+//    o200k pattern '[sS\u017F]|... (Unicode simple case folding).
 // Unmatched stretches (none occur with these patterns) would become their own
 // spans, as in llama.cpp's unicode_regex_split_stl.
 import { readFileSync } from "node:fs";
 
 const W = "\\t\\n\\v\\f\\r \\x85\\xA0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000";
 const C = "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])";
+// (?i:...) with Unicode simple case folding, for the o200k pattern as
+// tokenizer.json has it: U+017F (long s) folds to s (CaseFolding.txt)
+const CU = "(?:'[sS\\u017F]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])";
 const TAIL_WS = `[${W}]*[\\r\\n]+|[${W}]+(?![^${W}])|[${W}]+`;
 
 const PRES = {
@@ -29,8 +33,8 @@ const PRES = {
   qwen2: `${C}|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^${W}\\p{L}\\p{N}]+[\\r\\n]*|${TAIL_WS}`,
   // o200k as in tokenizer.json (tiktoken / HF tokenizers)
   o200k:
-    `[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]*[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]+${C}?` +
-    `|[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]+[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]*${C}?` +
+    `[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]*[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]+${CU}?` +
+    `|[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]+[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]*${CU}?` +
     `|\\p{N}{1,3}| ?[^${W}\\p{L}\\p{N}]+[\\r\\n/]*|${TAIL_WS}`,
   // llama.cpp's rewrite of o200k for std::regex (LLAMA_VOCAB_PRE_TYPE_GPT4O)
   o200k_llamacpp:
@@ -64,7 +68,7 @@ function split(re, s) {
 
 const POOL = [
   ..."aAzZsStTlLeErRvVmMdD", ..."0179", " ", " ", " ", "\t", "\n", "\r", "\v", "\f", "'", "'", "/", "!", ".", "-", "_", "$",
-  ..."`~^|+<=>@#%()[]{}\\\"", "，", "。", "«", "—", "•",
+  ..."`~^|+<=>@#%()[]{}\\\"", "，", "。", "«", "—", "•", "ſ", "ſ",
   "\x85", "\xA0", "\u3000", "\u2003", "\uFEFF", "\u200D", "\x1C", "\0",
   "é", "É", "\u0301", "ǅ", "ʰ", "σ", "Σ", "ж", "Ж", "न", "म", "\u094D", "\u0947", "\u093F", "中", "文", "ア", "한",
   "٣", "½", "Ⅻ", "😀", "👍", "\u{1F3FD}", "€", "°", "²",
