@@ -1,6 +1,6 @@
 /* backend — the vtable every compute backend implements (cpu/, cuda/).
  *
- * The forward pass (arch/*.c) is written once against these ops; a backend
+ * The forward pass (arch/ sources) is written once against these ops; a backend
  * only knows tensors and ops, never architectures. Pointers to activations,
  * caches and weights are backend memory (host pointers on the CPU, device
  * pointers on CUDA). Ops are enqueued in order on the backend's single stream

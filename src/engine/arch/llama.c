@@ -1,0 +1,136 @@
+/* llama — the forward pass of the Llama-style family (llama, qwen2, phi3),
+ * written once against the backend ops.
+ *
+ * Per chunk of n <= n_batch tokens at positions n_past..n_past+n-1:
+ *   x = token_embd[toks]
+ *   per layer:  xb = rmsnorm(x) * attn_norm
+ *               q, k, v = xb·Wq, xb·Wk, xb·Wv (+ biases)   or one fused xb·Wqkv (phi3)
+ *               rope(q), rope(k); k, v → fp16 cache rows pos
+ *               att = softmax(q·K^T / sqrt(head_dim)) V   (causal, GQA)
+ *               x += att·Wo
+ *               xb = rmsnorm(x) * ffn_norm
+ *               x += (silu(xb·Wgate) * (xb·Wup))·Wdown    (phi3: gate|up fused, gate first)
+ *   logits = (rmsnorm(x) * output_norm)·Wout for the last row (or every row)
+ *
+ * A single-token step (decode) is bracketed by record_begin/record_end so a
+ * backend can capture it once and replay it: token id and position are
+ * uploaded to backend buffers before, and every op reads them from there.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/util.h"
+#include "engine/engine_int.h"
+
+#define REC_KEY_DECODE 1
+
+static void issue_layers(eng_session *s, int n) {
+    const eng_model *m = s->m;
+    const eng_hparams *hp = &m->hp;
+    const eng_backend_ops *B = m->be.ops;
+    void *bc = m->be.ctx;
+    const int E = hp->n_embd, Q = hp->q_dim, KV = hp->kv_dim, F = hp->n_ff;
+    const float scale = 1.0f / sqrtf((float)hp->head_dim);
+
+    B->get_rows(bc, &m->tok_embd, s->toks_dev, n, s->x);
+    for (int l = 0; l < hp->n_layer; l++) {
+        const eng_layer *L = &m->layers[l];
+        uint16_t *kc = s->k_cache + (size_t)l * s->n_ctx * KV;
+        uint16_t *vc = s->v_cache + (size_t)l * s->n_ctx * KV;
+
+        /* attention */
+        B->rmsnorm(bc, s->x, L->attn_norm, s->xb, n, E, hp->eps);
+        float *q, *k, *v;
+        int ldq, ldkv;
+        if (L->wqkv.data) {
+            const int W = Q + 2 * KV;
+            B->matmul(bc, &L->wqkv, s->xb, s->qkv, n);
+            if (L->bqkv) B->add_bias(bc, s->qkv, W, L->bqkv, n, W);
+            q = s->qkv;
+            k = s->qkv + Q;
+            v = s->qkv + Q + KV;
+            ldq = ldkv = W;
+        } else {
+            q = s->qkv;
+            k = q + (size_t)n * Q;
+            v = k + (size_t)n * KV;
+            ldq = Q;
+            ldkv = KV;
+            B->matmul(bc, &L->wq, s->xb, q, n);
+            B->matmul(bc, &L->wk, s->xb, k, n);
+            B->matmul(bc, &L->wv, s->xb, v, n);
+            if (L->bq) B->add_bias(bc, q, Q, L->bq, n, Q);
+            if (L->bk) B->add_bias(bc, k, KV, L->bk, n, KV);
+            if (L->bv) B->add_bias(bc, v, KV, L->bv, n, KV);
+        }
+        eng_rope rp = hp->rope;
+        rp.freq_factors = L->rope_freqs;
+        B->rope(bc, q, ldq, s->pos_dev, n, hp->n_head, hp->head_dim, &rp);
+        B->rope(bc, k, ldkv, s->pos_dev, n, hp->n_head_kv, hp->head_dim, &rp);
+        B->kv_store(bc, kc, vc, k, v, ldkv, s->pos_dev, n, KV);
+        B->attention(bc, q, ldq, kc, vc, s->pos_dev, n, hp->n_head, hp->n_head_kv, hp->head_dim, scale, s->att);
+        B->matmul(bc, &L->wo, s->att, s->tmp, n);
+        B->add(bc, s->x, s->tmp, (int64_t)n * E);
+
+        /* feed-forward */
+        B->rmsnorm(bc, s->x, L->ffn_norm, s->xb, n, E, hp->eps);
+        if (L->w_gate.data) {
+            float *g = s->gu, *u = s->gu + (size_t)n * F;
+            B->matmul(bc, &L->w_gate, s->xb, g, n);
+            B->matmul(bc, &L->w_up, s->xb, u, n);
+            B->swiglu(bc, g, u, F, s->hb, n, F);
+        } else {
+            B->matmul(bc, &L->w_up, s->xb, s->gu, n);
+            B->swiglu(bc, s->gu, s->gu + F, 2 * F, s->hb, n, F);
+        }
+        B->matmul(bc, &L->w_down, s->hb, s->tmp, n);
+        B->add(bc, s->x, s->tmp, (int64_t)n * E);
+    }
+}
+
+/* final norm + output projection of the last row into s->logits[0] */
+static void issue_head_last(eng_session *s, int n) {
+    const eng_model *m = s->m;
+    const eng_backend_ops *B = m->be.ops;
+    const int E = m->hp.n_embd;
+    B->rmsnorm(m->be.ctx, s->x + (size_t)(n - 1) * E, m->output_norm, s->xb, 1, E, m->hp.eps);
+    B->matmul(m->be.ctx, &m->output, s->xb, s->logits, 1);
+}
+
+int eng_llama_forward(eng_session *s, const int32_t *toks, int n, int mode, char *err, size_t errlen) {
+    const eng_model *m = s->m;
+    const eng_backend_ops *B = m->be.ops;
+    void *bc = m->be.ctx;
+    const int E = m->hp.n_embd, V = m->hp.n_vocab;
+    int rc;
+
+    LLORCH_ASSERT(n >= 1 && n <= s->n_batch && s->n_past + n <= s->n_ctx);
+    for (int i = 0; i < n; i++) s->pos_host[i] = s->n_past + i;
+    if ((rc = B->upload(bc, s->toks_dev, toks, (size_t)n * sizeof *toks)) ||
+        (rc = B->upload(bc, s->pos_dev, s->pos_host, (size_t)n * sizeof *s->pos_host)))
+        return util_fail(err, errlen, ENG_E_BACKEND, "eval: upload failed (%d)", rc);
+
+    const int record = n == 1 && mode == ENG_LOGITS_LAST && B->record_begin && B->record_end;
+    int replayed = record ? B->record_begin(bc, REC_KEY_DECODE) : 0;
+    if (replayed < 0) return util_fail(err, errlen, ENG_E_BACKEND, "eval: record_begin failed (%d)", replayed);
+    if (!replayed) {
+        issue_layers(s, n);
+        if (mode == ENG_LOGITS_LAST) issue_head_last(s, n);
+    }
+    if (record && (rc = B->record_end(bc, REC_KEY_DECODE)) < 0)
+        return util_fail(err, errlen, ENG_E_BACKEND, "eval: record_end failed (%d)", rc);
+
+    if (mode == ENG_LOGITS_ALL) {
+        /* every row: norm all, then project in chunks of the logits buffer */
+        B->rmsnorm(bc, s->x, m->output_norm, s->xb, n, E, m->hp.eps);
+        for (int r0 = 0; r0 < n; r0 += s->n_logit_rows) {
+            int nr = n - r0 < s->n_logit_rows ? n - r0 : s->n_logit_rows;
+            B->matmul(bc, &m->output, s->xb + (size_t)r0 * E, s->logits, nr);
+            rc = B->download(bc, s->logits_all + (size_t)r0 * V, s->logits, (size_t)nr * V * sizeof(float));
+            if (rc) return util_fail(err, errlen, ENG_E_BACKEND, "eval: device error (%d)", rc);
+        }
+    }
+    if ((rc = B->sync(bc))) return util_fail(err, errlen, ENG_E_BACKEND, "eval: device error (%d)", rc);
+    return 0;
+}

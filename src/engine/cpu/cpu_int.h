@@ -1,0 +1,72 @@
+/* cpu_int — private to the CPU backend (the cpu/ sources): its context and the op
+ * entry points the vtable in cpu_backend.c points at.
+ *
+ * Every op runs synchronously on the calling thread plus the pool's helpers;
+ * "enqueue" on the CPU means "done on return". An op that cannot run (scratch
+ * allocation failed, an id out of range) latches an error that the next
+ * sync() returns, as backend.h promises.
+ */
+#ifndef LLORCH_CPU_INT_H
+#define LLORCH_CPU_INT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine/backend.h"
+#include "engine/cpu/cpu_pool.h"
+
+typedef struct {
+    cpu_pool *pool;        /* n_threads workers incl. the caller; created once */
+    int n_threads;
+    uint64_t mem_limit;    /* 0 = none */
+    uint64_t mem_used;     /* bytes handed out by alloc */
+    int err;               /* latched error (negative errno), returned by sync */
+    void *qbuf;            /* activation rows quantized for matmul; grown to the largest use, kept */
+    size_t qbuf_cap;
+} cpu_ctx;
+
+/* Ops with at least this many scalar multiply-adds are split over the pool. */
+#define CPU_PAR_MIN_WORK 16384
+
+/* number of threads worth using for `work` units (>= 1) */
+static inline int cpu_nth_for(const cpu_ctx *c, int64_t work) {
+    if (work < CPU_PAR_MIN_WORK) return 1;
+    int64_t n = work / CPU_PAR_MIN_WORK;
+    return n < c->n_threads ? (int)n : c->n_threads;
+}
+
+/* the same, never more threads than rows */
+static inline int cpu_nth_rows(const cpu_ctx *c, int64_t rows, int64_t work) {
+    int n = cpu_nth_for(c, work);
+    return rows < n ? (rows > 0 ? (int)rows : 1) : n;
+}
+
+/* [lo, hi) share of n items for thread ith of nth */
+static inline void cpu_split(int64_t n, int ith, int nth, int64_t *lo, int64_t *hi) {
+    int64_t per = (n + nth - 1) / nth;
+    *lo = per * ith;
+    *hi = *lo + per;
+    if (*lo > n) *lo = n;
+    if (*hi > n) *hi = n;
+}
+
+/* cpu_ops.c */
+void cpu_get_rows(void *ctx, const eng_w *w, const int32_t *ids, int n, float *out);
+void cpu_rmsnorm(void *ctx, const float *x, const float *g, float *y, int rows, int dim, float eps);
+void cpu_add_bias(void *ctx, float *y, int ld, const float *b, int rows, int dim);
+void cpu_add(void *ctx, float *y, const float *a, int64_t n);
+void cpu_rope(void *ctx, float *x, int ld, const int32_t *pos, int rows, int n_head, int head_dim,
+              const eng_rope *p);
+void cpu_kv_store(void *ctx, uint16_t *k_cache, uint16_t *v_cache, const float *k, const float *v, int ld,
+                  const int32_t *pos, int rows, int kv_dim);
+void cpu_swiglu(void *ctx, const float *gate, const float *up, int ld_in, float *out, int rows, int dim);
+
+/* cpu_matmul.c */
+void cpu_matmul(void *ctx, const eng_w *w, const float *x, float *y, int rows);
+
+/* cpu_attn.c */
+void cpu_attention(void *ctx, const float *q, int ld_q, const uint16_t *k_cache, const uint16_t *v_cache,
+                   const int32_t *pos, int rows, int n_head, int n_head_kv, int head_dim, float scale,
+                   float *out);
+
+#endif

@@ -1,0 +1,119 @@
+/* engine_int — private to the engine (engine.c, model.c, arch/): the model
+ * and session structs, hyperparameters, the per-layer weight table, and the
+ * forward-pass entry point. The worker and CLI never see this: engine.h is
+ * their whole interface.
+ */
+#ifndef LLORCH_ENGINE_INT_H
+#define LLORCH_ENGINE_INT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine/backend.h"
+#include "engine/engine.h"
+#include "gguf/gguf.h"
+
+enum eng_arch { ENG_ARCH_LLAMA = 0, ENG_ARCH_QWEN2 = 1, ENG_ARCH_PHI3 = 2 };
+
+typedef struct {
+    enum eng_arch arch;
+    char arch_name[16];          /* general.architecture as found */
+    int n_vocab;                 /* rows of token_embd */
+    int n_ctx_train;             /* {arch}.context_length */
+    int n_embd;                  /* {arch}.embedding_length */
+    int n_layer;                 /* {arch}.block_count */
+    int n_head, n_head_kv;       /* attention.head_count(_kv) */
+    int head_dim;                /* attention.key_length (= value_length), default n_embd / n_head */
+    int n_ff;                    /* feed_forward_length */
+    int q_dim, kv_dim;           /* n_head * head_dim, n_head_kv * head_dim */
+    float eps;                   /* attention.layer_norm_rms_epsilon */
+    eng_rope rope;               /* n_rot, ordering, base, scaling (freq_factors set per layer) */
+    int ftype;                   /* general.file_type or -1 */
+    char quant_kind[16];         /* "Q4_K_M", "F32", ... */
+} eng_hparams;
+
+/* One transformer block's weights. Pointers are backend memory (on the CPU:
+ * straight into the GGUF mapping). Unused slots have data == NULL. */
+typedef struct {
+    const float *attn_norm;      /* [n_embd] */
+    eng_w wq;                    /* [q_dim][n_embd]   (ne0 = n_embd, ne1 = q_dim) */
+    eng_w wk, wv;                /* [kv_dim][n_embd] */
+    eng_w wqkv;                  /* [q_dim + 2 kv_dim][n_embd] fused (phi3), else data NULL */
+    const float *bq, *bk, *bv;   /* [q_dim], [kv_dim], [kv_dim] biases (qwen2) or NULL */
+    const float *bqkv;           /* [q_dim + 2 kv_dim] fused bias or NULL */
+    eng_w wo;                    /* [n_embd][q_dim] */
+    const float *ffn_norm;       /* [n_embd] */
+    eng_w w_gate;                /* [n_ff][n_embd], data NULL when fused into w_up */
+    eng_w w_up;                  /* [n_ff][n_embd], or [2 n_ff][n_embd] fused: gate = first n_ff rows */
+    eng_w w_down;                /* [n_embd][n_ff] */
+    const float *rope_freqs;     /* [n_rot / 2] frequency factors or NULL */
+} eng_layer;
+
+/* A weight binding: GGUF tensor → where its backend pointer goes. */
+typedef struct {
+    const gguf_tensor *t;
+    eng_w *w;                    /* matrices */
+    const float **f;             /* f32 vectors */
+} eng_wref;
+
+typedef struct eng_session_link eng_session_link;
+
+struct eng_model {
+    gguf_ctx *g;                 /* owns the mapping (weights in place on the CPU) */
+    tok_vocab *vocab;
+    eng_backend be;
+    eng_hparams hp;
+    eng_w tok_embd;              /* [n_vocab][n_embd] */
+    eng_w output;                /* [n_vocab][n_embd]; = tok_embd when tied */
+    const float *output_norm;    /* [n_embd] */
+    eng_layer *layers;           /* [n_layer] */
+    eng_wref *refs;              /* every bound tensor, [n_refs] */
+    int n_refs;
+    void *wbuf;                  /* backend copy of the weights when !weights_in_place */
+    uint64_t weight_bytes;       /* bytes of the distinct bound tensors */
+    int n_ctx, n_batch;
+    eng_model_info info;
+    char name[128];
+    eng_session *sessions;       /* live sessions (for residency and memory figures) */
+};
+
+struct eng_session {
+    eng_model *m;
+    eng_session *next;           /* in m->sessions */
+    int n_ctx, n_batch, n_past;
+    uint16_t *k_cache, *v_cache; /* [n_layer][n_ctx][kv_dim] fp16, backend */
+    float *x;                    /* [n_batch][n_embd] residual stream */
+    float *xb;                   /* [n_batch][n_embd] normed input of a block */
+    float *qkv;                  /* [n_batch][q_dim + 2 kv_dim]: fused rows, or q | k | v blocks */
+    float *att;                  /* [n_batch][q_dim] attention output */
+    float *tmp;                  /* [n_batch][n_embd] block output before the residual add */
+    float *gu;                   /* [n_batch][2 n_ff]: fused gate|up rows, or gate | up blocks */
+    float *hb;                   /* [n_batch][n_ff] swiglu output */
+    float *logits;               /* [n_logit_rows][n_vocab] */
+    int n_logit_rows;
+    int32_t *toks_dev, *pos_dev; /* [n_batch] */
+    void *allocs[16];            /* every backend allocation, for free and residency */
+    int n_allocs;
+    uint64_t kv_bytes, scratch_bytes;
+    /* host side */
+    int32_t *pos_host;           /* [n_batch] staging for positions */
+    float *logits_host;          /* [n_vocab] last row (LAST mode) */
+    float *logits_all;           /* [n_batch][n_vocab] (ALL mode), allocated on first use */
+    int last_n, last_mode;       /* shape of the last eval's logits; last_n = 0: none */
+    int last_host_valid;         /* logits_host holds the last row */
+};
+
+/* model.c */
+/* Reads and validates hyperparameters and tensors from g into m->hp,
+ * m->layers and m->refs (no backend memory touched). */
+int eng_model_parse(eng_model *m, char *err, size_t errlen);
+/* Binds weights: in place (CPU) or alloc + chunked upload with progress. */
+int eng_model_bind(eng_model *m, const eng_load_opts *o, char *err, size_t errlen);
+
+/* arch/llama.c: runs toks[0..n) (n <= n_batch) at positions n_past.. and
+ * fills s->logits per mode (0 = LAST, 1 = ALL, 2 = none). Returns 0 or a
+ * negative engine code. */
+#define ENG_LOGITS_NONE 2
+int eng_llama_forward(eng_session *s, const int32_t *toks, int n, int mode, char *err, size_t errlen);
+
+#endif
