@@ -21,7 +21,7 @@ static int setup(void **st) {
     }
     tw_cb_start(&CB, 200);
     const char *extra[] = {"--model-ref", "hf:ggml-org/models@main::file=tinyllamas/stories260K.gguf",
-                           "--spawn-token", "tok-123", "--ctx-size", "512", NULL};
+                           "--spawn-token", "tok-123", "--ctx-size", "512", "--debug-ids", NULL};
     if (tw_spawn(&W, "stories260K.gguf", CB.port, extra, 1) != 0) {
         tw_dump_log(&W);
         fail_msg("worker did not start");
@@ -167,6 +167,61 @@ static void test_greedy_matches_cli(void **st) {
     print_message("cli (status %d): %s\n", st2, out);
     assert_int_equal(st2, 0);
     assert_non_null(strstr(out, greedy_text));
+}
+
+/* The worker's greedy token ids equal llama.cpp's (fixture made with
+ * node-llama-cpp, tests/fixtures/engine/greedy_stories260K.txt: per case the
+ * prompt ids and 64 greedy ids), read back through --debug-ids. */
+static void test_greedy_matches_llama_cpp(void **st) {
+    (void)st;
+    char path[512];
+    TU_FIXTURE(path, "engine/greedy_stories260K.txt");
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        print_message("%s missing\n", path);
+        skip();
+    }
+    char line[8192], prompt[256] = "";
+    int n_prompt = 0, cases = 0;
+    while (fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\n")] = 0;
+        if (!strncmp(line, "case ", 5)) {
+            snprintf(prompt, sizeof prompt, "%.200s", line + 5);
+        } else if (!strncmp(line, "prompt ", 7)) {
+            n_prompt = atoi(line + 7);
+        } else if (!strncmp(line, "gen ", 4)) {
+            char *p = line + 4, *e;
+            int n = (int)strtol(p, &e, 10);
+            int32_t want[256];
+            for (int i = 0; i < n && i < 256; i++) want[i] = (int32_t)strtol(e, &e, 10);
+            char body[512];
+            snprintf(body, sizeof body, "{\"job_id\":\"ref-%d\",\"prompt\":\"%s\",\"max_tokens\":%d,\"temperature\":0}", cases,
+                     prompt, n);
+            tw_events ev;
+            tw_events_init(&ev);
+            http_resp r;
+            assert_int_equal(tw_execute(&W, body, NULL, &ev, &r), 0);
+            http_resp_free(&r);
+            assert_string_equal(tw_last(&ev), "end");
+            assert_int_equal(json_integer_value(json_object_get(ev.data[0], "tokens_in")), n_prompt);
+            int got = 0;
+            for (int k = 0; k < ev.n; k++) {
+                json_t *a = json_object_get(ev.data[k], "ids");
+                for (size_t q = 0; a && q < json_array_size(a); q++) {
+                    int32_t id = (int32_t)json_integer_value(json_array_get(a, q));
+                    if (got < n && id != want[got])
+                        fail_msg("'%s': token %d is %d, llama.cpp has %d", prompt, got, id, want[got]);
+                    got++;
+                }
+            }
+            assert_int_equal(got, n);
+            tw_events_free(&ev);
+            cases++;
+        }
+    }
+    fclose(f);
+    print_message("%d prompts x 64 greedy tokens equal llama.cpp's\n", cases);
+    assert_true(cases >= 1);
 }
 
 /* ---- validation ------------------------------------------------------------------------- */
@@ -643,6 +698,7 @@ int main(void) {
         cmocka_unit_test(test_ready_callback),
         cmocka_unit_test(test_full_generation),
         cmocka_unit_test(test_greedy_matches_cli),
+        cmocka_unit_test(test_greedy_matches_llama_cpp),
         cmocka_unit_test(test_invalid_fields),
         cmocka_unit_test(test_malformed_and_huge),
         cmocka_unit_test(test_cancel),
