@@ -224,6 +224,40 @@ static void test_greedy_matches_llama_cpp(void **st) {
     assert_true(cases >= 1);
 }
 
+/* Same seed + prompt + parameters → the same tokens; another seed → another
+ * sample. And neither prompts nor outputs reach the log. */
+static void test_seeded_sampling_and_private_logs(void **st) {
+    (void)st;
+    char text[3][4096];
+    const int seeds[3] = {1234, 1234, 99};
+    for (int k = 0; k < 3; k++) {
+        char body[256];
+        snprintf(body, sizeof body,
+                 "{\"job_id\":\"seed-%d\",\"prompt\":\"Zebracorn secret marker\",\"max_tokens\":40,\"temperature\":1.0,"
+                 "\"top_k\":40,\"top_p\":0.9,\"min_p\":0.05,\"repetition_penalty\":1.1,\"seed\":%d}",
+                 k, seeds[k]);
+        tw_events e;
+        tw_events_init(&e);
+        http_resp r;
+        assert_int_equal(tw_execute(&W, body, NULL, &e, &r), 0);
+        http_resp_free(&r);
+        assert_string_equal(tw_last(&e), "end");
+        assert_int_equal(json_integer_value(json_object_get(e.data[0], "seed")), seeds[k]);
+        snprintf(text[k], sizeof text[k], "%s", tw_text(&e));
+        tw_events_free(&e);
+    }
+    assert_string_equal(text[0], text[1]);
+    assert_string_not_equal(text[0], text[2]);
+    FILE *f = fopen(W.log, "r");
+    assert_non_null(f);
+    char line[4096];
+    while (fgets(line, sizeof line, f)) {
+        if (strstr(line, "Zebracorn")) fail_msg("prompt text in the log: %s", line);
+        if (strlen(text[0]) > 12 && strstr(line, text[0] + 1)) fail_msg("output text in the log: %s", line);
+    }
+    fclose(f);
+}
+
 /* ---- validation ------------------------------------------------------------------------- */
 struct bad_case {
     const char *body;
@@ -699,6 +733,7 @@ int main(void) {
         cmocka_unit_test(test_full_generation),
         cmocka_unit_test(test_greedy_matches_cli),
         cmocka_unit_test(test_greedy_matches_llama_cpp),
+        cmocka_unit_test(test_seeded_sampling_and_private_logs),
         cmocka_unit_test(test_invalid_fields),
         cmocka_unit_test(test_malformed_and_huge),
         cmocka_unit_test(test_cancel),
