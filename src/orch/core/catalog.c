@@ -2,6 +2,7 @@
 #include "orch/core/catalog.h"
 
 #include "common/util.h"
+#include "orch/core/chat.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -69,7 +70,7 @@ static int parse_entry(const char *alias, const struct cfg_node *e, struct cat_m
     snprintf(m->alias, sizeof m->alias, "%s", alias);
     if (cfg_node_kind(e) != CFG_NODE_MAP) return util_fail(err, errlen, -EINVAL, "models.%s: must be a map", alias);
     static const char *known[] = { "alias", "model_ref", "context_length", "capabilities", "memory_bytes",
-                                   "placements", NULL };
+                                   "placements", "chat_template", NULL };
     for (size_t i = 0; i < cfg_node_len(e); i++) {
         const char *k = cfg_node_key_at(e, i);
         int ok = 0;
@@ -96,6 +97,13 @@ static int parse_entry(const char *alias, const struct cfg_node *e, struct cat_m
     }
     rc = cfg_node_get_u64(e, "memory_bytes", &m->memory_bytes, m2, sizeof m2);
     if (rc < 0 && rc != -ENOENT) return util_fail(err, errlen, -EINVAL, "models.%s.memory_bytes: %s", alias, m2);
+    const char *tmpl = NULL;
+    m->chat_template = (int)chat_template_guess(m->model_ref);
+    if (cfg_node_get_str(e, "chat_template", &tmpl, m2, sizeof m2) == 0) {
+        m->chat_template = chat_template_parse(tmpl);
+        if (m->chat_template < 0)
+            return util_fail(err, errlen, -EINVAL, "models.%s.chat_template: chatml|phi3|llama2|llama3|harmony", alias);
+    }
     const struct cfg_node *pl = cfg_node_get(e, "placements");
     if (pl) {
         if (cfg_node_kind(pl) != CFG_NODE_SEQ || cfg_node_len(pl) > CAT_MAX_PLACEMENTS)

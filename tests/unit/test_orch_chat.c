@@ -1,0 +1,79 @@
+// test-libs: llorch_orchcore llorch_core
+/* chat templates: the exact text each family renders, refusals, guessing,
+ * and the catalog's chat_template field. */
+#include "testutil.h"
+
+#include "common/config.h"
+#include "orch/core/catalog.h"
+#include "orch/core/chat.h"
+
+#include <errno.h>
+
+static void render(enum chat_template t, const struct chat_msg *m, size_t n, const char *want) {
+    struct util_sb sb;
+    util_sb_init(&sb);
+    assert_int_equal(chat_render(t, m, n, &sb), 0);
+    assert_string_equal(sb.buf, want);
+    util_sb_free(&sb);
+}
+
+static const struct chat_msg conv[] = {
+    { "system", "Be brief." }, { "user", "Hi" }, { "assistant", "Hello." }, { "user", "2+2?" },
+};
+
+static void test_templates(void **s) {
+    (void)s;
+    render(CHAT_CHATML, conv, 4,
+           "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n"
+           "<|im_start|>assistant\nHello.<|im_end|>\n<|im_start|>user\n2+2?<|im_end|>\n<|im_start|>assistant\n");
+    render(CHAT_PHI3, conv + 1, 1, "<|user|>\nHi<|end|>\n<|assistant|>\n");
+    render(CHAT_LLAMA3, conv + 1, 1,
+           "<|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n");
+    render(CHAT_LLAMA2, conv, 4,
+           "[INST] <<SYS>>\nBe brief.\n<</SYS>>\n\nHi [/INST] Hello. </s><s>[INST] 2+2? [/INST]");
+    render(CHAT_HARMONY, conv, 2, "<|start|>developer<|message|>Be brief.<|end|><|start|>user<|message|>Hi<|end|>"
+                                  "<|start|>assistant");
+    struct util_sb sb;
+    util_sb_init(&sb);
+    struct chat_msg bad = { "tool", "x" };
+    assert_int_equal(chat_render(CHAT_CHATML, &bad, 1, &sb), -EINVAL);
+    assert_int_equal(chat_render(CHAT_CHATML, conv, 0, &sb), -EINVAL);
+    util_sb_free(&sb);
+}
+
+static void test_guess_and_catalog(void **s) {
+    (void)s;
+    assert_int_equal(chat_template_guess("hf:Qwen/Qwen2.5-0.5B-Instruct-GGUF::file=q.gguf"), CHAT_CHATML);
+    assert_int_equal(chat_template_guess("hf:microsoft/Phi-3-mini-4k-instruct-gguf::file=x.gguf"), CHAT_PHI3);
+    assert_int_equal(chat_template_guess("file:/m/Meta-Llama-3-8B.gguf"), CHAT_LLAMA3);
+    assert_int_equal(chat_template_guess("file:/m/llama-2-7b.Q4_0.gguf"), CHAT_LLAMA2);
+    assert_int_equal(chat_template_guess("hf:openai/gpt-oss-20b::file=g.gguf"), CHAT_HARMONY);
+    assert_int_equal(chat_template_parse("llama3"), CHAT_LLAMA3);
+    assert_int_equal(chat_template_parse("vicuna"), -1);
+    static const struct cfg_opt o[] = { { .key = "models", .type = CFG_TREE } };
+    char *argv[] = { "t", NULL }, *envp[] = { NULL };
+    char err[256];
+    struct cfg *c;
+    struct catalog *cat;
+    assert_int_equal(cfg_load_text(o, 1, "models:\n  a: {model_ref: 'file:/m/phi3.gguf', context_length: 9}\n"
+                                         "  b: {model_ref: 'file:/m/x.gguf', context_length: 9, chat_template: llama2}\n",
+                                   1, argv, envp, NULL, &c, err, sizeof err), 0);
+    assert_int_equal(cat_from_tree(cfg_tree(c, "models"), &cat, err, sizeof err), 0);
+    assert_int_equal(cat_find(cat, "a")->chat_template, CHAT_PHI3);
+    assert_int_equal(cat_find(cat, "b")->chat_template, CHAT_LLAMA2);
+    cat_free(cat);
+    cfg_free(c);
+    assert_int_equal(cfg_load_text(o, 1, "models:\n  b: {model_ref: 'file:/m/x.gguf', context_length: 9, chat_template: x}\n",
+                                   1, argv, envp, NULL, &c, err, sizeof err), 0);
+    assert_true(cat_from_tree(cfg_tree(c, "models"), &cat, err, sizeof err) < 0);
+    assert_non_null(strstr(err, "chat_template"));
+    cfg_free(c);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_templates),
+        cmocka_unit_test(test_guess_and_catalog),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
