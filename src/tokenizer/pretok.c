@@ -103,7 +103,7 @@ static size_t r_contraction(const pt_ctx *c, size_t s, int fold) {
     return 0;
 }
 
-/* " ?X+" for X = letters (cls 0) or numbers (cls 1): GPT-2 */
+/* " ?X+" with X the characters having flag (\p{L} or \p{N}): GPT-2 */
 static size_t r_space_run(const pt_ctx *c, size_t s, unsigned flag) {
     pt_ch a = pt_at(c, s);
     size_t p = s;
