@@ -53,7 +53,7 @@ static int pool_auth(struct orch *o, http_req *r, char fp[16]) {
 }
 
 /* client endpoints: tenant into out (""); 0 ok */
-static int client_auth(struct orch *o, http_req *r, char tenant[JOB_TENANT_MAX + 1]) {
+int orch_client_auth(struct orch *o, http_req *r, char tenant[JOB_TENANT_MAX + 1]) {
     tenant[0] = 0;
     const char *const *toks;
     size_t n = cfg_list(o->cfg, "auth.client_tokens", &toks);
@@ -84,30 +84,16 @@ static void respond_sb(http_req *r, int status, struct util_sb *sb) {
 /* ======================================================================
  * tasks
  * ==================================================================== */
-static void h_task_create(http_req *r, void *user) {
-    struct orch *o = user;
-    const char *cid = http_req_correlation_id(r);
-    char tenant[JOB_TENANT_MAX + 1];
-    if (client_auth(o, r, tenant) < 0) return;
-    size_t len;
-    const char *body = http_req_body(r, &len);
+int orch_submit(struct orch *o, const char *tenant, const char *cid, const char *body, size_t len, struct ojob **jout,
+                int64_t *pos, struct adm_error *e) {
     struct adm_task t;
-    struct adm_error e;
-    if (adm_parse_task(body, len, o->cat, &o->st.adm, NULL, &t, &e) < 0) {
-        char det[96] = "";
-        if (e.field[0]) {
-            struct util_sb sb;
-            util_sb_init_fixed(&sb, det, sizeof det);
-            util_sb_puts(&sb, "{\"field\":");
-            util_sb_json_str(&sb, e.field);
-            util_sb_putc(&sb, '}');
-        }
+    *jout = NULL;
+    if (adm_parse_task(body, len, o->cat, &o->st.adm, NULL, &t, e) < 0) {
         const char *v[] = { "rejected" };
         metrics_add(o->m_enqueued, v, 1);
         LOG_KV(LOG_INFO, ORCH_COMPONENT, "admission", cid, "\"outcome\":\"rejected\",\"code\":\"%s\",\"field\":\"%s\"",
-               err_name((enum err_code)e.code), e.field);
-        http_respond_error(r, (enum err_code)e.code, e.message, det[0] ? det : NULL);
-        return;
+               err_name((enum err_code)e->code), e->field);
+        return -EINVAL;
     }
     char id[37];
     http_uuid4(id);
@@ -124,13 +110,12 @@ static void h_task_create(http_req *r, void *user) {
     sha256_hex(t.prompt, t.prompt_len, sj.prompt_hash);
     adm_params_json(&t, sj.params, sizeof sj.params);
 
-    pthread_mutex_lock(&o->mu);
     struct ojob *j = orch_job_new(o, id);
     if (!j) {
-        pthread_mutex_unlock(&o->mu);
         adm_task_free(&t);
-        http_respond_error(r, ERR_INTERNAL, "out of memory", NULL);
-        return;
+        e->code = ERR_INTERNAL;
+        snprintf(e->message, sizeof e->message, "out of memory");
+        return -ENOMEM;
     }
     j->task = t; /* ownership moves */
     snprintf(j->tenant, sizeof j->tenant, "%s", tenant);
@@ -140,8 +125,7 @@ static void h_task_create(http_req *r, void *user) {
     j->status = JOB_QUEUED;
     j->req_body = malloc(len + 1);
     if (j->req_body) { memcpy(j->req_body, body, len); j->req_body[len] = 0; j->req_len = len; }
-    int64_t pos = 0;
-    int rc = queue_push(o->queue, id, t.prio, j, &pos);
+    int rc = queue_push(o->queue, id, t.prio, j, pos);
     char err[256] = "";
     if (rc == 0 && store_job_insert(o->store, &sj, j->req_body, j->req_len, err, sizeof err) < 0) {
         queue_remove(o->queue, id, NULL);
@@ -150,28 +134,61 @@ static void h_task_create(http_req *r, void *user) {
     if (rc < 0) {
         j->terminal = 1;
         j->finished_ms = 0; /* collected at the next gc */
-        pthread_mutex_unlock(&o->mu);
         const char *v[] = { rc == -ENOSPC ? "queue_full" : "error" };
         metrics_add(o->m_enqueued, v, 1);
-        if (rc == -ENOSPC) {
-            char det[64];
-            snprintf(det, sizeof det, "{\"capacity\":%lld}", (long long)queue_capacity(o->queue));
-            http_respond_error(r, ERR_QUEUE_FULL, "the queue is full", det);
-        } else {
+        e->code = rc == -ENOSPC ? ERR_QUEUE_FULL : ERR_INTERNAL;
+        if (rc == -ENOSPC) snprintf(e->message, sizeof e->message, "the queue is full");
+        else {
             LOG_ERROR(ORCH_COMPONENT, "store", cid, "enqueue: %s", err);
-            http_respond_error(r, ERR_INTERNAL, "cannot record the job", NULL);
+            snprintf(e->message, sizeof e->message, "cannot record the job");
         }
-        return;
+        return rc;
     }
     char ev[160];
-    snprintf(ev, sizeof ev, "{\"job_id\":\"%s\",\"queue_position\":%lld}", id, (long long)pos);
+    snprintf(ev, sizeof ev, "{\"job_id\":\"%s\",\"queue_position\":%lld}", id, (long long)*pos);
     orch_job_emit(o, j, "queued", ev);
-    pthread_mutex_unlock(&o->mu);
     const char *v[] = { "accepted" };
     metrics_add(o->m_enqueued, v, 1);
     LOG_KV(LOG_INFO, ORCH_COMPONENT, "admission", cid,
            "\"outcome\":\"accepted\",\"job_id\":\"%s\",\"priority\":\"%s\",\"queue_position\":%lld", id,
-           job_prio_name(t.prio), (long long)pos);
+           job_prio_name(t.prio), (long long)*pos);
+    *jout = j;
+    return 0;
+}
+
+void orch_respond_adm_error(struct orch *o, http_req *r, const struct adm_error *e) {
+    char det[96] = "";
+    if (e->code == ERR_QUEUE_FULL) {
+        snprintf(det, sizeof det, "{\"capacity\":%lld}", (long long)queue_capacity(o->queue));
+    } else if (e->field[0]) {
+        struct util_sb sb;
+        util_sb_init_fixed(&sb, det, sizeof det);
+        util_sb_puts(&sb, "{\"field\":");
+        util_sb_json_str(&sb, e->field);
+        util_sb_putc(&sb, '}');
+    }
+    http_respond_error(r, (enum err_code)e->code, e->message, det[0] ? det : NULL);
+}
+
+static void h_task_create(http_req *r, void *user) {
+    struct orch *o = user;
+    const char *cid = http_req_correlation_id(r);
+    char tenant[JOB_TENANT_MAX + 1];
+    if (orch_client_auth(o, r, tenant) < 0) return;
+    size_t len;
+    const char *body = http_req_body(r, &len);
+    struct adm_error e;
+    struct ojob *j;
+    int64_t pos = 0;
+    pthread_mutex_lock(&o->mu);
+    int rc = orch_submit(o, tenant, cid, body, len, &j, &pos, &e);
+    char id[37] = "";
+    if (rc == 0) snprintf(id, sizeof id, "%s", j->id);
+    pthread_mutex_unlock(&o->mu);
+    if (rc < 0) {
+        orch_respond_adm_error(o, r, &e);
+        return;
+    }
     orch_wake(o);
     char resp[256];
     snprintf(resp, sizeof resp, "{\"job_id\":\"%s\",\"status\":\"queued\",\"queue_position\":%lld,"
@@ -189,7 +206,7 @@ static struct ojob *job_for(struct orch *o, http_req *r, const char *tenant) {
 static void h_task_get(http_req *r, void *user) {
     struct orch *o = user;
     char tenant[JOB_TENANT_MAX + 1];
-    if (client_auth(o, r, tenant) < 0) return;
+    if (orch_client_auth(o, r, tenant) < 0) return;
     pthread_mutex_lock(&o->mu);
     struct ojob *j = job_for(o, r, tenant);
     char *s = j ? orch_job_status_json(o, j) : NULL;
@@ -221,7 +238,7 @@ static void h_task_get(http_req *r, void *user) {
 static void h_task_cancel(http_req *r, void *user) {
     struct orch *o = user;
     char tenant[JOB_TENANT_MAX + 1];
-    if (client_auth(o, r, tenant) < 0) return;
+    if (orch_client_auth(o, r, tenant) < 0) return;
     char uri[REG_URI_MAX + 1] = "", id[37] = "";
     pthread_mutex_lock(&o->mu);
     struct ojob *j = job_for(o, r, tenant);
@@ -253,7 +270,7 @@ static void h_task_cancel(http_req *r, void *user) {
 static void h_task_events(http_req *r, void *user) {
     struct orch *o = user;
     char tenant[JOB_TENANT_MAX + 1];
-    if (client_auth(o, r, tenant) < 0) return;
+    if (orch_client_auth(o, r, tenant) < 0) return;
     int64_t after = -1;
     const char *lei = http_req_header(r, "Last-Event-ID");
     if (lei && cfg_parse_int(lei, &after) < 0) after = -1;
@@ -300,18 +317,8 @@ static void h_task_events(http_req *r, void *user) {
     if (!ok || j->terminal) {
         http_stream_close(st);
     } else {
-        if (j->nsubs == j->csubs) {
-            size_t nc = j->csubs ? j->csubs * 2 : 4;
-            http_stream **ns = realloc(j->subs, nc * sizeof *ns);
-            if (!ns) {
-                http_stream_close(st);
-                pthread_mutex_unlock(&o->mu);
-                return;
-            }
-            j->subs = ns;
-            j->csubs = nc;
-        }
-        j->subs[j->nsubs++] = st;
+        struct osub sub = { .st = st, .kind = OSUB_SSE_V2 };
+        orch_job_subscribe(o, j, &sub);
     }
     pthread_mutex_unlock(&o->mu);
 }
@@ -518,7 +525,7 @@ static void h_worker_failed(http_req *r, void *user) {
 static void h_models(http_req *r, void *user) {
     struct orch *o = user;
     char tenant[JOB_TENANT_MAX + 1];
-    if (client_auth(o, r, tenant) < 0) return;
+    if (orch_client_auth(o, r, tenant) < 0) return;
     struct util_sb sb;
     util_sb_init(&sb);
     util_sb_puts(&sb, "{\"models\":[");
@@ -539,7 +546,7 @@ static void h_models(http_req *r, void *user) {
 static void h_pools(http_req *r, void *user) {
     struct orch *o = user;
     char tenant[JOB_TENANT_MAX + 1];
-    if (client_auth(o, r, tenant) < 0) return;
+    if (orch_client_auth(o, r, tenant) < 0) return;
     struct util_sb sb;
     util_sb_init(&sb);
     int64_t now = (int64_t)util_wall_ms();
@@ -568,7 +575,7 @@ static void h_pools(http_req *r, void *user) {
 static void h_workers(http_req *r, void *user) {
     struct orch *o = user;
     char tenant[JOB_TENANT_MAX + 1];
-    if (client_auth(o, r, tenant) < 0) return;
+    if (orch_client_auth(o, r, tenant) < 0) return;
     struct util_sb sb;
     util_sb_init(&sb);
     util_sb_puts(&sb, "{\"workers\":[");
@@ -594,7 +601,7 @@ static void h_workers(http_req *r, void *user) {
 static void h_placement(http_req *r, void *user) {
     struct orch *o = user;
     char tenant[JOB_TENANT_MAX + 1];
-    if (client_auth(o, r, tenant) < 0) return;
+    if (orch_client_auth(o, r, tenant) < 0) return;
     size_t len;
     const char *body = http_req_body(r, &len);
     ju_err e = { 0 };
@@ -673,5 +680,5 @@ int orch_api_routes(struct orch *o) {
     };
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
         if (http_server_route(o->http, routes[i].m, routes[i].p, routes[i].fn, o) != 0) return -1;
-    return 0;
+    return orch_openai_routes(o);
 }

@@ -50,7 +50,10 @@ static void job_free(struct ojob *j) {
         free(j->ev[i].data);
     }
     free(j->ev);
-    for (size_t i = 0; i < j->nsubs; i++) http_stream_close(j->subs[i]);
+    for (size_t i = 0; i < j->nsubs; i++) {
+        http_stream_close(j->subs[i].st);
+        util_sb_free(&j->subs[i].text);
+    }
     free(j->subs);
     free(j);
 }
@@ -105,8 +108,13 @@ void orch_job_emit(struct orch *o, struct ojob *j, const char *event, const char
     j->nev++;
     int term = strcmp(event, "end") == 0 || strcmp(event, "error") == 0;
     for (size_t i = 0; i < j->nsubs;) {
-        if (http_stream_sse(j->subs[i], e->id, e->event, e->data) != 0 || term) {
-            http_stream_close(j->subs[i]);
+        struct osub *sub = &j->subs[i];
+        int done;
+        if (sub->kind == OSUB_SSE_V2) done = http_stream_sse(sub->st, e->id, e->event, e->data) != 0 || term;
+        else done = orch_openai_event(o, j, sub, e->event, e->data) != 0 || term;
+        if (done) {
+            http_stream_close(sub->st);
+            util_sb_free(&sub->text);
             j->subs[i] = j->subs[--j->nsubs];
         } else {
             i++;
@@ -149,7 +157,10 @@ void orch_job_finish_with(struct orch *o, struct ojob *j, enum job_status st, co
         util_sb_free(&sb);
     }
     j->terminal = 1;
-    for (size_t i = 0; i < j->nsubs; i++) http_stream_close(j->subs[i]);
+    for (size_t i = 0; i < j->nsubs; i++) {
+        http_stream_close(j->subs[i].st);
+        util_sb_free(&j->subs[i].text);
+    }
     j->nsubs = 0;
     LOG_KV(LOG_INFO, ORCH_COMPONENT, "execute_end", j->cid, "\"job_id\":\"%s\",\"status\":\"%s\",\"error_code\":\"%s\"",
            j->id, job_status_name(st), code ? code : "");
@@ -181,4 +192,20 @@ char *orch_job_status_json(struct orch *o, struct ojob *j) {
         return NULL;
     }
     return sb.buf;
+}
+
+int orch_job_subscribe(struct orch *o, struct ojob *j, const struct osub *sub) {
+    (void)o;
+    if (j->nsubs == j->csubs) {
+        size_t nc = j->csubs ? j->csubs * 2 : 4;
+        struct osub *ns = realloc(j->subs, nc * sizeof *ns);
+        if (!ns) {
+            http_stream_close(sub->st);
+            return -ENOMEM;
+        }
+        j->subs = ns;
+        j->csubs = nc;
+    }
+    j->subs[j->nsubs++] = *sub;
+    return 0;
 }

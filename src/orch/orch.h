@@ -33,6 +33,19 @@ struct oevent {
     char *data;                /* JSON */
 };
 
+/* A live listener of a job's events. SSE_V2 gets every event as is; the
+ * OpenAI kinds translate token/end/error events (openai.c). */
+enum osub_kind { OSUB_SSE_V2 = 0, OSUB_OAI_STREAM, OSUB_OAI_JSON };
+struct osub {
+    http_stream *st;
+    enum osub_kind kind;
+    int chat;                  /* chat.completion(.chunk) vs text_completion */
+    int sent_role;             /* chat stream: the first delta carries the role */
+    char model[JOB_ID_MAX + JOB_MODEL_REF_MAX + 2];
+    int64_t created_s;
+    struct util_sb text;       /* OSUB_OAI_JSON: the completion so far */
+};
+
 struct ojob {
     struct ojob *hnext;        /* job table chain */
     char id[37];
@@ -56,8 +69,8 @@ struct ojob {
     size_t nev, cev;
     int term_emitted;          /* the one terminal event (end|error) is in the log */
     int terminal;              /* finished: store updated, subscribers closed */
-    /* live SSE subscribers */
-    http_stream **subs;
+    /* live subscribers */
+    struct osub *subs;
     size_t nsubs, csubs;
 };
 
@@ -90,6 +103,14 @@ void orch_job_free_all(struct orch *o);
 /* Appends an event to the log and writes it to every subscriber; a terminal
  * event (end, error) closes the subscribers. */
 void orch_job_emit(struct orch *o, struct ojob *j, const char *event, const char *data_json);
+/* Adds a subscriber (takes the stream; on failure closes it). */
+int orch_job_subscribe(struct orch *o, struct ojob *j, const struct osub *sub);
+/* Admission + enqueue shared by /v2/tasks and the OpenAI facade. On success
+ * *jout is the new job (o->mu held by the caller) and *pos its position.
+ * On failure returns <0 with e filled (code: admission codes, QUEUE_FULL,
+ * INTERNAL). */
+int orch_submit(struct orch *o, const char *tenant, const char *cid, const char *body, size_t len, struct ojob **jout,
+                int64_t *pos, struct adm_error *e);
 /* Marks a job terminal in the store, the log and the subscribers. code may be NULL. */
 void orch_job_finish(struct orch *o, struct ojob *j, enum job_status st, const char *code, const char *message);
 /* Same, with the worker's own terminal event (e.g. "end") relayed after the store update. */
@@ -110,8 +131,18 @@ void orch_wake(struct orch *o);                       /* any lock state */
 /* Asks the job's worker to cancel (detached thread; no lock needed). */
 void orch_cancel_on_worker(struct orch *o, const char *worker_uri, const char *job_id);
 
+/* ---- openai.c ---- */
+int orch_openai_routes(struct orch *o);
+/* Writes one event to an OpenAI subscriber; returns 1 when the subscriber is
+ * done (close it), 0 to keep it, <0 when its client is gone. */
+int orch_openai_event(struct orch *o, struct ojob *j, struct osub *sub, const char *event, const char *data);
+
 /* ---- api.c ---- */
 int orch_api_routes(struct orch *o);
+/* client auth shared with the OpenAI facade: tenant into out; 0 ok, else answered */
+int orch_client_auth(struct orch *o, http_req *r, char tenant[JOB_TENANT_MAX + 1]);
+/* The SPEC error body for an admission/enqueue failure (details name the field). */
+void orch_respond_adm_error(struct orch *o, http_req *r, const struct adm_error *e);
 /* 6-hex fingerprint of a bearer token ("" for none). */
 void orch_token_fp(const char *token, char out[16]);
 

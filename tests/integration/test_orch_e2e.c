@@ -510,6 +510,85 @@ static void test_platform_tenants(void **s) {
     stop(&w, SIGTERM);
 }
 
+struct oai { int n; int done; char text[512]; char finish[16]; };
+static int on_oai(void *u, const sse_event *e) {
+    struct oai *v = u;
+    v->n++;
+    if (strcmp(e->data, "[DONE]") == 0) { v->done = 1; return 0; }
+    json_t *j = json_loads(e->data, 0, NULL);
+    json_t *c = json_array_get(json_object_get(j, "choices"), 0);
+    json_t *delta = json_object_get(c, "delta");
+    const char *t = json_string_value(delta ? json_object_get(delta, "content") : json_object_get(c, "text"));
+    if (t) strncat(v->text, t, sizeof v->text - strlen(v->text) - 1);
+    const char *f = json_string_value(json_object_get(c, "finish_reason"));
+    if (f) snprintf(v->finish, sizeof v->finish, "%s", f);
+    json_decref(j);
+    return 0;
+}
+
+static void test_openai_facade(void **s) {
+    (void)s;
+    struct proc w, o;
+    int rc = start_worker(&w, "w1");
+    if (rc == 77) skip();
+    assert_int_equal(rc, 0);
+    write_config(NULL);
+    assert_int_equal(start_orch(&o, NULL), 0);
+    assert_int_equal(register_pool(o.base, "p1"), 200);
+    const char *wid[] = { "w1" }, *uri[] = { w.base };
+    assert_int_equal(heartbeat(o.base, "p1", wid, uri, 1), 200);
+    char *resp = NULL;
+    assert_int_equal(req("GET", o.base, "/v1/models", NULL, &resp), 200);
+    assert_non_null(strstr(resp, "\"id\":\"stories\""));
+    free(resp);
+    /* non-streamed completion, greedy: the same text as the v2 task path */
+    assert_int_equal(req("POST", o.base, "/v1/completions",
+                         "{\"model\":\"stories\",\"prompt\":\"Once upon a time\",\"max_tokens\":6,\"temperature\":0}",
+                         &resp), 200);
+    json_t *j = json_loads(resp, 0, NULL);
+    assert_non_null(j);
+    json_t *c0 = json_array_get(json_object_get(j, "choices"), 0);
+    char text1[256];
+    snprintf(text1, sizeof text1, "%s", json_string_value(json_object_get(c0, "text")));
+    assert_true(strlen(text1) > 0);
+    assert_string_equal(json_string_value(json_object_get(c0, "finish_reason")), "length");
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(j, "usage"), "completion_tokens")), 6);
+    assert_string_equal(json_string_value(json_object_get(j, "object")), "text_completion");
+    json_decref(j);
+    free(resp);
+    /* streamed: the chunks concatenate to the same text, then [DONE] */
+    char url[256];
+    snprintf(url, sizeof url, "%s/v1/completions", o.base);
+    const char *body = "{\"model\":\"stories\",\"prompt\":\"Once upon a time\",\"max_tokens\":6,\"temperature\":0,"
+                       "\"stream\":true}";
+    http_client_req rq = { .method = "POST", .url = url, .body = body, .timeout_ms = 20000 };
+    http_resp r = { 0 };
+    char err[128];
+    struct oai v = { 0 };
+    assert_int_equal(http_client_sse(&rq, on_oai, &v, &r, err, sizeof err), 0);
+    http_resp_free(&r);
+    assert_true(v.done);
+    assert_string_equal(v.text, text1);
+    assert_string_equal(v.finish, "length");
+    /* chat */
+    assert_int_equal(req("POST", o.base, "/v1/chat/completions",
+                         "{\"model\":\"stories\",\"messages\":[{\"role\":\"system\",\"content\":\"x\"},"
+                         "{\"role\":\"user\",\"content\":\"Hi\"}],\"max_tokens\":4,\"seed\":1}", &resp), 200);
+    j = json_loads(resp, 0, NULL);
+    c0 = json_array_get(json_object_get(j, "choices"), 0);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(c0, "message"), "role")), "assistant");
+    assert_non_null(json_string_value(json_object_get(json_object_get(c0, "message"), "content")));
+    json_decref(j);
+    free(resp);
+    /* refusals keep the system's error body */
+    assert_int_equal(req("POST", o.base, "/v1/chat/completions", "{\"model\":\"stories\",\"messages\":[]}", NULL), 400);
+    assert_int_equal(req("POST", o.base, "/v1/completions", "{\"model\":\"nope\",\"prompt\":\"x\"}", NULL), 404);
+    /* every facade request is an ordinary job in the state file */
+    assert_int_equal(q1("SELECT count(*) FROM jobs WHERE status='completed'"), 3);
+    stop(&o, SIGTERM);
+    stop(&w, SIGTERM);
+}
+
 static void test_config_errors_exit_2(void **s) {
     (void)s;
     char bin[256];
@@ -537,6 +616,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_retry_on_other_worker, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restart_recovery, setup, teardown),
         cmocka_unit_test_setup_teardown(test_platform_tenants, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_openai_facade, setup, teardown),
         cmocka_unit_test_setup_teardown(test_config_errors_exit_2, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
