@@ -38,12 +38,15 @@ typedef struct {
     int n_attn_v;        /* tensors in the attn_v category (attn_v, attn_qkv) */
     int i_attn_v, i_ffn_down, i_ffn_gate, i_ffn_up;
     int n_fallback;
+    int pure;
 } mix_state;
 
 /* name/n_dims/ne of the tensor; src_type is its current type (kept when the
  * tensor is not quantizable: 1-D, norms, ...). Call once per tensor, in file
  * order, after mix_init counted the model's tensors. */
 int mix_tensor_type(mix_state *st, const char *name, int n_dims, const int64_t *ne, int src_type);
+/* --pure (llama-quantize's): every quantizable tensor gets the base type,
+ * only the block-size fall-back applies. Set before mix_tensor_type. */
 /* True when llama.cpp would quantize this tensor (2-D+ weights, not norms). */
 int mix_quantizable(const char *name, int n_dims);
 /* has_output / n_attn_v from the full name list */
@@ -63,6 +66,15 @@ int vocab_from_gguf(gguf_writer *w, const char *path, int64_t *n_vocab, char *er
 /* A synthetic SentencePiece vocabulary of n tokens (>= 259): <unk> <s> </s>,
  * the 256 byte tokens <0x00>.., then distinct filler pieces. */
 int vocab_synthetic(gguf_writer *w, int64_t n, char *err, size_t errlen);
+
+/* ---- threads ------------------------------------------------------------------ */
+#define CG_MAX_THREADS 32
+typedef int (*cg_rows_fn)(void *ctx, int tid, int64_t r0, int64_t r1);
+/* online CPUs, capped at CG_MAX_THREADS */
+int cg_threads_default(void);
+/* Runs fn over [0, rows) split in nthreads contiguous ranges (1 thread for
+ * small tensors); returns the first non-zero result. */
+int cg_parallel_rows(int64_t rows, int nthreads, cg_rows_fn fn, void *ctx);
 
 /* ---- PRNG (same stream on every machine) --------------------------------------- */
 static inline uint64_t cg_rng(uint64_t *s) { /* splitmix64 */

@@ -57,8 +57,9 @@ struct make_ctx {
     int n_t, cap_t;
     uint64_t seed;
     int n_embd;
-    float *row; /* one row of floats, allocated for the widest tensor */
+    float *row; /* threads x row_cap floats: one scratch row per worker */
     int64_t row_cap;
+    int threads;
     const char *err_tensor;
     int err_code, err_type;
 };
@@ -136,27 +137,49 @@ static float gauss(uint64_t *s) {
  * the same on every machine */
 static float inv_sqrt(int64_t n) { return (float)(1.0 / sqrt((double)n)); }
 
+/* one tensor being filled: rows [r0, r1) of it per worker */
+struct fill_job {
+    struct make_ctx *m;
+    const struct tdesc *d;
+    uint8_t *dst;
+    size_t rb;
+    float scale, mean;
+};
+
+/* Row r draws from its own stream (seed, tensor name, row), so the values do
+ * not depend on how rows are split over threads. */
+static int fill_rows(void *ctx, int tid, int64_t r0, int64_t r1) {
+    struct fill_job *j = ctx;
+    const int64_t ne0 = j->d->ne[0];
+    float *row = j->m->row + (size_t)tid * (size_t)j->m->row_cap;
+    const uint64_t base = j->m->seed ^ hash_name(j->d->name);
+    for (int64_t r = r0; r < r1; r++) {
+        uint64_t s = base ^ ((uint64_t)r * 0xd1b54a32d192ed03ull);
+        s = cg_rng(&s);
+        for (int64_t i = 0; i < ne0; i++) row[i] = j->mean + j->scale * gauss(&s);
+        int rc = qt_quantize_row(j->d->type, row, j->dst + (size_t)r * j->rb, ne0);
+        if (rc) return rc;
+    }
+    return 0;
+}
+
 static int fill_tensor(void *user, int64_t ti, void *dst, uint64_t nbytes) {
     struct make_ctx *m = user;
     const struct tdesc *d = &m->t[ti];
     const int64_t ne0 = d->ne[0], rows = d->ne[1] * d->ne[2] * d->ne[3];
     const size_t rb = qt_row_bytes(d->type, ne0);
     if (rb == 0 || rb * (uint64_t)rows != nbytes) return -EINVAL;
-    uint64_t s = m->seed ^ hash_name(d->name);
-    float scale = d->init == INIT_MATRIX ? inv_sqrt(ne0) : d->init == INIT_EMBED ? 2.0f * inv_sqrt(m->n_embd)
-                  : d->init == INIT_NORM ? 0.1f : 0.02f;
-    float mean = d->init == INIT_NORM ? 1.0f : 0.0f;
-    for (int64_t r = 0; r < rows; r++) {
-        for (int64_t i = 0; i < ne0; i++) m->row[i] = mean + scale * gauss(&s);
-        int rc = qt_quantize_row(d->type, m->row, (uint8_t *)dst + (size_t)r * rb, ne0);
-        if (rc) {
-            m->err_tensor = d->name;
-            m->err_code = rc;
-            m->err_type = d->type;
-            return rc;
-        }
+    struct fill_job j = {m, d, dst, rb,
+                         d->init == INIT_MATRIX ? inv_sqrt(ne0) : d->init == INIT_EMBED ? 2.0f * inv_sqrt(m->n_embd)
+                         : d->init == INIT_NORM ? 0.1f : 0.02f,
+                         d->init == INIT_NORM ? 1.0f : 0.0f};
+    int rc = cg_parallel_rows(rows, m->threads, fill_rows, &j);
+    if (rc) {
+        m->err_tensor = d->name;
+        m->err_code = rc;
+        m->err_type = d->type;
     }
-    return 0;
+    return rc;
 }
 
 static void usage(FILE *f) {
@@ -164,7 +187,10 @@ static void usage(FILE *f) {
             "usage: llorch gguf make --preset tiny|qwen2.5-0.5b|phi-3-mini|llama-2-7b [--arch llama|qwen2|phi3]\n"
             "                        [--type F32|F16|BF16|Q8_0|Q4_0|Q4_1|Q5_0|Q5_1|Q2_K|Q3_K_M|Q4_K_M|Q4_K_S|Q5_K_M|Q6_K|MXFP4|...]\n"
             "                        [--seed N] [--vocab-from FILE.gguf | --vocab-json tokenizer.json [--pre NAME]]\n"
-            "                        [--n-vocab N] [--n-ctx N] [--layers N] [--tied | --untied] [--dry-run] -o OUT.gguf\n"
+            "                        [--n-vocab N] [--n-ctx N] [--layers N] [--tied | --untied] [--pure] [--threads N]\n"
+            "                        [--dry-run] -o OUT.gguf\n"
+            "  --type takes llama.cpp file types (Q4_K_M = its mix of Q4_K/Q6_K/fall-backs); MXFP4 is\n"
+            "  llama.cpp's MXFP4_MOE (dense tensors become Q8_0) unless --pure puts every weight in the type.\n"
             "  --dry-run prints the tensor table (name, type, shape) and writes nothing.\n");
 }
 
@@ -173,7 +199,7 @@ int cli_gguf_make(int argc, char **argv) {
                *out = NULL;
     uint64_t seed = 1;
     int64_t n_vocab_flag = 0;
-    int n_ctx = 0, layers = 0, tied = -1, dry = 0;
+    int n_ctx = 0, layers = 0, tied = -1, dry = 0, pure = 0, threads = 0;
     static const struct option opts[] = {
         {"preset", required_argument, 0, 'p'}, {"arch", required_argument, 0, 'a'},
         {"type", required_argument, 0, 't'},   {"seed", required_argument, 0, 's'},
@@ -182,6 +208,7 @@ int cli_gguf_make(int argc, char **argv) {
         {"n-vocab", required_argument, 0, 'N'}, {"layers", required_argument, 0, 'L'},
         {"tied", no_argument, 0, 'T'},         {"untied", no_argument, 0, 'U'},
         {"dry-run", no_argument, 0, 'D'},      {"output", required_argument, 0, 'o'},
+        {"pure", no_argument, 0, 'R'},         {"threads", required_argument, 0, 'j'},
         {"help", no_argument, 0, 'h'},         {0, 0, 0, 0},
     };
     optind = 1;
@@ -203,6 +230,8 @@ int cli_gguf_make(int argc, char **argv) {
         case 'T': tied = 1; break;
         case 'U': tied = 0; break;
         case 'D': dry = 1; break;
+        case 'R': pure = 1; break;
+        case 'j': threads = (int)strtol(optarg, &end, 0); if (*end || threads < 1) goto bad; break;
         case 'o': out = optarg; break;
         case 'h': usage(stdout); return 0;
         default: goto bad;
@@ -307,6 +336,8 @@ int cli_gguf_make(int argc, char **argv) {
     for (int i = 0; i < m.n_t; i++) names[i] = m.t[i].name;
     mix_state st;
     mix_init(&st, ft, h.n_layer, h.n_head / h.n_head_kv, names, m.n_t);
+    st.pure = pure;
+    m.threads = threads ? (threads < CG_MAX_THREADS ? threads : CG_MAX_THREADS) : cg_threads_default();
     for (int i = 0; i < m.n_t; i++) {
         struct tdesc *d = &m.t[i];
         d->type = mix_tensor_type(&st, d->name, d->n_dims, d->ne, d->src_type);
@@ -331,7 +362,7 @@ int cli_gguf_make(int argc, char **argv) {
             goto fail;
         }
     }
-    m.row = malloc((size_t)m.row_cap * sizeof *m.row);
+    m.row = malloc((size_t)m.row_cap * (size_t)m.threads * sizeof *m.row);
     if (!m.row) {
         rc = util_fail(err, sizeof err, -ENOMEM, "out of memory");
         goto fail;

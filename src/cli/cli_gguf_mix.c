@@ -168,6 +168,6 @@ int mix_tensor_type(mix_state *st, const char *name, int n_dims, const int64_t *
     if (!mix_quantizable(name, n_dims)) return src_type;
     int t = st->ft->base;
     if (!is_quantized(t)) return t;
-    t = rules(st, t, name, ne, category(name));
+    if (!st->pure) t = rules(st, t, name, ne, category(name));
     return fallback(st, t, ne[0]);
 }

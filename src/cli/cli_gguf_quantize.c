@@ -22,6 +22,7 @@ struct qz {
     int *type;               /* new type per output tensor */
     float *row;
     int64_t row_cap;
+    int threads;
     const char *err_tensor;
     int err_code;
 };
@@ -40,6 +41,26 @@ static int cmp_tensor(const void *a, const void *b) {
     return strcmp(x->name, y->name);
 }
 
+struct qjob {
+    struct qz *q;
+    const gguf_tensor *t;
+    int nt;
+    uint8_t *dst;
+    size_t sb, db;
+};
+
+static int conv_rows(void *ctx, int tid, int64_t r0, int64_t r1) {
+    struct qjob *j = ctx;
+    const int64_t ne0 = j->t->ne[0];
+    float *row = j->q->row + (size_t)tid * (size_t)j->q->row_cap;
+    for (int64_t r = r0; r < r1; r++) {
+        qt_dequant_row(j->t->type, (const uint8_t *)j->t->data + (size_t)r * j->sb, row, ne0);
+        int rc = qt_quantize_row(j->nt, row, j->dst + (size_t)r * j->db, ne0);
+        if (rc) return rc;
+    }
+    return 0;
+}
+
 static int fill(void *user, int64_t i, void *dst, uint64_t nbytes) {
     struct qz *q = user;
     const gguf_tensor *t = q->src[i];
@@ -52,25 +73,28 @@ static int fill(void *user, int64_t i, void *dst, uint64_t nbytes) {
     const int64_t ne0 = t->ne[0], rows = t->ne[1] * t->ne[2] * t->ne[3];
     const size_t sb = qt_row_bytes(t->type, ne0), db = qt_row_bytes(nt, ne0);
     if (!sb || !db || db * (uint64_t)rows != nbytes) return -EINVAL;
-    for (int64_t r = 0; r < rows; r++) {
-        qt_dequant_row(t->type, (const uint8_t *)t->data + (size_t)r * sb, q->row, ne0);
-        int rc = qt_quantize_row(nt, q->row, (uint8_t *)dst + (size_t)r * db, ne0);
-        if (rc) {
-            q->err_tensor = t->name;
-            q->err_code = rc;
-            return rc;
-        }
+    struct qjob j = {q, t, nt, dst, sb, db};
+    int rc = cg_parallel_rows(rows, q->threads, conv_rows, &j);
+    if (rc) {
+        q->err_tensor = t->name;
+        q->err_code = rc;
     }
-    return 0;
+    return rc;
 }
 
 int cli_gguf_quantize(int argc, char **argv) {
-    int dry = 0, pos = 0;
+    int dry = 0, pos = 0, pure = 0, threads = 0;
     const char *args[3] = {0};
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--dry-run")) dry = 1;
+        else if (!strcmp(argv[i], "--pure")) pure = 1;
+        else if (!strcmp(argv[i], "--threads") && i + 1 < argc) {
+            char *end;
+            threads = (int)strtol(argv[++i], &end, 0);
+            if (*end || threads < 1) goto bad;
+        }
         else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-            printf("usage: llorch gguf quantize IN.gguf OUT.gguf TYPE [--dry-run]\n");
+            printf("usage: llorch gguf quantize IN.gguf OUT.gguf TYPE [--pure] [--threads N] [--dry-run]\n");
             return 0;
         } else if (argv[i][0] == '-' && argv[i][1]) {
             goto bad;
@@ -118,6 +142,8 @@ int cli_gguf_quantize(int argc, char **argv) {
     for (int64_t i = 0; i < n; i++) names[i] = q.src[i]->name;
     mix_state st;
     mix_init(&st, ft, (int)n_layer, (int)(n_head / n_head_kv), names, (int)n);
+    st.pure = pure;
+    q.threads = threads ? (threads < CG_MAX_THREADS ? threads : CG_MAX_THREADS) : cg_threads_default();
     for (int64_t i = 0; i < n; i++) {
         const gguf_tensor *t = q.src[i];
         q.type[i] = mix_tensor_type(&st, t->name, t->n_dims, t->ne, t->type);
@@ -151,7 +177,7 @@ int cli_gguf_quantize(int argc, char **argv) {
         rc = util_fail(err, sizeof err, rc, "cannot copy metadata (%d)", rc);
         goto fail;
     }
-    q.row = malloc((size_t)(q.row_cap ? q.row_cap : 1) * sizeof *q.row);
+    q.row = malloc((size_t)(q.row_cap ? q.row_cap : 1) * (size_t)q.threads * sizeof *q.row);
     if (!q.row) {
         rc = util_fail(err, sizeof err, -ENOMEM, "out of memory");
         goto fail;
@@ -186,6 +212,6 @@ fail:
     free(names);
     return 1;
 bad:
-    fprintf(stderr, "usage: llorch gguf quantize IN.gguf OUT.gguf TYPE [--dry-run]\n");
+    fprintf(stderr, "usage: llorch gguf quantize IN.gguf OUT.gguf TYPE [--pure] [--threads N] [--dry-run]\n");
     return 2;
 }

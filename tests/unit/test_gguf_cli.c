@@ -244,8 +244,8 @@ static void test_make_deterministic_and_scaled(void **st) {
     snprintf(a, sizeof a, "%s/det-a.gguf", g_tmp);
     snprintf(b, sizeof b, "%s/det-b.gguf", g_tmp);
     snprintf(c, sizeof c, "%s/det-c.gguf", g_tmp);
-    assert_int_equal(run(NULL, err, sizeof err, "gguf make --preset tiny --type Q8_0 --seed 7 -o %s", a), 0);
-    assert_int_equal(run(NULL, err, sizeof err, "gguf make --preset tiny --type Q8_0 --seed 7 -o %s", b), 0);
+    assert_int_equal(run(NULL, err, sizeof err, "gguf make --preset tiny --type Q8_0 --seed 7 --threads 1 -o %s", a), 0);
+    assert_int_equal(run(NULL, err, sizeof err, "gguf make --preset tiny --type Q8_0 --seed 7 --threads 3 -o %s", b), 0);
     assert_int_equal(run(NULL, err, sizeof err, "gguf make --preset tiny --type Q8_0 --seed 8 -o %s", c), 0);
     gguf_ctx *ga, *gb, *gc;
     assert_int_equal(gguf_open(a, &ga, err, sizeof err), 0);
@@ -291,6 +291,42 @@ static void test_make_deterministic_and_scaled(void **st) {
     assert_true(fabs(s1 / 256 - 1.0) < 0.03);
     gguf_close(ga), gguf_close(gb), gguf_close(gc);
     unlink(a), unlink(b), unlink(c);
+}
+
+/* MXFP4 is llama.cpp's MXFP4_MOE: dense weights become Q8_0; --pure puts them in MXFP4 */
+static void test_make_mxfp4(void **st) {
+    (void)st;
+    char err[512], *out;
+    assert_int_equal(run(&out, err, sizeof err, "gguf make --preset tiny --type MXFP4 --dry-run"), 0);
+    assert_non_null(strstr(out, "blk.0.attn_q.weight\tQ8_0\t256x256\n"));
+    assert_non_null(strstr(out, "token_embd.weight\tQ8_0\t"));
+    assert_null(strstr(out, "MXFP4"));
+    free(out);
+    assert_int_equal(run(&out, err, sizeof err, "gguf make --preset tiny --type MXFP4 --pure --dry-run"), 0);
+    assert_non_null(strstr(out, "blk.0.attn_q.weight\tMXFP4\t256x256\n"));
+    assert_non_null(strstr(out, "blk.3.ffn_down.weight\tMXFP4\t768x256\n"));
+    assert_non_null(strstr(out, "output.weight\tMXFP4\t"));
+    assert_non_null(strstr(out, "blk.0.attn_norm.weight\tF32\t256\n"));
+    free(out);
+    /* and the file is real: MXFP4 blocks of 17 bytes */
+    char path[600];
+    snprintf(path, sizeof path, "%s/mx.gguf", g_tmp);
+    assert_int_equal(run(NULL, err, sizeof err, "gguf make --preset tiny --type MXFP4 --pure -o %s", path), 0);
+    gguf_ctx *g;
+    assert_int_equal(gguf_open(path, &g, err, sizeof err), 0);
+    const gguf_tensor *t = gguf_find_tensor(g, "blk.0.ffn_up.weight");
+    assert_int_equal(t->type, 39);
+    assert_int_equal(t->nbytes, 768 * 256 / 32 * 17);
+    double mean, sd = 0;
+    int64_t n = t->ne[0] * t->ne[1];
+    float *f = malloc((size_t)n * sizeof *f);
+    qt_dequant_row(t->type, t->data, f, n);
+    for (int64_t i = 0; i < n; i++) sd += (double)f[i] * f[i];
+    mean = sqrt(sd / (double)n);
+    assert_true(mean > 0.8 / 16 && mean < 1.2 / 16); /* N(0, 1/16) survives 4-bit */
+    free(f);
+    gguf_close(g);
+    unlink(path);
 }
 
 static void test_make_vocab_json(void **st) {
@@ -469,7 +505,8 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_quantize_mix_matches_llamacpp), cmocka_unit_test(test_make_mix_matches_llamacpp),
         cmocka_unit_test(test_make_qwen05_q4km),              cmocka_unit_test(test_quantize_bytes_match_llamacpp),
-        cmocka_unit_test(test_make_deterministic_and_scaled), cmocka_unit_test(test_make_vocab_json),
+        cmocka_unit_test(test_make_deterministic_and_scaled), cmocka_unit_test(test_make_mxfp4),
+        cmocka_unit_test(test_make_vocab_json),
         cmocka_unit_test(test_make_vocab_from_gguf),          cmocka_unit_test(test_inspect_json),
         cmocka_unit_test(test_cli_errors),
     };
