@@ -126,7 +126,7 @@ int main(int argc, char **argv) {
     o.progress = on_progress;
     int rc = eng_model_load(w->a.model_path, &o, &w->model, err, sizeof err);
     if (rc < 0) {
-        fatal(rc == ENG_E_NO_DEVICE ? "device" : "model", err);
+        fatal(rc == ENG_E_NO_DEVICE ? "device" : "startup", err);
         return 1;
     }
     w->vocab = eng_model_vocab(w->model);

@@ -50,7 +50,9 @@ static void test_bad_flags(void **st) {
         {{"--worker-id", "bad id", "--model", m, NULL}, "--worker-id"},
         {{"--worker-id", "w", "--model", m, "--callback-url", "ftp://x", NULL}, "--callback-url"},
         {{"--worker-id", "w", "--model", m, "--port", NULL}, "needs a value"},
-        {{"--worker-id", "w", "--model", src, NULL}, "model"}, /* not a GGUF file */
+        {{"--worker-id", "w", "--model", src, NULL}, "not a GGUF file"},
+        /* does not fit: the message names the bytes needed and the limit */
+        {{"--worker-id", "w", "--model", m, "--mem-limit-bytes", "100000", NULL}, "needs 4206592 bytes"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         int listening;
