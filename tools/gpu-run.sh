@@ -3,7 +3,9 @@
 # tools/gpu-bundle.sh made .gpu-bundle/ here. Runs the GPU tests, then
 # compute-sanitizer memcheck and racecheck on the op tests, then the
 # benchmarks; writes ONE results file, $OUT/gpu-results.txt (or ./gpu-results.txt).
-# Steps can be chosen: tools/gpu-run.sh [tests] [memcheck] [racecheck] [bench] [models]
+# Steps can be chosen: tools/gpu-run.sh [tests] [memcheck] [racecheck] [bench] [compare] [models] [profile]
+# (compare: kernel bench again with the v1 mat-vec; profile: per-op GPU time
+# of the model bench with LLORCH_CUDA_PROFILE=1, and the bench without graphs)
 # "models" generates synthetic Qwen2.5-0.5B Q4_K_M and Llama-2-7B Q4_0 with the
 # bundled `llorch gguf make` (in the background, from the start) and adds them
 # to the benchmark.
@@ -48,16 +50,27 @@ fi
         run memcheck-e2e 120 "$SAN" --tool memcheck --leak-check full --report-api-errors no --error-exitcode 9 .gpu-bundle/bin/test_cuda_e2e
     fi
     if has racecheck && [ -x "$SAN" ]; then
-        run racecheck 150 "$SAN" --tool racecheck --error-exitcode 9 .gpu-bundle/bin/test_cuda_ops
+        LLORCH_TEST_SKIP=test_sample run racecheck 150 "$SAN" --tool racecheck --error-exitcode 9 .gpu-bundle/bin/test_cuda_ops
     fi
     if has bench; then
         LLORCH_CUDA_BENCH=1 run perf 150 .gpu-bundle/bin/test_cuda_perf
+        if has compare; then LLORCH_CUDA_BENCH=1 LLORCH_CUDA_MMV=1 run perf-mmv-v1 150 .gpu-bundle/bin/test_cuda_perf; fi
     fi
     if has models && [ -n "${QPID:-}" ]; then
-        t0=$(date +%s); wait $QPID; wait $LPID; echo "---- models generated (waited $(( $(date +%s) - t0 )) s)"
+        t0=$(date +%s)
+        while kill -0 "$QPID" 2>/dev/null || kill -0 "$LPID" 2>/dev/null; do sleep 1; done
+        echo "---- models generated (waited $(( $(date +%s) - t0 )) s)"
         cat $MD/*.log; ls -la $MD
         LLORCH_CUDA_BENCH=1 LLORCH_BENCH_SKIP_KERNELS=1 LLORCH_BENCH_MODELS="$MD/qwen2.5-0.5b-q4_k_m.gguf $MD/llama-2-7b-q4_0.gguf" \
             run model-bench 240 .gpu-bundle/bin/test_cuda_perf
+        if has profile; then
+            LLORCH_CUDA_BENCH=1 LLORCH_BENCH_SKIP_KERNELS=1 LLORCH_CUDA_PROFILE=1 LLORCH_BENCH_MODELS="$MD/qwen2.5-0.5b-q4_k_m.gguf" \
+                run model-profile-qwen 120 .gpu-bundle/bin/test_cuda_perf
+            LLORCH_CUDA_BENCH=1 LLORCH_BENCH_SKIP_KERNELS=1 LLORCH_CUDA_PROFILE=1 LLORCH_BENCH_MODELS="$MD/llama-2-7b-q4_0.gguf" \
+                run model-profile-llama 120 .gpu-bundle/bin/test_cuda_perf
+            LLORCH_CUDA_BENCH=1 LLORCH_BENCH_SKIP_KERNELS=1 LLORCH_CUDA_NO_GRAPH=1 LLORCH_BENCH_MODELS="$MD/qwen2.5-0.5b-q4_k_m.gguf" \
+                run model-bench-nograph 120 .gpu-bundle/bin/test_cuda_perf
+        fi
     fi
     echo "==== summary"; cat /tmp/gpu-summary
 } 2>&1 | tee "$R"

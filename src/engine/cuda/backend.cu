@@ -18,7 +18,82 @@
 
 #include "common.cuh"
 
+/* common/util.h is C11 (_Noreturn): declare the one function used here */
+extern "C" uint64_t util_now_ns(void);
+
 static inline cu_ctx *C(void *ctx) { return (cu_ctx *)ctx; }
+
+/* ---- optional profiling (LLORCH_CUDA_PROFILE=1) --------------------------------------- */
+#define PROF_N 2048
+#define PROF_KEYS 96
+struct cu_prof {
+    cudaEvent_t ev[2 * PROF_N];
+    int key[PROF_N];
+    int n;
+    char name[PROF_KEYS][64];
+    double ms[PROF_KEYS];
+    long cnt[PROF_KEYS];
+    int nkeys;
+    double sample_ms; /* host-timed */
+    long sample_cnt;
+};
+
+static void prof_flush(cu_ctx *c) {
+    cu_prof *p = c->prof;
+    if (!p || !p->n) return;
+    cudaStreamSynchronize(c->stream);
+    for (int i = 0; i < p->n; i++) {
+        float ms = 0;
+        if (cudaEventElapsedTime(&ms, p->ev[2 * i], p->ev[2 * i + 1]) == cudaSuccess) {
+            p->ms[p->key[i]] += ms;
+            p->cnt[p->key[i]]++;
+        }
+    }
+    (void)cudaGetLastError();
+    p->n = 0;
+}
+
+static int prof_begin(cu_ctx *c, const char *name) {
+    cu_prof *p = c->prof;
+    if (!p || c->capturing) return -1;
+    if (p->n == PROF_N) prof_flush(c);
+    int k = 0;
+    while (k < p->nkeys && strcmp(p->name[k], name)) k++;
+    if (k == p->nkeys) {
+        if (p->nkeys == PROF_KEYS) return -1;
+        snprintf(p->name[k], sizeof p->name[k], "%s", name);
+        p->nkeys++;
+    }
+    p->key[p->n] = k;
+    cudaEventRecord(p->ev[2 * p->n], c->stream);
+    return p->n;
+}
+
+static void prof_end(cu_ctx *c, int i) {
+    if (i < 0) return;
+    cudaEventRecord(c->prof->ev[2 * i + 1], c->stream);
+    c->prof->n++;
+}
+
+static void prof_report(cu_ctx *c) {
+    cu_prof *p = c->prof;
+    prof_flush(c);
+    double tot = 0;
+    for (int k = 0; k < p->nkeys; k++) tot += p->ms[k];
+    fprintf(stderr, "cuda profile (GPU time per op kind, eager launches):\n");
+    for (int k = 0; k < p->nkeys; k++)
+        fprintf(stderr, "  %-40s %8ld calls %10.3f ms %8.2f us/call %5.1f%%\n", p->name[k], p->cnt[k], p->ms[k],
+                p->cnt[k] ? 1e3 * p->ms[k] / p->cnt[k] : 0.0, tot > 0 ? 100 * p->ms[k] / tot : 0.0);
+    fprintf(stderr, "  total op GPU time %.3f ms; sample(): %ld calls, %.3f ms host-timed (%.1f us/call)\n", tot,
+            p->sample_cnt, p->sample_ms, p->sample_cnt ? 1e3 * p->sample_ms / p->sample_cnt : 0.0);
+}
+#define PROF(c, nm, body)                  \
+    do {                                   \
+        int pi_ = -1;                      \
+        if ((c)->prof) pi_ = prof_begin((c), (nm)); \
+        body;                              \
+        if ((c)->prof) prof_end((c), pi_); \
+    } while (0)
 
 /* ---- lifetime ------------------------------------------------------------------- */
 static void b_destroy(void *ctx) {
@@ -31,6 +106,11 @@ static void b_destroy(void *ctx) {
         if (g) cudaGraphDestroy(g);
     }
     if (c->stream) cudaStreamSynchronize(c->stream);
+    if (c->prof) {
+        prof_report(c);
+        for (int i = 0; i < 2 * PROF_N; i++) cudaEventDestroy(c->prof->ev[i]);
+        free(c->prof);
+    }
     for (int i = 0; i < c->n_graphs; i++) cudaGraphExecDestroy(c->graphs[i].exec);
     free(c->graphs);
     cu_mem_release_all(c);
@@ -86,38 +166,54 @@ static int b_is_resident(void *ctx, const void *p, char *why, size_t whylen) {
 
 /* ---- ops -------------------------------------------------------------------------- */
 static void b_get_rows(void *ctx, const eng_w *w, const int32_t *ids, int n, float *out) {
-    cu_get_rows(C(ctx), w, ids, n, out);
+    PROF(C(ctx), "get_rows", cu_get_rows(C(ctx), w, ids, n, out));
 }
 static void b_rmsnorm(void *ctx, const float *x, const float *g, float *y, int rows, int dim, float eps) {
-    cu_rmsnorm(C(ctx), x, g, y, rows, dim, eps);
+    PROF(C(ctx), "rmsnorm", cu_rmsnorm(C(ctx), x, g, y, rows, dim, eps));
 }
 static void b_matmul(void *ctx, const eng_w *w, const float *x, float *y, int rows) {
-    if (rows <= CU_MMV_MAX_ROWS) cu_mmv(C(ctx), w, x, y, rows);
-    else cu_mm(C(ctx), w, x, y, rows);
+    cu_ctx *c = C(ctx);
+    char nm[64] = "";
+    if (c->prof) {
+        const qt_info_t *qi = qt_info(w->type);
+        snprintf(nm, sizeof nm, "matmul %s %lldx%lld %s", qi ? qi->name : "?", (long long)w->ne0, (long long)w->ne1,
+                 rows <= CU_MMV_MAX_ROWS ? "mmv" : "mm");
+    }
+    if (rows <= CU_MMV_MAX_ROWS) PROF(c, nm, cu_mmv(c, w, x, y, rows));
+    else PROF(c, nm, cu_mm(c, w, x, y, rows));
 }
 static void b_add_bias(void *ctx, float *y, int ld, const float *b, int rows, int dim) {
-    cu_add_bias(C(ctx), y, ld, b, rows, dim);
+    PROF(C(ctx), "add_bias", cu_add_bias(C(ctx), y, ld, b, rows, dim));
 }
-static void b_add(void *ctx, float *y, const float *a, int64_t n) { cu_add(C(ctx), y, a, n); }
+static void b_add(void *ctx, float *y, const float *a, int64_t n) { PROF(C(ctx), "add", cu_add(C(ctx), y, a, n)); }
 static void b_rope(void *ctx, float *x, int ld, const int32_t *pos, int rows, int n_head, int head_dim,
                    const eng_rope *p) {
-    cu_rope(C(ctx), x, ld, pos, rows, n_head, head_dim, p);
+    PROF(C(ctx), "rope", cu_rope(C(ctx), x, ld, pos, rows, n_head, head_dim, p));
 }
 static void b_kv_store(void *ctx, uint16_t *kc, uint16_t *vc, const float *k, const float *v, int ld,
                        const int32_t *pos, int rows, int kv_dim) {
-    cu_kv_store(C(ctx), kc, vc, k, v, ld, pos, rows, kv_dim);
+    PROF(C(ctx), "kv_store", cu_kv_store(C(ctx), kc, vc, k, v, ld, pos, rows, kv_dim));
 }
 static void b_attention(void *ctx, const float *q, int ld_q, const uint16_t *kc, const uint16_t *vc,
                         const int32_t *pos, int rows, int n_head, int n_head_kv, int head_dim, float scale,
                         float *out) {
-    cu_attention(C(ctx), q, ld_q, kc, vc, pos, rows, n_head, n_head_kv, head_dim, scale, out);
+    PROF(C(ctx), rows <= 4 ? "attention decode" : "attention prefill",
+         cu_attention(C(ctx), q, ld_q, kc, vc, pos, rows, n_head, n_head_kv, head_dim, scale, out));
 }
 static void b_swiglu(void *ctx, const float *gate, const float *up, int ld_in, float *out, int rows, int dim) {
-    cu_swiglu(C(ctx), gate, up, ld_in, out, rows, dim);
+    PROF(C(ctx), "swiglu", cu_swiglu(C(ctx), gate, up, ld_in, out, rows, dim));
 }
 static int b_sample(void *ctx, const float *logits, int n_vocab, const eng_sample_args *a, int32_t *dev_token,
                     int32_t *host_token) {
-    return cu_sample(C(ctx), logits, n_vocab, a, dev_token, host_token);
+    cu_ctx *c = C(ctx);
+    if (c->prof) prof_flush(c);
+    const uint64_t t0 = c->prof ? util_now_ns() : 0;
+    int rc = cu_sample(c, logits, n_vocab, a, dev_token, host_token);
+    if (c->prof) { /* host-timed: includes the history upload and the 4-byte download */
+        c->prof->sample_ms += (util_now_ns() - t0) / 1e6;
+        c->prof->sample_cnt++;
+    }
+    return rc;
 }
 
 /* ---- graphs ------------------------------------------------------------------------ */
@@ -129,7 +225,7 @@ static cu_graph_rec *find_graph(cu_ctx *c, int key) {
 
 static int b_record_begin(void *ctx, int key) {
     cu_ctx *c = C(ctx);
-    if (c->err || c->capturing) return 0;
+    if (c->err || c->capturing || c->no_graph || c->prof) return 0;
     cu_graph_rec *g = find_graph(c, key);
     if (g) {
         if (CUDA_CHECK(c, cudaGraphLaunch(g->exec, c->stream))) return 0;
@@ -258,6 +354,16 @@ extern "C" int eng_backend_cuda_new(int device, uint64_t mem_limit, eng_backend 
         c->samp_hist = (int32_t *)p;
         if (cu_mem_internal(c, 256, &p)) goto fail;
         c->samp_out = (int32_t *)p;
+    }
+    {
+        const char *e = getenv("LLORCH_CUDA_NO_GRAPH");
+        c->no_graph = e && !strcmp(e, "1");
+        e = getenv("LLORCH_CUDA_PROFILE");
+        if (e && !strcmp(e, "1")) {
+            c->prof = (cu_prof *)calloc(1, sizeof *c->prof);
+            if (c->prof)
+                for (int i = 0; i < 2 * PROF_N; i++) cudaEventCreate(&c->prof->ev[i]);
+        }
     }
     out->ops = &g_cuda_ops;
     out->ctx = c;

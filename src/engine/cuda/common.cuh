@@ -83,6 +83,11 @@ struct cu_ctx {
     int n_graphs, cap_graphs;
     int capturing;              /* 1 while a capture is open */
     int capture_key;
+    int no_graph;               /* LLORCH_CUDA_NO_GRAPH=1: record_begin never captures */
+
+    /* LLORCH_CUDA_PROFILE=1: per-op GPU time with events (graphs off), summed
+     * per op kind / matmul shape and printed to stderr at destroy */
+    struct cu_prof *prof;
 };
 
 /* Latches the first error (records where it happened). Returns 1 when err != success. */

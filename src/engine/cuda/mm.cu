@@ -2,10 +2,11 @@
  * activation rows (r >= 9).
  *
  * Quantized weights: tensor cores (WMMA m16n16k16, fp16 operands, fp32
- * accumulation). A block computes a 64 (outputs) x 64 (tokens) tile; per
+ * accumulation). A block computes a 64 (outputs) x 128 (tokens) tile; per
  * 256-wide K step it dequantizes the 64 weight rows (quants.cuh subs) and
- * converts the 64 activation rows to fp16 in shared memory, then 8 warps run
- * 16 mma steps on 16x32 sub-tiles. Numerics: both operands rounded to fp16
+ * converts the 128 activation rows to fp16 in shared memory, then 8 warps run
+ * 16 mma steps on 32x32 sub-tiles (dequantization per MAC halves against a
+ * 64-token tile: v1 was 64x64). Numerics: both operands rounded to fp16
  * (relative 2^-11 each), fp32 sums: expect ~1e-3 relative difference from an
  * exact product; activations beyond the fp16 range (65504) would overflow.
  * Weak: single-buffered, no async copies, no int8 mma.
@@ -20,10 +21,10 @@
 using namespace nvcuda;
 
 #define MM_BM 64
-#define MM_BN 64
+#define MM_BN 128
 #define MM_BK 256
 #define MM_LDS (MM_BK + 8) /* halves; +16 B per row against bank conflicts */
-#define MM_SMEM (2 * MM_BM * MM_LDS * 2)
+#define MM_SMEM ((MM_BM + MM_BN) * MM_LDS * 2) /* 101 KB: A + B tiles in fp16 */
 
 template <int T>
 __global__ void __launch_bounds__(256)
@@ -31,14 +32,16 @@ k_mm_q(const uint8_t *w, size_t nb1, int nblk, int ne1, const float *x, int K, i
     typedef qfmt<T> F;
     extern __shared__ __align__(16) unsigned char smem[];
     __half *As = (__half *)smem;       /* [64 outputs][MM_LDS] */
-    __half *Bs = As + MM_BM * MM_LDS;  /* [64 tokens][MM_LDS] */
+    __half *Bs = As + MM_BM * MM_LDS;  /* [128 tokens][MM_LDS] */
     const int o0 = blockIdx.x * MM_BM, t0 = blockIdx.y * MM_BN;
     const int tid = threadIdx.x, warp = tid >> 5;
-    const int wm = warp >> 1, wn = warp & 1;
+    const int wm = warp >> 2, wn = warp & 3; /* warp tile: 32 outputs x 32 tokens */
 
-    wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc[2];
-    wmma::fill_fragment(acc[0], 0.0f);
-    wmma::fill_fragment(acc[1], 0.0f);
+    wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc[2][2];
+#pragma unroll
+    for (int i = 0; i < 2; i++)
+#pragma unroll
+        for (int j = 0; j < 2; j++) wmma::fill_fragment(acc[i][j], 0.0f);
 
     for (int k0 = 0; k0 < K; k0 += MM_BK) {
         /* A: 64 rows x 32 subs of 8 */
@@ -61,9 +64,9 @@ k_mm_q(const uint8_t *w, size_t nb1, int nblk, int ne1, const float *x, int K, i
             *(__half2 *)(a + F::e1(s)) = __floats2half2_rn(v[4], v[5]);
             *(__half2 *)(a + F::e1(s) + 2) = __floats2half2_rn(v[6], v[7]);
         }
-        /* B: 64 tokens x 256 k, float4 loads (K is a multiple of 32) */
+        /* B: 128 tokens x 256 k, float4 loads (K is a multiple of 32) */
 #pragma unroll 4
-        for (int it = 0; it < 16; it++) {
+        for (int it = 0; it < 32; it++) {
             const int idx = tid + 256 * it;
             const int tk = idx >> 6, kk = (idx & 63) * 4;
             const int t = t0 + tk, gk = k0 + kk;
@@ -76,23 +79,28 @@ k_mm_q(const uint8_t *w, size_t nb1, int nblk, int ne1, const float *x, int K, i
         __syncthreads();
 #pragma unroll 4
         for (int kk = 0; kk < MM_BK; kk += 16) {
-            wmma::fragment<wmma::matrix_a, 16, 16, 16, __half, wmma::row_major> fa;
-            wmma::load_matrix_sync(fa, As + (wm * 16) * MM_LDS + kk, MM_LDS);
+            wmma::fragment<wmma::matrix_a, 16, 16, 16, __half, wmma::row_major> fa[2];
+            wmma::fragment<wmma::matrix_b, 16, 16, 16, __half, wmma::col_major> fb[2];
 #pragma unroll
-            for (int j = 0; j < 2; j++) {
-                wmma::fragment<wmma::matrix_b, 16, 16, 16, __half, wmma::col_major> fb;
-                wmma::load_matrix_sync(fb, Bs + (wn * 32 + j * 16) * MM_LDS + kk, MM_LDS);
-                wmma::mma_sync(acc[j], fa, fb, acc[j]);
-            }
+            for (int i = 0; i < 2; i++) wmma::load_matrix_sync(fa[i], As + (wm * 32 + i * 16) * MM_LDS + kk, MM_LDS);
+#pragma unroll
+            for (int j = 0; j < 2; j++) wmma::load_matrix_sync(fb[j], Bs + (wn * 32 + j * 16) * MM_LDS + kk, MM_LDS);
+#pragma unroll
+            for (int i = 0; i < 2; i++)
+#pragma unroll
+                for (int j = 0; j < 2; j++) wmma::mma_sync(acc[i][j], fa[i], fb[j], acc[i][j]);
         }
         __syncthreads();
     }
-    /* C [64 outputs][64 tokens] through shared memory, then y[token][output] */
+    /* C [64 outputs][128 tokens] through shared memory, then y[token][output] */
     float *Cs = (float *)smem;
     const int LDC = MM_BN + 4;
 #pragma unroll
-    for (int j = 0; j < 2; j++)
-        wmma::store_matrix_sync(Cs + (wm * 16) * LDC + wn * 32 + j * 16, acc[j], LDC, wmma::mem_row_major);
+    for (int i = 0; i < 2; i++)
+#pragma unroll
+        for (int j = 0; j < 2; j++)
+            wmma::store_matrix_sync(Cs + (wm * 32 + i * 16) * LDC + wn * 32 + j * 16, acc[i][j], LDC,
+                                    wmma::mem_row_major);
     __syncthreads();
     for (int idx = tid; idx < MM_BM * MM_BN; idx += 256) {
         const int i = idx % MM_BM, tk = idx / MM_BM;

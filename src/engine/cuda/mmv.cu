@@ -10,10 +10,14 @@
  * F32/BF16 weights: fp32 x; F16 weights: x rounded to fp16 (the CPU's F16
  * vec_dot type), fp32 accumulation.
  *
- * Layout: one warp per output row (4 warps per block); lanes stride over the
- * row's subs (8 weights each), so a warp reads a contiguous run of blocks;
- * all NR activation rows are applied to each weight load (weights are read
- * once per call). */
+ * Layout: one block (4 warps) per output row; threads stride over the row's
+ * subs (8 weights each), so the block reads a contiguous run of blocks; all
+ * NR activation rows are applied to each weight load (weights are read
+ * once per call). v1 (one warp per row) stays selectable for comparison:
+ * docs/PERF.md has both timings. */
+#include <stdlib.h>
+#include <string.h>
+
 #include "quants.cuh"
 
 #define MMV_WARPS 4
@@ -90,10 +94,55 @@ __global__ void k_quant_q8_K(const float *x, int K, int rows, int8_t *q, float *
 }
 
 /* ---- dot kernels ----------------------------------------------------------------------- */
+/* v2 (default): one block of MMV_WARPS warps per output row; the 128 threads
+ * stride over the row's subs (a 4096-wide Q4_0 row is 512 subs: 4 per
+ * thread), then a shared-memory reduction. Many short-lived blocks (one per
+ * row) keep enough loads in flight and leave no partial last wave. */
 template <int T, int NR>
 __global__ void __launch_bounds__(MMV_WARPS * 32)
 k_mmv_q(const uint8_t *w, size_t nb1, int nblk, int ne1, const int8_t *aq, const float *ad, const float *as, int K,
         float *y, int nr) {
+    typedef qfmt<T> F;
+    const int row = blockIdx.x;
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const uint8_t *wr = w + (size_t)row * nb1;
+    const int K32 = K / 32;
+    float acc[NR];
+#pragma unroll
+    for (int r = 0; r < NR; r++) acc[r] = 0.0f;
+    const int units = nblk * F::NSUB;
+#pragma unroll 2
+    for (int u = tid; u < units; u += MMV_WARPS * 32) {
+        const int blk = u / F::NSUB, s = u % F::NSUB;
+        const uint8_t *b = wr + (size_t)blk * F::BYTES;
+        const int g = blk * (F::QK / 32); /* first 32-group of the block */
+#pragma unroll
+        for (int r = 0; r < NR; r++) {
+            if (r < nr)
+                acc[r] += F::dot(b, s, aq + (int64_t)r * K + (int64_t)blk * F::QK, ad + (int64_t)r * K32 + g,
+                                 as + (int64_t)r * K32 + g);
+        }
+    }
+    __shared__ float red[MMV_WARPS][NR];
+#pragma unroll
+    for (int r = 0; r < NR; r++) {
+        const float v = warp_sum(acc[r]);
+        if (lane == 0) red[warp][r] = v;
+    }
+    __syncthreads();
+    if (tid < NR && tid < nr) {
+        float v = 0.0f;
+#pragma unroll
+        for (int wi = 0; wi < MMV_WARPS; wi++) v += red[wi][tid];
+        y[(int64_t)tid * ne1 + row] = v;
+    }
+}
+
+/* v1 (LLORCH_CUDA_MMV=1): one warp per output row, 4 rows per block */
+template <int T, int NR>
+__global__ void __launch_bounds__(MMV_WARPS * 32)
+k_mmv_q1(const uint8_t *w, size_t nb1, int nblk, int ne1, const int8_t *aq, const float *ad, const float *as, int K,
+         float *y, int nr) {
     typedef qfmt<T> F;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int row = blockIdx.x * MMV_WARPS + warp;
@@ -108,7 +157,7 @@ k_mmv_q(const uint8_t *w, size_t nb1, int nblk, int ne1, const int8_t *aq, const
     for (int u = lane; u < units; u += 32) {
         const int blk = u / F::NSUB, s = u % F::NSUB;
         const uint8_t *b = wr + (size_t)blk * F::BYTES;
-        const int g = blk * (F::QK / 32); /* first 32-group of the block */
+        const int g = blk * (F::QK / 32);
 #pragma unroll
         for (int r = 0; r < NR; r++) {
             if (r < nr)
@@ -156,19 +205,31 @@ k_mmv_f(const uint8_t *w, size_t nb1, int ne0, int ne1, const float *x, float *y
 }
 
 /* ---- dispatch ------------------------------------------------------------------------- */
+static int g_mmv_v1 = -1; /* LLORCH_CUDA_MMV=1 selects the v1 kernel (for comparisons) */
+
 template <int T>
 static void launch_q(cu_ctx *c, const eng_w *w, float *y, int rows) {
-    const unsigned grid = cu_div_up(w->ne1, MMV_WARPS);
+    if (g_mmv_v1 < 0) {
+        const char *e = getenv("LLORCH_CUDA_MMV");
+        g_mmv_v1 = e && !strcmp(e, "1");
+    }
     const int nblk = (int)(w->ne0 / qfmt<T>::QK), K = (int)w->ne0;
-    if (rows == 1)
-        k_mmv_q<T, 1><<<grid, MMV_WARPS * 32, 0, c->stream>>>((const uint8_t *)w->data, w->nb1, nblk, (int)w->ne1,
-                                                                c->act_q, c->act_d, c->act_s, K, y, 1);
-    else if (rows == 2)
-        k_mmv_q<T, 2><<<grid, MMV_WARPS * 32, 0, c->stream>>>((const uint8_t *)w->data, w->nb1, nblk, (int)w->ne1,
-                                                                c->act_q, c->act_d, c->act_s, K, y, 2);
-    else
-        k_mmv_q<T, 8><<<grid, MMV_WARPS * 32, 0, c->stream>>>((const uint8_t *)w->data, w->nb1, nblk, (int)w->ne1,
-                                                                c->act_q, c->act_d, c->act_s, K, y, rows);
+    const uint8_t *wd = (const uint8_t *)w->data;
+    if (g_mmv_v1) {
+        const unsigned grid = cu_div_up(w->ne1, MMV_WARPS);
+#define L1(NR, nr) k_mmv_q1<T, NR><<<grid, MMV_WARPS * 32, 0, c->stream>>>(wd, w->nb1, nblk, (int)w->ne1, c->act_q, c->act_d, c->act_s, K, y, nr)
+        if (rows == 1) L1(1, 1);
+        else if (rows == 2) L1(2, 2);
+        else L1(8, rows);
+#undef L1
+        return;
+    }
+    const unsigned grid = (unsigned)w->ne1;
+#define L2(NR, nr) k_mmv_q<T, NR><<<grid, MMV_WARPS * 32, 0, c->stream>>>(wd, w->nb1, nblk, (int)w->ne1, c->act_q, c->act_d, c->act_s, K, y, nr)
+    if (rows == 1) L2(1, 1);
+    else if (rows == 2) L2(2, 2);
+    else L2(8, rows);
+#undef L2
 }
 
 template <int T>
