@@ -44,8 +44,13 @@ static inline void pack_i8(__m256i a, __m256i b, __m256i c, __m256i d, int8_t *o
     _mm256_storeu_si256((__m256i *)out, r);
 }
 
-static void q8_0_block(const float *x, blk_q8_0 *y, int *sum_out, float *d_out) {
-    const float amax = absmax(x, 32);
+/* Blocks whose largest magnitude is below this take the scalar path: there
+ * 1/d or -127/max overflow to inf and the scalar code's clamps and int8
+ * wrap-around would have to be mimicked lane by lane. Never hit by real
+ * activations. */
+#define TINY_AMAX 1e-30f
+
+static void q8_0_block(const float *x, blk_q8_0 *y, int *sum_out, float *d_out, float amax) {
     const float d = amax / 127, id = d != 0.0f ? 1.0f / d : 0.0f;
     y->d = qt_f32_to_f16(d);
     const __m256 vid = _mm256_set1_ps(id);
@@ -72,10 +77,18 @@ static inline int all_finite(const float *x, int n) {
     return _mm256_movemask_ps(bad) == 0;
 }
 
+/* amax of a block when the SIMD path may handle it, else -1 (scalar path) */
+static inline float simd_amax(const float *x, int n) {
+    if (!all_finite(x, n)) return -1.0f;
+    const float amax = absmax(x, n);
+    return amax == 0.0f || amax >= TINY_AMAX ? amax : -1.0f;
+}
+
 static void act_q8_0(const float *x, void *dst, int64_t n) {
     blk_q8_0 *y = dst;
     for (int64_t i = 0; i < n / QK8_0; i++) {
-        if (all_finite(x + 32 * i, 32)) q8_0_block(x + 32 * i, &y[i], NULL, NULL);
+        const float amax = simd_amax(x + 32 * i, 32);
+        if (amax >= 0.0f) q8_0_block(x + 32 * i, &y[i], NULL, NULL, amax);
         else qt__q_q8_0(x + 32 * i, &y[i], 32);
     }
 }
@@ -83,14 +96,15 @@ static void act_q8_0(const float *x, void *dst, int64_t n) {
 static void act_q8_1(const float *x, void *dst, int64_t n) {
     blk_q8_1 *y = dst;
     for (int64_t i = 0; i < n / QK8_1; i++) {
-        if (!all_finite(x + 32 * i, 32)) {
+        const float amax = simd_amax(x + 32 * i, 32);
+        if (amax < 0.0f) {
             qt__q_q8_1(x + 32 * i, &y[i], 32);
             continue;
         }
         blk_q8_0 t;
         int sum;
         float d;
-        q8_0_block(x + 32 * i, &t, &sum, &d);
+        q8_0_block(x + 32 * i, &t, &sum, &d, amax);
         y[i].d = t.d;
         memcpy(y[i].qs, t.qs, 32);
         y[i].s = qt_f32_to_f16((float)sum * d);
@@ -101,13 +115,9 @@ static void act_q8_K(const float *x, void *dst, int64_t n) {
     blk_q8_K *y = dst;
     for (int64_t i = 0; i < n / QK_K; i++) {
         const float *xb = x + QK_K * i;
-        if (!all_finite(xb, QK_K)) {
+        const float amax = simd_amax(xb, QK_K);
+        if (amax <= 0.0f) { /* non-finite, tiny, or all zero (d = 0): scalar */
             qt__q_q8_K(xb, &y[i], QK_K);
-            continue;
-        }
-        const float amax = absmax(xb, QK_K);
-        if (amax == 0.0f) {
-            qt__q_q8_K(xb, &y[i], QK_K); /* d = 0, all zero */
             continue;
         }
         int first = 0; /* the scalar "max": first element with |x| == amax */

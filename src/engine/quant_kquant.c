@@ -384,7 +384,8 @@ static void q2_K_impl(const float *x, void *dst, int64_t n, int simd) {
         }
         if (max_min > 0) {
             float iscale = q4scale / max_min;
-            for (int j = 0; j < 16; j++) y[i].scales[j] |= (uint8_t)(qt__nearest_int(iscale * mins[j]) << 4);
+            for (int j = 0; j < 16; j++) /* unsigned shift: same bits as ggml, defined for a (hostile) negative */
+                y[i].scales[j] |= (uint8_t)((unsigned)qt__nearest_int(iscale * mins[j]) << 4);
             y[i].dmin = qt_f32_to_f16(max_min / q4scale);
         } else {
             y[i].dmin = qt_f32_to_f16(0.f);

@@ -5,13 +5,15 @@
  * activation row; the same bytes read as floats (NaN, inf, subnormals
  * included) go through every quantizer. ASan/UBSan see every read and
  * conversion; where the decoded weights are finite and modest, the SIMD and
- * reference dots must agree. */
+ * reference dots must agree, and the SIMD quantizers (K-quant scale search,
+ * activations) must write the scalar ones' bytes even for NaN/inf input. */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "engine/quant.h"
+#include "engine/quant_impl.h" /* scalar twins of the SIMD quantizers */
 
 static const int k_types[] = {QT_F32,  QT_F16,  QT_BF16, QT_Q4_0, QT_Q4_1, QT_Q5_0, QT_Q5_1, QT_Q8_0, QT_Q8_1,
                               QT_Q2_K, QT_Q3_K, QT_Q4_K, QT_Q5_K, QT_Q6_K, QT_Q8_K, QT_I8,   QT_I16,  QT_I32,
@@ -58,20 +60,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (nf >= 32) {
         float *f = malloc((size_t)nf * 4), *back = malloc((size_t)nf * 4);
         memcpy(f, data, (size_t)nf * 4);
-        void *q = malloc((size_t)nf * 4);
+        void *q = malloc((size_t)nf * 4), *q2 = malloc((size_t)nf * 4);
         for (size_t k = 0; k < sizeof k_types / sizeof k_types[0]; k++) {
             const int qt = k_types[k];
             const qt_info_t *qi = qt_info(qt);
             if (!qi->can_quantize || nf % qi->blck) continue;
             if (qt_quantize_row(qt, f, q, nf) != 0) abort();
             qt_dequant_row(qt, q, back, nf);
+            if (qt__kquant_scalar(qt, f, q2, nf) == 0 && memcmp(q, q2, qt_row_bytes(qt, nf))) abort();
         }
-        qt_quantize_act(QT_Q8_0, f, q, nf);
-        qt_quantize_act(QT_Q8_1, f, q, nf);
-        if (nf % 256 == 0) qt_quantize_act(QT_Q8_K, f, q, nf);
+        static const int acts[] = {QT_Q8_0, QT_Q8_1, QT_Q8_K, QT_F16};
+        for (size_t k = 0; k < sizeof acts / sizeof acts[0]; k++) {
+            if (nf % qt_info(acts[k])->blck) continue;
+            qt_quantize_act(acts[k], f, q, nf);
+            qt__act_ref(acts[k], f, q2, nf);
+            if (memcmp(q, q2, qt_row_bytes(acts[k], nf))) abort();
+        }
         free(f);
         free(back);
         free(q);
+        free(q2);
     }
     return 0;
 }

@@ -63,8 +63,10 @@ static void test_act_simd_equals_scalar(void **st) {
     float *x = malloc(n * 4);
     uint8_t *a = malloc(n * 4), *b = malloc(n * 4);
     uint64_t s = 99;
-    for (int kind = 0; kind <= 11; kind++) {
+    for (int kind = 0; kind <= 12; kind++) {
         if (kind <= 9) gen(x, (int)n, kind, &s);
+        if (kind == 12) /* whole blocks of tiny values: 1/d and -127/max overflow to inf */
+            for (int64_t i = 0; i < n; i++) x[i] = ldexpf(tu_randf(&s), -120 - (int)((i / 256) % 30));
         if (kind == 10) /* exact .5 ties: amax 127 -> d = 1 */
             for (int64_t i = 0; i < n; i++) x[i] = i % 32 == 0 ? 127.0f : (float)((int)(i % 200) - 100) + 0.5f;
         if (kind == 11) { /* non-finite values, subnormals, ties at equal magnitude */
