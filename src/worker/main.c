@@ -21,6 +21,47 @@
 
 static worker W; /* the process has exactly one worker */
 
+/* ---- signals ------------------------------------------------------------------------
+ * SIGTERM/SIGINT are blocked in every thread and taken by one thread with
+ * sigwait. Once the worker serves, a signal wakes the main thread for the
+ * graceful path. During startup (a model load cannot be interrupted and may
+ * take seconds) nothing is served yet, so the signal thread ends the process
+ * at once: the OS and the driver release every allocation. */
+static sigset_t sig_set;
+static pthread_mutex_t stop_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t stop_cv; /* CLOCK_MONOTONIC */
+static int stop_sig;           /* the signal received (0 = none), under stop_mu */
+static int serving;            /* startup finished, under stop_mu */
+
+static void *signal_thread(void *arg) {
+    (void)arg;
+    for (;;) {
+        int sig = 0;
+        if (sigwait(&sig_set, &sig) != 0) continue;
+        pthread_mutex_lock(&stop_mu);
+        stop_sig = sig;
+        int up = serving;
+        pthread_cond_broadcast(&stop_cv);
+        pthread_mutex_unlock(&stop_mu);
+        LOG_KV(LOG_INFO, WK_COMPONENT, "signal", NULL, "\"signal\":%d,\"during_startup\":%s", sig, up ? "false" : "true");
+        if (!up) _exit(0);
+    }
+    return NULL;
+}
+
+/* Waits up to secs for a stop signal; returns it, or 0 on timeout. */
+static int wait_stop(int secs) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_sec += secs;
+    pthread_mutex_lock(&stop_mu);
+    int rc = 0;
+    while (!stop_sig && rc == 0) rc = pthread_cond_timedwait(&stop_cv, &stop_mu, &ts);
+    int sig = stop_sig;
+    pthread_mutex_unlock(&stop_mu);
+    return sig;
+}
+
 static void on_progress(void *user, int percent, uint64_t done, uint64_t total) {
     (void)user;
     LOG_KV(LOG_INFO, WK_COMPONENT, "model_load_progress", NULL, "\"percent\":%d,\"bytes_done\":%llu,\"bytes_total\":%llu",
@@ -94,14 +135,24 @@ int main(int argc, char **argv) {
         wk_args_usage(argv[0]);
         return 1;
     }
-    /* signals: handled synchronously by the main thread; every thread
-     * created from here on inherits the mask */
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    /* signals (see above): blocked before any thread exists, so every
+     * thread inherits the mask and only the signal thread takes them */
+    sigemptyset(&sig_set);
+    sigaddset(&sig_set, SIGTERM);
+    sigaddset(&sig_set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &sig_set, NULL);
     signal(SIGPIPE, SIG_IGN);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&stop_cv, &ca);
+    pthread_condattr_destroy(&ca);
+    pthread_t sig_th;
+    if (pthread_create(&sig_th, NULL, signal_thread, NULL) != 0) {
+        fprintf(stderr, "worker: cannot start the signal thread\n");
+        return 1;
+    }
+    pthread_detach(sig_th);
 
     w->start_ns = util_now_ns();
     pthread_mutex_init(&w->mu, NULL);
@@ -180,16 +231,11 @@ int main(int argc, char **argv) {
     LOG_KV(LOG_INFO, WK_COMPONENT, "ready", NULL, "\"uri\":\"%s\",\"startup_ms\":%.1f", w->uri,
            (double)(util_now_ns() - w->start_ns) / 1e6);
 
+    pthread_mutex_lock(&stop_mu);
+    serving = 1; /* from now on a signal takes the graceful path */
+    pthread_mutex_unlock(&stop_mu);
+
     /* wait for a signal; refresh the health cache on the timer */
-    for (;;) {
-        struct timespec to = {w->a.residency_interval_s, 0};
-        siginfo_t si;
-        int sig = sigtimedwait(&set, &si, &to);
-        if (sig == SIGTERM || sig == SIGINT) {
-            LOG_KV(LOG_INFO, WK_COMPONENT, "signal", NULL, "\"signal\":%d", sig);
-            break;
-        }
-        if (sig < 0 && errno == EAGAIN) wk_health_refresh(w);
-    }
+    while (!wait_stop(w->a.residency_interval_s)) wk_health_refresh(w);
     return shutdown_worker(w, 1);
 }

@@ -122,6 +122,29 @@ static void test_callback_refused(void **st) {
     assert_true(st3 >= 0 && WIFEXITED(st3) && WEXITSTATUS(st3) != 0);
 }
 
+/* SIGTERM while the worker is still starting (here: its ready callback is
+ * pending for 3 s) ends it at once with exit 0. */
+static void test_sigterm_during_startup(void **st) {
+    (void)st;
+    if (!model_present()) skip();
+    tw_cb cb;
+    tw_cb_start(&cb, 200);
+    cb.delay_ms = 3000;
+    tw_proc p;
+    assert_int_equal(tw_spawn(&p, "stories260K.gguf", cb.port, NULL, 0), 0);
+    for (int i = 0; i < 2000 && !__atomic_load_n(&cb.started, __ATOMIC_SEQ_CST); i++) usleep(5000);
+    assert_true(__atomic_load_n(&cb.started, __ATOMIC_SEQ_CST) > 0);
+    uint64_t t0 = util_now_ns();
+    kill(p.pid, SIGTERM);
+    int st2 = tw_wait_exit(&p, 2000);
+    double ms = (double)(util_now_ns() - t0) / 1e6;
+    print_message("SIGTERM during startup → exit in %.1f ms\n", ms);
+    if (st2 < 0) tw_kill(&p);
+    assert_true(st2 >= 0 && WIFEXITED(st2) && WEXITSTATUS(st2) == 0);
+    assert_true(ms < 1500.0);
+    tw_cb_stop(&cb);
+}
+
 struct sigctx {
     tw_proc *p;
     uint64_t sent_ns;
@@ -189,6 +212,7 @@ int main(void) {
         cmocka_unit_test(test_bad_flags),
         cmocka_unit_test(test_port_in_use),
         cmocka_unit_test(test_callback_refused),
+        cmocka_unit_test(test_sigterm_during_startup),
         cmocka_unit_test(test_sigterm_during_job),
         cmocka_unit_test(test_shutdown_endpoint),
     };

@@ -31,6 +31,8 @@ typedef struct {
     http_server *srv;
     int port;
     int answer;                 /* status to answer the ready callback with */
+    int delay_ms;               /* wait this long before answering */
+    int started;                /* handler entries (atomic) */
     pthread_mutex_t mu;
     pthread_cond_t cv;
     int n_calls;
@@ -41,6 +43,8 @@ typedef struct {
 
 static inline void tw_on_ready(http_req *r, void *u) {
     tw_cb *cb = u;
+    __atomic_add_fetch(&cb->started, 1, __ATOMIC_SEQ_CST);
+    if (cb->delay_ms) usleep((useconds_t)cb->delay_ms * 1000);
     size_t n;
     const char *b = http_req_body(r, &n);
     json_t *j = json_loadb(b, n, 0, NULL);
