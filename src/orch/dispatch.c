@@ -40,6 +40,7 @@ static double rand01(void) {
  * ==================================================================== */
 struct cmd {
     enum { CMD_START, CMD_STOP } kind;
+    char job_id[37];               /* START: the job that asked for it */
     char pool_endpoint[REG_URI_MAX + 1];
     char pool_id[JOB_POOL_ID_MAX + 1];
     char placeholder[JOB_WORKER_ID_MAX + 1];
@@ -95,6 +96,23 @@ static void run_cmd(struct orch *o, const struct cmd *c) {
         reg_worker_remove(o->reg, c->placeholder);
     }
     reg_unlock(o->reg);
+    if (!wid[0]) { /* back off this job's next start; remember why for its final error */
+        char code[32] = "";
+        if (rc == 0 && resp.status / 100 != 2) {
+            json_t *e = json_loadb(resp.body, resp.len, 0, NULL);
+            const char *c2 = json_string_value(json_object_get(json_object_get(e, "error"), "code"));
+            if (c2 && err_parse(c2) >= 0) snprintf(code, sizeof code, "%s", c2);
+            json_decref(e);
+        }
+        pthread_mutex_lock(&o->mu);
+        struct ojob *j = orch_job_find(o, c->job_id);
+        if (j) {
+            int64_t now = (int64_t)util_wall_ms();
+            j->not_before_ms = now + orch_retry_delay_ms(&o->st, j->starts, rand01());
+            if (code[0]) snprintf(j->start_error, sizeof j->start_error, "%s", code);
+        }
+        pthread_mutex_unlock(&o->mu);
+    }
     LOG_KV(LOG_INFO, ORCH_COMPONENT, "worker_start", NULL,
            "\"pool_id\":\"%s\",\"gpu_id\":%d,\"status\":%ld,\"worker_id\":\"%s\",\"ok\":%s", c->pool_id, c->gpu_id,
            rc == 0 ? resp.status : 0L, wid, wid[0] ? "true" : "false");
@@ -263,11 +281,26 @@ static void *relay_main(void *arg) {
             }
         }
     }
+    o->relays--;
+    pthread_cond_broadcast(&o->relay_done);
     pthread_mutex_unlock(&o->mu);
     http_resp_free(&resp);
     free(r);
     orch_wake(o);
     return NULL;
+}
+
+int orch_relays_wait(struct orch *o, int timeout_ms) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += timeout_ms / 1000;
+    ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) { ts.tv_sec++; ts.tv_nsec -= 1000000000L; }
+    pthread_mutex_lock(&o->mu);
+    while (o->relays > 0 && pthread_cond_timedwait(&o->relay_done, &o->mu, &ts) == 0) {}
+    int n = o->relays;
+    pthread_mutex_unlock(&o->mu);
+    return n;
 }
 
 /* ======================================================================
@@ -338,6 +371,13 @@ static int pred(void *ctx, const char *id, enum job_prio prio, void *data) {
         return 1;
     case SCHED_START: {
         if (p->ncmds + 2 > MAX_CMDS) return 0;
+        if (j->starts >= o->st.retry_max_attempts) { /* starts keep failing: stop trying */
+            p->take = TAKE_FAIL;
+            snprintf(p->fail_code, sizeof p->fail_code, "%s", j->start_error[0] ? j->start_error : "NO_CAPACITY");
+            snprintf(p->fail_msg, sizeof p->fail_msg, "%d worker starts for the model failed", j->starts);
+            return 1;
+        }
+        j->starts++;
         const struct reg_pool *pool = reg_pool_get(o->reg, p->d.pool_id);
         if (!pool) return 0;
         if (p->d.evict_worker_id[0]) {
@@ -364,6 +404,7 @@ static int pred(void *ctx, const char *id, enum job_prio prio, void *data) {
         struct cmd *c = &p->cmds[p->ncmds++];
         memset(c, 0, sizeof *c);
         c->kind = CMD_START;
+        snprintf(c->job_id, sizeof c->job_id, "%s", j->id);
         snprintf(c->pool_endpoint, sizeof c->pool_endpoint, "%s", pool->endpoint);
         snprintf(c->pool_id, sizeof c->pool_id, "%s", pool->id);
         snprintf(c->placeholder, sizeof c->placeholder, "%s", ph.id);
@@ -444,8 +485,10 @@ static int dispatch_pass(struct orch *o, struct cmd *cmds, int *ncmds) {
         pthread_attr_t at;
         pthread_attr_init(&at);
         pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+        o->relays++;
         if (!r || (r->o = o, snprintf(r->job_id, sizeof r->job_id, "%s", j->id),
                    pthread_create(&th, &at, relay_main, r) != 0)) {
+            o->relays--;
             free(r);
             j->relay_running = 0;
             reg_lock(o->reg);

@@ -65,6 +65,13 @@ static int setup_metrics(struct orch *o) {
 
 static void teardown(struct orch *o) {
     orch_dispatcher_stop(o);
+    /* running jobs may finish within the grace period; the others are left
+     * dispatched/running in the store and become ORCHESTRATOR_RESTARTED at
+     * the next start */
+    if (orch_relays_wait(o, 3000) > 0) {
+        LOG_WARN(ORCH_COMPONENT, "shutdown", NULL, "relays still running; exiting without cleanup");
+        return; /* their threads still use the state: the process exit reclaims it */
+    }
     http_server_free(o->http);
     pthread_mutex_lock(&o->mu);
     orch_job_free_all(o);
@@ -106,6 +113,7 @@ int main(int argc, char **argv) {
     }
     pthread_mutex_init(&o->mu, NULL);
     pthread_cond_init(&o->wake, NULL);
+    pthread_cond_init(&o->relay_done, NULL);
     o->nbuckets = 4096;
     o->buckets = calloc(o->nbuckets, sizeof *o->buckets);
     o->started_ms = (int64_t)util_wall_ms();

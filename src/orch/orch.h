@@ -56,6 +56,8 @@ struct ojob {
     size_t req_len;
     enum job_status status;
     int attempts;              /* dispatches so far */
+    int starts;                /* worker starts commanded for this job */
+    char start_error[32];      /* the pool's last refusal code (INSUFFICIENT_VRAM, ...) */
     int64_t created_ms, deadline_ms, not_before_ms, wait_since_ms, cancel_at_ms, finished_ms;
     char worker_id[JOB_WORKER_ID_MAX + 1];
     char pool_id[JOB_POOL_ID_MAX + 1];
@@ -88,6 +90,8 @@ struct orch {
 
     pthread_mutex_t mu;
     pthread_cond_t wake;       /* the dispatcher waits on it */
+    pthread_cond_t relay_done; /* signalled when a relay thread ends */
+    int relays;                /* relay threads running (o->mu) */
     struct ojob **buckets;     /* job table */
     size_t nbuckets, njobs;
     atomic_int stopping;
@@ -127,6 +131,9 @@ int64_t orch_day(int64_t epoch_ms);
 /* ---- dispatch.c ---- */
 int orch_dispatcher_start(struct orch *o);
 void orch_dispatcher_stop(struct orch *o);
+/* Waits up to timeout_ms for the relay threads to end; returns how many are
+ * still running (the caller must then not free what they use). */
+int orch_relays_wait(struct orch *o, int timeout_ms);
 void orch_wake(struct orch *o);                       /* any lock state */
 /* Asks the job's worker to cancel (detached thread; no lock needed). */
 void orch_cancel_on_worker(struct orch *o, const char *worker_uri, const char *job_id);
