@@ -108,6 +108,11 @@ static const struct pre_name k_pre_names[] = {
     {"deepseek-r1-qwen", 0, 0, 0}, {"megrez", 0, 0, 1}, {"gpt-4o", 0, 0, 0},  {"llama4", 0, 0, 0},
     {"jina-v5-nano", 1, 1, 1}, {"kormo", 0, 0, 0},  {"f2llmv2", 0, 0, 0},    {"kanana2", 0, 0, 0},
     {"talkie", 0, 0, 0},    {"gigachat", 0, 0, 1},    {"a.x-4.0", 0, 0, 1},   {"mellum", 0, 0, 1},
+    {"jina-es", 0, 0, 1},   {"jina-de", 0, 0, 1},     {"exaone4", 0, 0, 1},   {"mpt", 0, 0, 1},
+    {"olmo", 0, 0, 1},      {"jais", 0, 0, 1},        {"dbrx", 0, 0, 1},      {"smaug-bpe", 0, 0, 1},
+    {"stablelm2", 0, 0, 1}, {"glm4", 0, 0, 1},        {"chatglm-bpe", 0, 0, 1}, {"trillion", 0, 0, 0},
+    {"granite-docling", 0, 0, 0}, {"hunyuan", 0, 0, 0}, {"grok-2", 0, 0, 0}, {"minimax-m2", 0, 0, 0},
+    {"solar-open", 0, 0, 0},
 };
 
 /* ---- load -------------------------------------------------------------------- */
@@ -142,6 +147,7 @@ static int load_pre(tok_vocab *v, const gguf_ctx *g, char *err, size_t errlen) {
     if (p == TOK_PRE_O200K) p = (int)TOK_PRE_O200K_LLAMACPP;
 #endif
     v->pre = (enum tok_pre)p;
+    if (!strcmp(name, "glm4") || !strcmp(name, "chatglm-bpe")) v->bos = -1; /* llama.cpp: no default BOS */
     v->ignore_merges = pn->ignore_merges;
     v->add_bos = pn->add_bos;
     v->clean_spaces = pn->clean_spaces;
