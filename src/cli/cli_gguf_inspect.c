@@ -3,8 +3,10 @@
  * tensor table, file type, parameter count and a memory estimate:
  *   weights (tensor bytes)
  *   + KV cache, fp16: 2 (K and V) * n_layer * n_ctx * n_head_kv * head_dim * 2 bytes
- *   + scratch: f32 activations of one 512-token batch (B = min(n_ctx, 512)):
- *     4 * B * (4*n_embd + 2*n_ff + n_vocab) + 4 * n_head * B * n_ctx (scores) */
+ *   + scratch: f32 activations of one 512-token batch (B = min(n_ctx, 512)),
+ *     its attention scores, and one row of logits:
+ *     4 * B * (4*n_embd + 2*n_ff) + 4 * n_head * B * n_ctx + 4 * n_vocab
+ *     (an estimate of the order of llama.cpp's compute buffer, not a bound) */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -160,7 +162,7 @@ int cli_gguf_inspect(int argc, char **argv) {
     if (!n_ctx) n_ctx = ctx_train ? ctx_train : 2048;
     uint64_t B = (uint64_t)(n_ctx < 512 ? n_ctx : 512);
     uint64_t kv = 2ull * n_layer * (uint64_t)n_ctx * n_head_kv * head_dim * 2ull;
-    uint64_t scratch = 4ull * B * (4ull * n_embd + 2ull * n_ff + n_vocab) + 4ull * n_head * B * (uint64_t)n_ctx;
+    uint64_t scratch = 4ull * B * (4ull * n_embd + 2ull * n_ff) + 4ull * n_head * B * (uint64_t)n_ctx + 4ull * n_vocab;
 
     struct util_sb sb;
     util_sb_init(&sb);

@@ -450,6 +450,10 @@ static void test_inspect_json(void **st) {
     assert_int_equal(json_integer_value(json_object_get(mem, "weights_bytes")), wb);
     /* 2 (K,V) x 8 layers x 1000 ctx x 2 kv heads x 64 dim x 2 bytes */
     assert_int_equal(json_integer_value(json_object_get(mem, "kv_bytes")), 2 * 8 * 1000 * 2 * 64 * 2);
+    /* batch 512: activations 4*512*(4*256 + 2*768), scores 4*4 heads*512*1000, logits 4*512 */
+    assert_int_equal(json_integer_value(json_object_get(mem, "scratch_bytes")), 4 * 512 * (1024 + 1536) + 4 * 4 * 512 * 1000 + 4 * 512);
+    assert_int_equal(json_integer_value(json_object_get(mem, "total_bytes")),
+                     wb + 2 * 8 * 1000 * 2 * 64 * 2 + 4 * 512 * (1024 + 1536) + 4 * 4 * 512 * 1000 + 4 * 512);
     json_t *ts = json_object_get(j, "tensors");
     assert_int_equal(json_array_size(ts), (size_t)gguf_n_tensors(g));
     json_t *t0 = json_array_get(ts, 0);
