@@ -148,7 +148,10 @@ void qt__q_q5_K(const float *s, void *d, int64_t n);
 void qt__q_q6_K(const float *s, void *d, int64_t n);
 /* Q2_K/Q4_K/Q5_K/Q6_K through the scalar scale search only (the default path
  * searches 8 sub-blocks per AVX2 vector, bit-identically); for tests.
- * Returns -1 for other types. */
+ * Identical bytes hold whenever no inf/NaN arises inside the search (finite
+ * rows with |x| in [1e-20, 1e9] or 0): once a NaN appears, which operand's
+ * NaN the hardware propagates depends on operand order the compiler may
+ * swap, in the scalar code as much as in ggml's. Returns -1 for other types. */
 int qt__kquant_scalar(int type, const float *s, void *d, int64_t n);
 
 /* quant_dot.c: scalar reference dots (weight type x its vec_dot_type) */

@@ -23,8 +23,8 @@ static void gen(float *x, int n, int kind, uint64_t *s) {
         case 3: x[i] = (i / 16) % 2 ? 0.75f : -0.3f; break; /* constant (negative: max == min) */
         case 4: x[i] = (i % 32) == 7 ? 3.0f : 0.0f; break; /* one spike */
         case 5: x[i] = 0.0f; break;
-        case 6: x[i] = g * 1e-30f; break;
-        case 7: x[i] = g * 1e30f; break;
+        case 6: x[i] = g * 1e-17f; break; /* tiny and huge, but no inf/NaN inside the search */
+        case 7: x[i] = g * 1e8f; break;
         case 10: x[i] = (float)((i * 7) % 5 - 2) * 0.5f; break; /* exact +-ties of the largest magnitude */
         default: x[i] = (i & 1) ? g : -g * 0.01f; break;
         }
