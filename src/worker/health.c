@@ -1,7 +1,8 @@
-/* health — the cached facts GET /health and /metrics serve. Refreshed by the
- * main thread at startup and every --residency-interval-s (SPEC §3.5: the
- * residency check runs on a timer, never per request), so a health probe
- * costs a mutex held for a copy, never a device call. */
+/* health — the cached facts GET /health and /metrics serve. Refreshed at
+ * startup and every --residency-interval-s (SPEC §3.5: the residency check
+ * runs on a timer, never per request), so a health probe costs a mutex held
+ * for a copy, never a device call. The refresh itself calls the engine, so
+ * it runs under engine_mu (see worker.h). */
 #include <stdio.h>
 #include <string.h>
 
@@ -22,4 +23,13 @@ void wk_health_refresh(worker *w) {
     if (res != 1 && was) LOG_ERROR(WK_COMPONENT, "residency_lost", NULL, "model no longer resident: %s", msg);
     LOG_KV(LOG_DEBUG, WK_COMPONENT, "health_refresh", NULL, "\"resident\":%s,\"memory_bytes\":%llu",
            res == 1 ? "true" : "false", (unsigned long long)mem);
+}
+
+void wk_health_tick(worker *w) {
+    if (pthread_mutex_trylock(&w->engine_mu) == 0) {
+        wk_health_refresh(w);
+        pthread_mutex_unlock(&w->engine_mu);
+    } else {
+        atomic_store(&w->refresh_req, 1); /* a job runs: its thread refreshes between steps */
+    }
 }

@@ -159,6 +159,7 @@ static void run_job(worker *w, wk_job *j) {
     /* decode */
     for (;;) {
         if ((fail = check_stop(&R))) break;
+        if (atomic_exchange(&w->refresh_req, 0)) wk_health_refresh(w);
         int32_t tok;
         int rc = eng_sample(w->sess, sp, &tok);
         if (rc < 0) {
@@ -277,7 +278,9 @@ void *wk_job_thread(void *arg) {
         if (j && w->quit) atomic_store(&j->cancel, WK_CANCEL_SHUTDOWN);
         pthread_mutex_unlock(&w->mu);
         if (!j) break;
+        pthread_mutex_lock(&w->engine_mu);
         run_job(w, j);
+        pthread_mutex_unlock(&w->engine_mu);
         http_stream_close(j->st); /* after this, on_client_gone never touches j */
         pthread_mutex_lock(&w->mu);
         w->current = NULL;

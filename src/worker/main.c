@@ -158,6 +158,8 @@ int main(int argc, char **argv) {
     pthread_mutex_init(&w->mu, NULL);
     pthread_cond_init(&w->cv, NULL);
     pthread_mutex_init(&w->health_mu, NULL);
+    pthread_mutex_init(&w->engine_mu, NULL);
+    atomic_init(&w->refresh_req, 0);
     atomic_init(&w->busy, 0);
     atomic_init(&w->accepting, 0);
     const char *base = strrchr(w->a.model_path, '/');
@@ -236,6 +238,6 @@ int main(int argc, char **argv) {
     pthread_mutex_unlock(&stop_mu);
 
     /* wait for a signal; refresh the health cache on the timer */
-    while (!wait_stop(w->a.residency_interval_s)) wk_health_refresh(w);
+    while (!wait_stop(w->a.residency_interval_s)) wk_health_tick(w);
     return shutdown_worker(w, 1);
 }

@@ -117,7 +117,13 @@ typedef struct {
     metrics_registry *metrics;
     metrics_family *m_requests, *m_tokens, *m_duration, *m_vram, *m_uptime;
 
-    /* health cache: refreshed by the main thread and after each job */
+    /* health cache: refreshed every residency_interval_s. The engine is
+     * never used by two threads at once: the job thread holds engine_mu for
+     * a whole job; the main thread refreshes only when it can take
+     * engine_mu without waiting, else it sets refresh_req and the job
+     * thread refreshes between two decode steps. */
+    pthread_mutex_t engine_mu;
+    atomic_int refresh_req;
     pthread_mutex_t health_mu;
     int resident;
     uint64_t memory_bytes;
@@ -136,7 +142,8 @@ typedef struct {
 /* api.c */
 int wk_api_start(worker *w, char *err, size_t errlen);
 /* health.c */
-void wk_health_refresh(worker *w);
+void wk_health_refresh(worker *w);        /* caller holds engine_mu */
+void wk_health_tick(worker *w);           /* main thread: refresh now or ask the job thread */
 /* job.c */
 int wk_job_thread_start(worker *w);
 void *wk_job_thread(void *arg);

@@ -186,6 +186,44 @@ static void test_sigterm_during_job(void **st) {
     tw_events_free(&e);
 }
 
+/* The health cache is refreshed on its timer, also while a job runs (then
+ * by the job thread between steps): with a 1 s interval a 2,000-token job
+ * sees refreshes, and the worker stays healthy. */
+static void test_health_refresh_timer(void **st) {
+    (void)st;
+    if (!model_present()) skip();
+    setenv("LLORCH_LOG_LEVEL", "debug", 1);
+    tw_proc p;
+    const char *extra[] = {"--residency-interval-s", "1", NULL};
+    int rc = tw_spawn(&p, "stories260K.gguf", 0, extra, 1);
+    unsetenv("LLORCH_LOG_LEVEL");
+    assert_int_equal(rc, 0);
+    tw_events e;
+    tw_events_init(&e);
+    http_resp r;
+    uint64_t t0 = util_now_ns();
+    assert_int_equal(tw_execute(&p, "{\"job_id\":\"long\",\"prompt\":\"Once upon a time\",\"max_tokens\":2000,\"temperature\":0}",
+                                NULL, &e, &r), 0);
+    http_resp_free(&r);
+    assert_string_equal(tw_last(&e), "end");
+    tw_events_free(&e);
+    double job_s = (double)(util_now_ns() - t0) / 1e9;
+    usleep(1300000);
+    assert_int_equal(tw_get(&p, "/health", &r), 200);
+    assert_non_null(strstr(r.body, "\"resident\":true"));
+    http_resp_free(&r);
+    tw_kill(&p);
+    assert_true(WIFEXITED(p.status) && WEXITSTATUS(p.status) == 0);
+    FILE *f = fopen(p.log, "r");
+    char line[2048];
+    int n = 0;
+    while (f && fgets(line, sizeof line, f))
+        if (strstr(line, "\"event\":\"health_refresh\"")) n++;
+    if (f) fclose(f);
+    print_message("job %.2f s; %d health refreshes\n", job_s, n);
+    assert_true(n >= 2); /* startup + at least one timed refresh */
+}
+
 static void test_shutdown_endpoint(void **st) {
     (void)st;
     if (!model_present()) skip();
@@ -214,6 +252,7 @@ int main(void) {
         cmocka_unit_test(test_callback_refused),
         cmocka_unit_test(test_sigterm_during_startup),
         cmocka_unit_test(test_sigterm_during_job),
+        cmocka_unit_test(test_health_refresh_timer),
         cmocka_unit_test(test_shutdown_endpoint),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
