@@ -187,7 +187,7 @@ static void test_sigterm_during_job(void **st) {
 }
 
 /* The health cache is refreshed on its timer, also while a job runs (then
- * by the job thread between steps): with a 1 s interval a 2,000-token job
+ * by the job thread between steps): with a 1 s interval an 800-token job
  * sees refreshes, and the worker stays healthy. */
 static void test_health_refresh_timer(void **st) {
     (void)st;
@@ -202,7 +202,7 @@ static void test_health_refresh_timer(void **st) {
     tw_events_init(&e);
     http_resp r;
     uint64_t t0 = util_now_ns();
-    assert_int_equal(tw_execute(&p, "{\"job_id\":\"long\",\"prompt\":\"Once upon a time\",\"max_tokens\":2000,\"temperature\":0}",
+    assert_int_equal(tw_execute(&p, "{\"job_id\":\"long\",\"prompt\":\"Once upon a time\",\"max_tokens\":800,\"temperature\":0}",
                                 NULL, &e, &r), 0);
     http_resp_free(&r);
     assert_string_equal(tw_last(&e), "end");
