@@ -23,6 +23,9 @@ static void test_stories_fixture(void **st) {
     s = tf_run(v, TU_FIXTURE(f, "tokenizer/stories260K_random.json"));
     assert_int_equal(s.cases, 150);
     assert_int_equal(s.failures, 0);
+    s = tf_run(v, TU_FIXTURE(f, "tokenizer/stories260K_long.json")); /* up to 4.5 KB: ties at scale */
+    assert_int_equal(s.cases, 12);
+    assert_int_equal(s.failures, 0);
     tok_free(v);
 }
 
@@ -35,6 +38,9 @@ static void test_llama2_fixture(void **st) {
     assert_int_equal(s.failures, 0);
     s = tf_run(v, TU_FIXTURE(f, "tokenizer/llama2_random.json"));
     assert_int_equal(s.cases, 150);
+    assert_int_equal(s.failures, 0);
+    s = tf_run(v, TU_FIXTURE(f, "tokenizer/llama2_long.json")); /* up to 4.5 KB: ties at scale */
+    assert_int_equal(s.cases, 12);
     assert_int_equal(s.failures, 0);
     tok_free(v);
 }

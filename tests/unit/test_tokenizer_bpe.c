@@ -37,6 +37,9 @@ static void test_qwen_fixture(void **st) {
     s = tf_run(v, TU_FIXTURE(f, "tokenizer/qwen_random.json"));
     assert_int_equal(s.cases, 150);
     assert_int_equal(s.failures, 0);
+    s = tf_run(v, TU_FIXTURE(f, "tokenizer/qwen_long.json")); /* up to 4.5 KB: ties at scale */
+    assert_int_equal(s.cases, 12);
+    assert_int_equal(s.failures, 0);
     tok_free(v);
 }
 

@@ -82,10 +82,12 @@ static struct tf_stats tf_run(tok_vocab *v, const char *fixture_path) {
             const char *key;
             int add_special, parse_special;
         } modes[] = {{"plain", 0, 0}, {"special", 0, 1}, {"plain_bos", 1, 0}, {"special_bos", 1, 1}};
+        if (!json_is_array(json_object_get(jc, "plain"))) fail_msg("%s case %zu: no \"plain\" ids", fixture_path, c);
         for (size_t m = 0; m < 4; m++) {
+            json_t *exp = json_object_get(jc, modes[m].key);
+            if (!exp) continue; /* --plain-only fixtures carry "plain" alone */
             int n = tok_encode(v, s, sl, modes[m].add_special, modes[m].parse_special, ids, cap);
             st.id_checks++;
-            json_t *exp = json_object_get(jc, modes[m].key);
             if (n < 0 || !tf_ids_match(exp, ids, n)) {
                 if (st.failures++ < 8) {
                     fprintf(stderr, "MISMATCH %s case %zu mode %s: \"%s\"\n", fixture_path, c, modes[m].key, s);
@@ -102,8 +104,9 @@ static struct tf_stats tf_run(tok_vocab *v, const char *fixture_path) {
         } dec[] = {{"plain", "decode_plain", 0}, {"special", "decode_special", 1}};
         for (size_t d = 0; d < 2; d++) {
             int rn;
-            tf_json_ids(json_object_get(jc, dec[d].ids_key), ref, &rn);
             json_t *jt = json_object_get(jc, dec[d].text_key);
+            if (!jt) continue;
+            tf_json_ids(json_object_get(jc, dec[d].ids_key), ref, &rn);
             const char *want = json_string_value(jt);
             size_t wl = json_string_length(jt);
             int n = tok_decode(v, ref, rn, dec[d].render, text, 1 << 20);

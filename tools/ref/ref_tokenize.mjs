@@ -25,7 +25,10 @@ import fs from "node:fs";
 import path from "node:path";
 import {getLlama, LlamaLogLevel} from "node-llama-cpp";
 
-const [modelPath, stringsPath, outPath, label] = process.argv.slice(2);
+// --plain-only: only "plain" and "decode_plain" per case (long strings; keeps the file small)
+const args = process.argv.slice(2);
+const plainOnly = args.includes("--plain-only");
+const [modelPath, stringsPath, outPath, label] = args.filter((a) => a !== "--plain-only");
 if (!modelPath || !stringsPath || !outPath) {
     console.error("usage: node ref_tokenize.mjs <model.gguf> <strings.json> <out.json> [label]");
     process.exit(2);
@@ -41,6 +44,7 @@ for (let t = 0; t < nVocab; t++) if (model.isEogToken(t)) eog.push(t);
 const withSpecial = (ids) => [...(addBos && bos != null ? [bos] : []), ...ids, ...(addEos && eos != null ? [eos] : [])];
 const cases = strings.map((text) => {
     const plain = model.tokenize(text, false);
+    if (plainOnly) return {text, plain, decode_plain: model.detokenize(plain, false)};
     const special = model.tokenize(text, true);
     return {
         text, plain, special,
