@@ -88,7 +88,16 @@ int vocab_from_json(gguf_writer *w, const char *path, const char *pre, int64_t p
         const char *slash = strrchr(path, '/');
         int dl = slash ? (int)(slash - path) : 1;
         snprintf(cfgpath, sizeof cfgpath, "%.*s/tokenizer_config.json", dl, slash ? path : ".");
-        cfg = json_load_file(cfgpath, 0, &je); /* optional */
+        FILE *probe = fopen(cfgpath, "r");
+        if (probe) { /* optional, but a broken one is an error, not silently ignored */
+            fclose(probe);
+            /* INT_AS_REAL: model_max_length is often 1e30 written as an integer */
+            cfg = json_load_file(cfgpath, JSON_DECODE_INT_AS_REAL, &je);
+            if (!cfg) {
+                rc = util_fail(err, errlen, -EINVAL, "%s: line %d: %s", cfgpath, je.line, je.text);
+                goto out;
+            }
+        }
     }
     /* size: the largest id + 1, or pad_to */
     int64_t max_id = -1;

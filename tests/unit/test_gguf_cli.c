@@ -388,6 +388,13 @@ static void test_make_vocab_json(void **st) {
     assert_int_equal(gguf_get_arr(g, "tokenizer.ggml.tokens", &toks), 0);
     assert_int_equal(toks.n, 9);
     gguf_close(g);
+    /* a tokenizer_config.json that does not parse is an error, not ignored */
+    char dir[600], cmd[2048];
+    snprintf(dir, sizeof dir, "%s/badcfg", g_tmp);
+    snprintf(cmd, sizeof cmd, "mkdir -p %s && cp %s %s/ && printf '{\"eos_token\": ' > %s/tokenizer_config.json", dir, tj, dir, dir);
+    assert_int_equal(system(cmd), 0);
+    assert_int_equal(run(NULL, err, sizeof err, "gguf make --vocab-json %s/tokenizer.json -o %s", dir, out), 1);
+    assert_non_null(strstr(err, "tokenizer_config.json"));
     assert_int_equal(run(NULL, err, sizeof err, "gguf make --vocab-json %s --n-vocab 8 -o %s", tj, out), 1);
     assert_non_null(strstr(err, "do not fit"));
     unlink(out);
