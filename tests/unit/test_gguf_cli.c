@@ -389,7 +389,7 @@ static void test_make_vocab_json(void **st) {
     assert_int_equal(toks.n, 9);
     gguf_close(g);
     /* a tokenizer_config.json that does not parse is an error, not ignored */
-    char dir[600], cmd[2048];
+    char dir[600], cmd[4096];
     snprintf(dir, sizeof dir, "%s/badcfg", g_tmp);
     snprintf(cmd, sizeof cmd, "mkdir -p %s && cp %s %s/ && printf '{\"eos_token\": ' > %s/tokenizer_config.json", dir, tj, dir, dir);
     assert_int_equal(system(cmd), 0);
