@@ -136,6 +136,21 @@ static void test_base_valid(void **st) {
     gguf_close(g);
 }
 
+/* GGUF v2 has v3's layout (64-bit counts): read as is */
+static void test_v2_accepted(void **st) {
+    (void)st;
+    struct tb t;
+    struct base_pos p;
+    build_base(&t, &p);
+    patch32(&t, p.version, 2);
+    gguf_ctx *g;
+    char err[256];
+    assert_int_equal(gguf_open_mem(t.b, t.n, &g, err, sizeof err), 0);
+    assert_int_equal(gguf_version(g), 2);
+    assert_int_equal(gguf_n_tensors(g), 2);
+    gguf_close(g);
+}
+
 static void test_truncations(void **st) {
     (void)st;
     struct tb t;
@@ -613,7 +628,7 @@ static void test_llama2_tiny(void **st) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_base_valid),     cmocka_unit_test(test_truncations),
+        cmocka_unit_test(test_base_valid),     cmocka_unit_test(test_v2_accepted), cmocka_unit_test(test_truncations),
         cmocka_unit_test(test_malformed),      cmocka_unit_test(test_message_names_tensor),
         cmocka_unit_test(test_nested),         cmocka_unit_test(test_writer_roundtrip),
         cmocka_unit_test(test_open_errors),    cmocka_unit_test(test_stories260k),
