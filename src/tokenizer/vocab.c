@@ -257,20 +257,26 @@ static int load_tokens(tok_vocab *v, const gguf_ctx *g, char *err, size_t errlen
     v->tmap = calloc(slots, sizeof(uint32_t));
     if (!v->tmap) return util_fail(err, errlen, -ENOMEM, "tokenizer: out of memory (token map)");
     v->tmask = slots - 1;
+    uint64_t *hs = malloc(sizeof(uint64_t) * (size_t)n);
+    if (!hs) return util_fail(err, errlen, -ENOMEM, "tokenizer: out of memory (token map)");
+    for (int32_t i = 0; i < n; i++) hs[i] = tok_hash_bytes(TOK_HASH_SEED, tok_txt(v, i), v->len[i]);
     for (int32_t i = 0; i < n; i++) {
+        if (i + 8 < n) __builtin_prefetch(&v->tmap[(uint32_t)hs[i + 8] & v->tmask]); /* see load_merges */
         const char *t = tok_txt(v, i);
-        uint64_t h = tok_hash_bytes(TOK_HASH_SEED, t, v->len[i]);
-        uint32_t j = (uint32_t)h & v->tmask;
+        uint32_t j = (uint32_t)hs[i] & v->tmask;
         for (;; j = (j + 1) & v->tmask) {
             uint32_t e = v->tmap[j];
             if (!e) break;
             int32_t o = (int32_t)(e - 1);
-            if (v->len[o] == v->len[i] && memcmp(tok_txt(v, o), t, v->len[i]) == 0)
+            if (v->len[o] == v->len[i] && memcmp(tok_txt(v, o), t, v->len[i]) == 0) {
+                free(hs);
                 /* llama.cpp asserts the same (id_to_token.size() == token_to_id.size()) */
                 return util_fail(err, errlen, -EINVAL, "tokenizer: tokens %d and %d have the same text", o, i);
+            }
         }
         v->tmap[j] = (uint32_t)i + 1;
     }
+    free(hs);
     return 0;
 }
 
@@ -298,6 +304,9 @@ static int load_merges(tok_vocab *v, const gguf_ctx *g, char *err, size_t errlen
     v->mmap = calloc(slots, sizeof(uint32_t));
     if (!v->merges || !v->merge_pool || !v->mmap) return util_fail(err, errlen, -ENOMEM, "tokenizer: out of memory (merges)");
     v->mmask = slots - 1;
+    uint64_t *hs = malloc(sizeof(uint64_t) * (size_t)(n ? n : 1));
+    if (!hs) return util_fail(err, errlen, -ENOMEM, "tokenizer: out of memory (merges)");
+    /* pass 1: split and copy every merge, hash it */
     size_t at = 0;
     int32_t k = 0;
     for (int32_t i = 0; i < n; i++) {
@@ -316,25 +325,32 @@ static int load_merges(tok_vocab *v, const gguf_ctx *g, char *err, size_t errlen
         me->rank = i;
         memcpy(v->merge_pool + at, s.ptr, split);
         memcpy(v->merge_pool + at + split, sp + 1, rlen);
-        uint64_t h = merge_hash(v->merge_pool + at, me->len, split);
-        uint32_t j = (uint32_t)h & v->mmask;
+        hs[k] = merge_hash(v->merge_pool + at, me->len, split);
+        at += me->len;
+        k++;
+    }
+    /* pass 2: insert in rank order; the slot a few entries ahead is prefetched
+     * (the table is bigger than the caches: each insert is otherwise a miss) */
+    for (int32_t i = 0; i < k; i++) {
+        if (i + 8 < k) __builtin_prefetch(&v->mmap[(uint32_t)hs[i + 8] & v->mmask]);
+        const struct tok_merge *me = &v->merges[i];
+        uint32_t j = (uint32_t)hs[i] & v->mmask;
         int dup = 0;
         for (;; j = (j + 1) & v->mmask) {
             uint32_t e = v->mmap[j];
             if (!e) break;
             const struct tok_merge *o = &v->merges[e - 1];
             if (o->len == me->len && o->split == me->split &&
-                memcmp(v->merge_pool + o->off, v->merge_pool + at, me->len) == 0) {
+                memcmp(v->merge_pool + o->off, v->merge_pool + me->off, me->len) == 0) {
                 dup = 1; /* first occurrence keeps its rank (std::map::emplace) */
                 break;
             }
         }
         if (dup) continue;
-        v->mmap[j] = (uint32_t)k + 1;
+        v->mmap[j] = (uint32_t)i + 1;
         if (me->len > v->max_merge_len) v->max_merge_len = me->len;
-        at += me->len;
-        k++;
     }
+    free(hs);
     v->n_merges = k;
     return 0;
 }

@@ -6,6 +6,7 @@
 
 #include "common/util.h"
 
+#include <pthread.h>
 #include <time.h>
 
 static tok_vocab *load_model(const char *name) {
@@ -241,6 +242,50 @@ static void test_stream_tokens(void **st) {
     tok_free(v);
 }
 
+/* ---- threads: a loaded vocab is shared read-only ------------------------------ */
+
+struct thr_arg {
+    tok_vocab *v;
+    const char *text;
+    size_t len;
+    const int32_t *want;
+    int n_want, ok;
+};
+
+static void *thr_main(void *p) {
+    struct thr_arg *a = p;
+    int32_t ids[512];
+    char out[2048];
+    a->ok = 1;
+    for (int r = 0; r < 50; r++) {
+        int n = tok_encode(a->v, a->text, a->len, 1, 1, ids, 512);
+        if (n != a->n_want || memcmp(ids, a->want, sizeof(int32_t) * (size_t)n) != 0) a->ok = 0;
+        int d = tok_decode(a->v, ids, n, 0, out, sizeof out);
+        if (d < 0) a->ok = 0;
+    }
+    return NULL;
+}
+
+static void test_threads(void **st) {
+    (void)st;
+    tok_vocab *v = load_model("llama-2-tiny-random.gguf");
+    const char *text = "Once upon a time, \xe4\xbd\xa0\xe5\xa5\xbd <s> there was a \xf0\x9f\x90\x89 dragon.";
+    int32_t want[512];
+    int n = tok_encode(v, text, strlen(text), 1, 1, want, 512);
+    assert_true(n > 10);
+    pthread_t th[4];
+    struct thr_arg a[4];
+    for (int i = 0; i < 4; i++) {
+        a[i] = (struct thr_arg){v, text, strlen(text), want, n, 0};
+        assert_int_equal(pthread_create(&th[i], NULL, thr_main, &a[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+        assert_true(a[i].ok);
+    }
+    tok_free(v);
+}
+
 /* ---- speed ------------------------------------------------------------------------- */
 
 /* CPU time of this process: the CI machine is shared, wall time is not ours */
@@ -294,7 +339,7 @@ int main(void) {
         cmocka_unit_test(test_stories_fixture),   cmocka_unit_test(test_llama2_fixture),
         cmocka_unit_test(test_llama2_basics),     cmocka_unit_test(test_utf8_stream_valid),
         cmocka_unit_test(test_utf8_stream_invalid), cmocka_unit_test(test_stream_tokens),
-        cmocka_unit_test(test_spm_speed),
+        cmocka_unit_test(test_threads),           cmocka_unit_test(test_spm_speed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
