@@ -371,6 +371,7 @@ static int pred(void *ctx, const char *id, enum job_prio prio, void *data) {
         return 1;
     case SCHED_START: {
         if (p->ncmds + 2 > MAX_CMDS) return 0;
+        if (j->starts >= o->st.retry_max_attempts && p->d.n_busy > 0) return 0; /* no replica: wait for the busy ones */
         if (j->starts >= o->st.retry_max_attempts) { /* starts keep failing: stop trying */
             p->take = TAKE_FAIL;
             snprintf(p->fail_code, sizeof p->fail_code, "%s", j->start_error[0] ? j->start_error : "NO_CAPACITY");

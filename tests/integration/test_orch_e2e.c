@@ -1,4 +1,4 @@
-// test-libs: llorch_net llorch_core PkgConfig::JANSSON PkgConfig::SQLITE
+// test-libs: llorch_net llorch_core PkgConfig::JANSSON PkgConfig::SQLITE PkgConfig::MHD
 /* orchestratord end to end on loopback: a real worker-cpud (stories260K), a
  * real orchestratord with a real SQLite file; the test plays the pool
  * (register + heartbeats listing the worker). Asserts event order and ids,
@@ -10,6 +10,7 @@
 #include "common/util.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <jansson.h>
 #include <limits.h>
@@ -589,6 +590,154 @@ static void test_openai_facade(void **s) {
     stop(&w, SIGTERM);
 }
 
+/* ---- the test as a pool that obeys start/stop commands ---- */
+#include "common/http_server.h"
+
+struct fake_pool {
+    http_server *srv;
+    int port;
+    pthread_mutex_t mu;
+    int starts, stops;
+    char start_body[512];
+    char stopped[64];
+    int answer;                /* status for /v2/workers/start */
+};
+
+static void fp_start(http_req *r, void *u) {
+    struct fake_pool *f = u;
+    size_t len;
+    const char *b = http_req_body(r, &len);
+    pthread_mutex_lock(&f->mu);
+    f->starts++;
+    snprintf(f->start_body, sizeof f->start_body, "%.*s", (int)len, b);
+    int ans = f->answer;
+    pthread_mutex_unlock(&f->mu);
+    if (ans == 202) http_respond_json(r, 202, "{\"worker_id\":\"w-new\",\"status\":\"starting\"}");
+    else http_respond_error(r, ERR_INSUFFICIENT_VRAM, "no room", NULL);
+}
+
+static void fp_stop(http_req *r, void *u) {
+    struct fake_pool *f = u;
+    size_t len;
+    const char *b = http_req_body(r, &len);
+    char *w = jstr(b, "worker_id", NULL);
+    pthread_mutex_lock(&f->mu);
+    f->stops++;
+    snprintf(f->stopped, sizeof f->stopped, "%s", w ? w : "");
+    pthread_mutex_unlock(&f->mu);
+    free(w);
+    http_respond_json(r, 202, "{}");
+}
+
+static void fake_pool_start(struct fake_pool *f, int answer) {
+    memset(f, 0, sizeof *f);
+    pthread_mutex_init(&f->mu, NULL);
+    f->answer = answer;
+    http_server_opts o = { .port = 0, .component = "test-pool" };
+    char err[128];
+    assert_int_equal(http_server_new(&o, &f->srv, err, sizeof err), 0);
+    http_server_route(f->srv, "POST", "/v2/workers/start", fp_start, f);
+    http_server_route(f->srv, "POST", "/v2/workers/stop", fp_stop, f);
+    assert_int_equal(http_server_start(f->srv, err, sizeof err), 0);
+    f->port = http_server_port(f->srv);
+}
+
+static int fp_count(struct fake_pool *f, int stops) {
+    pthread_mutex_lock(&f->mu);
+    int n = stops ? f->stops : f->starts;
+    pthread_mutex_unlock(&f->mu);
+    return n;
+}
+
+static int wait_for(struct fake_pool *f, int stops, int n) {
+    for (int i = 0; i < 500 && fp_count(f, stops) < n; i++) usleep(10000);
+    return fp_count(f, stops);
+}
+
+static void test_start_evict_and_refusal(void **s) {
+    (void)s;
+    struct proc w, o;
+    int rc = start_worker(&w, "w-new");
+    if (rc == 77) skip();
+    assert_int_equal(rc, 0);
+    struct fake_pool f;
+    fake_pool_start(&f, 202);
+    char model[PATH_MAX];
+    model_path(model, sizeof model);
+    FILE *cf = fopen(CFGF, "w");
+    fprintf(cf, "models:\n  stories:\n    model_ref: 'file:%s'\n    context_length: 256\n    memory_bytes: 3GB\n"
+                "  big:\n    model_ref: 'file:/m/big.gguf'\n    context_length: 256\n    memory_bytes: 3500MB\n"
+                "  huge:\n    model_ref: 'file:/m/huge.gguf'\n    context_length: 256\n    memory_bytes: 500GB\n"
+                "retry:\n  initial_delay_ms: 10\n  max_delay_ms: 50\n", model);
+    fclose(cf);
+    assert_int_equal(start_orch(&o, NULL), 0);
+    char body[PATH_MAX + 1024];
+    /* one 8 GB host device with 2 GB free: an idle worker of another model holds 5 GB */
+    snprintf(body, sizeof body, "{\"pool_id\":\"p1\",\"endpoint\":\"http://127.0.0.1:%d\",\"devices\":[{\"gpu_id\":-1,"
+                                "\"total_bytes\":8000000000,\"free_bytes\":2000000000}]}", f.port);
+    assert_int_equal(req("POST", o.base, "/v2/pools/register", body, NULL), 200);
+    int64_t ts = (int64_t)util_wall_ms();
+    snprintf(body, sizeof body, "{\"pool_id\":\"p1\",\"ts\":%lld,\"devices\":[{\"gpu_id\":-1,\"total_bytes\":8000000000,"
+                                "\"free_bytes\":2000000000}],\"workers\":[{\"worker_id\":\"w-old\",\"model_ref\":"
+                                "\"file:/m/other.gguf\",\"uri\":\"http://127.0.0.1:9\",\"status\":\"ready\","
+                                "\"memory_bytes\":5000000000}]}", (long long)ts);
+    assert_int_equal(req("POST", o.base, "/v2/pools/p1/heartbeat", body, NULL), 200);
+    long st;
+    char *id = submit(o.base, "{\"model\":\"stories\",\"prompt\":\"Once\",\"max_tokens\":3}", &st);
+    assert_int_equal(st, 202);
+    /* no worker serves it and 3.3 GB do not fit in 2 GB: the idle other worker is evicted */
+    assert_int_equal(wait_for(&f, 1, 1), 1);
+    assert_string_equal(f.stopped, "w-old");
+    assert_int_equal(wait_for(&f, 0, 1), 1);
+    assert_non_null(strstr(f.start_body, "\"model_ref\":\"file:"));
+    assert_non_null(strstr(f.start_body, "stories260K.gguf"));
+    /* from now on the pool refuses starts (no room for more replicas) */
+    pthread_mutex_lock(&f.mu);
+    f.answer = 507;
+    pthread_mutex_unlock(&f.mu);
+    /* while it starts, more jobs for the model wait instead of starting more workers */
+    char *id2 = submit(o.base, "{\"model\":\"stories\",\"prompt\":\"Twice\",\"max_tokens\":3}", &st);
+    assert_int_equal(st, 202);
+    usleep(300000);
+    assert_int_equal(fp_count(&f, 0), 1);
+    char *wk = NULL;
+    assert_int_equal(req("GET", o.base, "/v2/workers", NULL, &wk), 200);
+    assert_non_null(strstr(wk, "\"worker_id\":\"w-new\""));
+    assert_non_null(strstr(wk, "\"status\":\"starting\""));
+    free(wk);
+    /* the pool reports the new worker ready (and the old one gone): both jobs run */
+    snprintf(body, sizeof body, "{\"pool_id\":\"p1\",\"ts\":%lld,\"devices\":[{\"gpu_id\":-1,\"total_bytes\":8000000000,"
+                                "\"free_bytes\":4000000000}],\"workers\":[{\"worker_id\":\"w-new\",\"model_ref\":"
+                                "\"file:%s\",\"uri\":\"%s\",\"status\":\"ready\",\"memory_bytes\":3000000000}]}",
+             (long long)ts + 1, model, w.base);
+    assert_int_equal(req("POST", o.base, "/v2/pools/p1/heartbeat", body, NULL), 200);
+    struct evs v;
+    events(o.base, id, &v);
+    if (strcmp(v.names[v.n - 1], "end")) { dump(&o); fail_msg("job 1: %s", v.last_code); }
+    events(o.base, id2, &v);
+    if (strcmp(v.names[v.n - 1], "end")) { dump(&o); fail_msg("code %s", v.last_code); }
+    /* a model larger than any device is refused at once with NO_CAPACITY */
+    char *id3 = submit(o.base, "{\"model\":\"huge\",\"prompt\":\"x\",\"max_tokens\":1}", &st);
+    assert_int_equal(st, 202);
+    events(o.base, id3, &v);
+    assert_string_equal(v.last_code, "NO_CAPACITY");
+    /* a pool that keeps refusing starts (3.85 GB fits the 4 GB free without
+     * evicting): the job ends with the pool's code after retry.max_attempts */
+    int before = fp_count(&f, 0);
+    char *id4 = submit(o.base, "{\"model\":\"big\",\"prompt\":\"x\",\"max_tokens\":1}", &st);
+    assert_int_equal(st, 202);
+    events(o.base, id4, &v);
+    assert_string_equal(v.last_code, "INSUFFICIENT_VRAM");
+    assert_int_equal(fp_count(&f, 0) - before, 5); /* retry.max_attempts */
+    free(id);
+    free(id2);
+    free(id3);
+    free(id4);
+    stop(&o, SIGTERM);
+    stop(&w, SIGTERM);
+    http_server_free(f.srv);
+}
+
 static void test_config_errors_exit_2(void **s) {
     (void)s;
     char bin[256];
@@ -617,6 +766,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_restart_recovery, setup, teardown),
         cmocka_unit_test_setup_teardown(test_platform_tenants, setup, teardown),
         cmocka_unit_test_setup_teardown(test_openai_facade, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_start_evict_and_refusal, setup, teardown),
         cmocka_unit_test_setup_teardown(test_config_errors_exit_2, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -167,6 +167,7 @@ static void test_start_and_placement(void **st) {
     assert_true(d.need_bytes == sched_need_bytes(5 * GiB));
     assert_true(d.need_bytes >= 5 * GiB + GiB / 2);
     assert_string_equal(d.evict_worker_id, "");
+    assert_int_equal(d.n_busy, 0);
     /* a placement restricts starts to its device */
     assert_int_equal(reg_placement_add(R, "qwen", "pa", 1), 0);
     decide(s, &d);
@@ -174,6 +175,25 @@ static void test_start_and_placement(void **st) {
     assert_string_equal(d.pool_id, "pa");
     assert_int_equal(d.gpu_id, 1);
     /* a starting worker's estimate counts against the device */
+    sched_free(s);
+}
+
+static void test_scale_out_and_busy_wait(void **st) {
+    (void)st;
+    add_pool("pa", 1, 20 * GiB, 0);
+    add_worker("w1", "pa", "qwen", REG_W_BUSY, 0, 1, CAP_TEXT_GEN);
+    struct sched *s = mk("least-loaded", 1);
+    struct sched_decision d;
+    decide(s, &d); /* busy, but room for a replica: start one */
+    assert_int_equal(d.action, SCHED_START);
+    assert_int_equal(d.n_busy, 1);
+    /* no room for a replica: wait for the busy worker (never evict for it) */
+    add_worker("other", "pa", "tiny", REG_W_READY, 0, 1, CAP_TEXT_GEN);
+    struct reg_pool *p = (struct reg_pool *)reg_pool_get(R, "pa");
+    p->dev[0].free_bytes = 1 * GiB;
+    decide(s, &d);
+    assert_int_equal(d.action, SCHED_WAIT);
+    assert_non_null(strstr(d.reason, "busy"));
     sched_free(s);
 }
 
@@ -396,6 +416,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_round_robin, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unavailable_pool_and_wait, setup, teardown),
         cmocka_unit_test_setup_teardown(test_start_and_placement, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_scale_out_and_busy_wait, setup, teardown),
         cmocka_unit_test_setup_teardown(test_eviction, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reject, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lua_valid_choice, setup, teardown),

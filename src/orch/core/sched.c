@@ -328,6 +328,7 @@ int sched_decide(struct sched *s, struct registry *r, const struct sched_job *jo
         else if (w->status == REG_W_BUSY) n_busy++;
     }
     size_t pools_avail = reg_pools_available(r, now_ms);
+    d->n_busy = n_busy;
     if (n_ready) {
         int idx = -1;
         if (s->policy == SCHED_LUA) idx = lua_pick(s, r, job, 0, n_ready, d);

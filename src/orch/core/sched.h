@@ -69,6 +69,7 @@ struct sched_decision {
     int error_code;                          /* REJECT: enum err_code (NO_CAPACITY, POOL_UNAVAILABLE) */
     int used_fallback;                       /* the Lua policy failed this time */
     size_t n_candidates;
+    size_t n_busy;                           /* busy workers serving the model (a START is then a scale-out) */
     char reason[160];
 };
 
