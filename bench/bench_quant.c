@@ -1,6 +1,7 @@
 /* bench_quant — throughput of qt_vec_dot (SIMD) vs qt_vec_dot_ref (scalar)
  * per weight format: a matrix-vector product of R rows x N columns, reported
- * as ns per row and weight GB/s. Not part of the build; run with:
+ * as ns per row and weight GB/s; then qt_quantize_row and qt_quantize_act
+ * speeds (CPU time, so a busy machine skews less). Not part of the build; run with:
  *   cmake --build build --target llorch_quant
  *   cc -O2 -Isrc bench/bench_quant.c build/libllorch_quant.a build/libllorch_core.a -lm -lpthread -o /tmp/bq
  *   /tmp/bq [N] [R] */
@@ -54,6 +55,31 @@ int main(int argc, char **argv) {
         free(m);
         free(xq);
     }
+    /* quantizers, 1M elements each, CPU time */
+    const int64_t nq = 1 << 20;
+    float *src = malloc(nq * 4);
+    void *dst = malloc(nq * 4);
+    for (int64_t i = 0; i < nq; i++) src[i] = w[i % n] * (float)(1 + i % 5);
+    memset(dst, 0, nq * 4);
+    printf("\n%-6s %12s\n", "type", "quantize M/s");
+    for (size_t k = 0; k < sizeof types / sizeof types[0]; k++) {
+        if (!qt_info(types[k])->can_quantize || types[k] == QT_F32) continue;
+        struct timespec a, b;
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &a);
+        qt_quantize_row(types[k], src, dst, nq);
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &b);
+        printf("%-6s %12.1f\n", qt_info(types[k])->name, nq / ((b.tv_sec - a.tv_sec) + (b.tv_nsec - a.tv_nsec) * 1e-9) / 1e6);
+    }
+    static const int acts[] = {QT_Q8_0, QT_Q8_1, QT_Q8_K, QT_F16};
+    for (size_t k = 0; k < sizeof acts / sizeof acts[0]; k++) {
+        struct timespec a, b;
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &a);
+        qt_quantize_act(acts[k], src, dst, nq);
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &b);
+        printf("act %-4s %10.1f\n", qt_info(acts[k])->name, nq / ((b.tv_sec - a.tv_sec) + (b.tv_nsec - a.tv_nsec) * 1e-9) / 1e6);
+    }
+    free(src);
+    free(dst);
     free(w);
     free(x);
     return 0;
