@@ -1,0 +1,160 @@
+// test-libs: llorch_engine llorch_quant llorch_tok llorch_gguf llorch_core
+/* engine vs llama.cpp: teacher-forced next-token distributions on synthetic
+ * tiny models (llama, qwen2, phi3 x F16, Q8_0, Q4_0, Q4_K_M, Q6_K, MXFP4),
+ * made at test time by the built `llorch gguf make --seed 1` exactly as the
+ * fixture's models were (file size and FNV-1a 64 are checked first).
+ * Fixture: tests/fixtures/engine/dist/ from tools/ref/ref_dist.mjs.
+ * Asserts per model: mean KL(llama.cpp || engine) <= 0.01 nats over the 32
+ * positions, and the same top-1 wherever llama.cpp's top-1/top-2 log-prob
+ * gap is >= 0.1. */
+#include "testutil.h"
+
+#include <math.h>
+#include <sys/stat.h>
+
+#include "engine/engine.h"
+#include "engine/quant.h"
+
+#define MAXPOS 64
+
+static uint64_t fnv1a64_file(const char *path, long *size) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return 0;
+    uint64_t h = 0xcbf29ce484222325ull;
+    int c;
+    long n = 0;
+    while ((c = getc(f)) != EOF) {
+        h = (h ^ (uint64_t)(unsigned char)c) * 0x100000001b3ull;
+        n++;
+    }
+    fclose(f);
+    *size = n;
+    return h;
+}
+
+static void check_model(const char *name, int n_pos, int n_vocab, long fsize, uint64_t fnv, const int32_t *toks,
+                        double *kl_out) {
+    char dir[1024], out[1200], models[1024], llorch[1024], cmd[4096], arch[16], type[16];
+    TU_BUILD(dir, "dist-models");
+    mkdir(dir, 0755);
+    snprintf(out, sizeof out, "%s/%s.gguf", dir, name);
+    TU_BUILD(llorch, "llorch");
+    const char *dash = strchr(name, '-');
+    assert_non_null(dash);
+    snprintf(arch, sizeof arch, "%.*s", (int)(dash - name), name);
+    snprintf(type, sizeof type, "%s", dash + 1);
+    snprintf(cmd, sizeof cmd,
+             "'%s' gguf make --preset tiny --arch %s --type %s %s --vocab-from '%s' --seed 1 -o '%s' >/dev/null 2>&1",
+             llorch, arch, type, strcmp(type, "MXFP4") ? "" : "--pure", TU_MODEL(models, "stories260K.gguf"), out);
+    if (system(cmd) != 0) fail_msg("%s: cannot make the model: %s", name, cmd);
+    long sz = 0;
+    uint64_t h = fnv1a64_file(out, &sz);
+    if (sz != fsize || h != fnv)
+        fail_msg("%s: the generator's output changed (size %ld, fnv %016llx; fixture %ld, %016llx): regenerate "
+                 "tests/fixtures/engine/dist with tools/ref/ref_dist.mjs",
+                 name, sz, (unsigned long long)h, fsize, (unsigned long long)fnv);
+
+    /* llama.cpp's log-probs */
+    char fx[1024], rel[256];
+    snprintf(rel, sizeof rel, "engine/dist/%s.f16", name);
+    FILE *f = fopen(TU_FIXTURE(fx, rel), "rb");
+    assert_non_null(f);
+    uint16_t *ref = malloc((size_t)n_pos * n_vocab * sizeof *ref);
+    assert_int_equal(fread(ref, sizeof *ref, (size_t)n_pos * n_vocab, f), (size_t)n_pos * n_vocab);
+    fclose(f);
+
+    char err[512];
+    eng_load_opts o;
+    eng_load_opts_default(&o);
+    o.n_threads = 2;
+    o.n_ctx = 128;
+    eng_model *m = NULL;
+    if (eng_model_load(out, &o, &m, err, sizeof err)) fail_msg("%s: %s", name, err);
+    assert_int_equal(eng_model_get_info(m)->n_vocab, n_vocab);
+    eng_session *s = NULL;
+    assert_int_equal(eng_session_new(m, &s, err, sizeof err), 0);
+    assert_int_equal(eng_eval(s, toks, n_pos, ENG_LOGITS_ALL, err, sizeof err), 0);
+    double kl_sum = 0;
+    int top1_checked = 0;
+    for (int k = 0; k < n_pos; k++) {
+        const float *l = eng_logits(s, k);
+        assert_non_null(l);
+        double mx = -INFINITY, z = 0;
+        for (int t = 0; t < n_vocab; t++) mx = l[t] > mx ? l[t] : mx;
+        for (int t = 0; t < n_vocab; t++) z += exp(l[t] - mx);
+        double lz = mx + log(z), kl = 0;
+        int r1 = 0, r2 = -1, e1 = 0;
+        for (int t = 0; t < n_vocab; t++) {
+            double lp = qt_f16_to_f32(ref[k * n_vocab + t]);
+            double lq = l[t] - lz;
+            kl += exp(lp) * (lp - lq);
+            if (l[t] > l[e1]) e1 = t;
+        }
+        for (int t = 1; t < n_vocab; t++)
+            if (ref[k * n_vocab + t] != ref[k * n_vocab + r1] &&
+                qt_f16_to_f32(ref[k * n_vocab + t]) > qt_f16_to_f32(ref[k * n_vocab + r1]))
+                r1 = t;
+        for (int t = 0; t < n_vocab; t++)
+            if (t != r1 && (r2 < 0 || qt_f16_to_f32(ref[k * n_vocab + t]) > qt_f16_to_f32(ref[k * n_vocab + r2])))
+                r2 = t;
+        double gap = qt_f16_to_f32(ref[k * n_vocab + r1]) - qt_f16_to_f32(ref[k * n_vocab + r2]);
+        if (gap >= 0.1) {
+            top1_checked++;
+            if (e1 != r1) fail_msg("%s position %d: top-1 %d, llama.cpp %d (gap %.3f)", name, k, e1, r1, gap);
+        }
+        kl_sum += kl;
+    }
+    double mean_kl = kl_sum / n_pos;
+    print_message("%-14s mean KL %.5f nats, top-1 checked at %d/%d positions\n", name, mean_kl, top1_checked, n_pos);
+    if (!(mean_kl <= 0.01)) fail_msg("%s: mean KL %.5f > 0.01", name, mean_kl);
+    *kl_out = mean_kl;
+    free(ref);
+    eng_session_free(s);
+    eng_model_free(m);
+}
+
+static void test_dist_vs_llamacpp(void **st) {
+    (void)st;
+    char path[1024], line[8192], llorch[1024];
+    struct stat sb;
+    if (stat(TU_BUILD(llorch, "llorch"), &sb) != 0) {
+        print_message("llorch is not built: skipped\n");
+        skip();
+    }
+    FILE *f = fopen(TU_FIXTURE(path, "engine/dist/index.txt"), "r");
+    assert_non_null(f);
+    int32_t toks[MAXPOS];
+    int n_tok = 0, n_models = 0;
+    double worst = 0;
+    while (fgets(line, sizeof line, f)) {
+        if (!strncmp(line, "tokens ", 7)) {
+            char *p = line + 7, *end;
+            n_tok = (int)strtol(p, &end, 10);
+            assert_true(n_tok > 0 && n_tok <= MAXPOS);
+            for (int i = 0; i < n_tok; i++) {
+                p = end;
+                toks[i] = (int32_t)strtol(p, &end, 10);
+            }
+        } else if (!strncmp(line, "model ", 6)) {
+            char name[64], hex[32];
+            int n_pos, n_vocab;
+            long fsize;
+            assert_int_equal(sscanf(line + 6, "%63s %d %d %ld %31s", name, &n_pos, &n_vocab, &fsize, hex), 5);
+            assert_true(n_pos <= n_tok);
+            double kl;
+            check_model(name, n_pos, n_vocab, fsize, strtoull(hex, NULL, 16), toks, &kl);
+            worst = kl > worst ? kl : worst;
+            n_models++;
+        }
+    }
+    fclose(f);
+    assert_int_equal(n_models, 18);
+    print_message("worst mean KL %.5f\n", worst);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_dist_vs_llamacpp),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
