@@ -175,7 +175,8 @@ static int on_worker_event(void *user, const sse_event *ev) {
         if (json_is_number(ti)) j->tokens_in = (int64_t)json_number_value(ti);
         char err[256];
         if (store_job_started(o->store, j->id, j->tokens_in, now, err, sizeof err) == 0) j->status = JOB_RUNNING;
-        if (data) orch_job_emit(o, j, "started", data);
+        if (data && !j->started_emitted) orch_job_emit(o, j, "started", data); /* a retry does not repeat it */
+        j->started_emitted = 1;
     } else if (strcmp(ev->event, "token") == 0) {
         j->tokens_out++;
         if (data) orch_job_emit(o, j, "token", data);
@@ -186,8 +187,6 @@ static int on_worker_event(void *user, const sse_event *ev) {
         if (json_is_number(to)) j->tokens_out = (int64_t)json_number_value(to);
         r->saw_terminal = 1;
         orch_job_finish_with(o, j, JOB_COMPLETED, NULL, NULL, "end", data);
-        const char *v[] = { "completed" };
-        metrics_add(o->m_dispatched, v, 1);
     } else if (strcmp(ev->event, "error") == 0) {
         const char *code = json_string_value(json_object_get(d, "code"));
         const char *msg = json_string_value(json_object_get(d, "message"));
@@ -455,8 +454,6 @@ static int dispatch_pass(struct orch *o, struct cmd *cmds, int *ncmds) {
         if (p.take == TAKE_FAIL) {
             enum job_status st = strcmp(p.fail_code, "CANCELLED") == 0 ? JOB_CANCELLED : JOB_FAILED;
             orch_job_finish(o, j, st, p.fail_code, p.fail_msg);
-            const char *v[] = { st == JOB_CANCELLED ? "cancelled" : "failed" };
-            metrics_add(o->m_dispatched, v, 1);
             continue;
         }
         /* DISPATCH: atomic dequeue + dispatch in the store, then relay */

@@ -143,6 +143,8 @@ void orch_job_finish_with(struct orch *o, struct ojob *j, enum job_status st, co
     if (rc < 0 && rc != -ESTALE) LOG_ERROR(ORCH_COMPONENT, "store", j->cid, "finish %s: %s", j->id, err);
     j->status = st;
     j->finished_ms = now;
+    const char *mv[] = { job_status_name(st) }; /* every job ends exactly once: count it here */
+    metrics_add(o->m_dispatched, mv, 1);
     if (j->tenant[0] && j->tokens_in + j->tokens_out > 0) /* counts against the tenant's daily budget */
         store_quota_add_tokens(o->store, j->tenant, orch_day(now), j->tokens_in + j->tokens_out);
     if (event && data) orch_job_emit(o, j, event, data);

@@ -56,7 +56,7 @@ static int setup_metrics(struct orch *o) {
     static const double b[] = { 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 50 };
     o->m_queue_depth = metrics_gauge(o->metrics, "orchd_queue_depth", "Queued jobs by priority", prio);
     o->m_enqueued = metrics_counter(o->metrics, "orchd_tasks_enqueued_total", "Task submissions by outcome", outcome);
-    o->m_dispatched = metrics_counter(o->metrics, "orchd_tasks_dispatched_total", "Finished tasks by outcome", outcome);
+    o->m_dispatched = metrics_counter(o->metrics, "orchd_tasks_dispatched_total", "Tasks ended, by outcome (completed|failed|cancelled)", outcome);
     o->m_sched_ms = metrics_histogram(o->metrics, "orchd_scheduling_latency_ms", "One scheduling decision", NULL, b, 8);
     o->m_pools = metrics_gauge(o->metrics, "orchd_pools_available", "Pools within their heartbeat window", NULL);
     o->m_workers = metrics_gauge(o->metrics, "orchd_workers", "Workers by status", status);

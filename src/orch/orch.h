@@ -69,6 +69,7 @@ struct ojob {
     /* event log (kept in memory for reconnects while the job lives) */
     struct oevent *ev;
     size_t nev, cev;
+    int started_emitted;       /* a retried job shows one `started` */
     int term_emitted;          /* the one terminal event (end|error) is in the log */
     int terminal;              /* finished: store updated, subscribers closed */
     /* live subscribers */

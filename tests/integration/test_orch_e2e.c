@@ -392,6 +392,9 @@ static void test_retry_on_other_worker(void **s) {
     events(o.base, id, &v);
     if (strcmp(v.names[v.n - 1], "end") != 0) dump(&o);
     assert_string_equal(v.names[v.n - 1], "end");
+    int nstarted = 0;
+    for (int i = 0; i < v.n; i++) nstarted += strcmp(v.names[i], "started") == 0;
+    assert_int_equal(nstarted, 1);
     char sql[200];
     snprintf(sql, sizeof sql, "SELECT count(*) FROM jobs WHERE id='%s' AND status='completed' AND retry_count=1 "
                               "AND worker_id='w1'", id);
