@@ -2,13 +2,25 @@
 /* engine vs llama.cpp: greedy continuations of stories260K (F32) must be the
  * same token ids llama.cpp produced (tests/fixtures/engine/greedy_stories260K.txt,
  * made by tools/ref/ref_greedy.mjs; the command is in the file). Run at 1 and
- * 2 threads, and once feeding the prompt token by token (decode path only). */
+ * 2 threads, and once feeding the prompt token by token (decode path only).
+ * Then the same for stories260K requantized by the built `llorch gguf
+ * quantize` to Q8_0, Q5_0, Q5_1, Q4_0, Q4_1 (48 tokens, three prompts; the
+ * fixture records the quantized file's size and FNV-1a 64, checked first).
+ * F32: every id must match. Quantized: our distributions differ from
+ * llama.cpp's by mean KL ~1e-4 (cause not found yet, see docs/PERF.md), which
+ * flips argmax at near-ties, so there the ids must match up to the first
+ * near-tie (logit gap < 0.15) and for at least the first 3 tokens. */
 #include "testutil.h"
+
+#include <sys/stat.h>
 
 #include "engine/engine.h"
 
 #define MAX_CASES 8
 #define MAX_IDS 128
+
+static long want_size;
+static uint64_t want_fnv;
 
 typedef struct {
     char text[128];
@@ -40,6 +52,12 @@ static int load_cases(const char *name, gcase *cs) {
     while (fgets(line, sizeof line, f)) {
         line[strcspn(line, "\n")] = 0;
         if (line[0] == '#' || !line[0]) continue;
+        if (!strncmp(line, "file ", 5)) {
+            char hex[32];
+            assert_int_equal(sscanf(line + 5, "%ld %31s", &want_size, hex), 2);
+            want_fnv = strtoull(hex, NULL, 16);
+            continue;
+        }
         if (!strncmp(line, "case ", 5)) {
             assert_true(++n < MAX_CASES);
             size_t tl = strlen(line + 5);
@@ -55,18 +73,21 @@ static int load_cases(const char *name, gcase *cs) {
     return n + 1;
 }
 
-static eng_model *load(const char *model, int threads) {
-    char path[1024], err[512];
+static eng_model *load(const char *path, int threads) {
+    char err[512];
     eng_load_opts o;
     eng_load_opts_default(&o);
     o.n_threads = threads;
     eng_model *m = NULL;
-    int rc = eng_model_load(TU_MODEL(path, model), &o, &m, err, sizeof err);
-    if (rc) fail_msg("load %s: %s", model, err);
+    int rc = eng_model_load(path, &o, &m, err, sizeof err);
+    if (rc) fail_msg("load %s: %s", path, err);
     return m;
 }
 
 /* generates n greedy ids after the prompt; one_by_one feeds the prompt in single steps */
+/* gap[i] = our logit of out[i] minus our logit of llama.cpp's token at step i */
+static float gaps[MAX_IDS];
+
 static void greedy(eng_model *m, const gcase *c, int one_by_one, int32_t *out) {
     char err[512];
     eng_session *s = NULL;
@@ -81,7 +102,10 @@ static void greedy(eng_model *m, const gcase *c, int one_by_one, int32_t *out) {
         assert_int_equal(eng_eval(s, c->prompt, c->n_prompt, ENG_LOGITS_LAST, err, sizeof err), 0);
     }
     for (int i = 0; i < c->n_gen; i++) {
+        const float *l = eng_logits(s, -1);
+        assert_non_null(l);
         assert_int_equal(eng_sample(s, smp, &out[i]), 0);
+        gaps[i] = l[out[i]] - l[c->gen[i]];
         if (i + 1 < c->n_gen) {
             int rc = eng_eval(s, &out[i], 1, ENG_LOGITS_LAST, err, sizeof err);
             if (rc) fail_msg("eval: %s", err);
@@ -92,12 +116,16 @@ static void greedy(eng_model *m, const gcase *c, int one_by_one, int32_t *out) {
     eng_session_free(s);
 }
 
-static void check_model(const char *model, const char *fixture, int threads, int one_by_one) {
+#define MIN_SAME 3
+
+static void check_model(const char *model, const char *fixture, int threads, int one_by_one, float near_tie) {
     gcase cs[MAX_CASES];
     memset(cs, 0, sizeof cs);
     int n = load_cases(fixture, cs);
     assert_true(n >= 3);
     eng_model *m = load(model, threads);
+    const char *base = strrchr(model, '/');
+    model = base ? base + 1 : model;
     /* our tokenizer must agree with llama.cpp's prompt ids */
     const tok_vocab *v = eng_model_vocab(m);
     for (int c = 0; c < n; c++) {
@@ -110,9 +138,17 @@ static void check_model(const char *model, const char *fixture, int threads, int
         int32_t out[MAX_IDS];
         greedy(m, &cs[c], one_by_one, out);
         for (int i = 0; i < cs[c].n_gen; i++) {
-            if (out[i] != cs[c].gen[i])
-                fail_msg("%s \"%s\" (threads %d%s): token %d is %d, llama.cpp has %d", model, cs[c].text, threads,
-                         one_by_one ? ", one by one" : "", i, out[i], cs[c].gen[i]);
+            if (out[i] == cs[c].gen[i]) continue;
+            /* Quantized models only: a divergence is tolerated at a near-tie
+             * (our logits of the two tokens within NEAR_TIE) after at least
+             * MIN_SAME identical tokens; the rest is not compared. */
+            if (near_tie > 0 && i >= MIN_SAME && gaps[i] < near_tie) {
+                print_message("%s \"%s\": diverges at token %d (of %d) at a near-tie (logit gap %.4f)\n", model,
+                              cs[c].text, i, cs[c].n_gen, (double)gaps[i]);
+                break;
+            }
+            fail_msg("%s \"%s\" (threads %d%s): token %d is %d, llama.cpp has %d (our logit gap %.4f)", model,
+                     cs[c].text, threads, one_by_one ? ", one by one" : "", i, out[i], cs[c].gen[i], (double)gaps[i]);
         }
     }
     eng_model_free(m);
@@ -120,24 +156,79 @@ static void check_model(const char *model, const char *fixture, int threads, int
 
 static void test_stories_greedy_1t(void **st) {
     (void)st;
-    check_model("stories260K.gguf", "engine/greedy_stories260K.txt", 1, 0);
+    char p[1024];
+    check_model(TU_MODEL(p, "stories260K.gguf"), "engine/greedy_stories260K.txt", 1, 0, 0);
 }
 
 static void test_stories_greedy_2t(void **st) {
     (void)st;
-    check_model("stories260K.gguf", "engine/greedy_stories260K.txt", 2, 0);
+    char p[1024];
+    check_model(TU_MODEL(p, "stories260K.gguf"), "engine/greedy_stories260K.txt", 2, 0, 0);
 }
 
 static void test_stories_greedy_decode_only(void **st) {
     (void)st;
-    check_model("stories260K.gguf", "engine/greedy_stories260K.txt", 2, 1);
+    char p[1024];
+    check_model(TU_MODEL(p, "stories260K.gguf"), "engine/greedy_stories260K.txt", 2, 1, 0);
 }
+
+static uint64_t fnv1a64_file(const char *path, long *size) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return 0;
+    uint64_t h = 0xcbf29ce484222325ull;
+    int c;
+    long n = 0;
+    while ((c = getc(f)) != EOF) {
+        h = (h ^ (uint64_t)(unsigned char)c) * 0x100000001b3ull;
+        n++;
+    }
+    fclose(f);
+    *size = n;
+    return h;
+}
+
+static void quantized(const char *type) {
+    char llorch[1024], src[1024], dir[1024], out[1200], fx[128], cmd[4096];
+    struct stat sb;
+    if (stat(TU_BUILD(llorch, "llorch"), &sb) != 0) {
+        print_message("llorch is not built: skipped\n");
+        skip();
+    }
+    TU_BUILD(dir, "greedy-models");
+    mkdir(dir, 0755);
+    snprintf(out, sizeof out, "%s/stories260K-%s.gguf", dir, type);
+    snprintf(cmd, sizeof cmd, "'%s' gguf quantize '%s' '%s' %s >/dev/null 2>&1", llorch,
+             TU_MODEL(src, "stories260K.gguf"), out, type);
+    if (system(cmd) != 0) fail_msg("cannot quantize: %s", cmd);
+    snprintf(fx, sizeof fx, "engine/greedy_stories260K-%s.txt", type);
+    gcase cs[MAX_CASES];
+    want_size = -1;
+    load_cases(fx, cs);
+    long sz = 0;
+    uint64_t h = fnv1a64_file(out, &sz);
+    if (sz != want_size || h != want_fnv)
+        fail_msg("%s: llorch gguf quantize's output changed (size %ld fnv %016llx, fixture %ld %016llx): "
+                 "regenerate %s with tools/ref/ref_greedy.mjs", type, sz, (unsigned long long)h, want_size,
+                 (unsigned long long)want_fnv, fx);
+    check_model(out, fx, 2, 0, 0.15f);
+}
+
+static void test_q8_0(void **st) { (void)st; quantized("Q8_0"); }
+static void test_q5_0(void **st) { (void)st; quantized("Q5_0"); }
+static void test_q5_1(void **st) { (void)st; quantized("Q5_1"); }
+static void test_q4_0(void **st) { (void)st; quantized("Q4_0"); }
+static void test_q4_1(void **st) { (void)st; quantized("Q4_1"); }
 
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_stories_greedy_1t),
         cmocka_unit_test(test_stories_greedy_2t),
         cmocka_unit_test(test_stories_greedy_decode_only),
+        cmocka_unit_test(test_q8_0),
+        cmocka_unit_test(test_q5_0),
+        cmocka_unit_test(test_q5_1),
+        cmocka_unit_test(test_q4_0),
+        cmocka_unit_test(test_q4_1),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
