@@ -276,6 +276,40 @@ int cfg_parse_duration_ms(const char *s, int64_t *out) {
     return 0;
 }
 
+int cfg_parse_hostport(const char *s, char *host, size_t hcap, int *port) {
+    if (!s || !*s || !host || hcap == 0) return -EINVAL;
+    const char *h = s, *colon;
+    size_t hl;
+    if (s[0] == '[') {
+        const char *rb = strchr(s, ']');
+        if (!rb || rb[1] != ':') return -EINVAL;
+        h = s + 1;
+        hl = (size_t)(rb - h);
+        colon = rb + 1;
+    } else {
+        colon = strrchr(s, ':');
+        if (!colon || strchr(s, ':') != colon) return -EINVAL; /* bare IPv6 needs brackets */
+        hl = (size_t)(colon - s);
+    }
+    if (hl == 0 || hl >= hcap) return -EINVAL;
+    for (size_t i = 0; i < hl; i++)
+        if ((unsigned char)h[i] <= ' ' || h[i] == '/' || h[i] == '@') return -EINVAL;
+    int64_t p;
+    if (cfg_parse_int(colon + 1, &p) < 0 || p < 0 || p > 65535) return -EINVAL;
+    memcpy(host, h, hl);
+    host[hl] = 0;
+    *port = (int)p;
+    return 0;
+}
+
+int cfg_validate_hostport(const struct cfg *c, const char *key, char *err, size_t errlen) {
+    char host[256];
+    int port;
+    if (cfg_parse_hostport(cfg_str(c, key), host, sizeof host, &port) < 0)
+        return util_fail(err, errlen, -EINVAL, "'%s' is not HOST:PORT", cfg_str(c, key));
+    return 0;
+}
+
 /* ======================================================================
  * 3. layering
  * ==================================================================== */

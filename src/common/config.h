@@ -130,5 +130,9 @@ int cfg_parse_u64(const char *s, uint64_t *out);
 int cfg_parse_float(const char *s, double *out);
 int cfg_parse_bool(const char *s, int *out);
 int cfg_parse_duration_ms(const char *s, int64_t *out);
+/* "HOST:PORT" (IPv6 as "[addr]:port"), port 0..65535, host 1..hcap-1 bytes. */
+int cfg_parse_hostport(const char *s, char *host, size_t hcap, int *port);
+/* A ready-made validator for CFG_STRING options holding HOST:PORT (e.g. bind). */
+int cfg_validate_hostport(const struct cfg *c, const char *key, char *err, size_t errlen);
 
 #endif

@@ -226,6 +226,17 @@ static void test_parsers(void **s) {
     assert_true(cfg_parse_u64("18446744073709551615K", &u) < 0);
     assert_true(cfg_parse_int("12abc", &v) < 0);
     assert_true(cfg_parse_int("99999999999999999999", &v) < 0);
+    char h[64];
+    int port;
+    assert_int_equal(cfg_parse_hostport("0.0.0.0:9200", h, sizeof h, &port), 0);
+    assert_string_equal(h, "0.0.0.0");
+    assert_int_equal(port, 9200);
+    assert_int_equal(cfg_parse_hostport("[::]:0", h, sizeof h, &port), 0);
+    assert_string_equal(h, "::");
+    assert_true(cfg_parse_hostport("::1:80", h, sizeof h, &port) < 0);
+    assert_true(cfg_parse_hostport("host", h, sizeof h, &port) < 0);
+    assert_true(cfg_parse_hostport("a b:1", h, sizeof h, &port) < 0);
+    assert_true(cfg_parse_hostport("h:65536", h, sizeof h, &port) < 0);
     int b;
     assert_int_equal(cfg_parse_bool("OFF", &b), 0);
     assert_int_equal(b, 0);

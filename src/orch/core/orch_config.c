@@ -10,14 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int v_bind(const struct cfg *c, const char *key, char *err, size_t errlen) {
-    char host[256];
-    int port;
-    if (orch_parse_bind(cfg_str(c, key), host, sizeof host, &port) < 0)
-        return util_fail(err, errlen, -EINVAL, "'%s' is not HOST:PORT", cfg_str(c, key));
-    return 0;
-}
-
 static int v_policy(const struct cfg *c, const char *key, char *err, size_t errlen) {
     const char *p = cfg_str(c, key);
     if (!strcmp(p, "least-loaded") || !strcmp(p, "most-vram-free") || !strcmp(p, "round-robin")) return 0;
@@ -26,7 +18,7 @@ static int v_policy(const struct cfg *c, const char *key, char *err, size_t errl
 }
 
 const struct cfg_opt orch_cfg_opts[] = {
-    { .key = "bind", .type = CFG_STRING, .def = "127.0.0.1:8080", .flag = "--bind", .validate = v_bind,
+    { .key = "bind", .type = CFG_STRING, .def = "127.0.0.1:8080", .flag = "--bind", .validate = cfg_validate_hostport,
       .help = "HOST:PORT to listen on" },
     { .key = "deployment", .type = CFG_ENUM, .def = "home", .flag = "--deployment", .enums = "home|lab|platform",
       .help = "security mode" },
@@ -76,28 +68,7 @@ const struct cfg_opt orch_cfg_opts[] = {
 const size_t orch_cfg_nopts = sizeof orch_cfg_opts / sizeof orch_cfg_opts[0];
 
 int orch_parse_bind(const char *s, char *host, size_t hcap, int *port) {
-    if (!s || !*s) return -EINVAL;
-    const char *colon;
-    size_t hl;
-    const char *h = s;
-    if (s[0] == '[') {
-        const char *rb = strchr(s, ']');
-        if (!rb || rb[1] != ':') return -EINVAL;
-        h = s + 1;
-        hl = (size_t)(rb - h);
-        colon = rb + 1;
-    } else {
-        colon = strrchr(s, ':');
-        if (!colon || strchr(s, ':') != colon) return -EINVAL;
-        hl = (size_t)(colon - s);
-    }
-    if (hl == 0 || hl >= hcap) return -EINVAL;
-    int64_t p;
-    if (cfg_parse_int(colon + 1, &p) < 0 || p < 0 || p > 65535) return -EINVAL;
-    memcpy(host, h, hl);
-    host[hl] = 0;
-    *port = (int)p;
-    return 0;
+    return cfg_parse_hostport(s, host, hcap, port);
 }
 
 int orch_host_is_loopback(const char *h) {
