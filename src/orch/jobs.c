@@ -71,11 +71,27 @@ void orch_job_free_all(struct orch *o) {
     o->njobs = 0;
 }
 
+/* After ORCH_TEXT_GRACE_MS a finished job keeps only its terminal event:
+ * generated text stays in memory just long enough for a client that lost
+ * its connection near the end to reconnect and read the rest. */
+#define ORCH_TEXT_GRACE_MS 60000
+
+static void compact_log(struct ojob *j) {
+    if (j->nev <= 1) return;
+    for (size_t i = 0; i + 1 < j->nev; i++) {
+        free(j->ev[i].event);
+        free(j->ev[i].data);
+    }
+    j->ev[0] = j->ev[j->nev - 1];
+    j->nev = 1;
+}
+
 void orch_job_gc(struct orch *o, int64_t now_ms, int64_t keep_ms) {
     for (size_t b = 0; b < o->nbuckets; b++) {
         struct ojob **p = &o->buckets[b];
         while (*p) {
             struct ojob *j = *p;
+            if (j->terminal && !j->relay_running && now_ms - j->finished_ms > ORCH_TEXT_GRACE_MS) compact_log(j);
             if (j->terminal && !j->relay_running && now_ms - j->finished_ms > keep_ms) {
                 *p = j->hnext;
                 job_free(j);
@@ -143,6 +159,17 @@ void orch_job_finish_with(struct orch *o, struct ojob *j, enum job_status st, co
     if (rc < 0 && rc != -ESTALE) LOG_ERROR(ORCH_COMPONENT, "store", j->cid, "finish %s: %s", j->id, err);
     j->status = st;
     j->finished_ms = now;
+    /* the prompt is needed no longer (retries are over) */
+    if (j->task.prompt) {
+        memset(j->task.prompt, 0, j->task.prompt_len);
+        free(j->task.prompt);
+        j->task.prompt = NULL;
+    }
+    if (j->req_body) {
+        memset(j->req_body, 0, j->req_len);
+        free(j->req_body);
+        j->req_body = NULL;
+    }
     const char *mv[] = { job_status_name(st) }; /* every job ends exactly once: count it here */
     metrics_add(o->m_dispatched, mv, 1);
     if (j->tenant[0] && j->tokens_in + j->tokens_out > 0) /* counts against the tenant's daily budget */
