@@ -10,7 +10,7 @@
  *
  * Fidelity: ids and detokenized bytes match llama.cpp (the v0.4.0 bundle of
  * node-llama-cpp 3.21.1) on the committed fixtures for SPM (stories260K,
- * Llama-2) and BPE (Qwen2 and GPT-OSS vocabularies). Where llama.cpp
+ * Llama-2) and BPE (Qwen2, Llama-3 and GPT-OSS vocabularies). Where llama.cpp
  * throws or aborts on a hostile vocabulary we return an error or degrade as
  * documented at each function. Not implemented yet: hf-json (tokenizer.json
  * beside the model), and BPE pre-tokenizer names beyond those pretok.c splits.
