@@ -516,6 +516,42 @@ static int dispatch_pass(struct orch *o, struct cmd *cmds, int *ncmds) {
                 else orch_job_finish(o, j, JOB_CANCELLED, "CANCELLED", "cancelled by the client");
             }
         }
+    /* placements are kept loaded: a placement with no worker on its device
+     * gets a start (at most every 30 s while the pool refuses) */
+    reg_lock(o->reg);
+    for (size_t i = 0; i < reg_placement_count(o->reg) && p.ncmds < MAX_CMDS; i++) {
+        struct reg_placement *pl = reg_placement_at_mut(o->reg, i);
+        const struct reg_pool *pool = reg_pool_get(o->reg, pl->pool_id);
+        if (!pool || !reg_pool_available(o->reg, pool, p.now) || reg_placement_served(o->reg, pl) ||
+            (pl->last_start_ms && p.now - pl->last_start_ms < 30000))
+            continue;
+        pl->last_start_ms = p.now;
+        const struct cat_model *m = cat_find(o->cat, pl->model_ref);
+        struct reg_worker ph;
+        memset(&ph, 0, sizeof ph);
+        snprintf(ph.id, sizeof ph.id, "placing-%zu-%lld", i, (long long)p.now);
+        snprintf(ph.pool_id, sizeof ph.pool_id, "%s", pool->id);
+        snprintf(ph.model_ref, sizeof ph.model_ref, "%s", pl->model_ref);
+        ph.caps = m ? m->caps : CAP_TEXT_GEN;
+        ph.status = REG_W_STARTING;
+        ph.memory_bytes = sched_need_bytes(m ? m->memory_bytes : 0);
+        if (pl->gpu_id >= 0) { ph.gpu_ids[0] = pl->gpu_id; ph.ngpu = 1; }
+        if (reg_worker_upsert(o->reg, &ph, p.now) < 0) continue;
+        struct cmd *c = &p.cmds[p.ncmds++];
+        memset(c, 0, sizeof *c);
+        c->kind = CMD_START;
+        snprintf(c->pool_endpoint, sizeof c->pool_endpoint, "%s", pool->endpoint);
+        snprintf(c->pool_id, sizeof c->pool_id, "%s", pool->id);
+        snprintf(c->placeholder, sizeof c->placeholder, "%s", ph.id);
+        snprintf(c->model_ref, sizeof c->model_ref, "%s", pl->model_ref);
+        c->gpu_id = pl->gpu_id;
+        c->capability = CAP_TEXT_GEN;
+        c->ctx = m ? m->context_length : 0;
+        c->need = ph.memory_bytes;
+        LOG_KV(LOG_INFO, ORCH_COMPONENT, "placement_start", NULL, "\"pool_id\":\"%s\",\"gpu_id\":%d", pool->id,
+               pl->gpu_id);
+    }
+    reg_unlock(o->reg);
     /* idle workers past eviction.idle_ttl_s are stopped (pinned ones never) */
     if (o->st.idle_ttl_ms > 0) {
         reg_lock(o->reg);

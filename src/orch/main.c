@@ -122,6 +122,12 @@ int main(int argc, char **argv) {
         fprintf(stderr, "orchestratord: out of memory\n");
         return 1;
     }
+    /* catalog placements pin their models (never evicted) and are kept loaded by the dispatcher */
+    for (size_t i = 0; i < cat_count(o->cat); i++) {
+        const struct cat_model *m = cat_at(o->cat, i);
+        for (int k = 0; k < m->nplacements; k++)
+            reg_placement_add(o->reg, m->model_ref, m->placements[k].pool_id, m->placements[k].gpu_id);
+    }
     if (store_open(o->st.state_path, o->st.persist_prompts, &o->store, err, sizeof err) < 0) {
         fprintf(stderr, "orchestratord: %s\n", err);
         teardown(o);

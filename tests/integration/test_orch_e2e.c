@@ -741,6 +741,38 @@ static void test_start_evict_and_refusal(void **s) {
     http_server_free(f.srv);
 }
 
+static void test_placement_kept_loaded(void **s) {
+    (void)s;
+    struct fake_pool f;
+    fake_pool_start(&f, 202);
+    char model[PATH_MAX];
+    model_path(model, sizeof model);
+    FILE *cf = fopen(CFGF, "w");
+    fprintf(cf, "models:\n  stories:\n    model_ref: 'file:%s'\n    context_length: 256\n"
+                "    placements: [{pool_id: p1, gpu_id: -1}]\n", model);
+    fclose(cf);
+    struct proc o;
+    int rc = start_orch(&o, NULL);
+    if (rc == 77) { http_server_free(f.srv); skip(); }
+    assert_int_equal(rc, 0);
+    char body[512];
+    snprintf(body, sizeof body, "{\"pool_id\":\"p1\",\"endpoint\":\"http://127.0.0.1:%d\",\"devices\":[{\"gpu_id\":-1,"
+                                "\"total_bytes\":8000000000,\"free_bytes\":6000000000}]}", f.port);
+    assert_int_equal(req("POST", o.base, "/v2/pools/register", body, NULL), 200);
+    /* no job at all: the placement alone makes the orchestrator start the model there */
+    assert_int_equal(wait_for(&f, 0, 1), 1);
+    assert_non_null(strstr(f.start_body, "stories260K.gguf"));
+    usleep(300000);
+    assert_int_equal(fp_count(&f, 0), 1); /* once: the starting worker satisfies it */
+    char *wk = NULL;
+    assert_int_equal(req("GET", o.base, "/v2/workers", NULL, &wk), 200);
+    assert_non_null(strstr(wk, "\"worker_id\":\"w-new\""));
+    assert_non_null(strstr(wk, "\"pinned\":true"));
+    free(wk);
+    stop(&o, SIGTERM);
+    http_server_free(f.srv);
+}
+
 static void test_config_errors_exit_2(void **s) {
     (void)s;
     char bin[256];
@@ -770,6 +802,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_platform_tenants, setup, teardown),
         cmocka_unit_test_setup_teardown(test_openai_facade, setup, teardown),
         cmocka_unit_test_setup_teardown(test_start_evict_and_refusal, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_placement_kept_loaded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_config_errors_exit_2, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -182,6 +182,10 @@ static void test_placements_and_room(void **s) {
     assert_int_equal(reg_placement_add(r, "tiny", "p1", REG_HOST_DEVICE), 0);
     assert_true(reg_worker_pinned(r, reg_worker_get(r, "wa")));
     assert_true(reg_worker_pinned(r, reg_worker_get(r, "wc")));
+    assert_true(reg_placement_served(r, reg_placement_at(r, 0)));
+    assert_int_equal(reg_placement_add(r, "qwen", "p1", REG_HOST_DEVICE), 0); /* no qwen worker on the host */
+    assert_false(reg_placement_served(r, reg_placement_at(r, 2)));
+    assert_int_equal(reg_placement_remove(r, "qwen", "p1", REG_HOST_DEVICE), 0);
     assert_true(reg_model_has_placement(r, "qwen"));
     assert_false(reg_model_has_placement(r, "other"));
     assert_int_equal(reg_placement_remove(r, "qwen", "p1", 0), 0);

@@ -325,6 +325,25 @@ const struct reg_placement *reg_placement_at(const struct registry *r, size_t i)
     return i < r->npl ? &r->pl[i] : NULL;
 }
 
+struct reg_placement *reg_placement_at_mut(struct registry *r, size_t i) { return i < r->npl ? &r->pl[i] : NULL; }
+
+static int worker_on_gpu(const struct reg_worker *w, int gpu_id) {
+    if (gpu_id == REG_HOST_DEVICE) return w->ngpu == 0;
+    for (int g = 0; g < w->ngpu; g++)
+        if (w->gpu_ids[g] == gpu_id) return 1;
+    return 0;
+}
+
+int reg_placement_served(const struct registry *r, const struct reg_placement *p) {
+    for (size_t i = 0; i < r->nworkers; i++) {
+        const struct reg_worker *w = &r->workers[i];
+        if (w->status != REG_W_FAILED && strcmp(w->model_ref, p->model_ref) == 0 && strcmp(w->pool_id, p->pool_id) == 0 &&
+            worker_on_gpu(w, p->gpu_id))
+            return 1;
+    }
+    return 0;
+}
+
 int reg_worker_pinned(const struct registry *r, const struct reg_worker *w) {
     for (size_t i = 0; i < r->npl; i++) {
         const struct reg_placement *p = &r->pl[i];

@@ -80,6 +80,7 @@ struct reg_placement {
     char model_ref[JOB_MODEL_REF_MAX + 1];
     char pool_id[JOB_POOL_ID_MAX + 1];
     int gpu_id;
+    int64_t last_start_ms;     /* orchestrator-side: when a keep-loaded start was last commanded */
 };
 
 struct reg_heartbeat {
@@ -140,6 +141,10 @@ int reg_placement_remove(struct registry *r, const char *model_ref, const char *
 size_t reg_placement_count(const struct registry *r);
 const struct reg_placement *reg_placement_at(const struct registry *r, size_t i);
 int reg_worker_pinned(const struct registry *r, const struct reg_worker *w);
+struct reg_placement *reg_placement_at_mut(struct registry *r, size_t i);
+/* 1 when a worker (any status but failed) of the placement's model sits on
+ * its pool and device: the placement is satisfied or being satisfied. */
+int reg_placement_served(const struct registry *r, const struct reg_placement *p);
 /* 1 when any placement names this model (starts are then restricted to it). */
 int reg_model_has_placement(const struct registry *r, const char *model_ref);
 
