@@ -178,13 +178,29 @@ static void run_job(worker *w, wk_job *j) {
             util_sb_printf(&R.ids, "%s%d", R.n_ids ? "," : "", tok);
             R.n_ids++;
         }
-        char piece[256], txt[256 + 8];
-        int pn = tok_piece(v, tok, 0, piece, sizeof piece);
+        /* the token's bytes: a stack buffer, or the heap for a rare long piece */
+        char pbuf[512], tbuf[TOK_UTF8_CAP(512)];
+        char *piece = pbuf, *txt = tbuf;
+        int pn = tok_piece(v, tok, 0, pbuf, sizeof pbuf);
         if (pn < 0) pn = 0;
-        if (pn > (int)sizeof piece) pn = sizeof piece; /* a >256-byte piece is cut (none exist in real vocabs) */
-        size_t tn = tok_utf8_push(&u8, piece, (size_t)pn, txt, sizeof txt);
+        if (pn > (int)sizeof pbuf) {
+            piece = malloc((size_t)pn);
+            txt = malloc(TOK_UTF8_CAP(pn));
+            if (!piece || !txt || tok_piece(v, tok, 0, piece, pn) != pn) {
+                free(piece);
+                free(txt);
+                fail = ERR_INTERNAL;
+                snprintf(err, sizeof err, "out of memory (token text)");
+                break;
+            }
+        }
+        size_t tn = tok_utf8_push(&u8, piece, (size_t)pn, txt, piece == pbuf ? sizeof tbuf : TOK_UTF8_CAP(pn));
         out.len = 0;
         int hit = wk_stop_push(&stop, txt, tn, &out);
+        if (piece != pbuf) {
+            free(piece);
+            free(txt);
+        }
         send_tokens(&R, out.buf, out.len);
         if (hit) {
             stop_reason = "stop";
