@@ -4,7 +4,7 @@
 # compute-sanitizer memcheck and racecheck on the op tests, then the
 # benchmarks; writes ONE results file, $OUT/gpu-results.txt (or ./gpu-results.txt).
 # Steps can be chosen: tools/gpu-run.sh [tests] [memcheck] [racecheck] [bench] [compare] [models] [profile]
-# (compare: kernel bench again with the v1 mat-vec; profile: per-op GPU time
+# (compare: kernel bench again with the v1 mat-vec and with each prefill tile; profile: per-op GPU time
 # of the model bench with LLORCH_CUDA_PROFILE=1, and the bench without graphs)
 # "models" generates synthetic Qwen2.5-0.5B Q4_K_M and Llama-2-7B Q4_0 with the
 # bundled `llorch gguf make` (in the background, from the start) and adds them
@@ -54,7 +54,11 @@ fi
     fi
     if has bench; then
         LLORCH_CUDA_BENCH=1 run perf 150 .gpu-bundle/bin/test_cuda_perf
-        if has compare; then LLORCH_CUDA_BENCH=1 LLORCH_CUDA_MMV=1 run perf-mmv-v1 150 .gpu-bundle/bin/test_cuda_perf; fi
+        if has compare; then
+            LLORCH_CUDA_BENCH=1 LLORCH_CUDA_MMV=1 run perf-mmv-v1 150 .gpu-bundle/bin/test_cuda_perf
+            LLORCH_CUDA_BENCH=1 LLORCH_CUDA_MM_BN=64 run perf-mm-bn64 150 .gpu-bundle/bin/test_cuda_perf
+            LLORCH_CUDA_BENCH=1 LLORCH_CUDA_MM_BN=128 run perf-mm-bn128 150 .gpu-bundle/bin/test_cuda_perf
+        fi
     fi
     if has models && [ -n "${QPID:-}" ]; then
         t0=$(date +%s)

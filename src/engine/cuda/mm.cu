@@ -15,31 +15,33 @@
  * bit-for-bit the CPU's arithmetic up to summation order (F16: x rounded to
  * fp16 first, as the CPU's F16 vec_dot type does). Any sizes. */
 #include <mma.h>
+#include <stdlib.h>
 
 #include "quants.cuh"
 
 using namespace nvcuda;
 
 #define MM_BM 64
-#define MM_BN 128
 #define MM_BK 256
 #define MM_LDS (MM_BK + 8) /* halves; +16 B per row against bank conflicts */
-#define MM_SMEM ((MM_BM + MM_BN) * MM_LDS * 2) /* 101 KB: A + B tiles in fp16 */
+#define MM_SMEM(BN) ((MM_BM + (BN)) * MM_LDS * 2) /* A + B tiles in fp16: 101 KB at BN 128 */
 
-template <int T>
+template <int T, int BN>
 __global__ void __launch_bounds__(256)
 k_mm_q(const uint8_t *w, size_t nb1, int nblk, int ne1, const float *x, int K, int rows, float *y) {
     typedef qfmt<T> F;
     extern __shared__ __align__(16) unsigned char smem[];
     __half *As = (__half *)smem;       /* [64 outputs][MM_LDS] */
-    __half *Bs = As + MM_BM * MM_LDS;  /* [128 tokens][MM_LDS] */
-    const int o0 = blockIdx.x * MM_BM, t0 = blockIdx.y * MM_BN;
+    __half *Bs = As + MM_BM * MM_LDS;  /* [BN tokens][MM_LDS] */
+    const int o0 = blockIdx.x * MM_BM, t0 = blockIdx.y * BN;
     const int tid = threadIdx.x, warp = tid >> 5;
-    const int wm = warp >> 2, wn = warp & 3; /* warp tile: 32 outputs x 32 tokens */
+    /* 8 warps as WM x WN; a warp tile is FA*16 outputs x 32 tokens */
+    enum { WN = BN / 32, WM = 8 / WN, FA = MM_BM / WM / 16 };
+    const int wm = warp / WN, wn = warp % WN;
 
-    wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc[2][2];
+    wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc[FA][2];
 #pragma unroll
-    for (int i = 0; i < 2; i++)
+    for (int i = 0; i < FA; i++)
 #pragma unroll
         for (int j = 0; j < 2; j++) wmma::fill_fragment(acc[i][j], 0.0f);
 
@@ -66,7 +68,7 @@ k_mm_q(const uint8_t *w, size_t nb1, int nblk, int ne1, const float *x, int K, i
         }
         /* B: 128 tokens x 256 k, float4 loads (K is a multiple of 32) */
 #pragma unroll 4
-        for (int it = 0; it < 32; it++) {
+        for (int it = 0; it < BN / 4; it++) {
             const int idx = tid + 256 * it;
             const int tk = idx >> 6, kk = (idx & 63) * 4;
             const int t = t0 + tk, gk = k0 + kk;
@@ -79,14 +81,14 @@ k_mm_q(const uint8_t *w, size_t nb1, int nblk, int ne1, const float *x, int K, i
         __syncthreads();
 #pragma unroll 4
         for (int kk = 0; kk < MM_BK; kk += 16) {
-            wmma::fragment<wmma::matrix_a, 16, 16, 16, __half, wmma::row_major> fa[2];
+            wmma::fragment<wmma::matrix_a, 16, 16, 16, __half, wmma::row_major> fa[FA];
             wmma::fragment<wmma::matrix_b, 16, 16, 16, __half, wmma::col_major> fb[2];
 #pragma unroll
-            for (int i = 0; i < 2; i++) wmma::load_matrix_sync(fa[i], As + (wm * 32 + i * 16) * MM_LDS + kk, MM_LDS);
+            for (int i = 0; i < FA; i++) wmma::load_matrix_sync(fa[i], As + (wm * FA * 16 + i * 16) * MM_LDS + kk, MM_LDS);
 #pragma unroll
             for (int j = 0; j < 2; j++) wmma::load_matrix_sync(fb[j], Bs + (wn * 32 + j * 16) * MM_LDS + kk, MM_LDS);
 #pragma unroll
-            for (int i = 0; i < 2; i++)
+            for (int i = 0; i < FA; i++)
 #pragma unroll
                 for (int j = 0; j < 2; j++) wmma::mma_sync(acc[i][j], fa[i], fb[j], acc[i][j]);
         }
@@ -94,15 +96,15 @@ k_mm_q(const uint8_t *w, size_t nb1, int nblk, int ne1, const float *x, int K, i
     }
     /* C [64 outputs][128 tokens] through shared memory, then y[token][output] */
     float *Cs = (float *)smem;
-    const int LDC = MM_BN + 4;
+    const int LDC = BN + 4;
 #pragma unroll
-    for (int i = 0; i < 2; i++)
+    for (int i = 0; i < FA; i++)
 #pragma unroll
         for (int j = 0; j < 2; j++)
-            wmma::store_matrix_sync(Cs + (wm * 32 + i * 16) * LDC + wn * 32 + j * 16, acc[i][j], LDC,
+            wmma::store_matrix_sync(Cs + (wm * FA * 16 + i * 16) * LDC + wn * 32 + j * 16, acc[i][j], LDC,
                                     wmma::mem_row_major);
     __syncthreads();
-    for (int idx = tid; idx < MM_BM * MM_BN; idx += 256) {
+    for (int idx = tid; idx < MM_BM * BN; idx += 256) {
         const int i = idx % MM_BM, tk = idx / MM_BM;
         if (o0 + i < ne1 && t0 + tk < rows) y[(int64_t)(t0 + tk) * ne1 + o0 + i] = Cs[i * LDC + tk];
     }
@@ -164,16 +166,32 @@ k_mm_f(const uint8_t *w, size_t nb1, int K, int ne1, const float *x, int rows, f
     }
 }
 
-template <int T>
-static void launch_mm_q(cu_ctx *c, const eng_w *w, const float *x, float *y, int rows) {
+template <int T, int BN>
+static void launch_mm_q_bn(cu_ctx *c, const eng_w *w, const float *x, float *y, int rows) {
     static bool attr_set = false; /* per instantiation; raising the limit is idempotent */
     if (!attr_set) {
-        if (CUDA_CHECK(c, cudaFuncSetAttribute(k_mm_q<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, MM_SMEM))) return;
+        if (CUDA_CHECK(c, cudaFuncSetAttribute(k_mm_q<T, BN>, cudaFuncAttributeMaxDynamicSharedMemorySize, MM_SMEM(BN))))
+            return;
         attr_set = true;
     }
-    dim3 grid(cu_div_up(w->ne1, MM_BM), cu_div_up(rows, MM_BN));
-    k_mm_q<T><<<grid, 256, MM_SMEM, c->stream>>>((const uint8_t *)w->data, w->nb1, (int)(w->ne0 / qfmt<T>::QK),
-                                                 (int)w->ne1, x, (int)w->ne0, rows, y);
+    dim3 grid(cu_div_up(w->ne1, MM_BM), cu_div_up(rows, BN));
+    k_mm_q<T, BN><<<grid, 256, MM_SMEM(BN), c->stream>>>((const uint8_t *)w->data, w->nb1, (int)(w->ne0 / qfmt<T>::QK),
+                                                          (int)w->ne1, x, (int)w->ne0, rows, y);
+}
+
+/* 64x128 tiles (less dequantization per MAC) unless that leaves SMs idle:
+ * then 64x64 tiles, twice the blocks */
+static int g_mm_bn = -1; /* LLORCH_CUDA_MM_BN=64|128 forces a tile (benchmarks) */
+
+template <int T>
+static void launch_mm_q(cu_ctx *c, const eng_w *w, const float *x, float *y, int rows) {
+    if (g_mm_bn < 0) {
+        const char *e = getenv("LLORCH_CUDA_MM_BN");
+        g_mm_bn = e ? atoi(e) : 0;
+    }
+    const int64_t blocks128 = (int64_t)cu_div_up(w->ne1, MM_BM) * cu_div_up(rows, 128);
+    if (g_mm_bn == 128 || (g_mm_bn != 64 && blocks128 >= c->sm_count)) launch_mm_q_bn<T, 128>(c, w, x, y, rows);
+    else launch_mm_q_bn<T, 64>(c, w, x, y, rows);
 }
 
 void cu_mm(cu_ctx *c, const eng_w *w, const float *x, float *y, int rows) {

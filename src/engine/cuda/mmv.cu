@@ -23,38 +23,27 @@
 #define MMV_WARPS 4
 
 /* ---- activation quantization ------------------------------------------------------ */
-/* Q8_0 / Q8_1: one warp per 32-block (lane = element). d = amax/127 (fp16
- * stored, the dot uses the rounded value), q = roundf(x * (1/d)). */
-template <bool WITH_S>
-__global__ void k_quant_q8_0(const float *x, int K, int rows, int8_t *q, float *d, float *s) {
-    const int64_t gb = (int64_t)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5); /* global 32-block */
-    const int lane = threadIdx.x & 31;
-    const int nb = K / 32;
-    if (gb >= (int64_t)rows * nb) return;
-    const int r = (int)(gb / nb), b = (int)(gb % nb);
-    const float v = x[(int64_t)r * K + 32 * b + lane];
+/* Q8_0 / Q8_1 of one 32-group, one warp (lane = element). d = amax/127
+ * (fp16 stored; the dot uses the rounded value), q = roundf(x * (1/d)),
+ * s = fp16(d * sum(q)) when s != NULL. */
+__device__ __forceinline__ void q8_0_group(const float *xg, int lane, int8_t *q, float *d, float *s) {
+    const float v = xg[lane];
     const float amax = warp_max(fabsf(v));
     const float dd = __fdiv_rn(amax, 127.0f);
     const float id = dd != 0.0f ? __frcp_rn(dd) : 0.0f;
     const int qi = (int)roundf(__fmul_rn(v, id));
-    q[(int64_t)r * K + 32 * b + lane] = (int8_t)qi;
-    if (WITH_S) {
+    q[lane] = (int8_t)qi;
+    if (s) {
         const int sum = warp_sum_i(qi);
-        if (lane == 0) s[(int64_t)r * nb + b] = __half2float(__float2half_rn(__fmul_rn((float)sum, dd)));
+        if (lane == 0) *s = __half2float(__float2half_rn(__fmul_rn((float)sum, dd)));
     }
-    if (lane == 0) d[(int64_t)r * nb + b] = __half2float(__float2half_rn(dd));
+    if (lane == 0) *d = __half2float(__float2half_rn(dd));
 }
 
-/* Q8_K: one warp per 256-block (8 elements per lane). max = the value of
+/* Q8_K of one 256-block, one warp (8 elements per lane). max = the value of
  * largest magnitude, first index on ties; iscale = -127/max; q =
  * min(127, rint(iscale*x)); d = 1/iscale, stored for each of the 8 32-groups. */
-__global__ void k_quant_q8_K(const float *x, int K, int rows, int8_t *q, float *d) {
-    const int64_t gb = (int64_t)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
-    const int lane = threadIdx.x & 31;
-    const int nb = K / 256;
-    if (gb >= (int64_t)rows * nb) return;
-    const int r = (int)(gb / nb), b = (int)(gb % nb);
-    const float *xb = x + (int64_t)r * K + 256 * b;
+__device__ __forceinline__ void q8_K_group(const float *xb, int lane, int8_t *qb, float *db) {
     float v[8], amax = 0.0f, mx = 0.0f;
     int idx = 1 << 30;
 #pragma unroll
@@ -76,8 +65,6 @@ __global__ void k_quant_q8_K(const float *x, int K, int rows, int8_t *q, float *
             idx = i2;
         }
     }
-    int8_t *qb = q + (int64_t)r * K + 256 * b;
-    float *db = d + (int64_t)r * (K / 32) + 8 * b;
     if (amax == 0.0f) {
 #pragma unroll
         for (int i = 0; i < 8; i++) qb[lane * 8 + i] = 0;
@@ -91,6 +78,37 @@ __global__ void k_quant_q8_K(const float *x, int K, int rows, int8_t *q, float *
         qb[lane * 8 + i] = (int8_t)(qi < 127 ? qi : 127);
     }
     if (lane < 8) db[lane] = __frcp_rn(iscale);
+}
+
+/* vec_dot_type codes for the templates */
+enum { VDT_Q8_0 = 0, VDT_Q8_1 = 1, VDT_Q8_K = 2 };
+
+/* all activation rows [nr][K] → q [nr][K], d/s [nr][K/32]; warps stride over groups */
+template <int VDT>
+__device__ __forceinline__ void quant_rows(const float *x, int K, int nr, int warp, int nwarps, int lane, int8_t *q,
+                                           float *d, float *s) {
+    const int K32 = K / 32;
+    if (VDT == VDT_Q8_K) {
+        const int nb = K / 256;
+        for (int g = warp; g < nr * nb; g += nwarps) {
+            const int r = g / nb, b = g % nb;
+            q8_K_group(x + (int64_t)r * K + 256 * b, lane, q + (int64_t)r * K + 256 * b, d + (int64_t)r * K32 + 8 * b);
+        }
+    } else {
+        for (int g = warp; g < nr * K32; g += nwarps) {
+            const int r = g / K32, b = g % K32;
+            q8_0_group(x + (int64_t)r * K + 32 * b, lane, q + (int64_t)r * K + 32 * b, d + (int64_t)r * K32 + b,
+                       VDT == VDT_Q8_1 ? s + (int64_t)r * K32 + b : NULL);
+        }
+    }
+}
+
+/* standalone activation quantization (large matrices): 8 warps per block */
+template <int VDT>
+__global__ void k_quant_act(const float *x, int K, int rows, int8_t *q, float *d, float *s) {
+    const int nwarps_total = gridDim.x * (blockDim.x >> 5);
+    const int warp = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+    quant_rows<VDT>(x, K, rows, warp, nwarps_total, threadIdx.x & 31, q, d, s);
 }
 
 /* ---- dot kernels ----------------------------------------------------------------------- */
@@ -252,24 +270,27 @@ void cu_mmv(cu_ctx *c, const eng_w *w, const float *x, float *y, int rows) {
     case QT_BF16: launch_f<QT_BF16>(c, w, x, y, rows); LAUNCH_CHECK(c, "mmv_bf16"); return;
     default: break;
     }
+    if (g_mmv_v1 < 0) {
+        const char *e = getenv("LLORCH_CUDA_MMV");
+        g_mmv_v1 = e && !strcmp(e, "1");
+    }
     const qt_info_t *qi = qt_info(w->type);
     if (!qi || w->ne0 > CU_ACT_MAX_K || w->ne0 % 32 || rows > CU_MMV_MAX_ROWS) {
         cu_latch(c, cudaErrorNotSupported, "mmv: unsupported type or shape", __FILE__, __LINE__);
         return;
     }
     const int K = (int)w->ne0;
-    /* 1. activation rows → vec_dot_type (8 warps per block, one 32/256-block per warp) */
-    if (qi->vec_dot_type == QT_Q8_K) {
-        const int64_t nb = (int64_t)rows * (K / 256);
-        k_quant_q8_K<<<cu_div_up(nb, 8), 256, 0, c->stream>>>(x, K, rows, c->act_q, c->act_d);
-    } else if (qi->vec_dot_type == QT_Q8_1) {
-        const int64_t nb = (int64_t)rows * (K / 32);
-        k_quant_q8_0<true><<<cu_div_up(nb, 8), 256, 0, c->stream>>>(x, K, rows, c->act_q, c->act_d, c->act_s);
-    } else {
-        const int64_t nb = (int64_t)rows * (K / 32);
-        k_quant_q8_0<false><<<cu_div_up(nb, 8), 256, 0, c->stream>>>(x, K, rows, c->act_q, c->act_d, c->act_s);
+    const int vdt = qi->vec_dot_type == QT_Q8_K ? VDT_Q8_K : qi->vec_dot_type == QT_Q8_1 ? VDT_Q8_1 : VDT_Q8_0;
+    /* 1. the activation rows → vec_dot_type, once (a per-block fused variant
+     * was slower: 19.8 vs 7.9 us on 896x4864 Q5_0, docs/PERF.md) */
+    {
+        const int64_t groups = (int64_t)rows * (vdt == VDT_Q8_K ? K / 256 : K / 32);
+        const unsigned nb = cu_div_up(groups, 8);
+        if (vdt == VDT_Q8_K) k_quant_act<VDT_Q8_K><<<nb, 256, 0, c->stream>>>(x, K, rows, c->act_q, c->act_d, c->act_s);
+        else if (vdt == VDT_Q8_1) k_quant_act<VDT_Q8_1><<<nb, 256, 0, c->stream>>>(x, K, rows, c->act_q, c->act_d, c->act_s);
+        else k_quant_act<VDT_Q8_0><<<nb, 256, 0, c->stream>>>(x, K, rows, c->act_q, c->act_d, c->act_s);
+        if (LAUNCH_CHECK(c, "mmv_quantize_act")) return;
     }
-    if (LAUNCH_CHECK(c, "mmv_quantize_act")) return;
     /* 2. the integer dot */
     int handled = 1;
 #define MV(T) launch_q<T>(c, w, y, rows)

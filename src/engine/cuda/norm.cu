@@ -1,7 +1,9 @@
 /* norm.cu — RMSNorm: y[r] = x[r] / sqrt(mean(x[r]^2) + eps) * g.
- * One block of 256 threads per row; the sum of squares is reduced in fp32
- * through warp shuffles and a 8-slot shared array. x == y is allowed (each
- * element is read before the barrier and written after it by the same thread). */
+ * One block per row (1024 threads when there are few rows, as in decode,
+ * where the single block's latency is the cost; 256 otherwise); the sum of
+ * squares is reduced in fp32 through warp shuffles and a shared array. x == y
+ * is allowed (each element is read before the barrier and written after it
+ * by the same thread). */
 #include "common.cuh"
 
 __global__ void k_rmsnorm(const float *x, const float *g, float *y, int dim, float eps) {
@@ -26,6 +28,7 @@ __global__ void k_rmsnorm(const float *x, const float *g, float *y, int dim, flo
 
 void cu_rmsnorm(cu_ctx *c, const float *x, const float *g, float *y, int rows, int dim, float eps) {
     if (rows <= 0 || dim <= 0) return;
-    k_rmsnorm<<<rows, 256, 0, c->stream>>>(x, g, y, dim, eps);
+    const int threads = rows <= 8 && dim >= 2048 ? 1024 : rows <= 8 && dim >= 512 ? 512 : 256;
+    k_rmsnorm<<<rows, threads, 0, c->stream>>>(x, g, y, dim, eps);
     LAUNCH_CHECK(c, "rmsnorm");
 }
