@@ -31,19 +31,27 @@ struct hparams {
     int n_ctx;
     float rope_base, eps;
     int qkv_bias, tied;
+    /* mixture of experts (gpt-oss): experts per layer, used per token,
+     * expert FFN width, sliding window of the SWA layers, YaRN factor and
+     * original context (0: none) */
+    int n_expert, n_expert_used, n_ff_exp, swa;
+    float yarn_factor;
+    int yarn_orig_ctx;
 };
 
 /* SPEC §4. The tiny preset: widths multiples of 256 so K-quants apply. */
 static const struct hparams presets[] = {
-    {"tiny", "llama", "llorch-tiny", 256, 4, 4, 2, 64, 768, 0, 2048, 10000.f, 1e-5f, 0, 0},
+    {"tiny", "llama", "llorch-tiny", 256, 4, 4, 2, 64, 768, 0, 2048, 10000.f, 1e-5f, 0, 0, 0, 0, 0, 0, 0.f, 0},
     {"qwen2.5-0.5b", "qwen2", "Qwen2.5-0.5B-Instruct (synthetic)", 896, 24, 14, 2, 64, 4864, 151936, 32768, 1e6f, 1e-6f,
-     1, 0},
+     1, 0, 0, 0, 0, 0, 0.f, 0},
     {"phi-3-mini", "phi3", "Phi-3-mini-4k-instruct (synthetic)", 3072, 32, 32, 32, 96, 8192, 32064, 4096, 10000.f,
-     1e-5f, 0, 0},
-    {"llama-2-7b", "llama", "Llama-2-7B (synthetic)", 4096, 32, 32, 32, 128, 11008, 32000, 4096, 10000.f, 1e-5f, 0, 0},
+     1e-5f, 0, 0, 0, 0, 0, 0, 0.f, 0},
+    {"llama-2-7b", "llama", "Llama-2-7B (synthetic)", 4096, 32, 32, 32, 128, 11008, 32000, 4096, 10000.f, 1e-5f, 0, 0, 0, 0, 0, 0, 0.f, 0},
+    {"gpt-oss-20b", "gpt-oss", "gpt-oss-20b (synthetic)", 2880, 24, 64, 8, 64, 2880, 201088, 131072, 150000.f, 1e-5f, 1,
+     0, 32, 4, 2880, 128, 32.f, 4096},
 };
 
-enum init_kind { INIT_MATRIX, INIT_EMBED, INIT_NORM, INIT_BIAS };
+enum init_kind { INIT_MATRIX, INIT_EMBED, INIT_NORM, INIT_BIAS, INIT_SINK };
 
 struct tdesc {
     char name[64];
@@ -64,7 +72,8 @@ struct make_ctx {
     int err_code, err_type;
 };
 
-static int add_t(struct make_ctx *m, const char *name, enum init_kind init, int n_dims, int64_t ne0, int64_t ne1) {
+static int add_t3(struct make_ctx *m, const char *name, enum init_kind init, int n_dims, int64_t ne0, int64_t ne1,
+                  int64_t ne2) {
     if (m->n_t == m->cap_t) {
         int cap = m->cap_t ? m->cap_t * 2 : 64;
         struct tdesc *p = realloc(m->t, (size_t)cap * sizeof *p);
@@ -78,10 +87,46 @@ static int add_t(struct make_ctx *m, const char *name, enum init_kind init, int 
     d->n_dims = n_dims;
     d->ne[0] = ne0;
     d->ne[1] = n_dims > 1 ? ne1 : 1;
-    d->ne[2] = d->ne[3] = 1;
+    d->ne[2] = n_dims > 2 ? ne2 : 1;
+    d->ne[3] = 1;
     d->init = init;
     d->src_type = 0; /* F32 source for everything */
     return 0;
+}
+
+static int add_t(struct make_ctx *m, const char *name, enum init_kind init, int n_dims, int64_t ne0, int64_t ne1) {
+    return add_t3(m, name, init, n_dims, ne0, ne1, 1);
+}
+
+/* gpt-oss (llama.cpp's openai-moe): attention with biases and per-head
+ * sinks, a post-attention norm, a router and n_expert experts per layer */
+static int build_layer_moe(struct make_ctx *m, const struct hparams *h, int l) {
+    const int64_t E = h->n_embd, Q = (int64_t)h->n_head * h->head_dim, KV = (int64_t)h->n_head_kv * h->head_dim,
+                  F = h->n_ff_exp, X = h->n_expert;
+    char b[64];
+    int rc = 0;
+#define T3(suffix, init, nd, a, bb, c) (snprintf(b, sizeof b, "blk.%d." suffix, l), rc = rc ? rc : add_t3(m, b, init, nd, a, bb, c))
+    T3("attn_norm.weight", INIT_NORM, 1, E, 1, 1);
+    T3("attn_q.weight", INIT_MATRIX, 2, E, Q, 1);
+    T3("attn_q.bias", INIT_BIAS, 1, Q, 1, 1);
+    T3("attn_k.weight", INIT_MATRIX, 2, E, KV, 1);
+    T3("attn_k.bias", INIT_BIAS, 1, KV, 1, 1);
+    T3("attn_v.weight", INIT_MATRIX, 2, E, KV, 1);
+    T3("attn_v.bias", INIT_BIAS, 1, KV, 1, 1);
+    T3("attn_output.weight", INIT_MATRIX, 2, Q, E, 1);
+    T3("attn_output.bias", INIT_BIAS, 1, E, 1, 1);
+    T3("attn_sinks.weight", INIT_SINK, 1, h->n_head, 1, 1);
+    T3("post_attention_norm.weight", INIT_NORM, 1, E, 1, 1);
+    T3("ffn_gate_inp.weight", INIT_MATRIX, 2, E, X, 1);
+    T3("ffn_gate_inp.bias", INIT_BIAS, 1, X, 1, 1);
+    T3("ffn_gate_exps.weight", INIT_MATRIX, 3, E, F, X);
+    T3("ffn_gate_exps.bias", INIT_BIAS, 2, F, X, 1);
+    T3("ffn_up_exps.weight", INIT_MATRIX, 3, E, F, X);
+    T3("ffn_up_exps.bias", INIT_BIAS, 2, F, X, 1);
+    T3("ffn_down_exps.weight", INIT_MATRIX, 3, F, E, X);
+    T3("ffn_down_exps.bias", INIT_BIAS, 2, E, X, 1);
+#undef T3
+    return rc;
 }
 
 /* the tensor list in llama.cpp's names, layer by layer */
@@ -92,6 +137,10 @@ static int build_tensors(struct make_ctx *m, const struct hparams *h) {
     char b[64];
     int rc = add_t(m, "token_embd.weight", INIT_EMBED, 2, E, V);
     for (int l = 0; l < h->n_layer && !rc; l++) {
+        if (h->n_expert) {
+            rc = build_layer_moe(m, h, l);
+            continue;
+        }
 #define T(suffix, init, nd, a, bb) (snprintf(b, sizeof b, "blk.%d." suffix, l), rc = rc ? rc : add_t(m, b, init, nd, a, bb))
         T("attn_norm.weight", INIT_NORM, 1, E, 1);
         if (phi3) {
@@ -171,7 +220,7 @@ static int fill_tensor(void *user, int64_t ti, void *dst, uint64_t nbytes) {
     if (rb == 0 || rb * (uint64_t)rows != nbytes) return -EINVAL;
     struct fill_job j = {m, d, dst, rb,
                          d->init == INIT_MATRIX ? inv_sqrt(ne0) : d->init == INIT_EMBED ? 2.0f * inv_sqrt(m->n_embd)
-                         : d->init == INIT_NORM ? 0.1f : 0.02f,
+                         : d->init == INIT_NORM ? 0.1f : d->init == INIT_SINK ? 1.0f : 0.02f,
                          d->init == INIT_NORM ? 1.0f : 0.0f};
     int rc = cg_parallel_rows(rows, m->threads, fill_rows, &j);
     if (rc) {
@@ -184,7 +233,7 @@ static int fill_tensor(void *user, int64_t ti, void *dst, uint64_t nbytes) {
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: llorch gguf make --preset tiny|qwen2.5-0.5b|phi-3-mini|llama-2-7b [--arch llama|qwen2|phi3]\n"
+            "usage: llorch gguf make --preset tiny|qwen2.5-0.5b|phi-3-mini|llama-2-7b|gpt-oss-20b [--arch llama|qwen2|phi3|gpt-oss]\n"
             "                        [--type F32|F16|BF16|Q8_0|Q4_0|Q4_1|Q5_0|Q5_1|Q2_K|Q3_K_M|Q4_K_M|Q4_K_S|Q5_K_M|Q6_K|MXFP4|...]\n"
             "                        [--seed N] [--vocab-from FILE.gguf | --vocab-json tokenizer.json [--pre NAME]]\n"
             "                        [--n-vocab N] [--n-ctx N] [--layers N] [--tied | --untied] [--pure] [--threads N]\n"
@@ -254,8 +303,8 @@ int cli_gguf_make(int argc, char **argv) {
                     h.preset, h.arch);
             return 2;
         }
-        if (strcmp(arch, "llama") && strcmp(arch, "qwen2") && strcmp(arch, "phi3")) {
-            fprintf(stderr, "llorch gguf make: unknown arch '%s' (llama, qwen2, phi3)\n", arch);
+        if (strcmp(arch, "llama") && strcmp(arch, "qwen2") && strcmp(arch, "phi3") && strcmp(arch, "gpt-oss")) {
+            fprintf(stderr, "llorch gguf make: unknown arch '%s' (llama, qwen2, phi3, gpt-oss)\n", arch);
             return 2;
         }
         h.arch = arch;
@@ -263,6 +312,10 @@ int cli_gguf_make(int argc, char **argv) {
             h.qkv_bias = 1, h.tied = 1, h.rope_base = 1e6f, h.eps = 1e-6f;
         }
         if (!strcmp(arch, "phi3")) h.n_head_kv = h.n_head; /* Phi-3-mini has no GQA */
+        if (!strcmp(arch, "gpt-oss")) { /* 4 experts of width 256, 2 used; SWA 128; YaRN as the real one */
+            h.qkv_bias = 1, h.rope_base = 150000.f, h.n_expert = 4, h.n_expert_used = 2, h.n_ff_exp = 256;
+            h.swa = 128, h.yarn_factor = 32.f, h.yarn_orig_ctx = 4096;
+        }
     }
     if (tied >= 0) h.tied = tied;
     if (n_ctx) h.n_ctx = n_ctx;
@@ -316,6 +369,17 @@ int cli_gguf_make(int argc, char **argv) {
         rc |= gguf_w_set_u32(w, KEY("attention.value_length"), (uint32_t)h.head_dim);
     }
     if (!strcmp(a, "llama")) rc |= gguf_w_set_u32(w, KEY("vocab_size"), (uint32_t)h.n_vocab);
+    if (h.n_expert) {
+        rc |= gguf_w_set_u32(w, KEY("expert_count"), (uint32_t)h.n_expert);
+        rc |= gguf_w_set_u32(w, KEY("expert_used_count"), (uint32_t)h.n_expert_used);
+        rc |= gguf_w_set_u32(w, KEY("expert_feed_forward_length"), (uint32_t)h.n_ff_exp);
+    }
+    if (h.swa) rc |= gguf_w_set_u32(w, KEY("attention.sliding_window"), (uint32_t)h.swa);
+    if (h.yarn_factor > 0) {
+        rc |= gguf_w_set_str(w, KEY("rope.scaling.type"), "yarn");
+        rc |= gguf_w_set_f32(w, KEY("rope.scaling.factor"), h.yarn_factor);
+        rc |= gguf_w_set_u32(w, KEY("rope.scaling.original_context_length"), (uint32_t)h.yarn_orig_ctx);
+    }
 #undef KEY
     if (rc) {
         rc = util_fail(err, sizeof err, -ENOMEM, "cannot store metadata");

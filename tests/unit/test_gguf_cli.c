@@ -97,8 +97,8 @@ static int setup(void **st) {
         return -1;
     }
     /* the tiny models the mix fixtures were made from (8 layers, F16) */
-    static const char *arch[] = {"llama", "qwen2", "phi3"};
-    for (int i = 0; i < 3; i++) {
+    static const char *arch[] = {"llama", "qwen2", "phi3", "gpt-oss"};
+    for (int i = 0; i < 4; i++) {
         char err[512];
         int rc = run(NULL, err, sizeof err, "gguf make --preset tiny --arch %s --layers 8 --type F16 -o %s/tiny-%s.gguf",
                      arch[i], g_tmp, arch[i]);
@@ -111,8 +111,9 @@ static int setup(void **st) {
 }
 
 static const char *const MIX_TYPES[] = {"Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q2_K", "Q3_K_S",
-                                        "Q3_K_M", "Q3_K_L", "Q4_K_S", "Q4_K_M", "Q5_K_S", "Q5_K_M", "Q6_K"};
-static const char *const MIX_MODELS[] = {"stories260K", "tiny-llama", "tiny-qwen2", "tiny-phi3"};
+                                        "Q3_K_M", "Q3_K_L", "Q4_K_S", "Q4_K_M", "Q5_K_S", "Q5_K_M", "Q6_K",
+                                        "MXFP4_MOE"};
+static const char *const MIX_MODELS[] = {"stories260K", "tiny-llama", "tiny-qwen2", "tiny-phi3", "tiny-gpt-oss"};
 
 static void model_path(char *buf, size_t cap, const char *m) {
     if (!strcmp(m, "stories260K")) tu_path(buf, cap, "LLORCH_MODELS_DIR", "../shared/models", "stories260K.gguf");
@@ -138,14 +139,14 @@ static void test_quantize_mix_matches_llamacpp(void **st) {
             checked++;
         }
     }
-    assert_int_equal(checked, 56);
+    assert_int_equal(checked, 75);
 }
 
 /* make --dry-run: the same tensors and types (make writes in convert order) */
 static void test_make_mix_matches_llamacpp(void **st) {
     (void)st;
-    static const char *arch[] = {"llama", "qwen2", "phi3"};
-    for (int a = 0; a < 3; a++) {
+    static const char *arch[] = {"llama", "qwen2", "phi3", "gpt-oss"};
+    for (int a = 0; a < 4; a++) {
         for (size_t t = 0; t < sizeof MIX_TYPES / sizeof *MIX_TYPES; t++) {
             char fx[600], name[128], err[512], *out;
             snprintf(name, sizeof name, "gguf/mix/tiny-%s.%s.tsv", arch[a], MIX_TYPES[t]);
@@ -325,6 +326,28 @@ static void test_make_mxfp4(void **st) {
     mean = sqrt(sd / (double)n);
     assert_true(mean > 0.8 / 16 && mean < 1.2 / 16); /* N(0, 1/16) survives 4-bit */
     free(f);
+    gguf_close(g);
+    /* gpt-oss: experts are 3-D and go MXFP4 under llama.cpp's MXFP4_MOE rule */
+    assert_int_equal(run(NULL, err, sizeof err, "gguf make --preset tiny --arch gpt-oss --type MXFP4 -o %s", path), 0);
+    assert_int_equal(gguf_open(path, &g, err, sizeof err), 0);
+    t = gguf_find_tensor(g, "blk.3.ffn_down_exps.weight");
+    assert_non_null(t);
+    assert_int_equal(t->type, 39);
+    assert_int_equal(t->n_dims, 3);
+    assert_int_equal(t->ne[2], 4);
+    assert_int_equal(gguf_find_tensor(g, "blk.0.attn_q.weight")->type, 8);
+    assert_int_equal(gguf_find_tensor(g, "blk.0.attn_sinks.weight")->ne[0], 4);
+    assert_int_equal(gguf_find_tensor(g, "blk.0.ffn_up_exps.bias")->type, 0);
+    uint32_t u;
+    gguf_str s;
+    assert_int_equal(gguf_get_u32(g, "gpt-oss.expert_count", &u), 0);
+    assert_int_equal(u, 4);
+    assert_int_equal(gguf_get_u32(g, "gpt-oss.expert_used_count", &u), 0);
+    assert_int_equal(u, 2);
+    assert_int_equal(gguf_get_u32(g, "gpt-oss.attention.sliding_window", &u), 0);
+    assert_int_equal(u, 128);
+    assert_int_equal(gguf_get_str(g, "gpt-oss.rope.scaling.type", &s), 0);
+    assert_true(gguf_str_eq(s, "yarn"));
     gguf_close(g);
     unlink(path);
 }
