@@ -53,8 +53,10 @@ static void write_mutant(const char *out, const mutation *mu) {
             snprintf(nk, sizeof nk, "%s.%s", mu->arch, key + 6);
             const void *sc = gguf_kv_scalar(g, i);
             if (!sc) continue;
-            if (gguf_kv_type(g, i) == GGUF_T_U32) gguf_w_set_u32(w, nk, *(const uint32_t *)sc);
-            else if (gguf_kv_type(g, i) == GGUF_T_F32) gguf_w_set_f32(w, nk, *(const float *)sc);
+            uint32_t u;
+            float f;
+            if (gguf_kv_type(g, i) == GGUF_T_U32) gguf_w_set_u32(w, nk, (memcpy(&u, sc, 4), u));
+            else if (gguf_kv_type(g, i) == GGUF_T_F32) gguf_w_set_f32(w, nk, (memcpy(&f, sc, 4), f));
         }
     }
     static char pad[1 << 16];
