@@ -370,7 +370,7 @@ static void test_make_vocab_json(void **st) {
     assert_int_equal(gguf_get_arr(g, "tokenizer.ggml.tokens", &toks), 0);
     assert_int_equal(gguf_get_arr(g, "tokenizer.ggml.token_type", &types), 0);
     assert_int_equal(toks.n, 12);
-    static const char *want_tok[] = {"a", "b", "ab", "\xc4\xa0", "\xc4\xa0" "a", "[PAD5]", "<|endoftext|>",
+    static const char *want_tok[] = {"a", "b", "ab", "\xc4\xa0", ("\xc4\xa0" "a"), "[PAD5]", "<|endoftext|>",
                                      "<|im_start|>", "<tool call>", "[PAD9]", "[PAD10]", "[PAD11]"};
     static const int want_type[] = {1, 1, 1, 1, 1, 5, 3, 3, 4, 5, 5, 5};
     for (int i = 0; i < 12; i++) {
