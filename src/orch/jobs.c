@@ -122,6 +122,7 @@ void orch_job_emit(struct orch *o, struct ojob *j, const char *event, const char
         return;
     }
     j->nev++;
+    j->last_event_ms = (int64_t)util_wall_ms();
     int term = strcmp(event, "end") == 0 || strcmp(event, "error") == 0;
     for (size_t i = 0; i < j->nsubs;) {
         struct osub *sub = &j->subs[i];
@@ -237,4 +238,24 @@ int orch_job_subscribe(struct orch *o, struct ojob *j, const struct osub *sub) {
     }
     j->subs[j->nsubs++] = *sub;
     return 0;
+}
+
+void orch_job_keepalive(struct orch *o, int64_t now_ms, int64_t idle_ms) {
+    for (size_t b = 0; b < o->nbuckets; b++)
+        for (struct ojob *j = o->buckets[b]; j; j = j->hnext) {
+            if (j->terminal || j->nsubs == 0 || now_ms - j->last_event_ms < idle_ms) continue;
+            j->last_event_ms = now_ms;
+            for (size_t i = 0; i < j->nsubs;) {
+                struct osub *sub = &j->subs[i];
+                /* SSE comments for event streams; a JSON body waiting for its answer gets a space */
+                const char *ka = sub->kind == OSUB_OAI_JSON ? " " : ": keep-alive\n\n";
+                if (http_stream_write(sub->st, ka, strlen(ka)) != 0) {
+                    http_stream_close(sub->st);
+                    util_sb_free(&sub->text);
+                    j->subs[i] = j->subs[--j->nsubs];
+                } else {
+                    i++;
+                }
+            }
+        }
 }

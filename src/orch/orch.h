@@ -72,6 +72,7 @@ struct ojob {
     int started_emitted;       /* a retried job shows one `started` */
     int term_emitted;          /* the one terminal event (end|error) is in the log */
     int terminal;              /* finished: store updated, subscribers closed */
+    int64_t last_event_ms;     /* for SSE keep-alive comments */
     /* live subscribers */
     struct osub *subs;
     size_t nsubs, csubs;
@@ -121,6 +122,10 @@ void orch_job_finish(struct orch *o, struct ojob *j, enum job_status st, const c
 /* Same, with the worker's own terminal event (e.g. "end") relayed after the store update. */
 void orch_job_finish_with(struct orch *o, struct ojob *j, enum job_status st, const char *code, const char *message,
                           const char *event, const char *data);
+/* Writes an SSE comment to the subscribers of jobs silent for idle_ms (a
+ * queued job can wait minutes; proxies drop silent connections) and drops
+ * subscribers that have gone. */
+void orch_job_keepalive(struct orch *o, int64_t now_ms, int64_t idle_ms);
 /* Drops finished jobs older than keep_ms from memory (the store keeps them). */
 void orch_job_gc(struct orch *o, int64_t now_ms, int64_t keep_ms);
 /* Status JSON of GET /v2/tasks/{id} (malloc'd). */
