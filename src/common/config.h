@@ -17,6 +17,27 @@
  * Unknown YAML keys (outside CFG_TREE subtrees) and unknown flags are
  * errors: a typo must not silently fall back to a default.
  *
+ * Example (pool-managerd):
+ *
+ *     static const struct cfg_opt opts[] = {
+ *         { .key = "bind", .type = CFG_STRING, .def = "127.0.0.1:9200", .validate = cfg_validate_hostport },
+ *         { .key = "pool_id", .type = CFG_STRING, .min = 1, .max = 128 },         // --pool-id, LLORCH_POOL_ID
+ *         { .key = "orchestrator.url", .type = CFG_STRING },                       // --orchestrator-url
+ *         { .key = "heartbeat_interval_ms", .type = CFG_DURATION_MS, .def = "15000", .min = 100, .max = 3600000 },
+ *         { .key = "models.cache_dir", .type = CFG_STRING, .flag = "--cache-dir" }, // LLORCH_CACHE_DIR
+ *         { .key = "inventory", .type = CFG_ENUM, .def = "nvml", .enums = "nvml|host|simulated" },
+ *         { .key = "gpu_headroom_bytes", .type = CFG_U64, .def = "512MiB" },
+ *         { .key = "adapters", .type = CFG_TREE },                               // list of maps, YAML only
+ *     };
+ *     struct cfg *c; char err[512];
+ *     int rc = cfg_load(opts, sizeof opts / sizeof opts[0], argc, argv, NULL, my_check, &c, err, sizeof err);
+ *     if (rc == CFG_HELP) { cfg_usage(opts, n, stdout); exit(0); }
+ *     if (rc < 0) { fprintf(stderr, "pool-managerd: %s\n", err); exit(2); }
+ *     const struct cfg_node *ad = cfg_tree(c, "adapters");
+ *     for (size_t i = 0; i < cfg_node_len(ad); i++) {
+ *         const char *name; cfg_node_get_str(cfg_node_at(ad, i), "name", &name, err, sizeof err); ...
+ *     }
+ *
  * Ownership: struct cfg owns every string and node it hands out; they live
  * until cfg_free(). The option table is borrowed and must outlive the cfg.
  * Not thread-safe for mutation; read-only use after cfg_load is safe.
