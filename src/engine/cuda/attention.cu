@@ -13,8 +13,8 @@
  *
  * Decode (rows <= 4): the keys are split over S blocks (flash-decoding) so
  * that n_head * rows * S fills the SMs; each split writes (m, l, acc[hd]) to
- * the context's scratch and k_attn_combine merges them. Prefill: S = 1.
- * Weak: prefill re-reads K/V per query row (no tiling over queries yet). */
+ * the context's scratch and k_attn_combine merges them. Prefill (rows > 4,
+ * head_dim <= 128): k_attn_tiled below; larger heads: this kernel with S = 1. */
 #include <math.h>
 
 #include "common.cuh"
@@ -106,6 +106,94 @@ k_attn(const float *q, int ld_q, const __half *kc, const __half *vc, const int32
     }
 }
 
+/* ---- prefill: tiled over queries and keys ----------------------------------------------
+ * One block (4 warps) per (head, 16 query rows). Keys are walked in tiles of
+ * 32: the tile's K and V rows are converted once into shared memory and used
+ * by all 16 queries (the per-row kernel above re-reads them per query). Lane
+ * j of a warp scores key j of the tile (K rows padded by one float so the 32
+ * lanes hit 32 banks), the online softmax runs per query row across the warp,
+ * and acc (lane owns dims lane + 32e) takes the 32 probabilities by shuffle.
+ * Each warp owns 4 query rows. head_dim <= 128. */
+#define AQ 16  /* query rows per block */
+#define AK 32  /* keys per tile */
+template <int EPL>
+__global__ void __launch_bounds__(128)
+k_attn_tiled(const float *q, int ld_q, const __half *kc, const __half *vc, const int32_t *pos, int rows, int n_head,
+             int group, int hd, float scale, float *out) {
+    __shared__ float Ks[AK][128 + 1];
+    __shared__ float Vs[AK][128];
+    __shared__ float Qs[AQ][128];
+    __shared__ int sh_kmax;
+    const int h = blockIdx.x, r0 = blockIdx.y * AQ;
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+    const int kv_dim = (n_head / group) * hd, kvh = h / group;
+    if (tid == 0) sh_kmax = -1;
+    __syncthreads();
+    if (tid < AQ && r0 + tid < rows) atomicMax(&sh_kmax, pos[r0 + tid]);
+    for (int i = tid; i < AQ * hd; i += 128) {
+        const int rr = i / hd, d = i % hd;
+        Qs[rr][d] = r0 + rr < rows ? q[(int64_t)(r0 + rr) * ld_q + (int64_t)h * hd + d] * scale : 0.0f;
+    }
+    __syncthreads();
+    const int kmax = sh_kmax;
+    int mypos[4];
+    float m[4], l[4], acc[4][EPL];
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        const int r = r0 + warp * 4 + i;
+        mypos[i] = r < rows ? pos[r] : -1;
+        m[i] = -INFINITY;
+        l[i] = 0.0f;
+#pragma unroll
+        for (int e = 0; e < EPL; e++) acc[i][e] = 0.0f;
+    }
+    for (int t0 = 0; t0 <= kmax; t0 += AK) {
+        __syncthreads(); /* the previous tile is consumed */
+        for (int i = tid; i < AK * hd; i += 128) {
+            const int j = i / hd, d = i % hd;
+            const bool ok = t0 + j <= kmax;
+            const int64_t off = (int64_t)(t0 + j) * kv_dim + (int64_t)kvh * hd + d;
+            Ks[j][d] = ok ? __half2float(kc[off]) : 0.0f;
+            Vs[j][d] = ok ? __half2float(vc[off]) : 0.0f;
+        }
+        __syncthreads();
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            if (mypos[i] < t0) continue; /* warp-uniform: this row sees no key of the tile */
+            const float *qr = Qs[warp * 4 + i];
+            float sc = 0.0f;
+            for (int d = 0; d < hd; d++) sc += qr[d] * Ks[lane][d];
+            if (t0 + lane > mypos[i]) sc = -INFINITY;
+            const float mt = warp_max(sc);
+            const float mn = fmaxf(m[i], mt);
+            const float p = expf(sc - mn), corr = expf(m[i] - mn);
+            l[i] = l[i] * corr + warp_sum(p);
+#pragma unroll
+            for (int e = 0; e < EPL; e++) acc[i][e] *= corr;
+            for (int jj = 0; jj < AK; jj++) {
+                const float pj = __shfl_sync(0xffffffffu, p, jj);
+#pragma unroll
+                for (int e = 0; e < EPL; e++) {
+                    const int d = lane + 32 * e;
+                    acc[i][e] += pj * (d < hd ? Vs[jj][d] : 0.0f);
+                }
+            }
+            m[i] = mn;
+        }
+    }
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        const int r = r0 + warp * 4 + i;
+        if (r >= rows) continue;
+        float *o = out + (int64_t)r * n_head * hd + (int64_t)h * hd;
+#pragma unroll
+        for (int e = 0; e < EPL; e++) {
+            const int d = lane + 32 * e;
+            if (d < hd) o[d] = acc[i][e] / l[i];
+        }
+    }
+}
+
 /* merges the S splits of (row, head): grid (n_head, rows) */
 __global__ void k_attn_combine(const float *part, int n_head, int hd, int S, float *out) {
     const int h = blockIdx.x, r = blockIdx.y;
@@ -144,8 +232,22 @@ void cu_attention(cu_ctx *c, const float *q, int ld_q, const uint16_t *kc, const
         S = want < 1 ? 1 : (want > 32 ? 32 : want);
         while (S > 1 && (size_t)rows * n_head * S * (head_dim + 2) > CU_ATTN_SCRATCH_FLOATS) S--;
     }
-    dim3 grid((unsigned)n_head, (unsigned)rows, (unsigned)S);
     const int epl = (head_dim + 31) / 32;
+    if (rows > 4 && head_dim <= 128) {
+        const __half *k = (const __half *)kc, *v = (const __half *)vc;
+        dim3 g((unsigned)n_head, cu_div_up(rows, AQ));
+#define AT2(E) k_attn_tiled<E><<<g, 128, 0, c->stream>>>(q, ld_q, k, v, pos, rows, n_head, group, head_dim, scale, out)
+        switch (epl) {
+        case 1: AT2(1); break;
+        case 2: AT2(2); break;
+        case 3: AT2(3); break;
+        default: AT2(4); break;
+        }
+#undef AT2
+        LAUNCH_CHECK(c, "attention_tiled");
+        return;
+    }
+    dim3 grid((unsigned)n_head, (unsigned)rows, (unsigned)S);
     const __half *k = (const __half *)kc, *v = (const __half *)vc;
 #define AT(E) k_attn<E><<<grid, ATTN_WARPS * 32, 0, c->stream>>>(q, ld_q, k, v, pos, n_head, group, head_dim, scale, S, out, c->attn_part)
     switch (epl) {

@@ -179,18 +179,25 @@ static void launch_mm_q_bn(cu_ctx *c, const eng_w *w, const float *x, float *y, 
                                                           (int)w->ne1, x, (int)w->ne0, rows, y);
 }
 
-/* 64x128 tiles (less dequantization per MAC) unless that leaves SMs idle:
- * then 64x64 tiles, twice the blocks */
-static int g_mm_bn = -1; /* LLORCH_CUDA_MM_BN=64|128 forces a tile (benchmarks) */
-
+/* Tile choice by a wave model fitted on H100 (docs/PERF.md, same-run
+ * timings of both tiles on four shapes): resident blocks per SM are 2 for
+ * 64x128 (101 KB smem) and 3 for 64x64 (68 KB); a 64x128 block costs ~1.36x
+ * a 64x64 one for the 32-blocks, ~0.86x for K-quants (their dequantization
+ * dominates and is shared by twice the tokens). Pick the lower waves x cost. */
 template <int T>
 static void launch_mm_q(cu_ctx *c, const eng_w *w, const float *x, float *y, int rows) {
-    if (g_mm_bn < 0) {
-        const char *e = getenv("LLORCH_CUDA_MM_BN");
-        g_mm_bn = e ? atoi(e) : 0;
+    /* LLORCH_CUDA_MM_BN=64|128 forces a tile (benchmarks, tests); read per
+     * call (a prefill matmul is ~100 us; getenv is ~0.1 us) */
+    const char *e = getenv("LLORCH_CUDA_MM_BN");
+    int bn = e ? atoi(e) : 0;
+    if (bn != 64 && bn != 128) {
+        const int64_t mblk = cu_div_up(w->ne1, MM_BM);
+        const int64_t w128 = (mblk * cu_div_up(rows, 128) + 2 * c->sm_count - 1) / (2 * c->sm_count);
+        const int64_t w64 = (mblk * cu_div_up(rows, 64) + 3 * c->sm_count - 1) / (3 * c->sm_count);
+        const double f128 = qfmt<T>::QK == 256 ? 0.86 : 1.36;
+        bn = (double)w128 * f128 <= (double)w64 ? 128 : 64;
     }
-    const int64_t blocks128 = (int64_t)cu_div_up(w->ne1, MM_BM) * cu_div_up(rows, 128);
-    if (g_mm_bn == 128 || (g_mm_bn != 64 && blocks128 >= c->sm_count)) launch_mm_q_bn<T, 128>(c, w, x, y, rows);
+    if (bn == 128) launch_mm_q_bn<T, 128>(c, w, x, y, rows);
     else launch_mm_q_bn<T, 64>(c, w, x, y, rows);
 }
 
