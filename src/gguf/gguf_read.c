@@ -266,6 +266,22 @@ static void khash_put(gguf_ctx *g, int64_t i) {
     g->khash[h] = i + 1;
 }
 
+/* doubles the kv array and the key hash (rehashing the g->n_kv keys in it) */
+static int kv_grow(gguf_ctx *g, uint64_t *cap) {
+    uint64_t nc = *cap ? *cap * 2 : 64;
+    struct kv *p = realloc(g->kv, nc * sizeof *p);
+    if (!p) return -ENOMEM;
+    g->kv = p;
+    int64_t *h = calloc(nc * 2, sizeof *h);
+    if (!h) return -ENOMEM;
+    free(g->khash);
+    g->khash = h;
+    g->khash_cap = nc * 2;
+    for (int64_t i = 0; i < g->n_kv; i++) khash_put(g, i);
+    *cap = nc;
+    return 0;
+}
+
 static int64_t thash_find(const gguf_ctx *g, const char *name) {
     if (!g->thash) return -1;
     uint64_t n = strlen(name), mask = g->thash_cap - 1;
@@ -281,13 +297,14 @@ static int64_t thash_find(const gguf_ctx *g, const char *name) {
 static int parse_kvs(struct cur *c, uint64_t n_kv) {
     gguf_ctx *g = c->g;
     int rc;
-    g->kv = calloc(n_kv ? n_kv : 1, sizeof *g->kv);
-    g->khash_cap = pow2_at_least(n_kv * 2);
-    g->khash = calloc(g->khash_cap, sizeof *g->khash);
-    if (!g->kv || !g->khash) return util_fail(c->err, c->errlen, -ENOMEM, "out of memory for %llu keys",
-                                              (unsigned long long)n_kv);
+    /* grown as keys are parsed (a claimed count is only checked against the
+     * file size, which still allows millions: allocate for what is there) */
+    uint64_t cap = 0;
     for (uint64_t i = 0; i < n_kv; i++) {
+        if (i == cap && (rc = kv_grow(g, &cap)))
+            return util_fail(c->err, c->errlen, rc, "out of memory for %llu keys", (unsigned long long)i + 1);
         struct kv *e = &g->kv[i];
+        memset(e, 0, sizeof *e);
         uint64_t at = c->pos;
         snprintf(c->where, sizeof c->where, "kv %llu", (unsigned long long)i);
         if ((rc = rd_str(c, &e->key, "key"))) return rc;

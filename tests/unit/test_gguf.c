@@ -530,6 +530,33 @@ static void test_writer_roundtrip(void **st) {
     gguf_writer_free(w);
 }
 
+/* hundreds of keys: the kv table and its hash grow while parsing */
+static void test_many_keys(void **st) {
+    (void)st;
+    char path[600], err[256], key[32];
+    tmp_path(path, sizeof path, "many.gguf");
+    gguf_writer *w = gguf_writer_new();
+    for (uint32_t i = 0; i < 1000; i++) {
+        snprintf(key, sizeof key, "k.%u", i);
+        assert_int_equal(gguf_w_set_u32(w, key, i * 3), 0);
+    }
+    assert_int_equal(gguf_w_write(w, path, err, sizeof err), 0);
+    gguf_writer_free(w);
+    gguf_ctx *g;
+    assert_int_equal(gguf_open(path, &g, err, sizeof err), 0);
+    assert_int_equal(gguf_n_kv(g), 1000);
+    for (uint32_t i = 0; i < 1000; i++) {
+        uint32_t v;
+        snprintf(key, sizeof key, "k.%u", i);
+        assert_int_equal(gguf_find_key(g, key), i);
+        assert_int_equal(gguf_get_u32(g, key, &v), 0);
+        assert_int_equal(v, i * 3);
+    }
+    assert_int_equal(gguf_find_key(g, "k.1000"), -1);
+    gguf_close(g);
+    unlink(path);
+}
+
 static void test_open_errors(void **st) {
     (void)st;
     gguf_ctx *g;
@@ -631,7 +658,7 @@ int main(void) {
         cmocka_unit_test(test_base_valid),     cmocka_unit_test(test_v2_accepted), cmocka_unit_test(test_truncations),
         cmocka_unit_test(test_malformed),      cmocka_unit_test(test_message_names_tensor),
         cmocka_unit_test(test_nested),         cmocka_unit_test(test_writer_roundtrip),
-        cmocka_unit_test(test_open_errors),    cmocka_unit_test(test_stories260k),
+        cmocka_unit_test(test_many_keys),      cmocka_unit_test(test_open_errors),    cmocka_unit_test(test_stories260k),
         cmocka_unit_test(test_llama2_tiny),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
