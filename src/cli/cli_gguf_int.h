@@ -25,7 +25,8 @@ const mix_ftype_t *mix_ftype_by_name(const char *name);
 const mix_ftype_t *mix_ftype_by_id(int ftype);
 
 /* Per-tensor type selection, a port of llama.cpp's llama_tensor_get_type
- * (src/llama-quant.cpp) for dense models (no experts): categories by name,
+ * (src/llama-quant.cpp) for the file types in our table (no IQ types, no
+ * imatrix; experts only as gpt-oss has them: 32, not 8): categories by name,
  * the Q*_K_M/S bumps driven by counters over attn_v / ffn_down in the order
  * tensors are presented (llama.cpp presents them by layer), and the fall-back
  * when ne[0] is not a multiple of the chosen type's block size. */
@@ -38,15 +39,14 @@ typedef struct {
     int n_attn_v;        /* tensors in the attn_v category (attn_v, attn_qkv) */
     int i_attn_v, i_ffn_down, i_ffn_gate, i_ffn_up;
     int n_fallback;
-    int pure;
+    int pure;            /* --pure (llama-quantize's): every quantizable tensor gets
+                          * the base type; only the block-size fall-back applies */
 } mix_state;
 
 /* name/n_dims/ne of the tensor; src_type is its current type (kept when the
  * tensor is not quantizable: 1-D, norms, ...). Call once per tensor, in file
  * order, after mix_init counted the model's tensors. */
 int mix_tensor_type(mix_state *st, const char *name, int n_dims, const int64_t *ne, int src_type);
-/* --pure (llama-quantize's): every quantizable tensor gets the base type,
- * only the block-size fall-back applies. Set before mix_tensor_type. */
 /* True when llama.cpp would quantize this tensor (2-D+ weights, not norms). */
 int mix_quantizable(const char *name, int n_dims);
 /* has_output / n_attn_v from the full name list */
