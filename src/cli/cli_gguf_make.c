@@ -1,17 +1,20 @@
 /* cli_gguf_make — `llorch gguf make`: synthetic GGUF models at real
  * hyperparameters (SPEC §4) with seeded random weights, a real or synthetic
- * vocabulary, and llama.cpp's per-tensor type mix.
+ * vocabulary, and llama.cpp's per-tensor type mix. Architectures: llama,
+ * qwen2 (QKV biases), phi3 (fused qkv and gate+up), gpt-oss (biases, sinks,
+ * router and 3-D expert tensors), in llama.cpp's tensor names and shapes.
  *
  * Weights: rows of N(0, 1/sqrt(n_in)) (Irwin-Hall sum of four uniforms from
  * splitmix64: no libm, so the bytes are the same on every machine), norms
  * 1 ± 0.1, biases N(0, 0.02), token_embd/output N(0, 2/sqrt(n_embd)) so
  * logits have std ≈ 2 and next-token distributions are neither flat nor
- * one-hot. Each tensor draws from its own stream (seed ^ hash(name)), so a
- * tensor's values do not depend on which other tensors exist or their type
- * (a Q8_0 and an F16 file of one seed hold the same underlying weights).
+ * one-hot. Each row draws from its own stream (seed, tensor name, row), so
+ * values do not depend on which other tensors exist, their type (a Q8_0 and
+ * an F16 file of one seed hold the same underlying weights) or the number of
+ * threads filling the rows.
  *
  * Data is produced tensor by tensor through the writer's fill callback:
- * memory is one float row plus the largest tensor. */
+ * memory is one float row per thread plus the largest tensor. */
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
@@ -443,6 +446,12 @@ int cli_gguf_make(int argc, char **argv) {
         snprintf(err, sizeof err, "tensor '%s': quantizing to %s failed (%d%s)", m.err_tensor,
                  gguf_type_name(m.err_type), m.err_code, m.err_code == -ENOTSUP ? ": no quantizer" : "");
     if (rc) goto fail;
+    {
+        uint64_t bytes = 0;
+        for (int i = 0; i < m.n_t; i++) bytes += gguf_type_nbytes(m.t[i].type, m.t[i].n_dims, m.t[i].ne);
+        printf("wrote %s: %s %s, %d tensors, %llu tensor bytes, vocab %lld, seed %llu\n", out, h.arch, ft->name, m.n_t,
+               (unsigned long long)bytes, (long long)h.n_vocab, (unsigned long long)seed);
+    }
 done:
     gguf_writer_free(w);
     free(m.t);
