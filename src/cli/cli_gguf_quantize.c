@@ -194,6 +194,8 @@ int cli_gguf_quantize(int argc, char **argv) {
     if (rc && q.err_tensor)
         snprintf(err, sizeof err, "tensor '%s': quantization failed (%d)", q.err_tensor, q.err_code);
     if (rc) goto fail;
+    printf("wrote %s: %s, %lld tensors, %d fall-backs (rows not a whole number of blocks)\n", args[1], ft->name,
+           (long long)n, st.n_fallback);
 done:
     gguf_writer_free(w);
     gguf_close(g);
