@@ -14,7 +14,8 @@
  * Decode (rows <= 4): the keys are split over S blocks (flash-decoding) so
  * that n_head * rows * S fills the SMs; each split writes (m, l, acc[hd]) to
  * the context's scratch and k_attn_combine merges them. Prefill (rows > 4,
- * head_dim <= 128): k_attn_tiled below; larger heads: this kernel with S = 1. */
+ * head_dim <= 128, multiple of 8): k_attn_tiled below; otherwise this kernel
+ * with S = 1. */
 #include <math.h>
 
 #include "common.cuh"
@@ -113,9 +114,31 @@ k_attn(const float *q, int ld_q, const __half *kc, const __half *vc, const int32
  * j of a warp scores key j of the tile (K rows padded by one float so the 32
  * lanes hit 32 banks), the online softmax runs per query row across the warp,
  * and acc (lane owns dims lane + 32e) takes the 32 probabilities by shuffle.
- * Each warp owns 4 query rows. head_dim <= 128. */
+ * Each warp owns 4 query rows. head_dim <= 128 and a multiple of 8 (16-byte
+ * K/V vectors). */
 #define AQ 16  /* query rows per block */
 #define AK 32  /* keys per tile */
+/* one query row i (compile-time constant) of the warp against the key tile */
+#define ATT_ROW(i)                                                                  \
+    if (mypos[i] >= t0) { /* warp-uniform */                                       \
+        const float *qr = Qs[warp * 4 + (i)];                                      \
+        float sc = 0.0f;                                                           \
+        for (int d = 0; d < hd; d++) sc += qr[d] * Ks[lane][d];                    \
+        if (t0 + lane > mypos[i]) sc = -INFINITY;                                  \
+        const float mn = fmaxf(m[i], warp_max(sc));                                \
+        const float p = expf(sc - mn), corr = expf(m[i] - mn);                     \
+        l[i] = l[i] * corr + warp_sum(p);                                          \
+        _Pragma("unroll") for (int e = 0; e < EPL; e++) acc[i][e] *= corr;         \
+        _Pragma("unroll 8") for (int jj = 0; jj < AK; jj++) {                      \
+            const float pj = __shfl_sync(0xffffffffu, p, jj);                      \
+            _Pragma("unroll") for (int e = 0; e < EPL; e++) {                      \
+                const int d = lane + 32 * e;                                       \
+                acc[i][e] += pj * (d < hd ? Vs[jj][d] : 0.0f);                     \
+            }                                                                      \
+        }                                                                          \
+        m[i] = mn;                                                                 \
+    }
+
 template <int EPL>
 __global__ void __launch_bounds__(128)
 k_attn_tiled(const float *q, int ld_q, const __half *kc, const __half *vc, const int32_t *pos, int rows, int n_head,
@@ -147,39 +170,53 @@ k_attn_tiled(const float *q, int ld_q, const __half *kc, const __half *vc, const
 #pragma unroll
         for (int e = 0; e < EPL; e++) acc[i][e] = 0.0f;
     }
-    for (int t0 = 0; t0 <= kmax; t0 += AK) {
-        __syncthreads(); /* the previous tile is consumed */
-        for (int i = tid; i < AK * hd; i += 128) {
-            const int j = i / hd, d = i % hd;
-            const bool ok = t0 + j <= kmax;
-            const int64_t off = (int64_t)(t0 + j) * kv_dim + (int64_t)kvh * hd + d;
-            Ks[j][d] = ok ? __half2float(kc[off]) : 0.0f;
-            Vs[j][d] = ok ? __half2float(vc[off]) : 0.0f;
-        }
-        __syncthreads();
+    /* K/V tiles move as 16-byte vectors (8 halves), the next tile's loads
+     * issued into registers before the current tile is computed, so the L2
+     * latency is hidden (v1 loaded half by half after each barrier: 127 us per
+     * Qwen prefill layer, latency-bound) */
+    const int vpr = hd / 8;
+    uint4 pk[4], pv[4];
+    auto fetch = [&](int t) {
 #pragma unroll
-        for (int i = 0; i < 4; i++) {
-            if (mypos[i] < t0) continue; /* warp-uniform: this row sees no key of the tile */
-            const float *qr = Qs[warp * 4 + i];
-            float sc = 0.0f;
-            for (int d = 0; d < hd; d++) sc += qr[d] * Ks[lane][d];
-            if (t0 + lane > mypos[i]) sc = -INFINITY;
-            const float mt = warp_max(sc);
-            const float mn = fmaxf(m[i], mt);
-            const float p = expf(sc - mn), corr = expf(m[i] - mn);
-            l[i] = l[i] * corr + warp_sum(p);
-#pragma unroll
-            for (int e = 0; e < EPL; e++) acc[i][e] *= corr;
-            for (int jj = 0; jj < AK; jj++) {
-                const float pj = __shfl_sync(0xffffffffu, p, jj);
-#pragma unroll
-                for (int e = 0; e < EPL; e++) {
-                    const int d = lane + 32 * e;
-                    acc[i][e] += pj * (d < hd ? Vs[jj][d] : 0.0f);
+        for (int it = 0; it < 4; it++) {
+            const int i = tid + 128 * it;
+            pk[it] = pv[it] = make_uint4(0, 0, 0, 0);
+            if (i < AK * vpr) {
+                const int j = i / vpr, c8 = (i % vpr) * 8;
+                if (t + j <= kmax) {
+                    const int64_t off = (int64_t)(t + j) * kv_dim + (int64_t)kvh * hd + c8;
+                    pk[it] = *(const uint4 *)(kc + off);
+                    pv[it] = *(const uint4 *)(vc + off);
                 }
             }
-            m[i] = mn;
         }
+    };
+    fetch(0);
+    for (int t0 = 0; t0 <= kmax; t0 += AK) {
+        __syncthreads(); /* the previous tile is consumed */
+#pragma unroll
+        for (int it = 0; it < 4; it++) {
+            const int i = tid + 128 * it;
+            if (i < AK * vpr) {
+                const int j = i / vpr, c8 = (i % vpr) * 8;
+                const __half2 *hk = (const __half2 *)&pk[it], *hv = (const __half2 *)&pv[it];
+#pragma unroll
+                for (int e = 0; e < 4; e++) {
+                    const float2 fk = __half22float2(hk[e]), fv = __half22float2(hv[e]);
+                    Ks[j][c8 + 2 * e] = fk.x;
+                    Ks[j][c8 + 2 * e + 1] = fk.y;
+                    Vs[j][c8 + 2 * e] = fv.x;
+                    Vs[j][c8 + 2 * e + 1] = fv.y;
+                }
+            }
+        }
+        __syncthreads();
+        if (t0 + AK <= kmax) fetch(t0 + AK);
+        /* 4 query rows per warp, written out with constant indices */
+        ATT_ROW(0);
+        ATT_ROW(1);
+        ATT_ROW(2);
+        ATT_ROW(3);
     }
 #pragma unroll
     for (int i = 0; i < 4; i++) {
@@ -233,7 +270,7 @@ void cu_attention(cu_ctx *c, const float *q, int ld_q, const uint16_t *kc, const
         while (S > 1 && (size_t)rows * n_head * S * (head_dim + 2) > CU_ATTN_SCRATCH_FLOATS) S--;
     }
     const int epl = (head_dim + 31) / 32;
-    if (rows > 4 && head_dim <= 128) {
+    if (rows > 4 && head_dim <= 128 && head_dim % 8 == 0) {
         const __half *k = (const __half *)kc, *v = (const __half *)vc;
         dim3 g((unsigned)n_head, cu_div_up(rows, AQ));
 #define AT2(E) k_attn_tiled<E><<<g, 128, 0, c->stream>>>(q, ld_q, k, v, pos, rows, n_head, group, head_dim, scale, out)
