@@ -229,6 +229,8 @@ EOF
 
 R=$(rel "$RUN")
 L=$(rel "$LLORCH")
+# llorch finds the orchestrator on 8080 by default; say how otherwise
+[ "$ORCH_URL" = "http://127.0.0.1:8080" ] || L="LLORCH_ORCH_URL=$ORCH_URL $L"
 cat <<EOF
 
 llama-orch is up
@@ -242,7 +244,6 @@ try:
   $L status
   curl -N $ORCH_URL/v1/completions -H 'Content-Type: application/json' \\
        -d '{"model":"$ALIAS","prompt":"Once upon a time","max_tokens":64,"stream":true}'
-(LLORCH_ORCH_URL=$ORCH_URL for llorch when the port is not 8080)
 
 Ctrl-C stops everything.
 EOF

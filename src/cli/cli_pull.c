@@ -149,8 +149,9 @@ int cli_pull(int argc, char **argv) {
             fprintf(stderr, "llorch pull: the pool answered without a state\n");
             break;
         }
-        int has_total = json_integer_value(json_object_get(rec, "total")) > 0;
-        if (!strcmp(state, "running") || has_total) progress(tty, rec, &last_q);
+        /* nothing to draw until the size or some bytes are known (file: refs never have any) */
+        if (json_integer_value(json_object_get(rec, "total")) > 0 || json_integer_value(json_object_get(rec, "bytes")) > 0)
+            progress(tty, rec, &last_q);
         if (!strcmp(state, "done")) {
             if (tty && last_q != -1) fputc('\n', stderr);
             const char *p = json_string_value(json_object_get(rec, "path"));
