@@ -198,8 +198,9 @@ static inline int tp_pool_stop(tp_pool *p) {
 /* ---- HTTP ----------------------------------------------------------------------- */
 /* Returns the status; *out (may be NULL) gets the parsed body (caller decrefs). */
 static inline long tp_call(const char *base, const char *method, const char *path, const char *body, json_t **out) {
-    char url[512];
-    snprintf(url, sizeof url, "%s%s", base, path);
+    char url[2048];
+    int un = snprintf(url, sizeof url, "%s%s", base, path);
+    assert_true(un > 0 && (size_t)un < sizeof url);
     http_client_req rq = { .method = method, .url = url, .body = body, .timeout_ms = 10000 };
     http_resp r;
     char err[256];

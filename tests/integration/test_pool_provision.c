@@ -1,0 +1,253 @@
+// test-libs: llorch_net PkgConfig::JANSSON PkgConfig::CURL
+/* pool-managerd model provisioning (issue 5, acceptance 5). Hugging Face is
+ * replaced by HF_DOUBLE, a TEST DOUBLE: a raw-socket HTTP server in this
+ * process laid out like the hub (/{org}/{repo}/resolve/{rev}/{file}) that
+ * serves the real stories260K.gguf, cuts the first transfer off halfway (so
+ * the pool must resume with a Range request), answers 404 for anything else,
+ * and records what it was asked. */
+#include "test_pool_util.h"
+
+#include <arpa/inet.h>
+#include <curl/curl.h>
+
+#define STORIES_SHA256 "270cba1bd5109f42d03350f60406024560464db173c0e387d91f0426d3bd256d"
+#define HF_REF "hf:ggml-org/models@main::file=tinyllamas/stories260K.gguf"
+
+/* ---- HF_DOUBLE ---------------------------------------------------------------- */
+typedef struct {
+    int lfd, port;
+    pthread_t thr;
+    char *data;
+    size_t len;
+    pthread_mutex_t mu;
+    int requests, ranged, cut_done;
+    long long last_range;
+    char auth[128];
+    char paths[16][256];
+} hf_double;
+
+static void send_all(int fd, const void *b, size_t n) {
+    const char *p = b;
+    while (n) {
+        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+        if (w <= 0) return;
+        p += w;
+        n -= (size_t)w;
+    }
+}
+
+static void *hf_main(void *arg) {
+    hf_double *h = arg;
+    for (;;) {
+        int c = accept(h->lfd, NULL, NULL);
+        if (c < 0) return NULL;
+        char req[8192];
+        size_t n = 0;
+        while (n < sizeof req - 1) {
+            ssize_t r = recv(c, req + n, sizeof req - 1 - n, 0);
+            if (r <= 0) break;
+            n += (size_t)r;
+            req[n] = 0;
+            if (strstr(req, "\r\n\r\n")) break;
+        }
+        req[n] = 0;
+        char path[256] = "";
+        sscanf(req, "GET %255s", path);
+        long long from = -1;
+        const char *rg = strcasestr(req, "\r\nRange: bytes=");
+        if (rg) from = atoll(rg + 15);
+        const char *au = strcasestr(req, "\r\nAuthorization: ");
+        pthread_mutex_lock(&h->mu);
+        if (h->requests < 16) snprintf(h->paths[h->requests], sizeof h->paths[0], "%s", path);
+        h->requests++;
+        if (au) sscanf(au + 17, "%127[^\r]", h->auth);
+        if (from >= 0) { h->ranged++; h->last_range = from; }
+        int cut = !h->cut_done && from < 0;
+        pthread_mutex_unlock(&h->mu);
+        char hdr[512];
+        if (strcmp(path, "/ggml-org/models/resolve/main/tinyllamas/stories260K.gguf")) {
+            const char *nf = "HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\nConnection: close\r\n\r\nnot found";
+            send_all(c, nf, strlen(nf));
+        } else if (from >= 0 && (size_t)from < h->len) {
+            int k = snprintf(hdr, sizeof hdr,
+                             "HTTP/1.1 206 Partial Content\r\nContent-Length: %zu\r\nContent-Range: bytes %lld-%zu/%zu\r\n"
+                             "X-Linked-Etag: \"%s\"\r\nConnection: close\r\n\r\n",
+                             h->len - (size_t)from, from, h->len - 1, h->len, STORIES_SHA256);
+            send_all(c, hdr, (size_t)k);
+            send_all(c, h->data + from, h->len - (size_t)from);
+        } else {
+            int k = snprintf(hdr, sizeof hdr,
+                             "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\nX-Linked-Etag: \"%s\"\r\nConnection: close\r\n\r\n",
+                             h->len, STORIES_SHA256);
+            send_all(c, hdr, (size_t)k);
+            if (cut) { /* the interrupted transfer: half the body, then the connection drops */
+                send_all(c, h->data, h->len / 2);
+                pthread_mutex_lock(&h->mu);
+                h->cut_done = 1;
+                pthread_mutex_unlock(&h->mu);
+            } else {
+                send_all(c, h->data, h->len);
+            }
+        }
+        close(c);
+    }
+}
+
+static void hf_start(hf_double *h) {
+    memset(h, 0, sizeof *h);
+    pthread_mutex_init(&h->mu, NULL);
+    char p[1024], err[128];
+    TU_MODEL(p, "stories260K.gguf");
+    assert_int_equal(util_read_file(p, 64 << 20, &h->data, &h->len, err, sizeof err), 0);
+    h->lfd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    assert_int_equal(bind(h->lfd, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(listen(h->lfd, 16), 0);
+    socklen_t l = sizeof a;
+    getsockname(h->lfd, (struct sockaddr *)&a, &l);
+    h->port = ntohs(a.sin_port);
+    pthread_create(&h->thr, NULL, hf_main, h);
+}
+
+static void hf_stop(hf_double *h) {
+    shutdown(h->lfd, SHUT_RDWR);
+    close(h->lfd);
+    pthread_join(h->thr, NULL);
+    free(h->data);
+}
+
+/* ---- helpers ------------------------------------------------------------------ */
+static json_t *pull_wait(tp_pool *p, const char *ref) {
+    char body[600];
+    snprintf(body, sizeof body, "{\"model_ref\":\"%s\"}", ref);
+    json_t *r = NULL;
+    assert_int_equal(tp_call(p->url, "POST", "/v2/models/pull", body, &r), 202);
+    json_decref(r);
+    char *esc = curl_easy_escape(NULL, ref, 0);
+    char path[800];
+    snprintf(path, sizeof path, "/v2/models/pull?model_ref=%s", esc);
+    curl_free(esc);
+    uint64_t t0 = tp_ms();
+    for (;;) {
+        assert_int_equal(tp_call(p->url, "GET", path, NULL, &r), 200);
+        if (strcmp(tp_str(r, "state"), "running")) return r;
+        json_decref(r);
+        assert_true(tp_ms() - t0 < 30000);
+        usleep(20000);
+    }
+}
+
+static void start_and_stop(tp_pool *p, const char *ref) {
+    char body[600];
+    snprintf(body, sizeof body, "{\"model_ref\":\"%s\"}", ref);
+    char id[64];
+    snprintf(id, sizeof id, "%s", tp_start_worker(p, body));
+    assert_true(tp_wait_status(p, id, "ready", 60000));
+    char path[128];
+    snprintf(path, sizeof path, "/v2/workers/%s/stop", id);
+    assert_int_equal(tp_call(p->url, "POST", path, "{}", NULL), 202);
+    assert_true(tp_wait_status(p, id, "gone", 15000));
+}
+
+/* ---- tests ----------------------------------------------------------------------- */
+static void test_hf_resume_sha_rename(void **st) {
+    (void)st;
+    hf_double hf;
+    hf_start(&hf);
+    char ep[96];
+    snprintf(ep, sizeof ep, "LLORCH_HF_ENDPOINT=http://127.0.0.1:%d", hf.port);
+    const char *env[] = { ep, "HF_TOKEN=hf_test_token", "LLORCH_MODEL_MIRROR=", NULL };
+    const char *args[] = { "--inventory", "host", NULL };
+    tp_pool pool;
+    tp_pool_start(&pool, args, env);
+    /* not cached yet: a start is refused, nothing spawned */
+    json_t *r = NULL;
+    assert_int_equal(tp_call(pool.url, "POST", "/v2/workers/start", "{\"model_ref\":\"" HF_REF "\"}", &r), 404);
+    assert_string_equal(tp_code(r), "MODEL_NOT_FOUND");
+    json_decref(r);
+
+    r = pull_wait(&pool, HF_REF);
+    if (strcmp(tp_str(r, "state"), "done")) fail_msg("pull: %s", json_dumps(r, 0));
+    assert_string_equal(tp_str(r, "sha256"), STORIES_SHA256);
+    assert_int_equal(tp_int(r, "bytes"), (json_int_t)hf.len);
+    assert_false(json_is_true(json_object_get(r, "from_mirror")));
+    char want[600];
+    snprintf(want, sizeof want, "%s/cache/hf/ggml-org/models/main/tinyllamas/stories260K.gguf", pool.dir);
+    assert_string_equal(tp_str(r, "path"), want);
+    json_decref(r);
+    /* atomic rename: the final file is whole, the .part is gone, the digest is recorded */
+    struct stat sb;
+    assert_int_equal(stat(want, &sb), 0);
+    assert_int_equal((size_t)sb.st_size, hf.len);
+    char part[700], dig[700];
+    snprintf(part, sizeof part, "%s.part", want);
+    assert_int_not_equal(stat(part, &sb), 0);
+    snprintf(dig, sizeof dig, "%s.sha256", want);
+    char *text = NULL;
+    size_t len;
+    char err[128];
+    assert_int_equal(util_read_file(dig, 4096, &text, &len, err, sizeof err), 0);
+    assert_int_equal(strncmp(text, STORIES_SHA256, 64), 0);
+    free(text);
+    /* the double saw: the cut transfer, then one resumed from the half */
+    pthread_mutex_lock(&hf.mu);
+    assert_int_equal(hf.requests, 2);
+    assert_int_equal(hf.ranged, 1);
+    assert_int_equal(hf.last_range, (long long)(hf.len / 2));
+    assert_string_equal(hf.auth, "Bearer hf_test_token");
+    pthread_mutex_unlock(&hf.mu);
+
+    /* the cached model now starts */
+    start_and_stop(&pool, HF_REF);
+
+    /* a file the hub does not have: MODEL_NOT_FOUND */
+    r = pull_wait(&pool, "hf:ggml-org/models::file=missing.gguf");
+    assert_string_equal(tp_str(r, "state"), "failed");
+    assert_string_equal(tp_str(json_object_get(r, "error"), "code"), "MODEL_NOT_FOUND");
+    json_decref(r);
+    /* no record for a ref never pulled */
+    assert_int_equal(tp_call(pool.url, "GET", "/v2/models/pull?model_ref=hf%3Ax%2Fy%3A%3Afile%3Dz", NULL, NULL), 404);
+    assert_int_equal(tp_pool_stop(&pool), 0);
+    hf_stop(&hf);
+}
+
+static void test_mirror_first(void **st) {
+    (void)st;
+    hf_double hf;
+    hf_start(&hf);
+    char mdir[] = "/tmp/llorch-pooltest-mirror-XXXXXX";
+    assert_non_null(mkdtemp(mdir));
+    char cmd[1600], src[1024];
+    TU_MODEL(src, "stories260K.gguf");
+    snprintf(cmd, sizeof cmd, "mkdir -p %s/ggml-org/models/tinyllamas && cp %s %s/ggml-org/models/tinyllamas/", mdir, src,
+             mdir);
+    assert_int_equal(system(cmd), 0);
+    char ep[96], mir[128];
+    snprintf(ep, sizeof ep, "LLORCH_HF_ENDPOINT=http://127.0.0.1:%d", hf.port);
+    snprintf(mir, sizeof mir, "LLORCH_MODEL_MIRROR=%s", mdir);
+    const char *env[] = { ep, mir, NULL };
+    const char *args[] = { "--inventory", "host", NULL };
+    tp_pool pool;
+    tp_pool_start(&pool, args, env);
+    json_t *r = pull_wait(&pool, HF_REF);
+    assert_string_equal(tp_str(r, "state"), "done");
+    assert_true(json_is_true(json_object_get(r, "from_mirror")));
+    assert_string_equal(tp_str(r, "sha256"), STORIES_SHA256);
+    json_decref(r);
+    start_and_stop(&pool, HF_REF); /* served from the mirror, in place */
+    pthread_mutex_lock(&hf.mu);
+    assert_int_equal(hf.requests, 0); /* the hub was never asked */
+    pthread_mutex_unlock(&hf.mu);
+    assert_int_equal(tp_pool_stop(&pool), 0);
+    hf_stop(&hf);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", mdir);
+    if (system(cmd)) {}
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_hf_resume_sha_rename),
+        cmocka_unit_test(test_mirror_first),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
