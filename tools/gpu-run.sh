@@ -56,6 +56,7 @@ fi
         LLORCH_CUDA_BENCH=1 run perf 150 .gpu-bundle/bin/test_cuda_perf
         if has compare; then
             LLORCH_CUDA_BENCH=1 LLORCH_CUDA_MMV=1 run perf-mmv-v1 150 .gpu-bundle/bin/test_cuda_perf
+            LLORCH_CUDA_BENCH=1 LLORCH_CUDA_MMV=2 run perf-mmv-v2-generic 150 .gpu-bundle/bin/test_cuda_perf
             LLORCH_CUDA_BENCH=1 LLORCH_CUDA_MM_BN=64 run perf-mm-bn64 150 .gpu-bundle/bin/test_cuda_perf
             LLORCH_CUDA_BENCH=1 LLORCH_CUDA_MM_BN=128 run perf-mm-bn128 150 .gpu-bundle/bin/test_cuda_perf
         fi

@@ -222,15 +222,75 @@ k_mmv_f(const uint8_t *w, size_t nb1, int ne0, int ne1, const float *x, float *y
     }
 }
 
+
+/* v3 for Q4_0 (the Llama-2 decode format): a thread takes a PAIR of 18-byte
+ * blocks, 36 bytes that start 4-byte aligned, as 9 independent 32-bit loads
+ * (v2 issues 6 loads of 2-4 bytes per 8 weights), and the 64 activations as
+ * four 16-byte loads; block A's quants are realigned with byte permutes.
+ * 64 threads per row. Same integers and the same float association as the
+ * CPU reference: sumi * (d_w * d_x). Needs K % 64 == 0 and a 4-aligned row. */
+template <int NR>
+__global__ void __launch_bounds__(64)
+k_mmv_q4_0_pair(const uint8_t *w, size_t nb1, int npair, int ne1, const int8_t *aq, const float *ad, int K, float *y,
+                int nr) {
+    const int row = blockIdx.x, tid = threadIdx.x;
+    const uint32_t *wr = (const uint32_t *)(w + (size_t)row * nb1);
+    const int K32 = K / 32;
+    float acc[NR];
+#pragma unroll
+    for (int r = 0; r < NR; r++) acc[r] = 0.0f;
+    for (int p = tid; p < npair; p += 64) {
+        const uint32_t *pw = wr + 9 * (size_t)p;
+        uint32_t v[9];
+#pragma unroll
+        for (int i = 0; i < 9; i++) v[i] = pw[i];
+        const float dA = h2f((uint16_t)(v[0] & 0xFFFFu)), dB = h2f((uint16_t)(v[4] >> 16));
+        int qa[4], qb[4];
+#pragma unroll
+        for (int k = 0; k < 4; k++) {
+            qa[k] = (int)__byte_perm(v[k], v[k + 1], 0x5432);
+            qb[k] = (int)v[5 + k];
+        }
+#pragma unroll
+        for (int r = 0; r < NR; r++) {
+            if (r >= nr) break;
+            const int4 *xp = (const int4 *)(aq + (int64_t)r * K + 64 * (int64_t)p);
+            const int4 x0 = xp[0], x1 = xp[1], x2 = xp[2], x3 = xp[3];
+            const int xa_lo[4] = {x0.x, x0.y, x0.z, x0.w}, xa_hi[4] = {x1.x, x1.y, x1.z, x1.w};
+            const int xb_lo[4] = {x2.x, x2.y, x2.z, x2.w}, xb_hi[4] = {x3.x, x3.y, x3.z, x3.w};
+            int sa = 0, sb = 0, ua = 0, ub = 0;
+#pragma unroll
+            for (int k = 0; k < 4; k++) {
+                sa = dp4a(qa[k] & 0x0F0F0F0F, xa_lo[k], sa);
+                sa = dp4a((qa[k] >> 4) & 0x0F0F0F0F, xa_hi[k], sa);
+                sb = dp4a(qb[k] & 0x0F0F0F0F, xb_lo[k], sb);
+                sb = dp4a((qb[k] >> 4) & 0x0F0F0F0F, xb_hi[k], sb);
+                ua = dp4a(ONES4, xa_lo[k], dp4a(ONES4, xa_hi[k], ua));
+                ub = dp4a(ONES4, xb_lo[k], dp4a(ONES4, xb_hi[k], ub));
+            }
+            const float *dx = ad + (int64_t)r * K32 + 2 * p;
+            acc[r] += (float)(sa - 8 * ua) * (dA * dx[0]) + (float)(sb - 8 * ub) * (dB * dx[1]);
+        }
+    }
+    __shared__ float red[2][NR];
+    const int lane = tid & 31, warp = tid >> 5;
+#pragma unroll
+    for (int r = 0; r < NR; r++) {
+        const float v = warp_sum(acc[r]);
+        if (lane == 0) red[warp][r] = v;
+    }
+    __syncthreads();
+    if (tid < NR && tid < nr) y[(int64_t)tid * ne1 + row] = red[0][tid] + red[1][tid];
+}
+
 /* ---- dispatch ------------------------------------------------------------------------- */
-static int g_mmv_v1 = -1; /* LLORCH_CUDA_MMV=1 selects the v1 kernel (for comparisons) */
+/* LLORCH_CUDA_MMV=1 selects the v1 kernel, =2 the generic v2 kernel for
+ * every format (no Q4_0 pair kernel): comparisons in docs/PERF.md */
+static int g_mmv_v1 = -1;
+static int g_mmv_mode = 0;
 
 template <int T>
 static void launch_q(cu_ctx *c, const eng_w *w, float *y, int rows) {
-    if (g_mmv_v1 < 0) {
-        const char *e = getenv("LLORCH_CUDA_MMV");
-        g_mmv_v1 = e && !strcmp(e, "1");
-    }
     const int nblk = (int)(w->ne0 / qfmt<T>::QK), K = (int)w->ne0;
     const uint8_t *wd = (const uint8_t *)w->data;
     /* v1 also for very tall matrices (vocabulary projections): 152k one-row
@@ -243,6 +303,15 @@ static void launch_q(cu_ctx *c, const eng_w *w, float *y, int rows) {
         else if (rows == 2) L1(2, 2);
         else L1(8, rows);
 #undef L1
+        return;
+    }
+    if (T == QT_Q4_0 && g_mmv_mode != 2 && K % 64 == 0 && ((uintptr_t)wd & 3) == 0) {
+        const int npair = K / 64;
+#define L3(NR, nr) k_mmv_q4_0_pair<NR><<<(unsigned)w->ne1, 64, 0, c->stream>>>(wd, w->nb1, npair, (int)w->ne1, c->act_q, c->act_d, K, y, nr)
+        if (rows == 1) L3(1, 1);
+        else if (rows == 2) L3(2, 2);
+        else L3(8, rows);
+#undef L3
         return;
     }
     const unsigned grid = (unsigned)w->ne1;
@@ -275,7 +344,8 @@ void cu_mmv(cu_ctx *c, const eng_w *w, const float *x, float *y, int rows) {
     }
     if (g_mmv_v1 < 0) {
         const char *e = getenv("LLORCH_CUDA_MMV");
-        g_mmv_v1 = e && !strcmp(e, "1");
+        g_mmv_mode = e ? atoi(e) : 0;
+        g_mmv_v1 = g_mmv_mode == 1;
     }
     const qt_info_t *qi = qt_info(w->type);
     if (!qi || w->ne0 > CU_ACT_MAX_K || w->ne0 % 32 || rows > CU_MMV_MAX_ROWS) {
