@@ -2,9 +2,10 @@
 # tools/up.sh — the whole system on this machine: what `make up` runs after
 # building. Starts orchestratord, one pool-managerd (cpu adapter, or
 # bespoke-cuda when worker-orcd is built and a GPU is visible) and the default
-# model (catalog alias "stories" = stories260K, pinned so it is loaded at
-# once), waits until the pool is registered and the worker is ready, prints
-# where everything listens and what to try, and on Ctrl-C (SIGINT/SIGTERM/
+# model (catalog alias "stories" = stories260K, pinned with `llorch place`
+# so it is loaded at once and never evicted), waits until the pool is
+# registered and the worker is ready, prints where everything listens and
+# what to try, and on Ctrl-C (SIGINT/SIGTERM/
 # SIGHUP) stops everything: the pool first (it stops its workers), then the
 # orchestrator; anything still alive after the grace periods is killed.
 #
@@ -85,7 +86,6 @@ models:
     model_ref: '$MODEL_REF'
     context_length: 512
     capabilities: [text-gen]
-    placements: [{pool_id: $POOL_ID, gpu_id: $GPU_ID}]
 EOF
 
 # ---- process bookkeeping ----------------------------------------------------
@@ -203,6 +203,9 @@ case $MODEL_REF in
     "$LLORCH" pull "$MODEL_REF" --pool "$POOL_URL" >/dev/null || die "the model could not be fetched"
     ;;
 esac
+# pinned once it is in the cache (a placement in orch.yaml would make the
+# orchestrator try the start before an hf: pull is done, then wait 30 s to retry)
+"$LLORCH" place "$ALIAS" "$POOL_ID" "$GPU_ID" --url "$ORCH_URL" >/dev/null || die "could not pin $ALIAS to $POOL_ID"
 say "loading $ALIAS ($MODEL_REF) on $([ "$GPU_ID" -ge 0 ] && echo "gpu $GPU_ID" || echo "the host") ..."
 WORKER=""
 for _ in $(seq 1 $((READY_S * 5))); do
