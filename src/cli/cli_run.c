@@ -53,6 +53,8 @@ struct run_state {
     char job_id[64];
     char last_id[32];          /* last SSE id seen, for Last-Event-ID */
     int terminal;              /* 1 end, 2 error */
+    atomic_int started;        /* a started event was seen */
+    atomic_llong queue_pos;    /* from the queued event (-1: none yet) */
     int printed;               /* any text written */
     int64_t tokens_in, tokens_out;
     double decode_ms, first_ms;
@@ -70,7 +72,12 @@ static int on_event(void *user, const sse_event *ev) {
     if (ev->id && *ev->id) snprintf(s->last_id, sizeof s->last_id, "%s", ev->id);
     json_t *d = json_loadb(ev->data, ev->data_len, 0, NULL);
     int stop = 0;
-    if (!strcmp(ev->event, "token")) {
+    if (!strcmp(ev->event, "queued")) {
+        json_t *qp = json_object_get(d, "queue_position");
+        if (json_is_integer(qp)) atomic_store(&s->queue_pos, (long long)json_integer_value(qp));
+    } else if (!strcmp(ev->event, "started")) {
+        atomic_store(&s->started, 1);
+    } else if (!strcmp(ev->event, "token")) {
         const char *t = json_string_value(json_object_get(d, "t"));
         if (t && *t) {
             fputs(t, stdout);
@@ -271,13 +278,14 @@ int cli_run(int argc, char **argv) {
         goto out;
     }
     snprintf(s->job_id, sizeof s->job_id, "%s", jid);
+    atomic_store(&s->queue_pos, -1);
 
     pthread_t th;
     if (pthread_create(&th, NULL, stream_thread, s) != 0) {
         fprintf(stderr, "llorch run: cannot start a thread\n");
         goto out;
     }
-    int nsig = 0;
+    int nsig = 0, said_waiting = 0;
     uint64_t cancel_ns = 0;
     while (!atomic_load(&s->done)) {
         struct timespec ts = { 0, 50 * 1000000L };
@@ -292,6 +300,13 @@ int cli_run(int argc, char **argv) {
             atomic_store(&s->cancelling, 1);
             cancel_task(s);
             cancel_ns = util_now_ns();
+        }
+        /* a job still waiting after 2 s: say so once, so a silent screen is explained */
+        if (!quiet && !said_waiting && !atomic_load(&s->started) && util_now_ns() - s->t0_ns > 2000000000ull) {
+            long long qp = atomic_load(&s->queue_pos);
+            if (qp >= 0) fprintf(stderr, "[job %s queued at position %lld; waiting for a worker]\n", s->job_id, qp);
+            else fprintf(stderr, "[job %s waiting for a worker]\n", s->job_id);
+            said_waiting = 1;
         }
         if (cancel_ns && util_now_ns() - cancel_ns > 7000000000ull) {
             fprintf(stderr, "llorch run: no CANCELLED event after 7 s; leaving (job %s)\n", s->job_id);
