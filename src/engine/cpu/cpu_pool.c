@@ -11,6 +11,7 @@
 #include "engine/cpu/cpu_pool.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdint.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -63,6 +64,7 @@ static void *worker_main(void *argp) {
                 g = atomic_load_explicit(&p->gen, memory_order_acquire);
                 if (g != seen || atomic_load(&p->stop)) break;
                 CPU_RELAX();
+                if ((i & 255) == 255) sched_yield(); /* a loaded machine: let the thread we wait for run */
                 if ((i & 1023) == 1023 && now_ns() - t0 > SPIN_NS) {
                     pthread_mutex_lock(&p->mu);
                     atomic_fetch_add(&p->n_sleeping, 1);
@@ -148,5 +150,8 @@ void cpu_pool_run(cpu_pool *p, cpu_task_fn fn, void *arg, int nth) {
         pthread_mutex_unlock(&p->mu);
     }
     fn(arg, 0, nth);
-    while (atomic_load_explicit(&p->pending, memory_order_acquire) > 0) CPU_RELAX();
+    for (int i = 1; atomic_load_explicit(&p->pending, memory_order_acquire) > 0; i++) {
+        CPU_RELAX();
+        if ((i & 255) == 0) sched_yield(); /* a helper not scheduled yet: give it the core */
+    }
 }
