@@ -234,11 +234,12 @@ int pool_worker_spawn(struct pool *p, const struct pool_adapter *ad, const char 
     snprintf(cb, sizeof cb, "%s/v2/internal/workers/ready", p->endpoint);
     struct pool_spawn_args sa = { .worker_id = w->id, .model_path = model_path, .model_ref = model_ref,
                                   .spawn_token = w->token, .callback_url = cb, .gpu_ids = w->gpu_ids,
-                                  .ngpu = w->ngpu, .ctx = ctx };
+                                  .ngpu = w->ngpu, .ctx = ctx, .ctx_out = &w->adapter_ctx };
     struct pool_argv av;
     memset(&av, 0, sizeof av);
     int rc = ad->ops->spawn(ad, &sa, &av, err, errlen);
     if (rc < 0) {
+        if (ad->ops->cleanup) ad->ops->cleanup(w);
         free(w);
         return rc;
     }
@@ -273,6 +274,7 @@ int pool_worker_spawn(struct pool *p, const struct pool_adapter *ad, const char 
         posix_spawnattr_destroy(&at);
         close(pfd[0]);
         close(pfd[1]);
+        if (ad->ops->cleanup) ad->ops->cleanup(w);
         free(w);
         return util_fail(err, errlen, -EBUSY, "worker table full or shutting down");
     }
@@ -286,6 +288,7 @@ int pool_worker_spawn(struct pool *p, const struct pool_adapter *ad, const char 
     if (rc != 0) {
         pthread_mutex_unlock(&p->mu);
         close(pfd[0]);
+        if (ad->ops->cleanup) ad->ops->cleanup(w);
         free(w);
         return util_fail(err, errlen, -rc, "spawn %s: %s", av.argv[0], strerror(rc));
     }
@@ -305,6 +308,7 @@ int pool_worker_spawn(struct pool *p, const struct pool_adapter *ad, const char 
         remove_locked(p, w);
         pthread_mutex_unlock(&p->mu);
         close(pfd[0]);
+        if (ad->ops->cleanup) ad->ops->cleanup(w);
         free(w);
         return util_fail(err, errlen, -EAGAIN, "cannot start the watcher thread");
     }

@@ -54,15 +54,17 @@ int main(int argc, char **argv) {
     struct pool *p = calloc(1, sizeof *p);
     if (!p) return 1;
     char err[512];
+    int code = 0;
     int rc = cfg_load(tab, n, argc, argv, NULL, pool_cfg_check, &p->cfg, err, sizeof err);
     if (rc == CFG_HELP) {
         printf("usage: pool-managerd [--config FILE] [options]\n");
         cfg_usage(tab, n, stdout);
-        return 0;
+        goto out;
     }
     if (rc < 0) {
         fprintf(stderr, "pool-managerd: %s\n", err);
-        return 2;
+        code = 2;
+        goto out;
     }
     log_set_level(log_level_parse(cfg_str(p->cfg, "log.level")));
     if (getenv("LLORCH_LOG_LEVEL")) log_init();
@@ -71,7 +73,8 @@ int main(int argc, char **argv) {
     ssize_t el = readlink("/proc/self/exe", exe, sizeof exe - 1);
     if (el <= 0) {
         fprintf(stderr, "pool-managerd: cannot read /proc/self/exe\n");
-        return 1;
+        code = 1;
+        goto out;
     }
     exe[el] = 0;
     char *slash = strrchr(exe, '/');
@@ -81,7 +84,8 @@ int main(int argc, char **argv) {
     pool_lifecycle_init(p);
     if (pool_config_apply(p, err, sizeof err) < 0) {
         fprintf(stderr, "pool-managerd: %s\n", err);
-        return 2;
+        code = 2;
+        goto out;
     }
     p->metrics = metrics_new("component=\"pool-managerd\"");
     p->m_vram_total = metrics_gauge(p->metrics, "pool_mgr_gpu_vram_total_bytes", "Device memory", (const char *[]){ "gpu_id", NULL });
@@ -98,7 +102,8 @@ int main(int argc, char **argv) {
     pool_parse_hostport(cfg_str(p->cfg, "bind"), host, sizeof host, &port);
     if (pool_api_start(p, host, port, err, sizeof err) < 0) {
         fprintf(stderr, "pool-managerd: cannot listen on %s: %s\n", cfg_str(p->cfg, "bind"), err);
-        return 1;
+        code = 1;
+        goto out;
     }
     port = http_server_port(p->http);
     const char *adv = cfg_str(p->cfg, "advertise_url");
@@ -109,7 +114,8 @@ int main(int argc, char **argv) {
     const char *pf = cfg_str(p->cfg, "port_file");
     if (pf && *pf && write_port_file(pf, port) < 0) {
         fprintf(stderr, "pool-managerd: cannot write --port-file %s\n", pf);
-        return 1;
+        code = 1;
+        goto out;
     }
     LOG_KV(LOG_INFO, POOL_COMPONENT, "listening", NULL,
            "\"pool_id\":\"%s\",\"endpoint\":\"%s\",\"port\":%d,\"inventory\":\"%s\",\"adapters\":%d,\"cache_dir\":\"%s\"",
@@ -123,6 +129,7 @@ int main(int argc, char **argv) {
     pool_heartbeat_stop(p);
     pool_lifecycle_shutdown(p);
     pool_provision_shutdown(p);
+out:
     http_server_free(p->http);
     pool_inv_close(p->inv);
     metrics_free(p->metrics);
@@ -130,5 +137,5 @@ int main(int argc, char **argv) {
     cfg_free(p->cfg);
     free(tab);
     free(p);
-    return 0;
+    return code;
 }

@@ -21,6 +21,7 @@ struct pool_spawn_args {
     const int *gpu_ids;
     int ngpu;
     int64_t ctx;                 /* 0 = worker default */
+    void **ctx_out;              /* the adapter may store its private state here (w->adapter_ctx) */
 };
 
 /* argv built into caller storage: argv[] point into buf. */
