@@ -29,7 +29,7 @@
  * bytes once and dotted with up to 4 activation rows (the per-row qt_vec_dot
  * would decode it once per row). Same arithmetic as the per-row dot: an exact
  * int32 block sum scaled by d_w * d_x, accumulated in f32 (test_engine checks
- * that prefill and one-by-one decode logits agree). Used for 2+ rows. */
+ * that prefill and one-by-one decode logits agree). Used for groups of 4 rows. */
 static inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
 
 static inline __m256i dec_q4_0(const blk_q4_0 *b) {
@@ -67,46 +67,61 @@ static inline float hsum(__m256 v) {
     return _mm_cvtss_f32(x);
 }
 
-/* y[r * ldy] for r < nr (<= 4) = row o of w · xq rows */
-static inline __attribute__((always_inline)) void q32_rows(int type, const char *wrow, int64_t nb, const blk_q8_0 *const *x, int nr, float *y,
-                            int64_t ldy) {
-    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
-    for (int64_t i = 0; i < nb; i++) {
-        __m256i q;
-        float dw;
-        if (type == QT_Q4_0) {
-            const blk_q4_0 *b = (const blk_q4_0 *)wrow + i;
-            q = dec_q4_0(b);
-            dw = h2f(b->d);
-        } else if (type == QT_Q5_0) {
-            const blk_q5_0 *b = (const blk_q5_0 *)wrow + i;
-            q = dec_q5_0(b);
-            dw = h2f(b->d);
-        } else {
-            const blk_q8_0 *b = (const blk_q8_0 *)wrow + i;
-            q = _mm256_loadu_si256((const __m256i *)b->qs);
-            dw = h2f(b->d);
-        }
-        for (int r = 0; r < nr; r++) {
-            const blk_q8_0 *xb = x[r] + i;
-            const __m256 p = dot_i8(q, _mm256_loadu_si256((const __m256i *)xb->qs));
-            acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(dw * h2f(xb->d)), p, acc[r]);
-        }
+static inline __attribute__((always_inline)) __m256i dec_block(int type, const char *wrow, int64_t i, float *dw) {
+    if (type == QT_Q4_0) {
+        const blk_q4_0 *b = (const blk_q4_0 *)wrow + i;
+        *dw = h2f(b->d);
+        return dec_q4_0(b);
     }
-    for (int r = 0; r < nr; r++) y[r * ldy] = hsum(acc[r]);
+    if (type == QT_Q5_0) {
+        const blk_q5_0 *b = (const blk_q5_0 *)wrow + i;
+        *dw = h2f(b->d);
+        return dec_q5_0(b);
+    }
+    const blk_q8_0 *b = (const blk_q8_0 *)wrow + i;
+    *dw = h2f(b->d);
+    return _mm256_loadu_si256((const __m256i *)b->qs);
+}
+
+/* y[0], y[ldy], y[2 ldy], y[3 ldy] = row of w · the 4 activation rows x[0..3];
+ * four named accumulators so they stay in registers */
+static inline __attribute__((always_inline)) void q32_rows(int type, const char *wrow, int64_t nb,
+                                                           const blk_q8_0 *const *x, float *y, int64_t ldy) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
+    const blk_q8_0 *x0 = x[0], *x1 = x[1], *x2 = x[2], *x3 = x[3];
+    for (int64_t i = 0; i < nb; i++) {
+        float dw;
+        const __m256i q = dec_block(type, wrow, i, &dw);
+        const __m256i aw = _mm256_sign_epi8(q, q);
+#define Q32_ROW(acc, xr)                                                                                          \
+    do {                                                                                                          \
+        const __m256i sx = _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)xr[i].qs), q);                   \
+        const __m256 p = _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(aw, sx), _mm256_set1_epi16(1))); \
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(dw * h2f(xr[i].d)), p, acc);                                         \
+    } while (0)
+        Q32_ROW(a0, x0);
+        Q32_ROW(a1, x1);
+        Q32_ROW(a2, x2);
+        Q32_ROW(a3, x3);
+#undef Q32_ROW
+    }
+    y[0] = hsum(a0);
+    y[ldy] = hsum(a1);
+    y[2 * ldy] = hsum(a2);
+    y[3 * ldy] = hsum(a3);
 }
 
 /* one instance per type, so the type test leaves the inner loop */
-static void q32_rows_q4_0(const char *w, int64_t nb, const blk_q8_0 *const *x, int nr, float *y, int64_t ldy) {
-    q32_rows(QT_Q4_0, w, nb, x, nr, y, ldy);
+static void q32_rows_q4_0(const char *w, int64_t nb, const blk_q8_0 *const *x, float *y, int64_t ldy) {
+    q32_rows(QT_Q4_0, w, nb, x, y, ldy);
 }
-static void q32_rows_q5_0(const char *w, int64_t nb, const blk_q8_0 *const *x, int nr, float *y, int64_t ldy) {
-    q32_rows(QT_Q5_0, w, nb, x, nr, y, ldy);
+static void q32_rows_q5_0(const char *w, int64_t nb, const blk_q8_0 *const *x, float *y, int64_t ldy) {
+    q32_rows(QT_Q5_0, w, nb, x, y, ldy);
 }
-static void q32_rows_q8_0(const char *w, int64_t nb, const blk_q8_0 *const *x, int nr, float *y, int64_t ldy) {
-    q32_rows(QT_Q8_0, w, nb, x, nr, y, ldy);
+static void q32_rows_q8_0(const char *w, int64_t nb, const blk_q8_0 *const *x, float *y, int64_t ldy) {
+    q32_rows(QT_Q8_0, w, nb, x, y, ldy);
 }
-typedef void (*q32_fn)(const char *, int64_t, const blk_q8_0 *const *, int, float *, int64_t);
+typedef void (*q32_fn)(const char *, int64_t, const blk_q8_0 *const *, float *, int64_t);
 static q32_fn q32_kernel(int type) {
     return type == QT_Q4_0 ? q32_rows_q4_0 : type == QT_Q5_0 ? q32_rows_q5_0 : type == QT_Q8_0 ? q32_rows_q8_0 : NULL;
 }
@@ -137,17 +152,21 @@ static void mm_task(void *ap, int ith, int nth) {
     int64_t lo, hi;
     cpu_split(ne1, ith, nth, &lo, &hi);
 #ifdef MM_SIMD
-    const q32_fn kern = a->rows > 1 && a->vdt == QT_Q8_0 ? q32_kernel(w->type) : NULL;
+    const q32_fn kern = a->rows >= 4 && a->vdt == QT_Q8_0 ? q32_kernel(w->type) : NULL;
     if (kern) {
         const int64_t nb = ne0 / QK8_0;
+        const int r4 = a->rows / 4 * 4; /* groups of 4 rows; the rest per row below */
         for (int64_t ob = lo; ob < hi; ob += MM_BLOCK) {
             const int64_t oe = ob + MM_BLOCK < hi ? ob + MM_BLOCK : hi;
-            for (int r0 = 0; r0 < a->rows; r0 += 4) {
-                const int nr = a->rows - r0 < 4 ? a->rows - r0 : 4;
+            for (int r0 = 0; r0 < r4; r0 += 4) {
                 const blk_q8_0 *x[4];
-                for (int r = 0; r < nr; r++) x[r] = (const blk_q8_0 *)(a->xq + (size_t)(r0 + r) * a->rb);
+                for (int r = 0; r < 4; r++) x[r] = (const blk_q8_0 *)(a->xq + (size_t)(r0 + r) * a->rb);
+                for (int64_t o = ob; o < oe; o++) kern(wd + o * w->nb1, nb, x, a->y + (int64_t)r0 * ne1 + o, ne1);
+            }
+            for (int r = r4; r < a->rows; r++) {
+                const char *xr = a->xq + (size_t)r * a->rb;
                 for (int64_t o = ob; o < oe; o++)
-                    kern(wd + o * w->nb1, nb, x, nr, a->y + (int64_t)r0 * ne1 + o, ne1);
+                    a->y[(int64_t)r * ne1 + o] = qt_vec_dot(w->type, wd + o * w->nb1, xr, ne0);
             }
         }
         return;
