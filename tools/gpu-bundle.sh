@@ -17,7 +17,10 @@ grep -Eq "^CMAKE_CUDA_COMPILER:[A-Z]+=/" "$B/CMakeCache.txt" || { echo "gpu-bund
 
 targets=()
 help=$(cmake --build "$B" --target help)
-for t in $(ls tests/gpu/test_*.c 2>/dev/null | xargs -n1 basename | sed 's/\.c$//') llorch "$@"; do
+# the GPU tests, the CLI, the CUDA worker and the worker contract tests (run
+# there against worker-orcd with LLORCH_WORKER_BIN=worker-orcd)
+for t in $(ls tests/gpu/test_*.c 2>/dev/null | xargs -n1 basename | sed 's/\.c$//') llorch \
+         worker-orcd worker-cpud test_worker test_worker_lifecycle test_worker_utf8 "$@"; do
     # only targets CMake knows (a test whose libraries are missing is skipped there)
     if grep -qx "\.\.\. $t" <<<"$help"; then targets+=("$t"); fi
 done
@@ -35,7 +38,7 @@ for f in .gpu-bundle/bin/*; do
     done
 done
 M=${LLORCH_MODELS_DIR:-../shared/models}
-for m in stories260K.gguf; do [ -f "$M/$m" ] && cp "$M/$m" .gpu-bundle/models/; done
+for m in stories260K.gguf llama-2-tiny-random.gguf; do [ -f "$M/$m" ] && cp "$M/$m" .gpu-bundle/models/; done
 cp tools/gpu-run.sh .gpu-bundle/
 { git rev-parse HEAD; git diff --quiet -- src tests || echo "+dirty"; } | paste -sd' ' > .gpu-bundle/COMMIT
 du -sh .gpu-bundle

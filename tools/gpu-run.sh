@@ -3,7 +3,9 @@
 # tools/gpu-bundle.sh made .gpu-bundle/ here. Runs the GPU tests, then
 # compute-sanitizer memcheck and racecheck on the op tests, then the
 # benchmarks; writes ONE results file, $OUT/gpu-results.txt (or ./gpu-results.txt).
-# Steps can be chosen: tools/gpu-run.sh [tests] [memcheck] [racecheck] [bench] [compare] [models] [profile]
+# Steps can be chosen: tools/gpu-run.sh [tests] [memcheck] [racecheck] [bench] [compare] [models] [profile] [worker] [cli-bench]
+# (worker: the worker contract tests against worker-orcd, and — with "models" — worker-orcd on the
+# synthetic Qwen2.5-0.5B Q4_K_M; cli-bench: `llorch bench --backend cuda` on the generated models)
 # (compare: kernel bench again with the v1 mat-vec and with each prefill tile; profile: per-op GPU time
 # of the model bench with LLORCH_CUDA_PROFILE=1, and the bench without graphs)
 # "models" generates synthetic Qwen2.5-0.5B Q4_K_M and Llama-2-7B Q4_0 with the
@@ -52,6 +54,11 @@ fi
     if has racecheck && [ -x "$SAN" ]; then
         LLORCH_TEST_SKIP=test_sample run racecheck 150 "$SAN" --tool racecheck --error-exitcode 9 .gpu-bundle/bin/test_cuda_ops
     fi
+    if has worker; then
+        for t in test_worker test_worker_lifecycle test_worker_utf8; do
+            [ -x .gpu-bundle/bin/$t ] && LLORCH_WORKER_BIN=worker-orcd run "$t-orcd" 240 .gpu-bundle/bin/$t
+        done
+    fi
     if has bench; then
         LLORCH_CUDA_BENCH=1 run perf 150 .gpu-bundle/bin/test_cuda_perf
         if has compare; then
@@ -66,8 +73,18 @@ fi
         while kill -0 "$QPID" 2>/dev/null || kill -0 "$LPID" 2>/dev/null; do sleep 1; done
         echo "---- models generated (waited $(( $(date +%s) - t0 )) s)"
         cat $MD/*.log; ls -la $MD
+        if has worker && [ -x .gpu-bundle/bin/test_gpu_worker_qwen ]; then
+            LLORCH_GPU_QWEN_MODEL=$MD/qwen2.5-0.5b-q4_k_m.gguf run worker-orcd-qwen 180 .gpu-bundle/bin/test_gpu_worker_qwen
+        fi
+        if has cli-bench; then
+            for m in qwen2.5-0.5b-q4_k_m llama-2-7b-q4_0; do
+                run "llorch-bench-$m" 240 .gpu-bundle/bin/llorch bench --backend cuda --model $MD/$m.gguf -p 512 -n 128 -r 5
+            done
+        fi
+        if has bench; then
         LLORCH_CUDA_BENCH=1 LLORCH_BENCH_SKIP_KERNELS=1 LLORCH_BENCH_MODELS="$MD/qwen2.5-0.5b-q4_k_m.gguf $MD/llama-2-7b-q4_0.gguf" \
             run model-bench 240 .gpu-bundle/bin/test_cuda_perf
+        fi
         if has profile; then
             LLORCH_CUDA_BENCH=1 LLORCH_BENCH_SKIP_KERNELS=1 LLORCH_CUDA_PROFILE=1 LLORCH_BENCH_MODELS="$MD/qwen2.5-0.5b-q4_k_m.gguf" \
                 run model-profile-qwen 120 .gpu-bundle/bin/test_cuda_perf
