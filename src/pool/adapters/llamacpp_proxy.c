@@ -211,10 +211,11 @@ static void h_execute(http_req *r, void *user) {
     pthread_mutex_unlock(&L->mu);
 
     struct lcpp_job *j = calloc(1, sizeof *j);
-    json_t *up = json_pack("{s:s,s:I,s:f,s:f,s:I,s:f,s:f,s:i,s:O,s:I,s:b}", "prompt", prompt, "n_predict",
+    json_t *stops = stop ? json_incref(stop) : json_array(); /* stolen by "o" below */
+    json_t *up = json_pack("{s:s,s:I,s:f,s:f,s:I,s:f,s:f,s:i,s:o,s:I,s:b}", "prompt", prompt, "n_predict",
                            (json_int_t)max_tokens, "temperature", temp, "top_p", top_p, "top_k", (json_int_t)top_k,
                            "min_p", min_p, "repeat_penalty", rep, "repeat_last_n", 64, "stop",
-                           stop ? stop : json_array(), "seed", (json_int_t)seed, "stream", 1);
+                           stops, "seed", (json_int_t)seed, "stream", 1);
     if (j) {
         j->L = L;
         snprintf(j->job_id, sizeof j->job_id, "%s", job_id);
