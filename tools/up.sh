@@ -85,6 +85,7 @@ models:
   $ALIAS:
     model_ref: '$MODEL_REF'
     context_length: 512
+    memory_bytes: 8MiB          # scheduling estimate (the worker reports ~4.2 MiB: weights + KV at 512)
     capabilities: [text-gen]
 EOF
 

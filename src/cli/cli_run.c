@@ -302,10 +302,11 @@ int cli_run(int argc, char **argv) {
             cancel_ns = util_now_ns();
         }
         /* a job still waiting after 2 s: say so once, so a silent screen is explained */
-        if (!quiet && !said_waiting && !atomic_load(&s->started) && util_now_ns() - s->t0_ns > 2000000000ull) {
+        if (!quiet && !said_waiting && !cancel_ns && !atomic_load(&s->started) &&
+            util_now_ns() - s->t0_ns > 2000000000ull) {
             long long qp = atomic_load(&s->queue_pos);
-            if (qp >= 0) fprintf(stderr, "[job %s queued at position %lld; waiting for a worker]\n", s->job_id, qp);
-            else fprintf(stderr, "[job %s waiting for a worker]\n", s->job_id);
+            if (qp >= 0) fprintf(stderr, "[job %s has not started yet (queue position %lld at submission)]\n", s->job_id, qp);
+            else fprintf(stderr, "[job %s has not started yet]\n", s->job_id);
             said_waiting = 1;
         }
         if (cancel_ns && util_now_ns() - cancel_ns > 7000000000ull) {

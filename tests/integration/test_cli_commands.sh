@@ -9,7 +9,8 @@
 #      file fails with the pool's code;
 #   3. llorch run: greedy text, stdin prompt, seeded sampling reproducible,
 #      batch priority; refusals exit 1 with the orchestrator's code, usage 2;
-#   4. Ctrl-C: on a queued job (cancelled at once) and on a running job whose
+#   4. a job waiting over 2 s says so on stderr;
+#      Ctrl-C: on a queued job (cancelled at once) and on a running job whose
 #      worker is frozen (cancelled by the orchestrator's deadline): exit 130,
 #      the job's state is "cancelled", the worker serves the next job;
 #   5. llorch place / place --remove; removing twice is NOT_FOUND (exit 1);
@@ -78,11 +79,15 @@ for _ in $(seq 1 100); do
 done
 [ -n "$HUB_PORT" ] || fail "the stand-in hub did not start"
 
-# ---- 1. up.sh with an hf: model --------------------------------------------------------
+# ---- 1. up.sh with an hf: model
+# The orchestrator's scheduling headroom (1 PB) leaves no device room for an
+# on-demand start: only the pinned worker serves, so in step 4 a second job
+# waits in the queue behind a busy first one instead of getting a new worker. --------------------------------------------------------
 set -m
 LLORCH_UP_BUILD_DIR=$BUILD LLORCH_UP_RUN_DIR=$RUN/up LLORCH_UP_ORCH_PORT=0 LLORCH_UP_POOL_PORT=0 \
 LLORCH_UP_POOL_ID=pool-clitest LLORCH_UP_HEARTBEAT_MS=1000 LLORCH_UP_MODEL_REF=$REF \
 LLORCH_HF_ENDPOINT=http://127.0.0.1:$HUB_PORT LLORCH_MODEL_MIRROR= \
+LLORCH_SCHEDULING_HEADROOM_BYTES=1000000000000000 \
   "$SRC/tools/up.sh" >"$RUN/up.stdout" 2>"$RUN/up.stderr" &
 UP=$!
 set +m
@@ -156,6 +161,9 @@ set -m
 B=$!
 set +m
 wait_metric orchd_queue_depth 'priority="interactive"' 1 30 || fail "job B was not queued behind A"
+for _ in $(seq 1 100); do grep -q "has not started yet" "$RUN/b.err" && break; sleep 0.1; done
+grep -q "^\[job .* has not started yet (queue position [0-9]* at submission)\]$" "$RUN/b.err" ||
+  fail "a job waiting for 2 s does not say so: $(cat "$RUN/b.err")"
 kill -INT "$B"
 wait_exit "$B" 10
 rc=$?
