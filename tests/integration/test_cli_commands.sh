@@ -14,7 +14,9 @@
 #      worker is frozen (cancelled by the orchestrator's deadline): exit 130,
 #      the job's state is "cancelled", the worker serves the next job;
 #   5. llorch place / place --remove; removing twice is NOT_FOUND (exit 1);
-#   6. llorch status --json counts the cancelled tasks.
+#   6. llorch status --json counts the cancelled tasks;
+#   7. llorch status shows a pool that stopped heartbeating as UNAVAILABLE,
+#      and available again once it resumes.
 set -u
 SRC=${LLORCH_SRC_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
 BUILD=${LLORCH_BUILD_DIR:-$SRC/build}
@@ -208,3 +210,22 @@ assert s["metrics"]["tasks_ended"]["cancelled"] >= 2, s["metrics"]
 assert any(w["status"] == "ready" for w in s["workers"]), s["workers"]
 ' || fail "status --json content"
 echo "ok 6 - status --json: healthy, the pool, a ready worker, cancelled tasks counted"
+
+# ---- 7. a pool that stops heartbeating shows UNAVAILABLE, then comes back ----------------
+FROZEN=$POOL_PID
+kill -STOP "$POOL_PID"
+seen=""
+for _ in $(seq 1 150); do # heartbeat 1 s x missed_threshold 3: within 15 s
+  if "$LLORCH" status | grep -Eq '^pool-clitest +http://[0-9.:]+ +UNAVAILABLE +[0-9.]+s ago$'; then seen=1; break; fi
+  sleep 0.1
+done
+kill -CONT "$POOL_PID"
+FROZEN=""
+[ -n "$seen" ] || fail "a silent pool is not shown UNAVAILABLE: $("$LLORCH" status)"
+back=""
+for _ in $(seq 1 150); do
+  if "$LLORCH" status | grep -Eq '^pool-clitest +http://[0-9.:]+ +available +[0-9.]+s ago$'; then back=1; break; fi
+  sleep 0.1
+done
+[ -n "$back" ] || fail "the pool is not shown available again after it resumed"
+echo "ok 7 - status: a pool without heartbeats is UNAVAILABLE, then available again"
