@@ -9,6 +9,7 @@
  *   POST /v2/internal/workers/ready  the worker's ready callback (spawn token, id, model ref)
  *   POST /v2/models/pull             {"model_ref"} → 202 and the pull's record
  *   GET  /v2/models/pull?model_ref=  the pull's record (progress)
+ *   POST /v2/models/preload          {"model_ref"} → 202: hot-load into the page cache
  *   GET  /health, GET /metrics
  */
 #include <errno.h>
@@ -228,6 +229,25 @@ static void h_pull_get(http_req *r, void *user) {
     util_sb_free(&sb);
 }
 
+static void h_preload(http_req *r, void *user) {
+    struct pool *p = user;
+    size_t len;
+    const char *body = http_req_body(r, &len);
+    ju_err e = { 0 };
+    json_t *j = ju_parse_object(body, len, &e);
+    const char *ref = NULL;
+    if (!j || ju_string(j, "model_ref", 1, POOL_REF_MAX - 1, &ref, NULL, &e) < 0) {
+        bad_request(r, &e);
+        json_decref(j);
+        return;
+    }
+    char msg[256];
+    enum err_code c = pool_model_preload(p, ref, msg, sizeof msg);
+    json_decref(j);
+    if (c != ERR_OK) http_respond_error(r, c, msg, NULL);
+    else http_respond_json(r, 202, "{\"status\":\"preloading\"}");
+}
+
 static void h_health(http_req *r, void *user) {
     struct pool *p = user;
     char buf[512];
@@ -278,6 +298,7 @@ int pool_api_start(struct pool *p, const char *host, int port, char *err, size_t
         { "POST", "/v2/internal/workers/ready", h_ready },
         { "POST", "/v2/models/pull", h_pull },
         { "GET", "/v2/models/pull", h_pull_get },
+        { "POST", "/v2/models/preload", h_preload },
         { "GET", "/health", h_health },
         { "GET", "/metrics", h_metrics },
     };

@@ -234,6 +234,9 @@ enum err_code pool_model_resolve(struct pool *p, const char *ref, char *path, si
 enum err_code pool_model_pull(struct pool *p, const char *ref, char *msg, size_t msglen);
 /* {"model_ref","state","bytes","total","path","sha256","error"} of a pull (caller holds mu). */
 int pool_download_json_locked(struct pool *p, const char *ref, struct util_sb *sb);
+/* Hot-load: reads a cached model once in the background so the page cache
+ * holds it when a worker loads it. ERR_OK once started. */
+enum err_code pool_model_preload(struct pool *p, const char *ref, char *msg, size_t msglen);
 void pool_provision_shutdown(struct pool *p);
 
 /* api.c */

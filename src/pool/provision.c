@@ -468,6 +468,48 @@ int pool_download_json_locked(struct pool *p, const char *ref, struct util_sb *s
     return 0;
 }
 
+/* ---- hot-load: pre-read a cached model into the page cache ----------------------- */
+struct preload_job {
+    char path[POOL_PATH_MAX];
+};
+
+static void *preload_main(void *arg) {
+    struct preload_job *j = arg;
+    int fd = open(j->path, O_RDONLY | O_CLOEXEC);
+    uint64_t total = 0, t0 = util_now_ns();
+    if (fd >= 0) {
+        posix_fadvise(fd, 0, 0, POSIX_FADV_WILLNEED);
+        static __thread char buf[1 << 20];
+        ssize_t n;
+        while ((n = read(fd, buf, sizeof buf)) > 0) total += (uint64_t)n;
+        close(fd);
+    }
+    LOG_KV(LOG_INFO, POOL_COMPONENT, "model_preload", NULL, "\"bytes\":%llu,\"ms\":%.1f", (unsigned long long)total,
+           (double)(util_now_ns() - t0) / 1e6);
+    free(j);
+    return NULL;
+}
+
+enum err_code pool_model_preload(struct pool *p, const char *ref, char *msg, size_t msglen) {
+    struct preload_job *j = calloc(1, sizeof *j);
+    if (!j) {
+        snprintf(msg, msglen, "out of memory");
+        return ERR_INTERNAL;
+    }
+    enum err_code c = pool_model_resolve(p, ref, j->path, sizeof j->path, msg, msglen);
+    pthread_t t;
+    if (c == ERR_OK && pthread_create(&t, NULL, preload_main, j) != 0) {
+        snprintf(msg, msglen, "cannot start a thread");
+        c = ERR_INTERNAL;
+    }
+    if (c != ERR_OK) {
+        free(j);
+        return c;
+    }
+    pthread_detach(t);
+    return ERR_OK;
+}
+
 void pool_provision_shutdown(struct pool *p) {
     pthread_mutex_lock(&p->mu);
     p->shutting_down = 1;

@@ -197,8 +197,11 @@ static void test_hf_resume_sha_rename(void **st) {
     assert_string_equal(hf.auth, "Bearer hf_test_token");
     pthread_mutex_unlock(&hf.mu);
 
-    /* the cached model now starts */
+    /* the cached model now starts, and can be hot-loaded into the page cache */
     start_and_stop(&pool, HF_REF);
+    assert_int_equal(tp_call(pool.url, "POST", "/v2/models/preload", "{\"model_ref\":\"" HF_REF "\"}", NULL), 202);
+    assert_int_equal(tp_call(pool.url, "POST", "/v2/models/preload", "{\"model_ref\":\"hf:a/b::file=c.gguf\"}", NULL),
+                     404);
 
     /* a file the hub does not have: MODEL_NOT_FOUND */
     r = pull_wait(&pool, "hf:ggml-org/models::file=missing.gguf");
