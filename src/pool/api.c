@@ -257,7 +257,7 @@ static void h_health(http_req *r, void *user) {
     snprintf(buf, sizeof buf,
              "{\"status\":\"healthy\",\"pool_id\":\"%s\",\"inventory\":\"%s\",\"workers\":%d,\"adapters\":%d,"
              "\"registered\":%s}",
-             p->pool_id, pool_inv_source(p->inv), n, p->nadapters, p->registered ? "true" : "false");
+             p->pool_id, pool_inv_source(p->inv), n, p->nadapters, __atomic_load_n(&p->registered, __ATOMIC_ACQUIRE) ? "true" : "false");
     http_respond_json(r, 200, buf);
 }
 

@@ -84,10 +84,10 @@ static void *hb_main(void *arg) {
         util_sb_init(&sb);
         state_body(p, &sb);
         long st = 0;
-        if (!p->registered) {
+        if (!__atomic_load_n(&p->registered, __ATOMIC_ACQUIRE)) {
             int rc = sb.oom ? -ENOMEM : post(p, "/v2/pools/register", sb.buf, &st);
             if (rc == 0 && st / 100 == 2) {
-                p->registered = 1;
+                __atomic_store_n(&p->registered, 1, __ATOMIC_RELEASE);
                 backoff = 250;
                 LOG_KV(LOG_INFO, POOL_COMPONENT, "register", NULL, "\"pool_id\":\"%s\",\"orchestrator\":\"%s\"",
                        p->pool_id, p->orch_url);
@@ -106,7 +106,7 @@ static void *hb_main(void *arg) {
         util_sb_free(&sb);
         if (rc == 0 && st == 404) {
             LOG_WARN(POOL_COMPONENT, "heartbeat", NULL, "orchestrator does not know this pool: registering again");
-            p->registered = 0;
+            __atomic_store_n(&p->registered, 0, __ATOMIC_RELEASE);
             continue;
         }
         if (rc < 0 || st / 100 != 2)

@@ -313,10 +313,18 @@ int pool_worker_spawn(struct pool *p, const struct pool_adapter *ad, const char 
         return util_fail(err, errlen, -EAGAIN, "cannot start the watcher thread");
     }
     snprintf(id_out, 40, "%s", w->id);
-    LOG_KV(LOG_INFO, POOL_COMPONENT, "worker_spawn", NULL,
-           "\"worker_id\":\"%s\",\"pid\":%d,\"adapter\":\"%s\",\"model_ref\":\"%s\",\"gpu\":%d,\"reserved_bytes\":%llu",
-           w->id, (int)w->pid, ad->name, model_ref[0] ? "(set)" : "", w->ngpu ? w->gpu_ids[0] : POOL_HOST_DEVICE,
-           (unsigned long long)estimate);
+    {
+        char kv[POOL_REF_MAX + 256];
+        struct util_sb sb;
+        util_sb_init_fixed(&sb, kv, sizeof kv);
+        util_sb_printf(&sb, "\"worker_id\":\"%s\",\"pid\":%d,\"adapter\":", w->id, (int)w->pid);
+        util_sb_json_str(&sb, ad->name);
+        util_sb_puts(&sb, ",\"model_ref\":");
+        util_sb_json_str(&sb, model_ref);
+        util_sb_printf(&sb, ",\"gpu\":%d,\"reserved_bytes\":%llu", w->ngpu ? w->gpu_ids[0] : POOL_HOST_DEVICE,
+                       (unsigned long long)estimate);
+        LOG_KV(LOG_INFO, POOL_COMPONENT, "worker_spawn", NULL, "%s", kv);
+    }
     if (ad->ops->started) {
         char e2[256];
         if (ad->ops->started(p, w, e2, sizeof e2) < 0) {

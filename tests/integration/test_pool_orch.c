@@ -85,6 +85,18 @@ static void test_register_retry_and_heartbeats(void **st) {
     assert_true(gaps[n / 2] >= 200 && gaps[n / 2] <= 1000);
     pthread_mutex_unlock(&orch.mu);
 
+    /* an orchestrator that forgot the pool (404 to a heartbeat): the pool registers again */
+    int regs = tp_orch_count(&orch, "register");
+    pthread_mutex_lock(&orch.mu);
+    orch.hb_status = 404;
+    pthread_mutex_unlock(&orch.mu);
+    t0 = tp_ms();
+    while (tp_orch_count(&orch, "register") == regs && tp_ms() - t0 < 5000) usleep(20000);
+    assert_int_equal(tp_orch_count(&orch, "register"), regs + 1);
+    pthread_mutex_lock(&orch.mu);
+    orch.hb_status = 0;
+    pthread_mutex_unlock(&orch.mu);
+
     /* the receiver goes away: the pool does not mind */
     tp_orch_stop(&orch);
     usleep(800 * 1000);

@@ -47,6 +47,7 @@ typedef struct {
     pthread_mutex_t mu;
     tp_rec rec[TP_MAX_REC];
     int n;
+    int hb_status;        /* answer to heartbeats (0 = 200); 404 = "register again" */
 } tp_orch;
 
 static inline void tp_orch_record(http_req *r, tp_orch *o, const char *kind) {
@@ -65,8 +66,10 @@ static inline void tp_orch_record(http_req *r, tp_orch *o, const char *kind) {
     } else {
         json_decref(j);
     }
+    int hs = !strcmp(kind, "heartbeat") && o->hb_status ? o->hb_status : 200;
     pthread_mutex_unlock(&o->mu);
-    http_respond_json(r, 200, "{\"status\":\"ok\"}");
+    if (hs == 200) http_respond_json(r, 200, "{\"status\":\"ok\"}");
+    else http_respond_error(r, ERR_NOT_FOUND, "unknown pool", NULL);
 }
 static inline void tp_h_reg(http_req *r, void *u) { tp_orch_record(r, u, "register"); }
 static inline void tp_h_hb(http_req *r, void *u) { tp_orch_record(r, u, "heartbeat"); }
