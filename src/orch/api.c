@@ -352,6 +352,9 @@ static int parse_devices(json_t *arr, struct reg_device *dev, int *ndev, ju_err 
     return 0;
 }
 
+static int apply_state(struct orch *o, const char *url_id, json_t *j, const char *fp, ju_err *e, char *err,
+                       size_t errlen);
+
 static void h_pool_register(http_req *r, void *user) {
     struct orch *o = user;
     char fp[16];
@@ -375,13 +378,23 @@ static void h_pool_register(http_req *r, void *user) {
     snprintf(f.id, sizeof f.id, "%s", id);
     snprintf(f.endpoint, sizeof f.endpoint, "%s", ep);
     snprintf(f.token_fp, sizeof f.token_fp, "%s", fp);
-    json_decref(j);
     char err[256];
     reg_lock(o->reg);
     int rc = reg_pool_register(o->reg, &f, (int64_t)util_wall_ms(), err, sizeof err);
     reg_unlock(o->reg);
-    if (rc == -EEXIST) { http_respond_error(r, ERR_CONFLICT, err, NULL); return; }
-    if (rc < 0) { http_respond_error(r, ERR_INVALID_REQUEST, err, NULL); return; }
+    if (rc == -EEXIST) { json_decref(j); http_respond_error(r, ERR_CONFLICT, err, NULL); return; }
+    if (rc < 0) { json_decref(j); http_respond_error(r, ERR_INVALID_REQUEST, err, NULL); return; }
+    /* pool-managerd sends its full state (ts + workers) with the registration:
+     * apply it now rather than one heartbeat interval later */
+    if (json_object_get(j, "ts")) {
+        ju_err e2 = { 0 };
+        char err2[256] = "";
+        int arc = apply_state(o, f.id, j, fp, &e2, err2, sizeof err2);
+        if (arc < 0)
+            LOG_KV(LOG_WARN, ORCH_COMPONENT, "pool_register", http_req_correlation_id(r),
+                   "\"pool_id\":\"%s\",\"state_ignored\":true", f.id);
+    }
+    json_decref(j);
     LOG_KV(LOG_INFO, ORCH_COMPONENT, "pool_register", http_req_correlation_id(r),
            "\"pool_id\":\"%s\",\"devices\":%d,\"token_fp\":\"%s\"", f.id, f.ndev, fp);
     char resp[256];
@@ -432,6 +445,45 @@ static int parse_worker(json_t *w, const char *pool_id, struct reg_worker *x, ju
     return 0;
 }
 
+/* Parses a pool's full state (heartbeat body, also sent at registration) and
+ * applies it. Returns 0, a reg_pool_heartbeat code, or -EBADMSG with e set. */
+static int apply_state(struct orch *o, const char *url_id, json_t *j, const char *fp, ju_err *e, char *err,
+                       size_t errlen) {
+    const char *pid = NULL;
+    struct reg_device dev[REG_MAX_DEVICES];
+    int ndev = 0;
+    struct reg_worker *ws = NULL;
+    size_t nws = 0;
+    json_t *tsj = json_object_get(j, "ts");
+    uint64_t ts = 0;
+    json_t *warr = NULL;
+    int bad = ju_string(j, "pool_id", 1, JOB_POOL_ID_MAX, &pid, NULL, e) < 0 ||
+              parse_devices(json_object_get(j, "devices"), dev, &ndev, e) < 0 ||
+              ju_array(j, "workers", 0, 4096, &warr, e) < 0;
+    if (!bad) {
+        if (json_is_integer(tsj) && json_integer_value(tsj) > 0) ts = (uint64_t)json_integer_value(tsj);
+        else if (!json_is_string(tsj) || http_parse_time_ms(json_string_value(tsj), &ts) != 0)
+            bad = ju_fail(e, "ts", "ts must be epoch milliseconds or RFC 3339") < 0;
+    }
+    if (!bad && warr && json_array_size(warr)) {
+        ws = calloc(json_array_size(warr), sizeof *ws);
+        if (!ws) bad = ju_fail(e, NULL, "out of memory") < 0;
+        for (size_t i = 0; !bad && i < json_array_size(warr); i++, nws++)
+            bad = parse_worker(json_array_get(warr, i), pid, &ws[i], e) < 0;
+    }
+    if (bad) {
+        free(ws);
+        return -EBADMSG;
+    }
+    struct reg_heartbeat hb = { .pool_id = pid, .ts_ms = (int64_t)ts, .token_fp = fp, .dev = dev, .ndev = ndev,
+                                .workers = ws, .nworkers = nws };
+    reg_lock(o->reg);
+    int rc = reg_pool_heartbeat(o->reg, url_id, &hb, (int64_t)util_wall_ms(), err, errlen);
+    reg_unlock(o->reg);
+    free(ws);
+    return rc;
+}
+
 static void h_pool_heartbeat(http_req *r, void *user) {
     struct orch *o = user;
     char fp[16];
@@ -439,47 +491,18 @@ static void h_pool_heartbeat(http_req *r, void *user) {
     size_t len;
     const char *body = http_req_body(r, &len);
     ju_err e = { 0 };
+    char err[256] = "";
     json_t *j = ju_parse_object(body, len, &e);
-    const char *pid = NULL;
-    struct reg_device dev[REG_MAX_DEVICES];
-    int ndev = 0;
-    struct reg_worker *ws = NULL;
-    size_t nws = 0;
-    json_t *tsj = j ? json_object_get(j, "ts") : NULL;
-    uint64_t ts = 0;
-    json_t *warr = NULL;
-    int bad = !j || ju_string(j, "pool_id", 1, JOB_POOL_ID_MAX, &pid, NULL, &e) < 0 ||
-              parse_devices(json_object_get(j, "devices"), dev, &ndev, &e) < 0 ||
-              ju_array(j, "workers", 0, 4096, &warr, &e) < 0;
-    if (!bad) {
-        if (json_is_integer(tsj) && json_integer_value(tsj) > 0) ts = (uint64_t)json_integer_value(tsj);
-        else if (!json_is_string(tsj) || http_parse_time_ms(json_string_value(tsj), &ts) != 0)
-            bad = ju_fail(&e, "ts", "ts must be epoch milliseconds or RFC 3339") < 0;
-    }
-    if (!bad && warr && json_array_size(warr)) {
-        ws = calloc(json_array_size(warr), sizeof *ws);
-        if (!ws) bad = ju_fail(&e, NULL, "out of memory") < 0;
-        for (size_t i = 0; !bad && i < json_array_size(warr); i++, nws++)
-            bad = parse_worker(json_array_get(warr, i), pid, &ws[i], &e) < 0;
-    }
-    if (bad) {
-        char det[128];
-        ju_err_details(&e, det, sizeof det);
-        http_respond_error(r, ERR_INVALID_REQUEST, e.message, det);
-        free(ws);
-        json_decref(j);
-        return;
-    }
-    struct reg_heartbeat hb = { .pool_id = pid, .ts_ms = (int64_t)ts, .token_fp = fp, .dev = dev, .ndev = ndev,
-                                .workers = ws, .nworkers = nws };
-    char err[256];
-    reg_lock(o->reg);
-    int rc = reg_pool_heartbeat(o->reg, http_req_param(r, "id"), &hb, (int64_t)util_wall_ms(), err, sizeof err);
-    reg_unlock(o->reg);
-    free(ws);
+    int rc = j ? apply_state(o, http_req_param(r, "id"), j, fp, &e, err, sizeof err) : -EBADMSG;
     json_decref(j);
     switch (rc) {
     case 0: break;
+    case -EBADMSG: {
+        char det[128];
+        ju_err_details(&e, det, sizeof det);
+        http_respond_error(r, ERR_INVALID_REQUEST, e.message, det);
+        return;
+    }
     case -ENOENT: http_respond_error(r, ERR_NOT_FOUND, err, NULL); return;
     case -EPERM: http_respond_error(r, ERR_FORBIDDEN, err, NULL); return;
     case -ESTALE: http_respond_error(r, ERR_CONFLICT, err, NULL); return;

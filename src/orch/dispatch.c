@@ -72,8 +72,9 @@ static void run_cmd(struct orch *o, const struct cmd *c) {
     util_sb_puts(&sb, "{\"model_ref\":");
     util_sb_json_str(&sb, c->model_ref);
     if (c->gpu_id >= 0) util_sb_printf(&sb, ",\"gpu_id\":%d", c->gpu_id);
+    else util_sb_puts(&sb, ",\"worker_type\":\"cpu\""); /* the host device needs a host-memory worker type */
     util_sb_printf(&sb, ",\"capability\":\"%s\"", job_cap_name(c->capability) ? job_cap_name(c->capability) : "text-gen");
-    if (c->ctx > 0) util_sb_printf(&sb, ",\"ctx_size\":%lld", (long long)c->ctx);
+    if (c->ctx >= 16) util_sb_printf(&sb, ",\"ctx_size\":%lld", (long long)c->ctx);
     util_sb_putc(&sb, '}');
     http_client_req rq = { .method = "POST", .url = url, .body = sb.buf ? sb.buf : "{}" };
     int rc = http_client_do(&rq, &resp, err, sizeof err);

@@ -24,6 +24,27 @@ struct proc { pid_t pid; int port; char base[96]; char log[256]; };
 
 static char DIR_[64];
 
+/* every child this file starts, so teardown can end them even when an
+ * assertion left the test early */
+static pid_t g_children[32];
+static int g_nchildren;
+static void track(pid_t pid) {
+    if (g_nchildren < 32) g_children[g_nchildren++] = pid;
+}
+static void reap_all(void) { /* SIGTERM first: pool-managerd then stops its own workers */
+    for (int i = 0; i < g_nchildren; i++) {
+        int st;
+        if (g_children[i] <= 0 || waitpid(g_children[i], &st, WNOHANG) != 0) continue;
+        kill(g_children[i], SIGTERM);
+        for (int k = 0; k < 300 && waitpid(g_children[i], &st, WNOHANG) == 0; k++) usleep(10000);
+        if (kill(g_children[i], 0) == 0) {
+            kill(g_children[i], SIGKILL);
+            waitpid(g_children[i], &st, 0);
+        }
+    }
+    g_nchildren = 0;
+}
+
 /* starts bin with argv; waits for its "listening" stdout line; port from the last ':' */
 static int spawn(struct proc *p, const char *const *argv, const char *logname) {
     memset(p, 0, sizeof *p);
@@ -43,6 +64,7 @@ static int spawn(struct proc *p, const char *const *argv, const char *logname) {
     }
     close(out[1]);
     p->pid = pid;
+    track(pid);
     FILE *f = fdopen(out[0], "r");
     char line[256];
     int ok = -1;
@@ -244,6 +266,7 @@ static int setup(void **s) {
 }
 static int teardown(void **s) {
     (void)s;
+    reap_all();
     char cmd[128];
     snprintf(cmd, sizeof cmd, "%s rm -rf %s", getenv("KEEP") ? "true" : "", DIR_);
     if (system(cmd)) { /* best effort */ }
@@ -773,6 +796,80 @@ static void test_placement_kept_loaded(void **s) {
     http_server_free(f.srv);
 }
 
+/* the whole system: orchestratord + the real pool-managerd (host inventory)
+ * which spawns the real worker-cpud on the orchestrator's command */
+static void test_system_with_pool_managerd(void **s) {
+    (void)s;
+    char pbin[256], wbin[256];
+    TU_BUILD(pbin, "pool-managerd");
+    TU_BUILD(wbin, "worker-cpud");
+    if (access(pbin, X_OK) != 0 || access(wbin, X_OK) != 0) skip();
+    char model[PATH_MAX];
+    model_path(model, sizeof model);
+    FILE *cf = fopen(CFGF, "w");
+    fprintf(cf, "models:\n  stories:\n    model_ref: 'file:%s'\n    context_length: 256\n    memory_bytes: 50MB\n"
+                "heartbeat: {interval_ms: 300}\nauth: {pool_tokens: [pt]}\ndeployment: lab\n", model);
+    fclose(cf);
+    struct proc o;
+    assert_int_equal(start_orch(&o, NULL), 0);
+    char cache[128], portf[128], plog[128];
+    snprintf(cache, sizeof cache, "%s/cache", DIR_);
+    snprintf(portf, sizeof portf, "%s/pool.port", DIR_);
+    snprintf(plog, sizeof plog, "%s/pool.log", DIR_);
+    pid_t pool = fork();
+    assert_true(pool >= 0);
+    track(pool);
+    if (pool == 0) {
+        int fd = open(plog, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        dup2(fd, 2);
+        dup2(fd, 1); /* never hold the test runner's pipe */
+        execl(pbin, pbin, "--inventory", "host", "--orchestrator-url", o.base, "--orchestrator-token", "pt",
+              "--heartbeat-interval-ms", "300", "--bind", "127.0.0.1:0", "--port-file", portf, "--cache-dir", cache,
+              "--pool-id", "box1", (char *)NULL);
+        _exit(127);
+    }
+    /* the pool registers itself */
+    int up = 0;
+    for (int i = 0; i < 500 && !up; i++) {
+        char *pools = NULL;
+        if (req("GET", o.base, "/v2/pools", NULL, &pools) == 200 && strstr(pools, "\"pool_id\":\"box1\"") &&
+            strstr(pools, "\"available\":true"))
+            up = 1;
+        free(pools);
+        if (!up) usleep(20000);
+    }
+    if (!up) { dump(&o); fail_msg("pool-managerd never registered"); }
+    long st;
+    char *id = submit(o.base, "{\"model\":\"stories\",\"prompt\":\"Once upon a time\",\"max_tokens\":8,"
+                              "\"temperature\":0}", &st);
+    assert_int_equal(st, 202);
+    struct evs v;
+    events(o.base, id, &v);
+    if (strcmp(v.names[v.n - 1], "end") != 0) { dump(&o); fail_msg("job: %s", v.last_code); }
+    /* the worker the pool spawned is listed, and ready again once released */
+    int ready = 0;
+    for (int i = 0; i < 200 && !ready; i++) {
+        char *wk = NULL;
+        if (req("GET", o.base, "/v2/workers", NULL, &wk) == 200 && strstr(wk, "\"pool_id\":\"box1\"") &&
+            strstr(wk, "\"status\":\"ready\""))
+            ready = 1;
+        free(wk);
+        if (!ready) usleep(10000);
+    }
+    assert_true(ready);
+    char sql[200];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM jobs WHERE id='%s' AND status='completed' AND pool_id='box1' "
+                              "AND tokens_out=8", id);
+    assert_int_equal(q1(sql), 1);
+    free(id);
+    kill(pool, SIGTERM);
+    int pst;
+    for (int i = 0; i < 1500 && waitpid(pool, &pst, WNOHANG) == 0; i++) usleep(10000);
+    kill(pool, SIGKILL);
+    waitpid(pool, &pst, WNOHANG);
+    stop(&o, SIGTERM);
+}
+
 static void test_config_errors_exit_2(void **s) {
     (void)s;
     char bin[256];
@@ -803,6 +900,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_openai_facade, setup, teardown),
         cmocka_unit_test_setup_teardown(test_start_evict_and_refusal, setup, teardown),
         cmocka_unit_test_setup_teardown(test_placement_kept_loaded, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_system_with_pool_managerd, setup, teardown),
         cmocka_unit_test_setup_teardown(test_config_errors_exit_2, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -29,7 +29,7 @@
 
 #include "orch/core/job.h"
 
-#define REG_MAX_DEVICES 16
+#define REG_MAX_DEVICES 32   /* GPUs + the host device per pool (pool-managerd reports up to 17) */
 #define REG_MAX_WORKER_GPUS 8
 #define REG_HOST_DEVICE (-1)   /* gpu_id of a pool's host-memory "device" */
 #define REG_URI_MAX 255

@@ -275,7 +275,9 @@ static int lua_pick(struct sched *s, struct registry *r, const struct sched_job 
  * ==================================================================== */
 static void log_decision(const struct sched *s, const struct sched_job *job, const struct sched_decision *d,
                          size_t pools_avail, size_t n_ready, size_t n_busy, size_t n_starting) {
-    if (LOG_INFO > log_level_current) return;
+    /* a waiting job is re-decided on every dispatcher pass: its WAITs go to DEBUG */
+    int level = d->action == SCHED_WAIT ? LOG_DEBUG : LOG_INFO;
+    if (level > log_level_current) return;
     static const char *pol[] = { "least-loaded", "most-vram-free", "round-robin", "lua" };
     char kv[1024];
     struct util_sb sb;
@@ -293,7 +295,7 @@ static void log_decision(const struct sched *s, const struct sched_job *job, con
     if (d->worker_id[0]) util_sb_printf(&sb, ",\"worker_id\":\"%s\"", d->worker_id);
     if (d->pool_id[0]) util_sb_printf(&sb, ",\"pool_id\":\"%s\",\"gpu_id\":%d", d->pool_id, d->gpu_id);
     if (d->evict_worker_id[0]) util_sb_printf(&sb, ",\"evict_worker_id\":\"%s\"", d->evict_worker_id);
-    log_emit(LOG_INFO, "orchestratord", "schedule", NULL, kv, "%s", d->reason);
+    log_emit(level, "orchestratord", "schedule", NULL, kv, "%s", d->reason);
 }
 
 int sched_decide(struct sched *s, struct registry *r, const struct sched_job *job, int64_t now_ms,

@@ -24,7 +24,8 @@
  *                  (error, over time budget, over memory cap, bad return)
  *                  falls back to least-loaded and counts a fallback.
  *
- * Every decision is logged (event "schedule") with its inputs. Not
+ * Every decision is logged (event "schedule") with its inputs (WAIT at
+ * DEBUG: a waiting job is re-decided on every dispatcher pass). Not
  * thread-safe by itself: call under reg_lock (the round-robin cursor and the
  * Lua state are per-sched; one scheduler thread is the intended use).
  */
