@@ -134,8 +134,13 @@ stop_all() {
       kill -KILL "$ORCH_PID" 2>/dev/null
     fi
   fi
+  # reap both and say how they ended (0 = a clean shutdown)
+  local how=""
+  if [ -n "$POOL_PID" ]; then wait "$POOL_PID" 2>/dev/null; how="pool-managerd exit $?"; fi
+  if [ -n "$ORCH_PID" ]; then wait "$ORCH_PID" 2>/dev/null; how="$how, orchestratord exit $?"; fi
   wait 2>/dev/null
   rm -f "$RUN/up.env" "$RUN/up.pid"
+  [ -n "$how" ] && say "${how#, }"
   say "stopped (logs in $(rel "$RUN"))"
 }
 

@@ -8,8 +8,8 @@
 #      for the same model, prompt and settings;
 #   3. the curl line up.sh printed streams text through the OpenAI facade;
 #   4. `llorch status` lists the pool (available) and the ready worker;
-#   5. SIGINT to up.sh stops everything: up.sh exits 0, and the orchestrator,
-#      the pool manager and every worker are gone, the port is closed.
+#   5. SIGINT to up.sh stops everything: up.sh exits 0, the orchestrator and
+#      the pool manager exit 0, every worker is gone, the port is closed.
 # Env (set by CTest): LLORCH_SRC_DIR, LLORCH_BUILD_DIR, LLORCH_MODELS_DIR.
 set -u
 SRC=${LLORCH_SRC_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
@@ -113,5 +113,8 @@ for p in "$ORCH_PID" "$POOL_PID" $workers; do
 done
 curl -s --max-time 2 "$ORCH_URL/health" >/dev/null && fail "the orchestrator port still answers"
 grep -q "up: stopped" "$RUN/up.stderr" || fail "up.sh did not report the stop"
+# both services shut down cleanly on SIGTERM (SPEC: exit 0 after SIGTERM/SIGINT)
+grep -q "^up: pool-managerd exit 0, orchestratord exit 0$" "$RUN/up.stderr" ||
+  fail "unclean service exit: $(grep 'exit' "$RUN/up.stderr")"
 UP=""
 echo "ok 5 - SIGINT: up.sh exited 0; orchestratord $ORCH_PID, pool-managerd $POOL_PID, workers $workers all gone"
