@@ -55,6 +55,17 @@ static inline __m256i dec_q5_0(const blk_q5_0 *b) {
     return _mm256_sub_epi8(q, _mm256_set1_epi8(16));
 }
 
+/* the same without the offset: unsigned 0..15 / 0..31 */
+static inline __m256i dec_q4_0u(const blk_q4_0 *b) {
+    const __m128i t = _mm_loadu_si128((const __m128i *)b->qs);
+    const __m128i m = _mm_set1_epi8(0x0f);
+    return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(t, 4), m), _mm_and_si128(t, m));
+}
+
+static inline __m256i dec_q5_0u(const blk_q5_0 *b) {
+    return _mm256_add_epi8(dec_q5_0(b), _mm256_set1_epi8(16));
+}
+
 static inline __m256 dot_i8(__m256i w, __m256i x) {
     const __m256i aw = _mm256_sign_epi8(w, w), sx = _mm256_sign_epi8(x, w);
     return _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(aw, sx), _mm256_set1_epi16(1)));
@@ -111,6 +122,58 @@ static inline __attribute__((always_inline)) void q32_rows(int type, const char 
     y[3 * ldy] = hsum(a3);
 }
 
+/* Q4_0/Q5_0 with unsigned weights u = q + off: dot(q, x) = dot(u, x) - off*sum(x),
+ * so maddubs takes u directly (no sign fix-ups per activation row); dx[r][i]
+ * (the activation block scales) and sx[r][i] (their block sums) are computed
+ * once per matmul by quant_task. */
+static inline __attribute__((always_inline)) void q32u_rows(int type, const char *wrow, int64_t nb,
+                                                            const blk_q8_0 *const *x, const float *const *dx,
+                                                            const float *const *sx, float *y, int64_t ldy) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
+    float c0 = 0, c1 = 0, c2 = 0, c3 = 0;
+    const float off = type == QT_Q4_0 ? 8.0f : 16.0f;
+    const __m256i ones = _mm256_set1_epi16(1);
+    for (int64_t i = 0; i < nb; i++) {
+        float dw;
+        __m256i u;
+        if (type == QT_Q4_0) {
+            const blk_q4_0 *b = (const blk_q4_0 *)wrow + i;
+            dw = h2f(b->d);
+            u = dec_q4_0u(b);
+        } else {
+            const blk_q5_0 *b = (const blk_q5_0 *)wrow + i;
+            dw = h2f(b->d);
+            u = dec_q5_0u(b);
+        }
+#define Q32U_ROW(acc, c, r)                                                                                   \
+    do {                                                                                                      \
+        const __m256i xv = _mm256_loadu_si256((const __m256i *)x[r][i].qs);                                   \
+        const __m256 p = _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(u, xv), ones));          \
+        const float s = dw * dx[r][i];                                                                        \
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(s), p, acc);                                                     \
+        c += s * sx[r][i];                                                                                    \
+    } while (0)
+        Q32U_ROW(a0, c0, 0);
+        Q32U_ROW(a1, c1, 1);
+        Q32U_ROW(a2, c2, 2);
+        Q32U_ROW(a3, c3, 3);
+#undef Q32U_ROW
+    }
+    y[0] = hsum(a0) - off * c0;
+    y[ldy] = hsum(a1) - off * c1;
+    y[2 * ldy] = hsum(a2) - off * c2;
+    y[3 * ldy] = hsum(a3) - off * c3;
+}
+
+static void q32u_rows_q4_0(const char *w, int64_t nb, const blk_q8_0 *const *x, const float *const *dx,
+                           const float *const *sx, float *y, int64_t ldy) {
+    q32u_rows(QT_Q4_0, w, nb, x, dx, sx, y, ldy);
+}
+static void q32u_rows_q5_0(const char *w, int64_t nb, const blk_q8_0 *const *x, const float *const *dx,
+                           const float *const *sx, float *y, int64_t ldy) {
+    q32u_rows(QT_Q5_0, w, nb, x, dx, sx, y, ldy);
+}
+
 /* one instance per type, so the type test leaves the inner loop */
 static void q32_rows_q4_0(const char *w, int64_t nb, const blk_q8_0 *const *x, float *y, int64_t ldy) {
     q32_rows(QT_Q4_0, w, nb, x, y, ldy);
@@ -135,13 +198,25 @@ typedef struct {
     int vdt;           /* vec_dot_type */
     float *y;
     int rows;
+    float *dx, *sx;    /* [rows][ne0/32] Q8_0 block scales and sums (Q4_0/Q5_0 4-row kernel) or NULL */
 } mm_args;
 
 static void quant_task(void *ap, int ith, int nth) {
     mm_args *a = ap;
     int64_t lo, hi;
     cpu_split(a->rows, ith, nth, &lo, &hi);
-    for (int64_t r = lo; r < hi; r++) qt_quantize_act(a->vdt, a->x + r * a->w->ne0, a->xq + r * a->rb, a->w->ne0);
+    for (int64_t r = lo; r < hi; r++) {
+        qt_quantize_act(a->vdt, a->x + r * a->w->ne0, a->xq + r * a->rb, a->w->ne0);
+        if (!a->dx) continue;
+        const int64_t nb = a->w->ne0 / QK8_0;
+        const blk_q8_0 *b = (const blk_q8_0 *)(a->xq + r * a->rb);
+        for (int64_t i = 0; i < nb; i++) {
+            int sum = 0;
+            for (int j = 0; j < QK8_0; j++) sum += b[i].qs[j];
+            a->dx[r * nb + i] = qt_f16_to_f32(b[i].d);
+            a->sx[r * nb + i] = (float)sum;
+        }
+    }
 }
 
 static void mm_task(void *ap, int ith, int nth) {
@@ -160,8 +235,22 @@ static void mm_task(void *ap, int ith, int nth) {
             const int64_t oe = ob + MM_BLOCK < hi ? ob + MM_BLOCK : hi;
             for (int r0 = 0; r0 < r4; r0 += 4) {
                 const blk_q8_0 *x[4];
-                for (int r = 0; r < 4; r++) x[r] = (const blk_q8_0 *)(a->xq + (size_t)(r0 + r) * a->rb);
-                for (int64_t o = ob; o < oe; o++) kern(wd + o * w->nb1, nb, x, a->y + (int64_t)r0 * ne1 + o, ne1);
+                const float *dx[4], *sx[4];
+                for (int r = 0; r < 4; r++) {
+                    x[r] = (const blk_q8_0 *)(a->xq + (size_t)(r0 + r) * a->rb);
+                    if (a->dx) {
+                        dx[r] = a->dx + (int64_t)(r0 + r) * nb;
+                        sx[r] = a->sx + (int64_t)(r0 + r) * nb;
+                    }
+                }
+                if (a->dx && w->type == QT_Q5_0)
+                    for (int64_t o = ob; o < oe; o++)
+                        q32u_rows_q5_0(wd + o * w->nb1, nb, x, dx, sx, a->y + (int64_t)r0 * ne1 + o, ne1);
+                else if (a->dx && w->type == QT_Q4_0)
+                    for (int64_t o = ob; o < oe; o++)
+                        q32u_rows_q4_0(wd + o * w->nb1, nb, x, dx, sx, a->y + (int64_t)r0 * ne1 + o, ne1);
+                else
+                    for (int64_t o = ob; o < oe; o++) kern(wd + o * w->nb1, nb, x, a->y + (int64_t)r0 * ne1 + o, ne1);
             }
             for (int r = r4; r < a->rows; r++) {
                 const char *xr = a->xq + (size_t)r * a->rb;
@@ -193,13 +282,19 @@ void cpu_matmul(void *ctx, const eng_w *w, const float *x, float *y, int rows) {
         c->err = -EINVAL;
         return;
     }
-    mm_args a = {w, x, NULL, 0, ti->vec_dot_type, y, rows};
+    mm_args a = {w, x, NULL, 0, ti->vec_dot_type, y, rows, NULL, NULL};
     if (a.vdt == QT_F32) {
         a.xq = (char *)x;
         a.rb = (size_t)w->ne0 * sizeof(float);
     } else {
         a.rb = qt_row_bytes(a.vdt, w->ne0);
         size_t need = a.rb * (size_t)rows;
+#ifdef MM_SIMD
+        /* block scales and sums for the unsigned Q4_0/Q5_0 kernel */
+        const int aux = rows >= 4 && a.vdt == QT_Q8_0 && (w->type == QT_Q4_0 || w->type == QT_Q5_0);
+        const size_t aux_off = (need + 63) / 64 * 64, aux_n = (size_t)rows * (size_t)(w->ne0 / QK8_0);
+        if (aux) need = aux_off + 2 * aux_n * sizeof(float);
+#endif
         if (a.rb == 0) {
             c->err = -EINVAL;
             return;
@@ -215,6 +310,12 @@ void cpu_matmul(void *ctx, const eng_w *w, const float *x, float *y, int rows) {
             c->qbuf_cap = need;
         }
         a.xq = c->qbuf;
+#ifdef MM_SIMD
+        if (aux) {
+            a.dx = (float *)((char *)c->qbuf + aux_off);
+            a.sx = a.dx + aux_n;
+        }
+#endif
         cpu_pool_run(c->pool, quant_task, &a, cpu_nth_rows(c, rows, (int64_t)rows * w->ne0 * 4));
     }
     const int64_t work = w->ne0 * w->ne1 * (int64_t)rows;
