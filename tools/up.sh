@@ -193,7 +193,7 @@ state_json() { "$LLORCH" status --url "$ORCH_URL" --json 2>/dev/null; }
 registered=""
 for _ in $(seq 1 300); do
   if state_json | grep -q "\"pool_id\": \"$POOL_ID\""; then registered=1; break; fi
-  alive "$POOL_PID" && alive "$ORCH_PID" || break
+  if ! alive "$POOL_PID" || ! alive "$ORCH_PID"; then break; fi
   sleep 0.1
 done
 if [ -z "$registered" ]; then
