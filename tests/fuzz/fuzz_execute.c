@@ -19,6 +19,9 @@
  *     details are a JSON object naming the field, and the whole error body
  *     the worker would send (err_json_body, as http_respond_error builds it)
  *     is valid JSON.
+ *   stop filter (stop.c): an accepted job's stop strings applied to its
+ *     prompt text fed in pieces never release a stop string (see
+ *     check_stop_filter).
  *   always: no crash, leak or UB (ASan/UBSan/LSan). */
 #include <jansson.h>
 #include <math.h>
@@ -30,6 +33,7 @@
 #include "common/err.h"
 #include "common/json_util.h"
 #include "fuzz_worker_stub.h"
+#include "worker/stop.c" /* the stop-string filter, also part of the worker program */
 
 #define FZ_N_CTX 96
 
@@ -112,6 +116,51 @@ static void check_accepted(json_t *o, const wk_job *j, int n_vocab) {
     }
 }
 
+/* The stop filter (stop.c) with the accepted stop strings, fed the prompt
+ * text as if it were generated, in pieces of 1..8 UTF-8 characters (the
+ * job thread pushes complete UTF-8 text). Whatever the split: the released
+ * text is a prefix of the input holding no stop string; on a hit the input
+ * continues with a stop string right there; without one everything comes
+ * out and no stop string occurs in the input. */
+static void check_stop_filter(const wk_job *j, const char *text, size_t n) {
+    wk_stop st;
+    wk_stop_init(&st, (const char *const *)j->stops, j->n_stops);
+    struct util_sb out;
+    util_sb_init(&out);
+    size_t step = 1 + (size_t)(j->sp.seed % 8), i = 0;
+    int hit = 0;
+    while (i < n && !hit) {
+        size_t e = i;
+        for (size_t c = 0; c < step && e < n; c++) {
+            e++;
+            while (e < n && ((unsigned char)text[e] & 0xC0) == 0x80) e++;
+        }
+        hit = wk_stop_push(&st, text + i, e - i, &out);
+        i = e;
+    }
+    if (!hit) wk_stop_flush(&st, &out);
+    wk_stop_free(&st);
+    CHECK(!out.oom);
+    CHECK(out.len <= n && (out.len == 0 || !memcmp(out.buf, text, out.len)));
+    CHECK(util_utf8_valid(out.buf ? out.buf : "", out.len));
+    for (int k = 0; k < j->n_stops; k++) {
+        size_t sl = strlen(j->stops[k]);
+        CHECK(out.len == 0 || !memmem(out.buf, out.len, j->stops[k], sl));
+        if (!hit) CHECK(!memmem(text, n, j->stops[k], sl));
+    }
+    if (hit) {
+        int at = 0;
+        for (int k = 0; k < j->n_stops; k++) {
+            size_t sl = strlen(j->stops[k]);
+            at |= out.len + sl <= n && !memcmp(text + out.len, j->stops[k], sl);
+        }
+        CHECK(at);
+    } else {
+        CHECK(out.len == n);
+    }
+    util_sb_free(&out);
+}
+
 static void check_refused(json_t *o, enum err_code code, const char *field, const char *msg, const char *details) {
     static const char *const known[] = { "body",  "job_id", "prompt",  "max_tokens",         "temperature",
                                          "top_p", "top_k",  "min_p",   "repetition_penalty", "seed",
@@ -155,7 +204,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     int rc = wk_validate_execute(&W, (const char *)data, size, j, &code, field, sizeof field, msg, sizeof msg, details,
                                  sizeof details);
     json_t *o = json_loadb((const char *)data, size, JSON_REJECT_DUPLICATES, NULL);
-    if (rc == 0) check_accepted(o, j, tok_n_vocab(W.vocab));
+    if (rc == 0) {
+        check_accepted(o, j, tok_n_vocab(W.vocab));
+        json_t *p = json_object_get(o, "prompt");
+        check_stop_filter(j, json_string_value(p), json_string_length(p));
+    }
     else check_refused(o, code, field, msg, details);
     json_decref(o);
     wk_job_free(j);
