@@ -303,6 +303,7 @@ int eng_session_new(eng_model *m, eng_session **out, char *err, size_t errlen) {
         free(s);
         return util_fail(err, errlen, ENG_E_BACKEND, "session: device error (%d)", rc);
     }
+    s->rec_key = ++m->rec_serial;
     s->next = m->sessions;
     m->sessions = s;
     *out = s;

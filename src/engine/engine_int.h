@@ -75,12 +75,15 @@ struct eng_model {
     eng_model_info info;
     char name[128];
     eng_session *sessions;       /* live sessions (for residency and memory figures) */
+    int rec_serial;              /* last record key handed to a session (keys are never reused) */
 };
 
 struct eng_session {
     eng_model *m;
     eng_session *next;           /* in m->sessions */
     int n_ctx, n_batch, n_past;
+    int rec_key;                 /* this session's decode-step record key: a recorded step holds
+                                    this session's buffer pointers, so keys are per session */
     uint16_t *k_cache, *v_cache; /* [n_layer][n_ctx][kv_dim] fp16, backend */
     float *x;                    /* [n_batch][n_embd] residual stream */
     float *xb;                   /* [n_batch][n_embd] normed input of a block */

@@ -15,6 +15,8 @@
  * A single-token step (decode) is bracketed by record_begin/record_end so a
  * backend can capture it once and replay it: token id and position are
  * uploaded to backend buffers before, and every op reads them from there.
+ * The record key is the session's own (eng_session.rec_key): a recording
+ * holds that session's buffer pointers and must never replay for another.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -22,8 +24,6 @@
 
 #include "common/util.h"
 #include "engine/engine_int.h"
-
-#define REC_KEY_DECODE 1
 
 static void issue_layers(eng_session *s, int n) {
     const eng_model *m = s->m;
@@ -112,13 +112,13 @@ int eng_llama_forward(eng_session *s, const int32_t *toks, int n, int mode, char
         return util_fail(err, errlen, ENG_E_BACKEND, "eval: upload failed (%d)", rc);
 
     const int record = n == 1 && mode == ENG_LOGITS_LAST && B->record_begin && B->record_end;
-    int replayed = record ? B->record_begin(bc, REC_KEY_DECODE) : 0;
+    int replayed = record ? B->record_begin(bc, s->rec_key) : 0;
     if (replayed < 0) return util_fail(err, errlen, ENG_E_BACKEND, "eval: record_begin failed (%d)", replayed);
     if (!replayed) {
         issue_layers(s, n);
         if (mode == ENG_LOGITS_LAST) issue_head_last(s, n);
     }
-    if (record && (rc = B->record_end(bc, REC_KEY_DECODE)) < 0)
+    if (record && (rc = B->record_end(bc, s->rec_key)) < 0)
         return util_fail(err, errlen, ENG_E_BACKEND, "eval: record_end failed (%d)", rc);
 
     if (mode == ENG_LOGITS_ALL) {
