@@ -113,7 +113,9 @@ typedef struct eng_backend_ops {
      * issues one decode step; a backend may capture it (CUDA graph) and, on the
      * next record_begin with the same key, return 1 = "replayed, skip issuing".
      * Dynamic inputs (positions, token ids) live in backend memory and are
-     * uploaded before record_begin. */
+     * uploaded before record_begin. The engine passes one key per session
+     * (a recording holds that session's buffers); keys are never reused
+     * within a model, so a freed session's recording is simply never replayed. */
     int (*record_begin)(void *ctx, int key);
     int (*record_end)(void *ctx, int key);
     /* Device facts for eng_model_info: sm, cuda_runtime_version, device_name,
