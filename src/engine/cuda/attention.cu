@@ -22,10 +22,37 @@
 
 #define ATTN_WARPS 4
 
+/* merges the S splits of (row r, head h) from part into out; the split
+ * partials are read with L2-coherent loads (the fused path reads what other
+ * blocks of the same grid wrote) */
+__device__ __forceinline__ void attn_combine_one(const float *part, int n_head, int hd, int S, float *out, int h, int r) {
+    const float *pp = part + (int64_t)(r * n_head + h) * S * (hd + 2);
+    float M = -INFINITY;
+    for (int sp = 0; sp < S; sp++) M = fmaxf(M, __ldcg(pp + sp * (hd + 2)));
+    float L = 0.0f;
+    for (int sp = 0; sp < S; sp++) {
+        const float m = __ldcg(pp + sp * (hd + 2));
+        if (m != -INFINITY) L += __ldcg(pp + sp * (hd + 2) + 1) * expf(m - M);
+    }
+    float *o = out + (int64_t)r * n_head * hd + (int64_t)h * hd;
+    for (int d = threadIdx.x; d < hd; d += blockDim.x) {
+        float v = 0.0f;
+        for (int sp = 0; sp < S; sp++) {
+            const float m = __ldcg(pp + sp * (hd + 2));
+            if (m != -INFINITY) v += __ldcg(pp + sp * (hd + 2) + 2 + d) * expf(m - M);
+        }
+        o[d] = v / L;
+    }
+}
+
+/* cnt != NULL (S > 1): the last split block of each (row, head) to finish
+ * merges the partials itself (counter per (row, head), zero between
+ * launches: the merging block resets it), so decode attention is one launch */
 template <int EPL>
 __global__ void __launch_bounds__(ATTN_WARPS * 32)
 k_attn(const float *q, int ld_q, const __half *kc, const __half *vc, const int32_t *pos, int n_head, int group,
-       int hd, float scale, int S, float *out, float *part) {
+       int hd, float scale, int S, float *out, float *part, unsigned *cnt) {
+    cu_pdl_begin();
     const int h = blockIdx.x, r = blockIdx.y, sp = blockIdx.z;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int kv_dim = (n_head / group) * hd;
@@ -104,6 +131,18 @@ k_attn(const float *q, int ld_q, const __half *kc, const __half *vc, const int32
             for (int w = 0; w < ATTN_WARPS; w++) v += sm_acc[w][d] * f[w];
             pp[2 + d] = v;
         }
+        if (cnt) {
+            __shared__ unsigned sh_last;
+            __threadfence(); /* this block's partials before its count */
+            __syncthreads();
+            if (threadIdx.x == 0) sh_last = atomicAdd(&cnt[r * n_head + h], 1u) == (unsigned)S - 1;
+            __syncthreads();
+            if (sh_last) {
+                __threadfence();
+                attn_combine_one(part, n_head, hd, S, out, h, r);
+                if (threadIdx.x == 0) cnt[r * n_head + h] = 0;
+            }
+        }
     }
 }
 
@@ -143,6 +182,7 @@ template <int EPL>
 __global__ void __launch_bounds__(128)
 k_attn_tiled(const float *q, int ld_q, const __half *kc, const __half *vc, const int32_t *pos, int rows, int n_head,
              int group, int hd, float scale, float *out) {
+    cu_pdl_begin();
     __shared__ float Ks[AK][128 + 1];
     __shared__ float Vs[AK][128];
     __shared__ float Qs[AQ][128];
@@ -233,24 +273,8 @@ k_attn_tiled(const float *q, int ld_q, const __half *kc, const __half *vc, const
 
 /* merges the S splits of (row, head): grid (n_head, rows) */
 __global__ void k_attn_combine(const float *part, int n_head, int hd, int S, float *out) {
-    const int h = blockIdx.x, r = blockIdx.y;
-    const float *pp = part + (int64_t)(r * n_head + h) * S * (hd + 2);
-    float M = -INFINITY;
-    for (int sp = 0; sp < S; sp++) M = fmaxf(M, pp[sp * (hd + 2)]);
-    float L = 0.0f;
-    for (int sp = 0; sp < S; sp++) {
-        const float m = pp[sp * (hd + 2)];
-        if (m != -INFINITY) L += pp[sp * (hd + 2) + 1] * expf(m - M);
-    }
-    float *o = out + (int64_t)r * n_head * hd + (int64_t)h * hd;
-    for (int d = threadIdx.x; d < hd; d += blockDim.x) {
-        float v = 0.0f;
-        for (int sp = 0; sp < S; sp++) {
-            const float m = pp[sp * (hd + 2)];
-            if (m != -INFINITY) v += pp[sp * (hd + 2) + 2 + d] * expf(m - M);
-        }
-        o[d] = v / L;
-    }
+    cu_pdl_begin();
+    attn_combine_one(part, n_head, hd, S, out, blockIdx.x, blockIdx.y);
 }
 
 void cu_attention(cu_ctx *c, const float *q, int ld_q, const uint16_t *kc, const uint16_t *vc, const int32_t *pos,
@@ -273,7 +297,7 @@ void cu_attention(cu_ctx *c, const float *q, int ld_q, const uint16_t *kc, const
     if (rows > 4 && head_dim <= 128 && head_dim % 8 == 0) {
         const __half *k = (const __half *)kc, *v = (const __half *)vc;
         dim3 g((unsigned)n_head, cu_div_up(rows, AQ));
-#define AT2(E) k_attn_tiled<E><<<g, 128, 0, c->stream>>>(q, ld_q, k, v, pos, rows, n_head, group, head_dim, scale, out)
+#define AT2(E) cu_launch(c, g, 128, 0, k_attn_tiled<E>, q, ld_q, k, v, pos, rows, n_head, group, head_dim, scale, out)
         switch (epl) {
         case 1: AT2(1); break;
         case 2: AT2(2); break;
@@ -286,7 +310,9 @@ void cu_attention(cu_ctx *c, const float *q, int ld_q, const uint16_t *kc, const
     }
     dim3 grid((unsigned)n_head, (unsigned)rows, (unsigned)S);
     const __half *k = (const __half *)kc, *v = (const __half *)vc;
-#define AT(E) k_attn<E><<<grid, ATTN_WARPS * 32, 0, c->stream>>>(q, ld_q, k, v, pos, n_head, group, head_dim, scale, S, out, c->attn_part)
+    /* fused merge (LLORCH_CUDA_ATTN_FUSED=0: the separate combine kernel) */
+    unsigned *cnt = (S > 1 && c->attn_cnt && !c->attn_unfused && rows * n_head <= CU_ATTN_MAX_CNT) ? c->attn_cnt : NULL;
+#define AT(E) cu_launch(c, grid, ATTN_WARPS * 32, 0, k_attn<E>, q, ld_q, k, v, pos, n_head, group, head_dim, scale, S, out, c->attn_part, cnt)
     switch (epl) {
     case 1: AT(1); break;
     case 2: AT(2); break;
@@ -297,8 +323,8 @@ void cu_attention(cu_ctx *c, const float *q, int ld_q, const uint16_t *kc, const
     }
 #undef AT
     LAUNCH_CHECK(c, "attention");
-    if (S > 1) {
-        k_attn_combine<<<dim3((unsigned)n_head, (unsigned)rows), 128, 0, c->stream>>>(c->attn_part, n_head, head_dim, S, out);
+    if (S > 1 && !cnt) {
+        cu_launch(c, dim3((unsigned)n_head, (unsigned)rows), 128, 0, k_attn_combine, c->attn_part, n_head, head_dim, S, out);
         LAUNCH_CHECK(c, "attention_combine");
     }
 }

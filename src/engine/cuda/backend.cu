@@ -22,6 +22,14 @@
 extern "C" uint64_t util_now_ns(void);
 
 static inline cu_ctx *C(void *ctx) { return (cu_ctx *)ctx; }
+/* the mat-vec activation cache (common.cuh) is dropped by every op that
+ * could write device memory other than an mmv matmul, by every memory entry
+ * point and at every graph boundary */
+static inline cu_ctx *CW(void *ctx) {
+    cu_ctx *c = (cu_ctx *)ctx;
+    c->aq_x = NULL;
+    return c;
+}
 
 /* ---- optional profiling (LLORCH_CUDA_PROFILE=1) --------------------------------------- */
 #define PROF_N 2048
@@ -118,19 +126,21 @@ static void b_destroy(void *ctx) {
     cudaFree(c->act_d);
     cudaFree(c->act_s);
     cudaFree(c->attn_part);
+    cudaFree(c->attn_cnt);
     cudaFree(c->samp_w);
     cudaFree(c->samp_hist);
     cudaFree(c->samp_out);
+    cudaFree(c->samp_red);
     if (c->stream) cudaStreamDestroy(c->stream);
     free(c);
 }
 
 /* ---- memory --------------------------------------------------------------------- */
-static int b_alloc(void *ctx, size_t bytes, void **out) { return cu_mem_alloc(C(ctx), bytes, out); }
-static void b_free(void *ctx, void *p) { cu_mem_free(C(ctx), p); }
+static int b_alloc(void *ctx, size_t bytes, void **out) { return cu_mem_alloc(CW(ctx), bytes, out); }
+static void b_free(void *ctx, void *p) { cu_mem_free(CW(ctx), p); }
 
 static int b_upload(void *ctx, void *dst, const void *src, size_t bytes) {
-    cu_ctx *c = C(ctx);
+    cu_ctx *c = CW(ctx);
     if (!bytes) return 0;
     if (c->err) return -EIO;
     /* pageable source: returns once src has been staged, so src is reusable */
@@ -152,7 +162,7 @@ static int b_download(void *ctx, void *dst, const void *src, size_t bytes) {
 }
 
 static int b_zero(void *ctx, void *dst, size_t bytes) {
-    cu_ctx *c = C(ctx);
+    cu_ctx *c = CW(ctx);
     if (!bytes) return 0;
     if (CUDA_CHECK(c, cudaMemsetAsync(dst, 0, bytes, c->stream))) return -EIO;
     return 0;
@@ -166,10 +176,10 @@ static int b_is_resident(void *ctx, const void *p, char *why, size_t whylen) {
 
 /* ---- ops -------------------------------------------------------------------------- */
 static void b_get_rows(void *ctx, const eng_w *w, const int32_t *ids, int n, float *out) {
-    PROF(C(ctx), "get_rows", cu_get_rows(C(ctx), w, ids, n, out));
+    PROF(CW(ctx), "get_rows", cu_get_rows(C(ctx), w, ids, n, out));
 }
 static void b_rmsnorm(void *ctx, const float *x, const float *g, float *y, int rows, int dim, float eps) {
-    PROF(C(ctx), "rmsnorm", cu_rmsnorm(C(ctx), x, g, y, rows, dim, eps));
+    PROF(CW(ctx), "rmsnorm", cu_rmsnorm(C(ctx), x, g, y, rows, dim, eps));
 }
 static void b_matmul(void *ctx, const eng_w *w, const float *x, float *y, int rows) {
     cu_ctx *c = C(ctx);
@@ -179,33 +189,36 @@ static void b_matmul(void *ctx, const eng_w *w, const float *x, float *y, int ro
         snprintf(nm, sizeof nm, "matmul %s %lldx%lld %s", qi ? qi->name : "?", (long long)w->ne0, (long long)w->ne1,
                  rows <= CU_MMV_MAX_ROWS ? "mmv" : "mm");
     }
-    if (rows <= CU_MMV_MAX_ROWS) PROF(c, nm, cu_mmv(c, w, x, y, rows));
-    else PROF(c, nm, cu_mm(c, w, x, y, rows));
+    if (rows <= CU_MMV_MAX_ROWS) PROF(c, nm, cu_mmv(c, w, x, y, rows)); /* keeps or drops the cache itself */
+    else {
+        c->aq_x = NULL;
+        PROF(c, nm, cu_mm(c, w, x, y, rows));
+    }
 }
 static void b_add_bias(void *ctx, float *y, int ld, const float *b, int rows, int dim) {
-    PROF(C(ctx), "add_bias", cu_add_bias(C(ctx), y, ld, b, rows, dim));
+    PROF(CW(ctx), "add_bias", cu_add_bias(C(ctx), y, ld, b, rows, dim));
 }
-static void b_add(void *ctx, float *y, const float *a, int64_t n) { PROF(C(ctx), "add", cu_add(C(ctx), y, a, n)); }
+static void b_add(void *ctx, float *y, const float *a, int64_t n) { PROF(CW(ctx), "add", cu_add(C(ctx), y, a, n)); }
 static void b_rope(void *ctx, float *x, int ld, const int32_t *pos, int rows, int n_head, int head_dim,
                    const eng_rope *p) {
-    PROF(C(ctx), "rope", cu_rope(C(ctx), x, ld, pos, rows, n_head, head_dim, p));
+    PROF(CW(ctx), "rope", cu_rope(C(ctx), x, ld, pos, rows, n_head, head_dim, p));
 }
 static void b_kv_store(void *ctx, uint16_t *kc, uint16_t *vc, const float *k, const float *v, int ld,
                        const int32_t *pos, int rows, int kv_dim) {
-    PROF(C(ctx), "kv_store", cu_kv_store(C(ctx), kc, vc, k, v, ld, pos, rows, kv_dim));
+    PROF(CW(ctx), "kv_store", cu_kv_store(C(ctx), kc, vc, k, v, ld, pos, rows, kv_dim));
 }
 static void b_attention(void *ctx, const float *q, int ld_q, const uint16_t *kc, const uint16_t *vc,
                         const int32_t *pos, int rows, int n_head, int n_head_kv, int head_dim, float scale,
                         float *out) {
-    PROF(C(ctx), rows <= 4 ? "attention decode" : "attention prefill",
+    PROF(CW(ctx), rows <= 4 ? "attention decode" : "attention prefill",
          cu_attention(C(ctx), q, ld_q, kc, vc, pos, rows, n_head, n_head_kv, head_dim, scale, out));
 }
 static void b_swiglu(void *ctx, const float *gate, const float *up, int ld_in, float *out, int rows, int dim) {
-    PROF(C(ctx), "swiglu", cu_swiglu(C(ctx), gate, up, ld_in, out, rows, dim));
+    PROF(CW(ctx), "swiglu", cu_swiglu(C(ctx), gate, up, ld_in, out, rows, dim));
 }
 static int b_sample(void *ctx, const float *logits, int n_vocab, const eng_sample_args *a, int32_t *dev_token,
                     int32_t *host_token) {
-    cu_ctx *c = C(ctx);
+    cu_ctx *c = CW(ctx);
     if (c->prof) prof_flush(c);
     const uint64_t t0 = c->prof ? util_now_ns() : 0;
     int rc = cu_sample(c, logits, n_vocab, a, dev_token, host_token);
@@ -224,7 +237,7 @@ static cu_graph_rec *find_graph(cu_ctx *c, int key) {
 }
 
 static int b_record_begin(void *ctx, int key) {
-    cu_ctx *c = C(ctx);
+    cu_ctx *c = CW(ctx);
     if (c->err || c->capturing || c->no_graph || c->prof) return 0;
     cu_graph_rec *g = find_graph(c, key);
     if (g) {
@@ -238,7 +251,7 @@ static int b_record_begin(void *ctx, int key) {
 }
 
 static int b_record_end(void *ctx, int key) {
-    cu_ctx *c = C(ctx);
+    cu_ctx *c = CW(ctx);
     if (!c->capturing) return 0;
     c->capturing = 0;
     cudaGraph_t graph = NULL;
@@ -350,14 +363,36 @@ extern "C" int eng_backend_cuda_new(int device, uint64_t mem_limit, eng_backend 
         c->act_s = (float *)p;
         if (cu_mem_internal(c, (size_t)CU_ATTN_SCRATCH_FLOATS * 4, &p)) goto fail;
         c->attn_part = (float *)p;
+        if (cu_mem_internal(c, CU_ATTN_MAX_CNT * sizeof(unsigned), &p)) goto fail;
+        c->attn_cnt = (unsigned *)p;
+        rc = -EIO;
+        if (cudaMemsetAsync(c->attn_cnt, 0, CU_ATTN_MAX_CNT * sizeof(unsigned), c->stream) != cudaSuccess ||
+            cudaStreamSynchronize(c->stream) != cudaSuccess)
+            goto fail;
+        rc = -ENOMEM;
         if (cu_mem_internal(c, ENG_REPEAT_LAST_N * 4, &p)) goto fail;
         c->samp_hist = (int32_t *)p;
         if (cu_mem_internal(c, 256, &p)) goto fail;
         c->samp_out = (int32_t *)p;
+        if (cu_mem_internal(c, 4096, &p)) goto fail;
+        c->samp_red = (uint32_t *)p;
+        rc = -EIO;
+        if (cudaMemsetAsync(c->samp_red, 0, 4096, c->stream) != cudaSuccess ||
+            cudaStreamSynchronize(c->stream) != cudaSuccess)
+            goto fail;
+        rc = -ENOMEM;
     }
     {
         const char *e = getenv("LLORCH_CUDA_NO_GRAPH");
         c->no_graph = e && !strcmp(e, "1");
+        e = getenv("LLORCH_CUDA_PDL");
+        c->pdl = e ? (!strcmp(e, "0") ? 0 : !strcmp(e, "2") ? 2 : 1) : 1;
+        e = getenv("LLORCH_CUDA_ACTCACHE");
+        c->aq_off = e && !strcmp(e, "0");
+        e = getenv("LLORCH_CUDA_ATTN_FUSED");
+        c->attn_unfused = e && !strcmp(e, "0");
+        e = getenv("LLORCH_CUDA_ARGMAX");
+        c->samp_fast = e && !strcmp(e, "1");
         e = getenv("LLORCH_CUDA_PROFILE");
         if (e && !strcmp(e, "1")) {
             c->prof = (cu_prof *)calloc(1, sizeof *c->prof);

@@ -45,6 +45,8 @@ struct cu_graph_rec {
 #define CU_ACT_MAX_K 65536
 /* attention split-K partials: floats */
 #define CU_ATTN_SCRATCH_FLOATS (2u << 20)
+/* per-(row, head) split counters of the fused decode attention */
+#define CU_ATTN_MAX_CNT 4096
 
 struct cu_ctx {
     int device;
@@ -67,12 +69,16 @@ struct cu_ctx {
     float *act_s;               /* [CU_MMV_MAX_ROWS][CU_ACT_MAX_K/32] */
     __half *act_h;              /* [CU_MMV_MAX_ROWS][CU_ACT_MAX_K] */
     float *attn_part;           /* CU_ATTN_SCRATCH_FLOATS */
+    unsigned *attn_cnt;         /* CU_ATTN_MAX_CNT, zero between launches */
+    int attn_unfused;           /* LLORCH_CUDA_ATTN_FUSED=0 */
     /* sampling scratch: grows at the first sample() call of a vocab size,
      * never inside a graph capture */
     float *samp_w;              /* [samp_cap] working logits */
     int samp_cap;
     int32_t *samp_hist;         /* [ENG_REPEAT_LAST_N] */
     int32_t *samp_out;          /* [1] */
+    uint32_t *samp_red;         /* greedy argmax: [256] f32 values, [256] ids, counter (zero between launches) */
+    int samp_fast;              /* LLORCH_CUDA_ARGMAX=1: greedy through the many-block k_argmax (opt-in) */
 
     /* error latch */
     int err;                    /* 0 or the first cudaError_t seen */
@@ -85,6 +91,23 @@ struct cu_ctx {
     int capture_key;
     int no_graph;               /* LLORCH_CUDA_NO_GRAPH=1: record_begin never captures */
 
+    /* Programmatic dependent launch (Hopper): every kernel is launched with
+     * cudaLaunchAttributeProgrammaticStreamSerialization (cu_launch below)
+     * and begins with cu_pdl_begin(), so the next kernel's launch and block
+     * placement overlap the previous kernel's last wave, also inside graphs.
+     * LLORCH_CUDA_PDL=0 turns the attribute off (plain stream order). */
+    int pdl;
+
+    /* Activation-quantization cache of the mat-vec path (mmv.cu): act_q/d/s
+     * hold x quantized for (aq_x, aq_rows, aq_K, aq_vdt) while aq_x != NULL.
+     * Consecutive matmuls that read the same x (q/k/v, gate/up) quantize it
+     * once. Every op other than an mmv matmul, every memory entry point and
+     * every graph boundary clears it (backend.cu); an mmv whose output
+     * overlaps its input clears it too. LLORCH_CUDA_ACTCACHE=0 turns it off. */
+    const float *aq_x;
+    int aq_rows, aq_K, aq_vdt;
+    int aq_off;
+
     /* LLORCH_CUDA_PROFILE=1: per-op GPU time with events (graphs off), summed
      * per op kind / matmul shape and printed to stderr at destroy */
     struct cu_prof *prof;
@@ -96,6 +119,36 @@ int cu_latch(cu_ctx *c, cudaError_t e, const char *what, const char *file, int l
 #define CUDA_CHECK(c, call) cu_latch((c), (call), #call, __FILE__, __LINE__)
 /* after every <<<>>> launch */
 #define LAUNCH_CHECK(c, name) cu_latch((c), cudaGetLastError(), name, __FILE__, __LINE__)
+
+/* Launches kernel<<<grid, block, smem, c->stream>>>(args...) with the
+ * programmatic-stream-serialization attribute when c->pdl; returns the launch
+ * error (also left for LAUNCH_CHECK). Every kernel launched this way must
+ * call cu_pdl_begin() before it touches global memory. */
+template <typename... KArgs, typename... Args>
+static inline cudaError_t cu_launch(cu_ctx *c, dim3 grid, dim3 block, size_t smem, void (*kernel)(KArgs...),
+                                    Args &&...args) {
+    cudaLaunchConfig_t cfg = {};
+    cfg.gridDim = grid;
+    cfg.blockDim = block;
+    cfg.dynamicSmemBytes = smem;
+    cfg.stream = c->stream;
+    cudaLaunchAttribute at[1];
+    at[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    at[0].val.programmaticStreamSerializationAllowed = 1;
+    cfg.attrs = at;
+    cfg.numAttrs = (c->pdl == 2 || (c->pdl == 1 && c->capturing)) ? 1 : 0;
+    return cudaLaunchKernelEx(&cfg, kernel, static_cast<Args &&>(args)...);
+}
+
+/* First statement of every kernel: wait until the preceding kernel in the
+ * stream has completed and its writes are visible (a no-op without a
+ * programmatic dependency), then let the next kernel be launched early. */
+__device__ __forceinline__ void cu_pdl_begin() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
 
 static inline unsigned cu_div_up(int64_t a, int64_t b) { return (unsigned)((a + b - 1) / b); }
 

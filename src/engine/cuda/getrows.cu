@@ -8,6 +8,7 @@
 template <int T>
 __global__ void k_get_rows_q(const uint8_t *w, size_t nb1, int64_t ne1, int nblk, const int32_t *ids, float *out,
                              int64_t ne0) {
+    cu_pdl_begin();
     typedef qfmt<T> F;
     const int i = blockIdx.x;
     const int u = blockIdx.y * blockDim.x + threadIdx.x;
@@ -28,6 +29,7 @@ __global__ void k_get_rows_q(const uint8_t *w, size_t nb1, int64_t ne1, int nblk
 /* F32 / F16 / BF16: one thread per element */
 template <int T>
 __global__ void k_get_rows_f(const uint8_t *w, size_t nb1, int64_t ne1, const int32_t *ids, float *out, int64_t ne0) {
+    cu_pdl_begin();
     const int i = blockIdx.x;
     const int64_t j = (int64_t)blockIdx.y * blockDim.x + threadIdx.x;
     if (j >= ne0) return;
@@ -48,9 +50,9 @@ void cu_get_rows(cu_ctx *c, const eng_w *w, const int32_t *ids, int n, float *ou
     const uint8_t *wd = (const uint8_t *)w->data;
     if (w->type == QT_F32 || w->type == QT_F16 || w->type == QT_BF16) {
         dim3 grid((unsigned)n, cu_div_up(w->ne0, 256));
-        if (w->type == QT_F32) k_get_rows_f<QT_F32><<<grid, 256, 0, c->stream>>>(wd, w->nb1, w->ne1, ids, out, w->ne0);
-        else if (w->type == QT_F16) k_get_rows_f<QT_F16><<<grid, 256, 0, c->stream>>>(wd, w->nb1, w->ne1, ids, out, w->ne0);
-        else k_get_rows_f<QT_BF16><<<grid, 256, 0, c->stream>>>(wd, w->nb1, w->ne1, ids, out, w->ne0);
+        if (w->type == QT_F32) cu_launch(c, grid, 256, 0, k_get_rows_f<QT_F32>, wd, w->nb1, w->ne1, ids, out, w->ne0);
+        else if (w->type == QT_F16) cu_launch(c, grid, 256, 0, k_get_rows_f<QT_F16>, wd, w->nb1, w->ne1, ids, out, w->ne0);
+        else cu_launch(c, grid, 256, 0, k_get_rows_f<QT_BF16>, wd, w->nb1, w->ne1, ids, out, w->ne0);
         LAUNCH_CHECK(c, "get_rows_f");
         return;
     }
@@ -59,7 +61,7 @@ void cu_get_rows(cu_ctx *c, const eng_w *w, const int32_t *ids, int n, float *ou
     {                                                                                                    \
         const int nblk = (int)(w->ne0 / qfmt<T>::QK);                                                    \
         dim3 grid((unsigned)n, cu_div_up((int64_t)nblk * qfmt<T>::NSUB, 256));                           \
-        k_get_rows_q<T><<<grid, 256, 0, c->stream>>>(wd, w->nb1, w->ne1, nblk, ids, out, w->ne0);        \
+        cu_launch(c, grid, 256, 0, k_get_rows_q<T>, wd, w->nb1, w->ne1, nblk, ids, out, w->ne0);        \
     }
     QFMT_DISPATCH(w->type, GR)
 #undef GR

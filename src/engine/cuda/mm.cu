@@ -29,6 +29,7 @@ using namespace nvcuda;
 template <int T, int BN>
 __global__ void __launch_bounds__(256)
 k_mm_q(const uint8_t *w, size_t nb1, int nblk, int ne1, const float *x, int K, int rows, float *y) {
+    cu_pdl_begin();
     typedef qfmt<T> F;
     extern __shared__ __align__(16) unsigned char smem[];
     __half *As = (__half *)smem;       /* [64 outputs][MM_LDS] */
@@ -115,6 +116,7 @@ k_mm_q(const uint8_t *w, size_t nb1, int nblk, int ne1, const float *x, int K, i
 template <int T>
 __global__ void __launch_bounds__(256)
 k_mm_f(const uint8_t *w, size_t nb1, int K, int ne1, const float *x, int rows, float *y) {
+    cu_pdl_begin();
     __shared__ float As[MF_BK][64 + 4], Bs[MF_BK][64 + 4];
     const int o0 = blockIdx.x * 64, t0 = blockIdx.y * 64;
     const int tid = threadIdx.x, ty = tid >> 4, tx = tid & 15;
@@ -175,7 +177,7 @@ static void launch_mm_q_bn(cu_ctx *c, const eng_w *w, const float *x, float *y, 
         attr_set = true;
     }
     dim3 grid(cu_div_up(w->ne1, MM_BM), cu_div_up(rows, BN));
-    k_mm_q<T, BN><<<grid, 256, MM_SMEM(BN), c->stream>>>((const uint8_t *)w->data, w->nb1, (int)(w->ne0 / qfmt<T>::QK),
+    cu_launch(c, grid, 256, MM_SMEM(BN), k_mm_q<T, BN>, (const uint8_t *)w->data, w->nb1, (int)(w->ne0 / qfmt<T>::QK),
                                                           (int)w->ne1, x, (int)w->ne0, rows, y);
 }
 
@@ -206,9 +208,9 @@ void cu_mm(cu_ctx *c, const eng_w *w, const float *x, float *y, int rows) {
     dim3 gf(cu_div_up(w->ne1, 64), cu_div_up(rows, 64));
     const uint8_t *wd = (const uint8_t *)w->data;
     switch (w->type) {
-    case QT_F32: k_mm_f<QT_F32><<<gf, 256, 0, c->stream>>>(wd, w->nb1, (int)w->ne0, (int)w->ne1, x, rows, y); LAUNCH_CHECK(c, "mm_f32"); return;
-    case QT_F16: k_mm_f<QT_F16><<<gf, 256, 0, c->stream>>>(wd, w->nb1, (int)w->ne0, (int)w->ne1, x, rows, y); LAUNCH_CHECK(c, "mm_f16"); return;
-    case QT_BF16: k_mm_f<QT_BF16><<<gf, 256, 0, c->stream>>>(wd, w->nb1, (int)w->ne0, (int)w->ne1, x, rows, y); LAUNCH_CHECK(c, "mm_bf16"); return;
+    case QT_F32: cu_launch(c, gf, 256, 0, k_mm_f<QT_F32>, wd, w->nb1, (int)w->ne0, (int)w->ne1, x, rows, y); LAUNCH_CHECK(c, "mm_f32"); return;
+    case QT_F16: cu_launch(c, gf, 256, 0, k_mm_f<QT_F16>, wd, w->nb1, (int)w->ne0, (int)w->ne1, x, rows, y); LAUNCH_CHECK(c, "mm_f16"); return;
+    case QT_BF16: cu_launch(c, gf, 256, 0, k_mm_f<QT_BF16>, wd, w->nb1, (int)w->ne0, (int)w->ne1, x, rows, y); LAUNCH_CHECK(c, "mm_bf16"); return;
     default: break;
     }
     if (w->ne0 % 32) {

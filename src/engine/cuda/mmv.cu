@@ -106,6 +106,7 @@ __device__ __forceinline__ void quant_rows(const float *x, int K, int nr, int wa
 /* standalone activation quantization (large matrices): 8 warps per block */
 template <int VDT>
 __global__ void k_quant_act(const float *x, int K, int rows, int8_t *q, float *d, float *s) {
+    cu_pdl_begin();
     const int nwarps_total = gridDim.x * (blockDim.x >> 5);
     const int warp = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
     quant_rows<VDT>(x, K, rows, warp, nwarps_total, threadIdx.x & 31, q, d, s);
@@ -121,6 +122,7 @@ __global__ void __launch_bounds__(MMV_WARPS * 32)
 k_mmv_q(const uint8_t *w, size_t nb1, int nblk, int ne1, const int8_t *aq, const float *ad, const float *as, int K,
         float *y, int nr) {
     typedef qfmt<T> F;
+    cu_pdl_begin();
     const int row = blockIdx.x;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const uint8_t *wr = w + (size_t)row * nb1;
@@ -164,6 +166,7 @@ k_mmv_q1(const uint8_t *w, size_t nb1, int nblk, int ne1, const int8_t *aq, cons
     typedef qfmt<T> F;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int row = blockIdx.x * MMV_WARPS + warp;
+    cu_pdl_begin();
     if (row >= ne1) return;
     const uint8_t *wr = w + (size_t)row * nb1;
     const int K32 = K / 32;
@@ -193,6 +196,7 @@ k_mmv_q1(const uint8_t *w, size_t nb1, int nblk, int ne1, const int8_t *aq, cons
 template <int T, int NR>
 __global__ void __launch_bounds__(MMV_WARPS * 32)
 k_mmv_f(const uint8_t *w, size_t nb1, int ne0, int ne1, const float *x, float *y, int nr) {
+    cu_pdl_begin();
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int row = blockIdx.x * MMV_WARPS + warp;
     if (row >= ne1) return;
@@ -229,10 +233,49 @@ k_mmv_f(const uint8_t *w, size_t nb1, int ne0, int ne1, const float *x, float *y
  * four 16-byte loads; block A's quants are realigned with byte permutes.
  * 64 threads per row. Same integers and the same float association as the
  * CPU reference: sumi * (d_w * d_x). Needs K % 64 == 0 and a 4-aligned row. */
+/* one pair p of row wr into acc[NR] (v3 body, shared by both layouts) */
+template <int NR>
+__device__ __forceinline__ void q4_0_pair_acc(const uint32_t *wr, int p, const int8_t *aq, const float *ad, int K,
+                                              int nr, float *acc) {
+    const int K32 = K / 32;
+    const uint32_t *pw = wr + 9 * (size_t)p;
+    uint32_t v[9];
+#pragma unroll
+    for (int i = 0; i < 9; i++) v[i] = pw[i];
+    const float dA = h2f((uint16_t)(v[0] & 0xFFFFu)), dB = h2f((uint16_t)(v[4] >> 16));
+    int qa[4], qb[4];
+#pragma unroll
+    for (int k = 0; k < 4; k++) {
+        qa[k] = (int)__byte_perm(v[k], v[k + 1], 0x5432);
+        qb[k] = (int)v[5 + k];
+    }
+#pragma unroll
+    for (int r = 0; r < NR; r++) {
+        if (r >= nr) break;
+        const int4 *xp = (const int4 *)(aq + (int64_t)r * K + 64 * (int64_t)p);
+        const int4 x0 = xp[0], x1 = xp[1], x2 = xp[2], x3 = xp[3];
+        const int xa_lo[4] = {x0.x, x0.y, x0.z, x0.w}, xa_hi[4] = {x1.x, x1.y, x1.z, x1.w};
+        const int xb_lo[4] = {x2.x, x2.y, x2.z, x2.w}, xb_hi[4] = {x3.x, x3.y, x3.z, x3.w};
+        int sa = 0, sb = 0, ua = 0, ub = 0;
+#pragma unroll
+        for (int k = 0; k < 4; k++) {
+            sa = dp4a(qa[k] & 0x0F0F0F0F, xa_lo[k], sa);
+            sa = dp4a((qa[k] >> 4) & 0x0F0F0F0F, xa_hi[k], sa);
+            sb = dp4a(qb[k] & 0x0F0F0F0F, xb_lo[k], sb);
+            sb = dp4a((qb[k] >> 4) & 0x0F0F0F0F, xb_hi[k], sb);
+            ua = dp4a(ONES4, xa_lo[k], dp4a(ONES4, xa_hi[k], ua));
+            ub = dp4a(ONES4, xb_lo[k], dp4a(ONES4, xb_hi[k], ub));
+        }
+        const float *dx = ad + (int64_t)r * K32 + 2 * p;
+        acc[r] += (float)(sa - 8 * ua) * (dA * dx[0]) + (float)(sb - 8 * ub) * (dB * dx[1]);
+    }
+}
+
 template <int NR>
 __global__ void __launch_bounds__(64)
 k_mmv_q4_0_pair(const uint8_t *w, size_t nb1, int npair, int ne1, const int8_t *aq, const float *ad, int K, float *y,
                 int nr) {
+    cu_pdl_begin();
     const int row = blockIdx.x, tid = threadIdx.x;
     const uint32_t *wr = (const uint32_t *)(w + (size_t)row * nb1);
     const int K32 = K / 32;
@@ -283,8 +326,36 @@ k_mmv_q4_0_pair(const uint8_t *w, size_t nb1, int npair, int ne1, const int8_t *
     if (tid < NR && tid < nr) y[(int64_t)tid * ne1 + row] = red[0][tid] + red[1][tid];
 }
 
+/* v3w: the same pair body with one WARP per row and 4 rows per 128-thread
+ * block (a quarter of v3's blocks; each lane takes npair/32 pairs, e.g. 2 for
+ * K = 4096, so twice the loads in flight per thread). Aimed at the
+ * 4096x4096 shapes where v3 reaches only ~38% of HBM (4096 blocks of 64
+ * threads, one pair per thread). Not yet run on a GPU: opt-in
+ * (LLORCH_CUDA_MMV=4/5) until the op tests and the kernel bench have run it. */
+template <int NR>
+__global__ void __launch_bounds__(128)
+k_mmv_q4_0_pair_w(const uint8_t *w, size_t nb1, int npair, int ne1, const int8_t *aq, const float *ad, int K,
+                  float *y, int nr) {
+    cu_pdl_begin();
+    const int lane = threadIdx.x & 31;
+    const int row = blockIdx.x * 4 + (threadIdx.x >> 5);
+    if (row >= ne1) return;
+    const uint32_t *wr = (const uint32_t *)(w + (size_t)row * nb1);
+    float acc[NR];
+#pragma unroll
+    for (int r = 0; r < NR; r++) acc[r] = 0.0f;
+#pragma unroll 2
+    for (int p = lane; p < npair; p += 32) q4_0_pair_acc<NR>(wr, p, aq, ad, K, nr, acc);
+#pragma unroll
+    for (int r = 0; r < NR; r++) {
+        const float v = warp_sum(acc[r]);
+        if (lane == 0 && r < nr) y[(int64_t)r * ne1 + row] = v;
+    }
+}
+
 /* ---- dispatch ------------------------------------------------------------------------- */
-/* LLORCH_CUDA_MMV=1 selects the v1 kernel, =2 the generic v2 kernel for
+/* LLORCH_CUDA_MMV=1 selects the v1 kernel, =4/=5 the Q4_0 v3w kernel (see
+ * launch_q), =2 the generic v2 kernel for
  * every format (no Q4_0 pair kernel): comparisons in docs/PERF.md */
 static int g_mmv_v1 = -1;
 static int g_mmv_mode = 0;
@@ -298,16 +369,27 @@ static void launch_q(cu_ctx *c, const eng_w *w, float *y, int rows) {
      * Q8_0 on H100: v1 77 us, v2 95 us) */
     if (g_mmv_v1 || w->ne1 >= 32768) {
         const unsigned grid = cu_div_up(w->ne1, MMV_WARPS);
-#define L1(NR, nr) k_mmv_q1<T, NR><<<grid, MMV_WARPS * 32, 0, c->stream>>>(wd, w->nb1, nblk, (int)w->ne1, c->act_q, c->act_d, c->act_s, K, y, nr)
+#define L1(NR, nr) cu_launch(c, grid, MMV_WARPS * 32, 0, k_mmv_q1<T, NR>, wd, w->nb1, nblk, (int)w->ne1, c->act_q, c->act_d, c->act_s, K, y, nr)
         if (rows == 1) L1(1, 1);
         else if (rows == 2) L1(2, 2);
         else L1(8, rows);
 #undef L1
         return;
     }
-    if (T == QT_Q4_0 && g_mmv_mode != 2 && K % 64 == 0 && ((uintptr_t)wd & 3) == 0) {
+    if (T == QT_Q4_0 && g_mmv_mode != 2 && K % 64 == 0 && ((uintptr_t)wd & 3) == 0 && (w->nb1 & 3) == 0) {
         const int npair = K / 64;
-#define L3(NR, nr) k_mmv_q4_0_pair<NR><<<(unsigned)w->ne1, 64, 0, c->stream>>>(wd, w->nb1, npair, (int)w->ne1, c->act_q, c->act_d, K, y, nr)
+        /* v3w (warp per row): NOT YET RUN ON A GPU, so opt-in only:
+         * LLORCH_CUDA_MMV=4 for every Q4_0 matrix, =5 for K <= 4096 and <= 4096
+         * rows (the Llama q/k/v/o shape, where v3 reaches ~40% of HBM) */
+        if (g_mmv_mode == 4 || (g_mmv_mode == 5 && w->ne1 <= 4096 && K <= 4096)) {
+#define L3W(NR, nr) cu_launch(c, cu_div_up(w->ne1, 4), 128, 0, k_mmv_q4_0_pair_w<NR>, wd, w->nb1, npair, (int)w->ne1, c->act_q, c->act_d, K, y, nr)
+            if (rows == 1) L3W(1, 1);
+            else if (rows == 2) L3W(2, 2);
+            else L3W(8, rows);
+#undef L3W
+            return;
+        }
+#define L3(NR, nr) cu_launch(c, (unsigned)w->ne1, 64, 0, k_mmv_q4_0_pair<NR>, wd, w->nb1, npair, (int)w->ne1, c->act_q, c->act_d, K, y, nr)
         if (rows == 1) L3(1, 1);
         else if (rows == 2) L3(2, 2);
         else L3(8, rows);
@@ -315,7 +397,7 @@ static void launch_q(cu_ctx *c, const eng_w *w, float *y, int rows) {
         return;
     }
     const unsigned grid = (unsigned)w->ne1;
-#define L2(NR, nr) k_mmv_q<T, NR><<<grid, MMV_WARPS * 32, 0, c->stream>>>(wd, w->nb1, nblk, (int)w->ne1, c->act_q, c->act_d, c->act_s, K, y, nr)
+#define L2(NR, nr) cu_launch(c, grid, MMV_WARPS * 32, 0, k_mmv_q<T, NR>, wd, w->nb1, nblk, (int)w->ne1, c->act_q, c->act_d, c->act_s, K, y, nr)
     if (rows == 1) L2(1, 1);
     else if (rows == 2) L2(2, 2);
     else L2(8, rows);
@@ -327,15 +409,17 @@ static void launch_f(cu_ctx *c, const eng_w *w, const float *x, float *y, int ro
     const unsigned grid = cu_div_up(w->ne1, MMV_WARPS);
     const uint8_t *wd = (const uint8_t *)w->data;
     if (rows == 1)
-        k_mmv_f<T, 1><<<grid, MMV_WARPS * 32, 0, c->stream>>>(wd, w->nb1, (int)w->ne0, (int)w->ne1, x, y, 1);
+        cu_launch(c, grid, MMV_WARPS * 32, 0, k_mmv_f<T, 1>, wd, w->nb1, (int)w->ne0, (int)w->ne1, x, y, 1);
     else if (rows == 2)
-        k_mmv_f<T, 2><<<grid, MMV_WARPS * 32, 0, c->stream>>>(wd, w->nb1, (int)w->ne0, (int)w->ne1, x, y, 2);
+        cu_launch(c, grid, MMV_WARPS * 32, 0, k_mmv_f<T, 2>, wd, w->nb1, (int)w->ne0, (int)w->ne1, x, y, 2);
     else
-        k_mmv_f<T, 8><<<grid, MMV_WARPS * 32, 0, c->stream>>>(wd, w->nb1, (int)w->ne0, (int)w->ne1, x, y, rows);
+        cu_launch(c, grid, MMV_WARPS * 32, 0, k_mmv_f<T, 8>, wd, w->nb1, (int)w->ne0, (int)w->ne1, x, y, rows);
 }
 
 void cu_mmv(cu_ctx *c, const eng_w *w, const float *x, float *y, int rows) {
     if (rows <= 0 || w->ne1 <= 0) return;
+    const float *cx = c->aq_x; /* the cached quantized input, if any */
+    c->aq_x = NULL;            /* set again below only after a clean quantized launch */
     switch (w->type) {
     case QT_F32: launch_f<QT_F32>(c, w, x, y, rows); LAUNCH_CHECK(c, "mmv_f32"); return;
     case QT_F16: launch_f<QT_F16>(c, w, x, y, rows); LAUNCH_CHECK(c, "mmv_f16"); return;
@@ -355,13 +439,19 @@ void cu_mmv(cu_ctx *c, const eng_w *w, const float *x, float *y, int rows) {
     const int K = (int)w->ne0;
     const int vdt = qi->vec_dot_type == QT_Q8_K ? VDT_Q8_K : qi->vec_dot_type == QT_Q8_1 ? VDT_Q8_1 : VDT_Q8_0;
     /* 1. the activation rows → vec_dot_type, once (a per-block fused variant
-     * was slower: 19.8 vs 7.9 us on 896x4864 Q5_0, docs/PERF.md) */
-    {
-        const int64_t groups = (int64_t)rows * (vdt == VDT_Q8_K ? K / 256 : K / 32);
+     * was slower: 19.8 vs 7.9 us on 896x4864 Q5_0, docs/PERF.md). With the
+     * cache on, a Q8_0 request is quantized as Q8_1 (the same q and d, plus
+     * s), so Q8_0 and Q8_1 weights reading one x share it. The quantization
+     * is skipped when the scratch already holds this x (c->aq_*: backend.cu
+     * clears it on every op that could write device memory). */
+    const int vq = (!c->aq_off && vdt == VDT_Q8_0) ? VDT_Q8_1 : vdt;
+    const int hit = !c->aq_off && cx == x && c->aq_rows == rows && c->aq_K == K && c->aq_vdt == vq;
+    if (!hit) {
+        const int64_t groups = (int64_t)rows * (vq == VDT_Q8_K ? K / 256 : K / 32);
         const unsigned nb = cu_div_up(groups, 8);
-        if (vdt == VDT_Q8_K) k_quant_act<VDT_Q8_K><<<nb, 256, 0, c->stream>>>(x, K, rows, c->act_q, c->act_d, c->act_s);
-        else if (vdt == VDT_Q8_1) k_quant_act<VDT_Q8_1><<<nb, 256, 0, c->stream>>>(x, K, rows, c->act_q, c->act_d, c->act_s);
-        else k_quant_act<VDT_Q8_0><<<nb, 256, 0, c->stream>>>(x, K, rows, c->act_q, c->act_d, c->act_s);
+        if (vq == VDT_Q8_K) cu_launch(c, nb, 256, 0, k_quant_act<VDT_Q8_K>, x, K, rows, c->act_q, c->act_d, c->act_s);
+        else if (vq == VDT_Q8_1) cu_launch(c, nb, 256, 0, k_quant_act<VDT_Q8_1>, x, K, rows, c->act_q, c->act_d, c->act_s);
+        else cu_launch(c, nb, 256, 0, k_quant_act<VDT_Q8_0>, x, K, rows, c->act_q, c->act_d, c->act_s);
         if (LAUNCH_CHECK(c, "mmv_quantize_act")) return;
     }
     /* 2. the integer dot */
@@ -373,5 +463,14 @@ void cu_mmv(cu_ctx *c, const eng_w *w, const float *x, float *y, int rows) {
         cu_latch(c, cudaErrorNotSupported, "mmv: unsupported tensor type", __FILE__, __LINE__);
         return;
     }
-    LAUNCH_CHECK(c, "mmv_q");
+    if (LAUNCH_CHECK(c, "mmv_q")) return;
+    /* keep the cache unless y overlaps x (then x itself changed) */
+    const uintptr_t xb = (uintptr_t)x, xe = xb + (size_t)rows * (size_t)K * sizeof(float);
+    const uintptr_t yb = (uintptr_t)y, ye = yb + (size_t)rows * (size_t)w->ne1 * sizeof(float);
+    if (!c->aq_off && !c->err && (ye <= xb || yb >= xe)) {
+        c->aq_x = x;
+        c->aq_rows = rows;
+        c->aq_K = K;
+        c->aq_vdt = vq;
+    }
 }

@@ -7,6 +7,7 @@
 #include "common.cuh"
 
 __global__ void k_rmsnorm(const float *x, const float *g, float *y, int dim, float eps) {
+    cu_pdl_begin();
     const int r = blockIdx.x;
     const float *xr = x + (int64_t)r * dim;
     float *yr = y + (int64_t)r * dim;
@@ -29,6 +30,6 @@ __global__ void k_rmsnorm(const float *x, const float *g, float *y, int dim, flo
 void cu_rmsnorm(cu_ctx *c, const float *x, const float *g, float *y, int rows, int dim, float eps) {
     if (rows <= 0 || dim <= 0) return;
     const int threads = rows <= 8 && dim >= 2048 ? 1024 : rows <= 8 && dim >= 512 ? 512 : 256;
-    k_rmsnorm<<<rows, threads, 0, c->stream>>>(x, g, y, dim, eps);
+    cu_launch(c, rows, threads, 0, k_rmsnorm, x, g, y, dim, eps);
     LAUNCH_CHECK(c, "rmsnorm");
 }

@@ -18,6 +18,7 @@ struct rope_k {
 
 __global__ void k_rope(float *x, int ld, const int32_t *pos, int rows, int n_head, int head_dim, rope_k p,
                        const float *ff) {
+    cu_pdl_begin();
     const int half = p.n_rot / 2;
     const int64_t t = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (t >= (int64_t)rows * n_head * half) return;
@@ -68,6 +69,6 @@ void cu_rope(cu_ctx *c, float *x, int ld, const int32_t *pos, int rows, int n_he
         k.corr1 = hi < (float)(p->n_rot - 1) ? hi : (float)(p->n_rot - 1);
     }
     const int64_t n = (int64_t)rows * n_head * (p->n_rot / 2);
-    k_rope<<<cu_div_up(n, 256), 256, 0, c->stream>>>(x, ld, pos, rows, n_head, head_dim, k, p->freq_factors);
+    cu_launch(c, cu_div_up(n, 256), 256, 0, k_rope, x, ld, pos, rows, n_head, head_dim, k, p->freq_factors);
     LAUNCH_CHECK(c, "rope");
 }

@@ -205,6 +205,7 @@ __device__ int nth_tied_id(const float *w, int n, cut_t cut, uint32_t K, int j, 
 
 __global__ void __launch_bounds__(SB) k_sample(const float *logits, float *w, const int32_t *hist, samp_params p,
                                                int32_t *out) {
+    cu_pdl_begin();
     __shared__ double shd[256 + 32];
     __shared__ float shf[32];
     __shared__ int shi[32];
@@ -343,6 +344,79 @@ __global__ void __launch_bounds__(SB) k_sample(const float *logits, float *w, co
     }
 }
 
+/* Greedy fast path (temperature <= 0): argmax over the logits read in place
+ * by many blocks (k_sample copies them and scans with one block). Same
+ * function as block_argmax after the repetition penalty: NaN skipped, ties
+ * to the lower id, 0 when nothing survives; the penalty is applied on the
+ * fly to the (<= 64) history ids. Each block writes its (value, id); the last
+ * block to finish (counter, reset by it) merges them and writes the id.
+ * Not yet run on a GPU: opt-in (LLORCH_CUDA_ARGMAX=1) until test_sample and
+ * the e2e greedy test have run it. */
+#define ARGMAX_B 256
+#define ARGMAX_MAXB 256
+__device__ __forceinline__ void am_merge(float &bv, int &bi, float v2, int i2) {
+    if (i2 >= 0 && (bi < 0 || v2 > bv || (v2 == bv && i2 < bi))) {
+        bv = v2;
+        bi = i2;
+    }
+}
+__device__ __forceinline__ void am_block(float &bv, int &bi, float *shv, int *shi) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) {
+        const float v2 = __shfl_xor_sync(0xffffffffu, bv, o);
+        const int i2 = __shfl_xor_sync(0xffffffffu, bi, o);
+        am_merge(bv, bi, v2, i2);
+    }
+    if ((threadIdx.x & 31) == 0) {
+        shv[threadIdx.x >> 5] = bv;
+        shi[threadIdx.x >> 5] = bi;
+    }
+    __syncthreads();
+    if (threadIdx.x == 0)
+        for (int k = 1; k < ARGMAX_B / 32; k++) am_merge(bv, bi, shv[k], shi[k]);
+}
+__global__ void __launch_bounds__(ARGMAX_B) k_argmax(const float *logits, int n, const int32_t *hist, int nh, float pen,
+                                                     float *pv, int *pi, unsigned *cnt, int32_t *out) {
+    cu_pdl_begin();
+    __shared__ int shh[ENG_REPEAT_LAST_N];
+    __shared__ float shv[ARGMAX_B / 32];
+    __shared__ int shi[ARGMAX_B / 32];
+    __shared__ unsigned sh_last;
+    for (int k = threadIdx.x; k < nh; k += ARGMAX_B) shh[k] = hist[k];
+    __syncthreads();
+    float bv = 0.0f;
+    int bi = -1;
+    for (int i = blockIdx.x * ARGMAX_B + threadIdx.x; i < n; i += gridDim.x * ARGMAX_B) {
+        float v = logits[i];
+        for (int k = 0; k < nh; k++)
+            if (shh[k] == i) {
+                v = v <= 0.0f ? v * pen : __fdiv_rn(v, pen);
+                break;
+            }
+        if (v != v) continue;
+        am_merge(bv, bi, v, i);
+    }
+    am_block(bv, bi, shv, shi);
+    if (threadIdx.x == 0) {
+        pv[blockIdx.x] = bv;
+        pi[blockIdx.x] = bi;
+        __threadfence();
+        sh_last = atomicAdd(cnt, 1u) == gridDim.x - 1;
+    }
+    __syncthreads();
+    if (!sh_last) return;
+    __threadfence();
+    bv = 0.0f;
+    bi = -1;
+    for (int b = threadIdx.x; b < (int)gridDim.x; b += ARGMAX_B) am_merge(bv, bi, __ldcg(pv + b), __ldcg(pi + b));
+    __syncthreads();
+    am_block(bv, bi, shv, shi);
+    if (threadIdx.x == 0) {
+        *out = bi < 0 ? 0 : bi;
+        *cnt = 0;
+    }
+}
+
 int cu_sample(cu_ctx *c, const float *logits, int n_vocab, const eng_sample_args *a, int32_t *dev_token,
               int32_t *host_token) {
     if (n_vocab <= 0) return -EINVAL;
@@ -369,6 +443,25 @@ int cu_sample(cu_ctx *c, const float *logits, int n_vocab, const eng_sample_args
     p.top_k = a->p.top_k;
     p.log_min_p = a->p.min_p > 0.0f ? logf(a->p.min_p) : -INFINITY;
     p.u = a->uniform;
+    int32_t *dst = dev_token ? dev_token : c->samp_out;
+    const int pen_on = p.pen != 1.0f && p.pen > 0.0f;
+    if (!(p.temp > 0.0f) && c->samp_red && c->samp_fast) {
+        int nh = 0;
+        if (pen_on && p.nh > 0 && a->history) {
+            nh = p.nh;
+            if (CUDA_CHECK(c, cudaMemcpyAsync(c->samp_hist, a->history + (a->n_history - p.nh), (size_t)nh * 4,
+                                              cudaMemcpyHostToDevice, c->stream)))
+                return -EIO;
+        }
+        int nb = (int)cu_div_up(n_vocab, 4 * ARGMAX_B);
+        if (nb > ARGMAX_MAXB) nb = ARGMAX_MAXB;
+        float *pv = (float *)c->samp_red;
+        int *pi = (int *)(c->samp_red + ARGMAX_MAXB);
+        unsigned *cnt = (unsigned *)(c->samp_red + 2 * ARGMAX_MAXB);
+        cu_launch(c, nb, ARGMAX_B, 0, k_argmax, logits, n_vocab, (const int32_t *)c->samp_hist, nh, p.pen, pv, pi, cnt,
+                  dst);
+        if (LAUNCH_CHECK(c, "sample_argmax")) return -EIO;
+    } else {
     if (p.nh > 0 && a->history) {
         /* the window holds the last 64 accepted tokens, oldest first */
         const int32_t *h = a->history + (a->n_history - p.nh);
@@ -377,9 +470,9 @@ int cu_sample(cu_ctx *c, const float *logits, int n_vocab, const eng_sample_args
     } else {
         p.nh = 0;
     }
-    int32_t *dst = dev_token ? dev_token : c->samp_out;
-    k_sample<<<1, SB, 0, c->stream>>>(logits, c->samp_w, c->samp_hist, p, dst);
+    cu_launch(c, 1, SB, 0, k_sample, logits, c->samp_w, c->samp_hist, p, dst);
     if (LAUNCH_CHECK(c, "sample")) return -EIO;
+    }
     int32_t tok = 0;
     if (CUDA_CHECK(c, cudaMemcpyAsync(&tok, dst, 4, cudaMemcpyDeviceToHost, c->stream))) return -EIO;
     if (CUDA_CHECK(c, cudaStreamSynchronize(c->stream))) return -EIO;
