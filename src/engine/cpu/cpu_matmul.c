@@ -174,6 +174,30 @@ static void q32u_rows_q5_0(const char *w, int64_t nb, const blk_q8_0 *const *x, 
     q32u_rows(QT_Q5_0, w, nb, x, dx, sx, y, ldy);
 }
 
+/* F32 weights: one weight row against 4 activation rows (f32, no quantization) */
+static void f32_rows(const float *w, int64_t n, const float *const *x, float *y, int64_t ldy) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 wv = _mm256_loadu_ps(w + i);
+        a0 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x[0] + i), a0);
+        a1 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x[1] + i), a1);
+        a2 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x[2] + i), a2);
+        a3 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x[3] + i), a3);
+    }
+    float s0 = hsum(a0), s1 = hsum(a1), s2 = hsum(a2), s3 = hsum(a3);
+    for (; i < n; i++) {
+        s0 += w[i] * x[0][i];
+        s1 += w[i] * x[1][i];
+        s2 += w[i] * x[2][i];
+        s3 += w[i] * x[3][i];
+    }
+    y[0] = s0;
+    y[ldy] = s1;
+    y[2 * ldy] = s2;
+    y[3 * ldy] = s3;
+}
+
 /* one instance per type, so the type test leaves the inner loop */
 static void q32_rows_q4_0(const char *w, int64_t nb, const blk_q8_0 *const *x, float *y, int64_t ldy) {
     q32_rows(QT_Q4_0, w, nb, x, y, ldy);
@@ -227,6 +251,22 @@ static void mm_task(void *ap, int ith, int nth) {
     int64_t lo, hi;
     cpu_split(ne1, ith, nth, &lo, &hi);
 #ifdef MM_SIMD
+    if (w->type == QT_F32 && a->rows >= 4) {
+        const int r4 = a->rows / 4 * 4;
+        for (int64_t ob = lo; ob < hi; ob += MM_BLOCK) {
+            const int64_t oe = ob + MM_BLOCK < hi ? ob + MM_BLOCK : hi;
+            for (int r0 = 0; r0 < r4; r0 += 4) {
+                const float *x[4];
+                for (int r = 0; r < 4; r++) x[r] = a->x + (int64_t)(r0 + r) * ne0;
+                for (int64_t o = ob; o < oe; o++)
+                    f32_rows((const float *)(wd + o * w->nb1), ne0, x, a->y + (int64_t)r0 * ne1 + o, ne1);
+            }
+            for (int r = r4; r < a->rows; r++)
+                for (int64_t o = ob; o < oe; o++)
+                    a->y[(int64_t)r * ne1 + o] = qt_vec_dot(w->type, wd + o * w->nb1, a->x + (int64_t)r * ne0, ne0);
+        }
+        return;
+    }
     const q32_fn kern = a->rows >= 4 && a->vdt == QT_Q8_0 ? q32_kernel(w->type) : NULL;
     if (kern) {
         const int64_t nb = ne0 / QK8_0;
