@@ -97,9 +97,9 @@ static char *run(const char *body, int want_tokens) {
     json_t *end = tw_last_data(&e);
     int out = (int)json_integer_value(json_object_get(end, "tokens_out"));
     const char *why = json_string_value(json_object_get(end, "stop_reason"));
-    print_message("tokens_out=%d stop=%s decode_ms=%lld first_token_ms=%lld\n", out, why,
-                  (long long)json_integer_value(json_object_get(end, "decode_time_ms")),
-                  (long long)json_integer_value(json_object_get(end, "first_token_ms")));
+    print_message("tokens_out=%d stop=%s decode_ms=%.2f first_token_ms=%.2f\n", out, why,
+                  json_number_value(json_object_get(end, "decode_time_ms")),
+                  json_number_value(json_object_get(end, "first_token_ms")));
     assert_true(out <= want_tokens && out >= 1);
     if (!strcmp(why, "max_tokens")) assert_int_equal(out, want_tokens);
     assert_true(tokens <= out);
