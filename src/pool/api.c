@@ -23,8 +23,6 @@
 #include "pool/adapters/adapter.h"
 #include "pool/pool.h"
 
-static pthread_mutex_t start_mu = PTHREAD_MUTEX_INITIALIZER; /* preflight + spawn are one step */
-
 static void bad_request(http_req *r, const ju_err *e) {
     char det[160];
     ju_err_details(e, det, sizeof det);
@@ -71,15 +69,26 @@ static void h_start(http_req *r, void *user) {
         return;
     }
     struct pool_start_req rq = { .model_ref = ref, .gpu_ids = gids, .ngpu = ng, .worker_type = wt, .capability = cap,
-                                 .ctx = ctx };
+                                 .ctx = ctx, .allow_pull = 1 };
     struct pool_preflight pf;
     char msg[512], det[512];
-    pthread_mutex_lock(&start_mu);
+    pthread_mutex_lock(&p->start_mu);
     uint64_t t0 = util_now_ns();
     enum err_code code = pool_preflight_run(p, &rq, &pf, msg, sizeof msg, det, sizeof det);
     double pf_ms = (double)(util_now_ns() - t0) / 1e6;
     char id[40] = "";
-    if (code == ERR_OK) {
+    int pulling = 0;
+    if (code == ERR_OK && pf.needs_pull) { /* provisionable: pull, then start (lifecycle.c) */
+        code = pool_model_pull(p, ref, msg, sizeof msg);
+        char e2[256];
+        if (code == ERR_OK &&
+            pool_worker_start_provisioning(p, pf.ad, ref, gids, ng, ctx, cap, id, e2, sizeof e2) < 0) {
+            code = ERR_INTERNAL;
+            snprintf(msg, sizeof msg, "start failed: %s", e2);
+        }
+        det[0] = 0;
+        pulling = code == ERR_OK;
+    } else if (code == ERR_OK) {
         char e2[256];
         if (pool_worker_spawn(p, pf.ad, ref, pf.model_path, gids, ng, pf.ctx, cap, pf.estimate, id, e2, sizeof e2) < 0) {
             code = ERR_INTERNAL;
@@ -87,8 +96,9 @@ static void h_start(http_req *r, void *user) {
             det[0] = 0;
         }
     }
-    pthread_mutex_unlock(&start_mu);
-    metrics_add(p->m_starts, (const char *[]){ code == ERR_OK ? "ok" : err_name(code) }, 1);
+    pthread_mutex_unlock(&p->start_mu);
+    /* a provisioning start counts its outcome when it launches (lifecycle.c) */
+    if (!pulling) metrics_add(p->m_starts, (const char *[]){ code == ERR_OK ? "ok" : err_name(code) }, 1);
     LOG_KV(code == ERR_OK ? LOG_INFO : LOG_WARN, POOL_COMPONENT, "worker_start", http_req_correlation_id(r),
            "\"outcome\":\"%s\",\"worker_id\":\"%s\",\"preflight_ms\":%.2f,\"estimate_bytes\":%llu", err_name(code), id,
            pf_ms, (unsigned long long)pf.estimate);
@@ -98,8 +108,8 @@ static void h_start(http_req *r, void *user) {
         return;
     }
     char out[256];
-    snprintf(out, sizeof out, "{\"worker_id\":\"%s\",\"status\":\"starting\",\"estimate_bytes\":%llu}", id,
-             (unsigned long long)pf.estimate);
+    snprintf(out, sizeof out, "{\"worker_id\":\"%s\",\"status\":\"starting\",\"estimate_bytes\":%llu,\"provisioning\":%s}",
+             id, (unsigned long long)pf.estimate, pulling ? "true" : "false");
     http_respond_json(r, 202, out);
 }
 

@@ -48,6 +48,7 @@ void pool_random_hex(char *out, size_t nbytes) {
 }
 
 int pool_lifecycle_init(struct pool *p) {
+    pthread_mutex_init(&p->start_mu, NULL);
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->cv, NULL);
     return 0;
@@ -209,11 +210,11 @@ static void *watcher_main(void *arg) {
 }
 
 /* ---- spawn ----------------------------------------------------------------------- */
-int pool_worker_spawn(struct pool *p, const struct pool_adapter *ad, const char *model_ref, const char *model_path,
-                      const int *gpu_ids, int ngpu, int64_t ctx, const char *capability, uint64_t estimate,
-                      char id_out[40], char *err, size_t errlen) {
+static struct pool_worker *worker_alloc(const struct pool_adapter *ad, const char *model_ref, const char *model_path,
+                                        const int *gpu_ids, int ngpu, int64_t ctx, const char *capability,
+                                        uint64_t estimate) {
     struct pool_worker *w = calloc(1, sizeof *w);
-    if (!w) return util_fail(err, errlen, -ENOMEM, "out of memory");
+    if (!w) return NULL;
     char rnd[25];
     pool_random_hex(rnd, 8);
     snprintf(w->id, sizeof w->id, "w-%s", rnd);
@@ -227,26 +228,31 @@ int pool_worker_spawn(struct pool *p, const struct pool_adapter *ad, const char 
     snprintf(w->capability, sizeof w->capability, "%s", capability ? capability : "text-gen");
     w->reserved_bytes = estimate;
     w->status = PW_STARTING;
+    w->started_ns = util_now_ns();
     snprintf(w->worker_type, sizeof w->worker_type, "%s", ad->ops->type);
     snprintf(w->memory_architecture, sizeof w->memory_architecture, "%s", pool_adapter_memarch(ad));
+    return w;
+}
 
+/* Starts w's process and its watcher (caller holds mu). in_table: w is
+ * already in the worker table (a start that waited for provisioning). On
+ * failure w is out of the table, its adapter state released; the caller
+ * frees it. */
+static int launch_locked(struct pool *p, struct pool_worker *w, int in_table, char *err, size_t errlen) {
+    const struct pool_adapter *ad = w->ad;
+    int rc;
     char cb[400];
     snprintf(cb, sizeof cb, "%s/v2/internal/workers/ready", p->endpoint);
-    struct pool_spawn_args sa = { .worker_id = w->id, .model_path = model_path, .model_ref = model_ref,
+    struct pool_spawn_args sa = { .worker_id = w->id, .model_path = w->model_path, .model_ref = w->model_ref,
                                   .spawn_token = w->token, .callback_url = cb, .gpu_ids = w->gpu_ids,
-                                  .ngpu = w->ngpu, .ctx = ctx, .ctx_out = &w->adapter_ctx };
+                                  .ngpu = w->ngpu, .ctx = w->ctx, .ctx_out = &w->adapter_ctx };
     struct pool_argv av;
     memset(&av, 0, sizeof av);
-    int rc = ad->ops->spawn(ad, &sa, &av, err, errlen);
-    if (rc < 0) {
-        if (ad->ops->cleanup) ad->ops->cleanup(w);
-        free(w);
-        return rc;
-    }
-    int pfd[2];
+    int pfd[2] = { -1, -1 };
+    if ((rc = ad->ops->spawn(ad, &sa, &av, err, errlen)) < 0) goto fail;
     if (pipe2(pfd, O_CLOEXEC) != 0) {
-        free(w);
-        return util_fail(err, errlen, -errno, "pipe: %s", strerror(errno));
+        rc = util_fail(err, errlen, -errno, "pipe: %s", strerror(errno));
+        goto fail;
     }
     posix_spawn_file_actions_t fa;
     posix_spawnattr_t at;
@@ -262,37 +268,24 @@ int pool_worker_spawn(struct pool *p, const struct pool_adapter *ad, const char 
     sigaddset(&defs, SIGTERM);
     sigaddset(&defs, SIGINT);
     sigaddset(&defs, SIGCHLD);
-    posix_spawnattr_setsigmask(&at, &none);
+    posix_spawnattr_setsigmask(&at, &none); /* the pool blocks SIGTERM/SIGINT; the worker must not inherit that */
     posix_spawnattr_setsigdefault(&at, &defs);
     posix_spawnattr_setpgroup(&at, 0); /* its own group: a ^C to the pool is the pool's to handle */
     posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP);
-
-    pthread_mutex_lock(&p->mu);
-    if (p->nworkers >= POOL_MAX_WORKERS || p->shutting_down) {
-        pthread_mutex_unlock(&p->mu);
-        posix_spawn_file_actions_destroy(&fa);
-        posix_spawnattr_destroy(&at);
-        close(pfd[0]);
-        close(pfd[1]);
-        if (ad->ops->cleanup) ad->ops->cleanup(w);
-        free(w);
-        return util_fail(err, errlen, -EBUSY, "worker table full or shutting down");
-    }
     w->started_ns = util_now_ns();
     rc = posix_spawn(&w->pid, av.argv[0], &fa, &at, av.argv, environ);
     posix_spawn_file_actions_destroy(&fa);
     posix_spawnattr_destroy(&at);
     close(pfd[1]);
-    const char *outcome = rc == 0 ? "ok" : "error";
-    metrics_add(p->m_spawns, (const char *[]){ ad->name, outcome }, 1);
+    pfd[1] = -1;
+    metrics_add(p->m_spawns, (const char *[]){ ad->name, rc == 0 ? "ok" : "error" }, 1);
     if (rc != 0) {
-        pthread_mutex_unlock(&p->mu);
-        close(pfd[0]);
-        if (ad->ops->cleanup) ad->ops->cleanup(w);
-        free(w);
-        return util_fail(err, errlen, -rc, "spawn %s: %s", av.argv[0], strerror(rc));
+        w->pid = 0;
+        rc = util_fail(err, errlen, -rc, "spawn %s: %s", av.argv[0], strerror(rc));
+        goto fail;
     }
-    p->workers[p->nworkers++] = w;
+    if (!in_table) p->workers[p->nworkers++] = w;
+    in_table = 1;
     sim_sync_locked(p);
     struct watch_args *wa = malloc(sizeof *wa);
     int trc = -1;
@@ -305,14 +298,10 @@ int pool_worker_spawn(struct pool *p, const struct pool_adapter *ad, const char 
     if (trc != 0) { /* no watcher: nobody could reap it; undo now */
         kill(w->pid, SIGKILL);
         waitpid(w->pid, NULL, 0);
-        remove_locked(p, w);
-        pthread_mutex_unlock(&p->mu);
-        close(pfd[0]);
-        if (ad->ops->cleanup) ad->ops->cleanup(w);
-        free(w);
-        return util_fail(err, errlen, -EAGAIN, "cannot start the watcher thread");
+        w->pid = 0;
+        rc = util_fail(err, errlen, -EAGAIN, "cannot start the watcher thread");
+        goto fail;
     }
-    snprintf(id_out, 40, "%s", w->id);
     {
         char kv[POOL_REF_MAX + 256];
         struct util_sb sb;
@@ -320,20 +309,156 @@ int pool_worker_spawn(struct pool *p, const struct pool_adapter *ad, const char 
         util_sb_printf(&sb, "\"worker_id\":\"%s\",\"pid\":%d,\"adapter\":", w->id, (int)w->pid);
         util_sb_json_str(&sb, ad->name);
         util_sb_puts(&sb, ",\"model_ref\":");
-        util_sb_json_str(&sb, model_ref);
+        util_sb_json_str(&sb, w->model_ref);
         util_sb_printf(&sb, ",\"gpu\":%d,\"reserved_bytes\":%llu", w->ngpu ? w->gpu_ids[0] : POOL_HOST_DEVICE,
-                       (unsigned long long)estimate);
+                       (unsigned long long)w->reserved_bytes);
         LOG_KV(LOG_INFO, POOL_COMPONENT, "worker_spawn", NULL, "%s", kv);
     }
     if (ad->ops->started) {
         char e2[256];
-        if (ad->ops->started(p, w, e2, sizeof e2) < 0) {
+        if (ad->ops->started(p, w, e2, sizeof e2) < 0) { /* the watcher reaps it and reports the failure */
             LOG_KV(LOG_ERROR, POOL_COMPONENT, "worker_spawn", NULL, "\"worker_id\":\"%s\",\"error\":\"adapter\"", w->id);
-            w->stop_requested = 0;
             ad->ops->kill(w);
         }
     }
+    return 0;
+fail:
+    if (pfd[0] >= 0) close(pfd[0]);
+    if (pfd[1] >= 0) close(pfd[1]);
+    if (in_table) remove_locked(p, w);
+    if (ad->ops->cleanup) ad->ops->cleanup(w);
+    return rc;
+}
+
+int pool_worker_spawn(struct pool *p, const struct pool_adapter *ad, const char *model_ref, const char *model_path,
+                      const int *gpu_ids, int ngpu, int64_t ctx, const char *capability, uint64_t estimate,
+                      char id_out[40], char *err, size_t errlen) {
+    struct pool_worker *w = worker_alloc(ad, model_ref, model_path, gpu_ids, ngpu, ctx, capability, estimate);
+    if (!w) return util_fail(err, errlen, -ENOMEM, "out of memory");
+    pthread_mutex_lock(&p->mu);
+    int rc = p->nworkers >= POOL_MAX_WORKERS || p->shutting_down
+                 ? util_fail(err, errlen, -EBUSY, "worker table full or shutting down")
+                 : launch_locked(p, w, 0, err, errlen);
+    if (rc == 0) snprintf(id_out, 40, "%s", w->id);
     pthread_mutex_unlock(&p->mu);
+    if (rc < 0) free(w);
+    return rc;
+}
+
+/* ---- a start that waits for its model to be provisioned ------------------------- */
+struct prov_args {
+    struct pool *p;
+    struct pool_worker *w;
+};
+
+static void prov_fail(struct pool *p, struct pool_worker *w, int report, enum err_code code, const char *msg) {
+    pthread_mutex_lock(&p->mu);
+    remove_locked(p, w);
+    pthread_mutex_unlock(&p->mu);
+    LOG_KV(LOG_WARN, POOL_COMPONENT, "worker_failed", NULL, "\"worker_id\":\"%s\",\"phase\":\"provisioning\",\"code\":\"%s\"",
+           w->id, err_name(code));
+    if (report) {
+        char tail[400];
+        snprintf(tail, sizeof tail, "provisioning failed: %s: %s", err_name(code), msg);
+        pool_report_failed(p, w->id, -1, 0, 0, tail);
+    }
+    free(w);
+}
+
+static void *prov_main(void *arg) {
+    struct prov_args a = *(struct prov_args *)arg;
+    free(arg);
+    struct pool *p = a.p;
+    struct pool_worker *w = a.w;
+    char msg[512] = "", det[512];
+    enum err_code code = ERR_OK;
+    for (;;) { /* wait for the pull (or a stop) */
+        pthread_mutex_lock(&p->mu);
+        int stop = w->stop_requested || p->shutting_down;
+        int st = stop ? -1 : pool_download_state_locked(p, w->model_ref, &code, msg, sizeof msg);
+        pthread_mutex_unlock(&p->mu);
+        if (stop) {
+            prov_fail(p, w, 0, ERR_CANCELLED, "stopped while provisioning");
+            return NULL;
+        }
+        if (st == PDL_DONE) break;
+        if (st != PDL_RUNNING) {
+            prov_fail(p, w, 1, st < 0 ? ERR_INTERNAL : code, st < 0 ? "the pull vanished" : msg);
+            return NULL;
+        }
+        usleep(50000);
+    }
+    /* the rest of preflight, now on the file; then launch into the same record */
+    struct pool_start_req rq = { .model_ref = w->model_ref, .gpu_ids = w->gpu_ids, .ngpu = w->ngpu,
+                                 .worker_type = w->ad->name, .capability = w->capability, .ctx = w->ctx, .self = w };
+    struct pool_preflight pf;
+    pthread_mutex_lock(&p->start_mu);
+    code = pool_preflight_run(p, &rq, &pf, msg, sizeof msg, det, sizeof det);
+    int rc = -1, tried = 0;
+    if (code == ERR_OK) {
+        pthread_mutex_lock(&p->mu);
+        if (w->stop_requested || p->shutting_down) {
+            code = ERR_CANCELLED;
+            snprintf(msg, sizeof msg, "stopped while provisioning");
+        } else {
+            snprintf(w->model_path, sizeof w->model_path, "%s", pf.model_path);
+            w->reserved_bytes = pf.estimate;
+            w->ctx = pf.ctx;
+            w->provisioning = 0;
+            tried = 1;
+            rc = launch_locked(p, w, 1, msg, sizeof msg);
+            if (rc < 0) code = ERR_INTERNAL;
+        }
+        pthread_mutex_unlock(&p->mu);
+    }
+    pthread_mutex_unlock(&p->start_mu);
+    metrics_add(p->m_starts, (const char *[]){ code == ERR_OK ? "ok" : err_name(code) }, 1);
+    if (rc < 0 && code == ERR_OK) code = ERR_INTERNAL;
+    if (rc < 0) {
+        if (!tried) { /* still in the table: remove there */
+            prov_fail(p, w, code != ERR_CANCELLED, code, msg);
+        } else { /* launch_locked already took it out */
+            char tail[600];
+            snprintf(tail, sizeof tail, "start after provisioning failed: %s", msg);
+            pool_report_failed(p, w->id, -1, 0, 0, tail);
+            free(w);
+        }
+    }
+    return NULL;
+}
+
+int pool_worker_start_provisioning(struct pool *p, const struct pool_adapter *ad, const char *model_ref,
+                                   const int *gpu_ids, int ngpu, int64_t ctx, const char *capability, char id_out[40],
+                                   char *err, size_t errlen) {
+    struct pool_worker *w = worker_alloc(ad, model_ref, "", gpu_ids, ngpu, ctx, capability, 0);
+    struct prov_args *a = malloc(sizeof *a);
+    if (!w || !a) {
+        free(w);
+        free(a);
+        return util_fail(err, errlen, -ENOMEM, "out of memory");
+    }
+    w->provisioning = 1;
+    *a = (struct prov_args){ .p = p, .w = w };
+    pthread_mutex_lock(&p->mu);
+    if (p->nworkers >= POOL_MAX_WORKERS || p->shutting_down) {
+        pthread_mutex_unlock(&p->mu);
+        free(w);
+        free(a);
+        return util_fail(err, errlen, -EBUSY, "worker table full or shutting down");
+    }
+    p->workers[p->nworkers++] = w;
+    pthread_t t;
+    if (pthread_create(&t, NULL, prov_main, a) != 0) {
+        remove_locked(p, w);
+        pthread_mutex_unlock(&p->mu);
+        free(w);
+        free(a);
+        return util_fail(err, errlen, -EAGAIN, "cannot start a thread");
+    }
+    pthread_detach(t);
+    snprintf(id_out, 40, "%s", w->id);
+    pthread_mutex_unlock(&p->mu);
+    LOG_KV(LOG_INFO, POOL_COMPONENT, "worker_provisioning", NULL, "\"worker_id\":\"%s\"", id_out);
     return 0;
 }
 
@@ -463,7 +588,9 @@ void pool_workers_json_locked(struct pool *p, struct util_sb *sb) {
         util_sb_printf(sb, ",\"status\":\"%s\",\"pid\":%d,\"context_length\":%lld,\"quant_kind\":",
                        pool_wstatus_name(w->status), (int)w->pid, (long long)w->context_length);
         util_sb_json_str(sb, w->quant_kind);
-        util_sb_printf(sb, ",\"uptime_ms\":%llu", (unsigned long long)((util_now_ns() - w->started_ns) / 1000000ull));
+        util_sb_printf(sb, ",\"uptime_ms\":%llu,\"provisioning\":%s",
+                       (unsigned long long)((util_now_ns() - w->started_ns) / 1000000ull),
+                       w->provisioning ? "true" : "false");
         w->ad->ops->state(w, sb);
         util_sb_putc(sb, '}');
     }

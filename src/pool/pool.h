@@ -109,6 +109,7 @@ struct pool_worker {
     pid_t pid;
     int reaped;                      /* pid no longer ours to signal */
     int stop_requested;
+    int provisioning;                /* waiting for its model's pull (no process yet, pid 0) */
     uint64_t started_ns, kill_at_ns; /* kill_at_ns: SIGKILL deadline after SIGTERM (0 = none) */
     char tail[POOL_TAIL_BYTES];      /* ring of the last stderr bytes */
     size_t tail_len, tail_pos;
@@ -149,6 +150,7 @@ struct pool {
     int nadapters;
     http_server *http;               /* owned */
 
+    pthread_mutex_t start_mu;        /* preflight + spawn are one step (taken before mu) */
     pthread_mutex_t mu;              /* guards everything below */
     pthread_cond_t cv;               /* signalled on worker table changes */
     struct pool_worker *workers[POOL_MAX_WORKERS];
@@ -177,6 +179,13 @@ int pool_lifecycle_init(struct pool *p);
 int pool_worker_spawn(struct pool *p, const struct pool_adapter *ad, const char *model_ref, const char *model_path,
                       const int *gpu_ids, int ngpu, int64_t ctx, const char *capability, uint64_t estimate,
                       char id_out[40], char *err, size_t errlen);
+/* A start whose hf: model is not local yet: the worker is recorded (starting,
+ * provisioning, no process), the pull is started by the caller, and a thread
+ * waits for it, runs preflight on the file and launches the worker into the
+ * same record; a failure removes it and is reported like a worker failure. */
+int pool_worker_start_provisioning(struct pool *p, const struct pool_adapter *ad, const char *model_ref,
+                                   const int *gpu_ids, int ngpu, int64_t ctx, const char *capability, char id_out[40],
+                                   char *err, size_t errlen);
 /* The ready callback: body already parsed by api.c. Returns 0, or an error code
  * (nothing changes on failure). */
 struct pool_ready {
@@ -209,6 +218,8 @@ struct pool_start_req {
     const char *worker_type;         /* NULL = default adapter */
     const char *capability;          /* NULL = text-gen */
     int64_t ctx;                     /* 0 = model default capped at 4096 */
+    int allow_pull;                  /* an hf: ref not local yet passes (out->needs_pull) */
+    const struct pool_worker *self;  /* the provisioning worker itself: not a conflict */
 };
 struct pool_preflight {
     const struct pool_adapter *ad;
@@ -218,6 +229,7 @@ struct pool_preflight {
     uint64_t available;              /* on the tightest device */
     int gpu;                         /* the tightest device */
     int64_t ctx;
+    int needs_pull;                  /* ERR_OK but the model must be pulled first (checks after it not run) */
 };
 /* Returns ERR_OK or the code; msg and details_json (a JSON object or "") filled. */
 enum err_code pool_preflight_run(struct pool *p, const struct pool_start_req *rq, struct pool_preflight *out,
@@ -232,6 +244,11 @@ int pool_estimate_model(const char *path, int64_t *ctx_inout, char *arch, size_t
 enum err_code pool_model_resolve(struct pool *p, const char *ref, char *path, size_t cap, char *msg, size_t msglen);
 /* Starts (or joins) a pull; returns the download (owned by the pool). */
 enum err_code pool_model_pull(struct pool *p, const char *ref, char *msg, size_t msglen);
+/* A pull's state (enum pool_dl_state), or -1 when there is none (caller holds mu);
+ * a failed pull's code and message. */
+int pool_download_state_locked(struct pool *p, const char *ref, enum err_code *code, char *msg, size_t msglen);
+/* 1 when ref is a well-formed hf: ref (a pull could fetch it). */
+int pool_model_is_hf(const char *ref);
 /* {"model_ref","state","bytes","total","path","sha256","error"} of a pull (caller holds mu). */
 int pool_download_json_locked(struct pool *p, const char *ref, struct util_sb *sb);
 /* Hot-load: reads a cached model once in the background so the page cache

@@ -144,8 +144,25 @@ enum err_code pool_preflight_run(struct pool *p, const struct pool_start_req *rq
     } else {
         want[nwant++] = POOL_HOST_DEVICE;
     }
+    /* a conflicting worker: the same model already starting on the same device */
+    pthread_mutex_lock(&p->mu);
+    for (int i = 0; i < p->nworkers; i++) {
+        const struct pool_worker *w = p->workers[i];
+        if (w != rq->self && w->status == PW_STARTING && w->ad == ad && !strcmp(w->model_ref, rq->model_ref) &&
+            (w->ngpu ? w->gpu_ids[0] : POOL_HOST_DEVICE) == want[0]) {
+            pthread_mutex_unlock(&p->mu);
+            snprintf(msg, msglen, "worker %s is already starting this model on this device", w->id);
+            snprintf(det, dlen, "{\"worker_id\":\"%s\"}", w->id);
+            return ERR_CONFLICT;
+        }
+    }
+    pthread_mutex_unlock(&p->mu);
     /* model */
     enum err_code code = pool_model_resolve(p, rq->model_ref, out->model_path, sizeof out->model_path, msg, msglen);
+    if (code == ERR_MODEL_NOT_FOUND && rq->allow_pull && pool_model_is_hf(rq->model_ref)) {
+        out->needs_pull = 1; /* provisionable: the rest runs once the file is here */
+        return ERR_OK;
+    }
     if (code != ERR_OK) return code;
     out->ctx = rq->ctx;
     uint64_t est = 0;
@@ -160,16 +177,6 @@ enum err_code pool_preflight_run(struct pool *p, const struct pool_start_req *rq
     /* memory: every device the worker uses must hold its share */
     uint64_t share = est / (uint64_t)nwant;
     pthread_mutex_lock(&p->mu);
-    for (int i = 0; i < p->nworkers; i++) { /* a conflicting worker: same model on the same device, still starting */
-        const struct pool_worker *w = p->workers[i];
-        if (w->status == PW_STARTING && w->ad == ad && !strcmp(w->model_ref, rq->model_ref) &&
-            (w->ngpu ? w->gpu_ids[0] : POOL_HOST_DEVICE) == want[0]) {
-            pthread_mutex_unlock(&p->mu);
-            snprintf(msg, msglen, "worker %s is already starting this model on this device", w->id);
-            snprintf(det, dlen, "{\"worker_id\":\"%s\"}", w->id);
-            return ERR_CONFLICT;
-        }
-    }
     for (int i = 0; i < nwant; i++) {
         const struct pool_device *x = NULL;
         for (int k = 0; k < nd; k++)

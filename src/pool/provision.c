@@ -447,6 +447,19 @@ enum err_code pool_model_pull(struct pool *p, const char *ref, char *msg, size_t
     return ERR_OK;
 }
 
+int pool_download_state_locked(struct pool *p, const char *ref, enum err_code *code, char *msg, size_t msglen) {
+    struct pool_download *d = find_dl_locked(p, ref);
+    if (!d) return -1;
+    *code = d->error;
+    snprintf(msg, msglen, "%s", d->message);
+    return (int)d->state;
+}
+
+int pool_model_is_hf(const char *ref) {
+    struct hf_ref h;
+    return parse_hf(ref, &h) == 0;
+}
+
 int pool_download_json_locked(struct pool *p, const char *ref, struct util_sb *sb) {
     struct pool_download *d = find_dl_locked(p, ref);
     if (!d) return -ENOENT;

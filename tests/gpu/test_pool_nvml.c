@@ -1,11 +1,13 @@
-// test-libs: llorch_net PkgConfig::JANSSON
+// test-libs: llorch_net PkgConfig::JANSSON llorch_engine_cuda
 /* pool-managerd on a real GPU (issue 5, acceptance 8): the NVML inventory
  * (dlopen'd, read-only) shows the card with real total/free memory, and
  * starting worker-orcd (bespoke-cuda, the default adapter the pool picks
  * itself when worker-orcd sits beside it and NVML sees a GPU) on a synthetic
  * Qwen2.5-0.5B (made by `llorch gguf make --preset qwen2.5-0.5b`) lowers the
  * NVML free memory by about what the worker reports; stopping it gives the
- * memory back. Exits 77 where NVML or a GPU is missing. */
+ * memory back. Exits 77 where NVML or a GPU is missing. (llorch_engine_cuda is
+ * listed only so this test is built where the CUDA pieces are, like the
+ * other GPU tests; nothing of it is used.) */
 #include "integration/test_pool_util.h"
 
 #include <dlfcn.h>

@@ -166,8 +166,6 @@ static void test_model_refusals(void **st) {
     char body[1400];
     json_decref(refused("{\"model_ref\":\"file:/nonexistent/model.gguf\",\"worker_type\":\"cpu\"}", 404,
                         "MODEL_NOT_FOUND"));
-    json_decref(refused("{\"model_ref\":\"hf:nobody/nothing::file=x.gguf\",\"worker_type\":\"cpu\"}", 404,
-                        "MODEL_NOT_FOUND"));
     snprintf(body, sizeof body, "{\"model_ref\":\"file:%s\",\"worker_type\":\"cpu\"}", text_path);
     json_decref(refused(body, 400, "MODEL_INCOMPATIBLE"));
     snprintf(body, sizeof body, "{\"model_ref\":\"file:%s\",\"worker_type\":\"cpu\"}", mamba_path);

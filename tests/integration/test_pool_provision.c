@@ -39,7 +39,7 @@ static void send_all(int fd, const void *b, size_t n) {
 static void *hf_main(void *arg) {
     hf_double *h = arg;
     for (;;) {
-        int c = accept(h->lfd, NULL, NULL);
+        int c = accept4(h->lfd, NULL, NULL, SOCK_CLOEXEC);
         if (c < 0) return NULL;
         char req[8192];
         size_t n = 0;
@@ -99,7 +99,7 @@ static void hf_start(hf_double *h) {
     char p[1024], err[128];
     TU_MODEL(p, "stories260K.gguf");
     assert_int_equal(util_read_file(p, 64 << 20, &h->data, &h->len, err, sizeof err), 0);
-    h->lfd = socket(AF_INET, SOCK_STREAM, 0);
+    h->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
     assert_int_equal(bind(h->lfd, (struct sockaddr *)&a, sizeof a), 0);
     assert_int_equal(listen(h->lfd, 16), 0);
@@ -160,13 +160,7 @@ static void test_hf_resume_sha_rename(void **st) {
     const char *args[] = { "--inventory", "host", NULL };
     tp_pool pool;
     tp_pool_start(&pool, args, env);
-    /* not cached yet: a start is refused, nothing spawned */
-    json_t *r = NULL;
-    assert_int_equal(tp_call(pool.url, "POST", "/v2/workers/start", "{\"model_ref\":\"" HF_REF "\"}", &r), 404);
-    assert_string_equal(tp_code(r), "MODEL_NOT_FOUND");
-    json_decref(r);
-
-    r = pull_wait(&pool, HF_REF);
+    json_t *r = pull_wait(&pool, HF_REF);
     if (strcmp(tp_str(r, "state"), "done")) fail_msg("pull: %s", json_dumps(r, 0));
     assert_string_equal(tp_str(r, "sha256"), STORIES_SHA256);
     assert_int_equal(tp_int(r, "bytes"), (json_int_t)hf.len);
@@ -247,10 +241,75 @@ static void test_mirror_first(void **st) {
     if (system(cmd)) {}
 }
 
+/* a start whose hf: model is not local: the pool pulls it (resuming the cut
+ * transfer), then launches the worker under the same id */
+static void test_start_provisions(void **st) {
+    (void)st;
+    hf_double hf;
+    hf_start(&hf);
+    tp_orch orch;
+    tp_orch_start(&orch, 0);
+    char ep[96], ou[64];
+    snprintf(ep, sizeof ep, "LLORCH_HF_ENDPOINT=http://127.0.0.1:%d", hf.port);
+    snprintf(ou, sizeof ou, "http://127.0.0.1:%d", orch.port);
+    const char *env[] = { ep, "LLORCH_MODEL_MIRROR=", NULL };
+    const char *args[] = { "--inventory", "host", "--orchestrator-url", ou, NULL };
+    tp_pool pool;
+    tp_pool_start(&pool, args, env);
+    json_t *r = NULL;
+    assert_int_equal(tp_call(pool.url, "POST", "/v2/workers/start", "{\"model_ref\":\"" HF_REF "\"}", &r), 202);
+    assert_true(json_is_true(json_object_get(r, "provisioning")));
+    char id[64];
+    snprintf(id, sizeof id, "%s", tp_str(r, "worker_id"));
+    json_decref(r);
+    /* a second start of the same model while the first provisions: a conflict */
+    assert_int_equal(tp_call(pool.url, "POST", "/v2/workers/start", "{\"model_ref\":\"" HF_REF "\"}", &r), 409);
+    json_decref(r);
+    assert_true(tp_wait_status(&pool, id, "ready", 60000));
+    json_t *s = tp_state(&pool);
+    json_t *w = tp_worker(s, id);
+    assert_false(json_is_true(json_object_get(w, "provisioning")));
+    assert_true(tp_int(w, "memory_bytes") > 0);
+    json_decref(s);
+    pthread_mutex_lock(&hf.mu);
+    assert_int_equal(hf.requests, 2);
+    assert_int_equal(hf.ranged, 1);
+    pthread_mutex_unlock(&hf.mu);
+    char path[128];
+    snprintf(path, sizeof path, "/v2/workers/%s/stop", id);
+    assert_int_equal(tp_call(pool.url, "POST", path, "{}", NULL), 202);
+    assert_true(tp_wait_status(&pool, id, "gone", 15000));
+
+    /* the hub has no such file: the start is accepted, then fails and is reported */
+    assert_int_equal(tp_call(pool.url, "POST", "/v2/workers/start",
+                             "{\"model_ref\":\"hf:ggml-org/models::file=missing.gguf\"}", &r), 202);
+    snprintf(id, sizeof id, "%s", tp_str(r, "worker_id"));
+    json_decref(r);
+    assert_true(tp_wait_status(&pool, id, "gone", 15000));
+    json_t *rep = NULL;
+    uint64_t t0 = tp_ms();
+    while (!rep && tp_ms() - t0 < 5000) {
+        pthread_mutex_lock(&orch.mu);
+        for (int i = 0; i < orch.n; i++)
+            if (!strcmp(orch.rec[i].kind, "failed") && !strcmp(tp_str(orch.rec[i].body, "worker_id"), id))
+                rep = orch.rec[i].body;
+        pthread_mutex_unlock(&orch.mu);
+        usleep(20000);
+    }
+    assert_non_null(rep);
+    assert_non_null(strstr(tp_str(rep, "stderr_tail"), "MODEL_NOT_FOUND"));
+    assert_int_equal(tp_int(rep, "vram_released"), 0);
+    assert_int_equal(tp_zombie_children(pool.pid), 0);
+    assert_int_equal(tp_pool_stop(&pool), 0);
+    tp_orch_stop(&orch);
+    hf_stop(&hf);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hf_resume_sha_rename),
         cmocka_unit_test(test_mirror_first),
+        cmocka_unit_test(test_start_provisions),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

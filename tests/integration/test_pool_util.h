@@ -17,6 +17,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -106,7 +107,7 @@ static inline int tp_orch_count(tp_orch *o, const char *kind) {
 
 /* a free TCP port on 127.0.0.1 (bound then released) */
 static inline int tp_free_port(void) {
-    int s = socket(AF_INET, SOCK_STREAM, 0);
+    int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
     assert_int_equal(bind(s, (struct sockaddr *)&a, sizeof a), 0);
     socklen_t l = sizeof a;
@@ -146,16 +147,31 @@ static inline void tp_pool_start(tp_pool *p, const char *const *args, const char
     argv[k++] = cache;
     for (int i = 0; args && args[i] && k < 62; i++) argv[k++] = args[i];
     argv[k] = NULL;
+    /* the test's variables first (getenv takes the first match), and a hub
+     * that refuses connections last, so no test ever reaches the real one */
     const char *envp[256];
     int e = 0;
-    for (char **x = environ; *x && e < 200; x++) envp[e++] = *x;
-    for (int i = 0; env && env[i] && e < 254; i++) envp[e++] = env[i];
+    for (int i = 0; env && env[i] && e < 50; i++) envp[e++] = env[i];
+    for (char **x = environ; *x && e < 250; x++) envp[e++] = *x;
+    envp[e++] = "LLORCH_HF_ENDPOINT=http://127.0.0.1:9";
     envp[e] = NULL;
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 2, p->log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    assert_int_equal(posix_spawn(&p->pid, bin, &fa, NULL, (char *const *)argv, (char *const *)envp), 0);
-    posix_spawn_file_actions_destroy(&fa);
+    /* fork + exec (not posix_spawn) so the child can ask for SIGTERM when the
+     * test dies: a failed assertion must not leave a pool running (or ctest
+     * waiting on its pipes). Between fork and exec only async-signal-safe calls. */
+    pid_t parent = getpid();
+    int logfd = open(p->log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    assert_true(logfd >= 0);
+    p->pid = fork();
+    assert_true(p->pid >= 0);
+    if (p->pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        if (getppid() != parent) _exit(127);
+        dup2(logfd, 1);
+        dup2(logfd, 2);
+        execve(bin, (char *const *)argv, (char *const *)envp);
+        _exit(127);
+    }
+    close(logfd);
     uint64_t t0 = tp_ms();
     while (tp_ms() - t0 < 20000) {
         FILE *f = fopen(portf, "r");
