@@ -86,7 +86,7 @@ static tok_vocab *fz_synthetic_spm(void) {
 }
 
 /* a worker with just what validate.c reads: the vocab (and fz_ctx) */
-static void fz_worker_init(worker *w, const char *who) {
+__attribute__((unused)) static void fz_worker_init(worker *w, const char *who) {
     memset(w, 0, sizeof *w);
     tok_vocab *v = fz_load_model("stories260K.gguf");
     if (!v) {
