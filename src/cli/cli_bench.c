@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/util.h"
 #include "engine/engine.h"
@@ -156,6 +157,7 @@ int cli_bench(int argc, char **argv) {
     else cpu_name(dev, sizeof dev);
     printf("model: %s (%s, %s, %.2f MiB weights)\n", model, info->arch, info->quant_kind,
            info->weight_bytes / 1048576.0);
+    if (threads == 0) threads = (int)sysconf(_SC_NPROCESSORS_ONLN); /* the engine's default */
     printf("backend: %s, device: %s, threads: %d, repetitions: %d, commit: %s\n", info->backend, dev,
            threads, r, commit);
     printf("| %-8s | %12s | %12s | %12s |\n", "test", "t/s median", "t/s min", "t/s max");
