@@ -172,10 +172,10 @@ int eng_model_load(const char *path, const eng_load_opts *opts, eng_model **out,
         if (tot && need > fr) {
             rc = util_fail(err, errlen, ENG_E_OOM,
                            "model: needs %llu bytes of %s memory (weights %llu + KV %llu + scratch %llu at n_ctx %d), "
-                           "%llu available on device %d (%s)",
+                           "%llu available on device %d (%s), model %s",
                            (unsigned long long)need, m->be.ops->name, (unsigned long long)m->weight_bytes,
                            (unsigned long long)kv_bytes_for(m), (unsigned long long)scratch_bytes_for(m), m->n_ctx,
-                           (unsigned long long)fr, opts->device, dn);
+                           (unsigned long long)fr, opts->device, dn, path);
             goto fail;
         }
     }
