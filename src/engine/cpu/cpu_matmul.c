@@ -66,11 +66,6 @@ static inline __m256i dec_q5_0u(const blk_q5_0 *b) {
     return _mm256_add_epi8(dec_q5_0(b), _mm256_set1_epi8(16));
 }
 
-static inline __m256 dot_i8(__m256i w, __m256i x) {
-    const __m256i aw = _mm256_sign_epi8(w, w), sx = _mm256_sign_epi8(x, w);
-    return _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(aw, sx), _mm256_set1_epi16(1)));
-}
-
 static inline float hsum(__m256 v) {
     __m128 x = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     x = _mm_add_ps(x, _mm_movehl_ps(x, x));
