@@ -7,7 +7,18 @@
  * NVML free memory by about what the worker reports; stopping it gives the
  * memory back. Exits 77 where NVML or a GPU is missing. (llorch_engine_cuda is
  * listed only so this test is built where the CUDA pieces are, like the
- * other GPU tests; nothing of it is used.) */
+ * other GPU tests; nothing of it is used.)
+ *
+ * Run on the GPU machine from a bundle (the machine lacks our Debian libs):
+ * build pool-managerd, worker-orcd, llorch and this test with CUDA, copy them
+ * to <bundle>/bin and the libraries ldd lists (minus libc/libm/libdl/
+ * libpthread/librt/ld-linux/libgcc_s/libstdc++/libcuda/libnvidia-ml) to
+ * <bundle>/lib, then there: LD_LIBRARY_PATH=<bundle>/lib LLORCH_BUILD_DIR=<bundle>/bin
+ * <bundle>/bin/test_pool_nvml.
+ * Result 2026-11-27 (commit 567b462, NVIDIA H200): total 150754820096, free
+ * 150109880320; worker-orcd reported 642223616 bytes, NVML free dropped by
+ * 1210908672 (the other 568685056 bytes: the CUDA context); after the stop
+ * free was back to 150109880320 exactly. */
 #include "integration/test_pool_util.h"
 
 #include <dlfcn.h>
