@@ -96,8 +96,9 @@ static void h_cancel(http_req *r, void *user) {
     json_t *o = ju_parse_object(body, len, &e);
     const char *id = NULL;
     size_t idl = 0;
-    if (o && ju_string(o, "job_id", 1, 64, &id, &idl, &e) == 1 && idl == 0)
-        ju_fail(&e, "job_id", "'job_id' must not be empty"), id = NULL;
+    /* the same job_id rule as /execute: the id is echoed into JSON and logs */
+    if (o && ju_string(o, "job_id", 1, 64, &id, &idl, &e) == 1 && !wk_valid_job_id(id, idl))
+        ju_fail(&e, "job_id", "'job_id' must be 1-64 characters of [A-Za-z0-9_-]"), id = NULL;
     if (!id) {
         char d[128];
         ju_err_details(&e, d, sizeof d);

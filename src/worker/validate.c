@@ -17,7 +17,7 @@ void wk_job_free(wk_job *j) {
     free(j);
 }
 
-static int valid_job_id(const char *s, size_t n) {
+int wk_valid_job_id(const char *s, size_t n) {
     if (n < 1 || n > 64) return 0;
     for (size_t i = 0; i < n; i++)
         if (!(isalnum((unsigned char)s[i]) || s[i] == '_' || s[i] == '-')) return 0;
@@ -47,7 +47,7 @@ int wk_validate_execute(worker *w, const char *body, size_t len, wk_job *j, enum
     const char *s;
     size_t sl;
     if (ju_string(o, "job_id", 1, 0, &s, &sl, &e) < 0) goto out;
-    if (!valid_job_id(s, sl)) {
+    if (!wk_valid_job_id(s, sl)) {
         ju_fail(&e, "job_id", "'job_id' must be 1-64 chars of [A-Za-z0-9_-]");
         goto out;
     }

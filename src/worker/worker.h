@@ -147,6 +147,8 @@ void wk_health_tick(worker *w);           /* main thread: refresh now or ask the
 /* job.c */
 int wk_job_thread_start(worker *w);
 void *wk_job_thread(void *arg);
+/* validate.c: the job_id rule of SPEC §3.4: 1–64 chars of [A-Za-z0-9_-] */
+int wk_valid_job_id(const char *s, size_t n);
 /* validate.c: parses and validates an /execute body into a job (400s) */
 int wk_validate_execute(worker *w, const char *body, size_t len, wk_job *j, enum err_code *code,
                         char *field, size_t fieldcap, char *msg, size_t msgcap, char *details, size_t dcap);

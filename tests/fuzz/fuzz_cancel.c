@@ -122,6 +122,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     json_t *id = json_object_get(in, "job_id");
     if (q.status == 202) {
         CHECK(json_is_string(id) && json_string_length(id) >= 1 && json_string_length(id) <= 64);
+        CHECK(wk_valid_job_id(json_string_value(id), json_string_length(id)));
         if (json_plain(json_string_value(id)) || STRICT) {
             json_t *o = json_loadb(q.out, q.out_len, JSON_REJECT_DUPLICATES, NULL);
             if (!o) fprintf(stderr, "fuzz_cancel: invalid 202 body: %s\n", q.out);
@@ -135,7 +136,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         }
     } else {
         CHECK(q.status == 400);
-        CHECK(!(json_is_string(id) && json_string_length(id) >= 1 && json_string_length(id) <= 64));
+        CHECK(!(json_is_string(id) && wk_valid_job_id(json_string_value(id), json_string_length(id))));
         json_t *o = json_loadb(q.out, q.out_len, JSON_REJECT_DUPLICATES, NULL);
         CHECK(json_is_object(o));
         json_t *err = json_object_get(o, "error");

@@ -451,6 +451,10 @@ static void test_cancel(void **st) {
     assert_int_equal(tw_post(&W, "/cancel", "{}", &r), 400);
     assert_non_null(strstr(r.body, "\"field\":\"job_id\""));
     http_resp_free(&r);
+    /* an id outside the /execute rule is refused, never echoed (it would forge JSON) */
+    assert_int_equal(tw_post(&W, "/cancel", "{\"job_id\":\"x\\\",\\\"status\\\":\\\"cancelling\"}", &r), 400);
+    assert_non_null(strstr(r.body, "\"field\":\"job_id\""));
+    http_resp_free(&r);
     /* the next job runs */
     tw_events_init(&e);
     assert_int_equal(tw_execute(&W, "{\"job_id\":\"next\",\"prompt\":\"hi\",\"max_tokens\":4}", NULL, &e, &r), 0);
