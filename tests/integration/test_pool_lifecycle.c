@@ -83,6 +83,15 @@ static void test_start_ready_stop(void **st) {
     assert_int_equal(tp_zombie_children(pool.pid), 0);
     /* a requested stop is not a failure */
     assert_int_equal(tp_orch_count(&orch, "failed"), 0);
+    /* the worker's stderr went into the pool log, line by line, tagged with its id */
+    char *log = NULL;
+    size_t llen;
+    char err[128], tag[128];
+    assert_int_equal(util_read_file(pool.log, 64 << 20, &log, &llen, err, sizeof err), 0);
+    snprintf(tag, sizeof tag, "\"event\":\"worker_stderr\",\"worker_id\":\"%s\",\"line\":", id);
+    int found = strstr(log, tag) != NULL;
+    free(log);
+    assert_true(found);
     /* stopping it again: unknown now */
     assert_int_equal(tp_call(pool.url, "POST", path, "{}", &r), 404);
     json_decref(r);
