@@ -55,7 +55,7 @@ test-asan: build-asan
 
 fuzz:
 	CC=clang cmake -S . -B $(BUILD_FUZZ) -DCMAKE_BUILD_TYPE=Debug -DLLORCH_CUDA=OFF -DLLORCH_FUZZ=ON
-	cmake --build $(BUILD_FUZZ) -j $(JOBS)
+	cmake --build $(BUILD_FUZZ) -j $(JOBS) --target fuzz_all
 	cd $(BUILD_FUZZ) && ctest --output-on-failure -L fuzz
 
 up: build
