@@ -41,7 +41,12 @@ static int cmp_double(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
+/* The commit the binary was configured from (CMake), else the checkout's. */
 static void git_commit(char *out, size_t cap) {
+#ifdef LLORCH_GIT_COMMIT
+    snprintf(out, cap, "%s", LLORCH_GIT_COMMIT);
+    return;
+#endif
     snprintf(out, cap, "unknown");
     FILE *p = popen("git rev-parse --short=12 HEAD 2>/dev/null", "r");
     if (!p) return;
