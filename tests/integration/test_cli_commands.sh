@@ -10,13 +10,15 @@
 #   3. llorch run: greedy text, stdin prompt, seeded sampling reproducible,
 #      batch priority; refusals exit 1 with the orchestrator's code, usage 2;
 #   4. a job waiting over 2 s says so on stderr;
-#      Ctrl-C: on a queued job (cancelled at once) and on a running job whose
+#      Ctrl-C: on a queued job (cancelled at once; kept queued by freezing the
+#      pool manager so no second worker can start) and on a running job whose
 #      worker is frozen (cancelled by the orchestrator's deadline): exit 130,
 #      the job's state is "cancelled", the worker serves the next job;
 #   5. llorch place / place --remove; removing twice is NOT_FOUND (exit 1);
 #   6. llorch status --json counts the cancelled tasks;
 #   7. llorch status shows a pool that stopped heartbeating as UNAVAILABLE,
-#      and available again once it resumes.
+#      and available again once it resumes;
+#   8. a cut event stream is resumed with Last-Event-ID: same text.
 set -u
 SRC=${LLORCH_SRC_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
 BUILD=${LLORCH_BUILD_DIR:-$SRC/build}
@@ -35,7 +37,7 @@ command -v python3 >/dev/null || { echo "SKIP: python3 is needed for the stand-i
 command -v sha256sum >/dev/null || { echo "SKIP: sha256sum is needed"; exit 77; }
 
 RUN=$(mktemp -d "${TMPDIR:-/tmp}/llorch-cli-test.XXXXXX")
-UP="" HUB="" FROZEN=""
+UP="" HUB="" FROZEN="" PROXY=""
 alive() {
   [ -n "$1" ] && [ -r "/proc/$1/stat" ] || return 1
   local st
@@ -50,9 +52,10 @@ wait_exit() { # pid seconds → the exit status, 124 when still running
 }
 cleanup() {
   local rc=$?
-  [ -n "$FROZEN" ] && kill -CONT "$FROZEN" 2>/dev/null
+  for f in $FROZEN; do kill -CONT "$f" 2>/dev/null; done
   if alive "$UP"; then kill -TERM "$UP"; wait_exit "$UP" 40 >/dev/null; fi
   if alive "$HUB"; then kill -TERM "$HUB"; wait "$HUB" 2>/dev/null; fi
+  if alive "$PROXY"; then kill -TERM "$PROXY"; wait "$PROXY" 2>/dev/null; fi
   if [ $rc -ne 0 ] && [ $rc -ne 77 ]; then
     for f in up.stdout up.stderr orchestratord.log pool-managerd.log hub.log; do
       [ -f "$RUN/$f" ] && { echo "--- $f (tail)" >&2; tail -n 20 "$RUN/$f" >&2; }
@@ -81,15 +84,11 @@ for _ in $(seq 1 100); do
 done
 [ -n "$HUB_PORT" ] || fail "the stand-in hub did not start"
 
-# ---- 1. up.sh with an hf: model
-# The orchestrator's scheduling headroom (1 PB) leaves no device room for an
-# on-demand start: only the pinned worker serves, so in step 4 a second job
-# waits in the queue behind a busy first one instead of getting a new worker. --------------------------------------------------------
+# ---- 1. up.sh with an hf: model --------------------------------------------------------
 set -m
 LLORCH_UP_BUILD_DIR=$BUILD LLORCH_UP_RUN_DIR=$RUN/up LLORCH_UP_ORCH_PORT=0 LLORCH_UP_POOL_PORT=0 \
-LLORCH_UP_POOL_ID=pool-clitest LLORCH_UP_HEARTBEAT_MS=1000 LLORCH_UP_MODEL_REF=$REF \
+LLORCH_UP_POOL_ID=pool-clitest LLORCH_UP_HEARTBEAT_MS=1000 LLORCH_UP_MODEL_REF=$REF LLORCH_UP_READY_TIMEOUT_S=60 \
 LLORCH_HF_ENDPOINT=http://127.0.0.1:$HUB_PORT LLORCH_MODEL_MIRROR='' \
-LLORCH_SCHEDULING_HEADROOM_BYTES=1000000000000000 \
   "$SRC/tools/up.sh" >"$RUN/up.stdout" 2>"$RUN/up.stderr" &
 UP=$!
 set +m
@@ -98,16 +97,18 @@ for _ in $(seq 1 1200); do
   alive "$UP" || break
   sleep 0.1
 done
-[ -s "$RUN/up/up.env" ] || fail "up.sh did not come up with an hf: model"
-. "$RUN/up/up.env"
 ln -sf "$RUN/up/orchestratord.log" "$RUN/orchestratord.log"
 ln -sf "$RUN/up/pool-managerd.log" "$RUN/pool-managerd.log"
+[ -s "$RUN/up/up.env" ] || fail "up.sh did not come up with an hf: model"
+. "$RUN/up/up.env"
 [ -n "${WORKER_ID:-}" ] || fail "no worker ready"
 grep -q "fetching $REF" "$RUN/up.stderr" || fail "up.sh did not say it fetches the model"
 cached=$(find "$RUN/up/models" -name '*.gguf' -type f | head -1)
 [ -n "$cached" ] || fail "nothing in the pool's cache $RUN/up/models"
 want_sha=$(sha256sum "$MODEL" | cut -d' ' -f1)
 [ "$(sha256sum "$cached" | cut -d' ' -f1)" = "$want_sha" ] || fail "the cached copy differs from the original"
+grep -q "no worker started for the placement" "$RUN/up.stderr" &&
+  echo "# note: orchestratord did not act on the placement; up.sh's 1-token fallback loaded the model"
 echo "ok 1 - up.sh fetched $REF through the pool into its cache and serves it ($WORKER_ID)"
 
 # ---- 2. llorch pull ------------------------------------------------------------------
@@ -158,6 +159,10 @@ set -m # background jobs keep SIGINT
 A=$!
 set +m
 wait_metric orchd_workers 'status="busy"' 1 30 || fail "job A never reached the (frozen) worker"
+# the pool manager frozen too: the start of a second worker for B cannot
+# complete, so B stays in the queue
+kill -STOP "$POOL_PID"
+FROZEN="$FROZEN $POOL_PID"
 set -m
 "$LLORCH" run stories "Once upon a time" --max-tokens 8 >"$RUN/b.out" 2>"$RUN/b.err" &
 B=$!
@@ -173,6 +178,8 @@ rc=$?
 jb=$(sed -n 's/^\[cancelled, job \(.*\)\]$/\1/p' "$RUN/b.err")
 [ -n "$jb" ] || fail "no '[cancelled, job …]' line: $(cat "$RUN/b.err")"
 curl -s "$ORCH_URL/v2/tasks/$jb" | grep -q '"status":"cancelled"' || fail "job $jb is not cancelled: $(curl -s "$ORCH_URL/v2/tasks/$jb")"
+kill -CONT "$POOL_PID" # (the orchestrator's pending start call to it completes)
+FROZEN=${FROZEN% "$POOL_PID"}
 kill -INT "$A"
 wait_exit "$A" 30
 rc=$?
@@ -229,3 +236,68 @@ for _ in $(seq 1 150); do
 done
 [ -n "$back" ] || fail "the pool is not shown available again after it resumed"
 echo "ok 7 - status: a pool without heartbeats is UNAVAILABLE, then available again"
+
+# ---- 8. a broken event stream is resumed with Last-Event-ID ------------------------------
+# A small TCP proxy in front of the orchestrator cuts the first event stream
+# after 3000 bytes; llorch run must reconnect with Last-Event-ID and print
+# exactly the uninterrupted text.
+cat > "$RUN/cutproxy.py" <<'PY'
+# a TCP proxy in front of the orchestrator that cuts the first event stream
+# after CUT bytes of its response; logs each events request (and its
+# Last-Event-ID) and the cut
+import socket, sys, threading
+up_port, cut = int(sys.argv[1]), int(sys.argv[2])
+log = open(sys.argv[3], "a", buffering=1)
+state = {"cut_done": False}
+lock = threading.Lock()
+srv = socket.socket(); srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind(("127.0.0.1", 0)); srv.listen(64)
+print("port", srv.getsockname()[1], flush=True)
+def pipe(a, b, limit=None):
+    n = 0
+    try:
+        while True:
+            d = a.recv(65536)
+            if not d: break
+            if limit is not None and n + len(d) >= limit:
+                b.sendall(d[: limit - n]); log.write("cut after %d bytes\n" % limit); break
+            b.sendall(d); n += len(d)
+    except OSError: pass
+    for s in (a, b):
+        try: s.shutdown(socket.SHUT_RDWR)
+        except OSError: pass
+def handle(c):
+    head = b""
+    while b"\r\n\r\n" not in head:
+        d = c.recv(65536)
+        if not d: c.close(); return
+        head += d
+    u = socket.create_connection(("127.0.0.1", up_port))
+    u.sendall(head)
+    first = head.split(b"\r\n")[0].decode()
+    limit = None
+    if "/events" in first:
+        lei = [l for l in head.decode().split("\r\n") if l.lower().startswith("last-event-id:")]
+        log.write("events %s\n" % (lei[0] if lei else "no-last-event-id"))
+        with lock:
+            if not state["cut_done"]: state["cut_done"] = True; limit = cut
+    threading.Thread(target=pipe, args=(c, u), daemon=True).start()
+    pipe(u, c, limit)
+while True:
+    c, _ = srv.accept()
+    threading.Thread(target=handle, args=(c,), daemon=True).start()
+PY
+python3 -u "$RUN/cutproxy.py" "${ORCH_URL##*:}" 3000 "$RUN/proxy.log" >"$RUN/proxy.out" 2>&1 &
+PROXY=$!
+PP=""
+for _ in $(seq 1 100); do PP=$(sed -n 's/^port //p' "$RUN/proxy.out"); [ -n "$PP" ] && break; sleep 0.1; done
+[ -n "$PP" ] || fail "the cutting proxy did not start"
+direct=$("$LLORCH" run stories "Once upon a time" --max-tokens 300 --temperature 0 2>/dev/null) || fail "direct run"
+via=$("$LLORCH" run stories "Once upon a time" --max-tokens 300 --temperature 0 --url "http://127.0.0.1:$PP" 2>"$RUN/via.err") ||
+  fail "run through the cutting proxy exited $?: $(cat "$RUN/via.err")"
+kill "$PROXY"; wait "$PROXY" 2>/dev/null; PROXY=""
+grep -q "^cut after 3000 bytes$" "$RUN/proxy.log" || fail "the proxy did not cut the stream: $(cat "$RUN/proxy.log")"
+grep -Eq "^events Last-Event-ID: [0-9]+$" "$RUN/proxy.log" || fail "no reconnect with Last-Event-ID: $(cat "$RUN/proxy.log")"
+[ "$via" = "$direct" ] || fail "the resumed stream printed other text than the uninterrupted one"
+grep -q "300 tokens" "$RUN/via.err" || fail "the resumed run's summary: $(cat "$RUN/via.err")"
+echo "ok 8 - a stream cut after 3000 bytes is resumed ($(grep Last-Event-ID "$RUN/proxy.log")), text identical"
