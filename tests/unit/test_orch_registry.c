@@ -183,6 +183,7 @@ static void test_placements_and_room(void **s) {
     assert_true(reg_worker_pinned(r, reg_worker_get(r, "wa")));
     assert_true(reg_worker_pinned(r, reg_worker_get(r, "wc")));
     assert_true(reg_placement_served(r, reg_placement_at(r, 0)));
+    for (size_t i = 0; i < reg_placement_count(r); i++) assert_int_equal(reg_placement_at(r, i)->last_start_ms, 0);
     assert_int_equal(reg_placement_add(r, "qwen", "p1", REG_HOST_DEVICE), 0); /* no qwen worker on the host */
     assert_false(reg_placement_served(r, reg_placement_at(r, 2)));
     assert_int_equal(reg_placement_remove(r, "qwen", "p1", REG_HOST_DEVICE), 0);

@@ -307,6 +307,7 @@ int reg_placement_add(struct registry *r, const char *model_ref, const char *poo
     if (pl_index(r, model_ref, pool_id, gpu_id) >= 0) return -EEXIST;
     if (grow((void **)&r->pl, &r->cpl, r->npl + 1, sizeof *r->pl) < 0) return -ENOMEM;
     struct reg_placement *p = &r->pl[r->npl++];
+    memset(p, 0, sizeof *p); /* last_start_ms = 0: never started (realloc'd memory is garbage) */
     snprintf(p->model_ref, sizeof p->model_ref, "%s", model_ref);
     snprintf(p->pool_id, sizeof p->pool_id, "%s", pool_id);
     p->gpu_id = gpu_id;
