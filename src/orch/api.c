@@ -157,7 +157,7 @@ int orch_submit(struct orch *o, const char *tenant, const char *cid, const char 
 }
 
 void orch_respond_adm_error(struct orch *o, http_req *r, const struct adm_error *e) {
-    char det[96] = "";
+    char det[256] = ""; /* a 31-byte field name escapes to at most 186 bytes */
     if (e->code == ERR_QUEUE_FULL) {
         snprintf(det, sizeof det, "{\"capacity\":%lld}", (long long)queue_capacity(o->queue));
     } else if (e->field[0]) {

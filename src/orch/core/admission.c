@@ -258,32 +258,17 @@ char *adm_execute_body(const struct adm_task *t, const char *job_id) {
     if (!o) return NULL;
     json_object_set_new(o, "job_id", json_string(job_id));
     json_object_set_new(o, "prompt", json_stringn(t->prompt, t->prompt_len));
-    /* jansson integers are int64: a seed above 2^63-1 is written as a
-     * placeholder string and replaced by its exact decimal digits below, so
-     * the worker always receives a JSON number */
-    int big = t->seed > (uint64_t)INT64_MAX;
-    json_object_set_new(o, "seed", big ? json_string("@@seed@@") : json_integer((json_int_t)t->seed));
+    /* jansson integers are int64: a seed above 2^63-1 travels as its exact
+     * decimal digits in a string, which the worker's /execute accepts (a bare
+     * number that large is refused by jansson-based readers) */
+    if (t->seed > (uint64_t)INT64_MAX) {
+        char digits[24];
+        snprintf(digits, sizeof digits, "%llu", (unsigned long long)t->seed);
+        json_object_set_new(o, "seed", json_string(digits));
+    } else {
+        json_object_set_new(o, "seed", json_integer((json_int_t)t->seed));
+    }
     char *s = json_dumps(o, JSON_COMPACT);
     json_decref(o);
-    if (s && big) {
-        /* the seed member was inserted last and jansson keeps insertion
-         * order, so the placeholder is the end of the text: match it there
-         * (never inside the prompt, which may contain anything) */
-        static const char ph[] = "\"@@seed@@\"}";
-        size_t sl = strlen(s);
-        LLORCH_ASSERT(sl >= sizeof ph - 1 && strcmp(s + sl - (sizeof ph - 1), ph) == 0);
-        char *at = s + sl - (sizeof ph - 1);
-        char digits[24];
-        int n = snprintf(digits, sizeof digits, "%llu", (unsigned long long)t->seed);
-        size_t head = (size_t)(at - s), tail = strlen(at + 10);
-        char *r = malloc(head + (size_t)n + tail + 1);
-        if (r) {
-            memcpy(r, s, head);
-            memcpy(r + head, digits, (size_t)n);
-            memcpy(r + head + n, at + 10, tail + 1);
-        }
-        free(s);
-        s = r;
-    }
     return s;
 }
