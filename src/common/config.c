@@ -390,6 +390,12 @@ static int check_unknown_keys(const struct cfg *c, const struct cfg_node *m, con
                               char *err, size_t errlen) {
     for (size_t i = 0; i < m->n; i++) {
         char path[256];
+        /* a key with a dot ("queue.capacity": 1) would join into an option's
+         * path here but never be found by the segment-wise lookup: refuse it
+         * rather than silently keep the default */
+        if (strchr(m->keys[i], '.'))
+            return util_fail(err, errlen, CFG_EUSAGE, "config: key '%s' under '%s' contains '.'; nest it as a map",
+                             m->keys[i], *prefix ? prefix : "the top level");
         int pl = snprintf(path, sizeof path, "%s%s%s", prefix, *prefix ? "." : "", m->keys[i]);
         if (pl < 0 || (size_t)pl >= sizeof path)
             return util_fail(err, errlen, CFG_EUSAGE, "config: key path too long under '%s'", prefix);

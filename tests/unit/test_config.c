@@ -124,6 +124,8 @@ static void test_validation_messages(void **s) {
     char *a3[] = { "prog", "--queue-capacty", "3", NULL };
     load_bad(NULL, 3, a3, noenv, "unknown flag", "--queue-capacty");
     load_bad("queue:\n  capcity: 3\n", 1, a1, noenv, "unknown key", "queue.capcity");
+    /* a quoted dotted key is refused, never silently ignored (fuzz finding) */
+    load_bad("\"queue.capacity\": 0\n", 1, a1, noenv, "contains '.'", "queue.capacity");
     load_bad("timeout: {default_ms: 10s, max_ms: 5s}\n", 1, a1, noenv, "exceeds", NULL);
     load_bad("retry: {multiplier: 50}\n", 1, a1, noenv, "retry.multiplier", "range");
     load_bad("retry: {jitter: maybe}\n", 1, a1, noenv, "retry.jitter", "boolean");
