@@ -232,7 +232,13 @@ static void test_ctx_full_and_bad_input(void **st) {
     eng_model_free(m);
 }
 
-/* logits of the same tokens: one batch, small chunks, one by one, ALL rows */
+/* logits of the same tokens: one batch, small chunks, one by one, ALL rows.
+ * They agree to BATCH_TOL, not bitwise: as in llama.cpp, F32 matmuls of
+ * several rows sum in another order than single-row ones (tinyBLAS vs
+ * vec_dot), and attention rounds q and its accumulator to fp16, which turns
+ * those last-bit differences into fp16-sized ones (up to ~1.5e-3 relative
+ * on stories260K F32; 3e-3 passes, 5e-3 leaves room). */
+#define BATCH_TOL 5e-3f
 static void test_batching_consistency(void **st) {
     (void)st;
     char p[1024], err[512];
@@ -264,14 +270,14 @@ static void test_batching_consistency(void **st) {
         assert_non_null(lc);
         assert_non_null(ld);
         for (int t = 0; t < 512; t++)
-            if (fabsf(lc[t] - ld[t]) > 1e-4f * (1 + fabsf(lc[t])))
+            if (fabsf(lc[t] - ld[t]) > BATCH_TOL * (1 + fabsf(lc[t])))
                 fail_msg("position %d token %d: one-by-one %g vs ALL %g", i, t, lc[t], ld[t]);
     }
     const float *lc = eng_logits(c, -1);
     for (int t = 0; t < 512; t++) {
-        assert_float_equal(la[t], lb[t], 1e-4 * (1 + fabs(la[t])));
-        assert_float_equal(la[t], lc[t], 1e-4 * (1 + fabs(la[t])));
-        assert_true(la[t] == eng_logits(d, 19)[t] || fabsf(la[t] - eng_logits(d, 19)[t]) < 1e-4f * (1 + fabsf(la[t])));
+        assert_float_equal(la[t], lb[t], BATCH_TOL * (1 + fabs(la[t])));
+        assert_float_equal(la[t], lc[t], BATCH_TOL * (1 + fabs(la[t])));
+        assert_true(la[t] == eng_logits(d, 19)[t] || fabsf(la[t] - eng_logits(d, 19)[t]) < BATCH_TOL * (1 + fabsf(la[t])));
     }
     assert_ptr_equal(eng_logits(d, -1), eng_logits(d, 19));
     eng_session_free(a);

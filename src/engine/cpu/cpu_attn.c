@@ -1,17 +1,34 @@
-/* cpu_attn — causal GQA attention over the fp16 KV cache, in f32.
+/* cpu_attn — causal GQA attention over the fp16 KV cache: llama.cpp's CPU
+ * flash attention (what node-llama-cpp runs: flash_attn "auto" resolves to
+ * on for the CPU), reproduced so that our results equal llama.cpp's bit for
+ * bit (checked with tools/ref/ref_dump_tensors.c + tools/ref/cmp_dump.py).
  *
  * One task per (query row, head), handed out through an atomic counter
- * (causal rows have unequal work). Each task walks the cache rows
- * 0..pos[r] in blocks of ATT_BLOCK: scores of a block on the stack, then an
- * online softmax (running max m, running sum l, accumulator acc rescaled
- * when m grows), so no scratch proportional to the context is needed.
- * Result: out[r][h*head_dim + d] = sum_t softmax_t(scale * q·k_t) v_t[d].
+ * (causal rows have unequal work). Each task, like ggml's
+ * flash_attn_ext_f16 with an F16 cache:
+ *   q is rounded to fp16; s_t = fp16 dot (cpu_dot_f16_ggml) of k_t and q,
+ *   times scale; online softmax over t = 0..pos in order with running max M
+ *   and sum S: a new max rescales the accumulator by expf(M_old - M) and
+ *   adds v_t with weight 1, otherwise v_t is added with weight expf(s_t - M);
+ *   S = S·ms + vs.
+ *   The accumulator is an fp16 vector (each update rounded to fp16), the
+ *   result fp16 → f32 times 1/S.
+ * Deviations from the "obvious" f32 formula (fp16 q, fp16 accumulator, the
+ * f16 dot's order) are all for matching llama.cpp; they cost ~1e-3 relative
+ * accuracy against exact attention (tests/unit/test_backend_cpu.c).
  */
 #include <errno.h>
 #include <math.h>
 #include <stdatomic.h>
 
 #include "engine/cpu/cpu_int.h"
+
+/* The arithmetic below reproduces llama.cpp's CPU results bit for bit:
+ * every fused multiply-add is written as fmaf, and no other may be formed
+ * (GCC in -std=c11 does not contract; clang would, unless told). */
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#endif
 #include "engine/quant.h"
 
 #if defined(__F16C__) && defined(__FMA__)
@@ -19,7 +36,6 @@
 #define ATT_SIMD 1
 #endif
 
-#define ATT_BLOCK 64
 #define ATT_MAX_HEAD_DIM 512 /* the model loader refuses larger heads */
 
 typedef struct {
@@ -35,34 +51,47 @@ typedef struct {
 
 static inline float h2f(uint16_t h) { return qt_f16_to_f32(h); }
 
-static float dot_f32_f16(const float *q, const uint16_t *k, int n) {
-    int i = 0;
-    float s = 0.0f;
-#ifdef ATT_SIMD
-    __m256 acc = _mm256_setzero_ps();
-    for (; i + 8 <= n; i += 8)
-        acc = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(k + i))), acc);
-    __m128 lo = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
-    lo = _mm_add_ps(lo, _mm_movehl_ps(lo, lo));
-    lo = _mm_add_ss(lo, _mm_movehdup_ps(lo));
-    s = _mm_cvtss_f32(lo);
-#endif
-    for (; i < n; i++) s += q[i] * h2f(k[i]);
-    return s;
-}
+/* ---- llama.cpp's CPU flash attention, reproduced (see the header) ---- */
 
-/* acc[d] = acc[d] * f + p * v[d] */
-static void axpby_f16(float *acc, float f, float p, const uint16_t *v, int n) {
-    int i = 0;
+/* ggml_vec_dot_f16: blocks of 32 on four 8-lane fp32 FMA accumulators,
+ * reduced (0+2, 1+3; 0+1; high+low 128; hadd; hadd), then the leftover
+ * elements added in double, the total rounded to float once. */
+float cpu_dot_f16_ggml(const uint16_t *x, const uint16_t *y, int64_t n) {
+    int64_t i = 0;
+    double sum = 0.0;
 #ifdef ATT_SIMD
-    const __m256 vf = _mm256_set1_ps(f), vp = _mm256_set1_ps(p);
-    for (; i + 8 <= n; i += 8) {
-        __m256 a = _mm256_mul_ps(_mm256_loadu_ps(acc + i), vf);
-        a = _mm256_fmadd_ps(vp, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(v + i))), a);
-        _mm256_storeu_ps(acc + i, a);
+    const int64_t np = n & ~(int64_t)31;
+    if (np) {
+        __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+        for (; i < np; i += 32)
+            for (int j = 0; j < 4; j++) {
+                __m256 ax = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(x + i + 8 * j)));
+                __m256 ay = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(y + i + 8 * j)));
+                acc[j] = _mm256_fmadd_ps(ax, ay, acc[j]);
+            }
+        acc[0] = _mm256_add_ps(acc[0], acc[2]);
+        acc[1] = _mm256_add_ps(acc[1], acc[3]);
+        acc[0] = _mm256_add_ps(acc[0], acc[1]);
+        __m128 t = _mm_add_ps(_mm256_castps256_ps128(acc[0]), _mm256_extractf128_ps(acc[0], 1));
+        t = _mm_hadd_ps(t, t);
+        t = _mm_hadd_ps(t, t);
+        sum = (double)_mm_cvtss_f32(t);
     }
 #endif
-    for (; i < n; i++) acc[i] = acc[i] * f + p * h2f(v[i]);
+    for (; i < n; i++) sum += (double)(h2f(x[i]) * h2f(y[i]));
+    return (float)sum;
+}
+
+/* y = fp16(y * v), element by element (ggml_vec_scale_f16) */
+static void scale_f16(uint16_t *y, float v, int n) {
+    for (int i = 0; i < n; i++) y[i] = qt_f32_to_f16(h2f(y[i]) * v);
+}
+
+/* y = fp16(x * v + y) with one rounding of the fma (ggml_vec_mad_f16: fused
+ * in its SIMD body, and its scalar tail is contracted the same way in the
+ * build node-llama-cpp ships, checked bitwise against it) */
+static void mad_f16(uint16_t *y, const uint16_t *x, float v, int n) {
+    for (int i = 0; i < n; i++) y[i] = qt_f32_to_f16(fmaf(h2f(x[i]), v, h2f(y[i])));
 }
 
 static void att_task(void *ap, int ith, int nth) {
@@ -72,37 +101,35 @@ static void att_task(void *ap, int ith, int nth) {
     const int hd = a->head_dim, group = a->n_head / a->n_head_kv;
     const int64_t kv_dim = (int64_t)a->n_head_kv * hd;
     const int n_tasks = a->rows * a->n_head;
-    float acc[ATT_MAX_HEAD_DIM], s[ATT_BLOCK];
+    uint16_t qh[ATT_MAX_HEAD_DIM], acc[ATT_MAX_HEAD_DIM];
     for (;;) {
         int task = atomic_fetch_add_explicit(&a->next, 1, memory_order_relaxed);
         if (task >= n_tasks) return;
         const int r = task / a->n_head, h = task % a->n_head, kvh = h / group;
         const float *q = a->q + (int64_t)r * a->ld_q + (int64_t)h * hd;
         const int n_t = a->pos[r] + 1;
-        float m = -INFINITY, l = 0.0f;
-        for (int d = 0; d < hd; d++) acc[d] = 0.0f;
-        for (int t0 = 0; t0 < n_t; t0 += ATT_BLOCK) {
-            const int nb = n_t - t0 < ATT_BLOCK ? n_t - t0 : ATT_BLOCK;
-            float bm = -INFINITY;
-            for (int j = 0; j < nb; j++) {
-                s[j] = a->scale * dot_f32_f16(q, a->k + (int64_t)(t0 + j) * kv_dim + (int64_t)kvh * hd, hd);
-                if (s[j] > bm) bm = s[j];
+        for (int d = 0; d < hd; d++) {
+            qh[d] = qt_f32_to_f16(q[d]);
+            acc[d] = 0;
+        }
+        float M = -INFINITY, S = 0.0f;
+        for (int t = 0; t < n_t; t++) {
+            const float sc = cpu_dot_f16_ggml(a->k + (int64_t)t * kv_dim + (int64_t)kvh * hd, qh, hd) * a->scale;
+            float ms = 1.0f, vs = 1.0f;
+            if (sc > M) {
+                const float Mold = M;
+                M = sc;
+                ms = expf(Mold - M);
+                scale_f16(acc, ms, hd);
+            } else {
+                vs = expf(sc - M);
             }
-            float f = 1.0f;
-            if (bm > m) {
-                f = m == -INFINITY ? 0.0f : expf(m - bm);
-                l *= f;
-                m = bm;
-            }
-            for (int j = 0; j < nb; j++) {
-                const float p = expf(s[j] - m);
-                l += p;
-                axpby_f16(acc, j == 0 ? f : 1.0f, p, a->v + (int64_t)(t0 + j) * kv_dim + (int64_t)kvh * hd, hd);
-            }
+            mad_f16(acc, a->v + (int64_t)t * kv_dim + (int64_t)kvh * hd, vs, hd);
+            S = S * ms + vs;
         }
         float *o = a->out + (int64_t)r * a->n_head * hd + (int64_t)h * hd;
-        const float inv = l > 0.0f ? 1.0f / l : 0.0f;
-        for (int d = 0; d < hd; d++) o[d] = acc[d] * inv;
+        const float inv = S == 0.0f ? 0.0f : 1.0f / S;
+        for (int d = 0; d < hd; d++) o[d] = h2f(acc[d]) * inv;
     }
 }
 

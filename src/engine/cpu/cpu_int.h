@@ -65,6 +65,8 @@ void cpu_swiglu(void *ctx, const float *gate, const float *up, int ld_in, float 
 void cpu_matmul(void *ctx, const eng_w *w, const float *x, float *y, int rows);
 
 /* cpu_attn.c */
+/* llama.cpp's ggml_vec_dot_f16 order of summation (AVX2 build), cpu_attn.c */
+float cpu_dot_f16_ggml(const uint16_t *x, const uint16_t *y, int64_t n);
 void cpu_attention(void *ctx, const float *q, int ld_q, const uint16_t *k_cache, const uint16_t *v_cache,
                    const int32_t *pos, int rows, int n_head, int n_head_kv, int head_dim, float scale,
                    float *out);

@@ -10,6 +10,7 @@
  * while every activation row passes over it.
  */
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,6 +23,13 @@
 #endif
 
 #define MM_BLOCK 16
+/* The unsigned Q4_0/Q5_0 prefill kernel (dot(u,x) - off·Σx, +15% prefill)
+ * sums in another order than llama.cpp (tinyBLAS / vec_dot: per block
+ * d_w·d_x times the exact int32 dot, FMA-accumulated): off, so that prefill
+ * logits equal llama.cpp's bit for bit. 1 turns it back on. */
+#ifndef MM_UNSIGNED
+#define MM_UNSIGNED 0
+#endif
 
 #ifdef MM_SIMD
 /* ---- multi-row kernel for the 32-blocks dotted with Q8_0 activations --------
@@ -193,6 +201,41 @@ static void f32_rows(const float *w, int64_t n, const float *const *x, float *y,
     y[3 * ldy] = s3;
 }
 
+/* the same order for one activation row */
+static float f32_row1(const float *w, int64_t n, const float *x) {
+    __m256 a0 = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i), _mm256_loadu_ps(x + i), a0);
+    float s0 = hsum(a0);
+    for (; i < n; i++) s0 += w[i] * x[i];
+    return s0;
+}
+
+/* llama.cpp's ggml_vec_dot_f32 order (AVX2 build): blocks of 32 on four
+ * 8-lane FMA accumulators, reduced 0+2, 1+3; 0+1; low+high 128; hadd;
+ * hadd; then the leftovers in float, each a fused multiply-add (the
+ * scalar tail as node-llama-cpp's build compiles it, checked bitwise). */
+static float dot_f32_ggml(const float *x, const float *y, int64_t n) {
+    int64_t i = 0;
+    float sum = 0.0f;
+    const int64_t np = n & ~(int64_t)31;
+    if (np) {
+        __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+        for (; i < np; i += 32)
+            for (int j = 0; j < 4; j++)
+                acc[j] = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 8 * j), _mm256_loadu_ps(y + i + 8 * j), acc[j]);
+        acc[0] = _mm256_add_ps(acc[0], acc[2]);
+        acc[1] = _mm256_add_ps(acc[1], acc[3]);
+        acc[0] = _mm256_add_ps(acc[0], acc[1]);
+        __m128 t = _mm_add_ps(_mm256_castps256_ps128(acc[0]), _mm256_extractf128_ps(acc[0], 1));
+        t = _mm_hadd_ps(t, t);
+        t = _mm_hadd_ps(t, t);
+        sum = _mm_cvtss_f32(t);
+    }
+    for (; i < n; i++) sum += x[i] * y[i];
+    return sum;
+}
+
 /* one instance per type, so the type test leaves the inner loop */
 static void q32_rows_q4_0(const char *w, int64_t nb, const blk_q8_0 *const *x, float *y, int64_t ldy) {
     q32_rows(QT_Q4_0, w, nb, x, y, ldy);
@@ -220,12 +263,60 @@ typedef struct {
     float *dx, *sx;    /* [rows][ne0/32] Q8_0 block scales and sums (Q4_0/Q5_0 4-row kernel) or NULL */
 } mm_args;
 
+/* Q8_0 / Q8_1 activations as llama.cpp's x86 CPU backend quantizes them
+ * (its AVX/AVX2 quantize_row_q8_0/_1), which is not ggml's reference
+ * quantizer (qt_quantize_act): per 32-block amax, d = amax / 127 (stored
+ * fp16), the multiplier is 127 / amax (not 1 / d), and x·(127 / amax) is
+ * rounded to nearest, ties to even (not half away from zero); Q8_1's
+ * s = fp16(d · Σq). Either rounding is equally good; this one makes our
+ * int8 activations, and so every quantized matmul, equal llama.cpp's. */
+static void act_q8_llamacpp(const float *x, void *dst, int64_t n, int with_sum) {
+    for (int64_t i = 0; i < n / 32; i++, x += 32) {
+        float amax = 0.0f;
+        for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(x[j]));
+        const float d = amax / 127.f, id = amax != 0.0f ? 127.f / amax : 0.0f;
+        int8_t *q;
+        if (with_sum) {
+            blk_q8_1 *b = (blk_q8_1 *)dst + i;
+            b->d = qt_f32_to_f16(d);
+            q = b->qs;
+        } else {
+            blk_q8_0 *b = (blk_q8_0 *)dst + i;
+            b->d = qt_f32_to_f16(d);
+            q = b->qs;
+        }
+        int sum = 0;
+#ifdef MM_SIMD
+        const __m256 vid = _mm256_set1_ps(id);
+        for (int j = 0; j < 32; j += 8) {
+            __m256 v = _mm256_round_ps(_mm256_mul_ps(_mm256_loadu_ps(x + j), vid),
+                                       _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+            int32_t t[8];
+            _mm256_storeu_si256((__m256i *)t, _mm256_cvtps_epi32(v));
+            for (int k = 0; k < 8; k++) {
+                q[j + k] = (int8_t)t[k];
+                sum += t[k];
+            }
+        }
+#else
+        for (int j = 0; j < 32; j++) {
+            q[j] = (int8_t)nearbyintf(x[j] * id);
+            sum += q[j];
+        }
+#endif
+        if (with_sum) ((blk_q8_1 *)dst)[i].s = qt_f32_to_f16(d * (float)sum);
+    }
+}
+
 static void quant_task(void *ap, int ith, int nth) {
     mm_args *a = ap;
     int64_t lo, hi;
     cpu_split(a->rows, ith, nth, &lo, &hi);
     for (int64_t r = lo; r < hi; r++) {
-        qt_quantize_act(a->vdt, a->x + r * a->w->ne0, a->xq + r * a->rb, a->w->ne0);
+        if (a->vdt == QT_Q8_0 || a->vdt == QT_Q8_1)
+            act_q8_llamacpp(a->x + r * a->w->ne0, a->xq + r * a->rb, a->w->ne0, a->vdt == QT_Q8_1);
+        else
+            qt_quantize_act(a->vdt, a->x + r * a->w->ne0, a->xq + r * a->rb, a->w->ne0);
         if (!a->dx) continue;
         const int64_t nb = a->w->ne0 / QK8_0;
         const blk_q8_0 *b = (const blk_q8_0 *)(a->xq + r * a->rb);
@@ -238,6 +329,54 @@ static void quant_task(void *ap, int ith, int nth) {
     }
 }
 
+/* One output element. F16 weights: llama.cpp's CPU order of summation
+ * (cpu_dot_f16_ggml, cpu_attn.c) instead of qt_vec_dot's, so that the
+ * result, and the int8 rounding of what the next matmul quantizes, equal
+ * llama.cpp's bit for bit (stories260K's ffn_down is F16 in every
+ * requantized file: 172 is not a multiple of 32). F32 weights likewise:
+ * llama.cpp runs several activation rows whose width is a multiple of 8
+ * through its tinyBLAS sgemm (one 8-lane FMA accumulator per output, that
+ * is f32_rows / f32_row1) and everything else (one row: decode; other
+ * widths) through ggml_vec_dot_f32 (dot_f32_ggml); so do we. */
+static inline float mm_dot(int type, const char *wrow, const void *x, int64_t n) {
+    if (type == QT_F16) return cpu_dot_f16_ggml((const uint16_t *)wrow, x, n);
+#ifdef MM_SIMD
+    if (type == QT_F32) return dot_f32_ggml((const float *)wrow, x, n);
+#endif
+    return qt_vec_dot(type, wrow, x, n);
+}
+
+/* Q4_0 weights with a multiple of 8 rows: llama.cpp's x86 CPU backend
+ * repacks them (q4_0_8x8, its "CPU_REPACK" buffer) and its gemv/gemm
+ * kernels sum each block's 32 products exactly in int32 first, then
+ * acc = fma((float)isum, d_w·d_x, acc) block after block: no 8-lane float
+ * partials, no horizontal float sum. Reproduced here element by element. */
+static int32_t isum_q4_0_q8_0(const blk_q4_0 *w, const blk_q8_0 *x) {
+#ifdef MM_SIMD
+    const __m256i q = dec_q4_0(w), y = _mm256_loadu_si256((const __m256i *)x->qs);
+    const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(q, q), _mm256_sign_epi8(y, q)),
+                                        _mm256_set1_epi16(1));
+    __m128i t = _mm_add_epi32(_mm256_castsi256_si128(p), _mm256_extracti128_si256(p, 1));
+    t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0x4e));
+    t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0xb1));
+    return _mm_cvtsi128_si32(t);
+#else
+    int32_t s = 0;
+    for (int j = 0; j < 16; j++)
+        s += ((w->qs[j] & 0x0f) - 8) * x->qs[j] + ((w->qs[j] >> 4) - 8) * x->qs[j + 16];
+    return s;
+#endif
+}
+
+static float dot_q4_0_repacked(const char *wrow, const char *xrow, int64_t nb) {
+    const blk_q4_0 *w = (const blk_q4_0 *)wrow;
+    const blk_q8_0 *x = (const blk_q8_0 *)xrow;
+    float acc = 0.0f;
+    for (int64_t b = 0; b < nb; b++)
+        acc = fmaf((float)isum_q4_0_q8_0(&w[b], &x[b]), qt_f16_to_f32(w[b].d) * qt_f16_to_f32(x[b].d), acc);
+    return acc;
+}
+
 static void mm_task(void *ap, int ith, int nth) {
     mm_args *a = ap;
     const eng_w *w = a->w;
@@ -245,8 +384,18 @@ static void mm_task(void *ap, int ith, int nth) {
     const char *wd = w->data;
     int64_t lo, hi;
     cpu_split(ne1, ith, nth, &lo, &hi);
+    if (w->type == QT_Q4_0 && ne1 % 8 == 0 && a->vdt == QT_Q8_0) {
+        const int64_t nb = ne0 / QK8_0;
+        for (int64_t ob = lo; ob < hi; ob += MM_BLOCK) {
+            const int64_t oe = ob + MM_BLOCK < hi ? ob + MM_BLOCK : hi;
+            for (int r = 0; r < a->rows; r++)
+                for (int64_t o = ob; o < oe; o++)
+                    a->y[(int64_t)r * ne1 + o] = dot_q4_0_repacked(wd + o * w->nb1, a->xq + (size_t)r * a->rb, nb);
+        }
+        return;
+    }
 #ifdef MM_SIMD
-    if (w->type == QT_F32 && a->rows >= 4) {
+    if (w->type == QT_F32 && a->rows >= 2 && ne0 % 8 == 0) {
         const int r4 = a->rows / 4 * 4;
         for (int64_t ob = lo; ob < hi; ob += MM_BLOCK) {
             const int64_t oe = ob + MM_BLOCK < hi ? ob + MM_BLOCK : hi;
@@ -258,7 +407,7 @@ static void mm_task(void *ap, int ith, int nth) {
             }
             for (int r = r4; r < a->rows; r++)
                 for (int64_t o = ob; o < oe; o++)
-                    a->y[(int64_t)r * ne1 + o] = qt_vec_dot(w->type, wd + o * w->nb1, a->x + (int64_t)r * ne0, ne0);
+                    a->y[(int64_t)r * ne1 + o] = f32_row1((const float *)(wd + o * w->nb1), ne0, a->x + (int64_t)r * ne0);
         }
         return;
     }
@@ -290,14 +439,14 @@ static void mm_task(void *ap, int ith, int nth) {
             for (int r = r4; r < a->rows; r++) {
                 const char *xr = a->xq + (size_t)r * a->rb;
                 for (int64_t o = ob; o < oe; o++)
-                    a->y[(int64_t)r * ne1 + o] = qt_vec_dot(w->type, wd + o * w->nb1, xr, ne0);
+                    a->y[(int64_t)r * ne1 + o] = mm_dot(w->type, wd + o * w->nb1, xr, ne0);
             }
         }
         return;
     }
 #endif
     if (a->rows == 1) {
-        for (int64_t o = lo; o < hi; o++) a->y[o] = qt_vec_dot(w->type, wd + o * w->nb1, a->xq, ne0);
+        for (int64_t o = lo; o < hi; o++) a->y[o] = mm_dot(w->type, wd + o * w->nb1, a->xq, ne0);
         return;
     }
     for (int64_t ob = lo; ob < hi; ob += MM_BLOCK) {
@@ -305,7 +454,7 @@ static void mm_task(void *ap, int ith, int nth) {
         for (int r = 0; r < a->rows; r++) {
             const char *xr = a->xq + (size_t)r * a->rb;
             float *yr = a->y + (int64_t)r * ne1;
-            for (int64_t o = ob; o < oe; o++) yr[o] = qt_vec_dot(w->type, wd + o * w->nb1, xr, ne0);
+            for (int64_t o = ob; o < oe; o++) yr[o] = mm_dot(w->type, wd + o * w->nb1, xr, ne0);
         }
     }
 }
@@ -326,7 +475,7 @@ void cpu_matmul(void *ctx, const eng_w *w, const float *x, float *y, int rows) {
         size_t need = a.rb * (size_t)rows;
 #ifdef MM_SIMD
         /* block scales and sums for the unsigned Q4_0/Q5_0 kernel */
-        const int aux = rows >= 4 && a.vdt == QT_Q8_0 && (w->type == QT_Q4_0 || w->type == QT_Q5_0);
+        const int aux = MM_UNSIGNED && rows >= 4 && a.vdt == QT_Q8_0 && (w->type == QT_Q4_0 || w->type == QT_Q5_0);
         const size_t aux_off = (need + 63) / 64 * 64, aux_n = (size_t)rows * (size_t)(w->ne0 / QK8_0);
         if (aux) need = aux_off + 2 * aux_n * sizeof(float);
 #endif

@@ -1,14 +1,24 @@
 /* cpu_ops — the element-wise and row-wise ops of the CPU backend: embedding
  * rows, RMSNorm, bias and residual adds, RoPE, the fp16 KV store, SwiGLU.
  * Written plainly: these are the reference every other backend is tested
- * against. Semantics are ggml's where the two could differ (RMSNorm sums in
- * double; RoPE builds theta by repeated float multiplication as ggml does).
+ * against. Semantics are llama.cpp's CPU backend's, bit for bit where the
+ * two could differ (RMSNorm sums in double; RoPE builds theta by repeated
+ * float multiplication and rotates with one fused multiply-add per output,
+ * x0·cos - x1·sin = fma(x0, cos, -(x1·sin)), as llama.cpp's build computes
+ * it; SwiGLU uses llama.cpp's SIMD exp for all but a row's last dim % 8).
  */
 #include <errno.h>
 #include <math.h>
 #include <string.h>
 
 #include "engine/cpu/cpu_int.h"
+
+/* The arithmetic below reproduces llama.cpp's CPU results bit for bit:
+ * every fused multiply-add is written as fmaf, and no other may be formed
+ * (GCC in -std=c11 does not contract; clang would, unless told). */
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#endif
 #include "engine/quant.h"
 
 #if defined(__F16C__)
@@ -152,8 +162,8 @@ static void rope_task(void *ap, int ith, int nth) {
                 const int j0 = p->neox ? i0 / 2 : i0;
                 const int j1 = p->neox ? i0 / 2 + n_rot / 2 : i0 + 1;
                 const float x0 = x[j0], x1 = x[j1];
-                x[j0] = x0 * cs - x1 * sn;
-                x[j1] = x0 * sn + x1 * cs;
+                x[j0] = fmaf(x0, cs, -(x1 * sn));
+                x[j1] = fmaf(x0, sn, x1 * cs);
             }
         }
     }
@@ -201,15 +211,58 @@ typedef struct {
     int rows, dim;
 } glu_args;
 
+/* exp(x) as llama.cpp's CPU backend computes it in its 8-lane SIMD body
+ * (ggml_v_expf on AVX2+FMA), restated one element at a time (every step is
+ * a lane-wise IEEE op, so this equals the vector result bit for bit):
+ * n = round(x·log2 e) by the 1.5·2^23 shifter, b = x - n·ln2 (ln2 split in
+ * two), exp(b) - 1 ≈ b·c0 + b²·(c1 + b·c2 + b²·(c3 + b·c4)), scaled by 2^n
+ * built in the exponent bits, with a two-factor scale when |n| > 126 and
+ * overflow/underflow (s1²) when |n| > 192. Not expf: differs by ~1 ulp,
+ * which is the point (it is what llama.cpp computes). */
+static inline float bits_f(uint32_t u) {
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+static inline uint32_t f_bits(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    return u;
+}
+
+static float exp_ggml_simd(float x) {
+    const float shift = 0x1.8p23f;
+    const float z = fmaf(x, 0x1.715476p+0f, shift);
+    const float n = z - shift;
+    const float b = fmaf(-n, 0x1.7f7d1cp-20f, fmaf(-n, 0x1.62e4p-1f, x));
+    const uint32_t e = f_bits(z) << 23;
+    const float k = bits_f(e + f_bits(1.0f));
+    const float u = b * b;
+    const float j = fmaf(fmaf(fmaf(0x1.0e4020p-7f, b, 0x1.573e2ep-5f), u, fmaf(0x1.555e66p-3f, b, 0x1.fffdb6p-2f)), u,
+                         0x1.ffffecp-1f * b);
+    if (!(fabsf(n) > 126.0f)) return fmaf(k, j, k);
+    const uint32_t g = n <= 0.0f ? 0x82000000u : 0u;
+    const float s1 = bits_f(g + 0x7f000000u);
+    const float s2 = bits_f(e - g);
+    if (fabsf(n) > 192.0f) return s1 * s1;
+    return fmaf(s2, j, s2) * s1;
+}
+
 static void glu_task(void *ap, int ith, int nth) {
     glu_args *a = ap;
     /* split the flattened [rows][dim] so one row splits too (decode) */
     int64_t n = (int64_t)a->rows * a->dim, lo, hi;
     cpu_split(n, ith, nth, &lo, &hi);
+    /* llama.cpp (ggml_vec_swiglu_f32, AVX2 build) runs each row's first
+     * dim & ~7 elements through its SIMD silu, x / (1 + exp_simd(0 - x)),
+     * and the tail through x / (1 + expf(-x)); matched for bitwise-equal
+     * activations (and so equal int8 rounding in the next matmul). */
+    const int64_t nvec = a->dim & ~7;
     for (int64_t e = lo; e < hi; e++) {
         int64_t r = e / a->dim, i = e % a->dim;
         const float g = a->gate[r * a->ld_in + i];
-        a->out[e] = g / (1.0f + expf(-g)) * a->up[r * a->ld_in + i];
+        const float ex = i < nvec ? exp_ggml_simd(0.0f - g) : expf(-g);
+        a->out[e] = g / (1.0f + ex) * a->up[r * a->ld_in + i];
     }
 }
 
