@@ -10,7 +10,7 @@
 
 #include "common/json_util.h"
 #include "common/log.h"
-#include "orch/core/sha256.h"
+#include "common/sha256.h"
 #include "orch/orch.h"
 
 /* ======================================================================

@@ -26,7 +26,7 @@
 
 #include "common/log.h"
 #include "pool/pool.h"
-#include "pool/sha256.h"
+#include "common/sha256.h"
 
 #define PULL_ATTEMPTS 5
 
@@ -204,15 +204,15 @@ static void finish(struct pull_job *j, enum pool_dl_state st, enum err_code code
 static int hash_file(const char *path, char out[65]) {
     FILE *f = fopen(path, "rb");
     if (!f) return -errno;
-    struct pool_sha256 s;
-    pool_sha256_init(&s);
+    struct sha256 s;
+    sha256_init(&s);
     static __thread char buf[1 << 16];
     size_t n;
-    while ((n = fread(buf, 1, sizeof buf, f)) > 0) pool_sha256_update(&s, buf, n);
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0) sha256_update(&s, buf, n);
     int bad = ferror(f);
     fclose(f);
     if (bad) return -EIO;
-    pool_sha256_hex(&s, out);
+    sha256_final_hex(&s, out);
     return 0;
 }
 

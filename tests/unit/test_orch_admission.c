@@ -7,7 +7,7 @@
 #include "common/err.h"
 #include "orch/core/admission.h"
 #include "orch/core/catalog.h"
-#include "orch/core/sha256.h"
+#include "common/sha256.h"
 
 #include <jansson.h>
 

@@ -10,13 +10,12 @@
 #include <unistd.h>
 
 #include "../../src/pool/provision.c"
-#include "../../src/pool/sha256.c"
 
 static void hex_of(const char *msg, size_t n, char out[65]) {
-    struct pool_sha256 s;
-    pool_sha256_init(&s);
-    pool_sha256_update(&s, msg, n);
-    pool_sha256_hex(&s, out);
+    struct sha256 s;
+    sha256_init(&s);
+    sha256_update(&s, msg, n);
+    sha256_final_hex(&s, out);
 }
 
 static void test_sha256_vectors(void **st) {
@@ -30,18 +29,18 @@ static void test_sha256_vectors(void **st) {
     hex_of(m, strlen(m), h);
     assert_string_equal(h, "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
     /* one million 'a', fed in uneven pieces (block boundaries everywhere) */
-    struct pool_sha256 s;
-    pool_sha256_init(&s);
+    struct sha256 s;
+    sha256_init(&s);
     static char a[1000];
     memset(a, 'a', sizeof a);
     size_t left = 1000000, k = 1;
     while (left) {
         size_t n = k % 997 + 1 < left ? k % 997 + 1 : left;
-        pool_sha256_update(&s, a, n);
+        sha256_update(&s, a, n);
         left -= n;
         k = k * 31 + 7;
     }
-    pool_sha256_hex(&s, h);
+    sha256_final_hex(&s, h);
     assert_string_equal(h, "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
 }
 

@@ -1,5 +1,5 @@
 /* sha256 — see sha256.h. Straight from the FIPS 180-4 description. */
-#include "orch/core/sha256.h"
+#include "common/sha256.h"
 
 #include <string.h>
 
@@ -76,16 +76,20 @@ void sha256_final(struct sha256 *s, uint8_t out[32]) {
     }
 }
 
-void sha256_hex(const void *data, size_t n, char out[65]) {
+void sha256_final_hex(struct sha256 *s, char out[65]) {
     static const char hx[] = "0123456789abcdef";
-    struct sha256 s;
     uint8_t d[32];
-    sha256_init(&s);
-    sha256_update(&s, data, n);
-    sha256_final(&s, d);
+    sha256_final(s, d);
     for (int i = 0; i < 32; i++) {
         out[2 * i] = hx[d[i] >> 4];
         out[2 * i + 1] = hx[d[i] & 15];
     }
     out[64] = 0;
+}
+
+void sha256_hex(const void *data, size_t n, char out[65]) {
+    struct sha256 s;
+    sha256_init(&s);
+    sha256_update(&s, data, n);
+    sha256_final_hex(&s, out);
 }

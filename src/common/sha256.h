@@ -1,7 +1,8 @@
-/* sha256 — FIPS 180-4 SHA-256 (prompt_hash in the jobs table: the store
- * keeps a digest of the prompt, never the prompt once dispatched). */
-#ifndef LLORCH_ORCH_SHA256_H
-#define LLORCH_ORCH_SHA256_H
+/* sha256 — FIPS 180-4 SHA-256, streaming. Used for the orchestrator's
+ * prompt_hash (the store keeps a digest of the prompt, never the prompt once
+ * dispatched), token fingerprints, and the pool's model digests. */
+#ifndef LLORCH_SHA256_H
+#define LLORCH_SHA256_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -16,6 +17,8 @@ struct sha256 {
 void sha256_init(struct sha256 *s);
 void sha256_update(struct sha256 *s, const void *data, size_t n);
 void sha256_final(struct sha256 *s, uint8_t out[32]);
+/* finishes s (spent afterwards) and writes the lowercase hex digest into out[65] */
+void sha256_final_hex(struct sha256 *s, char out[65]);
 /* one shot, lowercase hex into out[65] */
 void sha256_hex(const void *data, size_t n, char out[65]);
 
