@@ -3,7 +3,8 @@
  * callback (llama_context_params.cb_eval), to compare the engine op by op
  * (the engine side: LLORCH_DUMP_TENSORS, src/engine/arch/llama.c).
  * Context set up as tools/ref/ref_greedy.mjs gets it from node-llama-cpp:
- * flash attention "auto", n_batch = n_ubatch, 1 thread, F16 KV cache.
+ * flash attention "auto" (REF_NO_FA=1: disabled), n_batch = n_ubatch,
+ * 1 thread, F16 KV cache.
  *
  * Build (headers from the llama.cpp source node-llama-cpp bundles):
  *   git clone -q tools/ref/node_modules/node-llama-cpp/llama/gitRelease.bundle /tmp/llcpp
@@ -74,7 +75,7 @@ int main(int argc, char **argv) {
     cp.n_ctx = 512;
     cp.n_batch = cp.n_ubatch = 512;
     cp.n_threads = cp.n_threads_batch = 1;
-    cp.flash_attn_type = LLAMA_FLASH_ATTN_TYPE_AUTO;
+    cp.flash_attn_type = getenv("REF_NO_FA") ? LLAMA_FLASH_ATTN_TYPE_DISABLED : LLAMA_FLASH_ATTN_TYPE_AUTO;
     cp.cb_eval = cb;
     struct llama_context *ctx = llama_init_from_model(model, cp);
     if (!ctx) return 1;
