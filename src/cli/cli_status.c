@@ -97,8 +97,8 @@ static json_t *fetch_all(const char *base, char *err, size_t errlen) {
             return NULL;
         }
         if (st != 200 || !json_is_object(b)) {
-            cli_print_error("status", st, b, raw);
-            snprintf(err, errlen, "GET %s answered %ld", paths[i], st);
+            cli_print_error("status", st, b, raw); /* says it all: no second line */
+            err[0] = 0;
             json_decref(b);
             free(raw);
             json_decref(all);
@@ -274,7 +274,7 @@ int cli_status(int argc, char **argv) {
     for (;;) {
         json_t *all = fetch_all(base, err, sizeof err);
         if (!all) {
-            fprintf(stderr, "llorch status: cannot read the orchestrator at %s: %s\n", base, err);
+            if (err[0]) fprintf(stderr, "llorch status: cannot read the orchestrator at %s: %s\n", base, err);
             return 1;
         }
         if (watch > 0 && !as_json) printf("\033[H\033[2J");
