@@ -18,7 +18,8 @@
 #   6. llorch status --json counts the cancelled tasks;
 #   7. llorch status shows a pool that stopped heartbeating as UNAVAILABLE,
 #      and available again once it resumes;
-#   8. a cut event stream is resumed with Last-Event-ID: same text.
+#   8. a cut event stream is resumed with Last-Event-ID: same text;
+#   9. LLORCH_TOKEN reaches a lab orchestrator as the bearer token.
 set -u
 SRC=${LLORCH_SRC_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
 BUILD=${LLORCH_BUILD_DIR:-$SRC/build}
@@ -37,7 +38,7 @@ command -v python3 >/dev/null || { echo "SKIP: python3 is needed for the stand-i
 command -v sha256sum >/dev/null || { echo "SKIP: sha256sum is needed"; exit 77; }
 
 RUN=$(mktemp -d "${TMPDIR:-/tmp}/llorch-cli-test.XXXXXX")
-UP="" HUB="" FROZEN="" PROXY=""
+UP="" HUB="" FROZEN="" PROXY="" LAB=""
 alive() {
   [ -n "$1" ] && [ -r "/proc/$1/stat" ] || return 1
   local st
@@ -56,6 +57,7 @@ cleanup() {
   if alive "$UP"; then kill -TERM "$UP"; wait_exit "$UP" 40 >/dev/null; fi
   if alive "$HUB"; then kill -TERM "$HUB"; wait "$HUB" 2>/dev/null; fi
   if alive "$PROXY"; then kill -TERM "$PROXY"; wait "$PROXY" 2>/dev/null; fi
+  if alive "$LAB"; then kill -TERM "$LAB"; wait "$LAB" 2>/dev/null; fi
   if [ $rc -ne 0 ] && [ $rc -ne 77 ]; then
     for f in up.stdout up.stderr orchestratord.log pool-managerd.log hub.log; do
       [ -f "$RUN/$f" ] && { echo "--- $f (tail)" >&2; tail -n 20 "$RUN/$f" >&2; }
@@ -301,3 +303,28 @@ grep -Eq "^events Last-Event-ID: [0-9]+$" "$RUN/proxy.log" || fail "no reconnect
 [ "$via" = "$direct" ] || fail "the resumed stream printed other text than the uninterrupted one"
 grep -q "300 tokens" "$RUN/via.err" || fail "the resumed run's summary: $(cat "$RUN/via.err")"
 echo "ok 8 - a stream cut after 3000 bytes is resumed ($(grep Last-Event-ID "$RUN/proxy.log")), text identical"
+
+# ---- 9. LLORCH_TOKEN: a lab orchestrator with client tokens ---------------------------------
+cat > "$RUN/lab.yaml" <<YAML
+deployment: lab
+auth: {pool_tokens: [pool-secret], client_tokens: [client-secret]}
+models:
+  stories: {model_ref: 'file:$(cd "$MODELS" && pwd -P)/stories260K.gguf', context_length: 512}
+YAML
+"$BUILD/orchestratord" --config "$RUN/lab.yaml" --bind 127.0.0.1:0 --state "$RUN/lab.db" >"$RUN/lab.out" 2>"$RUN/lab.log" &
+LAB=$!
+LP=""
+for _ in $(seq 1 100); do LP=$(sed -n 's/^orchestratord listening on .*:\([0-9][0-9]*\)$/\1/p' "$RUN/lab.out"); [ -n "$LP" ] && break; sleep 0.1; done
+[ -n "$LP" ] || { fail "the lab orchestrator did not start: $(tail -3 "$RUN/lab.log")"; }
+LAB_URL=http://127.0.0.1:$LP
+r1=0; LLORCH_TOKEN='' "$LLORCH" status --url "$LAB_URL" >/dev/null 2>"$RUN/l1" || r1=$?
+r2=0; LLORCH_TOKEN=client-secret "$LLORCH" status --url "$LAB_URL" >"$RUN/l2" 2>&1 || r2=$?
+r3=0; LLORCH_TOKEN=wrong "$LLORCH" run stories "hi" --url "$LAB_URL" >/dev/null 2>"$RUN/l3" || r3=$?
+r4=0; LLORCH_TOKEN=client-secret "$LLORCH" place stories pool-x host --url "$LAB_URL" >/dev/null 2>&1 || r4=$?
+kill -TERM "$LAB"; wait "$LAB" 2>/dev/null
+[ $r1 -eq 1 ] && grep -q "^llorch status: UNAUTHORIZED: " "$RUN/l1" || fail "status without a token: exit $r1, $(cat "$RUN/l1")"
+[ "$(wc -l <"$RUN/l1")" -eq 1 ] || fail "a refused status printed more than one line: $(cat "$RUN/l1")"
+[ $r2 -eq 0 ] && grep -q "healthy" "$RUN/l2" && grep -q "(no pool registered)" "$RUN/l2" || fail "status with the token: exit $r2, $(cat "$RUN/l2")"
+[ $r3 -eq 1 ] && grep -q "UNAUTHORIZED" "$RUN/l3" || fail "run with a wrong token: exit $r3, $(cat "$RUN/l3")"
+[ $r4 -eq 0 ] || fail "place with the token: exit $r4"
+echo "ok 9 - LLORCH_TOKEN is sent as a bearer token (lab: 401 without, accepted with)"
