@@ -92,7 +92,6 @@ EOF
 # ---- process bookkeeping ----------------------------------------------------
 ORCH_PID=""
 POOL_PID=""
-WARM_PID=""
 STOPPING=""
 
 alive() { # running and not a zombie
@@ -115,7 +114,6 @@ stop_all() {
   STOPPING=1
   trap '' INT TERM HUP
   say "stopping"
-  if alive "$WARM_PID"; then kill -TERM "$WARM_PID" 2>/dev/null; wait_gone "$WARM_PID" 10 || kill -KILL "$WARM_PID" 2>/dev/null; fi
   local workers=""
   if alive "$POOL_PID"; then
     workers=$(children_of "$POOL_PID")
@@ -216,7 +214,6 @@ esac
 "$LLORCH" place "$ALIAS" "$POOL_ID" "$GPU_ID" --url "$ORCH_URL" >/dev/null || die "could not pin $ALIAS to $POOL_ID"
 say "loading $ALIAS ($MODEL_REF) on $([ "$GPU_ID" -ge 0 ] && echo "gpu $GPU_ID" || echo "the host") ..."
 WORKER=""
-t0=$SECONDS
 for _ in $(seq 1 $((READY_S * 5))); do
   js=$(state_json | tr -d '\n ')
   WORKER=$(echo "$js" | grep -o '"worker_id":"[^"]*","pool_id":"'"$POOL_ID"'","model_ref":"[^"]*","uri":"[^"]*","status":"ready"' |
@@ -226,20 +223,9 @@ for _ in $(seq 1 $((READY_S * 5))); do
     log_tail "$RUN/orchestratord.log"; log_tail "$RUN/pool-managerd.log"
     die "a service exited while the model was loading"
   fi
-  # Fallback: the placement has not even commanded a start after 3 s (no
-  # worker of this pool listed at all; seen when orchestratord's placement
-  # start timer is uninitialised). A 1-token job makes the scheduler start
-  # the worker on the pinned device instead.
-  if [ -z "$WARM_PID" ] && [ $((SECONDS - t0)) -ge 3 ] && ! echo "$js" | grep -q '"pool_id":"'"$POOL_ID"'","model_ref"'; then
-    say "no worker started for the placement after 3 s; starting one with a 1-token job"
-    "$LLORCH" run "$ALIAS" "Once" --max-tokens 1 -q --timeout-ms $((READY_S * 1000)) --url "$ORCH_URL" \
-      >/dev/null 2>"$RUN/warmup.err" &
-    WARM_PID=$!
-  fi
   sleep 0.2
 done
 [ -n "$WORKER" ] || say "the model is not loaded after ${READY_S} s; it will start on the first request (see the logs)"
-if alive "$WARM_PID"; then kill -TERM "$WARM_PID" 2>/dev/null; fi
 
 cat > "$RUN/up.env" <<EOF
 ORCH_URL=$ORCH_URL
