@@ -49,7 +49,15 @@ typedef struct {
     atomic_int next;
 } att_args;
 
+/* fp16 <-> f32, round to nearest even (F16C where built with it; the same
+ * values as qt_f16_to_f32 / qt_f32_to_f16) */
+#ifdef ATT_SIMD
+static inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
+static inline uint16_t f2h(float f) { return (uint16_t)_cvtss_sh(f, _MM_FROUND_TO_NEAREST_INT); }
+#else
 static inline float h2f(uint16_t h) { return qt_f16_to_f32(h); }
+static inline uint16_t f2h(float f) { return qt_f32_to_f16(f); }
+#endif
 
 /* ---- llama.cpp's CPU flash attention, reproduced (see the header) ---- */
 
@@ -78,20 +86,46 @@ float cpu_dot_f16_ggml(const uint16_t *x, const uint16_t *y, int64_t n) {
         sum = (double)_mm_cvtss_f32(t);
     }
 #endif
+#ifdef ATT_SIMD
+    /* the products are exact in f32 (11-bit significands): form 8 at once */
+    for (; i + 8 <= n; i += 8) {
+        float p[8];
+        _mm256_storeu_ps(p, _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(x + i))),
+                                          _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(y + i)))));
+        for (int j = 0; j < 8; j++) sum += (double)p[j];
+    }
+#endif
     for (; i < n; i++) sum += (double)(h2f(x[i]) * h2f(y[i]));
     return (float)sum;
 }
 
 /* y = fp16(y * v), element by element (ggml_vec_scale_f16) */
 static void scale_f16(uint16_t *y, float v, int n) {
-    for (int i = 0; i < n; i++) y[i] = qt_f32_to_f16(h2f(y[i]) * v);
+    int i = 0;
+#ifdef ATT_SIMD
+    const __m256 vv = _mm256_set1_ps(v);
+    for (; i + 8 <= n; i += 8) {
+        const __m256 a = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(y + i))), vv);
+        _mm_storeu_si128((__m128i *)(y + i), _mm256_cvtps_ph(a, _MM_FROUND_TO_NEAREST_INT));
+    }
+#endif
+    for (; i < n; i++) y[i] = f2h(h2f(y[i]) * v);
 }
 
 /* y = fp16(x * v + y) with one rounding of the fma (ggml_vec_mad_f16: fused
  * in its SIMD body, and its scalar tail is contracted the same way in the
  * build node-llama-cpp ships, checked bitwise against it) */
 static void mad_f16(uint16_t *y, const uint16_t *x, float v, int n) {
-    for (int i = 0; i < n; i++) y[i] = qt_f32_to_f16(fmaf(h2f(x[i]), v, h2f(y[i])));
+    int i = 0;
+#ifdef ATT_SIMD
+    const __m256 vv = _mm256_set1_ps(v);
+    for (; i + 8 <= n; i += 8) {
+        const __m256 a = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(x + i))), vv,
+                                         _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(y + i))));
+        _mm_storeu_si128((__m128i *)(y + i), _mm256_cvtps_ph(a, _MM_FROUND_TO_NEAREST_INT));
+    }
+#endif
+    for (; i < n; i++) y[i] = f2h(fmaf(h2f(x[i]), v, h2f(y[i])));
 }
 
 static void att_task(void *ap, int ith, int nth) {
@@ -109,7 +143,7 @@ static void att_task(void *ap, int ith, int nth) {
         const float *q = a->q + (int64_t)r * a->ld_q + (int64_t)h * hd;
         const int n_t = a->pos[r] + 1;
         for (int d = 0; d < hd; d++) {
-            qh[d] = qt_f32_to_f16(q[d]);
+            qh[d] = f2h(q[d]);
             acc[d] = 0;
         }
         float M = -INFINITY, S = 0.0f;
