@@ -65,7 +65,9 @@ void http_req_set_header(http_req *r, const char *name, const char *value) {
 
 void http_add_headers(http_req *r, struct MHD_Response *resp) {
     for (int i = 0; i < r->nhdrs; i++) MHD_add_response_header(resp, r->hdr_name[i], r->hdr_val[i]);
-    if (r->cid[0]) MHD_add_response_header(resp, "X-Correlation-Id", r->cid);
+    /* every response carries the correlation id: the client's when valid,
+     * else a fresh UUIDv4 (Conventions in docs/API.md) */
+    MHD_add_response_header(resp, "X-Correlation-Id", http_req_correlation_id(r));
 }
 
 /* ---- responses ----------------------------------------------------------------------- */

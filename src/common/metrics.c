@@ -229,6 +229,17 @@ static void put_num(struct util_sb *sb, double v) {
 }
 
 /* name{const,labels[,extra]} */
+/* le="0.05": the shortest %g form that reads back as the same double
+ * (%.17g alone prints 0.050000000000000003) */
+static void le_label(char *out, size_t cap, double v) {
+    char num[40];
+    for (int prec = 6; prec <= 17; prec++) {
+        snprintf(num, sizeof num, "%.*g", prec, v);
+        if (strtod(num, NULL) == v) break;
+    }
+    snprintf(out, cap, "le=\"%s\"", num);
+}
+
 static void put_labels(struct util_sb *sb, const char *cl, const char *labels, const char *extra) {
     int any = 0;
     const char *parts[3] = {cl, labels, extra};
@@ -257,7 +268,7 @@ void metrics_render(metrics_registry *r, struct util_sb *sb) {
             if (f->kind == FAM_HISTOGRAM) {
                 for (int b = 0; b < f->n_bounds; b++) {
                     char le[64];
-                    snprintf(le, sizeof le, "le=\"%.17g\"", f->bounds[b]);
+                    le_label(le, sizeof le, f->bounds[b]);
                     util_sb_printf(sb, "%s_bucket", f->name);
                     put_labels(sb, r->const_labels, NULL, le);
                     util_sb_puts(sb, " 0\n");
@@ -287,7 +298,7 @@ void metrics_render(metrics_registry *r, struct util_sb *sb) {
             unsigned long long cum = 0;
             for (int b = 0; b < f->n_bounds; b++) {
                 char le[64];
-                snprintf(le, sizeof le, "le=\"%.17g\"", f->bounds[b]);
+                le_label(le, sizeof le, f->bounds[b]);
                 cum += s->buckets[b];
                 util_sb_printf(sb, "%s_bucket", f->name);
                 put_labels(sb, r->const_labels, s->labels, le);

@@ -181,6 +181,14 @@ static void test_body_and_errors(void **st) {
     assert_string_equal(r.body, "{\"x\":1}");
     assert_string_equal(r.correlation_id, "abc-DEF-123");
     http_resp_free(&r);
+    /* a handler that never asks for the id still echoes it (/v2/tasks/{id} here) */
+    snprintf(url, sizeof url, "%s/v2/tasks/t1", base);
+    http_client_req rg = {.url = url, .headers = hdr};
+    assert_int_equal(http_client_do(&rg, &r, err, sizeof err), 0);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.correlation_id, "abc-DEF-123");
+    http_resp_free(&r);
+    snprintf(url, sizeof url, "%s/echo", base);
     /* invalid correlation id → a fresh uuid */
     const char *bad[] = {"X-Correlation-Id: has space!", NULL};
     rq.headers = bad;

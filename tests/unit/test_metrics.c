@@ -13,6 +13,8 @@ static void test_render(void **st) {
     metrics_family *vram = metrics_gauge(r, "worker_vram_bytes", "VRAM", NULL);
     double b[] = {10, 100, 1000};
     metrics_family *dur = metrics_histogram(r, "worker_inference_duration_ms", "Duration", NULL, b, 3);
+    double fb[] = {0.05, 0.1, 2.5};
+    assert_non_null(metrics_histogram(r, "frac_seconds", "fractional bounds", NULL, fb, 3));
     assert_non_null(req);
     assert_non_null(dur);
     assert_null(metrics_counter(r, "bad name", "x", NULL));
@@ -48,6 +50,9 @@ static void test_render(void **st) {
     assert_non_null(strstr(sb.buf, "outcome=\"we\\\"ird\\\\\"} 1\n"));
     assert_non_null(strstr(sb.buf, "worker_vram_bytes{component=\"worker\"} 1234567890123\n"));
     assert_non_null(strstr(sb.buf, "worker_inference_duration_ms_bucket{component=\"worker\",le=\"10\"} 1\n"));
+    /* bounds print in their shortest exact form, not 0.050000000000000003 */
+    assert_non_null(strstr(sb.buf, "frac_seconds_bucket{component=\"worker\",le=\"0.05\"} 0\n"));
+    assert_non_null(strstr(sb.buf, "frac_seconds_bucket{component=\"worker\",le=\"0.1\"} 0\n"));
     assert_non_null(strstr(sb.buf, "worker_inference_duration_ms_bucket{component=\"worker\",le=\"100\"} 2\n"));
     assert_non_null(strstr(sb.buf, "worker_inference_duration_ms_bucket{component=\"worker\",le=\"+Inf\"} 3\n"));
     assert_non_null(strstr(sb.buf, "worker_inference_duration_ms_sum{component=\"worker\"} 5055\n"));

@@ -31,9 +31,9 @@ static int fail(struct adm_error *e, int code, const char *field, const char *fm
 static uint64_t default_seed(void) {
     uint64_t s = 0;
     if (getrandom(&s, sizeof s, 0) != (ssize_t)sizeof s) s = util_now_ns() ^ 0x9e3779b97f4a7c15ull;
-    /* 63 bits: a generated seed fits every JSON parser's signed integers
-     * (jansson refuses integers above 2^63-1) */
-    return s & (uint64_t)INT64_MAX;
+    /* 53 bits, as the worker generates them: a generated seed survives every
+     * JSON parser, JavaScript's doubles included, so clients can echo it */
+    return s & ((1ull << 53) - 1);
 }
 
 static int get_number(json_t *v, double *out) {
