@@ -3,7 +3,7 @@
 # tools/gpu-bundle.sh made .gpu-bundle/ here. Runs the GPU tests, then
 # compute-sanitizer memcheck and racecheck on the op tests, then the
 # benchmarks; writes ONE results file, $OUT/gpu-results.txt (or ./gpu-results.txt).
-# Steps can be chosen: tools/gpu-run.sh [tests] [memcheck] [racecheck] [bench] [compare] [models] [profile] [worker] [cli-bench]
+# Steps can be chosen: tools/gpu-run.sh [tests] [memcheck] [racecheck] [bench] [compare] [models] [profile] [worker] [cli-bench] [pool]
 # (worker: the worker contract tests against worker-orcd, and — with "models" — worker-orcd on the
 # synthetic Qwen2.5-0.5B Q4_K_M; cli-bench: `llorch bench --backend cuda` on the generated models)
 # (compare: kernel bench again with the v1 mat-vec and with each prefill tile; profile: per-op GPU time
@@ -58,6 +58,9 @@ fi
         for t in test_worker test_worker_lifecycle test_worker_utf8; do
             [ -x .gpu-bundle/bin/$t ] && LLORCH_WORKER_BIN=worker-orcd run "$t-orcd" 240 .gpu-bundle/bin/$t
         done
+    fi
+    if has pool && [ -x .gpu-bundle/bin/test_pool_nvml ]; then
+        run test_pool_nvml 300 .gpu-bundle/bin/test_pool_nvml
     fi
     if has bench; then
         LLORCH_CUDA_BENCH=1 run perf 150 .gpu-bundle/bin/test_cuda_perf
