@@ -4,11 +4,14 @@
 //
 // Usage (from the repository root):
 //   node tools/ref/ref_dist.mjs <out_dir> <n_pos> <name>=<model.gguf>...
-// Regenerate the committed fixture (models made by our generator, exactly as the test makes them):
-//   for a in llama qwen2 phi3; do for t in F16 Q8_0 Q4_0 Q4_K_M Q6_K MXFP4; do
-//     p=; [ $t = MXFP4 ] && p=--pure   # MXFP4 on every weight, not llama.cpp's MXFP4_MOE mix (Q8_0 for dense)
-//     build/llorch gguf make --preset tiny --arch $a --type $t $p --vocab-from ../shared/models/stories260K.gguf --seed 1 -o /tmp/dist/$a-$t.gguf; done; done
-//   node tools/ref/ref_dist.mjs tests/fixtures/engine/dist 32 $(for a in llama qwen2 phi3; do for t in F16 Q8_0 Q4_0 Q4_K_M Q6_K MXFP4; do echo $a-$t=/tmp/dist/$a-$t.gguf; done; done)
+// Regenerate the committed fixture (models made by our generator, exactly as the test makes them;
+// --type/--pure per format as in tests/fixtures/engine/dist/README.md):
+//   T="F16 Q8_0 Q4_0 Q4_K_M Q6_K MXFP4 BF16 Q4_1 Q5_0 Q5_1 Q2_K Q3_K Q5_K"
+//   for a in llama qwen2 phi3; do for t in $T; do
+//     p=; f=$t   # --pure: every weight in the format (MXFP4 would be llama.cpp's MXFP4_MOE mix, Q8_0 for dense)
+//     case $t in MXFP4|Q2_K) p=--pure;; Q3_K) p=--pure f=Q3_K_M;; Q5_K) p=--pure f=Q5_K_M;; esac
+//     build/llorch gguf make --preset tiny --arch $a --type $f $p --vocab-from ../shared/models/stories260K.gguf --seed 1 -o /tmp/dist/$a-$t.gguf; done; done
+//   node tools/ref/ref_dist.mjs tests/fixtures/engine/dist 32 $(for a in llama qwen2 phi3; do for t in $T; do echo $a-$t=/tmp/dist/$a-$t.gguf; done; done)
 //
 // Output: <out_dir>/index.txt (line oriented, read by the C test):
 //   # comments
