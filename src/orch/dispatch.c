@@ -364,6 +364,7 @@ static int pred(void *ctx, const char *id, enum job_prio prio, void *data) {
     uint64_t t0 = util_now_ns();
     if (sched_decide(o->sched, o->reg, &sj, p->now, &p->d) < 0) return 0;
     metrics_observe(o->m_sched_ms, NULL, (double)(util_now_ns() - t0) / 1e6);
+    if (p->d.used_fallback) metrics_add(o->m_policy_fallbacks, NULL, 1);
     switch (p->d.action) {
     case SCHED_DISPATCH:
         if (reg_worker_acquire(o->reg, p->d.worker_id, p->now) < 0) return 0;

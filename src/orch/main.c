@@ -60,7 +60,10 @@ static int setup_metrics(struct orch *o) {
     o->m_sched_ms = metrics_histogram(o->metrics, "orchd_scheduling_latency_ms", "One scheduling decision", NULL, b, 8);
     o->m_pools = metrics_gauge(o->metrics, "orchd_pools_available", "Pools within their heartbeat window", NULL);
     o->m_workers = metrics_gauge(o->metrics, "orchd_workers", "Workers by status", status);
-    return o->m_queue_depth && o->m_enqueued && o->m_dispatched && o->m_sched_ms && o->m_pools && o->m_workers ? 0 : -1;
+    o->m_policy_fallbacks = metrics_counter(o->metrics, "orchd_policy_fallbacks_total",
+                                            "Scheduling decisions where the Lua policy failed and the built-in policy chose", NULL);
+    return o->m_queue_depth && o->m_enqueued && o->m_dispatched && o->m_sched_ms && o->m_pools && o->m_workers &&
+           o->m_policy_fallbacks ? 0 : -1;
 }
 
 static void teardown(struct orch *o) {

@@ -89,6 +89,7 @@ struct orch {
     http_server *http;
     metrics_registry *metrics;
     metrics_family *m_queue_depth, *m_enqueued, *m_dispatched, *m_sched_ms, *m_pools, *m_workers;
+    metrics_family *m_policy_fallbacks; /* Lua policy failures answered by the built-in policy */
 
     pthread_mutex_t mu;
     pthread_cond_t wake;       /* the dispatcher waits on it */

@@ -688,6 +688,16 @@ static void test_lua_infinite_loop_falls_back(void **s) {
     assert_true(file_has(o.log, "policy_fallback"));
     assert_true(file_has(o.log, "time budget exceeded"));
     assert_true(file_has(o.log, "\"fallback\":true"));
+    /* and counted in /metrics (every one of the three decisions fell back;
+     * a job may take more than one decision while it waits) */
+    char *m = NULL;
+    assert_int_equal(req("GET", o.base, "/metrics", NULL, &m), 200);
+    const char *line = strstr(m, "\norchd_policy_fallbacks_total{");
+    assert_non_null(line);
+    const char *val = strchr(line, '}');
+    assert_non_null(val);
+    assert_true(atof(val + 1) >= 3.0);
+    free(m);
     /* the service is still healthy */
     assert_int_equal(req("GET", o.base, "/health", NULL, NULL), 200);
 }
