@@ -207,13 +207,6 @@ static inline void scale_pairs(const int8_t sc[16], __m256i out[8]) {
     }
 }
 
-static inline int hsum_i32(__m256i v) {
-    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
-    return _mm_cvtsi128_si32(s);
-}
-
 static inline float q8k_d(const blk_q8_K *b) {
     float d;
     memcpy(&d, &b->d, 4);
@@ -225,14 +218,16 @@ static float dot_q2_K(const void *w, const void *x, int64_t n) {
     const blk_q8_K *b = x;
     const __m256i m3 = _mm256_set1_epi8(3);
     __m256 acc = _mm256_setzero_ps();
-    float accm = 0;
     for (int64_t i = 0; i < n / QK_K; i++) {
         const float dy = q8k_d(&b[i]);
-        /* mins: sum_j (scales[j] >> 4) * bsums[j] */
+        /* mins: sum_j (scales[j] >> 4) * bsums[j], FMAed lane by lane into acc
+         * with -dy*dmin before the block's d term, as ggml's AVX2
+         * ggml_vec_dot_q2_K_q8_K does (bit-identical sums to llama.cpp's CPU) */
         const __m128i sc8 = _mm_loadu_si128((const __m128i *)a[i].scales);
         const __m256i mins16 = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(sc8, 4), _mm_set1_epi8(0x0F)));
         const __m256i bs = _mm256_loadu_si256((const __m256i *)b[i].bsums);
-        accm += dy * f16(a[i].dmin) * (float)hsum_i32(_mm256_madd_epi16(mins16, bs));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(-dy * f16(a[i].dmin)), _mm256_cvtepi32_ps(_mm256_madd_epi16(mins16, bs)),
+                              acc);
         int8_t sc[16];
         _mm_storeu_si128((__m128i *)sc, _mm_and_si128(sc8, _mm_set1_epi8(0x0F)));
         __m256i sp[8];
@@ -249,7 +244,7 @@ static float dot_q2_K(const void *w, const void *x, int64_t n) {
         }
         acc = _mm256_fmadd_ps(_mm256_set1_ps(dy * f16(a[i].d)), _mm256_cvtepi32_ps(sumi), acc);
     }
-    return hsum256(acc) - accm;
+    return hsum256(acc);
 }
 
 static float dot_q3_K(const void *w, const void *x, int64_t n) {

@@ -48,17 +48,6 @@ static uint64_t fnv1a64_file(const char *path, long *size) {
     return h;
 }
 
-/* Fixture models not checked, each with the failure that keeps it out (the
- * bound is not loosened for them; the lead decides). */
-static const struct {
-    const char *name, *why;
-} k_excluded[] = {
-    /* mean KL 0.00080 (passes), but at position 6 llama.cpp's top-1 is 127 by a
-     * log-prob gap of 0.121 over 385 while ours prefers 385 by 0.040; qwen2-Q2_K
-     * and phi3-Q2_K pass (KL 0.00079, 0.00059, no top-1 differences). */
-    {"llama-Q2_K", "top-1 differs at position 6 (llama.cpp gap 0.121)"},
-};
-
 /* Returns the number of failed checks (each printed); fails at once only on setup errors. */
 static int check_model(const char *name, int n_pos, int n_vocab, long fsize, uint64_t fnv, const int32_t *toks,
                        double *kl_out) {
@@ -165,7 +154,7 @@ static void test_dist_vs_llamacpp(void **st) {
     FILE *f = fopen(TU_FIXTURE(path, "engine/dist/index.txt"), "r");
     assert_non_null(f);
     int32_t toks[MAXPOS];
-    int n_tok = 0, n_models = 0, n_bad = 0, n_excluded = 0;
+    int n_tok = 0, n_models = 0, n_bad = 0;
     double worst = 0;
     while (fgets(line, sizeof line, f)) {
         if (!strncmp(line, "tokens ", 7)) {
@@ -183,14 +172,6 @@ static void test_dist_vs_llamacpp(void **st) {
             assert_int_equal(sscanf(line + 6, "%63s %d %d %ld %31s", name, &n_pos, &n_vocab, &fsize, hex), 5);
             assert_true(n_pos <= n_tok);
             n_models++;
-            int ex = -1;
-            for (int i = 0; i < (int)(sizeof k_excluded / sizeof k_excluded[0]); i++)
-                if (!strcmp(name, k_excluded[i].name)) ex = i;
-            if (ex >= 0) {
-                print_message("%-14s excluded: %s\n", name, k_excluded[ex].why);
-                n_excluded++;
-                continue;
-            }
             double kl;
             n_bad += check_model(name, n_pos, n_vocab, fsize, strtoull(hex, NULL, 16), toks, &kl);
             worst = kl > worst ? kl : worst;
@@ -198,7 +179,6 @@ static void test_dist_vs_llamacpp(void **st) {
     }
     fclose(f);
     assert_int_equal(n_models, 39); /* 3 archs x 13 formats */
-    assert_int_equal(n_excluded, (int)(sizeof k_excluded / sizeof k_excluded[0]));
     print_message("worst mean KL %.5f\n", worst);
     if (n_bad) fail_msg("%d failed checks (FAIL lines above)", n_bad);
 }
