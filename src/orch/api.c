@@ -649,6 +649,26 @@ static void h_placement(http_req *r, void *user) {
     }
     int del = strcmp(http_req_method(r), "DELETE") == 0;
     reg_lock(o->reg);
+    /* a new pin must name a registered pool and one of its devices: a pin to
+     * nothing would keep the model from ever being placed (placements from the
+     * config file may name pools that register later; the API may not) */
+    int known = del;
+    if (!del) {
+        const struct reg_pool *p = reg_pool_get(o->reg, pool);
+        for (int d = 0; p && d < p->ndev && !known; d++) known = p->dev[d].gpu_id == (int)gpu;
+        if (!p) {
+            reg_unlock(o->reg);
+            json_decref(j);
+            http_respond_error(r, ERR_NOT_FOUND, "pool_id is not a registered pool", "{\"field\":\"pool_id\"}");
+            return;
+        }
+    }
+    if (!known) {
+        reg_unlock(o->reg);
+        json_decref(j);
+        http_respond_error(r, ERR_GPU_NOT_FOUND, "the pool reports no such device", "{\"field\":\"gpu_id\"}");
+        return;
+    }
     int rc = del ? reg_placement_remove(o->reg, ref, pool, (int)gpu) : reg_placement_add(o->reg, ref, pool, (int)gpu);
     reg_unlock(o->reg);
     json_decref(j);

@@ -206,7 +206,12 @@ rc=$?
 [ $? -eq 2 ] || fail "a bad GPU is not a usage error"
 "$LLORCH" status | grep -Eq "^$WORKER_ID .* pinned$" && fail "the worker is still shown pinned after --remove"
 "$LLORCH" place stories pool-clitest -1 >/dev/null || fail "place with -1 (host) failed"
-echo "ok 5 - llorch place / --remove (twice: NOT_FOUND)"
+# a pin to a pool that is not registered, or to a device the pool does not report, is refused
+"$LLORCH" place stories pool-nope -1 >/dev/null 2>"$RUN/p.err"; rc=$?
+[ $rc -eq 1 ] && grep -q NOT_FOUND "$RUN/p.err" || fail "unregistered pool: exit $rc, $(cat "$RUN/p.err")"
+"$LLORCH" place stories pool-clitest 5 >/dev/null 2>"$RUN/p.err"; rc=$?
+[ $rc -eq 1 ] && grep -q GPU_NOT_FOUND "$RUN/p.err" || fail "unknown device: exit $rc, $(cat "$RUN/p.err")"
+echo "ok 5 - llorch place / --remove (twice: NOT_FOUND; unknown pool NOT_FOUND, unknown device GPU_NOT_FOUND)"
 
 # ---- 6. status --json ------------------------------------------------------------------------
 js=$("$LLORCH" status --json) || fail "status --json"
@@ -320,11 +325,12 @@ LAB_URL=http://127.0.0.1:$LP
 r1=0; LLORCH_TOKEN='' "$LLORCH" status --url "$LAB_URL" >/dev/null 2>"$RUN/l1" || r1=$?
 r2=0; LLORCH_TOKEN=client-secret "$LLORCH" status --url "$LAB_URL" >"$RUN/l2" 2>&1 || r2=$?
 r3=0; LLORCH_TOKEN=wrong "$LLORCH" run stories "hi" --url "$LAB_URL" >/dev/null 2>"$RUN/l3" || r3=$?
-r4=0; LLORCH_TOKEN=client-secret "$LLORCH" place stories pool-x host --url "$LAB_URL" >/dev/null 2>&1 || r4=$?
+r4=0; LLORCH_TOKEN=client-secret "$LLORCH" place stories pool-x host --url "$LAB_URL" >/dev/null 2>"$RUN/l4" || r4=$?
 kill -TERM "$LAB"; wait "$LAB" 2>/dev/null
 [ $r1 -eq 1 ] && grep -q "^llorch status: UNAUTHORIZED: " "$RUN/l1" || fail "status without a token: exit $r1, $(cat "$RUN/l1")"
 [ "$(wc -l <"$RUN/l1")" -eq 1 ] || fail "a refused status printed more than one line: $(cat "$RUN/l1")"
 [ $r2 -eq 0 ] && grep -q "healthy" "$RUN/l2" && grep -q "(no pool registered)" "$RUN/l2" || fail "status with the token: exit $r2, $(cat "$RUN/l2")"
 [ $r3 -eq 1 ] && grep -q "UNAUTHORIZED" "$RUN/l3" || fail "run with a wrong token: exit $r3, $(cat "$RUN/l3")"
-[ $r4 -eq 0 ] || fail "place with the token: exit $r4"
+# the token is accepted: the refusal is about the pool (no pool is registered here), not auth
+[ $r4 -eq 1 ] && grep -q "NOT_FOUND" "$RUN/l4" && ! grep -q "UNAUTHORIZED" "$RUN/l4" || fail "place with the token: exit $r4, $(cat "$RUN/l4")"
 echo "ok 9 - LLORCH_TOKEN is sent as a bearer token (lab: 401 without, accepted with)"
