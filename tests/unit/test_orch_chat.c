@@ -31,6 +31,13 @@ static void test_templates(void **s) {
            "<|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n");
     render(CHAT_LLAMA2, conv, 4,
            "[INST] <<SYS>>\nBe brief.\n<</SYS>>\n\nHi [/INST] Hello. </s><s>[INST] 2+2? [/INST]");
+    /* Llama-2 never drops system text: two system messages are joined, and a
+     * system-only chat still renders (fuzz finding llama2_system_only) */
+    static const struct chat_msg sys2[] = { { "system", "A." }, { "system", "B." }, { "user", "Hi" } };
+    render(CHAT_LLAMA2, sys2, 3, "[INST] <<SYS>>\nA.\n\nB.\n<</SYS>>\n\nHi [/INST]");
+    render(CHAT_LLAMA2, conv, 1, "[INST] <<SYS>>\nBe brief.\n<</SYS>>\n\n [/INST]");
+    static const struct chat_msg trail[] = { { "user", "Hi" }, { "assistant", "Yo." }, { "system", "Be brief." } };
+    render(CHAT_LLAMA2, trail, 3, "[INST] Hi [/INST] Yo. </s><s>[INST] <<SYS>>\nBe brief.\n<</SYS>>\n\n [/INST]");
     render(CHAT_HARMONY, conv, 2, "<|start|>developer<|message|>Be brief.<|end|><|start|>user<|message|>Hi<|end|>"
                                   "<|start|>assistant");
     struct util_sb sb;

@@ -59,20 +59,31 @@ int chat_render(enum chat_template t, const struct chat_msg *m, size_t n, struct
         util_sb_puts(sb, "<|start|>assistant");
         break;
     case CHAT_LLAMA2: {
-        /* [INST] <<SYS>>\nsys\n<</SYS>>\n\nuser [/INST] answer </s><s>[INST] user [/INST] */
-        const char *sys = NULL;
+        /* [INST] <<SYS>>\nsys\n<</SYS>>\n\nuser [/INST] answer </s><s>[INST] user [/INST]
+         * System messages are never dropped: consecutive ones are joined, and
+         * system text with no user turn after it still opens an [INST] block. */
+        struct util_sb sys;
+        util_sb_init(&sys);
         int open = 0;
         for (size_t i = 0; i < n; i++) {
-            if (!strcmp(m[i].role, "system")) { sys = m[i].content; continue; }
+            if (!strcmp(m[i].role, "system")) {
+                if (sys.len) util_sb_puts(&sys, "\n\n");
+                util_sb_puts(&sys, m[i].content);
+                continue;
+            }
             if (!strcmp(m[i].role, "user")) {
                 util_sb_puts(sb, open ? "<s>[INST] " : "[INST] ");
-                if (sys) { util_sb_printf(sb, "<<SYS>>\n%s\n<</SYS>>\n\n", sys); sys = NULL; }
+                if (sys.len) { util_sb_printf(sb, "<<SYS>>\n%s\n<</SYS>>\n\n", sys.buf); sys.len = 0; }
                 util_sb_printf(sb, "%s [/INST]", m[i].content);
                 open = 1;
             } else {
                 util_sb_printf(sb, " %s </s>", m[i].content);
             }
         }
+        if (sys.len) util_sb_printf(sb, "%s[INST] <<SYS>>\n%s\n<</SYS>>\n\n [/INST]", open ? "<s>" : "", sys.buf);
+        int oom = sys.oom;
+        util_sb_free(&sys);
+        if (oom) return -ENOMEM;
         break;
     }
     default:
