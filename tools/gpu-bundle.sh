@@ -8,6 +8,7 @@
 #   models/ the small real test models (stories260K.gguf)
 #   COMMIT  the commit (plus "+dirty") the binaries were built from
 # Usage: tools/gpu-bundle.sh [extra cmake targets...]
+# LLORCH_BUNDLE_DIR=DIR writes the bundle there instead (gpu-run.sh reads the same variable).
 # Then: device run with carry [".gpu-bundle"] and command "bash tools/gpu-run.sh".
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,22 +32,23 @@ done
 echo "gpu-bundle: building ${targets[*]}"
 cmake --build "$B" -j2 --target "${targets[@]}"
 
-rm -rf .gpu-bundle
-mkdir -p .gpu-bundle/bin .gpu-bundle/lib .gpu-bundle/models
-for t in "${targets[@]}"; do cp "$B/$t" .gpu-bundle/bin/; done
+BD=${LLORCH_BUNDLE_DIR:-.gpu-bundle}
+rm -rf "$BD"
+mkdir -p "$BD/bin" "$BD/lib" "$BD/models"
+for t in "${targets[@]}"; do cp "$B/$t" $BD/bin/; done
 skip='^(libc|libm|libdl|libpthread|librt|ld-linux.*|libgcc_s|libstdc\+\+|libcuda|libnvidia-ml)\.so'
-for f in .gpu-bundle/bin/*; do
+for f in $BD/bin/*; do
     ldd "$f" | awk '/=> \// {print $3}' | while read -r lib; do
         base=$(basename "$lib")
-        if ! echo "$base" | grep -Eq "$skip"; then cp -Ln "$lib" .gpu-bundle/lib/ 2>/dev/null || true; fi
+        if ! echo "$base" | grep -Eq "$skip"; then cp -Ln "$lib" $BD/lib/ 2>/dev/null || true; fi
     done
 done
 M=${LLORCH_MODELS_DIR:-../shared/models}
-for m in stories260K.gguf llama-2-tiny-random.gguf; do [ -f "$M/$m" ] && cp "$M/$m" .gpu-bundle/models/; done
-cp tools/gpu-run.sh .gpu-bundle/
-{ git rev-parse HEAD; git diff --quiet -- src tests || echo "+dirty"; } | paste -sd' ' > .gpu-bundle/COMMIT
-strip --strip-debug .gpu-bundle/bin/* 2>/dev/null || true
-du -sh .gpu-bundle
-kb=$(du -sk .gpu-bundle | cut -f1)
+for m in stories260K.gguf llama-2-tiny-random.gguf; do [ -f "$M/$m" ] && cp "$M/$m" $BD/models/; done
+cp tools/gpu-run.sh $BD/
+{ git rev-parse HEAD; git diff --quiet -- src tests || echo "+dirty"; } | paste -sd' ' > $BD/COMMIT
+strip --strip-debug $BD/bin/* 2>/dev/null || true
+du -sh "$BD"
+kb=$(du -sk "$BD" | cut -f1)
 [ "$kb" -lt 62000 ] || echo "gpu-bundle: WARNING ${kb} KiB is over what a device run carries (64 MiB): set LLORCH_BUNDLE_TARGETS" >&2
-ls .gpu-bundle/bin .gpu-bundle/lib
+ls "$BD/bin" "$BD/lib"

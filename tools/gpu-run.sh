@@ -13,11 +13,14 @@
 # to the benchmark.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-[ -d .gpu-bundle ] || { echo "no .gpu-bundle (run tools/gpu-bundle.sh here first, carry it)" >&2; exit 1; }
+# LLORCH_BUNDLE_DIR: the bundle folder (default .gpu-bundle; helpers working in
+# another checkout copy theirs to .gpu-bundle-NAME here and carry that)
+BD=${LLORCH_BUNDLE_DIR:-.gpu-bundle}
+[ -d "$BD" ] || { echo "no $BD (run tools/gpu-bundle.sh here first, carry it)" >&2; exit 1; }
 R=${OUT:-.}/gpu-results.txt
-export LD_LIBRARY_PATH=$PWD/.gpu-bundle/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
-export LLORCH_MODELS_DIR=$PWD/.gpu-bundle/models
-export LLORCH_SRC_DIR=$PWD LLORCH_FIXTURES=$PWD/tests/fixtures LLORCH_BUILD_DIR=$PWD/.gpu-bundle/bin
+export LD_LIBRARY_PATH=$PWD/$BD/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+export LLORCH_MODELS_DIR=$PWD/$BD/models
+export LLORCH_SRC_DIR=$PWD LLORCH_FIXTURES=$PWD/tests/fixtures LLORCH_BUILD_DIR=$PWD/$BD/bin
 SAN=/usr/local/cuda/bin/compute-sanitizer
 steps=${*:-tests memcheck racecheck bench}
 has() { case " $steps " in *" $1 "*) return 0;; esac; return 1; }
@@ -31,44 +34,44 @@ run() { # name timeout cmd...
 }
 rm -f /tmp/gpu-summary
 MD=/tmp/llorch-models
-if has models && [ -x .gpu-bundle/bin/llorch ]; then
+if has models && [ -x $BD/bin/llorch ]; then
     mkdir -p $MD
-    ( .gpu-bundle/bin/llorch gguf make --preset qwen2.5-0.5b --type Q4_K_M -o $MD/qwen2.5-0.5b-q4_k_m.gguf > $MD/qwen.log 2>&1 ) &
+    ( $BD/bin/llorch gguf make --preset qwen2.5-0.5b --type Q4_K_M -o $MD/qwen2.5-0.5b-q4_k_m.gguf > $MD/qwen.log 2>&1 ) &
     QPID=$!
-    ( .gpu-bundle/bin/llorch gguf make --preset llama-2-7b --type Q4_0 -o $MD/llama-2-7b-q4_0.gguf > $MD/llama.log 2>&1 ) &
+    ( $BD/bin/llorch gguf make --preset llama-2-7b --type Q4_0 -o $MD/llama-2-7b-q4_0.gguf > $MD/llama.log 2>&1 ) &
     LPID=$!
 fi
 {
-    echo "==== llama-orch GPU run $(date -u +%FT%TZ)  commit $(cat .gpu-bundle/COMMIT)"
+    echo "==== llama-orch GPU run $(date -u +%FT%TZ)  commit $(cat $BD/COMMIT)"
     nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm,clocks.max.mem --format=csv,noheader
     if has tests; then
-        for t in .gpu-bundle/bin/test_cuda_*; do
+        for t in $BD/bin/test_cuda_*; do
             case $t in *perf) continue;; esac
             run "$(basename "$t")" 150 "$t"
         done
     fi
     if has memcheck && [ -x "$SAN" ]; then
-        run memcheck 150 "$SAN" --tool memcheck --leak-check full --report-api-errors no --error-exitcode 9 .gpu-bundle/bin/test_cuda_ops
-        run memcheck-e2e 120 "$SAN" --tool memcheck --leak-check full --report-api-errors no --error-exitcode 9 .gpu-bundle/bin/test_cuda_e2e
+        run memcheck 150 "$SAN" --tool memcheck --leak-check full --report-api-errors no --error-exitcode 9 $BD/bin/test_cuda_ops
+        run memcheck-e2e 120 "$SAN" --tool memcheck --leak-check full --report-api-errors no --error-exitcode 9 $BD/bin/test_cuda_e2e
     fi
     if has racecheck && [ -x "$SAN" ]; then
-        LLORCH_TEST_SKIP=test_sample run racecheck 150 "$SAN" --tool racecheck --error-exitcode 9 .gpu-bundle/bin/test_cuda_ops
+        LLORCH_TEST_SKIP=test_sample run racecheck 150 "$SAN" --tool racecheck --error-exitcode 9 $BD/bin/test_cuda_ops
     fi
     if has worker; then
         for t in test_worker test_worker_lifecycle test_worker_utf8; do
-            [ -x .gpu-bundle/bin/$t ] && LLORCH_WORKER_BIN=worker-orcd run "$t-orcd" 240 .gpu-bundle/bin/$t
+            [ -x $BD/bin/$t ] && LLORCH_WORKER_BIN=worker-orcd run "$t-orcd" 240 $BD/bin/$t
         done
     fi
-    if has pool && [ -x .gpu-bundle/bin/test_pool_nvml ]; then
-        run test_pool_nvml 300 .gpu-bundle/bin/test_pool_nvml
+    if has pool && [ -x $BD/bin/test_pool_nvml ]; then
+        run test_pool_nvml 300 $BD/bin/test_pool_nvml
     fi
     if has bench; then
-        LLORCH_CUDA_BENCH=1 run perf 150 .gpu-bundle/bin/test_cuda_perf
+        LLORCH_CUDA_BENCH=1 run perf 150 $BD/bin/test_cuda_perf
         if has compare; then
-            LLORCH_CUDA_BENCH=1 LLORCH_CUDA_MMV=1 run perf-mmv-v1 150 .gpu-bundle/bin/test_cuda_perf
-            LLORCH_CUDA_BENCH=1 LLORCH_CUDA_MMV=2 run perf-mmv-v2-generic 150 .gpu-bundle/bin/test_cuda_perf
-            LLORCH_CUDA_BENCH=1 LLORCH_CUDA_MM_BN=64 run perf-mm-bn64 150 .gpu-bundle/bin/test_cuda_perf
-            LLORCH_CUDA_BENCH=1 LLORCH_CUDA_MM_BN=128 run perf-mm-bn128 150 .gpu-bundle/bin/test_cuda_perf
+            LLORCH_CUDA_BENCH=1 LLORCH_CUDA_MMV=1 run perf-mmv-v1 150 $BD/bin/test_cuda_perf
+            LLORCH_CUDA_BENCH=1 LLORCH_CUDA_MMV=2 run perf-mmv-v2-generic 150 $BD/bin/test_cuda_perf
+            LLORCH_CUDA_BENCH=1 LLORCH_CUDA_MM_BN=64 run perf-mm-bn64 150 $BD/bin/test_cuda_perf
+            LLORCH_CUDA_BENCH=1 LLORCH_CUDA_MM_BN=128 run perf-mm-bn128 150 $BD/bin/test_cuda_perf
         fi
     fi
     if has models && [ -n "${QPID:-}" ]; then
@@ -76,25 +79,25 @@ fi
         while kill -0 "$QPID" 2>/dev/null || kill -0 "$LPID" 2>/dev/null; do sleep 1; done
         echo "---- models generated (waited $(( $(date +%s) - t0 )) s)"
         cat $MD/*.log; ls -la $MD
-        if has worker && [ -x .gpu-bundle/bin/test_gpu_worker_qwen ]; then
-            LLORCH_GPU_QWEN_MODEL=$MD/qwen2.5-0.5b-q4_k_m.gguf run worker-orcd-qwen 180 .gpu-bundle/bin/test_gpu_worker_qwen
+        if has worker && [ -x $BD/bin/test_gpu_worker_qwen ]; then
+            LLORCH_GPU_QWEN_MODEL=$MD/qwen2.5-0.5b-q4_k_m.gguf run worker-orcd-qwen 180 $BD/bin/test_gpu_worker_qwen
         fi
         if has cli-bench; then
             for m in qwen2.5-0.5b-q4_k_m llama-2-7b-q4_0; do
-                run "llorch-bench-$m" 240 .gpu-bundle/bin/llorch bench --backend cuda --model $MD/$m.gguf -p 512 -n 128 -r 5
+                run "llorch-bench-$m" 240 $BD/bin/llorch bench --backend cuda --model $MD/$m.gguf -p 512 -n 128 -r 5
             done
         fi
         if has bench; then
         LLORCH_CUDA_BENCH=1 LLORCH_BENCH_SKIP_KERNELS=1 LLORCH_BENCH_MODELS="$MD/qwen2.5-0.5b-q4_k_m.gguf $MD/llama-2-7b-q4_0.gguf" \
-            run model-bench 240 .gpu-bundle/bin/test_cuda_perf
+            run model-bench 240 $BD/bin/test_cuda_perf
         fi
         if has profile; then
             LLORCH_CUDA_BENCH=1 LLORCH_BENCH_SKIP_KERNELS=1 LLORCH_CUDA_PROFILE=1 LLORCH_BENCH_MODELS="$MD/qwen2.5-0.5b-q4_k_m.gguf" \
-                run model-profile-qwen 120 .gpu-bundle/bin/test_cuda_perf
+                run model-profile-qwen 120 $BD/bin/test_cuda_perf
             LLORCH_CUDA_BENCH=1 LLORCH_BENCH_SKIP_KERNELS=1 LLORCH_CUDA_PROFILE=1 LLORCH_BENCH_MODELS="$MD/llama-2-7b-q4_0.gguf" \
-                run model-profile-llama 120 .gpu-bundle/bin/test_cuda_perf
+                run model-profile-llama 120 $BD/bin/test_cuda_perf
             LLORCH_CUDA_BENCH=1 LLORCH_BENCH_SKIP_KERNELS=1 LLORCH_CUDA_NO_GRAPH=1 LLORCH_BENCH_MODELS="$MD/qwen2.5-0.5b-q4_k_m.gguf" \
-                run model-bench-nograph 120 .gpu-bundle/bin/test_cuda_perf
+                run model-bench-nograph 120 $BD/bin/test_cuda_perf
         fi
     fi
     echo "==== summary"; cat /tmp/gpu-summary
