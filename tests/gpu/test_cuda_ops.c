@@ -463,8 +463,8 @@ static void test_attention(void **st) {
 }
 
 /* device sampling = the host reference, token for token */
-static void test_sample(void **st) {
-    (void)st;
+/* every SPEC §3.4 pipeline case on backend B against the host sampler */
+static void sample_cases(eng_backend Gb) {
     const int nv[] = {1000, 151936};
     struct { float temp, top_p, min_p, pen; int top_k; } ps[] = {
         {0.0f, 1.0f, 0.0f, 1.0f, 0},  {0.0f, 1.0f, 0.0f, 1.3f, 0}, {1.0f, 1.0f, 0.0f, 1.0f, 0},
@@ -474,9 +474,10 @@ static void test_sample(void **st) {
     int mismatches = 0, total = 0;
     for (int vi = 0; vi < 2; vi++) {
         const int n = nv[vi];
-        float *lg = gpoison((size_t)n);
+        float *lg = NULL;
         int32_t *dtok = NULL;
-        assert_int_equal(G.ops->alloc(G.ctx, 4, (void **)&dtok), 0);
+        assert_int_equal(Gb.ops->alloc(Gb.ctx, (size_t)n * 4, (void **)&lg), 0);
+        assert_int_equal(Gb.ops->alloc(Gb.ctx, 4, (void **)&dtok), 0);
         for (size_t pi = 0; pi < NELEM(ps); pi++) {
             eng_sampling_params p;
             eng_sampling_params_default(&p);
@@ -490,7 +491,7 @@ static void test_sample(void **st) {
             for (int trial = 0; trial < 12; trial++) {
                 float *l = rnd((size_t)n, 6.0f);
                 if (trial == 3) l[17] = l[n - 1] = 50.0f; /* a tie for the argmax */
-                assert_int_equal(G.ops->upload(G.ctx, lg, l, (size_t)n * 4), 0);
+                assert_int_equal(Gb.ops->upload(Gb.ctx, lg, l, (size_t)n * 4), 0);
                 int32_t hist[ENG_REPEAT_LAST_N];
                 eng_sample_args a;
                 a.p = p;
@@ -498,10 +499,10 @@ static void test_sample(void **st) {
                 a.history = hist;
                 a.uniform = eng_sampler_next_uniform(dev);
                 int32_t tg = -1;
-                assert_int_equal(G.ops->sample(G.ctx, lg, n, &a, dtok, &tg), 0);
+                assert_int_equal(Gb.ops->sample(Gb.ctx, lg, n, &a, dtok, &tg), 0);
                 int32_t tc = eng_sampler_sample(ref, l);
                 int32_t back = -2;
-                assert_int_equal(G.ops->download(G.ctx, &back, dtok, 4), 0);
+                assert_int_equal(Gb.ops->download(Gb.ctx, &back, dtok, 4), 0);
                 assert_int_equal(back, tg);
                 if (tg != tc) {
                     mismatches++;
@@ -515,11 +516,28 @@ static void test_sample(void **st) {
             eng_sampler_free(ref);
             eng_sampler_free(dev);
         }
-        G.ops->free(G.ctx, lg);
-        G.ops->free(G.ctx, dtok);
+        Gb.ops->free(Gb.ctx, lg);
+        Gb.ops->free(Gb.ctx, dtok);
     }
     print_message("sampling: %d/%d device draws equal the host reference\n", total - mismatches, total);
     assert_int_equal(mismatches, 0);
+}
+
+/* greedy cases go through the many-block k_argmax by default; a second
+ * backend made with LLORCH_CUDA_ARGMAX=0 checks the one-block k_sample path
+ * for them too, so both stay equal to the host sampler */
+static void test_sample(void **st) {
+    (void)st;
+    sample_cases(G);
+    char err[256];
+    eng_backend b;
+    const char *was = getenv("LLORCH_CUDA_ARGMAX");
+    setenv("LLORCH_CUDA_ARGMAX", "0", 1);
+    assert_int_equal(eng_backend_cuda_new(0, 0, &b, err, sizeof err), 0);
+    if (was) setenv("LLORCH_CUDA_ARGMAX", was, 1);
+    else unsetenv("LLORCH_CUDA_ARGMAX");
+    sample_cases(b);
+    b.ops->destroy(b.ctx);
 }
 
 /* a recorded step replays with new ids and positions read from device memory */

@@ -392,7 +392,7 @@ extern "C" int eng_backend_cuda_new(int device, uint64_t mem_limit, eng_backend 
         e = getenv("LLORCH_CUDA_ATTN_FUSED");
         c->attn_unfused = e && !strcmp(e, "0");
         e = getenv("LLORCH_CUDA_ARGMAX");
-        c->samp_fast = e && !strcmp(e, "1");
+        c->samp_fast = !(e && !strcmp(e, "0"));
         e = getenv("LLORCH_CUDA_PROFILE");
         if (e && !strcmp(e, "1")) {
             c->prof = (cu_prof *)calloc(1, sizeof *c->prof);

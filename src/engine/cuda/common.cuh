@@ -78,7 +78,7 @@ struct cu_ctx {
     int32_t *samp_hist;         /* [ENG_REPEAT_LAST_N] */
     int32_t *samp_out;          /* [1] */
     uint32_t *samp_red;         /* greedy argmax: [256] f32 values, [256] ids, counter (zero between launches) */
-    int samp_fast;              /* LLORCH_CUDA_ARGMAX=1: greedy through the many-block k_argmax (opt-in) */
+    int samp_fast;              /* greedy through the many-block k_argmax (default; LLORCH_CUDA_ARGMAX=0: k_sample) */
 
     /* error latch */
     int err;                    /* 0 or the first cudaError_t seen */

@@ -350,8 +350,8 @@ __global__ void __launch_bounds__(SB) k_sample(const float *logits, float *w, co
  * to the lower id, 0 when nothing survives; the penalty is applied on the
  * fly to the (<= 64) history ids. Each block writes its (value, id); the last
  * block to finish (counter, reset by it) merges them and writes the id.
- * Not yet run on a GPU: opt-in (LLORCH_CUDA_ARGMAX=1) until test_sample and
- * the e2e greedy test have run it. */
+ * Default for greedy requests; LLORCH_CUDA_ARGMAX=0 falls back to k_sample
+ * (test_cuda_ops checks both against the host sampler). */
 #define ARGMAX_B 256
 #define ARGMAX_MAXB 256
 __device__ __forceinline__ void am_merge(float &bv, int &bi, float v2, int i2) {
