@@ -399,19 +399,38 @@ static void test_rope(void **st) {
     }
 }
 
-/* kv_store then attention, decode (1 row, long context: split path) and prefill */
+/* kv_store then attention, decode (1 row, long context: split path) and
+ * prefill. Prefill with head_dim 64/80/96/128 runs the tensor-core kernel
+ * (attn_prefill.cu); every prefill case is run a second time with
+ * LLORCH_CUDA_ATTN_TILED=1 (the older tiled kernel, kept for comparison).
+ * shuffle: the query positions are random in [0, n_past + rows) instead of
+ * consecutive (the backend contract allows any pos[r] whose cache rows are
+ * written), repeats and descending runs included. */
 static void test_attention(void **st) {
     (void)st;
-    struct { int n_head, n_kv, hd, n_past, rows; } cases[] = {
-        {8, 4, 8, 0, 9},      /* stories260K shape, prefill from 0 */
-        {14, 2, 64, 300, 1},  /* qwen2 decode */
-        {14, 2, 64, 2000, 1}, /* long context decode (splits) */
-        {32, 32, 128, 57, 3}, /* llama decode, 3 rows */
-        {4, 1, 96, 10, 40},   /* phi3-ish head dim, prefill */
-        {2, 2, 256, 5, 2},
-        {14, 2, 64, 100, 37},   /* qwen2 prefill after a prefix (tiled kernel) */
-        {32, 32, 128, 0, 70},   /* llama prefill (tiled kernel, EPL 4) */
-        {2, 1, 256, 3, 6},      /* head_dim 256 prefill: per-row kernel */
+    struct { int n_head, n_kv, hd, n_past, rows, shuffle; } cases[] = {
+        {8, 4, 8, 0, 9, 0},      /* stories260K shape, prefill from 0 */
+        {14, 2, 64, 300, 1, 0},  /* qwen2 decode */
+        {14, 2, 64, 2000, 1, 0}, /* long context decode (splits) */
+        {32, 32, 128, 57, 3, 0}, /* llama decode, 3 rows */
+        {4, 1, 96, 10, 40, 0},   /* phi3-ish head dim, prefill (mma) */
+        {2, 2, 256, 5, 2, 0},
+        {14, 2, 64, 100, 37, 0},   /* qwen2 prefill after a prefix */
+        {32, 32, 128, 0, 70, 0},   /* llama prefill */
+        {2, 1, 256, 3, 6, 0},      /* head_dim 256 prefill: per-row kernel */
+        {12, 4, 48, 20, 30, 0},    /* head_dim 48 prefill: tiled kernel */
+        /* tensor-core prefill: GQA 7:1 and 1:1, rows 9/64/100/512, queries
+         * starting mid-context, lengths not multiples of 64 */
+        {14, 2, 64, 0, 512, 0},    /* qwen2 pp512 */
+        {32, 32, 128, 0, 512, 0},  /* llama pp512 */
+        {14, 2, 64, 130, 9, 0},    /* 9 rows, one block, 55 padding rows */
+        {28, 4, 128, 61, 64, 0},   /* GQA 7:1, hd 128, 64 rows straddling two key tiles */
+        {8, 8, 64, 200, 100, 0},   /* 1:1, hd 64, 100 rows from mid-context */
+        {7, 1, 128, 999, 100, 0},  /* 7:1 hd 128, ~1100 keys */
+        {4, 2, 80, 70, 33, 0},     /* hd 80 */
+        {6, 3, 96, 0, 65, 0},      /* hd 96, 65 rows: a second block with one row */
+        {14, 2, 64, 150, 100, 1},  /* arbitrary positions */
+        {32, 32, 128, 30, 77, 1},
     };
     for (size_t ci = 0; ci < NELEM(cases); ci++) {
         const int nh = cases[ci].n_head, nkv = cases[ci].n_kv, hd = cases[ci].hd;
@@ -442,21 +461,34 @@ static void test_attention(void **st) {
         free(kh);
         const int rows = cases[ci].rows, ldq = nh * hd + 8;
         float *q = rnd((size_t)rows * ldq, 2.0f);
-        int32_t pos[128];
-        assert_true(rows <= 128);
-        for (int i = 0; i < rows; i++) pos[i] = cases[ci].n_past + i;
+        int32_t *pos = malloc((size_t)rows * sizeof *pos);
+        for (int i = 0; i < rows; i++)
+            pos[i] = cases[ci].shuffle ? (int)(tu_rng(&g_seed) % (uint64_t)total) : cases[ci].n_past + i;
+        if (cases[ci].shuffle) {
+            pos[0] = pos[1] = total - 1; /* a repeat, and the last cache row */
+            pos[rows - 1] = 0;           /* a row that sees one key */
+        }
         float *qg = gdup(q, (size_t)rows * ldq * 4);
-        int32_t *pg = gdup(pos, sizeof pos);
+        int32_t *pg = gdup(pos, (size_t)rows * sizeof *pos);
         float *og = gpoison((size_t)rows * nh * hd), *oc = malloc((size_t)rows * nh * hd * 4);
         const float scale = 1.0f / sqrtf((float)hd);
-        G.ops->attention(G.ctx, qg, ldq, kcg, vcg, pg, rows, nh, nkv, hd, scale, og);
         C.ops->attention(C.ctx, q, ldq, kc, vc, pos, rows, nh, nkv, hd, scale, oc);
         assert_int_equal(C.ops->sync(C.ctx), 0);
-        float *h = gget(og, (size_t)rows * nh * hd);
-        char what[96];
-        snprintf(what, sizeof what, "attention nh=%d nkv=%d hd=%d past=%d rows=%d", nh, nkv, hd, cases[ci].n_past, rows);
-        check(h, oc, (size_t)rows * nh * hd, TOL_ATT(cases[ci].n_past + rows), what);
-        free(h); free(oc); free(q); free(kc); free(vc);
+        for (int pass = 0; pass < (rows > 4 ? 2 : 1); pass++) {
+            if (pass == 1) {
+                setenv("LLORCH_CUDA_ATTN_TILED", "1", 1);
+                gpoison_again(og, (size_t)rows * nh * hd);
+            }
+            G.ops->attention(G.ctx, qg, ldq, kcg, vcg, pg, rows, nh, nkv, hd, scale, og);
+            unsetenv("LLORCH_CUDA_ATTN_TILED");
+            float *h = gget(og, (size_t)rows * nh * hd);
+            char what[128];
+            snprintf(what, sizeof what, "attention%s nh=%d nkv=%d hd=%d past=%d rows=%d%s", pass ? " (tiled)" : "",
+                     nh, nkv, hd, cases[ci].n_past, rows, cases[ci].shuffle ? " shuffled pos" : "");
+            check(h, oc, (size_t)rows * nh * hd, TOL_ATT(total), what);
+            free(h);
+        }
+        free(oc); free(q); free(kc); free(vc); free(pos);
         G.ops->free(G.ctx, og); G.ops->free(G.ctx, qg); G.ops->free(G.ctx, pg);
         G.ops->free(G.ctx, kcg); G.ops->free(G.ctx, vcg);
     }
@@ -611,6 +643,9 @@ int main(void) {
     /* LLORCH_TEST_SKIP=glob skips tests (racecheck is too slow for test_sample) */
     const char *skip = getenv("LLORCH_TEST_SKIP");
     if (skip && *skip) cmocka_set_skip_filter(skip);
+    /* LLORCH_TEST_ONLY=glob runs only the matching tests (a sanitizer pass over one op) */
+    const char *only = getenv("LLORCH_TEST_ONLY");
+    if (only && *only) cmocka_set_test_filter(only);
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     G.ops->destroy(G.ctx);
     C.ops->destroy(C.ctx);

@@ -175,6 +175,97 @@ static void bench_matmul(const mm_case *mc, double hbm_gbs) {
 }
 
 
+/* prefill attention at one shape: `rows` queries at positions 0..rows-1 (a
+ * pp from an empty context), the tensor-core kernel and then the older tiled
+ * kernel (LLORCH_CUDA_ATTN_TILED=1) in the same process, each as a graph of
+ * 50 calls like bench_matmul. The two outputs must agree (relative L2 < 1e-2)
+ * or the bench fails. The inputs stay in L2 across the 50 calls (Qwen ~4 MB,
+ * Llama ~25 MB), so the HBM floor printed is what a cold call would need. */
+static void bench_attention(int nh, int nkv, int hd, int rows, const char *what, double hbm_gbs) {
+    const int kv_dim = nkv * hd, ldq = nh * hd;
+    const size_t cn = (size_t)rows * kv_dim, qn = (size_t)rows * ldq;
+    uint16_t *kh = malloc(cn * 2), *vh = malloc(cn * 2);
+    for (size_t i = 0; i < cn; i++) {
+        kh[i] = qt_f32_to_f16(tu_randf(&g_seed) * 2.0f);
+        vh[i] = qt_f32_to_f16(tu_randf(&g_seed));
+    }
+    float *qh = malloc(qn * 4);
+    for (size_t i = 0; i < qn; i++) qh[i] = tu_randf(&g_seed) * 2.0f;
+    int32_t *ph = malloc((size_t)rows * 4);
+    for (int i = 0; i < rows; i++) ph[i] = i;
+    void *k, *v, *q, *p, *o;
+    if (G.ops->alloc(G.ctx, cn * 2, &k) || G.ops->alloc(G.ctx, cn * 2, &v) || G.ops->alloc(G.ctx, qn * 4, &q) ||
+        G.ops->alloc(G.ctx, (size_t)rows * 4, &p) || G.ops->alloc(G.ctx, qn * 4, &o)) {
+        printf("  %s: OOM\n", what);
+        exit(1);
+    }
+    G.ops->upload(G.ctx, k, kh, cn * 2);
+    G.ops->upload(G.ctx, v, vh, cn * 2);
+    G.ops->upload(G.ctx, q, qh, qn * 4);
+    G.ops->upload(G.ctx, p, ph, (size_t)rows * 4);
+    const float scale = 1.0f / sqrtf((float)hd);
+    float *out[2] = {malloc(qn * 4), malloc(qn * 4)};
+    double us[2], spread[2];
+    static int key = 2000;
+    for (int var = 0; var < 2; var++) {
+        if (var == 1) setenv("LLORCH_CUDA_ATTN_TILED", "1", 1);
+        /* one plain call first: the output to compare, and no first-call
+         * setup (shared-memory opt-in) inside the capture */
+        G.ops->attention(G.ctx, q, ldq, k, v, p, rows, nh, nkv, hd, scale, o);
+        if (G.ops->download(G.ctx, out[var], o, qn * 4)) {
+            printf("  %s: device error\n", what);
+            exit(1);
+        }
+        const int per = 50;
+        float ms[7];
+        key++;
+        for (int b = 0; b < 8; b++) {
+            G.ops->sync(G.ctx);
+            uint64_t t0 = util_now_ns();
+            if (!G.ops->record_begin(G.ctx, key)) {
+                for (int i = 0; i < per; i++) G.ops->attention(G.ctx, q, ldq, k, v, p, rows, nh, nkv, hd, scale, o);
+                G.ops->record_end(G.ctx, key);
+            }
+            if (G.ops->sync(G.ctx)) {
+                printf("  %s: device error\n", what);
+                exit(1);
+            }
+            uint64_t t1 = util_now_ns();
+            if (b > 0) ms[b - 1] = (float)((t1 - t0) / 1e6);
+        }
+        unsetenv("LLORCH_CUDA_ATTN_TILED");
+        qsort(ms, 7, sizeof ms[0], cmpf);
+        us[var] = ms[3] * 1e3 / per;
+        spread[var] = (ms[6] - ms[0]) * 1e3 / per;
+    }
+    double num = 0, den = 0;
+    for (size_t i = 0; i < qn; i++) {
+        if (!isfinite(out[0][i])) {
+            printf("  %s: WRONG (non-finite at %zu)\n", what, i);
+            exit(1);
+        }
+        num += ((double)out[0][i] - out[1][i]) * ((double)out[0][i] - out[1][i]);
+        den += (double)out[1][i] * out[1][i];
+    }
+    const double rel = sqrt(num / den);
+    if (!(rel < 1e-2)) {
+        printf("  %s: WRONG (mma vs tiled rel %.3g)\n", what, rel);
+        exit(1);
+    }
+    /* causal: row i sees i+1 keys; 2 flops per multiply-add in q.k and p.v */
+    const double flops = 4.0 * hd * nh * ((double)rows * (rows + 1) / 2);
+    const double bytes = 2.0 * cn * 2 + 2.0 * qn * 4; /* K, V once; q in, out */
+    printf("  %-44s mma %8.2f us (spread %.2f)  tiled %8.2f us (spread %.2f)  %.2fx  mma %.1f TFLOP/s  "
+           "floor %.2f us HBM, %.2f us at 989 TFLOP/s  (mma vs tiled rel %.2g)\n",
+           what, us[0], spread[0], us[1], spread[1], us[1] / us[0], flops / (us[0] * 1e-6) / 1e12,
+           bytes / (hbm_gbs * 1e3), flops / 989e12 * 1e6, rel);
+    fflush(stdout);
+    G.ops->free(G.ctx, k); G.ops->free(G.ctx, v); G.ops->free(G.ctx, q); G.ops->free(G.ctx, p);
+    G.ops->free(G.ctx, o);
+    free(kh); free(vh); free(qh); free(ph); free(out[0]); free(out[1]);
+}
+
+
 /* llama-bench style on a GGUF model through the engine: load rate, pp512
  * (one 512-token eval from an empty context), tg128 (128 greedy decode
  * steps, device sampling + graph replay, after a 1-token prompt). */
@@ -265,6 +356,11 @@ int main(void) {
     const double bw = copy_bw();
     printf("device %s (sm %d, runtime %d); D2D copy %.0f GB/s (read+write)\n", name, sm, rt, bw);
     if (getenv("LLORCH_BENCH_SKIP_KERNELS")) goto models;
+    printf("prefill attention, pp512 from an empty context (median of 7 graph replays of 50 calls):\n");
+    bench_attention(14, 2, 64, 512, "attention qwen2.5-0.5b 14/2 hd64 r=512", bw);
+    bench_attention(32, 32, 128, 512, "attention llama-2-7b 32/32 hd128 r=512", bw);
+    /* LLORCH_BENCH_KERNELS=attn: the attention cases only */
+    if (getenv("LLORCH_BENCH_KERNELS") && !strcmp(getenv("LLORCH_BENCH_KERNELS"), "attn")) goto models;
     const mm_case cases[] = {
         /* Llama-2-7B decode shapes */
         {QT_Q4_0, 4096, 11008, 1, "Q4_0 4096x11008 (ffn up/gate) r=1"},

@@ -13,10 +13,14 @@
  *
  * Decode (rows <= 4): the keys are split over S blocks (flash-decoding) so
  * that n_head * rows * S fills the SMs; each split writes (m, l, acc[hd]) to
- * the context's scratch and k_attn_combine merges them. Prefill (rows > 4,
- * head_dim <= 128, multiple of 8): k_attn_tiled below; otherwise this kernel
- * with S = 1. */
+ * the context's scratch and k_attn_combine merges them. Prefill (rows > 4):
+ * head_dim 64/80/96/128 runs on the tensor cores (attn_prefill.cu); other
+ * head dims <= 128 and multiples of 8 run k_attn_tiled below (also selected
+ * for every prefill by LLORCH_CUDA_ATTN_TILED=1, for comparison); otherwise
+ * this kernel with S = 1. */
 #include <math.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "common.cuh"
 
@@ -294,6 +298,14 @@ void cu_attention(cu_ctx *c, const float *q, int ld_q, const uint16_t *kc, const
         while (S > 1 && (size_t)rows * n_head * S * (head_dim + 2) > CU_ATTN_SCRATCH_FLOATS) S--;
     }
     const int epl = (head_dim + 31) / 32;
+    if (rows > 4) {
+        /* getenv per prefill call (~0.1 us against tens of us of attention) so
+         * a benchmark can switch kernels in one process */
+        const char *e = getenv("LLORCH_CUDA_ATTN_TILED");
+        if (!(e && !strcmp(e, "1")) &&
+            cu_attn_prefill_mma(c, q, ld_q, kc, vc, pos, rows, n_head, n_head_kv, head_dim, scale, out))
+            return;
+    }
     if (rows > 4 && head_dim <= 128 && head_dim % 8 == 0) {
         const __half *k = (const __half *)kc, *v = (const __half *)vc;
         dim3 g((unsigned)n_head, cu_div_up(rows, AQ));

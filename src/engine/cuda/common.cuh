@@ -200,6 +200,11 @@ void cu_kv_store(cu_ctx *c, uint16_t *kc, uint16_t *vc, const float *k, const fl
 /* attention.cu */
 void cu_attention(cu_ctx *c, const float *q, int ld_q, const uint16_t *kc, const uint16_t *vc, const int32_t *pos,
                   int rows, int n_head, int n_head_kv, int head_dim, float scale, float *out);
+/* attn_prefill.cu: the tensor-core prefill kernel; returns 1 when launched,
+ * 0 when the shape is not its own (attention.cu then runs its own kernels) */
+int cu_attn_prefill_mma(cu_ctx *c, const float *q, int ld_q, const uint16_t *kc, const uint16_t *vc,
+                        const int32_t *pos, int rows, int n_head, int n_head_kv, int head_dim, float scale,
+                        float *out);
 /* mmv.cu: rows <= CU_MMV_MAX_ROWS */
 void cu_mmv(cu_ctx *c, const eng_w *w, const float *x, float *y, int rows);
 /* mm.cu: any rows */
