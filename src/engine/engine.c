@@ -265,7 +265,9 @@ int eng_session_new(eng_model *m, eng_session **out, char *err, size_t errlen) {
     void *kc = NULL, *vc = NULL;
     int rc = salloc(s, (size_t)(s->kv_bytes / 2), &kc);
     if (!rc) rc = salloc(s, (size_t)(s->kv_bytes / 2), &vc);
-    for (int i = 0; i < 10 && !rc; i++) rc = salloc(s, sz[i], &p[i]);
+    p[9] = NULL; /* the MoE scratch exists only for gpt-oss */
+    for (int i = 0; i < 10 && !rc; i++)
+        if (i < 9 || sz[i]) rc = salloc(s, sz[i], &p[i]);
     s->pos_host = malloc((size_t)s->n_batch * sizeof *s->pos_host);
     s->logits_host = malloc((size_t)m->hp.n_vocab * sizeof *s->logits_host);
     if (rc || !s->pos_host || !s->logits_host) {
@@ -293,7 +295,7 @@ int eng_session_new(eng_model *m, eng_session **out, char *err, size_t errlen) {
     s->logits = p[7];
     s->toks_dev = p[8];
     s->pos_dev = (int32_t *)p[8] + s->n_batch;
-    s->moe = sz[9] ? p[9] : NULL;
+    s->moe = p[9];
     /* a fresh cache holds zeros, not garbage (never read before written, but deterministic) */
     m->be.ops->zero(m->be.ctx, kc, (size_t)(s->kv_bytes / 2));
     m->be.ops->zero(m->be.ctx, vc, (size_t)(s->kv_bytes / 2));
