@@ -14,13 +14,17 @@
  *   - prefill and one-token decode agree (the window in both paths);
  *   - malformed gpt-oss files (wrong expert count, too many experts used,
  *     missing sinks, missing sliding window key) are refused with messages
- *     that name the problem. */
+ *     that name the problem;
+ *   - a backend without the gpt-oss ops (the CUDA one today) makes the load
+ *     fail with ENG_E_UNSUPPORTED (checked with the CPU backend's vtable
+ *     minus those ops, through the engine's private model.c entry points). */
 #include "testutil.h"
 
 #include <math.h>
 #include <sys/stat.h>
 
 #include "engine/engine.h"
+#include "engine/engine_int.h"
 #include "engine/quant.h"
 
 #define MAXPOS 128
@@ -403,9 +407,54 @@ static void test_malformed(void **st) {
     expect_refusal(path, "gpt-oss", "gpt-osX", -1, ENG_E_UNSUPPORTED, "not supported");
 }
 
+/* ---- a backend without the gpt-oss ops --------------------------------------------- */
+static void test_backend_without_moe_ops_refused(void **st) {
+    (void)st;
+    need_llorch();
+    char path[1200], err[512] = "";
+    make_model("MXFP4", path, sizeof path);
+    eng_model *m = calloc(1, sizeof *m);
+    assert_non_null(m);
+    assert_int_equal(gguf_open(path, &m->g, err, sizeof err), 0);
+    m->n_ctx = 64;
+    m->n_batch = 64;
+    assert_int_equal(eng_model_parse(m, err, sizeof err), 0);
+    assert_int_equal(m->hp.arch, ENG_ARCH_GPT_OSS);
+    assert_int_equal(m->hp.n_expert, 4);
+    assert_int_equal(m->hp.n_expert_used, 2);
+    assert_int_equal(m->hp.n_swa, 16);
+    assert_int_equal(m->layers[0].swa, 16); /* even layers slide, odd ones do not */
+    assert_int_equal(m->layers[1].swa, 0);
+    assert_int_equal(m->layers[0].w_up_exps.ne2, 4);
+    eng_backend cpu;
+    assert_int_equal(eng_backend_cpu_new(1, 0, &cpu, err, sizeof err), 0);
+    eng_backend_ops ops = *cpu.ops; /* as a backend that has the dense ops only */
+    ops.name = "dense-only";
+    ops.moe_route = NULL;
+    ops.matmul_id = NULL;
+    ops.swiglu_oai = NULL;
+    ops.moe_sum = NULL;
+    ops.attention_ext = NULL;
+    m->be.ops = &ops;
+    m->be.ctx = cpu.ctx;
+    int rc = eng_model_bind(m, NULL, err, sizeof err);
+    print_message("dense-only backend: %s: %s\n", eng_err_name(rc), err);
+    assert_int_equal(rc, ENG_E_UNSUPPORTED);
+    assert_non_null(strstr(err, "gpt-oss"));
+    assert_non_null(strstr(err, "dense-only"));
+    ops.attention_ext = cpu.ops->attention_ext; /* one op missing is enough */
+    assert_int_equal(eng_model_bind(m, NULL, err, sizeof err), ENG_E_UNSUPPORTED);
+    cpu.ops->destroy(cpu.ctx);
+    free(m->layers);
+    free(m->refs);
+    gguf_close(m->g);
+    free(m);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_malformed),
+        cmocka_unit_test(test_backend_without_moe_ops_refused),
         cmocka_unit_test(test_prefill_equals_decode),
         cmocka_unit_test(test_dist_vs_llamacpp),
         cmocka_unit_test(test_greedy_mxfp4),
