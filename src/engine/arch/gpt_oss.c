@@ -20,8 +20,9 @@
  *        d_j = h_j·Wdown_e + bdown_e
  *     x += sum_j w_j d_j
  *   logits = (rmsnorm(x) * output_norm)·Wout
- * As in llama.cpp, when only the last row's logits are wanted the last
- * layer's residual and feed-forward run on that row alone.
+ * Unlike arch/llama.c, the last layer runs on every row even when only the
+ * last row's logits are wanted, as llama.cpp's gpt-oss graph does here
+ * (bit-exactness; see issue_layers).
  *
  * The session's KV cache holds n_ctx rows for every layer, sliding or not
  * (simple; llama.cpp keeps a smaller ring for the sliding layers).
@@ -97,22 +98,22 @@ static void issue_moe(eng_session *s, const eng_layer *L, int l, int no, float *
 
     B->matmul(bc, &L->w_router, s->xb, router, no);
     B->add_bias(bc, router, X, L->b_router, no, X);
-    dump(s, "ffn_moe_logits", l, "ADD", router, no, X, X);
+    dump(s, "ffn_moe_probs", l, "ADD", router, no, X, X);
     B->moe_route(bc, router, no, X, K, ids, w);
-    dump(s, "ffn_moe_weights_softmax", l, "SOFT_MAX", w, no, K, K);
+    dump(s, "ffn_moe_weights_softmax", l, "RESHAPE", w, no, K, K);
     B->matmul_id(bc, &L->w_up_exps, s->xb, 1, ids, K, L->b_up_exps, up, no);
     B->matmul_id(bc, &L->w_gate_exps, s->xb, 1, ids, K, L->b_gate_exps, gate, no);
     dump(s, "ffn_moe_up_biased", l, "ADD_ID", up, no * K, F, F);
     dump(s, "ffn_moe_gate_biased", l, "ADD_ID", gate, no * K, F, F);
     B->swiglu_oai(bc, gate, up, act, (int64_t)no * K * F, OAI_ALPHA, OAI_LIMIT);
-    dump(s, "ffn_moe_swiglu", l, "GLU", act, no * K, F, F);
+    dump(s, "ffn_moe_swiglu_oai", l, "SWIGLU_OAI", act, no * K, F, F);
     B->matmul_id(bc, &L->w_down_exps, act, K, ids, K, L->b_down_exps, down, no);
     dump(s, "ffn_moe_down_biased", l, "ADD_ID", down, no * K, E, E);
     B->moe_sum(bc, down, w, no, K, E, out);
     dump(s, "ffn_moe_out", l, "ADD", out, no, E, E);
 }
 
-static void issue_layers(eng_session *s, int n, int mode) {
+static void issue_layers(eng_session *s, int n) {
     const eng_model *m = s->m;
     const eng_hparams *hp = &m->hp;
     const eng_backend_ops *B = m->be.ops;
@@ -121,7 +122,7 @@ static void issue_layers(eng_session *s, int n, int mode) {
     const float scale = 1.0f / sqrtf((float)hp->head_dim);
 
     B->get_rows(bc, &m->tok_embd, s->toks_dev, n, s->x);
-    dump(s, "inp_embd", -1, "GET_ROWS", s->x, n, E, E);
+    dump(s, "embd", -1, "GET_ROWS", s->x, n, E, E);
     for (int l = 0; l < hp->n_layer; l++) {
         const eng_layer *L = &m->layers[l];
         uint16_t *kc = s->k_cache + (size_t)l * s->n_ctx * KV;
@@ -151,17 +152,21 @@ static void issue_layers(eng_session *s, int n, int mode) {
         B->matmul(bc, &L->wo, s->att, s->tmp, n);
         B->add_bias(bc, s->tmp, E, L->bo, n, E);
         dump(s, "attn_out", l, "ADD", s->tmp, n, E, E);
-        const int no = (mode == ENG_LOGITS_LAST && l == hp->n_layer - 1) ? 1 : n;
-        float *x = s->x + (size_t)(n - no) * E;
-        B->add(bc, x, s->tmp + (size_t)(n - no) * E, (int64_t)no * E);
-        dump(s, "ffn_inp", l, "ADD", x, no, E, E);
+        /* Every row runs the whole last layer, though only the last one's
+         * logits may be wanted: llama.cpp's gpt-oss graph (this build) does
+         * the same, and the F32 router sums one row in another order than
+         * several (vec_dot vs tinyBLAS), so the last-row shortcut of
+         * arch/llama.c would cost bit-exactness for ~1/n_layer of a prefill. */
+        float *x = s->x;
+        B->add(bc, x, s->tmp, (int64_t)n * E);
+        dump(s, "ffn_inp", l, "ADD", x, n, E, E);
 
         /* mixture of experts */
-        B->rmsnorm(bc, x, L->ffn_norm, s->xb, no, E, hp->eps);
-        dump(s, "attn_post_norm", l, "MUL", s->xb, no, E, E);
-        issue_moe(s, L, l, no, s->tmp);
-        B->add(bc, x, s->tmp, (int64_t)no * E);
-        dump(s, "l_out", l, "ADD", x, no, E, E);
+        B->rmsnorm(bc, x, L->ffn_norm, s->xb, n, E, hp->eps);
+        dump(s, "attn_post_norm", l, "MUL", s->xb, n, E, E);
+        issue_moe(s, L, l, n, s->tmp);
+        B->add(bc, x, s->tmp, (int64_t)n * E);
+        dump(s, "l_out", l, "ADD", x, n, E, E);
     }
 }
 
@@ -179,7 +184,7 @@ int eng_gpt_oss_forward(eng_session *s, const int32_t *toks, int n, int mode, ch
         (rc = B->upload(bc, s->pos_dev, s->pos_host, (size_t)n * sizeof *s->pos_host)))
         return util_fail(err, errlen, ENG_E_BACKEND, "eval: upload failed (%d)", rc);
 
-    issue_layers(s, n, mode);
+    issue_layers(s, n);
     if (mode == ENG_LOGITS_LAST) {
         B->rmsnorm(bc, s->x + (size_t)(n - 1) * E, m->output_norm, s->xb, 1, E, m->hp.eps);
         dump(s, "result_norm", -1, "MUL", s->xb, 1, E, E);
