@@ -53,7 +53,7 @@ typedef struct {
 void eng_load_opts_default(eng_load_opts *o);
 
 typedef struct {
-    const char *arch;            /* "llama" | "qwen2" | "phi3" */
+    const char *arch;            /* "llama" | "qwen2" | "phi3" | "gpt-oss" */
     const char *name;            /* general.name or the file's base name */
     const char *quant_kind;      /* file type actually loaded: "Q4_K_M", "Q8_0", "F32", "MXFP4", ... */
     const char *backend;         /* "cpu" | "cuda" */
