@@ -229,6 +229,36 @@ static int b_sample(void *ctx, const float *logits, int n_vocab, const eng_sampl
     return rc;
 }
 
+/* ---- gpt-oss ops (moe.cu, attention.cu) ------------------------------------------------ */
+static void b_moe_route(void *ctx, const float *logits, int rows, int n_expert, int k, int32_t *ids, float *w) {
+    PROF(CW(ctx), "moe_route", cu_moe_route(C(ctx), logits, rows, n_expert, k, ids, w));
+}
+static void b_matmul_id(void *ctx, const eng_w *w, const float *x, int n_x, const int32_t *ids, int k, const float *b,
+                        float *y, int rows) {
+    cu_ctx *c = CW(ctx); /* matmul_id overwrites the mat-vec activation scratch */
+    char nm[64] = "";
+    if (c->prof) {
+        const qt_info_t *qi = qt_info(w->type);
+        snprintf(nm, sizeof nm, "matmul_id %s %lldx%lld k%d", qi ? qi->name : "?", (long long)w->ne0,
+                 (long long)w->ne1, k);
+    }
+    PROF(c, nm, cu_matmul_id(c, w, x, n_x, ids, k, b, y, rows));
+}
+static void b_swiglu_oai(void *ctx, const float *gate, const float *up, float *out, int64_t n, float alpha,
+                         float limit) {
+    PROF(CW(ctx), "swiglu_oai", cu_swiglu_oai(C(ctx), gate, up, out, n, alpha, limit));
+}
+static void b_moe_sum(void *ctx, const float *e, const float *w, int rows, int k, int dim, float *out) {
+    PROF(CW(ctx), "moe_sum", cu_moe_sum(C(ctx), e, w, rows, k, dim, out));
+}
+static void b_attention_ext(void *ctx, const float *q, int ld_q, const uint16_t *kc, const uint16_t *vc,
+                            const int32_t *pos, int rows, int n_head, int n_head_kv, int head_dim, float scale,
+                            const float *sinks, int window, float *out) {
+    PROF(CW(ctx), rows <= 4 ? "attention_ext decode" : "attention_ext prefill",
+         cu_attention_ext(C(ctx), q, ld_q, kc, vc, pos, rows, n_head, n_head_kv, head_dim, scale, sinks, window,
+                          out));
+}
+
 /* ---- graphs ------------------------------------------------------------------------ */
 static cu_graph_rec *find_graph(cu_ctx *c, int key) {
     for (int i = 0; i < c->n_graphs; i++)
@@ -298,32 +328,39 @@ static void b_device_info(void *ctx, int *sm, int *rt, char *name, size_t name_c
     if (free_bytes) *free_bytes = f;
 }
 
+/* designated initializers in backend.h's declaration order (C++20 requires
+ * the order; fields added to backend.h elsewhere cannot shift these) */
 static const eng_backend_ops g_cuda_ops = {
-    /* name */ "cuda",
-    /* memory_architecture */ "vram-only",
-    /* weights_in_place */ 0,
-    b_destroy,
-    b_alloc,
-    b_free,
-    b_upload,
-    b_download,
-    b_zero,
-    b_sync,
-    b_mem_used,
-    b_is_resident,
-    b_get_rows,
-    b_rmsnorm,
-    b_matmul,
-    b_add_bias,
-    b_add,
-    b_rope,
-    b_kv_store,
-    b_attention,
-    b_swiglu,
-    b_sample,
-    b_record_begin,
-    b_record_end,
-    b_device_info,
+    .name = "cuda",
+    .memory_architecture = "vram-only",
+    .weights_in_place = 0,
+    .destroy = b_destroy,
+    .alloc = b_alloc,
+    .free = b_free,
+    .upload = b_upload,
+    .download = b_download,
+    .zero = b_zero,
+    .sync = b_sync,
+    .mem_used = b_mem_used,
+    .is_resident = b_is_resident,
+    .get_rows = b_get_rows,
+    .rmsnorm = b_rmsnorm,
+    .matmul = b_matmul,
+    .add_bias = b_add_bias,
+    .add = b_add,
+    .rope = b_rope,
+    .kv_store = b_kv_store,
+    .attention = b_attention,
+    .swiglu = b_swiglu,
+    .sample = b_sample,
+    .record_begin = b_record_begin,
+    .record_end = b_record_end,
+    .device_info = b_device_info,
+    .moe_route = b_moe_route,
+    .matmul_id = b_matmul_id,
+    .swiglu_oai = b_swiglu_oai,
+    .moe_sum = b_moe_sum,
+    .attention_ext = b_attention_ext,
 };
 
 extern "C" int eng_backend_cuda_new(int device, uint64_t mem_limit, eng_backend *out, char *err, size_t errlen) {

@@ -200,6 +200,11 @@ void cu_kv_store(cu_ctx *c, uint16_t *kc, uint16_t *vc, const float *k, const fl
 /* attention.cu */
 void cu_attention(cu_ctx *c, const float *q, int ld_q, const uint16_t *kc, const uint16_t *vc, const int32_t *pos,
                   int rows, int n_head, int n_head_kv, int head_dim, float scale, float *out);
+/* attention.cu: `attention` with per-head sinks (NULL: none) and a sliding
+ * window (0: none), backend.h attention_ext; cu_attention is this with NULL, 0 */
+void cu_attention_ext(cu_ctx *c, const float *q, int ld_q, const uint16_t *kc, const uint16_t *vc,
+                      const int32_t *pos, int rows, int n_head, int n_head_kv, int head_dim, float scale,
+                      const float *sinks, int window, float *out);
 /* attn_prefill.cu: the tensor-core prefill kernel; returns 1 when launched,
  * 0 when the shape is not its own (attention.cu then runs its own kernels) */
 int cu_attn_prefill_mma(cu_ctx *c, const float *q, int ld_q, const uint16_t *kc, const uint16_t *vc,
@@ -207,11 +212,20 @@ int cu_attn_prefill_mma(cu_ctx *c, const float *q, int ld_q, const uint16_t *kc,
                         float *out);
 /* mmv.cu: rows <= CU_MMV_MAX_ROWS */
 void cu_mmv(cu_ctx *c, const eng_w *w, const float *x, float *y, int rows);
+/* mmv.cu: x [rows][K] (rows <= CU_MMV_MAX_ROWS) → the vec_dot_type of weight
+ * type t in act_q/d/s (for moe.cu); 0 or -1 (latched) */
+int cu_mmv_quantize(cu_ctx *c, int t, const float *x, int K, int rows);
 /* mm.cu: any rows */
 void cu_mm(cu_ctx *c, const eng_w *w, const float *x, float *y, int rows);
 /* sample.cu: returns 0 or -errno; the token id also stays in dev_token */
 int cu_sample(cu_ctx *c, const float *logits, int n_vocab, const eng_sample_args *a, int32_t *dev_token,
               int32_t *host_token);
+/* moe.cu: gpt-oss's mixture-of-experts ops (backend.h) */
+void cu_moe_route(cu_ctx *c, const float *logits, int rows, int n_expert, int k, int32_t *ids, float *w);
+void cu_matmul_id(cu_ctx *c, const eng_w *w, const float *x, int n_x, const int32_t *ids, int k, const float *b,
+                  float *y, int rows);
+void cu_swiglu_oai(cu_ctx *c, const float *gate, const float *up, float *out, int64_t n, float alpha, float limit);
+void cu_moe_sum(cu_ctx *c, const float *e, const float *w, int rows, int k, int dim, float *out);
 /* memory.cu */
 int cu_mem_alloc(cu_ctx *c, size_t bytes, void **out);
 void cu_mem_free(cu_ctx *c, void *p);

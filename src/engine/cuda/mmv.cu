@@ -474,3 +474,24 @@ void cu_mmv(cu_ctx *c, const eng_w *w, const float *x, float *y, int rows) {
         c->aq_vdt = vq;
     }
 }
+
+/* moe.cu's expert mat-vec: x [rows][K] (rows <= CU_MMV_MAX_ROWS) quantized to
+ * the vec_dot_type of weight type t into act_q/d/s (s filled for Q8_1).
+ * Drops the activation cache (the scratch now holds another x). Returns 0,
+ * or -1 with the error latched. */
+int cu_mmv_quantize(cu_ctx *c, int t, const float *x, int K, int rows) {
+    c->aq_x = NULL;
+    const qt_info_t *qi = qt_info(t);
+    if (!qi || K > CU_ACT_MAX_K || K % 32 || rows < 1 || rows > CU_MMV_MAX_ROWS ||
+        (qi->vec_dot_type == QT_Q8_K && K % 256)) {
+        cu_latch(c, cudaErrorNotSupported, "mmv_quantize: unsupported type or shape", __FILE__, __LINE__);
+        return -1;
+    }
+    const int vdt = qi->vec_dot_type == QT_Q8_K ? VDT_Q8_K : qi->vec_dot_type == QT_Q8_1 ? VDT_Q8_1 : VDT_Q8_0;
+    const int64_t groups = (int64_t)rows * (vdt == VDT_Q8_K ? K / 256 : K / 32);
+    const unsigned nb = cu_div_up(groups, 8);
+    if (vdt == VDT_Q8_K) cu_launch(c, nb, 256, 0, k_quant_act<VDT_Q8_K>, x, K, rows, c->act_q, c->act_d, c->act_s);
+    else if (vdt == VDT_Q8_1) cu_launch(c, nb, 256, 0, k_quant_act<VDT_Q8_1>, x, K, rows, c->act_q, c->act_d, c->act_s);
+    else cu_launch(c, nb, 256, 0, k_quant_act<VDT_Q8_0>, x, K, rows, c->act_q, c->act_d, c->act_s);
+    return LAUNCH_CHECK(c, "mmv_quantize") ? -1 : 0;
+}
