@@ -15,6 +15,11 @@
  *                 on the same q8 activations, so only summation order differs)
  *                 and the fp32 tiled matmul of F32/F16/BF16 weights.
  *   TOL_EXACT 1e-6 get_rows (pure dequantization).
+ *   gpt-oss ops: moe_route's ids must equal the CPU's exactly (same
+ *                 comparisons), its weights TOL_F32; matmul_id TOL_F32 (the
+ *                 mat-vec's integer dot on the same q8 activations, for every
+ *                 row count); swiglu_oai, moe_sum TOL_F32; attention_ext
+ *                 TOL_ATT of the keys inside the window.
  *   TOL_MM16 2e-3 prefill matmul of quantized weights (tensor cores): both
  *                 operands are rounded to fp16 (relative 2^-11 each), checked
  *                 against the exact product of the dequantized weights in
@@ -494,6 +499,190 @@ static void test_attention(void **st) {
     }
 }
 
+/* ---- gpt-oss ops ------------------------------------------------------------------------ */
+/* routing: the ids exactly the CPU's (ties included: logits on a coarse grid
+ * make many), the weights to TOL_F32 */
+static void test_moe_route(void **st) {
+    (void)st;
+    const int rows_list[] = {1, 3, 77}, nex_list[] = {4, 32};
+    for (size_t ri = 0; ri < NELEM(rows_list); ri++)
+        for (size_t ei = 0; ei < NELEM(nex_list); ei++)
+            for (int k = 1; k <= 4; k++)
+                for (int ties = 0; ties < 2; ties++) {
+                    const int rows = rows_list[ri], nex = nex_list[ei];
+                    float *l = rnd((size_t)rows * nex, 4.0f);
+                    if (ties)
+                        for (int i = 0; i < rows * nex; i++) l[i] = roundf(l[i]); /* ~9 distinct values */
+                    float *lg = gdup(l, (size_t)rows * nex * 4);
+                    int32_t *idc = malloc((size_t)rows * k * 4), *idh = malloc((size_t)rows * k * 4);
+                    float *wc = malloc((size_t)rows * k * 4);
+                    int32_t *idg = (int32_t *)gpoison((size_t)rows * k);
+                    float *wg = gpoison((size_t)rows * k);
+                    G.ops->moe_route(G.ctx, lg, rows, nex, k, idg, wg);
+                    C.ops->moe_route(C.ctx, l, rows, nex, k, idc, wc);
+                    assert_int_equal(C.ops->sync(C.ctx), 0);
+                    assert_int_equal(G.ops->download(G.ctx, idh, idg, (size_t)rows * k * 4), 0);
+                    char what[96];
+                    snprintf(what, sizeof what, "moe_route rows=%d n_expert=%d k=%d ties=%d", rows, nex, k, ties);
+                    if (memcmp(idh, idc, (size_t)rows * k * 4)) fail_msg("%s: ids differ from the CPU's", what);
+                    float *h = gget(wg, (size_t)rows * k);
+                    check(h, wc, (size_t)rows * k, TOL_F32, what);
+                    free(h); free(l); free(idc); free(idh); free(wc);
+                    G.ops->free(G.ctx, lg); G.ops->free(G.ctx, idg); G.ops->free(G.ctx, wg);
+                }
+}
+
+/* distinct random experts per row (as routing gives) */
+static void rand_ids(int32_t *ids, int rows, int k, int nex) {
+    for (int r = 0; r < rows; r++)
+        for (int j = 0; j < k; j++) {
+            int e, dup;
+            do {
+                e = (int)(tu_rng(&g_seed) % (uint64_t)nex);
+                dup = 0;
+                for (int jj = 0; jj < j; jj++) dup |= ids[r * k + jj] == e;
+            } while (dup);
+            ids[r * k + j] = e;
+        }
+}
+
+/* the expert matmul: decode rows (one chunk) and prefill rows (several
+ * chunks of the 8-row activation scratch), shared and per-slot inputs,
+ * with and without bias; every vec_dot_type family (Q8_0: MXFP4/Q8_0,
+ * Q8_1: Q5_1, Q8_K: Q4_K) and F16/F32 */
+static void test_matmul_id(void **st) {
+    (void)st;
+    const int types[] = {QT_MXFP4, QT_Q8_0, QT_F16, QT_F32, QT_Q5_1, QT_Q4_K};
+    const int rows_list[] = {1, 2, 5, 37}, nex_list[] = {4, 32};
+    for (size_t ti = 0; ti < NELEM(types); ti++) {
+        const int t = types[ti];
+        if (!usable(t)) continue;
+        const int bl = qt_info(t)->blck;
+        const int64_t ne0 = bl == 1 ? 67 : bl == 32 ? 224 : 512, ne1 = t == QT_MXFP4 ? 40 : 37;
+        for (size_t ei = 0; ei < NELEM(nex_list); ei++) {
+            const int nex = nex_list[ei];
+            size_t nb1;
+            void *wh = make_weights(t, ne0, ne1 * nex, &nb1);
+            eng_w wg = {gdup(wh, nb1 * ne1 * nex), t, ne0, ne1, nex, nb1, nb1 * ne1};
+            eng_w wc = {wh, t, ne0, ne1, nex, nb1, nb1 * ne1};
+            float *b = rnd((size_t)nex * ne1, 1.0f);
+            float *bg = gdup(b, (size_t)nex * ne1 * 4);
+            for (size_t ri = 0; ri < NELEM(rows_list); ri++)
+                for (int k = 1; k <= 4; k++)
+                    for (int nxi = 0; nxi < 2; nxi++) {
+                        const int rows = rows_list[ri], n_x = nxi ? k : 1, use_b = (k + nxi + (int)ri) & 1;
+                        if (nxi && k == 1) continue; /* n_x == k == 1 is the shared case */
+                        int32_t *ids = malloc((size_t)rows * k * 4);
+                        rand_ids(ids, rows, k, nex);
+                        int32_t *idg = gdup(ids, (size_t)rows * k * 4);
+                        float *x = rnd((size_t)rows * n_x * ne0, 2.0f);
+                        float *xg = gdup(x, (size_t)rows * n_x * ne0 * 4);
+                        const size_t ny = (size_t)rows * k * ne1;
+                        float *yg = gpoison(ny), *yc = malloc(ny * 4);
+                        G.ops->matmul_id(G.ctx, &wg, xg, n_x, idg, k, use_b ? bg : NULL, yg, rows);
+                        C.ops->matmul_id(C.ctx, &wc, x, n_x, ids, k, use_b ? b : NULL, yc, rows);
+                        assert_int_equal(C.ops->sync(C.ctx), 0);
+                        float *h = gget(yg, ny);
+                        char what[128];
+                        snprintf(what, sizeof what, "matmul_id %s %lldx%lld n_expert=%d rows=%d k=%d n_x=%d bias=%d",
+                                 qt_info(t)->name, (long long)ne0, (long long)ne1, nex, rows, k, n_x, use_b);
+                        check(h, yc, ny, TOL_F32, what);
+                        free(h); free(yc); free(x); free(ids);
+                        G.ops->free(G.ctx, yg); G.ops->free(G.ctx, xg); G.ops->free(G.ctx, idg);
+                    }
+            free(b); free(wh);
+            G.ops->free(G.ctx, bg); G.ops->free(G.ctx, (void *)wg.data);
+        }
+    }
+}
+
+/* clamped SwiGLU (inputs beyond the limit on both sides) and the weighted sum */
+static void test_swiglu_oai_moe_sum(void **st) {
+    (void)st;
+    const int64_t n = 3 * 1001;
+    float *g = rnd((size_t)n, 12.0f), *u = rnd((size_t)n, 12.0f);
+    float *gg = gdup(g, n * 4), *ug = gdup(u, n * 4), *og = gpoison((size_t)n), *oc = malloc(n * 4);
+    G.ops->swiglu_oai(G.ctx, gg, ug, og, n, 1.702f, 7.0f);
+    C.ops->swiglu_oai(C.ctx, g, u, oc, n, 1.702f, 7.0f);
+    assert_int_equal(C.ops->sync(C.ctx), 0);
+    float *h = gget(og, (size_t)n);
+    check(h, oc, (size_t)n, TOL_F32, "swiglu_oai");
+    free(h); free(g); free(u); free(oc);
+    G.ops->free(G.ctx, gg); G.ops->free(G.ctx, ug); G.ops->free(G.ctx, og);
+    const int rows_list[] = {1, 9}, dim = 67;
+    for (size_t ri = 0; ri < NELEM(rows_list); ri++)
+        for (int k = 1; k <= 4; k++) {
+            const int rows = rows_list[ri];
+            float *e = rnd((size_t)rows * k * dim, 3.0f), *w = rnd((size_t)rows * k, 1.0f);
+            float *eg = gdup(e, (size_t)rows * k * dim * 4), *wg = gdup(w, (size_t)rows * k * 4);
+            float *sg = gpoison((size_t)rows * dim), *sc = malloc((size_t)rows * dim * 4);
+            G.ops->moe_sum(G.ctx, eg, wg, rows, k, dim, sg);
+            C.ops->moe_sum(C.ctx, e, w, rows, k, dim, sc);
+            assert_int_equal(C.ops->sync(C.ctx), 0);
+            float *hs = gget(sg, (size_t)rows * dim);
+            char what[64];
+            snprintf(what, sizeof what, "moe_sum rows=%d k=%d", rows, k);
+            check(hs, sc, (size_t)rows * dim, TOL_F32, what);
+            free(hs); free(e); free(w); free(sc);
+            G.ops->free(G.ctx, eg); G.ops->free(G.ctx, wg); G.ops->free(G.ctx, sg);
+        }
+}
+
+/* attention with sinks and a sliding window: decode (split-K, fused merge)
+ * and prefill (tiled kernel; head_dim 256: the per-row kernel), windows
+ * smaller and larger than the context, window 1, sinks NULL and not (some
+ * far above the scores, so the sink dominates) */
+static void test_attention_ext(void **st) {
+    (void)st;
+    struct { int n_head, n_kv, hd, n_past, rows, window, sinks; } cases[] = {
+        {64, 8, 64, 300, 1, 128, 1},  /* gpt-oss decode, window slid */
+        {64, 8, 64, 300, 1, 0, 1},    /* gpt-oss decode, full layer */
+        {64, 8, 64, 2000, 1, 128, 0}, /* long context, window only */
+        {64, 8, 64, 50, 2, 128, 1},   /* window larger than the context */
+        {8, 2, 64, 40, 3, 1, 1},      /* window 1: the own key only */
+        {64, 8, 64, 0, 40, 16, 1},    /* prefill from 0, window 16 */
+        {64, 8, 64, 200, 100, 128, 1},/* prefill mid-context, window 128 */
+        {64, 8, 64, 0, 77, 0, 1},     /* prefill, sinks only */
+        {14, 2, 64, 10, 37, 1000, 0}, /* prefill, window beyond the context */
+        {12, 4, 48, 20, 30, 7, 1},    /* head_dim 48, window 7 */
+        {2, 1, 256, 30, 6, 5, 1},     /* head_dim 256 prefill: per-row kernel */
+    };
+    for (size_t ci = 0; ci < NELEM(cases); ci++) {
+        const int nh = cases[ci].n_head, nkv = cases[ci].n_kv, hd = cases[ci].hd, win = cases[ci].window;
+        const int kv_dim = nkv * hd, total = cases[ci].n_past + cases[ci].rows, n_ctx = total + 3;
+        const size_t cbytes = (size_t)n_ctx * kv_dim * 2;
+        uint16_t *kc = calloc(1, cbytes), *vc = calloc(1, cbytes);
+        float *k = rnd((size_t)total * kv_dim, 2.0f), *v = rnd((size_t)total * kv_dim, 1.0f);
+        int32_t *allpos = malloc((size_t)total * 4);
+        for (int i = 0; i < total; i++) allpos[i] = i;
+        C.ops->kv_store(C.ctx, kc, vc, k, v, kv_dim, allpos, total, kv_dim);
+        uint16_t *kcg = gdup(kc, cbytes), *vcg = gdup(vc, cbytes);
+        const int rows = cases[ci].rows, ldq = nh * hd + 8;
+        float *q = rnd((size_t)rows * ldq, 2.0f);
+        int32_t *pos = allpos + cases[ci].n_past;
+        float *sk = rnd((size_t)nh, 4.0f);
+        sk[0] = 40.0f; /* above every score: the sink dominates head 0 */
+        float *skg = gdup(sk, (size_t)nh * 4);
+        float *qg = gdup(q, (size_t)rows * ldq * 4);
+        int32_t *pg = gdup(pos, (size_t)rows * 4);
+        float *og = gpoison((size_t)rows * nh * hd), *oc = malloc((size_t)rows * nh * hd * 4);
+        const float scale = 1.0f / sqrtf((float)hd);
+        const float *sc = cases[ci].sinks ? sk : NULL, *scg = cases[ci].sinks ? skg : NULL;
+        C.ops->attention_ext(C.ctx, q, ldq, kc, vc, pos, rows, nh, nkv, hd, scale, sc, win, oc);
+        G.ops->attention_ext(G.ctx, qg, ldq, kcg, vcg, pg, rows, nh, nkv, hd, scale, scg, win, og);
+        assert_int_equal(C.ops->sync(C.ctx), 0);
+        float *h = gget(og, (size_t)rows * nh * hd);
+        char what[128];
+        snprintf(what, sizeof what, "attention_ext nh=%d nkv=%d hd=%d past=%d rows=%d window=%d sinks=%d", nh, nkv, hd,
+                 cases[ci].n_past, rows, win, cases[ci].sinks);
+        const int keys = win > 0 && win < total ? win : total;
+        check(h, oc, (size_t)rows * nh * hd, TOL_ATT(keys), what);
+        free(h); free(oc); free(q); free(k); free(v); free(kc); free(vc); free(allpos); free(sk);
+        G.ops->free(G.ctx, og); G.ops->free(G.ctx, qg); G.ops->free(G.ctx, pg); G.ops->free(G.ctx, skg);
+        G.ops->free(G.ctx, kcg); G.ops->free(G.ctx, vcg);
+    }
+}
+
 /* device sampling = the host reference, token for token */
 /* every SPEC §3.4 pipeline case on backend B against the host sampler */
 static void sample_cases(eng_backend Gb) {
@@ -638,6 +827,8 @@ int main(void) {
         cmocka_unit_test(test_memory),      cmocka_unit_test(test_error_latch), cmocka_unit_test(test_get_rows),
         cmocka_unit_test(test_matmul),      cmocka_unit_test(test_rmsnorm),     cmocka_unit_test(test_elementwise),
         cmocka_unit_test(test_rope),        cmocka_unit_test(test_attention),   cmocka_unit_test(test_sample),
+        cmocka_unit_test(test_moe_route),   cmocka_unit_test(test_matmul_id),   cmocka_unit_test(test_swiglu_oai_moe_sum),
+        cmocka_unit_test(test_attention_ext),
         cmocka_unit_test(test_graph),       cmocka_unit_test(test_no_leak),
     };
     /* LLORCH_TEST_SKIP=glob skips tests (racecheck is too slow for test_sample) */
