@@ -184,13 +184,24 @@ int eng_gpt_oss_forward(eng_session *s, const int32_t *toks, int n, int mode, ch
         (rc = B->upload(bc, s->pos_dev, s->pos_host, (size_t)n * sizeof *s->pos_host)))
         return util_fail(err, errlen, ENG_E_BACKEND, "eval: upload failed (%d)", rc);
 
-    issue_layers(s, n);
-    if (mode == ENG_LOGITS_LAST) {
-        B->rmsnorm(bc, s->x + (size_t)(n - 1) * E, m->output_norm, s->xb, 1, E, m->hp.eps);
-        dump(s, "result_norm", -1, "MUL", s->xb, 1, E, E);
-        B->matmul(bc, &m->output, s->xb, s->logits, 1);
-        dump(s, "result_output", -1, "MUL_MAT", s->logits, 1, V, V);
-    } else if (mode == ENG_LOGITS_ALL) {
+    /* a decode step is recorded and replayed as arch/llama.c does (CUDA
+     * graph: every op reads ids, positions and routing from device memory);
+     * not while tensors are dumped (dump() syncs and downloads) */
+    const int record = n == 1 && mode == ENG_LOGITS_LAST && B->record_begin && B->record_end && !dump_file();
+    int replayed = record ? B->record_begin(bc, s->rec_key) : 0;
+    if (replayed < 0) return util_fail(err, errlen, ENG_E_BACKEND, "eval: record_begin failed (%d)", replayed);
+    if (!replayed) {
+        issue_layers(s, n);
+        if (mode == ENG_LOGITS_LAST) {
+            B->rmsnorm(bc, s->x + (size_t)(n - 1) * E, m->output_norm, s->xb, 1, E, m->hp.eps);
+            dump(s, "result_norm", -1, "MUL", s->xb, 1, E, E);
+            B->matmul(bc, &m->output, s->xb, s->logits, 1);
+            dump(s, "result_output", -1, "MUL_MAT", s->logits, 1, V, V);
+        }
+    }
+    if (record && (rc = B->record_end(bc, s->rec_key)) < 0)
+        return util_fail(err, errlen, ENG_E_BACKEND, "eval: record_end failed (%d)", rc);
+    if (mode == ENG_LOGITS_ALL) {
         B->rmsnorm(bc, s->x, m->output_norm, s->xb, n, E, m->hp.eps);
         for (int r0 = 0; r0 < n; r0 += s->n_logit_rows) {
             int nr = n - r0 < s->n_logit_rows ? n - r0 : s->n_logit_rows;
