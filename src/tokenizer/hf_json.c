@@ -393,8 +393,8 @@ static int read_pre(struct hf *h, int32_t p) {
     for (size_t i = 0; i < UTIL_ARRAY_LEN(k_regex); i++)
         if (strlen(k_regex[i].re) == rl && memcmp(k_regex[i].re, rs, rl) == 0) found = (int)i;
     if (found < 0)
-        return HF_FAIL(h, "pre_tokenizer Split regex '%.48s%s' is not one we implement (Qwen2, Llama-3, o200k, GPT-2)", rs,
-                       rl > 48 ? "..." : "");
+        return HF_FAIL(h, "pre_tokenizer Split regex '%.*s%s' is not one we implement (Qwen2, Llama-3, o200k, GPT-2)",
+                       (int)(rl > 48 ? 48 : rl), rs, rl > 48 ? "..." : "");
     int rc = byte_level_ok(h, bl, 0);
     if (rc) return rc;
     h->v->pre = k_regex[found].pre;
@@ -418,7 +418,8 @@ static int template_id(struct hf *h, int32_t tp, int32_t item, int32_t *id) {
         }
     int32_t ids = tj_get(d, ent, "ids");
     if (tj_type(d, ids) != TJ_ARR || d->nodes[ids].n != 1)
-        return HF_FAIL(h, "post_processor special token '%.40s' needs exactly one id in special_tokens", ns);
+        return HF_FAIL(h, "post_processor special token '%.*s' needs exactly one id in special_tokens",
+                       (int)(nl > 40 ? 40 : nl), ns);
     int rc = read_id(h, d->nodes[ids].first, "post_processor special token", id);
     if (rc) return rc;
     if (*id >= h->v->n) return HF_FAIL(h, "post_processor special token id %d is not a token", *id);
