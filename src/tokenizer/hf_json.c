@@ -60,7 +60,7 @@ static const struct {
 };
 
 struct hf {
-    const tj_doc *d;
+    const tok_json_doc *d;
     tok_vocab *v;
     char *err;
     size_t errlen;
@@ -73,9 +73,9 @@ struct hf {
 #define HF_FAIL(h, ...) util_fail((h)->err, (h)->errlen, -EINVAL, "tokenizer.json: " __VA_ARGS__)
 
 /* a short printable copy of a string node for messages */
-static const char *show(const tj_doc *d, int32_t i, char *buf, size_t cap) {
+static const char *show(const tok_json_doc *d, int32_t i, char *buf, size_t cap) {
     size_t n = 0;
-    const char *s = tj_str(d, i, &n);
+    const char *s = tok_json_str(d, i, &n);
     if (!s) return "(not a string)";
     size_t k = 0;
     for (size_t j = 0; j < n && k + 5 < cap; j++) {
@@ -88,25 +88,27 @@ static const char *show(const tj_doc *d, int32_t i, char *buf, size_t cap) {
 }
 
 /* the "type" of an object node, or NULL */
-static int32_t type_of(const tj_doc *d, int32_t obj) { return tj_get(d, obj, "type"); }
+static int32_t type_of(const tok_json_doc *d, int32_t obj) { return tok_json_get(d, obj, "type"); }
 
 /* member key absent, null, or equal to false / "" (a neutral value) */
-static int neutral(const tj_doc *d, int32_t obj, const char *key) {
-    int32_t x = tj_get(d, obj, key);
+static int neutral(const tok_json_doc *d, int32_t obj, const char *key) {
+    int32_t x = tok_json_get(d, obj, key);
     if (x < 0) return 1;
-    int t = tj_type(d, x);
-    if (t == TJ_NULL || t == TJ_FALSE) return 1;
+    int t = tok_json_type(d, x);
+    if (t == TOK_JSON_NULL || t == TOK_JSON_FALSE) return 1;
     size_t n;
-    return t == TJ_STR && tj_str(d, x, &n) && n == 0;
+    return t == TOK_JSON_STR && tok_json_str(d, x, &n) && n == 0;
 }
 
-static int is_true(const tj_doc *d, int32_t obj, const char *key) { return tj_type(d, tj_get(d, obj, key)) == TJ_TRUE; }
+static int is_true(const tok_json_doc *d, int32_t obj, const char *key) {
+    return tok_json_type(d, tok_json_get(d, obj, key)) == TOK_JSON_TRUE;
+}
 
 /* ---- model.vocab and added_tokens ------------------------------------------- */
 
 static int read_id(struct hf *h, int32_t node, const char *what, int32_t *id) {
     int64_t x;
-    int rc = tj_int(h->d, node, 0, TOK_HF_MAX_TOKENS - 1, &x);
+    int rc = tok_json_int(h->d, node, 0, TOK_HF_MAX_TOKENS - 1, &x);
     if (rc == -ERANGE) return HF_FAIL(h, "%s id out of range (0..%d)", what, TOK_HF_MAX_TOKENS - 1);
     if (rc) return HF_FAIL(h, "%s id is not an integer", what);
     *id = (int32_t)x;
@@ -127,8 +129,8 @@ static int grow_ids(struct hf *h, int32_t need) {
 }
 
 static int read_vocab(struct hf *h, int32_t vocab) {
-    const tj_doc *d = h->d;
-    if (tj_type(d, vocab) != TJ_OBJ) return HF_FAIL(h, "model.vocab is not an object");
+    const tok_json_doc *d = h->d;
+    if (tok_json_type(d, vocab) != TOK_JSON_OBJ) return HF_FAIL(h, "model.vocab is not an object");
     if (d->nodes[vocab].n == 0) return HF_FAIL(h, "model.vocab is empty");
     /* ids first (max id), then fill */
     int32_t maxid = -1;
@@ -145,8 +147,8 @@ static int read_vocab(struct hf *h, int32_t vocab) {
         read_id(h, d->nodes[k].next, "model.vocab", &id);
         if (h->text_node[id] >= 0) {
             char b1[64], b2[64];
-            return HF_FAIL(h, "model.vocab gives id %d to both '%s' and '%s'", id, show(d, h->text_node[id], b1, sizeof b1),
-                           show(d, k, b2, sizeof b2));
+            return HF_FAIL(h, "model.vocab gives id %d to both '%s' and '%s'", id,
+                           show(d, h->text_node[id], b1, sizeof b1), show(d, k, b2, sizeof b2));
         }
         h->text_node[id] = k;
         h->attr[id] = TOK_ATTR_NORMAL;
@@ -155,16 +157,16 @@ static int read_vocab(struct hf *h, int32_t vocab) {
 }
 
 static int read_added(struct hf *h, int32_t arr) {
-    const tj_doc *d = h->d;
-    if (arr < 0 || tj_type(d, arr) == TJ_NULL) return 0;
-    if (tj_type(d, arr) != TJ_ARR) return HF_FAIL(h, "added_tokens is not an array");
+    const tok_json_doc *d = h->d;
+    if (arr < 0 || tok_json_type(d, arr) == TOK_JSON_NULL) return 0;
+    if (tok_json_type(d, arr) != TOK_JSON_ARR) return HF_FAIL(h, "added_tokens is not an array");
     int32_t i = 0;
     for (int32_t e = d->nodes[arr].first; e >= 0; e = d->nodes[e].next, i++) {
-        if (tj_type(d, e) != TJ_OBJ) return HF_FAIL(h, "added_tokens[%d] is not an object", i);
-        int32_t c = tj_get(d, e, "content"), idn = tj_get(d, e, "id");
-        if (tj_type(d, c) != TJ_STR) return HF_FAIL(h, "added_tokens[%d].content is not a string", i);
+        if (tok_json_type(d, e) != TOK_JSON_OBJ) return HF_FAIL(h, "added_tokens[%d] is not an object", i);
+        int32_t c = tok_json_get(d, e, "content"), idn = tok_json_get(d, e, "id");
+        if (tok_json_type(d, c) != TOK_JSON_STR) return HF_FAIL(h, "added_tokens[%d].content is not a string", i);
         size_t cl;
-        tj_str(d, c, &cl);
+        tok_json_str(d, c, &cl);
         if (cl == 0) return HF_FAIL(h, "added_tokens[%d].content is empty", i);
         int32_t id;
         char what[48];
@@ -175,7 +177,7 @@ static int read_added(struct hf *h, int32_t arr) {
         if ((rc = grow_ids(h, id + 1))) return rc;
         if (h->text_node[id] >= 0) {
             size_t a, b;
-            const char *x = tj_str(d, h->text_node[id], &a), *y = tj_str(d, c, &b);
+            const char *x = tok_json_str(d, h->text_node[id], &a), *y = tok_json_str(d, c, &b);
             if (a != b || memcmp(x, y, a) != 0) {
                 char b1[64], b2[64];
                 return HF_FAIL(h, "added_tokens[%d] gives id %d to '%s', which is '%s' already", i, id,
@@ -202,8 +204,9 @@ static int build_tokens(struct hf *h, int32_t n_pad) {
     size_t total = 0;
     for (int32_t i = 0; i < n; i++) {
         size_t l = 24;
-        if (i < h->n && h->text_node[i] >= 0) tj_str(h->d, h->text_node[i], &l);
-        if (l > TOK_HF_MAX_TOKEN_BYTES) return HF_FAIL(h, "token %d is %zu bytes (max %d)", i, l, TOK_HF_MAX_TOKEN_BYTES);
+        if (i < h->n && h->text_node[i] >= 0) tok_json_str(h->d, h->text_node[i], &l);
+        if (l > TOK_HF_MAX_TOKEN_BYTES)
+            return HF_FAIL(h, "token %d is %zu bytes (max %d)", i, l, TOK_HF_MAX_TOKEN_BYTES);
         total += l + 1;
     }
     if (total > UINT32_MAX) return HF_FAIL(h, "token texts exceed 4 GiB");
@@ -221,7 +224,7 @@ static int build_tokens(struct hf *h, int32_t n_pad) {
         v->off[i] = (uint32_t)at;
         if (i < h->n && h->text_node[i] >= 0) {
             size_t l;
-            const char *s = tj_str(h->d, h->text_node[i], &l);
+            const char *s = tok_json_str(h->d, h->text_node[i], &l);
             memcpy(v->pool + at, s, l);
             v->len[i] = (uint32_t)l;
             v->attr[i] = h->attr[i];
@@ -245,10 +248,10 @@ static int build_tokens(struct hf *h, int32_t n_pad) {
 /* ---- merges -------------------------------------------------------------------- */
 
 static int read_merges(struct hf *h, int32_t arr) {
-    const tj_doc *d = h->d;
+    const tok_json_doc *d = h->d;
     tok_vocab *v = h->v;
     if (arr < 0) return HF_FAIL(h, "model.merges is missing");
-    if (tj_type(d, arr) != TJ_ARR) return HF_FAIL(h, "model.merges is not an array");
+    if (tok_json_type(d, arr) != TOK_JSON_ARR) return HF_FAIL(h, "model.merges is not an array");
     uint32_t n = d->nodes[arr].n;
     if (n > TOK_HF_MAX_TOKENS) return HF_FAIL(h, "%u merges (max %d)", n, TOK_HF_MAX_TOKENS);
     v->merges = malloc(sizeof(struct tok_merge) * (n ? n : 1));
@@ -256,36 +259,39 @@ static int read_merges(struct hf *h, int32_t arr) {
     size_t total = 0;
     for (int32_t e = d->nodes[arr].first; e >= 0; e = d->nodes[e].next) {
         size_t l = 0;
-        if (tj_type(d, e) == TJ_STR) tj_str(d, e, &l);
-        else if (tj_type(d, e) == TJ_ARR && d->nodes[e].n == 2) {
+        if (tok_json_type(d, e) == TOK_JSON_STR) tok_json_str(d, e, &l);
+        else if (tok_json_type(d, e) == TOK_JSON_ARR && d->nodes[e].n == 2) {
             size_t a = 0, b = 0;
-            tj_str(d, d->nodes[e].first, &a);
+            tok_json_str(d, d->nodes[e].first, &a);
             int32_t second = d->nodes[d->nodes[e].first].next;
-            tj_str(d, second, &b);
+            tok_json_str(d, second, &b);
             l = a + b;
         }
         total += l;
     }
     if (total > UINT32_MAX) return HF_FAIL(h, "merges exceed 4 GiB");
     v->merge_pool = malloc(total ? total : 1);
-    if (!v->merges || !v->merge_pool) return util_fail(h->err, h->errlen, -ENOMEM, "tokenizer.json: out of memory (merges)");
+    if (!v->merges || !v->merge_pool)
+        return util_fail(h->err, h->errlen, -ENOMEM, "tokenizer.json: out of memory (merges)");
     size_t at = 0;
     int32_t r = 0;
     char b1[64], b2[64];
     for (int32_t e = d->nodes[arr].first; e >= 0; e = d->nodes[e].next, r++) {
         const char *a, *b;
         size_t al, bl;
-        if (tj_type(d, e) == TJ_STR) {
+        if (tok_json_type(d, e) == TOK_JSON_STR) {
             size_t l;
-            const char *s = tj_str(d, e, &l);
+            const char *s = tok_json_str(d, e, &l);
             const char *sp = memchr(s, ' ', l);
             if (!sp || memchr(sp + 1, ' ', l - (size_t)(sp - s) - 1))
-                return HF_FAIL(h, "merges[%d] '%s' is not two tokens separated by one space", r, show(d, e, b1, sizeof b1));
+                return HF_FAIL(h, "merges[%d] '%s' is not two tokens separated by one space", r,
+                               show(d, e, b1, sizeof b1));
             a = s, al = (size_t)(sp - s), b = sp + 1, bl = l - al - 1;
-        } else if (tj_type(d, e) == TJ_ARR && d->nodes[e].n == 2 && tj_type(d, d->nodes[e].first) == TJ_STR &&
-                   tj_type(d, d->nodes[d->nodes[e].first].next) == TJ_STR) {
-            a = tj_str(d, d->nodes[e].first, &al);
-            b = tj_str(d, d->nodes[d->nodes[e].first].next, &bl);
+        } else if (tok_json_type(d, e) == TOK_JSON_ARR && d->nodes[e].n == 2 &&
+                   tok_json_type(d, d->nodes[e].first) == TOK_JSON_STR &&
+                   tok_json_type(d, d->nodes[d->nodes[e].first].next) == TOK_JSON_STR) {
+            a = tok_json_str(d, d->nodes[e].first, &al);
+            b = tok_json_str(d, d->nodes[d->nodes[e].first].next, &bl);
         } else {
             return HF_FAIL(h, "merges[%d] is neither \"a b\" nor [\"a\", \"b\"]", r);
         }
@@ -312,37 +318,38 @@ static int read_merges(struct hf *h, int32_t arr) {
 /* ---- model, normalizer, pre_tokenizer, post_processor, decoder ------------------ */
 
 static int read_model(struct hf *h, int32_t model) {
-    const tj_doc *d = h->d;
+    const tok_json_doc *d = h->d;
     char b[64];
-    if (tj_type(d, model) != TJ_OBJ) return HF_FAIL(h, "model is missing or not an object");
+    if (tok_json_type(d, model) != TOK_JSON_OBJ) return HF_FAIL(h, "model is missing or not an object");
     int32_t t = type_of(d, model);
-    if (t >= 0 && !tj_str_is(d, t, "BPE"))
+    if (t >= 0 && !tok_json_str_is(d, t, "BPE"))
         return HF_FAIL(h, "model.type '%s' is not supported (BPE only)", show(d, t, b, sizeof b));
-    if (t < 0 && tj_get(d, model, "merges") < 0) return HF_FAIL(h, "model.type is missing");
+    if (t < 0 && tok_json_get(d, model, "merges") < 0) return HF_FAIL(h, "model.type is missing");
     if (!neutral(d, model, "dropout")) return HF_FAIL(h, "model.dropout is not supported");
-    if (!neutral(d, model, "continuing_subword_prefix")) return HF_FAIL(h, "model.continuing_subword_prefix is not supported");
+    if (!neutral(d, model, "continuing_subword_prefix"))
+        return HF_FAIL(h, "model.continuing_subword_prefix is not supported");
     if (!neutral(d, model, "end_of_word_suffix")) return HF_FAIL(h, "model.end_of_word_suffix is not supported");
     if (!neutral(d, model, "byte_fallback"))
         return HF_FAIL(h, "model.byte_fallback (SentencePiece-style BPE) is not supported: use the GGUF tokenizer");
     h->v->ignore_merges = is_true(d, model, "ignore_merges");
-    return read_vocab(h, tj_get(d, model, "vocab"));
+    return read_vocab(h, tok_json_get(d, model, "vocab"));
 }
 
 static int read_normalizer(struct hf *h, int32_t n) {
-    const tj_doc *d = h->d;
+    const tok_json_doc *d = h->d;
     char b[64];
-    if (n < 0 || tj_type(d, n) == TJ_NULL) return 0;
-    if (tj_type(d, n) != TJ_OBJ) return HF_FAIL(h, "normalizer is not an object");
+    if (n < 0 || tok_json_type(d, n) == TOK_JSON_NULL) return 0;
+    if (tok_json_type(d, n) != TOK_JSON_OBJ) return HF_FAIL(h, "normalizer is not an object");
     int32_t t = type_of(d, n);
-    if (tj_str_is(d, t, "NFC")) {
+    if (tok_json_str_is(d, t, "NFC")) {
         h->v->nfc = 1;
         return 0;
     }
-    if (tj_str_is(d, t, "Sequence")) {
-        int32_t arr = tj_get(d, n, "normalizers");
-        if (tj_type(d, arr) != TJ_ARR) return HF_FAIL(h, "normalizer.normalizers is not an array");
+    if (tok_json_str_is(d, t, "Sequence")) {
+        int32_t arr = tok_json_get(d, n, "normalizers");
+        if (tok_json_type(d, arr) != TOK_JSON_ARR) return HF_FAIL(h, "normalizer.normalizers is not an array");
         for (int32_t e = d->nodes[arr].first; e >= 0; e = d->nodes[e].next) {
-            if (tj_type(d, e) != TJ_OBJ || !tj_str_is(d, type_of(d, e), "NFC"))
+            if (tok_json_type(d, e) != TOK_JSON_OBJ || !tok_json_str_is(d, type_of(d, e), "NFC"))
                 return HF_FAIL(h, "normalizer '%s' in a Sequence is not supported (NFC only)",
                                show(d, type_of(d, e), b, sizeof b));
             h->v->nfc = 1;
@@ -353,10 +360,11 @@ static int read_normalizer(struct hf *h, int32_t n) {
 }
 
 static int byte_level_ok(struct hf *h, int32_t bl, int want_regex) {
-    const tj_doc *d = h->d;
-    if (is_true(d, bl, "add_prefix_space")) return HF_FAIL(h, "pre_tokenizer ByteLevel add_prefix_space is not supported");
-    int32_t ur = tj_get(d, bl, "use_regex");
-    int use_regex = ur < 0 || tj_type(d, ur) == TJ_TRUE; /* HF's default is true */
+    const tok_json_doc *d = h->d;
+    if (is_true(d, bl, "add_prefix_space"))
+        return HF_FAIL(h, "pre_tokenizer ByteLevel add_prefix_space is not supported");
+    int32_t ur = tok_json_get(d, bl, "use_regex");
+    int use_regex = ur < 0 || tok_json_type(d, ur) == TOK_JSON_TRUE; /* HF's default is true */
     if (use_regex != want_regex)
         return HF_FAIL(h, "%s", want_regex ? "pre_tokenizer ByteLevel without use_regex needs a Split before it"
                                            : "pre_tokenizer ByteLevel after a Split must have use_regex false");
@@ -364,30 +372,32 @@ static int byte_level_ok(struct hf *h, int32_t bl, int want_regex) {
 }
 
 static int read_pre(struct hf *h, int32_t p) {
-    const tj_doc *d = h->d;
+    const tok_json_doc *d = h->d;
     char b[64];
-    if (p < 0 || tj_type(d, p) == TJ_NULL) return HF_FAIL(h, "pre_tokenizer is missing (byte-level BPE needs ByteLevel)");
-    if (tj_type(d, p) != TJ_OBJ) return HF_FAIL(h, "pre_tokenizer is not an object");
+    if (p < 0 || tok_json_type(d, p) == TOK_JSON_NULL)
+        return HF_FAIL(h, "pre_tokenizer is missing (byte-level BPE needs ByteLevel)");
+    if (tok_json_type(d, p) != TOK_JSON_OBJ) return HF_FAIL(h, "pre_tokenizer is not an object");
     int32_t t = type_of(d, p);
-    if (tj_str_is(d, t, "ByteLevel")) {
+    if (tok_json_str_is(d, t, "ByteLevel")) {
         int rc = byte_level_ok(h, p, 1);
         if (rc) return rc;
         h->v->pre = TOK_PRE_DEFAULT;
         return 0;
     }
-    if (!tj_str_is(d, t, "Sequence")) return HF_FAIL(h, "pre_tokenizer '%s' is not supported", show(d, t, b, sizeof b));
-    int32_t arr = tj_get(d, p, "pretokenizers");
-    if (tj_type(d, arr) != TJ_ARR || d->nodes[arr].n != 2)
+    if (!tok_json_str_is(d, t, "Sequence"))
+        return HF_FAIL(h, "pre_tokenizer '%s' is not supported", show(d, t, b, sizeof b));
+    int32_t arr = tok_json_get(d, p, "pretokenizers");
+    if (tok_json_type(d, arr) != TOK_JSON_ARR || d->nodes[arr].n != 2)
         return HF_FAIL(h, "pre_tokenizer Sequence must be [Split, ByteLevel]");
     int32_t sp = d->nodes[arr].first, bl = d->nodes[sp].next;
-    if (tj_type(d, sp) != TJ_OBJ || !tj_str_is(d, type_of(d, sp), "Split") || tj_type(d, bl) != TJ_OBJ ||
-        !tj_str_is(d, type_of(d, bl), "ByteLevel"))
+    if (tok_json_type(d, sp) != TOK_JSON_OBJ || !tok_json_str_is(d, type_of(d, sp), "Split") ||
+        tok_json_type(d, bl) != TOK_JSON_OBJ || !tok_json_str_is(d, type_of(d, bl), "ByteLevel"))
         return HF_FAIL(h, "pre_tokenizer Sequence must be [Split, ByteLevel]");
-    if (!tj_str_is(d, tj_get(d, sp, "behavior"), "Isolated") || is_true(d, sp, "invert"))
+    if (!tok_json_str_is(d, tok_json_get(d, sp, "behavior"), "Isolated") || is_true(d, sp, "invert"))
         return HF_FAIL(h, "pre_tokenizer Split must have behavior Isolated and invert false");
-    int32_t re = tj_get(d, tj_get(d, sp, "pattern"), "Regex");
+    int32_t re = tok_json_get(d, tok_json_get(d, sp, "pattern"), "Regex");
     size_t rl;
-    const char *rs = tj_str(d, re, &rl);
+    const char *rs = tok_json_str(d, re, &rl);
     if (!rs) return HF_FAIL(h, "pre_tokenizer Split.pattern.Regex is missing (String patterns are not supported)");
     int found = -1;
     for (size_t i = 0; i < UTIL_ARRAY_LEN(k_regex); i++)
@@ -403,21 +413,21 @@ static int read_pre(struct hf *h, int32_t p) {
 
 /* the single id of special_tokens[name] */
 static int template_id(struct hf *h, int32_t tp, int32_t item, int32_t *id) {
-    const tj_doc *d = h->d;
-    int32_t name = tj_get(d, item, "id");
+    const tok_json_doc *d = h->d;
+    int32_t name = tok_json_get(d, item, "id");
     size_t nl;
-    const char *ns = tj_str(d, name, &nl);
+    const char *ns = tok_json_str(d, name, &nl);
     if (!ns) return HF_FAIL(h, "post_processor SpecialToken without an id");
-    int32_t st = tj_get(d, tp, "special_tokens");
+    int32_t st = tok_json_get(d, tp, "special_tokens");
     int32_t ent = -1;
-    if (tj_type(d, st) == TJ_OBJ)
+    if (tok_json_type(d, st) == TOK_JSON_OBJ)
         for (int32_t k = d->nodes[st].first; k >= 0; k = d->nodes[d->nodes[k].next].next) {
             size_t kl;
-            const char *ks = tj_str(d, k, &kl);
+            const char *ks = tok_json_str(d, k, &kl);
             if (kl == nl && memcmp(ks, ns, nl) == 0) ent = d->nodes[k].next;
         }
-    int32_t ids = tj_get(d, ent, "ids");
-    if (tj_type(d, ids) != TJ_ARR || d->nodes[ids].n != 1)
+    int32_t ids = tok_json_get(d, ent, "ids");
+    if (tok_json_type(d, ids) != TOK_JSON_ARR || d->nodes[ids].n != 1)
         return HF_FAIL(h, "post_processor special token '%.*s' needs exactly one id in special_tokens",
                        (int)(nl > 40 ? 40 : nl), ns);
     int rc = read_id(h, d->nodes[ids].first, "post_processor special token", id);
@@ -427,38 +437,40 @@ static int template_id(struct hf *h, int32_t tp, int32_t item, int32_t *id) {
 }
 
 static int read_post(struct hf *h, int32_t p, int depth) {
-    const tj_doc *d = h->d;
+    const tok_json_doc *d = h->d;
     char b[64];
-    if (p < 0 || tj_type(d, p) == TJ_NULL) return 0;
-    if (tj_type(d, p) != TJ_OBJ) return HF_FAIL(h, "post_processor is not an object");
+    if (p < 0 || tok_json_type(d, p) == TOK_JSON_NULL) return 0;
+    if (tok_json_type(d, p) != TOK_JSON_OBJ) return HF_FAIL(h, "post_processor is not an object");
     int32_t t = type_of(d, p);
-    if (tj_str_is(d, t, "ByteLevel")) return 0; /* offsets only */
-    if (tj_str_is(d, t, "Sequence") && depth == 0) {
-        int32_t arr = tj_get(d, p, "processors");
-        if (tj_type(d, arr) != TJ_ARR) return HF_FAIL(h, "post_processor.processors is not an array");
+    if (tok_json_str_is(d, t, "ByteLevel")) return 0; /* offsets only */
+    if (tok_json_str_is(d, t, "Sequence") && depth == 0) {
+        int32_t arr = tok_json_get(d, p, "processors");
+        if (tok_json_type(d, arr) != TOK_JSON_ARR) return HF_FAIL(h, "post_processor.processors is not an array");
         for (int32_t e = d->nodes[arr].first; e >= 0; e = d->nodes[e].next) {
             int rc = read_post(h, e, depth + 1);
             if (rc) return rc;
         }
         return 0;
     }
-    if (!tj_str_is(d, t, "TemplateProcessing"))
+    if (!tok_json_str_is(d, t, "TemplateProcessing"))
         return HF_FAIL(h, "post_processor '%s' is not supported", show(d, t, b, sizeof b));
-    int32_t single = tj_get(d, p, "single");
-    if (tj_type(d, single) != TJ_ARR) return HF_FAIL(h, "post_processor TemplateProcessing.single is not an array");
+    int32_t single = tok_json_get(d, p, "single");
+    if (tok_json_type(d, single) != TOK_JSON_ARR)
+        return HF_FAIL(h, "post_processor TemplateProcessing.single is not an array");
     int seen_a = 0, n_before = 0, n_after = 0;
     for (int32_t e = d->nodes[single].first; e >= 0; e = d->nodes[e].next) {
-        int32_t seq = tj_get(d, e, "Sequence"), sp = tj_get(d, e, "SpecialToken");
-        if (tj_type(d, seq) == TJ_OBJ && !seen_a) {
+        int32_t seq = tok_json_get(d, e, "Sequence"), sp = tok_json_get(d, e, "SpecialToken");
+        if (tok_json_type(d, seq) == TOK_JSON_OBJ && !seen_a) {
             seen_a = 1;
-        } else if (tj_type(d, sp) == TJ_OBJ) {
+        } else if (tok_json_type(d, sp) == TOK_JSON_OBJ) {
             int32_t id;
             int rc = template_id(h, p, sp, &id);
             if (rc) return rc;
             if (!seen_a) h->v->bos = id, h->v->add_bos = 1, n_before++;
             else h->v->eos = id, h->v->add_eos = 1, n_after++;
         } else {
-            return HF_FAIL(h, "post_processor TemplateProcessing.single has an item that is not $A or one special token");
+            return HF_FAIL(h,
+                           "post_processor TemplateProcessing.single has an item that is not $A or one special token");
         }
     }
     if (!seen_a || n_before > 1 || n_after > 1)
@@ -467,10 +479,10 @@ static int read_post(struct hf *h, int32_t p, int depth) {
 }
 
 static int read_decoder(struct hf *h, int32_t p) {
-    const tj_doc *d = h->d;
+    const tok_json_doc *d = h->d;
     char b[64];
-    if (p < 0 || tj_type(d, p) == TJ_NULL) return HF_FAIL(h, "decoder is missing (ByteLevel needed)");
-    if (tj_type(d, p) != TJ_OBJ || !tj_str_is(d, type_of(d, p), "ByteLevel"))
+    if (p < 0 || tok_json_type(d, p) == TOK_JSON_NULL) return HF_FAIL(h, "decoder is missing (ByteLevel needed)");
+    if (tok_json_type(d, p) != TOK_JSON_OBJ || !tok_json_str_is(d, type_of(d, p), "ByteLevel"))
         return HF_FAIL(h, "decoder '%s' is not supported (ByteLevel only)", show(d, type_of(d, p), b, sizeof b));
     return 0;
 }
@@ -500,9 +512,9 @@ int tok_load_hf_json_mem(const char *buf, size_t len, const struct tok_hf_opts *
     int32_t n_pad = o ? o->n_pad : 0;
     if (n_pad < 0 || n_pad > TOK_HF_MAX_TOKENS)
         return util_fail(err, errlen, -EINVAL, "tokenizer.json: n_pad %d out of range", n_pad);
-    tj_doc d;
+    tok_json_doc d;
     char jerr[160];
-    int rc = tj_parse(buf, len, &d, jerr, sizeof jerr);
+    int rc = tok_json_parse(buf, len, &d, jerr, sizeof jerr);
     if (rc) return util_fail(err, errlen, rc, "tokenizer.json: %s", jerr);
     tok_vocab *v = calloc(1, sizeof *v);
     struct hf h = {&d, v, err, errlen, NULL, NULL, 0};
@@ -514,22 +526,22 @@ int tok_load_hf_json_mem(const char *buf, size_t len, const struct tok_hf_opts *
     v->hf_json = 1;
     v->bos = v->eos = v->eot = v->eom = v->unk = v->sep = v->pad = v->mask = -1;
     v->fim_pre = v->fim_suf = v->fim_mid = v->fim_pad = v->fim_rep = v->fim_sep = -1;
-    if (tj_type(&d, 0) != TJ_OBJ) {
+    if (tok_json_type(&d, 0) != TOK_JSON_OBJ) {
         rc = HF_FAIL(&h, "the top level is not an object");
         goto done;
     }
-    if ((rc = read_model(&h, tj_get(&d, 0, "model")))) goto done;
-    if ((rc = read_added(&h, tj_get(&d, 0, "added_tokens")))) goto done;
+    if ((rc = read_model(&h, tok_json_get(&d, 0, "model")))) goto done;
+    if ((rc = read_added(&h, tok_json_get(&d, 0, "added_tokens")))) goto done;
     if ((rc = build_tokens(&h, n_pad))) goto done;
-    if ((rc = read_merges(&h, tj_get(&d, tj_get(&d, 0, "model"), "merges")))) goto done;
-    if ((rc = read_normalizer(&h, tj_get(&d, 0, "normalizer")))) goto done;
-    if ((rc = read_pre(&h, tj_get(&d, 0, "pre_tokenizer")))) goto done;
-    if ((rc = read_post(&h, tj_get(&d, 0, "post_processor"), 0))) goto done;
-    if ((rc = read_decoder(&h, tj_get(&d, 0, "decoder")))) goto done;
-    int32_t unk = tj_get(&d, tj_get(&d, 0, "model"), "unk_token");
-    if (tj_type(&d, unk) == TJ_STR) {
+    if ((rc = read_merges(&h, tok_json_get(&d, tok_json_get(&d, 0, "model"), "merges")))) goto done;
+    if ((rc = read_normalizer(&h, tok_json_get(&d, 0, "normalizer")))) goto done;
+    if ((rc = read_pre(&h, tok_json_get(&d, 0, "pre_tokenizer")))) goto done;
+    if ((rc = read_post(&h, tok_json_get(&d, 0, "post_processor"), 0))) goto done;
+    if ((rc = read_decoder(&h, tok_json_get(&d, 0, "decoder")))) goto done;
+    int32_t unk = tok_json_get(&d, tok_json_get(&d, 0, "model"), "unk_token");
+    if (tok_json_type(&d, unk) == TOK_JSON_STR) {
         size_t ul;
-        const char *us = tj_str(&d, unk, &ul);
+        const char *us = tok_json_str(&d, unk, &ul);
         v->unk = tok_lookup(v, us, ul);
     }
     if (o && o->model) {
@@ -544,7 +556,7 @@ int tok_load_hf_json_mem(const char *buf, size_t len, const struct tok_hf_opts *
 done:
     free(h.text_node);
     free(h.attr);
-    tj_free(&d);
+    tok_json_free(&d);
     if (rc) {
         tok_free(v);
         return rc;
@@ -558,7 +570,7 @@ int tok_load_hf_json(const char *path, const struct tok_hf_opts *o, tok_vocab **
     *out = NULL;
     char *buf = NULL;
     size_t len = 0;
-    int rc = util_read_file(path, TJ_MAX_INPUT, &buf, &len, err, errlen);
+    int rc = util_read_file(path, TOK_JSON_MAX_INPUT, &buf, &len, err, errlen);
     if (rc) return rc;
     rc = tok_load_hf_json_mem(buf, len, o, out, err, errlen);
     free(buf);

@@ -12,36 +12,36 @@
 #include "tokenizer/json.h"
 #include "tokenizer/tok_internal.h"
 
-struct tj_p {
+struct tok_json_p {
     const unsigned char *s;
     size_t n, i;
-    tj_doc *d;
+    tok_json_doc *d;
     int32_t cap;
     size_t pool_len;
     char *err;
     size_t errlen;
 };
 
-static int perr(struct tj_p *p, int code, const char *what) {
+static int perr(struct tok_json_p *p, int code, const char *what) {
     if (p->err && p->errlen) snprintf(p->err, p->errlen, "json: %s at byte %zu", what, p->i);
     return code;
 }
 
-static int32_t new_node(struct tj_p *p, uint8_t type) {
+static int32_t new_node(struct tok_json_p *p, uint8_t type) {
     if (p->d->n_nodes == p->cap) {
         if (p->cap >= INT32_MAX / 2) return -1;
         int32_t nc = p->cap ? p->cap * 2 : 1024;
-        tj_node *nn = realloc(p->d->nodes, sizeof *nn * (size_t)nc);
+        tok_json_node *nn = realloc(p->d->nodes, sizeof *nn * (size_t)nc);
         if (!nn) return -1;
         p->d->nodes = nn;
         p->cap = nc;
     }
     int32_t id = p->d->n_nodes++;
-    p->d->nodes[id] = (tj_node){type, 0, 0, -1, -1};
+    p->d->nodes[id] = (tok_json_node){type, 0, 0, -1, -1};
     return id;
 }
 
-static void skip_ws(struct tj_p *p) {
+static void skip_ws(struct tok_json_p *p) {
     while (p->i < p->n) {
         unsigned char c = p->s[p->i];
         if (c != ' ' && c != '\t' && c != '\n' && c != '\r') break;
@@ -94,8 +94,8 @@ static size_t put_utf8(uint32_t cp, char *o) {
 }
 
 /* p->i at the opening quote; decodes into the pool */
-static int parse_string(struct tj_p *p, int32_t *out) {
-    int32_t id = new_node(p, TJ_STR);
+static int parse_string(struct tok_json_p *p, int32_t *out) {
+    int32_t id = new_node(p, TOK_JSON_STR);
     if (id < 0) return perr(p, -ENOMEM, "out of memory");
     p->i++;
     size_t start = p->pool_len;
@@ -148,7 +148,7 @@ static int parse_string(struct tj_p *p, int32_t *out) {
 
 static int is_digit(unsigned char c) { return c >= '0' && c <= '9'; }
 
-static int parse_number(struct tj_p *p, int32_t *out) {
+static int parse_number(struct tok_json_p *p, int32_t *out) {
     size_t b = p->i;
     const unsigned char *s = p->s;
     if (p->i < p->n && s[p->i] == '-') p->i++;
@@ -171,7 +171,7 @@ static int parse_number(struct tj_p *p, int32_t *out) {
         while (p->i < p->n && is_digit(s[p->i])) p->i++;
     }
     if (p->i - b > UINT32_MAX) return perr(p, -E2BIG, "number too long");
-    int32_t id = new_node(p, TJ_NUM);
+    int32_t id = new_node(p, TOK_JSON_NUM);
     if (id < 0) return perr(p, -ENOMEM, "out of memory");
     p->d->nodes[id].off = b;
     p->d->nodes[id].n = (uint32_t)(p->i - b);
@@ -179,7 +179,7 @@ static int parse_number(struct tj_p *p, int32_t *out) {
     return 0;
 }
 
-static int lit(struct tj_p *p, const char *w, uint8_t type, int32_t *out) {
+static int lit(struct tok_json_p *p, const char *w, uint8_t type, int32_t *out) {
     size_t l = strlen(w);
     if (p->n - p->i < l || memcmp(p->s + p->i, w, l) != 0) return perr(p, -EINVAL, "invalid literal");
     p->i += l;
@@ -189,13 +189,13 @@ static int lit(struct tj_p *p, const char *w, uint8_t type, int32_t *out) {
     return 0;
 }
 
-static int keys_equal(const tj_doc *d, int32_t a, int32_t b) {
+static int keys_equal(const tok_json_doc *d, int32_t a, int32_t b) {
     return d->nodes[a].n == d->nodes[b].n &&
            memcmp(d->pool + d->nodes[a].off, d->pool + d->nodes[b].off, d->nodes[a].n) == 0;
 }
 
 /* duplicate keys in object obj: 0, 1 (found), or -ENOMEM */
-static int has_dup_keys(const tj_doc *d, int32_t obj) {
+static int has_dup_keys(const tok_json_doc *d, int32_t obj) {
     uint32_t members = d->nodes[obj].n / 2;
     if (members < 2) return 0;
     if (members <= 16) {
@@ -221,13 +221,13 @@ static int has_dup_keys(const tj_doc *d, int32_t obj) {
     return dup;
 }
 
-static int parse_value(struct tj_p *p, int depth, int32_t *out);
+static int parse_value(struct tok_json_p *p, int depth, int32_t *out);
 
 /* arrays and objects: children chained in order */
-static int parse_container(struct tj_p *p, int depth, int32_t *out) {
+static int parse_container(struct tok_json_p *p, int depth, int32_t *out) {
     int is_obj = p->s[p->i] == '{';
-    if (depth >= TJ_MAX_DEPTH) return perr(p, -E2BIG, "nesting too deep");
-    int32_t id = new_node(p, is_obj ? TJ_OBJ : TJ_ARR);
+    if (depth >= TOK_JSON_MAX_DEPTH) return perr(p, -E2BIG, "nesting too deep");
+    int32_t id = new_node(p, is_obj ? TOK_JSON_OBJ : TOK_JSON_ARR);
     if (id < 0) return perr(p, -ENOMEM, "out of memory");
     p->i++;
     skip_ws(p);
@@ -283,24 +283,24 @@ static int parse_container(struct tj_p *p, int depth, int32_t *out) {
     return 0;
 }
 
-static int parse_value(struct tj_p *p, int depth, int32_t *out) {
+static int parse_value(struct tok_json_p *p, int depth, int32_t *out) {
     skip_ws(p);
     if (p->i >= p->n) return perr(p, -EINVAL, "unexpected end of input");
     switch (p->s[p->i]) {
     case '{': case '[': return parse_container(p, depth, out);
     case '"': return parse_string(p, out);
-    case 't': return lit(p, "true", TJ_TRUE, out);
-    case 'f': return lit(p, "false", TJ_FALSE, out);
-    case 'n': return lit(p, "null", TJ_NULL, out);
+    case 't': return lit(p, "true", TOK_JSON_TRUE, out);
+    case 'f': return lit(p, "false", TOK_JSON_FALSE, out);
+    case 'n': return lit(p, "null", TOK_JSON_NULL, out);
     default: return parse_number(p, out);
     }
 }
 
-int tj_parse(const char *src, size_t len, tj_doc *doc, char *err, size_t errlen) {
+int tok_json_parse(const char *src, size_t len, tok_json_doc *doc, char *err, size_t errlen) {
     memset(doc, 0, sizeof *doc);
     if (!src && len) return -EINVAL;
-    struct tj_p p = {(const unsigned char *)src, len, 0, doc, 0, 0, err, errlen};
-    if (len > TJ_MAX_INPUT) return perr(&p, -E2BIG, "input too large");
+    struct tok_json_p p = {(const unsigned char *)src, len, 0, doc, 0, 0, err, errlen};
+    if (len > TOK_JSON_MAX_INPUT) return perr(&p, -E2BIG, "input too large");
     doc->src = src;
     doc->pool = malloc(len + 1);
     if (!doc->pool) return perr(&p, -ENOMEM, "out of memory");
@@ -311,41 +311,41 @@ int tj_parse(const char *src, size_t len, tj_doc *doc, char *err, size_t errlen)
         if (p.i != p.n) rc = perr(&p, -EINVAL, "trailing characters after the value");
     }
     if (rc) {
-        tj_free(doc);
+        tok_json_free(doc);
         return rc;
     }
     LLORCH_ASSERT(root == 0);
     return 0;
 }
 
-void tj_free(tj_doc *doc) {
+void tok_json_free(tok_json_doc *doc) {
     if (!doc) return;
     free(doc->nodes);
     free(doc->pool);
     memset(doc, 0, sizeof *doc);
 }
 
-int32_t tj_get(const tj_doc *d, int32_t obj, const char *key) {
-    if (tj_type(d, obj) != TJ_OBJ) return -1;
+int32_t tok_json_get(const tok_json_doc *d, int32_t obj, const char *key) {
+    if (tok_json_type(d, obj) != TOK_JSON_OBJ) return -1;
     for (int32_t k = d->nodes[obj].first; k >= 0; k = d->nodes[d->nodes[k].next].next)
-        if (tj_str_is(d, k, key)) return d->nodes[k].next;
+        if (tok_json_str_is(d, k, key)) return d->nodes[k].next;
     return -1;
 }
 
-const char *tj_str(const tj_doc *d, int32_t i, size_t *len) {
-    if (tj_type(d, i) != TJ_STR) return NULL;
+const char *tok_json_str(const tok_json_doc *d, int32_t i, size_t *len) {
+    if (tok_json_type(d, i) != TOK_JSON_STR) return NULL;
     *len = d->nodes[i].n;
     return d->pool + d->nodes[i].off;
 }
 
-int tj_str_is(const tj_doc *d, int32_t i, const char *s) {
+int tok_json_str_is(const tok_json_doc *d, int32_t i, const char *s) {
     size_t n;
-    const char *t = tj_str(d, i, &n);
+    const char *t = tok_json_str(d, i, &n);
     return t && n == strlen(s) && memcmp(t, s, n) == 0;
 }
 
-int tj_int(const tj_doc *d, int32_t i, int64_t lo, int64_t hi, int64_t *out) {
-    if (tj_type(d, i) != TJ_NUM) return -EINVAL;
+int tok_json_int(const tok_json_doc *d, int32_t i, int64_t lo, int64_t hi, int64_t *out) {
+    if (tok_json_type(d, i) != TOK_JSON_NUM) return -EINVAL;
     const char *s = d->src + d->nodes[i].off;
     uint32_t n = d->nodes[i].n, k = 0;
     int neg = 0;

@@ -191,7 +191,8 @@ int tok_nfc(const char *s, size_t n, char **out, size_t *olen) {
     }
     /* encode */
     size_t bytes = 0;
-    for (size_t r = 0; r < w; r++) bytes += cps[r] >= RAW_BYTE ? 1 : cps[r] < 0x80 ? 1 : cps[r] < 0x800 ? 2 : cps[r] < 0x10000 ? 3 : 4;
+    for (size_t r = 0; r < w; r++)
+        bytes += cps[r] >= RAW_BYTE ? 1 : cps[r] < 0x80 ? 1 : cps[r] < 0x800 ? 2 : cps[r] < 0x10000 ? 3 : 4;
     char *o = malloc(bytes ? bytes : 1);
     if (!o) {
         free(cps);

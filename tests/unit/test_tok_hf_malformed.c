@@ -17,7 +17,7 @@
 #include "tokenizer/tokenizer.h"
 #include "testutil.h"
 
-#define TJ_MAX_DEPTH_LEVELS 64 /* json.h TJ_MAX_DEPTH: the document may nest this many containers */
+#define HF_MAX_LEVELS 64 /* json.h TOK_JSON_MAX_DEPTH: the document may nest this many containers */
 
 /* slots: vocab, merges, added_tokens, normalizer, pre_tokenizer, post_processor, decoder, model extras */
 #define DOC_FMT                                                                                                 \
@@ -245,7 +245,7 @@ static void test_json_errors(void **st) {
         char doc[300];
         snprintf(doc, sizeof doc, "{\"x\": %.*s}", k, buf);
         /* the object is one level */
-        refused(doc, strlen(doc), depth + 1 > TJ_MAX_DEPTH_LEVELS ? "nesting too deep" : "model is missing");
+        refused(doc, strlen(doc), depth + 1 > HF_MAX_LEVELS ? "nesting too deep" : "model is missing");
     }
     size_t big = 1000000;
     char *deep = malloc(big);
