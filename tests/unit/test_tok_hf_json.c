@@ -70,11 +70,14 @@ static struct hf_stats run_fixture(tok_vocab *v, const char *fixture, int nfc) {
         assert_true(n >= 0 && n <= cap);
         int k = tok_decode(v, ids, n, 1, text, 1 << 20);
         json_t *jd = json_object_get(jc, "decode");
-        int rt_ok = k >= 0 && (((size_t)k == sl && memcmp(text, s, sl) == 0) ||
-                               (nfc && (size_t)k == json_string_length(jd) && memcmp(text, json_string_value(jd), (size_t)k) == 0));
+        int rt_ok =
+            k >= 0 &&
+            (((size_t)k == sl && memcmp(text, s, sl) == 0) ||
+             (nfc && (size_t)k == json_string_length(jd) && memcmp(text, json_string_value(jd), (size_t)k) == 0));
         st.checks++;
         if (!rt_ok) {
-            if (st.failures++ < 8) fprintf(stderr, "ROUND TRIP %s case %zu: \"%s\" -> \"%.*s\"\n", fixture, c, s, k < 0 ? 0 : k, text);
+            if (st.failures++ < 8)
+                fprintf(stderr, "ROUND TRIP %s case %zu: \"%s\" -> \"%.*s\"\n", fixture, c, s, k < 0 ? 0 : k, text);
         } else {
             st.roundtrips++;
         }
@@ -111,8 +114,8 @@ static struct hf_stats run_fixture(tok_vocab *v, const char *fixture, int nfc) {
             size_t wl = json_string_length(jt);
             if (k < 0 || (size_t)k != wl || memcmp(text, json_string_value(jt), wl) != 0) {
                 if (st.failures++ < 8)
-                    fprintf(stderr, "DECODE MISMATCH %s case %zu %s:\n    hf  : \"%s\"\n    ours: \"%.*s\"\n", fixture, c,
-                            dec[d].key, json_string_value(jt), k < 0 ? 0 : k, text);
+                    fprintf(stderr, "DECODE MISMATCH %s case %zu %s:\n    hf  : \"%s\"\n    ours: \"%.*s\"\n", fixture,
+                            c, dec[d].key, json_string_value(jt), k < 0 ? 0 : k, text);
             }
         }
     }

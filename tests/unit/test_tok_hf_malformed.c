@@ -135,6 +135,27 @@ static void test_tiny_ok(void **st) {
     free(doc);
 }
 
+/* a vocab token with a character outside the 256 byte-level ones decodes to
+ * its own UTF-8 (HF's ByteLevel decoder), not llama.cpp's [UNK_BYTE_...] */
+static void test_non_byte_level_token(void **st) {
+    (void)st;
+    struct parts p = k_ok;
+    p.vocab = "{\"a\": 0, \"b\": 1, \"ab\": 2, \"\xc4\xa0\": 3, \"\xc4\xa0"
+              "ab\": 4, \"c\": 5, \"x\xe2\x82\xac\": 8}";
+    char *doc = make(p);
+    tok_vocab *v = load_ok(doc, NULL);
+    char out[32];
+    int n = tok_piece(v, 8, 0, out, sizeof out);
+    assert_int_equal(n, 4);
+    assert_memory_equal(out, "x\xe2\x82\xac", 4);
+    int32_t seq[] = {2, 8};
+    n = tok_decode(v, seq, 2, 0, out, sizeof out);
+    assert_int_equal(n, 6);
+    assert_memory_equal(out, "abx\xe2\x82\xac", 6);
+    tok_free(v);
+    free(doc);
+}
+
 static void test_gguf_check(void **st) {
     (void)st;
     char *doc = make(k_ok);
@@ -144,7 +165,17 @@ static void test_gguf_check(void **st) {
     close(fd);
     for (int same = 0; same < 2; same++) {
         gguf_writer *w = gguf_writer_new();
-        const char *toks[] = {"a", "b", "ab", "\xc4\xa0", same ? "\xc4\xa0" "ab" : "zz", "c", "<|end|>", "<tool>", "[PAD8]"};
+        const char *toks[] = {"a",
+                              "b",
+                              "ab",
+                              "\xc4\xa0",
+                              same ? "\xc4\xa0"
+                                     "ab"
+                                   : "zz",
+                              "c",
+                              "<|end|>",
+                              "<tool>",
+                              "[PAD8]"};
         assert_int_equal(gguf_w_set_arr_str(w, "tokenizer.ggml.tokens", toks, NULL, 9), 0);
         assert_int_equal(gguf_w_set_u32(w, "tokenizer.ggml.eos_token_id", 6), 0);
         char err[256];
@@ -227,15 +258,19 @@ static void test_json_errors(void **st) {
         {"{}", "model is missing or not an object"},
         {"{\"model\": 5}", "model is missing or not an object"},
     };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) refused(cases[i].doc, strlen(cases[i].doc), cases[i].want);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        refused(cases[i].doc, strlen(cases[i].doc), cases[i].want);
     /* NUL inside the input is not JSON whitespace */
     refused("{}\0", 3, "trailing characters");
     /* 17 keys: the hashed duplicate check */
-    refused("{\"a\":0,\"b\":0,\"c\":0,\"d\":0,\"e\":0,\"f\":0,\"g\":0,\"h\":0,\"i\":0,\"j\":0,\"k\":0,\"l\":0,\"m\":0,\"n\":0,"
-            "\"o\":0,\"p\":0,\"h\":1}",
-            strlen("{\"a\":0,\"b\":0,\"c\":0,\"d\":0,\"e\":0,\"f\":0,\"g\":0,\"h\":0,\"i\":0,\"j\":0,\"k\":0,\"l\":0,\"m\":0,"
-                   "\"n\":0,\"o\":0,\"p\":0,\"h\":1}"),
-            "duplicate key");
+    refused(
+        "{\"a\":0,\"b\":0,\"c\":0,\"d\":0,\"e\":0,\"f\":0,\"g\":0,\"h\":0,\"i\":0,\"j\":0,\"k\":0,\"l\":0,\"m\":0,"
+        "\"n\":0,"
+        "\"o\":0,\"p\":0,\"h\":1}",
+        strlen(
+            "{\"a\":0,\"b\":0,\"c\":0,\"d\":0,\"e\":0,\"f\":0,\"g\":0,\"h\":0,\"i\":0,\"j\":0,\"k\":0,\"l\":0,\"m\":0,"
+            "\"n\":0,\"o\":0,\"p\":0,\"h\":1}"),
+        "duplicate key");
     /* deep nesting: 64 levels (the object and 63 arrays) parse, 65 do not; a million does not crash */
     for (int depth = 63; depth <= 64; depth++) {
         char buf[256];
@@ -271,7 +306,10 @@ static void test_semantic_errors(void **st) {
         {0, "{\"a\": -1}", "model.vocab id out of range"},
         {0, "{\"a\": 16777216}", "model.vocab id out of range"},
         {0, "{\"a\": 0, \"b\": 0}", "model.vocab gives id 0 to both 'a' and 'b'"},
-        {0, "{\"a\": 0, \"b\": 1, \"ab\": 2, \"\xc4\xa0\": 3, \"\xc4\xa0" "ab\": 4, \"c\": 5000}", "ids are unused"},
+        {0,
+         "{\"a\": 0, \"b\": 1, \"ab\": 2, \"\xc4\xa0\": 3, \"\xc4\xa0"
+         "ab\": 4, \"c\": 5000}",
+         "ids are unused"},
         {1, "{}", "model.merges is not an array"},
         {1, "[\"a z\"]", "merges[0] names 'z', which is not a token"},
         {1, "[\"a c\"]", "merges[0]: the merged token 'ac' is not in the vocabulary"},
@@ -294,30 +332,40 @@ static void test_semantic_errors(void **st) {
         {2, "[{\"id\": 6, \"content\": \"a\"}]", "tokens 0 and 6 have the same text"},
         {2, "[{\"id\": 6, \"content\": \"x\", \"single_word\": true}]", "single_word is not supported"},
         {3, "{\"type\": \"NFKC\"}", "normalizer 'NFKC' is not supported (none or NFC)"},
-        {3, "{\"type\": \"Sequence\", \"normalizers\": [{\"type\": \"Lowercase\"}]}", "normalizer 'Lowercase' in a Sequence"},
+        {3, "{\"type\": \"Sequence\", \"normalizers\": [{\"type\": \"Lowercase\"}]}",
+         "normalizer 'Lowercase' in a Sequence"},
         {3, "7", "normalizer is not an object"},
         {4, "null", "pre_tokenizer is missing"},
         {4, "{\"type\": \"Metaspace\"}", "pre_tokenizer 'Metaspace' is not supported"},
         {4, "{\"type\": \"ByteLevel\", \"add_prefix_space\": true}", "add_prefix_space is not supported"},
         {4, "{\"type\": \"ByteLevel\", \"use_regex\": false}", "needs a Split before it"},
-        {4, "{\"type\": \"Sequence\", \"pretokenizers\": [{\"type\": \"Split\", \"pattern\": {\"Regex\": \"\\\\s+\"},"
-            " \"behavior\": \"Isolated\", \"invert\": false}, {\"type\": \"ByteLevel\", \"use_regex\": false}]}",
+        {4,
+         "{\"type\": \"Sequence\", \"pretokenizers\": [{\"type\": \"Split\", \"pattern\": {\"Regex\": \"\\\\s+\"},"
+         " \"behavior\": \"Isolated\", \"invert\": false}, {\"type\": \"ByteLevel\", \"use_regex\": false}]}",
          "regex '\\s+' is not one we implement"},
-        {4, "{\"type\": \"Sequence\", \"pretokenizers\": [{\"type\": \"Split\", \"pattern\": {\"String\": \" \"},"
-            " \"behavior\": \"Isolated\", \"invert\": false}, {\"type\": \"ByteLevel\", \"use_regex\": false}]}",
+        {4,
+         "{\"type\": \"Sequence\", \"pretokenizers\": [{\"type\": \"Split\", \"pattern\": {\"String\": \" \"},"
+         " \"behavior\": \"Isolated\", \"invert\": false}, {\"type\": \"ByteLevel\", \"use_regex\": false}]}",
          "String patterns are not supported"},
-        {4, "{\"type\": \"Sequence\", \"pretokenizers\": [{\"type\": \"Split\", \"pattern\": {\"Regex\": \"\\\\s+\"},"
-            " \"behavior\": \"Removed\", \"invert\": false}, {\"type\": \"ByteLevel\", \"use_regex\": false}]}",
+        {4,
+         "{\"type\": \"Sequence\", \"pretokenizers\": [{\"type\": \"Split\", \"pattern\": {\"Regex\": \"\\\\s+\"},"
+         " \"behavior\": \"Removed\", \"invert\": false}, {\"type\": \"ByteLevel\", \"use_regex\": false}]}",
          "behavior Isolated and invert false"},
         {4, "{\"type\": \"Sequence\", \"pretokenizers\": []}", "must be [Split, ByteLevel]"},
         {5, "{\"type\": \"RobertaProcessing\"}", "post_processor 'RobertaProcessing' is not supported"},
-        {5, "{\"type\": \"TemplateProcessing\", \"single\": [{\"Sequence\": {\"id\": \"A\"}}, {\"Sequence\": {\"id\": \"A\"}}]}",
+        {5,
+         "{\"type\": \"TemplateProcessing\", \"single\": [{\"Sequence\": {\"id\": \"A\"}}, {\"Sequence\": {\"id\": "
+         "\"A\"}}]}",
          "not $A or one special token"},
-        {5, "{\"type\": \"TemplateProcessing\", \"single\": [{\"SpecialToken\": {\"id\": \"<|end|>\"}}, {\"Sequence\": {\"id\":"
-            " \"A\"}}], \"special_tokens\": {}}",
+        {5,
+         "{\"type\": \"TemplateProcessing\", \"single\": [{\"SpecialToken\": {\"id\": \"<|end|>\"}}, {\"Sequence\": "
+         "{\"id\":"
+         " \"A\"}}], \"special_tokens\": {}}",
          "needs exactly one id"},
-        {5, "{\"type\": \"TemplateProcessing\", \"single\": [{\"SpecialToken\": {\"id\": \"<|end|>\"}}, {\"Sequence\": {\"id\":"
-            " \"A\"}}], \"special_tokens\": {\"<|end|>\": {\"ids\": [99]}}}",
+        {5,
+         "{\"type\": \"TemplateProcessing\", \"single\": [{\"SpecialToken\": {\"id\": \"<|end|>\"}}, {\"Sequence\": "
+         "{\"id\":"
+         " \"A\"}}], \"special_tokens\": {\"<|end|>\": {\"ids\": [99]}}}",
          "special token id 99 is not a token"},
         {5, "{\"type\": \"TemplateProcessing\", \"single\": []}", "must be [BOS] $A [EOS]"},
         {6, "null", "decoder is missing"},
@@ -388,8 +436,10 @@ static void test_nfc(void **st) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_tiny_ok),       cmocka_unit_test(test_gguf_check),      cmocka_unit_test(test_truncated),
-        cmocka_unit_test(test_json_errors),   cmocka_unit_test(test_semantic_errors), cmocka_unit_test(test_nfc),
+        cmocka_unit_test(test_tiny_ok),     cmocka_unit_test(test_non_byte_level_token),
+        cmocka_unit_test(test_gguf_check),  cmocka_unit_test(test_truncated),
+        cmocka_unit_test(test_json_errors), cmocka_unit_test(test_semantic_errors),
+        cmocka_unit_test(test_nfc),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
