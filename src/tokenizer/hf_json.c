@@ -24,8 +24,12 @@
  * "[PAD<id>]" tokens, as llama.cpp's converter does); opts->n_pad pads the
  * vocabulary to a model's embedding rows the same way.
  * Unlike the GGUF path (llama.cpp semantics) this follows HF tokenizers:
- * o200k is the exact regex (TOK_PRE_O200K, not llama.cpp's rewrite), decode
- * never cleans up spaces.
+ * o200k is the exact regex (TOK_PRE_O200K, not llama.cpp's rewrite), only
+ * added tokens marked special are control tokens, decode never cleans up
+ * spaces and renders a token with non-byte-level characters as its UTF-8.
+ * Still the GGUF path's rules (may differ from HF in contrived files): added
+ * tokens are matched longest first (HF: leftmost-longest), before NFC even
+ * when "normalized", lstrip/rstrip eat ASCII whitespace.
  */
 #include <errno.h>
 #include <stdio.h>
