@@ -248,15 +248,7 @@ static void h_task_cancel(http_req *r, void *user) {
         return;
     }
     snprintf(id, sizeof id, "%s", j->id);
-    if (!j->terminal) {
-        if (j->status == JOB_QUEUED && queue_remove(o->queue, j->id, NULL) == 0) {
-            orch_job_finish(o, j, JOB_CANCELLED, "CANCELLED", "cancelled by the client");
-        } else if (!j->cancel_requested) {
-            j->cancel_requested = 1;
-            j->cancel_at_ms = (int64_t)util_wall_ms();
-            snprintf(uri, sizeof uri, "%s", j->worker_uri);
-        }
-    }
+    orch_job_cancel(o, j, "cancelled by the client", uri);
     char resp[128];
     snprintf(resp, sizeof resp, "{\"job_id\":\"%s\",\"status\":\"%s\"}", id,
              j->terminal ? job_status_name(j->status) : "cancelling");

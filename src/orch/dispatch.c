@@ -317,7 +317,8 @@ struct pass {
     char fail_msg[320];
     struct cmd cmds[MAX_CMDS];
     int ncmds;
-    struct { char uri[REG_URI_MAX + 1]; char job_id[37]; } cancels[MAX_CMDS];
+    char cancels_uri[2 * MAX_CMDS][REG_URI_MAX + 1]; /* POST /cancel to these workers after the pass */
+    char cancels_id[2 * MAX_CMDS][37];
     int ncancel;
 };
 
@@ -443,6 +444,8 @@ static int dispatch_pass(struct orch *o, struct cmd *cmds, int *ncmds) {
     p.now = (int64_t)util_wall_ms();
     int taken = 0;
     pthread_mutex_lock(&o->mu);
+    /* OpenAI clients that went away: their jobs are cancelled first */
+    p.ncancel = orch_job_cancel_gone(o, p.cancels_uri, p.cancels_id, MAX_CMDS);
     for (;;) {
         char id[JOB_ID_MAX + 1];
         void *data = NULL;
@@ -506,9 +509,9 @@ static int dispatch_pass(struct orch *o, struct cmd *cmds, int *ncmds) {
             if (!j->cancel_requested && p.now >= j->deadline_ms) {
                 j->cancel_requested = j->timed_out = 1;
                 j->cancel_at_ms = p.now;
-                if (p.ncancel < MAX_CMDS) {
-                    snprintf(p.cancels[p.ncancel].uri, sizeof p.cancels[0].uri, "%s", j->worker_uri);
-                    snprintf(p.cancels[p.ncancel].job_id, sizeof p.cancels[0].job_id, "%s", j->id);
+                if (p.ncancel < 2 * MAX_CMDS) {
+                    snprintf(p.cancels_uri[p.ncancel], sizeof p.cancels_uri[0], "%s", j->worker_uri);
+                    snprintf(p.cancels_id[p.ncancel], sizeof p.cancels_id[0], "%s", j->id);
                     p.ncancel++;
                 }
                 LOG_KV(LOG_WARN, ORCH_COMPONENT, "timeout", j->cid, "\"job_id\":\"%s\"", j->id);
@@ -590,7 +593,7 @@ static int dispatch_pass(struct orch *o, struct cmd *cmds, int *ncmds) {
     }
     pthread_mutex_unlock(&o->mu);
     for (int i = 0; i < p.ncancel; i++)
-        if (p.cancels[i].uri[0]) orch_cancel_on_worker(o, p.cancels[i].uri, p.cancels[i].job_id);
+        if (p.cancels_uri[i][0]) orch_cancel_on_worker(o, p.cancels_uri[i], p.cancels_id[i]);
     memcpy(cmds, p.cmds, (size_t)p.ncmds * sizeof *cmds);
     *ncmds = p.ncmds;
     return taken;

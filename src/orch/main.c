@@ -87,6 +87,7 @@ static void teardown(struct orch *o) {
     metrics_free(o->metrics);
     cfg_free(o->cfg);
     free(o->buckets);
+    free(o->gone);
 }
 
 int main(int argc, char **argv) {
@@ -115,6 +116,7 @@ int main(int argc, char **argv) {
         return 2;
     }
     pthread_mutex_init(&o->mu, NULL);
+    pthread_mutex_init(&o->gone_mu, NULL);
     pthread_cond_init(&o->wake, NULL);
     pthread_cond_init(&o->relay_done, NULL);
     o->nbuckets = 4096;
