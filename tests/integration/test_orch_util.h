@@ -40,6 +40,7 @@
 #include <unistd.h>
 
 #include "common/http_client.h"
+#include "common/http_server.h"
 #include "common/util.h"
 
 extern char **environ;
@@ -555,6 +556,72 @@ static inline long heartbeat(const char *orch, const char *pool, long long free_
     long st = req("POST", orch, path, sb.buf, NULL);
     util_sb_free(&sb);
     return st;
+}
+
+/* ---- the test as a pool that obeys start/stop commands -------------------------------------
+ * An HTTP server in the test process answering /v2/workers/start (202 with
+ * worker "w-new", or INSUFFICIENT_VRAM when answer != 202) and
+ * /v2/workers/stop, recording what the orchestrator commanded. */
+
+struct fake_pool {
+    http_server *srv;
+    int port;
+    pthread_mutex_t mu;
+    int starts, stops;
+    char start_body[512];
+    char stopped[64];
+    int answer;                /* status for /v2/workers/start */
+};
+
+static inline void fp_start(http_req *r, void *u) {
+    struct fake_pool *f = u;
+    size_t len;
+    const char *b = http_req_body(r, &len);
+    pthread_mutex_lock(&f->mu);
+    f->starts++;
+    snprintf(f->start_body, sizeof f->start_body, "%.*s", (int)len, b);
+    int ans = f->answer;
+    pthread_mutex_unlock(&f->mu);
+    if (ans == 202) http_respond_json(r, 202, "{\"worker_id\":\"w-new\",\"status\":\"starting\"}");
+    else http_respond_error(r, ERR_INSUFFICIENT_VRAM, "no room", NULL);
+}
+
+static inline void fp_stop(http_req *r, void *u) {
+    struct fake_pool *f = u;
+    size_t len;
+    const char *b = http_req_body(r, &len);
+    char *w = jstr(b, "worker_id");
+    pthread_mutex_lock(&f->mu);
+    f->stops++;
+    snprintf(f->stopped, sizeof f->stopped, "%s", w ? w : "");
+    pthread_mutex_unlock(&f->mu);
+    free(w);
+    http_respond_json(r, 202, "{}");
+}
+
+static inline void fake_pool_start(struct fake_pool *f, int answer) {
+    memset(f, 0, sizeof *f);
+    pthread_mutex_init(&f->mu, NULL);
+    f->answer = answer;
+    http_server_opts o = { .port = 0, .component = "test-pool" };
+    char err[128];
+    assert_int_equal(http_server_new(&o, &f->srv, err, sizeof err), 0);
+    http_server_route(f->srv, "POST", "/v2/workers/start", fp_start, f);
+    http_server_route(f->srv, "POST", "/v2/workers/stop", fp_stop, f);
+    assert_int_equal(http_server_start(f->srv, err, sizeof err), 0);
+    f->port = http_server_port(f->srv);
+}
+
+static inline int fp_count(struct fake_pool *f, int stops) {
+    pthread_mutex_lock(&f->mu);
+    int n = stops ? f->stops : f->starts;
+    pthread_mutex_unlock(&f->mu);
+    return n;
+}
+
+static inline int wait_for(struct fake_pool *f, int stops, int n) {
+    for (int i = 0; i < 500 && fp_count(f, stops) < n; i++) usleep(10000);
+    return fp_count(f, stops);
 }
 
 /* ---- the orchestrator's and the pool's views ------------------------------------------------ */
