@@ -10,6 +10,10 @@
  *       says cancelled. The worker is frozen (SIGSTOP) when the client sees
  *       its first chunk, so the job cannot end on its own before the
  *       orchestrator has noticed the hang-up (its "cancel" log line).
+ *   test_openai_json_disconnect_while_queued  the same for a non-streamed
+ *       completion whose client gives up while the job still waits in the
+ *       queue (no worker anywhere): the job ends cancelled at once and leaves
+ *       the queue, instead of waiting for capacity nobody will read.
  *   test_placement_survives_restart  a placement made through POST
  *       /v2/placements is in the state file, and after orchestratord restarts
  *       on that file GET /v2/placements lists it (source "api") and the
@@ -90,6 +94,39 @@ static void test_openai_stream_disconnect_cancels(void **s) {
     free(id2);
     stop(&o, SIGTERM);
     stop(&w, SIGTERM);
+}
+
+static void test_openai_json_disconnect_while_queued(void **s) {
+    (void)s;
+    if (!have_bins(0)) skip();
+    write_config(512, "1GB", NULL);
+    struct proc o;
+    assert_int_equal(start_orch(&o, "orch.log", NULL), 0);
+    assert_int_equal(register_pool(o.base, "p1", 0), 200);
+    assert_int_equal(heartbeat(o.base, "p1", 0, NULL, NULL, 0), 200); /* no worker: the job waits */
+    char url[256];
+    snprintf(url, sizeof url, "%s/v1/completions", o.base);
+    http_client_req rq = { .method = "POST", .url = url, .timeout_ms = 500,
+                           .body = "{\"model\":\"stories\",\"prompt\":\"Once upon a time\",\"max_tokens\":8}" };
+    http_resp r = { 0 };
+    char err[128];
+    assert_true(http_client_do(&rq, &r, err, sizeof err) != 0); /* gave up: no answer in 500 ms */
+    http_resp_free(&r);
+    /* the one job there is: cancelled, out of the queue; within 10 s, before
+     * the first keep-alive write (15 s idle) could notice the hang-up: the
+     * stream's on_gone callback must */
+    int done = 0;
+    for (uint64_t t0 = now_ms(); !done && now_ms() - t0 < 10000; usleep(20000))
+        done = q1("SELECT count(*) FROM jobs WHERE status='cancelled' AND error_code='CANCELLED'") == 1;
+    if (!done) { dump(&o); fail_msg("the abandoned queued job was not cancelled"); }
+    assert_int_equal(q1("SELECT count(*) FROM jobs"), 1);
+    assert_int_equal(q1("SELECT count(*) FROM queue"), 0);
+    assert_true(file_has(o.log, "\"reason\":\"client_gone\""));
+    char *h = NULL;
+    assert_int_equal(req("GET", o.base, "/health", NULL, &h), 200);
+    assert_non_null(strstr(h, "\"queue_depth\":0"));
+    free(h);
+    stop(&o, SIGTERM);
 }
 
 /* the test as pool p1 with GPUs 0 and 1 at the fake pool's endpoint */
@@ -207,6 +244,7 @@ int main(void) {
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_openai_stream_disconnect_cancels, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_openai_json_disconnect_while_queued, setup, teardown),
         cmocka_unit_test_setup_teardown(test_placement_survives_restart, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
