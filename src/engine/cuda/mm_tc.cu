@@ -1,0 +1,336 @@
+/* mm_tc.cu — prefill matrix product for quantized weights on the tensor
+ * cores: y[r][o] = sum_i w[o][i] x[r][i], r = activation rows (tokens, any
+ * count), o = outputs (any count), K = w->ne0 (a multiple of the block size).
+ *
+ * Design (docs/PERF.md "Prefill matmul" says why and what it measured):
+ *   - mma.sync.m16n8k16 fp16 x fp16 -> fp32 through inline PTX, operands
+ *     from shared memory with ldmatrix.x4. A block computes a BM (outputs) x
+ *     BN (tokens) tile with 8 warps (WM x WN, warp tile TM x TN).
+ *   - K advances in steps of 32 (TC_BK). Every step is double-buffered in
+ *     shared memory as fp16: A [BM][40] (dequantized weights), B [BN][40]
+ *     (activations); the 8-half row padding keeps ldmatrix conflict-free.
+ *     One __syncthreads per step: while the tensor cores run step t the same
+ *     warps fill step t+1's buffers, so dequantization overlaps the mma.
+ *   - Raw weight bytes travel global -> shared with cp.async (4-byte words,
+ *     zero-fill at the tensor end), one 256-element chunk per row (8 blocks
+ *     of 32 or one K-quant super-block) at a time, double-buffered: chunk
+ *     c+1 is in flight during the 8 steps of chunk c. The copy keeps every
+ *     block's address modulo 4, so quants.cuh's deq (which assumes the
+ *     format's alignment) reads shared memory exactly as it reads global.
+ *   - Activations (fp32 in global) are loaded as float4 one step ahead into
+ *     registers and rounded to fp16 when stored.
+ *   - K order inside a step is the quants.cuh "sub" order, not the natural
+ *     one: step t holds the subs 4t..4t+3 of each row (global sub index over
+ *     the row's blocks), sub s occupying 8 consecutive columns (elements
+ *     e0(s)..e0(s)+3 then e1(s)..e1(s)+3). The activations are gathered in
+ *     the same order (two float4 per sub), so the dot product is unchanged
+ *     and every format goes through one template with its own deq.
+ *
+ * Numerics: both operands rounded to fp16 (relative 2^-11 each), fp32
+ * accumulation: ~1e-3 relative difference from the exact product of the
+ * dequantized weights (tests/gpu/test_cuda_ops TOL_MM16); activations beyond
+ * the fp16 range (65504) would overflow.
+ *
+ * Shared memory per block: 2*BM*RB (raw) + 2*(BM+BN)*80 bytes; 128x128 Q4_0:
+ * 82 KB, Q8_0: 115 KB. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "mm_tc.cuh"
+#include "quants.cuh"
+
+#define TC_BK 32  /* K per pipeline step: 4 subs of 8 per row */
+#define TC_LDS 40 /* halves per shared row: 80 B, 8 rows of ldmatrix hit 8 distinct 16-byte bank groups */
+#define TC_RK 256 /* K per raw chunk */
+
+/* per-format raw chunk geometry */
+template <int T> struct tc_raw {
+    enum {
+        BLK = TC_RK / qfmt<T>::QK, /* blocks per chunk per row: 8 or 1 */
+        CB = BLK * qfmt<T>::BYTES, /* bytes of a full chunk of one row */
+        /* shared bytes per row: the 4-byte-aligned window around CB bytes
+         * spans at most round4(CB) + 4; rounded to 16, and to an odd
+         * multiple of 16 so the 8 rows a warp dequantizes fall on distinct
+         * banks */
+        RB0 = (((CB + 3) / 4 * 4 + 4) + 15) / 16 * 16,
+        RB = RB0 % 32 == 0 ? RB0 + 16 : RB0,
+    };
+};
+
+template <int T, int BM, int BN> struct tc_smem {
+    enum { RAW = 2 * BM * tc_raw<T>::RB, BYTES = RAW + 2 * (BM + BN) * TC_LDS * 2 };
+};
+
+/* ---- PTX wrappers ---------------------------------------------------------------------- */
+__device__ __forceinline__ void tc_cp4(void *sdst, const void *gsrc, int src_bytes) {
+    const unsigned d = (unsigned)__cvta_generic_to_shared(sdst);
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(d), "l"(gsrc), "r"(src_bytes) : "memory");
+}
+__device__ __forceinline__ void tc_cp_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+template <int N> __device__ __forceinline__ void tc_cp_wait() {
+    asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
+}
+__device__ __forceinline__ void tc_ldsm4(uint32_t r[4], const __half *p) {
+    const unsigned a = (unsigned)__cvta_generic_to_shared(p);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(a));
+}
+/* c += a (16x16, row) * b (16x8, col) */
+__device__ __forceinline__ void tc_mma(float c[4], const uint32_t a[4], const uint32_t b0, const uint32_t b1) {
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+                 "{%0,%1,%2,%3};\n"
+                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+__device__ __forceinline__ uint32_t tc_h2(float a, float b) {
+    __half2 h = __floats2half2_rn(a, b);
+    return *(uint32_t *)&h;
+}
+
+/* ---- kernel ---------------------------------------------------------------------------- */
+/* grid (ceil(ne1/BM), ceil(rows/BN)), 256 threads. w: [ne1][nb1] bytes,
+ * wend = w + ne1*nb1 (cp.async never reads past it); x: [rows][K] f32
+ * (16-byte aligned rows: K is a multiple of 32); y: [rows][ne1] f32. */
+template <int T, int BM, int BN, int WM>
+__global__ void __launch_bounds__(256)
+k_mm_tc(const uint8_t *w, size_t nb1, const uint8_t *wend, int ne1, const float *x, int K, int rows, float *y) {
+    cu_pdl_begin();
+    typedef qfmt<T> F;
+    typedef tc_raw<T> R;
+    enum {
+        WN = 8 / WM, TM = BM / WM, TN = BN / WN, MI = TM / 16, NI = TN / 8,
+        UA = BM * 4 / 256, /* A subs (8 weights) per thread per step */
+        UB = BN * 4 / 256, /* B subs (8 activations) per thread per step */
+        RW = R::RB / 4,    /* raw words per row slot */
+        SPC = TC_RK / TC_BK /* steps per chunk: 8 */
+    };
+    static_assert(WM * WN == 8 && TM % 16 == 0 && TN % 16 == 0 && UA >= 1 && UB >= 1, "tile");
+    extern __shared__ __align__(16) unsigned char smem[];
+    unsigned char *raw = smem;                                      /* [2][BM][RB] bytes */
+    __half *As = (__half *)(smem + tc_smem<T, BM, BN>::RAW);       /* [2][BM][TC_LDS] */
+    __half *Bs = As + 2 * BM * TC_LDS;                              /* [2][BN][TC_LDS] */
+    const int o0 = blockIdx.x * BM, t0 = blockIdx.y * BN;
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const int wm = warp / WN, wn = warp % WN;
+    const int nblk = K / F::QK, nchunk = (K + TC_RK - 1) / TC_RK, nstep = K / TC_BK;
+
+    /* raw chunk c of every row of the tile -> raw[c & 1] */
+    auto issue_chunk = [&](int c) {
+        unsigned char *dst = raw + (c & 1) * BM * R::RB;
+        const int b0 = c * R::BLK;
+        const int len = (nblk - b0 < R::BLK ? nblk - b0 : R::BLK) * F::BYTES;
+        for (int idx = tid; idx < BM * RW; idx += 256) {
+            const int i = idx / RW, j = idx - i * RW;
+            if (o0 + i >= ne1) continue;
+            const uint8_t *a = w + (size_t)(o0 + i) * nb1 + (size_t)b0 * F::BYTES;
+            const int mis = (int)((uintptr_t)a & 3);
+            if (4 * j >= mis + len) continue;
+            const uint8_t *src = a - mis + 4 * j;
+            const int n = wend - src < 4 ? (int)(wend - src) : 4;
+            tc_cp4(dst + i * R::RB + 4 * j, src, n);
+        }
+    };
+    /* activations of step t -> registers */
+    float4 xb[UB][2];
+    auto load_b = [&](int t) {
+#pragma unroll
+        for (int u = 0; u < UB; u++) {
+            const int unit = tid + 256 * u, tk = unit >> 2, q = unit & 3;
+            const int g = 4 * t + q, blk = g / F::NSUB, s = g % F::NSUB;
+            if (t0 + tk < rows) {
+                const float *xr = x + (int64_t)(t0 + tk) * K + (int64_t)blk * F::QK;
+                xb[u][0] = *(const float4 *)(xr + F::e0(s));
+                xb[u][1] = *(const float4 *)(xr + F::e1(s));
+            } else {
+                xb[u][0] = xb[u][1] = make_float4(0.f, 0.f, 0.f, 0.f);
+            }
+        }
+    };
+    /* step t's fp16 tiles: A dequantized from raw chunk t/8, B from xb */
+    auto produce = [&](int t) {
+        const int c = t / SPC;
+        const unsigned char *rc = raw + (c & 1) * BM * R::RB;
+        __half *A = As + (t & 1) * BM * TC_LDS;
+        __half *B = Bs + (t & 1) * BN * TC_LDS;
+#pragma unroll
+        for (int u = 0; u < UA; u++) {
+            const int unit = tid + 256 * u, i = unit >> 2, q = unit & 3;
+            const int ls = (t % SPC) * 4 + q; /* chunk-local sub index */
+            const int bq = ls / F::NSUB, s = ls % F::NSUB;
+            uint4 pk = make_uint4(0u, 0u, 0u, 0u);
+            if (o0 + i < ne1) {
+                const uint8_t *a = w + (size_t)(o0 + i) * nb1 + (size_t)c * R::CB;
+                const uint8_t *b = rc + i * R::RB + ((uintptr_t)a & 3) + bq * F::BYTES;
+                float v[8];
+                F::deq(b, s, v);
+                pk = make_uint4(tc_h2(v[0], v[1]), tc_h2(v[2], v[3]), tc_h2(v[4], v[5]), tc_h2(v[6], v[7]));
+            }
+            *(uint4 *)(A + i * TC_LDS + q * 8) = pk;
+        }
+#pragma unroll
+        for (int u = 0; u < UB; u++) {
+            const int unit = tid + 256 * u, tk = unit >> 2, q = unit & 3;
+            *(uint4 *)(B + tk * TC_LDS + q * 8) = make_uint4(tc_h2(xb[u][0].x, xb[u][0].y), tc_h2(xb[u][0].z, xb[u][0].w),
+                                                             tc_h2(xb[u][1].x, xb[u][1].y), tc_h2(xb[u][1].z, xb[u][1].w));
+        }
+    };
+
+    float acc[MI][NI][4];
+#pragma unroll
+    for (int i = 0; i < MI; i++)
+#pragma unroll
+        for (int j = 0; j < NI; j++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) acc[i][j][e] = 0.0f;
+
+    /* prologue: chunks 0 and 1 in flight, step 0 produced, step 1's x loaded */
+    issue_chunk(0);
+    tc_cp_commit();
+    if (nchunk > 1) issue_chunk(1);
+    tc_cp_commit();
+    load_b(0);
+    tc_cp_wait<1>();
+    __syncthreads();
+    produce(0);
+    if (nstep > 1) load_b(1);
+    __syncthreads();
+
+    for (int t = 0; t < nstep; t++) {
+        /* tensor cores on step t */
+        const __half *A = As + (t & 1) * BM * TC_LDS + (wm * TM) * TC_LDS;
+        const __half *B = Bs + (t & 1) * BN * TC_LDS + (wn * TN) * TC_LDS;
+#pragma unroll
+        for (int kk = 0; kk < TC_BK; kk += 16) {
+            uint32_t af[MI][4], bf[NI][2];
+#pragma unroll
+            for (int i = 0; i < MI; i++) tc_ldsm4(af[i], A + (i * 16 + (lane & 15)) * TC_LDS + kk + (lane >> 4) * 8);
+#pragma unroll
+            for (int j = 0; j < NI / 2; j++) {
+                uint32_t r[4];
+                tc_ldsm4(r, B + (j * 16 + (lane & 7) + (lane >> 4) * 8) * TC_LDS + kk + ((lane >> 3) & 1) * 8);
+                bf[2 * j][0] = r[0];
+                bf[2 * j][1] = r[1];
+                bf[2 * j + 1][0] = r[2];
+                bf[2 * j + 1][1] = r[3];
+            }
+#pragma unroll
+            for (int i = 0; i < MI; i++)
+#pragma unroll
+                for (int j = 0; j < NI; j++) tc_mma(acc[i][j], af[i], bf[j][0], bf[j][1]);
+        }
+        /* meanwhile: step t+1 into the other buffers */
+        if (t + 1 < nstep) {
+            const int opens = (t + 1) % SPC == 0; /* step t+1 starts chunk c */
+            const int c = (t + 1) / SPC;
+            if (opens) {
+                tc_cp_wait<0>(); /* chunk c landed (c+1 is not issued yet) */
+                __syncthreads();
+            }
+            produce(t + 1);
+            if (t + 2 < nstep) load_b(t + 2);
+            /* raw[(c+1)&1] held chunk c-1, last read by produce(t) one
+             * barrier ago */
+            if (opens && c + 1 < nchunk) {
+                issue_chunk(c + 1);
+                tc_cp_commit();
+            }
+        }
+        __syncthreads();
+    }
+
+    /* C fragments: (g, 2c..2c+1) and (g+8, 2c..2c+1), g = lane/4, c = lane%4 */
+#pragma unroll
+    for (int i = 0; i < MI; i++) {
+        const int o = o0 + wm * TM + i * 16 + (lane >> 2);
+#pragma unroll
+        for (int j = 0; j < NI; j++) {
+            const int tk = t0 + wn * TN + j * 8 + (lane & 3) * 2;
+            if (tk < rows) {
+                if (o < ne1) y[(int64_t)tk * ne1 + o] = acc[i][j][0];
+                if (o + 8 < ne1) y[(int64_t)tk * ne1 + o + 8] = acc[i][j][2];
+            }
+            if (tk + 1 < rows) {
+                if (o < ne1) y[(int64_t)(tk + 1) * ne1 + o] = acc[i][j][1];
+                if (o + 8 < ne1) y[(int64_t)(tk + 1) * ne1 + o + 8] = acc[i][j][3];
+            }
+        }
+    }
+}
+
+/* ---- host side --------------------------------------------------------------------------- */
+/* Tile shapes: L 128x128 (warps 2x4, warp tile 64x32), M 128x64 (4x2,
+ * 32x32), S 64x64 (2x4, 32x16). */
+enum { TC_L, TC_M, TC_S, TC_NCFG };
+
+template <int T, int BM, int BN, int WM> struct tc_cfg {
+    /* blocks per SM at this kernel's registers and shared memory; 0 until
+     * the first call (cudaFuncSetAttribute + occupancy query, once) */
+    static int occ;
+    static int prepare(cu_ctx *c) {
+        if (occ) return occ;
+        const int smem = tc_smem<T, BM, BN>::BYTES;
+        if (CUDA_CHECK(c, cudaFuncSetAttribute(k_mm_tc<T, BM, BN, WM>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem)))
+            return 0;
+        int n = 0;
+        if (CUDA_CHECK(c, cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, k_mm_tc<T, BM, BN, WM>, 256, smem))) return 0;
+        occ = n > 0 ? n : 1;
+        return occ;
+    }
+    static void launch(cu_ctx *c, const eng_w *w, const float *x, float *y, int rows) {
+        dim3 grid(cu_div_up(w->ne1, BM), cu_div_up(rows, BN));
+        const uint8_t *wd = (const uint8_t *)w->data;
+        cu_launch(c, grid, 256, tc_smem<T, BM, BN>::BYTES, k_mm_tc<T, BM, BN, WM>, wd, w->nb1,
+                  wd + w->nb1 * (size_t)w->ne1, (int)w->ne1, x, (int)w->ne0, rows, y);
+    }
+};
+template <int T, int BM, int BN, int WM> int tc_cfg<T, BM, BN, WM>::occ = 0;
+
+/* Auto choice: estimated time = waves x (blocks resident per SM x tile
+ * area x a per-tile efficiency); the efficiencies (smaller tiles dequantize
+ * more per MAC and reuse less) are from the H100 comparison in docs/PERF.md. */
+static const double k_tc_eff[TC_NCFG] = {1.0, 1.15, 1.4};
+static const int k_tc_bm[TC_NCFG] = {128, 128, 64}, k_tc_bn[TC_NCFG] = {128, 64, 64};
+
+template <int T> static int tc_run(cu_ctx *c, const eng_w *w, const float *x, float *y, int rows) {
+    typedef tc_cfg<T, 128, 128, 2> L;
+    typedef tc_cfg<T, 128, 64, 4> M;
+    typedef tc_cfg<T, 64, 64, 2> S;
+    const int occ[TC_NCFG] = {L::prepare(c), M::prepare(c), S::prepare(c)};
+    if (!occ[0] || !occ[1] || !occ[2]) return 1; /* error latched */
+    /* LLORCH_CUDA_MM_TILE=L|M|S forces a tile (tests, benchmarks) */
+    const char *e = getenv("LLORCH_CUDA_MM_TILE");
+    int pick = -1;
+    if (e && (e[0] == 'L' || e[0] == 'M' || e[0] == 'S')) pick = e[0] == 'L' ? TC_L : e[0] == 'M' ? TC_M : TC_S;
+    if (pick < 0) {
+        double best = 0;
+        for (int k = 0; k < TC_NCFG; k++) {
+            const int64_t blocks = (int64_t)cu_div_up(w->ne1, k_tc_bm[k]) * cu_div_up(rows, k_tc_bn[k]);
+            const int64_t per_wave = (int64_t)occ[k] * c->sm_count;
+            const int64_t waves = (blocks + per_wave - 1) / per_wave;
+            /* a last wave that does not fill every SM runs fewer blocks per SM */
+            const int64_t resident = blocks < per_wave ? (blocks + c->sm_count - 1) / c->sm_count : occ[k];
+            const double est = (double)waves * (double)resident * k_tc_bm[k] * k_tc_bn[k] * k_tc_eff[k];
+            if (pick < 0 || est < best) {
+                pick = k;
+                best = est;
+            }
+        }
+    }
+    if (pick == TC_L) L::launch(c, w, x, y, rows);
+    else if (pick == TC_M) M::launch(c, w, x, y, rows);
+    else S::launch(c, w, x, y, rows);
+    return 1;
+}
+
+int cu_mm_tc(cu_ctx *c, const eng_w *w, const float *x, float *y, int rows) {
+    /* LLORCH_CUDA_MM=1: the previous WMMA kernel (mm.cu), for comparisons */
+    const char *e = getenv("LLORCH_CUDA_MM");
+    if (e && strcmp(e, "1") == 0) return 0;
+    if (((uintptr_t)w->data & 15) != 0 || ((uintptr_t)x & 15) != 0) return 0;
+    int handled = 1;
+#define TQ(T) tc_run<T>(c, w, x, y, rows)
+    QFMT_DISPATCH(w->type, TQ)
+#undef TQ
+    return handled;
+}
