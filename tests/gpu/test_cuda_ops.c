@@ -233,12 +233,13 @@ static void test_get_rows(void **st) {
 
 /* prefill matmul variants: auto tile, each forced tile of mm_tc.cu, the
  * previous WMMA kernel */
-static const char *const k_mm_pass[] = {"auto", "L", "M", "S", "old"};
+#define MM_PASSES 6
+static const char *const k_mm_pass[MM_PASSES] = {"auto", "L", "X", "M", "S", "old"};
 static void set_mm_pass(int pass) {
     unsetenv("LLORCH_CUDA_MM");
     unsetenv("LLORCH_CUDA_MM_TILE");
-    if (pass >= 1 && pass <= 3) setenv("LLORCH_CUDA_MM_TILE", k_mm_pass[pass], 1);
-    if (pass == 4) setenv("LLORCH_CUDA_MM", "1", 1);
+    if (pass >= 1 && pass < MM_PASSES - 1) setenv("LLORCH_CUDA_MM_TILE", k_mm_pass[pass], 1);
+    if (pass == MM_PASSES - 1) setenv("LLORCH_CUDA_MM", "1", 1);
 }
 
 static void test_matmul(void **st) {
@@ -271,7 +272,7 @@ static void test_matmul(void **st) {
                 float *yc = malloc((size_t)rows * ne1 * 4);
                 /* the big prefill case runs once per tile shape (mm_tc.cu)
                  * and once on the previous kernel (mm.cu, LLORCH_CUDA_MM=1) */
-                const int passes = big && rows > 8 ? 5 : 1;
+                const int passes = big && rows > 8 ? MM_PASSES : 1;
                 for (int pass = 0; pass < passes; pass++) {
                     if (passes > 1) set_mm_pass(pass);
                     if (pass > 0) gpoison_again(yg, (size_t)rows * ne1);
@@ -345,7 +346,7 @@ static void test_matmul_prefill(void **st) {
                     for (int64_t i = 0; i < ne0; i++) s += (double)wf[o * ne0 + i] * x[(size_t)r * ne0 + i];
                     ref[(size_t)r * ne1 + o] = s;
                 }
-            for (int pass = 0; pass < 5; pass++) {
+            for (int pass = 0; pass < MM_PASSES; pass++) {
                 set_mm_pass(pass);
                 if (pass > 0) gpoison_again(yg, (size_t)rows * ne1);
                 G.ops->matmul(G.ctx, &wg, xg, yg, rows);

@@ -110,14 +110,14 @@ static void bench_matmul(const mm_case *mc, double hbm_gbs) {
     /* prefill cases (rows > 8) run every variant of the quantized prefill
      * matmul in this process: the automatic tile, each forced tile of
      * mm_tc.cu, the previous WMMA kernel (LLORCH_CUDA_MM=1) */
-    static const char *const var[] = {"", "auto", "tile L", "tile M", "tile S", "old WMMA"};
+    static const char *const var[] = {"", "auto", "tile L", "tile X", "tile M", "tile S", "old WMMA"};
     const int quant = qt_info(mc->type)->blck > 1 && mc->rows > 8;
     float *yh = malloc(yn * 4);
-    for (int vi = quant ? 1 : 0; vi < (quant ? 6 : 1); vi++) {
+    for (int vi = quant ? 1 : 0; vi < (quant ? 7 : 1); vi++) {
         unsetenv("LLORCH_CUDA_MM");
         unsetenv("LLORCH_CUDA_MM_TILE");
-        if (vi >= 2 && vi <= 4) setenv("LLORCH_CUDA_MM_TILE", vi == 2 ? "L" : vi == 3 ? "M" : "S", 1);
-        if (vi == 5) setenv("LLORCH_CUDA_MM", "1", 1);
+        if (vi >= 2 && vi <= 5) setenv("LLORCH_CUDA_MM_TILE", var[vi] + 5, 1); /* "tile L" -> "L" */
+        if (vi == 6) setenv("LLORCH_CUDA_MM", "1", 1);
         char what[96];
         snprintf(what, sizeof what, "%s%s%s", mc->what, vi ? " " : "", var[vi]);
         /* correctness of what we time: row 0 against the dequantized weights */

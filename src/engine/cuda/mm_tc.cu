@@ -88,24 +88,79 @@ __device__ __forceinline__ uint32_t tc_h2(float a, float b) {
     return *(uint32_t *)&h;
 }
 
+/* ---- dequantization of one sub into 8 fp16 ------------------------------------------------- */
+/* Generic: quants.cuh deq (fp32), rounded to fp16 pairs. */
+template <int T> struct tc_deq {
+    __device__ static __forceinline__ uint4 run(const uint8_t *b, int s) {
+        float v[8];
+        qfmt<T>::deq(b, s, v);
+        return make_uint4(tc_h2(v[0], v[1]), tc_h2(v[2], v[3]), tc_h2(v[4], v[5]), tc_h2(v[6], v[7]));
+    }
+};
+/* Formats whose weights are (n - off) * d with small unsigned n and an fp16
+ * d: the bytes n go into fp16 mantissas (0x6400 | n = 1024 + n), then one
+ * exact subtraction and one fp16 multiplication: the same single rounding
+ * of the exact product as the generic path, in ~14 instead of ~45
+ * instructions per 8 weights. lo/hi: bytes n of elements e0.. and e1.. */
+__device__ __forceinline__ uint4 tc_deq_bytes(uint32_t lo, uint32_t hi, int off, uint16_t dbits) {
+    const __half2 bias = __half2half2(__ushort_as_half((unsigned short)(0x6400 + off)));
+    const __half2 d = __half2half2(__ushort_as_half(dbits));
+    uint32_t r[4];
+    const uint32_t in[2] = {lo, hi};
+#pragma unroll
+    for (int k = 0; k < 2; k++) {
+#pragma unroll
+        for (int p = 0; p < 2; p++) {
+            const uint32_t u = __byte_perm(in[k], 0x64646464u, p ? 0x5342 : 0x5140);
+            const __half2 h = __hmul2(__hsub2(*(const __half2 *)&u, bias), d);
+            r[2 * k + p] = *(const uint32_t *)&h;
+        }
+    }
+    return make_uint4(r[0], r[1], r[2], r[3]);
+}
+template <> struct tc_deq<QT_Q4_0> {
+    __device__ static __forceinline__ uint4 run(const uint8_t *b, int s) {
+        const uint32_t q = ld_u32_a2(b + 2 + 4 * s);
+        return tc_deq_bytes(q & 0x0F0F0F0Fu, (q >> 4) & 0x0F0F0F0Fu, 8, ld_u16(b));
+    }
+};
+template <> struct tc_deq<QT_Q5_0> {
+    __device__ static __forceinline__ uint4 run(const uint8_t *b, int s) {
+        uint32_t lo, hi;
+        qfmt<QT_Q5_0>::vals(b, s, lo, hi);
+        return tc_deq_bytes(lo, hi, 16, ld_u16(b));
+    }
+};
+template <> struct tc_deq<QT_Q8_0> {
+    __device__ static __forceinline__ uint4 run(const uint8_t *b, int s) {
+        /* int8 q + 128 = q ^ 0x80 as an unsigned byte */
+        const uint32_t q0 = ld_u32_a2(b + 2 + 8 * s) ^ 0x80808080u, q1 = ld_u32_a2(b + 6 + 8 * s) ^ 0x80808080u;
+        return tc_deq_bytes(q0, q1, 128, ld_u16(b));
+    }
+};
+
 /* ---- kernel ---------------------------------------------------------------------------- */
-/* grid (ceil(ne1/BM), ceil(rows/BN)), 256 threads. w: [ne1][nb1] bytes,
+/* grid (ceil(ne1/BM), ceil(rows/BN)), NT threads. w: [ne1][nb1] bytes,
  * wend = w + ne1*nb1 (cp.async never reads past it); x: [rows][K] f32
- * (16-byte aligned rows: K is a multiple of 32); y: [rows][ne1] f32. */
-template <int T, int BM, int BN, int WM>
-__global__ void __launch_bounds__(256)
+ * (16-byte aligned rows: K is a multiple of 32); y: [rows][ne1] f32.
+ * Rows of the tile beyond ne1 and tokens beyond rows are computed from
+ * clamped (repeated) inputs and never stored: no branches in the step body,
+ * so the compiler can interleave one step's mma with the next one's
+ * dequantization. */
+template <int T, int BM, int BN, int WM, int NT, int MINB>
+__global__ void __launch_bounds__(NT, MINB)
 k_mm_tc(const uint8_t *w, size_t nb1, const uint8_t *wend, int ne1, const float *x, int K, int rows, float *y) {
     cu_pdl_begin();
     typedef qfmt<T> F;
     typedef tc_raw<T> R;
     enum {
-        WN = 8 / WM, TM = BM / WM, TN = BN / WN, MI = TM / 16, NI = TN / 8,
-        UA = BM * 4 / 256, /* A subs (8 weights) per thread per step */
-        UB = BN * 4 / 256, /* B subs (8 activations) per thread per step */
-        RW = R::RB / 4,    /* raw words per row slot */
+        NW = NT / 32, WN = NW / WM, TM = BM / WM, TN = BN / WN, MI = TM / 16, NI = TN / 8,
+        UA = BM * 4 / NT, /* A subs (8 weights) per thread per step */
+        UB = BN * 4 / NT, /* B subs (8 activations) per thread per step */
+        RW = R::RB / 4,   /* raw words per row slot */
         SPC = TC_RK / TC_BK /* steps per chunk: 8 */
     };
-    static_assert(WM * WN == 8 && TM % 16 == 0 && TN % 16 == 0 && UA >= 1 && UB >= 1, "tile");
+    static_assert(WM * WN == NW && TM % 16 == 0 && TN % 16 == 0 && UA >= 1 && UB >= 1, "tile");
     extern __shared__ __align__(16) unsigned char smem[];
     unsigned char *raw = smem;                                      /* [2][BM][RB] bytes */
     __half *As = (__half *)(smem + tc_smem<T, BM, BN>::RAW);       /* [2][BM][TC_LDS] */
@@ -115,12 +170,12 @@ k_mm_tc(const uint8_t *w, size_t nb1, const uint8_t *wend, int ne1, const float 
     const int wm = warp / WN, wn = warp % WN;
     const int nblk = K / F::QK, nchunk = (K + TC_RK - 1) / TC_RK, nstep = K / TC_BK;
 
-    /* raw chunk c of every row of the tile -> raw[c & 1] */
+    /* raw chunk c of every row of the tile -> raw[c & 1] (rows < ne1 only) */
     auto issue_chunk = [&](int c) {
         unsigned char *dst = raw + (c & 1) * BM * R::RB;
         const int b0 = c * R::BLK;
         const int len = (nblk - b0 < R::BLK ? nblk - b0 : R::BLK) * F::BYTES;
-        for (int idx = tid; idx < BM * RW; idx += 256) {
+        for (int idx = tid; idx < BM * RW; idx += NT) {
             const int i = idx / RW, j = idx - i * RW;
             if (o0 + i >= ne1) continue;
             const uint8_t *a = w + (size_t)(o0 + i) * nb1 + (size_t)b0 * F::BYTES;
@@ -131,46 +186,51 @@ k_mm_tc(const uint8_t *w, size_t nb1, const uint8_t *wend, int ne1, const float 
             tc_cp4(dst + i * R::RB + 4 * j, src, n);
         }
     };
+    /* per-thread fixed parts of the A and B units */
+    const uint8_t *arow[UA]; /* global address of the unit's weight row (clamped) */
+    int aoff[UA];            /* shared offset of that row in a raw buffer */
+#pragma unroll
+    for (int u = 0; u < UA; u++) {
+        const int i = (tid + NT * u) >> 2;
+        const int ic = o0 + i < ne1 ? i : ne1 - 1 - o0; /* a copied row */
+        arow[u] = w + (size_t)(o0 + ic) * nb1;
+        aoff[u] = ic * R::RB;
+    }
+    const float *xrow[UB];
+#pragma unroll
+    for (int u = 0; u < UB; u++) {
+        const int tk = (tid + NT * u) >> 2;
+        xrow[u] = x + (int64_t)(t0 + tk < rows ? t0 + tk : rows - 1) * K;
+    }
     /* activations of step t -> registers */
-    float4 xb[UB][2];
-    auto load_b = [&](int t) {
+    auto load_b = [&](int t, float4 (&xb)[UB][2]) {
 #pragma unroll
         for (int u = 0; u < UB; u++) {
-            const int unit = tid + 256 * u, tk = unit >> 2, q = unit & 3;
+            const int q = (tid + NT * u) & 3;
             const int g = 4 * t + q, blk = g / F::NSUB, s = g % F::NSUB;
-            if (t0 + tk < rows) {
-                const float *xr = x + (int64_t)(t0 + tk) * K + (int64_t)blk * F::QK;
-                xb[u][0] = *(const float4 *)(xr + F::e0(s));
-                xb[u][1] = *(const float4 *)(xr + F::e1(s));
-            } else {
-                xb[u][0] = xb[u][1] = make_float4(0.f, 0.f, 0.f, 0.f);
-            }
+            const float *xr = xrow[u] + (int64_t)blk * F::QK;
+            xb[u][0] = *(const float4 *)(xr + F::e0(s));
+            xb[u][1] = *(const float4 *)(xr + F::e1(s));
         }
     };
     /* step t's fp16 tiles: A dequantized from raw chunk t/8, B from xb */
-    auto produce = [&](int t) {
+    auto produce = [&](int t, const float4 (&xb)[UB][2]) {
         const int c = t / SPC;
         const unsigned char *rc = raw + (c & 1) * BM * R::RB;
         __half *A = As + (t & 1) * BM * TC_LDS;
         __half *B = Bs + (t & 1) * BN * TC_LDS;
 #pragma unroll
         for (int u = 0; u < UA; u++) {
-            const int unit = tid + 256 * u, i = unit >> 2, q = unit & 3;
+            const int unit = tid + NT * u, i = unit >> 2, q = unit & 3;
             const int ls = (t % SPC) * 4 + q; /* chunk-local sub index */
             const int bq = ls / F::NSUB, s = ls % F::NSUB;
-            uint4 pk = make_uint4(0u, 0u, 0u, 0u);
-            if (o0 + i < ne1) {
-                const uint8_t *a = w + (size_t)(o0 + i) * nb1 + (size_t)c * R::CB;
-                const uint8_t *b = rc + i * R::RB + ((uintptr_t)a & 3) + bq * F::BYTES;
-                float v[8];
-                F::deq(b, s, v);
-                pk = make_uint4(tc_h2(v[0], v[1]), tc_h2(v[2], v[3]), tc_h2(v[4], v[5]), tc_h2(v[6], v[7]));
-            }
-            *(uint4 *)(A + i * TC_LDS + q * 8) = pk;
+            const uint8_t *a = arow[u] + (size_t)c * R::CB;
+            const uint8_t *b = rc + aoff[u] + ((uintptr_t)a & 3) + bq * F::BYTES;
+            *(uint4 *)(A + i * TC_LDS + q * 8) = tc_deq<T>::run(b, s);
         }
 #pragma unroll
         for (int u = 0; u < UB; u++) {
-            const int unit = tid + 256 * u, tk = unit >> 2, q = unit & 3;
+            const int unit = tid + NT * u, tk = unit >> 2, q = unit & 3;
             *(uint4 *)(B + tk * TC_LDS + q * 8) = make_uint4(tc_h2(xb[u][0].x, xb[u][0].y), tc_h2(xb[u][0].z, xb[u][0].w),
                                                              tc_h2(xb[u][1].x, xb[u][1].y), tc_h2(xb[u][1].z, xb[u][1].w));
         }
@@ -183,21 +243,7 @@ k_mm_tc(const uint8_t *w, size_t nb1, const uint8_t *wend, int ne1, const float 
         for (int j = 0; j < NI; j++)
 #pragma unroll
             for (int e = 0; e < 4; e++) acc[i][j][e] = 0.0f;
-
-    /* prologue: chunks 0 and 1 in flight, step 0 produced, step 1's x loaded */
-    issue_chunk(0);
-    tc_cp_commit();
-    if (nchunk > 1) issue_chunk(1);
-    tc_cp_commit();
-    load_b(0);
-    tc_cp_wait<1>();
-    __syncthreads();
-    produce(0);
-    if (nstep > 1) load_b(1);
-    __syncthreads();
-
-    for (int t = 0; t < nstep; t++) {
-        /* tensor cores on step t */
+    auto mma_step = [&](int t) {
         const __half *A = As + (t & 1) * BM * TC_LDS + (wm * TM) * TC_LDS;
         const __half *B = Bs + (t & 1) * BN * TC_LDS + (wn * TN) * TC_LDS;
 #pragma unroll
@@ -219,21 +265,63 @@ k_mm_tc(const uint8_t *w, size_t nb1, const uint8_t *wend, int ne1, const float 
 #pragma unroll
                 for (int j = 0; j < NI; j++) tc_mma(acc[i][j], af[i], bf[j][0], bf[j][1]);
         }
-        /* meanwhile: step t+1 into the other buffers */
-        if (t + 1 < nstep) {
-            const int opens = (t + 1) % SPC == 0; /* step t+1 starts chunk c */
-            const int c = (t + 1) / SPC;
-            if (opens) {
-                tc_cp_wait<0>(); /* chunk c landed (c+1 is not issued yet) */
+    };
+
+    /* activations two steps ahead: xa holds step t+1 (even t) / xc step t+2 */
+    float4 xe[UB][2], xo[UB][2]; /* even / odd steps */
+    /* prologue: chunks 0 and 1 in flight, step 0 produced, steps 1, 2 loaded */
+    issue_chunk(0);
+    tc_cp_commit();
+    if (nchunk > 1) issue_chunk(1);
+    tc_cp_commit();
+    load_b(0, xe);
+    tc_cp_wait<1>();
+    __syncthreads();
+    produce(0, xe);
+    load_b(nstep > 1 ? 1 : 0, xo);
+    load_b(nstep > 2 ? 2 : 0, xe);
+    __syncthreads();
+
+    /* Every chunk but the last has 8 full steps and a successor: its body is
+     * unrolled and branch-free; step t+1 of the chunk's last step opens the
+     * next chunk (waited for and made visible first). Step t's x registers
+     * are xe for even t, xo for odd; a step's registers are refilled with
+     * step t+2 right after they were consumed. */
+    int t = 0;
+    for (int c = 0; c + 1 < nchunk; c++) {
+#pragma unroll
+        for (int j = 0; j < SPC; j++, t++) {
+            if (j == SPC - 1) {
+                tc_cp_wait<0>(); /* chunk c+1 landed (c+2 is not issued yet) */
                 __syncthreads();
             }
-            produce(t + 1);
-            if (t + 2 < nstep) load_b(t + 2);
-            /* raw[(c+1)&1] held chunk c-1, last read by produce(t) one
-             * barrier ago */
-            if (opens && c + 1 < nchunk) {
-                issue_chunk(c + 1);
+            mma_step(t);
+            /* step t+1 < nstep: chunk c+1 has at least one step */
+            if (j & 1) {
+                produce(t + 1, xe);
+                load_b(t + 3 < nstep ? t + 3 : nstep - 1, xe);
+            } else {
+                produce(t + 1, xo);
+                load_b(t + 3 < nstep ? t + 3 : nstep - 1, xo);
+            }
+            if (j == SPC - 1 && c + 2 < nchunk) {
+                /* raw[c & 1] held chunk c, last read by produce(t) one barrier ago */
+                issue_chunk(c + 2);
                 tc_cp_commit();
+            }
+            __syncthreads();
+        }
+    }
+    /* the last chunk: its steps, no successor */
+    for (; t < nstep; t++) {
+        mma_step(t);
+        if (t + 1 < nstep) {
+            if (t & 1) {
+                produce(t + 1, xe);
+                load_b(t + 3 < nstep ? t + 3 : nstep - 1, xe);
+            } else {
+                produce(t + 1, xo);
+                load_b(t + 3 < nstep ? t + 3 : nstep - 1, xo);
             }
         }
         __syncthreads();
@@ -259,67 +347,82 @@ k_mm_tc(const uint8_t *w, size_t nb1, const uint8_t *wend, int ne1, const float 
 }
 
 /* ---- host side --------------------------------------------------------------------------- */
-/* Tile shapes: L 128x128 (warps 2x4, warp tile 64x32), M 128x64 (4x2,
- * 32x32), S 64x64 (2x4, 32x16). */
-enum { TC_L, TC_M, TC_S, TC_NCFG };
+/* Tile shapes (outputs x tokens, threads, warp tile, min blocks per SM for
+ * the register budget): L 128x128, 256, 64x32, 1; X 128x128, 512, 32x32, 1;
+ * M 128x64, 256, 32x32, 2; S 64x64, 256, 32x16, 3. */
+enum { TC_L, TC_X, TC_M, TC_S, TC_NCFG };
+static const char k_tc_name[TC_NCFG] = {'L', 'X', 'M', 'S'};
 
-template <int T, int BM, int BN, int WM> struct tc_cfg {
+template <int T, int BM, int BN, int WM, int NT, int MINB> struct tc_cfg {
     /* blocks per SM at this kernel's registers and shared memory; 0 until
      * the first call (cudaFuncSetAttribute + occupancy query, once) */
     static int occ;
     static int prepare(cu_ctx *c) {
         if (occ) return occ;
         const int smem = tc_smem<T, BM, BN>::BYTES;
-        if (CUDA_CHECK(c, cudaFuncSetAttribute(k_mm_tc<T, BM, BN, WM>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem)))
+        if (CUDA_CHECK(c, cudaFuncSetAttribute(k_mm_tc<T, BM, BN, WM, NT, MINB>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                               smem)))
             return 0;
         int n = 0;
-        if (CUDA_CHECK(c, cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, k_mm_tc<T, BM, BN, WM>, 256, smem))) return 0;
+        if (CUDA_CHECK(c, cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, k_mm_tc<T, BM, BN, WM, NT, MINB>, NT, smem)))
+            return 0;
         occ = n > 0 ? n : 1;
         return occ;
     }
     static void launch(cu_ctx *c, const eng_w *w, const float *x, float *y, int rows) {
         dim3 grid(cu_div_up(w->ne1, BM), cu_div_up(rows, BN));
         const uint8_t *wd = (const uint8_t *)w->data;
-        cu_launch(c, grid, 256, tc_smem<T, BM, BN>::BYTES, k_mm_tc<T, BM, BN, WM>, wd, w->nb1,
+        cu_launch(c, grid, NT, tc_smem<T, BM, BN>::BYTES, k_mm_tc<T, BM, BN, WM, NT, MINB>, wd, w->nb1,
                   wd + w->nb1 * (size_t)w->ne1, (int)w->ne1, x, (int)w->ne0, rows, y);
     }
 };
-template <int T, int BM, int BN, int WM> int tc_cfg<T, BM, BN, WM>::occ = 0;
+template <int T, int BM, int BN, int WM, int NT, int MINB> int tc_cfg<T, BM, BN, WM, NT, MINB>::occ = 0;
 
-/* Auto choice: estimated time = waves x (blocks resident per SM x tile
- * area x a per-tile efficiency); the efficiencies (smaller tiles dequantize
- * more per MAC and reuse less) are from the H100 comparison in docs/PERF.md. */
-static const double k_tc_eff[TC_NCFG] = {1.0, 1.15, 1.4};
-static const int k_tc_bm[TC_NCFG] = {128, 128, 64}, k_tc_bn[TC_NCFG] = {128, 64, 64};
+/* Auto choice: a block is latency-bound when alone on an SM and
+ * throughput-bound when several share it, so an SM running r blocks of a
+ * tile finishes them in max(lat, r * tp) per K element; the estimate is
+ * waves x that. lat and tp (us per K element, relative) per tile were
+ * fitted to the H100 comparison in docs/PERF.md. */
+static const double k_tc_lat[TC_NCFG] = {0.0386, 0.030, 0.050, 0.0239};
+static const double k_tc_tp[TC_NCFG] = {0.023, 0.020, 0.032, 0.0124};
+static const int k_tc_bm[TC_NCFG] = {128, 128, 128, 64}, k_tc_bn[TC_NCFG] = {128, 128, 64, 64};
 
 template <int T> static int tc_run(cu_ctx *c, const eng_w *w, const float *x, float *y, int rows) {
-    typedef tc_cfg<T, 128, 128, 2> L;
-    typedef tc_cfg<T, 128, 64, 4> M;
-    typedef tc_cfg<T, 64, 64, 2> S;
-    const int occ[TC_NCFG] = {L::prepare(c), M::prepare(c), S::prepare(c)};
-    if (!occ[0] || !occ[1] || !occ[2]) return 1; /* error latched */
-    /* LLORCH_CUDA_MM_TILE=L|M|S forces a tile (tests, benchmarks) */
+    /* last parameter: blocks per SM the registers must allow */
+    typedef tc_cfg<T, 128, 128, 2, 256, 1> L;
+    typedef tc_cfg<T, 128, 128, 4, 512, 1> X;
+    typedef tc_cfg<T, 128, 64, 4, 256, 2> M;
+    typedef tc_cfg<T, 64, 64, 2, 256, 3> S;
+    const int occ[TC_NCFG] = {L::prepare(c), X::prepare(c), M::prepare(c), S::prepare(c)};
+    for (int k = 0; k < TC_NCFG; k++)
+        if (!occ[k]) return 1; /* error latched */
+    /* LLORCH_CUDA_MM_TILE=L|X|M|S forces a tile (tests, benchmarks) */
     const char *e = getenv("LLORCH_CUDA_MM_TILE");
     int pick = -1;
-    if (e && (e[0] == 'L' || e[0] == 'M' || e[0] == 'S')) pick = e[0] == 'L' ? TC_L : e[0] == 'M' ? TC_M : TC_S;
+    for (int k = 0; e && k < TC_NCFG; k++)
+        if (e[0] == k_tc_name[k]) pick = k;
     if (pick < 0) {
         double best = 0;
         for (int k = 0; k < TC_NCFG; k++) {
             const int64_t blocks = (int64_t)cu_div_up(w->ne1, k_tc_bm[k]) * cu_div_up(rows, k_tc_bn[k]);
             const int64_t per_wave = (int64_t)occ[k] * c->sm_count;
             const int64_t waves = (blocks + per_wave - 1) / per_wave;
-            /* a last wave that does not fill every SM runs fewer blocks per SM */
+            /* a single partial wave runs fewer blocks per SM */
             const int64_t resident = blocks < per_wave ? (blocks + c->sm_count - 1) / c->sm_count : occ[k];
-            const double est = (double)waves * (double)resident * k_tc_bm[k] * k_tc_bn[k] * k_tc_eff[k];
+            const double per = (double)resident * k_tc_tp[k];
+            const double est = (double)waves * (per > k_tc_lat[k] ? per : k_tc_lat[k]);
             if (pick < 0 || est < best) {
                 pick = k;
                 best = est;
             }
         }
     }
-    if (pick == TC_L) L::launch(c, w, x, y, rows);
-    else if (pick == TC_M) M::launch(c, w, x, y, rows);
-    else S::launch(c, w, x, y, rows);
+    switch (pick) {
+    case TC_L: L::launch(c, w, x, y, rows); break;
+    case TC_X: X::launch(c, w, x, y, rows); break;
+    case TC_M: M::launch(c, w, x, y, rows); break;
+    default: S::launch(c, w, x, y, rows); break;
+    }
     return 1;
 }
 
