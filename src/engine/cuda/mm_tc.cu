@@ -139,6 +139,62 @@ template <> struct tc_deq<QT_Q8_0> {
     }
 };
 
+/* K-quants: per 32-element group an fp32 scale (and min) from the super-block
+ * header, rounded to fp16 once (one more rounding than the generic path:
+ * relative 2^-11 on the group's scale, within TOL_MM16). n exact in fp16
+ * (0x6400 | n minus 1024). w = n * dlo - mlo (elements e0..), n * dhi - mhi
+ * (e1..); with off: w = (n - off) * d. */
+__device__ __forceinline__ __half2 tc_n2(uint32_t u, int p, int off) {
+    const uint32_t v = __byte_perm(u, 0x64646464u, p ? 0x5342 : 0x5140);
+    return __hsub2(*(const __half2 *)&v, __half2half2(__ushort_as_half((unsigned short)(0x6400 + off))));
+}
+__device__ __forceinline__ uint32_t tc_u(__half2 h) { return *(const uint32_t *)&h; }
+__device__ __forceinline__ uint4 tc_deq_affine(uint32_t lo, uint32_t hi, float dlo, float mlo, float dhi, float mhi) {
+    const __half2 d0 = __float2half2_rn(dlo), m0 = __float2half2_rn(-mlo);
+    const __half2 d1 = __float2half2_rn(dhi), m1 = __float2half2_rn(-mhi);
+    return make_uint4(tc_u(__hfma2(tc_n2(lo, 0, 0), d0, m0)), tc_u(__hfma2(tc_n2(lo, 1, 0), d0, m0)),
+                      tc_u(__hfma2(tc_n2(hi, 0, 0), d1, m1)), tc_u(__hfma2(tc_n2(hi, 1, 0), d1, m1)));
+}
+__device__ __forceinline__ uint4 tc_deq_off(uint32_t lo, uint32_t hi, int off, float dlo, float dhi) {
+    const __half2 d0 = __float2half2_rn(dlo), d1 = __float2half2_rn(dhi);
+    return make_uint4(tc_u(__hmul2(tc_n2(lo, 0, off), d0)), tc_u(__hmul2(tc_n2(lo, 1, off), d0)),
+                      tc_u(__hmul2(tc_n2(hi, 0, off), d1)), tc_u(__hmul2(tc_n2(hi, 1, off), d1)));
+}
+template <> struct tc_deq<QT_Q4_K> {
+    __device__ static __forceinline__ uint4 run(const uint8_t *b, int s) {
+        const int c = s >> 3, k = s & 7;
+        const float d = h2f(ld_u16(b)), dmin = h2f(ld_u16(b + 2));
+        int sc0, m0, sc1, m1;
+        scale_min_k4(2 * c, b + 4, sc0, m0);
+        scale_min_k4(2 * c + 1, b + 4, sc1, m1);
+        const uint32_t q = ld_u32_a4(b + 16 + 32 * c + 4 * k);
+        return tc_deq_affine(q & 0x0F0F0F0Fu, (q >> 4) & 0x0F0F0F0Fu, d * (float)sc0, dmin * (float)m0,
+                             d * (float)sc1, dmin * (float)m1);
+    }
+};
+template <> struct tc_deq<QT_Q5_K> {
+    __device__ static __forceinline__ uint4 run(const uint8_t *b, int s) {
+        const int c = s >> 3;
+        const float d = h2f(ld_u16(b)), dmin = h2f(ld_u16(b + 2));
+        int sc0, m0, sc1, m1;
+        scale_min_k4(2 * c, b + 4, sc0, m0);
+        scale_min_k4(2 * c + 1, b + 4, sc1, m1);
+        uint32_t lo, hi;
+        qfmt<QT_Q5_K>::vals(b, s, lo, hi);
+        return tc_deq_affine(lo, hi, d * (float)sc0, dmin * (float)m0, d * (float)sc1, dmin * (float)m1);
+    }
+};
+template <> struct tc_deq<QT_Q6_K> {
+    __device__ static __forceinline__ uint4 run(const uint8_t *b, int s) {
+        typedef qfmt<QT_Q6_K> F;
+        const float d = h2f(ld_u16(b + 208));
+        const int j0 = F::e0(s) >> 4, j1 = F::e1(s) >> 4;
+        uint32_t lo, hi;
+        F::vals(b, s, lo, hi);
+        return tc_deq_off(lo, hi, 32, d * (float)(int8_t)b[192 + j0], d * (float)(int8_t)b[192 + j1]);
+    }
+};
+
 /* ---- kernel ---------------------------------------------------------------------------- */
 /* grid (ceil(ne1/BM), ceil(rows/BN)), NT threads. w: [ne1][nb1] bytes,
  * wend = w + ne1*nb1 (cp.async never reads past it); x: [rows][K] f32
