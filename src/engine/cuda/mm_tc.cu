@@ -11,8 +11,8 @@
  *     (activations); the 8-half row padding keeps ldmatrix conflict-free.
  *     One __syncthreads per step: while the tensor cores run step t the same
  *     warps fill step t+1's buffers, so dequantization overlaps the mma.
- *   - Raw weight bytes travel global -> shared with cp.async (4-byte words,
- *     zero-fill at the tensor end), one 256-element chunk per row (8 blocks
+ *   - Raw weight bytes travel global -> shared with cp.async (4-byte words;
+ *     the tensor's last word, when cut, byte by byte), one 256-element chunk per row (8 blocks
  *     of 32 or one K-quant super-block) at a time, double-buffered: chunk
  *     c+1 is in flight during the 8 steps of chunk c. The copy keeps every
  *     block's address modulo 4, so quants.cuh's deq (which assumes the
@@ -62,9 +62,9 @@ template <int T, int BM, int BN> struct tc_smem {
 };
 
 /* ---- PTX wrappers ---------------------------------------------------------------------- */
-__device__ __forceinline__ void tc_cp4(void *sdst, const void *gsrc, int src_bytes) {
+__device__ __forceinline__ void tc_cp4(void *sdst, const void *gsrc) {
     const unsigned d = (unsigned)__cvta_generic_to_shared(sdst);
-    asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(d), "l"(gsrc), "r"(src_bytes) : "memory");
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" ::"r"(d), "l"(gsrc) : "memory");
 }
 __device__ __forceinline__ void tc_cp_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
 template <int N> __device__ __forceinline__ void tc_cp_wait() {
@@ -238,8 +238,17 @@ k_mm_tc(const uint8_t *w, size_t nb1, const uint8_t *wend, int ne1, const float 
             const int mis = (int)((uintptr_t)a & 3);
             if (4 * j >= mis + len) continue;
             const uint8_t *src = a - mis + 4 * j;
-            const int n = wend - src < 4 ? (int)(wend - src) : 4;
-            tc_cp4(dst + i * R::RB + 4 * j, src, n);
+            if (wend - src >= 4) {
+                tc_cp4(dst + i * R::RB + 4 * j, src);
+            } else {
+                /* the tensor's last word, cut by its end (sizes not a
+                 * multiple of 4): bytes, so nothing past the allocation is
+                 * read (a cp.async with a smaller src-size still names 4
+                 * bytes, which compute-sanitizer memcheck flags) */
+                uint32_t v = 0;
+                for (int k = 0; k < wend - src; k++) v |= (uint32_t)src[k] << (8 * k);
+                *(uint32_t *)(dst + i * R::RB + 4 * j) = v;
+            }
         }
     };
     /* per-thread fixed parts of the A and B units */
@@ -435,12 +444,14 @@ template <int T, int BM, int BN, int WM, int NT, int MINB> struct tc_cfg {
 template <int T, int BM, int BN, int WM, int NT, int MINB> int tc_cfg<T, BM, BN, WM, NT, MINB>::occ = 0;
 
 /* Auto choice: a block is latency-bound when alone on an SM and
- * throughput-bound when several share it, so an SM running r blocks of a
- * tile finishes them in max(lat, r * tp) per K element; the estimate is
- * waves x that. lat and tp (us per K element, relative) per tile were
- * fitted to the H100 comparison in docs/PERF.md. */
-static const double k_tc_lat[TC_NCFG] = {0.0386, 0.030, 0.050, 0.0239};
-static const double k_tc_tp[TC_NCFG] = {0.023, 0.020, 0.032, 0.0124};
+ * throughput-bound when several share it: an SM running r blocks of a tile
+ * finishes them in max(lat, r * tp) * (K + 250) (250: prologue and epilogue
+ * in K units). Full waves run occ blocks per SM, a last partial wave
+ * ceil(rest / SMs). lat, tp (us per K element) fitted on H100 to the
+ * comparison in docs/PERF.md; the model picks the measured best tile on all
+ * eight shapes there. */
+static const double k_tc_lat[TC_NCFG] = {0.0285, 0.0265, 0.0222, 0.0145};
+static const double k_tc_tp[TC_NCFG] = {0.0285, 0.0265, 0.0166, 0.0094};
 static const int k_tc_bm[TC_NCFG] = {128, 128, 128, 64}, k_tc_bn[TC_NCFG] = {128, 128, 64, 64};
 
 template <int T> static int tc_run(cu_ctx *c, const eng_w *w, const float *x, float *y, int rows) {
@@ -462,11 +473,13 @@ template <int T> static int tc_run(cu_ctx *c, const eng_w *w, const float *x, fl
         for (int k = 0; k < TC_NCFG; k++) {
             const int64_t blocks = (int64_t)cu_div_up(w->ne1, k_tc_bm[k]) * cu_div_up(rows, k_tc_bn[k]);
             const int64_t per_wave = (int64_t)occ[k] * c->sm_count;
-            const int64_t waves = (blocks + per_wave - 1) / per_wave;
-            /* a single partial wave runs fewer blocks per SM */
-            const int64_t resident = blocks < per_wave ? (blocks + c->sm_count - 1) / c->sm_count : occ[k];
-            const double per = (double)resident * k_tc_tp[k];
-            const double est = (double)waves * (per > k_tc_lat[k] ? per : k_tc_lat[k]);
+            const int64_t full = blocks / per_wave, rest = blocks - full * per_wave;
+            const double lat = k_tc_lat[k], tp = k_tc_tp[k];
+            double est = (double)full * (occ[k] * tp > lat ? occ[k] * tp : lat);
+            if (rest) {
+                const int64_t r = (rest + c->sm_count - 1) / c->sm_count;
+                est += r * tp > lat ? r * tp : lat;
+            }
             if (pick < 0 || est < best) {
                 pick = k;
                 best = est;
