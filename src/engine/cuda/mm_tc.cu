@@ -5,20 +5,28 @@
  * Design (docs/PERF.md "Prefill matmul" says why and what it measured):
  *   - mma.sync.m16n8k16 fp16 x fp16 -> fp32 through inline PTX, operands
  *     from shared memory with ldmatrix.x4. A block computes a BM (outputs) x
- *     BN (tokens) tile with 8 warps (WM x WN, warp tile TM x TN).
+ *     BN (tokens) tile with NT/32 warps (WM x WN, warp tile TM x TN); four
+ *     tile shapes (host side below), chosen per call by a wave model.
  *   - K advances in steps of 32 (TC_BK). Every step is double-buffered in
  *     shared memory as fp16: A [BM][40] (dequantized weights), B [BN][40]
  *     (activations); the 8-half row padding keeps ldmatrix conflict-free.
  *     One __syncthreads per step: while the tensor cores run step t the same
  *     warps fill step t+1's buffers, so dequantization overlaps the mma.
  *   - Raw weight bytes travel global -> shared with cp.async (4-byte words;
- *     the tensor's last word, when cut, byte by byte), one 256-element chunk per row (8 blocks
- *     of 32 or one K-quant super-block) at a time, double-buffered: chunk
+ *     the tensor's last word, when cut, byte by byte), one 256-element
+ *     chunk per row (8 blocks of 32 or one K-quant super-block) at a time,
+ *     double-buffered: chunk
  *     c+1 is in flight during the 8 steps of chunk c. The copy keeps every
  *     block's address modulo 4, so quants.cuh's deq (which assumes the
  *     format's alignment) reads shared memory exactly as it reads global.
- *   - Activations (fp32 in global) are loaded as float4 one step ahead into
+ *   - Activations (fp32 in global) are loaded as float4 two steps ahead into
  *     registers and rounded to fp16 when stored.
+ *   - The 8 steps of a chunk are unrolled without branches (rows and tokens
+ *     past the edge are clamped, computed and never stored), so the
+ *     compiler interleaves step t's mma with step t+1's dequantization.
+ *   - Dequantization (tc_deq): Q4_0/Q5_0/Q8_0 straight to fp16 (bit-identical
+ *     to the generic path), Q4_K/Q5_K/Q6_K with the group scale rounded to
+ *     fp16 once, the other formats through quants.cuh deq in fp32.
  *   - K order inside a step is the quants.cuh "sub" order, not the natural
  *     one: step t holds the subs 4t..4t+3 of each row (global sub index over
  *     the row's blocks), sub s occupying 8 consecutive columns (elements
@@ -26,13 +34,17 @@
  *     the same order (two float4 per sub), so the dot product is unchanged
  *     and every format goes through one template with its own deq.
  *
- * Numerics: both operands rounded to fp16 (relative 2^-11 each), fp32
+ * Numerics: both operands rounded to fp16 (relative 2^-11 each; K-quant
+ * weights see one more 2^-11 rounding through their fp16 group scale), fp32
  * accumulation: ~1e-3 relative difference from the exact product of the
  * dequantized weights (tests/gpu/test_cuda_ops TOL_MM16); activations beyond
  * the fp16 range (65504) would overflow.
  *
  * Shared memory per block: 2*BM*RB (raw) + 2*(BM+BN)*80 bytes; 128x128 Q4_0:
- * 82 KB, Q8_0: 115 KB. */
+ * 86 KB, Q8_0: 115 KB.
+ *
+ * Env: LLORCH_CUDA_MM_TILE=L|X|M|S forces a tile; LLORCH_CUDA_MM=1 runs the
+ * previous WMMA kernel (mm.cu) instead. */
 #include <stdlib.h>
 #include <string.h>
 
