@@ -41,7 +41,7 @@
  * the fp16 range (65504) would overflow.
  *
  * Shared memory per block: 2*BM*RB (raw) + 2*(BM+BN)*80 bytes; 128x128 Q4_0:
- * 86 KB, Q8_0: 115 KB.
+ * 86 KB, Q8_0: 119 KB.
  *
  * Env: LLORCH_CUDA_MM_TILE=L|X|M|S forces a tile; LLORCH_CUDA_MM=1 runs the
  * previous WMMA kernel (mm.cu) instead. */
