@@ -231,6 +231,17 @@ static void test_get_rows(void **st) {
     }
 }
 
+/* prefill matmul variants: auto tile, each forced tile of mm_tc.cu, the
+ * previous WMMA kernel */
+#define MM_PASSES 6
+static const char *const k_mm_pass[MM_PASSES] = {"auto", "L", "X", "M", "S", "old"};
+static void set_mm_pass(int pass) {
+    unsetenv("LLORCH_CUDA_MM");
+    unsetenv("LLORCH_CUDA_MM_TILE");
+    if (pass >= 1 && pass < MM_PASSES - 1) setenv("LLORCH_CUDA_MM_TILE", k_mm_pass[pass], 1);
+    if (pass == MM_PASSES - 1) setenv("LLORCH_CUDA_MM", "1", 1);
+}
+
 static void test_matmul(void **st) {
     (void)st;
     const int rows_list[] = {1, 2, 3, 8, 9, 33, 71};
@@ -259,21 +270,19 @@ static void test_matmul(void **st) {
                 float *xg = gdup(x, (size_t)rows * ne0 * 4);
                 float *yg = gpoison((size_t)rows * ne1);
                 float *yc = malloc((size_t)rows * ne1 * 4);
-                /* the big prefill case runs once per tile shape (mm.cu) */
-                const int passes = big && rows > 8 ? 3 : 1;
+                /* the big prefill case runs once per tile shape (mm_tc.cu)
+                 * and once on the previous kernel (mm.cu, LLORCH_CUDA_MM=1) */
+                const int passes = big && rows > 8 ? MM_PASSES : 1;
                 for (int pass = 0; pass < passes; pass++) {
-                    if (passes > 1) {
-                        if (pass == 0) unsetenv("LLORCH_CUDA_MM_BN");
-                        else setenv("LLORCH_CUDA_MM_BN", pass == 1 ? "64" : "128", 1);
-                        gpoison_again(yg, (size_t)rows * ne1);
-                    }
+                    if (passes > 1) set_mm_pass(pass);
+                    if (pass > 0) gpoison_again(yg, (size_t)rows * ne1);
                     G.ops->matmul(G.ctx, &wg, xg, yg, rows);
                     if (pass == 0) C.ops->matmul(C.ctx, &wc, x, yc, rows);
                     assert_int_equal(C.ops->sync(C.ctx), 0);
                     float *h = gget(yg, (size_t)rows * ne1);
                     char what[96];
                     snprintf(what, sizeof what, "matmul %s ne0=%lld ne1=%lld rows=%d tile=%s", qt_info(t)->name,
-                             (long long)ne0, (long long)ne1, rows, pass == 0 ? "auto" : pass == 1 ? "64" : "128");
+                             (long long)ne0, (long long)ne1, rows, k_mm_pass[pass]);
                     if (rows <= 8 || is_float) {
                         check(h, yc, (size_t)rows * ne1, TOL_F32, what);
                     } else {
@@ -290,13 +299,77 @@ static void test_matmul(void **st) {
                     }
                     free(h);
                 }
-                unsetenv("LLORCH_CUDA_MM_BN");
+                set_mm_pass(0);
                 free(yc);
                 free(x);
                 G.ops->free(G.ctx, xg);
                 G.ops->free(G.ctx, yg);
             }
             free(wf);
+            G.ops->free(G.ctx, (void *)wg.data);
+            free(wh);
+        }
+    }
+}
+
+/* The prefill matmul of every block format at odd shapes: few and many
+ * outputs (9, 33, 1000), rows 9..513, K crossing several 256-element raw
+ * chunks with a partial last one (32-element formats: 17 blocks, so rows of
+ * 2-byte-aligned formats start at odd multiples of 2). Every tile shape
+ * against the exact product of the dequantized weights (TOL_MM16), the
+ * automatic choice also against the CPU backend (TOL_MM16_CPU). */
+static void test_matmul_prefill(void **st) {
+    (void)st;
+    static const struct {
+        int ne1, rows;
+    } shapes[] = {{33, 9}, {1000, 17}, {9, 100}, {1000, 513}};
+    for (size_t ti = 0; ti < NELEM(k_types); ti++) {
+        const int t = k_types[ti];
+        if (!usable(t) || qt_info(t)->blck == 1) continue;
+        const int64_t ne0 = qt_info(t)->blck == 32 ? 544 : 768;
+        for (size_t si = 0; si < NELEM(shapes); si++) {
+            const int64_t ne1 = shapes[si].ne1;
+            const int rows = shapes[si].rows;
+            size_t nb1;
+            void *wh = make_weights(t, ne0, ne1, &nb1);
+            eng_w wg = {gdup(wh, nb1 * ne1), t, ne0, ne1, 1, nb1, nb1 * ne1};
+            eng_w wc = {wh, t, ne0, ne1, 1, nb1, nb1 * ne1};
+            float *wf = malloc((size_t)ne0 * ne1 * 4);
+            for (int64_t r = 0; r < ne1; r++) qt_dequant_row(t, (uint8_t *)wh + r * nb1, wf + r * ne0, ne0);
+            float *x = rnd((size_t)rows * ne0, 2.0f);
+            float *xg = gdup(x, (size_t)rows * ne0 * 4);
+            float *yg = gpoison((size_t)rows * ne1);
+            double *ref = malloc((size_t)rows * ne1 * sizeof *ref);
+            for (int r = 0; r < rows; r++)
+                for (int64_t o = 0; o < ne1; o++) {
+                    double s = 0;
+                    for (int64_t i = 0; i < ne0; i++) s += (double)wf[o * ne0 + i] * x[(size_t)r * ne0 + i];
+                    ref[(size_t)r * ne1 + o] = s;
+                }
+            for (int pass = 0; pass < MM_PASSES; pass++) {
+                set_mm_pass(pass);
+                if (pass > 0) gpoison_again(yg, (size_t)rows * ne1);
+                G.ops->matmul(G.ctx, &wg, xg, yg, rows);
+                float *h = gget(yg, (size_t)rows * ne1);
+                char what[96];
+                snprintf(what, sizeof what, "prefill matmul %s ne0=%lld ne1=%lld rows=%d tile=%s", qt_info(t)->name,
+                         (long long)ne0, (long long)ne1, rows, k_mm_pass[pass]);
+                check_d(h, ref, (size_t)rows * ne1, TOL_MM16, what);
+                if (pass == 0) {
+                    float *yc = malloc((size_t)rows * ne1 * 4);
+                    C.ops->matmul(C.ctx, &wc, x, yc, rows);
+                    assert_int_equal(C.ops->sync(C.ctx), 0);
+                    check(h, yc, (size_t)rows * ne1, TOL_MM16_CPU, what);
+                    free(yc);
+                }
+                free(h);
+            }
+            set_mm_pass(0);
+            free(ref);
+            free(x);
+            free(wf);
+            G.ops->free(G.ctx, xg);
+            G.ops->free(G.ctx, yg);
             G.ops->free(G.ctx, (void *)wg.data);
             free(wh);
         }
@@ -636,7 +709,7 @@ int main(void) {
     }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_memory),      cmocka_unit_test(test_error_latch), cmocka_unit_test(test_get_rows),
-        cmocka_unit_test(test_matmul),      cmocka_unit_test(test_rmsnorm),     cmocka_unit_test(test_elementwise),
+        cmocka_unit_test(test_matmul),      cmocka_unit_test(test_matmul_prefill),      cmocka_unit_test(test_rmsnorm),     cmocka_unit_test(test_elementwise),
         cmocka_unit_test(test_rope),        cmocka_unit_test(test_attention),   cmocka_unit_test(test_sample),
         cmocka_unit_test(test_graph),       cmocka_unit_test(test_no_leak),
     };
