@@ -107,6 +107,11 @@ static const eng_backend_ops cpu_ops = {
     .record_begin = NULL, /* nothing to capture: ops run as issued */
     .record_end = NULL,
     .device_info = NULL,
+    /* fused ops: the literal compositions (cpu_fused.c) */
+    .matmul_n = cpu_matmul_n,
+    .matmul_add = cpu_matmul_add,
+    .matmul_swiglu = cpu_matmul_swiglu,
+    .rope_kv_store = cpu_rope_kv_store,
 };
 
 int eng_backend_cpu_new(int n_threads, uint64_t mem_limit, eng_backend *out, char *err, size_t errlen) {
