@@ -3,10 +3,20 @@
  * where the single block's latency is the cost; 256 otherwise); the sum of
  * squares is reduced in fp32 through warp shuffles and a shared array. x == y
  * is allowed (each element is read before the barrier and written after it
- * by the same thread). */
+ * by the same thread).
+ *
+ * Fused quantization (decode): for rows <= CU_MMV_MAX_ROWS and dim % 32 == 0
+ * the kernel also writes y quantized to Q8_1 into the mat-vec activation
+ * scratch and arms the cache for y (common.cuh), so the q/k/v or gate/up
+ * mat-vecs that follow skip their quantization launch. The q are computed
+ * from the same fp32 values that are stored in y, with the same rounding
+ * (cu_q8_group_v), so they equal what the separate quantization would make.
+ * Off with LLORCH_NO_FUSED=1 or LLORCH_CUDA_NORM_Q=0. */
 #include "common.cuh"
 
-__global__ void k_rmsnorm(const float *x, const float *g, float *y, int dim, float eps) {
+template <int QUANT>
+__global__ void k_rmsnorm(const float *x, const float *g, float *y, int dim, float eps, int8_t *aq, float *ad,
+                          float *as) {
     cu_pdl_begin();
     const int r = blockIdx.x;
     const float *xr = x + (int64_t)r * dim;
@@ -24,12 +34,29 @@ __global__ void k_rmsnorm(const float *x, const float *g, float *y, int dim, flo
     }
     __syncthreads();
     const float scale = 1.0f / sqrtf(part[0] / (float)dim + eps);
-    for (int i = threadIdx.x; i < dim; i += blockDim.x) yr[i] = g ? xr[i] * scale * g[i] : xr[i] * scale;
+    for (int i = threadIdx.x; i < dim; i += blockDim.x) {
+        const float v = g ? xr[i] * scale * g[i] : xr[i] * scale;
+        yr[i] = v;
+        /* dim % 32 == 0 and blockDim % 32 == 0: a warp holds one whole 32-group, lane = element */
+        if (QUANT) {
+            const int64_t gi = (int64_t)r * (dim / 32) + i / 32;
+            cu_q8_group_v(v, threadIdx.x & 31, aq + (int64_t)r * dim + (i & ~31), ad + gi, as + gi);
+        }
+    }
 }
 
 void cu_rmsnorm(cu_ctx *c, const float *x, const float *g, float *y, int rows, int dim, float eps) {
     if (rows <= 0 || dim <= 0) return;
     const int threads = rows <= 8 && dim >= 2048 ? 1024 : rows <= 8 && dim >= 512 ? 512 : 256;
-    cu_launch(c, rows, threads, 0, k_rmsnorm, x, g, y, dim, eps);
-    LAUNCH_CHECK(c, "rmsnorm");
+    const int quant = c->norm_q && !c->aq_off && rows <= CU_MMV_MAX_ROWS && dim % 32 == 0 && dim <= CU_ACT_MAX_K;
+    if (quant) cu_launch(c, rows, threads, 0, k_rmsnorm<1>, x, g, y, dim, eps, c->act_q, c->act_d, c->act_s);
+    else cu_launch(c, rows, threads, 0, k_rmsnorm<0>, x, g, y, dim, eps, (int8_t *)NULL, (float *)NULL, (float *)NULL);
+    if (LAUNCH_CHECK(c, "rmsnorm")) return;
+    c->aq_x = NULL;
+    if (quant) { /* the scratch now holds y as Q8_1 (mmv.cu's cache) */
+        c->aq_x = y;
+        c->aq_rows = rows;
+        c->aq_K = dim;
+        c->aq_vdt = VDT_Q8_1;
+    }
 }

@@ -1,0 +1,289 @@
+/* fused.cu — the optional fused mat-vec ops of backend.h for one activation
+ * row (decode): each is ONE dot launch (after the shared activation
+ * quantization of mmv.cu, often a cache hit) with its epilogue inside:
+ *   matmul_n       up to 3 matrices on the same x, one grid over all their
+ *                  rows, per-matrix bias added to the dot  (q/k/v + biases)
+ *   matmul_add     y[o] += dot                             (wo / ffn_down + residual)
+ *   matmul_swiglu  out[o] = silu(dot(wg[o])) * dot(wu[o])  (gate/up + SwiGLU)
+ * The dots are the integers of mmv.cu (so of the CPU reference); only the
+ * fp32 summation order differs from the composition of primitives.
+ *
+ * Two bodies:
+ *  - generic (every block format): a 128-thread block per output row,
+ *    threads striding over the row's subs (mmv.cu's v2);
+ *  - Q4_0 "oct" (K % 256 == 0, 16-byte aligned rows, e.g. every Llama-2
+ *    shape): 16 threads per row, 8 rows per 128-thread block; a thread takes
+ *    8 consecutive 18-byte blocks = 144 bytes as nine 16-byte loads (v3 took
+ *    36 bytes as nine 4-byte loads), i.e. 4 pairs decoded as in v3.
+ * Shapes or types not covered (rows != 1, float weights, a gate/up pair of
+ * different types) return -1 and backend.cu composes the primitives. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "quants.cuh"
+
+enum { FM_STORE = 0, FM_ADD = 1, FM_SWIGLU = 2 };
+
+/* up to 3 matrices sharing x; global row g of the launch is row g - start[j]
+ * of matrix j for start[j] <= g < start[j+1]. FM_SWIGLU: w[0] gate, w[1] up,
+ * out y[0]; start[1] = ne1 (the grid covers the gate rows). */
+struct fm_set {
+    const uint8_t *w[3];
+    size_t nb1[3];
+    int ne1[3];
+    int start[4];
+    float *y[3];
+    const float *b[3];
+    int n;
+};
+
+__device__ __forceinline__ int fm_which(const fm_set &S, int g) {
+    int j = 0;
+    while (j + 1 < S.n && g >= S.start[j + 1]) j++;
+    return j;
+}
+
+__device__ __forceinline__ float fm_silu_mul(float g, float u) { return g / (1.0f + expf(-g)) * u; }
+
+/* ---- generic body: 128 threads per row ------------------------------------------------ */
+template <int T>
+__device__ __forceinline__ float fm_dot_part(const uint8_t *wr, int nblk, const int8_t *aq, const float *ad,
+                                             const float *as, int tid) {
+    typedef qfmt<T> F;
+    float acc = 0.0f;
+    const int units = nblk * F::NSUB;
+#pragma unroll 2
+    for (int u = tid; u < units; u += 128) {
+        const int blk = u / F::NSUB, s = u % F::NSUB;
+        const int g = blk * (F::QK / 32);
+        acc += F::dot(wr + (size_t)blk * F::BYTES, s, aq + (int64_t)blk * F::QK, ad + g, as + g);
+    }
+    return acc;
+}
+
+/* sum over the 128 threads; valid in thread 0 */
+__device__ __forceinline__ float fm_block_sum(float v, float *red) {
+    v = warp_sum(v);
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    if (lane == 0) red[warp] = v;
+    __syncthreads();
+    return red[0] + red[1] + red[2] + red[3];
+}
+
+template <int T, int MODE>
+__global__ void __launch_bounds__(128)
+k_fm_generic(fm_set S, int nblk, const int8_t *aq, const float *ad, const float *as) {
+    cu_pdl_begin();
+    const int g = blockIdx.x, tid = threadIdx.x;
+    const int j = MODE == FM_STORE ? fm_which(S, g) : 0;
+    const int row = g - S.start[j];
+    __shared__ float red[2][4];
+    const float v = fm_block_sum(fm_dot_part<T>(S.w[j] + (size_t)row * S.nb1[j], nblk, aq, ad, as, tid), red[0]);
+    if (MODE == FM_SWIGLU) {
+        const float u = fm_block_sum(fm_dot_part<T>(S.w[1] + (size_t)row * S.nb1[1], nblk, aq, ad, as, tid), red[1]);
+        if (tid == 0) S.y[0][row] = fm_silu_mul(v, u);
+    } else if (tid == 0) {
+        if (MODE == FM_ADD) S.y[0][row] += v;
+        else S.y[j][row] = S.b[j] ? v + S.b[j][row] : v;
+    }
+}
+
+/* ---- Q4_0 oct body: 16 threads per row, 144 bytes per thread --------------------------- */
+/* the 4 pairs of 8-block group gi of one row (wr 16-byte aligned) → partial sum */
+__device__ __forceinline__ float fm_q4_0_oct(const uint4 *wr, int gi, const int8_t *aq, const float *ad) {
+    uint32_t v[36];
+    const uint4 *pw = wr + 9 * (size_t)gi;
+#pragma unroll
+    for (int i = 0; i < 9; i++) {
+        const uint4 t = pw[i];
+        v[4 * i] = t.x;
+        v[4 * i + 1] = t.y;
+        v[4 * i + 2] = t.z;
+        v[4 * i + 3] = t.w;
+    }
+    float acc = 0.0f;
+#pragma unroll
+    for (int p = 0; p < 4; p++) {
+        const uint32_t *q = v + 9 * p;
+        const float dA = h2f((uint16_t)(q[0] & 0xFFFFu)), dB = h2f((uint16_t)(q[4] >> 16));
+        const int blk = 8 * gi + 2 * p; /* block A's index in the row */
+        const int4 *xp = (const int4 *)(aq + 32 * (int64_t)blk);
+        const int4 x0 = xp[0], x1 = xp[1], x2 = xp[2], x3 = xp[3];
+        const int xa_lo[4] = {x0.x, x0.y, x0.z, x0.w}, xa_hi[4] = {x1.x, x1.y, x1.z, x1.w};
+        const int xb_lo[4] = {x2.x, x2.y, x2.z, x2.w}, xb_hi[4] = {x3.x, x3.y, x3.z, x3.w};
+        int sa = 0, sb = 0, ua = 0, ub = 0;
+#pragma unroll
+        for (int k = 0; k < 4; k++) {
+            const int qa = (int)__byte_perm(q[k], q[k + 1], 0x5432), qb = (int)q[5 + k];
+            sa = dp4a(qa & 0x0F0F0F0F, xa_lo[k], sa);
+            sa = dp4a((qa >> 4) & 0x0F0F0F0F, xa_hi[k], sa);
+            sb = dp4a(qb & 0x0F0F0F0F, xb_lo[k], sb);
+            sb = dp4a((qb >> 4) & 0x0F0F0F0F, xb_hi[k], sb);
+            ua = dp4a(ONES4, xa_lo[k], dp4a(ONES4, xa_hi[k], ua));
+            ub = dp4a(ONES4, xb_lo[k], dp4a(ONES4, xb_hi[k], ub));
+        }
+        acc += (float)(sa - 8 * ua) * (dA * ad[blk]) + (float)(sb - 8 * ub) * (dB * ad[blk + 1]);
+    }
+    return acc;
+}
+
+/* sum over the 16 lanes of a half-warp (every lane of the warp calls it) */
+__device__ __forceinline__ float fm_half_sum(float v) {
+#pragma unroll
+    for (int o = 8; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+template <int MODE>
+__global__ void __launch_bounds__(128)
+k_fm_q4_0_oct(fm_set S, int ngrp, int total, const int8_t *aq, const float *ad) {
+    cu_pdl_begin();
+    const int l16 = threadIdx.x & 15;
+    const int g = blockIdx.x * 8 + (threadIdx.x >> 4);
+    const int ok = g < total; /* no early return: the half-warp sum shuffles the full warp */
+    const int j = MODE == FM_STORE && ok ? fm_which(S, g) : 0;
+    const int row = ok ? g - S.start[j] : 0;
+    float v = 0.0f, u = 0.0f;
+    if (ok) {
+        const uint4 *wr = (const uint4 *)(S.w[j] + (size_t)row * S.nb1[j]);
+        for (int gi = l16; gi < ngrp; gi += 16) v += fm_q4_0_oct(wr, gi, aq, ad);
+        if (MODE == FM_SWIGLU) {
+            const uint4 *ur = (const uint4 *)(S.w[1] + (size_t)row * S.nb1[1]);
+            for (int gi = l16; gi < ngrp; gi += 16) u += fm_q4_0_oct(ur, gi, aq, ad);
+        }
+    }
+    v = fm_half_sum(v);
+    if (MODE == FM_SWIGLU) u = fm_half_sum(u);
+    if (!ok || l16 != 0) return;
+    if (MODE == FM_SWIGLU) S.y[0][row] = fm_silu_mul(v, u);
+    else if (MODE == FM_ADD) S.y[0][row] += v;
+    else S.y[j][row] = S.b[j] ? v + S.b[j][row] : v;
+}
+
+/* ---- host side -------------------------------------------------------------------------- */
+static int fm_q4_0_oct_ok(const eng_w *w) {
+    return w->type == QT_Q4_0 && w->ne0 % 256 == 0 && ((uintptr_t)w->data & 15) == 0 && (w->nb1 & 15) == 0;
+}
+
+/* 1 when the fused path covers w (a quantized type with a dot, one row) */
+static int fm_covers(cu_ctx *c, const eng_w *w, int rows) {
+    if (rows != 1 || w->ne0 > CU_ACT_MAX_K || w->ne0 % 32 || w->ne1 <= 0 || w->ne2 != 1) return 0;
+    (void)c;
+    switch (w->type) {
+    case QT_Q4_0: case QT_Q4_1: case QT_Q5_0: case QT_Q5_1: case QT_Q8_0: case QT_MXFP4:
+    case QT_Q2_K: case QT_Q3_K: case QT_Q4_K: case QT_Q5_K: case QT_Q6_K: return 1;
+    default: return 0;
+    }
+}
+
+/* LLORCH_CUDA_FUSED_Q40=generic: Q4_0 through the generic body (A/B of the oct body) */
+static int g_oct = -1;
+
+/* one launch over the set's S.start[S.n] rows, all of type `type`, with x
+ * quantized; oct_ok: every matrix of the set passes fm_q4_0_oct_ok */
+template <int MODE>
+static void fm_launch(cu_ctx *c, int type, int oct_ok, const fm_set &S, int K) {
+    const int total = S.start[S.n];
+    if (g_oct < 0) {
+        const char *e = getenv("LLORCH_CUDA_FUSED_Q40");
+        g_oct = !(e && !strcmp(e, "generic"));
+    }
+    if (type == QT_Q4_0 && g_oct && oct_ok) {
+        cu_launch(c, cu_div_up(total, 8), 128, 0, k_fm_q4_0_oct<MODE>, S, K / 256, total, c->act_q, c->act_d);
+        return;
+    }
+    const unsigned grid = (unsigned)total;
+    switch (type) {
+#define G(TT) case TT: cu_launch(c, grid, 128, 0, k_fm_generic<TT, MODE>, S, (int)(K / qfmt<TT>::QK), c->act_q, c->act_d, c->act_s); break;
+    G(QT_Q4_0) G(QT_Q4_1) G(QT_Q5_0) G(QT_Q5_1) G(QT_Q8_0) G(QT_MXFP4)
+    G(QT_Q2_K) G(QT_Q3_K) G(QT_Q4_K) G(QT_Q5_K) G(QT_Q6_K)
+#undef G
+    default: break; /* fm_covers excluded it */
+    }
+}
+
+int cu_fused_matmul_n(cu_ctx *c, int n, const eng_w *const *w, const float *const *b, const float *x,
+                      float *const *y, int rows) {
+    if (n < 1 || n > 3) return -1;
+    for (int j = 0; j < n; j++)
+        if (!fm_covers(c, w[j], rows) || w[j]->ne0 != w[0]->ne0) return -1;
+    const int K = (int)w[0]->ne0;
+    const float *cx = c->aq_x;
+    c->aq_x = NULL;
+    /* one launch per distinct type (Qwen: q/k Q5_0 + v Q8_0 = 2 launches, one quantization) */
+    int done[3] = {0, 0, 0}, vq = -1;
+    for (int j = 0; j < n; j++) {
+        if (done[j]) continue;
+        fm_set S = {};
+        int oct_all = 1;
+        for (int i = j; i < n; i++) {
+            if (done[i] || w[i]->type != w[j]->type) continue;
+            if (!fm_q4_0_oct_ok(w[i])) oct_all = 0;
+            const int k = S.n++;
+            S.w[k] = (const uint8_t *)w[i]->data;
+            S.nb1[k] = w[i]->nb1;
+            S.ne1[k] = (int)w[i]->ne1;
+            S.start[k + 1] = S.start[k] + (int)w[i]->ne1;
+            S.y[k] = y[i];
+            S.b[k] = b[i];
+            done[i] = 1;
+        }
+        vq = cu_act_quant(c, cx, x, rows, K, cu_vdt_of(w[j]->type));
+        if (vq < 0) return 0;
+        cx = x; /* quantized now: the next group hits when its vdt matches */
+        c->aq_x = x;
+        c->aq_rows = rows;
+        c->aq_K = K;
+        c->aq_vdt = vq;
+        fm_launch<FM_STORE>(c, w[j]->type, oct_all, S, K);
+        c->aq_x = NULL;
+        if (LAUNCH_CHECK(c, "fused_matmul_n")) return 0;
+    }
+    /* outputs never overlap x (backend.h), so the cache stays valid */
+    if (vq >= 0) cu_act_keep(c, x, rows, K, vq, y[0], 0);
+    return 0;
+}
+
+int cu_fused_matmul_add(cu_ctx *c, const eng_w *w, const float *x, float *y, int rows) {
+    if (!fm_covers(c, w, rows)) return -1;
+    const int K = (int)w->ne0;
+    const float *cx = c->aq_x;
+    c->aq_x = NULL;
+    const int vq = cu_act_quant(c, cx, x, rows, K, cu_vdt_of(w->type));
+    if (vq < 0) return 0;
+    fm_set S = {};
+    S.n = 1;
+    S.w[0] = (const uint8_t *)w->data;
+    S.nb1[0] = w->nb1;
+    S.ne1[0] = (int)w->ne1;
+    S.start[1] = (int)w->ne1;
+    S.y[0] = y;
+    fm_launch<FM_ADD>(c, w->type, fm_q4_0_oct_ok(w), S, K);
+    if (LAUNCH_CHECK(c, "fused_matmul_add")) return 0;
+    cu_act_keep(c, x, rows, K, vq, y, (int64_t)rows * w->ne1);
+    return 0;
+}
+
+int cu_fused_matmul_swiglu(cu_ctx *c, const eng_w *wg, const eng_w *wu, const float *x, float *out, int rows) {
+    if (!fm_covers(c, wg, rows) || wu->type != wg->type || wu->ne0 != wg->ne0 || wu->ne1 != wg->ne1 ||
+        wu->ne2 != 1)
+        return -1;
+    const int K = (int)wg->ne0;
+    const float *cx = c->aq_x;
+    c->aq_x = NULL;
+    const int vq = cu_act_quant(c, cx, x, rows, K, cu_vdt_of(wg->type));
+    if (vq < 0) return 0;
+    fm_set S = {};
+    S.n = 1;
+    S.w[0] = (const uint8_t *)wg->data;
+    S.w[1] = (const uint8_t *)wu->data;
+    S.nb1[0] = wg->nb1;
+    S.nb1[1] = wu->nb1;
+    S.ne1[0] = S.ne1[1] = (int)wg->ne1;
+    S.start[1] = (int)wg->ne1;
+    S.y[0] = out;
+    fm_launch<FM_SWIGLU>(c, wg->type, fm_q4_0_oct_ok(wg) && fm_q4_0_oct_ok(wu), S, K);
+    if (LAUNCH_CHECK(c, "fused_matmul_swiglu")) return 0;
+    cu_act_keep(c, x, rows, K, vq, out, (int64_t)rows * wg->ne1);
+    return 0;
+}
