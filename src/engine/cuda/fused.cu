@@ -11,10 +11,9 @@
  * Two bodies:
  *  - generic (every block format): a 128-thread block per output row,
  *    threads striding over the row's subs (mmv.cu's v2);
- *  - Q4_0 "oct" (K % 256 == 0, 16-byte aligned rows, e.g. every Llama-2
- *    shape): 16 threads per row, 8 rows per 128-thread block; a thread takes
- *    8 consecutive 18-byte blocks = 144 bytes as nine 16-byte loads (v3 took
- *    36 bytes as nine 4-byte loads), i.e. 4 pairs decoded as in v3.
+ *  - Q4_0 (K % 256 == 0, 16-byte aligned rows, e.g. every Llama-2 shape):
+ *    a warp per row that stages the row in shared memory with coalesced
+ *    16-byte loads, then decodes block pairs as v3 does (see below).
  * Shapes or types not covered (rows != 1, float weights, a gate/up pair of
  * different types) return -1 and backend.cu composes the primitives. */
 #include <stdlib.h>
@@ -44,6 +43,14 @@ __device__ __forceinline__ int fm_which(const fm_set &S, int g) {
 }
 
 __device__ __forceinline__ float fm_silu_mul(float g, float u) { return g / (1.0f + expf(-g)) * u; }
+
+/* the epilogue of row `row` of matrix j: v (and u for SwiGLU) are the full dots */
+template <int MODE>
+__device__ __forceinline__ void fm_store(const fm_set &S, int j, int row, float v, float u) {
+    if (MODE == FM_SWIGLU) S.y[0][row] = fm_silu_mul(v, u);
+    else if (MODE == FM_ADD) S.y[0][row] += v;
+    else S.y[j][row] = S.b[j] ? v + S.b[j][row] : v;
+}
 
 /* ---- generic body: 128 threads per row ------------------------------------------------ */
 template <int T>
@@ -79,89 +86,156 @@ k_fm_generic(fm_set S, int nblk, const int8_t *aq, const float *ad, const float 
     const int row = g - S.start[j];
     __shared__ float red[2][4];
     const float v = fm_block_sum(fm_dot_part<T>(S.w[j] + (size_t)row * S.nb1[j], nblk, aq, ad, as, tid), red[0]);
-    if (MODE == FM_SWIGLU) {
-        const float u = fm_block_sum(fm_dot_part<T>(S.w[1] + (size_t)row * S.nb1[1], nblk, aq, ad, as, tid), red[1]);
-        if (tid == 0) S.y[0][row] = fm_silu_mul(v, u);
-    } else if (tid == 0) {
-        if (MODE == FM_ADD) S.y[0][row] += v;
-        else S.y[j][row] = S.b[j] ? v + S.b[j][row] : v;
-    }
+    float u = 0.0f;
+    if (MODE == FM_SWIGLU)
+        u = fm_block_sum(fm_dot_part<T>(S.w[1] + (size_t)row * S.nb1[1], nblk, aq, ad, as, tid), red[1]);
+    if (tid == 0) fm_store<MODE>(S, j, row, v, u);
 }
 
-/* ---- Q4_0 oct body: 16 threads per row, 144 bytes per thread --------------------------- */
-/* the 4 pairs of 8-block group gi of one row (wr 16-byte aligned) → partial sum */
-__device__ __forceinline__ float fm_q4_0_oct(const uint4 *wr, int gi, const int8_t *aq, const float *ad) {
-    uint32_t v[36];
-    const uint4 *pw = wr + 9 * (size_t)gi;
-#pragma unroll
-    for (int i = 0; i < 9; i++) {
-        const uint4 t = pw[i];
-        v[4 * i] = t.x;
-        v[4 * i + 1] = t.y;
-        v[4 * i + 2] = t.z;
-        v[4 * i + 3] = t.w;
-    }
+/* warp per row, 4 rows per 128-thread block: for short rows (Qwen's 896:
+ * 112 Q5_0 subs, so a 128-thread block per row idles most threads and
+ * thousands of tiny blocks cost more to schedule than they compute) */
+template <int T>
+__device__ __forceinline__ float fm_dot_part_w(const uint8_t *wr, int nblk, const int8_t *aq, const float *ad,
+                                               const float *as, int lane) {
+    typedef qfmt<T> F;
     float acc = 0.0f;
-#pragma unroll
-    for (int p = 0; p < 4; p++) {
-        const uint32_t *q = v + 9 * p;
-        const float dA = h2f((uint16_t)(q[0] & 0xFFFFu)), dB = h2f((uint16_t)(q[4] >> 16));
-        const int blk = 8 * gi + 2 * p; /* block A's index in the row */
-        const int4 *xp = (const int4 *)(aq + 32 * (int64_t)blk);
-        const int4 x0 = xp[0], x1 = xp[1], x2 = xp[2], x3 = xp[3];
-        const int xa_lo[4] = {x0.x, x0.y, x0.z, x0.w}, xa_hi[4] = {x1.x, x1.y, x1.z, x1.w};
-        const int xb_lo[4] = {x2.x, x2.y, x2.z, x2.w}, xb_hi[4] = {x3.x, x3.y, x3.z, x3.w};
-        int sa = 0, sb = 0, ua = 0, ub = 0;
-#pragma unroll
-        for (int k = 0; k < 4; k++) {
-            const int qa = (int)__byte_perm(q[k], q[k + 1], 0x5432), qb = (int)q[5 + k];
-            sa = dp4a(qa & 0x0F0F0F0F, xa_lo[k], sa);
-            sa = dp4a((qa >> 4) & 0x0F0F0F0F, xa_hi[k], sa);
-            sb = dp4a(qb & 0x0F0F0F0F, xb_lo[k], sb);
-            sb = dp4a((qb >> 4) & 0x0F0F0F0F, xb_hi[k], sb);
-            ua = dp4a(ONES4, xa_lo[k], dp4a(ONES4, xa_hi[k], ua));
-            ub = dp4a(ONES4, xb_lo[k], dp4a(ONES4, xb_hi[k], ub));
-        }
-        acc += (float)(sa - 8 * ua) * (dA * ad[blk]) + (float)(sb - 8 * ub) * (dB * ad[blk + 1]);
+    const int units = nblk * F::NSUB;
+#pragma unroll 4
+    for (int u = lane; u < units; u += 32) {
+        const int blk = u / F::NSUB, s = u % F::NSUB;
+        const int g = blk * (F::QK / 32);
+        acc += F::dot(wr + (size_t)blk * F::BYTES, s, aq + (int64_t)blk * F::QK, ad + g, as + g);
     }
     return acc;
 }
 
-/* sum over the 16 lanes of a half-warp (every lane of the warp calls it) */
-__device__ __forceinline__ float fm_half_sum(float v) {
-#pragma unroll
-    for (int o = 8; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-    return v;
+template <int T, int MODE>
+__global__ void __launch_bounds__(128)
+k_fm_generic_w(fm_set S, int nblk, int total, const int8_t *aq, const float *ad, const float *as) {
+    cu_pdl_begin();
+    const int lane = threadIdx.x & 31;
+    const int g = blockIdx.x * 4 + (threadIdx.x >> 5);
+    if (g >= total) return; /* warp-uniform */
+    const int j = MODE == FM_STORE ? fm_which(S, g) : 0;
+    const int row = g - S.start[j];
+    const float v = warp_sum(fm_dot_part_w<T>(S.w[j] + (size_t)row * S.nb1[j], nblk, aq, ad, as, lane));
+    float u = 0.0f;
+    if (MODE == FM_SWIGLU) u = warp_sum(fm_dot_part_w<T>(S.w[1] + (size_t)row * S.nb1[1], nblk, aq, ad, as, lane));
+    if (lane == 0) fm_store<MODE>(S, j, row, v, u);
 }
 
-template <int MODE>
-__global__ void __launch_bounds__(128)
-k_fm_q4_0_oct(fm_set S, int ngrp, int total, const int8_t *aq, const float *ad) {
-    cu_pdl_begin();
-    const int l16 = threadIdx.x & 15;
-    const int g = blockIdx.x * 8 + (threadIdx.x >> 4);
-    const int ok = g < total; /* no early return: the half-warp sum shuffles the full warp */
-    const int j = MODE == FM_STORE && ok ? fm_which(S, g) : 0;
-    const int row = ok ? g - S.start[j] : 0;
-    float v = 0.0f, u = 0.0f;
-    if (ok) {
-        const uint4 *wr = (const uint4 *)(S.w[j] + (size_t)row * S.nb1[j]);
-        for (int gi = l16; gi < ngrp; gi += 16) v += fm_q4_0_oct(wr, gi, aq, ad);
-        if (MODE == FM_SWIGLU) {
-            const uint4 *ur = (const uint4 *)(S.w[1] + (size_t)row * S.nb1[1]);
-            for (int gi = l16; gi < ngrp; gi += 16) u += fm_q4_0_oct(ur, gi, aq, ad);
+/* ---- Q4_0 bodies (K % 256 == 0, 16-byte aligned rows) ------------------------------------
+ * Both decode a PAIR of 18-byte blocks (36 bytes, 4-byte aligned) as mmv.cu's
+ * v3 does: nine 32-bit words, block A's quants realigned with byte permutes.
+ *  - "staged" (default): one warp per row, 4 rows per block (1 when the rows
+ *    do not fit 48 KB of shared memory); the warp first copies its row(s)
+ *    into shared memory with coalesced 16-byte loads (up to 8 in flight per
+ *    lane), then decodes pairs from there (word stride 9 per lane: no bank
+ *    conflicts). Every byte of every 128-byte line is used by the instruction
+ *    that fetches it, so nothing depends on L1 reuse.
+ *  - "pair": 64 threads per row, pairs straight from global memory (v3).
+ * A first "oct" body (16 threads per row, 144 bytes per thread as nine
+ * 16-byte loads, lanes 144 bytes apart) was slower than v3 (4096x11008: 25.0
+ * vs 14.5 us, docs/PERF.md): each load instruction touched 144 sectors for
+ * 512 bytes and relied on L1 to serve the rest, which many warps evict. */
+__device__ __forceinline__ float fm_q4_0_pair(const uint32_t *pw, int blk, const int8_t *aq, const float *ad) {
+    uint32_t q[9];
+#pragma unroll
+    for (int i = 0; i < 9; i++) q[i] = pw[i];
+    const float dA = h2f((uint16_t)(q[0] & 0xFFFFu)), dB = h2f((uint16_t)(q[4] >> 16));
+    const int4 *xp = (const int4 *)(aq + 32 * (int64_t)blk);
+    const int4 x0 = xp[0], x1 = xp[1], x2 = xp[2], x3 = xp[3];
+    const int xa_lo[4] = {x0.x, x0.y, x0.z, x0.w}, xa_hi[4] = {x1.x, x1.y, x1.z, x1.w};
+    const int xb_lo[4] = {x2.x, x2.y, x2.z, x2.w}, xb_hi[4] = {x3.x, x3.y, x3.z, x3.w};
+    int sa = 0, sb = 0, ua = 0, ub = 0;
+#pragma unroll
+    for (int k = 0; k < 4; k++) {
+        const int qa = (int)__byte_perm(q[k], q[k + 1], 0x5432), qb = (int)q[5 + k];
+        sa = dp4a(qa & 0x0F0F0F0F, xa_lo[k], sa);
+        sa = dp4a((qa >> 4) & 0x0F0F0F0F, xa_hi[k], sa);
+        sb = dp4a(qb & 0x0F0F0F0F, xb_lo[k], sb);
+        sb = dp4a((qb >> 4) & 0x0F0F0F0F, xb_hi[k], sb);
+        ua = dp4a(ONES4, xa_lo[k], dp4a(ONES4, xa_hi[k], ua));
+        ub = dp4a(ONES4, xb_lo[k], dp4a(ONES4, xb_hi[k], ub));
+    }
+    return (float)(sa - 8 * ua) * (dA * ad[blk]) + (float)(sb - 8 * ub) * (dB * ad[blk + 1]);
+}
+
+/* copies n16 16-byte words src → dst (shared), lane-strided, 8 loads in flight */
+__device__ __forceinline__ void fm_stage(uint4 *dst, const uint4 *src, int n16, int lane) {
+    for (int i0 = 0; i0 < n16; i0 += 32 * 8) {
+        uint4 t[8];
+#pragma unroll
+        for (int k = 0; k < 8; k++) {
+            const int i = i0 + lane + 32 * k;
+            if (i < n16) t[k] = src[i];
+        }
+#pragma unroll
+        for (int k = 0; k < 8; k++) {
+            const int i = i0 + lane + 32 * k;
+            if (i < n16) dst[i] = t[k];
         }
     }
-    v = fm_half_sum(v);
-    if (MODE == FM_SWIGLU) u = fm_half_sum(u);
-    if (!ok || l16 != 0) return;
-    if (MODE == FM_SWIGLU) S.y[0][row] = fm_silu_mul(v, u);
-    else if (MODE == FM_ADD) S.y[0][row] += v;
-    else S.y[j][row] = S.b[j] ? v + S.b[j][row] : v;
+}
+
+/* WPB warps (rows) per block; dynamic shared memory WPB * NM * n16 * 16 bytes,
+ * NM = 2 for SwiGLU (gate and up rows), else 1 */
+template <int MODE, int WPB>
+__global__ void __launch_bounds__(WPB * 32)
+k_fm_q4_0_staged(fm_set S, int npair, int total, const int8_t *aq, const float *ad) {
+    extern __shared__ uint4 fm_sm[];
+    cu_pdl_begin();
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int g = blockIdx.x * WPB + warp;
+    if (g >= total) return; /* warp-uniform; no block barrier below */
+    const int NM = MODE == FM_SWIGLU ? 2 : 1;
+    const int n16 = npair * 9 / 4; /* npair % 4 == 0 */
+    const int j = MODE == FM_STORE ? fm_which(S, g) : 0;
+    const int row = g - S.start[j];
+    uint4 *my = fm_sm + (size_t)warp * NM * n16;
+    fm_stage(my, (const uint4 *)(S.w[j] + (size_t)row * S.nb1[j]), n16, lane);
+    if (MODE == FM_SWIGLU) fm_stage(my + n16, (const uint4 *)(S.w[1] + (size_t)row * S.nb1[1]), n16, lane);
+    __syncwarp();
+    const uint32_t *w32 = (const uint32_t *)my;
+    float v = 0.0f, u = 0.0f;
+    for (int p = lane; p < npair; p += 32) {
+        v += fm_q4_0_pair(w32 + 9 * p, 2 * p, aq, ad);
+        if (MODE == FM_SWIGLU) u += fm_q4_0_pair(w32 + 9 * (npair + p), 2 * p, aq, ad);
+    }
+    v = warp_sum(v);
+    if (MODE == FM_SWIGLU) u = warp_sum(u);
+    if (lane == 0) fm_store<MODE>(S, j, row, v, u);
+}
+
+/* 64 threads per row, pairs from global memory (mmv.cu's v3 layout) */
+template <int MODE>
+__global__ void __launch_bounds__(64)
+k_fm_q4_0_pair(fm_set S, int npair, const int8_t *aq, const float *ad) {
+    cu_pdl_begin();
+    const int g = blockIdx.x, tid = threadIdx.x;
+    const int j = MODE == FM_STORE ? fm_which(S, g) : 0;
+    const int row = g - S.start[j];
+    const uint32_t *wr = (const uint32_t *)(S.w[j] + (size_t)row * S.nb1[j]);
+    const uint32_t *ur = (const uint32_t *)(S.w[1] + (size_t)row * S.nb1[1]);
+    float v = 0.0f, u = 0.0f;
+    for (int p = tid; p < npair; p += 64) {
+        v += fm_q4_0_pair(wr + 9 * p, 2 * p, aq, ad);
+        if (MODE == FM_SWIGLU) u += fm_q4_0_pair(ur + 9 * p, 2 * p, aq, ad);
+    }
+    __shared__ float red[2][2];
+    v = warp_sum(v);
+    if (MODE == FM_SWIGLU) u = warp_sum(u);
+    if ((tid & 31) == 0) {
+        red[0][tid >> 5] = v;
+        red[1][tid >> 5] = u;
+    }
+    __syncthreads();
+    if (tid == 0) fm_store<MODE>(S, j, row, red[0][0] + red[0][1], red[1][0] + red[1][1]);
 }
 
 /* ---- host side -------------------------------------------------------------------------- */
-static int fm_q4_0_oct_ok(const eng_w *w) {
+static int fm_q4_0_pair_ok(const eng_w *w) {
     return w->type == QT_Q4_0 && w->ne0 % 256 == 0 && ((uintptr_t)w->data & 15) == 0 && (w->nb1 & 15) == 0;
 }
 
@@ -176,23 +250,52 @@ static int fm_covers(cu_ctx *c, const eng_w *w, int rows) {
     }
 }
 
-/* LLORCH_CUDA_FUSED_Q40=generic: Q4_0 through the generic body (A/B of the oct body) */
-static int g_oct = -1;
+/* LLORCH_CUDA_FUSED_Q40=staged (default) | pair | generic: the Q4_0 body (A/B) */
+static int g_q40 = -1;
+/* LLORCH_CUDA_FUSED_WARP=0: short rows on the block-per-row body too (A/B) */
+static int g_warp = -1;
 
 /* one launch over the set's S.start[S.n] rows, all of type `type`, with x
- * quantized; oct_ok: every matrix of the set passes fm_q4_0_oct_ok */
+ * quantized; pair_ok: every matrix of the set passes fm_q4_0_pair_ok */
 template <int MODE>
-static void fm_launch(cu_ctx *c, int type, int oct_ok, const fm_set &S, int K) {
+static void fm_launch(cu_ctx *c, int type, int pair_ok, const fm_set &S, int K) {
     const int total = S.start[S.n];
-    if (g_oct < 0) {
+    if (g_q40 < 0) {
         const char *e = getenv("LLORCH_CUDA_FUSED_Q40");
-        g_oct = !(e && !strcmp(e, "generic"));
+        g_q40 = !e ? 0 : !strcmp(e, "pair") ? 1 : !strcmp(e, "generic") ? 2 : 0;
     }
-    if (type == QT_Q4_0 && g_oct && oct_ok) {
-        cu_launch(c, cu_div_up(total, 8), 128, 0, k_fm_q4_0_oct<MODE>, S, K / 256, total, c->act_q, c->act_d);
+    if (type == QT_Q4_0 && pair_ok && g_q40 != 2) {
+        const int npair = K / 64;
+        const size_t row_smem = (size_t)(MODE == FM_SWIGLU ? 2 : 1) * (size_t)npair * 36;
+        if (g_q40 == 0 && 4 * row_smem <= 48 * 1024) {
+            cu_launch(c, cu_div_up(total, 4), 128, 4 * row_smem, k_fm_q4_0_staged<MODE, 4>, S, npair, total, c->act_q,
+                      c->act_d);
+            return;
+        }
+        if (g_q40 == 0 && row_smem <= 48 * 1024) {
+            cu_launch(c, (unsigned)total, 32, row_smem, k_fm_q4_0_staged<MODE, 1>, S, npair, total, c->act_q,
+                      c->act_d);
+            return;
+        }
+        cu_launch(c, (unsigned)total, 64, 0, k_fm_q4_0_pair<MODE>, S, npair, c->act_q, c->act_d);
         return;
     }
     const unsigned grid = (unsigned)total;
+    if (g_warp < 0) {
+        const char *e = getenv("LLORCH_CUDA_FUSED_WARP");
+        g_warp = !(e && !strcmp(e, "0"));
+    }
+    /* short rows: a warp per row (see k_fm_generic_w) */
+    if (g_warp && K <= 1024) {
+        switch (type) {
+#define G(TT) case TT: cu_launch(c, cu_div_up(total, 4), 128, 0, k_fm_generic_w<TT, MODE>, S, (int)(K / qfmt<TT>::QK), total, c->act_q, c->act_d, c->act_s); break;
+        G(QT_Q4_0) G(QT_Q4_1) G(QT_Q5_0) G(QT_Q5_1) G(QT_Q8_0) G(QT_MXFP4)
+        G(QT_Q2_K) G(QT_Q3_K) G(QT_Q4_K) G(QT_Q5_K) G(QT_Q6_K)
+#undef G
+        default: break;
+        }
+        return;
+    }
     switch (type) {
 #define G(TT) case TT: cu_launch(c, grid, 128, 0, k_fm_generic<TT, MODE>, S, (int)(K / qfmt<TT>::QK), c->act_q, c->act_d, c->act_s); break;
     G(QT_Q4_0) G(QT_Q4_1) G(QT_Q5_0) G(QT_Q5_1) G(QT_Q8_0) G(QT_MXFP4)
@@ -215,10 +318,10 @@ int cu_fused_matmul_n(cu_ctx *c, int n, const eng_w *const *w, const float *cons
     for (int j = 0; j < n; j++) {
         if (done[j]) continue;
         fm_set S = {};
-        int oct_all = 1;
+        int pair_all = 1;
         for (int i = j; i < n; i++) {
             if (done[i] || w[i]->type != w[j]->type) continue;
-            if (!fm_q4_0_oct_ok(w[i])) oct_all = 0;
+            if (!fm_q4_0_pair_ok(w[i])) pair_all = 0;
             const int k = S.n++;
             S.w[k] = (const uint8_t *)w[i]->data;
             S.nb1[k] = w[i]->nb1;
@@ -235,7 +338,7 @@ int cu_fused_matmul_n(cu_ctx *c, int n, const eng_w *const *w, const float *cons
         c->aq_rows = rows;
         c->aq_K = K;
         c->aq_vdt = vq;
-        fm_launch<FM_STORE>(c, w[j]->type, oct_all, S, K);
+        fm_launch<FM_STORE>(c, w[j]->type, pair_all, S, K);
         c->aq_x = NULL;
         if (LAUNCH_CHECK(c, "fused_matmul_n")) return 0;
     }
@@ -258,7 +361,7 @@ int cu_fused_matmul_add(cu_ctx *c, const eng_w *w, const float *x, float *y, int
     S.ne1[0] = (int)w->ne1;
     S.start[1] = (int)w->ne1;
     S.y[0] = y;
-    fm_launch<FM_ADD>(c, w->type, fm_q4_0_oct_ok(w), S, K);
+    fm_launch<FM_ADD>(c, w->type, fm_q4_0_pair_ok(w), S, K);
     if (LAUNCH_CHECK(c, "fused_matmul_add")) return 0;
     cu_act_keep(c, x, rows, K, vq, y, (int64_t)rows * w->ne1);
     return 0;
@@ -282,7 +385,7 @@ int cu_fused_matmul_swiglu(cu_ctx *c, const eng_w *wg, const eng_w *wu, const fl
     S.ne1[0] = S.ne1[1] = (int)wg->ne1;
     S.start[1] = (int)wg->ne1;
     S.y[0] = out;
-    fm_launch<FM_SWIGLU>(c, wg->type, fm_q4_0_oct_ok(wg) && fm_q4_0_oct_ok(wu), S, K);
+    fm_launch<FM_SWIGLU>(c, wg->type, fm_q4_0_pair_ok(wg) && fm_q4_0_pair_ok(wu), S, K);
     if (LAUNCH_CHECK(c, "fused_matmul_swiglu")) return 0;
     cu_act_keep(c, x, rows, K, vq, out, (int64_t)rows * wg->ne1);
     return 0;

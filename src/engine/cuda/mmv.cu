@@ -411,7 +411,7 @@ void cu_mmv(cu_ctx *c, const eng_w *w, const float *x, float *y, int rows) {
         g_mmv_mode = e ? atoi(e) : 0;
         g_mmv_v1 = g_mmv_mode == 1;
     }
-    /* LLORCH_CUDA_MMV=6: one-row Q4_0 through the fused "oct" body (fused.cu), for comparison */
+    /* LLORCH_CUDA_MMV=6: one-row Q4_0 through the fused Q4_0 body (fused.cu), for comparison */
     if (g_mmv_mode == 6 && rows == 1 && w->type == QT_Q4_0) {
         const float *nob = NULL;
         if (cu_fused_matmul_n(c, 1, &w, &nob, x, &y, 1) == 0) return;
