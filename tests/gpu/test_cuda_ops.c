@@ -15,6 +15,8 @@
  *                 on the same q8 activations, so only summation order differs)
  *                 and the fp32 tiled matmul of F32/F16/BF16 weights.
  *   TOL_EXACT 1e-6 get_rows (pure dequantization).
+ *   TOL_KV16 1e-3 fp16 K/V cache rows written from fp32 values that are
+ *                 within TOL_F32 of the CPU's (one half-ulp flip is 4.9e-4).
  *   TOL_MM16 2e-3 prefill matmul of quantized weights (tensor cores): both
  *                 operands are rounded to fp16 (relative 2^-11 each), checked
  *                 against the exact product of the dequantized weights in
@@ -36,6 +38,7 @@
 #define TOL_ATT(keys) (3e-3 * sqrt((keys) > 150 ? (keys) / 150.0 : 1.0))
 #define TOL_MM16 2e-3
 #define TOL_MM16_CPU 2e-2
+#define TOL_KV16 1e-3
 
 static eng_backend G, C;
 static uint64_t g_seed = 0x5eed1234abcdull;
@@ -562,8 +565,8 @@ static void test_graph(void **st) {
 /* ---- fused ops (backend.h optional block) -------------------------------------------------
  * Each CUDA fused op against the CPU's fused op (= its primitives' composition),
  * every format: rows 1 takes the one-launch kernels (fused.cu; Q4_0 with
- * K % 256 == 0 the staged body; LLORCH_CUDA_FUSED_Q40=pair|generic and
- * LLORCH_CUDA_FUSED_WARP=0 select the others), rows 3 and 9 the CUDA fallbacks (mat-vec and
+ * K % 256 == 0 the pair or the staged body by shape;
+ * LLORCH_CUDA_FUSED_Q40=pair|staged|generic forces one), rows 3 and 9 the CUDA fallbacks (mat-vec and
  * prefill matmul compositions). Same bounds as the primitives: TOL_F32 for
  * rows <= 8, TOL_MM16_CPU above. */
 static double fused_tol(int t, int rows) { return rows <= 8 || qt_info(t)->blck == 1 ? TOL_F32 : TOL_MM16_CPU; }
@@ -665,8 +668,9 @@ static void test_fused_matmul(void **st) {
         const int t2 = bl == 32 && t != QT_Q8_0 ? QT_Q8_0 : bl == 256 && t != QT_Q6_K ? QT_Q6_K : t;
         int64_t ls[5];
         int nl = lengths(t, ls);
-        /* K <= 1024: warp-per-row bodies; 4096: block-per-row, and for Q4_0
-         * the staged body with 4 rows per block; Q4_0 16384: 1 row per block */
+        /* Q4_0 4096: SwiGLU on the staged body (4 rows per block), the rest
+         * on the pair body; 16384: pair (staged with 1 row per block when
+         * forced) */
         if (qt_info(t)->blck > 1) ls[nl++] = 4096;
         if (t == QT_Q4_0) ls[nl++] = 16384;
         for (int li = 0; li < nl; li++)
@@ -730,6 +734,8 @@ static void test_fused_rope_kv(void **st) {
         const int rows = cases[ci].rows, hd = cases[ci].head_dim, nh = cases[ci].n_head, nkv = cases[ci].n_kv;
         const int Q = nh * hd, KV = nkv * hd, ld = Q + 2 * KV; /* one fused q|k|v row, as phi3's */
         float *qkv = rnd((size_t)rows * ld, 1.0f);
+        float *qkv0 = malloc((size_t)rows * ld * 4);
+        memcpy(qkv0, qkv, (size_t)rows * ld * 4);
         /* row 0 (the one-row cases) at 777: the rope itself (not the fusion)
          * differs from the CPU's by ~1.6e-4 at position 4095 with 128 rotated
          * dims (float vs double angles), which test_rope averages over rows */
@@ -762,17 +768,47 @@ static void test_fused_rope_kv(void **st) {
             fv[i] = qt_f16_to_f32(hv[i]);
             fvc[i] = qt_f16_to_f32(vcc[i]);
         }
+        /* the caches are fp16: a value within TOL_F32 of the CPU's can round
+         * to the neighbouring half (2^-11 relative), so TOL_KV16 there */
         snprintf(what, sizeof what, "rope_kv_store case %zu k cache", ci);
-        check(fk, fkc, ne, TOL_F32, what);
+        check(fk, fkc, ne, TOL_KV16, what);
         snprintf(what, sizeof what, "rope_kv_store case %zu v cache", ci);
-        check(fv, fvc, ne, TOL_F32, what);
+        check(fv, fvc, ne, TOL_KV16, what);
+        /* and against this backend's own rope, rope, kv_store: the fusion
+         * itself must not change a value (TOL_EXACT) */
+        {
+            float *q2 = gdup(qkv0, (size_t)rows * ld * 4);
+            uint16_t *kc2 = NULL, *vc2 = NULL;
+            assert_int_equal(G.ops->alloc(G.ctx, cache, (void **)&kc2), 0);
+            assert_int_equal(G.ops->alloc(G.ctx, cache, (void **)&vc2), 0);
+            assert_int_equal(G.ops->zero(G.ctx, kc2, cache), 0);
+            assert_int_equal(G.ops->zero(G.ctx, vc2, cache), 0);
+            G.ops->rope(G.ctx, q2, ld, pg, rows, nh, hd, &p);
+            G.ops->rope(G.ctx, q2 + Q, ld, pg, rows, nkv, hd, &p);
+            G.ops->kv_store(G.ctx, kc2, vc2, q2 + Q, q2 + Q + KV, ld, pg, rows, KV);
+            float *h2 = gget(q2, (size_t)rows * ld), *h1 = gget(qg, (size_t)rows * ld);
+            snprintf(what, sizeof what, "rope_kv_store case %zu vs unfused q|k|v", ci);
+            check(h1, h2, (size_t)rows * ld, TOL_EXACT, what);
+            uint16_t *hk2 = malloc(cache), *hv2 = malloc(cache);
+            assert_int_equal(G.ops->download(G.ctx, hk2, kc2, cache), 0);
+            assert_int_equal(G.ops->download(G.ctx, hv2, vc2, cache), 0);
+            float *f2 = malloc(ne * 4);
+            for (size_t i = 0; i < ne; i++) f2[i] = qt_f16_to_f32(hk2[i]);
+            snprintf(what, sizeof what, "rope_kv_store case %zu vs unfused k cache", ci);
+            check(fk, f2, ne, TOL_EXACT, what);
+            for (size_t i = 0; i < ne; i++) f2[i] = qt_f16_to_f32(hv2[i]);
+            snprintf(what, sizeof what, "rope_kv_store case %zu vs unfused v cache", ci);
+            check(fv, f2, ne, TOL_EXACT, what);
+            free(f2); free(hk2); free(hv2); free(h1); free(h2);
+            G.ops->free(G.ctx, q2); G.ops->free(G.ctx, kc2); G.ops->free(G.ctx, vc2);
+        }
         /* every stored row is non-zero (the check above cannot pass on two empty caches) */
         for (int r = 0; r < rows; r++) {
             int nz = 0;
             for (int i = 0; i < KV; i++) nz += fk[(size_t)pos[r] * KV + i] != 0.0f && fv[(size_t)pos[r] * KV + i] != 0.0f;
             assert_true(nz > KV / 2);
         }
-        free(fk); free(fkc); free(fv); free(fvc); free(hk); free(hv); free(kcc); free(vcc); free(qkv);
+        free(fk); free(fkc); free(fv); free(fvc); free(hk); free(hv); free(kcc); free(vcc); free(qkv); free(qkv0);
         G.ops->free(G.ctx, qg); G.ops->free(G.ctx, pg); G.ops->free(G.ctx, kcg); G.ops->free(G.ctx, vcg);
     }
 }

@@ -232,8 +232,10 @@ static void b_matmul_n(void *ctx, int n, const eng_w *const *w, const float *con
     cu_ctx *c = C(ctx);
     char nm[80];
     int rc;
-    PROF(c, fm_name(c, nm, sizeof nm, "matmul_n", w[0], rows), rc = cu_fused_matmul_n(c, n, w, b, x, y, rows));
-    if (rc == 0) return;
+    if (rows == 1) {
+        PROF(c, fm_name(c, nm, sizeof nm, "matmul_n", w[0], rows), rc = cu_fused_matmul_n(c, n, w, b, x, y, rows));
+        if (rc == 0) return;
+    }
     for (int j = 0; j < n; j++) b_matmul(ctx, w[j], x, y[j], rows);
     for (int j = 0; j < n; j++)
         if (b[j]) b_add_bias(ctx, y[j], (int)w[j]->ne1, b[j], rows, (int)w[j]->ne1);
@@ -242,8 +244,10 @@ static void b_matmul_add(void *ctx, const eng_w *w, const float *x, float *y, fl
     cu_ctx *c = C(ctx);
     char nm[80];
     int rc;
-    PROF(c, fm_name(c, nm, sizeof nm, "matmul_add", w, rows), rc = cu_fused_matmul_add(c, w, x, y, rows));
-    if (rc == 0) return;
+    if (rows == 1) {
+        PROF(c, fm_name(c, nm, sizeof nm, "matmul_add", w, rows), rc = cu_fused_matmul_add(c, w, x, y, rows));
+        if (rc == 0) return;
+    }
     b_matmul(ctx, w, x, tmp, rows);
     b_add(ctx, y, tmp, (int64_t)rows * w->ne1);
 }
@@ -252,9 +256,11 @@ static void b_matmul_swiglu(void *ctx, const eng_w *wg, const eng_w *wu, const f
     cu_ctx *c = C(ctx);
     char nm[80];
     int rc;
-    PROF(c, fm_name(c, nm, sizeof nm, "matmul_swiglu", wg, rows),
-         rc = cu_fused_matmul_swiglu(c, wg, wu, x, out, rows));
-    if (rc == 0) return;
+    if (rows == 1) {
+        PROF(c, fm_name(c, nm, sizeof nm, "matmul_swiglu", wg, rows),
+             rc = cu_fused_matmul_swiglu(c, wg, wu, x, out, rows));
+        if (rc == 0) return;
+    }
     const int F = (int)wg->ne1;
     b_matmul(ctx, wg, x, tmp, rows);
     b_matmul(ctx, wu, x, tmp + (size_t)rows * F, rows);
@@ -453,6 +459,8 @@ extern "C" int eng_backend_cuda_new(int device, uint64_t mem_limit, eng_backend 
         c->aq_off = e && !strcmp(e, "0");
         e = getenv("LLORCH_NO_FUSED");
         c->norm_q = !(e && !strcmp(e, "1"));
+        e = getenv("LLORCH_CUDA_NORM_SPLIT");
+        c->norm_split = !(e && !strcmp(e, "0"));
         e = getenv("LLORCH_CUDA_NORM_Q");
         if (e && !strcmp(e, "0")) c->norm_q = 0;
         e = getenv("LLORCH_CUDA_ATTN_FUSED");

@@ -92,39 +92,6 @@ k_fm_generic(fm_set S, int nblk, const int8_t *aq, const float *ad, const float 
     if (tid == 0) fm_store<MODE>(S, j, row, v, u);
 }
 
-/* warp per row, 4 rows per 128-thread block: for short rows (Qwen's 896:
- * 112 Q5_0 subs, so a 128-thread block per row idles most threads and
- * thousands of tiny blocks cost more to schedule than they compute) */
-template <int T>
-__device__ __forceinline__ float fm_dot_part_w(const uint8_t *wr, int nblk, const int8_t *aq, const float *ad,
-                                               const float *as, int lane) {
-    typedef qfmt<T> F;
-    float acc = 0.0f;
-    const int units = nblk * F::NSUB;
-#pragma unroll 4
-    for (int u = lane; u < units; u += 32) {
-        const int blk = u / F::NSUB, s = u % F::NSUB;
-        const int g = blk * (F::QK / 32);
-        acc += F::dot(wr + (size_t)blk * F::BYTES, s, aq + (int64_t)blk * F::QK, ad + g, as + g);
-    }
-    return acc;
-}
-
-template <int T, int MODE>
-__global__ void __launch_bounds__(128)
-k_fm_generic_w(fm_set S, int nblk, int total, const int8_t *aq, const float *ad, const float *as) {
-    cu_pdl_begin();
-    const int lane = threadIdx.x & 31;
-    const int g = blockIdx.x * 4 + (threadIdx.x >> 5);
-    if (g >= total) return; /* warp-uniform */
-    const int j = MODE == FM_STORE ? fm_which(S, g) : 0;
-    const int row = g - S.start[j];
-    const float v = warp_sum(fm_dot_part_w<T>(S.w[j] + (size_t)row * S.nb1[j], nblk, aq, ad, as, lane));
-    float u = 0.0f;
-    if (MODE == FM_SWIGLU) u = warp_sum(fm_dot_part_w<T>(S.w[1] + (size_t)row * S.nb1[1], nblk, aq, ad, as, lane));
-    if (lane == 0) fm_store<MODE>(S, j, row, v, u);
-}
-
 /* ---- Q4_0 bodies (K % 256 == 0, 16-byte aligned rows) ------------------------------------
  * Both decode a PAIR of 18-byte blocks (36 bytes, 4-byte aligned) as mmv.cu's
  * v3 does: nine 32-bit words, block A's quants realigned with byte permutes.
@@ -250,10 +217,9 @@ static int fm_covers(cu_ctx *c, const eng_w *w, int rows) {
     }
 }
 
-/* LLORCH_CUDA_FUSED_Q40=staged (default) | pair | generic: the Q4_0 body (A/B) */
+/* LLORCH_CUDA_FUSED_Q40 = auto (default) | pair | generic | staged: the Q4_0 body (A/B) */
 static int g_q40 = -1;
-/* LLORCH_CUDA_FUSED_WARP=0: short rows on the block-per-row body too (A/B) */
-static int g_warp = -1;
+
 
 /* one launch over the set's S.start[S.n] rows, all of type `type`, with x
  * quantized; pair_ok: every matrix of the set passes fm_q4_0_pair_ok */
@@ -262,17 +228,23 @@ static void fm_launch(cu_ctx *c, int type, int pair_ok, const fm_set &S, int K) 
     const int total = S.start[S.n];
     if (g_q40 < 0) {
         const char *e = getenv("LLORCH_CUDA_FUSED_Q40");
-        g_q40 = !e ? 0 : !strcmp(e, "pair") ? 1 : !strcmp(e, "generic") ? 2 : 0;
+        g_q40 = !e ? 0 : !strcmp(e, "pair") ? 1 : !strcmp(e, "generic") ? 2 : !strcmp(e, "staged") ? 3 : 0;
     }
     if (type == QT_Q4_0 && pair_ok && g_q40 != 2) {
         const int npair = K / 64;
         const size_t row_smem = (size_t)(MODE == FM_SWIGLU ? 2 : 1) * (size_t)npair * 36;
-        if (g_q40 == 0 && 4 * row_smem <= 48 * 1024) {
+        /* auto: the staged body where there is enough work to overlap its
+         * load-then-compute warps (SwiGLU: two rows per warp, or >= 8192
+         * rows) and rows are <= 4096 weights; the pair body elsewhere, whose
+         * per-row latency is shorter (H100: 4096x4096 6.8 vs 8.0 us, 11008x4096
+         * 11.8 vs 17.3 us; 3 x 4096x4096 staged 13.3 us, 2 x 4096x11008 21.2) */
+        const int staged = g_q40 == 3 || (g_q40 == 0 && K <= 4096 && (MODE == FM_SWIGLU || total >= 8192));
+        if (staged && 4 * row_smem <= 48 * 1024) {
             cu_launch(c, cu_div_up(total, 4), 128, 4 * row_smem, k_fm_q4_0_staged<MODE, 4>, S, npair, total, c->act_q,
                       c->act_d);
             return;
         }
-        if (g_q40 == 0 && row_smem <= 48 * 1024) {
+        if (staged && row_smem <= 48 * 1024) {
             cu_launch(c, (unsigned)total, 32, row_smem, k_fm_q4_0_staged<MODE, 1>, S, npair, total, c->act_q,
                       c->act_d);
             return;
@@ -281,21 +253,6 @@ static void fm_launch(cu_ctx *c, int type, int pair_ok, const fm_set &S, int K) 
         return;
     }
     const unsigned grid = (unsigned)total;
-    if (g_warp < 0) {
-        const char *e = getenv("LLORCH_CUDA_FUSED_WARP");
-        g_warp = !(e && !strcmp(e, "0"));
-    }
-    /* short rows: a warp per row (see k_fm_generic_w) */
-    if (g_warp && K <= 1024) {
-        switch (type) {
-#define G(TT) case TT: cu_launch(c, cu_div_up(total, 4), 128, 0, k_fm_generic_w<TT, MODE>, S, (int)(K / qfmt<TT>::QK), total, c->act_q, c->act_d, c->act_s); break;
-        G(QT_Q4_0) G(QT_Q4_1) G(QT_Q5_0) G(QT_Q5_1) G(QT_Q8_0) G(QT_MXFP4)
-        G(QT_Q2_K) G(QT_Q3_K) G(QT_Q4_K) G(QT_Q5_K) G(QT_Q6_K)
-#undef G
-        default: break;
-        }
-        return;
-    }
     switch (type) {
 #define G(TT) case TT: cu_launch(c, grid, 128, 0, k_fm_generic<TT, MODE>, S, (int)(K / qfmt<TT>::QK), c->act_q, c->act_d, c->act_s); break;
     G(QT_Q4_0) G(QT_Q4_1) G(QT_Q5_0) G(QT_Q5_1) G(QT_Q8_0) G(QT_MXFP4)
@@ -342,8 +299,15 @@ int cu_fused_matmul_n(cu_ctx *c, int n, const eng_w *const *w, const float *cons
         c->aq_x = NULL;
         if (LAUNCH_CHECK(c, "fused_matmul_n")) return 0;
     }
-    /* outputs never overlap x (backend.h), so the cache stays valid */
-    if (vq >= 0) cu_act_keep(c, x, rows, K, vq, y[0], 0);
+    /* backend.h forbids outputs overlapping x, but mmv.cu routes plain
+     * matmuls here too: keep the cache only if no output overlaps x */
+    const uintptr_t xb = (uintptr_t)x, xe = xb + (size_t)rows * (size_t)K * sizeof(float);
+    int keep = vq >= 0;
+    for (int j = 0; j < n; j++) {
+        const uintptr_t yb = (uintptr_t)y[j], ye = yb + (size_t)rows * (size_t)w[j]->ne1 * sizeof(float);
+        if (!(ye <= xb || yb >= xe)) keep = 0;
+    }
+    if (keep) cu_act_keep(c, x, rows, K, vq, y[0], 0);
     return 0;
 }
 
