@@ -681,7 +681,9 @@ static void test_fused_matmul(void **st) {
     }
 }
 
-/* rmsnorm arms the mat-vec activation cache (norm.cu): the matmul that
+/* rmsnorm then matmul, the decode pattern: split rmsnorm (norm.cu) and,
+ * under LLORCH_CUDA_NORM_Q=1 (opt-in; gpu runs repeat this binary with it),
+ * rmsnorm arming the mat-vec activation cache: the matmul that
  * follows must give the CPU's result, for a weight that hits the cache
  * (Q5_0, Q8_0, Q4_0: Q8_1) and one that misses it (Q4_K: Q8_K), for dims
  * the fused quantization takes (896, 4096) and one it does not (1001). */

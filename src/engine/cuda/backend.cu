@@ -457,12 +457,15 @@ extern "C" int eng_backend_cuda_new(int device, uint64_t mem_limit, eng_backend 
         c->pdl = e ? (!strcmp(e, "0") ? 0 : !strcmp(e, "2") ? 2 : 1) : 1;
         e = getenv("LLORCH_CUDA_ACTCACHE");
         c->aq_off = e && !strcmp(e, "0");
+        /* LLORCH_NO_FUSED=1 (read by the forward pass for the fused ops)
+         * also restores the single-block rmsnorm here: one switch gives the
+         * decode path as it was before the fused ops (A/B in one run) */
         e = getenv("LLORCH_NO_FUSED");
-        c->norm_q = !(e && !strcmp(e, "1"));
+        const int no_fused = e && !strcmp(e, "1");
         e = getenv("LLORCH_CUDA_NORM_SPLIT");
-        c->norm_split = !(e && !strcmp(e, "0"));
-        e = getenv("LLORCH_CUDA_NORM_Q");
-        if (e && !strcmp(e, "0")) c->norm_q = 0;
+        c->norm_split = !no_fused && !(e && !strcmp(e, "0"));
+        e = getenv("LLORCH_CUDA_NORM_Q"); /* opt-in: measured slower (docs/PERF.md) */
+        c->norm_q = !no_fused && e && !strcmp(e, "1");
         e = getenv("LLORCH_CUDA_ATTN_FUSED");
         c->attn_unfused = e && !strcmp(e, "0");
         e = getenv("LLORCH_CUDA_ARGMAX");

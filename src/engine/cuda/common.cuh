@@ -107,8 +107,8 @@ struct cu_ctx {
     const float *aq_x;
     int aq_rows, aq_K, aq_vdt;
     int aq_off;
-    int norm_split;             /* decode rmsnorm over ceil(dim/256) blocks (norm.cu); LLORCH_CUDA_NORM_SPLIT=0 off */
-    int norm_q;                 /* rmsnorm also quantizes into the cache (norm.cu); LLORCH_NO_FUSED=1 / LLORCH_CUDA_NORM_Q=0 off */
+    int norm_split;             /* decode rmsnorm over ceil(dim/256) blocks (norm.cu); LLORCH_CUDA_NORM_SPLIT=0 / LLORCH_NO_FUSED=1 off */
+    int norm_q;                 /* rmsnorm also quantizes into the cache (norm.cu); opt-in LLORCH_CUDA_NORM_Q=1 */
 
     /* LLORCH_CUDA_PROFILE=1: per-op GPU time with events (graphs off), summed
      * per op kind / matmul shape and printed to stderr at destroy */

@@ -12,8 +12,8 @@
  *  - generic (every block format): a 128-thread block per output row,
  *    threads striding over the row's subs (mmv.cu's v2);
  *  - Q4_0 (K % 256 == 0, 16-byte aligned rows, e.g. every Llama-2 shape):
- *    a warp per row that stages the row in shared memory with coalesced
- *    16-byte loads, then decodes block pairs as v3 does (see below).
+ *    mmv.cu's v3 pair decode, 64 threads per row (a staged variant that
+ *    copies rows to shared memory with coalesced 16-byte loads is opt-in).
  * Shapes or types not covered (rows != 1, float weights, a gate/up pair of
  * different types) return -1 and backend.cu composes the primitives. */
 #include <stdlib.h>
@@ -95,13 +95,14 @@ k_fm_generic(fm_set S, int nblk, const int8_t *aq, const float *ad, const float 
 /* ---- Q4_0 bodies (K % 256 == 0, 16-byte aligned rows) ------------------------------------
  * Both decode a PAIR of 18-byte blocks (36 bytes, 4-byte aligned) as mmv.cu's
  * v3 does: nine 32-bit words, block A's quants realigned with byte permutes.
- *  - "staged" (default): one warp per row, 4 rows per block (1 when the rows
+ *  - "staged" (opt-in): one warp per row, 4 rows per block (1 when the rows
  *    do not fit 48 KB of shared memory); the warp first copies its row(s)
  *    into shared memory with coalesced 16-byte loads (up to 8 in flight per
  *    lane), then decodes pairs from there (word stride 9 per lane: no bank
  *    conflicts). Every byte of every 128-byte line is used by the instruction
  *    that fetches it, so nothing depends on L1 reuse.
- *  - "pair": 64 threads per row, pairs straight from global memory (v3).
+ *  - "pair" (default): 64 threads per row, pairs straight from global
+ *    memory (v3), the quickest per row in the model (see fm_launch).
  * A first "oct" body (16 threads per row, 144 bytes per thread as nine
  * 16-byte loads, lanes 144 bytes apart) was slower than v3 (4096x11008: 25.0
  * vs 14.5 us, docs/PERF.md): each load instruction touched 144 sectors for
@@ -217,7 +218,7 @@ static int fm_covers(cu_ctx *c, const eng_w *w, int rows) {
     }
 }
 
-/* LLORCH_CUDA_FUSED_Q40 = auto (default) | pair | generic | staged: the Q4_0 body (A/B) */
+/* LLORCH_CUDA_FUSED_Q40 = pair (default) | staged | auto | generic: the Q4_0 body (A/B) */
 static int g_q40 = -1;
 
 
@@ -228,16 +229,19 @@ static void fm_launch(cu_ctx *c, int type, int pair_ok, const fm_set &S, int K) 
     const int total = S.start[S.n];
     if (g_q40 < 0) {
         const char *e = getenv("LLORCH_CUDA_FUSED_Q40");
-        g_q40 = !e ? 0 : !strcmp(e, "pair") ? 1 : !strcmp(e, "generic") ? 2 : !strcmp(e, "staged") ? 3 : 0;
+        g_q40 = !e ? 1 : !strcmp(e, "auto") ? 0 : !strcmp(e, "generic") ? 2 : !strcmp(e, "staged") ? 3 : 1;
     }
     if (type == QT_Q4_0 && pair_ok && g_q40 != 2) {
         const int npair = K / 64;
         const size_t row_smem = (size_t)(MODE == FM_SWIGLU ? 2 : 1) * (size_t)npair * 36;
-        /* auto: the staged body where there is enough work to overlap its
-         * load-then-compute warps (SwiGLU: two rows per warp, or >= 8192
-         * rows) and rows are <= 4096 weights; the pair body elsewhere, whose
-         * per-row latency is shorter (H100: 4096x4096 6.8 vs 8.0 us, 11008x4096
-         * 11.8 vs 17.3 us; 3 x 4096x4096 staged 13.3 us, 2 x 4096x11008 21.2) */
+        /* pair (default): the pair body everywhere. auto: the staged body
+         * where the kernel bench favours it (SwiGLU, or >= 8192 rows, with
+         * rows of <= 4096 weights: 3 x 4096x4096 13.1 us, 2 x 4096x11008
+         * 21.1 us, back-to-back graph replays) and pair elsewhere (4096x4096
+         * 7.0 vs 8.0 us, 11008x4096 13.3 vs 17.3 us). In the model the pair
+         * body everywhere wins (Llama-2-7B tg128 387 vs 366 for auto, 357 for
+         * staged everywhere; same H100 run): between different kernels the
+         * staged body's load-then-compute warps are not overlapped. */
         const int staged = g_q40 == 3 || (g_q40 == 0 && K <= 4096 && (MODE == FM_SWIGLU || total >= 8192));
         if (staged && 4 * row_smem <= 48 * 1024) {
             cu_launch(c, cu_div_up(total, 4), 128, 4 * row_smem, k_fm_q4_0_staged<MODE, 4>, S, npair, total, c->act_q,

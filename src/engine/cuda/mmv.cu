@@ -411,11 +411,11 @@ void cu_mmv(cu_ctx *c, const eng_w *w, const float *x, float *y, int rows) {
         g_mmv_mode = e ? atoi(e) : 0;
         g_mmv_v1 = g_mmv_mode == 1;
     }
-    /* One-row Q4_0 of many rows (the Llama-2 output projection, 4096x32000)
-     * through fused.cu's staged body: 32.5 vs 39.8 us for v3 on H100.
-     * LLORCH_CUDA_MMV=6: every one-row Q4_0 through fused.cu (comparison). */
-    if (rows == 1 && w->type == QT_Q4_0 &&
-        (g_mmv_mode == 6 || (g_mmv_mode == 0 && w->ne1 >= 16384 && w->ne0 <= 4096))) {
+    /* LLORCH_CUDA_MMV=6: every one-row Q4_0 through fused.cu's bodies
+     * (comparison; with LLORCH_CUDA_FUSED_Q40=staged, 4096x32000 takes 32.7
+     * us vs 39.8 for v3 on H100, but the Llama-2 output is Q6_K in the
+     * Q4_0 mix, so no model uses that shape) */
+    if (rows == 1 && w->type == QT_Q4_0 && g_mmv_mode == 6) {
         const float *nob = NULL;
         if (cu_fused_matmul_n(c, 1, &w, &nob, x, &y, 1) == 0) return;
     }
