@@ -565,9 +565,9 @@ static void test_graph(void **st) {
 /* ---- fused ops (backend.h optional block) -------------------------------------------------
  * Each CUDA fused op against the CPU's fused op (= its primitives' composition),
  * every format: rows 1 takes the one-launch kernels (fused.cu; Q4_0 with
- * K % 256 == 0 the pair or the staged body by shape;
- * LLORCH_CUDA_FUSED_Q40=pair|staged|generic forces one), rows 3 and 9 the CUDA fallbacks (mat-vec and
- * prefill matmul compositions). Same bounds as the primitives: TOL_F32 for
+ * K % 256 == 0 the pair body, LLORCH_CUDA_FUSED_Q40=staged|auto|generic|warp
+ * selects another), rows 3 and 9 the CUDA fallbacks (mat-vec and prefill
+ * matmul compositions). Same bounds as the primitives: TOL_F32 for
  * rows <= 8, TOL_MM16_CPU above. */
 static double fused_tol(int t, int rows) { return rows <= 8 || qt_info(t)->blck == 1 ? TOL_F32 : TOL_MM16_CPU; }
 
@@ -668,9 +668,8 @@ static void test_fused_matmul(void **st) {
         const int t2 = bl == 32 && t != QT_Q8_0 ? QT_Q8_0 : bl == 256 && t != QT_Q6_K ? QT_Q6_K : t;
         int64_t ls[5];
         int nl = lengths(t, ls);
-        /* Q4_0 4096: SwiGLU on the staged body (4 rows per block), the rest
-         * on the pair body; 16384: pair (staged with 1 row per block when
-         * forced) */
+        /* Q4_0 4096 and 16384: the pair body; forced staged, 4 rows per
+         * block at 4096 and 1 row per block for SwiGLU at 16384 */
         if (qt_info(t)->blck > 1) ls[nl++] = 4096;
         if (t == QT_Q4_0) ls[nl++] = 16384;
         for (int li = 0; li < nl; li++)

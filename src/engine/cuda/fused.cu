@@ -176,6 +176,32 @@ k_fm_q4_0_staged(fm_set S, int npair, int total, const int8_t *aq, const float *
     if (lane == 0) fm_store<MODE>(S, j, row, v, u);
 }
 
+/* one warp per row, 4 rows per 128-thread block, pairs from global memory
+ * (mmv.cu's v3w, which as a plain mat-vec beat v3 for K <= 4096 on H100).
+ * Opt-in (LLORCH_CUDA_FUSED_Q40=warp): written after the session's last
+ * device run, so NOT YET RUN ON A GPU; run test_cuda_ops with it first. */
+template <int MODE>
+__global__ void __launch_bounds__(128)
+k_fm_q4_0_warp(fm_set S, int npair, int total, const int8_t *aq, const float *ad) {
+    cu_pdl_begin();
+    const int lane = threadIdx.x & 31;
+    const int g = blockIdx.x * 4 + (threadIdx.x >> 5);
+    if (g >= total) return; /* warp-uniform; no block barrier below */
+    const int j = MODE == FM_STORE ? fm_which(S, g) : 0;
+    const int row = g - S.start[j];
+    const uint32_t *wr = (const uint32_t *)(S.w[j] + (size_t)row * S.nb1[j]);
+    const uint32_t *ur = (const uint32_t *)(S.w[1] + (size_t)row * S.nb1[1]);
+    float v = 0.0f, u = 0.0f;
+#pragma unroll 2
+    for (int p = lane; p < npair; p += 32) {
+        v += fm_q4_0_pair(wr + 9 * p, 2 * p, aq, ad);
+        if (MODE == FM_SWIGLU) u += fm_q4_0_pair(ur + 9 * p, 2 * p, aq, ad);
+    }
+    v = warp_sum(v);
+    if (MODE == FM_SWIGLU) u = warp_sum(u);
+    if (lane == 0) fm_store<MODE>(S, j, row, v, u);
+}
+
 /* 64 threads per row, pairs from global memory (mmv.cu's v3 layout) */
 template <int MODE>
 __global__ void __launch_bounds__(64)
@@ -218,7 +244,7 @@ static int fm_covers(cu_ctx *c, const eng_w *w, int rows) {
     }
 }
 
-/* LLORCH_CUDA_FUSED_Q40 = pair (default) | staged | auto | generic: the Q4_0 body (A/B) */
+/* LLORCH_CUDA_FUSED_Q40 = pair (default) | staged | auto | generic | warp (untested): the Q4_0 body (A/B) */
 static int g_q40 = -1;
 
 
@@ -229,7 +255,12 @@ static void fm_launch(cu_ctx *c, int type, int pair_ok, const fm_set &S, int K) 
     const int total = S.start[S.n];
     if (g_q40 < 0) {
         const char *e = getenv("LLORCH_CUDA_FUSED_Q40");
-        g_q40 = !e ? 1 : !strcmp(e, "auto") ? 0 : !strcmp(e, "generic") ? 2 : !strcmp(e, "staged") ? 3 : 1;
+        g_q40 = !e                      ? 1
+                : !strcmp(e, "auto")    ? 0
+                : !strcmp(e, "generic") ? 2
+                : !strcmp(e, "staged")  ? 3
+                : !strcmp(e, "warp")    ? 4
+                                        : 1;
     }
     if (type == QT_Q4_0 && pair_ok && g_q40 != 2) {
         const int npair = K / 64;
@@ -242,6 +273,10 @@ static void fm_launch(cu_ctx *c, int type, int pair_ok, const fm_set &S, int K) 
          * body everywhere wins (Llama-2-7B tg128 387 vs 366 for auto, 357 for
          * staged everywhere; same H100 run): between different kernels the
          * staged body's load-then-compute warps are not overlapped. */
+        if (g_q40 == 4 && K <= 4096) {
+            cu_launch(c, cu_div_up(total, 4), 128, 0, k_fm_q4_0_warp<MODE>, S, npair, total, c->act_q, c->act_d);
+            return;
+        }
         const int staged = g_q40 == 3 || (g_q40 == 0 && K <= 4096 && (MODE == FM_SWIGLU || total >= 8192));
         if (staged && 4 * row_smem <= 48 * 1024) {
             cu_launch(c, cu_div_up(total, 4), 128, 4 * row_smem, k_fm_q4_0_staged<MODE, 4>, S, npair, total, c->act_q,

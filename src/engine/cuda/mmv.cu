@@ -318,8 +318,8 @@ k_mmv_q4_0_pair(const uint8_t *w, size_t nb1, int npair, int ne1, const int8_t *
  * block (a quarter of v3's blocks; each lane takes npair/32 pairs, e.g. 2 for
  * K = 4096, so twice the loads in flight per thread). Aimed at the
  * 4096x4096 shapes where v3 reaches only ~38% of HBM (4096 blocks of 64
- * threads, one pair per thread). Not yet run on a GPU: opt-in
- * (LLORCH_CUDA_MMV=4/5) until the op tests and the kernel bench have run it. */
+ * threads, one pair per thread). Op-tested and benched on H100 (see
+ * launch_q for where it is the default). */
 template <int NR>
 __global__ void __launch_bounds__(128)
 k_mmv_q4_0_pair_w(const uint8_t *w, size_t nb1, int npair, int ne1, const int8_t *aq, const float *ad, int K,
@@ -342,8 +342,9 @@ k_mmv_q4_0_pair_w(const uint8_t *w, size_t nb1, int npair, int ne1, const int8_t
 }
 
 /* ---- dispatch ------------------------------------------------------------------------- */
-/* LLORCH_CUDA_MMV=1 selects the v1 kernel, =4/=5 the Q4_0 v3w kernel (see
- * launch_q), =2 the generic v2 kernel for
+/* LLORCH_CUDA_MMV=1 selects the v1 kernel, =4/=5 the Q4_0 v3w kernel
+ * everywhere / for small matrices, =3 the Q4_0 v3 kernel only (see
+ * launch_q), =6 one-row Q4_0 through fused.cu, =2 the generic v2 kernel for
  * every format (no Q4_0 pair kernel): comparisons in docs/PERF.md */
 static int g_mmv_v1 = -1;
 static int g_mmv_mode = 0;
@@ -366,10 +367,13 @@ static void launch_q(cu_ctx *c, const eng_w *w, float *y, int rows) {
     }
     if (T == QT_Q4_0 && g_mmv_mode != 2 && K % 64 == 0 && ((uintptr_t)wd & 3) == 0 && (w->nb1 & 3) == 0) {
         const int npair = K / 64;
-        /* v3w (warp per row): NOT YET RUN ON A GPU, so opt-in only:
-         * LLORCH_CUDA_MMV=4 for every Q4_0 matrix, =5 for K <= 4096 and <= 4096
-         * rows (the Llama q/k/v/o shape, where v3 reaches ~40% of HBM) */
-        if (g_mmv_mode == 4 || (g_mmv_mode == 5 && w->ne1 <= 4096 && K <= 4096)) {
+        /* v3w (warp per row), default for one row of K <= 4096: H100,
+         * ACTCACHE on, one run: 4096x11008 11.4 vs 14.5 us (75% of HBM),
+         * 4096x32000 26.4 vs 39.7 (94%), 4096x4096 6.6 vs 6.7; but 11008x4096
+         * 16.1 vs 11.7, so longer rows keep v3. LLORCH_CUDA_MMV=4: v3w for
+         * every Q4_0 matrix, =5 for K <= 4096 and <= 4096 rows, =3: never. */
+        if (g_mmv_mode == 4 || (g_mmv_mode == 5 && w->ne1 <= 4096 && K <= 4096) ||
+            (g_mmv_mode == 0 && rows == 1 && K <= 4096)) {
 #define L3W(NR, nr) cu_launch(c, cu_div_up(w->ne1, 4), 128, 0, k_mmv_q4_0_pair_w<NR>, wd, w->nb1, npair, (int)w->ne1, c->act_q, c->act_d, K, y, nr)
             if (rows == 1) L3W(1, 1);
             else if (rows == 2) L3W(2, 2);
