@@ -343,8 +343,7 @@ k_mmv_q4_0_pair_w(const uint8_t *w, size_t nb1, int npair, int ne1, const int8_t
 
 /* ---- dispatch ------------------------------------------------------------------------- */
 /* LLORCH_CUDA_MMV=1 selects the v1 kernel, =4/=5 the Q4_0 v3w kernel
- * everywhere / for small matrices, =3 the Q4_0 v3 kernel only (see
- * launch_q), =6 one-row Q4_0 through fused.cu, =2 the generic v2 kernel for
+ * everywhere / for small matrices (see launch_q), =6 one-row Q4_0 through fused.cu, =2 the generic v2 kernel for
  * every format (no Q4_0 pair kernel): comparisons in docs/PERF.md */
 static int g_mmv_v1 = -1;
 static int g_mmv_mode = 0;
@@ -367,13 +366,15 @@ static void launch_q(cu_ctx *c, const eng_w *w, float *y, int rows) {
     }
     if (T == QT_Q4_0 && g_mmv_mode != 2 && K % 64 == 0 && ((uintptr_t)wd & 3) == 0 && (w->nb1 & 3) == 0) {
         const int npair = K / 64;
-        /* v3w (warp per row), default for one row of K <= 4096: H100,
-         * ACTCACHE on, one run: 4096x11008 11.4 vs 14.5 us (75% of HBM),
-         * 4096x32000 26.4 vs 39.7 (94%), 4096x4096 6.6 vs 6.7; but 11008x4096
-         * 16.1 vs 11.7, so longer rows keep v3. LLORCH_CUDA_MMV=4: v3w for
-         * every Q4_0 matrix, =5 for K <= 4096 and <= 4096 rows, =3: never. */
-        if (g_mmv_mode == 4 || (g_mmv_mode == 5 && w->ne1 <= 4096 && K <= 4096) ||
-            (g_mmv_mode == 0 && rows == 1 && K <= 4096)) {
+        /* v3w (warp per row), opt-in: LLORCH_CUDA_MMV=4 for every Q4_0
+         * matrix, =5 for K <= 4096 and <= 4096 rows. Op-tested and
+         * kernel-benched on H100 (one run, ACTCACHE on): 4096x11008 11.4 vs
+         * 14.5 us for v3 (75% of HBM), 4096x32000 26.4 vs 39.7 (94%),
+         * 4096x4096 6.6 vs 6.7, but 11008x4096 16.1 vs 11.7. Not yet the
+         * default for K <= 4096: no model run had it on (a kernel-bench win
+         * can lose in the model, as fused.cu's staged body did), and with the
+         * fused ops no Llama-2 decode matmul takes this path. */
+        if (g_mmv_mode == 4 || (g_mmv_mode == 5 && w->ne1 <= 4096 && K <= 4096)) {
 #define L3W(NR, nr) cu_launch(c, cu_div_up(w->ne1, 4), 128, 0, k_mmv_q4_0_pair_w<NR>, wd, w->nb1, npair, (int)w->ne1, c->act_q, c->act_d, K, y, nr)
             if (rows == 1) L3W(1, 1);
             else if (rows == 2) L3W(2, 2);
