@@ -14,6 +14,12 @@
  * When only the last row's logits are wanted, the last layer's residual and
  * feed-forward run on that row alone (as in llama.cpp).
  *
+ * Where the backend has the optional fused ops (backend.h), q/k/v (+ biases),
+ * rope + K/V store, the two residual matmuls and gate/up + SwiGLU are issued
+ * as one op each; each is exactly the composition of the primitives above
+ * (the CPU runs it so: bitwise-equal logits), and LLORCH_NO_FUSED=1 forces
+ * the primitives (A/B runs; also when dumping tensors).
+ *
  * A single-token step (decode) is bracketed by record_begin/record_end so a
  * backend can capture it once and replay it: token id and position are
  * uploaded to backend buffers before, and every op reads them from there.
