@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/util.h"
 #include "engine/engine_int.h"
@@ -104,6 +105,26 @@ static void model_name(eng_model *m, const char *path) {
     snprintf(m->name, sizeof m->name, "%s", b ? b + 1 : path);
 }
 
+/* the tokenizer per enum eng_tokenizer: <dir of path>/tokenizer.json or the GGUF */
+static int load_tokenizer(eng_model *m, const char *path, enum eng_tokenizer which, char *err, size_t errlen) {
+    char e2[256], json[4096];
+    const char *slash = strrchr(path, '/');
+    int dl = slash ? (int)(slash - path) + 1 : 0;
+    if (snprintf(json, sizeof json, "%.*stokenizer.json", dl, path) >= (int)sizeof json)
+        return util_fail(err, errlen, ENG_E_INVAL, "model: path too long");
+    int have_json = access(json, F_OK) == 0;
+    if (which == ENG_TOK_HF_JSON && !have_json)
+        return util_fail(err, errlen, ENG_E_INVAL, "model: tokenizer: %s is missing", json);
+    if (have_json && which != ENG_TOK_GGUF) {
+        struct tok_hf_opts ho = {m->hp.n_vocab, m->g};
+        if (tok_load_hf_json(json, &ho, &m->vocab, e2, sizeof e2))
+            return util_fail(err, errlen, ENG_E_INVAL, "model: tokenizer: %s (%s)", e2, json);
+        return 0;
+    }
+    if (tok_load_gguf(m->g, &m->vocab, e2, sizeof e2)) return util_fail(err, errlen, ENG_E_INVAL, "model: tokenizer: %s", e2);
+    return 0;
+}
+
 int eng_model_load(const char *path, const eng_load_opts *opts, eng_model **out, char *err, size_t errlen) {
     eng_load_opts dflt;
     if (!opts) {
@@ -133,10 +154,7 @@ int eng_model_load(const char *path, const eng_load_opts *opts, eng_model **out,
     if (m->n_batch > m->n_ctx) m->n_batch = m->n_ctx;
     model_name(m, path);
 
-    if ((rc = tok_load_gguf(m->g, &m->vocab, e2, sizeof e2))) {
-        rc = util_fail(err, errlen, ENG_E_INVAL, "model: tokenizer: %s", e2);
-        goto fail;
-    }
+    if ((rc = load_tokenizer(m, path, opts->tokenizer, err, errlen))) goto fail;
     if (tok_n_vocab(m->vocab) != m->hp.n_vocab) {
         rc = util_fail(err, errlen, ENG_E_INVAL, "model: tokenizer has %d tokens but token_embd has %d rows",
                        tok_n_vocab(m->vocab), m->hp.n_vocab);

@@ -216,6 +216,69 @@ static void b_attention(void *ctx, const float *q, int ld_q, const uint16_t *kc,
 static void b_swiglu(void *ctx, const float *gate, const float *up, int ld_in, float *out, int rows, int dim) {
     PROF(CW(ctx), "swiglu", cu_swiglu(C(ctx), gate, up, ld_in, out, rows, dim));
 }
+/* ---- fused ops (backend.h, optional) ---------------------------------------------------
+ * One row (decode): fused.cu / rope.cu in one dot launch each. Otherwise
+ * (prefill rows, float weights, mixed gate/up types) the exact composition
+ * of this backend's primitives, through the caller's scratch. */
+static const char *fm_name(cu_ctx *c, char *nm, size_t cap, const char *op, const eng_w *w, int rows) {
+    if (!c->prof) return "";
+    const qt_info_t *qi = qt_info(w->type);
+    snprintf(nm, cap, "%s %s %lldx%lld %s", op, qi ? qi->name : "?", (long long)w->ne0, (long long)w->ne1,
+             rows <= CU_MMV_MAX_ROWS ? "mmv" : "mm");
+    return nm;
+}
+static void b_matmul_n(void *ctx, int n, const eng_w *const *w, const float *const *b, const float *x,
+                       float *const *y, int rows) {
+    cu_ctx *c = C(ctx);
+    char nm[80];
+    int rc;
+    if (rows == 1) {
+        PROF(c, fm_name(c, nm, sizeof nm, "matmul_n", w[0], rows), rc = cu_fused_matmul_n(c, n, w, b, x, y, rows));
+        if (rc == 0) return;
+    }
+    for (int j = 0; j < n; j++) b_matmul(ctx, w[j], x, y[j], rows);
+    for (int j = 0; j < n; j++)
+        if (b[j]) b_add_bias(ctx, y[j], (int)w[j]->ne1, b[j], rows, (int)w[j]->ne1);
+}
+static void b_matmul_add(void *ctx, const eng_w *w, const float *x, float *y, float *tmp, int rows) {
+    cu_ctx *c = C(ctx);
+    char nm[80];
+    int rc;
+    if (rows == 1) {
+        PROF(c, fm_name(c, nm, sizeof nm, "matmul_add", w, rows), rc = cu_fused_matmul_add(c, w, x, y, rows));
+        if (rc == 0) return;
+    }
+    b_matmul(ctx, w, x, tmp, rows);
+    b_add(ctx, y, tmp, (int64_t)rows * w->ne1);
+}
+static void b_matmul_swiglu(void *ctx, const eng_w *wg, const eng_w *wu, const float *x, float *out, float *tmp,
+                            int rows) {
+    cu_ctx *c = C(ctx);
+    char nm[80];
+    int rc;
+    if (rows == 1) {
+        PROF(c, fm_name(c, nm, sizeof nm, "matmul_swiglu", wg, rows),
+             rc = cu_fused_matmul_swiglu(c, wg, wu, x, out, rows));
+        if (rc == 0) return;
+    }
+    const int F = (int)wg->ne1;
+    b_matmul(ctx, wg, x, tmp, rows);
+    b_matmul(ctx, wu, x, tmp + (size_t)rows * F, rows);
+    b_swiglu(ctx, tmp, tmp + (size_t)rows * F, F, out, rows, F);
+}
+static void b_rope_kv_store(void *ctx, float *q, int ldq, float *k, const float *v, int ldkv, const int32_t *pos,
+                            int rows, int n_head, int n_head_kv, int head_dim, const eng_rope *p, uint16_t *kc,
+                            uint16_t *vc) {
+    cu_ctx *c = CW(ctx);
+    int rc;
+    PROF(c, "rope_kv_store",
+         rc = cu_rope_kv_store(c, q, ldq, k, v, ldkv, pos, rows, n_head, n_head_kv, head_dim, p, kc, vc));
+    if (rc == 0) return;
+    b_rope(ctx, q, ldq, pos, rows, n_head, head_dim, p);
+    b_rope(ctx, k, ldkv, pos, rows, n_head_kv, head_dim, p);
+    b_kv_store(ctx, kc, vc, k, v, ldkv, pos, rows, n_head_kv * head_dim);
+}
+
 static int b_sample(void *ctx, const float *logits, int n_vocab, const eng_sample_args *a, int32_t *dev_token,
                     int32_t *host_token) {
     cu_ctx *c = CW(ctx);
@@ -356,6 +419,10 @@ static const eng_backend_ops g_cuda_ops = {
     .record_begin = b_record_begin,
     .record_end = b_record_end,
     .device_info = b_device_info,
+    .matmul_n = b_matmul_n,
+    .matmul_add = b_matmul_add,
+    .matmul_swiglu = b_matmul_swiglu,
+    .rope_kv_store = b_rope_kv_store,
     .moe_route = b_moe_route,
     .matmul_id = b_matmul_id,
     .swiglu_oai = b_swiglu_oai,
@@ -426,6 +493,15 @@ extern "C" int eng_backend_cuda_new(int device, uint64_t mem_limit, eng_backend 
         c->pdl = e ? (!strcmp(e, "0") ? 0 : !strcmp(e, "2") ? 2 : 1) : 1;
         e = getenv("LLORCH_CUDA_ACTCACHE");
         c->aq_off = e && !strcmp(e, "0");
+        /* LLORCH_NO_FUSED=1 (read by the forward pass for the fused ops)
+         * also restores the single-block rmsnorm here: one switch gives the
+         * decode path as it was before the fused ops (A/B in one run) */
+        e = getenv("LLORCH_NO_FUSED");
+        const int no_fused = e && !strcmp(e, "1");
+        e = getenv("LLORCH_CUDA_NORM_SPLIT");
+        c->norm_split = !no_fused && !(e && !strcmp(e, "0"));
+        e = getenv("LLORCH_CUDA_NORM_Q"); /* opt-in: measured slower (docs/PERF.md) */
+        c->norm_q = !no_fused && e && !strcmp(e, "1");
         e = getenv("LLORCH_CUDA_ATTN_FUSED");
         c->attn_unfused = e && !strcmp(e, "0");
         e = getenv("LLORCH_CUDA_ARGMAX");

@@ -230,7 +230,8 @@ void cu_matmul_id(cu_ctx *c, const eng_w *w, const float *x, int n_x, const int3
     /* chunks of at most CU_MMV_MAX_ROWS activation rows: quantize, then the dot */
     for (int64_t a0 = 0; a0 < n_act; a0 += CU_MMV_MAX_ROWS) {
         const int na = (int)(n_act - a0 < CU_MMV_MAX_ROWS ? n_act - a0 : CU_MMV_MAX_ROWS);
-        if (cu_mmv_quantize(c, w->type, x + a0 * w->ne0, (int)w->ne0, na)) return;
+        /* no cache: the scratch now holds this chunk (backend.cu cleared c->aq_x) */
+        if (cu_act_quant(c, NULL, x + a0 * w->ne0, na, (int)w->ne0, cu_vdt_of(w->type)) < 0) return;
         int handled = 1;
 #define MV(T) launch_id_q<T>(c, w, ids, spa, (int)a0, na, b, y)
         QFMT_DISPATCH(w->type, MV)
