@@ -407,7 +407,7 @@ static int parse_worker(json_t *w, const char *pool_id, struct reg_worker *x, ju
         ju_string(w, "uri", 0, REG_URI_MAX, &uri, NULL, e) < 0 || ju_string(w, "status", 1, 16, &status, NULL, e) < 0 ||
         ju_string(w, "worker_type", 0, 31, &wt, NULL, e) < 0 ||
         ju_string(w, "memory_architecture", 0, 15, &ma, NULL, e) < 0 ||
-        ju_string(w, "architecture", 0, 31, &arch, NULL, e) < 0 ||
+        ju_string(w, "architecture", 0, 63, &arch, NULL, e) < 0 ||
         ju_int(w, "memory_bytes", 0, 0, INT64_MAX, &mem, e) < 0 ||
         ju_int(w, "context_length", 0, 0, 100000000, &ctx, e) < 0 ||
         ju_array(w, "capabilities", 0, 8, &caps, e) < 0 || ju_array(w, "gpu_ids", 0, REG_MAX_WORKER_GPUS, &gpus, e) < 0)

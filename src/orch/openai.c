@@ -279,7 +279,7 @@ static int map_request(struct orch *o, json_t *in, int chat, json_t **out, int *
         }
         const struct cat_model *cmod = cat_find(o->cat, model_out);
         const char *ref = cmod ? cmod->model_ref : model_out;
-        char abuf[32];
+        char abuf[64];
         enum chat_template tm = chat_template_pick(cmod && cmod->chat_template_set ? cmod->chat_template : -1,
                                                    model_arch(o, ref, abuf, sizeof abuf), ref);
         *tmpl_out = tm;

@@ -106,7 +106,7 @@ struct pool_worker {
     char uri[256];
     char worker_type[32];
     char memory_architecture[16];
-    char arch[32];                   /* the model's general.architecture (preflight; "" = unknown) */
+    char arch[64];                   /* the model's general.architecture (preflight; "" = unknown) */
     char quant_kind[24];
     int64_t context_length;
     pid_t pid;
