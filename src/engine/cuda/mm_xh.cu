@@ -313,7 +313,9 @@ static double xh_est(cu_ctx *c, int64_t blocks, int occ, double lat, double tp) 
 
 template <int T, int BK> static void xh_run_bk(cu_ctx *c, const eng_w *w, const __half *xh, float *y, int rows) {
     typedef xh_cfg<T, 128, 128, 4, 512, 1, BK> X;
-    typedef xh_cfg<T, 64, 64, 2, 256, 3, BK> S;
+    /* S at BK 64 takes 78-96 KB of shared memory: 2 blocks per SM, so the
+     * registers may grow to 128 (at 3 the bigger formats spill) */
+    typedef xh_cfg<T, 64, 64, 2, 256, BK == 64 ? 2 : 3, BK> S;
     const int ox = X::prepare(c), os = S::prepare(c);
     if (!ox || !os) return; /* error latched */
     /* LLORCH_CUDA_MM_TILE=X|S forces a tile; other letters: the model */
