@@ -114,7 +114,8 @@ static void bench_matmul(const mm_case *mc, double hbm_gbs) {
      * 32, =2: of 64; conversion kernel included in its time) at its two
      * tiles and with its own tile choice */
     static const char *const var[] = {"",       "auto",     "tile L",   "tile X",   "tile M",   "tile S",
-                                      "old WMMA", "xh X",   "xh S",     "xh64 X",   "xh64 S",   "xh64 auto"};
+                                      "old WMMA", "xh X",   "xh S",     "xh64 X",   "xh64 S",   "xh64 auto",
+                                      "xh64 auto noconv"};
     const int nvar = (int)(sizeof var / sizeof var[0]);
     const int quant = qt_info(mc->type)->blck > 1 && mc->rows > 8;
     float *yh = malloc(yn * 4);
@@ -124,10 +125,14 @@ static void bench_matmul(const mm_case *mc, double hbm_gbs) {
         unsetenv("LLORCH_CUDA_MM_XH");
         if (vi >= 2 && vi <= 5) setenv("LLORCH_CUDA_MM_TILE", var[vi] + 5, 1); /* "tile L" -> "L" */
         if (vi == 6) setenv("LLORCH_CUDA_MM", "1", 1);
+        unsetenv("LLORCH_CUDA_MM_XH_NOCONV");
         if (vi >= 7) {
             setenv("LLORCH_CUDA_MM_XH", vi >= 9 ? "2" : "1", 1);
             if (vi <= 10) setenv("LLORCH_CUDA_MM_TILE", var[vi] + strlen(var[vi]) - 1, 1); /* "xh X" -> "X" */
         }
+        /* the matmul alone: the correctness call below still converts (the
+         * scratch then holds this x), the timed calls skip the conversion */
+        const int noconv = vi == 12;
         char what[96];
         snprintf(what, sizeof what, "%s%s%s", mc->what, vi ? " " : "", var[vi]);
         /* correctness of what we time: row 0 against the dequantized weights */
@@ -153,6 +158,7 @@ static void bench_matmul(const mm_case *mc, double hbm_gbs) {
                 exit(1);
             }
         }
+        if (noconv) setenv("LLORCH_CUDA_MM_XH_NOCONV", "1", 1);
         cudaEvent_t e0, e1;
         cudaEventCreate(&e0);
         cudaEventCreate(&e1);
@@ -191,6 +197,7 @@ static void bench_matmul(const mm_case *mc, double hbm_gbs) {
     unsetenv("LLORCH_CUDA_MM");
     unsetenv("LLORCH_CUDA_MM_TILE");
     unsetenv("LLORCH_CUDA_MM_XH");
+    unsetenv("LLORCH_CUDA_MM_XH_NOCONV");
     for (int c = 0; c < copies; c++) G.ops->free(G.ctx, (void *)w[c].data);
     G.ops->free(G.ctx, x);
     G.ops->free(G.ctx, y);

@@ -36,6 +36,10 @@
  * 16384, 16 MiB, allocated at context creation); larger products return 0
  * and the caller runs mm_tc.cu.
  *
+ * Env: LLORCH_CUDA_MM_XH=1|2 (in mm_tc.cu's cu_mm_tc) selects this file;
+ * LLORCH_CUDA_MM_TILE=X|S forces its tile; LLORCH_CUDA_MM_XH_NOCONV=1
+ * (benchmarks only) skips the conversion, reusing the previous scratch.
+ *
  * Shared memory per block: 2*BM*RB (raw) + 2*BM*(BK+8)*2 (A) +
  * XH_NS*BN*(BK+8)*2 (B); X Q4_0: 105 KB (BK 32), 152 KB (BK 64); X Q8_0
  * BK 64: 184 KB. */
@@ -335,7 +339,13 @@ template <int T, int BK> static void xh_run_bk(cu_ctx *c, const eng_w *w, const 
 template <int T> static void xh_run(cu_ctx *c, const eng_w *w, const float *x, float *y, int rows, int bk64) {
     const int K = (int)w->ne0;
     const int64_t nsub = (int64_t)rows * K / 8;
-    if (cu_latch(c, cu_launch(c, dim3(cu_div_up(nsub, 256)), 256, 0, k_xh_conv<T>, x, c->mm_xh, K, nsub),
+    /* LLORCH_CUDA_MM_XH_NOCONV=1, benchmarks only: skip the conversion and
+     * reuse the scratch as the previous call left it (right only when that
+     * call converted the same x for a format of the same sub order; the
+     * kernel bench uses it to time the matmul without its conversion) */
+    const char *nc = getenv("LLORCH_CUDA_MM_XH_NOCONV");
+    if (!(nc && nc[0] == '1') &&
+        cu_latch(c, cu_launch(c, dim3(cu_div_up(nsub, 256)), 256, 0, k_xh_conv<T>, x, c->mm_xh, K, nsub),
                  "mm_xh convert", __FILE__, __LINE__))
         return;
     if (bk64) xh_run_bk<T, 64>(c, w, c->mm_xh, y, rows);
