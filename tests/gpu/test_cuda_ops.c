@@ -240,14 +240,30 @@ static void test_get_rows(void **st) {
 }
 
 /* prefill matmul variants: auto tile, each forced tile of mm_tc.cu, the
- * previous WMMA kernel */
+ * previous WMMA kernel (the MM_PASSES test_matmul runs), then the
+ * fp16-activation variant of mm_xh.cu (LLORCH_CUDA_MM_XH=1: K steps of 32,
+ * =2: K steps of 64) at its two tiles (test_matmul_prefill runs all
+ * MM_PASSES_ALL) */
 #define MM_PASSES 6
-static const char *const k_mm_pass[MM_PASSES] = {"auto", "L", "X", "M", "S", "old"};
+#define MM_PASSES_ALL 10
+static const char *const k_mm_pass[MM_PASSES_ALL] = {"auto", "L", "X", "M", "S", "old",
+                                                     "xh X", "xh S", "xh64 X", "xh64 S"};
 static void set_mm_pass(int pass) {
     unsetenv("LLORCH_CUDA_MM");
     unsetenv("LLORCH_CUDA_MM_TILE");
-    if (pass >= 1 && pass < MM_PASSES - 1) setenv("LLORCH_CUDA_MM_TILE", k_mm_pass[pass], 1);
+    unsetenv("LLORCH_CUDA_MM_XH");
+    const char *n = k_mm_pass[pass];
+    if (pass >= 1 && pass < MM_PASSES - 1) setenv("LLORCH_CUDA_MM_TILE", n, 1);
     if (pass == MM_PASSES - 1) setenv("LLORCH_CUDA_MM", "1", 1);
+    if (pass >= MM_PASSES) {
+        setenv("LLORCH_CUDA_MM_XH", strncmp(n, "xh64", 4) == 0 ? "2" : "1", 1);
+        setenv("LLORCH_CUDA_MM_TILE", n + strlen(n) - 1, 1); /* "xh X" -> "X" */
+    }
+}
+/* the pass of mm_tc.cu at the same tile as an mm_xh.cu pass ("X" or "S") */
+static int mm_pass_same_tile(int pass) {
+    const char *n = k_mm_pass[pass];
+    return n[strlen(n) - 1] == 'X' ? 2 : 4;
 }
 
 static void test_matmul(void **st) {
@@ -323,9 +339,14 @@ static void test_matmul(void **st) {
 /* The prefill matmul of every block format at odd shapes: few and many
  * outputs (9, 33, 1000), rows 9..513, K crossing several 256-element raw
  * chunks with a partial last one (32-element formats: 17 blocks, so rows of
- * 2-byte-aligned formats start at odd multiples of 2). Every tile shape
- * against the exact product of the dequantized weights (TOL_MM16), the
- * automatic choice also against the CPU backend (TOL_MM16_CPU). */
+ * 2-byte-aligned formats start at odd multiples of 2; then 18 blocks, a
+ * partial last chunk of one 64-wide step, on the first three shapes). Every
+ * variant against the exact product of the dequantized weights
+ * (TOL_MM16), the automatic choice also against the CPU backend
+ * (TOL_MM16_CPU). The mm_xh.cu variants must equal mm_tc.cu at the same
+ * tile (same fp16 roundings, same mma order per output: bit for bit,
+ * asserted within 1e-6); at K = 544 the 64-step variant falls back to
+ * 32-wide steps. */
 static void test_matmul_prefill(void **st) {
     (void)st;
     static const struct {
@@ -334,10 +355,10 @@ static void test_matmul_prefill(void **st) {
     for (size_t ti = 0; ti < NELEM(k_types); ti++) {
         const int t = k_types[ti];
         if (!usable(t) || qt_info(t)->blck == 1) continue;
-        const int64_t ne0 = qt_info(t)->blck == 32 ? 544 : 768;
-        for (size_t si = 0; si < NELEM(shapes); si++) {
-            const int64_t ne1 = shapes[si].ne1;
-            const int rows = shapes[si].rows;
+        for (size_t si = 0; si < NELEM(shapes) + (qt_info(t)->blck == 32 ? 3 : 0); si++) {
+            const int64_t ne0 = qt_info(t)->blck == 32 ? (si < NELEM(shapes) ? 544 : 576) : 768;
+            const int64_t ne1 = shapes[si % NELEM(shapes)].ne1;
+            const int rows = shapes[si % NELEM(shapes)].rows;
             size_t nb1;
             void *wh = make_weights(t, ne0, ne1, &nb1);
             eng_w wg = {gdup(wh, nb1 * ne1), t, ne0, ne1, 1, nb1, nb1 * ne1};
@@ -354,7 +375,8 @@ static void test_matmul_prefill(void **st) {
                     for (int64_t i = 0; i < ne0; i++) s += (double)wf[o * ne0 + i] * x[(size_t)r * ne0 + i];
                     ref[(size_t)r * ne1 + o] = s;
                 }
-            for (int pass = 0; pass < MM_PASSES; pass++) {
+            float *hp[MM_PASSES_ALL] = {0};
+            for (int pass = 0; pass < MM_PASSES_ALL; pass++) {
                 set_mm_pass(pass);
                 if (pass > 0) gpoison_again(yg, (size_t)rows * ne1);
                 G.ops->matmul(G.ctx, &wg, xg, yg, rows);
@@ -370,8 +392,29 @@ static void test_matmul_prefill(void **st) {
                     check(h, yc, (size_t)rows * ne1, TOL_MM16_CPU, what);
                     free(yc);
                 }
-                free(h);
+                if (pass >= MM_PASSES) {
+                    /* expected bit-identical; asserted within 1e-6 (relative
+                     * L2) so that a different fp32 contraction of a generic
+                     * deq cannot fail it, while any stale or misplaced
+                     * operand (>= 1e-3) does; bit differences are printed */
+                    const float *same = hp[mm_pass_same_tile(pass)];
+                    size_t diff = 0, first = 0;
+                    double num = 0, den = 0;
+                    for (size_t i = (size_t)rows * ne1; i-- > 0;) {
+                        if (memcmp(&h[i], &same[i], sizeof h[i])) diff++, first = i;
+                        num += ((double)h[i] - same[i]) * ((double)h[i] - same[i]);
+                        den += (double)same[i] * same[i];
+                    }
+                    if (diff)
+                        print_message("%s: %zu of %zu outputs not bit-identical to mm_tc.cu at the same tile (first at "
+                                      "%zu: %.9g vs %.9g, rel L2 %.3g)\n",
+                                      what, diff, (size_t)rows * ne1, first, h[first], same[first], sqrt(num / den));
+                    if (!(num <= 1e-12 * den))
+                        fail_msg("%s: differs from mm_tc.cu at the same tile: rel L2 %.3g", what, sqrt(num / den));
+                }
+                hp[pass] = h;
             }
+            for (int pass = 0; pass < MM_PASSES_ALL; pass++) free(hp[pass]);
             set_mm_pass(0);
             free(ref);
             free(x);

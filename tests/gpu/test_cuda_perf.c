@@ -113,16 +113,31 @@ static void bench_matmul(const mm_case *mc, double hbm_gbs) {
     G.ops->alloc(G.ctx, 2 * yn * 4, (void **)&tmp);
     G.ops->upload(G.ctx, x, xh, xn * 4);
     /* prefill cases (rows > 8) run every variant of the quantized prefill
-     * matmul in this process: the automatic tile, each forced tile of
-     * mm_tc.cu, the previous WMMA kernel (LLORCH_CUDA_MM=1) */
-    static const char *const var[] = {"", "auto", "tile L", "tile X", "tile M", "tile S", "old WMMA"};
+     * matmul in this process: the automatic tile (the default), each forced
+     * tile of mm_tc.cu, the previous WMMA kernel (LLORCH_CUDA_MM=1), the
+     * fp16-activation variant of mm_xh.cu (LLORCH_CUDA_MM_XH=1: K steps of
+     * 32, =2: of 64; conversion kernel included in its time) at its two
+     * tiles and with its own tile choice */
+    static const char *const var[] = {"",       "auto",     "tile L",   "tile X",   "tile M",   "tile S",
+                                      "old WMMA", "xh X",   "xh S",     "xh64 X",   "xh64 S",   "xh64 auto",
+                                      "xh64 auto noconv"};
+    const int nvar = (int)(sizeof var / sizeof var[0]);
     const int quant = qt_info(mc->type)->blck > 1 && mc->rows > 8;
     float *yh = malloc(yn * 4);
-    for (int vi = quant ? 1 : 0; vi < (quant ? 7 : 1); vi++) {
+    for (int vi = quant ? 1 : 0; vi < (quant ? nvar : 1); vi++) {
         unsetenv("LLORCH_CUDA_MM");
         unsetenv("LLORCH_CUDA_MM_TILE");
+        unsetenv("LLORCH_CUDA_MM_XH");
         if (vi >= 2 && vi <= 5) setenv("LLORCH_CUDA_MM_TILE", var[vi] + 5, 1); /* "tile L" -> "L" */
         if (vi == 6) setenv("LLORCH_CUDA_MM", "1", 1);
+        unsetenv("LLORCH_CUDA_MM_XH_NOCONV");
+        if (vi >= 7) {
+            setenv("LLORCH_CUDA_MM_XH", vi >= 9 ? "2" : "1", 1);
+            if (vi <= 10) setenv("LLORCH_CUDA_MM_TILE", var[vi] + strlen(var[vi]) - 1, 1); /* "xh X" -> "X" */
+        }
+        /* the matmul alone: the correctness call below still converts (the
+         * scratch then holds this x), the timed calls skip the conversion */
+        const int noconv = vi == 12;
         char what[96];
         snprintf(what, sizeof what, "%s%s%s", mc->what, vi ? " " : "", var[vi]);
         /* correctness of what we time: row 0 against the dequantized weights */
@@ -148,6 +163,7 @@ static void bench_matmul(const mm_case *mc, double hbm_gbs) {
                 exit(1);
             }
         }
+        if (noconv) setenv("LLORCH_CUDA_MM_XH_NOCONV", "1", 1);
         cudaEvent_t e0, e1;
         cudaEventCreate(&e0);
         cudaEventCreate(&e1);
@@ -194,6 +210,8 @@ static void bench_matmul(const mm_case *mc, double hbm_gbs) {
     }
     unsetenv("LLORCH_CUDA_MM");
     unsetenv("LLORCH_CUDA_MM_TILE");
+    unsetenv("LLORCH_CUDA_MM_XH");
+    unsetenv("LLORCH_CUDA_MM_XH_NOCONV");
     for (int c = 0; c < copies; c++) G.ops->free(G.ctx, (void *)w[c].data);
     G.ops->free(G.ctx, x);
     G.ops->free(G.ctx, y);
@@ -336,6 +354,31 @@ static void bench_model(const char *path, double hbm_gbs) {
         pp[r] = 512.0 / ((util_now_ns() - a) / 1e9);
     }
     qsort(pp + 1, 5, sizeof pp[0], cmpd);
+    /* LLORCH_BENCH_MM_XH="1 2": pp512 again with each LLORCH_CUDA_MM_XH value
+     * (mm_xh.cu), same process and model, right after the default; prefill
+     * is not graph-recorded, so the variable takes effect per call */
+    const char *xhl = getenv("LLORCH_BENCH_MM_XH");
+    for (const char *v = xhl; v && *v; v++) {
+        if (*v != '1' && *v != '2') continue;
+        const char val[2] = {*v, 0};
+        setenv("LLORCH_CUDA_MM_XH", val, 1);
+        double px[6];
+        for (int r = 0; r < 6; r++) {
+            eng_session_reset(s);
+            uint64_t a = util_now_ns();
+            if (eng_eval(s, toks, 512, ENG_LOGITS_LAST, err, sizeof err)) {
+                printf("  pp512 LLORCH_CUDA_MM_XH=%s: %s\n", val, err);
+                unsetenv("LLORCH_CUDA_MM_XH");
+                goto out;
+            }
+            if (!eng_logits(s, -1)) { printf("  pp512 LLORCH_CUDA_MM_XH=%s: no logits\n", val); unsetenv("LLORCH_CUDA_MM_XH"); goto out; }
+            px[r] = 512.0 / ((util_now_ns() - a) / 1e9);
+        }
+        qsort(px + 1, 5, sizeof px[0], cmpd);
+        printf("  pp512 LLORCH_CUDA_MM_XH=%s: %.0f tok/s (min %.0f max %.0f, 5 runs; default %.0f)\n", val, px[3], px[1],
+               px[5], pp[3]);
+        unsetenv("LLORCH_CUDA_MM_XH");
+    }
     eng_sampling_params sp;
     eng_sampling_params_default(&sp);
     sp.temperature = 0.0f;

@@ -125,6 +125,7 @@ static void b_destroy(void *ctx) {
     cudaFree(c->act_q);
     cudaFree(c->act_d);
     cudaFree(c->act_s);
+    cudaFree(c->mm_xh);
     cudaFree(c->attn_part);
     cudaFree(c->attn_cnt);
     cudaFree(c->samp_w);
@@ -465,6 +466,8 @@ extern "C" int eng_backend_cuda_new(int device, uint64_t mem_limit, eng_backend 
         c->act_d = (float *)p;
         if (cu_mem_internal(c, (size_t)CU_MMV_MAX_ROWS * (CU_ACT_MAX_K / 32) * 4, &p)) goto fail;
         c->act_s = (float *)p;
+        if (cu_mem_internal(c, (size_t)CU_MM_XH_MAX * 2, &p)) goto fail;
+        c->mm_xh = (__half *)p;
         if (cu_mem_internal(c, (size_t)CU_ATTN_SCRATCH_FLOATS * 4, &p)) goto fail;
         c->attn_part = (float *)p;
         if (cu_mem_internal(c, CU_ATTN_MAX_CNT * sizeof(unsigned), &p)) goto fail;

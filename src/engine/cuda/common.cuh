@@ -43,6 +43,10 @@ struct cu_graph_rec {
  * (Q8_1's fp16-rounded d*sum(q)). x16 [rows][K] fp16 for F16 weights. */
 #define CU_MMV_MAX_ROWS 8
 #define CU_ACT_MAX_K 65536
+/* fp16 activations of the prefill matmul's LLORCH_CUDA_MM_XH variant
+ * (mm_xh.cu): rows * K halves at most (n_batch 512 x K 16384, 16 MiB);
+ * larger products run mm_tc.cu */
+#define CU_MM_XH_MAX ((uint64_t)512 * 16384)
 /* attention split-K partials: floats */
 #define CU_ATTN_SCRATCH_FLOATS (2u << 20)
 /* per-(row, head) split counters of the fused decode attention */
@@ -68,6 +72,7 @@ struct cu_ctx {
     float *act_d;               /* [CU_MMV_MAX_ROWS][CU_ACT_MAX_K/32] */
     float *act_s;               /* [CU_MMV_MAX_ROWS][CU_ACT_MAX_K/32] */
     __half *act_h;              /* [CU_MMV_MAX_ROWS][CU_ACT_MAX_K] */
+    __half *mm_xh;              /* [CU_MM_XH_MAX] (mm_xh.cu) */
     float *attn_part;           /* CU_ATTN_SCRATCH_FLOATS */
     unsigned *attn_cnt;         /* CU_ATTN_MAX_CNT, zero between launches */
     int attn_unfused;           /* LLORCH_CUDA_ATTN_FUSED=0 */

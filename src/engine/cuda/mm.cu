@@ -1,7 +1,8 @@
 /* mm.cu — prefill matrix product y[r][o] = sum_i w[o][i] x[r][i] for many
  * activation rows (r >= 9).
  *
- * Quantized weights: by default mm_tc.cu (mma.sync, cp.async pipeline). The
+ * Quantized weights: by default mm_tc.cu (mma.sync, cp.async pipeline;
+ * LLORCH_CUDA_MM_XH=1|2 selects its fp16-activation variant mm_xh.cu). The
  * kernel below is its predecessor, kept for comparison (LLORCH_CUDA_MM=1)
  * and as the fallback for unaligned weight or activation pointers:
  * tensor cores (WMMA m16n16k16, fp16 operands, fp32

@@ -11,4 +11,10 @@
  * old kernel): the caller then runs the old kernel. */
 int cu_mm_tc(cu_ctx *c, const eng_w *w, const float *x, float *y, int rows);
 
+/* The fp16-activation variant (mm_xh.cu; cu_mm_tc runs it when
+ * LLORCH_CUDA_MM_XH=1 (K steps of 32) or 2 (K steps of 64 where K % 64 == 0)).
+ * Returns 1 when it enqueued the product, 0 when it does not take the case
+ * (rows * K > CU_MM_XH_MAX, type not a block format, unaligned pointers). */
+int cu_mm_xh(cu_ctx *c, const eng_w *w, const float *x, float *y, int rows, int bk64);
+
 #endif
