@@ -12,8 +12,11 @@
  *  - generic (every block format): a 128-thread block per output row,
  *    threads striding over the row's subs (mmv.cu's v2);
  *  - Q4_0 (K % 256 == 0, 16-byte aligned rows, e.g. every Llama-2 shape):
- *    mmv.cu's v3 pair decode, 64 threads per row (a staged variant that
- *    copies rows to shared memory with coalesced 16-byte loads is opt-in).
+ *    mmv.cu's v3 pair decode, 64 threads per row. Opt-in alternatives
+ *    (LLORCH_CUDA_FUSED_Q40): "staged" (rows copied to shared memory with
+ *    coalesced 16-byte loads, then decoded), "warp" (warp per row from
+ *    global memory), "stream" (per-warp cp.async ring of rows, the first
+ *    rows requested before the PDL wait).
  * Shapes or types not covered (rows != 1, float weights, a gate/up pair of
  * different types) return -1 and backend.cu composes the primitives. */
 #include <stdlib.h>
@@ -178,8 +181,7 @@ k_fm_q4_0_staged(fm_set S, int npair, int total, const int8_t *aq, const float *
 
 /* one warp per row, 4 rows per 128-thread block, pairs from global memory
  * (mmv.cu's v3w, which as a plain mat-vec beat v3 for K <= 4096 on H100).
- * Opt-in (LLORCH_CUDA_FUSED_Q40=warp): written after the session's last
- * device run, so NOT YET RUN ON A GPU; run test_cuda_ops with it first. */
+ * Opt-in (LLORCH_CUDA_FUSED_Q40=warp, K <= 4096). */
 template <int MODE>
 __global__ void __launch_bounds__(128)
 k_fm_q4_0_warp(fm_set S, int npair, int total, const int8_t *aq, const float *ad) {
@@ -200,6 +202,85 @@ k_fm_q4_0_warp(fm_set S, int npair, int total, const int8_t *aq, const float *ad
     v = warp_sum(v);
     if (MODE == FM_SWIGLU) u = warp_sum(u);
     if (lane == 0) fm_store<MODE>(S, j, row, v, u);
+}
+
+/* ---- "stream" Q4_0 body: per-warp cp.async ring, weights fetched before the PDL wait ----
+ * Each warp owns the rows g0, g0 + W, g0 + 2W, ... of the launch (W = all
+ * warps of a grid sized to what fits on the SMs at once) and keeps an NS-deep
+ * ring of row buffers in shared memory: the copy of row i + NS is in flight
+ * (cp.async.cg, 16 bytes per lane, each warp instruction one contiguous 512
+ * bytes: no L1 reuse needed) while row i is decoded from shared memory (the
+ * pair body; word stride 9 per lane: no bank conflicts). The first NS rows
+ * are requested BEFORE griddepcontrol.wait: the weights are not written by
+ * any kernel, so under PDL the HBM ramp-up of this launch overlaps the tail
+ * of the previous kernel (the staged body lost in the model because its
+ * load-then-compute was exposed between kernels). Shared memory per block
+ * WPB * NS * NM * row bytes <= 48 KB (fm_stream_cfg). */
+__device__ __forceinline__ void fm_cp16(void *dst_smem, const void *src) {
+    const unsigned d = (unsigned)__cvta_generic_to_shared(dst_smem);
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(d), "l"(src) : "memory");
+}
+__device__ __forceinline__ void fm_cp_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
+template <int N>
+__device__ __forceinline__ void fm_cp_wait() {
+    asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory");
+}
+
+/* requests global row g of the set (and its up row for SwiGLU) into dst: n16 16-byte words per matrix row */
+template <int MODE>
+__device__ __forceinline__ void fm_fetch_row(const fm_set &S, int g, uint4 *dst, int n16, int lane) {
+    const int j = MODE == FM_STORE ? fm_which(S, g) : 0;
+    const int row = g - S.start[j];
+    const uint4 *src = (const uint4 *)(S.w[j] + (size_t)row * S.nb1[j]);
+    for (int i = lane; i < n16; i += 32) fm_cp16(dst + i, src + i);
+    if (MODE == FM_SWIGLU) {
+        const uint4 *su = (const uint4 *)(S.w[1] + (size_t)row * S.nb1[1]);
+        for (int i = lane; i < n16; i += 32) fm_cp16(dst + n16 + i, su + i);
+    }
+}
+
+/* blockDim.x = 32 * WPB (WPB <= 4); dynamic shared memory WPB * NS * NM * n16 * 16 bytes */
+template <int MODE, int NS>
+__global__ void __launch_bounds__(128)
+k_fm_q4_0_stream(fm_set S, int npair, int total, const int8_t *aq, const float *ad) {
+    extern __shared__ uint4 fm_sm[];
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, wpb = blockDim.x >> 5;
+    const int NM = MODE == FM_SWIGLU ? 2 : 1;
+    const int n16 = npair * 9 / 4; /* npair % 4 == 0 */
+    const int rb16 = NM * n16;     /* one ring slot */
+    uint4 *ring = fm_sm + (size_t)warp * NS * rb16;
+    const int g0 = blockIdx.x * wpb + warp, gs = gridDim.x * wpb;
+    /* prologue: weights only, before the dependency wait (one commit group per slot, empty ones too) */
+#pragma unroll
+    for (int s = 0; s < NS; s++) {
+        const int g = g0 + s * gs;
+        if (g < total) fm_fetch_row<MODE>(S, g, ring + s * rb16, n16, lane);
+        fm_cp_commit();
+    }
+    cu_pdl_begin(); /* x (act_q/act_d) and, for FM_ADD, y come from earlier kernels */
+    int slot = 0;
+    for (int g = g0; g < total; g += gs) {
+        fm_cp_wait<NS - 1>(); /* this lane's copies of row g have landed */
+        __syncwarp();         /* ... and every lane's are visible */
+        const uint32_t *w32 = (const uint32_t *)(ring + slot * rb16);
+        float v = 0.0f, u = 0.0f;
+        for (int p = lane; p < npair; p += 32) {
+            v += fm_q4_0_pair(w32 + 9 * p, 2 * p, aq, ad);
+            if (MODE == FM_SWIGLU) u += fm_q4_0_pair(w32 + 9 * (npair + p), 2 * p, aq, ad);
+        }
+        v = warp_sum(v);
+        if (MODE == FM_SWIGLU) u = warp_sum(u);
+        if (lane == 0) {
+            const int j = MODE == FM_STORE ? fm_which(S, g) : 0;
+            fm_store<MODE>(S, j, g - S.start[j], v, u);
+        }
+        __syncwarp(); /* every lane has read the slot before it is refilled */
+        const int gn = g + NS * gs;
+        if (gn < total) fm_fetch_row<MODE>(S, gn, ring + slot * rb16, n16, lane);
+        fm_cp_commit();
+        slot = slot + 1 == NS ? 0 : slot + 1;
+    }
+    fm_cp_wait<0>(); /* nothing may be in flight into shared memory when the block exits */
 }
 
 /* 64 threads per row, pairs from global memory (mmv.cu's v3 layout) */
@@ -244,8 +325,47 @@ static int fm_covers(cu_ctx *c, const eng_w *w, int rows) {
     }
 }
 
-/* LLORCH_CUDA_FUSED_Q40 = pair (default) | staged | auto | generic | warp (untested): the Q4_0 body (A/B) */
+/* LLORCH_CUDA_FUSED_Q40 = pair (default) | staged | auto | generic | warp | stream: the Q4_0 body (A/B) */
 static int g_q40 = -1;
+/* LLORCH_CUDA_FUSED_BLOCKS=n caps the stream body's grid at n blocks (tests:
+ * many rows per warp, so every ring slot is reused); 0 = what fits */
+static int g_stream_blocks = -1;
+/* LLORCH_CUDA_FUSED_SMEM_KB=n (8..48, default 48): the stream body's shared
+ * memory per block. A smaller ring may share an SM with kernels that run
+ * under a small shared-memory carveout (an SM changes its L1/shared split
+ * only when it drains), at the cost of fewer bytes in flight per warp. */
+static int g_stream_smem = 48 * 1024;
+
+/* the stream body's shape for rows of rb bytes (NM rows of npair * 36 each):
+ * warps per block and ring depth, <= g_stream_smem bytes per block; the
+ * deepest ring of >= 3 slots with the most warps, else 2 slots; 0 when even
+ * one warp with 2 slots does not fit (then the pair body runs) */
+static int fm_stream_cfg(size_t rb, int *wpb, int *ns) {
+    for (int pass = 0; pass < 2; pass++)
+        for (int wp = 4; wp >= 1; wp >>= 1) {
+            size_t n = (size_t)g_stream_smem / ((size_t)wp * rb);
+            if (n > 4) n = 4;
+            if (n >= (size_t)(pass == 0 ? 3 : 2)) {
+                *wpb = wp;
+                *ns = (int)n;
+                return 1;
+            }
+        }
+    return 0;
+}
+
+template <int MODE, int NS>
+static void fm_stream_launch(cu_ctx *c, const fm_set &S, int npair, int total, int wpb, size_t smem) {
+    int per_sm = 0;
+    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, k_fm_q4_0_stream<MODE, NS>, wpb * 32, smem) !=
+            cudaSuccess ||
+        per_sm < 1)
+        per_sm = 1;
+    int64_t grid = (int64_t)c->sm_count * per_sm;
+    if (grid > cu_div_up(total, wpb)) grid = cu_div_up(total, wpb);
+    if (g_stream_blocks > 0 && grid > g_stream_blocks) grid = g_stream_blocks;
+    cu_launch(c, (unsigned)grid, wpb * 32, smem, k_fm_q4_0_stream<MODE, NS>, S, npair, total, c->act_q, c->act_d);
+}
 
 
 /* one launch over the set's S.start[S.n] rows, all of type `type`, with x
@@ -260,7 +380,12 @@ static void fm_launch(cu_ctx *c, int type, int pair_ok, const fm_set &S, int K) 
                 : !strcmp(e, "generic") ? 2
                 : !strcmp(e, "staged")  ? 3
                 : !strcmp(e, "warp")    ? 4
+                : !strcmp(e, "stream")  ? 5
                                         : 1;
+        const char *b = getenv("LLORCH_CUDA_FUSED_BLOCKS");
+        g_stream_blocks = b ? atoi(b) : 0;
+        const char *m = getenv("LLORCH_CUDA_FUSED_SMEM_KB");
+        if (m && atoi(m) >= 8 && atoi(m) <= 48) g_stream_smem = atoi(m) * 1024;
     }
     if (type == QT_Q4_0 && pair_ok && g_q40 != 2) {
         const int npair = K / 64;
@@ -273,6 +398,14 @@ static void fm_launch(cu_ctx *c, int type, int pair_ok, const fm_set &S, int K) 
          * body everywhere wins (Llama-2-7B tg128 387 vs 366 for auto, 357 for
          * staged everywhere; same H100 run): between different kernels the
          * staged body's load-then-compute warps are not overlapped. */
+        int wpb = 0, ns = 0;
+        if (g_q40 == 5 && fm_stream_cfg(row_smem, &wpb, &ns)) {
+            const size_t smem = (size_t)wpb * (size_t)ns * row_smem;
+            if (ns == 4) fm_stream_launch<MODE, 4>(c, S, npair, total, wpb, smem);
+            else if (ns == 3) fm_stream_launch<MODE, 3>(c, S, npair, total, wpb, smem);
+            else fm_stream_launch<MODE, 2>(c, S, npair, total, wpb, smem);
+            return;
+        }
         if (g_q40 == 4 && K <= 4096) {
             cu_launch(c, cu_div_up(total, 4), 128, 0, k_fm_q4_0_warp<MODE>, S, npair, total, c->act_q, c->act_d);
             return;
