@@ -12,11 +12,15 @@
  *  - generic (every block format): a 128-thread block per output row,
  *    threads striding over the row's subs (mmv.cu's v2);
  *  - Q4_0 (K % 256 == 0, 16-byte aligned rows, e.g. every Llama-2 shape):
- *    mmv.cu's v3 pair decode, 64 threads per row. Opt-in alternatives
- *    (LLORCH_CUDA_FUSED_Q40): "staged" (rows copied to shared memory with
- *    coalesced 16-byte loads, then decoded), "warp" (warp per row from
- *    global memory), "stream" (per-warp cp.async ring of rows, the first
- *    rows requested before the PDL wait).
+ *    mmv.cu's v3 pair decode, a warp per row for K <= 4096 ("warp", the
+ *    default: Llama-2-7B tg128 418 vs 394 for "pair" everywhere, one H100
+ *    run) and 64 threads per row above ("pair"). Opt-in alternatives
+ *    (LLORCH_CUDA_FUSED_Q40): "pair" everywhere, "staged" (rows copied to
+ *    shared memory with coalesced 16-byte loads, then decoded), "stream"
+ *    (per-warp cp.async ring of rows, the first rows requested before the
+ *    PDL wait), "warppf" (+ LLORCH_CUDA_FUSED_Q40_LONG=pairpf: the warp /
+ *    pair bodies with the weights loaded into registers before the PDL
+ *    wait); docs/PERF.md has every measurement.
  * Shapes or types not covered (rows != 1, float weights, a gate/up pair of
  * different types) return -1 and backend.cu composes the primitives. */
 #include <stdlib.h>
@@ -104,16 +108,14 @@ k_fm_generic(fm_set S, int nblk, const int8_t *aq, const float *ad, const float 
  *    lane), then decodes pairs from there (word stride 9 per lane: no bank
  *    conflicts). Every byte of every 128-byte line is used by the instruction
  *    that fetches it, so nothing depends on L1 reuse.
- *  - "pair" (default): 64 threads per row, pairs straight from global
- *    memory (v3), the quickest per row in the model (see fm_launch).
+ *  - "pair": 64 threads per row, pairs straight from global memory (v3);
+ *    the default for K > 4096 (down), "warp" below (see fm_launch).
  * A first "oct" body (16 threads per row, 144 bytes per thread as nine
  * 16-byte loads, lanes 144 bytes apart) was slower than v3 (4096x11008: 25.0
  * vs 14.5 us, docs/PERF.md): each load instruction touched 144 sectors for
  * 512 bytes and relied on L1 to serve the rest, which many warps evict. */
-__device__ __forceinline__ float fm_q4_0_pair(const uint32_t *pw, int blk, const int8_t *aq, const float *ad) {
-    uint32_t q[9];
-#pragma unroll
-    for (int i = 0; i < 9; i++) q[i] = pw[i];
+/* the pair's nine words already loaded */
+__device__ __forceinline__ float fm_q4_0_pair_q(const uint32_t (&q)[9], int blk, const int8_t *aq, const float *ad) {
     const float dA = h2f((uint16_t)(q[0] & 0xFFFFu)), dB = h2f((uint16_t)(q[4] >> 16));
     const int4 *xp = (const int4 *)(aq + 32 * (int64_t)blk);
     const int4 x0 = xp[0], x1 = xp[1], x2 = xp[2], x3 = xp[3];
@@ -131,6 +133,17 @@ __device__ __forceinline__ float fm_q4_0_pair(const uint32_t *pw, int blk, const
         ub = dp4a(ONES4, xb_lo[k], dp4a(ONES4, xb_hi[k], ub));
     }
     return (float)(sa - 8 * ua) * (dA * ad[blk]) + (float)(sb - 8 * ub) * (dB * ad[blk + 1]);
+}
+
+__device__ __forceinline__ void fm_load9(uint32_t (&q)[9], const uint32_t *pw) {
+#pragma unroll
+    for (int i = 0; i < 9; i++) q[i] = pw[i];
+}
+
+__device__ __forceinline__ float fm_q4_0_pair(const uint32_t *pw, int blk, const int8_t *aq, const float *ad) {
+    uint32_t q[9];
+    fm_load9(q, pw);
+    return fm_q4_0_pair_q(q, blk, aq, ad);
 }
 
 /* copies n16 16-byte words src → dst (shared), lane-strided, 8 loads in flight */
@@ -180,8 +193,8 @@ k_fm_q4_0_staged(fm_set S, int npair, int total, const int8_t *aq, const float *
 }
 
 /* one warp per row, 4 rows per 128-thread block, pairs from global memory
- * (mmv.cu's v3w, which as a plain mat-vec beat v3 for K <= 4096 on H100).
- * Opt-in (LLORCH_CUDA_FUSED_Q40=warp, K <= 4096). */
+ * (mmv.cu's v3w). The default for K <= 4096: in the kernel bench q/k/v 3 x
+ * 4096x4096 11.3 us (84% of HBM) vs 16.0 for pair, and the model gains 6%. */
 template <int MODE>
 __global__ void __launch_bounds__(128)
 k_fm_q4_0_warp(fm_set S, int npair, int total, const int8_t *aq, const float *ad) {
@@ -283,6 +296,66 @@ k_fm_q4_0_stream(fm_set S, int npair, int total, const int8_t *aq, const float *
     fm_cp_wait<0>(); /* nothing may be in flight into shared memory when the block exits */
 }
 
+/* ---- "pf" variants: the first PF pairs of each thread loaded BEFORE the PDL wait ----------
+ * The weights are written by no kernel, so a launch may read them before
+ * griddepcontrol.wait: under PDL the blocks placed while the previous kernel
+ * still runs (the activation quantization, in the model) have their weight
+ * loads in flight when x becomes readable. Registers only (no shared memory,
+ * so the occupancy of the plain bodies). TPR threads per row (32: the warp
+ * body, 4 rows per 128-thread block; 64: the pair body, one row per block);
+ * PF = the pairs per thread that cover the whole row for the shapes it is
+ * launched at (2 at K = 4096 with a warp, 3 at K = 11008 with 64 threads);
+ * longer rows continue from global memory after the wait. */
+template <int MODE, int TPR, int PF>
+__global__ void __launch_bounds__(128)
+k_fm_q4_0_pf(fm_set S, int npair, int total, const int8_t *aq, const float *ad) {
+    const int t = threadIdx.x % TPR;
+    const int g = blockIdx.x * (blockDim.x / TPR) + threadIdx.x / TPR;
+    const bool live = g < total;
+    const int j = live && MODE == FM_STORE ? fm_which(S, g) : 0;
+    const int row = live ? g - S.start[j] : 0;
+    const uint32_t *wr = (const uint32_t *)(S.w[j] + (size_t)row * S.nb1[j]);
+    const uint32_t *ur = (const uint32_t *)(S.w[1] + (size_t)row * S.nb1[1]);
+    uint32_t q[PF][9], qu[MODE == FM_SWIGLU ? PF : 1][9];
+#pragma unroll
+    for (int k = 0; k < PF; k++) {
+        const int p = t + TPR * k;
+        if (live && p < npair) {
+            fm_load9(q[k], wr + 9 * p);
+            if (MODE == FM_SWIGLU) fm_load9(qu[MODE == FM_SWIGLU ? k : 0], ur + 9 * p);
+        }
+    }
+    cu_pdl_begin(); /* x (act_q/act_d) and, for FM_ADD, y come from earlier kernels */
+    float v = 0.0f, u = 0.0f;
+#pragma unroll
+    for (int k = 0; k < PF; k++) {
+        const int p = t + TPR * k;
+        if (live && p < npair) {
+            v += fm_q4_0_pair_q(q[k], 2 * p, aq, ad);
+            if (MODE == FM_SWIGLU) u += fm_q4_0_pair_q(qu[MODE == FM_SWIGLU ? k : 0], 2 * p, aq, ad);
+        }
+    }
+    if (live)
+        for (int p = t + TPR * PF; p < npair; p += TPR) {
+            v += fm_q4_0_pair(wr + 9 * p, 2 * p, aq, ad);
+            if (MODE == FM_SWIGLU) u += fm_q4_0_pair(ur + 9 * p, 2 * p, aq, ad);
+        }
+    v = warp_sum(v);
+    if (MODE == FM_SWIGLU) u = warp_sum(u);
+    if (TPR == 32) {
+        if (live && t == 0) fm_store<MODE>(S, j, row, v, u);
+    } else { /* TPR 64: one row per block (blockDim.x == 64) */
+        __shared__ float red[2][2];
+        const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+        if (lane == 0) {
+            red[0][warp] = v;
+            red[1][warp] = u;
+        }
+        __syncthreads();
+        if (live && threadIdx.x == 0) fm_store<MODE>(S, j, row, red[0][0] + red[0][1], red[1][0] + red[1][1]);
+    }
+}
+
 /* 64 threads per row, pairs from global memory (mmv.cu's v3 layout) */
 template <int MODE>
 __global__ void __launch_bounds__(64)
@@ -325,8 +398,11 @@ static int fm_covers(cu_ctx *c, const eng_w *w, int rows) {
     }
 }
 
-/* LLORCH_CUDA_FUSED_Q40 = pair (default) | staged | auto | generic | warp | stream: the Q4_0 body (A/B) */
+/* LLORCH_CUDA_FUSED_Q40 = warp (default) | warppf | pair | staged | auto | generic | stream: the Q4_0
+ * body (A/B); warp and warppf apply to K <= 4096, longer rows take the pair
+ * body or, with LLORCH_CUDA_FUSED_Q40_LONG=pairpf, its prefetching variant */
 static int g_q40 = -1;
+static int g_q40_long = 0;
 /* LLORCH_CUDA_FUSED_BLOCKS=n caps the stream body's grid at n blocks (tests:
  * many rows per warp, so every ring slot is reused); 0 = what fits */
 static int g_stream_blocks = -1;
@@ -375,13 +451,17 @@ static void fm_launch(cu_ctx *c, int type, int pair_ok, const fm_set &S, int K) 
     const int total = S.start[S.n];
     if (g_q40 < 0) {
         const char *e = getenv("LLORCH_CUDA_FUSED_Q40");
-        g_q40 = !e                      ? 1
+        g_q40 = !e                      ? 4
+                : !strcmp(e, "pair")    ? 1
+                : !strcmp(e, "warppf")  ? 6
                 : !strcmp(e, "auto")    ? 0
                 : !strcmp(e, "generic") ? 2
                 : !strcmp(e, "staged")  ? 3
                 : !strcmp(e, "warp")    ? 4
                 : !strcmp(e, "stream")  ? 5
-                                        : 1;
+                                        : 4;
+        const char *l = getenv("LLORCH_CUDA_FUSED_Q40_LONG");
+        g_q40_long = l && !strcmp(l, "pairpf");
         const char *b = getenv("LLORCH_CUDA_FUSED_BLOCKS");
         g_stream_blocks = b ? atoi(b) : 0;
         const char *m = getenv("LLORCH_CUDA_FUSED_SMEM_KB");
@@ -390,7 +470,8 @@ static void fm_launch(cu_ctx *c, int type, int pair_ok, const fm_set &S, int K) 
     if (type == QT_Q4_0 && pair_ok && g_q40 != 2) {
         const int npair = K / 64;
         const size_t row_smem = (size_t)(MODE == FM_SWIGLU ? 2 : 1) * (size_t)npair * 36;
-        /* pair (default): the pair body everywhere. auto: the staged body
+        /* warp (default): the warp body for K <= 4096, pair above. pair:
+         * the pair body everywhere. auto: the staged body
          * where the kernel bench favours it (SwiGLU, or >= 8192 rows, with
          * rows of <= 4096 weights: 3 x 4096x4096 13.1 us, 2 x 4096x11008
          * 21.1 us, back-to-back graph replays) and pair elsewhere (4096x4096
@@ -404,6 +485,15 @@ static void fm_launch(cu_ctx *c, int type, int pair_ok, const fm_set &S, int K) 
             if (ns == 4) fm_stream_launch<MODE, 4>(c, S, npair, total, wpb, smem);
             else if (ns == 3) fm_stream_launch<MODE, 3>(c, S, npair, total, wpb, smem);
             else fm_stream_launch<MODE, 2>(c, S, npair, total, wpb, smem);
+            return;
+        }
+        if (g_q40 == 6 && K <= 4096) {
+            cu_launch(c, cu_div_up(total, 4), 128, 0, k_fm_q4_0_pf<MODE, 32, 2>, S, npair, total, c->act_q,
+                      c->act_d);
+            return;
+        }
+        if (K > 4096 && g_q40_long && (g_q40 == 1 || g_q40 == 4 || g_q40 == 6)) {
+            cu_launch(c, (unsigned)total, 64, 0, k_fm_q4_0_pf<MODE, 64, 3>, S, npair, total, c->act_q, c->act_d);
             return;
         }
         if (g_q40 == 4 && K <= 4096) {
