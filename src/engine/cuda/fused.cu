@@ -12,15 +12,16 @@
  *  - generic (every block format): a 128-thread block per output row,
  *    threads striding over the row's subs (mmv.cu's v2);
  *  - Q4_0 (K % 256 == 0, 16-byte aligned rows, e.g. every Llama-2 shape):
- *    mmv.cu's v3 pair decode, a warp per row for K <= 4096 ("warp", the
- *    default: Llama-2-7B tg128 418 vs 394 for "pair" everywhere, one H100
- *    run) and 64 threads per row above ("pair"). Opt-in alternatives
- *    (LLORCH_CUDA_FUSED_Q40): "pair" everywhere, "staged" (rows copied to
- *    shared memory with coalesced 16-byte loads, then decoded), "stream"
- *    (per-warp cp.async ring of rows, the first rows requested before the
- *    PDL wait), "warppf" (+ LLORCH_CUDA_FUSED_Q40_LONG=pairpf: the warp /
- *    pair bodies with the weights loaded into registers before the PDL
- *    wait); docs/PERF.md has every measurement.
+ *    mmv.cu's v3 pair decode; for K <= 4096 a warp per row whose weights
+ *    are loaded into registers before the PDL wait ("warppf", the default:
+ *    Llama-2-7B tg128 424.5 vs 416-418 for "warp" without the early loads
+ *    and 390-395 for "pair" everywhere, one H100 run), above that 64
+ *    threads per row ("pair"). Opt-in alternatives (LLORCH_CUDA_FUSED_Q40):
+ *    "warp", "pair" everywhere, "staged" (rows copied to shared memory with
+ *    coalesced 16-byte loads, then decoded), "stream" (per-warp cp.async
+ *    ring of rows, the first rows requested before the PDL wait), and
+ *    LLORCH_CUDA_FUSED_Q40_LONG=pairpf (the pair body with early loads);
+ *    docs/PERF.md has every measurement.
  * Shapes or types not covered (rows != 1, float weights, a gate/up pair of
  * different types) return -1 and backend.cu composes the primitives. */
 #include <stdlib.h>
@@ -193,8 +194,9 @@ k_fm_q4_0_staged(fm_set S, int npair, int total, const int8_t *aq, const float *
 }
 
 /* one warp per row, 4 rows per 128-thread block, pairs from global memory
- * (mmv.cu's v3w). The default for K <= 4096: in the kernel bench q/k/v 3 x
- * 4096x4096 11.3 us (84% of HBM) vs 16.0 for pair, and the model gains 6%. */
+ * (mmv.cu's v3w). LLORCH_CUDA_FUSED_Q40=warp: in the kernel bench q/k/v 3 x
+ * 4096x4096 11.3 us (84% of HBM) vs 16.0 for pair, the model +6%; the
+ * default is its "pf" variant below (+2% more in the model). */
 template <int MODE>
 __global__ void __launch_bounds__(128)
 k_fm_q4_0_warp(fm_set S, int npair, int total, const int8_t *aq, const float *ad) {
@@ -300,9 +302,13 @@ k_fm_q4_0_stream(fm_set S, int npair, int total, const int8_t *aq, const float *
  * The weights are written by no kernel, so a launch may read them before
  * griddepcontrol.wait: under PDL the blocks placed while the previous kernel
  * still runs (the activation quantization, in the model) have their weight
- * loads in flight when x becomes readable. Registers only (no shared memory,
- * so the occupancy of the plain bodies). TPR threads per row (32: the warp
- * body, 4 rows per 128-thread block; 64: the pair body, one row per block);
+ * loads in flight when x becomes readable. (This is the one exception to
+ * common.cuh's "cu_pdl_begin() before touching global memory": only
+ * never-written weights are read before it.) Registers only, no shared
+ * memory. TPR threads per row (32: the warp body, 4 rows per 128-thread
+ * block, 42-64 registers, the default for K <= 4096; 64: the pair body, one
+ * row per block, 54-90 registers against the pair body's 32-40, so half
+ * the resident blocks: slower on the down shape, opt-in);
  * PF = the pairs per thread that cover the whole row for the shapes it is
  * launched at (2 at K = 4096 with a warp, 3 at K = 11008 with 64 threads);
  * longer rows continue from global memory after the wait. */
@@ -398,9 +404,11 @@ static int fm_covers(cu_ctx *c, const eng_w *w, int rows) {
     }
 }
 
-/* LLORCH_CUDA_FUSED_Q40 = warp (default) | warppf | pair | staged | auto | generic | stream: the Q4_0
- * body (A/B); warp and warppf apply to K <= 4096, longer rows take the pair
- * body or, with LLORCH_CUDA_FUSED_Q40_LONG=pairpf, its prefetching variant */
+/* LLORCH_CUDA_FUSED_Q40 = warppf (default) | warp | pair | staged | auto | generic | stream: the
+ * Q4_0 body (A/B); warppf and warp apply to K <= 4096, longer rows take the
+ * pair body or, with LLORCH_CUDA_FUSED_Q40_LONG=pairpf, its prefetching
+ * variant (slower: 13.3 -> 16.3 us on 11008x4096, 56 registers instead of
+ * 32 halve the resident blocks) */
 static int g_q40 = -1;
 static int g_q40_long = 0;
 /* LLORCH_CUDA_FUSED_BLOCKS=n caps the stream body's grid at n blocks (tests:
@@ -451,7 +459,7 @@ static void fm_launch(cu_ctx *c, int type, int pair_ok, const fm_set &S, int K) 
     const int total = S.start[S.n];
     if (g_q40 < 0) {
         const char *e = getenv("LLORCH_CUDA_FUSED_Q40");
-        g_q40 = !e                      ? 4
+        g_q40 = !e                      ? 6
                 : !strcmp(e, "pair")    ? 1
                 : !strcmp(e, "warppf")  ? 6
                 : !strcmp(e, "auto")    ? 0
@@ -459,7 +467,7 @@ static void fm_launch(cu_ctx *c, int type, int pair_ok, const fm_set &S, int K) 
                 : !strcmp(e, "staged")  ? 3
                 : !strcmp(e, "warp")    ? 4
                 : !strcmp(e, "stream")  ? 5
-                                        : 4;
+                                        : 6;
         const char *l = getenv("LLORCH_CUDA_FUSED_Q40_LONG");
         g_q40_long = l && !strcmp(l, "pairpf");
         const char *b = getenv("LLORCH_CUDA_FUSED_BLOCKS");
@@ -470,7 +478,10 @@ static void fm_launch(cu_ctx *c, int type, int pair_ok, const fm_set &S, int K) 
     if (type == QT_Q4_0 && pair_ok && g_q40 != 2) {
         const int npair = K / 64;
         const size_t row_smem = (size_t)(MODE == FM_SWIGLU ? 2 : 1) * (size_t)npair * 36;
-        /* warp (default): the warp body for K <= 4096, pair above. pair:
+        /* warppf (default): the warp body with its pairs loaded before the
+         * PDL wait for K <= 4096, pair above; warp: the same without the
+         * early loads (Llama-2-7B tg128 424.5 warppf, 416-418 warp, 390-395
+         * pair; one H100 run, docs/PERF.md). pair:
          * the pair body everywhere. auto: the staged body
          * where the kernel bench favours it (SwiGLU, or >= 8192 rows, with
          * rows of <= 4096 weights: 3 x 4096x4096 13.1 us, 2 x 4096x11008
