@@ -920,7 +920,9 @@ static void test_graph(void **st) {
 /* ---- fused ops (backend.h optional block) -------------------------------------------------
  * Each CUDA fused op against the CPU's fused op (= its primitives' composition),
  * every format: rows 1 takes the one-launch kernels (fused.cu; Q4_0 with
- * K % 256 == 0 the pair body, LLORCH_CUDA_FUSED_Q40=staged|auto|generic|warp
+ * K % 256 == 0 the warppf body up to K 4096 and the pair body above,
+ * LLORCH_CUDA_FUSED_Q40=warp|pair|staged|auto|generic|stream and
+ * LLORCH_CUDA_FUSED_Q40_LONG=pairpf
  * selects another), rows 3 and 9 the CUDA fallbacks (mat-vec and prefill
  * matmul compositions). Same bounds as the primitives: TOL_F32 for
  * rows <= 8, TOL_MM16_CPU above. */
@@ -1021,11 +1023,18 @@ static void test_fused_matmul(void **st) {
         /* the third matrix: another type of the same block length when one exists (Qwen: q/k Q5_0, v Q8_0) */
         const int bl = qt_info(t)->blck;
         const int t2 = bl == 32 && t != QT_Q8_0 ? QT_Q8_0 : bl == 256 && t != QT_Q6_K ? QT_Q6_K : t;
-        int64_t ls[5];
+        int64_t ls[6];
         int nl = lengths(t, ls);
-        /* Q4_0 4096 and 16384: the pair body; forced staged, 4 rows per
-         * block at 4096 and 1 row per block for SwiGLU at 16384 */
+        /* Q4_0 4096, 11008 and 16384: the warppf body (4096) and the pair body
+         * (11008, 16384); forced staged, 4 rows per block at 4096 and 1 row
+         * per block for SwiGLU at 16384; forced stream, every ring shape it
+         * picks: 4 warps x 4 slots (4096), 2 x 4 (SwiGLU 4096), 2 x 3
+         * (11008), 1 x 4 / 1 x 2 (16384, SwiGLU 16384), with
+         * LLORCH_CUDA_FUSED_BLOCKS=3 every slot reused; pf bodies (warppf,
+         * Q40_LONG=pairpf): all pairs prefetched (4096, 11008) and the loop
+         * after them (16384) */
         if (qt_info(t)->blck > 1) ls[nl++] = 4096;
+        if (t == QT_Q4_0) ls[nl++] = 11008;
         if (t == QT_Q4_0) ls[nl++] = 16384;
         for (int li = 0; li < nl; li++)
             for (size_t ri = 0; ri < NELEM(rows_list); ri++) {

@@ -430,11 +430,15 @@ int main(void) {
     const double bw = copy_bw();
     printf("device %s (sm %d, runtime %d); D2D copy %.0f GB/s (read+write)\n", name, sm, rt, bw);
     if (getenv("LLORCH_BENCH_SKIP_KERNELS")) goto models;
+    /* LLORCH_BENCH_KERNELS=q40dec: only the one-row Q4_0 cases (Llama-2 decode), for same-run A/B of the bodies */
+    const int q40dec = getenv("LLORCH_BENCH_KERNELS") && !strcmp(getenv("LLORCH_BENCH_KERNELS"), "q40dec");
+    if (q40dec) goto kernels;
     printf("prefill attention, pp512 from an empty context (median of 7 graph replays of 50 calls):\n");
     bench_attention(14, 2, 64, 512, "attention qwen2.5-0.5b 14/2 hd64 r=512", bw);
     bench_attention(32, 32, 128, 512, "attention llama-2-7b 32/32 hd128 r=512", bw);
     /* LLORCH_BENCH_KERNELS=attn: the attention cases only */
     if (getenv("LLORCH_BENCH_KERNELS") && !strcmp(getenv("LLORCH_BENCH_KERNELS"), "attn")) goto models;
+kernels:;
     const mm_case cases[] = {
         /* Llama-2-7B decode shapes */
         {QT_Q4_0, 4096, 11008, 1, "Q4_0 4096x11008 (ffn up/gate) r=1", 0},
@@ -474,7 +478,8 @@ int main(void) {
         {QT_F32, 4096, 4096, 512, "F32 4096x4096 r=512 (pp)", 0},
     };
     printf("matmul (median of 7 graph replays of 50 calls; host-timed around sync, so ~10 us of launch+sync per 50 calls included):\n");
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) bench_matmul(&cases[i], bw / 1e0);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        if (!q40dec || (cases[i].type == QT_Q4_0 && cases[i].rows == 1)) bench_matmul(&cases[i], bw / 1e0);
 models:
     G.ops->destroy(G.ctx);
     const char *models = getenv("LLORCH_BENCH_MODELS");

@@ -12,8 +12,16 @@
  *  - generic (every block format): a 128-thread block per output row,
  *    threads striding over the row's subs (mmv.cu's v2);
  *  - Q4_0 (K % 256 == 0, 16-byte aligned rows, e.g. every Llama-2 shape):
- *    mmv.cu's v3 pair decode, 64 threads per row (a staged variant that
- *    copies rows to shared memory with coalesced 16-byte loads is opt-in).
+ *    mmv.cu's v3 pair decode; for K <= 4096 a warp per row whose weights
+ *    are loaded into registers before the PDL wait ("warppf", the default:
+ *    Llama-2-7B tg128 424.5 vs 416-418 for "warp" without the early loads
+ *    and 390-395 for "pair" everywhere, one H100 run), above that 64
+ *    threads per row ("pair"). Opt-in alternatives (LLORCH_CUDA_FUSED_Q40):
+ *    "warp", "pair" everywhere, "staged" (rows copied to shared memory with
+ *    coalesced 16-byte loads, then decoded), "stream" (per-warp cp.async
+ *    ring of rows, the first rows requested before the PDL wait), and
+ *    LLORCH_CUDA_FUSED_Q40_LONG=pairpf (the pair body with early loads);
+ *    docs/PERF.md has every measurement.
  * Shapes or types not covered (rows != 1, float weights, a gate/up pair of
  * different types) return -1 and backend.cu composes the primitives. */
 #include <stdlib.h>
@@ -101,16 +109,14 @@ k_fm_generic(fm_set S, int nblk, const int8_t *aq, const float *ad, const float 
  *    lane), then decodes pairs from there (word stride 9 per lane: no bank
  *    conflicts). Every byte of every 128-byte line is used by the instruction
  *    that fetches it, so nothing depends on L1 reuse.
- *  - "pair" (default): 64 threads per row, pairs straight from global
- *    memory (v3), the quickest per row in the model (see fm_launch).
+ *  - "pair": 64 threads per row, pairs straight from global memory (v3);
+ *    the default for K > 4096 (down), "warp" below (see fm_launch).
  * A first "oct" body (16 threads per row, 144 bytes per thread as nine
  * 16-byte loads, lanes 144 bytes apart) was slower than v3 (4096x11008: 25.0
  * vs 14.5 us, docs/PERF.md): each load instruction touched 144 sectors for
  * 512 bytes and relied on L1 to serve the rest, which many warps evict. */
-__device__ __forceinline__ float fm_q4_0_pair(const uint32_t *pw, int blk, const int8_t *aq, const float *ad) {
-    uint32_t q[9];
-#pragma unroll
-    for (int i = 0; i < 9; i++) q[i] = pw[i];
+/* the pair's nine words already loaded */
+__device__ __forceinline__ float fm_q4_0_pair_q(const uint32_t (&q)[9], int blk, const int8_t *aq, const float *ad) {
     const float dA = h2f((uint16_t)(q[0] & 0xFFFFu)), dB = h2f((uint16_t)(q[4] >> 16));
     const int4 *xp = (const int4 *)(aq + 32 * (int64_t)blk);
     const int4 x0 = xp[0], x1 = xp[1], x2 = xp[2], x3 = xp[3];
@@ -128,6 +134,17 @@ __device__ __forceinline__ float fm_q4_0_pair(const uint32_t *pw, int blk, const
         ub = dp4a(ONES4, xb_lo[k], dp4a(ONES4, xb_hi[k], ub));
     }
     return (float)(sa - 8 * ua) * (dA * ad[blk]) + (float)(sb - 8 * ub) * (dB * ad[blk + 1]);
+}
+
+__device__ __forceinline__ void fm_load9(uint32_t (&q)[9], const uint32_t *pw) {
+#pragma unroll
+    for (int i = 0; i < 9; i++) q[i] = pw[i];
+}
+
+__device__ __forceinline__ float fm_q4_0_pair(const uint32_t *pw, int blk, const int8_t *aq, const float *ad) {
+    uint32_t q[9];
+    fm_load9(q, pw);
+    return fm_q4_0_pair_q(q, blk, aq, ad);
 }
 
 /* copies n16 16-byte words src → dst (shared), lane-strided, 8 loads in flight */
@@ -177,9 +194,9 @@ k_fm_q4_0_staged(fm_set S, int npair, int total, const int8_t *aq, const float *
 }
 
 /* one warp per row, 4 rows per 128-thread block, pairs from global memory
- * (mmv.cu's v3w, which as a plain mat-vec beat v3 for K <= 4096 on H100).
- * Opt-in (LLORCH_CUDA_FUSED_Q40=warp): written after the session's last
- * device run, so NOT YET RUN ON A GPU; run test_cuda_ops with it first. */
+ * (mmv.cu's v3w). LLORCH_CUDA_FUSED_Q40=warp: in the kernel bench q/k/v 3 x
+ * 4096x4096 11.3 us (84% of HBM) vs 16.0 for pair, the model +6%; the
+ * default is its "pf" variant below (+2% more in the model). */
 template <int MODE>
 __global__ void __launch_bounds__(128)
 k_fm_q4_0_warp(fm_set S, int npair, int total, const int8_t *aq, const float *ad) {
@@ -200,6 +217,149 @@ k_fm_q4_0_warp(fm_set S, int npair, int total, const int8_t *aq, const float *ad
     v = warp_sum(v);
     if (MODE == FM_SWIGLU) u = warp_sum(u);
     if (lane == 0) fm_store<MODE>(S, j, row, v, u);
+}
+
+/* ---- "stream" Q4_0 body: per-warp cp.async ring, weights fetched before the PDL wait ----
+ * Each warp owns the rows g0, g0 + W, g0 + 2W, ... of the launch (W = all
+ * warps of a grid sized to what fits on the SMs at once) and keeps an NS-deep
+ * ring of row buffers in shared memory: the copy of row i + NS is in flight
+ * (cp.async.cg, 16 bytes per lane, each warp instruction one contiguous 512
+ * bytes: no L1 reuse needed) while row i is decoded from shared memory (the
+ * pair body; word stride 9 per lane: no bank conflicts). The first NS rows
+ * are requested BEFORE griddepcontrol.wait: the weights are not written by
+ * any kernel, so under PDL the HBM ramp-up of this launch overlaps the tail
+ * of the previous kernel (the staged body lost in the model because its
+ * load-then-compute was exposed between kernels). Shared memory per block
+ * WPB * NS * NM * row bytes <= 48 KB (fm_stream_cfg). */
+__device__ __forceinline__ void fm_cp16(void *dst_smem, const void *src) {
+    const unsigned d = (unsigned)__cvta_generic_to_shared(dst_smem);
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(d), "l"(src) : "memory");
+}
+__device__ __forceinline__ void fm_cp_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
+template <int N>
+__device__ __forceinline__ void fm_cp_wait() {
+    asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory");
+}
+
+/* requests global row g of the set (and its up row for SwiGLU) into dst: n16 16-byte words per matrix row */
+template <int MODE>
+__device__ __forceinline__ void fm_fetch_row(const fm_set &S, int g, uint4 *dst, int n16, int lane) {
+    const int j = MODE == FM_STORE ? fm_which(S, g) : 0;
+    const int row = g - S.start[j];
+    const uint4 *src = (const uint4 *)(S.w[j] + (size_t)row * S.nb1[j]);
+    for (int i = lane; i < n16; i += 32) fm_cp16(dst + i, src + i);
+    if (MODE == FM_SWIGLU) {
+        const uint4 *su = (const uint4 *)(S.w[1] + (size_t)row * S.nb1[1]);
+        for (int i = lane; i < n16; i += 32) fm_cp16(dst + n16 + i, su + i);
+    }
+}
+
+/* blockDim.x = 32 * WPB (WPB <= 4); dynamic shared memory WPB * NS * NM * n16 * 16 bytes */
+template <int MODE, int NS>
+__global__ void __launch_bounds__(128)
+k_fm_q4_0_stream(fm_set S, int npair, int total, const int8_t *aq, const float *ad) {
+    extern __shared__ uint4 fm_sm[];
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, wpb = blockDim.x >> 5;
+    const int NM = MODE == FM_SWIGLU ? 2 : 1;
+    const int n16 = npair * 9 / 4; /* npair % 4 == 0 */
+    const int rb16 = NM * n16;     /* one ring slot */
+    uint4 *ring = fm_sm + (size_t)warp * NS * rb16;
+    const int g0 = blockIdx.x * wpb + warp, gs = gridDim.x * wpb;
+    /* prologue: weights only, before the dependency wait (one commit group per slot, empty ones too) */
+#pragma unroll
+    for (int s = 0; s < NS; s++) {
+        const int g = g0 + s * gs;
+        if (g < total) fm_fetch_row<MODE>(S, g, ring + s * rb16, n16, lane);
+        fm_cp_commit();
+    }
+    cu_pdl_begin(); /* x (act_q/act_d) and, for FM_ADD, y come from earlier kernels */
+    int slot = 0;
+    for (int g = g0; g < total; g += gs) {
+        fm_cp_wait<NS - 1>(); /* this lane's copies of row g have landed */
+        __syncwarp();         /* ... and every lane's are visible */
+        const uint32_t *w32 = (const uint32_t *)(ring + slot * rb16);
+        float v = 0.0f, u = 0.0f;
+        for (int p = lane; p < npair; p += 32) {
+            v += fm_q4_0_pair(w32 + 9 * p, 2 * p, aq, ad);
+            if (MODE == FM_SWIGLU) u += fm_q4_0_pair(w32 + 9 * (npair + p), 2 * p, aq, ad);
+        }
+        v = warp_sum(v);
+        if (MODE == FM_SWIGLU) u = warp_sum(u);
+        if (lane == 0) {
+            const int j = MODE == FM_STORE ? fm_which(S, g) : 0;
+            fm_store<MODE>(S, j, g - S.start[j], v, u);
+        }
+        __syncwarp(); /* every lane has read the slot before it is refilled */
+        const int gn = g + NS * gs;
+        if (gn < total) fm_fetch_row<MODE>(S, gn, ring + slot * rb16, n16, lane);
+        fm_cp_commit();
+        slot = slot + 1 == NS ? 0 : slot + 1;
+    }
+    fm_cp_wait<0>(); /* nothing may be in flight into shared memory when the block exits */
+}
+
+/* ---- "pf" variants: the first PF pairs of each thread loaded BEFORE the PDL wait ----------
+ * The weights are written by no kernel, so a launch may read them before
+ * griddepcontrol.wait: under PDL the blocks placed while the previous kernel
+ * still runs (the activation quantization, in the model) have their weight
+ * loads in flight when x becomes readable. (This is the one exception to
+ * common.cuh's "cu_pdl_begin() before touching global memory": only
+ * never-written weights are read before it.) Registers only, no shared
+ * memory. TPR threads per row (32: the warp body, 4 rows per 128-thread
+ * block, 42-64 registers, the default for K <= 4096; 64: the pair body, one
+ * row per block, 54-90 registers against the pair body's 32-40, so half
+ * the resident blocks: slower on the down shape, opt-in);
+ * PF = the pairs per thread that cover the whole row for the shapes it is
+ * launched at (2 at K = 4096 with a warp, 3 at K = 11008 with 64 threads);
+ * longer rows continue from global memory after the wait. */
+template <int MODE, int TPR, int PF>
+__global__ void __launch_bounds__(128)
+k_fm_q4_0_pf(fm_set S, int npair, int total, const int8_t *aq, const float *ad) {
+    const int t = threadIdx.x % TPR;
+    const int g = blockIdx.x * (blockDim.x / TPR) + threadIdx.x / TPR;
+    const bool live = g < total;
+    const int j = live && MODE == FM_STORE ? fm_which(S, g) : 0;
+    const int row = live ? g - S.start[j] : 0;
+    const uint32_t *wr = (const uint32_t *)(S.w[j] + (size_t)row * S.nb1[j]);
+    const uint32_t *ur = (const uint32_t *)(S.w[1] + (size_t)row * S.nb1[1]);
+    uint32_t q[PF][9], qu[MODE == FM_SWIGLU ? PF : 1][9];
+#pragma unroll
+    for (int k = 0; k < PF; k++) {
+        const int p = t + TPR * k;
+        if (live && p < npair) {
+            fm_load9(q[k], wr + 9 * p);
+            if (MODE == FM_SWIGLU) fm_load9(qu[MODE == FM_SWIGLU ? k : 0], ur + 9 * p);
+        }
+    }
+    cu_pdl_begin(); /* x (act_q/act_d) and, for FM_ADD, y come from earlier kernels */
+    float v = 0.0f, u = 0.0f;
+#pragma unroll
+    for (int k = 0; k < PF; k++) {
+        const int p = t + TPR * k;
+        if (live && p < npair) {
+            v += fm_q4_0_pair_q(q[k], 2 * p, aq, ad);
+            if (MODE == FM_SWIGLU) u += fm_q4_0_pair_q(qu[MODE == FM_SWIGLU ? k : 0], 2 * p, aq, ad);
+        }
+    }
+    if (live)
+        for (int p = t + TPR * PF; p < npair; p += TPR) {
+            v += fm_q4_0_pair(wr + 9 * p, 2 * p, aq, ad);
+            if (MODE == FM_SWIGLU) u += fm_q4_0_pair(ur + 9 * p, 2 * p, aq, ad);
+        }
+    v = warp_sum(v);
+    if (MODE == FM_SWIGLU) u = warp_sum(u);
+    if (TPR == 32) {
+        if (live && t == 0) fm_store<MODE>(S, j, row, v, u);
+    } else { /* TPR 64: one row per block (blockDim.x == 64) */
+        __shared__ float red[2][2];
+        const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+        if (lane == 0) {
+            red[0][warp] = v;
+            red[1][warp] = u;
+        }
+        __syncthreads();
+        if (live && threadIdx.x == 0) fm_store<MODE>(S, j, row, red[0][0] + red[0][1], red[1][0] + red[1][1]);
+    }
 }
 
 /* 64 threads per row, pairs from global memory (mmv.cu's v3 layout) */
@@ -244,8 +404,52 @@ static int fm_covers(cu_ctx *c, const eng_w *w, int rows) {
     }
 }
 
-/* LLORCH_CUDA_FUSED_Q40 = pair (default) | staged | auto | generic | warp (untested): the Q4_0 body (A/B) */
+/* LLORCH_CUDA_FUSED_Q40 = warppf (default) | warp | pair | staged | auto | generic | stream: the
+ * Q4_0 body (A/B); warppf and warp apply to K <= 4096, longer rows take the
+ * pair body or, with LLORCH_CUDA_FUSED_Q40_LONG=pairpf, its prefetching
+ * variant (slower: 13.3 -> 16.3 us on 11008x4096, 56 registers instead of
+ * 32 halve the resident blocks) */
 static int g_q40 = -1;
+static int g_q40_long = 0;
+/* LLORCH_CUDA_FUSED_BLOCKS=n caps the stream body's grid at n blocks (tests:
+ * many rows per warp, so every ring slot is reused); 0 = what fits */
+static int g_stream_blocks = -1;
+/* LLORCH_CUDA_FUSED_SMEM_KB=n (8..48, default 48): the stream body's shared
+ * memory per block. A smaller ring may share an SM with kernels that run
+ * under a small shared-memory carveout (an SM changes its L1/shared split
+ * only when it drains), at the cost of fewer bytes in flight per warp. */
+static int g_stream_smem = 48 * 1024;
+
+/* the stream body's shape for rows of rb bytes (NM rows of npair * 36 each):
+ * warps per block and ring depth, <= g_stream_smem bytes per block; the
+ * deepest ring of >= 3 slots with the most warps, else 2 slots; 0 when even
+ * one warp with 2 slots does not fit (then the pair body runs) */
+static int fm_stream_cfg(size_t rb, int *wpb, int *ns) {
+    for (int pass = 0; pass < 2; pass++)
+        for (int wp = 4; wp >= 1; wp >>= 1) {
+            size_t n = (size_t)g_stream_smem / ((size_t)wp * rb);
+            if (n > 4) n = 4;
+            if (n >= (size_t)(pass == 0 ? 3 : 2)) {
+                *wpb = wp;
+                *ns = (int)n;
+                return 1;
+            }
+        }
+    return 0;
+}
+
+template <int MODE, int NS>
+static void fm_stream_launch(cu_ctx *c, const fm_set &S, int npair, int total, int wpb, size_t smem) {
+    int per_sm = 0;
+    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, k_fm_q4_0_stream<MODE, NS>, wpb * 32, smem) !=
+            cudaSuccess ||
+        per_sm < 1)
+        per_sm = 1;
+    int64_t grid = (int64_t)c->sm_count * per_sm;
+    if (grid > cu_div_up(total, wpb)) grid = cu_div_up(total, wpb);
+    if (g_stream_blocks > 0 && grid > g_stream_blocks) grid = g_stream_blocks;
+    cu_launch(c, (unsigned)grid, wpb * 32, smem, k_fm_q4_0_stream<MODE, NS>, S, npair, total, c->act_q, c->act_d);
+}
 
 
 /* one launch over the set's S.start[S.n] rows, all of type `type`, with x
@@ -255,17 +459,30 @@ static void fm_launch(cu_ctx *c, int type, int pair_ok, const fm_set &S, int K) 
     const int total = S.start[S.n];
     if (g_q40 < 0) {
         const char *e = getenv("LLORCH_CUDA_FUSED_Q40");
-        g_q40 = !e                      ? 1
+        g_q40 = !e                      ? 6
+                : !strcmp(e, "pair")    ? 1
+                : !strcmp(e, "warppf")  ? 6
                 : !strcmp(e, "auto")    ? 0
                 : !strcmp(e, "generic") ? 2
                 : !strcmp(e, "staged")  ? 3
                 : !strcmp(e, "warp")    ? 4
-                                        : 1;
+                : !strcmp(e, "stream")  ? 5
+                                        : 6;
+        const char *l = getenv("LLORCH_CUDA_FUSED_Q40_LONG");
+        g_q40_long = l && !strcmp(l, "pairpf");
+        const char *b = getenv("LLORCH_CUDA_FUSED_BLOCKS");
+        g_stream_blocks = b ? atoi(b) : 0;
+        const char *m = getenv("LLORCH_CUDA_FUSED_SMEM_KB");
+        if (m && atoi(m) >= 8 && atoi(m) <= 48) g_stream_smem = atoi(m) * 1024;
     }
     if (type == QT_Q4_0 && pair_ok && g_q40 != 2) {
         const int npair = K / 64;
         const size_t row_smem = (size_t)(MODE == FM_SWIGLU ? 2 : 1) * (size_t)npair * 36;
-        /* pair (default): the pair body everywhere. auto: the staged body
+        /* warppf (default): the warp body with its pairs loaded before the
+         * PDL wait for K <= 4096, pair above; warp: the same without the
+         * early loads (Llama-2-7B tg128 424.5 warppf, 416-418 warp, 390-395
+         * pair; one H100 run, docs/PERF.md). pair:
+         * the pair body everywhere. auto: the staged body
          * where the kernel bench favours it (SwiGLU, or >= 8192 rows, with
          * rows of <= 4096 weights: 3 x 4096x4096 13.1 us, 2 x 4096x11008
          * 21.1 us, back-to-back graph replays) and pair elsewhere (4096x4096
@@ -273,6 +490,23 @@ static void fm_launch(cu_ctx *c, int type, int pair_ok, const fm_set &S, int K) 
          * body everywhere wins (Llama-2-7B tg128 387 vs 366 for auto, 357 for
          * staged everywhere; same H100 run): between different kernels the
          * staged body's load-then-compute warps are not overlapped. */
+        int wpb = 0, ns = 0;
+        if (g_q40 == 5 && fm_stream_cfg(row_smem, &wpb, &ns)) {
+            const size_t smem = (size_t)wpb * (size_t)ns * row_smem;
+            if (ns == 4) fm_stream_launch<MODE, 4>(c, S, npair, total, wpb, smem);
+            else if (ns == 3) fm_stream_launch<MODE, 3>(c, S, npair, total, wpb, smem);
+            else fm_stream_launch<MODE, 2>(c, S, npair, total, wpb, smem);
+            return;
+        }
+        if (g_q40 == 6 && K <= 4096) {
+            cu_launch(c, cu_div_up(total, 4), 128, 0, k_fm_q4_0_pf<MODE, 32, 2>, S, npair, total, c->act_q,
+                      c->act_d);
+            return;
+        }
+        if (K > 4096 && g_q40_long && (g_q40 == 1 || g_q40 == 4 || g_q40 == 6)) {
+            cu_launch(c, (unsigned)total, 64, 0, k_fm_q4_0_pf<MODE, 64, 3>, S, npair, total, c->act_q, c->act_d);
+            return;
+        }
         if (g_q40 == 4 && K <= 4096) {
             cu_launch(c, cu_div_up(total, 4), 128, 0, k_fm_q4_0_warp<MODE>, S, npair, total, c->act_q, c->act_d);
             return;

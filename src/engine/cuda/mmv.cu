@@ -91,9 +91,19 @@ __device__ __forceinline__ void quant_rows(const float *x, int K, int nr, int wa
     }
 }
 
-/* standalone activation quantization (large matrices): 8 warps per block */
+/* standalone activation quantization (large matrices): 8 warps per block.
+ * early (LLORCH_CUDA_QUANT_EARLY=1, opt-in): let the dependent kernel (the
+ * mat-vec) launch BEFORE waiting for our own prerequisite, so a mat-vec that
+ * requests its weights before its PDL wait (fused.cu's stream body) starts
+ * them while the producer of x (rmsnorm, attention, SwiGLU) still runs.
+ * Safe: the mat-vec's griddepcontrol.wait still waits for this grid to
+ * complete, which happens only after this grid's own wait; and every block
+ * of this grid is resident before the dependent can be placed. */
 template <int VDT>
-__global__ void k_quant_act(const float *x, int K, int rows, int8_t *q, float *d, float *s) {
+__global__ void k_quant_act(const float *x, int K, int rows, int8_t *q, float *d, float *s, int early) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    if (early) asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
     cu_pdl_begin();
     const int nwarps_total = gridDim.x * (blockDim.x >> 5);
     const int warp = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
@@ -475,9 +485,11 @@ int cu_act_quant(cu_ctx *c, const float *cx, const float *x, int rows, int K, in
     if (!hit) {
         const int64_t groups = (int64_t)rows * (vq == VDT_Q8_K ? K / 256 : K / 32);
         const unsigned nb = cu_div_up(groups, 8);
-        if (vq == VDT_Q8_K) cu_launch(c, nb, 256, 0, k_quant_act<VDT_Q8_K>, x, K, rows, c->act_q, c->act_d, c->act_s);
-        else if (vq == VDT_Q8_1) cu_launch(c, nb, 256, 0, k_quant_act<VDT_Q8_1>, x, K, rows, c->act_q, c->act_d, c->act_s);
-        else cu_launch(c, nb, 256, 0, k_quant_act<VDT_Q8_0>, x, K, rows, c->act_q, c->act_d, c->act_s);
+        static int early = -1;
+        if (early < 0) early = getenv("LLORCH_CUDA_QUANT_EARLY") && atoi(getenv("LLORCH_CUDA_QUANT_EARLY")) == 1;
+        if (vq == VDT_Q8_K) cu_launch(c, nb, 256, 0, k_quant_act<VDT_Q8_K>, x, K, rows, c->act_q, c->act_d, c->act_s, early);
+        else if (vq == VDT_Q8_1) cu_launch(c, nb, 256, 0, k_quant_act<VDT_Q8_1>, x, K, rows, c->act_q, c->act_d, c->act_s, early);
+        else cu_launch(c, nb, 256, 0, k_quant_act<VDT_Q8_0>, x, K, rows, c->act_q, c->act_d, c->act_s, early);
         if (LAUNCH_CHECK(c, "mmv_quantize_act")) return -1;
     }
     return vq;
