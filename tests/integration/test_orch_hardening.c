@@ -14,6 +14,9 @@
  *       completion whose client gives up while the job still waits in the
  *       queue (no worker anywhere): the job ends cancelled at once and leaves
  *       the queue, instead of waiting for capacity nobody will read.
+ *   test_harness_tracks_many_children  the harness's child list grows: 40
+ *       tracked children (more than its first 32 slots) are all ended and
+ *       reaped by reap_all.
  *   test_placement_survives_restart  a placement made through POST
  *       /v2/placements is in the state file, and after orchestratord restarts
  *       on that file GET /v2/placements lists it (source "api") and the
@@ -127,6 +130,29 @@ static void test_openai_json_disconnect_while_queued(void **s) {
     assert_non_null(strstr(h, "\"queue_depth\":0"));
     free(h);
     stop(&o, SIGTERM);
+}
+
+/* ---- the harness: no child escapes cleanup ------------------------------------------- */
+static void test_harness_tracks_many_children(void **s) {
+    (void)s;
+    enum { N = 40 };
+    pid_t pids[N];
+    for (int i = 0; i < N; i++) {
+        pids[i] = fork();
+        assert_true(pids[i] >= 0);
+        if (pids[i] == 0) {
+            prctl(PR_SET_PDEATHSIG, SIGKILL);
+            for (;;) pause();
+        }
+        track(pids[i]);
+    }
+    assert_int_equal(g_nchildren, N);
+    reap_all();
+    for (int i = 0; i < N; i++) { /* reaped: no longer our child */
+        errno = 0;
+        assert_int_equal(waitpid(pids[i], NULL, WNOHANG), -1);
+        assert_int_equal(errno, ECHILD);
+    }
 }
 
 /* the test as pool p1 with GPUs 0 and 1 at the fake pool's endpoint */
@@ -245,6 +271,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_openai_stream_disconnect_cancels, setup, teardown),
         cmocka_unit_test_setup_teardown(test_openai_json_disconnect_while_queued, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_harness_tracks_many_children, setup, teardown),
         cmocka_unit_test_setup_teardown(test_placement_survives_restart, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
