@@ -5,10 +5,12 @@
  * the weights. eng_session_new: the KV cache and every scratch buffer for
  * n_ctx / n_batch, once. eng_eval never allocates.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "common/util.h"
@@ -105,17 +107,67 @@ static void model_name(eng_model *m, const char *path) {
     snprintf(m->name, sizeof m->name, "%s", b ? b + 1 : path);
 }
 
-/* the tokenizer per enum eng_tokenizer: <dir of path>/tokenizer.json or the GGUF */
+/* 1 when name ends in ".gguf" (any case) */
+static int is_gguf_name(const char *name) {
+    size_t n = strlen(name);
+    return n > 5 && strcasecmp(name + n - 5, ".gguf") == 0;
+}
+
+/* .gguf entries of directory dir ("" = "."), counted up to 2 */
+static int gguf_files_in(const char *dir) {
+    DIR *d = opendir(dir[0] ? dir : ".");
+    if (!d) return 0;
+    int n = 0;
+    struct dirent *e;
+    while (n < 2 && (e = readdir(d)))
+        if (is_gguf_name(e->d_name)) n++;
+    closedir(d);
+    return n;
+}
+
+/* The tokenizer.json that belongs to the model file at path (into json):
+ *   1. <dir>/<stem>.tokenizer.json, stem = the file name less ".gguf": named
+ *      for this model, so it always applies;
+ *   2. <dir>/tokenizer.json, only when dir holds exactly one .gguf (the
+ *      model's own directory, as a Hugging Face snapshot lays it out). In a
+ *      directory of several GGUFs (the pool's cache keeps a repo's files side
+ *      by side) it would apply to every one of them, so it is ignored and
+ *      *ignored names it.
+ * 1 when found; 0 when none; <0 when a path does not fit. */
+static int find_tokenizer_json(const char *path, char *json, size_t cap, char *ignored, size_t icap) {
+    ignored[0] = 0;
+    const char *slash = strrchr(path, '/'), *file = slash ? slash + 1 : path;
+    const int dl = slash ? (int)(slash - path) + 1 : 0; /* with the '/' */
+    size_t fl = strlen(file);
+    if (is_gguf_name(file)) fl -= 5;
+    if (snprintf(json, cap, "%.*s%.*s.tokenizer.json", dl, path, (int)fl, file) >= (int)cap) return -1;
+    if (access(json, F_OK) == 0) return 1;
+    char plain[4096], dir[4096];
+    if (snprintf(plain, sizeof plain, "%.*stokenizer.json", dl, path) >= (int)sizeof plain) return -1;
+    if (access(plain, F_OK) != 0) return 0;
+    snprintf(dir, sizeof dir, "%.*s", dl, path);
+    if (gguf_files_in(dir) != 1) {
+        snprintf(ignored, icap, "%s", plain);
+        return 0;
+    }
+    snprintf(json, cap, "%s", plain);
+    return 1;
+}
+
+/* the tokenizer per enum eng_tokenizer: the model's tokenizer.json (find_tokenizer_json) or the GGUF */
 static int load_tokenizer(eng_model *m, const char *path, enum eng_tokenizer which, char *err, size_t errlen) {
-    char e2[256], json[4096];
-    const char *slash = strrchr(path, '/');
-    int dl = slash ? (int)(slash - path) + 1 : 0;
-    if (snprintf(json, sizeof json, "%.*stokenizer.json", dl, path) >= (int)sizeof json)
-        return util_fail(err, errlen, ENG_E_INVAL, "model: path too long");
-    int have_json = access(json, F_OK) == 0;
-    if (which == ENG_TOK_HF_JSON && !have_json)
+    char e2[256], json[4096], ignored[4096];
+    int have_json = which == ENG_TOK_GGUF ? 0 : find_tokenizer_json(path, json, sizeof json, ignored, sizeof ignored);
+    if (have_json < 0) return util_fail(err, errlen, ENG_E_INVAL, "model: path too long");
+    if (which == ENG_TOK_HF_JSON && !have_json) {
+        if (ignored[0])
+            return util_fail(err, errlen, ENG_E_INVAL,
+                             "model: tokenizer: %s is not used: its directory holds more than one .gguf, so it "
+                             "would apply to all of them; name it %s",
+                             ignored, json);
         return util_fail(err, errlen, ENG_E_INVAL, "model: tokenizer: %s is missing", json);
-    if (have_json && which != ENG_TOK_GGUF) {
+    }
+    if (have_json) {
         struct tok_hf_opts ho = {m->hp.n_vocab, m->g};
         if (tok_load_hf_json(json, &ho, &m->vocab, e2, sizeof e2))
             return util_fail(err, errlen, ENG_E_INVAL, "model: tokenizer: %s (%s)", e2, json);
