@@ -177,6 +177,28 @@ static int load_tokenizer(eng_model *m, const char *path, enum eng_tokenizer whi
     return 0;
 }
 
+/* the backend's op scratch for the largest op any eval will issue (backend.h
+ * reserve): every bound matrix (and the output, which may be tok_embd's
+ * copy) at n_batch rows; gpt-oss's expert matrices at n_batch * k slots */
+static int reserve_op_scratch(eng_model *m, char *err, size_t errlen) {
+    if (!m->be.ops->reserve) return 0;
+    const eng_w **ws = malloc(((size_t)m->n_refs + 1) * sizeof *ws);
+    if (!ws) return util_fail(err, errlen, ENG_E_OOM, "model: out of memory");
+    int n = 0;
+    for (int i = 0; i < m->n_refs; i++)
+        if (m->refs[i].w) ws[n++] = m->refs[i].w;
+    ws[n++] = &m->output;
+    const eng_reserve r = { .rows = m->n_batch,
+                            .id_slots = m->hp.arch == ENG_ARCH_GPT_OSS ? m->n_batch * m->hp.n_expert_used : 0,
+                            .w = ws, .n_w = n };
+    int rc = m->be.ops->reserve(m->be.ctx, &r);
+    free(ws);
+    if (rc)
+        return util_fail(err, errlen, ENG_E_OOM, "model: cannot allocate the %s backend's op scratch for n_batch %d",
+                         m->be.ops->name, m->n_batch);
+    return 0;
+}
+
 int eng_model_load(const char *path, const eng_load_opts *opts, eng_model **out, char *err, size_t errlen) {
     eng_load_opts dflt;
     if (!opts) {
@@ -257,6 +279,7 @@ int eng_model_load(const char *path, const eng_load_opts *opts, eng_model **out,
     }
 
     if ((rc = eng_model_bind(m, opts, err, errlen))) goto fail;
+    if ((rc = reserve_op_scratch(m, err, errlen))) goto fail;
     fill_info(m);
     *out = m;
     return 0;
