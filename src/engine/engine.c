@@ -113,22 +113,22 @@ static int is_gguf_name(const char *name) {
     return n > 5 && strcasecmp(name + n - 5, ".gguf") == 0;
 }
 
-/* .gguf entries of directory dir ("" = "."), counted up to 2 */
-static int gguf_files_in(const char *dir) {
+/* 1 when directory dir ("" = ".") holds a .gguf entry other than file (or
+ * cannot be read: then nothing is known to be the model's alone) */
+static int other_gguf_in(const char *dir, const char *file) {
     DIR *d = opendir(dir[0] ? dir : ".");
-    if (!d) return 0;
-    int n = 0;
+    if (!d) return 1;
+    int other = 0;
     struct dirent *e;
-    while (n < 2 && (e = readdir(d)))
-        if (is_gguf_name(e->d_name)) n++;
+    while (!other && (e = readdir(d))) other = is_gguf_name(e->d_name) && strcmp(e->d_name, file) != 0;
     closedir(d);
-    return n;
+    return other;
 }
 
 /* The tokenizer.json that belongs to the model file at path (into json):
  *   1. <dir>/<stem>.tokenizer.json, stem = the file name less ".gguf": named
  *      for this model, so it always applies;
- *   2. <dir>/tokenizer.json, only when dir holds exactly one .gguf (the
+ *   2. <dir>/tokenizer.json, only when dir holds no other .gguf (the
  *      model's own directory, as a Hugging Face snapshot lays it out). In a
  *      directory of several GGUFs (the pool's cache keeps a repo's files side
  *      by side) it would apply to every one of them, so it is ignored and
@@ -146,7 +146,7 @@ static int find_tokenizer_json(const char *path, char *json, size_t cap, char *i
     if (snprintf(plain, sizeof plain, "%.*stokenizer.json", dl, path) >= (int)sizeof plain) return -1;
     if (access(plain, F_OK) != 0) return 0;
     snprintf(dir, sizeof dir, "%.*s", dl, path);
-    if (gguf_files_in(dir) != 1) {
+    if (other_gguf_in(dir, file)) {
         snprintf(ignored, icap, "%s", plain);
         return 0;
     }
