@@ -527,7 +527,8 @@ static void test_cli_errors(void **st) {
     assert_int_equal(run(NULL, err, sizeof err, "gguf quantize a.gguf b.gguf Q8_0 --threads 4294967297"), 2);
     assert_non_null(strstr(err, "llorch gguf quantize: --threads '4294967297'"));
     char *dry = NULL; /* in range: accepted */
-    assert_int_equal(run(&dry, err, sizeof err, "gguf make --preset gpt-oss-20b --layers 2 --swa 64 --threads 2 --dry-run"), 0);
+    assert_int_equal(
+        run(&dry, err, sizeof err, "gguf make --preset gpt-oss-20b --layers 2 --swa 64 --threads 2 --dry-run"), 0);
     free(dry);
     assert_int_equal(run(NULL, err, sizeof err, "gguf quantize a.gguf b.gguf"), 2);
     assert_int_equal(run(NULL, err, sizeof err, "gguf quantize a.gguf b.gguf Q9_9"), 2);
