@@ -4,8 +4,11 @@
 #ifndef LLORCH_CLI_GGUF_INT_H
 #define LLORCH_CLI_GGUF_INT_H
 
+#include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 
 #include "gguf/gguf.h"
 
@@ -66,6 +69,22 @@ int vocab_from_gguf(gguf_writer *w, const char *path, int64_t *n_vocab, char *er
 /* A synthetic SentencePiece vocabulary of n tokens (>= 259): <unk> <s> </s>,
  * the 256 byte tokens <0x00>.., then distinct filler pieces. */
 int vocab_synthetic(gguf_writer *w, int64_t n, char *err, size_t errlen);
+
+/* ---- flags --------------------------------------------------------------------- */
+/* --flag's value s as an int in [lo, hi] into *out, 0; otherwise prints
+ * "<cmd>: --flag 's': not an integer in lo..hi" and returns -1 (a cast of
+ * strtol's long would silently truncate 4294967297 to 1) */
+static inline int cg_flag_int(const char *cmd, const char *flag, const char *s, long lo, long hi, int *out) {
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 0);
+    if (!*s || *end || errno == ERANGE || v < lo || v > hi) {
+        fprintf(stderr, "%s: --%s '%s': not an integer in %ld..%ld\n", cmd, flag, s, lo, hi);
+        return -1;
+    }
+    *out = (int)v;
+    return 0;
+}
 
 /* ---- threads ------------------------------------------------------------------ */
 #define CG_MAX_THREADS 32

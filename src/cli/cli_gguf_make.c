@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -274,19 +275,26 @@ int cli_gguf_make(int argc, char **argv) {
         case 'p': preset = optarg; break;
         case 'a': arch = optarg; break;
         case 't': type = optarg; break;
-        case 's': seed = strtoull(optarg, &end, 0); if (*end || !*optarg) goto bad; break;
+        case 's':
+            errno = 0;
+            seed = strtoull(optarg, &end, 0);
+            if (*end || !*optarg || errno == ERANGE || *optarg == '-') {
+                fprintf(stderr, "llorch gguf make: --seed '%s': not an unsigned 64-bit integer\n", optarg);
+                return 2;
+            }
+            break;
         case 'V': vocab_from = optarg; break;
         case 'J': vocab_json = optarg; break;
         case 'P': pre = optarg; break;
-        case 'c': n_ctx = (int)strtol(optarg, &end, 0); if (*end || n_ctx <= 0) goto bad; break;
+        case 'c': if (cg_flag_int("llorch gguf make", "n-ctx", optarg, 1, INT32_MAX, &n_ctx)) return 2; break;
         case 'N': n_vocab_flag = strtoll(optarg, &end, 0); if (*end || n_vocab_flag < 1 || n_vocab_flag > 10000000) goto bad; break;
-        case 'L': layers = (int)strtol(optarg, &end, 0); if (*end || layers <= 0 || layers > 512) goto bad; break;
+        case 'L': if (cg_flag_int("llorch gguf make", "layers", optarg, 1, 512, &layers)) return 2; break;
         case 'T': tied = 1; break;
         case 'U': tied = 0; break;
         case 'D': dry = 1; break;
         case 'R': pure = 1; break;
-        case 'j': threads = (int)strtol(optarg, &end, 0); if (*end || threads < 1) goto bad; break;
-        case 'W': swa = (int)strtol(optarg, &end, 0); if (*end || swa <= 0) goto bad; break;
+        case 'j': if (cg_flag_int("llorch gguf make", "threads", optarg, 1, 1024, &threads)) return 2; break;
+        case 'W': if (cg_flag_int("llorch gguf make", "swa", optarg, 1, INT32_MAX, &swa)) return 2; break;
         case 'o': out = optarg; break;
         case 'h': usage(stdout); return 0;
         default: goto bad;

@@ -89,9 +89,7 @@ int cli_gguf_quantize(int argc, char **argv) {
         if (!strcmp(argv[i], "--dry-run")) dry = 1;
         else if (!strcmp(argv[i], "--pure")) pure = 1;
         else if (!strcmp(argv[i], "--threads") && i + 1 < argc) {
-            char *end;
-            threads = (int)strtol(argv[++i], &end, 0);
-            if (*end || threads < 1) goto bad;
+            if (cg_flag_int("llorch gguf quantize", "threads", argv[++i], 1, 1024, &threads)) return 2;
         }
         else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
             printf("usage: llorch gguf quantize IN.gguf OUT.gguf TYPE [--pure] [--threads N] [--dry-run]\n");

@@ -59,6 +59,17 @@ typedef struct {
     double uniform;            /* the PRNG draw for this token, from the host sampler */
 } eng_sample_args;
 
+/* The bounds of every op an engine will issue on a model, known at load
+ * (backend reserve()): matmul(w, .., rows) with w one of w[] and rows <=
+ * rows; matmul_id(w, .., k, .., rows) with w one of w[] and rows * k <=
+ * id_slots; the fused matmuls likewise. */
+typedef struct {
+    int rows;                   /* most activation rows of one op (the model's n_batch) */
+    int id_slots;               /* most rows * k of one matmul_id; 0 = no matmul_id */
+    const eng_w *const *w;      /* every matrix an op multiplies by, [n_w] (duplicates fine) */
+    int n_w;
+} eng_reserve;
+
 typedef struct eng_backend_ops {
     const char *name;                 /* "cpu" | "cuda" */
     const char *memory_architecture;  /* "host" | "vram-only" */
@@ -118,6 +129,13 @@ typedef struct eng_backend_ops {
      * within a model, so a freed session's recording is simply never replayed. */
     int (*record_begin)(void *ctx, int key);
     int (*record_end)(void *ctx, int key);
+    /* Optional (NULL: nothing to reserve). Called once at model load, after
+     * the weights are bound, with the bounds of every later op: the backend
+     * allocates the op scratch those need now, so that an eval never
+     * allocates (CPU: the quantized activation rows of matmul, the gathered
+     * rows of matmul_id). 0, or -ENOMEM (the model does not load). An op
+     * beyond the reserved bounds afterwards is an engine bug (assert). */
+    int (*reserve)(void *ctx, const eng_reserve *r);
     /* Device facts for eng_model_info: sm, cuda_runtime_version, device_name,
      * device_total_bytes, device_free_bytes (fields of eng_model_info). */
     void (*device_info)(void *ctx, int *sm, int *cuda_runtime_version, char *name, size_t name_cap,

@@ -5,10 +5,12 @@
  * the weights. eng_session_new: the KV cache and every scratch buffer for
  * n_ctx / n_batch, once. eng_eval never allocates.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "common/util.h"
@@ -105,23 +107,95 @@ static void model_name(eng_model *m, const char *path) {
     snprintf(m->name, sizeof m->name, "%s", b ? b + 1 : path);
 }
 
-/* the tokenizer per enum eng_tokenizer: <dir of path>/tokenizer.json or the GGUF */
+/* 1 when name ends in ".gguf" (any case) */
+static int is_gguf_name(const char *name) {
+    size_t n = strlen(name);
+    return n > 5 && strcasecmp(name + n - 5, ".gguf") == 0;
+}
+
+/* 1 when directory dir ("" = ".") holds a .gguf entry other than file (or
+ * cannot be read: then nothing is known to be the model's alone) */
+static int other_gguf_in(const char *dir, const char *file) {
+    DIR *d = opendir(dir[0] ? dir : ".");
+    if (!d) return 1;
+    int other = 0;
+    struct dirent *e;
+    while (!other && (e = readdir(d))) other = is_gguf_name(e->d_name) && strcmp(e->d_name, file) != 0;
+    closedir(d);
+    return other;
+}
+
+/* The tokenizer.json that belongs to the model file at path (into json):
+ *   1. <dir>/<stem>.tokenizer.json, stem = the file name less ".gguf": named
+ *      for this model, so it always applies;
+ *   2. <dir>/tokenizer.json, only when dir holds no other .gguf (the
+ *      model's own directory, as a Hugging Face snapshot lays it out). In a
+ *      directory of several GGUFs (the pool's cache keeps a repo's files side
+ *      by side) it would apply to every one of them, so it is ignored and
+ *      *ignored names it.
+ * 1 when found; 0 when none; <0 when a path does not fit. */
+static int find_tokenizer_json(const char *path, char *json, size_t cap, char *ignored, size_t icap) {
+    ignored[0] = 0;
+    const char *slash = strrchr(path, '/'), *file = slash ? slash + 1 : path;
+    const int dl = slash ? (int)(slash - path) + 1 : 0; /* with the '/' */
+    size_t fl = strlen(file);
+    if (is_gguf_name(file)) fl -= 5;
+    if (snprintf(json, cap, "%.*s%.*s.tokenizer.json", dl, path, (int)fl, file) >= (int)cap) return -1;
+    if (access(json, F_OK) == 0) return 1;
+    char plain[4096], dir[4096];
+    if (snprintf(plain, sizeof plain, "%.*stokenizer.json", dl, path) >= (int)sizeof plain) return -1;
+    if (access(plain, F_OK) != 0) return 0;
+    snprintf(dir, sizeof dir, "%.*s", dl, path);
+    if (other_gguf_in(dir, file)) {
+        snprintf(ignored, icap, "%s", plain);
+        return 0;
+    }
+    snprintf(json, cap, "%s", plain);
+    return 1;
+}
+
+/* the tokenizer per enum eng_tokenizer: the model's tokenizer.json (find_tokenizer_json) or the GGUF */
 static int load_tokenizer(eng_model *m, const char *path, enum eng_tokenizer which, char *err, size_t errlen) {
-    char e2[256], json[4096];
-    const char *slash = strrchr(path, '/');
-    int dl = slash ? (int)(slash - path) + 1 : 0;
-    if (snprintf(json, sizeof json, "%.*stokenizer.json", dl, path) >= (int)sizeof json)
-        return util_fail(err, errlen, ENG_E_INVAL, "model: path too long");
-    int have_json = access(json, F_OK) == 0;
-    if (which == ENG_TOK_HF_JSON && !have_json)
+    char e2[256], json[4096], ignored[4096];
+    int have_json = which == ENG_TOK_GGUF ? 0 : find_tokenizer_json(path, json, sizeof json, ignored, sizeof ignored);
+    if (have_json < 0) return util_fail(err, errlen, ENG_E_INVAL, "model: path too long");
+    if (which == ENG_TOK_HF_JSON && !have_json) {
+        if (ignored[0])
+            return util_fail(err, errlen, ENG_E_INVAL,
+                             "model: tokenizer: %s is not used: its directory holds more than one .gguf, so it "
+                             "would apply to all of them; name it %s",
+                             ignored, json);
         return util_fail(err, errlen, ENG_E_INVAL, "model: tokenizer: %s is missing", json);
-    if (have_json && which != ENG_TOK_GGUF) {
+    }
+    if (have_json) {
         struct tok_hf_opts ho = {m->hp.n_vocab, m->g};
         if (tok_load_hf_json(json, &ho, &m->vocab, e2, sizeof e2))
             return util_fail(err, errlen, ENG_E_INVAL, "model: tokenizer: %s (%s)", e2, json);
         return 0;
     }
     if (tok_load_gguf(m->g, &m->vocab, e2, sizeof e2)) return util_fail(err, errlen, ENG_E_INVAL, "model: tokenizer: %s", e2);
+    return 0;
+}
+
+/* the backend's op scratch for the largest op any eval will issue (backend.h
+ * reserve): every bound matrix (and the output, which may be tok_embd's
+ * copy) at n_batch rows; gpt-oss's expert matrices at n_batch * k slots */
+static int reserve_op_scratch(eng_model *m, char *err, size_t errlen) {
+    if (!m->be.ops->reserve) return 0;
+    const eng_w **ws = malloc(((size_t)m->n_refs + 1) * sizeof *ws);
+    if (!ws) return util_fail(err, errlen, ENG_E_OOM, "model: out of memory");
+    int n = 0;
+    for (int i = 0; i < m->n_refs; i++)
+        if (m->refs[i].w) ws[n++] = m->refs[i].w;
+    ws[n++] = &m->output;
+    const eng_reserve r = { .rows = m->n_batch,
+                            .id_slots = m->hp.arch == ENG_ARCH_GPT_OSS ? m->n_batch * m->hp.n_expert_used : 0,
+                            .w = ws, .n_w = n };
+    int rc = m->be.ops->reserve(m->be.ctx, &r);
+    free(ws);
+    if (rc)
+        return util_fail(err, errlen, ENG_E_OOM, "model: cannot allocate the %s backend's op scratch for n_batch %d",
+                         m->be.ops->name, m->n_batch);
     return 0;
 }
 
@@ -205,6 +279,7 @@ int eng_model_load(const char *path, const eng_load_opts *opts, eng_model **out,
     }
 
     if ((rc = eng_model_bind(m, opts, err, errlen))) goto fail;
+    if ((rc = reserve_op_scratch(m, err, errlen))) goto fail;
     fill_info(m);
     *out = m;
     return 0;

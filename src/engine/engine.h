@@ -35,11 +35,15 @@ const char *eng_err_name(int code);
 
 enum eng_backend_kind { ENG_BACKEND_CPU = 0, ENG_BACKEND_CUDA = 1 };
 
-/* Which tokenizer a model gets. AUTO: a tokenizer.json in the model file's
- * directory wins (tokenizer_kind "hf-json"; it must be the same vocabulary as
- * the GGUF's, id for id, and is padded to the embedding rows), else the GGUF's
- * tokenizer.ggml.* metadata. GGUF: ignore any tokenizer.json. HF_JSON: the
- * tokenizer.json is required. */
+/* Which tokenizer a model gets. AUTO: the model's tokenizer.json wins
+ * (tokenizer_kind "hf-json"; it must be the same vocabulary as the GGUF's, id
+ * for id, and is padded to the embedding rows), else the GGUF's
+ * tokenizer.ggml.* metadata. The model's tokenizer.json, for a model file
+ * DIR/NAME.gguf: DIR/NAME.tokenizer.json when it exists; else
+ * DIR/tokenizer.json, but only when DIR holds no other .gguf (in a shared
+ * directory such as the pool's cache it would apply to every model there).
+ * GGUF: ignore any tokenizer.json. HF_JSON: the model's tokenizer.json is
+ * required. */
 enum eng_tokenizer { ENG_TOK_AUTO = 0, ENG_TOK_GGUF = 1, ENG_TOK_HF_JSON = 2 };
 
 /* Load progress: called with percent 0, 25, 50, 75, 100 (each once, in order). */

@@ -633,7 +633,7 @@ static int dispatch_pass(struct orch *o, struct cmd *cmds, int *ncmds) {
         reg_unlock(o->reg);
     }
     orch_job_gc(o, p.now, 10 * 60 * 1000);
-    orch_job_keepalive(o, p.now, 15000);
+    orch_job_keepalive(o, p.now, o->st.keepalive_ms);
     /* gauges */
     const char *pi[] = { "interactive" }, *pb[] = { "batch" };
     metrics_set(o->m_queue_depth, pi, (double)queue_len(o->queue, JOB_PRIO_INTERACTIVE));

@@ -239,7 +239,12 @@ int orch_job_subscribe(struct orch *o, struct ojob *j, const struct osub *sub) {
         size_t nc = j->csubs ? j->csubs * 2 : 4;
         struct osub *ns = realloc(j->subs, nc * sizeof *ns);
         if (!ns) {
+            LOG_KV(LOG_WARN, ORCH_COMPONENT, "subscribe_failed", j->cid, "\"job_id\":\"%s\",\"reason\":\"oom\"",
+                   j->id);
             http_stream_close(sub->st);
+            struct osub s = *sub; /* the subscriber's buffers are ours now too */
+            util_sb_free(&s.text);
+            util_sb_free(&s.reasoning);
             return -ENOMEM;
         }
         j->subs = ns;

@@ -348,6 +348,7 @@ static void h_completion(http_req *r, struct orch *o, int chat) {
      * with): when it goes away, the job is cancelled and its worker freed */
     http_stream *st = http_respond_stream(r, 200, stream ? "text/event-stream" : "application/json",
                                           orch_job_client_gone, j);
+    int reader = 0;
     if (st) {
         struct osub sub = { .st = st, .kind = stream ? OSUB_OAI_STREAM : OSUB_OAI_JSON, .chat = chat,
                             .created_s = (int64_t)(util_wall_ms() / 1000) };
@@ -356,10 +357,14 @@ static void h_completion(http_req *r, struct orch *o, int chat) {
         util_sb_init(&sub.reasoning);
         sub.harmony = chat && tmpl == CHAT_HARMONY;
         harmony_init(&sub.hp);
-        orch_job_subscribe(o, j, &sub);
+        reader = orch_job_subscribe(o, j, &sub) == 0; /* on failure the stream is closed already */
     }
-    /* a client that cannot receive the answer: nobody is waiting for the job */
-    if (!st && !j->terminal) {
+    /* a client that cannot receive the answer (no stream, or no memory to
+     * subscribe it): nobody is waiting for the job, so it is cancelled at once
+     * as a hung-up client's is, instead of running with no reader */
+    if (!reader && !j->terminal) {
+        LOG_KV(LOG_WARN, ORCH_COMPONENT, "cancel", j->cid, "\"job_id\":\"%s\",\"reason\":\"%s\"", j->id,
+               st ? "subscribe_oom" : "no_stream");
         j->cancel_requested = 1;
         queue_remove(o->queue, j->id, NULL);
         orch_job_finish(o, j, JOB_CANCELLED, "CANCELLED", "the client went away");

@@ -123,7 +123,9 @@ void orch_job_free_all(struct orch *o);
 /* Appends an event to the log and writes it to every subscriber; a terminal
  * event (end, error) closes the subscribers. */
 void orch_job_emit(struct orch *o, struct ojob *j, const char *event, const char *data_json);
-/* Adds a subscriber (takes the stream; on failure closes it). */
+/* Adds a subscriber (takes the stream and the text buffers; on failure,
+ * -ENOMEM, closes the stream, frees the buffers and logs). A caller whose
+ * client has no other way to read the job (OpenAI facade) cancels it then. */
 int orch_job_subscribe(struct orch *o, struct ojob *j, const struct osub *sub);
 /* Admission + enqueue shared by /v2/tasks and the OpenAI facade. On success
  * *jout is the new job (o->mu held by the caller) and *pos its position.

@@ -1,10 +1,15 @@
 /* health — pool-managerd polls its workers' GET /health (SPEC §5: the pool
  * reports facts; a worker that stops answering is one).
  *
- * One thread. Every worker_health.interval_ms it takes the ready (and busy)
- * workers from the table, then, with no lock held, GETs <uri>/health of each
- * with worker_health.timeout_ms (connect included). A 200 is healthy; anything
- * else (no answer in time, refused, non-200) is a miss. After
+ * One thread, plus short-lived probe threads. Every
+ * worker_health.interval_ms it takes the ready (and busy) workers from the
+ * table, then, with no lock held, GETs <uri>/health of each with
+ * worker_health.timeout_ms (connect included), up to HEALTH_PAR probes at
+ * once (threads of this round, which take the next worker until none is
+ * left): N hung workers cost one timeout per HEALTH_PAR of them, not N
+ * timeouts. When every probe of the round is back, the results are applied
+ * together (one lock hold) and the next round waits its interval. A 200 is
+ * healthy; anything else (no answer in time, refused, non-200) is a miss. After
  * worker_health.failures consecutive misses a ready/busy worker is marked
  * `failed` (SPEC's pool status for a worker that cannot serve) and the
  * orchestrator hears it at once through an early heartbeat, so it schedules
@@ -18,6 +23,7 @@
  * has just gone finds it absent from the table and changes nothing.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,9 +33,22 @@
 #include "common/log.h"
 #include "pool/pool.h"
 
+/* probes in flight at once; more workers than this share the threads */
+#define HEALTH_PAR 16
+
 struct probe {
     char id[40];
     char url[300];
+    int done, ok;   /* set by the probe thread that took it */
+    char why[200];  /* the reason of a miss */
+};
+
+/* one round: probe threads take list[next++] until n (or stop) */
+struct round {
+    struct pool *p;
+    struct probe *list;
+    int n, next;
+    pthread_mutex_t mu;
 };
 
 /* caller holds mu */
@@ -55,10 +74,9 @@ static int probe_one(const struct pool *p, const char *url, char *why, size_t ca
     return ok;
 }
 
-/* applies one poll's result; returns 1 when the reported status changed */
-static int apply(struct pool *p, const char *id, int ok, const char *why) {
+/* applies one poll's result (caller holds mu); returns 1 when the reported status changed */
+static int apply_locked(struct pool *p, const char *id, int ok, const char *why) {
     int changed = 0;
-    pthread_mutex_lock(&p->mu);
     struct pool_worker *w = find_locked(p, id);
     if (w && !w->reaped && !w->stop_requested) {
         if (ok) {
@@ -79,7 +97,6 @@ static int apply(struct pool *p, const char *id, int ok, const char *why) {
                    why);
         }
     }
-    pthread_mutex_unlock(&p->mu);
     return changed;
 }
 
@@ -106,8 +123,47 @@ static int health_wait(struct pool *p, int64_t ms) {
     return stop;
 }
 
+static void *prober(void *arg) {
+    struct round *r = arg;
+    for (;;) {
+        if (health_stopping(r->p)) return NULL; /* shutdown waits only for the probes in flight */
+        pthread_mutex_lock(&r->mu);
+        int i = r->next < r->n ? r->next++ : -1;
+        pthread_mutex_unlock(&r->mu);
+        if (i < 0) return NULL;
+        struct probe *q = &r->list[i];
+        q->ok = probe_one(r->p, q->url, q->why, sizeof q->why);
+        q->done = 1; /* read after pthread_join */
+    }
+}
+
+/* probes list[0..n) concurrently (at most HEALTH_PAR threads), then applies
+ * the results under one hold of mu; returns 1 when a reported status changed */
+static int probe_round(struct pool *p, struct probe *list, int n) {
+    struct round r = { .p = p, .list = list, .n = n };
+    pthread_mutex_init(&r.mu, NULL);
+    /* while a round is in flight this thread, and the probe threads it
+     * starts (they inherit the name), are "health-probe" (ps -L, gdb; a test
+     * freezes the pool between rounds by it) */
+    pthread_setname_np(pthread_self(), "health-probe");
+    pthread_t th[HEALTH_PAR];
+    int nth = 0;
+    while (nth < n && nth < HEALTH_PAR && pthread_create(&th[nth], NULL, prober, &r) == 0) nth++;
+    if (nth == 0) prober(&r); /* no thread to be had: probe here, one after another */
+    for (int t = 0; t < nth; t++) pthread_join(th[t], NULL);
+    pthread_mutex_destroy(&r.mu);
+    int changed = 0;
+    pthread_mutex_lock(&p->mu);
+    for (int i = 0; i < n; i++)
+        if (list[i].done) changed |= apply_locked(p, list[i].id, list[i].ok, list[i].why);
+    pthread_mutex_unlock(&p->mu);
+    pthread_setname_np(pthread_self(), "health");
+    return changed;
+}
+
 static void *health_main(void *arg) {
     struct pool *p = arg;
+    pthread_setname_np(pthread_self(), "health");
     struct probe *list = calloc(POOL_MAX_WORKERS, sizeof *list);
     if (!list) return NULL;
     while (!health_wait(p, p->health_interval_ms)) {
@@ -117,20 +173,13 @@ static void *health_main(void *arg) {
             const struct pool_worker *w = p->workers[i];
             int watch = w->status == PW_READY || w->status == PW_BUSY || (w->status == PW_FAILED && w->unhealthy);
             if (!watch || w->reaped || w->stop_requested || !w->uri[0]) continue;
+            memset(&list[n], 0, sizeof list[n]);
             snprintf(list[n].id, sizeof list[n].id, "%s", w->id);
             snprintf(list[n].url, sizeof list[n].url, "%s/health", w->uri);
             n++;
         }
         pthread_mutex_unlock(&p->mu);
-        int changed = 0;
-        /* probes run one after another, each up to timeout_ms: stop between
-         * them, so shutdown waits for one probe, not for every hung worker's */
-        for (int i = 0; i < n && !health_stopping(p); i++) {
-            char why[200] = "";
-            int ok = probe_one(p, list[i].url, why, sizeof why);
-            changed |= apply(p, list[i].id, ok, why);
-        }
-        if (changed) pool_heartbeat_kick(p);
+        if (n && probe_round(p, list, n)) pool_heartbeat_kick(p);
     }
     free(list);
     return NULL;

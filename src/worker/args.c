@@ -31,7 +31,9 @@ void wk_args_usage(const char *prog) {
             "  --threads N             CPU threads (worker-cpud; 0 = all cores)\n"
             "  --residency-interval-s S  residency/memory re-check period (default 60)\n"
             "  --debug-ids             token events also carry the token ids (\"ids\")\n"
-            "  --tokenizer K           auto (default: a tokenizer.json beside the model wins), gguf, hf-json\n",
+            "  --tokenizer K           auto (default: the model's tokenizer.json wins: NAME.tokenizer.json beside\n"
+            "                          NAME.gguf, or tokenizer.json when no other .gguf shares the directory),\n"
+            "                          gguf, hf-json\n",
             prog);
 }
 

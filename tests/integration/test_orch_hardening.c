@@ -14,6 +14,16 @@
  *       completion whose client gives up while the job still waits in the
  *       queue (no worker anywhere): the job ends cancelled at once and leaves
  *       the queue, instead of waiting for capacity nobody will read.
+ *       In both disconnect tests stream.keepalive_ms is 1 h, so only the
+ *       stream's hang-up callback can notice the client went away (a
+ *       keep-alive write failing would be the other way); the tests' wait
+ *       bounds only guard against a hang.
+ *   test_keepalive_setting  stream.keepalive_ms is what an idle stream
+ *       waits for its `: keep-alive` comment: at 200 ms, a raw reader of a
+ *       queued job's /v2/tasks/{id}/events sees five of them.
+ *   test_harness_tracks_many_children  the harness's child list grows: 40
+ *       tracked children (more than its first 32 slots) are all ended and
+ *       reaped by reap_all.
  *   test_placement_survives_restart  a placement made through POST
  *       /v2/placements is in the state file, and after orchestratord restarts
  *       on that file GET /v2/placements lists it (source "api") and the
@@ -23,6 +33,14 @@
  *       removes it for good (gone after another restart).
  */
 #include "test_orch_util.h"
+
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+
+/* stream.keepalive_ms far above every wait of these tests: a keep-alive
+ * write can never be what notices a hang-up */
+#define NO_KEEPALIVE "stream:\n  keepalive_ms: 1h\n"
 
 /* ---- OpenAI stream: drop the connection at the first chunk ---------------------------- */
 struct oai_drop {
@@ -47,7 +65,7 @@ static void test_openai_stream_disconnect_cancels(void **s) {
     if (!have_bins(0)) skip();
     struct proc w, o;
     assert_int_equal(start_worker(&w, "w1"), 0);
-    write_config(512, "1GB", NULL);
+    write_config(512, "1GB", NO_KEEPALIVE);
     assert_int_equal(start_orch(&o, "orch.log", NULL), 0);
     assert_int_equal(register_pool(o.base, "p1", 0), 200);
     const char *wid[] = { "w1" }, *uri[] = { w.base };
@@ -70,7 +88,7 @@ static void test_openai_stream_disconnect_cancels(void **s) {
     char needle[128];
     snprintf(needle, sizeof needle, "\"job_id\":\"%s\",\"reason\":\"client_gone\"", d.job_id);
     int seen = 0;
-    for (uint64_t t0 = now_ms(); !seen && now_ms() - t0 < 15000; usleep(10000)) seen = file_has(o.log, needle);
+    for (uint64_t t0 = now_ms(); !seen && now_ms() - t0 < 60000; usleep(10000)) seen = file_has(o.log, needle);
     if (!seen) { dump(&o); fail_msg("no client_gone cancel for %s", d.job_id); }
     thaw(w.pid);
 
@@ -99,7 +117,7 @@ static void test_openai_stream_disconnect_cancels(void **s) {
 static void test_openai_json_disconnect_while_queued(void **s) {
     (void)s;
     if (!have_bins(0)) skip();
-    write_config(512, "1GB", NULL);
+    write_config(512, "1GB", NO_KEEPALIVE);
     struct proc o;
     assert_int_equal(start_orch(&o, "orch.log", NULL), 0);
     assert_int_equal(register_pool(o.base, "p1", 0), 200);
@@ -112,11 +130,11 @@ static void test_openai_json_disconnect_while_queued(void **s) {
     char err[128];
     assert_true(http_client_do(&rq, &r, err, sizeof err) != 0); /* gave up: no answer in 500 ms */
     http_resp_free(&r);
-    /* the one job there is: cancelled, out of the queue; within 10 s, before
-     * the first keep-alive write (15 s idle) could notice the hang-up: the
-     * stream's on_gone callback must */
+    /* the one job there is: cancelled, out of the queue. No keep-alive is
+     * written for an hour, so only the stream's on_gone callback can have
+     * noticed the hang-up; the 60 s bound only guards against a hang */
     int done = 0;
-    for (uint64_t t0 = now_ms(); !done && now_ms() - t0 < 10000; usleep(20000))
+    for (uint64_t t0 = now_ms(); !done && now_ms() - t0 < 60000; usleep(20000))
         done = q1("SELECT count(*) FROM jobs WHERE status='cancelled' AND error_code='CANCELLED'") == 1;
     if (!done) { dump(&o); fail_msg("the abandoned queued job was not cancelled"); }
     assert_int_equal(q1("SELECT count(*) FROM jobs"), 1);
@@ -127,6 +145,81 @@ static void test_openai_json_disconnect_while_queued(void **s) {
     assert_non_null(strstr(h, "\"queue_depth\":0"));
     free(h);
     stop(&o, SIGTERM);
+}
+
+/* ---- stream.keepalive_ms ---------------------------------------------------------- */
+/* how many times (up to want) a raw GET of path on 127.0.0.1:port shows
+ * needle within ms (the stream is read as bytes: comments included, which
+ * SSE parsers drop) */
+static int raw_get_count(int port, const char *path, const char *needle, int want, int ms) {
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    char rq[512];
+    int n = snprintf(rq, sizeof rq, "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n", path);
+    assert_int_equal(write(fd, rq, (size_t)n), n);
+    char buf[16384];
+    size_t len = 0;
+    int seen = 0;
+    for (uint64_t t0 = now_ms(); seen < want && now_ms() - t0 < (uint64_t)ms && len < sizeof buf - 1;) {
+        struct pollfd p = { .fd = fd, .events = POLLIN };
+        if (poll(&p, 1, 100) <= 0) continue;
+        ssize_t k = read(fd, buf + len, sizeof buf - 1 - len);
+        if (k <= 0) break;
+        len += (size_t)k;
+        buf[len] = 0;
+        seen = 0;
+        for (const char *q = strstr(buf, needle); q; q = strstr(q + 1, needle)) seen++;
+    }
+    close(fd);
+    return seen;
+}
+
+static void test_keepalive_setting(void **s) {
+    (void)s;
+    if (!have_bins(0)) skip();
+    write_config(512, "1GB", "stream:\n  keepalive_ms: 200\n");
+    struct proc o;
+    assert_int_equal(start_orch(&o, "orch.log", NULL), 0);
+    assert_int_equal(register_pool(o.base, "p1", 0), 200);
+    assert_int_equal(heartbeat(o.base, "p1", 0, NULL, NULL, 0), 200); /* no worker: the job waits, silent */
+    long st;
+    char *id = submit(o.base, "{\"model\":\"stories\",\"prompt\":\"a\",\"max_tokens\":2}", &st);
+    assert_int_equal(st, 202);
+    assert_non_null(id);
+    char path[128];
+    snprintf(path, sizeof path, "/v2/tasks/%s/events", id);
+    /* five comments: 1 s at 200 ms; at the 15 s default they would take 75 s,
+     * past the 30 s bound (which otherwise only guards against a hang) */
+    int n = raw_get_count(o.port, path, ": keep-alive", 5, 30000);
+    if (n != 5) { dump(&o); fail_msg("%d keep-alive comments, not 5", n); }
+    free(id);
+    stop(&o, SIGTERM);
+}
+
+/* ---- the harness: no child escapes cleanup ------------------------------------------- */
+static void test_harness_tracks_many_children(void **s) {
+    (void)s;
+    enum { N = 40 };
+    pid_t pids[N];
+    for (int i = 0; i < N; i++) {
+        pids[i] = fork();
+        assert_true(pids[i] >= 0);
+        if (pids[i] == 0) {
+            prctl(PR_SET_PDEATHSIG, SIGKILL);
+            for (;;) pause();
+        }
+        track(pids[i]);
+    }
+    assert_int_equal(g_nchildren, N);
+    reap_all();
+    for (int i = 0; i < N; i++) { /* reaped: no longer our child */
+        errno = 0;
+        assert_int_equal(waitpid(pids[i], NULL, WNOHANG), -1);
+        assert_int_equal(errno, ECHILD);
+    }
 }
 
 /* the test as pool p1 with GPUs 0 and 1 at the fake pool's endpoint */
@@ -245,6 +338,8 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_openai_stream_disconnect_cancels, setup, teardown),
         cmocka_unit_test_setup_teardown(test_openai_json_disconnect_while_queued, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_keepalive_setting, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_harness_tracks_many_children, setup, teardown),
         cmocka_unit_test_setup_teardown(test_placement_survives_restart, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

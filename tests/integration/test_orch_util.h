@@ -59,12 +59,25 @@ static inline const char *js(json_t *o, const char *k) { /* string member or "" 
 }
 
 /* ---- children ---------------------------------------------------------------------- */
-static pid_t g_children[32];
-static int g_nchildren;
+static pid_t *g_children;   /* every child this test started, oldest first (grown as needed) */
+static int g_nchildren, g_cchildren;
 static pid_t g_frozen[8]; /* SIGSTOPped pids: thawed before they are ended */
 
+/* records pid for teardown; no child may escape cleanup, so when the list
+ * cannot grow the child is killed here and the test fails loudly */
 static inline void track(pid_t pid) {
-    if (g_nchildren < 32) g_children[g_nchildren++] = pid;
+    if (g_nchildren == g_cchildren) {
+        int nc = g_cchildren ? 2 * g_cchildren : 32;
+        pid_t *n = realloc(g_children, (size_t)nc * sizeof *n);
+        if (!n) {
+            kill(pid, SIGKILL);
+            waitpid(pid, NULL, 0);
+            fail_msg("track: out of memory recording child %d (killed it)", (int)pid);
+        }
+        g_children = n;
+        g_cchildren = nc;
+    }
+    g_children[g_nchildren++] = pid;
 }
 /* 1 when pid has exited (reaped now or earlier) */
 static inline int gone(pid_t pid) {
@@ -124,7 +137,9 @@ static inline void reap_all(void) {
     for (int i = 0; i < 8; i++)
         if (g_frozen[i]) { kill(g_frozen[i], SIGCONT); g_frozen[i] = 0; }
     for (int i = g_nchildren - 1; i >= 0; i--) end_pid(g_children[i]);
-    g_nchildren = 0;
+    free(g_children);
+    g_children = NULL;
+    g_nchildren = g_cchildren = 0;
 }
 
 /* fork + exec with stdout on a pipe (its first "listening" line gives the

@@ -15,6 +15,10 @@
  *   - malformed gpt-oss files (wrong expert count, too many experts used,
  *     missing sinks, missing sliding window key) are refused with messages
  *     that name the problem;
+ *   - the CPU backend's op scratch (quantized activation rows, matmul_id's
+ *     gathered rows) is allocated when the model loads, sized for n_batch
+ *     rows of k experts, and an eval of n_batch rows and then of one row
+ *     keeps the very same buffers (it would assert if an op needed more);
  *   - a backend without the gpt-oss ops (as the CUDA one was before it
  *     had them) makes the load fail with ENG_E_UNSUPPORTED (checked with the CPU backend's vtable
  *     minus those ops, through the engine's private model.c entry points). */
@@ -23,6 +27,7 @@
 #include <math.h>
 #include <sys/stat.h>
 
+#include "engine/cpu/cpu_int.h"
 #include "engine/engine.h"
 #include "engine/engine_int.h"
 #include "engine/quant.h"
@@ -325,6 +330,42 @@ static void test_prefill_equals_decode(void **st) {
     eng_model_free(m);
 }
 
+/* ---- op scratch: allocated at load, never during an eval ------------------------------ */
+static void test_scratch_reserved_at_load(void **st) {
+    (void)st;
+    need_llorch();
+    char path[1200], err[512];
+    make_model("MXFP4", path, sizeof path);
+    const int nb = 32;
+    eng_model *m = load(path, 2, nb);
+    cpu_ctx *c = m->be.ctx; /* white box: the CPU backend's scratch */
+    const int K = m->hp.n_expert_used;
+    assert_true(c->reserved);
+    assert_non_null(c->mbuf);
+    assert_non_null(c->qbuf);
+    const eng_layer *L = &m->layers[0];
+    assert_true(c->mbuf_cap >= cpu_matmul_id_scratch_bytes(&L->w_up_exps, nb * K));
+    assert_true(c->mbuf_cap >= cpu_matmul_id_scratch_bytes(&L->w_down_exps, nb * K));
+    assert_true(c->qbuf_cap >= cpu_matmul_scratch_bytes(&L->w_down_exps, nb * K));
+    assert_true(c->qbuf_cap >= cpu_matmul_scratch_bytes(&m->output, nb));
+    void *mbuf = c->mbuf, *qbuf = c->qbuf;
+    const size_t mcap = c->mbuf_cap, qcap = c->qbuf_cap;
+    const int nv = eng_model_get_info(m)->n_vocab;
+    int32_t toks[32];
+    uint64_t seed = 11;
+    for (int i = 0; i < nb; i++) toks[i] = (int32_t)(tu_rng(&seed) % (uint64_t)nv);
+    eng_session *s = NULL;
+    assert_int_equal(eng_session_new(m, &s, err, sizeof err), 0);
+    assert_int_equal(eng_eval(s, toks, nb, ENG_LOGITS_ALL, err, sizeof err), 0); /* n_batch rows, every expert */
+    assert_int_equal(eng_eval(s, toks, 1, ENG_LOGITS_LAST, err, sizeof err), 0);
+    assert_ptr_equal(c->mbuf, mbuf);
+    assert_ptr_equal(c->qbuf, qbuf);
+    assert_int_equal(c->mbuf_cap, mcap);
+    assert_int_equal(c->qbuf_cap, qcap);
+    eng_session_free(s);
+    eng_model_free(m);
+}
+
 /* ---- malformed files ---------------------------------------------------------------- */
 static unsigned char *slurp(const char *path, long *n) {
     FILE *f = fopen(path, "rb");
@@ -456,6 +497,7 @@ int main(void) {
         cmocka_unit_test(test_malformed),
         cmocka_unit_test(test_backend_without_moe_ops_refused),
         cmocka_unit_test(test_prefill_equals_decode),
+        cmocka_unit_test(test_scratch_reserved_at_load),
         cmocka_unit_test(test_dist_vs_llamacpp),
         cmocka_unit_test(test_greedy_mxfp4),
         cmocka_unit_test(test_greedy_f16),

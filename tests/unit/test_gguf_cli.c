@@ -512,6 +512,24 @@ static void test_cli_errors(void **st) {
     assert_int_equal(run(NULL, err, sizeof err, "gguf make --preset huge -o /tmp/x.gguf"), 2);
     assert_int_equal(run(NULL, err, sizeof err, "gguf make --preset llama-2-7b --arch qwen2 --dry-run"), 2);
     assert_int_equal(run(NULL, err, sizeof err, "gguf make --preset tiny"), 2); /* no -o */
+    /* integer flags: range-checked as longs, never truncated to int (2^32 + 1 would be 1) */
+    assert_int_equal(run(NULL, err, sizeof err, "gguf make --preset gpt-oss-20b --swa 4294967297 --dry-run"), 2);
+    assert_non_null(strstr(err, "--swa '4294967297': not an integer in 1..2147483647"));
+    assert_int_equal(run(NULL, err, sizeof err, "gguf make --threads 4294967297 --dry-run"), 2);
+    assert_non_null(strstr(err, "--threads '4294967297'"));
+    assert_int_equal(run(NULL, err, sizeof err, "gguf make --layers 4294967297 --dry-run"), 2);
+    assert_non_null(strstr(err, "--layers '4294967297': not an integer in 1..512"));
+    assert_int_equal(run(NULL, err, sizeof err, "gguf make --n-ctx 99999999999999999999 --dry-run"), 2);
+    assert_non_null(strstr(err, "--n-ctx"));
+    assert_int_equal(run(NULL, err, sizeof err, "gguf make --swa 0 --dry-run"), 2);
+    assert_int_equal(run(NULL, err, sizeof err, "gguf make --seed -1 --dry-run"), 2);
+    assert_non_null(strstr(err, "--seed '-1'"));
+    assert_int_equal(run(NULL, err, sizeof err, "gguf quantize a.gguf b.gguf Q8_0 --threads 4294967297"), 2);
+    assert_non_null(strstr(err, "llorch gguf quantize: --threads '4294967297'"));
+    char *dry = NULL; /* in range: accepted */
+    assert_int_equal(
+        run(&dry, err, sizeof err, "gguf make --preset gpt-oss-20b --layers 2 --swa 64 --threads 2 --dry-run"), 0);
+    free(dry);
     assert_int_equal(run(NULL, err, sizeof err, "gguf quantize a.gguf b.gguf"), 2);
     assert_int_equal(run(NULL, err, sizeof err, "gguf quantize a.gguf b.gguf Q9_9"), 2);
     assert_int_equal(run(NULL, err, sizeof err, "gguf inspect"), 2);

@@ -28,6 +28,7 @@ static void test_defaults(void **s) {
     assert_int_equal(st.adm.default_timeout_ms, 300000);
     assert_int_equal(st.adm.max_timeout_ms, 1800000);
     assert_int_equal(st.cancellation_deadline_ms, 5000);
+    assert_int_equal(st.keepalive_ms, 15000);
     assert_int_equal(st.retry_max_attempts, 5);
     assert_int_equal(st.retry_initial_delay_ms, 1000);
     assert_int_equal(st.retry_max_delay_ms, 60000);
@@ -42,12 +43,12 @@ static void test_spec_flags_and_env(void **s) {
     (void)s;
     char *argv[] = { "orchestratord", "--bind", "127.0.0.1:9999", "--state", "/tmp/o.db", "--queue-capacity", "-1",
                      "--policy", "round-robin", "--heartbeat-interval-ms", "2s", "--missed-threshold", "5",
-                     "--retry-max-attempts", "2", NULL };
+                     "--retry-max-attempts", "2", "--stream-keepalive-ms", "1h", NULL };
     char *envp[] = { "LLORCH_QUEUE_CAPACITY=7", "LLORCH_STATE_PERSIST_PROMPTS=never", "LLORCH_DEPLOYMENT=lab",
                      "LLORCH_AUTH_POOL_TOKENS=secret1", NULL };
     struct cfg *c;
     char err[512];
-    assert_int_equal(load("models:\n  tiny: {model_ref: 'file:/m/t.gguf', context_length: 256}\n", 15, argv, envp, &c,
+    assert_int_equal(load("models:\n  tiny: {model_ref: 'file:/m/t.gguf', context_length: 256}\n", 17, argv, envp, &c,
                           err, sizeof err), 0);
     struct orch_settings st;
     struct catalog *cat;
@@ -59,6 +60,7 @@ static void test_spec_flags_and_env(void **s) {
     assert_int_equal(st.reg.heartbeat_interval_ms, 2000);
     assert_int_equal(st.reg.missed_threshold, 5);
     assert_int_equal(st.retry_max_attempts, 2);
+    assert_int_equal(st.keepalive_ms, 3600000);
     assert_false(st.persist_prompts);
     assert_int_equal(st.deployment, ORCH_LAB);
     assert_int_equal(cat_count(cat), 1);

@@ -24,6 +24,38 @@ static void cpu_destroy(void *ctx) {
     free(c);
 }
 
+int cpu_scratch(cpu_ctx *c, void **buf, size_t *cap, size_t need) {
+    if (need <= *cap) return 0;
+    LLORCH_ASSERT(!c->reserved); /* an op beyond the bounds the engine reserved */
+    void *nb = NULL;
+    if (posix_memalign(&nb, 64, need) != 0) return -ENOMEM;
+    free(*buf);
+    *buf = nb;
+    *cap = need;
+    return 0;
+}
+
+/* qbuf and mbuf for the largest op of r (backend.h reserve) */
+static int cpu_reserve(void *ctx, const eng_reserve *r) {
+    cpu_ctx *c = ctx;
+    size_t q = 0, mid = 0;
+    for (int i = 0; i < r->n_w; i++) {
+        const eng_w *w = r->w[i];
+        size_t b = cpu_matmul_scratch_bytes(w, r->rows);
+        if (b > q) q = b;
+        if (w->ne2 > 1 && r->id_slots > 0) { /* an expert matrix: its matmuls run on up to id_slots rows */
+            b = cpu_matmul_scratch_bytes(w, r->id_slots);
+            if (b > q) q = b;
+            b = cpu_matmul_id_scratch_bytes(w, r->id_slots);
+            if (b > mid) mid = b;
+        }
+    }
+    c->reserved = 0;
+    if (cpu_scratch(c, &c->qbuf, &c->qbuf_cap, q) || cpu_scratch(c, &c->mbuf, &c->mbuf_cap, mid)) return -ENOMEM;
+    c->reserved = 1;
+    return 0;
+}
+
 static int cpu_alloc(void *ctx, size_t bytes, void **out) {
     cpu_ctx *c = ctx;
     *out = NULL;
@@ -95,6 +127,7 @@ static const eng_backend_ops cpu_ops = {
     .sync = cpu_sync,
     .mem_used = cpu_mem_used,
     .is_resident = cpu_is_resident,
+    .reserve = cpu_reserve,
     .get_rows = cpu_get_rows,
     .rmsnorm = cpu_rmsnorm,
     .matmul = cpu_matmul,

@@ -21,11 +21,19 @@ typedef struct {
     uint64_t mem_limit;    /* 0 = none */
     uint64_t mem_used;     /* bytes handed out by alloc */
     int err;               /* latched error (negative errno), returned by sync */
-    void *qbuf;            /* activation rows quantized for matmul; grown to the largest use, kept */
+    void *qbuf;            /* activation rows quantized for matmul (cpu_matmul_scratch_bytes) */
     size_t qbuf_cap;
-    void *mbuf;            /* matmul_id: rows gathered per expert; grown to the largest use, kept */
+    void *mbuf;            /* matmul_id: rows gathered per expert (cpu_matmul_id_scratch_bytes) */
     size_t mbuf_cap;
+    int reserved;          /* 1 after reserve(): qbuf/mbuf are sized for every op; they never grow again */
 } cpu_ctx;
+
+/* Makes *buf (64-byte aligned, *cap bytes) hold need bytes. Before reserve()
+ * (ops driven directly: tests, tools) it grows to the largest use and is
+ * kept; after reserve() the engine promised need <= *cap, so more is an
+ * engine bug (LLORCH_ASSERT), never an allocation during an eval. 0 or
+ * -ENOMEM. cpu_backend.c */
+int cpu_scratch(cpu_ctx *c, void **buf, size_t *cap, size_t need);
 
 /* Ops with at least this many scalar multiply-adds are split over the pool. */
 #define CPU_PAR_MIN_WORK 16384
@@ -65,6 +73,8 @@ void cpu_swiglu(void *ctx, const float *gate, const float *up, int ld_in, float 
 
 /* cpu_matmul.c */
 void cpu_matmul(void *ctx, const eng_w *w, const float *x, float *y, int rows);
+/* qbuf bytes cpu_matmul needs for rows activation rows on w (0: none, e.g. F32 weights) */
+size_t cpu_matmul_scratch_bytes(const eng_w *w, int rows);
 
 /* cpu_fused.c: the optional fused ops, as their primitives' composition */
 void cpu_matmul_n(void *ctx, int n, const eng_w *const *w, const float *const *b, const float *x, float *const *y,
@@ -91,6 +101,8 @@ void cpu_attention_ext(void *ctx, const float *q, int ld_q, const uint16_t *k_ca
 void cpu_moe_route(void *ctx, const float *logits, int rows, int n_expert, int k, int32_t *ids, float *w);
 void cpu_matmul_id(void *ctx, const eng_w *w, const float *x, int n_x, const int32_t *ids, int k, const float *b,
                    float *y, int rows);
+/* mbuf bytes cpu_matmul_id needs for slots = rows * k on w */
+size_t cpu_matmul_id_scratch_bytes(const eng_w *w, int slots);
 void cpu_swiglu_oai(void *ctx, const float *gate, const float *up, float *out, int64_t n, float alpha, float limit);
 void cpu_moe_sum(void *ctx, const float *e, const float *w, int rows, int k, int dim, float *out);
 

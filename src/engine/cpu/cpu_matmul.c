@@ -2,8 +2,8 @@
  *
  * As ggml does: the activation rows are quantized once per matmul into the
  * weight type's vec_dot_type (Q8_0, Q8_1, Q8_K, F16; F32 weights use x as
- * is) into a scratch buffer the backend keeps (grown to the largest use, so
- * steady-state decoding allocates nothing), then each output element is one
+ * is) into a scratch buffer the backend keeps (sized at model load by
+ * reserve() for the largest matmul, so an eval allocates nothing), then each output element is one
  * qt_vec_dot of a weight row with an activation row. Output rows are split
  * across the pool; for several activation rows (prompt processing) the
  * weight rows are walked in blocks of MM_BLOCK so a block stays in cache
@@ -498,6 +498,35 @@ static void mm_task(void *ap, int ith, int nth) {
     }
 }
 
+/* qbuf layout of a matmul of rows activation rows on w whose vec_dot_type
+ * is vdt (not F32): rows quantized rows of rb bytes, then (MM_SIMD's
+ * unsigned Q4_0/Q5_0 kernel, rows >= 4) the block scales and sums from
+ * *aux_off, *aux_n floats each. Returns the bytes (monotonic in rows). */
+static size_t mm_qbuf_layout(const eng_w *w, int vdt, int rows, size_t rb, int *aux, size_t *aux_off, size_t *aux_n) {
+    size_t need = rb * (size_t)rows;
+    *aux = 0;
+    *aux_off = *aux_n = 0;
+#ifdef MM_SIMD
+    *aux = MM_UNSIGNED && rows >= 4 && vdt == QT_Q8_0 && (w->type == QT_Q4_0 || w->type == QT_Q5_0);
+    *aux_off = (need + 63) / 64 * 64;
+    *aux_n = (size_t)rows * (size_t)(w->ne0 / QK8_0);
+    if (*aux) need = *aux_off + 2 * *aux_n * sizeof(float);
+#else
+    (void)w;
+    (void)vdt;
+#endif
+    return need;
+}
+
+size_t cpu_matmul_scratch_bytes(const eng_w *w, int rows) {
+    const qt_info_t *ti = qt_info(w->type);
+    if (!ti || ti->vec_dot_type < 0 || ti->vec_dot_type == QT_F32 || rows <= 0) return 0;
+    int aux;
+    size_t aux_off, aux_n;
+    return mm_qbuf_layout(w, ti->vec_dot_type, rows, qt_row_bytes(ti->vec_dot_type, w->ne0), &aux, &aux_off,
+                          &aux_n);
+}
+
 void cpu_matmul(void *ctx, const eng_w *w, const float *x, float *y, int rows) {
     cpu_ctx *c = ctx;
     const qt_info_t *ti = qt_info(w->type);
@@ -511,26 +540,17 @@ void cpu_matmul(void *ctx, const eng_w *w, const float *x, float *y, int rows) {
         a.rb = (size_t)w->ne0 * sizeof(float);
     } else {
         a.rb = qt_row_bytes(a.vdt, w->ne0);
-        size_t need = a.rb * (size_t)rows;
-#ifdef MM_SIMD
-        /* block scales and sums for the unsigned Q4_0/Q5_0 kernel */
-        const int aux = MM_UNSIGNED && rows >= 4 && a.vdt == QT_Q8_0 && (w->type == QT_Q4_0 || w->type == QT_Q5_0);
-        const size_t aux_off = (need + 63) / 64 * 64, aux_n = (size_t)rows * (size_t)(w->ne0 / QK8_0);
-        if (aux) need = aux_off + 2 * aux_n * sizeof(float);
-#endif
+        int aux;
+        size_t aux_off, aux_n;
+        const size_t need = mm_qbuf_layout(w, a.vdt, rows, a.rb, &aux, &aux_off, &aux_n);
         if (a.rb == 0) {
             c->err = -EINVAL;
             return;
         }
-        if (need > c->qbuf_cap) {
-            void *nb = NULL;
-            if (posix_memalign(&nb, 64, need) != 0) {
-                c->err = -ENOMEM;
-                return;
-            }
-            free(c->qbuf);
-            c->qbuf = nb;
-            c->qbuf_cap = need;
+        /* sized at reserve() from the engine's bounds (never grown during an eval) */
+        if (cpu_scratch(c, &c->qbuf, &c->qbuf_cap, need)) {
+            c->err = -ENOMEM;
+            return;
         }
         a.xq = c->qbuf;
 #ifdef MM_SIMD

@@ -62,6 +62,12 @@ void cpu_moe_route(void *ctx, const float *logits, int rows, int n_expert, int k
     }
 }
 
+/* scratch: gathered inputs [slots][ne0], outputs [slots][ne1], slot map [slots] */
+size_t cpu_matmul_id_scratch_bytes(const eng_w *w, int slots) {
+    if (slots <= 0) return 0;
+    return (size_t)slots * (size_t)(w->ne0 + w->ne1) * sizeof(float) + (size_t)slots * sizeof(int32_t);
+}
+
 void cpu_matmul_id(void *ctx, const eng_w *w, const float *x, int n_x, const int32_t *ids, int k, const float *b,
                    float *y, int rows) {
     cpu_ctx *c = ctx;
@@ -75,17 +81,10 @@ void cpu_matmul_id(void *ctx, const eng_w *w, const float *x, int n_x, const int
             c->err = -EINVAL;
             return;
         }
-    /* scratch: gathered inputs [n][ne0], outputs [n][ne1], slot map [n] */
-    const size_t need = (size_t)n * (size_t)(ne0 + ne1) * sizeof(float) + (size_t)n * sizeof(int32_t);
-    if (need > c->mbuf_cap) {
-        void *nb = NULL;
-        if (posix_memalign(&nb, 64, need) != 0) {
-            c->err = -ENOMEM;
-            return;
-        }
-        free(c->mbuf);
-        c->mbuf = nb;
-        c->mbuf_cap = need;
+    /* sized at reserve() from the engine's bounds (never grown during an eval) */
+    if (cpu_scratch(c, &c->mbuf, &c->mbuf_cap, cpu_matmul_id_scratch_bytes(w, (int)n))) {
+        c->err = -ENOMEM;
+        return;
     }
     float *xg = c->mbuf, *yg = xg + n * ne0;
     int32_t *slot = (int32_t *)(yg + n * ne1);

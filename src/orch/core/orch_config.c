@@ -45,6 +45,8 @@ const struct cfg_opt orch_cfg_opts[] = {
     { .key = "timeout.default_ms", .type = CFG_DURATION_MS, .def = "300000", .min = 1, .max = 86400000 },
     { .key = "timeout.max_ms", .type = CFG_DURATION_MS, .def = "1800000", .min = 1, .max = 86400000 },
     { .key = "timeout.cancellation_deadline_ms", .type = CFG_DURATION_MS, .def = "5000", .min = 1, .max = 600000 },
+    { .key = "stream.keepalive_ms", .type = CFG_DURATION_MS, .def = "15000", .min = 100, .max = 3600000,
+      .help = "idle time after which a stream gets a keep-alive comment (a waiting JSON body a space)" },
     { .key = "heartbeat.interval_ms", .type = CFG_DURATION_MS, .def = "15000", .flag = "--heartbeat-interval-ms",
       .min = 10, .max = 3600000 },
     { .key = "heartbeat.missed_threshold", .type = CFG_INT, .def = "3", .flag = "--missed-threshold", .min = 1,
@@ -165,6 +167,7 @@ int orch_settings_from_cfg(const struct cfg *c, struct orch_settings *st, struct
     st->adm.default_context_length = cfg_int(c, "admission.default_context_length");
     st->adm.max_prompt_bytes = (size_t)cfg_int(c, "admission.max_prompt_bytes");
     st->cancellation_deadline_ms = cfg_int(c, "timeout.cancellation_deadline_ms");
+    st->keepalive_ms = cfg_int(c, "stream.keepalive_ms");
     st->idle_ttl_ms = cfg_int(c, "eviction.idle_ttl_s") * 1000;
     st->vram_threshold = cfg_float(c, "eviction.vram_threshold");
     st->retry_max_attempts = (int)cfg_int(c, "retry.max_attempts");

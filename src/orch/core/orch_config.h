@@ -42,6 +42,7 @@ struct orch_settings {
     struct reg_opts reg;
     struct adm_limits adm;
     int64_t cancellation_deadline_ms;
+    int64_t keepalive_ms;            /* idle stream/body keep-alive period (stream.keepalive_ms) */
     int64_t idle_ttl_ms;             /* 0 = off */
     double vram_threshold;
     int retry_max_attempts;
