@@ -246,14 +246,17 @@ static void test_get_rows(void **st) {
  * MM_PASSES_ALL) */
 #define MM_PASSES 6
 #define MM_PASSES_ALL 10
-static const char *const k_mm_pass[MM_PASSES_ALL] = {"auto", "L", "X", "M", "S", "old",
+static const char *const k_mm_pass[MM_PASSES_ALL] = {"default", "L", "X", "M", "S", "old",
                                                      "xh X", "xh S", "xh64 X", "xh64 S"};
 static void set_mm_pass(int pass) {
     unsetenv("LLORCH_CUDA_MM");
     unsetenv("LLORCH_CUDA_MM_TILE");
     unsetenv("LLORCH_CUDA_MM_XH");
     const char *n = k_mm_pass[pass];
-    if (pass >= 1 && pass < MM_PASSES - 1) setenv("LLORCH_CUDA_MM_TILE", n, 1);
+    if (pass >= 1 && pass < MM_PASSES - 1) {
+        setenv("LLORCH_CUDA_MM_XH", "0", 1); /* mm_tc.cu's own tiles */
+        setenv("LLORCH_CUDA_MM_TILE", n, 1);
+    }
     if (pass == MM_PASSES - 1) setenv("LLORCH_CUDA_MM", "1", 1);
     if (pass >= MM_PASSES) {
         setenv("LLORCH_CUDA_MM_XH", strncmp(n, "xh64", 4) == 0 ? "2" : "1", 1);

@@ -118,7 +118,7 @@ static void bench_matmul(const mm_case *mc, double hbm_gbs) {
      * fp16-activation variant of mm_xh.cu (LLORCH_CUDA_MM_XH=1: K steps of
      * 32, =2: of 64; conversion kernel included in its time) at its two
      * tiles and with its own tile choice */
-    static const char *const var[] = {"",       "auto",     "tile L",   "tile X",   "tile M",   "tile S",
+    static const char *const var[] = {"",       "default",  "tile L",   "tile X",   "tile M",   "tile S",
                                       "old WMMA", "xh X",   "xh S",     "xh64 X",   "xh64 S",   "xh64 auto",
                                       "xh64 auto noconv"};
     const int nvar = (int)(sizeof var / sizeof var[0]);
@@ -128,7 +128,10 @@ static void bench_matmul(const mm_case *mc, double hbm_gbs) {
         unsetenv("LLORCH_CUDA_MM");
         unsetenv("LLORCH_CUDA_MM_TILE");
         unsetenv("LLORCH_CUDA_MM_XH");
-        if (vi >= 2 && vi <= 5) setenv("LLORCH_CUDA_MM_TILE", var[vi] + 5, 1); /* "tile L" -> "L" */
+        if (vi >= 2 && vi <= 5) {
+            setenv("LLORCH_CUDA_MM_XH", "0", 1); /* mm_tc.cu's own tiles */
+            setenv("LLORCH_CUDA_MM_TILE", var[vi] + 5, 1); /* "tile L" -> "L" */
+        }
         if (vi == 6) setenv("LLORCH_CUDA_MM", "1", 1);
         unsetenv("LLORCH_CUDA_MM_XH_NOCONV");
         if (vi >= 7) {

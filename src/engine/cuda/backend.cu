@@ -28,6 +28,7 @@ static inline cu_ctx *C(void *ctx) { return (cu_ctx *)ctx; }
 static inline cu_ctx *CW(void *ctx) {
     cu_ctx *c = (cu_ctx *)ctx;
     c->aq_x = NULL;
+    c->xh_x = NULL;
     return c;
 }
 
@@ -190,10 +191,18 @@ static void b_matmul(void *ctx, const eng_w *w, const float *x, float *y, int ro
         snprintf(nm, sizeof nm, "matmul %s %lldx%lld %s", qi ? qi->name : "?", (long long)w->ne0, (long long)w->ne1,
                  rows <= CU_MMV_MAX_ROWS ? "mmv" : "mm");
     }
-    if (rows <= CU_MMV_MAX_ROWS) PROF(c, nm, cu_mmv(c, w, x, y, rows)); /* keeps or drops the cache itself */
-    else {
+    if (rows <= CU_MMV_MAX_ROWS) {
+        c->xh_x = NULL;
+        PROF(c, nm, cu_mmv(c, w, x, y, rows)); /* keeps or drops the mat-vec cache itself */
+    } else {
         c->aq_x = NULL;
-        PROF(c, nm, cu_mm(c, w, x, y, rows));
+        PROF(c, nm, cu_mm(c, w, x, y, rows)); /* may keep the fp16 conversion of x (mm_xh.cu) */
+        /* ... unless this output overwrote the converted x */
+        if (c->xh_x) {
+            const uintptr_t xb = (uintptr_t)c->xh_x, xe = xb + (size_t)c->xh_rows * (size_t)c->xh_K * sizeof(float);
+            const uintptr_t yb = (uintptr_t)y, ye = yb + (size_t)rows * (size_t)w->ne1 * sizeof(float);
+            if (!(ye <= xb || yb >= xe)) c->xh_x = NULL;
+        }
     }
 }
 static void b_add_bias(void *ctx, float *y, int ld, const float *b, int rows, int dim) {

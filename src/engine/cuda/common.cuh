@@ -73,6 +73,13 @@ struct cu_ctx {
     float *act_s;               /* [CU_MMV_MAX_ROWS][CU_ACT_MAX_K/32] */
     __half *act_h;              /* [CU_MMV_MAX_ROWS][CU_ACT_MAX_K] */
     __half *mm_xh;              /* [CU_MM_XH_MAX] (mm_xh.cu) */
+    /* mm_xh holds x converted for (xh_x, xh_rows, xh_K, xh_cls) while xh_x
+     * != NULL: consecutive prefill matmuls on one x (q/k/v, gate/up) convert
+     * it once. Dropped with the mat-vec cache (every other op, every memory
+     * entry point, every graph boundary) and by a matmul whose output
+     * overlaps x. */
+    const float *xh_x;
+    int xh_rows, xh_K, xh_cls;
     float *attn_part;           /* CU_ATTN_SCRATCH_FLOATS */
     unsigned *attn_cnt;         /* CU_ATTN_MAX_CNT, zero between launches */
     int attn_unfused;           /* LLORCH_CUDA_ATTN_FUSED=0 */

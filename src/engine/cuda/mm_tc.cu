@@ -364,10 +364,19 @@ int cu_mm_tc(cu_ctx *c, const eng_w *w, const float *x, float *y, int rows) {
     const char *e = getenv("LLORCH_CUDA_MM");
     if (e && strcmp(e, "1") == 0) return 0;
     if (((uintptr_t)w->data & 15) != 0 || ((uintptr_t)x & 15) != 0) return 0;
-    /* LLORCH_CUDA_MM_XH=1|2: fp16 activations made once per call (mm_xh.cu),
-     * K steps of 32 | 64; falls through to this kernel where it declines */
+    /* fp16 activations made once per call (mm_xh.cu) — the default for the
+     * 32-element formats, where it measured faster on the H100 (docs/PERF.md:
+     * Llama-2-7B pp512 9,966 -> 11,957 tok/s, same run); the K-quants keep
+     * this kernel (Q4_K/Q6_K 4864x896: 83/101 us here vs 104/109 there).
+     * LLORCH_CUDA_MM_XH=0 never, =1|2 for every format with K steps of
+     * 32 | 64. Falls through to this kernel where it declines. */
     const char *xh = getenv("LLORCH_CUDA_MM_XH");
-    if (xh && (xh[0] == '1' || xh[0] == '2') && !xh[1] && cu_mm_xh(c, w, x, y, rows, xh[0] == '2')) return 1;
+    int xm = (xh && (xh[0] == '0' || xh[0] == '1' || xh[0] == '2') && !xh[1]) ? xh[0] - '0' : -1;
+    if (xm < 0) {
+        const qt_info_t *qi = qt_info(w->type);
+        xm = qi && qi->blck == 32 ? 2 : 0;
+    }
+    if (xm && cu_mm_xh(c, w, x, y, rows, xm == 2)) return 1;
     int handled = 1;
 #define TQ(T) tc_run<T>(c, w, x, y, rows)
     QFMT_DISPATCH(w->type, TQ)
