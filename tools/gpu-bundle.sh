@@ -24,7 +24,7 @@ help=$(cmake --build "$B" --target help)
 # carries ~10 MB of sm_90 SASS + PTX, and what travels is capped at 64 MiB,
 # so a run that needs only some of them names those.
 default_targets="$(ls tests/gpu/test_*.c 2>/dev/null | xargs -n1 basename | sed 's/\.c$//') llorch \
-         worker-orcd worker-cpud test_worker test_worker_lifecycle test_worker_utf8"
+         worker-orcd worker-cpud pool-managerd test_worker test_worker_lifecycle test_worker_utf8"
 for t in ${LLORCH_BUNDLE_TARGETS:-$default_targets} "$@"; do
     # only targets CMake knows (a test whose libraries are missing is skipped there)
     if grep -qx "\.\.\. $t" <<<"$help"; then targets+=("$t"); fi
