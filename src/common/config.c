@@ -120,11 +120,48 @@ static struct cfg_node *conv_node(struct conv *cv, yaml_node_t *y, int depth) {
     }
 }
 
+/* Refuses nesting deeper than CFG_MAX_DEPTH before the document is loaded.
+ * libyaml's scanner is quadratic in the flow nesting depth ("[[[[..." of
+ * 1 MiB takes minutes in yaml_parser_load, long before conv_node's depth cap
+ * sees the tree), but it scans only as far as it is asked: pulling events and
+ * stopping at the first collection too deep bounds the work by the allowed
+ * depth. Syntax errors are left to the load that follows (same message).
+ * Returns 0, or CFG_EUSAGE with the message. */
+static int yaml_depth_check(const char *text, size_t len, const char *name, char *err, size_t errlen) {
+    yaml_parser_t p;
+    if (!yaml_parser_initialize(&p)) return util_fail(err, errlen, -ENOMEM, "config: out of memory");
+    yaml_parser_set_input_string(&p, (const unsigned char *)text, len);
+    int depth = 0, rc = 0;
+    for (;;) {
+        yaml_event_t ev;
+        if (!yaml_parser_parse(&p, &ev)) break; /* a syntax error: the load reports it */
+        yaml_event_type_t t = ev.type;
+        size_t line = ev.start_mark.line + 1;
+        yaml_event_delete(&ev);
+        if (t == YAML_SEQUENCE_START_EVENT || t == YAML_MAPPING_START_EVENT) {
+            if (++depth > CFG_MAX_DEPTH) {
+                rc = util_fail(err, errlen, CFG_EUSAGE,
+                               "config %s: YAML nested deeper than %d levels (line %zu)", name, CFG_MAX_DEPTH, line);
+                break;
+            }
+        } else if (t == YAML_SEQUENCE_END_EVENT || t == YAML_MAPPING_END_EVENT) {
+            depth--;
+        } else if (t == YAML_STREAM_END_EVENT) {
+            break;
+        }
+    }
+    yaml_parser_delete(&p);
+    return rc;
+}
+
 /* Parses YAML text into a tree; an empty document gives an empty map. */
 static int yaml_to_tree(const char *text, size_t len, const char *name, struct cfg_node **out,
                         char *err, size_t errlen) {
     yaml_parser_t p;
     yaml_document_t doc;
+    *out = NULL;
+    int drc = yaml_depth_check(text, len, name, err, errlen);
+    if (drc < 0) return drc;
     if (!yaml_parser_initialize(&p)) return util_fail(err, errlen, -ENOMEM, "config: out of memory");
     yaml_parser_set_input_string(&p, (const unsigned char *)text, len);
     if (!yaml_parser_load(&p, &doc)) {

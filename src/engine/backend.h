@@ -122,6 +122,36 @@ typedef struct eng_backend_ops {
      * device_total_bytes, device_free_bytes (fields of eng_model_info). */
     void (*device_info)(void *ctx, int *sm, int *cuda_runtime_version, char *name, size_t name_cap,
                         uint64_t *total, uint64_t *free_bytes);
+
+    /* ---- gpt-oss ops (owner: gpt-oss work; optional: NULL where a backend lacks
+     * them, and the engine then refuses gpt-oss models at load with
+     * ENG_E_UNSUPPORTED). Semantics are llama.cpp's (openai-moe graph). ---------- */
+    /* Router, per row r < rows: ids[r][0..k) = indices of the k largest
+     * logits[r][0..n_expert) in descending order (ties: lower index first);
+     * w[r][j] = softmax over the k selected logits (SOFTMAX_WEIGHT gating). */
+    void (*moe_route)(void *ctx, const float *logits, int rows, int n_expert, int k, int32_t *ids, float *w);
+    /* Expert matmul: for r < rows, j < k, e = ids[r][j] (< w.ne2):
+     *   y[r][j][0..ne1) = matrix e of w · x[r][n_x == 1 ? 0 : j]  (+ b[e][0..ne1) when b)
+     * x [rows][n_x][w.ne0] with n_x 1 (one input per row, shared by its
+     * slots) or k (one per slot); y [rows][k][w.ne1]; b [w.ne2][w.ne1] f32. */
+    void (*matmul_id)(void *ctx, const eng_w *w, const float *x, int n_x, const int32_t *ids, int k, const float *b,
+                      float *y, int rows);
+    /* gpt-oss's clamped SwiGLU, i < n:
+     *   g = min(gate[i], limit), u = clamp(up[i], -limit, limit),
+     *   out[i] = g / (1 + exp(-alpha g)) * (u + 1) */
+    void (*swiglu_oai)(void *ctx, const float *gate, const float *up, float *out, int64_t n, float alpha,
+                       float limit);
+    /* out[r][i] = sum over j = 0..k-1 in order of (w[r][j] * e[r][j][i]), i < dim;
+     * e [rows][k][dim], w [rows][k], out [rows][dim] */
+    void (*moe_sum)(void *ctx, const float *e, const float *w, int rows, int k, int dim, float *out);
+    /* `attention` with per-head sinks and a sliding window: sinks [n_head]
+     * f32 (backend memory) or NULL: head h's softmax gets one more logit
+     * sinks[h] with no value; window > 0: query row r attends only to cache
+     * rows t with pos[r] - t < window; 0 = all of 0..pos[r]. */
+    void (*attention_ext)(void *ctx, const float *q, int ld_q, const uint16_t *k_cache, const uint16_t *v_cache,
+                          const int32_t *pos, int rows, int n_head, int n_head_kv, int head_dim, float scale,
+                          const float *sinks, int window, float *out);
+    /* ---- end of gpt-oss ops ---- */
 } eng_backend_ops;
 
 typedef struct {

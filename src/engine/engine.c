@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/util.h"
 #include "engine/engine_int.h"
@@ -48,7 +49,7 @@ static uint64_t kv_bytes_for(const eng_model *m) {
 }
 
 /* the scratch buffers of a session, in eng_session field order */
-static void scratch_sizes(const eng_model *m, size_t sz[9]) {
+static void scratch_sizes(const eng_model *m, size_t sz[10]) {
     const eng_hparams *hp = &m->hp;
     const size_t B = (size_t)m->n_batch, f = sizeof(float);
     sz[0] = B * hp->n_embd * f;                          /* x */
@@ -60,13 +61,14 @@ static void scratch_sizes(const eng_model *m, size_t sz[9]) {
     sz[6] = B * hp->n_ff * f;                            /* hb */
     sz[7] = (size_t)logit_rows(m) * hp->n_vocab * f;     /* logits */
     sz[8] = 2 * B * sizeof(int32_t);                     /* toks + pos */
+    sz[9] = eng_moe_scratch_floats(hp, m->n_batch) * f;  /* moe (gpt-oss; 0 elsewhere) */
 }
 
 static uint64_t scratch_bytes_for(const eng_model *m) {
-    size_t sz[9];
+    size_t sz[10];
     scratch_sizes(m, sz);
     uint64_t t = 0;
-    for (int i = 0; i < 9; i++) t += sz[i];
+    for (int i = 0; i < 10; i++) t += sz[i];
     return t;
 }
 
@@ -103,6 +105,26 @@ static void model_name(eng_model *m, const char *path) {
     snprintf(m->name, sizeof m->name, "%s", b ? b + 1 : path);
 }
 
+/* the tokenizer per enum eng_tokenizer: <dir of path>/tokenizer.json or the GGUF */
+static int load_tokenizer(eng_model *m, const char *path, enum eng_tokenizer which, char *err, size_t errlen) {
+    char e2[256], json[4096];
+    const char *slash = strrchr(path, '/');
+    int dl = slash ? (int)(slash - path) + 1 : 0;
+    if (snprintf(json, sizeof json, "%.*stokenizer.json", dl, path) >= (int)sizeof json)
+        return util_fail(err, errlen, ENG_E_INVAL, "model: path too long");
+    int have_json = access(json, F_OK) == 0;
+    if (which == ENG_TOK_HF_JSON && !have_json)
+        return util_fail(err, errlen, ENG_E_INVAL, "model: tokenizer: %s is missing", json);
+    if (have_json && which != ENG_TOK_GGUF) {
+        struct tok_hf_opts ho = {m->hp.n_vocab, m->g};
+        if (tok_load_hf_json(json, &ho, &m->vocab, e2, sizeof e2))
+            return util_fail(err, errlen, ENG_E_INVAL, "model: tokenizer: %s (%s)", e2, json);
+        return 0;
+    }
+    if (tok_load_gguf(m->g, &m->vocab, e2, sizeof e2)) return util_fail(err, errlen, ENG_E_INVAL, "model: tokenizer: %s", e2);
+    return 0;
+}
+
 int eng_model_load(const char *path, const eng_load_opts *opts, eng_model **out, char *err, size_t errlen) {
     eng_load_opts dflt;
     if (!opts) {
@@ -132,10 +154,7 @@ int eng_model_load(const char *path, const eng_load_opts *opts, eng_model **out,
     if (m->n_batch > m->n_ctx) m->n_batch = m->n_ctx;
     model_name(m, path);
 
-    if ((rc = tok_load_gguf(m->g, &m->vocab, e2, sizeof e2))) {
-        rc = util_fail(err, errlen, ENG_E_INVAL, "model: tokenizer: %s", e2);
-        goto fail;
-    }
+    if ((rc = load_tokenizer(m, path, opts->tokenizer, err, errlen))) goto fail;
     if (tok_n_vocab(m->vocab) != m->hp.n_vocab) {
         rc = util_fail(err, errlen, ENG_E_INVAL, "model: tokenizer has %d tokens but token_embd has %d rows",
                        tok_n_vocab(m->vocab), m->hp.n_vocab);
@@ -258,13 +277,15 @@ int eng_session_new(eng_model *m, eng_session **out, char *err, size_t errlen) {
     s->n_logit_rows = logit_rows(m);
     s->kv_bytes = kv_bytes_for(m);
     s->scratch_bytes = scratch_bytes_for(m);
-    size_t sz[9];
+    size_t sz[10];
     scratch_sizes(m, sz);
-    void *p[9];
+    void *p[10];
     void *kc = NULL, *vc = NULL;
     int rc = salloc(s, (size_t)(s->kv_bytes / 2), &kc);
     if (!rc) rc = salloc(s, (size_t)(s->kv_bytes / 2), &vc);
-    for (int i = 0; i < 9 && !rc; i++) rc = salloc(s, sz[i], &p[i]);
+    p[9] = NULL; /* the MoE scratch exists only for gpt-oss */
+    for (int i = 0; i < 10 && !rc; i++)
+        if (i < 9 || sz[i]) rc = salloc(s, sz[i], &p[i]);
     s->pos_host = malloc((size_t)s->n_batch * sizeof *s->pos_host);
     s->logits_host = malloc((size_t)m->hp.n_vocab * sizeof *s->logits_host);
     if (rc || !s->pos_host || !s->logits_host) {
@@ -292,6 +313,7 @@ int eng_session_new(eng_model *m, eng_session **out, char *err, size_t errlen) {
     s->logits = p[7];
     s->toks_dev = p[8];
     s->pos_dev = (int32_t *)p[8] + s->n_batch;
+    s->moe = p[9];
     /* a fresh cache holds zeros, not garbage (never read before written, but deterministic) */
     m->be.ops->zero(m->be.ctx, kc, (size_t)(s->kv_bytes / 2));
     m->be.ops->zero(m->be.ctx, vc, (size_t)(s->kv_bytes / 2));
@@ -362,7 +384,8 @@ int eng_eval(eng_session *s, const int32_t *toks, int n, int logits_mode, char *
         int nc = n - i0 < s->n_batch ? n - i0 : s->n_batch;
         int last = i0 + nc == n;
         int mode = last ? logits_mode : ENG_LOGITS_NONE;
-        int rc = eng_llama_forward(s, toks + i0, nc, mode, err, errlen);
+        int rc = m->hp.arch == ENG_ARCH_GPT_OSS ? eng_gpt_oss_forward(s, toks + i0, nc, mode, err, errlen)
+                                                : eng_llama_forward(s, toks + i0, nc, mode, err, errlen);
         if (rc) return rc;
         s->n_past += nc;
     }

@@ -35,6 +35,13 @@ const char *eng_err_name(int code);
 
 enum eng_backend_kind { ENG_BACKEND_CPU = 0, ENG_BACKEND_CUDA = 1 };
 
+/* Which tokenizer a model gets. AUTO: a tokenizer.json in the model file's
+ * directory wins (tokenizer_kind "hf-json"; it must be the same vocabulary as
+ * the GGUF's, id for id, and is padded to the embedding rows), else the GGUF's
+ * tokenizer.ggml.* metadata. GGUF: ignore any tokenizer.json. HF_JSON: the
+ * tokenizer.json is required. */
+enum eng_tokenizer { ENG_TOK_AUTO = 0, ENG_TOK_GGUF = 1, ENG_TOK_HF_JSON = 2 };
+
 /* Load progress: called with percent 0, 25, 50, 75, 100 (each once, in order). */
 typedef void (*eng_progress_fn)(void *user, int percent, uint64_t bytes_done, uint64_t bytes_total);
 
@@ -46,6 +53,7 @@ typedef struct {
     int n_batch;                 /* max tokens per eval chunk; 0 = 512 */
     size_t upload_chunk_bytes;   /* host→device copy chunk; 0 = 1 MiB */
     uint64_t mem_limit_bytes;    /* test knob: backend allocations beyond this fail with ENG_E_OOM; 0 = none */
+    enum eng_tokenizer tokenizer; /* default ENG_TOK_AUTO */
     eng_progress_fn progress;    /* may be NULL */
     void *progress_user;
 } eng_load_opts;
@@ -53,7 +61,7 @@ typedef struct {
 void eng_load_opts_default(eng_load_opts *o);
 
 typedef struct {
-    const char *arch;            /* "llama" | "qwen2" | "phi3" */
+    const char *arch;            /* "llama" | "qwen2" | "phi3" | "gpt-oss" */
     const char *name;            /* general.name or the file's base name */
     const char *quant_kind;      /* file type actually loaded: "Q4_K_M", "Q8_0", "F32", "MXFP4", ... */
     const char *backend;         /* "cpu" | "cuda" */

@@ -13,7 +13,11 @@
 #include "engine/engine.h"
 #include "gguf/gguf.h"
 
-enum eng_arch { ENG_ARCH_LLAMA = 0, ENG_ARCH_QWEN2 = 1, ENG_ARCH_PHI3 = 2 };
+/* gpt-oss limits the loader enforces (the real model: 32 experts, 4 used) */
+#define ENG_MOE_MAX_EXPERTS 256
+#define ENG_MOE_MAX_USED 32
+
+enum eng_arch { ENG_ARCH_LLAMA = 0, ENG_ARCH_QWEN2 = 1, ENG_ARCH_PHI3 = 2, ENG_ARCH_GPT_OSS = 3 };
 
 typedef struct {
     enum eng_arch arch;
@@ -30,6 +34,10 @@ typedef struct {
     eng_rope rope;               /* n_rot, ordering, base, scaling (freq_factors set per layer) */
     int ftype;                   /* general.file_type or -1 */
     char quant_kind[16];         /* "Q4_K_M", "F32", ... */
+    /* gpt-oss (0 elsewhere) */
+    int n_expert, n_expert_used; /* expert_count, expert_used_count */
+    int n_ff_exp;                /* expert_feed_forward_length */
+    int n_swa;                   /* attention.sliding_window: even layers attend to the last n_swa positions */
 } eng_hparams;
 
 /* One transformer block's weights. Pointers are backend memory (on the CPU:
@@ -47,6 +55,16 @@ typedef struct {
     eng_w w_up;                  /* [n_ff][n_embd], or [2 n_ff][n_embd] fused: gate = first n_ff rows */
     eng_w w_down;                /* [n_embd][n_ff] */
     const float *rope_freqs;     /* [n_rot / 2] frequency factors or NULL */
+    /* gpt-oss (data NULL elsewhere) */
+    const float *bo;             /* [n_embd] attn_output.bias */
+    const float *sinks;          /* [n_head] attn_sinks */
+    int swa;                     /* sliding window of this layer (0 = full attention) */
+    eng_w w_router;              /* ffn_gate_inp [n_expert][n_embd] */
+    const float *b_router;       /* [n_expert] */
+    eng_w w_gate_exps, w_up_exps;/* [n_expert] x [n_ff_exp][n_embd] (ne2 = n_expert) */
+    eng_w w_down_exps;           /* [n_expert] x [n_embd][n_ff_exp] */
+    const float *b_gate_exps, *b_up_exps; /* [n_expert][n_ff_exp] */
+    const float *b_down_exps;    /* [n_expert][n_embd] */
 } eng_layer;
 
 /* A weight binding: GGUF tensor → where its backend pointer goes. */
@@ -95,6 +113,7 @@ struct eng_session {
     float *logits;               /* [n_logit_rows][n_vocab] */
     int n_logit_rows;
     int32_t *toks_dev, *pos_dev; /* [n_batch] */
+    float *moe;                  /* gpt-oss scratch (eng_moe_scratch_floats), NULL elsewhere */
     void *allocs[16];            /* every backend allocation, for free and residency */
     int n_allocs;
     uint64_t kv_bytes, scratch_bytes;
@@ -118,5 +137,11 @@ int eng_model_bind(eng_model *m, const eng_load_opts *o, char *err, size_t errle
  * negative engine code. */
 #define ENG_LOGITS_NONE 2
 int eng_llama_forward(eng_session *s, const int32_t *toks, int n, int mode, char *err, size_t errlen);
+
+/* arch/gpt_oss.c: the same contract for gpt-oss. */
+int eng_gpt_oss_forward(eng_session *s, const int32_t *toks, int n, int mode, char *err, size_t errlen);
+/* floats of gpt-oss MoE scratch a session needs for n_batch rows (0 for other
+ * architectures); the layout is gpt_oss.c's business */
+size_t eng_moe_scratch_floats(const eng_hparams *hp, int n_batch);
 
 #endif

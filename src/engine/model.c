@@ -6,7 +6,12 @@
  * (Q/K/V biases, usually tied output), phi3 (fused attn_qkv and gate|up in
  * ffn_up; separate q/k/v accepted too, as llama.cpp does). RoPE ordering as
  * llama.cpp's llama_model_rope_type: llama = normal (adjacent pairs), qwen2
- * and phi3 = NeoX (halves). Anything else is refused by name.
+ * and phi3 = NeoX (halves). gpt-oss (llama.cpp's openai-moe): Q/K/V/O
+ * biases, per-head attention sinks, post_attention_norm, a router
+ * (ffn_gate_inp + bias) over expert_count experts of which
+ * expert_used_count run per token (3-D ffn_{gate,up,down}_exps + 2-D
+ * biases), sliding-window attention on even layers, NeoX RoPE with YaRN.
+ * Anything else is refused by name.
  *
  * The file is hostile: every count is range-checked, every tensor's shape and
  * type compared with what the hyperparameters imply, and a wrong one refused
@@ -79,6 +84,21 @@ static int key_f32(pctx *c, const char *suffix, int required, float def, float *
     return 0;
 }
 
+/* gpt-oss: experts and the sliding window (llama.cpp requires all four keys) */
+static int read_hparams_moe(pctx *c) {
+    eng_hparams *hp = &c->m->hp;
+    int rc;
+    if ((rc = key_u32(c, "expert_count", 1, 0, 1, ENG_MOE_MAX_EXPERTS, &hp->n_expert)) ||
+        (rc = key_u32(c, "expert_used_count", 1, 0, 1, ENG_MOE_MAX_USED, &hp->n_expert_used)) ||
+        (rc = key_u32(c, "expert_feed_forward_length", 1, 0, 1, 1u << 20, &hp->n_ff_exp)) ||
+        (rc = key_u32(c, "attention.sliding_window", 1, 0, 1, 1u << 24, &hp->n_swa)))
+        return rc;
+    if (hp->n_expert_used > hp->n_expert)
+        return util_fail(c->err, c->errlen, ENG_E_INVAL, "model: gpt-oss.expert_used_count %d exceeds expert_count %d",
+                         hp->n_expert_used, hp->n_expert);
+    return 0;
+}
+
 static int read_hparams(pctx *c) {
     eng_model *m = c->m;
     eng_hparams *hp = &m->hp;
@@ -89,11 +109,12 @@ static int read_hparams(pctx *c) {
     if (gguf_str_eq(s, "llama")) hp->arch = ENG_ARCH_LLAMA;
     else if (gguf_str_eq(s, "qwen2")) hp->arch = ENG_ARCH_QWEN2;
     else if (gguf_str_eq(s, "phi3")) hp->arch = ENG_ARCH_PHI3;
+    else if (gguf_str_eq(s, "gpt-oss")) hp->arch = ENG_ARCH_GPT_OSS;
     else {
         char name[64];
         gguf_str_copy(s, name, sizeof name);
         return util_fail(c->err, c->errlen, ENG_E_UNSUPPORTED,
-                         "model: architecture '%s' is not supported (supported: llama, qwen2, phi3)", name);
+                         "model: architecture '%s' is not supported (supported: llama, qwen2, phi3, gpt-oss)", name);
     }
     int rc;
     if ((rc = key_u32(c, "context_length", 1, 0, 1, 1u << 24, &hp->n_ctx_train)) ||
@@ -163,6 +184,7 @@ scaling_done:;
 
     uint32_t ft;
     hp->ftype = gguf_get_u32(m->g, "general.file_type", &ft) == 0 ? (int)ft : -1;
+    if (hp->arch == ENG_ARCH_GPT_OSS) return read_hparams_moe(c);
     return 0;
 }
 
@@ -180,8 +202,16 @@ static int add_ref(pctx *c, const gguf_tensor *t, eng_w *w, const float **f) {
 /* Finds `name`; absent → 0 with *found = 0 (an error when required). Checks
  * dims ne0 x ne1 (ne1 = 1 for vectors) and the type, then records where its
  * backend pointer goes. */
+static int want3(pctx *c, const char *name, int kind, int64_t ne0, int64_t ne1, int64_t ne2, int required, eng_w *w,
+                 const float **f, int *found);
 static int want(pctx *c, const char *name, int kind, int64_t ne0, int64_t ne1, int required, eng_w *w,
                 const float **f, int *found) {
+    return want3(c, name, kind, ne0, ne1, 1, required, w, f, found);
+}
+
+/* the same for a stack of ne2 matrices (MoE experts) */
+static int want3(pctx *c, const char *name, int kind, int64_t ne0, int64_t ne1, int64_t ne2, int required, eng_w *w,
+                 const float **f, int *found) {
     const gguf_tensor *t = gguf_find_tensor(c->m->g, name);
     if (found) *found = t != NULL;
     if (!t) {
@@ -190,11 +220,11 @@ static int want(pctx *c, const char *name, int kind, int64_t ne0, int64_t ne1, i
     }
     int64_t ne[4] = {t->ne[0], t->n_dims > 1 ? t->ne[1] : 1, t->n_dims > 2 ? t->ne[2] : 1,
                      t->n_dims > 3 ? t->ne[3] : 1};
-    if (ne[0] != ne0 || ne[1] != ne1 || ne[2] != 1 || ne[3] != 1)
+    if (ne[0] != ne0 || ne[1] != ne1 || ne[2] != ne2 || ne[3] != 1)
         return util_fail(c->err, c->errlen, ENG_E_INVAL,
-                         "model: tensor '%s' has shape [%lld, %lld, %lld, %lld], expected [%lld, %lld]", name,
+                         "model: tensor '%s' has shape [%lld, %lld, %lld, %lld], expected [%lld, %lld, %lld]", name,
                          (long long)ne[0], (long long)ne[1], (long long)ne[2], (long long)ne[3], (long long)ne0,
-                         (long long)ne1);
+                         (long long)ne1, (long long)ne2);
     const qt_info_t *ti = qt_info(t->type);
     if (!ti)
         return util_fail(c->err, c->errlen, ENG_E_UNSUPPORTED, "model: tensor '%s' has unknown type %d", name,
@@ -211,16 +241,53 @@ static int want(pctx *c, const char *name, int kind, int64_t ne0, int64_t ne1, i
         if (rb == 0)
             return util_fail(c->err, c->errlen, ENG_E_INVAL, "model: tensor '%s': row of %lld is not whole %s blocks",
                              name, (long long)ne0, ti->name);
-        if ((uint64_t)rb * (uint64_t)ne1 != t->nbytes)
+        if ((uint64_t)rb * (uint64_t)ne1 * (uint64_t)ne2 != t->nbytes)
             return util_fail(c->err, c->errlen, ENG_E_INVAL, "model: tensor '%s': size mismatch", name);
         w->type = t->type;
         w->ne0 = ne0;
         w->ne1 = ne1;
-        w->ne2 = 1;
+        w->ne2 = ne2;
         w->nb1 = rb;
         w->nb2 = rb * (size_t)ne1;
     }
     return add_ref(c, t, w, f);
+}
+
+/* gpt-oss blocks, in llama.cpp's names and shapes (every tensor required) */
+static int read_layers_moe(pctx *c) {
+    eng_model *m = c->m;
+    const eng_hparams *hp = &m->hp;
+    const int E = hp->n_embd, Q = hp->q_dim, KV = hp->kv_dim, F = hp->n_ff_exp, X = hp->n_expert;
+    int rc;
+    for (int l = 0; l < hp->n_layer; l++) {
+        eng_layer *L = &m->layers[l];
+        char n[96];
+#define NM(s) (snprintf(n, sizeof n, "blk.%d." s, l), n)
+        if ((rc = want(c, NM("attn_norm.weight"), T_VEC, E, 1, 1, NULL, &L->attn_norm, NULL)) ||
+            (rc = want(c, NM("attn_q.weight"), T_MAT, E, Q, 1, &L->wq, NULL, NULL)) ||
+            (rc = want(c, NM("attn_k.weight"), T_MAT, E, KV, 1, &L->wk, NULL, NULL)) ||
+            (rc = want(c, NM("attn_v.weight"), T_MAT, E, KV, 1, &L->wv, NULL, NULL)) ||
+            (rc = want(c, NM("attn_q.bias"), T_VEC, Q, 1, 1, NULL, &L->bq, NULL)) ||
+            (rc = want(c, NM("attn_k.bias"), T_VEC, KV, 1, 1, NULL, &L->bk, NULL)) ||
+            (rc = want(c, NM("attn_v.bias"), T_VEC, KV, 1, 1, NULL, &L->bv, NULL)) ||
+            (rc = want(c, NM("attn_output.weight"), T_MAT, Q, E, 1, &L->wo, NULL, NULL)) ||
+            (rc = want(c, NM("attn_output.bias"), T_VEC, E, 1, 1, NULL, &L->bo, NULL)) ||
+            (rc = want(c, NM("attn_sinks.weight"), T_VEC, hp->n_head, 1, 1, NULL, &L->sinks, NULL)) ||
+            (rc = want(c, NM("post_attention_norm.weight"), T_VEC, E, 1, 1, NULL, &L->ffn_norm, NULL)) ||
+            (rc = want(c, NM("ffn_gate_inp.weight"), T_MAT, E, X, 1, &L->w_router, NULL, NULL)) ||
+            (rc = want(c, NM("ffn_gate_inp.bias"), T_VEC, X, 1, 1, NULL, &L->b_router, NULL)) ||
+            (rc = want3(c, NM("ffn_gate_exps.weight"), T_MAT, E, F, X, 1, &L->w_gate_exps, NULL, NULL)) ||
+            (rc = want3(c, NM("ffn_up_exps.weight"), T_MAT, E, F, X, 1, &L->w_up_exps, NULL, NULL)) ||
+            (rc = want3(c, NM("ffn_down_exps.weight"), T_MAT, F, E, X, 1, &L->w_down_exps, NULL, NULL)) ||
+            (rc = want(c, NM("ffn_gate_exps.bias"), T_VEC, F, X, 1, NULL, &L->b_gate_exps, NULL)) ||
+            (rc = want(c, NM("ffn_up_exps.bias"), T_VEC, F, X, 1, NULL, &L->b_up_exps, NULL)) ||
+            (rc = want(c, NM("ffn_down_exps.bias"), T_VEC, E, X, 1, NULL, &L->b_down_exps, NULL)))
+            return rc;
+#undef NM
+        /* llama.cpp: swa pattern 2, dense last: layers 0, 2, 4, ... slide */
+        L->swa = (l % 2 == 0) ? hp->n_swa : 0;
+    }
+    return 0;
 }
 
 static int read_tensors(pctx *c) {
@@ -248,6 +315,7 @@ static int read_tensors(pctx *c) {
                              "model: tied output: token_embd type has no matrix product");
         m->output = m->tok_embd; /* tied: data pointer resolved after binding */
     }
+    if (hp->arch == ENG_ARCH_GPT_OSS) return read_layers_moe(c);
     if (gguf_find_tensor(m->g, "blk.0.ffn_gate_inp.weight"))
         return util_fail(c->err, c->errlen, ENG_E_UNSUPPORTED,
                          "model: mixture-of-experts %s models are not supported", hp->arch_name);
@@ -349,6 +417,12 @@ static void progress(progress_t *p, uint64_t done) {
 
 int eng_model_bind(eng_model *m, const eng_load_opts *o, char *err, size_t errlen) {
     const eng_backend_ops *ops = m->be.ops;
+    if (m->hp.arch == ENG_ARCH_GPT_OSS &&
+        (!ops->moe_route || !ops->matmul_id || !ops->swiglu_oai || !ops->moe_sum || !ops->attention_ext))
+        return util_fail(err, errlen, ENG_E_UNSUPPORTED,
+                         "model: gpt-oss needs mixture-of-experts and attention-sink ops that the %s backend does "
+                         "not have (use the CPU backend)",
+                         ops->name);
     progress_t pr = {o, m->weight_bytes, 0};
     progress(&pr, 0);
     if (ops->weights_in_place) {

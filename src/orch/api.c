@@ -248,15 +248,7 @@ static void h_task_cancel(http_req *r, void *user) {
         return;
     }
     snprintf(id, sizeof id, "%s", j->id);
-    if (!j->terminal) {
-        if (j->status == JOB_QUEUED && queue_remove(o->queue, j->id, NULL) == 0) {
-            orch_job_finish(o, j, JOB_CANCELLED, "CANCELLED", "cancelled by the client");
-        } else if (!j->cancel_requested) {
-            j->cancel_requested = 1;
-            j->cancel_at_ms = (int64_t)util_wall_ms();
-            snprintf(uri, sizeof uri, "%s", j->worker_uri);
-        }
-    }
+    orch_job_cancel(o, j, "cancelled by the client", uri);
     char resp[128];
     snprintf(resp, sizeof resp, "{\"job_id\":\"%s\",\"status\":\"%s\"}", id,
              j->terminal ? job_status_name(j->status) : "cancelling");
@@ -670,6 +662,29 @@ static void h_placement(http_req *r, void *user) {
         return;
     }
     int rc = del ? reg_placement_remove(o->reg, ref, pool, (int)gpu) : reg_placement_add(o->reg, ref, pool, (int)gpu);
+    /* API placements are kept in the state file until deleted, so they
+     * survive a restart (the registry changes only if the store did) */
+    char serr[256];
+    if (!del && (rc == 0 || rc == -EEXIST)) {
+        int src = store_placement_put(o->store, ref, pool, (int)gpu, (int64_t)util_wall_ms(), serr, sizeof serr);
+        if (src < 0) {
+            if (rc == 0) reg_placement_remove(o->reg, ref, pool, (int)gpu);
+            LOG_ERROR(ORCH_COMPONENT, "store", http_req_correlation_id(r), "placement: %s", serr);
+            rc = -EIO;
+        } else {
+            for (size_t i = 0; i < reg_placement_count(o->reg); i++) {
+                struct reg_placement *pl = reg_placement_at_mut(o->reg, i);
+                if (!strcmp(pl->model_ref, ref) && !strcmp(pl->pool_id, pool) && pl->gpu_id == (int)gpu) pl->from_api = 1;
+            }
+        }
+    } else if (del && rc == 0) { /* a catalog placement has no row: it comes back from the config at the next start */
+        int src = store_placement_del(o->store, ref, pool, (int)gpu, serr, sizeof serr);
+        if (src < 0 && src != -ENOENT) {
+            reg_placement_add(o->reg, ref, pool, (int)gpu);
+            LOG_ERROR(ORCH_COMPONENT, "store", http_req_correlation_id(r), "placement: %s", serr);
+            rc = -EIO;
+        }
+    }
     reg_unlock(o->reg);
     json_decref(j);
     if (rc == -ENOENT) http_respond_error(r, ERR_NOT_FOUND, "no such placement", NULL);
@@ -679,6 +694,31 @@ static void h_placement(http_req *r, void *user) {
         orch_wake(o);
         http_respond_json(r, del ? 200 : 201, del ? "{\"status\":\"removed\"}" : "{\"status\":\"placed\"}");
     }
+}
+
+/* GET /v2/placements: every placement, whether a worker serves it, and where
+ * it came from (the catalog, re-read at each start, or the API, kept in the
+ * state file) */
+static void h_placements_list(http_req *r, void *user) {
+    struct orch *o = user;
+    char tenant[JOB_TENANT_MAX + 1];
+    if (orch_client_auth(o, r, tenant) < 0) return;
+    struct util_sb sb;
+    util_sb_init(&sb);
+    util_sb_puts(&sb, "{\"placements\":[");
+    reg_lock(o->reg);
+    for (size_t i = 0; i < reg_placement_count(o->reg); i++) {
+        const struct reg_placement *pl = reg_placement_at(o->reg, i);
+        util_sb_puts(&sb, i ? ",{\"model_ref\":" : "{\"model_ref\":");
+        util_sb_json_str(&sb, pl->model_ref);
+        util_sb_puts(&sb, ",\"pool_id\":");
+        util_sb_json_str(&sb, pl->pool_id);
+        util_sb_printf(&sb, ",\"gpu_id\":%d,\"source\":\"%s\",\"served\":%s}", pl->gpu_id, pl->from_api ? "api" : "config",
+                       reg_placement_served(o->reg, pl) ? "true" : "false");
+    }
+    reg_unlock(o->reg);
+    util_sb_puts(&sb, "]}");
+    respond_sb(r, 200, &sb);
 }
 
 static void h_health(http_req *r, void *user) {
@@ -713,6 +753,7 @@ int orch_api_routes(struct orch *o) {
         { "GET", "/v2/models", h_models },
         { "GET", "/v2/pools", h_pools },
         { "GET", "/v2/workers", h_workers },
+        { "GET", "/v2/placements", h_placements_list },
         { "POST", "/v2/placements", h_placement },
         { "DELETE", "/v2/placements", h_placement },
         { "POST", "/v2/pools/register", h_pool_register },

@@ -6,7 +6,10 @@
  * out, acquires the worker and starts a relay thread; START records a
  * STARTING placeholder worker (so the next decisions wait for it) and, after
  * the locks are dropped, commands the pool; WAIT leaves the job in place
- * until scheduling.no_capacity_ms; REJECT fails it.
+ * until scheduling.no_capacity_ms; REJECT fails it. Within one scan a WAIT
+ * is decided once per (model, capability, estimate) and reused for the jobs
+ * behind it (struct wait_memo: same outcomes, O(1) per waiting job instead
+ * of one scheduler decision over every worker).
  *
  * A relay thread POSTs the worker's /execute and relays its SSE events in
  * order into the job's log (new ids, payloads untouched). A failure before
@@ -308,16 +311,49 @@ int orch_relays_wait(struct orch *o, int timeout_ms) {
  * ==================================================================== */
 #define MAX_CMDS 16
 
+/* Memos of one scan of the queue. sched_decide's WAIT depends only on the
+ * job's (model_ref, capability, est_bytes), the registry and `now`: it
+ * consults no policy (the Lua script and the round-robin cursor are used
+ * only when there are candidates, and then the answer is DISPATCH or
+ * START). So the first WAIT of a key stands for every later job of that key
+ * in the same scan, as long as the registry has not changed: a scan runs
+ * under reg_lock, and the memo is cleared at each scan start (other threads
+ * change the registry between scans) and after this pass's own START (a
+ * STARTING placeholder, an eviction). In effect only the head of each
+ * model's waiting line is decided; the jobs behind it cost a pointer compare.
+ * Likewise a tenant's quota verdict: it changes only when a job of the
+ * tenant is taken (which ends the scan) or finishes (which needs o->mu,
+ * held by the pass). Scheduling outcomes are the same as deciding every
+ * job; what differs is that the repeated WAITs are neither logged (DEBUG)
+ * nor counted in orchd_scheduling_latency_ms. */
+#define MEMO_MAX 32
+struct wait_memo {
+    const char *model_ref;     /* the job's (alive for the scan) */
+    unsigned cap;
+    uint64_t est;
+    struct sched_decision d;
+};
+struct quota_memo {
+    const char *tenant;
+    int over;
+};
+
 struct pass {
     struct orch *o;
     int64_t now;
     struct sched_decision d;
+    struct wait_memo wm[MEMO_MAX];
+    int nwm;
+    struct quota_memo qm[MEMO_MAX];
+    int nqm;
+    uint64_t decisions, memo_hits; /* this pass: sched_decide calls, decisions taken from the memo */
     enum { TAKE_NONE, TAKE_DISPATCH, TAKE_FAIL } take;
     char fail_code[32];
     char fail_msg[320];
     struct cmd cmds[MAX_CMDS];
     int ncmds;
-    struct { char uri[REG_URI_MAX + 1]; char job_id[37]; } cancels[MAX_CMDS];
+    char cancels_uri[2 * MAX_CMDS][REG_URI_MAX + 1]; /* POST /cancel to these workers after the pass */
+    char cancels_id[2 * MAX_CMDS][37];
     int ncancel;
 };
 
@@ -357,14 +393,33 @@ static int pred(void *ctx, const char *id, enum job_prio prio, void *data) {
         return 1;
     }
     if (p->now < j->not_before_ms) return 0; /* retry backoff */
-    if (j->tenant[0] && over_quota(o, j, p->now)) return 0; /* over-quota jobs wait in the queue */
+    if (j->tenant[0]) { /* over-quota jobs wait in the queue */
+        int k = 0;
+        while (k < p->nqm && strcmp(p->qm[k].tenant, j->tenant) != 0) k++;
+        int over = k < p->nqm ? p->qm[k].over : over_quota(o, j, p->now);
+        if (k == p->nqm && p->nqm < MEMO_MAX) p->qm[p->nqm++] = (struct quota_memo){ j->tenant, over };
+        if (over) return 0;
+    }
     struct sched_job sj = { .job_id = j->id, .model_ref = j->task.model_ref, .capability = j->task.capability,
                             .est_bytes = j->task.model && j->task.model->memory_bytes ? j->task.model->memory_bytes : 0,
                             .context_length = j->task.context_length, .prio = j->task.prio };
-    uint64_t t0 = util_now_ns();
-    if (sched_decide(o->sched, o->reg, &sj, p->now, &p->d) < 0) return 0;
-    metrics_observe(o->m_sched_ms, NULL, (double)(util_now_ns() - t0) / 1e6);
-    if (p->d.used_fallback) metrics_add(o->m_policy_fallbacks, NULL, 1);
+    unsigned cap = sj.capability ? sj.capability : CAP_TEXT_GEN; /* as sched_decide reads it */
+    int k = 0;
+    while (k < p->nwm && !(p->wm[k].cap == cap && p->wm[k].est == sj.est_bytes &&
+                           (p->wm[k].model_ref == sj.model_ref || strcmp(p->wm[k].model_ref, sj.model_ref) == 0)))
+        k++;
+    if (k < p->nwm) {
+        p->d = p->wm[k].d;
+        p->memo_hits++;
+    } else {
+        uint64_t t0 = util_now_ns();
+        if (sched_decide(o->sched, o->reg, &sj, p->now, &p->d) < 0) return 0;
+        metrics_observe(o->m_sched_ms, NULL, (double)(util_now_ns() - t0) / 1e6);
+        if (p->d.used_fallback) metrics_add(o->m_policy_fallbacks, NULL, 1);
+        p->decisions++;
+        if (p->d.action == SCHED_WAIT && p->nwm < MEMO_MAX)
+            p->wm[p->nwm++] = (struct wait_memo){ sj.model_ref, cap, sj.est_bytes, p->d };
+    }
     switch (p->d.action) {
     case SCHED_DISPATCH:
         if (reg_worker_acquire(o->reg, p->d.worker_id, p->now) < 0) return 0;
@@ -382,6 +437,7 @@ static int pred(void *ctx, const char *id, enum job_prio prio, void *data) {
         j->starts++;
         const struct reg_pool *pool = reg_pool_get(o->reg, p->d.pool_id);
         if (!pool) return 0;
+        p->nwm = 0; /* the registry changes below (placeholder, eviction): earlier WAITs may no longer hold */
         if (p->d.evict_worker_id[0]) {
             struct reg_worker *v = reg_worker_get(o->reg, p->d.evict_worker_id);
             if (v) v->status = REG_W_DRAINING; /* never chosen again; its memory is counted until it is gone */
@@ -443,10 +499,13 @@ static int dispatch_pass(struct orch *o, struct cmd *cmds, int *ncmds) {
     p.now = (int64_t)util_wall_ms();
     int taken = 0;
     pthread_mutex_lock(&o->mu);
+    /* OpenAI clients that went away: their jobs are cancelled first */
+    p.ncancel = orch_job_cancel_gone(o, p.cancels_uri, p.cancels_id, MAX_CMDS);
     for (;;) {
         char id[JOB_ID_MAX + 1];
         void *data = NULL;
         p.take = TAKE_NONE;
+        p.nwm = p.nqm = 0; /* a new scan: the registry may have changed since the last one */
         reg_lock(o->reg);
         int rc = queue_pop_first(o->queue, pred, &p, id, &data, NULL);
         reg_unlock(o->reg);
@@ -506,9 +565,9 @@ static int dispatch_pass(struct orch *o, struct cmd *cmds, int *ncmds) {
             if (!j->cancel_requested && p.now >= j->deadline_ms) {
                 j->cancel_requested = j->timed_out = 1;
                 j->cancel_at_ms = p.now;
-                if (p.ncancel < MAX_CMDS) {
-                    snprintf(p.cancels[p.ncancel].uri, sizeof p.cancels[0].uri, "%s", j->worker_uri);
-                    snprintf(p.cancels[p.ncancel].job_id, sizeof p.cancels[0].job_id, "%s", j->id);
+                if (p.ncancel < 2 * MAX_CMDS) {
+                    snprintf(p.cancels_uri[p.ncancel], sizeof p.cancels_uri[0], "%s", j->worker_uri);
+                    snprintf(p.cancels_id[p.ncancel], sizeof p.cancels_id[0], "%s", j->id);
                     p.ncancel++;
                 }
                 LOG_KV(LOG_WARN, ORCH_COMPONENT, "timeout", j->cid, "\"job_id\":\"%s\"", j->id);
@@ -590,7 +649,7 @@ static int dispatch_pass(struct orch *o, struct cmd *cmds, int *ncmds) {
     }
     pthread_mutex_unlock(&o->mu);
     for (int i = 0; i < p.ncancel; i++)
-        if (p.cancels[i].uri[0]) orch_cancel_on_worker(o, p.cancels[i].uri, p.cancels[i].job_id);
+        if (p.cancels_uri[i][0]) orch_cancel_on_worker(o, p.cancels_uri[i], p.cancels_id[i]);
     memcpy(cmds, p.cmds, (size_t)p.ncmds * sizeof *cmds);
     *ncmds = p.ncmds;
     return taken;

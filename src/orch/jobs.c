@@ -35,6 +35,7 @@ struct ojob *orch_job_new(struct orch *o, const char *id) {
     struct ojob *j = calloc(1, sizeof *j);
     if (!j) return NULL;
     snprintf(j->id, sizeof j->id, "%s", id);
+    j->orch = o;
     struct ojob **b = &o->buckets[hash_id(id) & (o->nbuckets - 1)];
     j->hnext = *b;
     *b = j;
@@ -127,8 +128,13 @@ void orch_job_emit(struct orch *o, struct ojob *j, const char *event, const char
     for (size_t i = 0; i < j->nsubs;) {
         struct osub *sub = &j->subs[i];
         int done;
-        if (sub->kind == OSUB_SSE_V2) done = http_stream_sse(sub->st, e->id, e->event, e->data) != 0 || term;
-        else done = orch_openai_event(o, j, sub, e->event, e->data) != 0 || term;
+        if (sub->kind == OSUB_SSE_V2) {
+            done = http_stream_sse(sub->st, e->id, e->event, e->data) != 0 || term;
+        } else {
+            int rc = orch_openai_event(o, j, sub, e->event, e->data);
+            if (rc < 0 && !term) orch_job_note_gone(o, j->id); /* nobody else can read this job */
+            done = rc != 0 || term;
+        }
         if (done) {
             http_stream_close(sub->st);
             util_sb_free(&sub->text);
@@ -250,6 +256,7 @@ void orch_job_keepalive(struct orch *o, int64_t now_ms, int64_t idle_ms) {
                 /* SSE comments for event streams; a JSON body waiting for its answer gets a space */
                 const char *ka = sub->kind == OSUB_OAI_JSON ? " " : ": keep-alive\n\n";
                 if (http_stream_write(sub->st, ka, strlen(ka)) != 0) {
+                    if (sub->kind != OSUB_SSE_V2) orch_job_note_gone(o, j->id);
                     http_stream_close(sub->st);
                     util_sb_free(&sub->text);
                     j->subs[i] = j->subs[--j->nsubs];
@@ -258,4 +265,65 @@ void orch_job_keepalive(struct orch *o, int64_t now_ms, int64_t idle_ms) {
                 }
             }
         }
+}
+
+/* ---- cancellation ---------------------------------------------------------------- */
+int orch_job_cancel(struct orch *o, struct ojob *j, const char *why, char uri_out[REG_URI_MAX + 1]) {
+    uri_out[0] = 0;
+    if (j->terminal) return 0;
+    if (j->status == JOB_QUEUED && queue_remove(o->queue, j->id, NULL) == 0) {
+        orch_job_finish(o, j, JOB_CANCELLED, "CANCELLED", why);
+        return 1;
+    }
+    if (!j->cancel_requested) {
+        j->cancel_requested = 1;
+        j->cancel_at_ms = (int64_t)util_wall_ms();
+        snprintf(uri_out, REG_URI_MAX + 1, "%s", j->worker_uri);
+    }
+    return 0;
+}
+
+void orch_job_note_gone(struct orch *o, const char *id) {
+    pthread_mutex_lock(&o->gone_mu);
+    if (o->ngone == o->cgone) {
+        size_t nc = o->cgone ? o->cgone * 2 : 16;
+        char(*ng)[37] = realloc(o->gone, nc * sizeof *ng);
+        if (ng) {
+            o->gone = ng;
+            o->cgone = nc;
+        }
+    }
+    if (o->ngone < o->cgone) snprintf(o->gone[o->ngone++], 37, "%s", id);
+    pthread_mutex_unlock(&o->gone_mu);
+    orch_wake(o);
+}
+
+void orch_job_client_gone(void *user) {
+    struct ojob *j = user; /* alive: job_free closes the stream (which waits for us) before freeing j */
+    orch_job_note_gone(j->orch, j->id);
+}
+
+int orch_job_cancel_gone(struct orch *o, char (*uris)[REG_URI_MAX + 1], char (*ids)[37], int max) {
+    /* take the list: gone_mu stays a leaf (cancelling closes streams, whose
+     * http_stream_close waits for a running on_gone, which takes gone_mu) */
+    pthread_mutex_lock(&o->gone_mu);
+    char(*list)[37] = o->gone;
+    size_t nlist = o->ngone;
+    o->gone = NULL;
+    o->ngone = o->cgone = 0;
+    pthread_mutex_unlock(&o->gone_mu);
+    int n = 0;
+    for (size_t k = 0; k < nlist; k++) {
+        struct ojob *j = orch_job_find(o, list[k]);
+        if (!j || j->terminal || j->cancel_requested) continue;
+        if (n == max) { /* the rest waits for the next pass */
+            orch_job_note_gone(o, list[k]);
+            continue;
+        }
+        LOG_KV(LOG_INFO, ORCH_COMPONENT, "cancel", j->cid, "\"job_id\":\"%s\",\"reason\":\"client_gone\"", j->id);
+        orch_job_cancel(o, j, "the client went away", uris[n]);
+        if (uris[n][0]) snprintf(ids[n++], 37, "%s", j->id);
+    }
+    free(list);
+    return n;
 }

@@ -66,6 +66,22 @@ static int setup_metrics(struct orch *o) {
            o->m_policy_fallbacks ? 0 : -1;
 }
 
+static int restore_placement(void *ctx, const char *model_ref, const char *pool_id, int gpu_id) {
+    struct orch *o = ctx;
+    int rc = reg_placement_add(o->reg, model_ref, pool_id, gpu_id);
+    for (size_t i = 0; (rc == 0 || rc == -EEXIST) && i < reg_placement_count(o->reg); i++) {
+        struct reg_placement *pl = reg_placement_at_mut(o->reg, i);
+        if (!strcmp(pl->model_ref, model_ref) && !strcmp(pl->pool_id, pool_id) && pl->gpu_id == gpu_id) pl->from_api = 1;
+    }
+    if (rc < 0 && rc != -EEXIST)
+        LOG_WARN(ORCH_COMPONENT, "store", NULL, "stored placement %s on %s/%d not restored: %d", model_ref, pool_id,
+                 gpu_id, rc);
+    else
+        LOG_KV(LOG_INFO, ORCH_COMPONENT, "placement_restored", NULL, "\"pool_id\":\"%s\",\"gpu_id\":%d", pool_id,
+               gpu_id);
+    return 0;
+}
+
 static void teardown(struct orch *o) {
     orch_dispatcher_stop(o);
     /* running jobs may finish within the grace period; the others are left
@@ -87,6 +103,7 @@ static void teardown(struct orch *o) {
     metrics_free(o->metrics);
     cfg_free(o->cfg);
     free(o->buckets);
+    free(o->gone);
 }
 
 int main(int argc, char **argv) {
@@ -115,6 +132,7 @@ int main(int argc, char **argv) {
         return 2;
     }
     pthread_mutex_init(&o->mu, NULL);
+    pthread_mutex_init(&o->gone_mu, NULL);
     pthread_cond_init(&o->wake, NULL);
     pthread_cond_init(&o->relay_done, NULL);
     o->nbuckets = 4096;
@@ -136,6 +154,9 @@ int main(int argc, char **argv) {
         teardown(o);
         return 1;
     }
+    /* placements made through the API before the restart */
+    if (store_placement_list(o->store, restore_placement, o) < 0)
+        LOG_WARN(ORCH_COMPONENT, "store", NULL, "cannot read the stored placements");
     struct orch_tenant_quota tq[256];
     int ntq = orch_tenant_quotas(cfg_tree(o->cfg, "tenants"), tq, 256, err, sizeof err);
     for (int i = 0; i < ntq && i < 256; i++) store_quota_set(o->store, tq[i].tenant, tq[i].max_concurrent, tq[i].daily_tokens);

@@ -239,7 +239,10 @@ static void h_completion(http_req *r, struct orch *o, int chat) {
         orch_respond_adm_error(o, r, &e);
         return;
     }
-    http_stream *st = http_respond_stream(r, 200, stream ? "text/event-stream" : "application/json", NULL, NULL);
+    /* the client is the job's only reader (it has no job id to reconnect
+     * with): when it goes away, the job is cancelled and its worker freed */
+    http_stream *st = http_respond_stream(r, 200, stream ? "text/event-stream" : "application/json",
+                                          orch_job_client_gone, j);
     if (st) {
         struct osub sub = { .st = st, .kind = stream ? OSUB_OAI_STREAM : OSUB_OAI_JSON, .chat = chat,
                             .created_s = (int64_t)(util_wall_ms() / 1000) };

@@ -6,6 +6,7 @@
  * Locking: o->mu guards the job table, every job's fields, event logs and
  * subscriber lists. Order: o->mu, then the queue's lock (inside queue_*),
  * then reg_lock. HTTP calls to pools/workers are never made holding o->mu.
+ * o->gone_mu is a leaf lock (nothing is taken while holding it).
  */
 #ifndef LLORCH_ORCH_H
 #define LLORCH_ORCH_H
@@ -48,6 +49,7 @@ struct osub {
 
 struct ojob {
     struct ojob *hnext;        /* job table chain */
+    struct orch *orch;         /* owner (for the OpenAI subscriber's on_gone callback) */
     char id[37];
     char tenant[JOB_TENANT_MAX + 1];
     char cid[65];
@@ -101,6 +103,13 @@ struct orch {
     pthread_t dispatcher;
     int dispatcher_started;
     int64_t started_ms;
+    /* jobs whose OpenAI client went away, to be cancelled by the dispatcher
+     * (gone_mu; filled from the HTTP server's watcher thread, which must
+     * not wait for o->mu: a thread holding o->mu may be closing that very
+     * stream, and http_stream_close waits for the callback) */
+    pthread_mutex_t gone_mu;
+    char (*gone)[37];
+    size_t ngone, cgone;
 };
 
 /* ---- jobs.c (caller holds o->mu unless said otherwise) ---- */
@@ -129,6 +138,22 @@ void orch_job_finish_with(struct orch *o, struct ojob *j, enum job_status st, co
 void orch_job_keepalive(struct orch *o, int64_t now_ms, int64_t idle_ms);
 /* Drops finished jobs older than keep_ms from memory (the store keeps them). */
 void orch_job_gc(struct orch *o, int64_t now_ms, int64_t keep_ms);
+/* Cancels j (idempotent; caller holds o->mu): a queued job ends CANCELLED
+ * now (returns 1); a dispatched or running one is marked (its relay aborts
+ * at the next worker event, the dispatcher ends it after
+ * cancellation_deadline_ms regardless) and its worker's uri is copied into
+ * uri_out, for the caller to POST /cancel there once o->mu is dropped
+ * (orch_cancel_on_worker); uri_out is "" when there is nothing to send. */
+int orch_job_cancel(struct orch *o, struct ojob *j, const char *why, char uri_out[REG_URI_MAX + 1]);
+/* Records that the only client of job `id` went away (OpenAI facade: it has
+ * no way to reconnect); the dispatcher cancels the job. Any lock state
+ * except gone_mu held. */
+void orch_job_note_gone(struct orch *o, const char *id);
+/* http_gone_fn for OpenAI subscribers (user: the struct ojob). */
+void orch_job_client_gone(void *user);
+/* Cancels the jobs noted gone; worker uris to POST /cancel to are written
+ * to uris/ids (up to max; caller holds o->mu). Returns how many. */
+int orch_job_cancel_gone(struct orch *o, char (*uris)[REG_URI_MAX + 1], char (*ids)[37], int max);
 /* Status JSON of GET /v2/tasks/{id} (malloc'd). */
 char *orch_job_status_json(struct orch *o, struct ojob *j);
 

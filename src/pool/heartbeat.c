@@ -65,11 +65,20 @@ static int hb_wait(struct pool *p, int64_t ms) {
     ts.tv_nsec += (ms % 1000) * 1000000L;
     if (ts.tv_nsec >= 1000000000L) { ts.tv_sec++; ts.tv_nsec -= 1000000000L; }
     pthread_mutex_lock(&p->hb_mu);
-    while (!p->hb_stop)
+    while (!p->hb_stop && !p->hb_kick)
         if (pthread_cond_timedwait(&p->hb_cv, &p->hb_mu, &ts) == ETIMEDOUT) break;
+    p->hb_kick = 0;
     int stop = p->hb_stop;
     pthread_mutex_unlock(&p->hb_mu);
     return stop;
+}
+
+void pool_heartbeat_kick(struct pool *p) {
+    if (!p->hb_started) return;
+    pthread_mutex_lock(&p->hb_mu);
+    p->hb_kick = 1;
+    pthread_cond_broadcast(&p->hb_cv);
+    pthread_mutex_unlock(&p->hb_mu);
 }
 
 static void *hb_main(void *arg) {

@@ -121,11 +121,13 @@ int main(int argc, char **argv) {
            "\"pool_id\":\"%s\",\"endpoint\":\"%s\",\"port\":%d,\"inventory\":\"%s\",\"adapters\":%d,\"cache_dir\":\"%s\"",
            p->pool_id, p->endpoint, port, pool_inv_source(p->inv), p->nadapters, p->cache_dir);
     pool_heartbeat_start(p);
+    pool_health_start(p);
 
     int sig = 0;
     while (sigwait(&sigs, &sig) != 0) {}
     LOG_INFO(POOL_COMPONENT, "shutdown", NULL, "signal %d: stopping workers", sig);
     http_server_stop_accepting(p->http);
+    pool_health_stop(p);
     pool_heartbeat_stop(p);
     pool_lifecycle_shutdown(p);
     pool_provision_shutdown(p);

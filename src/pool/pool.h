@@ -13,9 +13,11 @@
  *   provision.c     model refs -> local files; hf: downloads with resume
  *   api.c           the HTTP control API
  *   heartbeat.c     registration + heartbeats to the orchestrator
+ *   health.c        polls the workers' /health; marks unanswering ones failed
  *
  * Threads: main (waits for SIGTERM/SIGINT), MHD handler thread(s), one
- * watcher per worker, the heartbeat thread, one thread per running download.
+ * watcher per worker, the heartbeat thread, the health poller, one thread per
+ * running download.
  * All shared state (worker table, accounting, downloads) is under pool.mu.
  */
 #ifndef LLORCH_POOL_H
@@ -115,6 +117,8 @@ struct pool_worker {
     size_t tail_len, tail_pos;
     void *adapter_ctx;               /* owned by the adapter (llamacpp proxy) */
     pthread_t watcher;
+    int health_misses;               /* consecutive failed /health polls (health.c) */
+    int unhealthy;                   /* marked failed by health.c (not by an exit): may recover */
 };
 
 /* ---- downloads (provision.c) ----------------------------------------------- */
@@ -143,6 +147,9 @@ struct pool {
     int64_t hb_interval_ms;
     int64_t stop_grace_ms;
     int64_t start_timeout_ms;
+    int64_t health_interval_ms;      /* worker /health poll period (0 = off) */
+    int64_t health_timeout_ms;       /* one poll's limit */
+    int health_failures;             /* consecutive misses before a worker is marked failed */
     uint64_t headroom_bytes;
     double headroom_pct;
     struct pool_inventory *inv;      /* owned */
@@ -166,7 +173,14 @@ struct pool {
     pthread_mutex_t hb_mu;
     pthread_cond_t hb_cv;
     int hb_stop;
+    int hb_kick;                     /* send the next heartbeat now (hb_mu) */
     int registered;
+
+    pthread_t health_thread;
+    int health_started;
+    pthread_mutex_t health_mu;
+    pthread_cond_t health_cv;
+    int health_stop;
 };
 
 /* pool_config.c: fills the pool's scalar settings and adapters from cfg. */
@@ -262,11 +276,17 @@ int pool_api_start(struct pool *p, const char *host, int port, char *err, size_t
 /* heartbeat.c */
 int pool_heartbeat_start(struct pool *p);
 void pool_heartbeat_stop(struct pool *p);
+/* Wakes the heartbeat thread to report now (a worker's status changed). */
+void pool_heartbeat_kick(struct pool *p);
 /* Posts a failure report (best effort; logged). Called by the watcher thread. */
 void pool_report_failed(struct pool *p, const char *worker_id, int exit_code, int sig, uint64_t released,
                         const char *tail);
 /* Common headers (Authorization) for calls to the orchestrator. */
 void pool_orch_headers(struct pool *p, char auth[600], const char *hdrs[3]);
+
+/* health.c */
+int pool_health_start(struct pool *p);
+void pool_health_stop(struct pool *p);
 
 /* small helpers (lifecycle.c) */
 void pool_random_hex(char *out, size_t nbytes);   /* out gets 2*nbytes hex + NUL */

@@ -100,6 +100,12 @@ const struct cfg_opt pool_cfg_opts[] = {
       .max = 600000, .help = "SIGTERM to SIGKILL grace" },
     { .key = "start_timeout_ms", .type = CFG_DURATION_MS, .def = "300000", .flag = "--start-timeout-ms", .min = 100,
       .max = 86400000, .help = "a worker not ready by then is killed" },
+    { .key = "worker_health.interval_ms", .type = CFG_DURATION_MS, .def = "5000", .flag = "--worker-health-interval-ms",
+      .min = 0, .max = 3600000, .help = "how often each ready worker's /health is polled (0 = never)" },
+    { .key = "worker_health.timeout_ms", .type = CFG_DURATION_MS, .def = "2000", .flag = "--worker-health-timeout-ms",
+      .min = 10, .max = 600000, .help = "a /health poll not answered by then is a miss" },
+    { .key = "worker_health.failures", .type = CFG_INT, .def = "2", .flag = "--worker-health-failures", .min = 1,
+      .max = 1000, .help = "consecutive misses before a worker is reported failed" },
     { .key = "log.level", .type = CFG_ENUM, .def = "info", .enums = "error|warn|info|debug|trace",
       .flag = "--log-level" },
     { .key = "adapters", .type = CFG_TREE,
@@ -277,6 +283,9 @@ int pool_config_apply(struct pool *p, char *err, size_t errlen) {
     p->hb_interval_ms = cfg_int(c, "heartbeat_interval_ms");
     p->stop_grace_ms = cfg_int(c, "stop_grace_ms");
     p->start_timeout_ms = cfg_int(c, "start_timeout_ms");
+    p->health_interval_ms = cfg_int(c, "worker_health.interval_ms");
+    p->health_timeout_ms = cfg_int(c, "worker_health.timeout_ms");
+    p->health_failures = (int)cfg_int(c, "worker_health.failures");
     p->headroom_bytes = cfg_u64(c, "gpu_headroom_bytes");
     p->headroom_pct = cfg_float(c, "gpu_headroom_percent");
     const char *cd = cfg_str(c, "models.cache_dir");

@@ -15,6 +15,7 @@
 
 #include "common/util.h"
 #include "tokenizer/pretok.h"
+#include "tokenizer/heap.h"
 #include "tokenizer/tok_internal.h"
 
 struct sym {
@@ -22,60 +23,11 @@ struct sym {
     uint32_t off, n; /* into the mapped word; n == 0 once merged away */
 };
 
-struct bigram {
-    int32_t rank;
-    int32_t left, right;
-    uint32_t size;
-};
-
-static int before(const struct bigram *a, const struct bigram *b) {
-    return a->rank < b->rank || (a->rank == b->rank && a->left < b->left);
-}
-
-struct heap {
-    struct bigram *a;
-    size_t n, cap;
-};
-
-static int heap_push(struct heap *h, struct bigram b) {
-    if (h->n == h->cap) {
-        size_t nc = h->cap ? h->cap * 2 : 64;
-        struct bigram *na = realloc(h->a, nc * sizeof *na);
-        if (!na) return -ENOMEM;
-        h->a = na;
-        h->cap = nc;
-    }
-    size_t i = h->n++;
-    while (i > 0) {
-        size_t p = (i - 1) / 2;
-        if (!before(&b, &h->a[p])) break;
-        h->a[i] = h->a[p];
-        i = p;
-    }
-    h->a[i] = b;
-    return 0;
-}
-
-static struct bigram heap_pop(struct heap *h) {
-    struct bigram top = h->a[0], last = h->a[--h->n];
-    size_t i = 0;
-    for (;;) {
-        size_t c = 2 * i + 1;
-        if (c >= h->n) break;
-        if (c + 1 < h->n && before(&h->a[c + 1], &h->a[c])) c++;
-        if (!before(&h->a[c], &last)) break;
-        h->a[i] = h->a[c];
-        i = c;
-    }
-    if (h->n > 0) h->a[i] = last;
-    return top;
-}
-
 /* scratch reused across the words of one fragment */
 struct work {
     char *word;     /* mapped word, <= 2 bytes per input byte */
     struct sym *s;  /* one per input byte */
-    struct heap h;
+    struct tok_heap h;
 };
 
 static int add_bigram(const tok_vocab *v, struct work *w, int32_t l, int32_t r) {
@@ -83,7 +35,7 @@ static int add_bigram(const tok_vocab *v, struct work *w, int32_t l, int32_t r) 
     size_t n = (size_t)w->s[l].n + w->s[r].n;
     int32_t rank = tok_merge_rank(v, w->word + w->s[l].off, n, w->s[l].n);
     if (rank < 0) return 0;
-    return heap_push(&w->h, (struct bigram){rank, l, r, (uint32_t)n});
+    return tok_heap_push(&w->h, (struct tok_bigram){(double)rank, l, r, (uint32_t)n}); /* lowest rank first */
 }
 
 static void emit_symbol(const tok_vocab *v, const char *p, size_t n, struct tok_out *out) {
@@ -120,7 +72,7 @@ static int bpe_word(const tok_vocab *v, const unsigned char *in, size_t len, str
     int rc = 0;
     for (int32_t i = 1; i < ns && !rc; i++) rc = add_bigram(v, w, i - 1, i);
     while (!rc && w->h.n > 0) {
-        struct bigram b = heap_pop(&w->h);
+        struct tok_bigram b = tok_heap_pop(&w->h);
         struct sym *L = &w->s[b.left], *R = &w->s[b.right];
         /* symbols only grow, so an unchanged total size means an unchanged pair */
         if (L->n == 0 || R->n == 0 || L->n + R->n != b.size) continue;

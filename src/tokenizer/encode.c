@@ -49,8 +49,18 @@ int tok_encode(const tok_vocab *v, const char *text, size_t len, int add_special
         free(esc);
     } else {
         for (int i = 0; i < nf && !rc; i++) {
-            if (fr[i].token >= 0) tok_out_push(&o, fr[i].token);
-            else rc = tok_bpe_fragment(v, text + fr[i].off, fr[i].len, &o);
+            if (fr[i].token >= 0) {
+                tok_out_push(&o, fr[i].token);
+            } else if (v->nfc) { /* hf-json NFC normalizer: raw text only, added tokens match unnormalized */
+                char *norm = NULL;
+                size_t nl = 0;
+                rc = tok_nfc(text + fr[i].off, fr[i].len, &norm, &nl);
+                if (rc == 1) rc = tok_bpe_fragment(v, text + fr[i].off, fr[i].len, &o);
+                else if (rc == 0) rc = tok_bpe_fragment(v, norm, nl, &o);
+                free(norm);
+            } else {
+                rc = tok_bpe_fragment(v, text + fr[i].off, fr[i].len, &o);
+            }
         }
     }
     free(fr);

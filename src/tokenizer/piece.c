@@ -88,6 +88,18 @@ static void bpe_decode_text(const char *t, size_t n, struct util_sb *sb) {
     }
 }
 
+/* every code point of t is one of the 256 byte-level ones */
+static int all_byte_level(const char *t, size_t n) {
+    const unsigned char *u = (const unsigned char *)t;
+    for (size_t i = 0; i < n;) {
+        uint32_t cp;
+        int k = tok_utf8_lenient(u + i, n - i, &cp);
+        if (k == 0 || tok_cp_to_byte(cp) < 0) return 0;
+        i += (size_t)k;
+    }
+    return 1;
+}
+
 static int hexval(char c) {
     if (c >= '0' && c <= '9') return c - '0';
     if (c >= 'a' && c <= 'f') return c - 'a' + 10;
@@ -113,7 +125,9 @@ static void render(const tok_vocab *v, int32_t id, struct util_sb *sb) {
     if (a & (TOK_ATTR_UNKNOWN | TOK_ATTR_CONTROL | TOK_ATTR_USER_DEFINED)) {
         util_sb_putn(sb, t, n);
     } else if (a & TOK_ATTR_NORMAL) {
-        if (v->kind == TOK_KIND_BPE) {
+        if (v->kind == TOK_KIND_BPE && v->hf_json && !all_byte_level(t, n)) {
+            util_sb_putn(sb, t, n); /* HF's ByteLevel decoder: such a token's own UTF-8 */
+        } else if (v->kind == TOK_KIND_BPE) {
             bpe_decode_text(t, n, sb);
         } else { /* "▁" (E2 96 81) -> ' ' */
             for (size_t i = 0; i < n; i++) {

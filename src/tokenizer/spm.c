@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <stdlib.h>
 
+#include "tokenizer/heap.h"
 #include "tokenizer/tok_internal.h"
 
 struct sym {
@@ -15,62 +16,13 @@ struct sym {
     uint32_t off, n;    /* text[off .. off+n); n == 0 once merged away */
 };
 
-struct bigram {
-    float score;
-    int32_t left, right;
-    uint32_t size;
-};
-
-/* heap order: higher score first, then smaller left */
-static int before(const struct bigram *a, const struct bigram *b) {
-    return a->score > b->score || (a->score == b->score && a->left < b->left);
-}
-
-struct heap {
-    struct bigram *a;
-    size_t n, cap;
-};
-
-static int heap_push(struct heap *h, struct bigram b) {
-    if (h->n == h->cap) {
-        size_t nc = h->cap ? h->cap * 2 : 64;
-        struct bigram *na = realloc(h->a, nc * sizeof *na);
-        if (!na) return -ENOMEM;
-        h->a = na;
-        h->cap = nc;
-    }
-    size_t i = h->n++;
-    while (i > 0) {
-        size_t p = (i - 1) / 2;
-        if (!before(&b, &h->a[p])) break;
-        h->a[i] = h->a[p];
-        i = p;
-    }
-    h->a[i] = b;
-    return 0;
-}
-
-static struct bigram heap_pop(struct heap *h) {
-    struct bigram top = h->a[0], last = h->a[--h->n];
-    size_t i = 0;
-    for (;;) {
-        size_t c = 2 * i + 1;
-        if (c >= h->n) break;
-        if (c + 1 < h->n && before(&h->a[c + 1], &h->a[c])) c++;
-        if (!before(&h->a[c], &last)) break;
-        h->a[i] = h->a[c];
-        i = c;
-    }
-    if (h->n > 0) h->a[i] = last;
-    return top;
-}
-
-static int try_bigram(const tok_vocab *v, const char *text, const struct sym *s, int32_t l, int32_t r, struct heap *h) {
+static int try_bigram(const tok_vocab *v, const char *text, const struct sym *s, int32_t l, int32_t r,
+                      struct tok_heap *h) {
     if (l < 0 || r < 0) return 0;
     size_t n = (size_t)s[l].n + s[r].n;
     int32_t id = tok_lookup(v, text + s[l].off, n);
     if (id < 0) return 0;
-    return heap_push(h, (struct bigram){v->score[id], l, r, (uint32_t)n});
+    return tok_heap_push(h, (struct tok_bigram){-(double)v->score[id], l, r, (uint32_t)n}); /* highest score first */
 }
 
 static void emit_bytes(const tok_vocab *v, const char *p, size_t n, struct tok_out *out) {
@@ -85,7 +37,7 @@ static void emit_bytes(const tok_vocab *v, const char *p, size_t n, struct tok_o
 int tok_spm_fragment(const tok_vocab *v, const char *text, size_t len, struct tok_out *out) {
     if (len == 0) return 0;
     struct sym *s = malloc(len * sizeof *s);
-    struct heap h = {0};
+    struct tok_heap h = {0};
     if (!s) return -ENOMEM;
     int32_t ns = 0;
     static const unsigned char k_len[16] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 3, 4};
@@ -99,7 +51,7 @@ int tok_spm_fragment(const tok_vocab *v, const char *text, size_t len, struct to
     int rc = 0;
     for (int32_t i = 1; i < ns && !rc; i++) rc = try_bigram(v, text, s, i - 1, i, &h);
     while (!rc && h.n > 0) {
-        struct bigram b = heap_pop(&h);
+        struct tok_bigram b = tok_heap_pop(&h);
         struct sym *L = &s[b.left], *R = &s[b.right];
         if (L->n == 0 || R->n == 0 || L->n + R->n != b.size) continue; /* stale */
         L->n += R->n;

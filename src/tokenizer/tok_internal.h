@@ -79,7 +79,29 @@ struct tok_vocab {
 
     /* SPM byte fallback: <0xNN> (or the raw one-byte token); -1 when neither */
     int32_t byte_tok[256];
+
+    /* loaded from a tokenizer.json (hf_json.c): kind name "hf-json"; nfc:
+     * raw text fragments are NFC-normalized before pre-tokenization */
+    int hf_json, nfc;
 };
+
+/* ---- vocab building blocks (vocab.c), shared by the GGUF and hf-json loaders */
+/* text -> id table over v->n tokens (pool/off/len filled); refuses two tokens
+ * with the same text. 0 or negative with a message. */
+int tok_vocab_index_tokens(tok_vocab *v, char *err, size_t errlen);
+/* merge pair -> rank table over v->merges[0..n_merges) (rank order). Returns
+ * the number of duplicate pairs (the first keeps its rank) or -ENOMEM. */
+int tok_vocab_index_merges(tok_vocab *v);
+/* special ids from tokenizer.ggml.*_token_id keys (in range only) */
+void tok_vocab_gguf_ids(tok_vocab *v, const gguf_ctx *g);
+/* after tokens, merges and ids: EOG/EOT detection by text, the special-token
+ * list, byte tokens and the rendered pieces. 0 or negative with a message. */
+int tok_vocab_finish(tok_vocab *v, char *err, size_t errlen);
+
+/* NFC normalization (nfc.c) of valid UTF-8 s[0..n) into a malloc'd buffer
+ * (*out, *olen). Returns 0, 1 when s is already NFC (*out = NULL, nothing to
+ * free), or -ENOMEM. Invalid UTF-8 bytes pass through unchanged. */
+int tok_nfc(const char *s, size_t n, char **out, size_t *olen);
 
 /* text -> id, -1 when absent */
 int32_t tok_lookup(const tok_vocab *v, const char *s, size_t n);

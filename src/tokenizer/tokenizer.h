@@ -1,6 +1,6 @@
 /* tokenizer — GGUF vocabularies: SentencePiece-style (tokenizer.ggml.model =
  * "llama") and byte-level BPE ("gpt2" with merges and the pre-tokenizer named by
- * tokenizer.ggml.pre), plus tokenizer.json (hf-json) later. No external
+ * tokenizer.ggml.pre), plus a tokenizer.json beside the model (hf-json). No external
  * tokenizer library. Behaviour matches llama.cpp's llama-vocab so token ids can
  * be diffed.
  *
@@ -12,8 +12,10 @@
  * node-llama-cpp 3.21.1) on the committed fixtures for SPM (stories260K,
  * Llama-2) and BPE (Qwen2, Llama-3 and GPT-OSS vocabularies). Where llama.cpp
  * throws or aborts on a hostile vocabulary we return an error or degrade as
- * documented at each function. Not implemented yet: hf-json (tokenizer.json
- * beside the model), and BPE pre-tokenizer names beyond those pretok.c splits.
+ * documented at each function. hf-json vocabularies match Hugging Face
+ * tokenizers (transformers.js) ids on the committed fixtures for Qwen3,
+ * Llama-3 and GPT-OSS. Not implemented: BPE pre-tokenizers beyond those
+ * pretok.c splits, SentencePiece-style tokenizer.json (Unigram, byte_fallback).
  */
 #ifndef LLORCH_TOKENIZER_H
 #define LLORCH_TOKENIZER_H
@@ -44,6 +46,22 @@ enum tok_attr {
 };
 
 int tok_load_gguf(const gguf_ctx *g, tok_vocab **out, char *err, size_t errlen);
+
+/* hf-json: a Hugging Face tokenizer.json (byte-level BPE: Qwen2/Qwen3,
+ * Llama-3, GPT-OSS o200k, GPT-2 style). What is supported and refused is
+ * listed in hf_json.c; anything else is refused with a message naming the
+ * field. The loaded vocab behaves like a GGUF one (same functions), follows
+ * HF tokenizers where it and llama.cpp differ (NFC normalizer applied, exact
+ * o200k regex, no space clean-up on decode), and tok_kind_name says "hf-json". */
+struct tok_hf_opts {
+    int32_t n_pad;         /* pad with unused "[PAD<id>]" tokens up to this many (a model's embedding rows); 0: none */
+    const gguf_ctx *model; /* optional: the model's GGUF. Its tokenizer.ggml.tokens (if any) must agree with the
+                            * file at every shared id, and its *_token_id keys name eos/eot/... (the
+                            * post_processor's BOS/EOS win) */
+};
+int tok_load_hf_json(const char *path, const struct tok_hf_opts *o, tok_vocab **out, char *err, size_t errlen);
+int tok_load_hf_json_mem(const char *buf, size_t len, const struct tok_hf_opts *o, tok_vocab **out, char *err,
+                         size_t errlen);
 void tok_free(tok_vocab *v); /* NULL ok */
 
 enum tok_kind tok_kind(const tok_vocab *v);

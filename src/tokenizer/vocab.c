@@ -252,7 +252,11 @@ static int load_tokens(tok_vocab *v, const gguf_ctx *g, char *err, size_t errlen
         v->attr[i] = a;
     }
 
-    /* text -> id */
+    return tok_vocab_index_tokens(v, err, errlen);
+}
+
+int tok_vocab_index_tokens(tok_vocab *v, char *err, size_t errlen) {
+    int32_t n = v->n;
     uint32_t slots = pow2_slots((uint64_t)n);
     v->tmap = calloc(slots, sizeof(uint32_t));
     if (!v->tmap) return util_fail(err, errlen, -ENOMEM, "tokenizer: out of memory (token map)");
@@ -300,13 +304,8 @@ static int load_merges(tok_vocab *v, const gguf_ctx *g, char *err, size_t errlen
     }
     v->merges = malloc(sizeof(struct tok_merge) * (size_t)(n ? n : 1));
     v->merge_pool = malloc(total ? total : 1);
-    uint32_t slots = pow2_slots((uint64_t)n);
-    v->mmap = calloc(slots, sizeof(uint32_t));
-    if (!v->merges || !v->merge_pool || !v->mmap) return util_fail(err, errlen, -ENOMEM, "tokenizer: out of memory (merges)");
-    v->mmask = slots - 1;
-    uint64_t *hs = malloc(sizeof(uint64_t) * (size_t)(n ? n : 1));
-    if (!hs) return util_fail(err, errlen, -ENOMEM, "tokenizer: out of memory (merges)");
-    /* pass 1: split and copy every merge, hash it */
+    if (!v->merges || !v->merge_pool) return util_fail(err, errlen, -ENOMEM, "tokenizer: out of memory (merges)");
+    /* split and copy every merge, then index them (tok_vocab_index_merges) */
     size_t at = 0;
     int32_t k = 0;
     for (int32_t i = 0; i < n; i++) {
@@ -325,12 +324,31 @@ static int load_merges(tok_vocab *v, const gguf_ctx *g, char *err, size_t errlen
         me->rank = i;
         memcpy(v->merge_pool + at, s.ptr, split);
         memcpy(v->merge_pool + at + split, sp + 1, rlen);
-        hs[k] = merge_hash(v->merge_pool + at, me->len, split);
         at += me->len;
         k++;
     }
-    /* pass 2: insert in rank order; the slot a few entries ahead is prefetched
+    v->n_merges = k;
+    return tok_vocab_index_merges(v) < 0 ? util_fail(err, errlen, -ENOMEM, "tokenizer: out of memory (merges)") : 0;
+}
+
+int tok_vocab_index_merges(tok_vocab *v) {
+    int32_t k = v->n_merges;
+    uint32_t slots = pow2_slots((uint64_t)k);
+    free(v->mmap);
+    v->mmap = calloc(slots, sizeof(uint32_t));
+    uint64_t *hs = malloc(sizeof(uint64_t) * (size_t)(k ? k : 1));
+    if (!v->mmap || !hs) {
+        free(hs);
+        return -ENOMEM;
+    }
+    v->mmask = slots - 1;
+    for (int32_t i = 0; i < k; i++) {
+        const struct tok_merge *me = &v->merges[i];
+        hs[i] = merge_hash(v->merge_pool + me->off, me->len, me->split);
+    }
+    /* insert in rank order; the slot a few entries ahead is prefetched
      * (the table is bigger than the caches: each insert is otherwise a miss) */
+    int ndup = 0;
     for (int32_t i = 0; i < k; i++) {
         if (i + 8 < k) __builtin_prefetch(&v->mmap[(uint32_t)hs[i + 8] & v->mmask]);
         const struct tok_merge *me = &v->merges[i];
@@ -346,13 +364,15 @@ static int load_merges(tok_vocab *v, const gguf_ctx *g, char *err, size_t errlen
                 break;
             }
         }
-        if (dup) continue;
+        if (dup) {
+            ndup++;
+            continue;
+        }
         v->mmap[j] = (uint32_t)i + 1;
         if (me->len > v->max_merge_len) v->max_merge_len = me->len;
     }
     free(hs);
-    v->n_merges = k;
-    return 0;
+    return ndup;
 }
 
 /* llama.cpp's text-based detection of EOT/EOM/FIM and end-of-generation
@@ -509,6 +529,19 @@ int tok_load_gguf(const gguf_ctx *g, tok_vocab **out, char *err, size_t errlen) 
     if ((rc = load_tokens(v, g, err, errlen)) < 0) goto fail;
     if (v->kind == TOK_KIND_BPE && (rc = load_merges(v, g, err, errlen)) < 0) goto fail;
 
+    tok_vocab_gguf_ids(v, g);
+    key_bool(g, "tokenizer.ggml.add_bos_token", &v->add_bos);
+    key_bool(g, "tokenizer.ggml.add_eos_token", &v->add_eos);
+    if ((rc = tok_vocab_finish(v, err, errlen)) < 0) goto fail;
+    apply_name_attrs(v, g);
+    *out = v;
+    return 0;
+fail:
+    tok_free(v);
+    return rc;
+}
+
+void tok_vocab_gguf_ids(tok_vocab *v, const gguf_ctx *g) {
     static const struct {
         const char *key;
         size_t field;
@@ -533,15 +566,30 @@ int tok_load_gguf(const gguf_ctx *g, tok_vocab **out, char *err, size_t errlen) 
     };
     for (size_t i = 0; i < UTIL_ARRAY_LEN(ids); i++)
         key_id(g, ids[i].key, (int32_t *)((char *)v + ids[i].field), v->n);
-    key_bool(g, "tokenizer.ggml.add_bos_token", &v->add_bos);
-    key_bool(g, "tokenizer.ggml.add_eos_token", &v->add_eos);
+}
+
+int tok_vocab_finish(tok_vocab *v, char *err, size_t errlen) {
+    int rc;
     /* flags that ask for a token the vocab lacks are dropped rather than
      * asserted on (llama.cpp aborts in tokenize) */
     if (v->bos < 0) v->add_bos = 0;
     if (v->eos < 0) v->add_eos = 0;
 
+    /* hf-json: the file says which tokens are special (added_tokens); the
+     * text-based detection only contributes EOT/EOG/FIM ids, not attributes
+     * (it would make a normal token like Qwen's "</s>" match whole) */
+    uint16_t *keep = NULL;
+    if (v->hf_json) {
+        keep = malloc(sizeof(uint16_t) * (size_t)v->n);
+        if (!keep) return util_fail(err, errlen, -ENOMEM, "tokenizer: out of memory");
+        memcpy(keep, v->attr, sizeof(uint16_t) * (size_t)v->n);
+    }
     detect_special(v);
-    if ((rc = build_special_cache(v, err, errlen)) < 0) goto fail;
+    if (keep) {
+        memcpy(v->attr, keep, sizeof(uint16_t) * (size_t)v->n);
+        free(keep);
+    }
+    if ((rc = build_special_cache(v, err, errlen)) < 0) return rc;
 
     for (int b = 0; b < 256; b++) {
         char hex[8];
@@ -553,16 +601,8 @@ int tok_load_gguf(const gguf_ctx *g, tok_vocab **out, char *err, size_t errlen) 
         }
         v->byte_tok[b] = id;
     }
-    if ((rc = tok_build_pieces(v)) < 0) {
-        rc = util_fail(err, errlen, rc, "tokenizer: out of memory (pieces)");
-        goto fail;
-    }
-    apply_name_attrs(v, g);
-    *out = v;
+    if ((rc = tok_build_pieces(v)) < 0) return util_fail(err, errlen, rc, "tokenizer: out of memory (pieces)");
     return 0;
-fail:
-    tok_free(v);
-    return rc;
 }
 
 void tok_free(tok_vocab *v) {
@@ -587,7 +627,9 @@ void tok_free(tok_vocab *v) {
 /* ---- accessors ---------------------------------------------------------------- */
 
 enum tok_kind tok_kind(const tok_vocab *v) { return v->kind; }
-const char *tok_kind_name(const tok_vocab *v) { return v->kind == TOK_KIND_SPM ? "gguf-spm" : "gguf-bpe"; }
+const char *tok_kind_name(const tok_vocab *v) {
+    return v->hf_json ? "hf-json" : v->kind == TOK_KIND_SPM ? "gguf-spm" : "gguf-bpe";
+}
 int32_t tok_n_vocab(const tok_vocab *v) { return v->n; }
 int32_t tok_bos(const tok_vocab *v) { return v->bos; }
 int32_t tok_eos(const tok_vocab *v) { return v->eos; }

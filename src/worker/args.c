@@ -18,6 +18,7 @@ void wk_args_usage(const char *prog) {
             "usage: %s --worker-id ID --model PATH [--gpu-device N] [--port P]\n"
             "          [--callback-url URL] [--model-ref REF] [--bind ADDR] [--ctx-size N]\n"
             "          [--spawn-token T] [--threads N] [--residency-interval-s S] [--debug-ids]\n"
+            "          [--tokenizer auto|gguf|hf-json]\n"
             "  --worker-id ID          1-64 chars [A-Za-z0-9_.:-] (required)\n"
             "  --model PATH            GGUF file (required)\n"
             "  --gpu-device N, --gpu N CUDA device ordinal (required for worker-orcd)\n"
@@ -29,7 +30,8 @@ void wk_args_usage(const char *prog) {
             "  --spawn-token T         echoed in the ready callback\n"
             "  --threads N             CPU threads (worker-cpud; 0 = all cores)\n"
             "  --residency-interval-s S  residency/memory re-check period (default 60)\n"
-            "  --debug-ids             token events also carry the token ids (\"ids\")\n",
+            "  --debug-ids             token events also carry the token ids (\"ids\")\n"
+            "  --tokenizer K           auto (default: a tokenizer.json beside the model wins), gguf, hf-json\n",
             prog);
 }
 
@@ -77,7 +79,7 @@ int wk_args_parse(int argc, char **argv, wk_args *a, char *err, size_t errlen) {
         static const char *const known[] = {"--worker-id", "--model", "--gpu-device", "--gpu", "--port",
                                             "--callback-url", "--model-ref", "--bind", "--ctx-size",
                                             "--spawn-token", "--threads", "--residency-interval-s",
-                                            "--callback-attempts", "--mem-limit-bytes", NULL};
+                                            "--callback-attempts", "--mem-limit-bytes", "--tokenizer", NULL};
         int k = 0;
         while (known[k] && strcmp(known[k], name) != 0) k++;
         if (!known[k]) return util_fail(err, errlen, -1, "unknown flag '%s'", name);
@@ -116,6 +118,11 @@ int wk_args_parse(int argc, char **argv, wk_args *a, char *err, size_t errlen) {
             unsigned long long m = strtoull(val, &e, 10);
             if (errno || *e || !*val) return util_fail(err, errlen, -1, "--mem-limit-bytes: '%s' is not a byte count", val);
             a->mem_limit_bytes = m;
+        } else if (!strcmp(name, "--tokenizer")) {
+            if (!strcmp(val, "auto")) a->tokenizer = 0;
+            else if (!strcmp(val, "gguf")) a->tokenizer = 1;
+            else if (!strcmp(val, "hf-json")) a->tokenizer = 2;
+            else return util_fail(err, errlen, -1, "--tokenizer: '%s' is not auto, gguf or hf-json", val);
         }
     }
     (void)port_set;

@@ -176,6 +176,7 @@ int main(int argc, char **argv) {
     o.n_threads = w->a.threads;
     o.n_ctx = w->a.ctx_size;
     o.mem_limit_bytes = w->a.mem_limit_bytes;
+    o.tokenizer = (enum eng_tokenizer)w->a.tokenizer;
     o.progress = on_progress;
     int rc = eng_model_load(w->a.model_path, &o, &w->model, err, sizeof err);
     if (rc < 0) {

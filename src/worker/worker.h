@@ -58,6 +58,7 @@ typedef struct {
     int debug_ids;                /* token events carry "ids" */
     int callback_attempts;        /* default 3 */
     uint64_t mem_limit_bytes;     /* test knob passed to the engine (ENG_E_OOM beyond) */
+    int tokenizer;                /* enum eng_tokenizer: 0 auto (tokenizer.json beside the model wins), 1 gguf, 2 hf-json */
 } wk_args;
 
 /* Parses argv. Returns 0, 1 when help was printed, or -1 with a message. */

@@ -47,6 +47,7 @@ FZ_ALIAS(orch_submit);
 FZ_ALIAS(orch_job_subscribe);
 FZ_ALIAS(orch_job_finish);
 FZ_ALIAS(orch_wake);
+FZ_ALIAS(orch_job_client_gone);
 
 #define CHECK(c)                                                                                                   \
     do {                                                                                                           \

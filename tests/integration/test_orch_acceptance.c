@@ -10,8 +10,8 @@
  * with SIGSTOP (and the test waits until every thread of it is stopped:
  * kill() only queues the signal) to keep it "busy", to hold a dispatched
  * request before its first token, or to stop its stream at a known point
- * (after the client saw a token); SIGCONT thaws it. The harness is a trimmed
- * copy of test_orch_e2e.c's. Every child is tracked and ended in teardown,
+ * (after the client saw a token); SIGCONT thaws it. The harness is
+ * test_orch_util.h. Every child is tracked and ended in teardown,
  * also when an assertion fails (frozen ones get SIGCONT first).
  *
  *   1. test_flow_text_and_row          submit → queued → started → token* → end;
@@ -29,539 +29,49 @@
  *                                      the running one ORCHESTRATOR_RESTARTED
  *   7. test_pool_heartbeat_exclusion   a silent pool is excluded after
  *                                      interval × threshold, included again */
-#include "testutil.h"
-
-#include "common/http_client.h"
-#include "common/util.h"
-
-#include <dirent.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <jansson.h>
-#include <limits.h>
-#include <pthread.h>
-#include <signal.h>
-#include <sqlite3.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
-struct proc { pid_t pid; int port; char base[96]; char log[256]; };
-
-static char DIR_[64], DB[128], CFGF[128];
-
-/* ---- children ---------------------------------------------------------------------- */
-static pid_t g_children[32];
-static int g_nchildren;
-static pid_t g_frozen[8]; /* SIGSTOPped pids: thawed in teardown */
-static void track(pid_t pid) {
-    if (g_nchildren < 32) g_children[g_nchildren++] = pid;
-}
-/* 1 when every thread of pid is stopped: kill() only queues SIGSTOP, and a
- * thread woken by other means can run on until the group stop reaches it */
-static int all_stopped(pid_t pid) {
-    char path[64];
-    snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
-    DIR *d = opendir(path);
-    if (!d) return 1; /* gone */
-    int all = 1;
-    struct dirent *e;
-    while ((e = readdir(d)) && all) {
-        if (e->d_name[0] == '.') continue;
-        char sp[384], buf[512];
-        snprintf(sp, sizeof sp, "%s/%s/stat", path, e->d_name);
-        FILE *f = fopen(sp, "r");
-        if (!f) continue;
-        size_t n = fread(buf, 1, sizeof buf - 1, f);
-        fclose(f);
-        buf[n] = 0;
-        char *c = strrchr(buf, ')');
-        if (c && c[1] == ' ' && c[2] != 'T' && c[2] != 't' && c[2] != 'Z' && c[2] != 'X') all = 0;
-    }
-    closedir(d);
-    return all;
-}
-static void freeze(pid_t pid) {
-    kill(pid, SIGSTOP);
-    for (int i = 0; i < 2000 && !all_stopped(pid); i++) usleep(1000);
-    for (int i = 0; i < 8; i++)
-        if (!g_frozen[i]) { g_frozen[i] = pid; break; }
-}
-static void thaw(pid_t pid) {
-    kill(pid, SIGCONT);
-    for (int i = 0; i < 8; i++)
-        if (g_frozen[i] == pid) g_frozen[i] = 0;
-}
-static void reap_all(void) {
-    for (int i = 0; i < 8; i++)
-        if (g_frozen[i]) { kill(g_frozen[i], SIGCONT); g_frozen[i] = 0; }
-    for (int i = 0; i < g_nchildren; i++) { /* SIGTERM first: pool-managerd stops its own workers */
-        int st;
-        if (g_children[i] <= 0 || waitpid(g_children[i], &st, WNOHANG) != 0) continue;
-        kill(g_children[i], SIGTERM);
-        for (int k = 0; k < 1500 && waitpid(g_children[i], &st, WNOHANG) == 0; k++) usleep(10000);
-        if (kill(g_children[i], 0) == 0) {
-            kill(g_children[i], SIGKILL);
-            waitpid(g_children[i], &st, 0);
-        }
-    }
-    g_nchildren = 0;
-}
-
-static const char *sv(json_t *v) { return json_is_string(v) ? json_string_value(v) : ""; }
-static uint64_t now_ms(void) { return util_now_ns() / 1000000ull; }
-
-/* starts argv; waits for its "listening" stdout line; port from the last ':' */
-static int spawn(struct proc *p, const char *const *argv, const char *logname) {
-    memset(p, 0, sizeof *p);
-    snprintf(p->log, sizeof p->log, "%s/%s", DIR_, logname);
-    int out[2];
-    if (pipe(out)) return -1;
-    pid_t pid = fork();
-    if (pid < 0) return -1;
-    if (pid == 0) {
-        dup2(out[1], 1);
-        FILE *f = fopen(p->log, "a");
-        if (f) dup2(fileno(f), 2);
-        close(out[0]);
-        close(out[1]);
-        execv(argv[0], (char *const *)argv);
-        _exit(127);
-    }
-    close(out[1]);
-    p->pid = pid;
-    track(pid);
-    FILE *f = fdopen(out[0], "r");
-    char line[256];
-    int ok = -1;
-    if (f && fgets(line, sizeof line, f) && strstr(line, "listening")) {
-        char *c = strrchr(line, ':');
-        if (c) {
-            p->port = atoi(c + 1);
-            snprintf(p->base, sizeof p->base, "http://127.0.0.1:%d", p->port);
-            ok = 0;
-        }
-    }
-    if (f) fclose(f);
-    return ok;
-}
-
-static void stop(struct proc *p, int sig) {
-    if (p->pid <= 0) return;
-    thaw(p->pid);
-    kill(p->pid, sig);
-    int st;
-    for (int i = 0; i < 1500; i++) {
-        if (waitpid(p->pid, &st, WNOHANG) == p->pid) { p->pid = 0; return; }
-        usleep(10000);
-    }
-    kill(p->pid, SIGKILL);
-    waitpid(p->pid, &st, 0);
-    p->pid = 0;
-}
-
-static void dump_file(const char *path) {
-    FILE *f = fopen(path, "r");
-    char line[1024];
-    fprintf(stderr, "---- %s\n", path);
-    while (f && fgets(line, sizeof line, f)) fputs(line, stderr);
-    if (f) fclose(f);
-}
-
-/* ---- HTTP ------------------------------------------------------------------------------ */
-static long req(const char *method, const char *base, const char *path, const char *body, char **out) {
-    char url[256];
-    snprintf(url, sizeof url, "%s%s", base, path);
-    http_client_req rq = { .method = method, .url = url, .body = body };
-    http_resp r = { 0 };
-    char err[256];
-    if (http_client_do(&rq, &r, err, sizeof err) != 0) {
-        if (out) *out = NULL;
-        return -1;
-    }
-    if (out) { *out = r.body; r.body = NULL; }
-    long st = r.status;
-    http_resp_free(&r);
-    return st;
-}
-
-static char *jstr(const char *body, const char *k1) {
-    json_t *j = json_loads(body ? body : "", 0, NULL);
-    json_t *v = json_object_get(j, k1);
-    char *s = json_is_string(v) ? strdup(json_string_value(v)) : NULL;
-    json_decref(j);
-    return s;
-}
-
-static char *submit(const char *orch, const char *body, long *status) {
-    char *resp = NULL;
-    *status = req("POST", orch, "/v2/tasks", body, &resp);
-    char *id = jstr(resp, "job_id");
-    free(resp);
-    return id;
-}
-
-static int status_is(const char *orch, const char *id, const char *want) {
-    char path[128], *resp = NULL;
-    snprintf(path, sizeof path, "/v2/tasks/%s", id);
-    req("GET", orch, path, NULL, &resp);
-    char *s = jstr(resp, "status");
-    int ok = s && strcmp(s, want) == 0;
-    free(s);
-    free(resp);
-    return ok;
-}
-
-static int wait_status(const char *orch, const char *id, const char *want, int timeout_ms) {
-    uint64_t t0 = now_ms();
-    while (now_ms() - t0 < (uint64_t)timeout_ms) {
-        if (status_is(orch, id, want)) return 1;
-        usleep(10000);
-    }
-    return status_is(orch, id, want);
-}
-
-static long cancel(const char *orch, const char *id) {
-    char path[128];
-    snprintf(path, sizeof path, "/v2/tasks/%s", id);
-    return req("DELETE", orch, path, NULL, NULL);
-}
-
-/* ---- SSE ------------------------------------------------------------------------------- */
-struct ev { long long id; char name[16]; char *data; };
-struct evlist {
-    int n, cap;
-    struct ev *v;
-    int tokens;
-    char code[32];
-    char text[8192];
-    int (*hook)(struct evlist *, const sse_event *); /* nonzero: drop the connection */
-    pid_t pid;                                        /* for hooks */
-    int arg;
-};
-static void ev_free(struct evlist *l) {
-    for (int i = 0; i < l->n; i++) free(l->v[i].data);
-    free(l->v);
-    memset(l, 0, sizeof *l);
-}
-static int on_ev(void *u, const sse_event *e) {
-    struct evlist *l = u;
-    if (l->n == l->cap) {
-        l->cap = l->cap ? l->cap * 2 : 64;
-        l->v = realloc(l->v, (size_t)l->cap * sizeof *l->v);
-    }
-    struct ev *x = &l->v[l->n++];
-    x->id = atoll(e->id);
-    snprintf(x->name, sizeof x->name, "%s", e->event);
-    x->data = strndup(e->data, e->data_len);
-    json_t *d = json_loadb(e->data, e->data_len, 0, NULL);
-    if (strcmp(e->event, "token") == 0) {
-        l->tokens++;
-        const char *t = json_string_value(json_object_get(d, "t"));
-        if (t) strncat(l->text, t, sizeof l->text - strlen(l->text) - 1);
-    } else if (strcmp(e->event, "error") == 0) {
-        const char *c = json_string_value(json_object_get(d, "code"));
-        snprintf(l->code, sizeof l->code, "%s", c ? c : "");
-    }
-    json_decref(d);
-    return l->hook ? l->hook(l, e) : 0;
-}
-/* GET events after last_id (-1: from the start); returns http_client_sse's rc */
-static int events(const char *orch, const char *id, long long last_id, struct evlist *l) {
-    char url[256], lei[64];
-    snprintf(url, sizeof url, "%s/v2/tasks/%s/events", orch, id);
-    snprintf(lei, sizeof lei, "Last-Event-ID: %lld", last_id);
-    const char *hdr[] = { lei, NULL };
-    http_client_req rq = { .method = "GET", .url = url, .timeout_ms = 60000, .headers = last_id >= 0 ? hdr : NULL };
-    http_resp r = { 0 };
-    char err[128];
-    int rc = http_client_sse(&rq, on_ev, l, &r, err, sizeof err);
-    http_resp_free(&r);
-    return rc;
-}
-static const char *last_name(const struct evlist *l) { return l->n ? l->v[l->n - 1].name : ""; }
-static int count_name(const struct evlist *l, const char *name) {
-    int k = 0;
-    for (int i = 0; i < l->n; i++) k += strcmp(l->v[i].name, name) == 0;
-    return k;
-}
-/* hook: freeze l->pid at the l->arg-th token and drop the connection */
-static int hook_freeze_at_token(struct evlist *l, const sse_event *e) {
-    if (strcmp(e->event, "token") == 0 && l->tokens >= l->arg) {
-        freeze(l->pid);
-        return 1;
-    }
-    return 0;
-}
-
-/* ---- SQLite ------------------------------------------------------------------------------ */
-static long long q1(const char *sql) {
-    sqlite3 *db;
-    if (sqlite3_open_v2(DB, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) return -2;
-    sqlite3_busy_timeout(db, 2000);
-    sqlite3_stmt *st;
-    long long v = -1;
-    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
-        v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    sqlite3_close(db);
-    return v;
-}
-static long long q1f(const char *fmt, const char *id) {
-    char sql[512];
-    snprintf(sql, sizeof sql, fmt, id);
-    return q1(sql);
-}
-
-/* ---- processes -------------------------------------------------------------------------- */
-static void model_path(char *out, size_t cap) { /* file: refs must be absolute */
-    char m[256];
-    TU_MODEL(m, "stories260K.gguf");
-    if (!realpath(m, out)) snprintf(out, cap, "%s", m);
-}
-
-static int have_bins(int need_pool) {
-    char b[256], m[256];
-    TU_MODEL(m, "stories260K.gguf");
-    if (access(m, R_OK) != 0) return 0;
-    TU_BUILD(b, "orchestratord");
-    if (access(b, X_OK) != 0) return 0;
-    TU_BUILD(b, "worker-cpud");
-    if (access(b, X_OK) != 0) return 0;
-    TU_BUILD(b, "pool-managerd");
-    return !need_pool || access(b, X_OK) == 0;
-}
-
-static int start_worker(struct proc *w, const char *id) {
-    char bin[256], model[256], log[64];
-    TU_BUILD(bin, "worker-cpud");
-    TU_MODEL(model, "stories260K.gguf");
-    const char *argv[] = { bin, "--worker-id", id, "--model", model, "--port", "0", "--threads", "1", NULL };
-    snprintf(log, sizeof log, "worker-%s.log", id);
-    return spawn(w, argv, log);
-}
-
-/* catalog "stories" (context 512) + extra YAML */
-static void write_config(const char *mem, const char *extra_yaml) {
-    char model[PATH_MAX];
-    model_path(model, sizeof model);
-    FILE *f = fopen(CFGF, "w");
-    fprintf(f, "models:\n  stories:\n    model_ref: 'file:%s'\n    context_length: 512\n    memory_bytes: %s\n%s", model,
-            mem, extra_yaml ? extra_yaml : "");
-    fclose(f);
-}
-
-static int start_orch(struct proc *o, const char *logname, const char *const *extra) {
-    char bin[256];
-    TU_BUILD(bin, "orchestratord");
-    const char *argv[32] = { bin, "--config", CFGF, "--bind", "127.0.0.1:0", "--state", DB };
-    int n = 7;
-    for (int i = 0; extra && extra[i] && n < 30; i++) argv[n++] = extra[i];
-    argv[n] = NULL;
-    return spawn(o, argv, logname);
-}
+#include "test_orch_util.h"
 
 /* the test as the pool: one device with no room (no worker is ever started),
- * listing the given real workers as ready */
-static int64_t g_ts;
+ * listing the given real worker as ready */
 static long play_pool(const char *orch, const char *pool, const char *wid, const char *uri) {
-    char model[PATH_MAX], body[PATH_MAX + 1024];
-    model_path(model, sizeof model);
-    snprintf(body, sizeof body, "{\"pool_id\":\"%s\",\"endpoint\":\"http://127.0.0.1:9\",\"devices\":[{\"gpu_id\":-1,"
-                                "\"total_bytes\":8000000000,\"free_bytes\":0}]}", pool);
-    long st = req("POST", orch, "/v2/pools/register", body, NULL);
+    long st = register_pool(orch, pool, 0);
     if (st != 200) return st;
-    int64_t ts = (int64_t)util_wall_ms();
-    if (ts <= g_ts) ts = g_ts + 1;
-    g_ts = ts;
-    snprintf(body, sizeof body, "{\"pool_id\":\"%s\",\"ts\":%lld,\"devices\":[{\"gpu_id\":-1,\"total_bytes\":8000000000,"
-                                "\"free_bytes\":0}],\"workers\":[{\"worker_id\":\"%s\",\"model_ref\":\"file:%s\","
-                                "\"uri\":\"%s\",\"status\":\"ready\",\"capabilities\":[\"text-gen\"],"
-                                "\"memory_bytes\":1000000}]}", pool, (long long)ts, wid, model, uri);
-    char path[96];
-    snprintf(path, sizeof path, "/v2/pools/%s/heartbeat", pool);
-    return req("POST", orch, path, body, NULL);
+    const char *wids[] = { wid }, *uris[] = { uri };
+    return heartbeat(orch, pool, 0, wids, uris, 1);
 }
 
-/* the real pool-managerd (host inventory, cpu adapter); returns its URL in pool_url */
-static pid_t start_pool(const char *orch, const char *pool_id, int hb_ms, char *pool_url, size_t cap) {
-    char pbin[256], cache[128], portf[128], plog[128], hb[16];
-    TU_BUILD(pbin, "pool-managerd");
-    snprintf(cache, sizeof cache, "%s/cache", DIR_);
-    snprintf(portf, sizeof portf, "%s/pool.port", DIR_);
-    snprintf(plog, sizeof plog, "%s/pool.log", DIR_);
+/* the real pool-managerd (host inventory, cpu adapter); returns its pid and its URL in pool_url */
+static pid_t start_host_pool(const char *orch, const char *pool_id, int hb_ms, char *pool_url, size_t cap) {
+    char hb[16];
     snprintf(hb, sizeof hb, "%d", hb_ms);
-    unlink(portf);
-    pid_t pool = fork();
-    if (pool < 0) return -1;
-    if (pool == 0) {
-        int fd = open(plog, O_WRONLY | O_CREAT | O_APPEND, 0644);
-        dup2(fd, 2);
-        dup2(fd, 1);
-        execl(pbin, pbin, "--inventory", "host", "--orchestrator-url", orch, "--orchestrator-token", "pt",
-              "--heartbeat-interval-ms", hb, "--bind", "127.0.0.1:0", "--port-file", portf, "--cache-dir", cache,
-              "--pool-id", pool_id, (char *)NULL);
-        _exit(127);
-    }
-    track(pool);
-    int port = 0;
-    for (int i = 0; i < 3000 && port <= 0; i++) {
-        FILE *f = fopen(portf, "r");
-        if (f) {
-            if (fscanf(f, "%d", &port) != 1) port = 0;
-            fclose(f);
-        }
-        if (port <= 0) usleep(10000);
-    }
-    snprintf(pool_url, cap, "http://127.0.0.1:%d", port);
-    return port > 0 ? pool : -1;
+    struct pool p;
+    start_pool(&p, "pool", (const char *[]){ "--inventory", "host", "--orchestrator-url", orch, "--orchestrator-token",
+                                             "pt", "--heartbeat-interval-ms", hb, "--pool-id", pool_id, NULL });
+    snprintf(pool_url, cap, "%s", p.url);
+    return p.pid;
 }
 
 static const char *POOL_YAML = "heartbeat: {interval_ms: 300, missed_threshold: 3}\n"
                                "auth: {pool_tokens: [pt]}\ndeployment: lab\n";
 
-static int wait_pool_available(const char *orch, const char *pool_id, int want, int timeout_ms) {
-    char needle[128];
-    snprintf(needle, sizeof needle, "\"pool_id\":\"%s\"", pool_id);
-    uint64_t t0 = now_ms();
-    do {
-        char *pools = NULL;
-        int got = -1;
-        if (req("GET", orch, "/v2/pools", NULL, &pools) == 200 && pools) {
-            json_t *j = json_loads(pools, 0, NULL);
-            json_t *arr = json_is_array(j) ? j : json_object_get(j, "pools");
-            for (size_t i = 0; i < json_array_size(arr); i++) {
-                json_t *p = json_array_get(arr, i);
-                if (strcmp(sv(json_object_get(p, "pool_id")), pool_id) == 0)
-                    got = json_is_true(json_object_get(p, "available"));
-            }
-            json_decref(j);
-        }
-        free(pools);
-        if (got == want) return 1;
-        usleep(10000);
-    } while (now_ms() - t0 < (uint64_t)timeout_ms);
-    return 0;
-}
-
-/* the pid of worker wid from the pool's /v2/state */
-static pid_t pool_worker_pid(const char *pool_url, const char *wid) {
-    char *s = NULL;
-    pid_t pid = 0;
-    if (req("GET", pool_url, "/v2/state", NULL, &s) == 200 && s) {
-        json_t *j = json_loads(s, 0, NULL);
-        json_t *ws = json_object_get(j, "workers");
-        for (size_t i = 0; i < json_array_size(ws); i++) {
-            json_t *w = json_array_get(ws, i);
-            if (strcmp(sv(json_object_get(w, "worker_id")), wid) == 0)
-                pid = (pid_t)json_integer_value(json_object_get(w, "pid"));
-        }
-        json_decref(j);
-    }
-    free(s);
-    return pid;
-}
-
-/* polls GET /v2/workers until worker wid has the status */
-static int wait_worker_status(const char *orch, const char *wid, const char *want, int timeout_ms) {
-    uint64_t t0 = now_ms();
-    do {
-        char *wk = NULL;
-        int ok = 0;
-        if (req("GET", orch, "/v2/workers", NULL, &wk) == 200 && wk) {
-            json_t *j = json_loads(wk, 0, NULL);
-            json_t *ws = json_object_get(j, "workers");
-            for (size_t i = 0; i < json_array_size(ws); i++) {
-                json_t *w = json_array_get(ws, i);
-                if (!strcmp(sv(json_object_get(w, "worker_id")), wid) && !strcmp(sv(json_object_get(w, "status")), want))
-                    ok = 1;
-            }
-            json_decref(j);
-        }
-        free(wk);
-        if (ok) return 1;
-        usleep(10000);
-    } while (now_ms() - t0 < (uint64_t)timeout_ms);
-    return 0;
-}
-
-/* column of the job row as a malloc'd string */
-static char *row_str(const char *col, const char *id) {
-    sqlite3 *db;
-    char *out = NULL, sql[256];
-    if (sqlite3_open_v2(DB, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) return NULL;
-    sqlite3_busy_timeout(db, 2000);
-    snprintf(sql, sizeof sql, "SELECT %s FROM jobs WHERE id=?1", col);
-    sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
-        sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-        if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0))
-            out = strdup((const char *)sqlite3_column_text(st, 0));
-    }
-    sqlite3_finalize(st);
-    sqlite3_close(db);
-    return out;
-}
-
-/* the job ids of the "dispatch" log lines, in order */
-static int dispatch_order(const char *log, char ids[][37], int max) {
-    FILE *f = fopen(log, "r");
-    char line[2048];
-    int n = 0;
-    while (f && fgets(line, sizeof line, f)) {
-        if (!strstr(line, "\"event\":\"dispatch\"")) continue;
-        char *p = strstr(line, "\"job_id\":\"");
-        if (!p || n >= max) continue;
-        snprintf(ids[n++], 37, "%.36s", p + 10);
-    }
-    if (f) fclose(f);
-    return n;
-}
-
-static int file_contains(const char *path, const char *needle) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return 0;
-    size_t nl = strlen(needle), cap = 1 << 20, len = 0;
-    char *buf = malloc(cap);
-    size_t k;
-    while ((k = fread(buf + len, 1, cap - len, f)) > 0) {
-        len += k;
-        if (len == cap) buf = realloc(buf, cap *= 2);
-    }
-    fclose(f);
-    int found = 0;
-    for (size_t i = 0; i + nl <= len && !found; i++) found = memcmp(buf + i, needle, nl) == 0;
-    free(buf);
-    return found;
-}
-
 static int setup(void **s) {
     (void)s;
-    snprintf(DIR_, sizeof DIR_, "/tmp/llorch-orch-acc-XXXXXX");
-    if (!mkdtemp(DIR_)) return -1;
-    snprintf(DB, sizeof DB, "%s/state.db", DIR_);
-    snprintf(CFGF, sizeof CFGF, "%s/orch.yaml", DIR_);
-    g_ts = 0;
-    return 0;
+    return orch_util_setup("orch-acc");
 }
 static int teardown(void **s) {
     (void)s;
-    reap_all();
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "%s rm -rf %s", getenv("KEEP") ? "true" : "", DIR_);
-    if (system(cmd)) { /* best effort */ }
-    return 0;
+    return orch_util_teardown();
 }
 
 /* ===== 1 =============================================================================== */
 static void test_flow_text_and_row(void **s) {
     (void)s;
     if (!have_bins(1)) skip();
-    write_config("50MB", POOL_YAML);
+    write_config(512, "50MB", POOL_YAML);
     struct proc o;
     assert_int_equal(start_orch(&o, "orch.log", NULL), 0);
     char pool_url[96];
-    assert_true(start_pool(o.base, "box1", 300, pool_url, sizeof pool_url) > 0);
+    assert_true(start_host_pool(o.base, "box1", 300, pool_url, sizeof pool_url) > 0);
     if (!wait_pool_available(o.base, "box1", 1, 30000)) { dump_file(o.log); fail_msg("the pool never registered"); }
     const char *secret = "Once upon a time there was a zebrasecretword";
     char body[512];
@@ -589,7 +99,7 @@ static void test_flow_text_and_row(void **s) {
     const char *uri = NULL;
     json_t *ws = json_object_get(wj, "workers");
     for (size_t i = 0; i < json_array_size(ws); i++)
-        if (!strcmp(sv(json_object_get(json_array_get(ws, i), "worker_id")), row_w))
+        if (!strcmp(js(json_array_get(ws, i), "worker_id"), row_w))
             uri = json_string_value(json_object_get(json_array_get(ws, i), "uri"));
     assert_non_null(uri);
     char url[256];
@@ -635,7 +145,7 @@ static void test_priorities(void **s) {
     if (!have_bins(0)) skip();
     struct proc w, o;
     assert_int_equal(start_worker(&w, "w1"), 0);
-    write_config("1GB", "retry: {initial_delay_ms: 50, max_delay_ms: 200}\n");
+    write_config(512, "1GB", "retry: {initial_delay_ms: 50, max_delay_ms: 200}\n");
     assert_int_equal(start_orch(&o, "orch.log", NULL), 0);
     assert_int_equal(play_pool(o.base, "p1", "w1", w.base), 200);
     /* the only worker busy: its job is dispatched to it while it is frozen */
@@ -699,7 +209,7 @@ static void test_reconnect_last_event_id(void **s) {
     if (!have_bins(0)) skip();
     struct proc w, o;
     assert_int_equal(start_worker(&w, "w1"), 0);
-    write_config("1GB", NULL);
+    write_config(512, "1GB", NULL);
     assert_int_equal(start_orch(&o, "orch.log", NULL), 0);
     assert_int_equal(play_pool(o.base, "p1", "w1", w.base), 200);
     long st;
@@ -769,7 +279,7 @@ static void test_cancel_queued_and_running(void **s) {
     if (!have_bins(0)) skip();
     struct proc w, o;
     assert_int_equal(start_worker(&w, "w1"), 0);
-    write_config("1GB", "timeout: {cancellation_deadline_ms: 2000}\nretry: {initial_delay_ms: 50, max_delay_ms: 200}\n");
+    write_config(512, "1GB", "timeout: {cancellation_deadline_ms: 2000}\nretry: {initial_delay_ms: 50, max_delay_ms: 200}\n");
     assert_int_equal(start_orch(&o, "orch.log", NULL), 0);
     assert_int_equal(play_pool(o.base, "p1", "w1", w.base), 200);
     long st;
@@ -878,11 +388,11 @@ static void test_worker_killed(void **s) {
     if (!have_bins(1)) skip();
     char yaml[512];
     snprintf(yaml, sizeof yaml, "%sretry: {initial_delay_ms: 200, max_delay_ms: 1000}\n", POOL_YAML);
-    write_config("50MB", yaml);
+    write_config(512, "50MB", yaml);
     struct proc o;
     assert_int_equal(start_orch(&o, "orch.log", NULL), 0);
     char pool_url[96];
-    assert_true(start_pool(o.base, "box1", 300, pool_url, sizeof pool_url) > 0);
+    assert_true(start_host_pool(o.base, "box1", 300, pool_url, sizeof pool_url) > 0);
     if (!wait_pool_available(o.base, "box1", 1, 30000)) { dump_file(o.log); fail_msg("the pool never registered"); }
     long st;
     /* a first job makes the pool start worker W1 */
@@ -985,7 +495,7 @@ static void test_orch_killed_with_queue(void **s) {
     if (!have_bins(0)) skip();
     struct proc w, o;
     assert_int_equal(start_worker(&w, "w1"), 0);
-    write_config("1GB", "retry: {initial_delay_ms: 50, max_delay_ms: 200}\n");
+    write_config(512, "1GB", "retry: {initial_delay_ms: 50, max_delay_ms: 200}\n");
     assert_int_equal(start_orch(&o, "orch1.log", NULL), 0);
     assert_int_equal(play_pool(o.base, "p1", "w1", w.base), 200);
     long st;
@@ -1061,11 +571,11 @@ static void test_orch_killed_with_queue(void **s) {
 static void test_pool_heartbeat_exclusion(void **s) {
     (void)s;
     if (!have_bins(1)) skip();
-    write_config("50MB", POOL_YAML); /* interval 300 ms × threshold 3 */
+    write_config(512, "50MB", POOL_YAML); /* interval 300 ms × threshold 3 */
     struct proc o;
     assert_int_equal(start_orch(&o, "orch.log", NULL), 0);
     char pool_url[96];
-    pid_t pool = start_pool(o.base, "box1", 300, pool_url, sizeof pool_url);
+    pid_t pool = start_host_pool(o.base, "box1", 300, pool_url, sizeof pool_url);
     assert_true(pool > 0);
     if (!wait_pool_available(o.base, "box1", 1, 30000)) { dump_file(o.log); fail_msg("the pool never registered"); }
     long st;

@@ -4,273 +4,15 @@
  * (register + heartbeats listing the worker). Asserts event order and ids,
  * rows in the state file, queue bounds and cancel, heartbeat rules, retry
  * onto another worker after a connection failure, restart recovery. */
-#include "testutil.h"
-
-#include "common/http_client.h"
-#include "common/util.h"
-
-#include <errno.h>
-#include <pthread.h>
-#include <fcntl.h>
-#include <jansson.h>
-#include <limits.h>
-#include <signal.h>
-#include <sqlite3.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
-struct proc { pid_t pid; int port; char base[96]; char log[256]; };
-
-static char DIR_[64];
-
-/* every child this file starts, so teardown can end them even when an
- * assertion left the test early */
-static pid_t g_children[32];
-static int g_nchildren;
-static void track(pid_t pid) {
-    if (g_nchildren < 32) g_children[g_nchildren++] = pid;
-}
-static void reap_all(void) { /* SIGTERM first: pool-managerd then stops its own workers */
-    for (int i = 0; i < g_nchildren; i++) {
-        int st;
-        if (g_children[i] <= 0 || waitpid(g_children[i], &st, WNOHANG) != 0) continue;
-        kill(g_children[i], SIGTERM);
-        for (int k = 0; k < 300 && waitpid(g_children[i], &st, WNOHANG) == 0; k++) usleep(10000);
-        if (kill(g_children[i], 0) == 0) {
-            kill(g_children[i], SIGKILL);
-            waitpid(g_children[i], &st, 0);
-        }
-    }
-    g_nchildren = 0;
-}
-
-/* starts bin with argv; waits for its "listening" stdout line; port from the last ':' */
-static int spawn(struct proc *p, const char *const *argv, const char *logname) {
-    memset(p, 0, sizeof *p);
-    snprintf(p->log, sizeof p->log, "%s/%s", DIR_, logname);
-    int out[2];
-    if (pipe(out)) return -1;
-    pid_t pid = fork();
-    if (pid < 0) return -1;
-    if (pid == 0) {
-        dup2(out[1], 1);
-        FILE *f = fopen(p->log, "a");
-        if (f) dup2(fileno(f), 2);
-        close(out[0]);
-        close(out[1]);
-        execv(argv[0], (char *const *)argv);
-        _exit(127);
-    }
-    close(out[1]);
-    p->pid = pid;
-    track(pid);
-    FILE *f = fdopen(out[0], "r");
-    char line[256];
-    int ok = -1;
-    if (f && fgets(line, sizeof line, f) && strstr(line, "listening")) {
-        char *c = strrchr(line, ':');
-        if (c) {
-            p->port = atoi(c + 1);
-            snprintf(p->base, sizeof p->base, "http://127.0.0.1:%d", p->port);
-            ok = 0;
-        }
-    }
-    if (f) fclose(f);
-    return ok;
-}
-
-static void stop(struct proc *p, int sig) {
-    if (p->pid <= 0) return;
-    kill(p->pid, sig);
-    int st;
-    for (int i = 0; i < 500; i++) {
-        if (waitpid(p->pid, &st, WNOHANG) == p->pid) { p->pid = 0; return; }
-        usleep(10000);
-    }
-    kill(p->pid, SIGKILL);
-    waitpid(p->pid, &st, 0);
-    p->pid = 0;
-}
-
-static void dump(const struct proc *p) {
-    FILE *f = fopen(p->log, "r");
-    char line[1024];
-    while (f && fgets(line, sizeof line, f)) fputs(line, stderr);
-    if (f) fclose(f);
-}
-
-static const char *g_auth; /* "Authorization: Bearer ..." for the next requests, or NULL */
-
-static long req(const char *method, const char *base, const char *path, const char *body, char **out) {
-    char url[256];
-    snprintf(url, sizeof url, "%s%s", base, path);
-    const char *hdr[] = { g_auth, NULL };
-    http_client_req rq = { .method = method, .url = url, .body = body, .headers = g_auth ? hdr : NULL };
-    http_resp r = { 0 };
-    char err[256];
-    if (http_client_do(&rq, &r, err, sizeof err) != 0) {
-        if (out) *out = NULL;
-        return -1;
-    }
-    if (out) { *out = r.body; r.body = NULL; }
-    long st = r.status;
-    http_resp_free(&r);
-    return st;
-}
-
-static char *jstr(const char *body, const char *k1, const char *k2) { /* malloc'd string member */
-    json_t *j = json_loads(body ? body : "", 0, NULL);
-    json_t *v = json_object_get(j, k1);
-    if (k2) v = json_object_get(v, k2);
-    char *s = json_is_string(v) ? strdup(json_string_value(v)) : NULL;
-    json_decref(j);
-    return s;
-}
-
-/* ---- processes ---------------------------------------------------------------- */
-static int start_worker(struct proc *w, const char *id) {
-    char bin[256], model[256];
-    TU_BUILD(bin, "worker-cpud");
-    TU_MODEL(model, "stories260K.gguf");
-    if (access(bin, X_OK) != 0 || access(model, R_OK) != 0) return 77;
-    const char *argv[] = { bin, "--worker-id", id, "--model", model, "--port", "0", "--threads", "1", NULL };
-    char log[64];
-    snprintf(log, sizeof log, "worker-%s.log", id);
-    return spawn(w, argv, log);
-}
-
-static char DB[128], CFGF[128];
-
-static int start_orch(struct proc *o, const char *const *extra) {
-    char bin[256];
-    TU_BUILD(bin, "orchestratord");
-    if (access(bin, X_OK) != 0) return 77;
-    const char *argv[32] = { bin, "--config", CFGF, "--bind", "127.0.0.1:0", "--state", DB };
-    int n = 7;
-    for (int i = 0; extra && extra[i] && n < 30; i++) argv[n++] = extra[i];
-    argv[n] = NULL;
-    return spawn(o, argv, "orch.log");
-}
-
-/* file: refs must be absolute without ".." (the catalog refuses them) */
-static void model_path(char *out, size_t cap) {
-    char m[256];
-    TU_MODEL(m, "stories260K.gguf");
-    if (!realpath(m, out)) snprintf(out, cap, "%s", m);
-}
-
-static void write_config(const char *extra_yaml) {
-    char model[PATH_MAX];
-    model_path(model, sizeof model);
-    FILE *f = fopen(CFGF, "w");
-    fprintf(f, "models:\n  stories:\n    model_ref: 'file:%s'\n    context_length: 256\n%s", model,
-            extra_yaml ? extra_yaml : "");
-    fclose(f);
-}
-
-static int64_t g_ts;
-static long heartbeat(const char *orch, const char *pool, const char **wids, const char **uris, int n) {
-    char model[PATH_MAX];
-    model_path(model, sizeof model);
-    struct util_sb sb;
-    util_sb_init(&sb);
-    int64_t ts = (int64_t)util_wall_ms();
-    if (ts <= g_ts) ts = g_ts + 1;
-    g_ts = ts;
-    util_sb_printf(&sb, "{\"pool_id\":\"%s\",\"ts\":%lld,\"devices\":[{\"gpu_id\":-1,\"total_bytes\":8000000000,"
-                        "\"free_bytes\":6000000000}],\"workers\":[", pool, (long long)ts);
-    for (int i = 0; i < n; i++)
-        util_sb_printf(&sb, "%s{\"worker_id\":\"%s\",\"model_ref\":\"file:%s\",\"uri\":\"%s\",\"status\":\"ready\","
-                            "\"capabilities\":[\"text-gen\"],\"memory_bytes\":1000000}",
-                       i ? "," : "", wids[i], model, uris[i]);
-    util_sb_puts(&sb, "]}");
-    char path[96];
-    snprintf(path, sizeof path, "/v2/pools/%s/heartbeat", pool);
-    long st = req("POST", orch, path, sb.buf, NULL);
-    util_sb_free(&sb);
-    return st;
-}
-
-static long register_pool(const char *orch, const char *pool) {
-    char body[256];
-    snprintf(body, sizeof body, "{\"pool_id\":\"%s\",\"endpoint\":\"http://127.0.0.1:9\",\"devices\":[{\"gpu_id\":-1,"
-                                "\"total_bytes\":8000000000,\"free_bytes\":6000000000}]}", pool);
-    return req("POST", orch, "/v2/pools/register", body, NULL);
-}
-
-static char *submit(const char *orch, const char *body, long *status) {
-    char *resp = NULL;
-    *status = req("POST", orch, "/v2/tasks", body, &resp);
-    char *id = jstr(resp, "job_id", NULL);
-    free(resp);
-    return id;
-}
-
-struct evs { int n; char names[64][16]; long long ids[64]; char last_code[32]; };
-static int on_ev(void *u, const sse_event *e) {
-    struct evs *v = u;
-    if (v->n < 64) {
-        snprintf(v->names[v->n], sizeof v->names[0], "%s", e->event);
-        v->ids[v->n] = atoll(e->id);
-        v->n++;
-    }
-    if (strcmp(e->event, "error") == 0) {
-        char *c = jstr(e->data, "code", NULL);
-        snprintf(v->last_code, sizeof v->last_code, "%s", c ? c : "");
-        free(c);
-    }
-    return 0;
-}
-
-static void events(const char *orch, const char *id, struct evs *v) {
-    memset(v, 0, sizeof *v);
-    char url[256];
-    snprintf(url, sizeof url, "%s/v2/tasks/%s/events", orch, id);
-    const char *hdr[] = { g_auth, NULL };
-    http_client_req rq = { .method = "GET", .url = url, .timeout_ms = 20000, .headers = g_auth ? hdr : NULL };
-    http_resp r = { 0 };
-    char err[128];
-    http_client_sse(&rq, on_ev, v, &r, err, sizeof err);
-    http_resp_free(&r);
-}
-
-static long long q1(const char *sql) {
-    sqlite3 *db;
-    if (sqlite3_open_v2(DB, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) return -2;
-    sqlite3_stmt *st;
-    long long v = -1;
-    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
-        v = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    sqlite3_close(db);
-    return v;
-}
-
-static char *status_of(const char *orch, const char *id) {
-    char path[128], *resp = NULL;
-    snprintf(path, sizeof path, "/v2/tasks/%s", id);
-    req("GET", orch, path, NULL, &resp);
-    char *s = jstr(resp, "status", NULL);
-    free(resp);
-    return s;
-}
+#include "test_orch_util.h"
 
 static int setup(void **s) {
     (void)s;
-    snprintf(DIR_, sizeof DIR_, "/tmp/llorch-orch-e2e-XXXXXX");
-    if (!mkdtemp(DIR_)) return -1;
-    snprintf(DB, sizeof DB, "%s/state.db", DIR_);
-    snprintf(CFGF, sizeof CFGF, "%s/orch.yaml", DIR_);
-    return 0;
+    return orch_util_setup("orch-e2e");
 }
 static int teardown(void **s) {
     (void)s;
-    reap_all();
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "%s rm -rf %s", getenv("KEEP") ? "true" : "", DIR_);
-    if (system(cmd)) { /* best effort */ }
-    return 0;
+    return orch_util_teardown();
 }
 
 /* ---- tests --------------------------------------------------------------------- */
@@ -280,28 +22,29 @@ static void test_basic_flow(void **s) {
     int rc = start_worker(&w, "w1");
     if (rc == 77) skip();
     assert_int_equal(rc, 0);
-    write_config(NULL);
-    assert_int_equal(start_orch(&o, NULL), 0);
-    assert_int_equal(register_pool(o.base, "p1"), 200);
+    write_config(256, NULL, NULL);
+    assert_int_equal(start_orch(&o, "orch.log", NULL), 0);
+    assert_int_equal(register_pool(o.base, "p1", 6000000000LL), 200);
     const char *wid[] = { "w1" }, *uri[] = { w.base };
-    assert_int_equal(heartbeat(o.base, "p1", wid, uri, 1), 200);
+    assert_int_equal(heartbeat(o.base, "p1", 6000000000LL, wid, uri, 1), 200);
     long st;
     char *id = submit(o.base, "{\"model\":\"stories\",\"prompt\":\"Once upon a time secretword\",\"max_tokens\":6,"
                               "\"seed\":7,\"temperature\":0}", &st);
     assert_int_equal(st, 202);
     assert_non_null(id);
-    struct evs v;
-    events(o.base, id, &v);
+    struct evlist v = { 0 };
+    ev_free(&v);
+    events(o.base, id, -1, &v);
     if (v.n < 3) dump(&o);
-    assert_string_equal(v.names[0], "queued");
-    assert_string_equal(v.names[1], "started");
+    assert_string_equal(v.v[0].name, "queued");
+    assert_string_equal(v.v[1].name, "started");
     int tokens = 0;
     for (int i = 0; i < v.n; i++) {
-        assert_int_equal(v.ids[i], i); /* ids 0,1,2,... */
-        tokens += strcmp(v.names[i], "token") == 0;
+        assert_int_equal(v.v[i].id, i); /* ids 0,1,2,... */
+        tokens += strcmp(v.v[i].name, "token") == 0;
     }
     assert_int_equal(tokens, 6);
-    assert_string_equal(v.names[v.n - 1], "end");
+    assert_string_equal(last_name(&v), "end");
     char *sts = status_of(o.base, id);
     assert_string_equal(sts, "completed");
     free(sts);
@@ -332,14 +75,15 @@ static void test_basic_flow(void **s) {
     free(id);
     stop(&o, SIGTERM);
     stop(&w, SIGTERM);
+    ev_free(&v);
 }
 
 static void test_queue_bounds_and_cancel(void **s) {
     (void)s;
-    write_config(NULL);
+    write_config(256, NULL, NULL);
     struct proc o;
     const char *extra[] = { "--queue-capacity", "1", NULL };
-    int rc = start_orch(&o, extra);
+    int rc = start_orch(&o, "orch.log", extra);
     if (rc == 77) skip();
     assert_int_equal(rc, 0);
     long st;
@@ -355,11 +99,12 @@ static void test_queue_bounds_and_cancel(void **s) {
     char *sts = status_of(o.base, a);
     assert_string_equal(sts, "cancelled");
     free(sts);
-    struct evs v;
-    events(o.base, a, &v);
+    struct evlist v = { 0 };
+    ev_free(&v);
+    events(o.base, a, -1, &v);
     assert_int_equal(v.n, 2);
-    assert_string_equal(v.names[1], "error");
-    assert_string_equal(v.last_code, "CANCELLED");
+    assert_string_equal(v.v[1].name, "error");
+    assert_string_equal(v.code, "CANCELLED");
     assert_int_equal(q1("SELECT count(*) FROM queue"), 0);
     char sql[160];
     snprintf(sql, sizeof sql, "SELECT count(*) FROM jobs WHERE id='%s' AND status='cancelled'", a);
@@ -370,18 +115,19 @@ static void test_queue_bounds_and_cancel(void **s) {
     free(a);
     free(b);
     stop(&o, SIGTERM);
+    ev_free(&v);
 }
 
 static void test_heartbeat_rules(void **s) {
     (void)s;
-    write_config(NULL);
+    write_config(256, NULL, NULL);
     struct proc o;
-    int rc = start_orch(&o, NULL);
+    int rc = start_orch(&o, "orch.log", NULL);
     if (rc == 77) skip();
     assert_int_equal(rc, 0);
-    assert_int_equal(heartbeat(o.base, "ghost", NULL, NULL, 0), 404);
-    assert_int_equal(register_pool(o.base, "p1"), 200);
-    assert_int_equal(heartbeat(o.base, "p1", NULL, NULL, 0), 200);
+    assert_int_equal(heartbeat(o.base, "ghost", 6000000000LL, NULL, NULL, 0), 404);
+    assert_int_equal(register_pool(o.base, "p1", 6000000000LL), 200);
+    assert_int_equal(heartbeat(o.base, "p1", 6000000000LL, NULL, NULL, 0), 200);
     /* replay: the same timestamp again */
     char body[256];
     snprintf(body, sizeof body, "{\"pool_id\":\"p1\",\"ts\":%lld,\"devices\":[],\"workers\":[]}", (long long)g_ts);
@@ -402,21 +148,22 @@ static void test_retry_on_other_worker(void **s) {
     int rc = start_worker(&w, "w1");
     if (rc == 77) skip();
     assert_int_equal(rc, 0);
-    write_config("retry:\n  initial_delay_ms: 10\n  max_delay_ms: 50\n");
-    assert_int_equal(start_orch(&o, NULL), 0);
-    assert_int_equal(register_pool(o.base, "p1"), 200);
+    write_config(256, NULL, "retry:\n  initial_delay_ms: 10\n  max_delay_ms: 50\n");
+    assert_int_equal(start_orch(&o, "orch.log", NULL), 0);
+    assert_int_equal(register_pool(o.base, "p1", 6000000000LL), 200);
     /* "a-dead" sorts first and nothing listens on its port */
     const char *wid[] = { "a-dead", "w1" }, *uri[] = { "http://127.0.0.1:9", w.base };
-    assert_int_equal(heartbeat(o.base, "p1", wid, uri, 2), 200);
+    assert_int_equal(heartbeat(o.base, "p1", 6000000000LL, wid, uri, 2), 200);
     long st;
     char *id = submit(o.base, "{\"model\":\"stories\",\"prompt\":\"Hello\",\"max_tokens\":3}", &st);
     assert_int_equal(st, 202);
-    struct evs v;
-    events(o.base, id, &v);
-    if (strcmp(v.names[v.n - 1], "end") != 0) dump(&o);
-    assert_string_equal(v.names[v.n - 1], "end");
+    struct evlist v = { 0 };
+    ev_free(&v);
+    events(o.base, id, -1, &v);
+    if (strcmp(last_name(&v), "end") != 0) dump(&o);
+    assert_string_equal(last_name(&v), "end");
     int nstarted = 0;
-    for (int i = 0; i < v.n; i++) nstarted += strcmp(v.names[i], "started") == 0;
+    for (int i = 0; i < v.n; i++) nstarted += strcmp(v.v[i].name, "started") == 0;
     assert_int_equal(nstarted, 1);
     char sql[200];
     snprintf(sql, sizeof sql, "SELECT count(*) FROM jobs WHERE id='%s' AND status='completed' AND retry_count=1 "
@@ -425,32 +172,34 @@ static void test_retry_on_other_worker(void **s) {
     free(id);
     stop(&o, SIGTERM);
     stop(&w, SIGTERM);
+    ev_free(&v);
 }
 
 static void test_restart_recovery(void **s) {
     (void)s;
     struct proc w, o;
-    write_config(NULL);
-    int rc = start_orch(&o, NULL);
+    write_config(256, NULL, NULL);
+    int rc = start_orch(&o, "orch.log", NULL);
     if (rc == 77) skip();
     assert_int_equal(rc, 0);
     long st;
     char *id = submit(o.base, "{\"model\":\"stories\",\"prompt\":\"Once\",\"max_tokens\":3,\"seed\":5}", &st);
     assert_int_equal(st, 202);
     stop(&o, SIGKILL); /* crash with a queued job */
-    assert_int_equal(start_orch(&o, NULL), 0);
+    assert_int_equal(start_orch(&o, "orch.log", NULL), 0);
     char *sts = status_of(o.base, id);
     assert_string_equal(sts, "queued"); /* reloaded */
     free(sts);
     rc = start_worker(&w, "w1");
     if (rc == 77) { stop(&o, SIGTERM); skip(); }
     assert_int_equal(rc, 0);
-    assert_int_equal(register_pool(o.base, "p1"), 200);
+    assert_int_equal(register_pool(o.base, "p1", 6000000000LL), 200);
     const char *wid[] = { "w1" }, *uri[] = { w.base };
-    assert_int_equal(heartbeat(o.base, "p1", wid, uri, 1), 200);
-    struct evs v;
-    events(o.base, id, &v);
-    assert_string_equal(v.names[v.n - 1], "end");
+    assert_int_equal(heartbeat(o.base, "p1", 6000000000LL, wid, uri, 1), 200);
+    struct evlist v = { 0 };
+    ev_free(&v);
+    events(o.base, id, -1, &v);
+    assert_string_equal(last_name(&v), "end");
     char sql[160];
     snprintf(sql, sizeof sql, "SELECT count(*) FROM jobs WHERE id='%s' AND status='completed' AND seed=5", id);
     assert_int_equal(q1(sql), 1);
@@ -459,23 +208,25 @@ static void test_restart_recovery(void **s) {
 
     /* persist_prompts never: a restart fails the queued job */
     const char *never[] = { "--state-persist-prompts", "never", NULL };
-    assert_int_equal(start_orch(&o, never), 0);
-    assert_int_equal(register_pool(o.base, "p2"), 200); /* no worker for it */
+    assert_int_equal(start_orch(&o, "orch.log", never), 0);
+    assert_int_equal(register_pool(o.base, "p2", 6000000000LL), 200); /* no worker for it */
     id = submit(o.base, "{\"model\":\"stories\",\"prompt\":\"Twice\",\"max_tokens\":3}", &st);
     assert_int_equal(st, 202);
     snprintf(sql, sizeof sql, "SELECT count(*) FROM queue WHERE job_id='%s' AND body IS NULL", id);
     assert_int_equal(q1(sql), 1);
     stop(&o, SIGKILL);
-    assert_int_equal(start_orch(&o, never), 0);
+    assert_int_equal(start_orch(&o, "orch.log", never), 0);
     snprintf(sql, sizeof sql, "SELECT count(*) FROM jobs WHERE id='%s' AND status='failed' "
                               "AND error_code='ORCHESTRATOR_RESTARTED'", id);
     assert_int_equal(q1(sql), 1);
-    events(o.base, id, &v); /* the terminal state is still reported */
+    ev_free(&v);
+    events(o.base, id, -1, &v); /* the terminal state is still reported */
     assert_true(v.n >= 1);
-    assert_string_equal(v.names[v.n - 1], "error");
+    assert_string_equal(last_name(&v), "error");
     free(id);
     stop(&o, SIGTERM);
     stop(&w, SIGTERM);
+    ev_free(&v);
 }
 
 static void test_platform_tenants(void **s) {
@@ -484,27 +235,28 @@ static void test_platform_tenants(void **s) {
     int rc = start_worker(&w, "w1");
     if (rc == 77) skip();
     assert_int_equal(rc, 0);
-    write_config("deployment: platform\n"
+    write_config(256, NULL, "deployment: platform\n"
                  "auth:\n  pool_tokens: [pooltok]\n  client_tokens: ['acme:tok-a', 'beta:tok-b']\n"
                  "tenants:\n  acme: {daily_tokens: 1}\n");
-    assert_int_equal(start_orch(&o, NULL), 0);
+    assert_int_equal(start_orch(&o, "orch.log", NULL), 0);
     const char *A = "Authorization: Bearer tok-a", *Bt = "Authorization: Bearer tok-b", *P = "Authorization: Bearer pooltok";
     g_auth = NULL;
-    assert_int_equal(register_pool(o.base, "p1"), 401);
+    assert_int_equal(register_pool(o.base, "p1", 6000000000LL), 401);
     long st;
     char *none = submit(o.base, "{\"model\":\"stories\",\"prompt\":\"x\",\"max_tokens\":2}", &st);
     assert_int_equal(st, 401);
     free(none);
     g_auth = P;
-    assert_int_equal(register_pool(o.base, "p1"), 200);
+    assert_int_equal(register_pool(o.base, "p1", 6000000000LL), 200);
     const char *wid[] = { "w1" }, *uri[] = { w.base };
-    assert_int_equal(heartbeat(o.base, "p1", wid, uri, 1), 200);
+    assert_int_equal(heartbeat(o.base, "p1", 6000000000LL, wid, uri, 1), 200);
     g_auth = A;
     char *a1 = submit(o.base, "{\"model\":\"stories\",\"prompt\":\"Once\",\"max_tokens\":3}", &st);
     assert_int_equal(st, 202);
-    struct evs v;
-    events(o.base, a1, &v);
-    assert_string_equal(v.names[v.n - 1], "end");
+    struct evlist v = { 0 };
+    ev_free(&v);
+    events(o.base, a1, -1, &v);
+    assert_string_equal(last_name(&v), "end");
     /* another tenant cannot see it */
     g_auth = Bt;
     char path[128];
@@ -519,8 +271,9 @@ static void test_platform_tenants(void **s) {
     g_auth = Bt;
     char *b1 = submit(o.base, "{\"model\":\"stories\",\"prompt\":\"Thrice\",\"max_tokens\":3}", &st);
     assert_int_equal(st, 202);
-    events(o.base, b1, &v);
-    assert_string_equal(v.names[v.n - 1], "end");
+    ev_free(&v);
+    events(o.base, b1, -1, &v);
+    assert_string_equal(last_name(&v), "end");
     usleep(300000);
     g_auth = A;
     char *sts = status_of(o.base, a2);
@@ -535,6 +288,7 @@ static void test_platform_tenants(void **s) {
     free(b1);
     stop(&o, SIGTERM);
     stop(&w, SIGTERM);
+    ev_free(&v);
 }
 
 struct oai { int n; int done; char text[512]; char finish[16]; };
@@ -559,11 +313,11 @@ static void test_openai_facade(void **s) {
     int rc = start_worker(&w, "w1");
     if (rc == 77) skip();
     assert_int_equal(rc, 0);
-    write_config(NULL);
-    assert_int_equal(start_orch(&o, NULL), 0);
-    assert_int_equal(register_pool(o.base, "p1"), 200);
+    write_config(256, NULL, NULL);
+    assert_int_equal(start_orch(&o, "orch.log", NULL), 0);
+    assert_int_equal(register_pool(o.base, "p1", 6000000000LL), 200);
     const char *wid[] = { "w1" }, *uri[] = { w.base };
-    assert_int_equal(heartbeat(o.base, "p1", wid, uri, 1), 200);
+    assert_int_equal(heartbeat(o.base, "p1", 6000000000LL, wid, uri, 1), 200);
     char *resp = NULL;
     assert_int_equal(req("GET", o.base, "/v1/models", NULL, &resp), 200);
     assert_non_null(strstr(resp, "\"id\":\"stories\""));
@@ -616,70 +370,6 @@ static void test_openai_facade(void **s) {
     stop(&w, SIGTERM);
 }
 
-/* ---- the test as a pool that obeys start/stop commands ---- */
-#include "common/http_server.h"
-
-struct fake_pool {
-    http_server *srv;
-    int port;
-    pthread_mutex_t mu;
-    int starts, stops;
-    char start_body[512];
-    char stopped[64];
-    int answer;                /* status for /v2/workers/start */
-};
-
-static void fp_start(http_req *r, void *u) {
-    struct fake_pool *f = u;
-    size_t len;
-    const char *b = http_req_body(r, &len);
-    pthread_mutex_lock(&f->mu);
-    f->starts++;
-    snprintf(f->start_body, sizeof f->start_body, "%.*s", (int)len, b);
-    int ans = f->answer;
-    pthread_mutex_unlock(&f->mu);
-    if (ans == 202) http_respond_json(r, 202, "{\"worker_id\":\"w-new\",\"status\":\"starting\"}");
-    else http_respond_error(r, ERR_INSUFFICIENT_VRAM, "no room", NULL);
-}
-
-static void fp_stop(http_req *r, void *u) {
-    struct fake_pool *f = u;
-    size_t len;
-    const char *b = http_req_body(r, &len);
-    char *w = jstr(b, "worker_id", NULL);
-    pthread_mutex_lock(&f->mu);
-    f->stops++;
-    snprintf(f->stopped, sizeof f->stopped, "%s", w ? w : "");
-    pthread_mutex_unlock(&f->mu);
-    free(w);
-    http_respond_json(r, 202, "{}");
-}
-
-static void fake_pool_start(struct fake_pool *f, int answer) {
-    memset(f, 0, sizeof *f);
-    pthread_mutex_init(&f->mu, NULL);
-    f->answer = answer;
-    http_server_opts o = { .port = 0, .component = "test-pool" };
-    char err[128];
-    assert_int_equal(http_server_new(&o, &f->srv, err, sizeof err), 0);
-    http_server_route(f->srv, "POST", "/v2/workers/start", fp_start, f);
-    http_server_route(f->srv, "POST", "/v2/workers/stop", fp_stop, f);
-    assert_int_equal(http_server_start(f->srv, err, sizeof err), 0);
-    f->port = http_server_port(f->srv);
-}
-
-static int fp_count(struct fake_pool *f, int stops) {
-    pthread_mutex_lock(&f->mu);
-    int n = stops ? f->stops : f->starts;
-    pthread_mutex_unlock(&f->mu);
-    return n;
-}
-
-static int wait_for(struct fake_pool *f, int stops, int n) {
-    for (int i = 0; i < 500 && fp_count(f, stops) < n; i++) usleep(10000);
-    return fp_count(f, stops);
-}
-
 static void test_start_evict_and_refusal(void **s) {
     (void)s;
     struct proc w, o;
@@ -696,7 +386,7 @@ static void test_start_evict_and_refusal(void **s) {
                 "  huge:\n    model_ref: 'file:/m/huge.gguf'\n    context_length: 256\n    memory_bytes: 500GB\n"
                 "retry:\n  initial_delay_ms: 10\n  max_delay_ms: 50\n", model);
     fclose(cf);
-    assert_int_equal(start_orch(&o, NULL), 0);
+    assert_int_equal(start_orch(&o, "orch.log", NULL), 0);
     char body[PATH_MAX + 1024];
     /* one 8 GB host device with 2 GB free: an idle worker of another model holds 5 GB */
     snprintf(body, sizeof body, "{\"pool_id\":\"p1\",\"endpoint\":\"http://127.0.0.1:%d\",\"devices\":[{\"gpu_id\":-1,"
@@ -737,23 +427,27 @@ static void test_start_evict_and_refusal(void **s) {
                                 "\"file:%s\",\"uri\":\"%s\",\"status\":\"ready\",\"memory_bytes\":3000000000}]}",
              (long long)ts + 1, model, w.base);
     assert_int_equal(req("POST", o.base, "/v2/pools/p1/heartbeat", body, NULL), 200);
-    struct evs v;
-    events(o.base, id, &v);
-    if (strcmp(v.names[v.n - 1], "end")) { dump(&o); fail_msg("job 1: %s", v.last_code); }
-    events(o.base, id2, &v);
-    if (strcmp(v.names[v.n - 1], "end")) { dump(&o); fail_msg("code %s", v.last_code); }
+    struct evlist v = { 0 };
+    ev_free(&v);
+    events(o.base, id, -1, &v);
+    if (strcmp(last_name(&v), "end")) { dump(&o); fail_msg("job 1: %s", v.code); }
+    ev_free(&v);
+    events(o.base, id2, -1, &v);
+    if (strcmp(last_name(&v), "end")) { dump(&o); fail_msg("code %s", v.code); }
     /* a model larger than any device is refused at once with NO_CAPACITY */
     char *id3 = submit(o.base, "{\"model\":\"huge\",\"prompt\":\"x\",\"max_tokens\":1}", &st);
     assert_int_equal(st, 202);
-    events(o.base, id3, &v);
-    assert_string_equal(v.last_code, "NO_CAPACITY");
+    ev_free(&v);
+    events(o.base, id3, -1, &v);
+    assert_string_equal(v.code, "NO_CAPACITY");
     /* a pool that keeps refusing starts (3.85 GB fits the 4 GB free without
      * evicting): the job ends with the pool's code after retry.max_attempts */
     int before = fp_count(&f, 0);
     char *id4 = submit(o.base, "{\"model\":\"big\",\"prompt\":\"x\",\"max_tokens\":1}", &st);
     assert_int_equal(st, 202);
-    events(o.base, id4, &v);
-    assert_string_equal(v.last_code, "INSUFFICIENT_VRAM");
+    ev_free(&v);
+    events(o.base, id4, -1, &v);
+    assert_string_equal(v.code, "INSUFFICIENT_VRAM");
     assert_int_equal(fp_count(&f, 0) - before, 5); /* retry.max_attempts */
     free(id);
     free(id2);
@@ -762,6 +456,7 @@ static void test_start_evict_and_refusal(void **s) {
     stop(&o, SIGTERM);
     stop(&w, SIGTERM);
     http_server_free(f.srv);
+    ev_free(&v);
 }
 
 static void test_placement_kept_loaded(void **s) {
@@ -775,7 +470,7 @@ static void test_placement_kept_loaded(void **s) {
                 "    placements: [{pool_id: p1, gpu_id: -1}]\n", model);
     fclose(cf);
     struct proc o;
-    int rc = start_orch(&o, NULL);
+    int rc = start_orch(&o, "orch.log", NULL);
     if (rc == 77) { http_server_free(f.srv); skip(); }
     assert_int_equal(rc, 0);
     char body[512];
@@ -811,23 +506,10 @@ static void test_system_with_pool_managerd(void **s) {
                 "heartbeat: {interval_ms: 300}\nauth: {pool_tokens: [pt]}\ndeployment: lab\n", model);
     fclose(cf);
     struct proc o;
-    assert_int_equal(start_orch(&o, NULL), 0);
-    char cache[128], portf[128], plog[128];
-    snprintf(cache, sizeof cache, "%s/cache", DIR_);
-    snprintf(portf, sizeof portf, "%s/pool.port", DIR_);
-    snprintf(plog, sizeof plog, "%s/pool.log", DIR_);
-    pid_t pool = fork();
-    assert_true(pool >= 0);
-    track(pool);
-    if (pool == 0) {
-        int fd = open(plog, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        dup2(fd, 2);
-        dup2(fd, 1); /* never hold the test runner's pipe */
-        execl(pbin, pbin, "--inventory", "host", "--orchestrator-url", o.base, "--orchestrator-token", "pt",
-              "--heartbeat-interval-ms", "300", "--bind", "127.0.0.1:0", "--port-file", portf, "--cache-dir", cache,
-              "--pool-id", "box1", (char *)NULL);
-        _exit(127);
-    }
+    assert_int_equal(start_orch(&o, "orch.log", NULL), 0);
+    struct pool P;
+    start_pool(&P, "pool", (const char *[]){ "--inventory", "host", "--orchestrator-url", o.base, "--orchestrator-token",
+                                             "pt", "--heartbeat-interval-ms", "300", "--pool-id", "box1", NULL });
     /* the pool registers itself */
     int up = 0;
     for (int i = 0; i < 500 && !up; i++) {
@@ -843,9 +525,10 @@ static void test_system_with_pool_managerd(void **s) {
     char *id = submit(o.base, "{\"model\":\"stories\",\"prompt\":\"Once upon a time\",\"max_tokens\":8,"
                               "\"temperature\":0}", &st);
     assert_int_equal(st, 202);
-    struct evs v;
-    events(o.base, id, &v);
-    if (strcmp(v.names[v.n - 1], "end") != 0) { dump(&o); fail_msg("job: %s", v.last_code); }
+    struct evlist v = { 0 };
+    ev_free(&v);
+    events(o.base, id, -1, &v);
+    if (strcmp(last_name(&v), "end") != 0) { dump(&o); fail_msg("job: %s", v.code); }
     /* the worker the pool spawned is listed, and ready again once released */
     int ready = 0;
     for (int i = 0; i < 200 && !ready; i++) {
@@ -862,12 +545,9 @@ static void test_system_with_pool_managerd(void **s) {
                               "AND tokens_out=8", id);
     assert_int_equal(q1(sql), 1);
     free(id);
-    kill(pool, SIGTERM);
-    int pst;
-    for (int i = 0; i < 1500 && waitpid(pool, &pst, WNOHANG) == 0; i++) usleep(10000);
-    kill(pool, SIGKILL);
-    waitpid(pool, &pst, WNOHANG);
+    end_pid(P.pid);
     stop(&o, SIGTERM);
+    ev_free(&v);
 }
 
 static void test_config_errors_exit_2(void **s) {

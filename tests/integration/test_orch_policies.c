@@ -1,4 +1,4 @@
-// test-libs: llorch_net PkgConfig::JANSSON
+// test-libs: llorch_net llorch_core PkgConfig::JANSSON PkgConfig::SQLITE
 /* Issue 6, acceptance points 8, 9 and 10 with REAL processes on loopback:
  * orchestratord + pool-managerd + the worker-cpud processes the pool spawns.
  *
@@ -19,168 +19,13 @@
  *     /v2/workers are byte-for-byte unchanged; real pools with no or a wrong
  *     token never appear.
  *
- * Every process is tracked by pid and ended in teardown, also after a failed
+ * The harness is test_orch_util.h. Every process is tracked by pid and ended in teardown, also after a failed
  * assertion (pools get SIGTERM first so they stop their own workers). Polls,
  * not sleeps, with generous limits for ASan on a loaded 2-core box. KEEP=1
  * keeps the scratch directory (logs). */
-#include "testutil.h"
-
-#include "common/http_client.h"
-#include "common/util.h"
-
-#include <errno.h>
-#include <fcntl.h>
-#include <jansson.h>
-#include <limits.h>
-#include <signal.h>
-#include <sys/prctl.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
-extern char **environ;
-
-struct proc { pid_t pid; int port; char base[96]; char log[300]; };
-
-static char DIR_[64];
-static char ORCHCFG[160], DB[160];
-
-/* ---- process tracking ---------------------------------------------------------- */
-static pid_t g_children[32];
-static int g_nchildren;
-static void track(pid_t pid) {
-    if (g_nchildren < 32) g_children[g_nchildren++] = pid;
-}
-static int gone(pid_t pid) {
-    int st;
-    pid_t r = waitpid(pid, &st, WNOHANG);
-    return r == pid || (r < 0 && errno == ECHILD);
-}
-/* SIGTERM (pools stop their workers), wait up to 20 s, then SIGKILL; newest first */
-static void end_pid(pid_t pid) {
-    if (pid <= 0 || gone(pid)) return;
-    kill(pid, SIGTERM);
-    for (int k = 0; k < 2000 && !gone(pid); k++) usleep(10000);
-    if (!gone(pid)) {
-        kill(pid, SIGKILL);
-        int st;
-        waitpid(pid, &st, 0);
-    }
-}
-static void reap_all(void) {
-    for (int i = g_nchildren - 1; i >= 0; i--) end_pid(g_children[i]);
-    g_nchildren = 0;
-}
-
-static void dump_file(const char *path) {
-    FILE *f = fopen(path, "r");
-    char line[2048];
-    fprintf(stderr, "---- %s\n", path);
-    while (f && fgets(line, sizeof line, f)) fputs(line, stderr);
-    if (f) fclose(f);
-}
-static int file_has(const char *path, const char *needle) {
-    FILE *f = fopen(path, "r");
-    if (!f) return 0;
-    char line[4096];
-    int hit = 0;
-    while (!hit && fgets(line, sizeof line, f)) hit = strstr(line, needle) != NULL;
-    fclose(f);
-    return hit;
-}
-
-/* fork + exec with stdout on a pipe (first "listening" line gives the port),
- * stderr to the log; the child dies with the test (PDEATHSIG) */
-static int spawn(struct proc *p, const char *const *argv, const char *logname) {
-    memset(p, 0, sizeof *p);
-    snprintf(p->log, sizeof p->log, "%s/%s", DIR_, logname);
-    int out[2];
-    if (pipe(out)) return -1;
-    int logfd = open(p->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    pid_t parent = getpid();
-    pid_t pid = fork();
-    if (pid < 0) return -1;
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent) _exit(127);
-        dup2(out[1], 1);
-        if (logfd >= 0) dup2(logfd, 2);
-        close(out[0]);
-        close(out[1]);
-        execv(argv[0], (char *const *)argv);
-        _exit(127);
-    }
-    close(out[1]);
-    if (logfd >= 0) close(logfd);
-    p->pid = pid;
-    track(pid);
-    FILE *f = fdopen(out[0], "r");
-    char line[256];
-    int ok = -1;
-    if (f && fgets(line, sizeof line, f) && strstr(line, "listening")) {
-        char *c = strrchr(line, ':');
-        if (c) {
-            p->port = atoi(c + 1);
-            snprintf(p->base, sizeof p->base, "http://127.0.0.1:%d", p->port);
-            ok = 0;
-        }
-    }
-    if (f) fclose(f);
-    return ok;
-}
-
-/* ---- HTTP ------------------------------------------------------------------------ */
-static const char *g_auth; /* "Authorization: Bearer ..." for the next requests, or NULL */
-
-static long req(const char *method, const char *base, const char *path, const char *body, char **out) {
-    char url[512];
-    snprintf(url, sizeof url, "%s%s", base, path);
-    const char *hdr[] = { g_auth, NULL };
-    http_client_req rq = { .method = method, .url = url, .body = body, .headers = g_auth ? hdr : NULL,
-                           .timeout_ms = 20000 };
-    http_resp r = { 0 };
-    char err[256];
-    if (http_client_do(&rq, &r, err, sizeof err) != 0) {
-        if (out) *out = NULL;
-        return -1;
-    }
-    if (out) { *out = r.body; r.body = NULL; }
-    long st = r.status;
-    http_resp_free(&r);
-    return st;
-}
-
-static json_t *get_json(const char *base, const char *path) {
-    char *b = NULL;
-    json_t *j = NULL;
-    if (req("GET", base, path, NULL, &b) == 200) j = json_loads(b, 0, NULL);
-    free(b);
-    return j;
-}
-
-static char *jstr(const char *body, const char *k) {
-    json_t *j = json_loads(body ? body : "", 0, NULL);
-    json_t *v = json_object_get(j, k);
-    char *s = json_is_string(v) ? strdup(json_string_value(v)) : NULL;
-    json_decref(j);
-    return s;
-}
-
-static const char *js(json_t *o, const char *k) {
-    const char *s = json_string_value(json_object_get(o, k));
-    return s ? s : "";
-}
-
-static uint64_t now_ms(void) { return util_now_ns() / 1000000ull; }
+#include "test_orch_util.h"
 
 /* ---- files ----------------------------------------------------------------------- */
-static void write_text(const char *path, const char *text) {
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fputs(text, f);
-    fclose(f);
-}
-
 static void copy_file(const char *from, const char *to) {
     FILE *a = fopen(from, "rb"), *b = fopen(to, "wb");
     assert_non_null(a);
@@ -192,15 +37,6 @@ static void copy_file(const char *from, const char *to) {
     fclose(b);
 }
 
-/* absolute path of a binary in the build dir (the pool wants absolute adapter binaries) */
-static int build_bin(char *out, size_t cap, const char *name) {
-    char b[PATH_MAX];
-    TU_BUILD(b, name);
-    if (access(b, X_OK) != 0 || !realpath(b, out)) return -1;
-    (void)cap;
-    return 0;
-}
-
 static int model_abs(char *out) {
     char m[PATH_MAX];
     TU_MODEL(m, "stories260K.gguf");
@@ -208,89 +44,7 @@ static int model_abs(char *out) {
     return 0;
 }
 
-/* ---- processes ---------------------------------------------------------------------- */
-static int start_orch(struct proc *o, const char *logname) {
-    char bin[PATH_MAX];
-    if (build_bin(bin, sizeof bin, "orchestratord") < 0) return 77;
-    const char *argv[] = { bin, "--config", ORCHCFG, "--bind", "127.0.0.1:0", "--state", DB, NULL };
-    return spawn(o, argv, logname);
-}
-
-struct pool { pid_t pid; char url[96]; char log[300]; };
-
-/* pool-managerd with args (NULL-terminated); waits for its port file */
-static void start_pool(struct pool *p, const char *name, const char *const *args) {
-    memset(p, 0, sizeof *p);
-    char bin[PATH_MAX], portf[300], cache[300];
-    assert_int_equal(build_bin(bin, sizeof bin, "pool-managerd"), 0);
-    snprintf(portf, sizeof portf, "%s/%s.port", DIR_, name);
-    snprintf(cache, sizeof cache, "%s/%s-cache", DIR_, name);
-    snprintf(p->log, sizeof p->log, "%s/%s.log", DIR_, name);
-    const char *argv[48];
-    int k = 0;
-    argv[k++] = bin;
-    argv[k++] = "--bind";
-    argv[k++] = "127.0.0.1:0";
-    argv[k++] = "--port-file";
-    argv[k++] = portf;
-    argv[k++] = "--cache-dir";
-    argv[k++] = cache;
-    argv[k++] = "--stop-grace-ms";
-    argv[k++] = "3000";
-    for (int i = 0; args[i] && k < 46; i++) argv[k++] = args[i];
-    argv[k] = NULL;
-    const char *envp[256];
-    int e = 0;
-    envp[e++] = "LLORCH_HF_ENDPOINT=http://127.0.0.1:9"; /* never the real hub */
-    for (char **x = environ; *x && e < 254; x++) envp[e++] = *x;
-    envp[e] = NULL;
-    int logfd = open(p->log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    assert_true(logfd >= 0);
-    pid_t parent = getpid();
-    p->pid = fork();
-    assert_true(p->pid >= 0);
-    if (p->pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGTERM);
-        if (getppid() != parent) _exit(127);
-        dup2(logfd, 1);
-        dup2(logfd, 2);
-        execve(bin, (char *const *)argv, (char *const *)envp);
-        _exit(127);
-    }
-    close(logfd);
-    track(p->pid);
-    int port = 0;
-    for (uint64_t t0 = now_ms(); now_ms() - t0 < 30000 && port <= 0;) {
-        FILE *f = fopen(portf, "r");
-        if (f) {
-            if (fscanf(f, "%d", &port) != 1) port = 0;
-            fclose(f);
-        }
-        if (port > 0) break;
-        if (gone(p->pid)) {
-            dump_file(p->log);
-            fail_msg("pool-managerd %s exited early", name);
-        }
-        usleep(20000);
-    }
-    assert_true(port > 0);
-    snprintf(p->url, sizeof p->url, "http://127.0.0.1:%d", port);
-}
-
 /* ---- jobs ------------------------------------------------------------------------- */
-struct evs { int n; char last[16]; char code[32]; };
-static int on_ev(void *u, const sse_event *e) {
-    struct evs *v = u;
-    v->n++;
-    snprintf(v->last, sizeof v->last, "%s", e->event);
-    if (strcmp(e->event, "error") == 0) {
-        char *c = jstr(e->data, "code");
-        snprintf(v->code, sizeof v->code, "%s", c ? c : "");
-        free(c);
-    }
-    return 0;
-}
-
 /* waits until no worker in the orchestrator is busy: a job's end event can
  * reach the client just before its relay releases the worker */
 static void settle(const struct proc *o) {
@@ -316,16 +70,10 @@ static char *run_job(const struct proc *o, const char *model) {
     char *id = jstr(resp, "job_id");
     free(resp);
     if (st != 202 || !id) { dump_file(o->log); fail_msg("submit %s: %ld", model, st); }
-    char url[256];
-    snprintf(url, sizeof url, "%s/v2/tasks/%s/events", o->base, id);
-    const char *hdr[] = { g_auth, NULL };
-    http_client_req rq = { .method = "GET", .url = url, .timeout_ms = 60000, .headers = g_auth ? hdr : NULL };
-    http_resp r = { 0 };
-    char err[128];
-    struct evs v = { 0 };
-    http_client_sse(&rq, on_ev, &v, &r, err, sizeof err);
-    http_resp_free(&r);
-    if (strcmp(v.last, "end") != 0) { dump_file(o->log); fail_msg("job for %s ended '%s' %s", model, v.last, v.code); }
+    struct evlist v = { 0 };
+    events(o->base, id, -1, &v);
+    if (strcmp(last_name(&v), "end") != 0) { dump_file(o->log); fail_msg("job for %s ended '%s' %s", model, last_name(&v), v.code); }
+    ev_free(&v);
     char path[128];
     snprintf(path, sizeof path, "/v2/tasks/%s", id);
     json_t *j = get_json(o->base, path);
@@ -397,21 +145,11 @@ static const char *pool_worker(const struct pool *p, const char *id, int *gpu) {
 
 static int setup(void **s) {
     (void)s;
-    snprintf(DIR_, sizeof DIR_, "/tmp/llorch-orch-pol-XXXXXX");
-    if (!mkdtemp(DIR_)) return -1;
-    snprintf(DB, sizeof DB, "%s/state.db", DIR_);
-    snprintf(ORCHCFG, sizeof ORCHCFG, "%s/orch.yaml", DIR_);
-    g_auth = NULL;
-    return 0;
+    return orch_util_setup("orch-pol");
 }
 static int teardown(void **s) {
     (void)s;
-    reap_all();
-    g_auth = NULL;
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "%s rm -rf %s", getenv("KEEP") ? "true" : "", DIR_);
-    if (system(cmd)) { /* best effort */ }
-    return 0;
+    return orch_util_teardown();
 }
 
 /* ====================================================================================
@@ -481,9 +219,9 @@ static void test_placements_and_lru_on_simulated_gpus(void **s) {
     snprintf(yaml + n, sizeof yaml - (size_t)n,
              "scheduling: {headroom_bytes: %llu}\nheartbeat: {interval_ms: 1000}\n"
              "retry: {initial_delay_ms: 100, max_delay_ms: 500}\n", (unsigned long long)H);
-    write_text(ORCHCFG, yaml);
+    write_text(CFGF, yaml);
     struct proc o;
-    int rc = start_orch(&o, "orch.log");
+    int rc = start_orch(&o, "orch.log", NULL);
     if (rc == 77) skip();
     assert_int_equal(rc, 0);
 
@@ -616,8 +354,8 @@ static int lua_setup(struct proc *o, struct pool *p, const char *policy_text, ch
     snprintf(yaml, sizeof yaml,
              "models:\n  stories:\n    model_ref: '%s'\n    context_length: 256\n"
              "scheduling: {policy: 'lua:%s', lua_budget_ms: 50}\nheartbeat: {interval_ms: 1000}\n", g_ref, lua);
-    write_text(ORCHCFG, yaml);
-    int rc = start_orch(o, "orch.log");
+    write_text(CFGF, yaml);
+    int rc = start_orch(o, "orch.log", NULL);
     if (rc) return rc;
     start_pool(p, "pool", (const char *[]){ "--inventory", "host", "--pool-id", "lp", "--orchestrator-url", o->base,
                                             "--heartbeat-interval-ms", "200", NULL });
@@ -715,7 +453,7 @@ static void test_lua_os_execute_refused(void **s) {
     snprintf(yaml, sizeof yaml,
              "models:\n  stories:\n    model_ref: 'file:%s'\n    context_length: 256\n"
              "scheduling: {policy: 'lua:%s'}\n", model, lua);
-    write_text(ORCHCFG, yaml);
+    write_text(CFGF, yaml);
     char log[300];
     snprintf(log, sizeof log, "%s/orch-evil.log", DIR_);
     pid_t pid = fork();
@@ -725,7 +463,7 @@ static void test_lua_os_execute_refused(void **s) {
         int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
         dup2(fd, 1);
         dup2(fd, 2);
-        execl(bin, bin, "--config", ORCHCFG, "--bind", "127.0.0.1:0", "--state", DB, (char *)NULL);
+        execl(bin, bin, "--config", CFGF, "--bind", "127.0.0.1:0", "--state", DB, (char *)NULL);
         _exit(127);
     }
     track(pid);
@@ -759,9 +497,9 @@ static void test_lab_auth_no_state_change(void **s) {
              "models:\n  stories:\n    model_ref: 'file:%s'\n    context_length: 256\n"
              "    placements: [{pool_id: good, gpu_id: -1}]\n"
              "heartbeat: {interval_ms: 60000}\n", model);
-    write_text(ORCHCFG, yaml);
+    write_text(CFGF, yaml);
     struct proc o;
-    int rc = start_orch(&o, "orch.log");
+    int rc = start_orch(&o, "orch.log", NULL);
     if (rc == 77) skip();
     assert_int_equal(rc, 0);
     /* real pools without the token and with a wrong one: never admitted */

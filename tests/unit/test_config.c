@@ -4,6 +4,7 @@
 #include "testutil.h"
 
 #include "common/config.h"
+#include "common/util.h"
 
 #include <errno.h>
 #include <unistd.h>
@@ -297,6 +298,53 @@ static void test_alias_bomb(void **s) {
     load_bad(bomb, 1, a1, noenv, "too large", NULL);
 }
 
+/* nesting deeper than 64 levels is refused before libyaml loads the
+ * document (its scanner is quadratic in flow depth: the 1 MiB file cap
+ * would otherwise allow ~500,000 levels and a quarter of an hour of CPU) */
+static char *nested(const char *head, int depth, const char *leaf) {
+    size_t hl = strlen(head), ll = strlen(leaf);
+    char *t = malloc(hl + 2 * (size_t)depth + ll + 2);
+    assert_non_null(t);
+    memcpy(t, head, hl);
+    memset(t + hl, '[', (size_t)depth);
+    memcpy(t + hl + depth, leaf, ll);
+    memset(t + hl + depth + ll, ']', (size_t)depth);
+    memcpy(t + hl + 2 * (size_t)depth + ll, "\n", 2);
+    return t;
+}
+
+static void test_deep_nesting(void **s) {
+    (void)s;
+    char *a1[] = { "prog", NULL };
+    /* the root map is level 1: 63 sequences under it are the deepest allowed */
+    char *ok = nested("models: ", 63, "x");
+    struct cfg *c = load_ok(ok, 1, a1, noenv);
+    const struct cfg_node *n = cfg_tree(c, "models");
+    int depth = 0;
+    while (cfg_node_kind(n) == CFG_NODE_SEQ) {
+        depth++;
+        n = cfg_node_at(n, 0);
+    }
+    assert_int_equal(depth, 63);
+    cfg_free(c);
+    free(ok);
+    char *bad = nested("models: ", 64, "x");
+    load_bad(bad, 1, a1, noenv, "nested deeper than 64 levels", "line 1");
+    free(bad);
+    /* the finding: 500,000 levels of flow brackets (1,000,010 bytes) */
+    char *huge = nested("models: ", 500000, "");
+    load_bad(huge, 1, a1, noenv, "nested deeper than 64 levels", NULL);
+    free(huge);
+    /* block nesting counts the same */
+    struct util_sb sb;
+    util_sb_init(&sb);
+    util_sb_puts(&sb, "models:\n");
+    for (int i = 0; i < 70; i++) util_sb_printf(&sb, "%*sk:\n", 2 * (i + 1), "");
+    util_sb_printf(&sb, "%*sv\n", 2 * 71, "");
+    load_bad(sb.buf, 1, a1, noenv, "nested deeper than 64 levels", NULL);
+    util_sb_free(&sb);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults),
@@ -306,6 +354,7 @@ int main(void) {
         cmocka_unit_test(test_parsers),
         cmocka_unit_test(test_file_and_help),
         cmocka_unit_test(test_alias_bomb),
+        cmocka_unit_test(test_deep_nesting),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -96,13 +96,14 @@ static void test_mode_and_migrations(void **s) {
     assert_int_equal(sb.st_mode & 0777, 0600);
     assert_int_equal(store_schema_version(st), STORE_SCHEMA_VERSION);
     store_close(st);
-    assert_int_equal(q1("SELECT count(*) FROM schema_version"), 1);
+    assert_int_equal(q1("SELECT count(*) FROM schema_version"), STORE_SCHEMA_VERSION);
     /* reopen: nothing re-applied */
     st = open_ok(1);
     store_close(st);
-    assert_int_equal(q1("SELECT count(*) FROM schema_version"), 1);
+    assert_int_equal(q1("SELECT count(*) FROM schema_version"), STORE_SCHEMA_VERSION);
     assert_int_equal(q1("SELECT count(*) FROM sqlite_master WHERE name IN"
-                        " ('jobs','queue','sse_checkpoints','tenant_quotas','config','schema_version')"), 6);
+                        " ('jobs','queue','sse_checkpoints','tenant_quotas','config','schema_version','placements')"),
+                     7);
     /* an existing file with loose permissions is tightened */
     chmod(dbpath, 0644);
     st = open_ok(1);
@@ -324,6 +325,51 @@ static void test_checkpoints_quotas_config(void **s) {
     store_close(st);
 }
 
+struct pl_rows { int n; char rows[8][200]; };
+static int pl_collect(void *ctx, const char *m, const char *p, int g) {
+    struct pl_rows *r = ctx;
+    if (r->n < 8) snprintf(r->rows[r->n++], sizeof r->rows[0], "%s|%s|%d", m, p, g);
+    return 0;
+}
+
+/* API placements: idempotent put, delete, order, kept across a reopen; a
+ * version-1 file gains the table by migration 2 */
+static void test_placements(void **s) {
+    (void)s;
+    struct store *st = open_ok(1);
+    char err[256];
+    assert_int_equal(store_placement_put(st, "file:/m/a.gguf", "p1", 0, 10, err, sizeof err), 0);
+    assert_int_equal(store_placement_put(st, "file:/m/b.gguf", "p2", -1, 20, err, sizeof err), 0);
+    assert_int_equal(store_placement_put(st, "file:/m/a.gguf", "p1", 0, 30, err, sizeof err), 0); /* again: no-op */
+    assert_int_equal(store_placement_put(st, "file:/m/a.gguf", "p1", 1, 40, err, sizeof err), 0);
+    assert_int_equal(store_placement_del(st, "file:/m/a.gguf", "p1", 1, err, sizeof err), 0);
+    assert_int_equal(store_placement_del(st, "file:/m/a.gguf", "p1", 1, err, sizeof err), -ENOENT);
+    store_close(st);
+    assert_int_equal(q1("SELECT count(*) FROM placements"), 2);
+    st = open_ok(1);
+    struct pl_rows r = { 0 };
+    assert_int_equal(store_placement_list(st, pl_collect, &r), 0);
+    assert_int_equal(r.n, 2);
+    assert_string_equal(r.rows[0], "file:/m/a.gguf|p1|0");
+    assert_string_equal(r.rows[1], "file:/m/b.gguf|p2|-1");
+    store_close(st);
+    /* back to a version-1 file: reopening applies migration 2 only */
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open_v2(dbpath, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "DROP TABLE placements; DELETE FROM schema_version WHERE version = 2", NULL, NULL,
+                                  NULL), SQLITE_OK);
+    sqlite3_close(db);
+    st = open_ok(1);
+    assert_int_equal(store_schema_version(st), 2);
+    memset(&r, 0, sizeof r);
+    assert_int_equal(store_placement_list(st, pl_collect, &r), 0);
+    assert_int_equal(r.n, 0);
+    assert_int_equal(store_placement_put(st, "file:/m/a.gguf", "p1", 0, 50, err, sizeof err), 0);
+    store_close(st);
+    assert_int_equal(q1("SELECT count(*) FROM placements"), 1);
+    assert_int_equal(q1("SELECT max(version) FROM schema_version"), 2);
+}
+
 static void test_bad_path(void **s) {
     (void)s;
     char err[256] = "";
@@ -341,6 +387,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_persist_never, setup, teardown),
         cmocka_unit_test_setup_teardown(test_crash_recovery, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpoints_quotas_config, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_placements, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_path, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

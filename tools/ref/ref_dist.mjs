@@ -24,7 +24,9 @@ import fs from "node:fs";
 import path from "node:path";
 import {getLlama, LlamaLogLevel} from "node-llama-cpp";
 
-const TEXT = "Once upon a time, there was a little girl named Lily. She loved to play outside in the park with her friends.";
+// REF_DIST_TEXT overrides the sentence (tools/ref/ref_gptoss.sh needs more positions)
+const TEXT = process.env.REF_DIST_TEXT ||
+    "Once upon a time, there was a little girl named Lily. She loved to play outside in the park with her friends.";
 const [outDir, nPosStr, ...specs] = process.argv.slice(2);
 if (!outDir || !nPosStr || specs.length === 0) {
     console.error("usage: node ref_dist.mjs <out_dir> <n_pos> <name>=<model.gguf>...");

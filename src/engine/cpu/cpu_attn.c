@@ -13,6 +13,11 @@
  *   S = S·ms + vs.
  *   The accumulator is an fp16 vector (each update rounded to fp16), the
  *   result fp16 → f32 times 1/S.
+ * gpt-oss (cpu_attention_ext): a sliding window skips the cache rows
+ * before pos - window + 1 (llama.cpp masks them with -inf, which its loop
+ * skips); a sink is folded in after the loop as llama.cpp does, on the f32
+ * result: s > M scales it by expf(M - s) and adds 1 to S·ms, otherwise S
+ * gains expf(s - M).
  * Deviations from the "obvious" f32 formula (fp16 q, fp16 accumulator, the
  * f16 dot's order) are all for matching llama.cpp; they cost ~1e-3 relative
  * accuracy against exact attention (tests/unit/test_backend_cpu.c).
@@ -46,6 +51,8 @@ typedef struct {
     int rows, n_head, n_head_kv, head_dim;
     float scale;
     float *out;
+    const float *sinks; /* [n_head] or NULL */
+    int window;         /* 0: full causal */
     atomic_int next;
 } att_args;
 
@@ -142,12 +149,13 @@ static void att_task(void *ap, int ith, int nth) {
         const int r = task / a->n_head, h = task % a->n_head, kvh = h / group;
         const float *q = a->q + (int64_t)r * a->ld_q + (int64_t)h * hd;
         const int n_t = a->pos[r] + 1;
+        const int t0 = a->window > 0 && n_t > a->window ? n_t - a->window : 0;
         for (int d = 0; d < hd; d++) {
             qh[d] = f2h(q[d]);
             acc[d] = 0;
         }
         float M = -INFINITY, S = 0.0f;
-        for (int t = 0; t < n_t; t++) {
+        for (int t = t0; t < n_t; t++) {
             const float sc = cpu_dot_f16_ggml(a->k + (int64_t)t * kv_dim + (int64_t)kvh * hd, qh, hd) * a->scale;
             float ms = 1.0f, vs = 1.0f;
             if (sc > M) {
@@ -162,23 +170,44 @@ static void att_task(void *ap, int ith, int nth) {
             S = S * ms + vs;
         }
         float *o = a->out + (int64_t)r * a->n_head * hd + (int64_t)h * hd;
+        for (int d = 0; d < hd; d++) o[d] = h2f(acc[d]);
+        if (a->sinks) {
+            const float sk = a->sinks[h];
+            float ms = 1.0f, vs = 1.0f;
+            if (sk > M) {
+                ms = expf(M - sk);
+                for (int d = 0; d < hd; d++) o[d] *= ms;
+            } else {
+                vs = expf(sk - M);
+            }
+            S = S * ms + vs;
+        }
         const float inv = S == 0.0f ? 0.0f : 1.0f / S;
-        for (int d = 0; d < hd; d++) o[d] = h2f(acc[d]) * inv;
+        for (int d = 0; d < hd; d++) o[d] *= inv;
     }
 }
 
 void cpu_attention(void *ctx, const float *q, int ld_q, const uint16_t *k_cache, const uint16_t *v_cache,
                    const int32_t *pos, int rows, int n_head, int n_head_kv, int head_dim, float scale,
                    float *out) {
+    cpu_attention_ext(ctx, q, ld_q, k_cache, v_cache, pos, rows, n_head, n_head_kv, head_dim, scale, NULL, 0, out);
+}
+
+void cpu_attention_ext(void *ctx, const float *q, int ld_q, const uint16_t *k_cache, const uint16_t *v_cache,
+                       const int32_t *pos, int rows, int n_head, int n_head_kv, int head_dim, float scale,
+                       const float *sinks, int window, float *out) {
     cpu_ctx *c = ctx;
-    if (head_dim <= 0 || head_dim > ATT_MAX_HEAD_DIM || n_head_kv <= 0 || n_head % n_head_kv) {
+    if (head_dim <= 0 || head_dim > ATT_MAX_HEAD_DIM || n_head_kv <= 0 || n_head % n_head_kv || window < 0) {
         c->err = -EINVAL;
         return;
     }
-    att_args a = {q, ld_q, k_cache, v_cache, pos, rows, n_head, n_head_kv, head_dim, scale, out, 0};
+    att_args a = {q, ld_q, k_cache, v_cache, pos, rows, n_head, n_head_kv, head_dim, scale, out, sinks, window, 0};
     atomic_init(&a.next, 0);
     int64_t work = 0;
-    for (int r = 0; r < rows; r++) work += (int64_t)(pos[r] + 1) * n_head * head_dim * 2;
+    for (int r = 0; r < rows; r++) {
+        const int64_t n_t = window > 0 && pos[r] + 1 > window ? window : pos[r] + 1;
+        work += n_t * n_head * head_dim * 2;
+    }
     int nth = cpu_nth_for(c, work);
     if (nth > rows * n_head) nth = rows * n_head;
     cpu_pool_run(c->pool, att_task, &a, nth);

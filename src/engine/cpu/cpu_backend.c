@@ -20,6 +20,7 @@ static void cpu_destroy(void *ctx) {
     if (!c) return;
     cpu_pool_free(c->pool);
     free(c->qbuf);
+    free(c->mbuf);
     free(c);
 }
 
@@ -107,6 +108,11 @@ static const eng_backend_ops cpu_ops = {
     .record_begin = NULL, /* nothing to capture: ops run as issued */
     .record_end = NULL,
     .device_info = NULL,
+    .moe_route = cpu_moe_route,
+    .matmul_id = cpu_matmul_id,
+    .swiglu_oai = cpu_swiglu_oai,
+    .moe_sum = cpu_moe_sum,
+    .attention_ext = cpu_attention_ext,
 };
 
 int eng_backend_cpu_new(int n_threads, uint64_t mem_limit, eng_backend *out, char *err, size_t errlen) {

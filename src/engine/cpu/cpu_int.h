@@ -23,6 +23,8 @@ typedef struct {
     int err;               /* latched error (negative errno), returned by sync */
     void *qbuf;            /* activation rows quantized for matmul; grown to the largest use, kept */
     size_t qbuf_cap;
+    void *mbuf;            /* matmul_id: rows gathered per expert; grown to the largest use, kept */
+    size_t mbuf_cap;
 } cpu_ctx;
 
 /* Ops with at least this many scalar multiply-adds are split over the pool. */
@@ -70,5 +72,16 @@ float cpu_dot_f16_ggml(const uint16_t *x, const uint16_t *y, int64_t n);
 void cpu_attention(void *ctx, const float *q, int ld_q, const uint16_t *k_cache, const uint16_t *v_cache,
                    const int32_t *pos, int rows, int n_head, int n_head_kv, int head_dim, float scale,
                    float *out);
+/* with sinks [n_head] (or NULL) and a sliding window (0 = none): backend.h attention_ext */
+void cpu_attention_ext(void *ctx, const float *q, int ld_q, const uint16_t *k_cache, const uint16_t *v_cache,
+                       const int32_t *pos, int rows, int n_head, int n_head_kv, int head_dim, float scale,
+                       const float *sinks, int window, float *out);
+
+/* cpu_moe.c: gpt-oss mixture of experts (backend.h) */
+void cpu_moe_route(void *ctx, const float *logits, int rows, int n_expert, int k, int32_t *ids, float *w);
+void cpu_matmul_id(void *ctx, const eng_w *w, const float *x, int n_x, const int32_t *ids, int k, const float *b,
+                   float *y, int rows);
+void cpu_swiglu_oai(void *ctx, const float *gate, const float *up, float *out, int64_t n, float alpha, float limit);
+void cpu_moe_sum(void *ctx, const float *e, const float *w, int rows, int k, int dim, float *out);
 
 #endif

@@ -308,6 +308,43 @@ static float dot_q4_0_repacked(const char *wrow, const char *xrow, int64_t nb) {
     return acc;
 }
 
+/* MXFP4 weights with a multiple of 8 rows: llama.cpp's x86 CPU backend
+ * repacks them too (mxfp4_8x8_q8_0) and its gemv/gemm (the same template as
+ * Q4_0's) sums each block's products exactly in int32, then
+ * acc = fma((float)isum, e8m0(w)·d_x, acc) block after block; so do we
+ * (gpt-oss's expert matmuls then equal llama.cpp's bit for bit). */
+static const int8_t k_mxfp4_vals[16] = {0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12}; /* e2m1 x 2 */
+
+static int32_t isum_mxfp4_q8_0(const blk_mxfp4 *w, const blk_q8_0 *x) {
+#ifdef MM_SIMD
+    const __m128i t = _mm_loadu_si128((const __m128i *)w->qs), m = _mm_set1_epi8(0x0f);
+    const __m128i lut = _mm_loadu_si128((const __m128i *)k_mxfp4_vals);
+    const __m256i q = _mm256_set_m128i(_mm_shuffle_epi8(lut, _mm_and_si128(_mm_srli_epi16(t, 4), m)),
+                                       _mm_shuffle_epi8(lut, _mm_and_si128(t, m)));
+    const __m256i y = _mm256_loadu_si256((const __m256i *)x->qs);
+    const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(q, q), _mm256_sign_epi8(y, q)),
+                                        _mm256_set1_epi16(1));
+    __m128i r = _mm_add_epi32(_mm256_castsi256_si128(p), _mm256_extracti128_si256(p, 1));
+    r = _mm_add_epi32(r, _mm_shuffle_epi32(r, 0x4e));
+    r = _mm_add_epi32(r, _mm_shuffle_epi32(r, 0xb1));
+    return _mm_cvtsi128_si32(r);
+#else
+    int32_t s = 0;
+    for (int j = 0; j < 16; j++)
+        s += k_mxfp4_vals[w->qs[j] & 0x0f] * x->qs[j] + k_mxfp4_vals[w->qs[j] >> 4] * x->qs[j + 16];
+    return s;
+#endif
+}
+
+static float dot_mxfp4_repacked(const char *wrow, const char *xrow, int64_t nb) {
+    const blk_mxfp4 *w = (const blk_mxfp4 *)wrow;
+    const blk_q8_0 *x = (const blk_q8_0 *)xrow;
+    float acc = 0.0f;
+    for (int64_t b = 0; b < nb; b++)
+        acc = fmaf((float)isum_mxfp4_q8_0(&w[b], &x[b]), qt_e8m0_to_f32(w[b].e) * qt_f16_to_f32(x[b].d), acc);
+    return acc;
+}
+
 static void mm_task(void *ap, int ith, int nth) {
     mm_args *a = ap;
     const eng_w *w = a->w;
@@ -315,13 +352,15 @@ static void mm_task(void *ap, int ith, int nth) {
     const char *wd = w->data;
     int64_t lo, hi;
     cpu_split(ne1, ith, nth, &lo, &hi);
-    if (w->type == QT_Q4_0 && ne1 % 8 == 0 && a->vdt == QT_Q8_0) {
+    if ((w->type == QT_Q4_0 || w->type == QT_MXFP4) && ne1 % 8 == 0 && a->vdt == QT_Q8_0) {
         const int64_t nb = ne0 / QK8_0;
+        float (*dot)(const char *, const char *, int64_t) =
+            w->type == QT_Q4_0 ? dot_q4_0_repacked : dot_mxfp4_repacked;
         for (int64_t ob = lo; ob < hi; ob += MM_BLOCK) {
             const int64_t oe = ob + MM_BLOCK < hi ? ob + MM_BLOCK : hi;
             for (int r = 0; r < a->rows; r++)
                 for (int64_t o = ob; o < oe; o++)
-                    a->y[(int64_t)r * ne1 + o] = dot_q4_0_repacked(wd + o * w->nb1, a->xq + (size_t)r * a->rb, nb);
+                    a->y[(int64_t)r * ne1 + o] = dot(wd + o * w->nb1, a->xq + (size_t)r * a->rb, nb);
         }
         return;
     }

@@ -148,8 +148,8 @@ static void rope_task(void *ap, int ith, int nth) {
             float th = theta_interp, mscale = p->attn_factor;
             if (p->ext_factor != 0.0f) {
                 const float mix = yarn_ramp(a->corr[0], a->corr[1], i0) * p->ext_factor;
-                th = theta_interp * (1 - mix) + theta_extrap * mix;
-                mscale *= 1.0f + 0.1f * logf(1.0f / p->freq_scale);
+                th = fmaf(theta_interp, 1 - mix, theta_extrap * mix);
+                mscale *= fmaf(0.1f, logf(1.0f / p->freq_scale), 1.0f);
             }
             cache[i0] = cosf(th) * mscale;
             cache[i0 + 1] = sinf(th) * mscale;

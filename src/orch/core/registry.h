@@ -81,6 +81,7 @@ struct reg_placement {
     char pool_id[JOB_POOL_ID_MAX + 1];
     int gpu_id;
     int64_t last_start_ms;     /* orchestrator-side: when a keep-loaded start was last commanded */
+    int from_api;              /* orchestrator-side: made through POST /v2/placements (kept in the state file) */
 };
 
 struct reg_heartbeat {

@@ -36,6 +36,9 @@ enum stmt_id {
     S_CFG_PUT,
     S_CFG_GET,
     S_COUNT,
+    S_PL_PUT,
+    S_PL_DEL,
+    S_PL_LIST,
     S__N
 };
 
@@ -74,6 +77,10 @@ static const char *const stmt_sql[S__N] = {
                   " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
     [S_CFG_GET] = "SELECT value FROM config WHERE key = ?1",
     [S_COUNT] = "SELECT status, count(*) FROM jobs GROUP BY status",
+    [S_PL_PUT] = "INSERT INTO placements (model_ref, pool_id, gpu_id, created_ms) VALUES (?1, ?2, ?3, ?4)"
+                 " ON CONFLICT DO NOTHING",
+    [S_PL_DEL] = "DELETE FROM placements WHERE model_ref = ?1 AND pool_id = ?2 AND gpu_id = ?3",
+    [S_PL_LIST] = "SELECT model_ref, pool_id, gpu_id FROM placements ORDER BY created_ms, rowid",
 };
 
 struct store {
@@ -631,4 +638,50 @@ int store_maintenance(struct store *s) {
     int rc = sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
     unlock(s);
     return rc == SQLITE_OK ? 0 : -EIO;
+}
+
+/* ======================================================================
+ * placements
+ * ==================================================================== */
+int store_placement_put(struct store *s, const char *model_ref, const char *pool_id, int gpu_id, int64_t now_ms,
+                        char *err, size_t errlen) {
+    if (too_long(model_ref, JOB_MODEL_REF_MAX) || too_long(pool_id, JOB_POOL_ID_MAX))
+        return util_fail(err, errlen, -EINVAL, "store: placement field too long");
+    lock(s);
+    sqlite3_stmt *st = stmt(s, S_PL_PUT);
+    bind_str(st, 1, model_ref);
+    bind_str(st, 2, pool_id);
+    sqlite3_bind_int(st, 3, gpu_id);
+    sqlite3_bind_int64(st, 4, now_ms);
+    int rc = step_write(s, st, err, errlen, "placement put");
+    unlock(s);
+    return rc < 0 ? rc : 0;
+}
+
+int store_placement_del(struct store *s, const char *model_ref, const char *pool_id, int gpu_id, char *err,
+                        size_t errlen) {
+    lock(s);
+    sqlite3_stmt *st = stmt(s, S_PL_DEL);
+    bind_str(st, 1, model_ref);
+    bind_str(st, 2, pool_id);
+    sqlite3_bind_int(st, 3, gpu_id);
+    int rc = step_write(s, st, err, errlen, "placement delete");
+    unlock(s);
+    return rc < 0 ? rc : rc == 0 ? -ENOENT : 0;
+}
+
+int store_placement_list(struct store *s, store_placement_cb cb, void *ctx) {
+    lock(s);
+    sqlite3_stmt *st = stmt(s, S_PL_LIST);
+    int r;
+    while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *m = (const char *)sqlite3_column_text(st, 0), *p = (const char *)sqlite3_column_text(st, 1);
+        if (cb(ctx, m ? m : "", p ? p : "", sqlite3_column_int(st, 2)) != 0) {
+            r = SQLITE_DONE;
+            break;
+        }
+    }
+    sqlite3_reset(st);
+    unlock(s);
+    return r == SQLITE_DONE ? 0 : -EIO;
 }

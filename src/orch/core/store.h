@@ -51,7 +51,7 @@ struct store_job {
     char last_error[512];
 };
 
-#define STORE_SCHEMA_VERSION 1
+#define STORE_SCHEMA_VERSION 2
 
 /* Opens (creating with mode 0600) and migrates. persist_prompts: 1 = store a
  * queued job's body until dispatch (default), 0 = never. */
@@ -116,6 +116,17 @@ int store_quota_add_tokens(struct store *s, const char *tenant, int64_t day, int
 /* Small key/value table (effective config snapshot, instance id, ...). */
 int store_config_put(struct store *s, const char *key, const char *value);
 int store_config_get(struct store *s, const char *key, char *out, size_t cap); /* -ENOENT */
+
+/* Placements made through the API (POST /v2/placements), kept until
+ * DELETE so they survive a restart. put is idempotent (0 when already
+ * there); del returns -ENOENT when there is none; list calls cb for each row
+ * in creation order (cb's nonzero return stops it). */
+int store_placement_put(struct store *s, const char *model_ref, const char *pool_id, int gpu_id, int64_t now_ms,
+                        char *err, size_t errlen);
+int store_placement_del(struct store *s, const char *model_ref, const char *pool_id, int gpu_id, char *err,
+                        size_t errlen);
+typedef int (*store_placement_cb)(void *ctx, const char *model_ref, const char *pool_id, int gpu_id);
+int store_placement_list(struct store *s, store_placement_cb cb, void *ctx);
 
 /* WAL checkpoint with truncation. Old WAL frames still hold the bodies of
  * jobs dispatched since the last checkpoint (secure_delete zeroes only the

@@ -49,8 +49,19 @@ static const char m001[] =
     "  day INTEGER NOT NULL DEFAULT 0);"
     "CREATE TABLE config (key TEXT PRIMARY KEY, value TEXT NOT NULL);";
 
+static const char m002[] =
+    /* placements made through POST /v2/placements (catalog placements are
+     * read from the config at every start and are not stored) */
+    "CREATE TABLE placements ("
+    "  model_ref TEXT NOT NULL,"
+    "  pool_id TEXT NOT NULL,"
+    "  gpu_id INTEGER NOT NULL,"
+    "  created_ms INTEGER NOT NULL,"
+    "  PRIMARY KEY (model_ref, pool_id, gpu_id));";
+
 static const struct store_migration migrations[] = {
     { 1, "initial schema: jobs, queue, sse_checkpoints, tenant_quotas, config", m001 },
+    { 2, "placements made through the API", m002 },
 };
 
 const struct store_migration *store_migrations(size_t *n) {

@@ -1,4 +1,6 @@
 /* cpu adapter — worker-cpud, the engine on the CPU (memory_architecture host). */
+#include <string.h>
+
 #include "pool/adapters/adapter.h"
 
 static int cpu_platform_ok(char *err, size_t errlen) {
@@ -6,6 +8,10 @@ static int cpu_platform_ok(char *err, size_t errlen) {
     (void)errlen;
     return 0;
 }
+
+/* the CPU engine also runs gpt-oss (its MoE and sink ops exist only on the
+ * CPU backend; worker-orcd's engine refuses it at load) */
+static int cpu_arch(const char *arch) { return pool_adapter_engine_arch(arch) || !strcmp(arch, "gpt-oss"); }
 
 /* worker-cpud --worker-id ID --model PATH --port 0 --callback-url URL
  *            --model-ref REF --spawn-token T [--ctx-size N] */
@@ -42,7 +48,7 @@ const struct pool_adapter_ops pool_adapter_cpu = {
     .default_binary = "worker-cpud",
     .uses_gpu = 0,
     .platform_ok = cpu_platform_ok,
-    .arch_supported = pool_adapter_engine_arch,
+    .arch_supported = cpu_arch,
     .spawn = cpu_spawn,
     .started = NULL,
     .health = pool_adapter_http_health,
