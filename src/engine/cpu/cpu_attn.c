@@ -135,6 +135,108 @@ static void mad_f16(uint16_t *y, const uint16_t *x, float v, int n) {
     for (; i < n; i++) y[i] = f2h(fmaf(h2f(x[i]), v, h2f(y[i])));
 }
 
+/* Phase 1 of att_task for head dims 8, 16 and 24 (below the 32-wide FMA
+ * blocks of cpu_dot_f16_ggml, which then adds the exact f32 products one by
+ * one in double): 4 keys at once, one double lane per key, each key's
+ * products added in the same order d = 0, 1, ... from 0.0 as
+ * cpu_dot_f16_ggml does, then rounded to float and scaled: the same scores
+ * bit for bit, 4 dependency chains instead of 1. */
+#ifdef ATT_SIMD
+static void scores_small(const uint16_t *k, int64_t ldk, const uint16_t *qh, int hd, int nc, float scale,
+                         float *sc) {
+    __m256 qv[3];
+    for (int c = 0; c < hd / 8; c++) qv[c] = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(qh + 8 * c)));
+    int j = 0;
+    for (; j + 4 <= nc; j += 4) {
+        __m256d sum = _mm256_setzero_pd();
+        for (int c = 0; c < hd / 8; c++) {
+            __m256 p[4];
+            for (int i = 0; i < 4; i++)
+                p[i] = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(k + (j + i) * ldk + 8 * c))),
+                                     qv[c]);
+            /* transpose: u[d % 4] holds the 4 keys' products of dim d (low
+             * half) and d + 4 (high half) */
+            const __m256 t0 = _mm256_unpacklo_ps(p[0], p[1]), t1 = _mm256_unpackhi_ps(p[0], p[1]);
+            const __m256 t2 = _mm256_unpacklo_ps(p[2], p[3]), t3 = _mm256_unpackhi_ps(p[2], p[3]);
+            const __m256 u[4] = {_mm256_shuffle_ps(t0, t2, 0x44), _mm256_shuffle_ps(t0, t2, 0xEE),
+                                 _mm256_shuffle_ps(t1, t3, 0x44), _mm256_shuffle_ps(t1, t3, 0xEE)};
+            for (int d = 0; d < 4; d++) sum = _mm256_add_pd(sum, _mm256_cvtps_pd(_mm256_castps256_ps128(u[d])));
+            for (int d = 0; d < 4; d++) sum = _mm256_add_pd(sum, _mm256_cvtps_pd(_mm256_extractf128_ps(u[d], 1)));
+        }
+        _mm_storeu_ps(sc + j, _mm_mul_ps(_mm256_cvtpd_ps(sum), _mm_set1_ps(scale)));
+    }
+    for (; j < nc; j++) sc[j] = cpu_dot_f16_ggml(k + j * ldk, qh, hd) * scale;
+}
+#endif
+
+/* One chunk's accumulation, phase 3 of att_task: for key j, nm[j] says
+ * whether it raised the running max (then acc = fp16(acc * ex[j]) and v_j
+ * is added with weight 1), else v_j is added with weight ex[j]; S as in the
+ * header. No calls inside, so for head dims 8/16/32/64 (nv = hd / 8 vectors)
+ * acc stays in registers as f32 values that are exactly fp16 (each update
+ * rounded through cvtps2ph, the same values scale_f16 / mad_f16 store). */
+#ifdef ATT_SIMD
+static inline __attribute__((always_inline)) float acc_chunk_reg(int nv, uint16_t *acc, const uint16_t *v,
+                                                                 int64_t ldv, const float *ex,
+                                                                 const unsigned char *nm, int nc, float S) {
+    __m256 av[8];
+    for (int k = 0; k < nv; k++) av[k] = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(acc + 8 * k)));
+    for (int j = 0; j < nc; j++, v += ldv) {
+        float ms = 1.0f, vs = 1.0f;
+        if (nm[j]) {
+            ms = ex[j];
+            const __m256 mv = _mm256_set1_ps(ms);
+            for (int k = 0; k < nv; k++)
+                av[k] = _mm256_cvtph_ps(_mm256_cvtps_ph(_mm256_mul_ps(av[k], mv), _MM_FROUND_TO_NEAREST_INT));
+        } else {
+            vs = ex[j];
+        }
+        const __m256 vv = _mm256_set1_ps(vs);
+        for (int k = 0; k < nv; k++) {
+            const __m256 x = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(v + 8 * k)));
+            av[k] = _mm256_cvtph_ps(_mm256_cvtps_ph(_mm256_fmadd_ps(x, vv, av[k]), _MM_FROUND_TO_NEAREST_INT));
+        }
+        S = S * ms + vs;
+    }
+    for (int k = 0; k < nv; k++)
+        _mm_storeu_si128((__m128i *)(acc + 8 * k), _mm256_cvtps_ph(av[k], _MM_FROUND_TO_NEAREST_INT));
+    return S;
+}
+#endif
+
+static float acc_chunk(int hd, uint16_t *acc, const uint16_t *v, int64_t ldv, const float *ex,
+                       const unsigned char *nm, int nc, float S) {
+#ifdef ATT_SIMD
+    switch (hd) {
+    case 8: return acc_chunk_reg(1, acc, v, ldv, ex, nm, nc, S);
+    case 16: return acc_chunk_reg(2, acc, v, ldv, ex, nm, nc, S);
+    case 32: return acc_chunk_reg(4, acc, v, ldv, ex, nm, nc, S);
+    case 64: return acc_chunk_reg(8, acc, v, ldv, ex, nm, nc, S);
+    default: break;
+    }
+#endif
+    for (int j = 0; j < nc; j++, v += ldv) {
+        float ms = 1.0f, vs = 1.0f;
+        if (nm[j]) {
+            ms = ex[j];
+            scale_f16(acc, ms, hd);
+        } else {
+            vs = ex[j];
+        }
+        mad_f16(acc, v, vs, hd);
+        S = S * ms + vs;
+    }
+    return S;
+}
+
+#define ATT_CHUNK 64
+
+/* The keys go in chunks of ATT_CHUNK, each in three phases that together do
+ * exactly the per-key loop of the header (same operations on the same
+ * values in the same order; only the scheduling differs): 1. the scores of
+ * the chunk; 2. the running max, key by key, and with it every exp factor
+ * (expf(M_old - s) where s raises the max, else expf(s - M)); 3. the
+ * accumulation (acc_chunk), free of calls. */
 static void att_task(void *ap, int ith, int nth) {
     (void)ith;
     (void)nth;
@@ -143,6 +245,8 @@ static void att_task(void *ap, int ith, int nth) {
     const int64_t kv_dim = (int64_t)a->n_head_kv * hd;
     const int n_tasks = a->rows * a->n_head;
     uint16_t qh[ATT_MAX_HEAD_DIM], acc[ATT_MAX_HEAD_DIM];
+    float sc[ATT_CHUNK], ex[ATT_CHUNK];
+    unsigned char nm[ATT_CHUNK];
     for (;;) {
         int task = atomic_fetch_add_explicit(&a->next, 1, memory_order_relaxed);
         if (task >= n_tasks) return;
@@ -155,19 +259,26 @@ static void att_task(void *ap, int ith, int nth) {
             acc[d] = 0;
         }
         float M = -INFINITY, S = 0.0f;
-        for (int t = t0; t < n_t; t++) {
-            const float sc = cpu_dot_f16_ggml(a->k + (int64_t)t * kv_dim + (int64_t)kvh * hd, qh, hd) * a->scale;
-            float ms = 1.0f, vs = 1.0f;
-            if (sc > M) {
-                const float Mold = M;
-                M = sc;
-                ms = expf(Mold - M);
-                scale_f16(acc, ms, hd);
-            } else {
-                vs = expf(sc - M);
+        for (int t1 = t0; t1 < n_t; t1 += ATT_CHUNK) {
+            const int nc = n_t - t1 < ATT_CHUNK ? n_t - t1 : ATT_CHUNK;
+            const uint16_t *k = a->k + (int64_t)t1 * kv_dim + (int64_t)kvh * hd;
+#ifdef ATT_SIMD
+            if (hd < 32 && hd % 8 == 0) scores_small(k, kv_dim, qh, hd, nc, a->scale, sc);
+            else
+#endif
+                for (int j = 0; j < nc; j++) sc[j] = cpu_dot_f16_ggml(k + j * kv_dim, qh, hd) * a->scale;
+            for (int j = 0; j < nc; j++) {
+                if (sc[j] > M) {
+                    const float Mold = M;
+                    M = sc[j];
+                    nm[j] = 1;
+                    ex[j] = expf(Mold - M);
+                } else {
+                    nm[j] = 0;
+                    ex[j] = expf(sc[j] - M);
+                }
             }
-            mad_f16(acc, a->v + (int64_t)t * kv_dim + (int64_t)kvh * hd, vs, hd);
-            S = S * ms + vs;
+            S = acc_chunk(hd, acc, a->v + (int64_t)t1 * kv_dim + (int64_t)kvh * hd, kv_dim, ex, nm, nc, S);
         }
         float *o = a->out + (int64_t)r * a->n_head * hd + (int64_t)h * hd;
         for (int d = 0; d < hd; d++) o[d] = h2f(acc[d]);
