@@ -77,17 +77,20 @@ float cpu_dot_f16_ggml(const uint16_t *x, const uint16_t *y, int64_t n) {
 #ifdef ATT_SIMD
     const int64_t np = n & ~(int64_t)31;
     if (np) {
-        __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
-        for (; i < np; i += 32)
-            for (int j = 0; j < 4; j++) {
-                __m256 ax = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(x + i + 8 * j)));
-                __m256 ay = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(y + i + 8 * j)));
-                acc[j] = _mm256_fmadd_ps(ax, ay, acc[j]);
-            }
-        acc[0] = _mm256_add_ps(acc[0], acc[2]);
-        acc[1] = _mm256_add_ps(acc[1], acc[3]);
-        acc[0] = _mm256_add_ps(acc[0], acc[1]);
-        __m128 t = _mm_add_ps(_mm256_castps256_ps128(acc[0]), _mm256_extractf128_ps(acc[0], 1));
+        /* four named accumulators: an array of them GCC -O2 keeps on the stack */
+        __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
+#define F16_8(o) _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(o)))
+        for (; i < np; i += 32) {
+            a0 = _mm256_fmadd_ps(F16_8(x + i), F16_8(y + i), a0);
+            a1 = _mm256_fmadd_ps(F16_8(x + i + 8), F16_8(y + i + 8), a1);
+            a2 = _mm256_fmadd_ps(F16_8(x + i + 16), F16_8(y + i + 16), a2);
+            a3 = _mm256_fmadd_ps(F16_8(x + i + 24), F16_8(y + i + 24), a3);
+        }
+#undef F16_8
+        a0 = _mm256_add_ps(a0, a2);
+        a1 = _mm256_add_ps(a1, a3);
+        a0 = _mm256_add_ps(a0, a1);
+        __m128 t = _mm_add_ps(_mm256_castps256_ps128(a0), _mm256_extractf128_ps(a0, 1));
         t = _mm_hadd_ps(t, t);
         t = _mm_hadd_ps(t, t);
         sum = (double)_mm_cvtss_f32(t);

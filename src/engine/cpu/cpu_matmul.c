@@ -147,14 +147,18 @@ static float dot_f32_ggml(const float *x, const float *y, int64_t n) {
     float sum = 0.0f;
     const int64_t np = n & ~(int64_t)31;
     if (np) {
-        __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
-        for (; i < np; i += 32)
-            for (int j = 0; j < 4; j++)
-                acc[j] = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 8 * j), _mm256_loadu_ps(y + i + 8 * j), acc[j]);
-        acc[0] = _mm256_add_ps(acc[0], acc[2]);
-        acc[1] = _mm256_add_ps(acc[1], acc[3]);
-        acc[0] = _mm256_add_ps(acc[0], acc[1]);
-        __m128 t = _mm_add_ps(_mm256_castps256_ps128(acc[0]), _mm256_extractf128_ps(acc[0], 1));
+        /* four named accumulators: an array of them GCC -O2 keeps on the stack */
+        __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
+        for (; i < np; i += 32) {
+            a0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i), a0);
+            a1 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 8), _mm256_loadu_ps(y + i + 8), a1);
+            a2 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 16), _mm256_loadu_ps(y + i + 16), a2);
+            a3 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 24), _mm256_loadu_ps(y + i + 24), a3);
+        }
+        a0 = _mm256_add_ps(a0, a2);
+        a1 = _mm256_add_ps(a1, a3);
+        a0 = _mm256_add_ps(a0, a1);
+        __m128 t = _mm_add_ps(_mm256_castps256_ps128(a0), _mm256_extractf128_ps(a0, 1));
         t = _mm_hadd_ps(t, t);
         t = _mm_hadd_ps(t, t);
         sum = _mm_cvtss_f32(t);
