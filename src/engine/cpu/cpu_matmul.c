@@ -213,7 +213,21 @@ typedef struct {
 static void act_q8_llamacpp(const float *x, void *dst, int64_t n, int with_sum) {
     for (int64_t i = 0; i < n / 32; i++, x += 32) {
         float amax = 0.0f;
+#ifdef MM_SIMD
+        {
+            /* max_ps(|x|, m) returns m where x is NaN, as fmaxf ignores it; the
+             * max of the lanes does not depend on its order */
+            const __m256 sign = _mm256_set1_ps(-0.0f);
+            __m256 m = _mm256_setzero_ps();
+            for (int j = 0; j < 32; j += 8) m = _mm256_max_ps(_mm256_andnot_ps(sign, _mm256_loadu_ps(x + j)), m);
+            __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+            h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+            h = _mm_max_ss(h, _mm_movehdup_ps(h));
+            amax = _mm_cvtss_f32(h);
+        }
+#else
         for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(x[j]));
+#endif
         const float d = amax / 127.f, id = amax != 0.0f ? 127.f / amax : 0.0f;
         int8_t *q;
         if (with_sum) {
