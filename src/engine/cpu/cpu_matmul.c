@@ -167,6 +167,47 @@ static float dot_f32_ggml(const float *x, const float *y, int64_t n) {
     return sum;
 }
 
+/* dot_f32_ggml of one weight row with two activation rows: each output's
+ * operations and their order exactly dot_f32_ggml's (the two dependency
+ * chains interleave; the scalar tail is latency-bound alone) */
+static void dot_f32_ggml2(const float *w, const float *x0, const float *x1, int64_t n, float *y, int64_t ldy) {
+    int64_t i = 0;
+    float s0 = 0.0f, s1 = 0.0f;
+    const int64_t np = n & ~(int64_t)31;
+    if (np) {
+        __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
+        __m256 b0 = _mm256_setzero_ps(), b1 = _mm256_setzero_ps(), b2 = _mm256_setzero_ps(), b3 = _mm256_setzero_ps();
+        for (; i < np; i += 32) {
+            const __m256 w0 = _mm256_loadu_ps(w + i), w1 = _mm256_loadu_ps(w + i + 8);
+            const __m256 w2 = _mm256_loadu_ps(w + i + 16), w3 = _mm256_loadu_ps(w + i + 24);
+            a0 = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x0 + i), a0);
+            a1 = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x0 + i + 8), a1);
+            a2 = _mm256_fmadd_ps(w2, _mm256_loadu_ps(x0 + i + 16), a2);
+            a3 = _mm256_fmadd_ps(w3, _mm256_loadu_ps(x0 + i + 24), a3);
+            b0 = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x1 + i), b0);
+            b1 = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x1 + i + 8), b1);
+            b2 = _mm256_fmadd_ps(w2, _mm256_loadu_ps(x1 + i + 16), b2);
+            b3 = _mm256_fmadd_ps(w3, _mm256_loadu_ps(x1 + i + 24), b3);
+        }
+        a0 = _mm256_add_ps(_mm256_add_ps(a0, a2), _mm256_add_ps(a1, a3));
+        b0 = _mm256_add_ps(_mm256_add_ps(b0, b2), _mm256_add_ps(b1, b3));
+        __m128 t = _mm_add_ps(_mm256_castps256_ps128(a0), _mm256_extractf128_ps(a0, 1));
+        __m128 u = _mm_add_ps(_mm256_castps256_ps128(b0), _mm256_extractf128_ps(b0, 1));
+        t = _mm_hadd_ps(t, t);
+        u = _mm_hadd_ps(u, u);
+        t = _mm_hadd_ps(t, t);
+        u = _mm_hadd_ps(u, u);
+        s0 = _mm_cvtss_f32(t);
+        s1 = _mm_cvtss_f32(u);
+    }
+    for (; i < n; i++) {
+        s0 += w[i] * x0[i];
+        s1 += w[i] * x1[i];
+    }
+    y[0] = s0;
+    y[ldy] = s1;
+}
+
 /* one instance per (type, R), so the type test leaves the inner loop */
 #define Q32_INST(T, t)                                                                                            \
     static void q32_8_##t(const char *w, int64_t nb, const blk_q8_0 *const *x, const float *dx, int64_t ldd,    \
@@ -448,7 +489,15 @@ static void mm_task(void *ap, int ith, int nth) {
     }
     for (int64_t ob = lo; ob < hi; ob += MM_BLOCK) {
         const int64_t oe = ob + MM_BLOCK < hi ? ob + MM_BLOCK : hi;
-        for (int r = 0; r < a->rows; r++) {
+        int r = 0;
+#ifdef MM_SIMD
+        if (w->type == QT_F32) /* widths tinyBLAS does not take: ggml_vec_dot_f32, two rows at once */
+            for (; r + 2 <= a->rows; r += 2)
+                for (int64_t o = ob; o < oe; o++)
+                    dot_f32_ggml2((const float *)(wd + o * w->nb1), a->x + (int64_t)r * ne0, a->x + (int64_t)(r + 1) * ne0,
+                                  ne0, a->y + (int64_t)r * ne1 + o, ne1);
+#endif
+        for (; r < a->rows; r++) {
             const char *xr = a->xq + (size_t)r * a->rb;
             float *yr = a->y + (int64_t)r * ne1;
             for (int64_t o = ob; o < oe; o++) yr[o] = mm_dot(w->type, wd + o * w->nb1, xr, ne0);
