@@ -17,6 +17,8 @@ cd "$(dirname "$0")/.."
 # another checkout copy theirs to .gpu-bundle-NAME here and carry that)
 BD=${LLORCH_BUNDLE_DIR:-.gpu-bundle}
 [ -d "$BD" ] || { echo "no $BD (run tools/gpu-bundle.sh here first, carry it)" >&2; exit 1; }
+# a large bundle carries its binaries packed (gpu-bundle.sh)
+if [ -f "$BD/bin.tar.xz" ] && [ ! -d "$BD/bin" ]; then xz -dc "$BD/bin.tar.xz" | tar -C "$BD" -xf - || exit 1; fi
 R=${OUT:-.}/gpu-results.txt
 export LD_LIBRARY_PATH=$PWD/$BD/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 export LLORCH_MODELS_DIR=$PWD/$BD/models

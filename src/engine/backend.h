@@ -123,6 +123,34 @@ typedef struct eng_backend_ops {
     void (*device_info)(void *ctx, int *sm, int *cuda_runtime_version, char *name, size_t name_cap,
                         uint64_t *total, uint64_t *free_bytes);
 
+    /* ==== optional fused ops (decode speed; NULL when absent) ====================
+     * Each is defined as exactly the composition of primitives written beside
+     * it; the forward pass uses one when present (LLORCH_NO_FUSED=1 forces the
+     * primitives) and a backend may compute it in fewer passes (CUDA: one
+     * launch for the mat-vec rows). The CPU backend runs the composition
+     * itself, so its results are bit-identical fused or not. `tmp` arguments
+     * are scratch of the stated size that the op may clobber (a backend that
+     * falls back to the primitives, e.g. for many rows, writes them there).
+     * Architecture-agnostic: tensors and ops only. */
+    /* for j < n (1..3), every w[j] of the same ne0:
+     *   matmul(w[j], x, y[j], rows); if (b[j]) add_bias(y[j], w[j]->ne1, b[j], rows, w[j]->ne1)
+     * y[j] [rows][w[j]->ne1], b[j] [w[j]->ne1] or NULL; no y[j] may overlap x */
+    void (*matmul_n)(void *ctx, int n, const eng_w *const *w, const float *const *b, const float *x,
+                     float *const *y, int rows);
+    /* y += x·w^T:  matmul(w, x, tmp, rows); add(y, tmp, rows * w->ne1)
+     * y and tmp [rows][w->ne1]; neither overlaps x */
+    void (*matmul_add)(void *ctx, const eng_w *w, const float *x, float *y, float *tmp, int rows);
+    /* out = silu(x·wg^T) * (x·wu^T), wg/wu of the same shape [F][ne0]:
+     *   matmul(wg, x, tmp, rows); matmul(wu, x, tmp + rows*F, rows); swiglu(tmp, tmp + rows*F, F, out, rows, F)
+     * tmp [2][rows][F] scratch, out [rows][F] */
+    void (*matmul_swiglu)(void *ctx, const eng_w *wg, const eng_w *wu, const float *x, float *out, float *tmp,
+                          int rows);
+    /* rope(q, ldq, pos, rows, n_head, head_dim, p); rope(k, ldkv, pos, rows, n_head_kv, head_dim, p);
+     * kv_store(k_cache, v_cache, k, v, ldkv, pos, rows, n_head_kv * head_dim) */
+    void (*rope_kv_store)(void *ctx, float *q, int ldq, float *k, const float *v, int ldkv, const int32_t *pos,
+                          int rows, int n_head, int n_head_kv, int head_dim, const eng_rope *p, uint16_t *k_cache,
+                          uint16_t *v_cache);
+    /* ==== end of fused ops ======================================================== */
     /* ---- gpt-oss ops (owner: gpt-oss work; optional: NULL where a backend lacks
      * them, and the engine then refuses gpt-oss models at load with
      * ENG_E_UNSUPPORTED). Semantics are llama.cpp's (openai-moe graph). ---------- */

@@ -138,6 +138,13 @@ int eng_model_bind(eng_model *m, const eng_load_opts *o, char *err, size_t errle
 #define ENG_LOGITS_NONE 2
 int eng_llama_forward(eng_session *s, const int32_t *toks, int n, int mode, char *err, size_t errlen);
 
+/* arch/dump.c: LLORCH_DUMP_TENSORS=FILE (debug). eng_dump appends rows x
+ * cols floats at stride ld of backend memory x as "T name[-layer] op f32 cols
+ * rows 1 1" plus the values (%a); both are no-ops when the variable is unset. */
+int eng_dump_enabled(void);
+void eng_dump(const eng_session *s, const char *name, int layer, const char *op, const float *x, int rows, int cols,
+              int ld);
+
 /* arch/gpt_oss.c: the same contract for gpt-oss. */
 int eng_gpt_oss_forward(eng_session *s, const int32_t *toks, int n, int mode, char *err, size_t errlen);
 /* floats of gpt-oss MoE scratch a session needs for n_batch rows (0 for other

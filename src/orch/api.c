@@ -398,7 +398,7 @@ static void h_pool_register(http_req *r, void *user) {
 
 static int parse_worker(json_t *w, const char *pool_id, struct reg_worker *x, ju_err *e) {
     memset(x, 0, sizeof *x);
-    const char *id = NULL, *model = NULL, *uri = NULL, *status = NULL, *wt = NULL, *ma = NULL;
+    const char *id = NULL, *model = NULL, *uri = NULL, *status = NULL, *wt = NULL, *ma = NULL, *arch = NULL;
     int64_t mem = 0, ctx = 0;
     json_t *caps = NULL, *gpus = NULL;
     if (!json_is_object(w)) return ju_fail(e, "workers", "workers[] must be objects");
@@ -407,6 +407,7 @@ static int parse_worker(json_t *w, const char *pool_id, struct reg_worker *x, ju
         ju_string(w, "uri", 0, REG_URI_MAX, &uri, NULL, e) < 0 || ju_string(w, "status", 1, 16, &status, NULL, e) < 0 ||
         ju_string(w, "worker_type", 0, 31, &wt, NULL, e) < 0 ||
         ju_string(w, "memory_architecture", 0, 15, &ma, NULL, e) < 0 ||
+        ju_string(w, "architecture", 0, 63, &arch, NULL, e) < 0 ||
         ju_int(w, "memory_bytes", 0, 0, INT64_MAX, &mem, e) < 0 ||
         ju_int(w, "context_length", 0, 0, 100000000, &ctx, e) < 0 ||
         ju_array(w, "capabilities", 0, 8, &caps, e) < 0 || ju_array(w, "gpu_ids", 0, REG_MAX_WORKER_GPUS, &gpus, e) < 0)
@@ -419,6 +420,7 @@ static int parse_worker(json_t *w, const char *pool_id, struct reg_worker *x, ju
     if (uri) snprintf(x->uri, sizeof x->uri, "%s", uri);
     if (wt) snprintf(x->worker_type, sizeof x->worker_type, "%s", wt);
     if (ma) snprintf(x->memory_architecture, sizeof x->memory_architecture, "%s", ma);
+    if (arch) snprintf(x->arch, sizeof x->arch, "%s", arch);
     x->status = (enum reg_worker_status)st;
     x->memory_bytes = (uint64_t)mem;
     x->context_length = ctx;

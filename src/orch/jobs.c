@@ -54,6 +54,7 @@ static void job_free(struct ojob *j) {
     for (size_t i = 0; i < j->nsubs; i++) {
         http_stream_close(j->subs[i].st);
         util_sb_free(&j->subs[i].text);
+        util_sb_free(&j->subs[i].reasoning);
     }
     free(j->subs);
     free(j);
@@ -138,6 +139,7 @@ void orch_job_emit(struct orch *o, struct ojob *j, const char *event, const char
         if (done) {
             http_stream_close(sub->st);
             util_sb_free(&sub->text);
+            util_sb_free(&sub->reasoning);
             j->subs[i] = j->subs[--j->nsubs];
         } else {
             i++;
@@ -196,6 +198,7 @@ void orch_job_finish_with(struct orch *o, struct ojob *j, enum job_status st, co
     for (size_t i = 0; i < j->nsubs; i++) {
         http_stream_close(j->subs[i].st);
         util_sb_free(&j->subs[i].text);
+        util_sb_free(&j->subs[i].reasoning);
     }
     j->nsubs = 0;
     LOG_KV(LOG_INFO, ORCH_COMPONENT, "execute_end", j->cid, "\"job_id\":\"%s\",\"status\":\"%s\",\"error_code\":\"%s\"",
@@ -259,6 +262,7 @@ void orch_job_keepalive(struct orch *o, int64_t now_ms, int64_t idle_ms) {
                     if (sub->kind != OSUB_SSE_V2) orch_job_note_gone(o, j->id);
                     http_stream_close(sub->st);
                     util_sb_free(&sub->text);
+                    util_sb_free(&sub->reasoning);
                     j->subs[i] = j->subs[--j->nsubs];
                 } else {
                     i++;

@@ -6,7 +6,16 @@
  *
  * Mapping: max_tokens, temperature, top_p, stop (string or list), seed pass
  * through; top_k, min_p, repetition_penalty are accepted as extensions (as
- * llama.cpp's server does); n must be 1; other OpenAI fields are ignored.
+ * llama.cpp's server does); n must be 1; reasoning_effort (low|medium|high)
+ * sets harmony's "Reasoning:" line; a non-empty `tools` list is refused (no
+ * tool calling); other OpenAI fields are ignored.
+ *
+ * Template: the catalog's chat_template when the operator set one, else the
+ * one the model's architecture decides (general.architecture as a worker of
+ * that model reported it through its pool), else guessed from the ref.
+ * A harmony (GPT-OSS) reply is split by channel (core/harmony.h): analysis
+ * text becomes reasoning_content, final text content, and the control tokens
+ * appear in neither.
  * A non-streamed answer is sent when the job ends (as a 200 response whose
  * body is written at the end); a worker failure after admission then
  * arrives as a 200 with an {"error":...} body, since the status is already
@@ -40,6 +49,57 @@ static int write_data(struct osub *s, const char *json) {
     return rc == 0 ? 0 : -1;
 }
 
+/* ---- harmony replies: the parser's text into chunks or the message ------ */
+struct hm_out {
+    struct ojob *j;
+    struct osub *s;
+    int kind;                  /* reasoning (1) or content (0) of run; -1 = none yet */
+    struct util_sb run;        /* OSUB_OAI_STREAM: text of one kind not yet sent */
+    int rc;
+};
+
+static int write_delta(struct ojob *j, struct osub *s, int reasoning, const char *t, size_t n) {
+    struct util_sb sb;
+    util_sb_init(&sb);
+    chunk_head(&sb, j, s);
+    util_sb_printf(&sb, ",\"choices\":[{\"index\":0,\"delta\":{%s\"%s\":", s->sent_role ? "" : "\"role\":\"assistant\",",
+                   reasoning ? "reasoning_content" : "content");
+    s->sent_role = 1;
+    util_sb_json_strn(&sb, t, n);
+    util_sb_puts(&sb, "},\"finish_reason\":null}]}");
+    int rc = sb.oom ? -1 : write_data(s, sb.buf);
+    util_sb_free(&sb);
+    return rc;
+}
+
+static void hm_flush(struct hm_out *h) {
+    if (h->run.len && h->rc == 0) h->rc = write_delta(h->j, h->s, h->kind, h->run.buf, h->run.len);
+    h->run.len = 0;
+}
+
+static void hm_emit(void *ctx, int reasoning, const char *t, size_t n) {
+    struct hm_out *h = ctx;
+    if (h->s->kind == OSUB_OAI_JSON) {
+        util_sb_putn(reasoning ? &h->s->reasoning : &h->s->text, t, n);
+        return;
+    }
+    if (h->kind != reasoning) hm_flush(h); /* one chunk per run of one kind, in order */
+    h->kind = reasoning;
+    util_sb_putn(&h->run, t, n);
+}
+
+/* feeds t (NULL: the end of the reply) through s's parser; 0 or -1 (client gone) */
+static int hm_text(struct ojob *j, struct osub *s, const char *t) {
+    struct hm_out h = { .j = j, .s = s, .kind = -1 };
+    util_sb_init(&h.run);
+    if (t) harmony_feed(&s->hp, t, strlen(t), hm_emit, &h);
+    else harmony_finish(&s->hp, hm_emit, &h);
+    hm_flush(&h);
+    if (h.run.oom) h.rc = -1;
+    util_sb_free(&h.run);
+    return h.rc;
+}
+
 int orch_openai_event(struct orch *o, struct ojob *j, struct osub *s, const char *event, const char *data) {
     (void)o;
     int is_token = strcmp(event, "token") == 0, is_end = strcmp(event, "end") == 0, is_err = strcmp(event, "error") == 0;
@@ -50,7 +110,9 @@ int orch_openai_event(struct orch *o, struct ojob *j, struct osub *s, const char
     util_sb_init(&sb);
     if (is_token) {
         const char *t = json_string_value(json_object_get(d, "t"));
-        if (s->kind == OSUB_OAI_JSON) {
+        if (s->harmony) {
+            if (t) rc = hm_text(j, s, t);
+        } else if (s->kind == OSUB_OAI_JSON) {
             if (t) util_sb_puts(&s->text, t);
         } else if (t) {
             chunk_head(&sb, j, s);
@@ -71,7 +133,8 @@ int orch_openai_event(struct orch *o, struct ojob *j, struct osub *s, const char
         const char *fr = finish_reason(json_string_value(json_object_get(d, "stop_reason")));
         long long tin = (long long)json_number_value(json_object_get(d, "tokens_in"));
         long long tout = (long long)json_number_value(json_object_get(d, "tokens_out"));
-        if (s->kind == OSUB_OAI_JSON) {
+        if (s->harmony && hm_text(j, s, NULL) < 0) rc = -1;
+        else if (s->kind == OSUB_OAI_JSON) {
             util_sb_printf(&sb, "{\"id\":\"%s-%s\",\"object\":\"%s\",\"created\":%lld,\"model\":",
                            s->chat ? "chatcmpl" : "cmpl", j->id, s->chat ? "chat.completion" : "text_completion",
                            (long long)s->created_s);
@@ -79,6 +142,10 @@ int orch_openai_event(struct orch *o, struct ojob *j, struct osub *s, const char
             if (s->chat) util_sb_puts(&sb, ",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":");
             else util_sb_puts(&sb, ",\"choices\":[{\"index\":0,\"text\":");
             util_sb_json_str(&sb, s->text.buf ? s->text.buf : "");
+            if (s->reasoning.len) {
+                util_sb_puts(&sb, ",\"reasoning_content\":");
+                util_sb_json_strn(&sb, s->reasoning.buf, s->reasoning.len);
+            }
             util_sb_printf(&sb, "%s,%s\"finish_reason\":\"%s\"}],\"usage\":{\"prompt_tokens\":%lld,"
                                 "\"completion_tokens\":%lld,\"total_tokens\":%lld}}",
                            s->chat ? "}" : "", s->chat ? "" : "\"logprobs\":null,", fr, tin, tout, tin + tout);
@@ -116,9 +183,33 @@ static void copy_member(json_t *from, json_t *to, const char *k) {
     if (v && !json_is_null(v)) json_object_set(to, k, v);
 }
 
-/* builds the /v2/tasks body; 0, or <0 with e filled */
+/* general.architecture of model_ref as a worker of it reported it; NULL when
+ * no worker of it is known (or none reported one). Caller holds no lock. */
+static const char *model_arch(struct orch *o, const char *model_ref, char *buf, size_t cap) {
+    if (!o->reg || !model_ref) return NULL;
+    const char *a = NULL;
+    reg_lock(o->reg);
+    for (size_t i = 0; !a && i < reg_worker_count(o->reg); i++) {
+        const struct reg_worker *w = reg_worker_at(o->reg, i);
+        if (w->arch[0] && strcmp(w->model_ref, model_ref) == 0) {
+            snprintf(buf, cap, "%s", w->arch);
+            a = buf;
+        }
+    }
+    reg_unlock(o->reg);
+    return a;
+}
+
+static int fail_field(struct adm_error *e, const char *field, const char *msg) {
+    snprintf(e->field, sizeof e->field, "%s", field);
+    snprintf(e->message, sizeof e->message, "%s", msg);
+    return -EINVAL;
+}
+
+/* builds the /v2/tasks body; 0, or <0 with e filled. *tmpl_out: the chat
+ * template used (chat only). */
 static int map_request(struct orch *o, json_t *in, int chat, json_t **out, int *stream, char *model_out, size_t mcap,
-                       struct adm_error *e) {
+                       enum chat_template *tmpl_out, struct adm_error *e) {
     e->code = ERR_INVALID_REQUEST;
     json_t *m = json_object_get(in, "model");
     if (!json_is_string(m)) {
@@ -133,6 +224,16 @@ static int map_request(struct orch *o, json_t *in, int chat, json_t **out, int *
         snprintf(e->message, sizeof e->message, "only n = 1 is supported");
         return -EINVAL;
     }
+    struct chat_opts copts = { .reasoning = CHAT_REASONING_MEDIUM };
+    json_t *re = json_object_get(in, "reasoning_effort");
+    if (re && !json_is_null(re)) {
+        int r = chat_reasoning_parse(json_string_value(re));
+        if (r < 0) return fail_field(e, "reasoning_effort", "reasoning_effort must be low, medium or high");
+        copts.reasoning = (enum chat_reasoning)r;
+    }
+    json_t *tools = json_object_get(in, "tools");
+    if (json_is_array(tools) ? json_array_size(tools) > 0 : tools && !json_is_null(tools))
+        return fail_field(e, "tools", "tool calling is not supported (send no tools)");
     json_t *st = json_object_get(in, "stream");
     *stream = json_is_true(st);
     json_t *t = json_object();
@@ -177,18 +278,21 @@ static int map_request(struct orch *o, json_t *in, int chat, json_t **out, int *
             cm[i].content = json_string_value(json_object_get(x, "content"));
         }
         const struct cat_model *cmod = cat_find(o->cat, model_out);
-        enum chat_template tm = cmod ? (enum chat_template)cmod->chat_template : chat_template_guess(model_out);
+        const char *ref = cmod ? cmod->model_ref : model_out;
+        char abuf[64];
+        enum chat_template tm = chat_template_pick(cmod && cmod->chat_template_set ? cmod->chat_template : -1,
+                                                   model_arch(o, ref, abuf, sizeof abuf), ref);
+        *tmpl_out = tm;
         struct util_sb sb;
         util_sb_init(&sb);
-        int rc = cm ? chat_render(tm, cm, nm, &sb) : -ENOMEM;
+        int rc = cm ? chat_render_opts(tm, cm, nm, &copts, &sb) : -ENOMEM;
         free(cm);
         if (rc < 0 || sb.oom) {
             util_sb_free(&sb);
             json_decref(t);
-            snprintf(e->field, sizeof e->field, "messages");
-            snprintf(e->message, sizeof e->message,
-                     "each message needs a role (system|user|assistant) and a string content");
-            return -EINVAL;
+            return fail_field(e, "messages",
+                              "each message needs a role (system|developer|user|assistant) and a string content "
+                              "(tool messages are not supported)");
         }
         json_object_set_new(t, "prompt", json_stringn(sb.buf, sb.len));
         util_sb_free(&sb);
@@ -217,7 +321,8 @@ static void h_completion(http_req *r, struct orch *o, int chat) {
     json_t *task = NULL;
     int stream = 0;
     char model[JOB_MODEL_REF_MAX + 1];
-    int rc = map_request(o, in, chat, &task, &stream, model, sizeof model, &e);
+    enum chat_template tmpl = CHAT_CHATML;
+    int rc = map_request(o, in, chat, &task, &stream, model, sizeof model, &tmpl, &e);
     json_decref(in);
     if (rc < 0) {
         orch_respond_adm_error(o, r, &e);
@@ -248,6 +353,9 @@ static void h_completion(http_req *r, struct orch *o, int chat) {
                             .created_s = (int64_t)(util_wall_ms() / 1000) };
         snprintf(sub.model, sizeof sub.model, "%s", model);
         util_sb_init(&sub.text);
+        util_sb_init(&sub.reasoning);
+        sub.harmony = chat && tmpl == CHAT_HARMONY;
+        harmony_init(&sub.hp);
         orch_job_subscribe(o, j, &sub);
     }
     /* a client that cannot receive the answer: nobody is waiting for the job */

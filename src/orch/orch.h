@@ -20,6 +20,7 @@
 #include "common/metrics.h"
 #include "orch/core/admission.h"
 #include "orch/core/catalog.h"
+#include "orch/core/harmony.h"
 #include "orch/core/orch_config.h"
 #include "orch/core/queue.h"
 #include "orch/core/registry.h"
@@ -44,7 +45,10 @@ struct osub {
     int sent_role;             /* chat stream: the first delta carries the role */
     char model[JOB_ID_MAX + JOB_MODEL_REF_MAX + 2];
     int64_t created_s;
-    struct util_sb text;       /* OSUB_OAI_JSON: the completion so far */
+    struct util_sb text;       /* OSUB_OAI_JSON: the completion (harmony: the final channel) so far */
+    int harmony;               /* chat reply in harmony format: split by channel (openai.c) */
+    struct harmony_parser hp;  /* harmony: the reply's channel state */
+    struct util_sb reasoning;  /* OSUB_OAI_JSON + harmony: the analysis channel so far */
 };
 
 struct ojob {

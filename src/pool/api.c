@@ -90,7 +90,8 @@ static void h_start(http_req *r, void *user) {
         pulling = code == ERR_OK;
     } else if (code == ERR_OK) {
         char e2[256];
-        if (pool_worker_spawn(p, pf.ad, ref, pf.model_path, gids, ng, pf.ctx, cap, pf.estimate, id, e2, sizeof e2) < 0) {
+        if (pool_worker_spawn(p, pf.ad, ref, pf.model_path, gids, ng, pf.ctx, cap, pf.estimate, pf.arch, id, e2,
+                              sizeof e2) < 0) {
             code = ERR_INTERNAL;
             snprintf(msg, sizeof msg, "spawn failed: %s", e2);
             det[0] = 0;

@@ -83,6 +83,14 @@ static int apply(struct pool *p, const char *id, int ok, const char *why) {
     return changed;
 }
 
+/* 1 once pool_health_stop has been called */
+static int health_stopping(struct pool *p) {
+    pthread_mutex_lock(&p->health_mu);
+    int stop = p->health_stop;
+    pthread_mutex_unlock(&p->health_mu);
+    return stop;
+}
+
 /* waits up to ms or until stop; returns 1 when stopping */
 static int health_wait(struct pool *p, int64_t ms) {
     struct timespec ts;
@@ -115,7 +123,9 @@ static void *health_main(void *arg) {
         }
         pthread_mutex_unlock(&p->mu);
         int changed = 0;
-        for (int i = 0; i < n; i++) {
+        /* probes run one after another, each up to timeout_ms: stop between
+         * them, so shutdown waits for one probe, not for every hung worker's */
+        for (int i = 0; i < n && !health_stopping(p); i++) {
             char why[200] = "";
             int ok = probe_one(p, list[i].url, why, sizeof why);
             changed |= apply(p, list[i].id, ok, why);

@@ -332,9 +332,10 @@ fail:
 
 int pool_worker_spawn(struct pool *p, const struct pool_adapter *ad, const char *model_ref, const char *model_path,
                       const int *gpu_ids, int ngpu, int64_t ctx, const char *capability, uint64_t estimate,
-                      char id_out[40], char *err, size_t errlen) {
+                      const char *arch, char id_out[40], char *err, size_t errlen) {
     struct pool_worker *w = worker_alloc(ad, model_ref, model_path, gpu_ids, ngpu, ctx, capability, estimate);
     if (!w) return util_fail(err, errlen, -ENOMEM, "out of memory");
+    snprintf(w->arch, sizeof w->arch, "%s", arch ? arch : "");
     pthread_mutex_lock(&p->mu);
     int rc = p->nworkers >= POOL_MAX_WORKERS || p->shutting_down
                  ? util_fail(err, errlen, -EBUSY, "worker table full or shutting down")
@@ -404,6 +405,7 @@ static void *prov_main(void *arg) {
             snprintf(w->model_path, sizeof w->model_path, "%s", pf.model_path);
             w->reserved_bytes = pf.estimate;
             w->ctx = pf.ctx;
+            snprintf(w->arch, sizeof w->arch, "%s", pf.arch);
             w->provisioning = 0;
             tried = 1;
             rc = launch_locked(p, w, 1, msg, sizeof msg);
@@ -580,6 +582,10 @@ void pool_workers_json_locked(struct pool *p, struct util_sb *sb) {
         util_sb_json_str(sb, w->memory_architecture);
         util_sb_puts(sb, ",\"model_ref\":");
         util_sb_json_str(sb, w->model_ref);
+        if (w->arch[0]) {
+            util_sb_puts(sb, ",\"architecture\":");
+            util_sb_json_str(sb, w->arch);
+        }
         util_sb_puts(sb, ",\"gpu_ids\":[");
         for (int g = 0; g < w->ngpu; g++) util_sb_printf(sb, "%s%d", g ? "," : "", w->gpu_ids[g]);
         util_sb_printf(sb, "],\"memory_bytes\":%llu,\"reserved_bytes\":%llu,\"uri\":",

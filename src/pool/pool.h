@@ -106,6 +106,7 @@ struct pool_worker {
     char uri[256];
     char worker_type[32];
     char memory_architecture[16];
+    char arch[64];                   /* the model's general.architecture (preflight; "" = unknown) */
     char quant_kind[24];
     int64_t context_length;
     pid_t pid;
@@ -189,10 +190,11 @@ int pool_config_apply(struct pool *p, char *err, size_t errlen);
 /* lifecycle.c */
 int pool_lifecycle_init(struct pool *p);
 /* Starts a worker that passed preflight. On success the worker is in the table
- * (STARTING, estimate reserved) and its id is in id_out. */
+ * (STARTING, estimate reserved) and its id is in id_out. arch: the model's
+ * general.architecture from preflight (reported in the state; may be NULL). */
 int pool_worker_spawn(struct pool *p, const struct pool_adapter *ad, const char *model_ref, const char *model_path,
                       const int *gpu_ids, int ngpu, int64_t ctx, const char *capability, uint64_t estimate,
-                      char id_out[40], char *err, size_t errlen);
+                      const char *arch, char id_out[40], char *err, size_t errlen);
 /* A start whose hf: model is not local yet: the worker is recorded (starting,
  * provisioning, no process), the pull is started by the caller, and a thread
  * waits for it, runs preflight on the file and launches the worker into the

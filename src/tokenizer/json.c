@@ -81,18 +81,6 @@ static int utf8_strict(const unsigned char *s, size_t n) {
     return len;
 }
 
-static size_t put_utf8(uint32_t cp, char *o) {
-    if (cp < 0x80) { o[0] = (char)cp; return 1; }
-    if (cp < 0x800) { o[0] = (char)(0xC0 | (cp >> 6)); o[1] = (char)(0x80 | (cp & 0x3F)); return 2; }
-    if (cp < 0x10000) {
-        o[0] = (char)(0xE0 | (cp >> 12)); o[1] = (char)(0x80 | ((cp >> 6) & 0x3F)); o[2] = (char)(0x80 | (cp & 0x3F));
-        return 3;
-    }
-    o[0] = (char)(0xF0 | (cp >> 18)); o[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-    o[2] = (char)(0x80 | ((cp >> 6) & 0x3F)); o[3] = (char)(0x80 | (cp & 0x3F));
-    return 4;
-}
-
 /* p->i at the opening quote; decodes into the pool */
 static int parse_string(struct tok_json_p *p, int32_t *out) {
     int32_t id = new_node(p, TOK_JSON_STR);
@@ -129,7 +117,7 @@ static int parse_string(struct tok_json_p *p, int32_t *out) {
                 p->i += 6;
                 cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
             }
-            k += put_utf8(cp, o + k);
+            k += (size_t)util_utf8_encode(cp, o + k); /* a scalar value here: lone surrogates were refused */
             continue;
         }
         int l = utf8_strict(p->s + p->i, p->n - p->i);

@@ -122,9 +122,10 @@ int tok_nfc(const char *s, size_t n, char **out, size_t *olen) {
     }
     if (!need) return 1;
 
-    /* decompose: <= 4 code points per input byte is always enough (a 1-byte
-     * character never decomposes; the longest decompositions are 4 code
-     * points from >= 2-byte characters, Hangul 3 from 3 bytes) */
+    /* decompose: 2 code points per input byte is always enough (a 1-byte
+     * character or an invalid byte gives 1; the densest full decompositions
+     * are 3 code points from a 2-byte character, e.g. U+01D5, and 4 from a
+     * 3-byte one, e.g. U+1F82; Hangul 3 from 3 bytes: at most 1.5 per byte) */
     uint32_t *cps = malloc(sizeof *cps * (n * 2 + 4));
     if (!cps) return -ENOMEM;
     size_t m = 0;

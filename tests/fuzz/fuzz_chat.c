@@ -16,9 +16,10 @@
  *
  * Invariants:
  *   mapped: the task body is a JSON object whose prompt is a string: for
- *     chat, exactly chat_render's output for the model's template (catalog
- *     entry, else guessed from the name); that output is valid UTF-8 without
- *     NUL, no larger than the messages plus a fixed overhead per message, ends
+ *     chat, exactly chat_render_opts's output for the model's template (catalog
+ *     entry, else guessed from the name) and the body's reasoning_effort;
+ *     that output is valid UTF-8 without NUL, no larger than the messages
+ *     plus a fixed overhead per message (and harmony's system preamble), ends
  *     with the template's assistant prompt, and (except Llama-2, which keeps
  *     only the last system message before a user turn) contains every
  *     message's content. Rendering every other template for the same messages
@@ -97,16 +98,20 @@ static const char *const tail[CHAT__COUNT] = {
 };
 
 #define PER_MSG_OVERHEAD 64 /* template text around one message (role included separately) */
+#define HARMONY_PREAMBLE 320 /* harmony's system message (identity, date, reasoning, channels) */
 
 /* renders with template t and checks the output; returns 0 when rendered */
-static int render_check(enum chat_template t, const struct chat_msg *m, size_t n, struct util_sb *sb) {
+static int is_sys(const char *r) { return !strcmp(r, "system") || !strcmp(r, "developer"); }
+
+static int render_check(enum chat_template t, const struct chat_msg *m, size_t n, const struct chat_opts *o,
+                        struct util_sb *sb) {
     util_sb_init(sb);
-    int rc = chat_render(t, m, n, sb);
+    int rc = chat_render_opts(t, m, n, o, sb);
     int valid = n > 0;
-    size_t budget = PER_MSG_OVERHEAD;
+    size_t budget = PER_MSG_OVERHEAD + (t == CHAT_HARMONY ? HARMONY_PREAMBLE : 0);
     for (size_t i = 0; i < n; i++) {
         valid &= m[i].content && m[i].role &&
-                 (!strcmp(m[i].role, "system") || !strcmp(m[i].role, "user") || !strcmp(m[i].role, "assistant"));
+                 (is_sys(m[i].role) || !strcmp(m[i].role, "user") || !strcmp(m[i].role, "assistant"));
         if (m[i].content && m[i].role) budget += strlen(m[i].content) + strlen(m[i].role) + PER_MSG_OVERHEAD;
     }
     if (!valid) {
@@ -118,7 +123,7 @@ static int render_check(enum chat_template t, const struct chat_msg *m, size_t n
     if (t == CHAT_LLAMA2 && sb->len == 0) {
         /* Llama-2 renders nothing for system-only conversations (finding
          * tests/fuzz/findings/fuzz_chat: the system text is dropped) */
-        for (size_t i = 0; i < n; i++) CHECK(!strcmp(m[i].role, "system"));
+        for (size_t i = 0; i < n; i++) CHECK(is_sys(m[i].role));
         return 0;
     }
     CHECK(sb->buf != NULL);
@@ -151,7 +156,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     char model[JOB_MODEL_REF_MAX + 1];
     struct adm_error e;
     memset(&e, 0, sizeof e);
-    int rc = map_request(&ORCH, in, chat, &task, &stream, model, sizeof model, &e);
+    enum chat_template used = CHAT__COUNT;
+    int rc = map_request(&ORCH, in, chat, &task, &stream, model, sizeof model, &used, &e);
 
     /* the messages as map_request reads them, rendered with every template */
     json_t *msgs = json_object_get(in, "messages");
@@ -174,9 +180,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         const struct cat_model *cmod = cat_find(CAT, mname);
         enum chat_template tm = cmod ? (enum chat_template)cmod->chat_template : chat_template_guess(mname);
         CHECK((unsigned)tm < CHAT__COUNT && chat_template_parse(chat_template_name(tm)) == (int)tm);
+        if (rc == 0) CHECK(used == tm);
+        /* the options map_request takes from the body (medium when absent or refused) */
+        struct chat_opts co = { .reasoning = CHAT_REASONING_MEDIUM };
+        int eff = chat_reasoning_parse(json_string_value(json_object_get(in, "reasoning_effort")));
+        if (eff >= 0) co.reasoning = (enum chat_reasoning)eff;
         for (int t = 0; t < CHAT__COUNT; t++) {
             struct util_sb sb;
-            if (render_check((enum chat_template)t, cm, nm, &sb) == 0) {
+            if (render_check((enum chat_template)t, cm, nm, &co, &sb) == 0) {
                 if (t == (int)tm) want = sb;
                 else util_sb_free(&sb);
             }
@@ -220,7 +231,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         CHECK(task == NULL);
         CHECK(e.code == ERR_INVALID_REQUEST && e.field[0] && e.message[0]);
         CHECK(!strcmp(e.field, "model") || !strcmp(e.field, "n") || !strcmp(e.field, "prompt") ||
-              !strcmp(e.field, "messages"));
+              !strcmp(e.field, "messages") || !strcmp(e.field, "reasoning_effort") || !strcmp(e.field, "tools"));
     }
     util_sb_free(&want);
     json_decref(in);

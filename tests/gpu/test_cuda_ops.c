@@ -15,6 +15,13 @@
  *                 on the same q8 activations, so only summation order differs)
  *                 and the fp32 tiled matmul of F32/F16/BF16 weights.
  *   TOL_EXACT 1e-6 get_rows (pure dequantization).
+ *   gpt-oss ops: moe_route's ids must equal the CPU's exactly (same
+ *                 comparisons), its weights TOL_F32; matmul_id TOL_F32 (the
+ *                 mat-vec's integer dot on the same q8 activations, for every
+ *                 row count); swiglu_oai, moe_sum TOL_F32; attention_ext
+ *                 TOL_ATT of the keys inside the window.
+ *   TOL_KV16 1e-3 fp16 K/V cache rows written from fp32 values that are
+ *                 within TOL_F32 of the CPU's (one half-ulp flip is 4.9e-4).
  *   TOL_MM16 2e-3 prefill matmul of quantized weights (tensor cores): both
  *                 operands are rounded to fp16 (relative 2^-11 each), checked
  *                 against the exact product of the dequantized weights in
@@ -36,6 +43,7 @@
 #define TOL_ATT(keys) (3e-3 * sqrt((keys) > 150 ? (keys) / 150.0 : 1.0))
 #define TOL_MM16 2e-3
 #define TOL_MM16_CPU 2e-2
+#define TOL_KV16 1e-3
 
 static eng_backend G, C;
 static uint64_t g_seed = 0x5eed1234abcdull;
@@ -231,6 +239,33 @@ static void test_get_rows(void **st) {
     }
 }
 
+/* prefill matmul variants: auto tile, each forced tile of mm_tc.cu, the
+ * previous WMMA kernel (the MM_PASSES test_matmul runs), then the
+ * fp16-activation variant of mm_xh.cu (LLORCH_CUDA_MM_XH=1: K steps of 32,
+ * =2: K steps of 64) at its two tiles (test_matmul_prefill runs all
+ * MM_PASSES_ALL) */
+#define MM_PASSES 6
+#define MM_PASSES_ALL 10
+static const char *const k_mm_pass[MM_PASSES_ALL] = {"auto", "L", "X", "M", "S", "old",
+                                                     "xh X", "xh S", "xh64 X", "xh64 S"};
+static void set_mm_pass(int pass) {
+    unsetenv("LLORCH_CUDA_MM");
+    unsetenv("LLORCH_CUDA_MM_TILE");
+    unsetenv("LLORCH_CUDA_MM_XH");
+    const char *n = k_mm_pass[pass];
+    if (pass >= 1 && pass < MM_PASSES - 1) setenv("LLORCH_CUDA_MM_TILE", n, 1);
+    if (pass == MM_PASSES - 1) setenv("LLORCH_CUDA_MM", "1", 1);
+    if (pass >= MM_PASSES) {
+        setenv("LLORCH_CUDA_MM_XH", strncmp(n, "xh64", 4) == 0 ? "2" : "1", 1);
+        setenv("LLORCH_CUDA_MM_TILE", n + strlen(n) - 1, 1); /* "xh X" -> "X" */
+    }
+}
+/* the pass of mm_tc.cu at the same tile as an mm_xh.cu pass ("X" or "S") */
+static int mm_pass_same_tile(int pass) {
+    const char *n = k_mm_pass[pass];
+    return n[strlen(n) - 1] == 'X' ? 2 : 4;
+}
+
 static void test_matmul(void **st) {
     (void)st;
     const int rows_list[] = {1, 2, 3, 8, 9, 33, 71};
@@ -259,21 +294,19 @@ static void test_matmul(void **st) {
                 float *xg = gdup(x, (size_t)rows * ne0 * 4);
                 float *yg = gpoison((size_t)rows * ne1);
                 float *yc = malloc((size_t)rows * ne1 * 4);
-                /* the big prefill case runs once per tile shape (mm.cu) */
-                const int passes = big && rows > 8 ? 3 : 1;
+                /* the big prefill case runs once per tile shape (mm_tc.cu)
+                 * and once on the previous kernel (mm.cu, LLORCH_CUDA_MM=1) */
+                const int passes = big && rows > 8 ? MM_PASSES : 1;
                 for (int pass = 0; pass < passes; pass++) {
-                    if (passes > 1) {
-                        if (pass == 0) unsetenv("LLORCH_CUDA_MM_BN");
-                        else setenv("LLORCH_CUDA_MM_BN", pass == 1 ? "64" : "128", 1);
-                        gpoison_again(yg, (size_t)rows * ne1);
-                    }
+                    if (passes > 1) set_mm_pass(pass);
+                    if (pass > 0) gpoison_again(yg, (size_t)rows * ne1);
                     G.ops->matmul(G.ctx, &wg, xg, yg, rows);
                     if (pass == 0) C.ops->matmul(C.ctx, &wc, x, yc, rows);
                     assert_int_equal(C.ops->sync(C.ctx), 0);
                     float *h = gget(yg, (size_t)rows * ne1);
                     char what[96];
                     snprintf(what, sizeof what, "matmul %s ne0=%lld ne1=%lld rows=%d tile=%s", qt_info(t)->name,
-                             (long long)ne0, (long long)ne1, rows, pass == 0 ? "auto" : pass == 1 ? "64" : "128");
+                             (long long)ne0, (long long)ne1, rows, k_mm_pass[pass]);
                     if (rows <= 8 || is_float) {
                         check(h, yc, (size_t)rows * ne1, TOL_F32, what);
                     } else {
@@ -290,13 +323,104 @@ static void test_matmul(void **st) {
                     }
                     free(h);
                 }
-                unsetenv("LLORCH_CUDA_MM_BN");
+                set_mm_pass(0);
                 free(yc);
                 free(x);
                 G.ops->free(G.ctx, xg);
                 G.ops->free(G.ctx, yg);
             }
             free(wf);
+            G.ops->free(G.ctx, (void *)wg.data);
+            free(wh);
+        }
+    }
+}
+
+/* The prefill matmul of every block format at odd shapes: few and many
+ * outputs (9, 33, 1000), rows 9..513, K crossing several 256-element raw
+ * chunks with a partial last one (32-element formats: 17 blocks, so rows of
+ * 2-byte-aligned formats start at odd multiples of 2; then 18 blocks, a
+ * partial last chunk of one 64-wide step, on the first three shapes). Every
+ * variant against the exact product of the dequantized weights
+ * (TOL_MM16), the automatic choice also against the CPU backend
+ * (TOL_MM16_CPU). The mm_xh.cu variants must equal mm_tc.cu at the same
+ * tile (same fp16 roundings, same mma order per output: bit for bit,
+ * asserted within 1e-6); at K = 544 the 64-step variant falls back to
+ * 32-wide steps. */
+static void test_matmul_prefill(void **st) {
+    (void)st;
+    static const struct {
+        int ne1, rows;
+    } shapes[] = {{33, 9}, {1000, 17}, {9, 100}, {1000, 513}};
+    for (size_t ti = 0; ti < NELEM(k_types); ti++) {
+        const int t = k_types[ti];
+        if (!usable(t) || qt_info(t)->blck == 1) continue;
+        for (size_t si = 0; si < NELEM(shapes) + (qt_info(t)->blck == 32 ? 3 : 0); si++) {
+            const int64_t ne0 = qt_info(t)->blck == 32 ? (si < NELEM(shapes) ? 544 : 576) : 768;
+            const int64_t ne1 = shapes[si % NELEM(shapes)].ne1;
+            const int rows = shapes[si % NELEM(shapes)].rows;
+            size_t nb1;
+            void *wh = make_weights(t, ne0, ne1, &nb1);
+            eng_w wg = {gdup(wh, nb1 * ne1), t, ne0, ne1, 1, nb1, nb1 * ne1};
+            eng_w wc = {wh, t, ne0, ne1, 1, nb1, nb1 * ne1};
+            float *wf = malloc((size_t)ne0 * ne1 * 4);
+            for (int64_t r = 0; r < ne1; r++) qt_dequant_row(t, (uint8_t *)wh + r * nb1, wf + r * ne0, ne0);
+            float *x = rnd((size_t)rows * ne0, 2.0f);
+            float *xg = gdup(x, (size_t)rows * ne0 * 4);
+            float *yg = gpoison((size_t)rows * ne1);
+            double *ref = malloc((size_t)rows * ne1 * sizeof *ref);
+            for (int r = 0; r < rows; r++)
+                for (int64_t o = 0; o < ne1; o++) {
+                    double s = 0;
+                    for (int64_t i = 0; i < ne0; i++) s += (double)wf[o * ne0 + i] * x[(size_t)r * ne0 + i];
+                    ref[(size_t)r * ne1 + o] = s;
+                }
+            float *hp[MM_PASSES_ALL] = {0};
+            for (int pass = 0; pass < MM_PASSES_ALL; pass++) {
+                set_mm_pass(pass);
+                if (pass > 0) gpoison_again(yg, (size_t)rows * ne1);
+                G.ops->matmul(G.ctx, &wg, xg, yg, rows);
+                float *h = gget(yg, (size_t)rows * ne1);
+                char what[96];
+                snprintf(what, sizeof what, "prefill matmul %s ne0=%lld ne1=%lld rows=%d tile=%s", qt_info(t)->name,
+                         (long long)ne0, (long long)ne1, rows, k_mm_pass[pass]);
+                check_d(h, ref, (size_t)rows * ne1, TOL_MM16, what);
+                if (pass == 0) {
+                    float *yc = malloc((size_t)rows * ne1 * 4);
+                    C.ops->matmul(C.ctx, &wc, x, yc, rows);
+                    assert_int_equal(C.ops->sync(C.ctx), 0);
+                    check(h, yc, (size_t)rows * ne1, TOL_MM16_CPU, what);
+                    free(yc);
+                }
+                if (pass >= MM_PASSES) {
+                    /* expected bit-identical; asserted within 1e-6 (relative
+                     * L2) so that a different fp32 contraction of a generic
+                     * deq cannot fail it, while any stale or misplaced
+                     * operand (>= 1e-3) does; bit differences are printed */
+                    const float *same = hp[mm_pass_same_tile(pass)];
+                    size_t diff = 0, first = 0;
+                    double num = 0, den = 0;
+                    for (size_t i = (size_t)rows * ne1; i-- > 0;) {
+                        if (memcmp(&h[i], &same[i], sizeof h[i])) diff++, first = i;
+                        num += ((double)h[i] - same[i]) * ((double)h[i] - same[i]);
+                        den += (double)same[i] * same[i];
+                    }
+                    if (diff)
+                        print_message("%s: %zu of %zu outputs not bit-identical to mm_tc.cu at the same tile (first at "
+                                      "%zu: %.9g vs %.9g, rel L2 %.3g)\n",
+                                      what, diff, (size_t)rows * ne1, first, h[first], same[first], sqrt(num / den));
+                    if (!(num <= 1e-12 * den))
+                        fail_msg("%s: differs from mm_tc.cu at the same tile: rel L2 %.3g", what, sqrt(num / den));
+                }
+                hp[pass] = h;
+            }
+            for (int pass = 0; pass < MM_PASSES_ALL; pass++) free(hp[pass]);
+            set_mm_pass(0);
+            free(ref);
+            free(x);
+            free(wf);
+            G.ops->free(G.ctx, xg);
+            G.ops->free(G.ctx, yg);
             G.ops->free(G.ctx, (void *)wg.data);
             free(wh);
         }
@@ -494,6 +618,190 @@ static void test_attention(void **st) {
     }
 }
 
+/* ---- gpt-oss ops ------------------------------------------------------------------------ */
+/* routing: the ids exactly the CPU's (ties included: logits on a coarse grid
+ * make many), the weights to TOL_F32 */
+static void test_moe_route(void **st) {
+    (void)st;
+    const int rows_list[] = {1, 3, 77}, nex_list[] = {4, 32};
+    for (size_t ri = 0; ri < NELEM(rows_list); ri++)
+        for (size_t ei = 0; ei < NELEM(nex_list); ei++)
+            for (int k = 1; k <= 4; k++)
+                for (int ties = 0; ties < 2; ties++) {
+                    const int rows = rows_list[ri], nex = nex_list[ei];
+                    float *l = rnd((size_t)rows * nex, 4.0f);
+                    if (ties)
+                        for (int i = 0; i < rows * nex; i++) l[i] = roundf(l[i]); /* ~9 distinct values */
+                    float *lg = gdup(l, (size_t)rows * nex * 4);
+                    int32_t *idc = malloc((size_t)rows * k * 4), *idh = malloc((size_t)rows * k * 4);
+                    float *wc = malloc((size_t)rows * k * 4);
+                    int32_t *idg = (int32_t *)gpoison((size_t)rows * k);
+                    float *wg = gpoison((size_t)rows * k);
+                    G.ops->moe_route(G.ctx, lg, rows, nex, k, idg, wg);
+                    C.ops->moe_route(C.ctx, l, rows, nex, k, idc, wc);
+                    assert_int_equal(C.ops->sync(C.ctx), 0);
+                    assert_int_equal(G.ops->download(G.ctx, idh, idg, (size_t)rows * k * 4), 0);
+                    char what[96];
+                    snprintf(what, sizeof what, "moe_route rows=%d n_expert=%d k=%d ties=%d", rows, nex, k, ties);
+                    if (memcmp(idh, idc, (size_t)rows * k * 4)) fail_msg("%s: ids differ from the CPU's", what);
+                    float *h = gget(wg, (size_t)rows * k);
+                    check(h, wc, (size_t)rows * k, TOL_F32, what);
+                    free(h); free(l); free(idc); free(idh); free(wc);
+                    G.ops->free(G.ctx, lg); G.ops->free(G.ctx, idg); G.ops->free(G.ctx, wg);
+                }
+}
+
+/* distinct random experts per row (as routing gives) */
+static void rand_ids(int32_t *ids, int rows, int k, int nex) {
+    for (int r = 0; r < rows; r++)
+        for (int j = 0; j < k; j++) {
+            int e, dup;
+            do {
+                e = (int)(tu_rng(&g_seed) % (uint64_t)nex);
+                dup = 0;
+                for (int jj = 0; jj < j; jj++) dup |= ids[r * k + jj] == e;
+            } while (dup);
+            ids[r * k + j] = e;
+        }
+}
+
+/* the expert matmul: decode rows (one chunk) and prefill rows (several
+ * chunks of the 8-row activation scratch), shared and per-slot inputs,
+ * with and without bias; every vec_dot_type family (Q8_0: MXFP4/Q8_0,
+ * Q8_1: Q5_1, Q8_K: Q4_K) and F16/F32 */
+static void test_matmul_id(void **st) {
+    (void)st;
+    const int types[] = {QT_MXFP4, QT_Q8_0, QT_F16, QT_F32, QT_Q5_1, QT_Q4_K};
+    const int rows_list[] = {1, 2, 5, 37}, nex_list[] = {4, 32};
+    for (size_t ti = 0; ti < NELEM(types); ti++) {
+        const int t = types[ti];
+        if (!usable(t)) continue;
+        const int bl = qt_info(t)->blck;
+        const int64_t ne0 = bl == 1 ? 67 : bl == 32 ? 224 : 512, ne1 = t == QT_MXFP4 ? 40 : 37;
+        for (size_t ei = 0; ei < NELEM(nex_list); ei++) {
+            const int nex = nex_list[ei];
+            size_t nb1;
+            void *wh = make_weights(t, ne0, ne1 * nex, &nb1);
+            eng_w wg = {gdup(wh, nb1 * ne1 * nex), t, ne0, ne1, nex, nb1, nb1 * ne1};
+            eng_w wc = {wh, t, ne0, ne1, nex, nb1, nb1 * ne1};
+            float *b = rnd((size_t)nex * ne1, 1.0f);
+            float *bg = gdup(b, (size_t)nex * ne1 * 4);
+            for (size_t ri = 0; ri < NELEM(rows_list); ri++)
+                for (int k = 1; k <= 4; k++)
+                    for (int nxi = 0; nxi < 2; nxi++) {
+                        const int rows = rows_list[ri], n_x = nxi ? k : 1, use_b = (k + nxi + (int)ri) & 1;
+                        if (nxi && k == 1) continue; /* n_x == k == 1 is the shared case */
+                        int32_t *ids = malloc((size_t)rows * k * 4);
+                        rand_ids(ids, rows, k, nex);
+                        int32_t *idg = gdup(ids, (size_t)rows * k * 4);
+                        float *x = rnd((size_t)rows * n_x * ne0, 2.0f);
+                        float *xg = gdup(x, (size_t)rows * n_x * ne0 * 4);
+                        const size_t ny = (size_t)rows * k * ne1;
+                        float *yg = gpoison(ny), *yc = malloc(ny * 4);
+                        G.ops->matmul_id(G.ctx, &wg, xg, n_x, idg, k, use_b ? bg : NULL, yg, rows);
+                        C.ops->matmul_id(C.ctx, &wc, x, n_x, ids, k, use_b ? b : NULL, yc, rows);
+                        assert_int_equal(C.ops->sync(C.ctx), 0);
+                        float *h = gget(yg, ny);
+                        char what[128];
+                        snprintf(what, sizeof what, "matmul_id %s %lldx%lld n_expert=%d rows=%d k=%d n_x=%d bias=%d",
+                                 qt_info(t)->name, (long long)ne0, (long long)ne1, nex, rows, k, n_x, use_b);
+                        check(h, yc, ny, TOL_F32, what);
+                        free(h); free(yc); free(x); free(ids);
+                        G.ops->free(G.ctx, yg); G.ops->free(G.ctx, xg); G.ops->free(G.ctx, idg);
+                    }
+            free(b); free(wh);
+            G.ops->free(G.ctx, bg); G.ops->free(G.ctx, (void *)wg.data);
+        }
+    }
+}
+
+/* clamped SwiGLU (inputs beyond the limit on both sides) and the weighted sum */
+static void test_swiglu_oai_moe_sum(void **st) {
+    (void)st;
+    const int64_t n = 3 * 1001;
+    float *g = rnd((size_t)n, 12.0f), *u = rnd((size_t)n, 12.0f);
+    float *gg = gdup(g, n * 4), *ug = gdup(u, n * 4), *og = gpoison((size_t)n), *oc = malloc(n * 4);
+    G.ops->swiglu_oai(G.ctx, gg, ug, og, n, 1.702f, 7.0f);
+    C.ops->swiglu_oai(C.ctx, g, u, oc, n, 1.702f, 7.0f);
+    assert_int_equal(C.ops->sync(C.ctx), 0);
+    float *h = gget(og, (size_t)n);
+    check(h, oc, (size_t)n, TOL_F32, "swiglu_oai");
+    free(h); free(g); free(u); free(oc);
+    G.ops->free(G.ctx, gg); G.ops->free(G.ctx, ug); G.ops->free(G.ctx, og);
+    const int rows_list[] = {1, 9}, dim = 67;
+    for (size_t ri = 0; ri < NELEM(rows_list); ri++)
+        for (int k = 1; k <= 4; k++) {
+            const int rows = rows_list[ri];
+            float *e = rnd((size_t)rows * k * dim, 3.0f), *w = rnd((size_t)rows * k, 1.0f);
+            float *eg = gdup(e, (size_t)rows * k * dim * 4), *wg = gdup(w, (size_t)rows * k * 4);
+            float *sg = gpoison((size_t)rows * dim), *sc = malloc((size_t)rows * dim * 4);
+            G.ops->moe_sum(G.ctx, eg, wg, rows, k, dim, sg);
+            C.ops->moe_sum(C.ctx, e, w, rows, k, dim, sc);
+            assert_int_equal(C.ops->sync(C.ctx), 0);
+            float *hs = gget(sg, (size_t)rows * dim);
+            char what[64];
+            snprintf(what, sizeof what, "moe_sum rows=%d k=%d", rows, k);
+            check(hs, sc, (size_t)rows * dim, TOL_F32, what);
+            free(hs); free(e); free(w); free(sc);
+            G.ops->free(G.ctx, eg); G.ops->free(G.ctx, wg); G.ops->free(G.ctx, sg);
+        }
+}
+
+/* attention with sinks and a sliding window: decode (split-K, fused merge)
+ * and prefill (tiled kernel; head_dim 256: the per-row kernel), windows
+ * smaller and larger than the context, window 1, sinks NULL and not (some
+ * far above the scores, so the sink dominates) */
+static void test_attention_ext(void **st) {
+    (void)st;
+    struct { int n_head, n_kv, hd, n_past, rows, window, sinks; } cases[] = {
+        {64, 8, 64, 300, 1, 128, 1},  /* gpt-oss decode, window slid */
+        {64, 8, 64, 300, 1, 0, 1},    /* gpt-oss decode, full layer */
+        {64, 8, 64, 2000, 1, 128, 0}, /* long context, window only */
+        {64, 8, 64, 50, 2, 128, 1},   /* window larger than the context */
+        {8, 2, 64, 40, 3, 1, 1},      /* window 1: the own key only */
+        {64, 8, 64, 0, 40, 16, 1},    /* prefill from 0, window 16 */
+        {64, 8, 64, 200, 100, 128, 1},/* prefill mid-context, window 128 */
+        {64, 8, 64, 0, 77, 0, 1},     /* prefill, sinks only */
+        {14, 2, 64, 10, 37, 1000, 0}, /* prefill, window beyond the context */
+        {12, 4, 48, 20, 30, 7, 1},    /* head_dim 48, window 7 */
+        {2, 1, 256, 30, 6, 5, 1},     /* head_dim 256 prefill: per-row kernel */
+    };
+    for (size_t ci = 0; ci < NELEM(cases); ci++) {
+        const int nh = cases[ci].n_head, nkv = cases[ci].n_kv, hd = cases[ci].hd, win = cases[ci].window;
+        const int kv_dim = nkv * hd, total = cases[ci].n_past + cases[ci].rows, n_ctx = total + 3;
+        const size_t cbytes = (size_t)n_ctx * kv_dim * 2;
+        uint16_t *kc = calloc(1, cbytes), *vc = calloc(1, cbytes);
+        float *k = rnd((size_t)total * kv_dim, 2.0f), *v = rnd((size_t)total * kv_dim, 1.0f);
+        int32_t *allpos = malloc((size_t)total * 4);
+        for (int i = 0; i < total; i++) allpos[i] = i;
+        C.ops->kv_store(C.ctx, kc, vc, k, v, kv_dim, allpos, total, kv_dim);
+        uint16_t *kcg = gdup(kc, cbytes), *vcg = gdup(vc, cbytes);
+        const int rows = cases[ci].rows, ldq = nh * hd + 8;
+        float *q = rnd((size_t)rows * ldq, 2.0f);
+        int32_t *pos = allpos + cases[ci].n_past;
+        float *sk = rnd((size_t)nh, 4.0f);
+        sk[0] = 40.0f; /* above every score: the sink dominates head 0 */
+        float *skg = gdup(sk, (size_t)nh * 4);
+        float *qg = gdup(q, (size_t)rows * ldq * 4);
+        int32_t *pg = gdup(pos, (size_t)rows * 4);
+        float *og = gpoison((size_t)rows * nh * hd), *oc = malloc((size_t)rows * nh * hd * 4);
+        const float scale = 1.0f / sqrtf((float)hd);
+        const float *sc = cases[ci].sinks ? sk : NULL, *scg = cases[ci].sinks ? skg : NULL;
+        C.ops->attention_ext(C.ctx, q, ldq, kc, vc, pos, rows, nh, nkv, hd, scale, sc, win, oc);
+        G.ops->attention_ext(G.ctx, qg, ldq, kcg, vcg, pg, rows, nh, nkv, hd, scale, scg, win, og);
+        assert_int_equal(C.ops->sync(C.ctx), 0);
+        float *h = gget(og, (size_t)rows * nh * hd);
+        char what[128];
+        snprintf(what, sizeof what, "attention_ext nh=%d nkv=%d hd=%d past=%d rows=%d window=%d sinks=%d", nh, nkv, hd,
+                 cases[ci].n_past, rows, win, cases[ci].sinks);
+        const int keys = win > 0 && win < total ? win : total;
+        check(h, oc, (size_t)rows * nh * hd, TOL_ATT(keys), what);
+        free(h); free(oc); free(q); free(k); free(v); free(kc); free(vc); free(allpos); free(sk);
+        G.ops->free(G.ctx, og); G.ops->free(G.ctx, qg); G.ops->free(G.ctx, pg); G.ops->free(G.ctx, skg);
+        G.ops->free(G.ctx, kcg); G.ops->free(G.ctx, vcg);
+    }
+}
+
 /* device sampling = the host reference, token for token */
 /* every SPEC §3.4 pipeline case on backend B against the host sampler */
 static void sample_cases(eng_backend Gb) {
@@ -609,6 +917,258 @@ static void test_graph(void **st) {
     G.ops->free(G.ctx, (void *)wg.data);
 }
 
+/* ---- fused ops (backend.h optional block) -------------------------------------------------
+ * Each CUDA fused op against the CPU's fused op (= its primitives' composition),
+ * every format: rows 1 takes the one-launch kernels (fused.cu; Q4_0 with
+ * K % 256 == 0 the pair body, LLORCH_CUDA_FUSED_Q40=staged|auto|generic|warp
+ * selects another), rows 3 and 9 the CUDA fallbacks (mat-vec and prefill
+ * matmul compositions). Same bounds as the primitives: TOL_F32 for
+ * rows <= 8, TOL_MM16_CPU above. */
+static double fused_tol(int t, int rows) { return rows <= 8 || qt_info(t)->blck == 1 ? TOL_F32 : TOL_MM16_CPU; }
+
+typedef struct {
+    void *wh;  /* host bytes */
+    eng_w wg;  /* device copy */
+    eng_w wc;  /* host view */
+} fw;
+
+static void fw_make(fw *f, int t, int64_t ne0, int64_t ne1) {
+    size_t nb1;
+    f->wh = make_weights(t, ne0, ne1, &nb1);
+    f->wg = (eng_w){gdup(f->wh, nb1 * ne1), t, ne0, ne1, 1, nb1, nb1 * ne1};
+    f->wc = (eng_w){f->wh, t, ne0, ne1, 1, nb1, nb1 * ne1};
+}
+
+static void fw_free(fw *f) {
+    G.ops->free(G.ctx, (void *)f->wg.data);
+    free(f->wh);
+}
+
+static void fused_case(int t, int t2, int64_t ne0, int rows) {
+    char what[128];
+    const int64_t ne1[3] = {37, 13, 130};
+    fw w[3];
+    fw_make(&w[0], t, ne0, ne1[0]);
+    fw_make(&w[1], t, ne0, ne1[1]);
+    fw_make(&w[2], t2, ne0, ne1[2]);
+    float *x = rnd((size_t)rows * ne0, 2.0f);
+    float *xg = gdup(x, (size_t)rows * ne0 * 4);
+    /* matmul_n: biases on 0 and 2, none on 1 */
+    float *b[3] = {rnd((size_t)ne1[0], 1.0f), NULL, rnd((size_t)ne1[2], 1.0f)};
+    float *bg[3] = {gdup(b[0], (size_t)ne1[0] * 4), NULL, gdup(b[2], (size_t)ne1[2] * 4)};
+    float *yg[3], *yc[3];
+    const eng_w *wgp[3], *wcp[3];
+    for (int j = 0; j < 3; j++) {
+        yg[j] = gpoison((size_t)rows * ne1[j]);
+        yc[j] = malloc((size_t)rows * ne1[j] * 4);
+        wgp[j] = &w[j].wg;
+        wcp[j] = &w[j].wc;
+    }
+    G.ops->matmul_n(G.ctx, 3, wgp, (const float *const *)bg, xg, yg, rows);
+    C.ops->matmul_n(C.ctx, 3, wcp, (const float *const *)b, x, yc, rows);
+    for (int j = 0; j < 3; j++) {
+        float *h = gget(yg[j], (size_t)rows * ne1[j]);
+        snprintf(what, sizeof what, "matmul_n %s/%s ne0=%lld rows=%d matrix %d", qt_info(t)->name, qt_info(t2)->name,
+                 (long long)ne0, rows, j);
+        check(h, yc[j], (size_t)rows * ne1[j], fused_tol(t, rows), what);
+        free(h);
+    }
+    /* matmul_add: y starts random */
+    float *y0 = rnd((size_t)rows * ne1[2], 3.0f);
+    float *ya = gdup(y0, (size_t)rows * ne1[2] * 4);
+    float *tg = gpoison((size_t)2 * rows * ne1[2]), *tc = malloc((size_t)2 * rows * ne1[2] * 4);
+    G.ops->matmul_add(G.ctx, &w[2].wg, xg, ya, tg, rows);
+    C.ops->matmul_add(C.ctx, &w[2].wc, x, y0, tc, rows);
+    float *h = gget(ya, (size_t)rows * ne1[2]);
+    snprintf(what, sizeof what, "matmul_add %s ne0=%lld rows=%d", qt_info(t2)->name, (long long)ne0, rows);
+    check(h, y0, (size_t)rows * ne1[2], fused_tol(t2, rows), what);
+    free(h);
+    /* matmul_swiglu: gate = w[2], up = a second matrix of t2 and the same shape */
+    fw u;
+    fw_make(&u, t2, ne0, ne1[2]);
+    float *og = gpoison((size_t)rows * ne1[2]), *oc = malloc((size_t)rows * ne1[2] * 4);
+    G.ops->matmul_swiglu(G.ctx, &w[2].wg, &u.wg, xg, og, tg, rows);
+    C.ops->matmul_swiglu(C.ctx, &w[2].wc, &u.wc, x, oc, tc, rows);
+    assert_int_equal(C.ops->sync(C.ctx), 0);
+    h = gget(og, (size_t)rows * ne1[2]);
+    snprintf(what, sizeof what, "matmul_swiglu %s ne0=%lld rows=%d", qt_info(t2)->name, (long long)ne0, rows);
+    check(h, oc, (size_t)rows * ne1[2], fused_tol(t2, rows), what);
+    free(h);
+    fw_free(&u);
+    free(oc);
+    G.ops->free(G.ctx, og);
+    for (int j = 0; j < 3; j++) {
+        G.ops->free(G.ctx, yg[j]);
+        free(yc[j]);
+        free(b[j]);
+        G.ops->free(G.ctx, bg[j]);
+        fw_free(&w[j]);
+    }
+    free(y0);
+    free(tc);
+    free(x);
+    G.ops->free(G.ctx, ya);
+    G.ops->free(G.ctx, tg);
+    G.ops->free(G.ctx, xg);
+}
+
+static void test_fused_matmul(void **st) {
+    (void)st;
+    const int rows_list[] = {1, 3, 9};
+    for (size_t ti = 0; ti < NELEM(k_types); ti++) {
+        const int t = k_types[ti];
+        if (!usable(t)) continue;
+        /* the third matrix: another type of the same block length when one exists (Qwen: q/k Q5_0, v Q8_0) */
+        const int bl = qt_info(t)->blck;
+        const int t2 = bl == 32 && t != QT_Q8_0 ? QT_Q8_0 : bl == 256 && t != QT_Q6_K ? QT_Q6_K : t;
+        int64_t ls[5];
+        int nl = lengths(t, ls);
+        /* Q4_0 4096 and 16384: the pair body; forced staged, 4 rows per
+         * block at 4096 and 1 row per block for SwiGLU at 16384 */
+        if (qt_info(t)->blck > 1) ls[nl++] = 4096;
+        if (t == QT_Q4_0) ls[nl++] = 16384;
+        for (int li = 0; li < nl; li++)
+            for (size_t ri = 0; ri < NELEM(rows_list); ri++) {
+                fused_case(t, t2, ls[li], rows_list[ri]);
+                fused_case(t, t, ls[li], rows_list[ri]); /* one type: a single launch */
+            }
+    }
+}
+
+/* rmsnorm then matmul, the decode pattern: split rmsnorm (norm.cu) and,
+ * under LLORCH_CUDA_NORM_Q=1 (opt-in; gpu runs repeat this binary with it),
+ * rmsnorm arming the mat-vec activation cache: the matmul that
+ * follows must give the CPU's result, for a weight that hits the cache
+ * (Q5_0, Q8_0, Q4_0: Q8_1) and one that misses it (Q4_K: Q8_K), for dims
+ * the fused quantization takes (896, 4096) and one it does not (1001). */
+static void test_fused_norm_quant(void **st) {
+    (void)st;
+    const struct { int t; int dim; } cases[] = {
+        {QT_Q5_0, 896}, {QT_Q8_0, 896}, {QT_Q4_0, 4096}, {QT_Q4_K, 4096}, {QT_F32, 1001}, {QT_Q8_0, 1024},
+    };
+    for (size_t ci = 0; ci < NELEM(cases); ci++)
+        for (int rows = 1; rows <= 2; rows++) {
+            const int t = cases[ci].t, dim = cases[ci].dim;
+            const int64_t ne1 = 77;
+            fw w;
+            fw_make(&w, t, dim, ne1);
+            float *x = rnd((size_t)rows * dim, 3.0f), *g = rnd(dim, 1.0f);
+            float *xg = gdup(x, (size_t)rows * dim * 4), *gg = gdup(g, (size_t)dim * 4);
+            float *ng = gpoison((size_t)rows * dim), *nc = malloc((size_t)rows * dim * 4);
+            float *yg = gpoison((size_t)rows * ne1), *yc = malloc((size_t)rows * ne1 * 4);
+            G.ops->rmsnorm(G.ctx, xg, gg, ng, rows, dim, 1e-6f);
+            G.ops->matmul(G.ctx, &w.wg, ng, yg, rows);
+            C.ops->rmsnorm(C.ctx, x, g, nc, rows, dim, 1e-6f);
+            C.ops->matmul(C.ctx, &w.wc, nc, yc, rows);
+            float *h = gget(yg, (size_t)rows * ne1);
+            char what[96];
+            snprintf(what, sizeof what, "rmsnorm then matmul %s dim=%d rows=%d", qt_info(t)->name, dim, rows);
+            check(h, yc, (size_t)rows * ne1, TOL_F32, what);
+            free(h);
+            /* the norm output itself is still the plain rmsnorm */
+            h = gget(ng, (size_t)rows * dim);
+            check(h, nc, (size_t)rows * dim, TOL_F32, what);
+            free(h);
+            free(x); free(g); free(nc); free(yc);
+            G.ops->free(G.ctx, xg); G.ops->free(G.ctx, gg); G.ops->free(G.ctx, ng); G.ops->free(G.ctx, yg);
+            fw_free(&w);
+        }
+}
+
+/* rope_kv_store vs the CPU's rope, rope, kv_store: q, k (rotated in place)
+ * and both fp16 caches; partial rotation, both orderings, GQA, strided rows */
+static void test_fused_rope_kv(void **st) {
+    (void)st;
+    struct { int neox, n_rot, head_dim, n_head, n_kv, rows; } cases[] = {
+        {1, 64, 64, 14, 2, 1},   /* qwen2 decode */
+        {0, 128, 128, 32, 32, 1}, /* llama decode */
+        {1, 32, 96, 5, 1, 4},    /* partial rotation, rows > 1 */
+        {0, 8, 8, 8, 4, 3},
+    };
+    const int n_ctx = 4096;
+    for (size_t ci = 0; ci < NELEM(cases); ci++) {
+        const int rows = cases[ci].rows, hd = cases[ci].head_dim, nh = cases[ci].n_head, nkv = cases[ci].n_kv;
+        const int Q = nh * hd, KV = nkv * hd, ld = Q + 2 * KV; /* one fused q|k|v row, as phi3's */
+        float *qkv = rnd((size_t)rows * ld, 1.0f);
+        float *qkv0 = malloc((size_t)rows * ld * 4);
+        memcpy(qkv0, qkv, (size_t)rows * ld * 4);
+        /* row 0 (the one-row cases) at 777: the rope itself (not the fusion)
+         * differs from the CPU's by ~1.6e-4 at position 4095 with 128 rotated
+         * dims (float vs double angles), which test_rope averages over rows */
+        int32_t pos[4] = {777, 1, 4095, 0};
+        eng_rope p = {cases[ci].n_rot, cases[ci].neox, 10000.0f, 1.0f, NULL, 0.0f, 1.0f, 32.0f, 1.0f, 4096};
+        float *qg = gdup(qkv, (size_t)rows * ld * 4);
+        int32_t *pg = gdup(pos, sizeof pos);
+        const size_t cache = (size_t)n_ctx * KV * 2;
+        uint16_t *kcg = NULL, *vcg = NULL;
+        assert_int_equal(G.ops->alloc(G.ctx, cache, (void **)&kcg), 0);
+        assert_int_equal(G.ops->alloc(G.ctx, cache, (void **)&vcg), 0);
+        assert_int_equal(G.ops->zero(G.ctx, kcg, cache), 0);
+        assert_int_equal(G.ops->zero(G.ctx, vcg, cache), 0);
+        uint16_t *kcc = calloc(1, cache), *vcc = calloc(1, cache);
+        G.ops->rope_kv_store(G.ctx, qg, ld, qg + Q, qg + Q + KV, ld, pg, rows, nh, nkv, hd, &p, kcg, vcg);
+        C.ops->rope_kv_store(C.ctx, qkv, ld, qkv + Q, qkv + Q + KV, ld, pos, rows, nh, nkv, hd, &p, kcc, vcc);
+        char what[64];
+        snprintf(what, sizeof what, "rope_kv_store case %zu q|k|v", ci);
+        float *h = gget(qg, (size_t)rows * ld);
+        check(h, qkv, (size_t)rows * ld, TOL_F32, what);
+        free(h);
+        uint16_t *hk = malloc(cache), *hv = malloc(cache);
+        assert_int_equal(G.ops->download(G.ctx, hk, kcg, cache), 0);
+        assert_int_equal(G.ops->download(G.ctx, hv, vcg, cache), 0);
+        const size_t ne = (size_t)n_ctx * KV;
+        float *fk = malloc(ne * 4), *fkc = malloc(ne * 4), *fv = malloc(ne * 4), *fvc = malloc(ne * 4);
+        for (size_t i = 0; i < ne; i++) {
+            fk[i] = qt_f16_to_f32(hk[i]);
+            fkc[i] = qt_f16_to_f32(kcc[i]);
+            fv[i] = qt_f16_to_f32(hv[i]);
+            fvc[i] = qt_f16_to_f32(vcc[i]);
+        }
+        /* the caches are fp16: a value within TOL_F32 of the CPU's can round
+         * to the neighbouring half (2^-11 relative), so TOL_KV16 there */
+        snprintf(what, sizeof what, "rope_kv_store case %zu k cache", ci);
+        check(fk, fkc, ne, TOL_KV16, what);
+        snprintf(what, sizeof what, "rope_kv_store case %zu v cache", ci);
+        check(fv, fvc, ne, TOL_KV16, what);
+        /* and against this backend's own rope, rope, kv_store: the fusion
+         * itself must not change a value (TOL_EXACT) */
+        {
+            float *q2 = gdup(qkv0, (size_t)rows * ld * 4);
+            uint16_t *kc2 = NULL, *vc2 = NULL;
+            assert_int_equal(G.ops->alloc(G.ctx, cache, (void **)&kc2), 0);
+            assert_int_equal(G.ops->alloc(G.ctx, cache, (void **)&vc2), 0);
+            assert_int_equal(G.ops->zero(G.ctx, kc2, cache), 0);
+            assert_int_equal(G.ops->zero(G.ctx, vc2, cache), 0);
+            G.ops->rope(G.ctx, q2, ld, pg, rows, nh, hd, &p);
+            G.ops->rope(G.ctx, q2 + Q, ld, pg, rows, nkv, hd, &p);
+            G.ops->kv_store(G.ctx, kc2, vc2, q2 + Q, q2 + Q + KV, ld, pg, rows, KV);
+            float *h2 = gget(q2, (size_t)rows * ld), *h1 = gget(qg, (size_t)rows * ld);
+            snprintf(what, sizeof what, "rope_kv_store case %zu vs unfused q|k|v", ci);
+            check(h1, h2, (size_t)rows * ld, TOL_EXACT, what);
+            uint16_t *hk2 = malloc(cache), *hv2 = malloc(cache);
+            assert_int_equal(G.ops->download(G.ctx, hk2, kc2, cache), 0);
+            assert_int_equal(G.ops->download(G.ctx, hv2, vc2, cache), 0);
+            float *f2 = malloc(ne * 4);
+            for (size_t i = 0; i < ne; i++) f2[i] = qt_f16_to_f32(hk2[i]);
+            snprintf(what, sizeof what, "rope_kv_store case %zu vs unfused k cache", ci);
+            check(fk, f2, ne, TOL_EXACT, what);
+            for (size_t i = 0; i < ne; i++) f2[i] = qt_f16_to_f32(hv2[i]);
+            snprintf(what, sizeof what, "rope_kv_store case %zu vs unfused v cache", ci);
+            check(fv, f2, ne, TOL_EXACT, what);
+            free(f2); free(hk2); free(hv2); free(h1); free(h2);
+            G.ops->free(G.ctx, q2); G.ops->free(G.ctx, kc2); G.ops->free(G.ctx, vc2);
+        }
+        /* every stored row is non-zero (the check above cannot pass on two empty caches) */
+        for (int r = 0; r < rows; r++) {
+            int nz = 0;
+            for (int i = 0; i < KV; i++) nz += fk[(size_t)pos[r] * KV + i] != 0.0f && fv[(size_t)pos[r] * KV + i] != 0.0f;
+            assert_true(nz > KV / 2);
+        }
+        free(fk); free(fkc); free(fv); free(fvc); free(hk); free(hv); free(kcc); free(vcc); free(qkv); free(qkv0);
+        G.ops->free(G.ctx, qg); G.ops->free(G.ctx, pg); G.ops->free(G.ctx, kcg); G.ops->free(G.ctx, vcg);
+    }
+}
+
 static void test_no_leak(void **st) {
     (void)st;
     assert_int_equal(G.ops->sync(G.ctx), 0);
@@ -636,9 +1196,14 @@ int main(void) {
     }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_memory),      cmocka_unit_test(test_error_latch), cmocka_unit_test(test_get_rows),
-        cmocka_unit_test(test_matmul),      cmocka_unit_test(test_rmsnorm),     cmocka_unit_test(test_elementwise),
+        cmocka_unit_test(test_matmul),      cmocka_unit_test(test_matmul_prefill),      cmocka_unit_test(test_rmsnorm),     cmocka_unit_test(test_elementwise),
         cmocka_unit_test(test_rope),        cmocka_unit_test(test_attention),   cmocka_unit_test(test_sample),
-        cmocka_unit_test(test_graph),       cmocka_unit_test(test_no_leak),
+        cmocka_unit_test(test_moe_route),   cmocka_unit_test(test_matmul_id),   cmocka_unit_test(test_swiglu_oai_moe_sum),
+        cmocka_unit_test(test_attention_ext),
+        cmocka_unit_test(test_graph),
+        cmocka_unit_test(test_fused_matmul), cmocka_unit_test(test_fused_norm_quant),
+        cmocka_unit_test(test_fused_rope_kv),
+        cmocka_unit_test(test_no_leak),
     };
     /* LLORCH_TEST_SKIP=glob skips tests (racecheck is too slow for test_sample) */
     const char *skip = getenv("LLORCH_TEST_SKIP");

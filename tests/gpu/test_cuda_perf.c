@@ -72,6 +72,7 @@ typedef struct {
     int64_t ne0, ne1;
     int rows;
     const char *what;
+    int op; /* 0 matmul; fused ops (backend.h): 1 matmul_add, 2 matmul_swiglu (2 matrices), 3 matmul_n (3 matrices) */
 } mm_case;
 
 static void bench_matmul(const mm_case *mc, double hbm_gbs) {
@@ -100,79 +101,127 @@ static void bench_matmul(const mm_case *mc, double hbm_gbs) {
         G.ops->upload(G.ctx, d, wh, wbytes);
         w[c] = (eng_w){d, mc->type, mc->ne0, mc->ne1, 1, nb1, wbytes};
     }
+    const int nmat = mc->op == 3 ? 3 : mc->op == 2 ? 2 : 1;
+    if (copies < nmat + 1) copies = nmat + 1;
     const size_t xn = (size_t)mc->rows * mc->ne0, yn = (size_t)mc->rows * mc->ne1;
     float *xh = malloc(xn * 4);
     for (size_t i = 0; i < xn; i++) xh[i] = tu_randf(&g_seed);
     float *x, *y;
     G.ops->alloc(G.ctx, xn * 4, (void **)&x);
-    G.ops->alloc(G.ctx, yn * 4, (void **)&y);
+    G.ops->alloc(G.ctx, 3 * yn * 4, (void **)&y);
+    float *tmp = NULL;
+    G.ops->alloc(G.ctx, 2 * yn * 4, (void **)&tmp);
     G.ops->upload(G.ctx, x, xh, xn * 4);
-    /* correctness of what we time: row 0 against the dequantized weights */
-    G.ops->matmul(G.ctx, &w[0], x, y, mc->rows);
+    /* prefill cases (rows > 8) run every variant of the quantized prefill
+     * matmul in this process: the automatic tile (the default), each forced
+     * tile of mm_tc.cu, the previous WMMA kernel (LLORCH_CUDA_MM=1), the
+     * fp16-activation variant of mm_xh.cu (LLORCH_CUDA_MM_XH=1: K steps of
+     * 32, =2: of 64; conversion kernel included in its time) at its two
+     * tiles and with its own tile choice */
+    static const char *const var[] = {"",       "auto",     "tile L",   "tile X",   "tile M",   "tile S",
+                                      "old WMMA", "xh X",   "xh S",     "xh64 X",   "xh64 S",   "xh64 auto",
+                                      "xh64 auto noconv"};
+    const int nvar = (int)(sizeof var / sizeof var[0]);
+    const int quant = qt_info(mc->type)->blck > 1 && mc->rows > 8;
     float *yh = malloc(yn * 4);
-    if (G.ops->download(G.ctx, yh, y, yn * 4)) {
-        printf("  %s: device error\n", mc->what);
-        exit(1);
-    }
-    {
-        float *wf = malloc((size_t)mc->ne0 * 4);
-        double num = 0, den = 0;
-        for (int64_t o = 0; o < mc->ne1; o += 97) {
-            qt_dequant_row(mc->type, wh + (size_t)o * nb1, wf, mc->ne0);
-            double s = 0;
-            for (int64_t i = 0; i < mc->ne0; i++) s += (double)wf[i] * xh[i];
-            num += (yh[o] - s) * (yh[o] - s);
-            den += s * s;
+    for (int vi = quant ? 1 : 0; vi < (quant ? nvar : 1); vi++) {
+        unsetenv("LLORCH_CUDA_MM");
+        unsetenv("LLORCH_CUDA_MM_TILE");
+        unsetenv("LLORCH_CUDA_MM_XH");
+        if (vi >= 2 && vi <= 5) setenv("LLORCH_CUDA_MM_TILE", var[vi] + 5, 1); /* "tile L" -> "L" */
+        if (vi == 6) setenv("LLORCH_CUDA_MM", "1", 1);
+        unsetenv("LLORCH_CUDA_MM_XH_NOCONV");
+        if (vi >= 7) {
+            setenv("LLORCH_CUDA_MM_XH", vi >= 9 ? "2" : "1", 1);
+            if (vi <= 10) setenv("LLORCH_CUDA_MM_TILE", var[vi] + strlen(var[vi]) - 1, 1); /* "xh X" -> "X" */
         }
-        free(wf);
-        double rel = sqrt(num / den);
-        if (!(rel < 3e-2)) {
-            printf("  %s: WRONG (rel %.3g vs exact)\n", mc->what, rel);
+        /* the matmul alone: the correctness call below still converts (the
+         * scratch then holds this x), the timed calls skip the conversion */
+        const int noconv = vi == 12;
+        char what[96];
+        snprintf(what, sizeof what, "%s%s%s", mc->what, vi ? " " : "", var[vi]);
+        /* correctness of what we time: row 0 against the dequantized weights */
+        G.ops->matmul(G.ctx, &w[0], x, y, mc->rows);
+        if (G.ops->download(G.ctx, yh, y, yn * 4)) {
+            printf("  %s: device error\n", what);
             exit(1);
         }
-    }
-    cudaEvent_t e0, e1;
-    cudaEventCreate(&e0);
-    cudaEventCreate(&e1);
-    const int per = 50;
-    float ms[7];
-    /* the backend's stream is private: time with host sync around event pairs
-     * recorded on the legacy stream after a backend sync */
-    /* the 50 calls are recorded once as a CUDA graph (the backend's
-     * record_begin/record_end) and replayed: GPU time without launch gaps,
-     * as in a decode step */
-    static int key = 1000;
-    key++;
-    for (int b = 0; b < 8; b++) {
-        G.ops->sync(G.ctx);
-        uint64_t t0 = util_now_ns();
-        if (!G.ops->record_begin(G.ctx, key)) {
-            for (int i = 0; i < per; i++) G.ops->matmul(G.ctx, &w[i % copies], x, y, mc->rows);
-            G.ops->record_end(G.ctx, key);
+        {
+            float *wf = malloc((size_t)mc->ne0 * 4);
+            double num = 0, den = 0;
+            for (int64_t o = 0; o < mc->ne1; o += 97) {
+                qt_dequant_row(mc->type, wh + (size_t)o * nb1, wf, mc->ne0);
+                double s = 0;
+                for (int64_t i = 0; i < mc->ne0; i++) s += (double)wf[i] * xh[i];
+                num += (yh[o] - s) * (yh[o] - s);
+                den += s * s;
+            }
+            free(wf);
+            double rel = sqrt(num / den);
+            if (!(rel < 3e-2)) {
+                printf("  %s: WRONG (rel %.3g vs exact)\n", what, rel);
+                exit(1);
+            }
         }
-        if (G.ops->sync(G.ctx)) {
-            printf("  %s: device error\n", mc->what);
-            exit(1);
+        if (noconv) setenv("LLORCH_CUDA_MM_XH_NOCONV", "1", 1);
+        cudaEvent_t e0, e1;
+        cudaEventCreate(&e0);
+        cudaEventCreate(&e1);
+        const int per = 50;
+        float ms[7];
+        /* the backend's stream is private: time with host sync around event pairs
+         * recorded on the legacy stream after a backend sync */
+        /* the 50 calls are recorded once as a CUDA graph (the backend's
+         * record_begin/record_end) and replayed: GPU time without launch gaps,
+         * as in a decode step */
+        static int key = 1000;
+        key++;
+        for (int b = 0; b < 8; b++) {
+            G.ops->sync(G.ctx);
+            uint64_t t0 = util_now_ns();
+            if (!G.ops->record_begin(G.ctx, key)) {
+                for (int i = 0; i < per; i++) {
+                    const eng_w *wi[3] = {&w[i % copies], &w[(i + 1) % copies], &w[(i + 2) % copies]};
+                    if (mc->op == 1) G.ops->matmul_add(G.ctx, wi[0], x, y, tmp, mc->rows);
+                    else if (mc->op == 2) G.ops->matmul_swiglu(G.ctx, wi[0], wi[1], x, y, tmp, mc->rows);
+                    else if (mc->op == 3) {
+                        const float *bs[3] = {NULL, NULL, NULL};
+                        float *ys[3] = {y, y + yn, y + 2 * yn};
+                        G.ops->matmul_n(G.ctx, 3, wi, bs, x, ys, mc->rows);
+                    } else G.ops->matmul(G.ctx, wi[0], x, y, mc->rows);
+                }
+                G.ops->record_end(G.ctx, key);
+            }
+            if (G.ops->sync(G.ctx)) {
+                printf("  %s: device error\n", what);
+                exit(1);
+            }
+            uint64_t t1 = util_now_ns();
+            if (b > 0) ms[b - 1] = (float)((t1 - t0) / 1e6);
         }
-        uint64_t t1 = util_now_ns();
-        if (b > 0) ms[b - 1] = (float)((t1 - t0) / 1e6);
+        qsort(ms, 7, sizeof ms[0], cmpf);
+        const double us = ms[3] * 1e3 / per, spread = (ms[6] - ms[0]) * 1e3 / per;
+        const double bytes = (double)nmat * ((double)wbytes + yn * 4) + xn * 4;
+        const double floor_us = bytes / (hbm_gbs * 1e3);
+        const double tflops = 2.0 * mc->ne0 * mc->ne1 * mc->rows / (us * 1e-6) / 1e12;
+        printf("  %-44s %9.2f us (spread %.2f)  %7.1f GB/s  floor %.2f us (%.0f%%)  %.2f TFLOP/s\n", what, us, spread,
+               bytes / (us * 1e3), floor_us, 100.0 * floor_us / us, tflops);
+        fflush(stdout);
     }
-    qsort(ms, 7, sizeof ms[0], cmpf);
-    const double us = ms[3] * 1e3 / per, spread = (ms[6] - ms[0]) * 1e3 / per;
-    const double bytes = (double)wbytes + xn * 4 + yn * 4;
-    const double floor_us = bytes / (hbm_gbs * 1e3);
-    const double tflops = 2.0 * mc->ne0 * mc->ne1 * mc->rows / (us * 1e-6) / 1e12;
-    printf("  %-44s %9.2f us (spread %.2f)  %7.1f GB/s  floor %.2f us (%.0f%%)  %.2f TFLOP/s\n", mc->what, us, spread,
-           bytes / (us * 1e3), floor_us, 100.0 * floor_us / us, tflops);
-    fflush(stdout);
+    unsetenv("LLORCH_CUDA_MM");
+    unsetenv("LLORCH_CUDA_MM_TILE");
+    unsetenv("LLORCH_CUDA_MM_XH");
+    unsetenv("LLORCH_CUDA_MM_XH_NOCONV");
     for (int c = 0; c < copies; c++) G.ops->free(G.ctx, (void *)w[c].data);
     G.ops->free(G.ctx, x);
     G.ops->free(G.ctx, y);
+    G.ops->free(G.ctx, tmp);
     free(wh);
     free(row);
     free(xh);
     free(yh);
 }
+
 
 
 /* prefill attention at one shape: `rows` queries at positions 0..rows-1 (a
@@ -305,6 +354,31 @@ static void bench_model(const char *path, double hbm_gbs) {
         pp[r] = 512.0 / ((util_now_ns() - a) / 1e9);
     }
     qsort(pp + 1, 5, sizeof pp[0], cmpd);
+    /* LLORCH_BENCH_MM_XH="1 2": pp512 again with each LLORCH_CUDA_MM_XH value
+     * (mm_xh.cu), same process and model, right after the default; prefill
+     * is not graph-recorded, so the variable takes effect per call */
+    const char *xhl = getenv("LLORCH_BENCH_MM_XH");
+    for (const char *v = xhl; v && *v; v++) {
+        if (*v != '1' && *v != '2') continue;
+        const char val[2] = {*v, 0};
+        setenv("LLORCH_CUDA_MM_XH", val, 1);
+        double px[6];
+        for (int r = 0; r < 6; r++) {
+            eng_session_reset(s);
+            uint64_t a = util_now_ns();
+            if (eng_eval(s, toks, 512, ENG_LOGITS_LAST, err, sizeof err)) {
+                printf("  pp512 LLORCH_CUDA_MM_XH=%s: %s\n", val, err);
+                unsetenv("LLORCH_CUDA_MM_XH");
+                goto out;
+            }
+            if (!eng_logits(s, -1)) { printf("  pp512 LLORCH_CUDA_MM_XH=%s: no logits\n", val); unsetenv("LLORCH_CUDA_MM_XH"); goto out; }
+            px[r] = 512.0 / ((util_now_ns() - a) / 1e9);
+        }
+        qsort(px + 1, 5, sizeof px[0], cmpd);
+        printf("  pp512 LLORCH_CUDA_MM_XH=%s: %.0f tok/s (min %.0f max %.0f, 5 runs; default %.0f)\n", val, px[3], px[1],
+               px[5], pp[3]);
+        unsetenv("LLORCH_CUDA_MM_XH");
+    }
     eng_sampling_params sp;
     eng_sampling_params_default(&sp);
     sp.temperature = 0.0f;
@@ -363,27 +437,41 @@ int main(void) {
     if (getenv("LLORCH_BENCH_KERNELS") && !strcmp(getenv("LLORCH_BENCH_KERNELS"), "attn")) goto models;
     const mm_case cases[] = {
         /* Llama-2-7B decode shapes */
-        {QT_Q4_0, 4096, 11008, 1, "Q4_0 4096x11008 (ffn up/gate) r=1"},
-        {QT_Q4_0, 11008, 4096, 1, "Q4_0 11008x4096 (ffn down) r=1"},
-        {QT_Q4_0, 4096, 4096, 1, "Q4_0 4096x4096 (attn) r=1"},
-        {QT_Q4_0, 4096, 32000, 1, "Q4_0 4096x32000 (output) r=1"},
-        {QT_Q4_K, 4096, 11008, 1, "Q4_K 4096x11008 r=1"},
-        {QT_Q6_K, 4096, 11008, 1, "Q6_K 4096x11008 r=1"},
-        {QT_Q8_0, 4096, 11008, 1, "Q8_0 4096x11008 r=1"},
-        {QT_F16, 4096, 11008, 1, "F16 4096x11008 r=1"},
+        {QT_Q4_0, 4096, 11008, 1, "Q4_0 4096x11008 (ffn up/gate) r=1", 0},
+        {QT_Q4_0, 11008, 4096, 1, "Q4_0 11008x4096 (ffn down) r=1", 0},
+        {QT_Q4_0, 4096, 4096, 1, "Q4_0 4096x4096 (attn) r=1", 0},
+        {QT_Q4_0, 4096, 32000, 1, "Q4_0 4096x32000 (output) r=1", 0},
+        {QT_Q4_K, 4096, 11008, 1, "Q4_K 4096x11008 r=1", 0},
+        {QT_Q6_K, 4096, 11008, 1, "Q6_K 4096x11008 r=1", 0},
+        {QT_Q8_0, 4096, 11008, 1, "Q8_0 4096x11008 r=1", 0},
+        {QT_F16, 4096, 11008, 1, "F16 4096x11008 r=1", 0},
         /* Qwen2.5-0.5B Q4_K_M decode shapes */
-        {QT_Q5_0, 896, 4864, 1, "Q5_0 896x4864 (qwen ffn up) r=1"},
-        {QT_Q4_K, 4864, 896, 1, "Q4_K 4864x896 (qwen ffn down) r=1"},
-        {QT_Q6_K, 4864, 896, 1, "Q6_K 4864x896 (qwen ffn down) r=1"},
-        {QT_Q5_0, 896, 896, 1, "Q5_0 896x896 (qwen attn q/o) r=1"},
-        {QT_Q8_0, 896, 151936, 1, "Q8_0 896x151936 (qwen output) r=1"},
-        {QT_Q6_K, 4864, 896, 4, "Q6_K 4864x896 r=4"},
+        {QT_Q5_0, 896, 4864, 1, "Q5_0 896x4864 (qwen ffn up) r=1", 0},
+        {QT_Q4_K, 4864, 896, 1, "Q4_K 4864x896 (qwen ffn down) r=1", 0},
+        {QT_Q6_K, 4864, 896, 1, "Q6_K 4864x896 (qwen ffn down) r=1", 0},
+        {QT_Q5_0, 896, 896, 1, "Q5_0 896x896 (qwen attn q/o) r=1", 0},
+        {QT_Q8_0, 896, 151936, 1, "Q8_0 896x151936 (qwen output) r=1", 0},
+        {QT_Q6_K, 4864, 896, 4, "Q6_K 4864x896 r=4", 0},
+        /* fused decode ops (one launch each; compare with the plain rows above x 2-3) */
+        {QT_Q4_0, 4096, 4096, 1, "fused matmul_n 3x Q4_0 4096x4096 (q/k/v)", 3},
+        {QT_Q4_0, 4096, 11008, 1, "fused swiglu 2x Q4_0 4096x11008 (gate/up)", 2},
+        {QT_Q4_0, 11008, 4096, 1, "fused add Q4_0 11008x4096 (down)", 1},
+        {QT_Q4_0, 4096, 4096, 1, "fused add Q4_0 4096x4096 (o)", 1},
+        {QT_Q5_0, 896, 896, 1, "fused matmul_n 3x Q5_0 896x896", 3},
+        {QT_Q5_0, 896, 4864, 1, "fused swiglu 2x Q5_0 896x4864 (qwen)", 2},
+        {QT_Q4_K, 4864, 896, 1, "fused add Q4_K 4864x896 (qwen down)", 1},
+        {QT_Q6_K, 4864, 896, 1, "fused add Q6_K 4864x896 (qwen down)", 1},
         /* prefill */
-        {QT_Q4_0, 4096, 4096, 512, "Q4_0 4096x4096 r=512 (pp)"},
-        {QT_Q4_0, 4096, 11008, 512, "Q4_0 4096x11008 r=512 (pp)"},
-        {QT_Q5_0, 896, 4864, 512, "Q5_0 896x4864 r=512 (qwen pp)"},
-        {QT_Q4_K, 4864, 896, 512, "Q4_K 4864x896 r=512 (qwen pp)"},
-        {QT_F32, 4096, 4096, 512, "F32 4096x4096 r=512 (pp)"},
+        {QT_Q4_0, 4096, 4096, 512, "Q4_0 4096x4096 r=512 (pp)", 0},
+        {QT_Q4_0, 4096, 11008, 512, "Q4_0 4096x11008 r=512 (pp)", 0},
+        {QT_Q4_0, 11008, 4096, 512, "Q4_0 11008x4096 r=512 (pp)", 0},
+        {QT_Q5_0, 896, 896, 512, "Q5_0 896x896 r=512 (qwen pp)", 0},
+        {QT_Q5_0, 896, 128, 512, "Q5_0 896x128 r=512 (qwen pp k/v)", 0},
+        {QT_Q5_0, 896, 4864, 512, "Q5_0 896x4864 r=512 (qwen pp)", 0},
+        {QT_Q4_K, 4864, 896, 512, "Q4_K 4864x896 r=512 (qwen pp)", 0},
+        {QT_Q6_K, 4864, 896, 512, "Q6_K 4864x896 r=512 (qwen pp)", 0},
+        {QT_Q8_0, 896, 151936, 512, "Q8_0 896x151936 r=512 (qwen LOGITS_ALL)", 0},
+        {QT_F32, 4096, 4096, 512, "F32 4096x4096 r=512 (pp)", 0},
     };
     printf("matmul (median of 7 graph replays of 50 calls; host-timed around sync, so ~10 us of launch+sync per 50 calls included):\n");
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) bench_matmul(&cases[i], bw / 1e0);

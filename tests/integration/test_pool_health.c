@@ -10,7 +10,10 @@
  *     "ready" again, and reported so.
  *   dead (SIGKILL): it leaves the pool's state and the orchestrator gets
  *     POST /v2/internal/workers/failed with signal 9, exactly once.
- * Waits are polls with generous limits (ASan on a loaded 2-core box). */
+ * Waits are polls with generous limits (ASan on a loaded 2-core box), and a
+ * poll's own limit (1.5 s) is far above an idle worker's answer time, so the
+ * healthy phase cannot miss twice in a row on a slow box (a hung worker is
+ * still reported within ~3.5 s). */
 #include "test_pool_util.h"
 
 /* the status of worker id in the newest heartbeat that lists it ("" if none) */
@@ -41,7 +44,7 @@ static void test_hung_and_dead_workers(void **st) {
     char ou[64];
     snprintf(ou, sizeof ou, "http://127.0.0.1:%d", orch.port);
     const char *args[] = { "--inventory", "host", "--orchestrator-url", ou, "--heartbeat-interval-ms", "60000",
-                           "--worker-health-interval-ms", "200", "--worker-health-timeout-ms", "300",
+                           "--worker-health-interval-ms", "200", "--worker-health-timeout-ms", "1500",
                            "--worker-health-failures", "2", "--pool-id", "pool-health", NULL };
     tp_pool pool;
     tp_pool_start(&pool, args, NULL);

@@ -15,8 +15,8 @@
  *   - malformed gpt-oss files (wrong expert count, too many experts used,
  *     missing sinks, missing sliding window key) are refused with messages
  *     that name the problem;
- *   - a backend without the gpt-oss ops (the CUDA one today) makes the load
- *     fail with ENG_E_UNSUPPORTED (checked with the CPU backend's vtable
+ *   - a backend without the gpt-oss ops (as the CUDA one was before it
+ *     had them) makes the load fail with ENG_E_UNSUPPORTED (checked with the CPU backend's vtable
  *     minus those ops, through the engine's private model.c entry points). */
 #include "testutil.h"
 

@@ -3,7 +3,8 @@
  * tokenizes; every malformed variant (truncated at every byte, wrong types,
  * huge numbers, deep nesting, invalid UTF-8 and escapes, duplicate keys,
  * merges naming unknown tokens, unsupported components) is refused with its
- * own stable message and no vocab; n_pad and the GGUF cross-check work.
+ * own stable message and no vocab; n_pad and the GGUF cross-check work;
+ * the JSON reader decodes every escape form.
  * Also the NFC normalizer on a few known strings (Hangul, reordering,
  * exclusions). Needs no outside files. */
 #include <errno.h>
@@ -13,6 +14,7 @@
 #include <unistd.h>
 
 #include "gguf/gguf.h"
+#include "tokenizer/json.h"
 #include "tokenizer/tok_internal.h" /* tok_nfc */
 #include "tokenizer/tokenizer.h"
 #include "testutil.h"
@@ -133,6 +135,34 @@ static void test_tiny_ok(void **st) {
     for (int i = 0; i < n; i++) assert_int_not_equal(ids[i], 11); /* never matched whole */
     tok_free(v);
     free(doc);
+}
+
+/* the JSON reader decodes every escape form to its UTF-8: \u of 1, 2 and 3
+ * bytes, a surrogate pair (4 bytes), the simple escapes; raw UTF-8 and an
+ * escaped NUL are kept; keys decode the same way */
+static void test_json_escapes(void **st) {
+    (void)st;
+    static const char src[] = "{\"k\\u00e9y\": [\"\\u0041\\u00e9\\u20AC\\ud83d\\ude00\\n\\\"\\\\\\/\\b\\f\\r\\t\","
+                              " \"\xc3\xa9\\u0000z\", 12]}";
+    tok_json_doc d;
+    char err[160];
+    assert_int_equal(tok_json_parse(src, sizeof src - 1, &d, err, sizeof err), 0);
+    assert_int_equal(tok_json_type(&d, 0), TOK_JSON_OBJ);
+    int32_t arr = tok_json_get(&d, 0, "k\xc3\xa9y");
+    assert_int_equal(tok_json_type(&d, arr), TOK_JSON_ARR);
+    assert_int_equal(d.nodes[arr].n, 3);
+    size_t n = 0;
+    const char *s = tok_json_str(&d, d.nodes[arr].first, &n);
+    static const char want[] = "A\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\n\"\\/\b\f\r\t";
+    assert_int_equal(n, sizeof want - 1);
+    assert_memory_equal(s, want, n);
+    s = tok_json_str(&d, d.nodes[d.nodes[arr].first].next, &n);
+    assert_int_equal(n, 4);
+    assert_memory_equal(s, "\xc3\xa9\0z", 4);
+    int64_t x = 0;
+    assert_int_equal(tok_json_int(&d, d.nodes[d.nodes[d.nodes[arr].first].next].next, 0, 100, &x), 0);
+    assert_int_equal(x, 12);
+    tok_json_free(&d);
 }
 
 /* a vocab token with a character outside the 256 byte-level ones decodes to
@@ -436,7 +466,8 @@ static void test_nfc(void **st) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_tiny_ok),     cmocka_unit_test(test_non_byte_level_token),
+        cmocka_unit_test(test_tiny_ok),     cmocka_unit_test(test_json_escapes),
+        cmocka_unit_test(test_non_byte_level_token),
         cmocka_unit_test(test_gguf_check),  cmocka_unit_test(test_truncated),
         cmocka_unit_test(test_json_errors), cmocka_unit_test(test_semantic_errors),
         cmocka_unit_test(test_nfc),

@@ -154,11 +154,17 @@ static inline int tf_make_gguf(const char *json_rel, const char *out_name, char 
     }
     time_t have = tf_mtime(out);
     if (have && have >= tf_mtime(json) && have >= tf_mtime(llorch)) return 0;
+    /* several tests share one file and CTest runs them in parallel: write a
+     * file of this process's own, then rename it into place (atomic), so no
+     * test ever reads a half-written GGUF */
+    char tmp[1100];
+    snprintf(tmp, sizeof tmp, "%s.%ld.tmp", out, (long)getpid());
     snprintf(cmd, sizeof cmd,
              "'%s' gguf make --preset tiny --arch qwen2 --vocab-json '%s' --type F16 -o '%s' >/dev/null", llorch,
-             json, out);
-    if (system(cmd) != 0) {
+             json, tmp);
+    if (system(cmd) != 0 || rename(tmp, out) != 0) {
         fprintf(stderr, "FAIL: could not generate the GGUF: %s\n", cmd);
+        unlink(tmp);
         return -1;
     }
     return 0;

@@ -32,10 +32,9 @@
  *   router [B][X] | w [B][K] | ids [B][K] int32 | gate, up, act [B][K][F] | down [B][K][E]
  *
  * LLORCH_DUMP_TENSORS=FILE (debug) appends the intermediate activations in
- * llama.cpp's names, as arch/llama.c does (tools/ref/cmp_dump.py).
+ * llama.cpp's names through arch/dump.c, as arch/llama.c does.
  */
 #include <math.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -52,38 +51,6 @@ size_t eng_moe_scratch_floats(const eng_hparams *hp, int n_batch) {
     return B * ((size_t)hp->n_expert + 2 * K + 3 * K * (size_t)hp->n_ff_exp + K * (size_t)hp->n_embd);
 }
 
-/* ---- LLORCH_DUMP_TENSORS (debug) ---- */
-static FILE *dump_file(void) {
-    static FILE *f;
-    static int tried;
-    if (!tried) {
-        tried = 1;
-        const char *p = getenv("LLORCH_DUMP_TENSORS");
-        if (p && *p) f = fopen(p, "a");
-    }
-    return f;
-}
-
-static void dump(const eng_session *s, const char *name, int layer, const char *op, const float *x, int rows,
-                 int cols, int ld) {
-    FILE *f = dump_file();
-    if (!f) return;
-    const eng_backend_ops *B = s->m->be.ops;
-    void *bc = s->m->be.ctx;
-    B->sync(bc);
-    size_t n = (size_t)(rows - 1) * ld + cols;
-    float *h = malloc(n * sizeof *h);
-    if (!h) return;
-    if (B->download(bc, h, x, n * sizeof *h) == 0) {
-        if (layer >= 0) fprintf(f, "T %s-%d %s f32 %d %d 1 1\n", name, layer, op, cols, rows);
-        else fprintf(f, "T %s %s f32 %d %d 1 1\n", name, op, cols, rows);
-        for (int r = 0; r < rows; r++)
-            for (int c = 0; c < cols; c++) fprintf(f, "%a ", (double)h[(size_t)r * ld + c]);
-        fputc('\n', f);
-    }
-    free(h);
-}
-
 /* the mixture-of-experts block on rows xb[0..no) → out[0..no) */
 static void issue_moe(eng_session *s, const eng_layer *L, int l, int no, float *out) {
     const eng_model *m = s->m;
@@ -98,19 +65,19 @@ static void issue_moe(eng_session *s, const eng_layer *L, int l, int no, float *
 
     B->matmul(bc, &L->w_router, s->xb, router, no);
     B->add_bias(bc, router, X, L->b_router, no, X);
-    dump(s, "ffn_moe_probs", l, "ADD", router, no, X, X);
+    eng_dump(s, "ffn_moe_probs", l, "ADD", router, no, X, X);
     B->moe_route(bc, router, no, X, K, ids, w);
-    dump(s, "ffn_moe_weights_softmax", l, "RESHAPE", w, no, K, K);
+    eng_dump(s, "ffn_moe_weights_softmax", l, "RESHAPE", w, no, K, K);
     B->matmul_id(bc, &L->w_up_exps, s->xb, 1, ids, K, L->b_up_exps, up, no);
     B->matmul_id(bc, &L->w_gate_exps, s->xb, 1, ids, K, L->b_gate_exps, gate, no);
-    dump(s, "ffn_moe_up_biased", l, "ADD_ID", up, no * K, F, F);
-    dump(s, "ffn_moe_gate_biased", l, "ADD_ID", gate, no * K, F, F);
+    eng_dump(s, "ffn_moe_up_biased", l, "ADD_ID", up, no * K, F, F);
+    eng_dump(s, "ffn_moe_gate_biased", l, "ADD_ID", gate, no * K, F, F);
     B->swiglu_oai(bc, gate, up, act, (int64_t)no * K * F, OAI_ALPHA, OAI_LIMIT);
-    dump(s, "ffn_moe_swiglu_oai", l, "SWIGLU_OAI", act, no * K, F, F);
+    eng_dump(s, "ffn_moe_swiglu_oai", l, "SWIGLU_OAI", act, no * K, F, F);
     B->matmul_id(bc, &L->w_down_exps, act, K, ids, K, L->b_down_exps, down, no);
-    dump(s, "ffn_moe_down_biased", l, "ADD_ID", down, no * K, E, E);
+    eng_dump(s, "ffn_moe_down_biased", l, "ADD_ID", down, no * K, E, E);
     B->moe_sum(bc, down, w, no, K, E, out);
-    dump(s, "ffn_moe_out", l, "ADD", out, no, E, E);
+    eng_dump(s, "ffn_moe_out", l, "ADD", out, no, E, E);
 }
 
 static void issue_layers(eng_session *s, int n) {
@@ -122,7 +89,7 @@ static void issue_layers(eng_session *s, int n) {
     const float scale = 1.0f / sqrtf((float)hp->head_dim);
 
     B->get_rows(bc, &m->tok_embd, s->toks_dev, n, s->x);
-    dump(s, "embd", -1, "GET_ROWS", s->x, n, E, E);
+    eng_dump(s, "embd", -1, "GET_ROWS", s->x, n, E, E);
     for (int l = 0; l < hp->n_layer; l++) {
         const eng_layer *L = &m->layers[l];
         uint16_t *kc = s->k_cache + (size_t)l * s->n_ctx * KV;
@@ -130,7 +97,7 @@ static void issue_layers(eng_session *s, int n) {
 
         /* attention */
         B->rmsnorm(bc, s->x, L->attn_norm, s->xb, n, E, hp->eps);
-        dump(s, "attn_norm", l, "MUL", s->xb, n, E, E);
+        eng_dump(s, "attn_norm", l, "MUL", s->xb, n, E, E);
         float *q = s->qkv, *k = q + (size_t)n * Q, *v = k + (size_t)n * KV;
         B->matmul(bc, &L->wq, s->xb, q, n);
         B->add_bias(bc, q, Q, L->bq, n, Q);
@@ -138,20 +105,20 @@ static void issue_layers(eng_session *s, int n) {
         B->add_bias(bc, k, KV, L->bk, n, KV);
         B->matmul(bc, &L->wv, s->xb, v, n);
         B->add_bias(bc, v, KV, L->bv, n, KV);
-        dump(s, "Qcur", l, "ADD", q, n, Q, Q);
-        dump(s, "Kcur", l, "ADD", k, n, KV, KV);
-        dump(s, "Vcur", l, "ADD", v, n, KV, KV);
+        eng_dump(s, "Qcur", l, "ADD", q, n, Q, Q);
+        eng_dump(s, "Kcur", l, "ADD", k, n, KV, KV);
+        eng_dump(s, "Vcur", l, "ADD", v, n, KV, KV);
         B->rope(bc, q, Q, s->pos_dev, n, hp->n_head, hp->head_dim, &hp->rope);
         B->rope(bc, k, KV, s->pos_dev, n, hp->n_head_kv, hp->head_dim, &hp->rope);
-        dump(s, "Qcur", l, "ROPE", q, n, Q, Q);
-        dump(s, "Kcur", l, "ROPE", k, n, KV, KV);
+        eng_dump(s, "Qcur", l, "ROPE", q, n, Q, Q);
+        eng_dump(s, "Kcur", l, "ROPE", k, n, KV, KV);
         B->kv_store(bc, kc, vc, k, v, KV, s->pos_dev, n, KV);
         B->attention_ext(bc, q, Q, kc, vc, s->pos_dev, n, hp->n_head, hp->n_head_kv, hp->head_dim, scale, L->sinks,
                          L->swa, s->att);
-        dump(s, "kqv_out", l, "RESHAPE", s->att, n, Q, Q);
+        eng_dump(s, "kqv_out", l, "RESHAPE", s->att, n, Q, Q);
         B->matmul(bc, &L->wo, s->att, s->tmp, n);
         B->add_bias(bc, s->tmp, E, L->bo, n, E);
-        dump(s, "attn_out", l, "ADD", s->tmp, n, E, E);
+        eng_dump(s, "attn_out", l, "ADD", s->tmp, n, E, E);
         /* Every row runs the whole last layer, though only the last one's
          * logits may be wanted: llama.cpp's gpt-oss graph (this build) does
          * the same, and the F32 router sums one row in another order than
@@ -159,14 +126,14 @@ static void issue_layers(eng_session *s, int n) {
          * arch/llama.c would cost bit-exactness for ~1/n_layer of a prefill. */
         float *x = s->x;
         B->add(bc, x, s->tmp, (int64_t)n * E);
-        dump(s, "ffn_inp", l, "ADD", x, n, E, E);
+        eng_dump(s, "ffn_inp", l, "ADD", x, n, E, E);
 
         /* mixture of experts */
         B->rmsnorm(bc, x, L->ffn_norm, s->xb, n, E, hp->eps);
-        dump(s, "attn_post_norm", l, "MUL", s->xb, n, E, E);
+        eng_dump(s, "attn_post_norm", l, "MUL", s->xb, n, E, E);
         issue_moe(s, L, l, n, s->tmp);
         B->add(bc, x, s->tmp, (int64_t)n * E);
-        dump(s, "l_out", l, "ADD", x, n, E, E);
+        eng_dump(s, "l_out", l, "ADD", x, n, E, E);
     }
 }
 
@@ -184,13 +151,24 @@ int eng_gpt_oss_forward(eng_session *s, const int32_t *toks, int n, int mode, ch
         (rc = B->upload(bc, s->pos_dev, s->pos_host, (size_t)n * sizeof *s->pos_host)))
         return util_fail(err, errlen, ENG_E_BACKEND, "eval: upload failed (%d)", rc);
 
-    issue_layers(s, n);
-    if (mode == ENG_LOGITS_LAST) {
-        B->rmsnorm(bc, s->x + (size_t)(n - 1) * E, m->output_norm, s->xb, 1, E, m->hp.eps);
-        dump(s, "result_norm", -1, "MUL", s->xb, 1, E, E);
-        B->matmul(bc, &m->output, s->xb, s->logits, 1);
-        dump(s, "result_output", -1, "MUL_MAT", s->logits, 1, V, V);
-    } else if (mode == ENG_LOGITS_ALL) {
+    /* a decode step is recorded and replayed as arch/llama.c does (CUDA
+     * graph: every op reads ids, positions and routing from device memory);
+     * not while tensors are dumped (dump() syncs and downloads) */
+    const int record = n == 1 && mode == ENG_LOGITS_LAST && B->record_begin && B->record_end && !eng_dump_enabled();
+    int replayed = record ? B->record_begin(bc, s->rec_key) : 0;
+    if (replayed < 0) return util_fail(err, errlen, ENG_E_BACKEND, "eval: record_begin failed (%d)", replayed);
+    if (!replayed) {
+        issue_layers(s, n);
+        if (mode == ENG_LOGITS_LAST) {
+            B->rmsnorm(bc, s->x + (size_t)(n - 1) * E, m->output_norm, s->xb, 1, E, m->hp.eps);
+            eng_dump(s, "result_norm", -1, "MUL", s->xb, 1, E, E);
+            B->matmul(bc, &m->output, s->xb, s->logits, 1);
+            eng_dump(s, "result_output", -1, "MUL_MAT", s->logits, 1, V, V);
+        }
+    }
+    if (record && (rc = B->record_end(bc, s->rec_key)) < 0)
+        return util_fail(err, errlen, ENG_E_BACKEND, "eval: record_end failed (%d)", rc);
+    if (mode == ENG_LOGITS_ALL) {
         B->rmsnorm(bc, s->x, m->output_norm, s->xb, n, E, m->hp.eps);
         for (int r0 = 0; r0 < n; r0 += s->n_logit_rows) {
             int nr = n - r0 < s->n_logit_rows ? n - r0 : s->n_logit_rows;

@@ -14,6 +14,12 @@
  * When only the last row's logits are wanted, the last layer's residual and
  * feed-forward run on that row alone (as in llama.cpp).
  *
+ * Where the backend has the optional fused ops (backend.h), q/k/v (+ biases),
+ * rope + K/V store, the two residual matmuls and gate/up + SwiGLU are issued
+ * as one op each; each is exactly the composition of the primitives above
+ * (the CPU runs it so: bitwise-equal logits), and LLORCH_NO_FUSED=1 forces
+ * the primitives (A/B runs; also when dumping tensors).
+ *
  * A single-token step (decode) is bracketed by record_begin/record_end so a
  * backend can capture it once and replay it: token id and position are
  * uploaded to backend buffers before, and every op reads them from there.
@@ -23,8 +29,9 @@
  * Debug (tests/tools only): LLORCH_DUMP_TENSORS=FILE appends every
  * intermediate activation of each eval to FILE, named and laid out as
  * llama.cpp's eval callback sees them (tools/ref/ref_dump_tensors.c writes
- * llama.cpp's side; tools/ref/cmp_dump.py compares the two op by op). It
- * syncs after every op; meant for the CPU backend and single evals.
+ * llama.cpp's side; tools/ref/cmp_dump.py compares the two op by op;
+ * arch/dump.c writes). It syncs after every op; meant for the CPU backend
+ * and single evals.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -33,51 +40,26 @@
 #include "common/util.h"
 #include "engine/engine_int.h"
 
-#include <stdio.h>
-
-/* ---- LLORCH_DUMP_TENSORS (debug) ---- */
-static FILE *dump_file(void) {
-    static FILE *f;
-    static int tried;
-    if (!tried) {
-        tried = 1;
-        const char *p = getenv("LLORCH_DUMP_TENSORS");
-        if (p && *p) f = fopen(p, "a");
-    }
-    return f;
+/* LLORCH_NO_FUSED=1: never use the backend's optional fused ops (A/B runs and
+ * the fused-vs-primitives tests); read at every eval, so a test can flip it */
+static int fused_allowed(void) {
+    const char *e = getenv("LLORCH_NO_FUSED");
+    return !(e && !strcmp(e, "1"));
 }
 
-/* rows x cols at ld (floats); "T name op f32 cols rows 1 1", then the values as %a */
-static void dump(const eng_session *s, const char *name, int layer, const char *op, const float *x, int rows,
-                 int cols, int ld) {
-    FILE *f = dump_file();
-    if (!f) return;
-    const eng_backend_ops *B = s->m->be.ops;
-    void *bc = s->m->be.ctx;
-    B->sync(bc);
-    size_t n = (size_t)(rows - 1) * ld + cols;
-    float *h = malloc(n * sizeof *h);
-    if (!h) return;
-    if (B->download(bc, h, x, n * sizeof *h) == 0) {
-        if (layer >= 0) fprintf(f, "T %s-%d %s f32 %d %d 1 1\n", name, layer, op, cols, rows);
-        else fprintf(f, "T %s %s f32 %d %d 1 1\n", name, op, cols, rows);
-        for (int r = 0; r < rows; r++)
-            for (int c = 0; c < cols; c++) fprintf(f, "%a ", (double)h[(size_t)r * ld + c]);
-        fputc('\n', f);
-    }
-    free(h);
-}
-
-static void issue_layers(eng_session *s, int n, int mode) {
+static void issue_layers(eng_session *s, int n, int mode, int fused) {
     const eng_model *m = s->m;
     const eng_hparams *hp = &m->hp;
     const eng_backend_ops *B = m->be.ops;
     void *bc = m->be.ctx;
     const int E = hp->n_embd, Q = hp->q_dim, KV = hp->kv_dim, F = hp->n_ff;
     const float scale = 1.0f / sqrtf((float)hp->head_dim);
+    /* optional fused ops (backend.h): each is exactly its primitives' composition */
+    const int f_mmn = fused && B->matmul_n, f_mma = fused && B->matmul_add;
+    const int f_swi = fused && B->matmul_swiglu, f_rkv = fused && B->rope_kv_store;
 
     B->get_rows(bc, &m->tok_embd, s->toks_dev, n, s->x);
-    dump(s, "embd", -1, "GET_ROWS", s->x, n, E, E);
+    eng_dump(s, "embd", -1, "GET_ROWS", s->x, n, E, E);
     for (int l = 0; l < hp->n_layer; l++) {
         const eng_layer *L = &m->layers[l];
         uint16_t *kc = s->k_cache + (size_t)l * s->n_ctx * KV;
@@ -85,7 +67,7 @@ static void issue_layers(eng_session *s, int n, int mode) {
 
         /* attention */
         B->rmsnorm(bc, s->x, L->attn_norm, s->xb, n, E, hp->eps);
-        dump(s, "attn_norm", l, "MUL", s->xb, n, E, E);
+        eng_dump(s, "attn_norm", l, "MUL", s->xb, n, E, E);
         float *q, *k, *v;
         int ldq, ldkv;
         if (L->wqkv.data) {
@@ -102,55 +84,80 @@ static void issue_layers(eng_session *s, int n, int mode) {
             v = k + (size_t)n * KV;
             ldq = Q;
             ldkv = KV;
-            B->matmul(bc, &L->wq, s->xb, q, n);
-            B->matmul(bc, &L->wk, s->xb, k, n);
-            B->matmul(bc, &L->wv, s->xb, v, n);
-            if (L->bq) B->add_bias(bc, q, Q, L->bq, n, Q);
-            if (L->bk) B->add_bias(bc, k, KV, L->bk, n, KV);
-            if (L->bv) B->add_bias(bc, v, KV, L->bv, n, KV);
+            if (f_mmn) {
+                const eng_w *ws[3] = {&L->wq, &L->wk, &L->wv};
+                const float *bs[3] = {L->bq, L->bk, L->bv};
+                float *ys[3] = {q, k, v};
+                B->matmul_n(bc, 3, ws, bs, s->xb, ys, n);
+            } else {
+                B->matmul(bc, &L->wq, s->xb, q, n);
+                B->matmul(bc, &L->wk, s->xb, k, n);
+                B->matmul(bc, &L->wv, s->xb, v, n);
+                if (L->bq) B->add_bias(bc, q, Q, L->bq, n, Q);
+                if (L->bk) B->add_bias(bc, k, KV, L->bk, n, KV);
+                if (L->bv) B->add_bias(bc, v, KV, L->bv, n, KV);
+            }
         }
-        dump(s, "Qcur", l, "MUL_MAT", q, n, Q, ldq);
-        dump(s, "Kcur", l, "MUL_MAT", k, n, KV, ldkv);
-        dump(s, "Vcur", l, "MUL_MAT", v, n, KV, ldkv);
+        eng_dump(s, "Qcur", l, "MUL_MAT", q, n, Q, ldq);
+        eng_dump(s, "Kcur", l, "MUL_MAT", k, n, KV, ldkv);
+        eng_dump(s, "Vcur", l, "MUL_MAT", v, n, KV, ldkv);
         eng_rope rp = hp->rope;
         rp.freq_factors = L->rope_freqs;
-        B->rope(bc, q, ldq, s->pos_dev, n, hp->n_head, hp->head_dim, &rp);
-        B->rope(bc, k, ldkv, s->pos_dev, n, hp->n_head_kv, hp->head_dim, &rp);
-        dump(s, "Qcur", l, "ROPE", q, n, Q, ldq);
-        dump(s, "Kcur", l, "ROPE", k, n, KV, ldkv);
-        B->kv_store(bc, kc, vc, k, v, ldkv, s->pos_dev, n, KV);
+        if (f_rkv && KV == hp->n_head_kv * hp->head_dim) {
+            B->rope_kv_store(bc, q, ldq, k, v, ldkv, s->pos_dev, n, hp->n_head, hp->n_head_kv, hp->head_dim, &rp, kc,
+                             vc);
+            eng_dump(s, "Qcur", l, "ROPE", q, n, Q, ldq);
+            eng_dump(s, "Kcur", l, "ROPE", k, n, KV, ldkv);
+        } else {
+            B->rope(bc, q, ldq, s->pos_dev, n, hp->n_head, hp->head_dim, &rp);
+            B->rope(bc, k, ldkv, s->pos_dev, n, hp->n_head_kv, hp->head_dim, &rp);
+            eng_dump(s, "Qcur", l, "ROPE", q, n, Q, ldq);
+            eng_dump(s, "Kcur", l, "ROPE", k, n, KV, ldkv);
+            B->kv_store(bc, kc, vc, k, v, ldkv, s->pos_dev, n, KV);
+        }
         B->attention(bc, q, ldq, kc, vc, s->pos_dev, n, hp->n_head, hp->n_head_kv, hp->head_dim, scale, s->att);
-        dump(s, "kqv_out", l, "RESHAPE", s->att, n, Q, Q);
-        B->matmul(bc, &L->wo, s->att, s->tmp, n);
-        dump(s, "attn_out", l, "MUL_MAT", s->tmp, n, E, E);
+        eng_dump(s, "kqv_out", l, "RESHAPE", s->att, n, Q, Q);
+        const int no = (mode == ENG_LOGITS_LAST && l == hp->n_layer - 1) ? 1 : n;
+        float *x = s->x + (size_t)(n - no) * E;
+        if (f_mma && no == n) {
+            /* x += att·Wo in one op (the attn_out dump is not available) */
+            B->matmul_add(bc, &L->wo, s->att, x, s->tmp, n);
+        } else {
+            B->matmul(bc, &L->wo, s->att, s->tmp, n);
+            eng_dump(s, "attn_out", l, "MUL_MAT", s->tmp, n, E, E);
+            B->add(bc, x, s->tmp + (size_t)(n - no) * E, (int64_t)no * E);
+        }
         /* Only the last row is wanted after the last layer's attention when
          * only the last logits are: as llama.cpp does, the residual and the
          * feed-forward of that layer run on that row alone (its matmuls then
          * take the single-row path, as llama.cpp's do). */
-        const int no = (mode == ENG_LOGITS_LAST && l == hp->n_layer - 1) ? 1 : n;
-        float *x = s->x + (size_t)(n - no) * E;
-        B->add(bc, x, s->tmp + (size_t)(n - no) * E, (int64_t)no * E);
-        dump(s, "ffn_inp", l, "ADD", x, no, E, E);
+        eng_dump(s, "ffn_inp", l, "ADD", x, no, E, E);
 
         /* feed-forward */
         B->rmsnorm(bc, x, L->ffn_norm, s->xb, no, E, hp->eps);
-        dump(s, "ffn_norm", l, "MUL", s->xb, no, E, E);
-        if (L->w_gate.data) {
+        eng_dump(s, "ffn_norm", l, "MUL", s->xb, no, E, E);
+        if (L->w_gate.data && f_swi) {
+            B->matmul_swiglu(bc, &L->w_gate, &L->w_up, s->xb, s->hb, s->gu, no);
+        } else if (L->w_gate.data) {
             float *g = s->gu, *u = s->gu + (size_t)no * F;
             B->matmul(bc, &L->w_gate, s->xb, g, no);
             B->matmul(bc, &L->w_up, s->xb, u, no);
-            dump(s, "ffn_gate", l, "MUL_MAT", g, no, F, F);
-            dump(s, "ffn_up", l, "MUL_MAT", u, no, F, F);
+            eng_dump(s, "ffn_gate", l, "MUL_MAT", g, no, F, F);
+            eng_dump(s, "ffn_up", l, "MUL_MAT", u, no, F, F);
             B->swiglu(bc, g, u, F, s->hb, no, F);
         } else {
             B->matmul(bc, &L->w_up, s->xb, s->gu, no);
             B->swiglu(bc, s->gu, s->gu + F, 2 * F, s->hb, no, F);
         }
-        dump(s, "ffn_swiglu", l, "SWIGLU", s->hb, no, F, F);
-        B->matmul(bc, &L->w_down, s->hb, s->tmp, no);
-        dump(s, "ffn_out", l, "MUL_MAT", s->tmp, no, E, E);
-        B->add(bc, x, s->tmp, (int64_t)no * E);
-        dump(s, "l_out", l, "ADD", x, no, E, E);
+        eng_dump(s, "ffn_swiglu", l, "SWIGLU", s->hb, no, F, F);
+        if (f_mma) {
+            B->matmul_add(bc, &L->w_down, s->hb, x, s->tmp, no);
+        } else {
+            B->matmul(bc, &L->w_down, s->hb, s->tmp, no);
+            eng_dump(s, "ffn_out", l, "MUL_MAT", s->tmp, no, E, E);
+            B->add(bc, x, s->tmp, (int64_t)no * E);
+        }
+        eng_dump(s, "l_out", l, "ADD", x, no, E, E);
     }
 }
 
@@ -160,9 +167,9 @@ static void issue_head_last(eng_session *s, int n) {
     const eng_backend_ops *B = m->be.ops;
     const int E = m->hp.n_embd;
     B->rmsnorm(m->be.ctx, s->x + (size_t)(n - 1) * E, m->output_norm, s->xb, 1, E, m->hp.eps);
-    dump(s, "result_norm", -1, "MUL", s->xb, 1, E, E);
+    eng_dump(s, "result_norm", -1, "MUL", s->xb, 1, E, E);
     B->matmul(m->be.ctx, &m->output, s->xb, s->logits, 1);
-    dump(s, "result_output", -1, "MUL_MAT", s->logits, 1, m->hp.n_vocab, m->hp.n_vocab);
+    eng_dump(s, "result_output", -1, "MUL_MAT", s->logits, 1, m->hp.n_vocab, m->hp.n_vocab);
 }
 
 int eng_llama_forward(eng_session *s, const int32_t *toks, int n, int mode, char *err, size_t errlen) {
@@ -182,7 +189,8 @@ int eng_llama_forward(eng_session *s, const int32_t *toks, int n, int mode, char
     int replayed = record ? B->record_begin(bc, s->rec_key) : 0;
     if (replayed < 0) return util_fail(err, errlen, ENG_E_BACKEND, "eval: record_begin failed (%d)", replayed);
     if (!replayed) {
-        issue_layers(s, n, mode);
+        /* the dump needs every intermediate: primitives only */
+        issue_layers(s, n, mode, fused_allowed() && !eng_dump_enabled());
         if (mode == ENG_LOGITS_LAST) issue_head_last(s, n);
     }
     if (record && (rc = B->record_end(bc, s->rec_key)) < 0)

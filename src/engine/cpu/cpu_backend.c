@@ -108,6 +108,11 @@ static const eng_backend_ops cpu_ops = {
     .record_begin = NULL, /* nothing to capture: ops run as issued */
     .record_end = NULL,
     .device_info = NULL,
+    /* fused ops: the literal compositions (cpu_fused.c) */
+    .matmul_n = cpu_matmul_n,
+    .matmul_add = cpu_matmul_add,
+    .matmul_swiglu = cpu_matmul_swiglu,
+    .rope_kv_store = cpu_rope_kv_store,
     .moe_route = cpu_moe_route,
     .matmul_id = cpu_matmul_id,
     .swiglu_oai = cpu_swiglu_oai,

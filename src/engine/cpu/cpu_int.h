@@ -66,6 +66,16 @@ void cpu_swiglu(void *ctx, const float *gate, const float *up, int ld_in, float 
 /* cpu_matmul.c */
 void cpu_matmul(void *ctx, const eng_w *w, const float *x, float *y, int rows);
 
+/* cpu_fused.c: the optional fused ops, as their primitives' composition */
+void cpu_matmul_n(void *ctx, int n, const eng_w *const *w, const float *const *b, const float *x, float *const *y,
+                  int rows);
+void cpu_matmul_add(void *ctx, const eng_w *w, const float *x, float *y, float *tmp, int rows);
+void cpu_matmul_swiglu(void *ctx, const eng_w *wg, const eng_w *wu, const float *x, float *out, float *tmp,
+                       int rows);
+void cpu_rope_kv_store(void *ctx, float *q, int ldq, float *k, const float *v, int ldkv, const int32_t *pos, int rows,
+                       int n_head, int n_head_kv, int head_dim, const eng_rope *p, uint16_t *k_cache,
+                       uint16_t *v_cache);
+
 /* cpu_attn.c */
 /* llama.cpp's ggml_vec_dot_f16 order of summation (AVX2 build), cpu_attn.c */
 float cpu_dot_f16_ggml(const uint16_t *x, const uint16_t *y, int64_t n);

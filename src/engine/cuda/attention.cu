@@ -17,7 +17,15 @@
  * head_dim 64/80/96/128 runs on the tensor cores (attn_prefill.cu); other
  * head dims <= 128 and multiples of 8 run k_attn_tiled below (also selected
  * for every prefill by LLORCH_CUDA_ATTN_TILED=1, for comparison); otherwise
- * this kernel with S = 1. */
+ * this kernel with S = 1.
+ *
+ * gpt-oss (attention_ext): a sliding window narrows the keys of row r to
+ * t > pos[r] - window (the split bounds and the tiled kernel's masks start
+ * there); a sink (per head, an extra logit with no value) is folded in at
+ * the end, where (M, L, acc) are final: M' = max(M, sink), out = acc e^(M-M')
+ * / (L e^(M-M') + e^(sink-M')). The tensor-core prefill kernel has neither,
+ * so a prefill with sinks or a window runs the tiled kernel (slower for the
+ * head dims the mma kernel serves: docs/ARCHITECTURE.md, gpt-oss). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,11 +37,13 @@
 /* merges the S splits of (row r, head h) from part into out; the split
  * partials are read with L2-coherent loads (the fused path reads what other
  * blocks of the same grid wrote) */
-__device__ __forceinline__ void attn_combine_one(const float *part, int n_head, int hd, int S, float *out, int h, int r) {
+__device__ __forceinline__ void attn_combine_one(const float *part, int n_head, int hd, int S, float *out, int h, int r,
+                                                 const float *sinks) {
     const float *pp = part + (int64_t)(r * n_head + h) * S * (hd + 2);
-    float M = -INFINITY;
+    const float sk = sinks ? sinks[h] : -INFINITY;
+    float M = sk;
     for (int sp = 0; sp < S; sp++) M = fmaxf(M, __ldcg(pp + sp * (hd + 2)));
-    float L = 0.0f;
+    float L = sinks ? expf(sk - M) : 0.0f;
     for (int sp = 0; sp < S; sp++) {
         const float m = __ldcg(pp + sp * (hd + 2));
         if (m != -INFINITY) L += __ldcg(pp + sp * (hd + 2) + 1) * expf(m - M);
@@ -55,15 +65,16 @@ __device__ __forceinline__ void attn_combine_one(const float *part, int n_head, 
 template <int EPL>
 __global__ void __launch_bounds__(ATTN_WARPS * 32)
 k_attn(const float *q, int ld_q, const __half *kc, const __half *vc, const int32_t *pos, int n_head, int group,
-       int hd, float scale, int S, float *out, float *part, unsigned *cnt) {
+       int hd, float scale, int S, float *out, float *part, unsigned *cnt, const float *sinks, int window) {
     cu_pdl_begin();
     const int h = blockIdx.x, r = blockIdx.y, sp = blockIdx.z;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int kv_dim = (n_head / group) * hd;
     const int kvh = h / group;
     const int n_keys = pos[r] + 1;
-    const int chunk = (n_keys + S - 1) / S;
-    const int k0 = sp * chunk, k1 = min(n_keys, k0 + chunk);
+    const int lo = window > 0 && n_keys > window ? n_keys - window : 0; /* first key in the window */
+    const int chunk = (n_keys - lo + S - 1) / S;
+    const int k0 = lo + sp * chunk, k1 = min(n_keys, k0 + chunk);
 
     float qv[EPL], acc[EPL];
     const float *qr = q + (int64_t)r * ld_q + (int64_t)h * hd;
@@ -115,6 +126,12 @@ k_attn(const float *q, int ld_q, const __half *kc, const __half *vc, const int32
         f[w] = sm_m[w] == -INFINITY ? 0.0f : expf(sm_m[w] - M);
         L += sm_l[w] * f[w];
     }
+    if (S == 1 && sinks) { /* the sink joins the final softmax (S > 1: in the combine) */
+        const float sk = sinks[h], Mp = fmaxf(M, sk), fs = expf(M - Mp);
+        L = L * fs + expf(sk - Mp);
+#pragma unroll
+        for (int w = 0; w < ATTN_WARPS; w++) f[w] *= fs;
+    }
     if (S == 1) {
         float *o = out + (int64_t)r * n_head * hd + (int64_t)h * hd;
         for (int d = threadIdx.x; d < hd; d += blockDim.x) {
@@ -143,7 +160,7 @@ k_attn(const float *q, int ld_q, const __half *kc, const __half *vc, const int32
             __syncthreads();
             if (sh_last) {
                 __threadfence();
-                attn_combine_one(part, n_head, hd, S, out, h, r);
+                attn_combine_one(part, n_head, hd, S, out, h, r, sinks);
                 if (threadIdx.x == 0) cnt[r * n_head + h] = 0;
             }
         }
@@ -163,11 +180,11 @@ k_attn(const float *q, int ld_q, const __half *kc, const __half *vc, const int32
 #define AK 32  /* keys per tile */
 /* one query row i (compile-time constant) of the warp against the key tile */
 #define ATT_ROW(i)                                                                  \
-    if (mypos[i] >= t0) { /* warp-uniform */                                       \
+    if (mypos[i] >= t0 && t0 + AK > mylo[i]) { /* warp-uniform; >= 1 key unmasked */ \
         const float *qr = Qs[warp * 4 + (i)];                                      \
         float sc = 0.0f;                                                           \
         for (int d = 0; d < hd; d++) sc += qr[d] * Ks[lane][d];                    \
-        if (t0 + lane > mypos[i]) sc = -INFINITY;                                  \
+        if (t0 + lane > mypos[i] || t0 + lane < mylo[i]) sc = -INFINITY;           \
         const float mn = fmaxf(m[i], warp_max(sc));                                \
         const float p = expf(sc - mn), corr = expf(m[i] - mn);                     \
         l[i] = l[i] * corr + warp_sum(p);                                          \
@@ -185,30 +202,38 @@ k_attn(const float *q, int ld_q, const __half *kc, const __half *vc, const int32
 template <int EPL>
 __global__ void __launch_bounds__(128)
 k_attn_tiled(const float *q, int ld_q, const __half *kc, const __half *vc, const int32_t *pos, int rows, int n_head,
-             int group, int hd, float scale, float *out) {
+             int group, int hd, float scale, float *out, const float *sinks, int window) {
     cu_pdl_begin();
     __shared__ float Ks[AK][128 + 1];
     __shared__ float Vs[AK][128];
     __shared__ float Qs[AQ][128];
-    __shared__ int sh_kmax;
+    __shared__ int sh_kmax, sh_kmin;
     const int h = blockIdx.x, r0 = blockIdx.y * AQ;
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
     const int kv_dim = (n_head / group) * hd, kvh = h / group;
-    if (tid == 0) sh_kmax = -1;
+    if (tid == 0) {
+        sh_kmax = -1;
+        sh_kmin = 0x7fffffff;
+    }
     __syncthreads();
-    if (tid < AQ && r0 + tid < rows) atomicMax(&sh_kmax, pos[r0 + tid]);
+    if (tid < AQ && r0 + tid < rows) {
+        const int p = pos[r0 + tid];
+        atomicMax(&sh_kmax, p);
+        atomicMin(&sh_kmin, window > 0 && p + 1 > window ? p + 1 - window : 0);
+    }
     for (int i = tid; i < AQ * hd; i += 128) {
         const int rr = i / hd, d = i % hd;
         Qs[rr][d] = r0 + rr < rows ? q[(int64_t)(r0 + rr) * ld_q + (int64_t)h * hd + d] * scale : 0.0f;
     }
     __syncthreads();
-    const int kmax = sh_kmax;
-    int mypos[4];
+    const int kmax = sh_kmax, tstart = (sh_kmin / AK) * AK;
+    int mypos[4], mylo[4];
     float m[4], l[4], acc[4][EPL];
 #pragma unroll
     for (int i = 0; i < 4; i++) {
         const int r = r0 + warp * 4 + i;
         mypos[i] = r < rows ? pos[r] : -1;
+        mylo[i] = window > 0 && mypos[i] + 1 > window ? mypos[i] + 1 - window : 0;
         m[i] = -INFINITY;
         l[i] = 0.0f;
 #pragma unroll
@@ -235,8 +260,8 @@ k_attn_tiled(const float *q, int ld_q, const __half *kc, const __half *vc, const
             }
         }
     };
-    fetch(0);
-    for (int t0 = 0; t0 <= kmax; t0 += AK) {
+    fetch(tstart);
+    for (int t0 = tstart; t0 <= kmax; t0 += AK) {
         __syncthreads(); /* the previous tile is consumed */
 #pragma unroll
         for (int it = 0; it < 4; it++) {
@@ -267,24 +292,36 @@ k_attn_tiled(const float *q, int ld_q, const __half *kc, const __half *vc, const
         const int r = r0 + warp * 4 + i;
         if (r >= rows) continue;
         float *o = out + (int64_t)r * n_head * hd + (int64_t)h * hd;
+        float f = 1.0f, L = l[i];
+        if (sinks) {
+            const float sk = sinks[h], Mp = fmaxf(m[i], sk);
+            f = expf(m[i] - Mp);
+            L = L * f + expf(sk - Mp);
+        }
 #pragma unroll
         for (int e = 0; e < EPL; e++) {
             const int d = lane + 32 * e;
-            if (d < hd) o[d] = acc[i][e] / l[i];
+            if (d < hd) o[d] = acc[i][e] * f / L;
         }
     }
 }
 
 /* merges the S splits of (row, head): grid (n_head, rows) */
-__global__ void k_attn_combine(const float *part, int n_head, int hd, int S, float *out) {
+__global__ void k_attn_combine(const float *part, int n_head, int hd, int S, float *out, const float *sinks) {
     cu_pdl_begin();
-    attn_combine_one(part, n_head, hd, S, out, blockIdx.x, blockIdx.y);
+    attn_combine_one(part, n_head, hd, S, out, blockIdx.x, blockIdx.y, sinks);
 }
 
 void cu_attention(cu_ctx *c, const float *q, int ld_q, const uint16_t *kc, const uint16_t *vc, const int32_t *pos,
                   int rows, int n_head, int n_head_kv, int head_dim, float scale, float *out) {
+    cu_attention_ext(c, q, ld_q, kc, vc, pos, rows, n_head, n_head_kv, head_dim, scale, NULL, 0, out);
+}
+
+void cu_attention_ext(cu_ctx *c, const float *q, int ld_q, const uint16_t *kc, const uint16_t *vc,
+                      const int32_t *pos, int rows, int n_head, int n_head_kv, int head_dim, float scale,
+                      const float *sinks, int window, float *out) {
     if (rows <= 0 || n_head <= 0) return;
-    if (head_dim <= 0 || head_dim > 256 || n_head_kv <= 0 || n_head % n_head_kv) {
+    if (head_dim <= 0 || head_dim > 256 || n_head_kv <= 0 || n_head % n_head_kv || window < 0) {
         cu_latch(c, cudaErrorInvalidValue, "attention: unsupported head_dim / GQA shape", __FILE__, __LINE__);
         return;
     }
@@ -302,14 +339,14 @@ void cu_attention(cu_ctx *c, const float *q, int ld_q, const uint16_t *kc, const
         /* getenv per prefill call (~0.1 us against tens of us of attention) so
          * a benchmark can switch kernels in one process */
         const char *e = getenv("LLORCH_CUDA_ATTN_TILED");
-        if (!(e && !strcmp(e, "1")) &&
+        if (!(e && !strcmp(e, "1")) && !sinks && window == 0 &&
             cu_attn_prefill_mma(c, q, ld_q, kc, vc, pos, rows, n_head, n_head_kv, head_dim, scale, out))
             return;
     }
     if (rows > 4 && head_dim <= 128 && head_dim % 8 == 0) {
         const __half *k = (const __half *)kc, *v = (const __half *)vc;
         dim3 g((unsigned)n_head, cu_div_up(rows, AQ));
-#define AT2(E) cu_launch(c, g, 128, 0, k_attn_tiled<E>, q, ld_q, k, v, pos, rows, n_head, group, head_dim, scale, out)
+#define AT2(E) cu_launch(c, g, 128, 0, k_attn_tiled<E>, q, ld_q, k, v, pos, rows, n_head, group, head_dim, scale, out, sinks, window)
         switch (epl) {
         case 1: AT2(1); break;
         case 2: AT2(2); break;
@@ -324,7 +361,7 @@ void cu_attention(cu_ctx *c, const float *q, int ld_q, const uint16_t *kc, const
     const __half *k = (const __half *)kc, *v = (const __half *)vc;
     /* fused merge (LLORCH_CUDA_ATTN_FUSED=0: the separate combine kernel) */
     unsigned *cnt = (S > 1 && c->attn_cnt && !c->attn_unfused && rows * n_head <= CU_ATTN_MAX_CNT) ? c->attn_cnt : NULL;
-#define AT(E) cu_launch(c, grid, ATTN_WARPS * 32, 0, k_attn<E>, q, ld_q, k, v, pos, n_head, group, head_dim, scale, S, out, c->attn_part, cnt)
+#define AT(E) cu_launch(c, grid, ATTN_WARPS * 32, 0, k_attn<E>, q, ld_q, k, v, pos, n_head, group, head_dim, scale, S, out, c->attn_part, cnt, sinks, window)
     switch (epl) {
     case 1: AT(1); break;
     case 2: AT(2); break;
@@ -336,7 +373,7 @@ void cu_attention(cu_ctx *c, const float *q, int ld_q, const uint16_t *kc, const
 #undef AT
     LAUNCH_CHECK(c, "attention");
     if (S > 1 && !cnt) {
-        cu_launch(c, dim3((unsigned)n_head, (unsigned)rows), 128, 0, k_attn_combine, c->attn_part, n_head, head_dim, S, out);
+        cu_launch(c, dim3((unsigned)n_head, (unsigned)rows), 128, 0, k_attn_combine, c->attn_part, n_head, head_dim, S, out, sinks);
         LAUNCH_CHECK(c, "attention_combine");
     }
 }

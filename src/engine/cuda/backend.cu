@@ -125,6 +125,7 @@ static void b_destroy(void *ctx) {
     cudaFree(c->act_q);
     cudaFree(c->act_d);
     cudaFree(c->act_s);
+    cudaFree(c->mm_xh);
     cudaFree(c->attn_part);
     cudaFree(c->attn_cnt);
     cudaFree(c->samp_w);
@@ -216,6 +217,69 @@ static void b_attention(void *ctx, const float *q, int ld_q, const uint16_t *kc,
 static void b_swiglu(void *ctx, const float *gate, const float *up, int ld_in, float *out, int rows, int dim) {
     PROF(CW(ctx), "swiglu", cu_swiglu(C(ctx), gate, up, ld_in, out, rows, dim));
 }
+/* ---- fused ops (backend.h, optional) ---------------------------------------------------
+ * One row (decode): fused.cu / rope.cu in one dot launch each. Otherwise
+ * (prefill rows, float weights, mixed gate/up types) the exact composition
+ * of this backend's primitives, through the caller's scratch. */
+static const char *fm_name(cu_ctx *c, char *nm, size_t cap, const char *op, const eng_w *w, int rows) {
+    if (!c->prof) return "";
+    const qt_info_t *qi = qt_info(w->type);
+    snprintf(nm, cap, "%s %s %lldx%lld %s", op, qi ? qi->name : "?", (long long)w->ne0, (long long)w->ne1,
+             rows <= CU_MMV_MAX_ROWS ? "mmv" : "mm");
+    return nm;
+}
+static void b_matmul_n(void *ctx, int n, const eng_w *const *w, const float *const *b, const float *x,
+                       float *const *y, int rows) {
+    cu_ctx *c = C(ctx);
+    char nm[80];
+    int rc;
+    if (rows == 1) {
+        PROF(c, fm_name(c, nm, sizeof nm, "matmul_n", w[0], rows), rc = cu_fused_matmul_n(c, n, w, b, x, y, rows));
+        if (rc == 0) return;
+    }
+    for (int j = 0; j < n; j++) b_matmul(ctx, w[j], x, y[j], rows);
+    for (int j = 0; j < n; j++)
+        if (b[j]) b_add_bias(ctx, y[j], (int)w[j]->ne1, b[j], rows, (int)w[j]->ne1);
+}
+static void b_matmul_add(void *ctx, const eng_w *w, const float *x, float *y, float *tmp, int rows) {
+    cu_ctx *c = C(ctx);
+    char nm[80];
+    int rc;
+    if (rows == 1) {
+        PROF(c, fm_name(c, nm, sizeof nm, "matmul_add", w, rows), rc = cu_fused_matmul_add(c, w, x, y, rows));
+        if (rc == 0) return;
+    }
+    b_matmul(ctx, w, x, tmp, rows);
+    b_add(ctx, y, tmp, (int64_t)rows * w->ne1);
+}
+static void b_matmul_swiglu(void *ctx, const eng_w *wg, const eng_w *wu, const float *x, float *out, float *tmp,
+                            int rows) {
+    cu_ctx *c = C(ctx);
+    char nm[80];
+    int rc;
+    if (rows == 1) {
+        PROF(c, fm_name(c, nm, sizeof nm, "matmul_swiglu", wg, rows),
+             rc = cu_fused_matmul_swiglu(c, wg, wu, x, out, rows));
+        if (rc == 0) return;
+    }
+    const int F = (int)wg->ne1;
+    b_matmul(ctx, wg, x, tmp, rows);
+    b_matmul(ctx, wu, x, tmp + (size_t)rows * F, rows);
+    b_swiglu(ctx, tmp, tmp + (size_t)rows * F, F, out, rows, F);
+}
+static void b_rope_kv_store(void *ctx, float *q, int ldq, float *k, const float *v, int ldkv, const int32_t *pos,
+                            int rows, int n_head, int n_head_kv, int head_dim, const eng_rope *p, uint16_t *kc,
+                            uint16_t *vc) {
+    cu_ctx *c = CW(ctx);
+    int rc;
+    PROF(c, "rope_kv_store",
+         rc = cu_rope_kv_store(c, q, ldq, k, v, ldkv, pos, rows, n_head, n_head_kv, head_dim, p, kc, vc));
+    if (rc == 0) return;
+    b_rope(ctx, q, ldq, pos, rows, n_head, head_dim, p);
+    b_rope(ctx, k, ldkv, pos, rows, n_head_kv, head_dim, p);
+    b_kv_store(ctx, kc, vc, k, v, ldkv, pos, rows, n_head_kv * head_dim);
+}
+
 static int b_sample(void *ctx, const float *logits, int n_vocab, const eng_sample_args *a, int32_t *dev_token,
                     int32_t *host_token) {
     cu_ctx *c = CW(ctx);
@@ -227,6 +291,36 @@ static int b_sample(void *ctx, const float *logits, int n_vocab, const eng_sampl
         c->prof->sample_cnt++;
     }
     return rc;
+}
+
+/* ---- gpt-oss ops (moe.cu, attention.cu) ------------------------------------------------ */
+static void b_moe_route(void *ctx, const float *logits, int rows, int n_expert, int k, int32_t *ids, float *w) {
+    PROF(CW(ctx), "moe_route", cu_moe_route(C(ctx), logits, rows, n_expert, k, ids, w));
+}
+static void b_matmul_id(void *ctx, const eng_w *w, const float *x, int n_x, const int32_t *ids, int k, const float *b,
+                        float *y, int rows) {
+    cu_ctx *c = CW(ctx); /* matmul_id overwrites the mat-vec activation scratch */
+    char nm[64] = "";
+    if (c->prof) {
+        const qt_info_t *qi = qt_info(w->type);
+        snprintf(nm, sizeof nm, "matmul_id %s %lldx%lld k%d", qi ? qi->name : "?", (long long)w->ne0,
+                 (long long)w->ne1, k);
+    }
+    PROF(c, nm, cu_matmul_id(c, w, x, n_x, ids, k, b, y, rows));
+}
+static void b_swiglu_oai(void *ctx, const float *gate, const float *up, float *out, int64_t n, float alpha,
+                         float limit) {
+    PROF(CW(ctx), "swiglu_oai", cu_swiglu_oai(C(ctx), gate, up, out, n, alpha, limit));
+}
+static void b_moe_sum(void *ctx, const float *e, const float *w, int rows, int k, int dim, float *out) {
+    PROF(CW(ctx), "moe_sum", cu_moe_sum(C(ctx), e, w, rows, k, dim, out));
+}
+static void b_attention_ext(void *ctx, const float *q, int ld_q, const uint16_t *kc, const uint16_t *vc,
+                            const int32_t *pos, int rows, int n_head, int n_head_kv, int head_dim, float scale,
+                            const float *sinks, int window, float *out) {
+    PROF(CW(ctx), rows <= 4 ? "attention_ext decode" : "attention_ext prefill",
+         cu_attention_ext(C(ctx), q, ld_q, kc, vc, pos, rows, n_head, n_head_kv, head_dim, scale, sinks, window,
+                          out));
 }
 
 /* ---- graphs ------------------------------------------------------------------------ */
@@ -298,32 +392,43 @@ static void b_device_info(void *ctx, int *sm, int *rt, char *name, size_t name_c
     if (free_bytes) *free_bytes = f;
 }
 
+/* designated initializers in backend.h's declaration order (C++20 requires
+ * the order; fields added to backend.h elsewhere cannot shift these) */
 static const eng_backend_ops g_cuda_ops = {
-    /* name */ "cuda",
-    /* memory_architecture */ "vram-only",
-    /* weights_in_place */ 0,
-    b_destroy,
-    b_alloc,
-    b_free,
-    b_upload,
-    b_download,
-    b_zero,
-    b_sync,
-    b_mem_used,
-    b_is_resident,
-    b_get_rows,
-    b_rmsnorm,
-    b_matmul,
-    b_add_bias,
-    b_add,
-    b_rope,
-    b_kv_store,
-    b_attention,
-    b_swiglu,
-    b_sample,
-    b_record_begin,
-    b_record_end,
-    b_device_info,
+    .name = "cuda",
+    .memory_architecture = "vram-only",
+    .weights_in_place = 0,
+    .destroy = b_destroy,
+    .alloc = b_alloc,
+    .free = b_free,
+    .upload = b_upload,
+    .download = b_download,
+    .zero = b_zero,
+    .sync = b_sync,
+    .mem_used = b_mem_used,
+    .is_resident = b_is_resident,
+    .get_rows = b_get_rows,
+    .rmsnorm = b_rmsnorm,
+    .matmul = b_matmul,
+    .add_bias = b_add_bias,
+    .add = b_add,
+    .rope = b_rope,
+    .kv_store = b_kv_store,
+    .attention = b_attention,
+    .swiglu = b_swiglu,
+    .sample = b_sample,
+    .record_begin = b_record_begin,
+    .record_end = b_record_end,
+    .device_info = b_device_info,
+    .matmul_n = b_matmul_n,
+    .matmul_add = b_matmul_add,
+    .matmul_swiglu = b_matmul_swiglu,
+    .rope_kv_store = b_rope_kv_store,
+    .moe_route = b_moe_route,
+    .matmul_id = b_matmul_id,
+    .swiglu_oai = b_swiglu_oai,
+    .moe_sum = b_moe_sum,
+    .attention_ext = b_attention_ext,
 };
 
 extern "C" int eng_backend_cuda_new(int device, uint64_t mem_limit, eng_backend *out, char *err, size_t errlen) {
@@ -361,6 +466,8 @@ extern "C" int eng_backend_cuda_new(int device, uint64_t mem_limit, eng_backend 
         c->act_d = (float *)p;
         if (cu_mem_internal(c, (size_t)CU_MMV_MAX_ROWS * (CU_ACT_MAX_K / 32) * 4, &p)) goto fail;
         c->act_s = (float *)p;
+        if (cu_mem_internal(c, (size_t)CU_MM_XH_MAX * 2, &p)) goto fail;
+        c->mm_xh = (__half *)p;
         if (cu_mem_internal(c, (size_t)CU_ATTN_SCRATCH_FLOATS * 4, &p)) goto fail;
         c->attn_part = (float *)p;
         if (cu_mem_internal(c, CU_ATTN_MAX_CNT * sizeof(unsigned), &p)) goto fail;
@@ -389,6 +496,15 @@ extern "C" int eng_backend_cuda_new(int device, uint64_t mem_limit, eng_backend 
         c->pdl = e ? (!strcmp(e, "0") ? 0 : !strcmp(e, "2") ? 2 : 1) : 1;
         e = getenv("LLORCH_CUDA_ACTCACHE");
         c->aq_off = e && !strcmp(e, "0");
+        /* LLORCH_NO_FUSED=1 (read by the forward pass for the fused ops)
+         * also restores the single-block rmsnorm here: one switch gives the
+         * decode path as it was before the fused ops (A/B in one run) */
+        e = getenv("LLORCH_NO_FUSED");
+        const int no_fused = e && !strcmp(e, "1");
+        e = getenv("LLORCH_CUDA_NORM_SPLIT");
+        c->norm_split = !no_fused && !(e && !strcmp(e, "0"));
+        e = getenv("LLORCH_CUDA_NORM_Q"); /* opt-in: measured slower (docs/PERF.md) */
+        c->norm_q = !no_fused && e && !strcmp(e, "1");
         e = getenv("LLORCH_CUDA_ATTN_FUSED");
         c->attn_unfused = e && !strcmp(e, "0");
         e = getenv("LLORCH_CUDA_ARGMAX");

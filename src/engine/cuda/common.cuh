@@ -43,6 +43,10 @@ struct cu_graph_rec {
  * (Q8_1's fp16-rounded d*sum(q)). x16 [rows][K] fp16 for F16 weights. */
 #define CU_MMV_MAX_ROWS 8
 #define CU_ACT_MAX_K 65536
+/* fp16 activations of the prefill matmul's LLORCH_CUDA_MM_XH variant
+ * (mm_xh.cu): rows * K halves at most (n_batch 512 x K 16384, 16 MiB);
+ * larger products run mm_tc.cu */
+#define CU_MM_XH_MAX ((uint64_t)512 * 16384)
 /* attention split-K partials: floats */
 #define CU_ATTN_SCRATCH_FLOATS (2u << 20)
 /* per-(row, head) split counters of the fused decode attention */
@@ -68,6 +72,7 @@ struct cu_ctx {
     float *act_d;               /* [CU_MMV_MAX_ROWS][CU_ACT_MAX_K/32] */
     float *act_s;               /* [CU_MMV_MAX_ROWS][CU_ACT_MAX_K/32] */
     __half *act_h;              /* [CU_MMV_MAX_ROWS][CU_ACT_MAX_K] */
+    __half *mm_xh;              /* [CU_MM_XH_MAX] (mm_xh.cu) */
     float *attn_part;           /* CU_ATTN_SCRATCH_FLOATS */
     unsigned *attn_cnt;         /* CU_ATTN_MAX_CNT, zero between launches */
     int attn_unfused;           /* LLORCH_CUDA_ATTN_FUSED=0 */
@@ -107,6 +112,8 @@ struct cu_ctx {
     const float *aq_x;
     int aq_rows, aq_K, aq_vdt;
     int aq_off;
+    int norm_split;             /* decode rmsnorm over ceil(dim/256) blocks (norm.cu); LLORCH_CUDA_NORM_SPLIT=0 / LLORCH_NO_FUSED=1 off */
+    int norm_q;                 /* rmsnorm also quantizes into the cache (norm.cu); opt-in LLORCH_CUDA_NORM_Q=1 */
 
     /* LLORCH_CUDA_PROFILE=1: per-op GPU time with events (graphs off), summed
      * per op kind / matmul shape and printed to stderr at destroy */
@@ -184,6 +191,29 @@ __device__ __forceinline__ uint32_t ld_u32_a4(const uint8_t *p) { return *(const
 __device__ __forceinline__ float h2f(uint16_t h) { return __half2float(__ushort_as_half(h)); }
 __device__ __forceinline__ float bf2f(uint16_t h) { return __uint_as_float((uint32_t)h << 16); }
 
+/* vec_dot_type codes of the mat-vec activation scratch (cu_ctx.aq_vdt) */
+enum { VDT_Q8_0 = 0, VDT_Q8_1 = 1, VDT_Q8_K = 2 };
+
+/* Q8_0 / Q8_1 of one 32-group held one value per lane (v = element lane),
+ * rounded as the CPU reference quantizes activations (cpu_matmul.c
+ * act_q8_llamacpp, llama.cpp's AVX quantizer): d = amax/127 (fp16 stored; the
+ * dot uses the rounded value), q = v * (127/amax) rounded to nearest, ties to
+ * even, s = fp16(d * sum(q)) when s != NULL; __fdiv_rn/__float2int_rn so
+ * fast-math cannot change a q, and the int8s equal the CPU's for equal x.
+ * q points at the group's 32 bytes. Every lane of the warp must call it. */
+__device__ __forceinline__ void cu_q8_group_v(float v, int lane, int8_t *q, float *d, float *s) {
+    const float amax = warp_max(fabsf(v));
+    const float dd = __fdiv_rn(amax, 127.0f);
+    const float id = amax != 0.0f ? __fdiv_rn(127.0f, amax) : 0.0f;
+    const int qi = __float2int_rn(__fmul_rn(v, id));
+    q[lane] = (int8_t)qi;
+    if (s) {
+        const int sum = warp_sum_i(qi);
+        if (lane == 0) *s = __half2float(__float2half_rn(__fmul_rn((float)sum, dd)));
+    }
+    if (lane == 0) *d = __half2float(__float2half_rn(dd));
+}
+
 /* ---- kernel-family entry points (host side, enqueue on c->stream) ------------------- */
 /* getrows.cu */
 void cu_get_rows(cu_ctx *c, const eng_w *w, const int32_t *ids, int n, float *out);
@@ -200,6 +230,11 @@ void cu_kv_store(cu_ctx *c, uint16_t *kc, uint16_t *vc, const float *k, const fl
 /* attention.cu */
 void cu_attention(cu_ctx *c, const float *q, int ld_q, const uint16_t *kc, const uint16_t *vc, const int32_t *pos,
                   int rows, int n_head, int n_head_kv, int head_dim, float scale, float *out);
+/* attention.cu: `attention` with per-head sinks (NULL: none) and a sliding
+ * window (0: none), backend.h attention_ext; cu_attention is this with NULL, 0 */
+void cu_attention_ext(cu_ctx *c, const float *q, int ld_q, const uint16_t *kc, const uint16_t *vc,
+                      const int32_t *pos, int rows, int n_head, int n_head_kv, int head_dim, float scale,
+                      const float *sinks, int window, float *out);
 /* attn_prefill.cu: the tensor-core prefill kernel; returns 1 when launched,
  * 0 when the shape is not its own (attention.cu then runs its own kernels) */
 int cu_attn_prefill_mma(cu_ctx *c, const float *q, int ld_q, const uint16_t *kc, const uint16_t *vc,
@@ -207,11 +242,36 @@ int cu_attn_prefill_mma(cu_ctx *c, const float *q, int ld_q, const uint16_t *kc,
                         float *out);
 /* mmv.cu: rows <= CU_MMV_MAX_ROWS */
 void cu_mmv(cu_ctx *c, const eng_w *w, const float *x, float *y, int rows);
+/* mmv.cu, shared with fused.cu: the activation quantization step.
+ * cu_act_quant quantizes x [rows][K] for weights of vec_dot_type code vdt
+ * into act_q/d/s unless cx (the cache's x, read and cleared by the caller)
+ * already is x in that form; returns the VDT_* code it holds (Q8_0 requests
+ * become Q8_1 with the cache on) or -1 (error latched). cu_act_keep re-arms
+ * the cache after the dot unless the output y [ny] overlaps x. */
+int cu_vdt_of(int type);
+int cu_act_quant(cu_ctx *c, const float *cx, const float *x, int rows, int K, int vdt);
+void cu_act_keep(cu_ctx *c, const float *x, int rows, int K, int vq, const float *y, int64_t ny);
+/* fused.cu: the optional fused ops of backend.h for one activation row
+ * (decode); 0 when done, -1 when the shape/type is not covered (nothing
+ * enqueued: the caller composes the primitives) */
+int cu_fused_matmul_n(cu_ctx *c, int n, const eng_w *const *w, const float *const *b, const float *x,
+                      float *const *y, int rows);
+int cu_fused_matmul_add(cu_ctx *c, const eng_w *w, const float *x, float *y, int rows);
+int cu_fused_matmul_swiglu(cu_ctx *c, const eng_w *wg, const eng_w *wu, const float *x, float *out, int rows);
+/* rope.cu: rope(q), rope(k), kv_store(k, v) in one launch; -1 = not covered (odd dims) */
+int cu_rope_kv_store(cu_ctx *c, float *q, int ldq, float *k, const float *v, int ldkv, const int32_t *pos, int rows,
+                      int n_head, int n_head_kv, int head_dim, const eng_rope *p, uint16_t *kc, uint16_t *vc);
 /* mm.cu: any rows */
 void cu_mm(cu_ctx *c, const eng_w *w, const float *x, float *y, int rows);
 /* sample.cu: returns 0 or -errno; the token id also stays in dev_token */
 int cu_sample(cu_ctx *c, const float *logits, int n_vocab, const eng_sample_args *a, int32_t *dev_token,
               int32_t *host_token);
+/* moe.cu: gpt-oss's mixture-of-experts ops (backend.h) */
+void cu_moe_route(cu_ctx *c, const float *logits, int rows, int n_expert, int k, int32_t *ids, float *w);
+void cu_matmul_id(cu_ctx *c, const eng_w *w, const float *x, int n_x, const int32_t *ids, int k, const float *b,
+                  float *y, int rows);
+void cu_swiglu_oai(cu_ctx *c, const float *gate, const float *up, float *out, int64_t n, float alpha, float limit);
+void cu_moe_sum(cu_ctx *c, const float *e, const float *w, int rows, int k, int dim, float *out);
 /* memory.cu */
 int cu_mem_alloc(cu_ctx *c, size_t bytes, void **out);
 void cu_mem_free(cu_ctx *c, void *p);

@@ -1,7 +1,11 @@
 /* mm.cu — prefill matrix product y[r][o] = sum_i w[o][i] x[r][i] for many
  * activation rows (r >= 9).
  *
- * Quantized weights: tensor cores (WMMA m16n16k16, fp16 operands, fp32
+ * Quantized weights: by default mm_tc.cu (mma.sync, cp.async pipeline;
+ * LLORCH_CUDA_MM_XH=1|2 selects its fp16-activation variant mm_xh.cu). The
+ * kernel below is its predecessor, kept for comparison (LLORCH_CUDA_MM=1)
+ * and as the fallback for unaligned weight or activation pointers:
+ * tensor cores (WMMA m16n16k16, fp16 operands, fp32
  * accumulation). A block computes a 64 (outputs) x 128 (tokens) tile; per
  * 256-wide K step it dequantizes the 64 weight rows (quants.cuh subs) and
  * converts the 128 activation rows to fp16 in shared memory, then 8 warps run
@@ -17,6 +21,7 @@
 #include <mma.h>
 #include <stdlib.h>
 
+#include "mm_tc.cuh"
 #include "quants.cuh"
 
 using namespace nvcuda;
@@ -215,6 +220,10 @@ void cu_mm(cu_ctx *c, const eng_w *w, const float *x, float *y, int rows) {
     }
     if (w->ne0 % 32) {
         cu_latch(c, cudaErrorNotSupported, "mm: row length not a multiple of 32", __FILE__, __LINE__);
+        return;
+    }
+    if (cu_mm_tc(c, w, x, y, rows)) {
+        LAUNCH_CHECK(c, "mm_tc");
         return;
     }
     int handled = 1;

@@ -4,7 +4,8 @@
  * Quantized weights follow the CPU reference exactly (quant.h): the
  * activation rows are first quantized once to the weight's vec_dot_type
  * (Q8_0, Q8_1 or Q8_K, with the reference's rounding: __fdiv_rn/__frcp_rn so
- * fast-math cannot change a single q) into the context's scratch, then every
+ * fast-math cannot change a single q; Q8_0/Q8_1 as cpu_matmul.c quantizes)
+ * into the context's scratch, then every
  * sub-block dot is an integer dp4a sum scaled in fp32 (quants.cuh). So the
  * integer parts equal the CPU's and only the fp32 summation order differs.
  * F32/BF16 weights: fp32 x; F16 weights: x rounded to fp16 (the CPU's F16
@@ -23,21 +24,10 @@
 #define MMV_WARPS 4
 
 /* ---- activation quantization ------------------------------------------------------ */
-/* Q8_0 / Q8_1 of one 32-group, one warp (lane = element). d = amax/127
- * (fp16 stored; the dot uses the rounded value), q = roundf(x * (1/d)),
- * s = fp16(d * sum(q)) when s != NULL. */
+/* Q8_0 / Q8_1 of one 32-group, one warp (lane = element): common.cuh's
+ * cu_q8_group_v, the CPU reference's activation rounding. */
 __device__ __forceinline__ void q8_0_group(const float *xg, int lane, int8_t *q, float *d, float *s) {
-    const float v = xg[lane];
-    const float amax = warp_max(fabsf(v));
-    const float dd = __fdiv_rn(amax, 127.0f);
-    const float id = dd != 0.0f ? __frcp_rn(dd) : 0.0f;
-    const int qi = (int)roundf(__fmul_rn(v, id));
-    q[lane] = (int8_t)qi;
-    if (s) {
-        const int sum = warp_sum_i(qi);
-        if (lane == 0) *s = __half2float(__float2half_rn(__fmul_rn((float)sum, dd)));
-    }
-    if (lane == 0) *d = __half2float(__float2half_rn(dd));
+    cu_q8_group_v(xg[lane], lane, q, d, s); /* common.cuh: also used by the fused rmsnorm */
 }
 
 /* Q8_K of one 256-block, one warp (8 elements per lane). max = the value of
@@ -80,8 +70,6 @@ __device__ __forceinline__ void q8_K_group(const float *xb, int lane, int8_t *qb
     if (lane < 8) db[lane] = __frcp_rn(iscale);
 }
 
-/* vec_dot_type codes for the templates */
-enum { VDT_Q8_0 = 0, VDT_Q8_1 = 1, VDT_Q8_K = 2 };
 
 /* all activation rows [nr][K] → q [nr][K], d/s [nr][K/32]; warps stride over groups */
 template <int VDT>
@@ -330,8 +318,8 @@ k_mmv_q4_0_pair(const uint8_t *w, size_t nb1, int npair, int ne1, const int8_t *
  * block (a quarter of v3's blocks; each lane takes npair/32 pairs, e.g. 2 for
  * K = 4096, so twice the loads in flight per thread). Aimed at the
  * 4096x4096 shapes where v3 reaches only ~38% of HBM (4096 blocks of 64
- * threads, one pair per thread). Not yet run on a GPU: opt-in
- * (LLORCH_CUDA_MMV=4/5) until the op tests and the kernel bench have run it. */
+ * threads, one pair per thread). Op-tested and benched on H100 (see
+ * launch_q for where it is the default). */
 template <int NR>
 __global__ void __launch_bounds__(128)
 k_mmv_q4_0_pair_w(const uint8_t *w, size_t nb1, int npair, int ne1, const int8_t *aq, const float *ad, int K,
@@ -354,8 +342,8 @@ k_mmv_q4_0_pair_w(const uint8_t *w, size_t nb1, int npair, int ne1, const int8_t
 }
 
 /* ---- dispatch ------------------------------------------------------------------------- */
-/* LLORCH_CUDA_MMV=1 selects the v1 kernel, =4/=5 the Q4_0 v3w kernel (see
- * launch_q), =2 the generic v2 kernel for
+/* LLORCH_CUDA_MMV=1 selects the v1 kernel, =4/=5 the Q4_0 v3w kernel
+ * everywhere / for small matrices (see launch_q), =6 one-row Q4_0 through fused.cu, =2 the generic v2 kernel for
  * every format (no Q4_0 pair kernel): comparisons in docs/PERF.md */
 static int g_mmv_v1 = -1;
 static int g_mmv_mode = 0;
@@ -378,9 +366,14 @@ static void launch_q(cu_ctx *c, const eng_w *w, float *y, int rows) {
     }
     if (T == QT_Q4_0 && g_mmv_mode != 2 && K % 64 == 0 && ((uintptr_t)wd & 3) == 0 && (w->nb1 & 3) == 0) {
         const int npair = K / 64;
-        /* v3w (warp per row): NOT YET RUN ON A GPU, so opt-in only:
-         * LLORCH_CUDA_MMV=4 for every Q4_0 matrix, =5 for K <= 4096 and <= 4096
-         * rows (the Llama q/k/v/o shape, where v3 reaches ~40% of HBM) */
+        /* v3w (warp per row), opt-in: LLORCH_CUDA_MMV=4 for every Q4_0
+         * matrix, =5 for K <= 4096 and <= 4096 rows. Op-tested and
+         * kernel-benched on H100 (one run, ACTCACHE on): 4096x11008 11.4 vs
+         * 14.5 us for v3 (75% of HBM), 4096x32000 26.4 vs 39.7 (94%),
+         * 4096x4096 6.6 vs 6.7, but 11008x4096 16.1 vs 11.7. Not yet the
+         * default for K <= 4096: no model run had it on (a kernel-bench win
+         * can lose in the model, as fused.cu's staged body did), and with the
+         * fused ops no Llama-2 decode matmul takes this path. */
         if (g_mmv_mode == 4 || (g_mmv_mode == 5 && w->ne1 <= 4096 && K <= 4096)) {
 #define L3W(NR, nr) cu_launch(c, cu_div_up(w->ne1, 4), 128, 0, k_mmv_q4_0_pair_w<NR>, wd, w->nb1, npair, (int)w->ne1, c->act_q, c->act_d, K, y, nr)
             if (rows == 1) L3W(1, 1);
@@ -418,6 +411,19 @@ static void launch_f(cu_ctx *c, const eng_w *w, const float *x, float *y, int ro
 
 void cu_mmv(cu_ctx *c, const eng_w *w, const float *x, float *y, int rows) {
     if (rows <= 0 || w->ne1 <= 0) return;
+    if (g_mmv_v1 < 0) {
+        const char *e = getenv("LLORCH_CUDA_MMV");
+        g_mmv_mode = e ? atoi(e) : 0;
+        g_mmv_v1 = g_mmv_mode == 1;
+    }
+    /* LLORCH_CUDA_MMV=6: every one-row Q4_0 through fused.cu's bodies
+     * (comparison; with LLORCH_CUDA_FUSED_Q40=staged, 4096x32000 takes 32.7
+     * us vs 39.8 for v3 on H100, but the Llama-2 output is Q6_K in the
+     * Q4_0 mix, so no model uses that shape) */
+    if (rows == 1 && w->type == QT_Q4_0 && g_mmv_mode == 6) {
+        const float *nob = NULL;
+        if (cu_fused_matmul_n(c, 1, &w, &nob, x, &y, 1) == 0) return;
+    }
     const float *cx = c->aq_x; /* the cached quantized input, if any */
     c->aq_x = NULL;            /* set again below only after a clean quantized launch */
     switch (w->type) {
@@ -437,7 +443,27 @@ void cu_mmv(cu_ctx *c, const eng_w *w, const float *x, float *y, int rows) {
         return;
     }
     const int K = (int)w->ne0;
-    const int vdt = qi->vec_dot_type == QT_Q8_K ? VDT_Q8_K : qi->vec_dot_type == QT_Q8_1 ? VDT_Q8_1 : VDT_Q8_0;
+    const int vq = cu_act_quant(c, cx, x, rows, K, cu_vdt_of(w->type));
+    if (vq < 0) return;
+    /* 2. the integer dot */
+    int handled = 1;
+#define MV(T) launch_q<T>(c, w, y, rows)
+    QFMT_DISPATCH(w->type, MV)
+#undef MV
+    if (!handled) {
+        cu_latch(c, cudaErrorNotSupported, "mmv: unsupported tensor type", __FILE__, __LINE__);
+        return;
+    }
+    if (LAUNCH_CHECK(c, "mmv_q")) return;
+    cu_act_keep(c, x, rows, K, vq, y, (int64_t)rows * w->ne1);
+}
+
+int cu_vdt_of(int type) {
+    const qt_info_t *qi = qt_info(type);
+    return qi->vec_dot_type == QT_Q8_K ? VDT_Q8_K : qi->vec_dot_type == QT_Q8_1 ? VDT_Q8_1 : VDT_Q8_0;
+}
+
+int cu_act_quant(cu_ctx *c, const float *cx, const float *x, int rows, int K, int vdt) {
     /* 1. the activation rows → vec_dot_type, once (a per-block fused variant
      * was slower: 19.8 vs 7.9 us on 896x4864 Q5_0, docs/PERF.md). With the
      * cache on, a Q8_0 request is quantized as Q8_1 (the same q and d, plus
@@ -452,21 +478,15 @@ void cu_mmv(cu_ctx *c, const eng_w *w, const float *x, float *y, int rows) {
         if (vq == VDT_Q8_K) cu_launch(c, nb, 256, 0, k_quant_act<VDT_Q8_K>, x, K, rows, c->act_q, c->act_d, c->act_s);
         else if (vq == VDT_Q8_1) cu_launch(c, nb, 256, 0, k_quant_act<VDT_Q8_1>, x, K, rows, c->act_q, c->act_d, c->act_s);
         else cu_launch(c, nb, 256, 0, k_quant_act<VDT_Q8_0>, x, K, rows, c->act_q, c->act_d, c->act_s);
-        if (LAUNCH_CHECK(c, "mmv_quantize_act")) return;
+        if (LAUNCH_CHECK(c, "mmv_quantize_act")) return -1;
     }
-    /* 2. the integer dot */
-    int handled = 1;
-#define MV(T) launch_q<T>(c, w, y, rows)
-    QFMT_DISPATCH(w->type, MV)
-#undef MV
-    if (!handled) {
-        cu_latch(c, cudaErrorNotSupported, "mmv: unsupported tensor type", __FILE__, __LINE__);
-        return;
-    }
-    if (LAUNCH_CHECK(c, "mmv_q")) return;
+    return vq;
+}
+
+void cu_act_keep(cu_ctx *c, const float *x, int rows, int K, int vq, const float *y, int64_t ny) {
     /* keep the cache unless y overlaps x (then x itself changed) */
     const uintptr_t xb = (uintptr_t)x, xe = xb + (size_t)rows * (size_t)K * sizeof(float);
-    const uintptr_t yb = (uintptr_t)y, ye = yb + (size_t)rows * (size_t)w->ne1 * sizeof(float);
+    const uintptr_t yb = (uintptr_t)y, ye = yb + (size_t)ny * sizeof(float);
     if (!c->aq_off && !c->err && (ye <= xb || yb >= xe)) {
         c->aq_x = x;
         c->aq_rows = rows;

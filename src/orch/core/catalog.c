@@ -101,6 +101,7 @@ static int parse_entry(const char *alias, const struct cfg_node *e, struct cat_m
     m->chat_template = (int)chat_template_guess(m->model_ref);
     if (cfg_node_get_str(e, "chat_template", &tmpl, m2, sizeof m2) == 0) {
         m->chat_template = chat_template_parse(tmpl);
+        m->chat_template_set = 1;
         if (m->chat_template < 0)
             return util_fail(err, errlen, -EINVAL, "models.%s.chat_template: chatml|phi3|llama2|llama3|harmony", alias);
     }

@@ -8,7 +8,8 @@
  *         context_length: 32768           context_length: 32768
  *         capabilities: [text-gen]        placements: [{pool_id: p1, gpu_id: 0}]
  *         memory_bytes: 600MiB
- *         chat_template: chatml       (chatml|phi3|llama2|llama3|harmony; guessed when absent)
+ *         chat_template: chatml       (chatml|phi3|llama2|llama3|harmony; when absent:
+ *                                      from the model's architecture, else guessed)
  * Model refs: `hf:{org}/{repo}[@rev]::file={path}` or `file:/absolute/path`.
  */
 #ifndef LLORCH_ORCH_CATALOG_H
@@ -34,6 +35,7 @@ struct cat_model {
     unsigned caps;                    /* CAP_* bits; text-gen when not given */
     uint64_t memory_bytes;            /* estimate for scheduling; 0 = unknown */
     int chat_template;                /* enum chat_template: given, or guessed from the ref */
+    int chat_template_set;            /* 1: given by the operator (wins over the model's architecture) */
     struct cat_placement placements[CAT_MAX_PLACEMENTS];
     int nplacements;
 };

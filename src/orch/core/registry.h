@@ -52,6 +52,7 @@ struct reg_worker {
     char uri[REG_URI_MAX + 1];
     char worker_type[32];
     char memory_architecture[16];
+    char arch[64];             /* the model's general.architecture ("" = not reported) */
     unsigned caps;             /* enum job_cap bits */
     uint64_t memory_bytes;     /* reported (ready) or estimated (starting) */
     int gpu_ids[REG_MAX_WORKER_GPUS];

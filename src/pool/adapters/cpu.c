@@ -9,8 +9,8 @@ static int cpu_platform_ok(char *err, size_t errlen) {
     return 0;
 }
 
-/* the CPU engine also runs gpt-oss (its MoE and sink ops exist only on the
- * CPU backend; worker-orcd's engine refuses it at load) */
+/* the engine also runs gpt-oss, on the CPU and on the CUDA backend (both
+ * implement the MoE and sink ops of backend.h) */
 static int cpu_arch(const char *arch) { return pool_adapter_engine_arch(arch) || !strcmp(arch, "gpt-oss"); }
 
 /* worker-cpud --worker-id ID --model PATH --port 0 --callback-url URL
@@ -66,7 +66,7 @@ const struct pool_adapter_ops pool_adapter_bespoke_cuda = {
     .default_binary = "worker-orcd",
     .uses_gpu = 1,
     .platform_ok = cpu_platform_ok,
-    .arch_supported = pool_adapter_engine_arch,
+    .arch_supported = cpu_arch,
     .spawn = cpu_spawn,
     .started = NULL,
     .health = pool_adapter_http_health,
