@@ -113,6 +113,13 @@ float qt_vec_dot(int type, const void *wrow, const void *xq, int64_t n);
  * summation order may differ from the SIMD kernels). For tests and for
  * checking other backends. */
 float qt_vec_dot_ref(int type, const void *wrow, const void *xq, int64_t n);
+/* The same dot against 4 activation rows at once (prefill):
+ * y[r * ldy] = qt_vec_dot(type, wrow, xq[r], n) for r = 0..3, bit for bit
+ * (every output's float additions in the same order), the weight row
+ * decoded once for the 4. qt_vec_dot4 returns NULL where the type has no
+ * such kernel in this build (then call qt_vec_dot per row). */
+typedef void (*qt_dot4_fn)(const void *wrow, const void *const xq[4], int64_t n, float *y, int64_t ldy);
+qt_dot4_fn qt_vec_dot4(int type);
 /* Quantizes an activation row into the given vec_dot_type (Q8_0, Q8_1, Q8_K,
  * F16 or F32 copy). */
 void qt_quantize_act(int vec_dot_type, const float *x, void *dst, int64_t n);

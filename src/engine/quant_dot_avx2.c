@@ -366,6 +366,133 @@ static float dot_q6_K(const void *w, const void *x, int64_t n) {
     return hsum256(acc);
 }
 
+/* ---- 4 activation rows at once (prefill) -------------------------------------
+ * Each output is the single-row kernel's exact arithmetic: the same integer
+ * block sums, the same float FMAs into the same 8-lane accumulators in the
+ * same order, the same horizontal sum, so y equals dot_q4_K / dot_q5_K /
+ * dot_q6_K bit for bit (test_backend_cpu checks it). What is shared is the
+ * weight side: scale unpacking and bit decoding happen once per super-block
+ * for the 4 rows instead of once per row. */
+
+static inline __attribute__((always_inline)) void dot4_q45_K_blk(uint16_t d, uint16_t dmin, const uint8_t *scales,
+                                                                 const uint8_t *qs, const uint8_t *qh,
+                                                                 const blk_q8_K *const y[4], __m256 acc[4],
+                                                                 __m256 accm[4]) {
+    uint8_t sc[8], m[8];
+    qt__scales_mins_k4(scales, sc, m);
+    const float fd = f16(d), fm = f16(dmin);
+    const __m256i m32 = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)m));
+    __m256i sumi[4];
+    for (int r = 0; r < 4; r++) {
+        const __m256i bs = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)y[r]->bsums), _mm256_set1_epi16(1));
+        accm[r] = _mm256_fmadd_ps(_mm256_set1_ps(q8k_d(y[r]) * fm), _mm256_cvtepi32_ps(_mm256_mullo_epi32(bs, m32)),
+                                  accm[r]);
+        sumi[r] = _mm256_setzero_si256();
+    }
+    const __m256i lo4 = _mm256_set1_epi8(0x0F), b5 = _mm256_set1_epi8(0x10);
+    const __m256i hbits = qh ? _mm256_loadu_si256((const __m256i *)qh) : _mm256_setzero_si256();
+    for (int c = 0; c < 4; c++) {
+        const __m256i bits = _mm256_loadu_si256((const __m256i *)(qs + 32 * c));
+        __m256i ql = _mm256_and_si256(bits, lo4);
+        __m256i qhh = _mm256_and_si256(_mm256_srli_epi16(bits, 4), lo4);
+        if (qh) {
+            const __m256i m1 = _mm256_set1_epi8((char)(1 << (2 * c))), m2 = _mm256_set1_epi8((char)(2 << (2 * c)));
+            ql = _mm256_or_si256(ql, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(hbits, m1), m1), b5));
+            qhh = _mm256_or_si256(qhh, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(hbits, m2), m2), b5));
+        }
+        const __m256i s0 = _mm256_set1_epi16(sc[2 * c]), s1 = _mm256_set1_epi16(sc[2 * c + 1]);
+#pragma GCC unroll 4
+        for (int r = 0; r < 4; r++) {
+            const __m256i y0 = _mm256_loadu_si256((const __m256i *)(y[r]->qs + 64 * c));
+            const __m256i y1 = _mm256_loadu_si256((const __m256i *)(y[r]->qs + 64 * c + 32));
+            const __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(ql, y0), s0);
+            const __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(qhh, y1), s1);
+            sumi[r] = _mm256_add_epi32(sumi[r], _mm256_add_epi32(p0, p1));
+        }
+    }
+    for (int r = 0; r < 4; r++)
+        acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(q8k_d(y[r]) * fd), _mm256_cvtepi32_ps(sumi[r]), acc[r]);
+}
+
+static void dot4_q4_K(const void *w, const void *const x[4], int64_t n, float *out, int64_t ldy) {
+    const blk_q4_K *a = w;
+    __m256 acc[4], accm[4];
+    for (int r = 0; r < 4; r++) acc[r] = accm[r] = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n / QK_K; i++) {
+        const blk_q8_K *y[4];
+        for (int r = 0; r < 4; r++) y[r] = (const blk_q8_K *)x[r] + i;
+        dot4_q45_K_blk(a[i].d, a[i].dmin, a[i].scales, a[i].qs, NULL, y, acc, accm);
+    }
+    for (int r = 0; r < 4; r++) out[r * ldy] = hsum256(_mm256_sub_ps(acc[r], accm[r]));
+}
+
+static void dot4_q5_K(const void *w, const void *const x[4], int64_t n, float *out, int64_t ldy) {
+    const blk_q5_K *a = w;
+    __m256 acc[4], accm[4];
+    for (int r = 0; r < 4; r++) acc[r] = accm[r] = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n / QK_K; i++) {
+        const blk_q8_K *y[4];
+        for (int r = 0; r < 4; r++) y[r] = (const blk_q8_K *)x[r] + i;
+        dot4_q45_K_blk(a[i].d, a[i].dmin, a[i].scales, a[i].qs, a[i].qh, y, acc, accm);
+    }
+    for (int r = 0; r < 4; r++) out[r * ldy] = hsum256(_mm256_sub_ps(acc[r], accm[r]));
+}
+
+static void dot4_q6_K(const void *w, const void *const x[4], int64_t n, float *out, int64_t ldy) {
+    const blk_q6_K *a = w;
+    const __m256i lo4 = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(3);
+    __m256 acc[4];
+    for (int r = 0; r < 4; r++) acc[r] = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n / QK_K; i++) {
+        const blk_q8_K *y[4];
+        for (int r = 0; r < 4; r++) y[r] = (const blk_q8_K *)x[r] + i;
+        const int8_t *sc = a[i].scales;
+        const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)sc));
+        __m256i sp[8], sumi[4], off[4];
+        scale_pairs(sc, sp);
+        for (int r = 0; r < 4; r++) {
+            const __m256i bs = _mm256_loadu_si256((const __m256i *)y[r]->bsums);
+            off[r] = _mm256_slli_epi32(_mm256_madd_epi16(sc16, bs), 5); /* 32 * sum sc*bsums */
+            sumi[r] = _mm256_setzero_si256();
+        }
+        for (int h = 0; h < 2; h++) {
+            const uint8_t *ql = a[i].ql + 64 * h;
+            const __m256i l0 = _mm256_loadu_si256((const __m256i *)ql);
+            const __m256i l1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
+            const __m256i hb = _mm256_loadu_si256((const __m256i *)(a[i].qh + 32 * h));
+            __m256i u[4];
+            u[0] = _mm256_or_si256(_mm256_and_si256(l0, lo4), _mm256_slli_epi16(_mm256_and_si256(hb, m3), 4));
+            u[1] = _mm256_or_si256(_mm256_and_si256(l1, lo4),
+                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2), m3), 4));
+            u[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), lo4),
+                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 4), m3), 4));
+            u[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), lo4),
+                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 6), m3), 4));
+            for (int k = 0; k < 4; k++)
+#pragma GCC unroll 4
+                for (int r = 0; r < 4; r++) {
+                    const __m256i yv = _mm256_loadu_si256((const __m256i *)(y[r]->qs + 128 * h + 32 * k));
+                    const __m256i p = _mm256_maddubs_epi16(u[k], yv);
+                    sumi[r] = _mm256_add_epi32(sumi[r], _mm256_madd_epi16(p, sp[4 * h + k]));
+                }
+        }
+        for (int r = 0; r < 4; r++) {
+            sumi[r] = _mm256_sub_epi32(sumi[r], off[r]);
+            acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(q8k_d(y[r]) * f16(a[i].d)), _mm256_cvtepi32_ps(sumi[r]), acc[r]);
+        }
+    }
+    for (int r = 0; r < 4; r++) out[r * ldy] = hsum256(acc[r]);
+}
+
+qt_dot4_fn qt_vec_dot4(int type) {
+    switch (type) {
+    case QT_Q4_K: return dot4_q4_K;
+    case QT_Q5_K: return dot4_q5_K;
+    case QT_Q6_K: return dot4_q6_K;
+    default: return NULL;
+    }
+}
+
 qt_dot_fn qt__dot_simd(int type) {
     switch (type) {
     case QT_F32: return dot_f32;
@@ -389,6 +516,11 @@ qt_dot_fn qt__dot_simd(int type) {
 #else
 
 qt_dot_fn qt__dot_simd(int type) {
+    (void)type;
+    return NULL;
+}
+
+qt_dot4_fn qt_vec_dot4(int type) {
     (void)type;
     return NULL;
 }

@@ -150,6 +150,53 @@ static void test_matmul_all_types(void **st) {
     assert_true(n_matmul_types_tested >= 2 * 14);
 }
 
+/* Prefill must not change any output's float additions: the multi-row
+ * kernels (8 and 4 activation rows per weight row: Q4_0/Q5_0/Q8_0 with Q8_0
+ * activations, Q4_K/Q5_K/Q6_K with Q8_K) give each output exactly what the
+ * one-row path (decode) gives, bit for bit. 13 rows = a group of 8, one of 4
+ * and one left over; ne1 37 (Q4_0's repacked path needs a multiple of 8) and
+ * 40. F32 only at a width that is not a multiple of 8 (172, as stories260K's
+ * ffn_down): at the others llama.cpp itself sums several rows through
+ * tinyBLAS and one row through ggml_vec_dot_f32, and so do we. */
+static void test_matmul_rows_bitwise(void **st) {
+    (void)st;
+    int tested = 0;
+    for (int t = 0; t < QT__MAX; t++) {
+        const qt_info_t *ti = qt_info(t);
+        if (!ti || ti->vec_dot_type < 0 || !ti->can_quantize) continue;
+        for (int threads = 1; threads <= 2; threads++)
+            for (int64_t ne1 = 37; ne1 <= 40; ne1 += 3) {
+                uint64_t r = 77 + (uint64_t)t;
+                const int64_t ne0 = t == QT_F32 ? 172 : 768, rows = 13;
+                eng_w w;
+                float *deq;
+                void *data = mkweight(t, ne0, ne1, &r, &w, &deq);
+                eng_backend b = mkbe(threads, 0);
+                float *x = randv(&r, (size_t)(rows * ne0), 2.0f);
+                float *y = malloc((size_t)(rows * ne1) * sizeof *y), *y1 = malloc((size_t)ne1 * sizeof *y1);
+                b.ops->matmul(b.ctx, &w, x, y, (int)rows);
+                assert_int_equal(b.ops->sync(b.ctx), 0);
+                for (int64_t rr = 0; rr < rows; rr++) {
+                    b.ops->matmul(b.ctx, &w, x + rr * ne0, y1, 1);
+                    assert_int_equal(b.ops->sync(b.ctx), 0);
+                    for (int64_t o = 0; o < ne1; o++)
+                        if (memcmp(&y[rr * ne1 + o], &y1[o], sizeof(float)) != 0)
+                            fail_msg("matmul %s threads %d ne1 %lld: row %lld of %lld, y[%lld] = %a, one row %a",
+                                     ti->name, threads, (long long)ne1, (long long)rr, (long long)rows, (long long)o,
+                                     y[rr * ne1 + o], y1[o]);
+                }
+                free(x);
+                free(y);
+                free(y1);
+                free(data);
+                free(deq);
+                b.ops->destroy(b.ctx);
+                tested++;
+            }
+    }
+    assert_true(tested >= 4 * 13);
+}
+
 static void test_get_rows_all_types(void **st) {
     (void)st;
     int tested = 0;
@@ -417,6 +464,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_memory),
         cmocka_unit_test(test_matmul_all_types),
+        cmocka_unit_test(test_matmul_rows_bitwise),
         cmocka_unit_test(test_get_rows_all_types),
         cmocka_unit_test(test_rmsnorm),
         cmocka_unit_test(test_add_bias_add),

@@ -23,21 +23,15 @@
 #endif
 
 #define MM_BLOCK 16
-/* The unsigned Q4_0/Q5_0 prefill kernel (dot(u,x) - off·Σx, +15% prefill)
- * sums in another order than llama.cpp (tinyBLAS / vec_dot: per block
- * d_w·d_x times the exact int32 dot, FMA-accumulated): off, so that prefill
- * logits equal llama.cpp's bit for bit. 1 turns it back on. */
-#ifndef MM_UNSIGNED
-#define MM_UNSIGNED 0
-#endif
-
 #ifdef MM_SIMD
 /* ---- multi-row kernel for the 32-blocks dotted with Q8_0 activations --------
  * Q4_0, Q5_0 and Q8_0 weights: each weight block is decoded to 32 signed
- * bytes once and dotted with up to 4 activation rows (the per-row qt_vec_dot
- * would decode it once per row). Same arithmetic as the per-row dot: an exact
- * int32 block sum scaled by d_w * d_x, accumulated in f32 (test_engine checks
- * that prefill and one-by-one decode logits agree). Used for groups of 4 rows. */
+ * bytes once and dotted with R = 8 or 4 activation rows (the per-row
+ * qt_vec_dot would decode it once per row). Same arithmetic as the per-row
+ * dot and as llama.cpp's tinyBLAS for these types: an exact int32 sum per
+ * 4 bytes (8 lanes a block), times fp32(d_w * d_x), FMA-accumulated per lane
+ * block after block, then one horizontal sum; so every output equals the
+ * single-row dot bit for bit (test_backend_cpu checks it). */
 static inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
 
 static inline __m256i dec_q4_0(const blk_q4_0 *b) {
@@ -63,17 +57,6 @@ static inline __m256i dec_q5_0(const blk_q5_0 *b) {
     return _mm256_sub_epi8(q, _mm256_set1_epi8(16));
 }
 
-/* the same without the offset: unsigned 0..15 / 0..31 */
-static inline __m256i dec_q4_0u(const blk_q4_0 *b) {
-    const __m128i t = _mm_loadu_si128((const __m128i *)b->qs);
-    const __m128i m = _mm_set1_epi8(0x0f);
-    return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(t, 4), m), _mm_and_si128(t, m));
-}
-
-static inline __m256i dec_q5_0u(const blk_q5_0 *b) {
-    return _mm256_add_epi8(dec_q5_0(b), _mm256_set1_epi8(16));
-}
-
 static inline float hsum(__m256 v) {
     __m128 x = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     x = _mm_add_ps(x, _mm_movehl_ps(x, x));
@@ -97,84 +80,28 @@ static inline __attribute__((always_inline)) __m256i dec_block(int type, const c
     return _mm256_loadu_si256((const __m256i *)b->qs);
 }
 
-/* y[0], y[ldy], y[2 ldy], y[3 ldy] = row of w · the 4 activation rows x[0..3];
- * four named accumulators so they stay in registers */
-static inline __attribute__((always_inline)) void q32_rows(int type, const char *wrow, int64_t nb,
-                                                           const blk_q8_0 *const *x, float *y, int64_t ldy) {
-    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
-    const blk_q8_0 *x0 = x[0], *x1 = x[1], *x2 = x[2], *x3 = x[3];
-    for (int64_t i = 0; i < nb; i++) {
+/* y[r * ldy] = row of w · activation row x[r], r < R (8 or 4). dx: the
+ * activation block scales as f32, block-major ([nb][ldd]: dx[i * ldd + r] is
+ * row r's scale of block i), so that one pointer walks them. The R
+ * accumulators stay in registers (R + 2 weight vectors + temporaries <= 16). */
+static inline __attribute__((always_inline)) void q32_rows(int type, int R, const char *wrow, int64_t nb,
+                                                           const blk_q8_0 *const *x, const float *dx, int64_t ldd,
+                                                           float *y, int64_t ldy) {
+    __m256 acc[8];
+    for (int r = 0; r < R; r++) acc[r] = _mm256_setzero_ps();
+    const __m256i ones = _mm256_set1_epi16(1);
+    for (int64_t i = 0; i < nb; i++, dx += ldd) {
         float dw;
         const __m256i q = dec_block(type, wrow, i, &dw);
         const __m256i aw = _mm256_sign_epi8(q, q);
-#define Q32_ROW(acc, xr)                                                                                          \
-    do {                                                                                                          \
-        const __m256i sx = _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)xr[i].qs), q);                   \
-        const __m256 p = _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(aw, sx), _mm256_set1_epi16(1))); \
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(dw * h2f(xr[i].d)), p, acc);                                         \
-    } while (0)
-        Q32_ROW(a0, x0);
-        Q32_ROW(a1, x1);
-        Q32_ROW(a2, x2);
-        Q32_ROW(a3, x3);
-#undef Q32_ROW
-    }
-    y[0] = hsum(a0);
-    y[ldy] = hsum(a1);
-    y[2 * ldy] = hsum(a2);
-    y[3 * ldy] = hsum(a3);
-}
-
-/* Q4_0/Q5_0 with unsigned weights u = q + off: dot(q, x) = dot(u, x) - off*sum(x),
- * so maddubs takes u directly (no sign fix-ups per activation row); dx[r][i]
- * (the activation block scales) and sx[r][i] (their block sums) are computed
- * once per matmul by quant_task. */
-static inline __attribute__((always_inline)) void q32u_rows(int type, const char *wrow, int64_t nb,
-                                                            const blk_q8_0 *const *x, const float *const *dx,
-                                                            const float *const *sx, float *y, int64_t ldy) {
-    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
-    float c0 = 0, c1 = 0, c2 = 0, c3 = 0;
-    const float off = type == QT_Q4_0 ? 8.0f : 16.0f;
-    const __m256i ones = _mm256_set1_epi16(1);
-    for (int64_t i = 0; i < nb; i++) {
-        float dw;
-        __m256i u;
-        if (type == QT_Q4_0) {
-            const blk_q4_0 *b = (const blk_q4_0 *)wrow + i;
-            dw = h2f(b->d);
-            u = dec_q4_0u(b);
-        } else {
-            const blk_q5_0 *b = (const blk_q5_0 *)wrow + i;
-            dw = h2f(b->d);
-            u = dec_q5_0u(b);
+#pragma GCC unroll 8
+        for (int r = 0; r < R; r++) {
+            const __m256i sx = _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)x[r][i].qs), q);
+            const __m256 p = _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(aw, sx), ones));
+            acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(dw * dx[r]), p, acc[r]);
         }
-#define Q32U_ROW(acc, c, r)                                                                                   \
-    do {                                                                                                      \
-        const __m256i xv = _mm256_loadu_si256((const __m256i *)x[r][i].qs);                                   \
-        const __m256 p = _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(u, xv), ones));          \
-        const float s = dw * dx[r][i];                                                                        \
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(s), p, acc);                                                     \
-        c += s * sx[r][i];                                                                                    \
-    } while (0)
-        Q32U_ROW(a0, c0, 0);
-        Q32U_ROW(a1, c1, 1);
-        Q32U_ROW(a2, c2, 2);
-        Q32U_ROW(a3, c3, 3);
-#undef Q32U_ROW
     }
-    y[0] = hsum(a0) - off * c0;
-    y[ldy] = hsum(a1) - off * c1;
-    y[2 * ldy] = hsum(a2) - off * c2;
-    y[3 * ldy] = hsum(a3) - off * c3;
-}
-
-static void q32u_rows_q4_0(const char *w, int64_t nb, const blk_q8_0 *const *x, const float *const *dx,
-                           const float *const *sx, float *y, int64_t ldy) {
-    q32u_rows(QT_Q4_0, w, nb, x, dx, sx, y, ldy);
-}
-static void q32u_rows_q5_0(const char *w, int64_t nb, const blk_q8_0 *const *x, const float *const *dx,
-                           const float *const *sx, float *y, int64_t ldy) {
-    q32u_rows(QT_Q5_0, w, nb, x, dx, sx, y, ldy);
+    for (int r = 0; r < R; r++) y[r * ldy] = hsum(acc[r]);
 }
 
 /* F32 weights: one weight row against 4 activation rows (f32, no quantization) */
@@ -220,14 +147,18 @@ static float dot_f32_ggml(const float *x, const float *y, int64_t n) {
     float sum = 0.0f;
     const int64_t np = n & ~(int64_t)31;
     if (np) {
-        __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
-        for (; i < np; i += 32)
-            for (int j = 0; j < 4; j++)
-                acc[j] = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 8 * j), _mm256_loadu_ps(y + i + 8 * j), acc[j]);
-        acc[0] = _mm256_add_ps(acc[0], acc[2]);
-        acc[1] = _mm256_add_ps(acc[1], acc[3]);
-        acc[0] = _mm256_add_ps(acc[0], acc[1]);
-        __m128 t = _mm_add_ps(_mm256_castps256_ps128(acc[0]), _mm256_extractf128_ps(acc[0], 1));
+        /* four named accumulators: an array of them GCC -O2 keeps on the stack */
+        __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
+        for (; i < np; i += 32) {
+            a0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i), a0);
+            a1 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 8), _mm256_loadu_ps(y + i + 8), a1);
+            a2 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 16), _mm256_loadu_ps(y + i + 16), a2);
+            a3 = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 24), _mm256_loadu_ps(y + i + 24), a3);
+        }
+        a0 = _mm256_add_ps(a0, a2);
+        a1 = _mm256_add_ps(a1, a3);
+        a0 = _mm256_add_ps(a0, a1);
+        __m128 t = _mm_add_ps(_mm256_castps256_ps128(a0), _mm256_extractf128_ps(a0, 1));
         t = _mm_hadd_ps(t, t);
         t = _mm_hadd_ps(t, t);
         sum = _mm_cvtss_f32(t);
@@ -236,19 +167,69 @@ static float dot_f32_ggml(const float *x, const float *y, int64_t n) {
     return sum;
 }
 
-/* one instance per type, so the type test leaves the inner loop */
-static void q32_rows_q4_0(const char *w, int64_t nb, const blk_q8_0 *const *x, float *y, int64_t ldy) {
-    q32_rows(QT_Q4_0, w, nb, x, y, ldy);
+/* dot_f32_ggml of one weight row with two activation rows: each output's
+ * operations and their order exactly dot_f32_ggml's (the two dependency
+ * chains interleave; the scalar tail is latency-bound alone) */
+static void dot_f32_ggml2(const float *w, const float *x0, const float *x1, int64_t n, float *y, int64_t ldy) {
+    int64_t i = 0;
+    float s0 = 0.0f, s1 = 0.0f;
+    const int64_t np = n & ~(int64_t)31;
+    if (np) {
+        __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
+        __m256 b0 = _mm256_setzero_ps(), b1 = _mm256_setzero_ps(), b2 = _mm256_setzero_ps(), b3 = _mm256_setzero_ps();
+        for (; i < np; i += 32) {
+            const __m256 w0 = _mm256_loadu_ps(w + i), w1 = _mm256_loadu_ps(w + i + 8);
+            const __m256 w2 = _mm256_loadu_ps(w + i + 16), w3 = _mm256_loadu_ps(w + i + 24);
+            a0 = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x0 + i), a0);
+            a1 = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x0 + i + 8), a1);
+            a2 = _mm256_fmadd_ps(w2, _mm256_loadu_ps(x0 + i + 16), a2);
+            a3 = _mm256_fmadd_ps(w3, _mm256_loadu_ps(x0 + i + 24), a3);
+            b0 = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x1 + i), b0);
+            b1 = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x1 + i + 8), b1);
+            b2 = _mm256_fmadd_ps(w2, _mm256_loadu_ps(x1 + i + 16), b2);
+            b3 = _mm256_fmadd_ps(w3, _mm256_loadu_ps(x1 + i + 24), b3);
+        }
+        a0 = _mm256_add_ps(_mm256_add_ps(a0, a2), _mm256_add_ps(a1, a3));
+        b0 = _mm256_add_ps(_mm256_add_ps(b0, b2), _mm256_add_ps(b1, b3));
+        __m128 t = _mm_add_ps(_mm256_castps256_ps128(a0), _mm256_extractf128_ps(a0, 1));
+        __m128 u = _mm_add_ps(_mm256_castps256_ps128(b0), _mm256_extractf128_ps(b0, 1));
+        t = _mm_hadd_ps(t, t);
+        u = _mm_hadd_ps(u, u);
+        t = _mm_hadd_ps(t, t);
+        u = _mm_hadd_ps(u, u);
+        s0 = _mm_cvtss_f32(t);
+        s1 = _mm_cvtss_f32(u);
+    }
+    for (; i < n; i++) {
+        s0 += w[i] * x0[i];
+        s1 += w[i] * x1[i];
+    }
+    y[0] = s0;
+    y[ldy] = s1;
 }
-static void q32_rows_q5_0(const char *w, int64_t nb, const blk_q8_0 *const *x, float *y, int64_t ldy) {
-    q32_rows(QT_Q5_0, w, nb, x, y, ldy);
-}
-static void q32_rows_q8_0(const char *w, int64_t nb, const blk_q8_0 *const *x, float *y, int64_t ldy) {
-    q32_rows(QT_Q8_0, w, nb, x, y, ldy);
-}
-typedef void (*q32_fn)(const char *, int64_t, const blk_q8_0 *const *, float *, int64_t);
-static q32_fn q32_kernel(int type) {
-    return type == QT_Q4_0 ? q32_rows_q4_0 : type == QT_Q5_0 ? q32_rows_q5_0 : type == QT_Q8_0 ? q32_rows_q8_0 : NULL;
+
+/* one instance per (type, R), so the type test leaves the inner loop */
+#define Q32_INST(T, t)                                                                                            \
+    static void q32_8_##t(const char *w, int64_t nb, const blk_q8_0 *const *x, const float *dx, int64_t ldd,    \
+                          float *y, int64_t ldy) {                                                               \
+        q32_rows(T, 8, w, nb, x, dx, ldd, y, ldy);                                                               \
+    }                                                                                                            \
+    static void q32_4_##t(const char *w, int64_t nb, const blk_q8_0 *const *x, const float *dx, int64_t ldd,    \
+                          float *y, int64_t ldy) {                                                               \
+        q32_rows(T, 4, w, nb, x, dx, ldd, y, ldy);                                                               \
+    }
+Q32_INST(QT_Q4_0, q4_0)
+Q32_INST(QT_Q5_0, q5_0)
+Q32_INST(QT_Q8_0, q8_0)
+#undef Q32_INST
+typedef void (*q32_fn)(const char *, int64_t, const blk_q8_0 *const *, const float *, int64_t, float *, int64_t);
+static q32_fn q32_kernel(int type, int R) {
+    switch (type) {
+    case QT_Q4_0: return R == 8 ? q32_8_q4_0 : q32_4_q4_0;
+    case QT_Q5_0: return R == 8 ? q32_8_q5_0 : q32_4_q5_0;
+    case QT_Q8_0: return R == 8 ? q32_8_q8_0 : q32_4_q8_0;
+    default: return NULL;
+    }
 }
 #endif
 
@@ -260,7 +241,7 @@ typedef struct {
     int vdt;           /* vec_dot_type */
     float *y;
     int rows;
-    float *dx, *sx;    /* [rows][ne0/32] Q8_0 block scales and sums (Q4_0/Q5_0 4-row kernel) or NULL */
+    float *dx;         /* [ne0/32][rows] Q8_0 block scales as f32 (multi-row kernel) or NULL */
 } mm_args;
 
 /* Q8_0 / Q8_1 activations as llama.cpp's x86 CPU backend quantizes them
@@ -273,7 +254,21 @@ typedef struct {
 static void act_q8_llamacpp(const float *x, void *dst, int64_t n, int with_sum) {
     for (int64_t i = 0; i < n / 32; i++, x += 32) {
         float amax = 0.0f;
+#ifdef MM_SIMD
+        {
+            /* max_ps(|x|, m) returns m where x is NaN, as fmaxf ignores it; the
+             * max of the lanes does not depend on its order */
+            const __m256 sign = _mm256_set1_ps(-0.0f);
+            __m256 m = _mm256_setzero_ps();
+            for (int j = 0; j < 32; j += 8) m = _mm256_max_ps(_mm256_andnot_ps(sign, _mm256_loadu_ps(x + j)), m);
+            __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+            h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+            h = _mm_max_ss(h, _mm_movehdup_ps(h));
+            amax = _mm_cvtss_f32(h);
+        }
+#else
         for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(x[j]));
+#endif
         const float d = amax / 127.f, id = amax != 0.0f ? 127.f / amax : 0.0f;
         int8_t *q;
         if (with_sum) {
@@ -320,12 +315,7 @@ static void quant_task(void *ap, int ith, int nth) {
         if (!a->dx) continue;
         const int64_t nb = a->w->ne0 / QK8_0;
         const blk_q8_0 *b = (const blk_q8_0 *)(a->xq + r * a->rb);
-        for (int64_t i = 0; i < nb; i++) {
-            int sum = 0;
-            for (int j = 0; j < QK8_0; j++) sum += b[i].qs[j];
-            a->dx[r * nb + i] = qt_f16_to_f32(b[i].d);
-            a->sx[r * nb + i] = (float)sum;
-        }
+        for (int64_t i = 0; i < nb; i++) a->dx[i * a->rows + r] = qt_f16_to_f32(b[i].d);
     }
 }
 
@@ -450,30 +440,19 @@ static void mm_task(void *ap, int ith, int nth) {
         }
         return;
     }
-    const q32_fn kern = a->rows >= 4 && a->vdt == QT_Q8_0 ? q32_kernel(w->type) : NULL;
-    if (kern) {
+    if (a->rows >= 4 && a->vdt == QT_Q8_0 && q32_kernel(w->type, 8)) {
+        /* groups of 8 rows, then one of 4, then the rest per row */
         const int64_t nb = ne0 / QK8_0;
-        const int r4 = a->rows / 4 * 4; /* groups of 4 rows; the rest per row below */
+        const q32_fn k8 = q32_kernel(w->type, 8), k4 = q32_kernel(w->type, 4);
+        const int r8 = a->rows / 8 * 8, r4 = a->rows / 4 * 4;
         for (int64_t ob = lo; ob < hi; ob += MM_BLOCK) {
             const int64_t oe = ob + MM_BLOCK < hi ? ob + MM_BLOCK : hi;
-            for (int r0 = 0; r0 < r4; r0 += 4) {
-                const blk_q8_0 *x[4];
-                const float *dx[4], *sx[4];
-                for (int r = 0; r < 4; r++) {
-                    x[r] = (const blk_q8_0 *)(a->xq + (size_t)(r0 + r) * a->rb);
-                    if (a->dx) {
-                        dx[r] = a->dx + (int64_t)(r0 + r) * nb;
-                        sx[r] = a->sx + (int64_t)(r0 + r) * nb;
-                    }
-                }
-                if (a->dx && w->type == QT_Q5_0)
-                    for (int64_t o = ob; o < oe; o++)
-                        q32u_rows_q5_0(wd + o * w->nb1, nb, x, dx, sx, a->y + (int64_t)r0 * ne1 + o, ne1);
-                else if (a->dx && w->type == QT_Q4_0)
-                    for (int64_t o = ob; o < oe; o++)
-                        q32u_rows_q4_0(wd + o * w->nb1, nb, x, dx, sx, a->y + (int64_t)r0 * ne1 + o, ne1);
-                else
-                    for (int64_t o = ob; o < oe; o++) kern(wd + o * w->nb1, nb, x, a->y + (int64_t)r0 * ne1 + o, ne1);
+            for (int r0 = 0; r0 < r4; r0 += r0 < r8 ? 8 : 4) {
+                const q32_fn k = r0 < r8 ? k8 : k4;
+                const blk_q8_0 *x[8];
+                for (int r = 0; r < 8 && r0 + r < a->rows; r++) x[r] = (const blk_q8_0 *)(a->xq + (size_t)(r0 + r) * a->rb);
+                for (int64_t o = ob; o < oe; o++)
+                    k(wd + o * w->nb1, nb, x, a->dx + r0, a->rows, a->y + (int64_t)r0 * ne1 + o, ne1);
             }
             for (int r = r4; r < a->rows; r++) {
                 const char *xr = a->xq + (size_t)r * a->rb;
@@ -484,13 +463,41 @@ static void mm_task(void *ap, int ith, int nth) {
         return;
     }
 #endif
+    const qt_dot4_fn d4 = a->rows >= 4 ? qt_vec_dot4(w->type) : NULL;
+    if (d4) {
+        /* K-quants: groups of 4 rows (qt_vec_dot4: the single-row sums, bit
+         * for bit), the rest per row */
+        const int r4 = a->rows / 4 * 4;
+        for (int64_t ob = lo; ob < hi; ob += MM_BLOCK) {
+            const int64_t oe = ob + MM_BLOCK < hi ? ob + MM_BLOCK : hi;
+            for (int r0 = 0; r0 < r4; r0 += 4) {
+                const void *x[4];
+                for (int r = 0; r < 4; r++) x[r] = a->xq + (size_t)(r0 + r) * a->rb;
+                for (int64_t o = ob; o < oe; o++) d4(wd + o * w->nb1, x, ne0, a->y + (int64_t)r0 * ne1 + o, ne1);
+            }
+            for (int r = r4; r < a->rows; r++) {
+                const char *xr = a->xq + (size_t)r * a->rb;
+                for (int64_t o = ob; o < oe; o++)
+                    a->y[(int64_t)r * ne1 + o] = mm_dot(w->type, wd + o * w->nb1, xr, ne0);
+            }
+        }
+        return;
+    }
     if (a->rows == 1) {
         for (int64_t o = lo; o < hi; o++) a->y[o] = mm_dot(w->type, wd + o * w->nb1, a->xq, ne0);
         return;
     }
     for (int64_t ob = lo; ob < hi; ob += MM_BLOCK) {
         const int64_t oe = ob + MM_BLOCK < hi ? ob + MM_BLOCK : hi;
-        for (int r = 0; r < a->rows; r++) {
+        int r = 0;
+#ifdef MM_SIMD
+        if (w->type == QT_F32) /* widths tinyBLAS does not take: ggml_vec_dot_f32, two rows at once */
+            for (; r + 2 <= a->rows; r += 2)
+                for (int64_t o = ob; o < oe; o++)
+                    dot_f32_ggml2((const float *)(wd + o * w->nb1), a->x + (int64_t)r * ne0, a->x + (int64_t)(r + 1) * ne0,
+                                  ne0, a->y + (int64_t)r * ne1 + o, ne1);
+#endif
+        for (; r < a->rows; r++) {
             const char *xr = a->xq + (size_t)r * a->rb;
             float *yr = a->y + (int64_t)r * ne1;
             for (int64_t o = ob; o < oe; o++) yr[o] = mm_dot(w->type, wd + o * w->nb1, xr, ne0);
@@ -507,10 +514,11 @@ static size_t mm_qbuf_layout(const eng_w *w, int vdt, int rows, size_t rb, int *
     *aux = 0;
     *aux_off = *aux_n = 0;
 #ifdef MM_SIMD
-    *aux = MM_UNSIGNED && rows >= 4 && vdt == QT_Q8_0 && (w->type == QT_Q4_0 || w->type == QT_Q5_0);
+    /* f32 block scales for the multi-row Q8_0-activation kernel */
+    *aux = rows >= 4 && vdt == QT_Q8_0 && q32_kernel(w->type, 8) != NULL;
     *aux_off = (need + 63) / 64 * 64;
     *aux_n = (size_t)rows * (size_t)(w->ne0 / QK8_0);
-    if (*aux) need = *aux_off + 2 * *aux_n * sizeof(float);
+    if (*aux) need = *aux_off + *aux_n * sizeof(float);
 #else
     (void)w;
     (void)vdt;
@@ -534,7 +542,7 @@ void cpu_matmul(void *ctx, const eng_w *w, const float *x, float *y, int rows) {
         c->err = -EINVAL;
         return;
     }
-    mm_args a = {w, x, NULL, 0, ti->vec_dot_type, y, rows, NULL, NULL};
+    mm_args a = {w, x, NULL, 0, ti->vec_dot_type, y, rows, NULL};
     if (a.vdt == QT_F32) {
         a.xq = (char *)x;
         a.rb = (size_t)w->ne0 * sizeof(float);
@@ -556,7 +564,6 @@ void cpu_matmul(void *ctx, const eng_w *w, const float *x, float *y, int rows) {
 #ifdef MM_SIMD
         if (aux) {
             a.dx = (float *)((char *)c->qbuf + aux_off);
-            a.sx = a.dx + aux_n;
         }
 #endif
         cpu_pool_run(c->pool, quant_task, &a, cpu_nth_rows(c, rows, (int64_t)rows * w->ne0 * 4));
