@@ -137,7 +137,9 @@ int cu_latch(cu_ctx *c, cudaError_t e, const char *what, const char *file, int l
 /* Launches kernel<<<grid, block, smem, c->stream>>>(args...) with the
  * programmatic-stream-serialization attribute when c->pdl; returns the launch
  * error (also left for LAUNCH_CHECK). Every kernel launched this way must
- * call cu_pdl_begin() before it touches global memory. */
+ * call cu_pdl_begin() before it touches global memory written by earlier
+ * kernels; reads of weights (which no kernel writes) may be issued before
+ * it, as fused.cu's default Q4_0 body does to hide their latency. */
 template <typename... KArgs, typename... Args>
 static inline cudaError_t cu_launch(cu_ctx *c, dim3 grid, dim3 block, size_t smem, void (*kernel)(KArgs...),
                                     Args &&...args) {
