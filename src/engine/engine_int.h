@@ -137,6 +137,11 @@ int eng_model_bind(eng_model *m, const eng_load_opts *o, char *err, size_t errle
  * negative engine code. */
 #define ENG_LOGITS_NONE 2
 int eng_llama_forward(eng_session *s, const int32_t *toks, int n, int mode, char *err, size_t errlen);
+/* arch/eval.c: one eval around an architecture's layers (ids/positions
+ * upload, decode recording, head, LOGITS_ALL projection, sync) */
+typedef void (*eng_layers_fn)(eng_session *s, int n, int mode);
+int eng_eval_run(eng_session *s, const int32_t *toks, int n, int mode, eng_layers_fn layers, char *err,
+                 size_t errlen);
 
 /* arch/dump.c: LLORCH_DUMP_TENSORS=FILE (debug). eng_dump appends rows x
  * cols floats at stride ld of backend memory x as "T name[-layer] op f32 cols

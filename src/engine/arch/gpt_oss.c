@@ -137,46 +137,15 @@ static void issue_layers(eng_session *s, int n) {
     }
 }
 
+static void layers(eng_session *s, int n, int mode) {
+    (void)mode;
+    issue_layers(s, n);
+}
+
+/* a decode step is recorded and replayed as for arch/llama.c (CUDA graph:
+ * every op reads ids, positions and routing from device memory) */
 int eng_gpt_oss_forward(eng_session *s, const int32_t *toks, int n, int mode, char *err, size_t errlen) {
-    const eng_model *m = s->m;
-    const eng_backend_ops *B = m->be.ops;
-    void *bc = m->be.ctx;
-    const int E = m->hp.n_embd, V = m->hp.n_vocab;
-    int rc;
-
-    LLORCH_ASSERT(n >= 1 && n <= s->n_batch && s->n_past + n <= s->n_ctx);
-    LLORCH_ASSERT(s->moe && B->moe_route && B->matmul_id && B->swiglu_oai && B->moe_sum && B->attention_ext);
-    for (int i = 0; i < n; i++) s->pos_host[i] = s->n_past + i;
-    if ((rc = B->upload(bc, s->toks_dev, toks, (size_t)n * sizeof *toks)) ||
-        (rc = B->upload(bc, s->pos_dev, s->pos_host, (size_t)n * sizeof *s->pos_host)))
-        return util_fail(err, errlen, ENG_E_BACKEND, "eval: upload failed (%d)", rc);
-
-    /* a decode step is recorded and replayed as arch/llama.c does (CUDA
-     * graph: every op reads ids, positions and routing from device memory);
-     * not while tensors are dumped (dump() syncs and downloads) */
-    const int record = n == 1 && mode == ENG_LOGITS_LAST && B->record_begin && B->record_end && !eng_dump_enabled();
-    int replayed = record ? B->record_begin(bc, s->rec_key) : 0;
-    if (replayed < 0) return util_fail(err, errlen, ENG_E_BACKEND, "eval: record_begin failed (%d)", replayed);
-    if (!replayed) {
-        issue_layers(s, n);
-        if (mode == ENG_LOGITS_LAST) {
-            B->rmsnorm(bc, s->x + (size_t)(n - 1) * E, m->output_norm, s->xb, 1, E, m->hp.eps);
-            eng_dump(s, "result_norm", -1, "MUL", s->xb, 1, E, E);
-            B->matmul(bc, &m->output, s->xb, s->logits, 1);
-            eng_dump(s, "result_output", -1, "MUL_MAT", s->logits, 1, V, V);
-        }
-    }
-    if (record && (rc = B->record_end(bc, s->rec_key)) < 0)
-        return util_fail(err, errlen, ENG_E_BACKEND, "eval: record_end failed (%d)", rc);
-    if (mode == ENG_LOGITS_ALL) {
-        B->rmsnorm(bc, s->x, m->output_norm, s->xb, n, E, m->hp.eps);
-        for (int r0 = 0; r0 < n; r0 += s->n_logit_rows) {
-            int nr = n - r0 < s->n_logit_rows ? n - r0 : s->n_logit_rows;
-            B->matmul(bc, &m->output, s->xb + (size_t)r0 * E, s->logits, nr);
-            rc = B->download(bc, s->logits_all + (size_t)r0 * V, s->logits, (size_t)nr * V * sizeof(float));
-            if (rc) return util_fail(err, errlen, ENG_E_BACKEND, "eval: device error (%d)", rc);
-        }
-    }
-    if ((rc = B->sync(bc))) return util_fail(err, errlen, ENG_E_BACKEND, "eval: device error (%d)", rc);
-    return 0;
+    LLORCH_ASSERT(s->moe && s->m->be.ops->moe_route && s->m->be.ops->matmul_id && s->m->be.ops->swiglu_oai &&
+                  s->m->be.ops->moe_sum && s->m->be.ops->attention_ext);
+    return eng_eval_run(s, toks, n, mode, layers, err, errlen);
 }

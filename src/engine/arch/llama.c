@@ -20,9 +20,10 @@
  * (the CPU runs it so: bitwise-equal logits), and LLORCH_NO_FUSED=1 forces
  * the primitives (A/B runs; also when dumping tensors).
  *
- * A single-token step (decode) is bracketed by record_begin/record_end so a
- * backend can capture it once and replay it: token id and position are
- * uploaded to backend buffers before, and every op reads them from there.
+ * arch/eval.c runs these layers inside one eval: a single-token step
+ * (decode) is bracketed by record_begin/record_end so a backend can capture
+ * it once and replay it: token id and position are uploaded to backend
+ * buffers before, and every op reads them from there.
  * The record key is the session's own (eng_session.rec_key): a recording
  * holds that session's buffer pointers and must never replay for another.
  *
@@ -161,51 +162,9 @@ static void issue_layers(eng_session *s, int n, int mode, int fused) {
     }
 }
 
-/* final norm + output projection of the last row into s->logits[0] */
-static void issue_head_last(eng_session *s, int n) {
-    const eng_model *m = s->m;
-    const eng_backend_ops *B = m->be.ops;
-    const int E = m->hp.n_embd;
-    B->rmsnorm(m->be.ctx, s->x + (size_t)(n - 1) * E, m->output_norm, s->xb, 1, E, m->hp.eps);
-    eng_dump(s, "result_norm", -1, "MUL", s->xb, 1, E, E);
-    B->matmul(m->be.ctx, &m->output, s->xb, s->logits, 1);
-    eng_dump(s, "result_output", -1, "MUL_MAT", s->logits, 1, m->hp.n_vocab, m->hp.n_vocab);
-}
+/* the dump needs every intermediate: primitives only */
+static void layers(eng_session *s, int n, int mode) { issue_layers(s, n, mode, fused_allowed() && !eng_dump_enabled()); }
 
 int eng_llama_forward(eng_session *s, const int32_t *toks, int n, int mode, char *err, size_t errlen) {
-    const eng_model *m = s->m;
-    const eng_backend_ops *B = m->be.ops;
-    void *bc = m->be.ctx;
-    const int E = m->hp.n_embd, V = m->hp.n_vocab;
-    int rc;
-
-    LLORCH_ASSERT(n >= 1 && n <= s->n_batch && s->n_past + n <= s->n_ctx);
-    for (int i = 0; i < n; i++) s->pos_host[i] = s->n_past + i;
-    if ((rc = B->upload(bc, s->toks_dev, toks, (size_t)n * sizeof *toks)) ||
-        (rc = B->upload(bc, s->pos_dev, s->pos_host, (size_t)n * sizeof *s->pos_host)))
-        return util_fail(err, errlen, ENG_E_BACKEND, "eval: upload failed (%d)", rc);
-
-    const int record = n == 1 && mode == ENG_LOGITS_LAST && B->record_begin && B->record_end;
-    int replayed = record ? B->record_begin(bc, s->rec_key) : 0;
-    if (replayed < 0) return util_fail(err, errlen, ENG_E_BACKEND, "eval: record_begin failed (%d)", replayed);
-    if (!replayed) {
-        /* the dump needs every intermediate: primitives only */
-        issue_layers(s, n, mode, fused_allowed() && !eng_dump_enabled());
-        if (mode == ENG_LOGITS_LAST) issue_head_last(s, n);
-    }
-    if (record && (rc = B->record_end(bc, s->rec_key)) < 0)
-        return util_fail(err, errlen, ENG_E_BACKEND, "eval: record_end failed (%d)", rc);
-
-    if (mode == ENG_LOGITS_ALL) {
-        /* every row: norm all, then project in chunks of the logits buffer */
-        B->rmsnorm(bc, s->x, m->output_norm, s->xb, n, E, m->hp.eps);
-        for (int r0 = 0; r0 < n; r0 += s->n_logit_rows) {
-            int nr = n - r0 < s->n_logit_rows ? n - r0 : s->n_logit_rows;
-            B->matmul(bc, &m->output, s->xb + (size_t)r0 * E, s->logits, nr);
-            rc = B->download(bc, s->logits_all + (size_t)r0 * V, s->logits, (size_t)nr * V * sizeof(float));
-            if (rc) return util_fail(err, errlen, ENG_E_BACKEND, "eval: device error (%d)", rc);
-        }
-    }
-    if ((rc = B->sync(bc))) return util_fail(err, errlen, ENG_E_BACKEND, "eval: device error (%d)", rc);
-    return 0;
+    return eng_eval_run(s, toks, n, mode, layers, err, errlen);
 }

@@ -1,0 +1,59 @@
+/* eval — what every architecture's forward pass shares around its layers:
+ * token ids and positions uploaded to backend memory, a single-token decode
+ * step recorded once and replayed (CUDA graph; see backend.h
+ * record_begin/record_end), the final norm and output projection (the last
+ * row for ENG_LOGITS_LAST, every row in chunks of the logits buffer for
+ * ENG_LOGITS_ALL), and the closing sync that reports device errors.
+ *
+ * The architecture supplies `layers`: the op sequence from the embedding
+ * lookup to the residual stream after the last layer (s->x [n][n_embd]),
+ * written against the backend ops only, reading positions and ids from
+ * s->pos_dev / s->toks_dev so a recording can replay it token after token.
+ * While tensors are dumped (LLORCH_DUMP_TENSORS) nothing is recorded: the
+ * dump syncs and downloads after each op. */
+#include "common/util.h"
+#include "engine/engine_int.h"
+
+int eng_eval_run(eng_session *s, const int32_t *toks, int n, int mode, eng_layers_fn layers, char *err,
+                 size_t errlen) {
+    const eng_model *m = s->m;
+    const eng_backend_ops *B = m->be.ops;
+    void *bc = m->be.ctx;
+    const int E = m->hp.n_embd, V = m->hp.n_vocab;
+    int rc;
+
+    LLORCH_ASSERT(n >= 1 && n <= s->n_batch && s->n_past + n <= s->n_ctx);
+    for (int i = 0; i < n; i++) s->pos_host[i] = s->n_past + i;
+    if ((rc = B->upload(bc, s->toks_dev, toks, (size_t)n * sizeof *toks)) ||
+        (rc = B->upload(bc, s->pos_dev, s->pos_host, (size_t)n * sizeof *s->pos_host)))
+        return util_fail(err, errlen, ENG_E_BACKEND, "eval: upload failed (%d)", rc);
+
+    const int record = n == 1 && mode == ENG_LOGITS_LAST && B->record_begin && B->record_end && !eng_dump_enabled();
+    int replayed = record ? B->record_begin(bc, s->rec_key) : 0;
+    if (replayed < 0) return util_fail(err, errlen, ENG_E_BACKEND, "eval: record_begin failed (%d)", replayed);
+    if (!replayed) {
+        layers(s, n, mode);
+        if (mode == ENG_LOGITS_LAST) {
+            /* final norm + output projection of the last row into s->logits[0] */
+            B->rmsnorm(bc, s->x + (size_t)(n - 1) * E, m->output_norm, s->xb, 1, E, m->hp.eps);
+            eng_dump(s, "result_norm", -1, "MUL", s->xb, 1, E, E);
+            B->matmul(bc, &m->output, s->xb, s->logits, 1);
+            eng_dump(s, "result_output", -1, "MUL_MAT", s->logits, 1, V, V);
+        }
+    }
+    if (record && (rc = B->record_end(bc, s->rec_key)) < 0)
+        return util_fail(err, errlen, ENG_E_BACKEND, "eval: record_end failed (%d)", rc);
+
+    if (mode == ENG_LOGITS_ALL) {
+        /* every row: norm all, then project in chunks of the logits buffer */
+        B->rmsnorm(bc, s->x, m->output_norm, s->xb, n, E, m->hp.eps);
+        for (int r0 = 0; r0 < n; r0 += s->n_logit_rows) {
+            int nr = n - r0 < s->n_logit_rows ? n - r0 : s->n_logit_rows;
+            B->matmul(bc, &m->output, s->xb + (size_t)r0 * E, s->logits, nr);
+            rc = B->download(bc, s->logits_all + (size_t)r0 * V, s->logits, (size_t)nr * V * sizeof(float));
+            if (rc) return util_fail(err, errlen, ENG_E_BACKEND, "eval: device error (%d)", rc);
+        }
+    }
+    if ((rc = B->sync(bc))) return util_fail(err, errlen, ENG_E_BACKEND, "eval: device error (%d)", rc);
+    return 0;
+}
