@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "engine/cpu/cpu_int.h"
 #include "engine/engine.h"
 
 #define N_PRE 7
@@ -27,6 +28,8 @@ static void run(eng_model *m, int fused, float *out, int nv) {
     char err[512];
     if (fused) unsetenv("LLORCH_NO_FUSED");
     else setenv("LLORCH_NO_FUSED", "1", 1);
+    unsetenv("LLORCH_DUMP_TENSORS"); /* a dump forces the primitives */
+    const uint64_t calls0 = cpu_fused_calls();
     eng_session *s = NULL;
     assert_int_equal(eng_session_new(m, &s, err, sizeof err), 0);
     int32_t toks[N_PRE + N_PRE2];
@@ -49,6 +52,9 @@ static void run(eng_model *m, int fused, float *out, int nv) {
         memcpy(out + (size_t)row * nv, eng_logits(s, -1), (size_t)nv * sizeof(float));
     }
     assert_int_equal(row, N_ROWS);
+    /* the fused run really took the fused ops, the other none of them */
+    if (fused) assert_true(cpu_fused_calls() > calls0);
+    else assert_true(cpu_fused_calls() == calls0);
     eng_session_free(s);
     unsetenv("LLORCH_NO_FUSED");
 }

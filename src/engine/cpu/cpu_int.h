@@ -77,6 +77,8 @@ void cpu_matmul(void *ctx, const eng_w *w, const float *x, float *y, int rows);
 size_t cpu_matmul_scratch_bytes(const eng_w *w, int rows);
 
 /* cpu_fused.c: the optional fused ops, as their primitives' composition */
+/* fused ops run so far in this process (tests: did the fused path run?) */
+uint64_t cpu_fused_calls(void);
 void cpu_matmul_n(void *ctx, int n, const eng_w *const *w, const float *const *b, const float *x, float *const *y,
                   int rows);
 void cpu_matmul_add(void *ctx, const eng_w *w, const float *x, float *y, float *tmp, int rows);
