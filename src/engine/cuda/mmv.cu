@@ -276,43 +276,10 @@ k_mmv_q4_0_pair(const uint8_t *w, size_t nb1, int npair, int ne1, const int8_t *
     cu_pdl_begin();
     const int row = blockIdx.x, tid = threadIdx.x;
     const uint32_t *wr = (const uint32_t *)(w + (size_t)row * nb1);
-    const int K32 = K / 32;
     float acc[NR];
 #pragma unroll
     for (int r = 0; r < NR; r++) acc[r] = 0.0f;
-    for (int p = tid; p < npair; p += 64) {
-        const uint32_t *pw = wr + 9 * (size_t)p;
-        uint32_t v[9];
-#pragma unroll
-        for (int i = 0; i < 9; i++) v[i] = pw[i];
-        const float dA = h2f((uint16_t)(v[0] & 0xFFFFu)), dB = h2f((uint16_t)(v[4] >> 16));
-        int qa[4], qb[4];
-#pragma unroll
-        for (int k = 0; k < 4; k++) {
-            qa[k] = (int)__byte_perm(v[k], v[k + 1], 0x5432);
-            qb[k] = (int)v[5 + k];
-        }
-#pragma unroll
-        for (int r = 0; r < NR; r++) {
-            if (r >= nr) break;
-            const int4 *xp = (const int4 *)(aq + (int64_t)r * K + 64 * (int64_t)p);
-            const int4 x0 = xp[0], x1 = xp[1], x2 = xp[2], x3 = xp[3];
-            const int xa_lo[4] = {x0.x, x0.y, x0.z, x0.w}, xa_hi[4] = {x1.x, x1.y, x1.z, x1.w};
-            const int xb_lo[4] = {x2.x, x2.y, x2.z, x2.w}, xb_hi[4] = {x3.x, x3.y, x3.z, x3.w};
-            int sa = 0, sb = 0, ua = 0, ub = 0;
-#pragma unroll
-            for (int k = 0; k < 4; k++) {
-                sa = dp4a(qa[k] & 0x0F0F0F0F, xa_lo[k], sa);
-                sa = dp4a((qa[k] >> 4) & 0x0F0F0F0F, xa_hi[k], sa);
-                sb = dp4a(qb[k] & 0x0F0F0F0F, xb_lo[k], sb);
-                sb = dp4a((qb[k] >> 4) & 0x0F0F0F0F, xb_hi[k], sb);
-                ua = dp4a(ONES4, xa_lo[k], dp4a(ONES4, xa_hi[k], ua));
-                ub = dp4a(ONES4, xb_lo[k], dp4a(ONES4, xb_hi[k], ub));
-            }
-            const float *dx = ad + (int64_t)r * K32 + 2 * p;
-            acc[r] += (float)(sa - 8 * ua) * (dA * dx[0]) + (float)(sb - 8 * ub) * (dB * dx[1]);
-        }
-    }
+    for (int p = tid; p < npair; p += 64) q4_0_pair_acc<NR>(wr, p, aq, ad, K, nr, acc);
     __shared__ float red[2][NR];
     const int lane = tid & 31, warp = tid >> 5;
 #pragma unroll
