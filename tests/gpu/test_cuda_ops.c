@@ -136,6 +136,19 @@ static int usable(int t) {
     return qi && qi->can_quantize;
 }
 
+/* LLORCH_TEST_QUICK=1 (sanitizer passes, tests/gpu/sanitize.sh): the
+ * shapes that reach every kernel body in few launches. test_fused_matmul:
+ * rows 1 only (3 and 9 compose test_matmul's kernels), each format at its
+ * shortest length plus the Q4_0 lengths; the mixed-type case only at the
+ * shortest length (the one-type case is the one that sends matmul_add and
+ * SwiGLU through the Q4_0 bodies). test_matmul_prefill: the shapes {33, 9}
+ * and {9, 100} (one and two 64-row tiles, few and many outputs), the second
+ * K (partial 64-wide step) on the first; every variant still runs. */
+static int quick(void) {
+    const char *q = getenv("LLORCH_TEST_QUICK");
+    return q && *q && strcmp(q, "0");
+}
+
 /* row lengths to test per type: odd where the format allows */
 static int lengths(int t, int64_t out[3]) {
     int bl = qt_info(t)->blck;
@@ -359,6 +372,7 @@ static void test_matmul_prefill(void **st) {
         const int t = k_types[ti];
         if (!usable(t) || qt_info(t)->blck == 1) continue;
         for (size_t si = 0; si < NELEM(shapes) + (qt_info(t)->blck == 32 ? 3 : 0); si++) {
+            if (quick() && si != 0 && si != 2 && si != NELEM(shapes)) continue;
             const int64_t ne0 = qt_info(t)->blck == 32 ? (si < NELEM(shapes) ? 544 : 576) : 768;
             const int64_t ne1 = shapes[si % NELEM(shapes)].ne1;
             const int rows = shapes[si % NELEM(shapes)].rows;
@@ -924,9 +938,9 @@ static void test_graph(void **st) {
  * Each CUDA fused op against the CPU's fused op (= its primitives' composition),
  * every format: rows 1 takes the one-launch kernels (fused.cu; Q4_0 with
  * K % 256 == 0 the warppf body up to K 4096 and the pair body above,
- * LLORCH_CUDA_FUSED_Q40=warp|pair|staged|auto|generic|stream and
- * LLORCH_CUDA_FUSED_Q40_LONG=pairpf
- * selects another), rows 3 and 9 the CUDA fallbacks (mat-vec and prefill
+ * LLORCH_CUDA_FUSED_Q40=warp|pair|staged|auto|generic|stream,
+ * LLORCH_CUDA_FUSED_Q40_LONG=pairpf|w6|w5|p2 (K > 4096) and
+ * LLORCH_CUDA_FUSED_Q40_O=p1|w8 (matmul_add at K <= 4096) select another), rows 3 and 9 the CUDA fallbacks (mat-vec and prefill
  * matmul compositions). Same bounds as the primitives: TOL_F32 for
  * rows <= 8, TOL_MM16_CPU above. */
 static double fused_tol(int t, int rows) { return rows <= 8 || qt_info(t)->blck == 1 ? TOL_F32 : TOL_MM16_CPU; }
@@ -1020,6 +1034,7 @@ static void fused_case(int t, int t2, int64_t ne0, int rows) {
 static void test_fused_matmul(void **st) {
     (void)st;
     const int rows_list[] = {1, 3, 9};
+    const int nrows = quick() ? 1 : (int)NELEM(rows_list);
     for (size_t ti = 0; ti < NELEM(k_types); ti++) {
         const int t = k_types[ti];
         if (!usable(t)) continue;
@@ -1036,12 +1051,13 @@ static void test_fused_matmul(void **st) {
          * LLORCH_CUDA_FUSED_BLOCKS=3 every slot reused; pf bodies (warppf,
          * Q40_LONG=pairpf): all pairs prefetched (4096, 11008) and the loop
          * after them (16384) */
+        if (quick()) nl = 1;
         if (qt_info(t)->blck > 1) ls[nl++] = 4096;
         if (t == QT_Q4_0) ls[nl++] = 11008;
         if (t == QT_Q4_0) ls[nl++] = 16384;
         for (int li = 0; li < nl; li++)
-            for (size_t ri = 0; ri < NELEM(rows_list); ri++) {
-                fused_case(t, t2, ls[li], rows_list[ri]);
+            for (int ri = 0; ri < nrows; ri++) {
+                if (!quick() || li == 0) fused_case(t, t2, ls[li], rows_list[ri]);
                 fused_case(t, t, ls[li], rows_list[ri]); /* one type: a single launch */
             }
     }

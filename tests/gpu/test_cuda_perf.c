@@ -435,7 +435,9 @@ int main(void) {
     if (getenv("LLORCH_BENCH_SKIP_KERNELS")) goto models;
     /* LLORCH_BENCH_KERNELS=q40dec: only the one-row Q4_0 cases (Llama-2 decode), for same-run A/B of the bodies */
     const int q40dec = getenv("LLORCH_BENCH_KERNELS") && !strcmp(getenv("LLORCH_BENCH_KERNELS"), "q40dec");
-    if (q40dec) goto kernels;
+    /* LLORCH_BENCH_KERNELS=q40fused: only the fused one-row Q4_0 cases (the A/B of LLORCH_CUDA_FUSED_Q40*) */
+    const int q40fused = getenv("LLORCH_BENCH_KERNELS") && !strcmp(getenv("LLORCH_BENCH_KERNELS"), "q40fused");
+    if (q40dec || q40fused) goto kernels;
     printf("prefill attention, pp512 from an empty context (median of 7 graph replays of 50 calls):\n");
     bench_attention(14, 2, 64, 512, "attention qwen2.5-0.5b 14/2 hd64 r=512", bw);
     bench_attention(32, 32, 128, 512, "attention llama-2-7b 32/32 hd128 r=512", bw);
@@ -482,7 +484,8 @@ kernels:;
     };
     printf("matmul (median of 7 graph replays of 50 calls; host-timed around sync, so ~10 us of launch+sync per 50 calls included):\n");
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
-        if (!q40dec || (cases[i].type == QT_Q4_0 && cases[i].rows == 1)) bench_matmul(&cases[i], bw / 1e0);
+        if ((!q40dec && !q40fused) || (cases[i].type == QT_Q4_0 && cases[i].rows == 1 && (!q40fused || cases[i].op)))
+            bench_matmul(&cases[i], bw / 1e0);
 models:
     G.ops->destroy(G.ctx);
     const char *models = getenv("LLORCH_BENCH_MODELS");

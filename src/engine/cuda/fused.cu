@@ -305,18 +305,32 @@ k_fm_q4_0_stream(fm_set S, int npair, int total, const int8_t *aq, const float *
  * loads in flight when x becomes readable. (This is the one exception to
  * common.cuh's "cu_pdl_begin() before touching global memory": only
  * never-written weights are read before it.) Registers only, no shared
- * memory. TPR threads per row (32: the warp body, 4 rows per 128-thread
- * block, 42-64 registers, the default for K <= 4096; 64: the pair body, one
- * row per block, 54-90 registers against the pair body's 32-40, so half
- * the resident blocks: slower on the down shape, opt-in);
- * PF = the pairs per thread that cover the whole row for the shapes it is
- * launched at (2 at K = 4096 with a warp, 3 at K = 11008 with 64 threads);
- * longer rows continue from global memory after the wait. */
-template <int MODE, int TPR, int PF>
-__global__ void __launch_bounds__(128)
+ * memory for the weights. TPR threads per row (32, 64 or 128), RPB rows per
+ * block (blockDim.x = TPR * RPB), MINB the resident blocks per SM asked of
+ * the register allocator (0: none). Thread t of a row owns pairs t,
+ * t + TPR, ...; PF = how many of them are loaded before the wait; longer
+ * rows continue from global memory after it. Instances (fm_launch):
+ *  - 32 x 2, 4 rows/block (the "warppf" default for K <= 4096, 42-64 registers);
+ *  - 64 x 3, 1 row/block ("pairpf" for K > 4096: 56 registers halve the
+ *    resident blocks, slower, opt-in);
+ *  - 32 x 6, 4 rows/block, <= 64 registers ("w6", K = 11008: every pair of
+ *    the row in flight before the wait; 4096 rows = 1024 blocks x 32 warps
+ *    fit one wave at 8 blocks per SM) and 32 x 5 ("w5": 12 lanes load a
+ *    sixth pair after the wait; fewer registers);
+ *  - 64 x 2, 2 rows/block, <= 32 registers ("p2", K = 11008: 2048 threads
+ *    per SM, one wave; 44 of 172 pairs after the wait);
+ *  - 64 x 1, 2 rows/block, <= 32 registers ("p1" for o, K = 4096: each
+ *    thread one pair, the row over twice the threads of warppf, 2048 blocks
+ *    in one wave) and 32 x 2 at 8 rows per block ("w8": fewer, larger
+ *    blocks).
+ * Registers (nvcc 13, sm_90, matmul_add): warppf 55, p1 48 unbounded (so
+ * bounded to 32), w6/w5 64 with 48/8 bytes spilled, p2 32 with 68 spilled. */
+template <int MODE, int TPR, int PF, int RPB, int MINB>
+__global__ void __launch_bounds__(TPR * RPB, MINB)
 k_fm_q4_0_pf(fm_set S, int npair, int total, const int8_t *aq, const float *ad) {
+    static_assert(TPR == 32 || TPR == 64 || TPR == 128, "TPR");
     const int t = threadIdx.x % TPR;
-    const int g = blockIdx.x * (blockDim.x / TPR) + threadIdx.x / TPR;
+    const int g = blockIdx.x * RPB + threadIdx.x / TPR;
     const bool live = g < total;
     const int j = live && MODE == FM_STORE ? fm_which(S, g) : 0;
     const int row = live ? g - S.start[j] : 0;
@@ -350,16 +364,31 @@ k_fm_q4_0_pf(fm_set S, int npair, int total, const int8_t *aq, const float *ad) 
     if (MODE == FM_SWIGLU) u = warp_sum(u);
     if (TPR == 32) {
         if (live && t == 0) fm_store<MODE>(S, j, row, v, u);
-    } else { /* TPR 64: one row per block (blockDim.x == 64) */
-        __shared__ float red[2][2];
-        const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    } else { /* TPR / 32 warps per row: partial sums through shared memory */
+        constexpr int W = TPR / 32;
+        __shared__ float red[RPB][W][2];
+        const int lane = threadIdx.x & 31, r = threadIdx.x / TPR, w = t >> 5;
         if (lane == 0) {
-            red[0][warp] = v;
-            red[1][warp] = u;
+            red[r][w][0] = v;
+            red[r][w][1] = u;
         }
         __syncthreads();
-        if (live && threadIdx.x == 0) fm_store<MODE>(S, j, row, red[0][0] + red[0][1], red[1][0] + red[1][1]);
+        if (live && t == 0) {
+            float sv = 0.0f, su = 0.0f;
+#pragma unroll
+            for (int i = 0; i < W; i++) {
+                sv += red[r][i][0];
+                su += red[r][i][1];
+            }
+            fm_store<MODE>(S, j, row, sv, su);
+        }
     }
+}
+
+template <int MODE, int TPR, int PF, int RPB, int MINB>
+static void fm_pf_launch(cu_ctx *c, const fm_set &S, int npair, int total) {
+    cu_launch(c, cu_div_up(total, RPB), TPR * RPB, 0, k_fm_q4_0_pf<MODE, TPR, PF, RPB, MINB>, S, npair, total,
+              c->act_q, c->act_d);
 }
 
 /* 64 threads per row, pairs from global memory (mmv.cu's v3 layout) */
@@ -410,7 +439,12 @@ static int fm_covers(cu_ctx *c, const eng_w *w, int rows) {
  * variant (slower: 13.3 -> 16.3 us on 11008x4096, 56 registers instead of
  * 32 halve the resident blocks) */
 static int g_q40 = -1;
+/* LLORCH_CUDA_FUSED_Q40_LONG (K > 4096, the warppf/warp/pair settings):
+ * 0 pair (default), 1 pairpf, 2 w6, 3 w5, 4 p2 (w6/w5/p2 for matmul_add and
+ * matmul_n; SwiGLU takes pairpf); see k_fm_q4_0_pf */
 static int g_q40_long = 0;
+/* LLORCH_CUDA_FUSED_Q40_O (matmul_add at K <= 4096 under warppf): 0 warppf, 1 p1, 2 w8 */
+static int g_q40_o = 0;
 /* LLORCH_CUDA_FUSED_BLOCKS=n caps the stream body's grid at n blocks (tests:
  * many rows per warp, so every ring slot is reused); 0 = what fits */
 static int g_stream_blocks = -1;
@@ -469,7 +503,14 @@ static void fm_launch(cu_ctx *c, int type, int pair_ok, const fm_set &S, int K) 
                 : !strcmp(e, "stream")  ? 5
                                         : 6;
         const char *l = getenv("LLORCH_CUDA_FUSED_Q40_LONG");
-        g_q40_long = l && !strcmp(l, "pairpf");
+        g_q40_long = !l                     ? 0
+                     : !strcmp(l, "pairpf") ? 1
+                     : !strcmp(l, "w6")     ? 2
+                     : !strcmp(l, "w5")     ? 3
+                     : !strcmp(l, "p2")     ? 4
+                                            : 0;
+        const char *o = getenv("LLORCH_CUDA_FUSED_Q40_O");
+        g_q40_o = !o ? 0 : !strcmp(o, "p1") ? 1 : !strcmp(o, "w8") ? 2 : 0;
         const char *b = getenv("LLORCH_CUDA_FUSED_BLOCKS");
         g_stream_blocks = b ? atoi(b) : 0;
         const char *m = getenv("LLORCH_CUDA_FUSED_SMEM_KB");
@@ -499,13 +540,19 @@ static void fm_launch(cu_ctx *c, int type, int pair_ok, const fm_set &S, int K) 
             return;
         }
         if (g_q40 == 6 && K <= 4096) {
-            cu_launch(c, cu_div_up(total, 4), 128, 0, k_fm_q4_0_pf<MODE, 32, 2>, S, npair, total, c->act_q,
-                      c->act_d);
-            return;
+            if constexpr (MODE == FM_ADD) { /* o (+ residual): LLORCH_CUDA_FUSED_Q40_O */
+                if (g_q40_o == 1) return fm_pf_launch<MODE, 64, 1, 2, 16>(c, S, npair, total);
+                if (g_q40_o == 2) return fm_pf_launch<MODE, 32, 2, 8, 1>(c, S, npair, total);
+            }
+            return fm_pf_launch<MODE, 32, 2, 4, 1>(c, S, npair, total);
         }
         if (K > 4096 && g_q40_long && (g_q40 == 1 || g_q40 == 4 || g_q40 == 6)) {
-            cu_launch(c, (unsigned)total, 64, 0, k_fm_q4_0_pf<MODE, 64, 3>, S, npair, total, c->act_q, c->act_d);
-            return;
+            if constexpr (MODE != FM_SWIGLU) { /* down (+ residual): LLORCH_CUDA_FUSED_Q40_LONG */
+                if (g_q40_long == 2) return fm_pf_launch<MODE, 32, 6, 4, 8>(c, S, npair, total);
+                if (g_q40_long == 3) return fm_pf_launch<MODE, 32, 5, 4, 8>(c, S, npair, total);
+                if (g_q40_long == 4) return fm_pf_launch<MODE, 64, 2, 2, 16>(c, S, npair, total);
+            }
+            return fm_pf_launch<MODE, 64, 3, 1, 1>(c, S, npair, total);
         }
         if (g_q40 == 4 && K <= 4096) {
             cu_launch(c, cu_div_up(total, 4), 128, 0, k_fm_q4_0_warp<MODE>, S, npair, total, c->act_q, c->act_d);
