@@ -440,7 +440,7 @@ static int fm_covers(cu_ctx *c, const eng_w *w, int rows) {
  * 32 halve the resident blocks) */
 static int g_q40 = -1;
 /* LLORCH_CUDA_FUSED_Q40_LONG (K > 4096, the warppf/warp/pair settings):
- * 0 pair (default), 1 pairpf, 2 w6, 3 w5, 4 p2 (w6/w5/p2 for matmul_add and
+ * 0 pair (default), 1 pairpf, 2 w6, 3 w5, 4 p2, 5 p1, 6 q1 (all but pairpf for matmul_add and
  * matmul_n; SwiGLU takes pairpf); see k_fm_q4_0_pf */
 static int g_q40_long = 0;
 /* LLORCH_CUDA_FUSED_Q40_O (matmul_add at K <= 4096 under warppf): 0 warppf, 1 p1, 2 w8 */
@@ -508,6 +508,8 @@ static void fm_launch(cu_ctx *c, int type, int pair_ok, const fm_set &S, int K) 
                      : !strcmp(l, "w6")     ? 2
                      : !strcmp(l, "w5")     ? 3
                      : !strcmp(l, "p2")     ? 4
+                     : !strcmp(l, "p1")     ? 5
+                     : !strcmp(l, "q1")     ? 6
                                             : 0;
         const char *o = getenv("LLORCH_CUDA_FUSED_Q40_O");
         g_q40_o = !o ? 0 : !strcmp(o, "p1") ? 1 : !strcmp(o, "w8") ? 2 : 0;
@@ -551,6 +553,8 @@ static void fm_launch(cu_ctx *c, int type, int pair_ok, const fm_set &S, int K) 
                 if (g_q40_long == 2) return fm_pf_launch<MODE, 32, 6, 4, 8>(c, S, npair, total);
                 if (g_q40_long == 3) return fm_pf_launch<MODE, 32, 5, 4, 8>(c, S, npair, total);
                 if (g_q40_long == 4) return fm_pf_launch<MODE, 64, 2, 2, 16>(c, S, npair, total);
+                if (g_q40_long == 5) return fm_pf_launch<MODE, 64, 1, 2, 16>(c, S, npair, total);
+                if (g_q40_long == 6) return fm_pf_launch<MODE, 128, 1, 1, 16>(c, S, npair, total);
             }
             return fm_pf_launch<MODE, 64, 3, 1, 1>(c, S, npair, total);
         }
