@@ -9,7 +9,8 @@
 # runs under racecheck (the ones with shared memory) or memcheck (the
 # register-only ones) at least once. Writes ${OUT:-.}/sanitize.txt. Needs the
 # bundle (LLORCH_BUNDLE_DIR, default .gpu-bundle); tests whose binary is not
-# in the bundle are reported as "absent", not run.
+# in the bundle are reported as "absent", not run. SANITIZE_PARTS picks parts
+# (default all: "ops prefill e2e gptoss race fused").
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 BD=${LLORCH_BUNDLE_DIR:-.gpu-bundle}
@@ -26,6 +27,8 @@ san() { # label timeout tool binary args...
     echo "$label rc=$rc ($(( $(date +%s) - t0 )) s)"
     grep -E "ERROR SUMMARY|LEAK SUMMARY|RACECHECK SUMMARY|Hazard|PASSED|FAILED" /tmp/san.log | head -6
 }
+P=" ${SANITIZE_PARTS:-ops prefill e2e gptoss race fused} "
+part() { [[ $P == *" $1 "* ]]; }
 MC="--leak-check full --report-api-errors no"
 # the fused Q4_0 body selections (fused.cu); "default" = warppf (K <= 4096), pair (above), generic (other formats)
 SMEM_BODIES="default LLORCH_CUDA_FUSED_Q40=staged LLORCH_CUDA_FUSED_Q40=stream,LLORCH_CUDA_FUSED_BLOCKS=3
@@ -34,13 +37,16 @@ SMEM_BODIES="default LLORCH_CUDA_FUSED_Q40=staged LLORCH_CUDA_FUSED_Q40=stream,L
 REG_BODIES="LLORCH_CUDA_FUSED_Q40=warp LLORCH_CUDA_FUSED_Q40_LONG=w6,LLORCH_CUDA_FUSED_Q40_O=w8
   LLORCH_CUDA_FUSED_Q40_LONG=w5 LLORCH_CUDA_FUSED_Q40=stream,LLORCH_CUDA_FUSED_SMEM_KB=16,LLORCH_CUDA_FUSED_BLOCKS=5"
 {
-    LLORCH_TEST_SKIP=test_matmul_prefill san "memcheck test_cuda_ops (all but test_matmul_prefill)" 240 memcheck test_cuda_ops $MC
-    LLORCH_TEST_QUICK=1 LLORCH_TEST_ONLY=test_matmul_prefill san "memcheck test_matmul_prefill (quick shapes)" 120 memcheck test_cuda_ops $MC
-    san "memcheck test_cuda_e2e" 60 memcheck test_cuda_e2e $MC
-    san "memcheck test_cuda_gptoss" 60 memcheck test_cuda_gptoss $MC
-    for t in test_matmul test_attention; do
-        LLORCH_TEST_ONLY=$t san "racecheck $t" 80 racecheck test_cuda_ops
-    done
+    part ops && LLORCH_TEST_SKIP=test_matmul_prefill san "memcheck test_cuda_ops (all but test_matmul_prefill)" 240 memcheck test_cuda_ops $MC
+    part prefill && LLORCH_TEST_QUICK=1 LLORCH_TEST_ONLY=test_matmul_prefill san "memcheck test_matmul_prefill (quick shapes)" 120 memcheck test_cuda_ops $MC
+    part e2e && san "memcheck test_cuda_e2e" 60 memcheck test_cuda_e2e $MC
+    part gptoss && san "memcheck test_cuda_gptoss" 60 memcheck test_cuda_gptoss $MC
+    if part race; then
+        for t in test_matmul test_attention; do
+            LLORCH_TEST_ONLY=$t san "racecheck $t" 80 racecheck test_cuda_ops
+        done
+    fi
+    part fused || exit 0
     for v in $SMEM_BODIES; do
         ( [ "$v" = default ] || export ${v//,/ }; export LLORCH_TEST_QUICK=1 LLORCH_TEST_ONLY=test_fused_matmul
           san "racecheck test_fused_matmul (quick) $v" 60 racecheck test_cuda_ops )
