@@ -30,10 +30,11 @@ san() { # label timeout tool binary args...
 P=" ${SANITIZE_PARTS:-ops prefill e2e gptoss race fused} "
 part() { [[ $P == *" $1 "* ]]; }
 MC="--leak-check full --report-api-errors no"
-# the fused Q4_0 body selections (fused.cu); "default" = warppf (K <= 4096), pair (above), generic (other formats)
+# the fused Q4_0 body selections (fused.cu); "default" = warppf (K <= 4096), p1 (matmul_add above), pair (other
+# ops above), generic (other formats)
 SMEM_BODIES="default LLORCH_CUDA_FUSED_Q40=staged LLORCH_CUDA_FUSED_Q40=stream,LLORCH_CUDA_FUSED_BLOCKS=3
   LLORCH_CUDA_FUSED_Q40_LONG=pairpf,LLORCH_CUDA_FUSED_Q40_O=p1 LLORCH_CUDA_FUSED_Q40_LONG=p2
-  LLORCH_CUDA_FUSED_Q40_LONG=p1 LLORCH_CUDA_FUSED_Q40_LONG=q1"
+  LLORCH_CUDA_FUSED_Q40_LONG=pair LLORCH_CUDA_FUSED_Q40_LONG=q1"
 REG_BODIES="LLORCH_CUDA_FUSED_Q40=warp LLORCH_CUDA_FUSED_Q40_LONG=w6,LLORCH_CUDA_FUSED_Q40_O=w8
   LLORCH_CUDA_FUSED_Q40_LONG=w5 LLORCH_CUDA_FUSED_Q40=stream,LLORCH_CUDA_FUSED_SMEM_KB=16,LLORCH_CUDA_FUSED_BLOCKS=5"
 {

@@ -937,9 +937,10 @@ static void test_graph(void **st) {
 /* ---- fused ops (backend.h optional block) -------------------------------------------------
  * Each CUDA fused op against the CPU's fused op (= its primitives' composition),
  * every format: rows 1 takes the one-launch kernels (fused.cu; Q4_0 with
- * K % 256 == 0 the warppf body up to K 4096 and the pair body above,
+ * K % 256 == 0 the warppf body up to K 4096, above it the p1 body for
+ * matmul_add and the pair body for matmul_n and SwiGLU,
  * LLORCH_CUDA_FUSED_Q40=warp|pair|staged|auto|generic|stream,
- * LLORCH_CUDA_FUSED_Q40_LONG=pairpf|w6|w5|p2 (K > 4096) and
+ * LLORCH_CUDA_FUSED_Q40_LONG=pair|pairpf|w6|w5|p2|p1|q1 (K > 4096) and
  * LLORCH_CUDA_FUSED_Q40_O=p1|w8 (matmul_add at K <= 4096) select another), rows 3 and 9 the CUDA fallbacks (mat-vec and prefill
  * matmul compositions). Same bounds as the primitives: TOL_F32 for
  * rows <= 8, TOL_MM16_CPU above. */
@@ -1043,14 +1044,14 @@ static void test_fused_matmul(void **st) {
         const int t2 = bl == 32 && t != QT_Q8_0 ? QT_Q8_0 : bl == 256 && t != QT_Q6_K ? QT_Q6_K : t;
         int64_t ls[6];
         int nl = lengths(t, ls);
-        /* Q4_0 4096, 11008 and 16384: the warppf body (4096) and the pair body
-         * (11008, 16384); forced staged, 4 rows per block at 4096 and 1 row
+        /* Q4_0 4096, 11008 and 16384: the warppf body (4096), the p1 body
+         * (matmul_add) and the pair body (11008, 16384); forced staged, 4 rows per block at 4096 and 1 row
          * per block for SwiGLU at 16384; forced stream, every ring shape it
          * picks: 4 warps x 4 slots (4096), 2 x 4 (SwiGLU 4096), 2 x 3
          * (11008), 1 x 4 / 1 x 2 (16384, SwiGLU 16384), with
          * LLORCH_CUDA_FUSED_BLOCKS=3 every slot reused; pf bodies (warppf,
-         * Q40_LONG=pairpf): all pairs prefetched (4096, 11008) and the loop
-         * after them (16384) */
+         * Q40_LONG=pairpf, w6): all pairs prefetched (4096, 11008) and the
+         * loop after them (16384; p1, p2, w5, q1: at 11008 too) */
         if (quick()) nl = 1;
         if (qt_info(t)->blck > 1) ls[nl++] = 4096;
         if (t == QT_Q4_0) ls[nl++] = 11008;

@@ -16,12 +16,17 @@
  *    are loaded into registers before the PDL wait ("warppf", the default:
  *    Llama-2-7B tg128 424.5 vs 416-418 for "warp" without the early loads
  *    and 390-395 for "pair" everywhere, one H100 run), above that 64
- *    threads per row ("pair"). Opt-in alternatives (LLORCH_CUDA_FUSED_Q40):
- *    "warp", "pair" everywhere, "staged" (rows copied to shared memory with
- *    coalesced 16-byte loads, then decoded), "stream" (per-warp cp.async
- *    ring of rows, the first rows requested before the PDL wait), and
- *    LLORCH_CUDA_FUSED_Q40_LONG=pairpf (the pair body with early loads);
- *    docs/PERF.md has every measurement.
+ *    threads per row: for matmul_add ("p1", the Llama down projection) two
+ *    rows per block with each thread's first pair loaded before the PDL
+ *    wait (down 13.2 -> 12.2 us, tg128 434-436 -> 441.7, one H100 run),
+ *    else "pair" (no early loads). Opt-in alternatives
+ *    (LLORCH_CUDA_FUSED_Q40): "warp", "pair" everywhere, "staged" (rows
+ *    copied to shared memory with coalesced 16-byte loads, then decoded),
+ *    "stream" (per-warp cp.async ring of rows, the first rows requested
+ *    before the PDL wait); for K > 4096 LLORCH_CUDA_FUSED_Q40_LONG (pair,
+ *    pairpf, w6, w5, p2, p1, q1) and for matmul_add at K <= 4096
+ *    LLORCH_CUDA_FUSED_Q40_O (p1, w8): see k_fm_q4_0_pf; docs/PERF.md has
+ *    every measurement.
  * Shapes or types not covered (rows != 1, float weights, a gate/up pair of
  * different types) return -1 and backend.cu composes the primitives. */
 #include <stdlib.h>
@@ -307,7 +312,7 @@ k_fm_q4_0_stream(fm_set S, int npair, int total, const int8_t *aq, const float *
  * never-written weights are read before it.) Registers only, no shared
  * memory for the weights. TPR threads per row (32, 64 or 128), RPB rows per
  * block (blockDim.x = TPR * RPB), MINB the resident blocks per SM asked of
- * the register allocator (0: none). Thread t of a row owns pairs t,
+ * the register allocator (1: no bound). Thread t of a row owns pairs t,
  * t + TPR, ...; PF = how many of them are loaded before the wait; longer
  * rows continue from global memory after it. Instances (fm_launch):
  *  - 32 x 2, 4 rows/block (the "warppf" default for K <= 4096, 42-64 registers);
@@ -319,12 +324,19 @@ k_fm_q4_0_stream(fm_set S, int npair, int total, const int8_t *aq, const float *
  *    sixth pair after the wait; fewer registers);
  *  - 64 x 2, 2 rows/block, <= 32 registers ("p2", K = 11008: 2048 threads
  *    per SM, one wave; 44 of 172 pairs after the wait);
+ *  - 64 x 1, 2 rows/block, <= 32 registers ("p1", the DEFAULT for
+ *    matmul_add at K > 4096: the pair body's layout with each thread's
+ *    first pair loaded before the wait; down 13.2 -> 12.2 us, the only
+ *    variant that beat pair) and 128 x 1, 1 row/block ("q1");
  *  - 64 x 1, 2 rows/block, <= 32 registers ("p1" for o, K = 4096: each
  *    thread one pair, the row over twice the threads of warppf, 2048 blocks
  *    in one wave) and 32 x 2 at 8 rows per block ("w8": fewer, larger
  *    blocks).
  * Registers (nvcc 13, sm_90, matmul_add): warppf 55, p1 48 unbounded (so
- * bounded to 32), w6/w5 64 with 48/8 bytes spilled, p2 32 with 68 spilled. */
+ * bounded to 32), w6/w5 64 with 48/8 bytes spilled, p2 32 with 68 spilled.
+ * Kernel bench (H100, docs/PERF.md "Decode: down and o"): down 11008x4096
+ * pair 13.2 us, p1 12.2, w5 14.4, q1 14.5, pairpf 14.9, w6 16.3, p2 19.7;
+ * o 4096x4096 warppf 6.2, p1 6.2, w8 6.0 (w8 neutral in the model). */
 template <int MODE, int TPR, int PF, int RPB, int MINB>
 __global__ void __launch_bounds__(TPR * RPB, MINB)
 k_fm_q4_0_pf(fm_set S, int npair, int total, const int8_t *aq, const float *ad) {
@@ -440,9 +452,11 @@ static int fm_covers(cu_ctx *c, const eng_w *w, int rows) {
  * 32 halve the resident blocks) */
 static int g_q40 = -1;
 /* LLORCH_CUDA_FUSED_Q40_LONG (K > 4096, the warppf/warp/pair settings):
- * 0 pair (default), 1 pairpf, 2 w6, 3 w5, 4 p2, 5 p1, 6 q1 (all but pairpf for matmul_add and
- * matmul_n; SwiGLU takes pairpf); see k_fm_q4_0_pf */
-static int g_q40_long = 0;
+ * 0 pair, 1 pairpf, 2 w6, 3 w5, 4 p2, 5 p1, 6 q1 (all but pairpf for
+ * matmul_add and matmul_n; SwiGLU takes pairpf); see k_fm_q4_0_pf. Unset
+ * (-1): p1 for matmul_add under warppf (the only mode it was measured in:
+ * Llama down), pair otherwise (p1 spills 64 bytes in its matmul_n instance). */
+static int g_q40_long = -1;
 /* LLORCH_CUDA_FUSED_Q40_O (matmul_add at K <= 4096 under warppf): 0 warppf, 1 p1, 2 w8 */
 static int g_q40_o = 0;
 /* LLORCH_CUDA_FUSED_BLOCKS=n caps the stream body's grid at n blocks (tests:
@@ -503,14 +517,15 @@ static void fm_launch(cu_ctx *c, int type, int pair_ok, const fm_set &S, int K) 
                 : !strcmp(e, "stream")  ? 5
                                         : 6;
         const char *l = getenv("LLORCH_CUDA_FUSED_Q40_LONG");
-        g_q40_long = !l                     ? 0
+        g_q40_long = !l                     ? -1
+                     : !strcmp(l, "pair")   ? 0
                      : !strcmp(l, "pairpf") ? 1
                      : !strcmp(l, "w6")     ? 2
                      : !strcmp(l, "w5")     ? 3
                      : !strcmp(l, "p2")     ? 4
                      : !strcmp(l, "p1")     ? 5
                      : !strcmp(l, "q1")     ? 6
-                                            : 0;
+                                            : -1;
         const char *o = getenv("LLORCH_CUDA_FUSED_Q40_O");
         g_q40_o = !o ? 0 : !strcmp(o, "p1") ? 1 : !strcmp(o, "w8") ? 2 : 0;
         const char *b = getenv("LLORCH_CUDA_FUSED_BLOCKS");
@@ -522,7 +537,7 @@ static void fm_launch(cu_ctx *c, int type, int pair_ok, const fm_set &S, int K) 
         const int npair = K / 64;
         const size_t row_smem = (size_t)(MODE == FM_SWIGLU ? 2 : 1) * (size_t)npair * 36;
         /* warppf (default): the warp body with its pairs loaded before the
-         * PDL wait for K <= 4096, pair above; warp: the same without the
+         * PDL wait for K <= 4096, p1 (matmul_add) or pair above; warp: the same without the
          * early loads (Llama-2-7B tg128 424.5 warppf, 416-418 warp, 390-395
          * pair; one H100 run, docs/PERF.md). pair:
          * the pair body everywhere. auto: the staged body
@@ -548,13 +563,15 @@ static void fm_launch(cu_ctx *c, int type, int pair_ok, const fm_set &S, int K) 
             }
             return fm_pf_launch<MODE, 32, 2, 4, 1>(c, S, npair, total);
         }
-        if (K > 4096 && g_q40_long && (g_q40 == 1 || g_q40 == 4 || g_q40 == 6)) {
+        /* the LLORCH_CUDA_FUSED_Q40_LONG setting in effect (unset: p1 for matmul_add under warppf) */
+        const int lg = g_q40_long >= 0 ? g_q40_long : MODE == FM_ADD && g_q40 == 6 ? 5 : 0;
+        if (K > 4096 && lg && (g_q40 == 1 || g_q40 == 4 || g_q40 == 6)) {
             if constexpr (MODE != FM_SWIGLU) { /* down (+ residual): LLORCH_CUDA_FUSED_Q40_LONG */
-                if (g_q40_long == 2) return fm_pf_launch<MODE, 32, 6, 4, 8>(c, S, npair, total);
-                if (g_q40_long == 3) return fm_pf_launch<MODE, 32, 5, 4, 8>(c, S, npair, total);
-                if (g_q40_long == 4) return fm_pf_launch<MODE, 64, 2, 2, 16>(c, S, npair, total);
-                if (g_q40_long == 5) return fm_pf_launch<MODE, 64, 1, 2, 16>(c, S, npair, total);
-                if (g_q40_long == 6) return fm_pf_launch<MODE, 128, 1, 1, 16>(c, S, npair, total);
+                if (lg == 2) return fm_pf_launch<MODE, 32, 6, 4, 8>(c, S, npair, total);
+                if (lg == 3) return fm_pf_launch<MODE, 32, 5, 4, 8>(c, S, npair, total);
+                if (lg == 4) return fm_pf_launch<MODE, 64, 2, 2, 16>(c, S, npair, total);
+                if (lg == 5) return fm_pf_launch<MODE, 64, 1, 2, 16>(c, S, npair, total);
+                if (lg == 6) return fm_pf_launch<MODE, 128, 1, 1, 16>(c, S, npair, total);
             }
             return fm_pf_launch<MODE, 64, 3, 1, 1>(c, S, npair, total);
         }
