@@ -53,11 +53,13 @@ fi
         done
     fi
     if has memcheck && [ -x "$SAN" ]; then
-        run memcheck 150 "$SAN" --tool memcheck --leak-check full --report-api-errors no --error-exitcode 9 $BD/bin/test_cuda_ops
+        # LLORCH_TEST_QUICK=1: the shape sets that run every kernel body once
+        # (the full sweeps take minutes under the sanitizers)
+        LLORCH_TEST_QUICK=1 run memcheck 150 "$SAN" --tool memcheck --leak-check full --report-api-errors no --error-exitcode 9 $BD/bin/test_cuda_ops
         run memcheck-e2e 120 "$SAN" --tool memcheck --leak-check full --report-api-errors no --error-exitcode 9 $BD/bin/test_cuda_e2e
     fi
     if has racecheck && [ -x "$SAN" ]; then
-        LLORCH_TEST_SKIP=test_sample run racecheck 150 "$SAN" --tool racecheck --error-exitcode 9 $BD/bin/test_cuda_ops
+        LLORCH_TEST_QUICK=1 LLORCH_TEST_SKIP=test_sample run racecheck 150 "$SAN" --tool racecheck --error-exitcode 9 $BD/bin/test_cuda_ops
     fi
     if has worker; then
         for t in test_worker test_worker_lifecycle test_worker_utf8; do
