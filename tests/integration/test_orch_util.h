@@ -16,7 +16,10 @@
  *     status_of/status_is/wait_status, cancel;
  *   - SSE: events() collects a job's stream into an evlist (optional hook to
  *     drop the connection at a chosen event, Last-Event-ID to resume);
- *   - the test as a pool: register_pool / heartbeat with real worker uris;
+ *   - the test as a pool: register_pool / heartbeat / play_pool with real
+ *     worker uris; or the real pool-managerd: start_pool, start_host_pool;
+ *   - common steps: submit_ok (asserts 202), events_end (fails unless the
+ *     stream ends with "end"), wait_worker_idle;
  *   - the state file: q1 / q1f / row_str (read-only connections).
  *
  * Header-only with static functions, so each test file stays one translation
@@ -571,6 +574,54 @@ static inline long heartbeat(const char *orch, const char *pool, long long free_
     long st = req("POST", orch, path, sb.buf, NULL);
     util_sb_free(&sb);
     return st;
+}
+
+/* register (free_bytes free) + one heartbeat listing the one ready worker wid
+ * at uri; the first status that is not 200, else 200 */
+static inline long play_pool(const char *orch, const char *pool, long long free_bytes, const char *wid,
+                             const char *uri) {
+    long st = register_pool(orch, pool, free_bytes);
+    if (st != 200) return st;
+    const char *wids[] = { wid }, *uris[] = { uri };
+    return heartbeat(orch, pool, free_bytes, wids, uris, 1);
+}
+/* the real pool-managerd (host inventory, cpu adapter) registering itself
+ * with orch as pool_id, pool token "pt", heartbeats every hb_ms */
+static inline void start_host_pool(struct pool *p, const char *orch, const char *pool_id, int hb_ms) {
+    char hb[16];
+    snprintf(hb, sizeof hb, "%d", hb_ms);
+    start_pool(p, "pool", (const char *[]){ "--inventory", "host", "--orchestrator-url", orch, "--orchestrator-token",
+                                            "pt", "--heartbeat-interval-ms", hb, "--pool-id", pool_id, NULL });
+}
+
+/* ---- common steps of a test ------------------------------------------------------------------ */
+/* POST /v2/tasks that must be accepted (202); the job id (malloc'd) */
+static inline char *submit_ok(const char *orch, const char *body) {
+    long st;
+    char *id = submit(orch, body, &st);
+    assert_int_equal(st, 202);
+    return id;
+}
+/* the job's events from the start into l (reset first); fails the test,
+ * dumping o's log, unless the stream ended with "end"; what names the job */
+static inline void events_end(const struct proc *o, const char *id, struct evlist *l, const char *what) {
+    ev_free(l);
+    events(o->base, id, -1, l);
+    if (strcmp(last_name(l), "end")) {
+        dump(o);
+        fail_msg("%s ended with '%s' %s", what, last_name(l), l->code);
+    }
+}
+/* polls the worker's GET /health until it answers 200 with "busy":false */
+static inline int wait_worker_idle(const char *worker, int timeout_ms) {
+    for (int i = 0; i < timeout_ms / 10; i++) {
+        char *h = NULL;
+        int idle = req("GET", worker, "/health", NULL, &h) == 200 && h && strstr(h, "\"busy\":false");
+        free(h);
+        if (idle) return 1;
+        usleep(10000);
+    }
+    return 0;
 }
 
 /* ---- the test as a pool that obeys start/stop commands -------------------------------------
