@@ -28,6 +28,7 @@
 #define TEST_ORCH_UTIL_H
 
 #include "testutil.h"
+#include "test_spawn.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -511,36 +512,11 @@ static inline void start_pool(struct pool *p, const char *name, const char *cons
     envp[e++] = "LLORCH_HF_ENDPOINT=http://127.0.0.1:9"; /* never the real hub */
     for (char **x = environ; *x && e < 254; x++) envp[e++] = *x;
     envp[e] = NULL;
-    int logfd = open(p->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    assert_true(logfd >= 0);
-    pid_t parent = getpid();
-    p->pid = fork();
-    assert_true(p->pid >= 0);
-    if (p->pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGTERM);
-        if (getppid() != parent) _exit(127);
-        dup2(logfd, 1);
-        dup2(logfd, 2);
-        execve(bin, (char *const *)argv, (char *const *)envp);
-        _exit(127);
-    }
-    close(logfd);
+    p->pid = ts_spawn_logged(bin, argv, envp, p->log, 0);
     track(p->pid);
-    int port = 0;
-    for (uint64_t t0 = now_ms(); now_ms() - t0 < 30000 && port <= 0;) {
-        FILE *f = fopen(portf, "r");
-        if (f) {
-            if (fscanf(f, "%d", &port) != 1) port = 0;
-            fclose(f);
-        }
-        if (port > 0) break;
-        if (gone(p->pid)) {
-            dump_file(p->log);
-            fail_msg("pool-managerd %s exited early", name);
-        }
-        usleep(20000);
-    }
-    assert_true(port > 0);
+    char what[96];
+    snprintf(what, sizeof what, "pool-managerd %s", name);
+    int port = ts_wait_port_file(portf, p->pid, p->log, what, 30000);
     snprintf(p->url, sizeof p->url, "http://127.0.0.1:%d", port);
 }
 
