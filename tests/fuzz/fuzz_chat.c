@@ -46,6 +46,8 @@ void fz_orch_stub(void) {
 #define FZ_ALIAS(sym) __asm__(".globl " #sym "\n.set " #sym ", fz_orch_stub\n")
 FZ_ALIAS(orch_client_auth);
 FZ_ALIAS(orch_respond_adm_error);
+FZ_ALIAS(orch_list_begin);
+FZ_ALIAS(orch_respond_sb);
 FZ_ALIAS(orch_submit);
 FZ_ALIAS(orch_job_subscribe);
 FZ_ALIAS(orch_job_finish);
