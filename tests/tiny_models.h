@@ -35,7 +35,7 @@ static inline void tm_make_tiny(const char *dir_name, const char *name, const ch
     char dir[1024], models[1024], llorch[1024], cmd[4096];
     TU_BUILD(dir, dir_name);
     mkdir(dir, 0755);
-    snprintf(out, cap, "%s/%s.gguf", dir, name);
+    snprintf(out, cap, "%s/%.63s.gguf", dir, name);
     TU_BUILD(llorch, "llorch");
     snprintf(cmd, sizeof cmd,
              "'%s' gguf make --preset tiny %s --vocab-from '%s' --seed %d -o '%s' >/dev/null 2>&1", llorch, args,
@@ -88,6 +88,51 @@ static inline int tm_parse_ids(const char *line, const char *tag, int32_t *ids, 
     if (n < 0 || n > cap) return -1;
     for (int i = 0; i < n; i++) ids[i] = (int32_t)strtol(end, &end, 10);
     return n;
+}
+
+/* a fixture index (tests/fixtures/<rel>): a line "tokens N id1 ... idN",
+ * then one line per model "model <name> <n_pos> <n_vocab> <file size> <FNV-1a 64 hex>" */
+struct tm_model_line {
+    char name[64];
+    int n_pos, n_vocab;
+    long fsize;
+    uint64_t fnv;
+};
+/* the tokens into toks (their count into *n_tok, which fails the test past
+ * cap) and up to max model lines into m; the number of model lines */
+static inline int tm_read_index(const char *rel, int32_t *toks, int cap, int *n_tok, struct tm_model_line *m,
+                                int max) {
+    char path[1024], line[8192], hex[32];
+    FILE *f = fopen(TU_FIXTURE(path, rel), "r");
+    assert_non_null(f);
+    int n = 0;
+    *n_tok = 0;
+    while (fgets(line, sizeof line, f)) {
+        if (!strncmp(line, "tokens ", 7)) {
+            *n_tok = tm_parse_ids(line, "tokens", toks, cap);
+            assert_true(*n_tok >= 0);
+        } else if (!strncmp(line, "model ", 6)) {
+            assert_true(n < max);
+            assert_int_equal(sscanf(line + 6, "%63s %d %d %ld %31s", m[n].name, &m[n].n_pos, &m[n].n_vocab,
+                                    &m[n].fsize, hex), 5);
+            m[n++].fnv = strtoull(hex, NULL, 16);
+        }
+    }
+    fclose(f);
+    return n;
+}
+
+/* count f16 values of the fixture file tests/fixtures/<rel> (malloc'd);
+ * fails the test when the file is shorter */
+static inline uint16_t *tm_read_f16(const char *rel, size_t count) {
+    char path[1024];
+    FILE *f = fopen(TU_FIXTURE(path, rel), "rb");
+    assert_non_null(f);
+    uint16_t *v = malloc(count * sizeof *v);
+    assert_non_null(v);
+    assert_int_equal(fread(v, sizeof *v, count, f), count);
+    fclose(f);
+    return v;
 }
 
 /* the first index of the largest logit */

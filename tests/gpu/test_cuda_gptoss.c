@@ -35,10 +35,10 @@
 
 #include "engine/backend.h"
 #include "engine/engine.h"
+#include "gpu/cuda_probe.h"
 #include "testutil.h"
 #include "tiny_models.h"
 
-extern const int llorch_cuda_backend_linked;
 
 #define N_POS 64
 #define N_GEN 40
@@ -198,16 +198,8 @@ static void test_gptoss_f16(void **st) {
 }
 
 int main(void) {
-    if (!llorch_cuda_backend_linked) return 1;
-    eng_backend b;
-    char err[256];
-    int rc = eng_backend_cuda_new(0, 0, &b, err, sizeof err);
-    if (rc == -ENODEV) {
-        fprintf(stderr, "test_cuda_gptoss: skipped: %s\n", err);
-        return 77;
-    }
-    if (rc) return 1;
-    b.ops->destroy(b.ctx);
+    const int probe = tc_cuda_probe("test_cuda_gptoss");
+    if (probe) return probe;
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_gptoss_mxfp4), cmocka_unit_test(test_gptoss_f16)};
     return cmocka_run_group_tests(tests, NULL, NULL) ? 1 : 0;
 }

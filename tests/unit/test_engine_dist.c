@@ -50,13 +50,9 @@ static int check_model(const char *name, int n_pos, int n_vocab, long fsize, uin
     tm_check_file(out, fsize, fnv, "tests/fixtures/engine/dist with tools/ref/ref_dist.mjs");
 
     /* llama.cpp's log-probs */
-    char fx[1024], rel[256];
-    snprintf(rel, sizeof rel, "engine/dist/%s.f16", name);
-    FILE *f = fopen(TU_FIXTURE(fx, rel), "rb");
-    assert_non_null(f);
-    uint16_t *ref = malloc((size_t)n_pos * n_vocab * sizeof *ref);
-    assert_int_equal(fread(ref, sizeof *ref, (size_t)n_pos * n_vocab, f), (size_t)n_pos * n_vocab);
-    fclose(f);
+    char rel[256];
+    snprintf(rel, sizeof rel, "engine/dist/%.63s.f16", name);
+    uint16_t *ref = tm_read_f16(rel, (size_t)n_pos * n_vocab);
 
     char err[512];
     eng_load_opts o;
@@ -101,31 +97,21 @@ static int check_model(const char *name, int n_pos, int n_vocab, long fsize, uin
 
 static void test_dist_vs_llamacpp(void **st) {
     (void)st;
-    char path[1024], line[8192], llorch[1024];
+    char llorch[1024];
     tm_need_llorch(llorch, sizeof llorch);
-    FILE *f = fopen(TU_FIXTURE(path, "engine/dist/index.txt"), "r");
-    assert_non_null(f);
     int32_t toks[MAXPOS];
-    int n_tok = 0, n_models = 0, n_bad = 0;
-    double worst = 0;
-    while (fgets(line, sizeof line, f)) {
-        if (!strncmp(line, "tokens ", 7)) {
-            n_tok = tm_parse_ids(line, "tokens", toks, MAXPOS);
-            assert_true(n_tok > 0 && n_tok <= MAXPOS);
-        } else if (!strncmp(line, "model ", 6)) {
-            char name[64], hex[32];
-            int n_pos, n_vocab;
-            long fsize;
-            assert_int_equal(sscanf(line + 6, "%63s %d %d %ld %31s", name, &n_pos, &n_vocab, &fsize, hex), 5);
-            assert_true(n_pos <= n_tok);
-            n_models++;
-            double kl;
-            n_bad += check_model(name, n_pos, n_vocab, fsize, strtoull(hex, NULL, 16), toks, &kl);
-            worst = kl > worst ? kl : worst;
-        }
-    }
-    fclose(f);
+    struct tm_model_line ml[64];
+    int n_tok, n_bad = 0;
+    const int n_models = tm_read_index("engine/dist/index.txt", toks, MAXPOS, &n_tok, ml, 64);
+    assert_true(n_tok > 0 && n_tok <= MAXPOS);
     assert_int_equal(n_models, 39); /* 3 archs x 13 formats */
+    double worst = 0;
+    for (int i = 0; i < n_models; i++) {
+        assert_true(ml[i].n_pos <= n_tok);
+        double kl;
+        n_bad += check_model(ml[i].name, ml[i].n_pos, ml[i].n_vocab, ml[i].fsize, ml[i].fnv, toks, &kl);
+        worst = kl > worst ? kl : worst;
+    }
     print_message("worst mean KL %.5f\n", worst);
     if (n_bad) fail_msg("%d failed checks (FAIL lines above)", n_bad);
 }

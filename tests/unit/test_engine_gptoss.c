@@ -65,13 +65,9 @@ static int check_dist(const char *name, int n_pos, int n_vocab, long fsize, uint
     tm_make_gptoss(type, path, sizeof path);
     tm_check_file(path, fsize, fnv, REGEN);
 
-    char fx[1024], rel[256];
-    snprintf(rel, sizeof rel, "engine/gptoss/%s.f16", name);
-    FILE *f = fopen(TU_FIXTURE(fx, rel), "rb");
-    assert_non_null(f);
-    uint16_t *ref = malloc((size_t)n_pos * n_vocab * sizeof *ref);
-    assert_int_equal(fread(ref, sizeof *ref, (size_t)n_pos * n_vocab, f), (size_t)n_pos * n_vocab);
-    fclose(f);
+    char rel[256];
+    snprintf(rel, sizeof rel, "engine/gptoss/%.63s.f16", name);
+    uint16_t *ref = tm_read_f16(rel, (size_t)n_pos * n_vocab);
 
     char err[512];
     eng_model *m = load(path, 2, 0);
@@ -113,29 +109,18 @@ static int check_dist(const char *name, int n_pos, int n_vocab, long fsize, uint
 static void test_dist_vs_llamacpp(void **st) {
     (void)st;
     need_llorch();
-    char path[1024], line[8192];
-    FILE *f = fopen(TU_FIXTURE(path, "engine/gptoss/index.txt"), "r");
-    assert_non_null(f);
     int32_t toks[MAXPOS];
-    int n_tok = 0, n_models = 0, n_bad = 0;
-    while (fgets(line, sizeof line, f)) {
-        if (!strncmp(line, "tokens ", 7)) {
-            n_tok = tm_parse_ids(line, "tokens", toks, MAXPOS);
-            assert_true(n_tok >= 64 && n_tok <= MAXPOS);
-        } else if (!strncmp(line, "model ", 6)) {
-            char name[64], hex[32];
-            int n_pos, n_vocab;
-            long fsize;
-            assert_int_equal(sscanf(line + 6, "%63s %d %d %ld %31s", name, &n_pos, &n_vocab, &fsize, hex), 5);
-            assert_true(n_pos <= n_tok && n_pos >= 64);
-            assert_true(!strncmp(name, "gpt-oss-", 8));
-            n_models++;
-            n_bad += check_dist(name, n_pos, n_vocab, fsize, strtoull(hex, NULL, 16), toks, 0);
-            n_bad += check_dist(name, n_pos, n_vocab, fsize, strtoull(hex, NULL, 16), toks, 1);
-        }
-    }
-    fclose(f);
+    struct tm_model_line ml[8];
+    int n_tok, n_bad = 0;
+    const int n_models = tm_read_index("engine/gptoss/index.txt", toks, MAXPOS, &n_tok, ml, 8);
+    assert_true(n_tok >= 64 && n_tok <= MAXPOS);
     assert_int_equal(n_models, 2); /* MXFP4 (llama.cpp's MXFP4_MOE mix), F16 */
+    for (int i = 0; i < n_models; i++) {
+        assert_true(ml[i].n_pos <= n_tok && ml[i].n_pos >= 64);
+        assert_true(!strncmp(ml[i].name, "gpt-oss-", 8));
+        for (int one_by_one = 0; one_by_one < 2; one_by_one++)
+            n_bad += check_dist(ml[i].name, ml[i].n_pos, ml[i].n_vocab, ml[i].fsize, ml[i].fnv, toks, one_by_one);
+    }
     if (n_bad) fail_msg("%d failed checks (FAIL lines above)", n_bad);
 }
 
