@@ -89,15 +89,20 @@ static float dot_bf16(const void *w, const void *x, int64_t n) {
     return s;
 }
 
+/* acc + d * (the 8 int32 partial sums of q . y): one 32-block of a
+ * Q8_0-activation dot (signed q) */
+static inline __m256 acc_blk_i8(__m256 acc, __m256i q, const int8_t *y, float d) {
+    const __m256i yv = _mm256_loadu_si256((const __m256i *)y);
+    return _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(dot_i8(q, yv)), acc);
+}
+
 static float dot_q4_0(const void *w, const void *x, int64_t n) {
     const blk_q4_0 *a = w;
     const blk_q8_0 *b = x;
     __m256 acc = _mm256_setzero_ps();
     for (int64_t i = 0; i < n / QK4_0; i++) {
         const __m256i q = _mm256_sub_epi8(unpack_nibbles(a[i].qs), _mm256_set1_epi8(8));
-        const __m256i y = _mm256_loadu_si256((const __m256i *)b[i].qs);
-        const __m256 d = _mm256_set1_ps(f16(a[i].d) * f16(b[i].d));
-        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_i8(q, y)), acc);
+        acc = acc_blk_i8(acc, q, b[i].qs, f16(a[i].d) * f16(b[i].d));
     }
     return hsum256(acc);
 }
@@ -108,9 +113,7 @@ static float dot_q8_0(const void *w, const void *x, int64_t n) {
     __m256 acc = _mm256_setzero_ps();
     for (int64_t i = 0; i < n / QK8_0; i++) {
         const __m256i q = _mm256_loadu_si256((const __m256i *)a[i].qs);
-        const __m256i y = _mm256_loadu_si256((const __m256i *)b[i].qs);
-        const __m256 d = _mm256_set1_ps(f16(a[i].d) * f16(b[i].d));
-        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_i8(q, y)), acc);
+        acc = acc_blk_i8(acc, q, b[i].qs, f16(a[i].d) * f16(b[i].d));
     }
     return hsum256(acc);
 }
@@ -120,6 +123,12 @@ static inline __m256i dot_u8(__m256i q, __m256i y) {
     return _mm256_madd_epi16(_mm256_maddubs_epi16(q, y), _mm256_set1_epi16(1));
 }
 
+/* acc_blk_i8 for unsigned q */
+static inline __m256 acc_blk_u8(__m256 acc, __m256i q, const int8_t *y, float d) {
+    const __m256i yv = _mm256_loadu_si256((const __m256i *)y);
+    return _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(dot_u8(q, yv)), acc);
+}
+
 static float dot_q4_1(const void *w, const void *x, int64_t n) {
     const blk_q4_1 *a = w;
     const blk_q8_1 *b = x;
@@ -127,9 +136,7 @@ static float dot_q4_1(const void *w, const void *x, int64_t n) {
     float summ = 0;
     for (int64_t i = 0; i < n / QK4_1; i++) {
         const __m256i q = unpack_nibbles(a[i].qs);
-        const __m256i y = _mm256_loadu_si256((const __m256i *)b[i].qs);
-        const __m256 d = _mm256_set1_ps(f16(a[i].d) * f16(b[i].d));
-        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_u8(q, y)), acc);
+        acc = acc_blk_u8(acc, q, b[i].qs, f16(a[i].d) * f16(b[i].d));
         summ += f16(a[i].m) * f16(b[i].s);
     }
     return hsum256(acc) + summ;
@@ -149,9 +156,7 @@ static float dot_q5_0(const void *w, const void *x, int64_t n) {
         __m256i q = unpack_nibbles(a[i].qs);
         q = _mm256_or_si256(q, _mm256_and_si256(bits_to_bytes(ld_qh(a[i].qh)), _mm256_set1_epi8(0x10)));
         q = _mm256_sub_epi8(q, _mm256_set1_epi8(16));
-        const __m256i y = _mm256_loadu_si256((const __m256i *)b[i].qs);
-        const __m256 d = _mm256_set1_ps(f16(a[i].d) * f16(b[i].d));
-        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_i8(q, y)), acc);
+        acc = acc_blk_i8(acc, q, b[i].qs, f16(a[i].d) * f16(b[i].d));
     }
     return hsum256(acc);
 }
@@ -164,9 +169,7 @@ static float dot_q5_1(const void *w, const void *x, int64_t n) {
     for (int64_t i = 0; i < n / QK5_1; i++) {
         __m256i q = unpack_nibbles(a[i].qs);
         q = _mm256_or_si256(q, _mm256_and_si256(bits_to_bytes(ld_qh(a[i].qh)), _mm256_set1_epi8(0x10)));
-        const __m256i y = _mm256_loadu_si256((const __m256i *)b[i].qs);
-        const __m256 d = _mm256_set1_ps(f16(a[i].d) * f16(b[i].d));
-        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_u8(q, y)), acc);
+        acc = acc_blk_u8(acc, q, b[i].qs, f16(a[i].d) * f16(b[i].d));
         summ += f16(a[i].m) * f16(b[i].s);
     }
     return hsum256(acc) + summ;
@@ -179,9 +182,7 @@ static float dot_mxfp4(const void *w, const void *x, int64_t n) {
     __m256 acc = _mm256_setzero_ps();
     for (int64_t i = 0; i < n / QK_MXFP4; i++) {
         const __m256i q = _mm256_shuffle_epi8(table, unpack_nibbles(a[i].qs));
-        const __m256i y = _mm256_loadu_si256((const __m256i *)b[i].qs);
-        const __m256 d = _mm256_set1_ps(qt__e8m0(a[i].e) * f16(b[i].d));
-        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_i8(q, y)), acc);
+        acc = acc_blk_i8(acc, q, b[i].qs, qt__e8m0(a[i].e) * f16(b[i].d));
     }
     return hsum256(acc);
 }
