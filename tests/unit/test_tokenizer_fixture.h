@@ -155,6 +155,27 @@ static inline uint64_t tf_cpu_ns(void) {
     clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
+/* the CPU time of one tok_encode of text[n] into ids[cap], with both
+ * add_special and parse_special set to special; fails unless it gives more
+ * than min_ids ids */
+static inline uint64_t tf_encode_ns(tok_vocab *v, const char *text, size_t n, int special, int32_t *ids, int cap,
+                                    int min_ids) {
+    uint64_t t0 = tf_cpu_ns();
+    int k = tok_encode(v, text, n, special, special, ids, cap);
+    uint64_t dt = tf_cpu_ns() - t0;
+    assert_true(k > min_ids);
+    return dt;
+}
+/* the least of reps such times */
+static inline uint64_t tf_encode_best_ns(tok_vocab *v, const char *text, size_t n, int special, int32_t *ids, int cap,
+                                         int min_ids, int reps) {
+    uint64_t best = UINT64_MAX;
+    for (int r = 0; r < reps; r++) {
+        uint64_t dt = tf_encode_ns(v, text, n, special, ids, cap, min_ids);
+        if (dt < best) best = dt;
+    }
+    return best;
+}
 /* n bytes of prose (English, a dash, digits, CJK, an emoji, then special
  * and a newline), repeated, the rest filled with 'a' */
 static inline void tf_make_prompt(char *buf, size_t n, const char *special) {
