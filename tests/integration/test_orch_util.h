@@ -495,18 +495,7 @@ static inline void start_pool(struct pool *p, const char *name, const char *cons
     snprintf(p->log, sizeof p->log, "%s/%s.log", DIR_, name);
     unlink(portf);
     const char *argv[48];
-    int k = 0;
-    argv[k++] = bin;
-    argv[k++] = "--bind";
-    argv[k++] = "127.0.0.1:0";
-    argv[k++] = "--port-file";
-    argv[k++] = portf;
-    argv[k++] = "--cache-dir";
-    argv[k++] = cache;
-    argv[k++] = "--stop-grace-ms";
-    argv[k++] = "3000";
-    for (int i = 0; args[i] && k < 46; i++) argv[k++] = args[i];
-    argv[k] = NULL;
+    ts_pool_argv(argv, 48, bin, portf, cache, (const char *const[]){ "--stop-grace-ms", "3000", NULL }, args);
     const char *envp[256];
     int e = 0;
     envp[e++] = "LLORCH_HF_ENDPOINT=http://127.0.0.1:9"; /* never the real hub */

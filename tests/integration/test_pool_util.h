@@ -138,16 +138,7 @@ static inline void tp_pool_start(tp_pool *p, const char *const *args, const char
     snprintf(cache, sizeof cache, "%s/cache", p->dir);
     snprintf(p->log, sizeof p->log, "%s/pool.log", p->dir);
     const char *argv[64];
-    int k = 0;
-    argv[k++] = bin;
-    argv[k++] = "--bind";
-    argv[k++] = "127.0.0.1:0";
-    argv[k++] = "--port-file";
-    argv[k++] = portf;
-    argv[k++] = "--cache-dir";
-    argv[k++] = cache;
-    for (int i = 0; args && args[i] && k < 62; i++) argv[k++] = args[i];
-    argv[k] = NULL;
+    ts_pool_argv(argv, 64, bin, portf, cache, args, NULL);
     /* the test's variables first (getenv takes the first match), and a hub
      * that refuses connections last, so no test ever reaches the real one */
     const char *envp[256];

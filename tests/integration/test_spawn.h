@@ -41,6 +41,24 @@ static inline pid_t ts_spawn_logged(const char *bin, const char *const *argv, co
     return pid;
 }
 
+/* argv[cap] for pool-managerd (bin) on an ephemeral loopback port, writing
+ * that port to portf, its cache in cache, then the NULL-terminated lists a
+ * and b (either may be NULL; cut at cap - 2 entries), NULL-terminated */
+static inline void ts_pool_argv(const char **argv, int cap, const char *bin, const char *portf, const char *cache,
+                                const char *const *a, const char *const *b) {
+    int k = 0;
+    argv[k++] = bin;
+    argv[k++] = "--bind";
+    argv[k++] = "127.0.0.1:0";
+    argv[k++] = "--port-file";
+    argv[k++] = portf;
+    argv[k++] = "--cache-dir";
+    argv[k++] = cache;
+    for (int i = 0; a && a[i] && k < cap - 2; i++) argv[k++] = a[i];
+    for (int i = 0; b && b[i] && k < cap - 2; i++) argv[k++] = b[i];
+    argv[k] = NULL;
+}
+
 /* waits up to timeout_ms for the port the program writes to portf
  * (--port-file); if pid exits first, prints its log and fails the test
  * naming what; returns the port (asserts it came) */
