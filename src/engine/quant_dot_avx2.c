@@ -89,15 +89,20 @@ static float dot_bf16(const void *w, const void *x, int64_t n) {
     return s;
 }
 
+/* acc + d * (the 8 int32 partial sums of q . y): one 32-block of a
+ * Q8_0-activation dot (signed q) */
+static inline __m256 acc_blk_i8(__m256 acc, __m256i q, const int8_t *y, float d) {
+    const __m256i yv = _mm256_loadu_si256((const __m256i *)y);
+    return _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(dot_i8(q, yv)), acc);
+}
+
 static float dot_q4_0(const void *w, const void *x, int64_t n) {
     const blk_q4_0 *a = w;
     const blk_q8_0 *b = x;
     __m256 acc = _mm256_setzero_ps();
     for (int64_t i = 0; i < n / QK4_0; i++) {
         const __m256i q = _mm256_sub_epi8(unpack_nibbles(a[i].qs), _mm256_set1_epi8(8));
-        const __m256i y = _mm256_loadu_si256((const __m256i *)b[i].qs);
-        const __m256 d = _mm256_set1_ps(f16(a[i].d) * f16(b[i].d));
-        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_i8(q, y)), acc);
+        acc = acc_blk_i8(acc, q, b[i].qs, f16(a[i].d) * f16(b[i].d));
     }
     return hsum256(acc);
 }
@@ -108,9 +113,7 @@ static float dot_q8_0(const void *w, const void *x, int64_t n) {
     __m256 acc = _mm256_setzero_ps();
     for (int64_t i = 0; i < n / QK8_0; i++) {
         const __m256i q = _mm256_loadu_si256((const __m256i *)a[i].qs);
-        const __m256i y = _mm256_loadu_si256((const __m256i *)b[i].qs);
-        const __m256 d = _mm256_set1_ps(f16(a[i].d) * f16(b[i].d));
-        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_i8(q, y)), acc);
+        acc = acc_blk_i8(acc, q, b[i].qs, f16(a[i].d) * f16(b[i].d));
     }
     return hsum256(acc);
 }
@@ -120,6 +123,12 @@ static inline __m256i dot_u8(__m256i q, __m256i y) {
     return _mm256_madd_epi16(_mm256_maddubs_epi16(q, y), _mm256_set1_epi16(1));
 }
 
+/* acc_blk_i8 for unsigned q */
+static inline __m256 acc_blk_u8(__m256 acc, __m256i q, const int8_t *y, float d) {
+    const __m256i yv = _mm256_loadu_si256((const __m256i *)y);
+    return _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(dot_u8(q, yv)), acc);
+}
+
 static float dot_q4_1(const void *w, const void *x, int64_t n) {
     const blk_q4_1 *a = w;
     const blk_q8_1 *b = x;
@@ -127,9 +136,7 @@ static float dot_q4_1(const void *w, const void *x, int64_t n) {
     float summ = 0;
     for (int64_t i = 0; i < n / QK4_1; i++) {
         const __m256i q = unpack_nibbles(a[i].qs);
-        const __m256i y = _mm256_loadu_si256((const __m256i *)b[i].qs);
-        const __m256 d = _mm256_set1_ps(f16(a[i].d) * f16(b[i].d));
-        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_u8(q, y)), acc);
+        acc = acc_blk_u8(acc, q, b[i].qs, f16(a[i].d) * f16(b[i].d));
         summ += f16(a[i].m) * f16(b[i].s);
     }
     return hsum256(acc) + summ;
@@ -149,9 +156,7 @@ static float dot_q5_0(const void *w, const void *x, int64_t n) {
         __m256i q = unpack_nibbles(a[i].qs);
         q = _mm256_or_si256(q, _mm256_and_si256(bits_to_bytes(ld_qh(a[i].qh)), _mm256_set1_epi8(0x10)));
         q = _mm256_sub_epi8(q, _mm256_set1_epi8(16));
-        const __m256i y = _mm256_loadu_si256((const __m256i *)b[i].qs);
-        const __m256 d = _mm256_set1_ps(f16(a[i].d) * f16(b[i].d));
-        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_i8(q, y)), acc);
+        acc = acc_blk_i8(acc, q, b[i].qs, f16(a[i].d) * f16(b[i].d));
     }
     return hsum256(acc);
 }
@@ -164,9 +169,7 @@ static float dot_q5_1(const void *w, const void *x, int64_t n) {
     for (int64_t i = 0; i < n / QK5_1; i++) {
         __m256i q = unpack_nibbles(a[i].qs);
         q = _mm256_or_si256(q, _mm256_and_si256(bits_to_bytes(ld_qh(a[i].qh)), _mm256_set1_epi8(0x10)));
-        const __m256i y = _mm256_loadu_si256((const __m256i *)b[i].qs);
-        const __m256 d = _mm256_set1_ps(f16(a[i].d) * f16(b[i].d));
-        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_u8(q, y)), acc);
+        acc = acc_blk_u8(acc, q, b[i].qs, f16(a[i].d) * f16(b[i].d));
         summ += f16(a[i].m) * f16(b[i].s);
     }
     return hsum256(acc) + summ;
@@ -179,9 +182,7 @@ static float dot_mxfp4(const void *w, const void *x, int64_t n) {
     __m256 acc = _mm256_setzero_ps();
     for (int64_t i = 0; i < n / QK_MXFP4; i++) {
         const __m256i q = _mm256_shuffle_epi8(table, unpack_nibbles(a[i].qs));
-        const __m256i y = _mm256_loadu_si256((const __m256i *)b[i].qs);
-        const __m256 d = _mm256_set1_ps(qt__e8m0(a[i].e) * f16(b[i].d));
-        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot_i8(q, y)), acc);
+        acc = acc_blk_i8(acc, q, b[i].qs, qt__e8m0(a[i].e) * f16(b[i].d));
     }
     return hsum256(acc);
 }
@@ -279,6 +280,22 @@ static float dot_q3_K(const void *w, const void *x, int64_t n) {
     return hsum256(acc);
 }
 
+/* Q4_K / Q5_K codes of chunk c (64 elements): the low nibbles of qs[32c..]
+ * into *ql (sub-block 2c), the high nibbles into *qh4 (sub-block 2c+1), each
+ * with its fifth bit from hbits (bits 2c and 2c+1 of qh[l]) when q5 */
+static inline __attribute__((always_inline)) void q45_K_codes(const uint8_t *qs, __m256i hbits, int q5, int c,
+                                                              __m256i *ql, __m256i *qh4) {
+    const __m256i lo4 = _mm256_set1_epi8(0x0F), b5 = _mm256_set1_epi8(0x10);
+    const __m256i bits = _mm256_loadu_si256((const __m256i *)(qs + 32 * c));
+    *ql = _mm256_and_si256(bits, lo4);
+    *qh4 = _mm256_and_si256(_mm256_srli_epi16(bits, 4), lo4);
+    if (q5) {
+        const __m256i m1 = _mm256_set1_epi8((char)(1 << (2 * c))), m2 = _mm256_set1_epi8((char)(2 << (2 * c)));
+        *ql = _mm256_or_si256(*ql, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(hbits, m1), m1), b5));
+        *qh4 = _mm256_or_si256(*qh4, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(hbits, m2), m2), b5));
+    }
+}
+
 /* Q4_K / Q5_K: 8 sub-blocks of 32, one maddubs per sub-block. qh NULL for
  * Q4_K. The min term m_j * (bsums[2j] + bsums[2j+1]) is accumulated as a
  * vector (*accm) with dmin*dy, no horizontal sum per super-block. */
@@ -290,18 +307,11 @@ static inline void dot_q45_K_blk(const uint16_t d, const uint16_t dmin, const ui
     const __m256i bs = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)b->bsums), _mm256_set1_epi16(1));
     const __m256i m32 = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)m));
     *accm = _mm256_fmadd_ps(_mm256_set1_ps(dy * f16(dmin)), _mm256_cvtepi32_ps(_mm256_mullo_epi32(bs, m32)), *accm);
-    const __m256i lo4 = _mm256_set1_epi8(0x0F), b5 = _mm256_set1_epi8(0x10);
     const __m256i hbits = qh ? _mm256_loadu_si256((const __m256i *)qh) : _mm256_setzero_si256();
     __m256i sumi = _mm256_setzero_si256();
     for (int c = 0; c < 4; c++) {
-        const __m256i bits = _mm256_loadu_si256((const __m256i *)(qs + 32 * c));
-        __m256i ql = _mm256_and_si256(bits, lo4);
-        __m256i qhh = _mm256_and_si256(_mm256_srli_epi16(bits, 4), lo4);
-        if (qh) {
-            const __m256i m1 = _mm256_set1_epi8((char)(1 << (2 * c))), m2 = _mm256_set1_epi8((char)(2 << (2 * c)));
-            ql = _mm256_or_si256(ql, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(hbits, m1), m1), b5));
-            qhh = _mm256_or_si256(qhh, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(hbits, m2), m2), b5));
-        }
+        __m256i ql, qhh;
+        q45_K_codes(qs, hbits, qh != NULL, c, &ql, &qhh);
         const __m256i y0 = _mm256_loadu_si256((const __m256i *)(b->qs + 64 * c));
         const __m256i y1 = _mm256_loadu_si256((const __m256i *)(b->qs + 64 * c + 32));
         const __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(ql, y0), _mm256_set1_epi16(sc[2 * c]));
@@ -328,10 +338,26 @@ static float dot_q5_K(const void *w, const void *x, int64_t n) {
     return hsum256(_mm256_sub_ps(acc, accm));
 }
 
+/* Q6_K's unsigned 6-bit codes (0..63) of one half super-block (128
+ * elements) into u[0..3], 32 each in element order: low 4 bits from ql
+ * (64 bytes), high 2 bits from qh (32 bytes) */
+static inline __attribute__((always_inline)) void q6_K_codes(const uint8_t *ql, const uint8_t *qh, __m256i u[4]) {
+    const __m256i lo4 = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(3);
+    const __m256i l0 = _mm256_loadu_si256((const __m256i *)ql);
+    const __m256i l1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
+    const __m256i hb = _mm256_loadu_si256((const __m256i *)qh);
+    u[0] = _mm256_or_si256(_mm256_and_si256(l0, lo4), _mm256_slli_epi16(_mm256_and_si256(hb, m3), 4));
+    u[1] = _mm256_or_si256(_mm256_and_si256(l1, lo4),
+                           _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2), m3), 4));
+    u[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), lo4),
+                           _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 4), m3), 4));
+    u[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), lo4),
+                           _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 6), m3), 4));
+}
+
 static float dot_q6_K(const void *w, const void *x, int64_t n) {
     const blk_q6_K *a = w;
     const blk_q8_K *b = x;
-    const __m256i lo4 = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(3);
     __m256 acc = _mm256_setzero_ps();
     for (int64_t i = 0; i < n / QK_K; i++) {
         const int8_t *sc = a[i].scales;
@@ -342,18 +368,8 @@ static float dot_q6_K(const void *w, const void *x, int64_t n) {
         scale_pairs(sc, sp);
         __m256i sumi = _mm256_setzero_si256();
         for (int h = 0; h < 2; h++) {
-            const uint8_t *ql = a[i].ql + 64 * h;
-            const __m256i l0 = _mm256_loadu_si256((const __m256i *)ql);
-            const __m256i l1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
-            const __m256i hb = _mm256_loadu_si256((const __m256i *)(a[i].qh + 32 * h));
             __m256i u[4];
-            u[0] = _mm256_or_si256(_mm256_and_si256(l0, lo4), _mm256_slli_epi16(_mm256_and_si256(hb, m3), 4));
-            u[1] = _mm256_or_si256(_mm256_and_si256(l1, lo4),
-                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2), m3), 4));
-            u[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), lo4),
-                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 4), m3), 4));
-            u[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), lo4),
-                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 6), m3), 4));
+            q6_K_codes(a[i].ql + 64 * h, a[i].qh + 32 * h, u);
             for (int k = 0; k < 4; k++) {
                 const __m256i y = _mm256_loadu_si256((const __m256i *)(b[i].qs + 128 * h + 32 * k));
                 const __m256i p = _mm256_maddubs_epi16(u[k], y);
@@ -389,17 +405,10 @@ static inline __attribute__((always_inline)) void dot4_q45_K_blk(uint16_t d, uin
                                   accm[r]);
         sumi[r] = _mm256_setzero_si256();
     }
-    const __m256i lo4 = _mm256_set1_epi8(0x0F), b5 = _mm256_set1_epi8(0x10);
     const __m256i hbits = qh ? _mm256_loadu_si256((const __m256i *)qh) : _mm256_setzero_si256();
     for (int c = 0; c < 4; c++) {
-        const __m256i bits = _mm256_loadu_si256((const __m256i *)(qs + 32 * c));
-        __m256i ql = _mm256_and_si256(bits, lo4);
-        __m256i qhh = _mm256_and_si256(_mm256_srli_epi16(bits, 4), lo4);
-        if (qh) {
-            const __m256i m1 = _mm256_set1_epi8((char)(1 << (2 * c))), m2 = _mm256_set1_epi8((char)(2 << (2 * c)));
-            ql = _mm256_or_si256(ql, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(hbits, m1), m1), b5));
-            qhh = _mm256_or_si256(qhh, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(hbits, m2), m2), b5));
-        }
+        __m256i ql, qhh;
+        q45_K_codes(qs, hbits, qh != NULL, c, &ql, &qhh);
         const __m256i s0 = _mm256_set1_epi16(sc[2 * c]), s1 = _mm256_set1_epi16(sc[2 * c + 1]);
 #pragma GCC unroll 4
         for (int r = 0; r < 4; r++) {
@@ -440,7 +449,6 @@ static void dot4_q5_K(const void *w, const void *const x[4], int64_t n, float *o
 
 static void dot4_q6_K(const void *w, const void *const x[4], int64_t n, float *out, int64_t ldy) {
     const blk_q6_K *a = w;
-    const __m256i lo4 = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(3);
     __m256 acc[4];
     for (int r = 0; r < 4; r++) acc[r] = _mm256_setzero_ps();
     for (int64_t i = 0; i < n / QK_K; i++) {
@@ -456,18 +464,8 @@ static void dot4_q6_K(const void *w, const void *const x[4], int64_t n, float *o
             sumi[r] = _mm256_setzero_si256();
         }
         for (int h = 0; h < 2; h++) {
-            const uint8_t *ql = a[i].ql + 64 * h;
-            const __m256i l0 = _mm256_loadu_si256((const __m256i *)ql);
-            const __m256i l1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
-            const __m256i hb = _mm256_loadu_si256((const __m256i *)(a[i].qh + 32 * h));
             __m256i u[4];
-            u[0] = _mm256_or_si256(_mm256_and_si256(l0, lo4), _mm256_slli_epi16(_mm256_and_si256(hb, m3), 4));
-            u[1] = _mm256_or_si256(_mm256_and_si256(l1, lo4),
-                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2), m3), 4));
-            u[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), lo4),
-                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 4), m3), 4));
-            u[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), lo4),
-                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 6), m3), 4));
+            q6_K_codes(a[i].ql + 64 * h, a[i].qh + 32 * h, u);
             for (int k = 0; k < 4; k++)
 #pragma GCC unroll 4
                 for (int r = 0; r < 4; r++) {

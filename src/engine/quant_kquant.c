@@ -11,10 +11,9 @@
 static inline int imin(int a, int b) { return a < b ? a : b; }
 static inline int imax(int a, int b) { return a > b ? a : b; }
 
-/* Symmetric scale for n values into [-nmax, nmax-1] (L holds q + nmax).
- * rmse_type 1: weights x^2 (or qw), then 18 trial scales around nmax/max,
- * keeping the least-squares best. Returns the scale (x ~ scale * (L - nmax)). */
-static float make_qx_quants(int n, int nmax, const float *x, int8_t *L, int rmse_type, const float *qw) {
+/* the first x[i] of largest magnitude (0 when all are 0 or n is 0); that
+ * magnitude into *amax */
+static inline float signed_absmax(const float *x, int n, float *amax_out) {
     float max = 0, amax = 0;
     for (int i = 0; i < n; i++) {
         float ax = fabsf(x[i]);
@@ -23,6 +22,16 @@ static float make_qx_quants(int n, int nmax, const float *x, int8_t *L, int rmse
             max = x[i];
         }
     }
+    *amax_out = amax;
+    return max;
+}
+
+/* Symmetric scale for n values into [-nmax, nmax-1] (L holds q + nmax).
+ * rmse_type 1: weights x^2 (or qw), then 18 trial scales around nmax/max,
+ * keeping the least-squares best. Returns the scale (x ~ scale * (L - nmax)). */
+static float make_qx_quants(int n, int nmax, const float *x, int8_t *L, int rmse_type, const float *qw) {
+    float amax;
+    const float max = signed_absmax(x, n, &amax);
     if (amax < GROUP_MAX_EPS) {
         memset(L, 0, (size_t)n);
         return 0.f;
@@ -65,14 +74,8 @@ static float make_qx_quants(int n, int nmax, const float *x, int8_t *L, int rmse
 /* Q3_K's sub-block search: start from nmax/max, then up to 5 passes of
  * per-element coordinate descent on the weighted (x^2) least-squares fit. */
 static float make_q3_quants(int n, int nmax, const float *x, int8_t *L) {
-    float max = 0, amax = 0;
-    for (int i = 0; i < n; i++) {
-        float ax = fabsf(x[i]);
-        if (ax > amax) {
-            amax = ax;
-            max = x[i];
-        }
-    }
+    float amax;
+    const float max = signed_absmax(x, n, &amax);
     if (amax < GROUP_MAX_EPS) {
         memset(L, 0, (size_t)n);
         return 0.f;

@@ -75,10 +75,36 @@ int orch_client_auth(struct orch *o, http_req *r, char tenant[JOB_TENANT_MAX + 1
     return -1;
 }
 
-static void respond_sb(http_req *r, int status, struct util_sb *sb) {
+void orch_respond_sb(http_req *r, int status, struct util_sb *sb) {
     if (sb->oom) http_respond_error(r, ERR_INTERNAL, "out of memory", NULL);
     else http_respond_json(r, status, sb->buf ? sb->buf : "{}");
     util_sb_free(sb);
+}
+
+int orch_list_begin(struct orch *o, http_req *r, struct util_sb *sb, const char *head) {
+    char tenant[JOB_TENANT_MAX + 1];
+    if (orch_client_auth(o, r, tenant) < 0) return -1;
+    util_sb_init(sb);
+    util_sb_puts(sb, head);
+    return 0;
+}
+
+/* 400 INVALID_REQUEST for a body that failed validation: e's message, its field as the details */
+static void respond_invalid(http_req *r, const ju_err *e) {
+    char det[128];
+    ju_err_details(e, det, sizeof det);
+    http_respond_error(r, ERR_INVALID_REQUEST, e->message, det);
+}
+
+/* the job's durable record (malloc'd) when it exists and the caller
+ * (tenant) may see it, else NULL: a job from before a restart */
+static struct store_job *stored_job_for(struct orch *o, http_req *r, const char *tenant) {
+    struct store_job *sj = malloc(sizeof *sj);
+    if (sj && store_job_get(o->store, http_req_param(r, "id"), sj) == 0 &&
+        (o->st.deployment != ORCH_PLATFORM || strcmp(sj->tenant, tenant) == 0))
+        return sj;
+    free(sj);
+    return NULL;
 }
 
 /* ======================================================================
@@ -216,9 +242,8 @@ static void h_task_get(http_req *r, void *user) {
         free(s);
         return;
     }
-    struct store_job *sj = malloc(sizeof *sj); /* an older job: the durable record */
-    if (sj && store_job_get(o->store, http_req_param(r, "id"), sj) == 0 &&
-        (o->st.deployment != ORCH_PLATFORM || strcmp(sj->tenant, tenant) == 0)) {
+    struct store_job *sj = stored_job_for(o, r, tenant); /* an older job: the durable record */
+    if (sj) {
         struct util_sb sb;
         util_sb_init(&sb);
         util_sb_printf(&sb, "{\"job_id\":\"%s\",\"status\":\"%s\",\"model\":", sj->id, job_status_name(sj->status));
@@ -228,10 +253,9 @@ static void h_task_get(http_req *r, void *user) {
         if (sj->error_code[0]) util_sb_printf(&sb, ",\"error_code\":\"%s\"", sj->error_code);
         util_sb_putc(&sb, '}');
         free(sj);
-        respond_sb(r, 200, &sb);
+        orch_respond_sb(r, 200, &sb);
         return;
     }
-    free(sj);
     http_respond_error(r, ERR_NOT_FOUND, "no such job", NULL);
 }
 
@@ -273,9 +297,8 @@ static void h_task_events(http_req *r, void *user) {
         /* a job from before a restart: replay its terminal event */
         int64_t last;
         char ev[16], data[2048];
-        struct store_job *sj = malloc(sizeof *sj);
-        int found = sj && store_job_get(o->store, http_req_param(r, "id"), sj) == 0 &&
-                    (o->st.deployment != ORCH_PLATFORM || strcmp(sj->tenant, tenant) == 0);
+        struct store_job *sj = stored_job_for(o, r, tenant);
+        int found = sj != NULL;
         if (found && store_checkpoint_get(o->store, sj->id, &last, ev, sizeof ev, data, sizeof data) == 0 && ev[0]) {
             http_stream *st = http_respond_stream(r, 200, "text/event-stream", NULL, NULL);
             if (st) {
@@ -361,9 +384,7 @@ static void h_pool_register(http_req *r, void *user) {
     if (!j || ju_string(j, "pool_id", 1, JOB_POOL_ID_MAX, &id, NULL, &e) < 0 ||
         ju_string(j, "endpoint", 1, REG_URI_MAX, &ep, NULL, &e) < 0 ||
         parse_devices(json_object_get(j, "devices"), f.dev, &f.ndev, &e) < 0) {
-        char det[128];
-        ju_err_details(&e, det, sizeof det);
-        http_respond_error(r, ERR_INVALID_REQUEST, e.message, det);
+        respond_invalid(r, &e);
         json_decref(j);
         return;
     }
@@ -491,12 +512,7 @@ static void h_pool_heartbeat(http_req *r, void *user) {
     json_decref(j);
     switch (rc) {
     case 0: break;
-    case -EBADMSG: {
-        char det[128];
-        ju_err_details(&e, det, sizeof det);
-        http_respond_error(r, ERR_INVALID_REQUEST, e.message, det);
-        return;
-    }
+    case -EBADMSG: respond_invalid(r, &e); return;
     case -ENOENT: http_respond_error(r, ERR_NOT_FOUND, err, NULL); return;
     case -EPERM: http_respond_error(r, ERR_FORBIDDEN, err, NULL); return;
     case -ESTALE: http_respond_error(r, ERR_CONFLICT, err, NULL); return;
@@ -516,9 +532,7 @@ static void h_worker_failed(http_req *r, void *user) {
     json_t *j = ju_parse_object(body, len, &e);
     const char *wid = NULL;
     if (!j || ju_string(j, "worker_id", 1, JOB_WORKER_ID_MAX, &wid, NULL, &e) < 0) {
-        char det[128];
-        ju_err_details(&e, det, sizeof det);
-        http_respond_error(r, ERR_INVALID_REQUEST, e.message, det);
+        respond_invalid(r, &e);
         json_decref(j);
         return;
     }
@@ -541,11 +555,8 @@ static void h_worker_failed(http_req *r, void *user) {
  * ==================================================================== */
 static void h_models(http_req *r, void *user) {
     struct orch *o = user;
-    char tenant[JOB_TENANT_MAX + 1];
-    if (orch_client_auth(o, r, tenant) < 0) return;
     struct util_sb sb;
-    util_sb_init(&sb);
-    util_sb_puts(&sb, "{\"models\":[");
+    if (orch_list_begin(o, r, &sb, "{\"models\":[") < 0) return;
     for (size_t i = 0; i < cat_count(o->cat); i++) {
         const struct cat_model *m = cat_at(o->cat, i);
         util_sb_printf(&sb, "%s{\"alias\":\"%s\",\"model_ref\":", i ? "," : "", m->alias);
@@ -557,17 +568,14 @@ static void h_models(http_req *r, void *user) {
         util_sb_puts(&sb, "]}");
     }
     util_sb_puts(&sb, "]}");
-    respond_sb(r, 200, &sb);
+    orch_respond_sb(r, 200, &sb);
 }
 
 static void h_pools(http_req *r, void *user) {
     struct orch *o = user;
-    char tenant[JOB_TENANT_MAX + 1];
-    if (orch_client_auth(o, r, tenant) < 0) return;
     struct util_sb sb;
-    util_sb_init(&sb);
+    if (orch_list_begin(o, r, &sb, "{\"pools\":[") < 0) return;
     int64_t now = (int64_t)util_wall_ms();
-    util_sb_puts(&sb, "{\"pools\":[");
     reg_lock(o->reg);
     for (size_t i = 0; i < reg_pool_count(o->reg); i++) {
         const struct reg_pool *p = reg_pool_at(o->reg, i);
@@ -586,16 +594,13 @@ static void h_pools(http_req *r, void *user) {
     }
     reg_unlock(o->reg);
     util_sb_puts(&sb, "]}");
-    respond_sb(r, 200, &sb);
+    orch_respond_sb(r, 200, &sb);
 }
 
 static void h_workers(http_req *r, void *user) {
     struct orch *o = user;
-    char tenant[JOB_TENANT_MAX + 1];
-    if (orch_client_auth(o, r, tenant) < 0) return;
     struct util_sb sb;
-    util_sb_init(&sb);
-    util_sb_puts(&sb, "{\"workers\":[");
+    if (orch_list_begin(o, r, &sb, "{\"workers\":[") < 0) return;
     reg_lock(o->reg);
     for (size_t i = 0; i < reg_worker_count(o->reg); i++) {
         const struct reg_worker *w = reg_worker_at(o->reg, i);
@@ -612,7 +617,7 @@ static void h_workers(http_req *r, void *user) {
     }
     reg_unlock(o->reg);
     util_sb_puts(&sb, "]}");
-    respond_sb(r, 200, &sb);
+    orch_respond_sb(r, 200, &sb);
 }
 
 static void h_placement(http_req *r, void *user) {
@@ -720,7 +725,7 @@ static void h_placements_list(http_req *r, void *user) {
     }
     reg_unlock(o->reg);
     util_sb_puts(&sb, "]}");
-    respond_sb(r, 200, &sb);
+    orch_respond_sb(r, 200, &sb);
 }
 
 static void h_health(http_req *r, void *user) {

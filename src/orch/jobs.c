@@ -43,6 +43,18 @@ struct ojob *orch_job_new(struct orch *o, const char *id) {
     return j;
 }
 
+/* closes a subscriber's stream and frees its buffers */
+static void sub_close(struct osub *sub) {
+    http_stream_close(sub->st);
+    util_sb_free(&sub->text);
+    util_sb_free(&sub->reasoning);
+}
+/* closes subscriber i and moves the last one into its place */
+static void sub_remove(struct ojob *j, size_t i) {
+    sub_close(&j->subs[i]);
+    j->subs[i] = j->subs[--j->nsubs];
+}
+
 static void job_free(struct ojob *j) {
     adm_task_free(&j->task);
     free(j->req_body);
@@ -51,11 +63,7 @@ static void job_free(struct ojob *j) {
         free(j->ev[i].data);
     }
     free(j->ev);
-    for (size_t i = 0; i < j->nsubs; i++) {
-        http_stream_close(j->subs[i].st);
-        util_sb_free(&j->subs[i].text);
-        util_sb_free(&j->subs[i].reasoning);
-    }
+    for (size_t i = 0; i < j->nsubs; i++) sub_close(&j->subs[i]);
     free(j->subs);
     free(j);
 }
@@ -136,14 +144,8 @@ void orch_job_emit(struct orch *o, struct ojob *j, const char *event, const char
             if (rc < 0 && !term) orch_job_note_gone(o, j->id); /* nobody else can read this job */
             done = rc != 0 || term;
         }
-        if (done) {
-            http_stream_close(sub->st);
-            util_sb_free(&sub->text);
-            util_sb_free(&sub->reasoning);
-            j->subs[i] = j->subs[--j->nsubs];
-        } else {
-            i++;
-        }
+        if (done) sub_remove(j, i);
+        else i++;
     }
     if (term) {
         j->term_emitted = 1;
@@ -195,11 +197,7 @@ void orch_job_finish_with(struct orch *o, struct ojob *j, enum job_status st, co
         util_sb_free(&sb);
     }
     j->terminal = 1;
-    for (size_t i = 0; i < j->nsubs; i++) {
-        http_stream_close(j->subs[i].st);
-        util_sb_free(&j->subs[i].text);
-        util_sb_free(&j->subs[i].reasoning);
-    }
+    for (size_t i = 0; i < j->nsubs; i++) sub_close(&j->subs[i]);
     j->nsubs = 0;
     LOG_KV(LOG_INFO, ORCH_COMPONENT, "execute_end", j->cid, "\"job_id\":\"%s\",\"status\":\"%s\",\"error_code\":\"%s\"",
            j->id, job_status_name(st), code ? code : "");
@@ -265,10 +263,7 @@ void orch_job_keepalive(struct orch *o, int64_t now_ms, int64_t idle_ms) {
                 const char *ka = sub->kind == OSUB_OAI_JSON ? " " : ": keep-alive\n\n";
                 if (http_stream_write(sub->st, ka, strlen(ka)) != 0) {
                     if (sub->kind != OSUB_SSE_V2) orch_job_note_gone(o, j->id);
-                    http_stream_close(sub->st);
-                    util_sb_free(&sub->text);
-                    util_sb_free(&sub->reasoning);
-                    j->subs[i] = j->subs[--j->nsubs];
+                    sub_remove(j, i);
                 } else {
                     i++;
                 }

@@ -378,11 +378,8 @@ static void h_chat(http_req *r, void *user) { h_completion(r, user, 1); }
 
 static void h_models(http_req *r, void *user) {
     struct orch *o = user;
-    char tenant[JOB_TENANT_MAX + 1];
-    if (orch_client_auth(o, r, tenant) < 0) return;
     struct util_sb sb;
-    util_sb_init(&sb);
-    util_sb_puts(&sb, "{\"object\":\"list\",\"data\":[");
+    if (orch_list_begin(o, r, &sb, "{\"object\":\"list\",\"data\":[") < 0) return;
     for (size_t i = 0; i < cat_count(o->cat); i++) {
         const struct cat_model *m = cat_at(o->cat, i);
         util_sb_printf(&sb, "%s{\"id\":\"%s\",\"object\":\"model\",\"created\":%lld,\"owned_by\":\"llama-orch\","
@@ -390,9 +387,7 @@ static void h_models(http_req *r, void *user) {
                        i ? "," : "", m->alias, (long long)(o->started_ms / 1000), (long long)m->context_length);
     }
     util_sb_puts(&sb, "]}");
-    if (sb.oom) http_respond_error(r, ERR_INTERNAL, "out of memory", NULL);
-    else http_respond_json(r, 200, sb.buf);
-    util_sb_free(&sb);
+    orch_respond_sb(r, 200, &sb);
 }
 
 int orch_openai_routes(struct orch *o) {

@@ -188,6 +188,13 @@ int orch_api_routes(struct orch *o);
 int orch_client_auth(struct orch *o, http_req *r, char tenant[JOB_TENANT_MAX + 1]);
 /* The SPEC error body for an admission/enqueue failure (details name the field). */
 void orch_respond_adm_error(struct orch *o, http_req *r, const struct adm_error *e);
+/* A client listing (GET): authenticates (0; -1 when it answered 401 itself)
+ * and starts sb (owned by the caller from then on) with head, e.g.
+ * "{\"models\":[" */
+int orch_list_begin(struct orch *o, http_req *r, struct util_sb *sb, const char *head);
+/* Answers status with sb's JSON ("{}" when empty; 500 when sb ran out of
+ * memory) and frees sb. */
+void orch_respond_sb(http_req *r, int status, struct util_sb *sb);
 /* 6-hex fingerprint of a bearer token ("" for none). */
 void orch_token_fp(const char *token, char out[16]);
 

@@ -36,16 +36,12 @@
 #include "common/config.h"
 #include "common/err.h"
 #include "common/util.h"
+#include "fuzz_catalog.h"
 #include "fuzz_worker_stub.h"
 #include "orch/core/admission.h"
 
-#define CHECK(c)                                                                                                   \
-    do {                                                                                                           \
-        if (!(c)) {                                                                                                \
-            fprintf(stderr, "fuzz_admission: invariant failed at line %d: %s\n", __LINE__, #c);                    \
-            abort();                                                                                               \
-        }                                                                                                          \
-    } while (0)
+#define FZ_NAME "fuzz_admission"
+#include "fuzz_check.h"
 
 static struct catalog *CAT;
 static worker W;
@@ -58,22 +54,12 @@ static uint64_t fixed_seed(void) { return FIXED_SEED; }
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
     (void)argc;
     (void)argv;
-    static const struct cfg_opt o[] = { { .key = "models", .type = CFG_TREE } };
-    char *av[] = { "f", NULL }, *envp[] = { NULL };
-    char err[256];
-    struct cfg *c;
-    if (cfg_load_text(o, 1,
-                      "models:\n"
-                      "  qwen: {model_ref: 'hf:Qwen/Qwen2.5-0.5B-Instruct-GGUF::file=q.gguf', context_length: 128}\n"
-                      "  big: {model_ref: 'file:/m/llama-3.gguf', context_length: 8192, capabilities: [text-gen, "
-                      "multimodal]}\n"
-                      "  emb: {model_ref: 'file:/m/e.gguf', context_length: 64, capabilities: [embedding]}\n",
-                      1, av, envp, NULL, &c, err, sizeof err) != 0 ||
-        cat_from_tree(cfg_tree(c, "models"), &CAT, err, sizeof err) != 0) {
-        fprintf(stderr, "fuzz_admission: catalog: %s\n", err);
-        abort();
-    }
-    cfg_free(c);
+    CAT = fz_catalog("fuzz_admission",
+                     "models:\n"
+                     "  qwen: {model_ref: 'hf:Qwen/Qwen2.5-0.5B-Instruct-GGUF::file=q.gguf', context_length: 128}\n"
+                     "  big: {model_ref: 'file:/m/llama-3.gguf', context_length: 8192, capabilities: [text-gen, "
+                     "multimodal]}\n"
+                     "  emb: {model_ref: 'file:/m/e.gguf', context_length: 64, capabilities: [embedding]}\n");
     fz_worker_init(&W, "fuzz_admission");
     STRICT = getenv("FUZZ_STRICT") != NULL;
     return 0;

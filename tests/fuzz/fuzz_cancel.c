@@ -85,13 +85,8 @@ static http_stream *fz_respond_stream(http_req *r, int status, const char *conte
 #undef http_respond_error
 #undef http_respond_stream
 
-#define CHECK(c)                                                                                                   \
-    do {                                                                                                           \
-        if (!(c)) {                                                                                                \
-            fprintf(stderr, "fuzz_cancel: invariant failed at line %d: %s\n", __LINE__, #c);                       \
-            abort();                                                                                               \
-        }                                                                                                          \
-    } while (0)
+#define FZ_NAME "fuzz_cancel"
+#include "fuzz_check.h"
 
 static worker W;
 static int STRICT;

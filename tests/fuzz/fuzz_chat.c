@@ -35,6 +35,8 @@
 
 #include "orch/openai.c"
 
+#include "fuzz_catalog.h"
+
 /* ---- stubs for the orchestrator symbols openai.c references ----------------- */
 void fz_orch_stub(void);
 void fz_orch_stub(void) {
@@ -44,19 +46,16 @@ void fz_orch_stub(void) {
 #define FZ_ALIAS(sym) __asm__(".globl " #sym "\n.set " #sym ", fz_orch_stub\n")
 FZ_ALIAS(orch_client_auth);
 FZ_ALIAS(orch_respond_adm_error);
+FZ_ALIAS(orch_list_begin);
+FZ_ALIAS(orch_respond_sb);
 FZ_ALIAS(orch_submit);
 FZ_ALIAS(orch_job_subscribe);
 FZ_ALIAS(orch_job_finish);
 FZ_ALIAS(orch_wake);
 FZ_ALIAS(orch_job_client_gone);
 
-#define CHECK(c)                                                                                                   \
-    do {                                                                                                           \
-        if (!(c)) {                                                                                                \
-            fprintf(stderr, "fuzz_chat: invariant failed at line %d: %s\n", __LINE__, #c);                         \
-            abort();                                                                                               \
-        }                                                                                                          \
-    } while (0)
+#define FZ_NAME "fuzz_chat"
+#include "fuzz_check.h"
 
 static struct catalog *CAT;
 static struct orch ORCH;
@@ -67,23 +66,12 @@ static uint64_t fixed_seed(void) { return 7; }
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
     (void)argc;
     (void)argv;
-    static const struct cfg_opt o[] = { { .key = "models", .type = CFG_TREE } };
-    char *av[] = { "f", NULL }, *envp[] = { NULL };
-    char err[256];
-    struct cfg *c;
-    if (cfg_load_text(o, 1,
-                      "models:\n"
-                      "  qwen: {model_ref: 'hf:Qwen/Q::file=q.gguf', context_length: 4096}\n"
-                      "  phi: {model_ref: 'file:/m/phi-3-mini.gguf', context_length: 4096}\n"
-                      "  l2: {model_ref: 'file:/m/x.gguf', context_length: 4096, chat_template: llama2}\n"
-                      "  l3: {model_ref: 'file:/m/Llama-3.2-1B.gguf', context_length: 8192}\n"
-                      "  oss: {model_ref: 'file:/m/gpt-oss-20b.gguf', context_length: 8192}\n",
-                      1, av, envp, NULL, &c, err, sizeof err) != 0 ||
-        cat_from_tree(cfg_tree(c, "models"), &CAT, err, sizeof err) != 0) {
-        fprintf(stderr, "fuzz_chat: catalog: %s\n", err);
-        abort();
-    }
-    cfg_free(c);
+    CAT = fz_catalog("fuzz_chat", "models:\n"
+                                  "  qwen: {model_ref: 'hf:Qwen/Q::file=q.gguf', context_length: 4096}\n"
+                                  "  phi: {model_ref: 'file:/m/phi-3-mini.gguf', context_length: 4096}\n"
+                                  "  l2: {model_ref: 'file:/m/x.gguf', context_length: 4096, chat_template: llama2}\n"
+                                  "  l3: {model_ref: 'file:/m/Llama-3.2-1B.gguf', context_length: 8192}\n"
+                                  "  oss: {model_ref: 'file:/m/gpt-oss-20b.gguf', context_length: 8192}\n");
     ORCH.cat = CAT;
     return 0;
 }

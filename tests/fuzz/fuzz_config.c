@@ -30,13 +30,8 @@
 #include "common/config.h"
 #include "common/util.h"
 
-#define CHECK(c)                                                                                                   \
-    do {                                                                                                           \
-        if (!(c)) {                                                                                                \
-            fprintf(stderr, "fuzz_config: invariant failed at line %d: %s\n", __LINE__, #c);                      \
-            abort();                                                                                               \
-        }                                                                                                          \
-    } while (0)
+#define FZ_NAME "fuzz_config"
+#include "fuzz_check.h"
 
 /* mode=platform needs at least one auth token (a typical cross-option rule) */
 static int check_fn(const struct cfg *c, char *err, size_t errlen) {

@@ -38,13 +38,8 @@
 #define FZ_N_CTX 96
 
 /* ---- checks ------------------------------------------------------------------ */
-#define CHECK(c)                                                                                                   \
-    do {                                                                                                           \
-        if (!(c)) {                                                                                                \
-            fprintf(stderr, "fuzz_execute: invariant failed at line %d: %s\n", __LINE__, #c);                     \
-            abort();                                                                                               \
-        }                                                                                                          \
-    } while (0)
+#define FZ_NAME "fuzz_execute"
+#include "fuzz_check.h"
 
 static json_t *member(json_t *o, const char *k) {
     json_t *v = o ? json_object_get(o, k) : NULL;

@@ -19,13 +19,8 @@
 #include "common/util.h"
 #include "orch/core/harmony.h"
 
-#define CHECK(c)                                                                                                   \
-    do {                                                                                                           \
-        if (!(c)) {                                                                                                \
-            fprintf(stderr, "fuzz_harmony: invariant failed at line %d: %s\n", __LINE__, #c);                      \
-            abort();                                                                                               \
-        }                                                                                                          \
-    } while (0)
+#define FZ_NAME "fuzz_harmony"
+#include "fuzz_check.h"
 
 struct out {
     struct util_sb r, c, order;

@@ -7,25 +7,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/config.h"
+#include "fuzz_catalog.h"
 #include "orch/core/admission.h"
 
 static struct catalog *CAT;
 static uint64_t seed(void) { return 1; }
 
 static void init(void) {
-    static const struct cfg_opt o[] = { { .key = "models", .type = CFG_TREE } };
-    char *argv[] = { "f", NULL }, *envp[] = { NULL };
-    char err[256];
-    struct cfg *c;
-    if (cfg_load_text(o, 1,
-                      "models:\n  qwen: {model_ref: 'hf:Qwen/Q::file=q.gguf', context_length: 128}\n"
-                      "  emb: {model_ref: 'file:/m/e.gguf', context_length: 64, capabilities: [embedding]}\n",
-                      1, argv, envp, NULL, &c, err, sizeof err) != 0)
-        abort();
-    if (cat_from_tree(cfg_tree(c, "models"), &CAT, err, sizeof err) != 0) abort();
-    /* the catalog copies everything it keeps: the cfg may go */
-    cfg_free(c);
+    CAT = fz_catalog("fuzz_orch_admission",
+                     "models:\n  qwen: {model_ref: 'hf:Qwen/Q::file=q.gguf', context_length: 128}\n"
+                     "  emb: {model_ref: 'file:/m/e.gguf', context_length: 64, capabilities: [embedding]}\n");
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {

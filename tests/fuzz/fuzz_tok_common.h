@@ -22,52 +22,7 @@
 #include "gguf/gguf.h"
 #include "tokenizer/tokenizer.h"
 
-static tok_vocab *ft_load_path(const char *path) {
-    char err[256];
-    gguf_ctx *g = NULL;
-    if (gguf_open(path, &g, err, sizeof err) != 0) return NULL;
-    tok_vocab *v = NULL;
-    if (tok_load_gguf(g, &v, err, sizeof err) != 0) {
-        fprintf(stderr, "fuzz: %s: %s\n", path, err);
-        v = NULL;
-    }
-    gguf_close(g);
-    return v;
-}
-
-/* LLORCH_MODELS_DIR, else the usual relative spots (repo root, build dir) */
-__attribute__((unused)) static tok_vocab *ft_load_model(const char *name) {
-    char p[1024];
-    const char *env = getenv("LLORCH_MODELS_DIR");
-    const char *dirs[] = {env, "../shared/models", "../../shared/models", "../../../shared/models"};
-    for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
-        if (!dirs[i] || !*dirs[i]) continue;
-        snprintf(p, sizeof p, "%s/%s", dirs[i], name);
-        if (access(p, R_OK) == 0) {
-            tok_vocab *v = ft_load_path(p);
-            if (v) return v;
-        }
-    }
-    return NULL;
-}
-
-/* writes w to a private temp file and loads it */
-static tok_vocab *ft_load_writer(gguf_writer *w) {
-    char path[] = "/tmp/fuzz_tok_XXXXXX";
-    int fd = mkstemp(path);
-    if (fd < 0) abort();
-    close(fd);
-    char err[256];
-    if (gguf_w_write(w, path, err, sizeof err) != 0) {
-        fprintf(stderr, "fuzz: writing vocab: %s\n", err);
-        abort();
-    }
-    gguf_writer_free(w);
-    tok_vocab *v = ft_load_path(path);
-    unlink(path);
-    if (!v) abort();
-    return v;
-}
+#include "fuzz_vocab.h"
 
 static void ft_check(tok_vocab *v, const uint8_t *data, size_t size, int roundtrip_ok) {
     if (size < 1) return;

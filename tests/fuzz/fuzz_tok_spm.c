@@ -16,25 +16,9 @@
 static tok_vocab *g_v[2];
 
 static tok_vocab *synthetic_spm(void) {
-    gguf_writer *w = gguf_writer_new();
-    static char bytes[256][8];
-    const char *t[256 + 16];
-    float sc[256 + 16];
-    int32_t ty[256 + 16];
-    int n = 0;
-    const char *head[] = {"<unk>", "<s>", "</s>"};
-    for (int i = 0; i < 3; i++) t[n] = head[i], sc[n] = 0, ty[n++] = i == 0 ? 2 : 3;
-    for (int b = 0; b < 256; b++) {
-        snprintf(bytes[b], sizeof bytes[b], "<0x%02X>", b);
-        t[n] = bytes[b], sc[n] = 0, ty[n++] = 6;
-    }
-    const char *words[] = {"\xe2\x96\x81", "\xe2\x96\x81t", "he", "\xe2\x96\x81the", "in", "ing", "\xe4\xbd\xa0"};
-    for (size_t i = 0; i < sizeof words / sizeof words[0]; i++) t[n] = words[i], sc[n] = -(float)i, ty[n++] = 1;
-    gguf_w_set_str(w, "tokenizer.ggml.model", "llama");
-    gguf_w_set_arr_str(w, "tokenizer.ggml.tokens", t, NULL, (uint64_t)n);
-    gguf_w_set_arr(w, "tokenizer.ggml.scores", GGUF_T_F32, sc, (uint64_t)n);
-    gguf_w_set_arr(w, "tokenizer.ggml.token_type", GGUF_T_I32, ty, (uint64_t)n);
-    return ft_load_writer(w);
+    static const char *const words[] = {"\xe2\x96\x81", "\xe2\x96\x81t", "he", "\xe2\x96\x81the", "in", "ing",
+                                        "\xe4\xbd\xa0"};
+    return ft_synthetic_spm(words, sizeof words / sizeof words[0]);
 }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv) {

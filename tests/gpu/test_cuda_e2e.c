@@ -13,9 +13,9 @@
 
 #include "engine/backend.h"
 #include "engine/engine.h"
+#include "gpu/cuda_probe.h"
 #include "testutil.h"
 
-extern const int llorch_cuda_backend_linked;
 
 #define N_GEN 64
 
@@ -89,16 +89,8 @@ static void test_greedy_stories(void **st) {
 }
 
 int main(void) {
-    if (!llorch_cuda_backend_linked) return 1;
-    eng_backend b;
-    char err[256];
-    int rc = eng_backend_cuda_new(0, 0, &b, err, sizeof err);
-    if (rc == -ENODEV) {
-        fprintf(stderr, "test_cuda_e2e: skipped: %s\n", err);
-        return 77;
-    }
-    if (rc) return 1;
-    b.ops->destroy(b.ctx);
+    const int probe = tc_cuda_probe("test_cuda_e2e");
+    if (probe) return probe;
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_greedy_stories)};
     return cmocka_run_group_tests(tests, NULL, NULL) ? 1 : 0;
 }

@@ -35,34 +35,17 @@
 
 #include "engine/backend.h"
 #include "engine/engine.h"
+#include "gpu/cuda_probe.h"
 #include "testutil.h"
+#include "tiny_models.h"
 
-extern const int llorch_cuda_backend_linked;
 
 #define N_POS 64
 #define N_GEN 40
 
 static void need_llorch(void) {
     char llorch[1024];
-    struct stat sb;
-    if (stat(TU_BUILD(llorch, "llorch"), &sb) != 0) {
-        print_message("llorch is not built: skipped\n");
-        skip();
-    }
-}
-
-/* the tiny model of type `type` made into the build dir (as test_engine_gptoss.c) */
-static void make_model(const char *type, char *out, size_t cap) {
-    char dir[1024], models[1024], llorch[1024], cmd[4096];
-    TU_BUILD(dir, "gptoss-models");
-    mkdir(dir, 0755);
-    snprintf(out, cap, "%s/gpt-oss-%s.gguf", dir, type);
-    TU_BUILD(llorch, "llorch");
-    snprintf(cmd, sizeof cmd,
-             "'%s' gguf make --preset tiny --arch gpt-oss --swa 16 --type %s --vocab-from '%s' --seed 1 -o '%s' "
-             ">/dev/null 2>&1",
-             llorch, type, TU_MODEL(models, "stories260K.gguf"), out);
-    if (system(cmd) != 0) fail_msg("cannot make the model: %s", cmd);
+    tm_need_llorch(llorch, sizeof llorch);
 }
 
 static eng_model *load(const char *path, int backend) {
@@ -84,30 +67,9 @@ static int fixture_tokens(int32_t *toks, int cap) {
     assert_non_null(f);
     int n = 0;
     while (fgets(line, sizeof line, f))
-        if (!strncmp(line, "tokens ", 7)) {
-            char *end;
-            n = (int)strtol(line + 7, &end, 10);
-            if (n > cap) n = cap;
-            for (int i = 0; i < n; i++) toks[i] = (int32_t)strtol(end, &end, 10);
-        }
+        if (!strncmp(line, "tokens ", 7)) n = tm_parse_ids(line, "tokens", toks, cap);
     fclose(f);
     return n;
-}
-
-static double kl_logits(const float *p, const float *q, int n) {
-    double mp = -INFINITY, mq = -INFINITY, zp = 0, zq = 0, kl = 0;
-    for (int t = 0; t < n; t++) {
-        if (!isfinite(q[t])) fail_msg("cuda logit %d not finite", t);
-        mp = p[t] > mp ? p[t] : mp;
-        mq = q[t] > mq ? q[t] : mq;
-    }
-    for (int t = 0; t < n; t++) {
-        zp += exp(p[t] - mp);
-        zq += exp(q[t] - mq);
-    }
-    const double lzp = mp + log(zp), lzq = mq + log(zq);
-    for (int t = 0; t < n; t++) kl += exp(p[t] - lzp) * ((p[t] - lzp) - (q[t] - lzq));
-    return kl;
 }
 
 /* all N_POS rows' logits of the teacher-forced tokens: one batch or one token per eval */
@@ -128,15 +90,8 @@ static float *dist(eng_model *m, const int32_t *toks, int one_by_one) {
     return all;
 }
 
-static int argmax(const float *l, int n) {
-    int b = 0;
-    for (int i = 1; i < n; i++)
-        if (l[i] > l[b]) b = i;
-    return b;
-}
-
 static double top_gap(const float *l, int n) {
-    const int a = argmax(l, n);
+    const int a = tm_argmax(l, n);
     float second = -INFINITY;
     for (int i = 0; i < n; i++)
         if (i != a && l[i] > second) second = l[i];
@@ -152,7 +107,7 @@ static void greedy(eng_model *m, const int32_t *prompt, int np, int32_t *gen, do
     if (eng_eval(s, prompt, np, ENG_LOGITS_LAST, err, sizeof err)) fail_msg("eval: %s", err);
     for (int i = 0; i < N_GEN; i++) {
         const float *l = eng_logits(s, -1);
-        gen[i] = argmax(l, nv);
+        gen[i] = tm_argmax(l, nv);
         if (gap) gap[i] = top_gap(l, nv);
         if (eng_eval(s, &gen[i], 1, ENG_LOGITS_LAST, err, sizeof err)) fail_msg("eval: %s", err);
     }
@@ -161,7 +116,7 @@ static void greedy(eng_model *m, const int32_t *prompt, int np, int32_t *gen, do
 
 static void check_type(const char *type, double near_tie) {
     char path[1200];
-    make_model(type, path, sizeof path);
+    tm_make_gptoss(type, path, sizeof path);
     eng_model *mc = load(path, ENG_BACKEND_CPU), *mg = load(path, ENG_BACKEND_CUDA);
     const eng_model_info *ig = eng_model_get_info(mg);
     assert_string_equal(ig->arch, "gpt-oss");
@@ -177,7 +132,7 @@ static void check_type(const char *type, double near_tie) {
         float *lc = dist(mc, toks, one), *lg = dist(mg, toks, one);
         double sum = 0, mx = 0;
         for (int k = 0; k < N_POS; k++) {
-            const double kl = kl_logits(lc + (size_t)k * nv, lg + (size_t)k * nv, nv);
+            const double kl = tm_kl_logits(lc + (size_t)k * nv, lg + (size_t)k * nv, nv);
             sum += kl;
             mx = kl > mx ? kl : mx;
         }
@@ -243,16 +198,8 @@ static void test_gptoss_f16(void **st) {
 }
 
 int main(void) {
-    if (!llorch_cuda_backend_linked) return 1;
-    eng_backend b;
-    char err[256];
-    int rc = eng_backend_cuda_new(0, 0, &b, err, sizeof err);
-    if (rc == -ENODEV) {
-        fprintf(stderr, "test_cuda_gptoss: skipped: %s\n", err);
-        return 77;
-    }
-    if (rc) return 1;
-    b.ops->destroy(b.ctx);
+    const int probe = tc_cuda_probe("test_cuda_gptoss");
+    if (probe) return probe;
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_gptoss_mxfp4), cmocka_unit_test(test_gptoss_f16)};
     return cmocka_run_group_tests(tests, NULL, NULL) ? 1 : 0;
 }

@@ -31,28 +31,42 @@
  *                                      interval × threshold, included again */
 #include "test_orch_util.h"
 
-/* the test as the pool: one device with no room (no worker is ever started),
- * listing the given real worker as ready */
-static long play_pool(const char *orch, const char *pool, const char *wid, const char *uri) {
-    long st = register_pool(orch, pool, 0);
-    if (st != 200) return st;
-    const char *wids[] = { wid }, *uris[] = { uri };
-    return heartbeat(orch, pool, 0, wids, uris, 1);
-}
-
-/* the real pool-managerd (host inventory, cpu adapter); returns its pid and its URL in pool_url */
-static pid_t start_host_pool(const char *orch, const char *pool_id, int hb_ms, char *pool_url, size_t cap) {
-    char hb[16];
-    snprintf(hb, sizeof hb, "%d", hb_ms);
-    struct pool p;
-    start_pool(&p, "pool", (const char *[]){ "--inventory", "host", "--orchestrator-url", orch, "--orchestrator-token",
-                                             "pt", "--heartbeat-interval-ms", hb, "--pool-id", pool_id, NULL });
-    snprintf(pool_url, cap, "%s", p.url);
-    return p.pid;
-}
-
 static const char *POOL_YAML = "heartbeat: {interval_ms: 300, missed_threshold: 3}\n"
                                "auth: {pool_tokens: [pt]}\ndeployment: lab\n";
+
+/* orchestratord (catalog "stories", context 512, 50 MB, POOL_YAML + extra_yaml)
+ * and the real pool-managerd "box1" (host inventory, heartbeat 300 ms),
+ * waited for until the orchestrator counts it available */
+static void up_host_pool(struct proc *o, struct pool *p, const char *extra_yaml) {
+    char yaml[512];
+    snprintf(yaml, sizeof yaml, "%s%s", POOL_YAML, extra_yaml ? extra_yaml : "");
+    write_config(512, "50MB", yaml);
+    assert_int_equal(start_orch(o, "orch.log", NULL), 0);
+    start_host_pool(p, o->base, "box1", 300);
+    assert_true(p->pid > 0);
+    if (!wait_pool_available(o->base, "box1", 1, 30000)) { dump(o); fail_msg("the pool never registered"); }
+}
+
+/* worker-cpud "w1" + orchestratord (catalog "stories", context 512, 1 GB,
+ * extra_yaml; log orch_log) + the test as pool "p1": one device with no room
+ * (no worker is ever started) listing w1 as ready */
+static void up_worker(struct proc *w, struct proc *o, const char *extra_yaml, const char *orch_log) {
+    assert_int_equal(start_worker(w, "w1"), 0);
+    write_config(512, "1GB", extra_yaml);
+    assert_int_equal(start_orch(o, orch_log, NULL), 0);
+    assert_int_equal(play_pool(o->base, "p1", 0, "w1", w->base), 200);
+}
+
+/* submits body (a long sampled job) and freezes worker w once the client saw
+ * its first token: the job stays "running" until w is thawed; its id */
+static char *submit_frozen_running(const struct proc *o, const struct proc *w, const char *body) {
+    char *id = submit_ok(o->base, body);
+    struct evlist l = { .hook = hook_freeze_at_token, .pid = w->pid, .arg = 1 };
+    events(o->base, id, -1, &l);
+    ev_free(&l);
+    assert_true(status_is(o->base, id, "running"));
+    return id;
+}
 
 static int setup(void **s) {
     (void)s;
@@ -67,21 +81,15 @@ static int teardown(void **s) {
 static void test_flow_text_and_row(void **s) {
     (void)s;
     if (!have_bins(1)) skip();
-    write_config(512, "50MB", POOL_YAML);
     struct proc o;
-    assert_int_equal(start_orch(&o, "orch.log", NULL), 0);
-    char pool_url[96];
-    assert_true(start_host_pool(o.base, "box1", 300, pool_url, sizeof pool_url) > 0);
-    if (!wait_pool_available(o.base, "box1", 1, 30000)) { dump_file(o.log); fail_msg("the pool never registered"); }
+    struct pool P;
+    up_host_pool(&o, &P, NULL);
     const char *secret = "Once upon a time there was a zebrasecretword";
     char body[512];
     snprintf(body, sizeof body, "{\"model\":\"stories\",\"prompt\":\"%s\",\"max_tokens\":16,\"temperature\":0}", secret);
-    long st;
-    char *id = submit(o.base, body, &st);
-    assert_int_equal(st, 202);
+    char *id = submit_ok(o.base, body);
     struct evlist l = { 0 };
-    events(o.base, id, -1, &l);
-    if (strcmp(last_name(&l), "end")) { dump_file(o.log); fail_msg("job ended with '%s' %s", last_name(&l), l.code); }
+    events_end(&o, id, &l, "the job");
     /* queued → started → token* → end, ids 0,1,2,... */
     assert_string_equal(l.v[0].name, "queued");
     assert_string_equal(l.v[1].name, "started");
@@ -122,7 +130,7 @@ static void test_flow_text_and_row(void **s) {
                          "AND created_ms>0 AND queued_ms>=created_ms AND dispatched_ms>=queued_ms "
                          "AND started_ms>=dispatched_ms AND completed_ms>=started_ms AND outcome IS NOT NULL",
                          id), 1);
-    assert_true(pool_worker_pid(pool_url, row_w) > 0); /* a worker of that pool */
+    assert_true(pool_worker_pid(P.url, row_w) > 0); /* a worker of that pool */
     free(row_w);
     /* no prompt anywhere: after a clean stop the state files hold no trace of it */
     stop(&o, SIGTERM);
@@ -144,26 +152,17 @@ static void test_priorities(void **s) {
     (void)s;
     if (!have_bins(0)) skip();
     struct proc w, o;
-    assert_int_equal(start_worker(&w, "w1"), 0);
-    write_config(512, "1GB", "retry: {initial_delay_ms: 50, max_delay_ms: 200}\n");
-    assert_int_equal(start_orch(&o, "orch.log", NULL), 0);
-    assert_int_equal(play_pool(o.base, "p1", "w1", w.base), 200);
+    up_worker(&w, &o, "retry: {initial_delay_ms: 50, max_delay_ms: 200}\n", "orch.log");
     /* the only worker busy: its job is dispatched to it while it is frozen */
     freeze(w.pid);
-    long st;
-    char *blocker = submit(o.base, "{\"model\":\"stories\",\"prompt\":\"Once\",\"max_tokens\":4}", &st);
-    assert_int_equal(st, 202);
+    char *blocker = submit_ok(o.base, "{\"model\":\"stories\",\"prompt\":\"Once\",\"max_tokens\":4}");
     assert_true(wait_status(o.base, blocker, "dispatched", 20000));
     char *b[5], *in[5];
-    for (int i = 0; i < 5; i++) {
-        b[i] = submit(o.base, "{\"model\":\"stories\",\"prompt\":\"Batch\",\"max_tokens\":2,\"priority\":\"batch\"}", &st);
-        assert_int_equal(st, 202);
-    }
-    for (int i = 0; i < 5; i++) {
-        in[i] = submit(o.base, "{\"model\":\"stories\",\"prompt\":\"Inter\",\"max_tokens\":2,\"priority\":\"interactive\"}",
-                       &st);
-        assert_int_equal(st, 202);
-    }
+    for (int i = 0; i < 5; i++)
+        b[i] = submit_ok(o.base, "{\"model\":\"stories\",\"prompt\":\"Batch\",\"max_tokens\":2,\"priority\":\"batch\"}");
+    for (int i = 0; i < 5; i++)
+        in[i] = submit_ok(o.base,
+                          "{\"model\":\"stories\",\"prompt\":\"Inter\",\"max_tokens\":2,\"priority\":\"interactive\"}");
     for (int i = 0; i < 5; i++) {
         assert_true(status_is(o.base, b[i], "queued"));
         assert_true(status_is(o.base, in[i], "queued"));
@@ -171,13 +170,10 @@ static void test_priorities(void **s) {
     thaw(w.pid);
     struct evlist l = { 0 };
     for (int i = 0; i < 5; i++) {
-        events(o.base, b[i], -1, &l);
-        if (strcmp(last_name(&l), "end")) { dump_file(o.log); fail_msg("batch job %d: %s", i, l.code); }
-        ev_free(&l);
-        events(o.base, in[i], -1, &l);
-        assert_string_equal(last_name(&l), "end");
-        ev_free(&l);
+        events_end(&o, b[i], &l, "a batch job");
+        events_end(&o, in[i], &l, "an interactive job");
     }
+    ev_free(&l);
     /* dispatch order (the orchestrator's log, exact): blocker, in0..4, b0..4 */
     char ids[32][37];
     int n = dispatch_order(o.log, ids, 32);
@@ -208,14 +204,9 @@ static void test_reconnect_last_event_id(void **s) {
     (void)s;
     if (!have_bins(0)) skip();
     struct proc w, o;
-    assert_int_equal(start_worker(&w, "w1"), 0);
-    write_config(512, "1GB", NULL);
-    assert_int_equal(start_orch(&o, "orch.log", NULL), 0);
-    assert_int_equal(play_pool(o.base, "p1", "w1", w.base), 200);
-    long st;
-    char *id = submit(o.base, "{\"model\":\"stories\",\"prompt\":\"Once upon a time\",\"max_tokens\":300,"
-                              "\"temperature\":0.8,\"seed\":42}", &st);
-    assert_int_equal(st, 202);
+    up_worker(&w, &o, NULL, "orch.log");
+    char *id = submit_ok(o.base, "{\"model\":\"stories\",\"prompt\":\"Once upon a time\",\"max_tokens\":300,"
+                                 "\"temperature\":0.8,\"seed\":42}");
     /* an uninterrupted reader, connected all along */
     struct reader full = { .orch = o.base, .id = id };
     pthread_t th;
@@ -278,22 +269,13 @@ static void test_cancel_queued_and_running(void **s) {
     (void)s;
     if (!have_bins(0)) skip();
     struct proc w, o;
-    assert_int_equal(start_worker(&w, "w1"), 0);
-    write_config(512, "1GB", "timeout: {cancellation_deadline_ms: 2000}\nretry: {initial_delay_ms: 50, max_delay_ms: 200}\n");
-    assert_int_equal(start_orch(&o, "orch.log", NULL), 0);
-    assert_int_equal(play_pool(o.base, "p1", "w1", w.base), 200);
-    long st;
+    up_worker(&w, &o, "timeout: {cancellation_deadline_ms: 2000}\nretry: {initial_delay_ms: 50, max_delay_ms: 200}\n",
+              "orch.log");
     /* R runs: frozen after its first token (the worker stays frozen: it cannot honour /cancel) */
-    char *run = submit(o.base, "{\"model\":\"stories\",\"prompt\":\"Once upon a time\",\"max_tokens\":400,"
-                               "\"temperature\":0.8,\"seed\":3}", &st);
-    assert_int_equal(st, 202);
-    struct evlist l = { .hook = hook_freeze_at_token, .pid = w.pid, .arg = 1 };
-    events(o.base, run, -1, &l);
-    ev_free(&l);
-    assert_true(status_is(o.base, run, "running"));
+    char *run = submit_frozen_running(&o, &w, "{\"model\":\"stories\",\"prompt\":\"Once upon a time\",\"max_tokens\":400,"
+                                              "\"temperature\":0.8,\"seed\":3}");
     /* Q waits behind it */
-    char *q = submit(o.base, "{\"model\":\"stories\",\"prompt\":\"Twice\",\"max_tokens\":2}", &st);
-    assert_int_equal(st, 202);
+    char *q = submit_ok(o.base, "{\"model\":\"stories\",\"prompt\":\"Twice\",\"max_tokens\":2}");
     assert_true(status_is(o.base, q, "queued"));
     /* the queued one ends at once */
     assert_int_equal(cancel(o.base, q), 202);
@@ -323,10 +305,9 @@ static void test_cancel_queued_and_running(void **s) {
     assert_int_equal(q1("SELECT count(*) FROM queue"), 0);
     /* the worker is freed: thawed, it serves the next job (the same worker, the only one) */
     thaw(w.pid);
-    char *next = submit(o.base, "{\"model\":\"stories\",\"prompt\":\"Thrice\",\"max_tokens\":3}", &st);
-    assert_int_equal(st, 202);
-    events(o.base, next, -1, &l);
-    if (strcmp(last_name(&l), "end")) { dump_file(o.log); fail_msg("next job: %s", l.code); }
+    char *next = submit_ok(o.base, "{\"model\":\"stories\",\"prompt\":\"Thrice\",\"max_tokens\":3}");
+    struct evlist l = { 0 };
+    events_end(&o, next, &l, "the next job");
     ev_free(&l);
     assert_int_equal(q1f("SELECT count(*) FROM jobs WHERE id='%s' AND status='completed' AND worker_id='w1'", next), 1);
     /* and the worker reports itself idle */
@@ -336,13 +317,8 @@ static void test_cancel_queued_and_running(void **s) {
     free(h);
     /* a running job on a worker that answers: cancelled well inside the deadline,
      * the worker idle again */
-    char *run2 = submit(o.base, "{\"model\":\"stories\",\"prompt\":\"Once upon a time\",\"max_tokens\":400,"
-                                "\"temperature\":0.8,\"seed\":4}", &st);
-    assert_int_equal(st, 202);
-    struct evlist l2 = { .hook = hook_freeze_at_token, .pid = w.pid, .arg = 1 };
-    events(o.base, run2, -1, &l2);
-    ev_free(&l2);
-    assert_true(status_is(o.base, run2, "running"));
+    char *run2 = submit_frozen_running(&o, &w, "{\"model\":\"stories\",\"prompt\":\"Once upon a time\",\"max_tokens\":400,"
+                                               "\"temperature\":0.8,\"seed\":4}");
     t0 = now_ms();
     assert_int_equal(cancel(o.base, run2), 202);
     thaw(w.pid);
@@ -350,18 +326,11 @@ static void test_cancel_queued_and_running(void **s) {
     took = now_ms() - t0;
     print_message("running job on a live worker cancelled after %llu ms\n", (unsigned long long)took);
     assert_true(took < 2000);
-    events(o.base, run2, -1, &l2);
-    assert_string_equal(l2.code, "CANCELLED");
-    assert_int_equal(count_name(&l2, "error") + count_name(&l2, "end"), 1);
-    ev_free(&l2);
-    int idle = 0;
-    for (int i = 0; i < 1000 && !idle; i++) {
-        h = NULL;
-        idle = req("GET", w.base, "/health", NULL, &h) == 200 && h && strstr(h, "\"busy\":false");
-        free(h);
-        if (!idle) usleep(10000);
-    }
-    assert_true(idle);
+    events(o.base, run2, -1, &l);
+    assert_string_equal(l.code, "CANCELLED");
+    assert_int_equal(count_name(&l, "error") + count_name(&l, "end"), 1);
+    ev_free(&l);
+    assert_true(wait_worker_idle(w.base, 10000));
     free(run2);
     free(next);
     free(run);
@@ -386,34 +355,24 @@ static int hook_freeze_serving_worker(struct evlist *l, const sse_event *e) {
 static void test_worker_killed(void **s) {
     (void)s;
     if (!have_bins(1)) skip();
-    char yaml[512];
-    snprintf(yaml, sizeof yaml, "%sretry: {initial_delay_ms: 200, max_delay_ms: 1000}\n", POOL_YAML);
-    write_config(512, "50MB", yaml);
     struct proc o;
-    assert_int_equal(start_orch(&o, "orch.log", NULL), 0);
-    char pool_url[96];
-    assert_true(start_host_pool(o.base, "box1", 300, pool_url, sizeof pool_url) > 0);
-    if (!wait_pool_available(o.base, "box1", 1, 30000)) { dump_file(o.log); fail_msg("the pool never registered"); }
-    long st;
+    struct pool P;
+    up_host_pool(&o, &P, "retry: {initial_delay_ms: 200, max_delay_ms: 1000}\n");
     /* a first job makes the pool start worker W1 */
-    char *warm = submit(o.base, "{\"model\":\"stories\",\"prompt\":\"Once\",\"max_tokens\":2}", &st);
-    assert_int_equal(st, 202);
+    char *warm = submit_ok(o.base, "{\"model\":\"stories\",\"prompt\":\"Once\",\"max_tokens\":2}");
     struct evlist l = { 0 };
-    events(o.base, warm, -1, &l);
-    if (strcmp(last_name(&l), "end")) { dump_file(o.log); fail_msg("warm-up job: %s", l.code); }
+    events_end(&o, warm, &l, "the warm-up job");
     ev_free(&l);
     char *w1 = row_str("worker_id", warm);
     assert_non_null(w1);
-    pid_t p1 = pool_worker_pid(pool_url, w1);
+    pid_t p1 = pool_worker_pid(P.url, w1);
     assert_true(p1 > 0);
     assert_true(wait_worker_status(o.base, w1, "ready", 20000)); /* released: the next job goes to it */
 
     /* (a) before the first token: W1 frozen, the job dispatched to it (the
      * request sits in its socket), then kill -9 */
     freeze(p1);
-    char *j = submit(o.base, "{\"model\":\"stories\",\"prompt\":\"Once upon a time\",\"max_tokens\":8,\"temperature\":0}",
-                     &st);
-    assert_int_equal(st, 202);
+    char *j = submit_ok(o.base, "{\"model\":\"stories\",\"prompt\":\"Once upon a time\",\"max_tokens\":8,\"temperature\":0}");
     if (!wait_status(o.base, j, "dispatched", 20000)) {
         char path[128], *resp = NULL;
         snprintf(path, sizeof path, "/v2/tasks/%s", j);
@@ -433,8 +392,7 @@ static void test_worker_killed(void **s) {
     usleep(200000); /* let the relay's request reach the frozen worker's socket */
     kill(p1, SIGKILL);
     thaw(p1);
-    events(o.base, j, -1, &l);
-    if (strcmp(last_name(&l), "end")) { dump_file(o.log); fail_msg("job after the kill: %s", l.code); }
+    events_end(&o, j, &l, "the job after the kill");
     assert_int_equal(count_name(&l, "started"), 1);
     assert_int_equal(l.tokens, 8);
     ev_free(&l);
@@ -457,10 +415,9 @@ static void test_worker_killed(void **s) {
     pid_t p2 = 0;
     for (int attempt = 0; attempt < 5 && !hit; attempt++) {
         free(k);
-        k = submit(o.base, "{\"model\":\"stories\",\"prompt\":\"Once upon a time\",\"max_tokens\":400,"
-                           "\"temperature\":0.8,\"seed\":11}", &st);
-        assert_int_equal(st, 202);
-        g_pool_url = pool_url;
+        k = submit_ok(o.base, "{\"model\":\"stories\",\"prompt\":\"Once upon a time\",\"max_tokens\":400,"
+                              "\"temperature\":0.8,\"seed\":11}");
+        g_pool_url = P.url;
         g_job = k;
         struct evlist c = { .hook = hook_freeze_serving_worker, .arg = 1 };
         events(o.base, k, -1, &c);
@@ -494,53 +451,36 @@ static void test_orch_killed_with_queue(void **s) {
     (void)s;
     if (!have_bins(0)) skip();
     struct proc w, o;
-    assert_int_equal(start_worker(&w, "w1"), 0);
-    write_config(512, "1GB", "retry: {initial_delay_ms: 50, max_delay_ms: 200}\n");
-    assert_int_equal(start_orch(&o, "orch1.log", NULL), 0);
-    assert_int_equal(play_pool(o.base, "p1", "w1", w.base), 200);
-    long st;
-    char *run = submit(o.base, "{\"model\":\"stories\",\"prompt\":\"Once upon a time\",\"max_tokens\":400,"
-                               "\"temperature\":0.8,\"seed\":5}", &st);
-    assert_int_equal(st, 202);
-    struct evlist l = { .hook = hook_freeze_at_token, .pid = w.pid, .arg = 1 };
-    events(o.base, run, -1, &l);
-    ev_free(&l);
-    assert_true(status_is(o.base, run, "running"));
+    up_worker(&w, &o, "retry: {initial_delay_ms: 50, max_delay_ms: 200}\n", "orch1.log");
+    char *run = submit_frozen_running(&o, &w, "{\"model\":\"stories\",\"prompt\":\"Once upon a time\",\"max_tokens\":400,"
+                                              "\"temperature\":0.8,\"seed\":5}");
     char *q[20];
     for (int i = 0; i < 20; i++) {
         char body[160];
         snprintf(body, sizeof body, "{\"model\":\"stories\",\"prompt\":\"Job %d\",\"max_tokens\":2,\"priority\":\"%s\"}",
                  i, i % 3 ? "interactive" : "batch");
-        q[i] = submit(o.base, body, &st);
-        assert_int_equal(st, 202);
+        q[i] = submit_ok(o.base, body);
     }
     assert_int_equal(q1("SELECT count(*) FROM queue"), 20);
     stop(&o, SIGKILL);
     /* the worker sees its client gone and ends the job; wait until it is idle
      * (a busy answer would only be a retry, but then the order would tell less) */
     thaw(w.pid);
-    int idle = 0;
-    for (int i = 0; i < 3000 && !idle; i++) {
-        char *h = NULL;
-        idle = req("GET", w.base, "/health", NULL, &h) == 200 && h && strstr(h, "\"busy\":false");
-        free(h);
-        if (!idle) usleep(10000);
-    }
-    assert_true(idle);
+    assert_true(wait_worker_idle(w.base, 30000));
     assert_int_equal(start_orch(&o, "orch2.log", NULL), 0);
     /* the running one: failed with the stable code, its terminal event replayed */
     assert_int_equal(q1f("SELECT count(*) FROM jobs WHERE id='%s' AND status='failed' "
                          "AND error_code='ORCHESTRATOR_RESTARTED'", run), 1);
+    struct evlist l = { 0 };
     events(o.base, run, -1, &l);
     assert_string_equal(last_name(&l), "error");
     assert_string_equal(l.code, "ORCHESTRATOR_RESTARTED");
     ev_free(&l);
     for (int i = 0; i < 20; i++) assert_true(status_is(o.base, q[i], "queued"));
     /* the pool comes back (it re-registers with a restarted orchestrator) */
-    assert_int_equal(play_pool(o.base, "p1", "w1", w.base), 200);
+    assert_int_equal(play_pool(o.base, "p1", 0, "w1", w.base), 200);
     for (int i = 0; i < 20; i++) {
-        events(o.base, q[i], -1, &l);
-        if (strcmp(last_name(&l), "end")) { dump_file(o.log); fail_msg("job %d: %s", i, l.code); }
+        events_end(&o, q[i], &l, "a queued job");
         assert_int_equal(count_name(&l, "started"), 1);
         assert_int_equal(count_name(&l, "end"), 1);
         ev_free(&l);
@@ -571,19 +511,13 @@ static void test_orch_killed_with_queue(void **s) {
 static void test_pool_heartbeat_exclusion(void **s) {
     (void)s;
     if (!have_bins(1)) skip();
-    write_config(512, "50MB", POOL_YAML); /* interval 300 ms × threshold 3 */
     struct proc o;
-    assert_int_equal(start_orch(&o, "orch.log", NULL), 0);
-    char pool_url[96];
-    pid_t pool = start_host_pool(o.base, "box1", 300, pool_url, sizeof pool_url);
-    assert_true(pool > 0);
-    if (!wait_pool_available(o.base, "box1", 1, 30000)) { dump_file(o.log); fail_msg("the pool never registered"); }
-    long st;
-    char *warm = submit(o.base, "{\"model\":\"stories\",\"prompt\":\"Once\",\"max_tokens\":2}", &st);
-    assert_int_equal(st, 202);
+    struct pool P;
+    up_host_pool(&o, &P, NULL); /* interval 300 ms × threshold 3 */
+    pid_t pool = P.pid;
+    char *warm = submit_ok(o.base, "{\"model\":\"stories\",\"prompt\":\"Once\",\"max_tokens\":2}");
     struct evlist l = { 0 };
-    events(o.base, warm, -1, &l);
-    assert_string_equal(last_name(&l), "end");
+    events_end(&o, warm, &l, "the warm-up job");
     ev_free(&l);
     /* the pool goes silent (frozen; its worker keeps running) */
     uint64_t t0 = now_ms();
@@ -593,8 +527,7 @@ static void test_pool_heartbeat_exclusion(void **s) {
     print_message("excluded %llu ms after the last chance to heartbeat (interval 300 × 3)\n", (unsigned long long)gone);
     assert_true(gone >= 900 - 300 - 100); /* not before interval × threshold from its last heartbeat */
     /* excluded from scheduling: a job for its (idle, alive) worker waits */
-    char *j = submit(o.base, "{\"model\":\"stories\",\"prompt\":\"Once\",\"max_tokens\":2}", &st);
-    assert_int_equal(st, 202);
+    char *j = submit_ok(o.base, "{\"model\":\"stories\",\"prompt\":\"Once\",\"max_tokens\":2}");
     uint64_t t1 = now_ms();
     while (now_ms() - t1 < 1000) {
         assert_true(status_is(o.base, j, "queued"));
@@ -603,8 +536,7 @@ static void test_pool_heartbeat_exclusion(void **s) {
     /* it heartbeats again: included, and the job runs there */
     thaw(pool);
     assert_true(wait_pool_available(o.base, "box1", 1, 20000));
-    events(o.base, j, -1, &l);
-    if (strcmp(last_name(&l), "end")) { dump_file(o.log); fail_msg("job after the pool came back: %s", l.code); }
+    events_end(&o, j, &l, "the job after the pool came back");
     ev_free(&l);
     assert_int_equal(q1f("SELECT count(*) FROM jobs WHERE id='%s' AND status='completed' AND pool_id='box1'", j), 1);
     free(j);

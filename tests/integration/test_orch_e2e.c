@@ -15,25 +15,27 @@ static int teardown(void **s) {
     return orch_util_teardown();
 }
 
+/* worker-cpud "w1" + orchestratord (catalog "stories", context 256,
+ * extra_yaml) + the test as pool "p1" (6 GB free) listing w1; skips the test
+ * when the programs or the model are missing */
+static void up_w1(struct proc *w, struct proc *o, const char *extra_yaml) {
+    int rc = start_worker(w, "w1");
+    if (rc == 77) skip();
+    assert_int_equal(rc, 0);
+    write_config(256, NULL, extra_yaml);
+    assert_int_equal(start_orch(o, "orch.log", NULL), 0);
+    assert_int_equal(play_pool(o->base, "p1", 6000000000LL, "w1", w->base), 200);
+}
+
 /* ---- tests --------------------------------------------------------------------- */
 static void test_basic_flow(void **s) {
     (void)s;
     struct proc w, o;
-    int rc = start_worker(&w, "w1");
-    if (rc == 77) skip();
-    assert_int_equal(rc, 0);
-    write_config(256, NULL, NULL);
-    assert_int_equal(start_orch(&o, "orch.log", NULL), 0);
-    assert_int_equal(register_pool(o.base, "p1", 6000000000LL), 200);
-    const char *wid[] = { "w1" }, *uri[] = { w.base };
-    assert_int_equal(heartbeat(o.base, "p1", 6000000000LL, wid, uri, 1), 200);
-    long st;
-    char *id = submit(o.base, "{\"model\":\"stories\",\"prompt\":\"Once upon a time secretword\",\"max_tokens\":6,"
-                              "\"seed\":7,\"temperature\":0}", &st);
-    assert_int_equal(st, 202);
+    up_w1(&w, &o, NULL);
+    char *id = submit_ok(o.base, "{\"model\":\"stories\",\"prompt\":\"Once upon a time secretword\",\"max_tokens\":6,"
+                                 "\"seed\":7,\"temperature\":0}");
     assert_non_null(id);
     struct evlist v = { 0 };
-    ev_free(&v);
     events(o.base, id, -1, &v);
     if (v.n < 3) dump(&o);
     assert_string_equal(v.v[0].name, "queued");
@@ -48,10 +50,8 @@ static void test_basic_flow(void **s) {
     char *sts = status_of(o.base, id);
     assert_string_equal(sts, "completed");
     free(sts);
-    char sql[256];
-    snprintf(sql, sizeof sql, "SELECT count(*) FROM jobs WHERE id='%s' AND status='completed' AND tokens_out=6 "
-                              "AND seed=7 AND worker_id='w1' AND pool_id='p1' AND length(prompt_hash)=64", id);
-    assert_int_equal(q1(sql), 1);
+    assert_int_equal(q1f("SELECT count(*) FROM jobs WHERE id='%s' AND status='completed' AND tokens_out=6 "
+                         "AND seed=7 AND worker_id='w1' AND pool_id='p1' AND length(prompt_hash)=64", id), 1);
     assert_int_equal(q1("SELECT count(*) FROM queue"), 0);
     assert_int_equal(q1("SELECT count(*) FROM jobs WHERE params LIKE '%secretword%'"), 0);
     struct stat sb;
@@ -87,8 +87,7 @@ static void test_queue_bounds_and_cancel(void **s) {
     if (rc == 77) skip();
     assert_int_equal(rc, 0);
     long st;
-    char *a = submit(o.base, "{\"model\":\"stories\",\"prompt\":\"a\",\"max_tokens\":2}", &st);
-    assert_int_equal(st, 202);
+    char *a = submit_ok(o.base, "{\"model\":\"stories\",\"prompt\":\"a\",\"max_tokens\":2}");
     char *b = submit(o.base, "{\"model\":\"stories\",\"prompt\":\"b\",\"max_tokens\":2,\"priority\":\"batch\"}", &st);
     assert_int_equal(st, 429);
     assert_null(b);
@@ -100,18 +99,14 @@ static void test_queue_bounds_and_cancel(void **s) {
     assert_string_equal(sts, "cancelled");
     free(sts);
     struct evlist v = { 0 };
-    ev_free(&v);
     events(o.base, a, -1, &v);
     assert_int_equal(v.n, 2);
     assert_string_equal(v.v[1].name, "error");
     assert_string_equal(v.code, "CANCELLED");
     assert_int_equal(q1("SELECT count(*) FROM queue"), 0);
-    char sql[160];
-    snprintf(sql, sizeof sql, "SELECT count(*) FROM jobs WHERE id='%s' AND status='cancelled'", a);
-    assert_int_equal(q1(sql), 1);
+    assert_int_equal(q1f("SELECT count(*) FROM jobs WHERE id='%s' AND status='cancelled'", a), 1);
     /* room again after the cancel */
-    b = submit(o.base, "{\"model\":\"stories\",\"prompt\":\"b\",\"max_tokens\":2}", &st);
-    assert_int_equal(st, 202);
+    b = submit_ok(o.base, "{\"model\":\"stories\",\"prompt\":\"b\",\"max_tokens\":2}");
     free(a);
     free(b);
     stop(&o, SIGTERM);
@@ -154,21 +149,12 @@ static void test_retry_on_other_worker(void **s) {
     /* "a-dead" sorts first and nothing listens on its port */
     const char *wid[] = { "a-dead", "w1" }, *uri[] = { "http://127.0.0.1:9", w.base };
     assert_int_equal(heartbeat(o.base, "p1", 6000000000LL, wid, uri, 2), 200);
-    long st;
-    char *id = submit(o.base, "{\"model\":\"stories\",\"prompt\":\"Hello\",\"max_tokens\":3}", &st);
-    assert_int_equal(st, 202);
+    char *id = submit_ok(o.base, "{\"model\":\"stories\",\"prompt\":\"Hello\",\"max_tokens\":3}");
     struct evlist v = { 0 };
-    ev_free(&v);
-    events(o.base, id, -1, &v);
-    if (strcmp(last_name(&v), "end") != 0) dump(&o);
-    assert_string_equal(last_name(&v), "end");
-    int nstarted = 0;
-    for (int i = 0; i < v.n; i++) nstarted += strcmp(v.v[i].name, "started") == 0;
-    assert_int_equal(nstarted, 1);
-    char sql[200];
-    snprintf(sql, sizeof sql, "SELECT count(*) FROM jobs WHERE id='%s' AND status='completed' AND retry_count=1 "
-                              "AND worker_id='w1'", id);
-    assert_int_equal(q1(sql), 1);
+    events_end(&o, id, &v, "the job");
+    assert_int_equal(count_name(&v, "started"), 1);
+    assert_int_equal(q1f("SELECT count(*) FROM jobs WHERE id='%s' AND status='completed' AND retry_count=1 "
+                         "AND worker_id='w1'", id), 1);
     free(id);
     stop(&o, SIGTERM);
     stop(&w, SIGTERM);
@@ -182,9 +168,7 @@ static void test_restart_recovery(void **s) {
     int rc = start_orch(&o, "orch.log", NULL);
     if (rc == 77) skip();
     assert_int_equal(rc, 0);
-    long st;
-    char *id = submit(o.base, "{\"model\":\"stories\",\"prompt\":\"Once\",\"max_tokens\":3,\"seed\":5}", &st);
-    assert_int_equal(st, 202);
+    char *id = submit_ok(o.base, "{\"model\":\"stories\",\"prompt\":\"Once\",\"max_tokens\":3,\"seed\":5}");
     stop(&o, SIGKILL); /* crash with a queued job */
     assert_int_equal(start_orch(&o, "orch.log", NULL), 0);
     char *sts = status_of(o.base, id);
@@ -193,16 +177,10 @@ static void test_restart_recovery(void **s) {
     rc = start_worker(&w, "w1");
     if (rc == 77) { stop(&o, SIGTERM); skip(); }
     assert_int_equal(rc, 0);
-    assert_int_equal(register_pool(o.base, "p1", 6000000000LL), 200);
-    const char *wid[] = { "w1" }, *uri[] = { w.base };
-    assert_int_equal(heartbeat(o.base, "p1", 6000000000LL, wid, uri, 1), 200);
+    assert_int_equal(play_pool(o.base, "p1", 6000000000LL, "w1", w.base), 200);
     struct evlist v = { 0 };
-    ev_free(&v);
-    events(o.base, id, -1, &v);
-    assert_string_equal(last_name(&v), "end");
-    char sql[160];
-    snprintf(sql, sizeof sql, "SELECT count(*) FROM jobs WHERE id='%s' AND status='completed' AND seed=5", id);
-    assert_int_equal(q1(sql), 1);
+    events_end(&o, id, &v, "the reloaded job");
+    assert_int_equal(q1f("SELECT count(*) FROM jobs WHERE id='%s' AND status='completed' AND seed=5", id), 1);
     stop(&o, SIGTERM);
     free(id);
 
@@ -210,15 +188,12 @@ static void test_restart_recovery(void **s) {
     const char *never[] = { "--state-persist-prompts", "never", NULL };
     assert_int_equal(start_orch(&o, "orch.log", never), 0);
     assert_int_equal(register_pool(o.base, "p2", 6000000000LL), 200); /* no worker for it */
-    id = submit(o.base, "{\"model\":\"stories\",\"prompt\":\"Twice\",\"max_tokens\":3}", &st);
-    assert_int_equal(st, 202);
-    snprintf(sql, sizeof sql, "SELECT count(*) FROM queue WHERE job_id='%s' AND body IS NULL", id);
-    assert_int_equal(q1(sql), 1);
+    id = submit_ok(o.base, "{\"model\":\"stories\",\"prompt\":\"Twice\",\"max_tokens\":3}");
+    assert_int_equal(q1f("SELECT count(*) FROM queue WHERE job_id='%s' AND body IS NULL", id), 1);
     stop(&o, SIGKILL);
     assert_int_equal(start_orch(&o, "orch.log", never), 0);
-    snprintf(sql, sizeof sql, "SELECT count(*) FROM jobs WHERE id='%s' AND status='failed' "
-                              "AND error_code='ORCHESTRATOR_RESTARTED'", id);
-    assert_int_equal(q1(sql), 1);
+    assert_int_equal(q1f("SELECT count(*) FROM jobs WHERE id='%s' AND status='failed' "
+                         "AND error_code='ORCHESTRATOR_RESTARTED'", id), 1);
     ev_free(&v);
     events(o.base, id, -1, &v); /* the terminal state is still reported */
     assert_true(v.n >= 1);
@@ -247,16 +222,11 @@ static void test_platform_tenants(void **s) {
     assert_int_equal(st, 401);
     free(none);
     g_auth = P;
-    assert_int_equal(register_pool(o.base, "p1", 6000000000LL), 200);
-    const char *wid[] = { "w1" }, *uri[] = { w.base };
-    assert_int_equal(heartbeat(o.base, "p1", 6000000000LL, wid, uri, 1), 200);
+    assert_int_equal(play_pool(o.base, "p1", 6000000000LL, "w1", w.base), 200);
     g_auth = A;
-    char *a1 = submit(o.base, "{\"model\":\"stories\",\"prompt\":\"Once\",\"max_tokens\":3}", &st);
-    assert_int_equal(st, 202);
+    char *a1 = submit_ok(o.base, "{\"model\":\"stories\",\"prompt\":\"Once\",\"max_tokens\":3}");
     struct evlist v = { 0 };
-    ev_free(&v);
-    events(o.base, a1, -1, &v);
-    assert_string_equal(last_name(&v), "end");
+    events_end(&o, a1, &v, "acme's first job");
     /* another tenant cannot see it */
     g_auth = Bt;
     char path[128];
@@ -265,15 +235,11 @@ static void test_platform_tenants(void **s) {
     assert_int_equal(req("DELETE", o.base, path, NULL, NULL), 404);
     /* acme spent its daily budget: its next job waits in the queue... */
     g_auth = A;
-    char *a2 = submit(o.base, "{\"model\":\"stories\",\"prompt\":\"Twice\",\"max_tokens\":3}", &st);
-    assert_int_equal(st, 202);
+    char *a2 = submit_ok(o.base, "{\"model\":\"stories\",\"prompt\":\"Twice\",\"max_tokens\":3}");
     /* ...while beta's job runs */
     g_auth = Bt;
-    char *b1 = submit(o.base, "{\"model\":\"stories\",\"prompt\":\"Thrice\",\"max_tokens\":3}", &st);
-    assert_int_equal(st, 202);
-    ev_free(&v);
-    events(o.base, b1, -1, &v);
-    assert_string_equal(last_name(&v), "end");
+    char *b1 = submit_ok(o.base, "{\"model\":\"stories\",\"prompt\":\"Thrice\",\"max_tokens\":3}");
+    events_end(&o, b1, &v, "beta's job");
     usleep(300000);
     g_auth = A;
     char *sts = status_of(o.base, a2);
@@ -310,14 +276,7 @@ static int on_oai(void *u, const sse_event *e) {
 static void test_openai_facade(void **s) {
     (void)s;
     struct proc w, o;
-    int rc = start_worker(&w, "w1");
-    if (rc == 77) skip();
-    assert_int_equal(rc, 0);
-    write_config(256, NULL, NULL);
-    assert_int_equal(start_orch(&o, "orch.log", NULL), 0);
-    assert_int_equal(register_pool(o.base, "p1", 6000000000LL), 200);
-    const char *wid[] = { "w1" }, *uri[] = { w.base };
-    assert_int_equal(heartbeat(o.base, "p1", 6000000000LL, wid, uri, 1), 200);
+    up_w1(&w, &o, NULL);
     char *resp = NULL;
     assert_int_equal(req("GET", o.base, "/v1/models", NULL, &resp), 200);
     assert_non_null(strstr(resp, "\"id\":\"stories\""));
@@ -380,12 +339,10 @@ static void test_start_evict_and_refusal(void **s) {
     fake_pool_start(&f, 202);
     char model[PATH_MAX];
     model_path(model, sizeof model);
-    FILE *cf = fopen(CFGF, "w");
-    fprintf(cf, "models:\n  stories:\n    model_ref: 'file:%s'\n    context_length: 256\n    memory_bytes: 3GB\n"
-                "  big:\n    model_ref: 'file:/m/big.gguf'\n    context_length: 256\n    memory_bytes: 3500MB\n"
-                "  huge:\n    model_ref: 'file:/m/huge.gguf'\n    context_length: 256\n    memory_bytes: 500GB\n"
-                "retry:\n  initial_delay_ms: 10\n  max_delay_ms: 50\n", model);
-    fclose(cf);
+    write_config(256, "3GB",
+                 "  big:\n    model_ref: 'file:/m/big.gguf'\n    context_length: 256\n    memory_bytes: 3500MB\n"
+                 "  huge:\n    model_ref: 'file:/m/huge.gguf'\n    context_length: 256\n    memory_bytes: 500GB\n"
+                 "retry:\n  initial_delay_ms: 10\n  max_delay_ms: 50\n");
     assert_int_equal(start_orch(&o, "orch.log", NULL), 0);
     char body[PATH_MAX + 1024];
     /* one 8 GB host device with 2 GB free: an idle worker of another model holds 5 GB */
@@ -398,9 +355,7 @@ static void test_start_evict_and_refusal(void **s) {
                                 "\"file:/m/other.gguf\",\"uri\":\"http://127.0.0.1:9\",\"status\":\"ready\","
                                 "\"memory_bytes\":5000000000}]}", (long long)ts);
     assert_int_equal(req("POST", o.base, "/v2/pools/p1/heartbeat", body, NULL), 200);
-    long st;
-    char *id = submit(o.base, "{\"model\":\"stories\",\"prompt\":\"Once\",\"max_tokens\":3}", &st);
-    assert_int_equal(st, 202);
+    char *id = submit_ok(o.base, "{\"model\":\"stories\",\"prompt\":\"Once\",\"max_tokens\":3}");
     /* no worker serves it and 3.3 GB do not fit in 2 GB: the idle other worker is evicted */
     assert_int_equal(wait_for(&f, 1, 1), 1);
     assert_string_equal(f.stopped, "w-old");
@@ -412,8 +367,7 @@ static void test_start_evict_and_refusal(void **s) {
     f.answer = 507;
     pthread_mutex_unlock(&f.mu);
     /* while it starts, more jobs for the model wait instead of starting more workers */
-    char *id2 = submit(o.base, "{\"model\":\"stories\",\"prompt\":\"Twice\",\"max_tokens\":3}", &st);
-    assert_int_equal(st, 202);
+    char *id2 = submit_ok(o.base, "{\"model\":\"stories\",\"prompt\":\"Twice\",\"max_tokens\":3}");
     usleep(300000);
     assert_int_equal(fp_count(&f, 0), 1);
     char *wk = NULL;
@@ -428,23 +382,17 @@ static void test_start_evict_and_refusal(void **s) {
              (long long)ts + 1, model, w.base);
     assert_int_equal(req("POST", o.base, "/v2/pools/p1/heartbeat", body, NULL), 200);
     struct evlist v = { 0 };
-    ev_free(&v);
-    events(o.base, id, -1, &v);
-    if (strcmp(last_name(&v), "end")) { dump(&o); fail_msg("job 1: %s", v.code); }
-    ev_free(&v);
-    events(o.base, id2, -1, &v);
-    if (strcmp(last_name(&v), "end")) { dump(&o); fail_msg("code %s", v.code); }
+    events_end(&o, id, &v, "job 1");
+    events_end(&o, id2, &v, "job 2");
     /* a model larger than any device is refused at once with NO_CAPACITY */
-    char *id3 = submit(o.base, "{\"model\":\"huge\",\"prompt\":\"x\",\"max_tokens\":1}", &st);
-    assert_int_equal(st, 202);
+    char *id3 = submit_ok(o.base, "{\"model\":\"huge\",\"prompt\":\"x\",\"max_tokens\":1}");
     ev_free(&v);
     events(o.base, id3, -1, &v);
     assert_string_equal(v.code, "NO_CAPACITY");
     /* a pool that keeps refusing starts (3.85 GB fits the 4 GB free without
      * evicting): the job ends with the pool's code after retry.max_attempts */
     int before = fp_count(&f, 0);
-    char *id4 = submit(o.base, "{\"model\":\"big\",\"prompt\":\"x\",\"max_tokens\":1}", &st);
-    assert_int_equal(st, 202);
+    char *id4 = submit_ok(o.base, "{\"model\":\"big\",\"prompt\":\"x\",\"max_tokens\":1}");
     ev_free(&v);
     events(o.base, id4, -1, &v);
     assert_string_equal(v.code, "INSUFFICIENT_VRAM");
@@ -463,12 +411,7 @@ static void test_placement_kept_loaded(void **s) {
     (void)s;
     struct fake_pool f;
     fake_pool_start(&f, 202);
-    char model[PATH_MAX];
-    model_path(model, sizeof model);
-    FILE *cf = fopen(CFGF, "w");
-    fprintf(cf, "models:\n  stories:\n    model_ref: 'file:%s'\n    context_length: 256\n"
-                "    placements: [{pool_id: p1, gpu_id: -1}]\n", model);
-    fclose(cf);
+    write_config(256, NULL, "    placements: [{pool_id: p1, gpu_id: -1}]\n");
     struct proc o;
     int rc = start_orch(&o, "orch.log", NULL);
     if (rc == 77) { http_server_free(f.srv); skip(); }
@@ -499,36 +442,17 @@ static void test_system_with_pool_managerd(void **s) {
     TU_BUILD(pbin, "pool-managerd");
     TU_BUILD(wbin, "worker-cpud");
     if (access(pbin, X_OK) != 0 || access(wbin, X_OK) != 0) skip();
-    char model[PATH_MAX];
-    model_path(model, sizeof model);
-    FILE *cf = fopen(CFGF, "w");
-    fprintf(cf, "models:\n  stories:\n    model_ref: 'file:%s'\n    context_length: 256\n    memory_bytes: 50MB\n"
-                "heartbeat: {interval_ms: 300}\nauth: {pool_tokens: [pt]}\ndeployment: lab\n", model);
-    fclose(cf);
+    write_config(256, "50MB", "heartbeat: {interval_ms: 300}\nauth: {pool_tokens: [pt]}\ndeployment: lab\n");
     struct proc o;
     assert_int_equal(start_orch(&o, "orch.log", NULL), 0);
     struct pool P;
-    start_pool(&P, "pool", (const char *[]){ "--inventory", "host", "--orchestrator-url", o.base, "--orchestrator-token",
-                                             "pt", "--heartbeat-interval-ms", "300", "--pool-id", "box1", NULL });
+    start_host_pool(&P, o.base, "box1", 300);
     /* the pool registers itself */
-    int up = 0;
-    for (int i = 0; i < 500 && !up; i++) {
-        char *pools = NULL;
-        if (req("GET", o.base, "/v2/pools", NULL, &pools) == 200 && strstr(pools, "\"pool_id\":\"box1\"") &&
-            strstr(pools, "\"available\":true"))
-            up = 1;
-        free(pools);
-        if (!up) usleep(20000);
-    }
-    if (!up) { dump(&o); fail_msg("pool-managerd never registered"); }
-    long st;
-    char *id = submit(o.base, "{\"model\":\"stories\",\"prompt\":\"Once upon a time\",\"max_tokens\":8,"
-                              "\"temperature\":0}", &st);
-    assert_int_equal(st, 202);
+    if (!wait_pool_available(o.base, "box1", 1, 10000)) { dump(&o); fail_msg("pool-managerd never registered"); }
+    char *id = submit_ok(o.base, "{\"model\":\"stories\",\"prompt\":\"Once upon a time\",\"max_tokens\":8,"
+                                 "\"temperature\":0}");
     struct evlist v = { 0 };
-    ev_free(&v);
-    events(o.base, id, -1, &v);
-    if (strcmp(last_name(&v), "end") != 0) { dump(&o); fail_msg("job: %s", v.code); }
+    events_end(&o, id, &v, "the job");
     /* the worker the pool spawned is listed, and ready again once released */
     int ready = 0;
     for (int i = 0; i < 200 && !ready; i++) {
@@ -540,10 +464,8 @@ static void test_system_with_pool_managerd(void **s) {
         if (!ready) usleep(10000);
     }
     assert_true(ready);
-    char sql[200];
-    snprintf(sql, sizeof sql, "SELECT count(*) FROM jobs WHERE id='%s' AND status='completed' AND pool_id='box1' "
-                              "AND tokens_out=8", id);
-    assert_int_equal(q1(sql), 1);
+    assert_int_equal(q1f("SELECT count(*) FROM jobs WHERE id='%s' AND status='completed' AND pool_id='box1' "
+                         "AND tokens_out=8", id), 1);
     free(id);
     end_pid(P.pid);
     stop(&o, SIGTERM);

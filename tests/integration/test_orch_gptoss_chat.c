@@ -81,8 +81,7 @@ static void test_gptoss_chat_through_the_system(void **s) {
     struct proc o;
     assert_int_equal(start_orch(&o, "orch.log", NULL), 0);
     struct pool P;
-    start_pool(&P, "pool", (const char *[]){ "--inventory", "host", "--orchestrator-url", o.base, "--orchestrator-token",
-                                             "pt", "--heartbeat-interval-ms", "300", "--pool-id", "box1", NULL });
+    start_host_pool(&P, o.base, "box1", 300);
     int ready = 0;
     for (int i = 0; i < 1500 && !ready; i++) {
         char *wk = NULL;

@@ -16,7 +16,10 @@
  *     status_of/status_is/wait_status, cancel;
  *   - SSE: events() collects a job's stream into an evlist (optional hook to
  *     drop the connection at a chosen event, Last-Event-ID to resume);
- *   - the test as a pool: register_pool / heartbeat with real worker uris;
+ *   - the test as a pool: register_pool / heartbeat / play_pool with real
+ *     worker uris; or the real pool-managerd: start_pool, start_host_pool;
+ *   - common steps: submit_ok (asserts 202), events_end (fails unless the
+ *     stream ends with "end"), wait_worker_idle;
  *   - the state file: q1 / q1f / row_str (read-only connections).
  *
  * Header-only with static functions, so each test file stays one translation
@@ -25,6 +28,7 @@
 #define TEST_ORCH_UTIL_H
 
 #include "testutil.h"
+#include "test_spawn.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -491,53 +495,17 @@ static inline void start_pool(struct pool *p, const char *name, const char *cons
     snprintf(p->log, sizeof p->log, "%s/%s.log", DIR_, name);
     unlink(portf);
     const char *argv[48];
-    int k = 0;
-    argv[k++] = bin;
-    argv[k++] = "--bind";
-    argv[k++] = "127.0.0.1:0";
-    argv[k++] = "--port-file";
-    argv[k++] = portf;
-    argv[k++] = "--cache-dir";
-    argv[k++] = cache;
-    argv[k++] = "--stop-grace-ms";
-    argv[k++] = "3000";
-    for (int i = 0; args[i] && k < 46; i++) argv[k++] = args[i];
-    argv[k] = NULL;
+    ts_pool_argv(argv, 48, bin, portf, cache, (const char *const[]){ "--stop-grace-ms", "3000", NULL }, args);
     const char *envp[256];
     int e = 0;
     envp[e++] = "LLORCH_HF_ENDPOINT=http://127.0.0.1:9"; /* never the real hub */
     for (char **x = environ; *x && e < 254; x++) envp[e++] = *x;
     envp[e] = NULL;
-    int logfd = open(p->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    assert_true(logfd >= 0);
-    pid_t parent = getpid();
-    p->pid = fork();
-    assert_true(p->pid >= 0);
-    if (p->pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGTERM);
-        if (getppid() != parent) _exit(127);
-        dup2(logfd, 1);
-        dup2(logfd, 2);
-        execve(bin, (char *const *)argv, (char *const *)envp);
-        _exit(127);
-    }
-    close(logfd);
+    p->pid = ts_spawn_logged(bin, argv, envp, p->log, 0);
     track(p->pid);
-    int port = 0;
-    for (uint64_t t0 = now_ms(); now_ms() - t0 < 30000 && port <= 0;) {
-        FILE *f = fopen(portf, "r");
-        if (f) {
-            if (fscanf(f, "%d", &port) != 1) port = 0;
-            fclose(f);
-        }
-        if (port > 0) break;
-        if (gone(p->pid)) {
-            dump_file(p->log);
-            fail_msg("pool-managerd %s exited early", name);
-        }
-        usleep(20000);
-    }
-    assert_true(port > 0);
+    char what[96];
+    snprintf(what, sizeof what, "pool-managerd %s", name);
+    int port = ts_wait_port_file(portf, p->pid, p->log, what, 30000);
     snprintf(p->url, sizeof p->url, "http://127.0.0.1:%d", port);
 }
 
@@ -571,6 +539,54 @@ static inline long heartbeat(const char *orch, const char *pool, long long free_
     long st = req("POST", orch, path, sb.buf, NULL);
     util_sb_free(&sb);
     return st;
+}
+
+/* register (free_bytes free) + one heartbeat listing the one ready worker wid
+ * at uri; the first status that is not 200, else 200 */
+static inline long play_pool(const char *orch, const char *pool, long long free_bytes, const char *wid,
+                             const char *uri) {
+    long st = register_pool(orch, pool, free_bytes);
+    if (st != 200) return st;
+    const char *wids[] = { wid }, *uris[] = { uri };
+    return heartbeat(orch, pool, free_bytes, wids, uris, 1);
+}
+/* the real pool-managerd (host inventory, cpu adapter) registering itself
+ * with orch as pool_id, pool token "pt", heartbeats every hb_ms */
+static inline void start_host_pool(struct pool *p, const char *orch, const char *pool_id, int hb_ms) {
+    char hb[16];
+    snprintf(hb, sizeof hb, "%d", hb_ms);
+    start_pool(p, "pool", (const char *[]){ "--inventory", "host", "--orchestrator-url", orch, "--orchestrator-token",
+                                            "pt", "--heartbeat-interval-ms", hb, "--pool-id", pool_id, NULL });
+}
+
+/* ---- common steps of a test ------------------------------------------------------------------ */
+/* POST /v2/tasks that must be accepted (202); the job id (malloc'd) */
+static inline char *submit_ok(const char *orch, const char *body) {
+    long st;
+    char *id = submit(orch, body, &st);
+    assert_int_equal(st, 202);
+    return id;
+}
+/* the job's events from the start into l (reset first); fails the test,
+ * dumping o's log, unless the stream ended with "end"; what names the job */
+static inline void events_end(const struct proc *o, const char *id, struct evlist *l, const char *what) {
+    ev_free(l);
+    events(o->base, id, -1, l);
+    if (strcmp(last_name(l), "end")) {
+        dump(o);
+        fail_msg("%s ended with '%s' %s", what, last_name(l), l->code);
+    }
+}
+/* polls the worker's GET /health until it answers 200 with "busy":false */
+static inline int wait_worker_idle(const char *worker, int timeout_ms) {
+    for (int i = 0; i < timeout_ms / 10; i++) {
+        char *h = NULL;
+        int idle = req("GET", worker, "/health", NULL, &h) == 200 && h && strstr(h, "\"busy\":false");
+        free(h);
+        if (idle) return 1;
+        usleep(10000);
+    }
+    return 0;
 }
 
 /* ---- the test as a pool that obeys start/stop commands -------------------------------------

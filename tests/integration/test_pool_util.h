@@ -9,6 +9,7 @@
 #define TEST_POOL_UTIL_H
 
 #include "testutil.h"
+#include "test_spawn.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -137,16 +138,7 @@ static inline void tp_pool_start(tp_pool *p, const char *const *args, const char
     snprintf(cache, sizeof cache, "%s/cache", p->dir);
     snprintf(p->log, sizeof p->log, "%s/pool.log", p->dir);
     const char *argv[64];
-    int k = 0;
-    argv[k++] = bin;
-    argv[k++] = "--bind";
-    argv[k++] = "127.0.0.1:0";
-    argv[k++] = "--port-file";
-    argv[k++] = portf;
-    argv[k++] = "--cache-dir";
-    argv[k++] = cache;
-    for (int i = 0; args && args[i] && k < 62; i++) argv[k++] = args[i];
-    argv[k] = NULL;
+    ts_pool_argv(argv, 64, bin, portf, cache, args, NULL);
     /* the test's variables first (getenv takes the first match), and a hub
      * that refuses connections last, so no test ever reaches the real one */
     const char *envp[256];
@@ -155,41 +147,8 @@ static inline void tp_pool_start(tp_pool *p, const char *const *args, const char
     for (char **x = environ; *x && e < 250; x++) envp[e++] = *x;
     envp[e++] = "LLORCH_HF_ENDPOINT=http://127.0.0.1:9";
     envp[e] = NULL;
-    /* fork + exec (not posix_spawn) so the child can ask for SIGTERM when the
-     * test dies: a failed assertion must not leave a pool running (or ctest
-     * waiting on its pipes). Between fork and exec only async-signal-safe calls. */
-    pid_t parent = getpid();
-    int logfd = open(p->log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    assert_true(logfd >= 0);
-    p->pid = fork();
-    assert_true(p->pid >= 0);
-    if (p->pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGTERM);
-        if (getppid() != parent) _exit(127);
-        dup2(logfd, 1);
-        dup2(logfd, 2);
-        execve(bin, (char *const *)argv, (char *const *)envp);
-        _exit(127);
-    }
-    close(logfd);
-    uint64_t t0 = tp_ms();
-    while (tp_ms() - t0 < 20000) {
-        FILE *f = fopen(portf, "r");
-        if (f) {
-            int ok = fscanf(f, "%d", &p->port) == 1;
-            fclose(f);
-            if (ok && p->port > 0) break;
-        }
-        int st;
-        if (waitpid(p->pid, &st, WNOHANG) == p->pid) {
-            char cmd[400];
-            snprintf(cmd, sizeof cmd, "cat %s >&2", p->log);
-            if (system(cmd)) {}
-            fail_msg("pool-managerd exited early (status %d)", st);
-        }
-        usleep(20000);
-    }
-    assert_true(p->port > 0);
+    p->pid = ts_spawn_logged(bin, argv, envp, p->log, 1);
+    p->port = ts_wait_port_file(portf, p->pid, p->log, "pool-managerd", 20000);
     snprintf(p->url, sizeof p->url, "http://127.0.0.1:%d", p->port);
 }
 

@@ -13,6 +13,7 @@
  * positions, and the same top-1 wherever llama.cpp's top-1/top-2 log-prob
  * gap is >= 0.1. */
 #include "testutil.h"
+#include "tiny_models.h"
 
 #include <math.h>
 #include <sys/stat.h>
@@ -33,29 +34,10 @@ static const struct {
     {"MXFP4", "MXFP4", 1},
 };
 
-static uint64_t fnv1a64_file(const char *path, long *size) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return 0;
-    uint64_t h = 0xcbf29ce484222325ull;
-    int c;
-    long n = 0;
-    while ((c = getc(f)) != EOF) {
-        h = (h ^ (uint64_t)(unsigned char)c) * 0x100000001b3ull;
-        n++;
-    }
-    fclose(f);
-    *size = n;
-    return h;
-}
-
 /* Returns the number of failed checks (each printed); fails at once only on setup errors. */
 static int check_model(const char *name, int n_pos, int n_vocab, long fsize, uint64_t fnv, const int32_t *toks,
                        double *kl_out) {
-    char dir[1024], out[1200], models[1024], llorch[1024], cmd[4096], arch[16];
-    TU_BUILD(dir, "dist-models");
-    mkdir(dir, 0755);
-    snprintf(out, sizeof out, "%s/%s.gguf", dir, name);
-    TU_BUILD(llorch, "llorch");
+    char out[1200], args[128], arch[16];
     const char *dash = strchr(name, '-');
     assert_non_null(dash);
     snprintf(arch, sizeof arch, "%.*s", (int)(dash - name), name);
@@ -63,26 +45,14 @@ static int check_model(const char *name, int n_pos, int n_vocab, long fsize, uin
     for (int i = 0; i < (int)(sizeof k_formats / sizeof k_formats[0]); i++)
         if (!strcmp(dash + 1, k_formats[i].name)) fi = i;
     if (fi < 0) fail_msg("%s: unknown format in the fixture's model name", name);
-    snprintf(cmd, sizeof cmd,
-             "'%s' gguf make --preset tiny --arch %s --type %s %s --vocab-from '%s' --seed 1 -o '%s' >/dev/null 2>&1",
-             llorch, arch, k_formats[fi].type, k_formats[fi].pure ? "--pure" : "", TU_MODEL(models, "stories260K.gguf"),
-             out);
-    if (system(cmd) != 0) fail_msg("%s: cannot make the model: %s", name, cmd);
-    long sz = 0;
-    uint64_t h = fnv1a64_file(out, &sz);
-    if (sz != fsize || h != fnv)
-        fail_msg("%s: the generator's output changed (size %ld, fnv %016llx; fixture %ld, %016llx): regenerate "
-                 "tests/fixtures/engine/dist with tools/ref/ref_dist.mjs",
-                 name, sz, (unsigned long long)h, fsize, (unsigned long long)fnv);
+    snprintf(args, sizeof args, "--arch %s --type %s %s", arch, k_formats[fi].type, k_formats[fi].pure ? "--pure" : "");
+    tm_make_tiny("dist-models", name, args, 1, out, sizeof out);
+    tm_check_file(out, fsize, fnv, "tests/fixtures/engine/dist with tools/ref/ref_dist.mjs");
 
     /* llama.cpp's log-probs */
-    char fx[1024], rel[256];
-    snprintf(rel, sizeof rel, "engine/dist/%s.f16", name);
-    FILE *f = fopen(TU_FIXTURE(fx, rel), "rb");
-    assert_non_null(f);
-    uint16_t *ref = malloc((size_t)n_pos * n_vocab * sizeof *ref);
-    assert_int_equal(fread(ref, sizeof *ref, (size_t)n_pos * n_vocab, f), (size_t)n_pos * n_vocab);
-    fclose(f);
+    char rel[256];
+    snprintf(rel, sizeof rel, "engine/dist/%.63s.f16", name);
+    uint16_t *ref = tm_read_f16(rel, (size_t)n_pos * n_vocab);
 
     char err[512];
     eng_load_opts o;
@@ -100,34 +70,16 @@ static int check_model(const char *name, int n_pos, int n_vocab, long fsize, uin
     for (int k = 0; k < n_pos; k++) {
         const float *l = eng_logits(s, k);
         assert_non_null(l);
-        double mx = -INFINITY, z = 0;
-        for (int t = 0; t < n_vocab; t++) mx = l[t] > mx ? l[t] : mx;
-        for (int t = 0; t < n_vocab; t++) z += exp(l[t] - mx);
-        double lz = mx + log(z), kl = 0;
-        int r1 = 0, r2 = -1, e1 = 0;
-        for (int t = 0; t < n_vocab; t++) {
-            double lp = qt_f16_to_f32(ref[k * n_vocab + t]);
-            double lq = l[t] - lz;
-            kl += exp(lp) * (lp - lq);
-            if (l[t] > l[e1]) e1 = t;
-        }
-        for (int t = 1; t < n_vocab; t++)
-            if (ref[k * n_vocab + t] != ref[k * n_vocab + r1] &&
-                qt_f16_to_f32(ref[k * n_vocab + t]) > qt_f16_to_f32(ref[k * n_vocab + r1]))
-                r1 = t;
-        for (int t = 0; t < n_vocab; t++)
-            if (t != r1 && (r2 < 0 || qt_f16_to_f32(ref[k * n_vocab + t]) > qt_f16_to_f32(ref[k * n_vocab + r2])))
-                r2 = t;
-        double gap = qt_f16_to_f32(ref[k * n_vocab + r1]) - qt_f16_to_f32(ref[k * n_vocab + r2]);
-        if (gap >= 0.1) {
+        const struct tm_pos r = tm_vs_ref(l, ref + (size_t)k * n_vocab, n_vocab);
+        if (r.ref_gap >= 0.1) {
             top1_checked++;
-            if (e1 != r1) {
+            if (r.top1 != r.ref_top1) {
                 print_message("FAIL %s position %d: top-1 %d, llama.cpp %d (gap %.3f; ours %.3f in favour of %d)\n",
-                              name, k, e1, r1, gap, l[e1] - l[r1], e1);
+                              name, k, r.top1, r.ref_top1, r.ref_gap, l[r.top1] - l[r.ref_top1], r.top1);
                 top1_bad++;
             }
         }
-        kl_sum += kl;
+        kl_sum += r.kl;
     }
     double mean_kl = kl_sum / n_pos;
     print_message("%-14s mean KL %.5f nats, top-1 checked at %d/%d positions, %d differ\n", name, mean_kl,
@@ -145,40 +97,21 @@ static int check_model(const char *name, int n_pos, int n_vocab, long fsize, uin
 
 static void test_dist_vs_llamacpp(void **st) {
     (void)st;
-    char path[1024], line[8192], llorch[1024];
-    struct stat sb;
-    if (stat(TU_BUILD(llorch, "llorch"), &sb) != 0) {
-        print_message("llorch is not built: skipped\n");
-        skip();
-    }
-    FILE *f = fopen(TU_FIXTURE(path, "engine/dist/index.txt"), "r");
-    assert_non_null(f);
+    char llorch[1024];
+    tm_need_llorch(llorch, sizeof llorch);
     int32_t toks[MAXPOS];
-    int n_tok = 0, n_models = 0, n_bad = 0;
-    double worst = 0;
-    while (fgets(line, sizeof line, f)) {
-        if (!strncmp(line, "tokens ", 7)) {
-            char *p = line + 7, *end;
-            n_tok = (int)strtol(p, &end, 10);
-            assert_true(n_tok > 0 && n_tok <= MAXPOS);
-            for (int i = 0; i < n_tok; i++) {
-                p = end;
-                toks[i] = (int32_t)strtol(p, &end, 10);
-            }
-        } else if (!strncmp(line, "model ", 6)) {
-            char name[64], hex[32];
-            int n_pos, n_vocab;
-            long fsize;
-            assert_int_equal(sscanf(line + 6, "%63s %d %d %ld %31s", name, &n_pos, &n_vocab, &fsize, hex), 5);
-            assert_true(n_pos <= n_tok);
-            n_models++;
-            double kl;
-            n_bad += check_model(name, n_pos, n_vocab, fsize, strtoull(hex, NULL, 16), toks, &kl);
-            worst = kl > worst ? kl : worst;
-        }
-    }
-    fclose(f);
+    struct tm_model_line ml[64];
+    int n_tok, n_bad = 0;
+    const int n_models = tm_read_index("engine/dist/index.txt", toks, MAXPOS, &n_tok, ml, 64);
+    assert_true(n_tok > 0 && n_tok <= MAXPOS);
     assert_int_equal(n_models, 39); /* 3 archs x 13 formats */
+    double worst = 0;
+    for (int i = 0; i < n_models; i++) {
+        assert_true(ml[i].n_pos <= n_tok);
+        double kl;
+        n_bad += check_model(ml[i].name, ml[i].n_pos, ml[i].n_vocab, ml[i].fsize, ml[i].fnv, toks, &kl);
+        worst = kl > worst ? kl : worst;
+    }
     print_message("worst mean KL %.5f\n", worst);
     if (n_bad) fail_msg("%d failed checks (FAIL lines above)", n_bad);
 }

@@ -9,6 +9,7 @@
  * 3-token prefill with last-row logits (the last layer's row-subset path),
  * then 5 single-token decode steps. */
 #include "testutil.h"
+#include "tiny_models.h"
 
 #include <sys/stat.h>
 #include <unistd.h>
@@ -21,7 +22,6 @@
 #define N_DEC 5
 #define N_ROWS (N_PRE + 1 + N_DEC)
 
-static char g_llorch[1024], g_dir[1024];
 
 /* logits of every evaluated row of the fixed sequence; out [N_ROWS][n_vocab] */
 static void run(eng_model *m, int fused, float *out, int nv) {
@@ -95,21 +95,11 @@ static void test_stories260K(void **st) {
 }
 
 static void synthetic(const char *arch, const char *type) {
-    struct stat sb;
-    if (stat(TU_BUILD(g_llorch, "llorch"), &sb) != 0) {
-        print_message("llorch is not built: skipped\n");
-        skip();
-    }
-    char models[1024], file[1400], cmd[4096], name[64];
-    TU_BUILD(g_dir, "fused-models");
-    mkdir(g_dir, 0755);
-    TU_MODEL(models, "stories260K.gguf");
+    char llorch[1024], file[1400], args[128], name[64];
+    tm_need_llorch(llorch, sizeof llorch);
     snprintf(name, sizeof name, "%s-%s", arch, type);
-    snprintf(file, sizeof file, "%s/%s.gguf", g_dir, name);
-    snprintf(cmd, sizeof cmd,
-             "'%s' gguf make --preset tiny --arch %s --type %s --vocab-from '%s' --seed 5 -o '%s' >/dev/null 2>&1",
-             g_llorch, arch, type, models, file);
-    if (system(cmd) != 0) fail_msg("%s failed", cmd);
+    snprintf(args, sizeof args, "--arch %s --type %s", arch, type);
+    tm_make_tiny("fused-models", name, args, 5, file, sizeof file);
     check(file, name);
     unlink(file);
 }

@@ -23,6 +23,7 @@
  *     had them) makes the load fail with ENG_E_UNSUPPORTED (checked with the CPU backend's vtable
  *     minus those ops, through the engine's private model.c entry points). */
 #include "testutil.h"
+#include "tiny_models.h"
 
 #include <math.h>
 #include <sys/stat.h>
@@ -34,52 +35,12 @@
 
 #define MAXPOS 128
 
-static uint64_t fnv1a64_file(const char *path, long *size) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return 0;
-    uint64_t h = 0xcbf29ce484222325ull;
-    int c;
-    long n = 0;
-    while ((c = getc(f)) != EOF) {
-        h = (h ^ (uint64_t)(unsigned char)c) * 0x100000001b3ull;
-        n++;
-    }
-    fclose(f);
-    *size = n;
-    return h;
-}
-
 static void need_llorch(void) {
     char llorch[1024];
-    struct stat sb;
-    if (stat(TU_BUILD(llorch, "llorch"), &sb) != 0) {
-        print_message("llorch is not built: skipped\n");
-        skip();
-    }
+    tm_need_llorch(llorch, sizeof llorch);
 }
 
-/* makes build/gptoss-models/gpt-oss-<type>.gguf into out */
-static void make_model(const char *type, char *out, size_t cap) {
-    char dir[1024], models[1024], llorch[1024], cmd[4096];
-    TU_BUILD(dir, "gptoss-models");
-    mkdir(dir, 0755);
-    snprintf(out, cap, "%s/gpt-oss-%s.gguf", dir, type);
-    TU_BUILD(llorch, "llorch");
-    snprintf(cmd, sizeof cmd,
-             "'%s' gguf make --preset tiny --arch gpt-oss --swa 16 --type %s --vocab-from '%s' --seed 1 -o '%s' "
-             ">/dev/null 2>&1",
-             llorch, type, TU_MODEL(models, "stories260K.gguf"), out);
-    if (system(cmd) != 0) fail_msg("cannot make the model: %s", cmd);
-}
-
-static void check_file(const char *path, long want_size, uint64_t want_fnv) {
-    long sz = 0;
-    uint64_t h = fnv1a64_file(path, &sz);
-    if (sz != want_size || h != want_fnv)
-        fail_msg("%s: the generator's output changed (size %ld, fnv %016llx; fixture %ld, %016llx): regenerate "
-                 "tests/fixtures/engine/gptoss with tools/ref/ref_gptoss.sh",
-                 path, sz, (unsigned long long)h, want_size, (unsigned long long)want_fnv);
-}
+#define REGEN "tests/fixtures/engine/gptoss with tools/ref/ref_gptoss.sh"
 
 static eng_model *load(const char *path, int n_threads, int n_batch) {
     char err[512];
@@ -101,16 +62,12 @@ static int check_dist(const char *name, int n_pos, int n_vocab, long fsize, uint
                       int one_by_one) {
     const char *type = name + strlen("gpt-oss-");
     char path[1200];
-    make_model(type, path, sizeof path);
-    check_file(path, fsize, fnv);
+    tm_make_gptoss(type, path, sizeof path);
+    tm_check_file(path, fsize, fnv, REGEN);
 
-    char fx[1024], rel[256];
-    snprintf(rel, sizeof rel, "engine/gptoss/%s.f16", name);
-    FILE *f = fopen(TU_FIXTURE(fx, rel), "rb");
-    assert_non_null(f);
-    uint16_t *ref = malloc((size_t)n_pos * n_vocab * sizeof *ref);
-    assert_int_equal(fread(ref, sizeof *ref, (size_t)n_pos * n_vocab, f), (size_t)n_pos * n_vocab);
-    fclose(f);
+    char rel[256];
+    snprintf(rel, sizeof rel, "engine/gptoss/%.63s.f16", name);
+    uint16_t *ref = tm_read_f16(rel, (size_t)n_pos * n_vocab);
 
     char err[512];
     eng_model *m = load(path, 2, 0);
@@ -124,31 +81,17 @@ static int check_dist(const char *name, int n_pos, int n_vocab, long fsize, uint
         if (one_by_one) assert_int_equal(eng_eval(s, &toks[k], 1, ENG_LOGITS_LAST, err, sizeof err), 0);
         const float *l = eng_logits(s, one_by_one ? -1 : k);
         assert_non_null(l);
-        double mx = -INFINITY, z = 0;
-        for (int t = 0; t < n_vocab; t++) mx = l[t] > mx ? l[t] : mx;
-        for (int t = 0; t < n_vocab; t++) z += exp(l[t] - mx);
-        const double lz = mx + log(z);
-        double kl = 0;
-        int e1 = 0, r1 = 0, r2 = -1;
-        for (int t = 0; t < n_vocab; t++) {
-            const double lp = qt_f16_to_f32(ref[k * n_vocab + t]), lq = l[t] - lz;
-            kl += exp(lp) * (lp - lq);
-            if (l[t] > l[e1]) e1 = t;
-            if (lp > qt_f16_to_f32(ref[k * n_vocab + r1])) r1 = t;
-        }
-        for (int t = 0; t < n_vocab; t++)
-            if (t != r1 && (r2 < 0 || qt_f16_to_f32(ref[k * n_vocab + t]) > qt_f16_to_f32(ref[k * n_vocab + r2])))
-                r2 = t;
-        const double gap = qt_f16_to_f32(ref[k * n_vocab + r1]) - qt_f16_to_f32(ref[k * n_vocab + r2]);
-        if (gap >= 0.1) {
+        const struct tm_pos r = tm_vs_ref(l, ref + (size_t)k * n_vocab, n_vocab);
+        if (r.ref_gap >= 0.1) {
             top1_checked++;
-            if (e1 != r1) {
-                print_message("FAIL %s position %d: top-1 %d, llama.cpp %d (gap %.3f)\n", name, k, e1, r1, gap);
+            if (r.top1 != r.ref_top1) {
+                print_message("FAIL %s position %d: top-1 %d, llama.cpp %d (gap %.3f)\n", name, k, r.top1, r.ref_top1,
+                              r.ref_gap);
                 top1_bad++;
             }
         }
-        kl_sum += kl;
-        kl_max = kl > kl_max ? kl : kl_max;
+        kl_sum += r.kl;
+        kl_max = r.kl > kl_max ? r.kl : kl_max;
     }
     const double mean_kl = kl_sum / n_pos;
     print_message("%-14s %-7s mean KL %.6f nats (max %.6f), top-1 checked at %d/%d positions, %d differ\n", name,
@@ -166,61 +109,28 @@ static int check_dist(const char *name, int n_pos, int n_vocab, long fsize, uint
 static void test_dist_vs_llamacpp(void **st) {
     (void)st;
     need_llorch();
-    char path[1024], line[8192];
-    FILE *f = fopen(TU_FIXTURE(path, "engine/gptoss/index.txt"), "r");
-    assert_non_null(f);
     int32_t toks[MAXPOS];
-    int n_tok = 0, n_models = 0, n_bad = 0;
-    while (fgets(line, sizeof line, f)) {
-        if (!strncmp(line, "tokens ", 7)) {
-            char *p = line + 7, *end;
-            n_tok = (int)strtol(p, &end, 10);
-            assert_true(n_tok >= 64 && n_tok <= MAXPOS);
-            for (int i = 0; i < n_tok; i++) {
-                p = end;
-                toks[i] = (int32_t)strtol(p, &end, 10);
-            }
-        } else if (!strncmp(line, "model ", 6)) {
-            char name[64], hex[32];
-            int n_pos, n_vocab;
-            long fsize;
-            assert_int_equal(sscanf(line + 6, "%63s %d %d %ld %31s", name, &n_pos, &n_vocab, &fsize, hex), 5);
-            assert_true(n_pos <= n_tok && n_pos >= 64);
-            assert_true(!strncmp(name, "gpt-oss-", 8));
-            n_models++;
-            n_bad += check_dist(name, n_pos, n_vocab, fsize, strtoull(hex, NULL, 16), toks, 0);
-            n_bad += check_dist(name, n_pos, n_vocab, fsize, strtoull(hex, NULL, 16), toks, 1);
-        }
-    }
-    fclose(f);
+    struct tm_model_line ml[8];
+    int n_tok, n_bad = 0;
+    const int n_models = tm_read_index("engine/gptoss/index.txt", toks, MAXPOS, &n_tok, ml, 8);
+    assert_true(n_tok >= 64 && n_tok <= MAXPOS);
     assert_int_equal(n_models, 2); /* MXFP4 (llama.cpp's MXFP4_MOE mix), F16 */
+    for (int i = 0; i < n_models; i++) {
+        assert_true(ml[i].n_pos <= n_tok && ml[i].n_pos >= 64);
+        assert_true(!strncmp(ml[i].name, "gpt-oss-", 8));
+        for (int one_by_one = 0; one_by_one < 2; one_by_one++)
+            n_bad += check_dist(ml[i].name, ml[i].n_pos, ml[i].n_vocab, ml[i].fsize, ml[i].fnv, toks, one_by_one);
+    }
     if (n_bad) fail_msg("%d failed checks (FAIL lines above)", n_bad);
 }
 
 /* ---- greedy continuations --------------------------------------------------------- */
-static int parse_ids(const char *line, const char *tag, int32_t *ids, int cap) {
-    size_t tl = strlen(tag);
-    if (strncmp(line, tag, tl) || line[tl] != ' ') return -1;
-    char *end;
-    int n = (int)strtol(line + tl + 1, &end, 10);
-    if (n < 0 || n > cap) return -1;
-    for (int i = 0; i < n; i++) ids[i] = (int32_t)strtol(end, &end, 10);
-    return n;
-}
-
-static int argmax(const float *l, int n) {
-    int b = 0;
-    for (int i = 1; i < n; i++)
-        if (l[i] > l[b]) b = i;
-    return b;
-}
-
 static void check_greedy(const char *type, int n_threads) {
     char fx[1024], rel[256], line[8192], path[1200], err[512];
     snprintf(rel, sizeof rel, "engine/gptoss/greedy-%s.txt", type);
     FILE *f = fopen(TU_FIXTURE(fx, rel), "r");
     assert_non_null(f);
-    make_model(type, path, sizeof path);
+    tm_make_gptoss(type, path, sizeof path);
     eng_model *m = load(path, n_threads, 0);
     const int nv = eng_model_get_info(m)->n_vocab;
     eng_session *s = NULL;
@@ -232,24 +142,24 @@ static void check_greedy(const char *type, int n_threads) {
             long sz;
             char hex[32];
             assert_int_equal(sscanf(line + 5, "%ld %31s", &sz, hex), 2);
-            check_file(path, sz, strtoull(hex, NULL, 16));
+            tm_check_file(path, sz, strtoull(hex, NULL, 16), REGEN);
         } else if (!strncmp(line, "prompt ", 7)) {
-            np = parse_ids(line, "prompt", prompt, 64);
+            np = tm_parse_ids(line, "prompt", prompt, 64);
             assert_true(np > 0);
         } else if (!strncmp(line, "gen ", 4)) {
-            int ng = parse_ids(line, "gen", gen, 128);
+            int ng = tm_parse_ids(line, "gen", gen, 128);
             assert_true(ng > 0 && np > 0);
             eng_session_reset(s);
             assert_int_equal(eng_eval(s, prompt, np, ENG_LOGITS_LAST, err, sizeof err), 0);
             int i = 0;
             for (; i < ng; i++) {
-                int32_t t = argmax(eng_logits(s, -1), nv);
+                int32_t t = tm_argmax(eng_logits(s, -1), nv);
                 if (t != gen[i]) break;
                 if (i + 1 < ng) assert_int_equal(eng_eval(s, &t, 1, ENG_LOGITS_LAST, err, sizeof err), 0);
             }
             if (i < ng) {
                 print_message("FAIL %s case %d (%d threads): token %d is %d, llama.cpp %d\n", type, n_cases, n_threads,
-                              i, argmax(eng_logits(s, -1), nv), gen[i]);
+                              i, tm_argmax(eng_logits(s, -1), nv), gen[i]);
                 n_bad++;
             }
             n_cases++;
@@ -279,22 +189,6 @@ static void test_greedy_f16(void **st) {
 }
 
 /* ---- prefill vs decode -------------------------------------------------------------- */
-/* KL(p || q) of two logit rows */
-static double kl_logits(const float *p, const float *q, int n) {
-    double mp = -INFINITY, mq = -INFINITY, zp = 0, zq = 0, kl = 0;
-    for (int t = 0; t < n; t++) {
-        mp = p[t] > mp ? p[t] : mp;
-        mq = q[t] > mq ? q[t] : mq;
-    }
-    for (int t = 0; t < n; t++) {
-        zp += exp(p[t] - mp);
-        zq += exp(q[t] - mq);
-    }
-    const double lzp = mp + log(zp), lzq = mq + log(zq);
-    for (int t = 0; t < n; t++) kl += exp(p[t] - lzp) * ((p[t] - lzp) - (q[t] - lzq));
-    return kl;
-}
-
 /* One batch of 40 tokens (ALL rows) vs the same tokens one at a time, so
  * the sliding window is crossed in both paths. Not bitwise: the F32 router
  * sums several rows in another order than one (as llama.cpp's tinyBLAS vs
@@ -306,7 +200,7 @@ static void test_prefill_equals_decode(void **st) {
     (void)st;
     need_llorch();
     char path[1200], err[512];
-    make_model("MXFP4", path, sizeof path);
+    tm_make_gptoss("MXFP4", path, sizeof path);
     eng_model *m = load(path, 2, 0);
     const int nv = eng_model_get_info(m)->n_vocab, n = 40;
     int32_t toks[40];
@@ -319,7 +213,7 @@ static void test_prefill_equals_decode(void **st) {
     double worst = 0, sum = 0;
     for (int i = 0; i < n; i++) {
         assert_int_equal(eng_eval(b, &toks[i], 1, ENG_LOGITS_LAST, err, sizeof err), 0);
-        const double kl = kl_logits(eng_logits(a, i), eng_logits(b, -1), nv);
+        const double kl = tm_kl_logits(eng_logits(a, i), eng_logits(b, -1), nv);
         worst = kl > worst ? kl : worst;
         sum += kl;
     }
@@ -335,7 +229,7 @@ static void test_scratch_reserved_at_load(void **st) {
     (void)st;
     need_llorch();
     char path[1200], err[512];
-    make_model("MXFP4", path, sizeof path);
+    tm_make_gptoss("MXFP4", path, sizeof path);
     const int nb = 32;
     eng_model *m = load(path, 2, nb);
     cpu_ctx *c = m->be.ctx; /* white box: the CPU backend's scratch */
@@ -432,7 +326,7 @@ static void test_malformed(void **st) {
     (void)st;
     need_llorch();
     char path[1200];
-    make_model("MXFP4", path, sizeof path);
+    tm_make_gptoss("MXFP4", path, sizeof path);
     /* the metadata says 8 experts, the tensors hold 4 */
     expect_refusal(path, "gpt-oss.expert_count", NULL, 8, ENG_E_INVAL, "blk.0.ffn_gate_inp.weight");
     /* more experts used than exist */
@@ -453,7 +347,7 @@ static void test_backend_without_moe_ops_refused(void **st) {
     (void)st;
     need_llorch();
     char path[1200], err[512] = "";
-    make_model("MXFP4", path, sizeof path);
+    tm_make_gptoss("MXFP4", path, sizeof path);
     eng_model *m = calloc(1, sizeof *m);
     assert_non_null(m);
     assert_int_equal(gguf_open(path, &m->g, err, sizeof err), 0);

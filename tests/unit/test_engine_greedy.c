@@ -13,6 +13,7 @@
  * in RoPE; tools/ref/ref_dump_tensors.c + tools/ref/cmp_dump.py compare the
  * two tensor by tensor), so even near-ties resolve the same way. */
 #include "testutil.h"
+#include "tiny_models.h"
 
 #include <sys/stat.h>
 
@@ -164,28 +165,9 @@ static void test_stories_greedy_decode_only(void **st) {
     check_model(TU_MODEL(p, "stories260K.gguf"), "engine/greedy_stories260K.txt", 2, 1);
 }
 
-static uint64_t fnv1a64_file(const char *path, long *size) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return 0;
-    uint64_t h = 0xcbf29ce484222325ull;
-    int c;
-    long n = 0;
-    while ((c = getc(f)) != EOF) {
-        h = (h ^ (uint64_t)(unsigned char)c) * 0x100000001b3ull;
-        n++;
-    }
-    fclose(f);
-    *size = n;
-    return h;
-}
-
 static void quantized(const char *type) {
-    char llorch[1024], src[1024], dir[1024], out[1200], fx[128], cmd[4096];
-    struct stat sb;
-    if (stat(TU_BUILD(llorch, "llorch"), &sb) != 0) {
-        print_message("llorch is not built: skipped\n");
-        skip();
-    }
+    char llorch[1024], src[1024], dir[1024], out[1200], fx[128], cmd[4096], regen[256];
+    tm_need_llorch(llorch, sizeof llorch);
     TU_BUILD(dir, "greedy-models");
     mkdir(dir, 0755);
     snprintf(out, sizeof out, "%s/stories260K-%s.gguf", dir, type);
@@ -196,12 +178,8 @@ static void quantized(const char *type) {
     gcase cs[MAX_CASES];
     want_size = -1;
     load_cases(fx, cs);
-    long sz = 0;
-    uint64_t h = fnv1a64_file(out, &sz);
-    if (sz != want_size || h != want_fnv)
-        fail_msg("%s: llorch gguf quantize's output changed (size %ld fnv %016llx, fixture %ld %016llx): "
-                 "regenerate %s with tools/ref/ref_greedy.mjs", type, sz, (unsigned long long)h, want_size,
-                 (unsigned long long)want_fnv, fx);
+    snprintf(regen, sizeof regen, "tests/fixtures/%s with tools/ref/ref_greedy.mjs", fx);
+    tm_check_file(out, want_size, want_fnv, regen);
     check_model(out, fx, 2, 0);
     check_model(out, fx, 1, 1);
 }

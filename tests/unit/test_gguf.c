@@ -568,39 +568,49 @@ static void test_open_errors(void **st) {
 }
 
 /* ---- the real models ------------------------------------------------------------ */
+/* name from the models dir; fails the test when it does not open */
+static gguf_ctx *open_model(const char *name) {
+    char path[512], err[512];
+    TU_MODEL(path, name);
+    gguf_ctx *g;
+    if (gguf_open(path, &g, err, sizeof err)) fail_msg("%s", err);
+    return g;
+}
+static void expect_str(gguf_ctx *g, const char *key, const char *want) {
+    gguf_str s;
+    assert_int_equal(gguf_get_str(g, key, &s), 0);
+    assert_true(gguf_str_eq(s, want));
+}
+static void expect_u32(gguf_ctx *g, const char *key, uint32_t want) {
+    uint32_t u;
+    assert_int_equal(gguf_get_u32(g, key, &u), 0);
+    assert_int_equal(u, want);
+}
+/* element i of the string array a is want */
+static void expect_arr_str(gguf_ctx *g, const gguf_arr *a, uint64_t i, const char *want) {
+    gguf_str s;
+    assert_int_equal(gguf_arr_str(g, a, i, &s), 0);
+    assert_true(gguf_str_eq(s, want));
+}
 
 static void test_stories260k(void **st) {
     (void)st;
-    char path[512], err[512];
-    TU_MODEL(path, "stories260K.gguf");
-    gguf_ctx *g;
-    int rc = gguf_open(path, &g, err, sizeof err);
-    if (rc) fail_msg("%s", err);
-    gguf_str s;
-    assert_int_equal(gguf_get_str(g, "general.architecture", &s), 0);
-    assert_true(gguf_str_eq(s, "llama"));
+    gguf_ctx *g = open_model("stories260K.gguf");
+    expect_str(g, "general.architecture", "llama");
     gguf_arr a;
     assert_int_equal(gguf_get_arr(g, "tokenizer.ggml.tokens", &a), 0);
     assert_int_equal(a.type, GGUF_T_STRING);
     assert_int_equal(a.n, 512);
-    assert_int_equal(gguf_arr_str(g, &a, 0, &s), 0);
-    assert_true(gguf_str_eq(s, "<unk>"));
-    assert_int_equal(gguf_arr_str(g, &a, 1, &s), 0);
-    assert_true(gguf_str_eq(s, "<s>"));
+    expect_arr_str(g, &a, 0, "<unk>");
+    expect_arr_str(g, &a, 1, "<s>");
     assert_int_equal(gguf_get_arr(g, "tokenizer.ggml.scores", &a), 0);
     assert_int_equal(a.type, GGUF_T_F32);
     assert_int_equal(a.n, 512);
-    uint32_t u;
-    assert_int_equal(gguf_get_u32(g, "llama.embedding_length", &u), 0);
-    assert_int_equal(u, 64);
-    assert_int_equal(gguf_get_u32(g, "llama.block_count", &u), 0);
-    assert_int_equal(u, 5);
-    assert_int_equal(gguf_get_u32(g, "llama.attention.head_count", &u), 0);
-    assert_int_equal(u, 8);
-    assert_int_equal(gguf_get_u32(g, "llama.attention.head_count_kv", &u), 0);
-    assert_int_equal(u, 4);
-    assert_int_equal(gguf_get_u32(g, "llama.feed_forward_length", &u), 0);
-    assert_int_equal(u, 172);
+    expect_u32(g, "llama.embedding_length", 64);
+    expect_u32(g, "llama.block_count", 5);
+    expect_u32(g, "llama.attention.head_count", 8);
+    expect_u32(g, "llama.attention.head_count_kv", 4);
+    expect_u32(g, "llama.feed_forward_length", 172);
     const gguf_tensor *t = gguf_find_tensor(g, "token_embd.weight");
     assert_non_null(t);
     assert_int_equal(t->type, 0);
@@ -624,29 +634,19 @@ static void test_stories260k(void **st) {
 
 static void test_llama2_tiny(void **st) {
     (void)st;
-    char path[512], err[512];
-    TU_MODEL(path, "llama-2-tiny-random.gguf");
-    gguf_ctx *g;
-    int rc = gguf_open(path, &g, err, sizeof err);
-    if (rc) fail_msg("%s", err);
-    gguf_str s;
-    assert_int_equal(gguf_get_str(g, "general.architecture", &s), 0);
-    assert_true(gguf_str_eq(s, "llama"));
-    assert_int_equal(gguf_get_str(g, "tokenizer.ggml.model", &s), 0);
-    assert_true(gguf_str_eq(s, "llama"));
+    gguf_ctx *g = open_model("llama-2-tiny-random.gguf");
+    expect_str(g, "general.architecture", "llama");
+    expect_str(g, "tokenizer.ggml.model", "llama");
     gguf_arr a;
     assert_int_equal(gguf_get_arr(g, "tokenizer.ggml.tokens", &a), 0);
     assert_int_equal(a.n, 32000);
     /* SentencePiece byte-fallback tokens sit at 3..258: <0x00>..<0xFF> */
-    assert_int_equal(gguf_arr_str(g, &a, 3, &s), 0);
-    assert_true(gguf_str_eq(s, "<0x00>"));
-    assert_int_equal(gguf_arr_str(g, &a, 258, &s), 0);
-    assert_true(gguf_str_eq(s, "<0xFF>"));
+    expect_arr_str(g, &a, 3, "<0x00>");
+    expect_arr_str(g, &a, 258, "<0xFF>");
+    gguf_str s;
     assert_int_equal(gguf_arr_str(g, &a, 31999, &s), 0);
     assert_true(s.len > 0);
-    uint32_t u;
-    assert_int_equal(gguf_get_u32(g, "tokenizer.ggml.bos_token_id", &u), 0);
-    assert_int_equal(u, 1);
+    expect_u32(g, "tokenizer.ggml.bos_token_id", 1);
     const gguf_tensor *t = gguf_find_tensor(g, "token_embd.weight");
     assert_non_null(t);
     assert_int_equal(t->ne[1], 32000);

@@ -91,13 +91,7 @@ static struct hf_stats run_fixture(tok_vocab *v, const char *fixture, int nfc) {
             n = tok_encode(v, s, sl, modes[m].add_special, 1, ids, cap);
             st.checks++;
             if (n < 0 || !ids_equal(exp, ids, n)) {
-                if (st.failures++ < 8) {
-                    fprintf(stderr, "MISMATCH %s case %zu %s: \"%s\"\n", fixture, c, modes[m].key, s);
-                    int rn;
-                    tf_json_ids(exp, ref, &rn);
-                    tf_print_ids("hf   ", ref, rn);
-                    tf_print_ids("ours ", ids, n);
-                }
+                if (st.failures++ < 8) tf_print_mismatch(fixture, c, modes[m].key, s, exp, ref, "hf", ids, n);
             }
         }
         static const struct {

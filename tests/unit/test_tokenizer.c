@@ -7,7 +7,6 @@
 #include "common/util.h"
 
 #include <pthread.h>
-#include <time.h>
 
 static tok_vocab *load_model(const char *name) {
     char p[1024];
@@ -17,32 +16,14 @@ static tok_vocab *load_model(const char *name) {
 static void test_stories_fixture(void **st) {
     (void)st;
     tok_vocab *v = load_model("stories260K.gguf");
-    char f[1024];
-    struct tf_stats s = tf_run(v, TU_FIXTURE(f, "tokenizer/stories260K.json"));
-    assert_true(s.cases >= 40);
-    assert_int_equal(s.failures, 0);
-    s = tf_run(v, TU_FIXTURE(f, "tokenizer/stories260K_random.json"));
-    assert_int_equal(s.cases, 150);
-    assert_int_equal(s.failures, 0);
-    s = tf_run(v, TU_FIXTURE(f, "tokenizer/stories260K_long.json")); /* up to 4.5 KB: ties at scale */
-    assert_int_equal(s.cases, 12);
-    assert_int_equal(s.failures, 0);
+    tf_run_all(v, "stories260K");
     tok_free(v);
 }
 
 static void test_llama2_fixture(void **st) {
     (void)st;
     tok_vocab *v = load_model("llama-2-tiny-random.gguf");
-    char f[1024];
-    struct tf_stats s = tf_run(v, TU_FIXTURE(f, "tokenizer/llama2.json"));
-    assert_true(s.cases >= 40);
-    assert_int_equal(s.failures, 0);
-    s = tf_run(v, TU_FIXTURE(f, "tokenizer/llama2_random.json"));
-    assert_int_equal(s.cases, 150);
-    assert_int_equal(s.failures, 0);
-    s = tf_run(v, TU_FIXTURE(f, "tokenizer/llama2_long.json")); /* up to 4.5 KB: ties at scale */
-    assert_int_equal(s.cases, 12);
-    assert_int_equal(s.failures, 0);
+    tf_run_all(v, "llama2");
     tok_free(v);
 }
 
@@ -288,42 +269,17 @@ static void test_threads(void **st) {
 
 /* ---- speed ------------------------------------------------------------------------- */
 
-/* CPU time of this process: the CI machine is shared, wall time is not ours */
-static uint64_t cpu_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static void make_prompt(char *buf, size_t n) {
-    const char *para = "Once upon a time, in a village by the sea, there lived an old fisherman named Tomas. "
-                       "Every morning he rowed out past the rocks \xe2\x80\x94 rain or shine \xe2\x80\x94 and "
-                       "counted 1234 waves. \xe4\xbd\xa0\xe5\xa5\xbd! \xf0\x9f\x8c\x8a\n";
-    size_t pl = strlen(para), w = 0;
-    while (w + pl < n) memcpy(buf + w, para, pl), w += pl;
-    memset(buf + w, 'a', n - w);
-}
-
 static void test_spm_speed(void **st) {
     (void)st;
     tok_vocab *v = load_model("llama-2-tiny-random.gguf");
     size_t n = 32768;
     char *p = malloc(n);
-    make_prompt(p, n);
+    tf_make_prompt(p, n, "");
     int32_t *ids = malloc(sizeof(int32_t) * n * 2);
-    uint64_t best = UINT64_MAX;
-    for (int r = 0; r < 3; r++) {
-        uint64_t t0 = cpu_ns();
-        int k = tok_encode(v, p, n, 1, 1, ids, (int)n * 2);
-        uint64_t dt = cpu_ns() - t0;
-        assert_true(k > 1000);
-        if (dt < best) best = dt;
-    }
+    const uint64_t best = tf_encode_best_ns(v, p, n, 1, ids, (int)n * 2, 1000, 3);
     /* one long word too: 32 KB without a space */
     memset(p, 'x', n);
-    uint64_t t0 = cpu_ns();
-    assert_true(tok_encode(v, p, n, 0, 0, ids, (int)n * 2) > 0);
-    uint64_t dt_word = cpu_ns() - t0;
+    const uint64_t dt_word = tf_encode_ns(v, p, n, 0, ids, (int)n * 2, 0);
     fprintf(stderr, "SPM 32 KB prompt: %.2f ms; 32 KB single word: %.2f ms\n", best / 1e6, dt_word / 1e6);
 #ifdef NDEBUG
     assert_true(best < 50 * 1000000ull);

@@ -11,7 +11,6 @@
  * and says so. */
 #include "test_tokenizer_fixture.h"
 
-#include <time.h>
 
 #include "common/util.h"
 
@@ -30,16 +29,7 @@ static int setup_qwen(void **st) {
 static void test_qwen_fixture(void **st) {
     (void)st;
     tok_vocab *v = tf_load(g_gguf);
-    char f[1024];
-    struct tf_stats s = tf_run(v, TU_FIXTURE(f, "tokenizer/qwen.json"));
-    assert_true(s.cases >= 40);
-    assert_int_equal(s.failures, 0);
-    s = tf_run(v, TU_FIXTURE(f, "tokenizer/qwen_random.json"));
-    assert_int_equal(s.cases, 150);
-    assert_int_equal(s.failures, 0);
-    s = tf_run(v, TU_FIXTURE(f, "tokenizer/qwen_long.json")); /* up to 4.5 KB: ties at scale */
-    assert_int_equal(s.cases, 12);
-    assert_int_equal(s.failures, 0);
+    tf_run_all(v, "qwen");
     tok_free(v);
 }
 
@@ -101,41 +91,19 @@ static void test_qwen_stream(void **st) {
     tok_free(v);
 }
 
-static uint64_t cpu_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 static void test_bpe_speed(void **st) {
     (void)st;
     tok_vocab *v = tf_load(g_gguf);
     size_t n = 32768;
     char *p = malloc(n);
-    const char *para = "Once upon a time, in a village by the sea, there lived an old fisherman named Tomas. "
-                       "Every morning he rowed out past the rocks \xe2\x80\x94 rain or shine \xe2\x80\x94 and "
-                       "counted 1234 waves. \xe4\xbd\xa0\xe5\xa5\xbd! \xf0\x9f\x8c\x8a <|im_end|>\n";
-    size_t pl = strlen(para), w = 0;
-    while (w + pl < n) memcpy(p + w, para, pl), w += pl;
-    memset(p + w, 'a', n - w);
+    tf_make_prompt(p, n, " <|im_end|>");
     int32_t *ids = malloc(sizeof(int32_t) * n * 2);
-    uint64_t best = UINT64_MAX;
-    for (int r = 0; r < 3; r++) {
-        uint64_t t0 = cpu_ns();
-        int k = tok_encode(v, p, n, 1, 1, ids, (int)n * 2);
-        uint64_t dt = cpu_ns() - t0;
-        assert_true(k > 1000);
-        if (dt < best) best = dt;
-    }
+    const uint64_t best = tf_encode_best_ns(v, p, n, 1, ids, (int)n * 2, 1000, 3);
     /* the worst shapes: one 32 KB word, 32 KB of spaces */
     memset(p, 'x', n);
-    uint64_t t0 = cpu_ns();
-    assert_true(tok_encode(v, p, n, 0, 0, ids, (int)n * 2) > 0);
-    uint64_t dt_word = cpu_ns() - t0;
+    const uint64_t dt_word = tf_encode_ns(v, p, n, 0, ids, (int)n * 2, 0);
     memset(p, ' ', n);
-    t0 = cpu_ns();
-    assert_true(tok_encode(v, p, n, 0, 0, ids, (int)n * 2) > 0);
-    uint64_t dt_space = cpu_ns() - t0;
+    const uint64_t dt_space = tf_encode_ns(v, p, n, 0, ids, (int)n * 2, 0);
     fprintf(stderr, "BPE 32 KB prompt: %.2f ms; one 32 KB word: %.2f ms; 32 KB of spaces: %.2f ms (CPU time)\n",
             best / 1e6, dt_word / 1e6, dt_space / 1e6);
 #ifdef NDEBUG

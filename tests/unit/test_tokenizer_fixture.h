@@ -9,6 +9,7 @@
 
 #include <jansson.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "gguf/gguf.h"
@@ -27,7 +28,7 @@ static tok_vocab *tf_load(const char *path) {
 }
 
 static void tf_print_ids(const char *what, const int32_t *ids, int n) {
-    fprintf(stderr, "    %s (%d):", what, n);
+    fprintf(stderr, "    %-9s (%d):", what, n);
     for (int i = 0; i < n && i < 64; i++) fprintf(stderr, " %d", ids[i]);
     fprintf(stderr, n > 64 ? " ...\n" : "\n");
 }
@@ -43,6 +44,16 @@ static int tf_ids_match(json_t *arr, const int32_t *ids, int n) {
 static void tf_json_ids(json_t *arr, int32_t *out, int *n) {
     *n = (int)json_array_size(arr);
     for (int i = 0; i < *n; i++) out[i] = (int32_t)json_integer_value(json_array_get(arr, (size_t)i));
+}
+
+/* prints case c's expected ids (the JSON array exp, read into ref) and ours */
+static inline void tf_print_mismatch(const char *fixture, size_t c, const char *mode, const char *text, json_t *exp,
+                                     int32_t *ref, const char *who, const int32_t *ids, int n) {
+    fprintf(stderr, "MISMATCH %s case %zu %s: \"%s\"\n", fixture, c, mode, text);
+    int rn;
+    tf_json_ids(exp, ref, &rn);
+    tf_print_ids(who, ref, rn);
+    tf_print_ids("ours", ids, n);
 }
 
 struct tf_stats {
@@ -89,13 +100,7 @@ static struct tf_stats tf_run(tok_vocab *v, const char *fixture_path) {
             int n = tok_encode(v, s, sl, modes[m].add_special, modes[m].parse_special, ids, cap);
             st.id_checks++;
             if (n < 0 || !tf_ids_match(exp, ids, n)) {
-                if (st.failures++ < 8) {
-                    fprintf(stderr, "MISMATCH %s case %zu mode %s: \"%s\"\n", fixture_path, c, modes[m].key, s);
-                    int rn;
-                    tf_json_ids(exp, ref, &rn);
-                    tf_print_ids("llama.cpp", ref, rn);
-                    tf_print_ids("ours     ", ids, n);
-                }
+                if (st.failures++ < 8) tf_print_mismatch(fixture_path, c, modes[m].key, s, exp, ref, "llama.cpp", ids, n);
             }
         }
         static const struct {
@@ -127,6 +132,62 @@ static struct tf_stats tf_run(tok_vocab *v, const char *fixture_path) {
     free(text);
     json_decref(root);
     return st;
+}
+
+/* the three reference files of one vocabulary: tokenizer/<name>.json (the
+ * hand-picked cases, at least 40), <name>_random.json (150) and
+ * <name>_long.json (12, up to 4.5 KB: ties at scale); no case may fail */
+static inline void tf_run_all(tok_vocab *v, const char *name) {
+    static const struct { const char *suffix; int cases; } set[] = { { "", 40 }, { "_random", 150 }, { "_long", 12 } };
+    for (int i = 0; i < 3; i++) {
+        char rel[256], f[1024];
+        snprintf(rel, sizeof rel, "tokenizer/%s%s.json", name, set[i].suffix);
+        struct tf_stats s = tf_run(v, TU_FIXTURE(f, rel));
+        if (i == 0) assert_true(s.cases >= set[i].cases);
+        else assert_int_equal(s.cases, set[i].cases);
+        assert_int_equal(s.failures, 0);
+    }
+}
+
+/* ---- speed: CPU time of this process (the CI machine is shared, wall time is not ours) ---- */
+static inline uint64_t tf_cpu_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+/* the CPU time of one tok_encode of text[n] into ids[cap], with both
+ * add_special and parse_special set to special; fails unless it gives more
+ * than min_ids ids */
+static inline uint64_t tf_encode_ns(tok_vocab *v, const char *text, size_t n, int special, int32_t *ids, int cap,
+                                    int min_ids) {
+    uint64_t t0 = tf_cpu_ns();
+    int k = tok_encode(v, text, n, special, special, ids, cap);
+    uint64_t dt = tf_cpu_ns() - t0;
+    assert_true(k > min_ids);
+    return dt;
+}
+/* the least of reps such times */
+static inline uint64_t tf_encode_best_ns(tok_vocab *v, const char *text, size_t n, int special, int32_t *ids, int cap,
+                                         int min_ids, int reps) {
+    uint64_t best = UINT64_MAX;
+    for (int r = 0; r < reps; r++) {
+        uint64_t dt = tf_encode_ns(v, text, n, special, ids, cap, min_ids);
+        if (dt < best) best = dt;
+    }
+    return best;
+}
+/* n bytes of prose (English, a dash, digits, CJK, an emoji, then special
+ * and a newline), repeated, the rest filled with 'a' */
+static inline void tf_make_prompt(char *buf, size_t n, const char *special) {
+    char para[512];
+    snprintf(para, sizeof para, "%s%s\n",
+             "Once upon a time, in a village by the sea, there lived an old fisherman named Tomas. "
+             "Every morning he rowed out past the rocks \xe2\x80\x94 rain or shine \xe2\x80\x94 and "
+             "counted 1234 waves. \xe4\xbd\xa0\xe5\xa5\xbd! \xf0\x9f\x8c\x8a",
+             special);
+    size_t pl = strlen(para), w = 0;
+    while (w + pl < n) memcpy(buf + w, para, pl), w += pl;
+    memset(buf + w, 'a', n - w);
 }
 
 /* Generates (or reuses, when newer than both inputs) a tiny qwen2-shaped

@@ -17,16 +17,7 @@ static char g_gguf[1024];
 static void test_gptoss_fixture(void **st) {
     (void)st;
     tok_vocab *v = tf_load(g_gguf);
-    char f[1024];
-    struct tf_stats s = tf_run(v, TU_FIXTURE(f, "tokenizer/gptoss.json"));
-    assert_true(s.cases >= 40);
-    assert_int_equal(s.failures, 0);
-    s = tf_run(v, TU_FIXTURE(f, "tokenizer/gptoss_random.json"));
-    assert_int_equal(s.cases, 150);
-    assert_int_equal(s.failures, 0);
-    s = tf_run(v, TU_FIXTURE(f, "tokenizer/gptoss_long.json")); /* up to 4.5 KB: ties at scale */
-    assert_int_equal(s.cases, 12);
-    assert_int_equal(s.failures, 0);
+    tf_run_all(v, "gptoss");
     assert_int_equal(tok_pre_kind(v), TOK_PRE_O200K);
     int32_t end = tok_find(v, "<|end|>"), ret = tok_find(v, "<|return|>"), ch = tok_find(v, "<|channel|>");
     assert_true(end >= 0 && ret >= 0 && ch >= 0);

@@ -18,16 +18,7 @@ static char g_gguf[1024];
 static void test_llama3_fixtures(void **st) {
     (void)st;
     tok_vocab *v = tf_load(g_gguf);
-    char f[1024];
-    struct tf_stats s = tf_run(v, TU_FIXTURE(f, "tokenizer/llama3.json"));
-    assert_true(s.cases >= 40);
-    assert_int_equal(s.failures, 0);
-    s = tf_run(v, TU_FIXTURE(f, "tokenizer/llama3_random.json"));
-    assert_int_equal(s.cases, 150);
-    assert_int_equal(s.failures, 0);
-    s = tf_run(v, TU_FIXTURE(f, "tokenizer/llama3_long.json"));
-    assert_int_equal(s.cases, 12);
-    assert_int_equal(s.failures, 0);
+    tf_run_all(v, "llama3");
     tok_free(v);
 }
 

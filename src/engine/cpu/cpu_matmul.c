@@ -57,6 +57,17 @@ static inline __m256i dec_q5_0(const blk_q5_0 *b) {
     return _mm256_sub_epi8(q, _mm256_set1_epi8(16));
 }
 
+/* the exact int32 sum of the 32 products of signed bytes q and y (|q| <=
+ * 128, |y| <= 127: maddubs' int16 pairs cannot saturate) */
+static inline int32_t isum_i8(__m256i q, __m256i y) {
+    const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(q, q), _mm256_sign_epi8(y, q)),
+                                        _mm256_set1_epi16(1));
+    __m128i t = _mm_add_epi32(_mm256_castsi256_si128(p), _mm256_extracti128_si256(p, 1));
+    t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0x4e));
+    t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0xb1));
+    return _mm_cvtsi128_si32(t);
+}
+
 static inline float hsum(__m256 v) {
     __m128 x = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     x = _mm_add_ps(x, _mm_movehl_ps(x, x));
@@ -343,13 +354,7 @@ static inline float mm_dot(int type, const char *wrow, const void *x, int64_t n)
  * partials, no horizontal float sum. Reproduced here element by element. */
 static int32_t isum_q4_0_q8_0(const blk_q4_0 *w, const blk_q8_0 *x) {
 #ifdef MM_SIMD
-    const __m256i q = dec_q4_0(w), y = _mm256_loadu_si256((const __m256i *)x->qs);
-    const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(q, q), _mm256_sign_epi8(y, q)),
-                                        _mm256_set1_epi16(1));
-    __m128i t = _mm_add_epi32(_mm256_castsi256_si128(p), _mm256_extracti128_si256(p, 1));
-    t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0x4e));
-    t = _mm_add_epi32(t, _mm_shuffle_epi32(t, 0xb1));
-    return _mm_cvtsi128_si32(t);
+    return isum_i8(dec_q4_0(w), _mm256_loadu_si256((const __m256i *)x->qs));
 #else
     int32_t s = 0;
     for (int j = 0; j < 16; j++)
@@ -380,13 +385,7 @@ static int32_t isum_mxfp4_q8_0(const blk_mxfp4 *w, const blk_q8_0 *x) {
     const __m128i lut = _mm_loadu_si128((const __m128i *)k_mxfp4_vals);
     const __m256i q = _mm256_set_m128i(_mm_shuffle_epi8(lut, _mm_and_si128(_mm_srli_epi16(t, 4), m)),
                                        _mm_shuffle_epi8(lut, _mm_and_si128(t, m)));
-    const __m256i y = _mm256_loadu_si256((const __m256i *)x->qs);
-    const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(q, q), _mm256_sign_epi8(y, q)),
-                                        _mm256_set1_epi16(1));
-    __m128i r = _mm_add_epi32(_mm256_castsi256_si128(p), _mm256_extracti128_si256(p, 1));
-    r = _mm_add_epi32(r, _mm_shuffle_epi32(r, 0x4e));
-    r = _mm_add_epi32(r, _mm_shuffle_epi32(r, 0xb1));
-    return _mm_cvtsi128_si32(r);
+    return isum_i8(q, _mm256_loadu_si256((const __m256i *)x->qs));
 #else
     int32_t s = 0;
     for (int j = 0; j < 16; j++)

@@ -146,6 +146,21 @@ static void rollback(struct store *s) {
     if (!sqlite3_get_autocommit(s->db)) sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 }
 
+/* a write transaction under the store's lock: tx_begin locks and begins
+ * (0, or <0 with err set: the caller skips its writes); tx_end commits when
+ * rc >= 0, rolls back otherwise (also after a failed BEGIN or COMMIT) and
+ * unlocks; it returns 0 or the negative code */
+static int tx_begin(struct store *s, char *err, size_t errlen) {
+    lock(s);
+    return begin(s, err, errlen);
+}
+static int tx_end(struct store *s, int rc, char *err, size_t errlen) {
+    if (rc >= 0) rc = commit(s, err, errlen);
+    if (rc < 0) rollback(s);
+    unlock(s);
+    return rc < 0 ? rc : 0;
+}
+
 /* ======================================================================
  * open / migrate / close
  * ==================================================================== */
@@ -269,14 +284,20 @@ static int queue_row(struct store *s, const char *id, const char *prio, const ch
     return rc < 0 ? rc : 0;
 }
 
+/* the job's queue row goes (and its body, the prompt, with it) */
+static int dequeue(struct store *s, const char *id, char *err, size_t errlen) {
+    sqlite3_stmt *st = stmt(s, S_DEL_QUEUE);
+    bind_str(st, 1, id);
+    return step_write(s, st, err, errlen, "dequeue");
+}
+
 int store_job_insert(struct store *s, const struct store_job *j, const char *body, size_t body_len, char *err,
                      size_t errlen) {
     if (!job_id_valid(j->id, JOB_ID_MAX) || too_long(j->tenant, JOB_TENANT_MAX) ||
         too_long(j->session, JOB_SESSION_MAX) || !j->model_ref[0] || too_long(j->model_ref, JOB_MODEL_REF_MAX) ||
         (unsigned)j->priority >= JOB__PRIO_COUNT || body_len > STORE_BODY_MAX)
         return util_fail(err, errlen, -EINVAL, "store: invalid job fields");
-    lock(s);
-    int rc = begin(s, err, errlen);
+    int rc = tx_begin(s, err, errlen);
     if (rc == 0) {
         sqlite3_stmt *st = stmt(s, S_INSERT_JOB);
         bind_str(st, 1, j->id);
@@ -291,19 +312,15 @@ int store_job_insert(struct store *s, const struct store_job *j, const char *bod
         rc = step_write(s, st, err, errlen, "insert job");
         if (rc >= 0)
             rc = queue_row(s, j->id, job_prio_name(j->priority), body, body_len, j->created_ms, err, errlen);
-        if (rc >= 0) rc = commit(s, err, errlen);
     }
-    if (rc < 0) rollback(s);
-    unlock(s);
-    return rc < 0 ? rc : 0;
+    return tx_end(s, rc, err, errlen);
 }
 
 int store_job_dispatch(struct store *s, const char *id, const char *worker_id, const char *pool_id, int64_t now_ms,
                        char *err, size_t errlen) {
     if (too_long(worker_id, JOB_WORKER_ID_MAX) || too_long(pool_id, JOB_POOL_ID_MAX))
         return util_fail(err, errlen, -EINVAL, "store: worker/pool id too long");
-    lock(s);
-    int rc = begin(s, err, errlen);
+    int rc = tx_begin(s, err, errlen);
     if (rc == 0) {
         sqlite3_stmt *st = stmt(s, S_DISPATCH);
         bind_str(st, 1, id);
@@ -312,16 +329,9 @@ int store_job_dispatch(struct store *s, const char *id, const char *worker_id, c
         sqlite3_bind_int64(st, 4, now_ms);
         rc = step_write(s, st, err, errlen, "dispatch");
         if (rc == 0) rc = util_fail(err, errlen, -ESTALE, "store: job %s is not queued", id);
-        if (rc > 0) {
-            st = stmt(s, S_DEL_QUEUE); /* the prompt leaves the disk with the dispatch */
-            bind_str(st, 1, id);
-            rc = step_write(s, st, err, errlen, "dequeue");
-        }
-        if (rc >= 0) rc = commit(s, err, errlen);
+        if (rc > 0) rc = dequeue(s, id, err, errlen); /* the prompt leaves the disk with the dispatch */
     }
-    if (rc < 0) rollback(s);
-    unlock(s);
-    return rc < 0 ? rc : 0;
+    return tx_end(s, rc, err, errlen);
 }
 
 int store_job_started(struct store *s, const char *id, int64_t tokens_in, int64_t now_ms, char *err, size_t errlen) {
@@ -339,8 +349,7 @@ int store_job_started(struct store *s, const char *id, int64_t tokens_in, int64_
 int store_job_requeue(struct store *s, const char *id, const char *body, size_t body_len, const char *last_error,
                       int64_t now_ms, char *err, size_t errlen) {
     if (body_len > STORE_BODY_MAX) return util_fail(err, errlen, -EINVAL, "store: body too large");
-    lock(s);
-    int rc = begin(s, err, errlen);
+    int rc = tx_begin(s, err, errlen);
     if (rc == 0) {
         sqlite3_stmt *st = stmt(s, S_REQUEUE);
         bind_str(st, 1, id);
@@ -353,19 +362,15 @@ int store_job_requeue(struct store *s, const char *id, const char *body, size_t 
             rc = store_job_get(s, id, &j);
             if (rc == 0) rc = queue_row(s, id, job_prio_name(j.priority), body, body_len, now_ms, err, errlen);
         }
-        if (rc >= 0) rc = commit(s, err, errlen);
     }
-    if (rc < 0) rollback(s);
-    unlock(s);
-    return rc < 0 ? rc : 0;
+    return tx_end(s, rc, err, errlen);
 }
 
 int store_job_finish(struct store *s, const char *id, enum job_status final, const char *error_code,
                      const char *last_error, int64_t tokens_in, int64_t tokens_out, int64_t now_ms, char *err,
                      size_t errlen) {
     LLORCH_ASSERT(job_status_terminal(final));
-    lock(s);
-    int rc = begin(s, err, errlen);
+    int rc = tx_begin(s, err, errlen);
     if (rc == 0) {
         sqlite3_stmt *st = stmt(s, S_FINISH);
         bind_str(st, 1, id);
@@ -377,16 +382,9 @@ int store_job_finish(struct store *s, const char *id, enum job_status final, con
         sqlite3_bind_int64(st, 7, now_ms);
         rc = step_write(s, st, err, errlen, "finish");
         if (rc == 0) rc = util_fail(err, errlen, -ESTALE, "store: job %s already ended or unknown", id);
-        if (rc > 0) {
-            st = stmt(s, S_DEL_QUEUE);
-            bind_str(st, 1, id);
-            rc = step_write(s, st, err, errlen, "dequeue");
-        }
-        if (rc >= 0) rc = commit(s, err, errlen);
+        if (rc > 0) rc = dequeue(s, id, err, errlen);
     }
-    if (rc < 0) rollback(s);
-    unlock(s);
-    return rc < 0 ? rc : 0;
+    return tx_end(s, rc, err, errlen);
 }
 
 static void row_to_job(sqlite3_stmt *st, struct store_job *j) {
