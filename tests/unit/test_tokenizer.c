@@ -281,10 +281,8 @@ static void test_spm_speed(void **st) {
     memset(p, 'x', n);
     const uint64_t dt_word = tf_encode_ns(v, p, n, 0, ids, (int)n * 2, 0);
     fprintf(stderr, "SPM 32 KB prompt: %.2f ms; 32 KB single word: %.2f ms\n", best / 1e6, dt_word / 1e6);
-#ifdef NDEBUG
-    assert_true(best < 50 * 1000000ull);
-    assert_true(dt_word < 50 * 1000000ull);
-#endif
+    /* reported, not asserted: speed is measured, never a test condition
+     * (a quadratic regression shows here as seconds, and as a CTest timeout) */
     free(p);
     free(ids);
     tok_free(v);

@@ -106,11 +106,8 @@ static void test_bpe_speed(void **st) {
     const uint64_t dt_space = tf_encode_ns(v, p, n, 0, ids, (int)n * 2, 0);
     fprintf(stderr, "BPE 32 KB prompt: %.2f ms; one 32 KB word: %.2f ms; 32 KB of spaces: %.2f ms (CPU time)\n",
             best / 1e6, dt_word / 1e6, dt_space / 1e6);
-#ifdef NDEBUG
-    assert_true(best < 50 * 1000000ull);
-    assert_true(dt_word < 50 * 1000000ull);
-    assert_true(dt_space < 50 * 1000000ull);
-#endif
+    /* reported, not asserted: speed is measured, never a test condition
+     * (a quadratic regression shows here as seconds, and as a CTest timeout) */
     free(p);
     free(ids);
     tok_free(v);
