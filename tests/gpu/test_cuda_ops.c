@@ -1181,6 +1181,153 @@ static void test_fused_rope_kv(void **st) {
     }
 }
 
+/* ---- decode_block (backend.h; persist.cu) ---------------------------------------------------
+ * One whole decoder block on one row against the CPU's composition, random
+ * weights of each format the persistent kernel claims (q/k/v, o, gate/up,
+ * down may differ), a fallback format (F16, Q3_K: the CUDA composition),
+ * Qwen2.5-0.5B's and Llama-2-7B's shapes and odd ones (partial rotation,
+ * llama-style pairs, no GQA, F not a multiple of 256), positions 0 and long
+ * ones (the split attention), the scratch poisoned before each run.
+ * Each case runs 3 steps at positions p, p+1, p+2: the first captured into
+ * a graph (record_begin/end), the next two replayed with new x and pos, so
+ * the barrier words and attention counters are reused across replays.
+ * Bounds: x (the residual after the block) within 2 x TOL_ATT(keys) of the
+ * CPU (the attention output's fp16-accumulator difference dominates, carried
+ * through o and the FFN); the K/V cache row of the step TOL_KV16; every row
+ * no step wrote exactly the CPU's (unchanged history, zero above). The persistent path must have run for the fast formats and not
+ * for the fallbacks (llorch_cuda_persist_launches). */
+extern unsigned long llorch_cuda_persist_launches;
+
+typedef struct {
+    const char *name;
+    int E, nh, nkv, hd, F, n_rot, neox, bias;
+    int tq, tv, to, tg, td;
+    int pos;
+    int fast;
+} blk_case;
+
+static void block_case(const blk_case *bc, int key) {
+    const int E = bc->E, Q = bc->nh * bc->hd, KV = bc->nkv * bc->hd, F = bc->F, hd = bc->hd;
+    const int n_ctx = bc->pos + 8;
+    fw wq, wk, wv, wo, wgt, wup, wdn;
+    fw_make(&wq, bc->tq, E, Q);
+    fw_make(&wk, bc->tq, E, KV);
+    fw_make(&wv, bc->tv, E, KV);
+    fw_make(&wo, bc->to, Q, E);
+    fw_make(&wgt, bc->tg, E, F);
+    fw_make(&wup, bc->tg, E, F);
+    fw_make(&wdn, bc->td, F, E);
+    float *an = rnd(E, 1.0f), *fn = rnd(E, 1.0f);
+    for (int i = 0; i < E; i++) { an[i] += 1.5f; fn[i] += 1.5f; }
+    float *bq = bc->bias ? rnd(Q, 1.0f) : NULL, *bk = bc->bias ? rnd(KV, 1.0f) : NULL, *bv = bc->bias ? rnd(KV, 1.0f) : NULL;
+    float *ang = gdup(an, E * 4), *fng = gdup(fn, E * 4);
+    float *bqg = bq ? gdup(bq, Q * 4) : NULL, *bkg = bk ? gdup(bk, KV * 4) : NULL, *bvg = bv ? gdup(bv, KV * 4) : NULL;
+    /* caches: random history in rows < pos, zero above */
+    const size_t ce = (size_t)n_ctx * KV, cb = ce * 2;
+    uint16_t *kc = calloc(1, cb), *vc = calloc(1, cb);
+    for (size_t i = 0; i < (size_t)bc->pos * KV; i++) {
+        kc[i] = qt_f32_to_f16(tu_randf(&g_seed) * 2.0f);
+        vc[i] = qt_f32_to_f16(tu_randf(&g_seed));
+    }
+    uint16_t *kcg = gdup(kc, cb), *vcg = gdup(vc, cb);
+    eng_rope rp = {bc->n_rot, bc->neox, 10000.0f, 1.0f, NULL, 0.0f, 1.0f, 32.0f, 1.0f, 4096};
+    eng_block_w bw = {an, fn, &wq.wc, &wk.wc, &wv.wc, bq, bk, bv, &wo.wc, &wgt.wc, &wup.wc, &wdn.wc,
+                      bc->nh, bc->nkv, hd, 1e-5f, 1.0f / sqrtf((float)hd), rp, kc, vc};
+    eng_block_w bg = {ang, fng, &wq.wg, &wk.wg, &wv.wg, bqg, bkg, bvg, &wo.wg, &wgt.wg, &wup.wg, &wdn.wg,
+                      bc->nh, bc->nkv, hd, 1e-5f, 1.0f / sqrtf((float)hd), rp, kcg, vcg};
+    /* scratch: one host block, one device block (poisoned every step) */
+    const size_t nt = (size_t)E + Q + KV + KV + Q + E + 2 * F + F;
+    float *th = malloc(nt * 4), *tg = gpoison(nt);
+    eng_block_tmp tc = {th, th + E, th + E + Q, th + E + Q + KV, th + E + Q + 2 * KV, th + E + 2 * Q + 2 * KV,
+                        th + 2 * E + 2 * Q + 2 * KV, th + 2 * E + 2 * Q + 2 * KV + 2 * F};
+    eng_block_tmp tgp = {tg, tg + E, tg + E + Q, tg + E + Q + KV, tg + E + Q + 2 * KV, tg + E + 2 * Q + 2 * KV,
+                         tg + 2 * E + 2 * Q + 2 * KV, tg + 2 * E + 2 * Q + 2 * KV + 2 * F};
+    float *xg = gpoison(E);
+    int32_t *pg = NULL;
+    assert_int_equal(G.ops->alloc(G.ctx, 4, (void **)&pg), 0);
+    const unsigned long l0 = llorch_cuda_persist_launches;
+    for (int step = 0; step < 3; step++) {
+        int32_t pos = bc->pos + step;
+        float *x = rnd(E, 1.0f);
+        assert_int_equal(G.ops->upload(G.ctx, xg, x, E * 4), 0);
+        assert_int_equal(G.ops->upload(G.ctx, pg, &pos, 4), 0);
+        gpoison_again(tg, nt);
+        const int replayed = G.ops->record_begin(G.ctx, key);
+        assert_int_equal(replayed, step == 0 ? 0 : 1);
+        if (!replayed) {
+            G.ops->decode_block(G.ctx, &bg, xg, pg, &tgp);
+            assert_int_equal(G.ops->record_end(G.ctx, key), 0);
+        }
+        C.ops->decode_block(C.ctx, &bw, x, &pos, &tc);
+        assert_int_equal(C.ops->sync(C.ctx), 0);
+        float *h = gget(xg, E);
+        char what[160];
+        snprintf(what, sizeof what, "decode_block %s pos %d: x", bc->name, pos);
+        check(h, x, E, 2 * TOL_ATT(pos + 1), what);
+        free(h);
+        /* caches: row pos within TOL_KV16, every other row exactly the CPU's */
+        uint16_t *hk = malloc(cb), *hv = malloc(cb);
+        assert_int_equal(G.ops->download(G.ctx, hk, kcg, cb), 0);
+        assert_int_equal(G.ops->download(G.ctx, hv, vcg, cb), 0);
+        for (int r = 0; r < n_ctx; r++) {
+            if (r >= bc->pos && r <= pos) continue; /* written by this case's steps: checked below, TOL_KV16 */
+            if (memcmp(hk + (size_t)r * KV, kc + (size_t)r * KV, (size_t)KV * 2) ||
+                memcmp(hv + (size_t)r * KV, vc + (size_t)r * KV, (size_t)KV * 2))
+                fail_msg("decode_block %s pos %d: cache row %d differs", bc->name, pos, r);
+        }
+        float *f[4];
+        for (int j = 0; j < 4; j++) f[j] = malloc((size_t)KV * 4);
+        int nz = 0;
+        for (int i = 0; i < KV; i++) {
+            const size_t o = (size_t)pos * KV + i;
+            f[0][i] = qt_f16_to_f32(hk[o]);
+            f[1][i] = qt_f16_to_f32(kc[o]);
+            f[2][i] = qt_f16_to_f32(hv[o]);
+            f[3][i] = qt_f16_to_f32(vc[o]);
+            nz += f[1][i] != 0.0f;
+        }
+        assert_true(nz > KV / 2); /* the CPU wrote the row: the comparison can fail */
+        snprintf(what, sizeof what, "decode_block %s pos %d: k cache row", bc->name, pos);
+        check(f[0], f[1], KV, TOL_KV16, what);
+        snprintf(what, sizeof what, "decode_block %s pos %d: v cache row", bc->name, pos);
+        check(f[2], f[3], KV, TOL_KV16, what);
+        for (int j = 0; j < 4; j++) free(f[j]);
+        free(hk); free(hv); free(x);
+    }
+    if (bc->fast) assert_true(llorch_cuda_persist_launches == l0 + 1); /* captured once, replayed twice */
+    else assert_true(llorch_cuda_persist_launches == l0);
+    print_message("decode_block %s: ok (%s)\n", bc->name, bc->fast ? "persistent" : "composition");
+    free(th); free(kc); free(vc); free(an); free(fn); free(bq); free(bk); free(bv);
+    G.ops->free(G.ctx, tg); G.ops->free(G.ctx, xg); G.ops->free(G.ctx, pg);
+    G.ops->free(G.ctx, kcg); G.ops->free(G.ctx, vcg); G.ops->free(G.ctx, ang); G.ops->free(G.ctx, fng);
+    G.ops->free(G.ctx, bqg); G.ops->free(G.ctx, bkg); G.ops->free(G.ctx, bvg);
+    fw_free(&wq); fw_free(&wk); fw_free(&wv); fw_free(&wo); fw_free(&wgt); fw_free(&wup); fw_free(&wdn);
+}
+
+static void test_decode_block(void **st) {
+    (void)st;
+    const char *pers = getenv("LLORCH_CUDA_PERSIST");
+    const int on = !(pers && !strcmp(pers, "0"));
+    const blk_case cases[] = {
+        /* name                 E    nh nkv hd  F     rot neox bias q        v        o        gate/up  down    pos  fast */
+        {"qwen2.5-0.5b",      896, 14, 2, 64, 4864,   64, 1, 1, QT_Q5_0, QT_Q8_0, QT_Q5_0, QT_Q5_0, QT_Q4_K, 0,    1},
+        {"qwen2.5-0.5b long", 896, 14, 2, 64, 4864,   64, 1, 1, QT_Q5_0, QT_Q8_0, QT_Q5_0, QT_Q5_0, QT_Q6_K, 1500, 1},
+        {"llama-2-7b",       4096, 32, 32, 128, 11008, 128, 0, 0, QT_Q4_0, QT_Q4_0, QT_Q4_0, QT_Q4_0, QT_Q4_0, 0,  1},
+        {"llama-2-7b long",  4096, 32, 32, 128, 11008, 128, 0, 0, QT_Q4_0, QT_Q4_0, QT_Q4_0, QT_Q4_0, QT_Q4_0, 700, 1},
+        {"k-quants",          512, 8, 2, 64, 1536,    64, 1, 1, QT_Q5_K, QT_Q6_K, QT_Q4_K, QT_Q4_K, QT_Q6_K, 37,   1},
+        {"odd: rot 32 llama pairs, no gqa", 192, 3, 3, 64, 160, 32, 0, 1, QT_Q4_1, QT_Q5_1, QT_Q8_0, QT_Q4_0, QT_Q5_0, 5, 1},
+        {"hd 128 gqa 4",     1024, 8, 2, 128, 2816,  128, 1, 0, QT_Q8_0, QT_Q8_0, QT_Q4_0, QT_Q5_0, QT_Q8_0, 300,  1},
+        {"fallback f16",      256, 4, 2, 64, 512,     64, 1, 1, QT_F16,  QT_F16,  QT_F16,  QT_F16,  QT_F16,  9,    0},
+        {"fallback q3_k",     512, 8, 2, 64, 1024,    64, 1, 0, QT_Q3_K, QT_Q3_K, QT_Q3_K, QT_Q3_K, QT_Q3_K, 2,    0},
+        {"fallback hd 32",    256, 8, 2, 32, 512,     32, 1, 0, QT_Q8_0, QT_Q8_0, QT_Q8_0, QT_Q8_0, QT_Q8_0, 4,    0},
+    };
+    for (size_t ci = 0; ci < NELEM(cases); ci++) {
+        blk_case c = cases[ci];
+        if (!on) c.fast = 0;
+        block_case(&c, 1000 + (int)ci);
+    }
+}
+
 static void test_no_leak(void **st) {
     (void)st;
     assert_int_equal(G.ops->sync(G.ctx), 0);
@@ -1215,6 +1362,7 @@ int main(void) {
         cmocka_unit_test(test_graph),
         cmocka_unit_test(test_fused_matmul), cmocka_unit_test(test_fused_norm_quant),
         cmocka_unit_test(test_fused_rope_kv),
+        cmocka_unit_test(test_decode_block),
         cmocka_unit_test(test_no_leak),
     };
     /* LLORCH_TEST_SKIP=glob skips tests (racecheck is too slow for test_sample) */
