@@ -57,6 +57,7 @@
 #include "rope.cuh"
 
 #define PK_WARPS 16
+#define PK_SPLIT_KEYS 32 /* fewest keys per attention split */
 #define PK_THREADS (PK_WARPS * 32)
 
 /* one weight matrix as the kernel sees it */
@@ -85,6 +86,8 @@ struct pk_args {
     int need_a, need_c, need_d, need_e; /* activation forms per phase: 1 = Q8_1, 2 = Q8_K */
     int ga, gc, gd, ge;                 /* team size (warps) per phase */
     int pf;                             /* L2 prefetch of the block's weight rows */
+    int bar_fence;                      /* 1: the __threadfence barrier (LLORCH_CUDA_PERSIST_BAR=0) */
+    int timing;                         /* 1: globaltimer stamps into pk_ts (LLORCH_CUDA_PERSIST_TIMING=1) */
 };
 
 /* the activation of the running phase in shared memory */
@@ -102,25 +105,65 @@ __device__ __forceinline__ unsigned pk_ld_acquire(const unsigned *p) {
     return v;
 }
 
-/* Every thread of every block calls it. Thread 0 reads the generation,
- * publishes the block's writes (__threadfence after the block barrier: the
- * fence is cumulative over what the block's threads wrote before
- * __syncthreads) and arrives; the last arriver resets the counter and
- * releases the next generation; the others spin on it with acquire loads. */
-__device__ __forceinline__ void pk_grid_sync(unsigned *bar, unsigned nblk) {
+/* Phase timing (LLORCH_CUDA_PERSIST_TIMING=1, diagnostics only): block 0
+ * stamps %globaltimer at fixed points, every block raises the "work done"
+ * stamps of each phase to its own time (atomicMax), so after a launch
+ * pk_ts holds: 0 entry (block 0), 1 the last block past its PDL wait, 2 A
+ * staged (block 0), 3 A done (last block), 4 barrier 1 left (block 0), 5 B
+ * done (last), 6 barrier 2 left, 7 C staged, 8 C done, 9 barrier 3 left, 10 D
+ * staged, 11 D done, 12 barrier 4 left, 13 E staged, 14 E done (last). */
+__device__ unsigned long long pk_ts[16];
+__device__ __forceinline__ unsigned long long pk_now() {
+    unsigned long long t;
+    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+    return t;
+}
+#define PK_TS0(A, i)                                                           \
+    do {                                                                       \
+        if ((A).timing && blockIdx.x == 0 && threadIdx.x == 0) pk_ts[i] = pk_now(); \
+    } while (0)
+#define PK_TSMAX(A, i)                                                         \
+    do {                                                                       \
+        if ((A).timing && threadIdx.x == 0) atomicMax(&pk_ts[i], pk_now());    \
+    } while (0)
+
+/* Every thread of every block calls it. Thread 0 reads the generation, then
+ * arrives; the last arriver resets the counter and releases the next
+ * generation; the others spin on it. Default: the arrival is an
+ * acq_rel atomic and the spin an acquire load (the block's writes before
+ * __syncthreads are ordered before thread 0's release by the CTA barrier;
+ * the reads after the closing __syncthreads after its acquire), as CUTLASS's
+ * generic barrier does. bar_fence (LLORCH_CUDA_PERSIST_BAR=0): the
+ * cooperative-groups pattern with __threadfence around relaxed atomics. */
+__device__ __forceinline__ void pk_grid_sync(unsigned *bar, unsigned nblk, int fence, int timing, int ts) {
     __syncthreads();
     if (threadIdx.x == 0) {
+        if (timing) atomicMax(&pk_ts[ts], pk_now());
         const unsigned g = pk_ld_acquire(bar + 1);
-        __threadfence();
-        if (atomicAdd(bar, 1u) == nblk - 1) {
-            atomicExch(bar, 0u);
+        if (fence) {
             __threadfence();
-            atomicAdd(bar + 1, 1u);
+            if (atomicAdd(bar, 1u) == nblk - 1) {
+                atomicExch(bar, 0u);
+                __threadfence();
+                atomicAdd(bar + 1, 1u);
+            } else {
+                while (pk_ld_acquire(bar + 1) == g) {
+                }
+            }
+            __threadfence();
         } else {
-            while (pk_ld_acquire(bar + 1) == g) {
+            unsigned old;
+            asm volatile("atom.add.acq_rel.gpu.global.u32 %0, [%1], 1;" : "=r"(old) : "l"(bar) : "memory");
+            if (old == nblk - 1) {
+                /* every block has arrived and none can arrive again before
+                 * the release below: the plain reset is ordered by it */
+                asm volatile("st.relaxed.gpu.global.u32 [%0], 0;" ::"l"(bar) : "memory");
+                asm volatile("st.release.gpu.global.u32 [%0], %1;" ::"l"(bar + 1), "r"(g + 1) : "memory");
+            } else {
+                while (pk_ld_acquire(bar + 1) == g) {
+                }
             }
         }
-        __threadfence();
     }
     __syncthreads();
 }
@@ -289,6 +332,15 @@ __global__ void __launch_bounds__(PK_THREADS, 2) k_decode_block(pk_args A) {
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const unsigned nblk = gridDim.x;
     const int n_pairs = (Q + 2 * KV) / 2;
+    PK_TS0(A, 0);
+    /* pos is written before the graph (or op) starts and every kernel
+     * before this one waited for its own predecessor before letting us
+     * launch, so it may be read before our wait; the rope angles depend on
+     * the position only: their table is made here, overlapping the previous
+     * kernel's tail (double-precision pow/sincos, ~1 us) */
+    const int p0 = A.pos[0];
+    __shared__ float rope_c[64], rope_s[64];
+    if ((int)threadIdx.x < A.rope.n_rot / 2) rope_cs(A.rope, p0, threadIdx.x, A.ff, &rope_c[threadIdx.x], &rope_s[threadIdx.x]);
 
     /* every weight row this block will read, requested before the wait */
     if (A.pf) {
@@ -315,11 +367,12 @@ __global__ void __launch_bounds__(PK_THREADS, 2) k_decode_block(pk_args A) {
      * executed it, i.e. when all of them are resident (see the top comment) */
     asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
 #endif
-    const int p0 = A.pos[0];
+    PK_TSMAX(A, 1);
 
     /* ---- A: norm, q/k/v pairs, rope, K/V store ---- */
-    pk_stage_norm(A.x, A.attn_norm, E, A.eps, xs, redf);
+    pk_stage_norm(A.x, A.attn_norm, E, A.eps, xs, redf); /* its barriers also publish the rope table */
     pk_quant(xs, E, A.need_a, q1, d1, s1, q2, d2);
+    PK_TS0(A, 2);
     {
         const int g = A.ga, tpb = PK_WARPS / g, team = warp / g, tt = (warp & (g - 1)) * 32 + lane;
         for (int base = blockIdx.x * tpb; base < n_pairs; base += nblk * tpb) {
@@ -336,8 +389,7 @@ __global__ void __launch_bounds__(PK_THREADS, 2) k_decode_block(pk_args A) {
                 const float *bias = mat == 0 ? A.bq : mat == 1 ? A.bk : A.bv;
                 float ya = bias ? d.x + bias[ra] : d.x, yb = bias ? d.y + bias[rb] : d.y;
                 if (ri >= 0) {
-                    float c, s;
-                    rope_cs(A.rope, p0, ri, A.ff, &c, &s);
+                    const float c = rope_c[ri], s = rope_s[ri];
                     const float x0 = ya, x1 = yb;
                     ya = x0 * c - x1 * s;
                     yb = x0 * s + x1 * c;
@@ -353,19 +405,28 @@ __global__ void __launch_bounds__(PK_THREADS, 2) k_decode_block(pk_args A) {
             }
         }
     }
-    pk_grid_sync(A.bar, nblk);
+    pk_grid_sync(A.bar, nblk, A.bar_fence, A.timing, 3);
+    PK_TS0(A, 4);
 
-    /* ---- B: attention (head, split) items ---- */
-    for (int it = blockIdx.x; it < A.n_head * A.S; it += nblk) {
-        __syncthreads(); /* the item's shared arrays are reused */
-        attn_dec_item<EPL, PK_WARPS>(A.q, Q, A.kc, A.vc, A.pos, A.n_head, A.n_head / A.n_head_kv, A.hd, A.scale, A.S,
-                                     A.att, A.part, A.cnt, NULL, 0, it % A.n_head, 0, it / A.n_head);
+    /* ---- B: attention (head, split) items; splits of >= PK_SPLIT_KEYS keys
+     * (a short context takes one block per head and no merge) ---- */
+    {
+        int S = (p0 + PK_SPLIT_KEYS) / PK_SPLIT_KEYS;
+        S = S < A.S ? S : A.S;
+        for (int it = blockIdx.x; it < A.n_head * S; it += nblk) {
+            __syncthreads(); /* the item's shared arrays are reused */
+            attn_dec_item<EPL, PK_WARPS>(A.q, Q, A.kc, A.vc, A.pos, A.n_head, A.n_head / A.n_head_kv, A.hd, A.scale,
+                                         S, A.att, A.part, S > 1 ? A.cnt : NULL, NULL, 0, it % A.n_head, 0,
+                                         it / A.n_head);
+        }
     }
-    pk_grid_sync(A.bar, nblk);
+    pk_grid_sync(A.bar, nblk, A.bar_fence, A.timing, 5);
+    PK_TS0(A, 6);
 
     /* ---- C: x += att·Wo ---- */
     pk_stage_copy(A.att, Q, xs);
     pk_quant(xs, Q, A.need_c, q1, d1, s1, q2, d2);
+    PK_TS0(A, 7);
     {
         const int g = A.gc, tpb = PK_WARPS / g, team = warp / g, tt = (warp & (g - 1)) * 32 + lane;
         for (int base = blockIdx.x * tpb; base < E; base += nblk * tpb) {
@@ -376,11 +437,13 @@ __global__ void __launch_bounds__(PK_THREADS, 2) k_decode_block(pk_args A) {
             if (row < E && tt == 0) A.x[row] = __ldcg(A.x + row) + d.x;
         }
     }
-    pk_grid_sync(A.bar, nblk);
+    pk_grid_sync(A.bar, nblk, A.bar_fence, A.timing, 8);
+    PK_TS0(A, 9);
 
     /* ---- D: hb = silu(xb·Wg) * (xb·Wu) ---- */
     pk_stage_norm(A.x, A.ffn_norm, E, A.eps, xs, redf);
     pk_quant(xs, E, A.need_d, q1, d1, s1, q2, d2);
+    PK_TS0(A, 10);
     {
         const int g = A.gd, tpb = PK_WARPS / g, team = warp / g, tt = (warp & (g - 1)) * 32 + lane;
         const int same = A.wg.type == A.wu.type;
@@ -400,11 +463,13 @@ __global__ void __launch_bounds__(PK_THREADS, 2) k_decode_block(pk_args A) {
             if (row < F && tt == 0) A.hb[row] = d.x / (1.0f + expf(-d.x)) * d.y;
         }
     }
-    pk_grid_sync(A.bar, nblk);
+    pk_grid_sync(A.bar, nblk, A.bar_fence, A.timing, 11);
+    PK_TS0(A, 12);
 
     /* ---- E: x += hb·Wd ---- */
     pk_stage_copy(A.hb, F, xs);
     pk_quant(xs, F, A.need_e, q1, d1, s1, q2, d2);
+    PK_TS0(A, 13);
     {
         const int g = A.ge, tpb = PK_WARPS / g, team = warp / g, tt = (warp & (g - 1)) * 32 + lane;
         for (int base = blockIdx.x * tpb; base < E; base += nblk * tpb) {
@@ -414,6 +479,10 @@ __global__ void __launch_bounds__(PK_THREADS, 2) k_decode_block(pk_args A) {
             d = pk_team_sum(d, g, red2);
             if (row < E && tt == 0) A.x[row] = __ldcg(A.x + row) + d.x;
         }
+    }
+    if (A.timing) {
+        __syncthreads();
+        PK_TSMAX(A, 14);
     }
 }
 
@@ -449,6 +518,11 @@ static int pk_team(int units, int total_warps) {
 static int env_int(const char *name, int def) {
     const char *e = getenv(name);
     return e && *e ? atoi(e) : def;
+}
+
+/* the phase stamps of the last timed launch (LLORCH_CUDA_PERSIST_TIMING=1) */
+extern "C" int llorch_cuda_persist_stamps(unsigned long long out[16]) {
+    return cudaMemcpyFromSymbol(out, pk_ts, sizeof(unsigned long long) * 16) == cudaSuccess ? 0 : -1;
 }
 
 /* persistent launches enqueued by this process (tests: did the fast path run?) */
@@ -527,12 +601,9 @@ static int pk_launch(cu_ctx *c, pk_args &A, size_t smem) {
 }
 
 int cu_decode_block(cu_ctx *c, const eng_block_w *b, float *x, const int32_t *pos, const eng_block_tmp *t) {
-    static int on = -1, pf = 1;
-    if (on < 0) {
-        on = env_int("LLORCH_CUDA_PERSIST", 1) != 0;
-        pf = env_int("LLORCH_CUDA_PERSIST_PF", 1) != 0;
-    }
-    if (!on || c->prof) return -1; /* profiling times the composed ops */
+    /* read at every call (eager decode, or a graph capture): tests and
+     * benchmarks switch them within one process */
+    if (env_int("LLORCH_CUDA_PERSIST", 1) == 0 || c->prof) return -1; /* profiling times the composed ops */
     const int E = (int)b->wq->ne0, F = (int)b->w_gate->ne1, hd = b->head_dim;
     const int Q = b->n_head * hd, KV = b->n_head_kv * hd;
     if (b->n_head <= 0 || b->n_head_kv <= 0 || b->n_head % b->n_head_kv || hd % 2) return -1;
@@ -580,6 +651,13 @@ int cu_decode_block(cu_ctx *c, const eng_block_w *b, float *x, const int32_t *po
     A.need_c = A.wo.kq ? 2 : 1;
     A.need_d = (A.wg.kq || A.wu.kq ? 2 : 0) | (!A.wg.kq || !A.wu.kq ? 1 : 0);
     A.need_e = A.wd.kq ? 2 : 1;
-    A.pf = pf;
+    A.pf = env_int("LLORCH_CUDA_PERSIST_PF", 1) != 0;
+    A.bar_fence = env_int("LLORCH_CUDA_PERSIST_BAR", 1) == 0;
+    A.timing = env_int("LLORCH_CUDA_PERSIST_TIMING", 0) == 1;
+    /* big layers (Llama-2-7B: 113 MB) measured slower than the tuned
+     * composition (docs/PERF.md): only layers up to LLORCH_CUDA_PERSIST_MAXMB */
+    const double mb = (double)(b->wq->nb2 + b->wk->nb2 + b->wv->nb2 + b->wo->nb2 + b->w_gate->nb2 + b->w_up->nb2 +
+                               b->w_down->nb2) / (1024.0 * 1024.0);
+    if (mb > (double)env_int("LLORCH_CUDA_PERSIST_MAXMB", 64)) return -1;
     return epl == 2 ? pk_launch<2>(c, A, smem) : pk_launch<4>(c, A, smem);
 }
