@@ -204,6 +204,12 @@ typedef struct eng_backend_ops {
      * (CUDA: one persistent launch per layer where the shapes/formats allow,
      * cuda/persist.cu; otherwise that composition.) */
     void (*decode_block)(void *ctx, const eng_block_w *b, float *x, const int32_t *pos, const eng_block_tmp *t);
+    /* n whole layers in order, one decode row:
+     *   for (l = 0; l < n; l++) decode_block(&b[l], x, pos, t)
+     * (CUDA: one persistent launch for all of them where they share shapes,
+     * otherwise decode_block per layer) */
+    void (*decode_layers)(void *ctx, const eng_block_w *b, int n, float *x, const int32_t *pos,
+                          const eng_block_tmp *t);
     /* ==== end of fused ops ======================================================== */
     /* ---- gpt-oss ops (owner: gpt-oss work; optional: NULL where a backend lacks
      * them, and the engine then refuses gpt-oss models at load with

@@ -1192,10 +1192,14 @@ static void test_fused_rope_kv(void **st) {
  * Each case runs 3 steps at positions p, p+1, p+2: the first captured into
  * a graph (record_begin/end), the next two replayed with new x and pos, so
  * the barrier words and attention counters are reused across replays.
- * Bounds: x (the residual after the block) within 2 x TOL_ATT(keys) of the
- * CPU (the attention output's fp16-accumulator difference dominates, carried
- * through o and the FFN); the K/V cache row of the step TOL_KV16; every row
- * no step wrote exactly the CPU's (unchanged history, zero above). The persistent path must have run for the fast formats and not
+ * Bounds: x (the residual after the block) within 2e-3 of the same block
+ * through the CUDA composition (LLORCH_CUDA_PERSIST=0: the ops tested
+ * above), and against the CPU within 1.5x the composition's own CPU error
+ * + 1e-3 (and < 0.1): a whole block amplifies the attention's fp16
+ * (CPU) / fp32 (CUDA) difference through its quantized activations, so a
+ * fixed per-op bound does not apply; the K/V cache row of the step
+ * TOL_KV16; every row no step wrote exactly the CPU's (unchanged history,
+ * zero above). The persistent path must have run for the fast formats and not
  * for the fallbacks (llorch_cuda_persist_launches). */
 extern unsigned long llorch_cuda_persist_launches;
 
@@ -1302,12 +1306,18 @@ static void block_case(const blk_case *bc, int key) {
         print_message("  %s pos %d: rel err vs cpu / vs cuda composition: q %.2g/%.2g k %.2g/%.2g v %.2g/%.2g "
                       "att %.2g/%.2g hb %.2g/%.2g x %.2g/%.2g\n",
                       bc->name, pos, ec[0], eg[0], ec[1], eg[1], ec[2], eg[2], ec[3], eg[3], ec[4], eg[4], exc, exg);
-        if (bc->fast) {
-            snprintf(what, sizeof what, "decode_block %s pos %d: x vs the CUDA composition", bc->name, pos);
-            check(h, h2, E, 2e-3, what);
-        }
-        snprintf(what, sizeof what, "decode_block %s pos %d: x", bc->name, pos);
-        check(h, x, E, 2 * TOL_ATT(pos + 1), what);
+        /* the persistent kernel must equal the CUDA composition up to
+         * summation order (2e-3 leaves room for a rare q8 rounding flip);
+         * against the CPU it may differ only as much as the composition
+         * does (each primitive is tested against the CPU above; the
+         * block's quantized activations amplify the attention's fp16/fp32
+         * difference, e.g. att 3e-4 -> x 1.4e-2 at Qwen's shape, H100),
+         * and never beyond a sanity bound of 0.1 */
+        snprintf(what, sizeof what, "decode_block %s pos %d: x vs the CUDA composition", bc->name, pos);
+        check(h, h2, E, 2e-3, what);
+        if (!(exc <= 1.5 * rel_err(h2, x, E, "x") + 1e-3 && exc <= 0.1))
+            fail_msg("decode_block %s pos %d: x vs cpu %.3g, the CUDA composition's %.3g", bc->name, pos, exc,
+                     rel_err(h2, x, E, "x"));
         free(h); free(h2); free(t1); free(t2);
         /* caches: row pos within TOL_KV16, every other row exactly the CPU's */
         uint16_t *hk = malloc(cb), *hv = malloc(cb);
@@ -1409,6 +1419,135 @@ static void test_decode_block(void **st) {
     }
 }
 
+/* decode_layers: 3 Qwen-shaped layers of different formats in ONE
+ * persistent launch (LLORCH_CUDA_PERSIST_LAYERS, default on) against the
+ * CPU's loop of decode_block and the CUDA composition, positions 0.. and
+ * 700.. (split attention), captured once and replayed twice; same bounds as
+ * test_decode_block, and every layer's K/V row of the step TOL_KV16. */
+extern unsigned long llorch_cuda_persist_multi_launches;
+
+static void layers_case(int pos0, int key) {
+    enum { NL = 3 };
+    const int E = 896, nh = 14, nkv = 2, hd = 64, F = 4864, Q = nh * hd, KV = nkv * hd;
+    const int tq[NL] = {QT_Q5_0, QT_Q8_0, QT_Q5_1}, tv[NL] = {QT_Q8_0, QT_Q4_0, QT_Q8_0};
+    const int to[NL] = {QT_Q5_0, QT_Q8_0, QT_Q4_1}, tg[NL] = {QT_Q5_0, QT_Q4_0, QT_Q8_0};
+    const int td[NL] = {QT_Q4_K, QT_Q6_K, QT_Q5_K};
+    const int n_ctx = pos0 + 8;
+    const size_t ce = (size_t)n_ctx * KV, cb = ce * 2;
+    fw w[NL][7];
+    float *an[NL], *fn[NL], *bq[NL], *bk[NL], *bv[NL], *ang[NL], *fng[NL], *bqg[NL], *bkg[NL], *bvg[NL];
+    uint16_t *kc = calloc(NL, cb), *vc = calloc(NL, cb);
+    for (size_t i = 0; i < (size_t)NL * ce; i++) {
+        if (i % ce >= (size_t)pos0 * KV) continue; /* history rows only */
+        kc[i] = qt_f32_to_f16(tu_randf(&g_seed) * 2.0f);
+        vc[i] = qt_f32_to_f16(tu_randf(&g_seed));
+    }
+    uint16_t *kcg = gdup(kc, NL * cb), *vcg = gdup(vc, NL * cb), *kcg2 = gdup(kc, NL * cb), *vcg2 = gdup(vc, NL * cb);
+    eng_block_w bc[NL], bg[NL], bg2[NL];
+    eng_rope rp = {hd, 1, 1000000.0f, 1.0f, NULL, 0.0f, 1.0f, 32.0f, 1.0f, 4096};
+    for (int l = 0; l < NL; l++) {
+        fw_make(&w[l][0], tq[l], E, Q);
+        fw_make(&w[l][1], tq[l], E, KV);
+        fw_make(&w[l][2], tv[l], E, KV);
+        fw_make(&w[l][3], to[l], Q, E);
+        fw_make(&w[l][4], tg[l], E, F);
+        fw_make(&w[l][5], tg[l], E, F);
+        fw_make(&w[l][6], td[l], F, E);
+        an[l] = rnd(E, 0.05f);
+        fn[l] = rnd(E, 1.0f);
+        for (int i = 0; i < E; i++) { an[l][i] += 0.1f; fn[l][i] += 1.5f; }
+        bq[l] = rnd(Q, 1.0f); bk[l] = rnd(KV, 1.0f); bv[l] = rnd(KV, 1.0f);
+        ang[l] = gdup(an[l], E * 4); fng[l] = gdup(fn[l], E * 4);
+        bqg[l] = gdup(bq[l], Q * 4); bkg[l] = gdup(bk[l], KV * 4); bvg[l] = gdup(bv[l], KV * 4);
+        bc[l] = (eng_block_w){an[l], fn[l], &w[l][0].wc, &w[l][1].wc, &w[l][2].wc, bq[l], bk[l], bv[l], &w[l][3].wc,
+                              &w[l][4].wc, &w[l][5].wc, &w[l][6].wc, nh, nkv, hd, 1e-6f, 0.125f, rp, kc + l * ce, vc + l * ce};
+        bg[l] = (eng_block_w){ang[l], fng[l], &w[l][0].wg, &w[l][1].wg, &w[l][2].wg, bqg[l], bkg[l], bvg[l], &w[l][3].wg,
+                              &w[l][4].wg, &w[l][5].wg, &w[l][6].wg, nh, nkv, hd, 1e-6f, 0.125f, rp, kcg + l * ce, vcg + l * ce};
+        bg2[l] = bg[l];
+        bg2[l].k_cache = kcg2 + l * ce;
+        bg2[l].v_cache = vcg2 + l * ce;
+    }
+    const size_t nt = (size_t)E + Q + KV + KV + Q + E + 2 * F + F;
+    float *th = malloc(nt * 4), *t1 = gpoison(nt), *t2 = gpoison(nt);
+#define TMP(b) {b, b + E, b + E + Q, b + E + Q + KV, b + E + Q + 2 * KV, b + E + 2 * Q + 2 * KV, b + 2 * E + 2 * Q + 2 * KV, b + 2 * E + 2 * Q + 2 * KV + 2 * F}
+    eng_block_tmp tc = TMP(th), tg1 = TMP(t1), tg2 = TMP(t2);
+#undef TMP
+    float *xg = gpoison(E), *xg2 = gpoison(E);
+    int32_t *pg = NULL;
+    assert_int_equal(G.ops->alloc(G.ctx, 4, (void **)&pg), 0);
+    const char *pe = getenv("LLORCH_CUDA_PERSIST");
+    char pe_saved[16] = "";
+    if (pe) snprintf(pe_saved, sizeof pe_saved, "%s", pe);
+    const unsigned long m0 = llorch_cuda_persist_multi_launches;
+    for (int step = 0; step < 3; step++) {
+        int32_t pos = pos0 + step;
+        float *x = rnd(E, 1.0f);
+        assert_int_equal(G.ops->upload(G.ctx, xg, x, E * 4), 0);
+        assert_int_equal(G.ops->upload(G.ctx, xg2, x, E * 4), 0);
+        assert_int_equal(G.ops->upload(G.ctx, pg, &pos, 4), 0);
+        gpoison_again(t1, nt);
+        const int replayed = G.ops->record_begin(G.ctx, key);
+        assert_int_equal(replayed, step == 0 ? 0 : 1);
+        if (!replayed) {
+            G.ops->decode_layers(G.ctx, bg, NL, xg, pg, &tg1);
+            assert_int_equal(G.ops->record_end(G.ctx, key), 0);
+        }
+        setenv("LLORCH_CUDA_PERSIST", "0", 1);
+        G.ops->decode_layers(G.ctx, bg2, NL, xg2, pg, &tg2);
+        if (pe) setenv("LLORCH_CUDA_PERSIST", pe_saved, 1);
+        else unsetenv("LLORCH_CUDA_PERSIST");
+        C.ops->decode_layers(C.ctx, bc, NL, x, &pos, &tc);
+        assert_int_equal(C.ops->sync(C.ctx), 0);
+        float *h = gget(xg, E), *h2 = gget(xg2, E);
+        const double exc = rel_err(h, x, E, "x"), exg = rel_err(h, h2, E, "x"), e2c = rel_err(h2, x, E, "x");
+        print_message("  decode_layers pos %d: x rel err vs cpu %.2g, vs cuda composition %.2g (composition vs cpu %.2g)\n",
+                      pos, exc, exg, e2c);
+        char what[128];
+        snprintf(what, sizeof what, "decode_layers pos %d: x vs the CUDA composition", pos);
+        check(h, h2, E, 2e-3, what);
+        if (!(exc <= 1.5 * e2c + 1e-3 && exc <= 0.1))
+            fail_msg("decode_layers pos %d: x vs cpu %.3g, the CUDA composition's %.3g", pos, exc, e2c);
+        uint16_t *hk = malloc(NL * cb), *hv = malloc(NL * cb);
+        assert_int_equal(G.ops->download(G.ctx, hk, kcg, NL * cb), 0);
+        assert_int_equal(G.ops->download(G.ctx, hv, vcg, NL * cb), 0);
+        float *f[4];
+        for (int j = 0; j < 4; j++) f[j] = malloc((size_t)KV * 4);
+        for (int l = 0; l < NL; l++) {
+            for (int i = 0; i < KV; i++) {
+                const size_t o = l * ce + (size_t)pos * KV + i;
+                f[0][i] = qt_f16_to_f32(hk[o]); f[1][i] = qt_f16_to_f32(kc[o]);
+                f[2][i] = qt_f16_to_f32(hv[o]); f[3][i] = qt_f16_to_f32(vc[o]);
+            }
+            snprintf(what, sizeof what, "decode_layers pos %d layer %d: k cache row", pos, l);
+            check(f[0], f[1], KV, TOL_KV16, what);
+            snprintf(what, sizeof what, "decode_layers pos %d layer %d: v cache row", pos, l);
+            check(f[2], f[3], KV, TOL_KV16, what);
+        }
+        for (int j = 0; j < 4; j++) free(f[j]);
+        free(hk); free(hv); free(h); free(h2); free(x);
+    }
+    const char *pl = getenv("LLORCH_CUDA_PERSIST_LAYERS");
+    const int multi_on = !(pe && !strcmp(pe, "0")) && !(pl && !strcmp(pl, "0"));
+    assert_true(llorch_cuda_persist_multi_launches == m0 + (multi_on ? 1 : 0));
+    print_message("decode_layers pos %d: ok (%s)\n", pos0, multi_on ? "one persistent launch" : "per layer");
+    for (int l = 0; l < NL; l++) {
+        for (int j = 0; j < 7; j++) fw_free(&w[l][j]);
+        free(an[l]); free(fn[l]); free(bq[l]); free(bk[l]); free(bv[l]);
+        G.ops->free(G.ctx, ang[l]); G.ops->free(G.ctx, fng[l]);
+        G.ops->free(G.ctx, bqg[l]); G.ops->free(G.ctx, bkg[l]); G.ops->free(G.ctx, bvg[l]);
+    }
+    free(kc); free(vc); free(th);
+    G.ops->free(G.ctx, kcg); G.ops->free(G.ctx, vcg); G.ops->free(G.ctx, kcg2); G.ops->free(G.ctx, vcg2);
+    G.ops->free(G.ctx, t1); G.ops->free(G.ctx, t2); G.ops->free(G.ctx, xg); G.ops->free(G.ctx, xg2);
+    G.ops->free(G.ctx, pg);
+}
+
+static void test_decode_layers(void **st) {
+    (void)st;
+    layers_case(0, 2000);
+    layers_case(700, 2001);
+}
+
 static void test_no_leak(void **st) {
     (void)st;
     assert_int_equal(G.ops->sync(G.ctx), 0);
@@ -1444,6 +1583,7 @@ int main(void) {
         cmocka_unit_test(test_fused_matmul), cmocka_unit_test(test_fused_norm_quant),
         cmocka_unit_test(test_fused_rope_kv),
         cmocka_unit_test(test_decode_block),
+        cmocka_unit_test(test_decode_layers),
         cmocka_unit_test(test_no_leak),
     };
     /* LLORCH_TEST_SKIP=glob skips tests (racecheck is too slow for test_sample) */

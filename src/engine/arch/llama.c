@@ -51,6 +51,23 @@ static int fused_allowed(void) {
     return !(e && !strcmp(e, "1"));
 }
 
+/* layer l of s's model as decode_block arguments (its weights, s's caches) */
+static void block_args(const eng_session *s, int l, float scale, eng_block_w *bw) {
+    const eng_hparams *hp = &s->m->hp;
+    const eng_layer *L = &s->m->layers[l];
+    const size_t KV = (size_t)hp->kv_dim;
+    *bw = (eng_block_w){
+        .attn_norm = L->attn_norm, .ffn_norm = L->ffn_norm,
+        .wq = &L->wq, .wk = &L->wk, .wv = &L->wv,
+        .bq = L->bq, .bk = L->bk, .bv = L->bv,
+        .wo = &L->wo, .w_gate = &L->w_gate, .w_up = &L->w_up, .w_down = &L->w_down,
+        .n_head = hp->n_head, .n_head_kv = hp->n_head_kv, .head_dim = hp->head_dim,
+        .eps = hp->eps, .scale = scale, .rope = hp->rope,
+        .k_cache = s->k_cache + (size_t)l * s->n_ctx * KV, .v_cache = s->v_cache + (size_t)l * s->n_ctx * KV,
+    };
+    bw->rope.freq_factors = L->rope_freqs;
+}
+
 static void issue_layers(eng_session *s, int n, int mode, int fused) {
     const eng_model *m = s->m;
     const eng_hparams *hp = &m->hp;
@@ -67,6 +84,20 @@ static void issue_layers(eng_session *s, int n, int mode, int fused) {
 
     B->get_rows(bc, &m->tok_embd, s->toks_dev, n, s->x);
     eng_dump(s, "embd", -1, "GET_ROWS", s->x, n, E, E);
+    /* decode: every layer as one decode_layers op where each layer can be a
+     * decode_block (the same composition, backend.h) */
+    int all_blk = f_blk && B->decode_layers;
+    for (int l = 0; all_blk && l < hp->n_layer; l++) all_blk = !m->layers[l].wqkv.data && m->layers[l].w_gate.data;
+    if (all_blk) {
+        eng_block_w bw[hp->n_layer];
+        for (int l = 0; l < hp->n_layer; l++) block_args(s, l, scale, &bw[l]);
+        const eng_block_tmp bt = {
+            .xb = s->xb, .q = s->qkv, .k = s->qkv + Q, .v = s->qkv + Q + KV,
+            .att = s->att, .tmp = s->tmp, .gu = s->gu, .hb = s->hb,
+        };
+        B->decode_layers(bc, bw, hp->n_layer, s->x, s->pos_dev, &bt);
+        return;
+    }
     for (int l = 0; l < hp->n_layer; l++) {
         const eng_layer *L = &m->layers[l];
         uint16_t *kc = s->k_cache + (size_t)l * s->n_ctx * KV;
@@ -75,16 +106,8 @@ static void issue_layers(eng_session *s, int n, int mode, int fused) {
         /* decode: the whole block as one op where the backend has it (the
          * same composition as below, backend.h decode_block) */
         if (f_blk && !L->wqkv.data && L->w_gate.data) {
-            eng_block_w bw = {
-                .attn_norm = L->attn_norm, .ffn_norm = L->ffn_norm,
-                .wq = &L->wq, .wk = &L->wk, .wv = &L->wv,
-                .bq = L->bq, .bk = L->bk, .bv = L->bv,
-                .wo = &L->wo, .w_gate = &L->w_gate, .w_up = &L->w_up, .w_down = &L->w_down,
-                .n_head = hp->n_head, .n_head_kv = hp->n_head_kv, .head_dim = hp->head_dim,
-                .eps = hp->eps, .scale = scale, .rope = hp->rope,
-                .k_cache = kc, .v_cache = vc,
-            };
-            bw.rope.freq_factors = L->rope_freqs;
+            eng_block_w bw;
+            block_args(s, l, scale, &bw);
             const eng_block_tmp bt = {
                 .xb = s->xb, .q = s->qkv, .k = s->qkv + Q, .v = s->qkv + Q + KV,
                 .att = s->att, .tmp = s->tmp, .gu = s->gu, .hb = s->hb,

@@ -147,6 +147,7 @@ static const eng_backend_ops cpu_ops = {
     .matmul_swiglu = cpu_matmul_swiglu,
     .rope_kv_store = cpu_rope_kv_store,
     .decode_block = cpu_decode_block,
+    .decode_layers = cpu_decode_layers,
     .moe_route = cpu_moe_route,
     .matmul_id = cpu_matmul_id,
     .swiglu_oai = cpu_swiglu_oai,

@@ -67,3 +67,7 @@ void cpu_decode_block(void *ctx, const eng_block_w *b, float *x, const int32_t *
     cpu_matmul_swiglu(ctx, b->w_gate, b->w_up, t->xb, t->hb, t->gu, 1);
     cpu_matmul_add(ctx, b->w_down, t->hb, x, t->tmp, 1);
 }
+
+void cpu_decode_layers(void *ctx, const eng_block_w *b, int n, float *x, const int32_t *pos, const eng_block_tmp *t) {
+    for (int l = 0; l < n; l++) cpu_decode_block(ctx, &b[l], x, pos, t);
+}

@@ -88,6 +88,7 @@ void cpu_rope_kv_store(void *ctx, float *q, int ldq, float *k, const float *v, i
                        int n_head, int n_head_kv, int head_dim, const eng_rope *p, uint16_t *k_cache,
                        uint16_t *v_cache);
 void cpu_decode_block(void *ctx, const eng_block_w *b, float *x, const int32_t *pos, const eng_block_tmp *t);
+void cpu_decode_layers(void *ctx, const eng_block_w *b, int n, float *x, const int32_t *pos, const eng_block_tmp *t);
 /* decode_block calls so far in this process (tests: did the block path run?) */
 uint64_t cpu_decode_block_calls(void);
 

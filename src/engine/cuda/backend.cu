@@ -293,6 +293,7 @@ static void b_rope_kv_store(void *ctx, float *q, int ldq, float *k, const float 
  * (nothing enqueued). cu_persist_init: once per context, outside captures. */
 int cu_decode_block(cu_ctx *c, const eng_block_w *b, float *x, const int32_t *pos, const eng_block_tmp *t);
 void cu_persist_init(cu_ctx *c);
+int cu_decode_layers(cu_ctx *c, const eng_block_w *b, int n, float *x, const int32_t *pos, const eng_block_tmp *t);
 
 /* backend.h decode_block: the persistent kernel, else exactly the
  * composition (through this backend's fused ops) */
@@ -312,6 +313,14 @@ static void b_decode_block(void *ctx, const eng_block_w *b, float *x, const int3
     b_rmsnorm(ctx, x, b->ffn_norm, t->xb, 1, E, b->eps);
     b_matmul_swiglu(ctx, b->w_gate, b->w_up, t->xb, t->hb, t->gu, 1);
     b_matmul_add(ctx, b->w_down, t->hb, x, t->tmp, 1);
+}
+
+/* backend.h decode_layers: all layers in one persistent launch, else per layer */
+static void b_decode_layers(void *ctx, const eng_block_w *b, int n, float *x, const int32_t *pos,
+                            const eng_block_tmp *t) {
+    cu_ctx *c = CW(ctx);
+    if (cu_decode_layers(c, b, n, x, pos, t) == 0) return;
+    for (int l = 0; l < n; l++) b_decode_block(ctx, &b[l], x, pos, t);
 }
 
 static int b_sample(void *ctx, const float *logits, int n_vocab, const eng_sample_args *a, int32_t *dev_token,
@@ -459,6 +468,7 @@ static const eng_backend_ops g_cuda_ops = {
     .matmul_swiglu = b_matmul_swiglu,
     .rope_kv_store = b_rope_kv_store,
     .decode_block = b_decode_block,
+    .decode_layers = b_decode_layers,
     .moe_route = b_moe_route,
     .matmul_id = b_matmul_id,
     .swiglu_oai = b_swiglu_oai,

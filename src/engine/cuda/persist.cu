@@ -250,10 +250,19 @@ __device__ __forceinline__ float2 pk_team_sum(float2 v, int g, float2 *red) {
 }
 
 /* ---- activation staging ------------------------------------------------------------------ */
-/* xs = rmsnorm(x) * g over E (every block the same fp32 values: same order) */
+/* xs = rmsnorm(x) * g over E (every block the same fp32 values: same
+ * order). g is loaded with x (registers, E <= 8 x PK_THREADS), so its
+ * latency is not a second round trip after the sum. */
+#define PK_NORM_REGS 8
 __device__ __forceinline__ void pk_stage_norm(const float *x, const float *g, int E, float eps, float *xs,
                                               float *red) {
-    float ss = 0.0f;
+    float ss = 0.0f, gv[PK_NORM_REGS];
+    const int reg = E <= PK_NORM_REGS * PK_THREADS;
+#pragma unroll
+    for (int k = 0; k < PK_NORM_REGS; k++) {
+        const int i = threadIdx.x + k * PK_THREADS;
+        gv[k] = (reg && g && i < E) ? g[i] : 1.0f;
+    }
     for (int i = threadIdx.x; i < E; i += PK_THREADS) {
         const float v = __ldcg(x + i);
         xs[i] = v;
@@ -266,7 +275,15 @@ __device__ __forceinline__ void pk_stage_norm(const float *x, const float *g, in
 #pragma unroll
     for (int w = 0; w < PK_WARPS; w++) tot += red[w];
     const float scale = 1.0f / sqrtf(tot / (float)E + eps);
-    for (int i = threadIdx.x; i < E; i += PK_THREADS) xs[i] = g ? xs[i] * scale * g[i] : xs[i] * scale;
+    if (reg) {
+#pragma unroll
+        for (int k = 0; k < PK_NORM_REGS; k++) {
+            const int i = threadIdx.x + k * PK_THREADS;
+            if (i < E) xs[i] = g ? xs[i] * scale * gv[k] : xs[i] * scale;
+        }
+    } else {
+        for (int i = threadIdx.x; i < E; i += PK_THREADS) xs[i] = g ? xs[i] * scale * g[i] : xs[i] * scale;
+    }
     __syncthreads(); /* red is reused by the caller */
 }
 
@@ -318,32 +335,47 @@ __device__ __forceinline__ void pk_pair(const pk_args &A, int u, int &mat, int &
 }
 
 /* ---- the kernel ------------------------------------------------------------------------------ */
-template <int EPL>
-__global__ void __launch_bounds__(PK_THREADS, 2) k_decode_block(pk_args A) {
-    extern __shared__ __align__(16) unsigned char pk_smem[];
-    __shared__ float2 red2[PK_WARPS];
-    __shared__ float redf[PK_WARPS];
-    const int Km = A.Kmax;
-    float *xs = (float *)pk_smem;
-    float *d1 = xs + Km, *s1 = d1 + Km / 32, *d2 = s1 + Km / 32;
-    int8_t *q1 = (int8_t *)(d2 + Km / 32), *q2 = q1 + Km;
-    const pk_act act = {q1, d1, s1, q2, d2};
+/* a block's shared memory */
+struct pk_sm {
+    float *xs, *d1, *s1, *d2; /* dynamic: xs [Kmax] f32, d1/s1/d2 [Kmax/32] */
+    int8_t *q1, *q2;          /* dynamic: [Kmax] each */
+    float2 *red2;             /* [PK_WARPS] */
+    float *redf;              /* [PK_WARPS] */
+    float *rope_c, *rope_s;   /* [64]: cos/sin of pair i at this position */
+};
+
+#define PK_SM_DECL(Kmax)                                                                 \
+    extern __shared__ __align__(16) unsigned char pk_smem[];                             \
+    __shared__ float2 pk_red2[PK_WARPS];                                                 \
+    __shared__ float pk_redf[PK_WARPS], pk_rc[64], pk_rs[64];                            \
+    pk_sm sm;                                                                            \
+    sm.xs = (float *)pk_smem;                                                            \
+    sm.d1 = sm.xs + (Kmax);                                                              \
+    sm.s1 = sm.d1 + (Kmax) / 32;                                                         \
+    sm.d2 = sm.s1 + (Kmax) / 32;                                                         \
+    sm.q1 = (int8_t *)(sm.d2 + (Kmax) / 32);                                             \
+    sm.q2 = sm.q1 + (Kmax);                                                              \
+    sm.red2 = pk_red2;                                                                   \
+    sm.redf = pk_redf;                                                                   \
+    sm.rope_c = pk_rc;                                                                   \
+    sm.rope_s = pk_rs
+
+/* the rope angles of position p0 (they depend on the position and the
+ * layer's frequency factors only): threads < n_rot/2, double precision
+ * (~1 us); published by the next __syncthreads */
+__device__ __forceinline__ void pk_rope_table(const pk_args &A, int p0, const pk_sm &sm) {
+    if ((int)threadIdx.x < A.rope.n_rot / 2)
+        rope_cs(A.rope, p0, threadIdx.x, A.ff, &sm.rope_c[threadIdx.x], &sm.rope_s[threadIdx.x]);
+}
+
+/* every weight row this block will read in layer A, its small vectors and
+ * the layer's K/V history rows (0..p0-1; row p0 is written in phase A),
+ * requested into L2 (weights are written by no kernel: safe before any wait) */
+__device__ __forceinline__ void pk_prefetch_layer(const pk_args &A, int p0) {
     const int Q = A.n_head * A.hd, KV = A.n_head_kv * A.hd, E = A.E, F = A.F;
-    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const unsigned nblk = gridDim.x;
     const int n_pairs = (Q + 2 * KV) / 2;
-    PK_TS0(A, 0);
-    /* pos is written before the graph (or op) starts and every kernel
-     * before this one waited for its own predecessor before letting us
-     * launch, so it may be read before our wait; the rope angles depend on
-     * the position only: their table is made here, overlapping the previous
-     * kernel's tail (double-precision pow/sincos, ~1 us) */
-    const int p0 = A.pos[0];
-    __shared__ float rope_c[64], rope_s[64];
-    if ((int)threadIdx.x < A.rope.n_rot / 2) rope_cs(A.rope, p0, threadIdx.x, A.ff, &rope_c[threadIdx.x], &rope_s[threadIdx.x]);
-
-    /* every weight row this block will read, requested before the wait */
-    if (A.pf) {
+    {
         const int tpb = PK_WARPS / A.ga;
         for (int base = blockIdx.x * tpb; base < n_pairs; base += nblk * tpb)
             for (int u = base; u < min(n_pairs, base + tpb); u++) {
@@ -356,18 +388,44 @@ __global__ void __launch_bounds__(PK_THREADS, 2) k_decode_block(pk_args A) {
                     for (size_t o = 0; o < m.nb1; o += 128) asm volatile("prefetch.global.L2 [%0];" ::"l"(p + o));
                 }
             }
+        /* small vectors and the K/V rows attention will read (0..pos-1: the
+         * history; row pos is written in phase A), spread over the blocks */
+        if (blockIdx.x == 0) {
+            pk_prefetch((const uint8_t *)A.attn_norm, (size_t)E * 4);
+            pk_prefetch((const uint8_t *)A.ffn_norm, (size_t)E * 4);
+        } else if (blockIdx.x == 1) {
+            if (A.bq) pk_prefetch((const uint8_t *)A.bq, (size_t)Q * 4);
+            if (A.bk) pk_prefetch((const uint8_t *)A.bk, (size_t)KV * 4);
+            if (A.bv) pk_prefetch((const uint8_t *)A.bv, (size_t)KV * 4);
+        } else if (nblk > 2) {
+            const size_t hist = (size_t)p0 * KV * 2; /* bytes of rows 0..p0-1 per cache */
+            const size_t per = (hist + (nblk - 2) - 1) / (nblk - 2), o0 = (size_t)(blockIdx.x - 2) * per;
+            if (o0 < hist) {
+                const size_t n = hist - o0 < per ? hist - o0 : per;
+                pk_prefetch((const uint8_t *)A.kc + o0, n);
+                pk_prefetch((const uint8_t *)A.vc + o0, n);
+            }
+        }
         pk_prefetch_phase(A.wo, E, A.gc);
         pk_prefetch_phase(A.wg, F, A.gd);
         pk_prefetch_phase(A.wu, F, A.gd);
         pk_prefetch_phase(A.wd, E, A.ge);
     }
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    asm volatile("griddepcontrol.wait;" ::: "memory");
-    /* safe at once: dependents launch only after every block of this grid
-     * executed it, i.e. when all of them are resident (see the top comment) */
-    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
-#endif
-    PK_TSMAX(A, 1);
+}
+
+/* the phases A..E of one layer (every thread of every block) */
+template <int EPL>
+__device__ __forceinline__ void pk_phases(const pk_args &A, int p0, const pk_sm &sm) {
+    float *xs = sm.xs, *d1 = sm.d1, *s1 = sm.s1, *d2 = sm.d2;
+    int8_t *q1 = sm.q1, *q2 = sm.q2;
+    float2 *red2 = sm.red2;
+    float *redf = sm.redf;
+    const float *rope_c = sm.rope_c, *rope_s = sm.rope_s;
+    const pk_act act = {q1, d1, s1, q2, d2};
+    const int Q = A.n_head * A.hd, KV = A.n_head_kv * A.hd, E = A.E, F = A.F;
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const unsigned nblk = gridDim.x;
+    const int n_pairs = (Q + 2 * KV) / 2;
 
     /* ---- A: norm, q/k/v pairs, rope, K/V store ---- */
     pk_stage_norm(A.x, A.attn_norm, E, A.eps, xs, redf); /* its barriers also publish the rope table */
@@ -378,16 +436,18 @@ __global__ void __launch_bounds__(PK_THREADS, 2) k_decode_block(pk_args A) {
         for (int base = blockIdx.x * tpb; base < n_pairs; base += nblk * tpb) {
             const int u = base + team;
             int mat = 0, ra = 0, rb = 0, ri = -1;
-            float2 d = make_float2(0.0f, 0.0f);
+            float2 d = make_float2(0.0f, 0.0f), bias2 = make_float2(0.0f, 0.0f);
             if (u < n_pairs) {
                 pk_pair(A, u, mat, ra, rb, ri);
+                const float *bias = mat == 0 ? A.bq : mat == 1 ? A.bk : A.bv;
+                if (bias && tt == 0) bias2 = make_float2(bias[ra], bias[rb]); /* in flight during the dot */
                 const pk_mat &m = mat == 0 ? A.wq : mat == 1 ? A.wk : A.wv;
                 d = pk_dot<1>(m.type, m.kq, m.w + (size_t)ra * m.nb1, m.w + (size_t)rb * m.nb1, E, tt, g * 32, act);
             }
             d = pk_team_sum(d, g, red2);
             if (u < n_pairs && tt == 0) {
                 const float *bias = mat == 0 ? A.bq : mat == 1 ? A.bk : A.bv;
-                float ya = bias ? d.x + bias[ra] : d.x, yb = bias ? d.y + bias[rb] : d.y;
+                float ya = bias ? d.x + bias2.x : d.x, yb = bias ? d.y + bias2.y : d.y;
                 if (ri >= 0) {
                     const float c = rope_c[ri], s = rope_s[ri];
                     const float x0 = ya, x1 = yb;
@@ -432,9 +492,11 @@ __global__ void __launch_bounds__(PK_THREADS, 2) k_decode_block(pk_args A) {
         for (int base = blockIdx.x * tpb; base < E; base += nblk * tpb) {
             const int row = base + team;
             float2 d = make_float2(0.0f, 0.0f);
+            /* this team alone writes x[row] in this phase: its old value is requested before the dot */
+            const float xr = row < E && tt == 0 ? __ldcg(A.x + row) : 0.0f;
             if (row < E) d = pk_dot<0>(A.wo.type, A.wo.kq, A.wo.w + (size_t)row * A.wo.nb1, NULL, Q, tt, g * 32, act);
             d = pk_team_sum(d, g, red2);
-            if (row < E && tt == 0) A.x[row] = __ldcg(A.x + row) + d.x;
+            if (row < E && tt == 0) A.x[row] = xr + d.x;
         }
     }
     pk_grid_sync(A.bar, nblk, A.bar_fence, A.timing, 8);
@@ -475,14 +537,68 @@ __global__ void __launch_bounds__(PK_THREADS, 2) k_decode_block(pk_args A) {
         for (int base = blockIdx.x * tpb; base < E; base += nblk * tpb) {
             const int row = base + team;
             float2 d = make_float2(0.0f, 0.0f);
+            const float xr = row < E && tt == 0 ? __ldcg(A.x + row) : 0.0f;
             if (row < E) d = pk_dot<0>(A.wd.type, A.wd.kq, A.wd.w + (size_t)row * A.wd.nb1, NULL, F, tt, g * 32, act);
             d = pk_team_sum(d, g, red2);
-            if (row < E && tt == 0) A.x[row] = __ldcg(A.x + row) + d.x;
+            if (row < E && tt == 0) A.x[row] = xr + d.x;
         }
     }
+
+}
+
+__device__ __forceinline__ void pk_pdl_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+    /* safe at once: dependents launch only after every block of this grid
+     * executed it, i.e. when all of them are resident (see the top comment) */
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+
+/* one layer per launch (decode_block) */
+template <int EPL>
+__global__ void __launch_bounds__(PK_THREADS, 2) k_decode_block(pk_args A) {
+    PK_SM_DECL(A.Kmax);
+    PK_TS0(A, 0);
+    /* pos is written before the graph (or op) starts and every kernel
+     * before this one waited for its own predecessor before letting us
+     * launch, so it may be read before our wait (as the weights): the rope
+     * table and the prefetches overlap the previous kernel's tail */
+    const int p0 = A.pos[0];
+    pk_rope_table(A, p0, sm);
+    if (A.pf) pk_prefetch_layer(A, p0);
+    pk_pdl_wait();
+    PK_TSMAX(A, 1);
+    pk_phases<EPL>(A, p0, sm);
     if (A.timing) {
         __syncthreads();
         PK_TSMAX(A, 14);
+    }
+}
+
+/* every layer in one launch (decode_layers): a grid barrier between layers
+ * (x of layer l is read by layer l + 1); layer l + 1's rows are requested
+ * into L2 while layer l runs (pf_next: small layers only, L2 holds both) */
+#define PK_MAX_LAYERS 48
+struct pk_multi {
+    pk_args L[PK_MAX_LAYERS];
+    int n;
+    int pf_next;
+};
+
+template <int EPL>
+__global__ void __launch_bounds__(PK_THREADS, 2) k_decode_layers(const __grid_constant__ pk_multi M) {
+    PK_SM_DECL(M.L[0].Kmax);
+    const int p0 = M.L[0].pos[0];
+    pk_rope_table(M.L[0], p0, sm);
+    if (M.L[0].pf) pk_prefetch_layer(M.L[0], p0);
+    pk_pdl_wait();
+    for (int l = 0; l < M.n; l++) {
+        const pk_args &A = M.L[l];
+        if (l > 0 && A.ff != M.L[l - 1].ff) pk_rope_table(A, p0, sm); /* the table is read in phase A only */
+        if (M.pf_next && l + 1 < M.n) pk_prefetch_layer(M.L[l + 1], p0);
+        pk_phases<EPL>(A, p0, sm);
+        if (l + 1 < M.n) pk_grid_sync(A.bar, gridDim.x, A.bar_fence, 0, 0);
     }
 }
 
@@ -532,31 +648,40 @@ unsigned long llorch_cuda_persist_launches = 0;
 #define PK_SMEM_MAX (200 * 1024)
 
 /* Called once per context at creation (backend.cu), outside any capture:
- * raises the dynamic shared-memory limit of both instantiations. */
+ * raises the dynamic shared-memory limit of every instantiation. */
 void cu_persist_init(cu_ctx *c) {
     (void)c;
     if (cudaFuncSetAttribute(k_decode_block<2>, cudaFuncAttributeMaxDynamicSharedMemorySize, PK_SMEM_MAX) !=
             cudaSuccess ||
         cudaFuncSetAttribute(k_decode_block<4>, cudaFuncAttributeMaxDynamicSharedMemorySize, PK_SMEM_MAX) !=
+            cudaSuccess ||
+        cudaFuncSetAttribute(k_decode_layers<2>, cudaFuncAttributeMaxDynamicSharedMemorySize, PK_SMEM_MAX) !=
+            cudaSuccess ||
+        cudaFuncSetAttribute(k_decode_layers<4>, cudaFuncAttributeMaxDynamicSharedMemorySize, PK_SMEM_MAX) !=
             cudaSuccess)
         (void)cudaGetLastError(); /* then the occupancy query below fails for big smem: composition */
 }
 
-/* blocks per SM of one instantiation at a smem size, cached per process */
-template <int EPL>
-static int pk_launch(cu_ctx *c, pk_args &A, size_t smem) {
-    static size_t q_smem = 0;
-    static int q_bps = 0;
-    if (smem != q_smem) {
+/* The grid of kernel kfn at smem (occupancy x SMs, capped by
+ * LLORCH_CUDA_PERSIST_BPS) and what depends on it: team sizes, attention
+ * splits, scratch and barrier words, into A. 0, or -1 (does not fit). */
+static int pk_grid(cu_ctx *c, const void *kfn, pk_args &A, size_t smem, int *nblk_out) {
+    static const void *q_fn[4];
+    static size_t q_smem[4];
+    static int q_bps[4], q_n;
+    int bps = -1;
+    for (int i = 0; i < q_n; i++)
+        if (q_fn[i] == kfn && q_smem[i] == smem) bps = q_bps[i];
+    if (bps < 0) {
         int nb = 0;
-        if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&nb, k_decode_block<EPL>, PK_THREADS, smem) != cudaSuccess)
-            nb = 0;
+        if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&nb, kfn, PK_THREADS, smem) != cudaSuccess) nb = 0;
         (void)cudaGetLastError();
-        q_smem = smem;
-        q_bps = nb;
+        const int i = q_n < 4 ? q_n++ : 0;
+        q_fn[i] = kfn;
+        q_smem[i] = smem;
+        q_bps[i] = bps = nb;
     }
-    if (q_bps < 1) return -1;
-    int bps = q_bps;
+    if (bps < 1) return -1;
     const int cap = env_int("LLORCH_CUDA_PERSIST_BPS", 2);
     if (cap >= 1 && bps > cap) bps = cap;
     const int nblk = bps * c->sm_count;
@@ -566,7 +691,7 @@ static int pk_launch(cu_ctx *c, pk_args &A, size_t smem) {
     A.gc = pk_team(A.E, tw);
     A.gd = pk_team(A.F, tw);
     A.ge = pk_team(A.E, tw);
-    /* attention splits: about one item per block, within the scratch */
+    /* attention splits: at most about one item per block, within the scratch */
     int S = nblk / A.n_head;
     S = S < 1 ? 1 : S > 32 ? 32 : S;
     while (S > 1 && (size_t)A.n_head * S * (A.hd + 2) > CU_ATTN_SCRATCH_FLOATS) S--;
@@ -574,7 +699,14 @@ static int pk_launch(cu_ctx *c, pk_args &A, size_t smem) {
     A.cnt = S > 1 ? c->attn_cnt : NULL;
     A.part = c->attn_part;
     A.bar = c->attn_cnt + CU_ATTN_MAX_CNT - 2;
+    *nblk_out = nblk;
+    return 0;
+}
 
+/* cudaLaunchKernelEx of kfn with PDL inside captures (as cu_launch) and,
+ * opt-in, the cooperative attribute */
+template <typename P>
+static void pk_enqueue(cu_ctx *c, void (*kfn)(P), const P &arg, int nblk, size_t smem) {
     cudaLaunchConfig_t cfg = {};
     cfg.gridDim = dim3((unsigned)nblk);
     cfg.blockDim = dim3(PK_THREADS);
@@ -594,16 +726,15 @@ static int pk_launch(cu_ctx *c, pk_args &A, size_t smem) {
     }
     cfg.attrs = at;
     cfg.numAttrs = na;
-    cudaLaunchKernelEx(&cfg, k_decode_block<EPL>, A);
+    cudaLaunchKernelEx(&cfg, kfn, arg);
     LAUNCH_CHECK(c, "decode_block");
     llorch_cuda_persist_launches++;
-    return 0;
 }
 
-int cu_decode_block(cu_ctx *c, const eng_block_w *b, float *x, const int32_t *pos, const eng_block_tmp *t) {
-    /* read at every call (eager decode, or a graph capture): tests and
-     * benchmarks switch them within one process */
-    if (env_int("LLORCH_CUDA_PERSIST", 1) == 0 || c->prof) return -1; /* profiling times the composed ops */
+/* one layer's kernel arguments; 0, or -1 when the layer is not covered */
+static int pk_setup(const eng_block_w *b, float *x, const int32_t *pos, const eng_block_tmp *t, pk_args *Ap,
+                    size_t *smem_out, int *epl_out) {
+    pk_args &A = *Ap;
     const int E = (int)b->wq->ne0, F = (int)b->w_gate->ne1, hd = b->head_dim;
     const int Q = b->n_head * hd, KV = b->n_head_kv * hd;
     if (b->n_head <= 0 || b->n_head_kv <= 0 || b->n_head % b->n_head_kv || hd % 2) return -1;
@@ -612,7 +743,6 @@ int cu_decode_block(cu_ctx *c, const eng_block_w *b, float *x, const int32_t *po
     if (epl != 2 && epl != 4) return -1;
     if (b->rope.n_rot <= 0 || b->rope.n_rot % 2 || b->rope.n_rot > hd) return -1;
     if (E % 32 || F % 32 || Q % 32) return -1;
-    pk_args A;
     memset(&A, 0, sizeof A);
     if (pk_mat_make(b->wq, E, Q, &A.wq) || pk_mat_make(b->wk, E, KV, &A.wk) || pk_mat_make(b->wv, E, KV, &A.wv) ||
         pk_mat_make(b->wo, Q, E, &A.wo) || pk_mat_make(b->w_gate, E, F, &A.wg) || pk_mat_make(b->w_up, E, F, &A.wu) ||
@@ -623,6 +753,11 @@ int cu_decode_block(cu_ctx *c, const eng_block_w *b, float *x, const int32_t *po
     /* xs f32 + d1, s1, d2 per 32 + q1, q2 int8 */
     const size_t smem = (size_t)Kmax * 4 + 3 * (size_t)(Kmax / 32) * 4 + 2 * (size_t)Kmax;
     if (smem > PK_SMEM_MAX) return -1;
+    /* big layers (Llama-2-7B: 113 MB) measured slower than the tuned
+     * composition (docs/PERF.md): only layers up to LLORCH_CUDA_PERSIST_MAXMB */
+    const double mb = (double)(b->wq->nb2 + b->wk->nb2 + b->wv->nb2 + b->wo->nb2 + b->w_gate->nb2 + b->w_up->nb2 +
+                               b->w_down->nb2) / (1024.0 * 1024.0);
+    if (mb > (double)env_int("LLORCH_CUDA_PERSIST_MAXMB", 64)) return -1;
     A.bq = b->bq;
     A.bk = b->bk;
     A.bv = b->bv;
@@ -654,10 +789,72 @@ int cu_decode_block(cu_ctx *c, const eng_block_w *b, float *x, const int32_t *po
     A.pf = env_int("LLORCH_CUDA_PERSIST_PF", 1) != 0;
     A.bar_fence = env_int("LLORCH_CUDA_PERSIST_BAR", 1) == 0;
     A.timing = env_int("LLORCH_CUDA_PERSIST_TIMING", 0) == 1;
-    /* big layers (Llama-2-7B: 113 MB) measured slower than the tuned
-     * composition (docs/PERF.md): only layers up to LLORCH_CUDA_PERSIST_MAXMB */
-    const double mb = (double)(b->wq->nb2 + b->wk->nb2 + b->wv->nb2 + b->wo->nb2 + b->w_gate->nb2 + b->w_up->nb2 +
-                               b->w_down->nb2) / (1024.0 * 1024.0);
-    if (mb > (double)env_int("LLORCH_CUDA_PERSIST_MAXMB", 64)) return -1;
-    return epl == 2 ? pk_launch<2>(c, A, smem) : pk_launch<4>(c, A, smem);
+    *smem_out = smem;
+    *epl_out = epl;
+    return 0;
+}
+
+int cu_decode_block(cu_ctx *c, const eng_block_w *b, float *x, const int32_t *pos, const eng_block_tmp *t) {
+    /* read at every call (eager decode, or a graph capture): tests and
+     * benchmarks switch them within one process */
+    if (env_int("LLORCH_CUDA_PERSIST", 1) == 0 || c->prof) return -1; /* profiling times the composed ops */
+    pk_args A;
+    size_t smem;
+    int epl, nblk;
+    if (pk_setup(b, x, pos, t, &A, &smem, &epl)) return -1;
+    if (epl == 2) {
+        if (pk_grid(c, (const void *)k_decode_block<2>, A, smem, &nblk)) return -1;
+        pk_enqueue(c, k_decode_block<2>, A, nblk, smem);
+    } else {
+        if (pk_grid(c, (const void *)k_decode_block<4>, A, smem, &nblk)) return -1;
+        pk_enqueue(c, k_decode_block<4>, A, nblk, smem);
+    }
+    return 0;
+}
+
+/* launches of the all-layers kernel (tests) */
+extern "C" unsigned long llorch_cuda_persist_multi_launches;
+unsigned long llorch_cuda_persist_multi_launches = 0;
+
+int cu_decode_layers(cu_ctx *c, const eng_block_w *b, int n, float *x, const int32_t *pos, const eng_block_tmp *t) {
+    if (env_int("LLORCH_CUDA_PERSIST", 1) == 0 || env_int("LLORCH_CUDA_PERSIST_LAYERS", 1) == 0 || c->prof) return -1;
+    if (n < 1 || n > PK_MAX_LAYERS) return -1;
+    /* ~21 KB of kernel parameters: static, built and copied at launch (one per process
+     * is enough: launches are enqueued from one thread per context, and the
+     * launch copies the parameters) */
+    static pk_multi M;
+    size_t smem = 0, sm_l;
+    int epl = 0, epl_l, nblk;
+    double bytes = 0;
+    for (int l = 0; l < n; l++) {
+        if (pk_setup(&b[l], x, pos, t, &M.L[l], &sm_l, &epl_l)) return -1;
+        /* one grid for all: the shapes must agree (types may differ) */
+        if (l && (epl_l != epl || M.L[l].E != M.L[0].E || M.L[l].F != M.L[0].F || M.L[l].n_head != M.L[0].n_head ||
+                  M.L[l].n_head_kv != M.L[0].n_head_kv || M.L[l].Kmax != M.L[0].Kmax))
+            return -1;
+        epl = epl_l;
+        smem = sm_l > smem ? sm_l : smem;
+        bytes += (double)(b[l].wq->nb2 + b[l].wk->nb2 + b[l].wv->nb2 + b[l].wo->nb2 + b[l].w_gate->nb2 +
+                          b[l].w_up->nb2 + b[l].w_down->nb2);
+    }
+    const void *kfn = epl == 2 ? (const void *)k_decode_layers<2> : (const void *)k_decode_layers<4>;
+    if (pk_grid(c, kfn, M.L[0], smem, &nblk)) return -1;
+    for (int l = 1; l < n; l++) {
+        M.L[l].ga = M.L[0].ga;
+        M.L[l].gc = M.L[0].gc;
+        M.L[l].gd = M.L[0].gd;
+        M.L[l].ge = M.L[0].ge;
+        M.L[l].S = M.L[0].S;
+        M.L[l].cnt = M.L[0].cnt;
+        M.L[l].part = M.L[0].part;
+        M.L[l].bar = M.L[0].bar;
+        M.L[l].timing = 0;
+    }
+    M.L[0].timing = 0;
+    M.n = n;
+    M.pf_next = bytes / n <= 16.0 * 1024 * 1024; /* two layers fit L2 (50 MB) with room */
+    if (epl == 2) pk_enqueue(c, k_decode_layers<2>, M, nblk, smem);
+    else pk_enqueue(c, k_decode_layers<4>, M, nblk, smem);
+    llorch_cuda_persist_multi_launches++;
+    return 0;
 }
