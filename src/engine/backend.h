@@ -201,13 +201,13 @@ typedef struct eng_backend_ops {
      *   rmsnorm(x, ffn_norm, xb, 1, n_embd, eps)
      *   matmul_swiglu(w_gate, w_up, xb, hb, gu, 1)
      *   matmul_add(w_down, hb, x, tmp, 1)
-     * (CUDA: one persistent launch per layer where the shapes/formats allow,
-     * cuda/persist.cu; otherwise that composition.) */
+     * (CUDA: that composition; with LLORCH_CUDA_PERSIST=1 one persistent
+     * launch per layer where the shapes/formats allow, cuda/persist.cu.) */
     void (*decode_block)(void *ctx, const eng_block_w *b, float *x, const int32_t *pos, const eng_block_tmp *t);
     /* n whole layers in order, one decode row:
      *   for (l = 0; l < n; l++) decode_block(&b[l], x, pos, t)
-     * (CUDA: one persistent launch for all of them where they share shapes,
-     * otherwise decode_block per layer) */
+     * (CUDA: decode_block per layer; opt-in LLORCH_CUDA_PERSIST_LAYERS=1:
+     * one persistent launch for all of them where they share shapes) */
     void (*decode_layers)(void *ctx, const eng_block_w *b, int n, float *x, const int32_t *pos,
                           const eng_block_tmp *t);
     /* ==== end of fused ops ======================================================== */

@@ -1395,10 +1395,31 @@ static void block_case(const blk_case *bc, int key) {
     fw_free(&wq); fw_free(&wk); fw_free(&wv); fw_free(&wo); fw_free(&wgt); fw_free(&wup); fw_free(&wdn);
 }
 
+/* sets name=value for a test, restores the previous value (or unsets) */
+typedef struct {
+    const char *name;
+    char old[32];
+    int had;
+} env_save;
+static void env_push(env_save *e, const char *name, const char *value) {
+    const char *v = getenv(name);
+    e->name = name;
+    e->had = v != NULL;
+    snprintf(e->old, sizeof e->old, "%s", v ? v : "");
+    setenv(name, value, 1);
+}
+static void env_pop(env_save *e) {
+    if (e->had) setenv(e->name, e->old, 1);
+    else unsetenv(e->name);
+}
+
+/* the persistent kernel is opt-in (LLORCH_CUDA_PERSIST=1): these tests turn
+ * it on, and lift the layer-size gate so Llama-2-7B's shapes run it too */
 static void test_decode_block(void **st) {
     (void)st;
-    const char *pers = getenv("LLORCH_CUDA_PERSIST");
-    const int on = !(pers && !strcmp(pers, "0"));
+    env_save e1, e2;
+    env_push(&e1, "LLORCH_CUDA_PERSIST", "1");
+    env_push(&e2, "LLORCH_CUDA_PERSIST_MAXMB", "100000");
     const blk_case cases[] = {
         /* name                 E    nh nkv hd  F     rot neox bias q        v        o        gate/up  down    pos  fast */
         {"qwen2.5-0.5b",      896, 14, 2, 64, 4864,   64, 1, 1, QT_Q5_0, QT_Q8_0, QT_Q5_0, QT_Q5_0, QT_Q4_K, 0,    1},
@@ -1412,21 +1433,19 @@ static void test_decode_block(void **st) {
         {"fallback q3_k",     512, 8, 2, 64, 1024,    64, 1, 0, QT_Q3_K, QT_Q3_K, QT_Q3_K, QT_Q3_K, QT_Q3_K, 2,    0},
         {"fallback hd 32",    256, 8, 2, 32, 512,     32, 1, 0, QT_Q8_0, QT_Q8_0, QT_Q8_0, QT_Q8_0, QT_Q8_0, 4,    0},
     };
-    for (size_t ci = 0; ci < NELEM(cases); ci++) {
-        blk_case c = cases[ci];
-        if (!on) c.fast = 0;
-        block_case(&c, 1000 + (int)ci);
-    }
+    for (size_t ci = 0; ci < NELEM(cases); ci++) block_case(&cases[ci], 1000 + (int)ci);
+    env_pop(&e2);
+    env_pop(&e1);
 }
 
-/* decode_layers: 3 Qwen-shaped layers of different formats in ONE
- * persistent launch (LLORCH_CUDA_PERSIST_LAYERS, default on) against the
- * CPU's loop of decode_block and the CUDA composition, positions 0.. and
- * 700.. (split attention), captured once and replayed twice; same bounds as
- * test_decode_block, and every layer's K/V row of the step TOL_KV16. */
+/* decode_layers: 3 Qwen-shaped layers of different formats, in ONE
+ * persistent launch (LLORCH_CUDA_PERSIST_LAYERS=1) and in a persistent
+ * launch per layer (=0), against the CPU's loop of decode_block and the CUDA
+ * composition, positions 0.. and 700.. (split attention), captured once and
+ * replayed twice; x bounds as test_decode_block, K/V rows below. */
 extern unsigned long llorch_cuda_persist_multi_launches;
 
-static void layers_case(int pos0, int key) {
+static void layers_case(int pos0, int multi, int key) {
     enum { NL = 3 };
     const int E = 896, nh = 14, nkv = 2, hd = 64, F = 4864, Q = nh * hd, KV = nkv * hd;
     const int tq[NL] = {QT_Q5_0, QT_Q8_0, QT_Q5_1}, tv[NL] = {QT_Q8_0, QT_Q4_0, QT_Q8_0};
@@ -1478,7 +1497,7 @@ static void layers_case(int pos0, int key) {
     const char *pe = getenv("LLORCH_CUDA_PERSIST");
     char pe_saved[16] = "";
     if (pe) snprintf(pe_saved, sizeof pe_saved, "%s", pe);
-    const unsigned long m0 = llorch_cuda_persist_multi_launches;
+    const unsigned long m0 = llorch_cuda_persist_multi_launches, l0 = llorch_cuda_persist_launches;
     for (int step = 0; step < 3; step++) {
         int32_t pos = pos0 + step;
         float *x = rnd(E, 1.0f);
@@ -1507,29 +1526,43 @@ static void layers_case(int pos0, int key) {
         check(h, h2, E, 2e-3, what);
         if (!(exc <= 1.5 * e2c + 1e-3 && exc <= 0.1))
             fail_msg("decode_layers pos %d: x vs cpu %.3g, the CUDA composition's %.3g", pos, exc, e2c);
-        uint16_t *hk = malloc(NL * cb), *hv = malloc(NL * cb);
+        /* every layer's K/V row of the step: TOL_KV16 of the CUDA
+         * composition's; against the CPU, layer 0 TOL_KV16 (its input is
+         * the test's x) and the deeper layers as x above (their input is a
+         * previous layer's output, which the whole-block amplification
+         * already moved: 1.6e-2 seen at layer 1, H100) */
+        uint16_t *hk = malloc(NL * cb), *hv = malloc(NL * cb), *hk2 = malloc(NL * cb), *hv2 = malloc(NL * cb);
         assert_int_equal(G.ops->download(G.ctx, hk, kcg, NL * cb), 0);
         assert_int_equal(G.ops->download(G.ctx, hv, vcg, NL * cb), 0);
-        float *f[4];
-        for (int j = 0; j < 4; j++) f[j] = malloc((size_t)KV * 4);
+        assert_int_equal(G.ops->download(G.ctx, hk2, kcg2, NL * cb), 0);
+        assert_int_equal(G.ops->download(G.ctx, hv2, vcg2, NL * cb), 0);
+        float *f[6];
+        for (int j = 0; j < 6; j++) f[j] = malloc((size_t)KV * 4);
         for (int l = 0; l < NL; l++) {
             for (int i = 0; i < KV; i++) {
                 const size_t o = l * ce + (size_t)pos * KV + i;
-                f[0][i] = qt_f16_to_f32(hk[o]); f[1][i] = qt_f16_to_f32(kc[o]);
-                f[2][i] = qt_f16_to_f32(hv[o]); f[3][i] = qt_f16_to_f32(vc[o]);
+                f[0][i] = qt_f16_to_f32(hk[o]); f[1][i] = qt_f16_to_f32(kc[o]); f[4][i] = qt_f16_to_f32(hk2[o]);
+                f[2][i] = qt_f16_to_f32(hv[o]); f[3][i] = qt_f16_to_f32(vc[o]); f[5][i] = qt_f16_to_f32(hv2[o]);
             }
-            snprintf(what, sizeof what, "decode_layers pos %d layer %d: k cache row", pos, l);
-            check(f[0], f[1], KV, TOL_KV16, what);
-            snprintf(what, sizeof what, "decode_layers pos %d layer %d: v cache row", pos, l);
-            check(f[2], f[3], KV, TOL_KV16, what);
+            snprintf(what, sizeof what, "decode_layers pos %d layer %d: k cache row vs composition", pos, l);
+            check(f[0], f[4], KV, TOL_KV16, what);
+            snprintf(what, sizeof what, "decode_layers pos %d layer %d: v cache row vs composition", pos, l);
+            check(f[2], f[5], KV, TOL_KV16, what);
+            for (int j = 0; j < 2; j++) {
+                const double ep = rel_err(f[2 * j], f[2 * j + 1], KV, "cache"), ec = rel_err(f[4 + j], f[2 * j + 1], KV, "cache");
+                const double bound = l == 0 ? TOL_KV16 : 1.5 * ec + 1e-3;
+                if (!(ep <= bound && ep <= 0.1))
+                    fail_msg("decode_layers pos %d layer %d: %s cache row vs cpu %.3g (composition %.3g)", pos, l,
+                             j ? "v" : "k", ep, ec);
+            }
         }
-        for (int j = 0; j < 4; j++) free(f[j]);
-        free(hk); free(hv); free(h); free(h2); free(x);
+        for (int j = 0; j < 6; j++) free(f[j]);
+        free(hk); free(hv); free(hk2); free(hv2); free(h); free(h2); free(x);
     }
-    const char *pl = getenv("LLORCH_CUDA_PERSIST_LAYERS");
-    const int multi_on = !(pe && !strcmp(pe, "0")) && !(pl && !strcmp(pl, "0"));
-    assert_true(llorch_cuda_persist_multi_launches == m0 + (multi_on ? 1 : 0));
-    print_message("decode_layers pos %d: ok (%s)\n", pos0, multi_on ? "one persistent launch" : "per layer");
+    /* captured once: one all-layers launch, or NL per-layer launches */
+    assert_true(llorch_cuda_persist_multi_launches == m0 + (multi ? 1 : 0));
+    assert_true(llorch_cuda_persist_launches == l0 + (multi ? 1 : NL));
+    print_message("decode_layers pos %d: ok (%s)\n", pos0, multi ? "one persistent launch" : "a launch per layer");
     for (int l = 0; l < NL; l++) {
         for (int j = 0; j < 7; j++) fw_free(&w[l][j]);
         free(an[l]); free(fn[l]); free(bq[l]); free(bk[l]); free(bv[l]);
@@ -1544,8 +1577,15 @@ static void layers_case(int pos0, int key) {
 
 static void test_decode_layers(void **st) {
     (void)st;
-    layers_case(0, 2000);
-    layers_case(700, 2001);
+    env_save e1, e2;
+    env_push(&e1, "LLORCH_CUDA_PERSIST", "1");
+    for (int multi = 1; multi >= 0; multi--) {
+        env_push(&e2, "LLORCH_CUDA_PERSIST_LAYERS", multi ? "1" : "0");
+        layers_case(0, multi, 2000 + 2 * multi);
+        layers_case(700, multi, 2001 + 2 * multi);
+        env_pop(&e2);
+    }
+    env_pop(&e1);
 }
 
 static void test_no_leak(void **st) {

@@ -19,9 +19,9 @@
  * as one op each; each is exactly the composition of the primitives above
  * (the CPU runs it so: bitwise-equal logits), and LLORCH_NO_FUSED=1 forces
  * the primitives (A/B runs; also when dumping tensors). A single-token step
- * (decode) issues each layer as one decode_block op when the backend has it
- * (the composition of exactly those ops; CUDA runs it as one persistent
- * launch, cuda/persist.cu).
+ * (decode) issues all layers as one decode_layers op (= decode_block per
+ * layer, the composition of exactly those ops) when the backend has it;
+ * CUDA can run it as persistent launches (cuda/persist.cu, opt-in).
  *
  * arch/eval.c runs these layers inside one eval: a single-token step
  * (decode) is bracketed by record_begin/record_end so a backend can capture

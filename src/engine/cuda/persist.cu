@@ -1,9 +1,23 @@
-/* persist.cu — backend.h decode_block on CUDA: one whole pre-norm decoder
- * block of ONE activation row (decode) in ONE persistent launch.
+/* persist.cu — backend.h decode_block / decode_layers on CUDA: whole
+ * pre-norm decoder layers of ONE activation row (decode) in one persistent
+ * launch per layer (or, opt-in, one for all layers).
  *
- * The grid is what is co-resident (occupancy API x SM count, capped by
- * LLORCH_CUDA_PERSIST_BPS blocks per SM), PK_WARPS warps per block; the
- * layer's phases are separated by grid-wide barriers (pk_grid_sync):
+ * Switches (read at every call, so one process can A/B them):
+ *   LLORCH_CUDA_PERSIST=1         use this kernel (default 0: backend.cu
+ *                                 composes the existing fused ops, the
+ *                                 pre-existing decode path). Opt-in until a
+ *                                 GPU run of the final tests passes with it:
+ *                                 docs/PERF.md "Decode: persistent kernel".
+ *   LLORCH_CUDA_PERSIST_LAYERS=1  all layers in one launch (measured slower)
+ *   LLORCH_CUDA_PERSIST_BPS=n     blocks per SM (default 2 = the occupancy)
+ *   LLORCH_CUDA_PERSIST_PF=0      no L2 prefetch;  _BAR=0 fence barrier
+ *   LLORCH_CUDA_PERSIST_COOP=1    cooperative launch attribute
+ *   LLORCH_CUDA_PERSIST_MAXMB=n   largest layer (weight MiB) taken (64)
+ *   LLORCH_CUDA_PERSIST_TIMING=1  phase stamps (llorch_cuda_persist_stamps)
+ *
+ * The grid is what is co-resident (occupancy API x SM count), PK_WARPS
+ * warps per block; the layer's phases are separated by grid-wide barriers
+ * (pk_grid_sync):
  *   A  every block: rmsnorm(x) * attn_norm into shared memory, quantized to
  *      the vec_dot_type(s) of q/k/v (the CPU's integers: common.cuh
  *      cu_q8_group_v, actq.cuh q8_K_group); then "rope pairs" of q/k/v rows
@@ -11,7 +25,8 @@
  *      spread over teams of warps: both dots (+ bias), rope, and for k/v the
  *      fp16 store into the cache row pos.                     | barrier
  *   B  decode attention items (head, split) over the blocks: attn_dec.cuh's
- *      body, the last split of a head merges (attention.cu's counters).
+ *      body, the last split of a head merges (attention.cu's counters);
+ *      one split per PK_SPLIT_KEYS keys, at most about one item per block.
  *                                                             | barrier
  *   C  every block quantizes att; o rows: x[o] += dot          | barrier
  *   D  every block: rmsnorm(x) * ffn_norm, quantized; gate/up rows:
@@ -19,24 +34,27 @@
  *   E  every block quantizes hb; down rows: x[o] += dot.
  * A "team" is G warps (G = 1..PK_WARPS, a power of two chosen per phase so
  * that the phase's rows cover the grid's warps) that share one row's dot;
- * the dots are quants.cuh's qfmt<T>::dot, so only the fp32 summation order
- * differs from the CPU's composition (tolerance as the other fused ops).
+ * the dots are quants.cuh's qfmt<T>::dot (generic sub loop; not mmv.cu's
+ * tuned Q4_0 bodies), so only the fp32 summation order differs from the
+ * composition (H100: x within ~2e-7 of the CUDA composition).
  *
  * Weight prefetch (LLORCH_CUDA_PERSIST_PF, default on): before waiting for
  * the previous kernel (griddepcontrol.wait) every block asks L2 for all the
- * weight rows it will read in phases A..E (prefetch.global.L2, one 128-byte
- * line per request): weights are written by no kernel, so this is safe
- * before the wait, and HBM latency leaves the dependent chain of the phases.
+ * weight rows it will read in phases A..E, the norm weights, biases and
+ * the layer's K/V history (prefetch.global.L2, one 128-byte line per
+ * request): none is written by a kernel before us, so this is safe before
+ * the wait. The rope table (cos/sin per pair at pos) is made there too.
  *
  * Deadlock freedom: every block must be resident for a barrier to open. The
  * grid never exceeds the occupancy API's blocks per SM x SMs. Under PDL the
  * previous kernel's dependents launch only after ALL its blocks triggered
  * (so they are all placed and finish without us), and our dependents only
  * after all of ours did; the only other risk is unrelated work of another
- * context on the same GPU holding SMs for ever, which a worker does not have.
- * (LLORCH_CUDA_PERSIST_COOP=1 adds cudaLaunchAttributeCooperative, where the
- * driver then guarantees co-residency; opt-in until a GPU run shows capture
- * accepts it.)
+ * context on the same GPU holding SMs for ever, which a worker does not
+ * have. LLORCH_CUDA_PERSIST_COOP=1 adds cudaLaunchAttributeCooperative
+ * (the driver then guarantees co-residency): graph capture accepted it on
+ * H100 / CUDA 13.0 and the op tests passed with it, but it measured ~8%
+ * slower, so it stays opt-in.
  *
  * The barrier words are the last two counters of the attention scratch
  * (c->attn_cnt[CU_ATTN_MAX_CNT - 2 ..]; attention.cu never uses them): an
@@ -44,10 +62,12 @@
  * only grows, so nothing needs a reset between graph replays.
  *
  * Not covered (returns -1; backend.cu composes the existing ops, always
- * correct): LLORCH_CUDA_PERSIST=0, weight formats other than
- * Q4_0/Q4_1/Q5_0/Q5_1/Q8_0/Q4_K/Q5_K/Q6_K, head_dim other than 33..64 or
- * 97..128 (the instantiated attention widths), activation widths whose
- * shared-memory staging does not fit. */
+ * correct): weight formats other than Q4_0/Q4_1/Q5_0/Q5_1/Q8_0/Q4_K/Q5_K/
+ * Q6_K, head_dim other than 33..64 or 97..128 (the instantiated attention
+ * widths), activation widths whose shared-memory staging does not fit,
+ * layers above LLORCH_CUDA_PERSIST_MAXMB (Llama-2-7B's 113 MB layers ran at
+ * 198 vs 427 tok/s through this kernel: the generic Q4_0 dot and an L2
+ * prefetch larger than L2). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -797,7 +817,7 @@ static int pk_setup(const eng_block_w *b, float *x, const int32_t *pos, const en
 int cu_decode_block(cu_ctx *c, const eng_block_w *b, float *x, const int32_t *pos, const eng_block_tmp *t) {
     /* read at every call (eager decode, or a graph capture): tests and
      * benchmarks switch them within one process */
-    if (env_int("LLORCH_CUDA_PERSIST", 1) == 0 || c->prof) return -1; /* profiling times the composed ops */
+    if (env_int("LLORCH_CUDA_PERSIST", 0) != 1 || c->prof) return -1; /* opt-in; profiling times the composed ops */
     pk_args A;
     size_t smem;
     int epl, nblk;
@@ -817,7 +837,8 @@ extern "C" unsigned long llorch_cuda_persist_multi_launches;
 unsigned long llorch_cuda_persist_multi_launches = 0;
 
 int cu_decode_layers(cu_ctx *c, const eng_block_w *b, int n, float *x, const int32_t *pos, const eng_block_tmp *t) {
-    if (env_int("LLORCH_CUDA_PERSIST", 1) == 0 || env_int("LLORCH_CUDA_PERSIST_LAYERS", 1) == 0 || c->prof) return -1;
+    /* opt-in on top of LLORCH_CUDA_PERSIST=1: measured slower than a launch per layer (docs/PERF.md) */
+    if (env_int("LLORCH_CUDA_PERSIST", 0) != 1 || env_int("LLORCH_CUDA_PERSIST_LAYERS", 0) != 1 || c->prof) return -1;
     if (n < 1 || n > PK_MAX_LAYERS) return -1;
     /* ~21 KB of kernel parameters: static, built and copied at launch (one per process
      * is enough: launches are enqueued from one thread per context, and the
