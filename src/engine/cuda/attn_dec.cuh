@@ -66,11 +66,10 @@ __device__ __forceinline__ void attn_dec_item(const float *q, int ld_q, const __
     for (int j = k0 + warp; j < k1; j += NW) {
         const __half *kr = kc + (int64_t)j * kv_dim + (int64_t)kvh * hd;
         const __half *vr = vc + (int64_t)j * kv_dim + (int64_t)kvh * hd;
-        float s = 0.0f, vv[EPL];
+        float s = 0.0f;
 #pragma unroll
-        for (int e = 0; e < EPL; e++) { /* the value row is requested with the key row, not after the score */
+        for (int e = 0; e < EPL; e++) {
             const int d = lane + 32 * e;
-            vv[e] = d < hd ? __half2float(vr[d]) : 0.0f;
             if (d < hd) s += qv[e] * __half2float(kr[d]);
         }
         s = warp_sum(s);
@@ -78,7 +77,11 @@ __device__ __forceinline__ void attn_dec_item(const float *q, int ld_q, const __
         const float corr = expf(m - mn), p = expf(s - mn);
         l = l * corr + p;
 #pragma unroll
-        for (int e = 0; e < EPL; e++) acc[e] = acc[e] * corr + p * vv[e];
+        for (int e = 0; e < EPL; e++) {
+            const int d = lane + 32 * e;
+            const float vv = d < hd ? __half2float(vr[d]) : 0.0f;
+            acc[e] = acc[e] * corr + p * vv;
+        }
         m = mn;
     }
 
