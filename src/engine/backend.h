@@ -70,6 +70,29 @@ typedef struct {
     int n_w;
 } eng_reserve;
 
+/* One layer of a pre-norm decoder block (llama family: separate q/k/v with
+ * optional biases, rope, GQA attention, gated FFN) for the decode_block op. */
+typedef struct {
+    const float *attn_norm, *ffn_norm; /* [n_embd] f32 */
+    const eng_w *wq, *wk, *wv;         /* [q_dim | kv_dim | kv_dim][n_embd] */
+    const float *bq, *bk, *bv;         /* [q_dim], [kv_dim], [kv_dim] or NULL */
+    const eng_w *wo;                   /* [n_embd][q_dim] */
+    const eng_w *w_gate, *w_up;        /* [n_ff][n_embd] each */
+    const eng_w *w_down;               /* [n_embd][n_ff] */
+    int n_head, n_head_kv, head_dim;   /* q_dim = n_head * head_dim, kv_dim = n_head_kv * head_dim */
+    float eps;                         /* rmsnorm epsilon */
+    float scale;                       /* attention logit scale */
+    eng_rope rope;                     /* freq_factors: this layer's, or NULL */
+    uint16_t *k_cache, *v_cache;       /* this layer's [n_ctx][kv_dim] fp16 */
+} eng_block_w;
+
+/* Scratch of decode_block (backend memory, clobbered): xb [n_embd], q
+ * [q_dim], k [kv_dim], v [kv_dim], att [q_dim], tmp [n_embd], gu [2 n_ff],
+ * hb [n_ff]; none overlaps x or another. */
+typedef struct {
+    float *xb, *q, *k, *v, *att, *tmp, *gu, *hb;
+} eng_block_tmp;
+
 typedef struct eng_backend_ops {
     const char *name;                 /* "cpu" | "cuda" */
     const char *memory_architecture;  /* "host" | "vram-only" */
@@ -168,6 +191,25 @@ typedef struct eng_backend_ops {
     void (*rope_kv_store)(void *ctx, float *q, int ldq, float *k, const float *v, int ldkv, const int32_t *pos,
                           int rows, int n_head, int n_head_kv, int head_dim, const eng_rope *p, uint16_t *k_cache,
                           uint16_t *v_cache);
+    /* One whole decoder block for ONE activation row (decode), b's layer,
+     * x [n_embd] the residual row (updated in place), pos [1]; t as above:
+     *   rmsnorm(x, attn_norm, xb, 1, n_embd, eps)
+     *   matmul_n(3, {wq, wk, wv}, {bq, bk, bv}, xb, {q, k, v}, 1)
+     *   rope_kv_store(q, q_dim, k, v, kv_dim, pos, 1, n_head, n_head_kv, head_dim, &rope, k_cache, v_cache)
+     *   attention(q, q_dim, k_cache, v_cache, pos, 1, n_head, n_head_kv, head_dim, scale, att)
+     *   matmul_add(wo, att, x, tmp, 1)
+     *   rmsnorm(x, ffn_norm, xb, 1, n_embd, eps)
+     *   matmul_swiglu(w_gate, w_up, xb, hb, gu, 1)
+     *   matmul_add(w_down, hb, x, tmp, 1)
+     * (CUDA: that composition; with LLORCH_CUDA_PERSIST=1 one persistent
+     * launch per layer where the shapes/formats allow, cuda/persist.cu.) */
+    void (*decode_block)(void *ctx, const eng_block_w *b, float *x, const int32_t *pos, const eng_block_tmp *t);
+    /* n whole layers in order, one decode row:
+     *   for (l = 0; l < n; l++) decode_block(&b[l], x, pos, t)
+     * (CUDA: decode_block per layer; opt-in LLORCH_CUDA_PERSIST_LAYERS=1:
+     * one persistent launch for all of them where they share shapes) */
+    void (*decode_layers)(void *ctx, const eng_block_w *b, int n, float *x, const int32_t *pos,
+                          const eng_block_tmp *t);
     /* ==== end of fused ops ======================================================== */
     /* ---- gpt-oss ops (owner: gpt-oss work; optional: NULL where a backend lacks
      * them, and the engine then refuses gpt-oss models at load with

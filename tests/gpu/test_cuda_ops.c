@@ -31,6 +31,7 @@
  * Exits 77 (CTest skip) where no CUDA device exists. */
 #include <errno.h>
 #include <math.h>
+#include <time.h>
 
 #include "engine/backend.h"
 #include "engine/quant.h"
@@ -1198,6 +1199,412 @@ static void test_fused_rope_kv(void **st) {
     }
 }
 
+/* ---- decode_block (backend.h; persist.cu) ---------------------------------------------------
+ * One whole decoder block on one row against the CPU's composition, random
+ * weights of each format the persistent kernel claims (q/k/v, o, gate/up,
+ * down may differ), a fallback format (F16, Q3_K: the CUDA composition),
+ * Qwen2.5-0.5B's and Llama-2-7B's shapes and odd ones (partial rotation,
+ * llama-style pairs, no GQA, F not a multiple of 256), positions 0 and long
+ * ones (the split attention), the scratch poisoned before each run.
+ * Each case runs 3 steps at positions p, p+1, p+2: the first captured into
+ * a graph (record_begin/end), the next two replayed with new x and pos, so
+ * the barrier words and attention counters are reused across replays.
+ * Bounds: x (the residual after the block) within 2e-3 of the same block
+ * through the CUDA composition (LLORCH_CUDA_PERSIST=0: the ops tested
+ * above), and against the CPU within 1.5x the composition's own CPU error
+ * + 1e-3 (and < 0.1): a whole block amplifies the attention's fp16
+ * (CPU) / fp32 (CUDA) difference through its quantized activations, so a
+ * fixed per-op bound does not apply; the K/V cache row of the step
+ * TOL_KV16; every row no step wrote exactly the CPU's (unchanged history,
+ * zero above). The persistent path must have run for the fast formats and not
+ * for the fallbacks (llorch_cuda_persist_launches). */
+extern unsigned long llorch_cuda_persist_launches;
+
+typedef struct {
+    const char *name;
+    int E, nh, nkv, hd, F, n_rot, neox, bias;
+    int tq, tv, to, tg, td;
+    int pos;
+    int fast;
+} blk_case;
+
+static void block_case(const blk_case *bc, int key) {
+    const int E = bc->E, Q = bc->nh * bc->hd, KV = bc->nkv * bc->hd, F = bc->F, hd = bc->hd;
+    const int n_ctx = bc->pos + 8;
+    fw wq, wk, wv, wo, wgt, wup, wdn;
+    fw_make(&wq, bc->tq, E, Q);
+    fw_make(&wk, bc->tq, E, KV);
+    fw_make(&wv, bc->tv, E, KV);
+    fw_make(&wo, bc->to, Q, E);
+    fw_make(&wgt, bc->tg, E, F);
+    fw_make(&wup, bc->tg, E, F);
+    fw_make(&wdn, bc->td, F, E);
+    /* attn_norm ~0.05..0.15 keeps q/k small: with full-scale random weights
+     * q.k reaches hundreds and the softmax over two fresh keys of similar
+     * score turns a 1e-4 difference into a percent (ill-conditioned data,
+     * not a kernel error) */
+    float *an = rnd(E, 0.05f), *fn = rnd(E, 1.0f);
+    for (int i = 0; i < E; i++) { an[i] += 0.1f; fn[i] += 1.5f; }
+    float *bq = bc->bias ? rnd(Q, 1.0f) : NULL, *bk = bc->bias ? rnd(KV, 1.0f) : NULL, *bv = bc->bias ? rnd(KV, 1.0f) : NULL;
+    float *ang = gdup(an, E * 4), *fng = gdup(fn, E * 4);
+    float *bqg = bq ? gdup(bq, Q * 4) : NULL, *bkg = bk ? gdup(bk, KV * 4) : NULL, *bvg = bv ? gdup(bv, KV * 4) : NULL;
+    /* caches: random history in rows < pos, zero above */
+    const size_t ce = (size_t)n_ctx * KV, cb = ce * 2;
+    uint16_t *kc = calloc(1, cb), *vc = calloc(1, cb);
+    for (size_t i = 0; i < (size_t)bc->pos * KV; i++) {
+        kc[i] = qt_f32_to_f16(tu_randf(&g_seed) * 2.0f);
+        vc[i] = qt_f32_to_f16(tu_randf(&g_seed));
+    }
+    uint16_t *kcg = gdup(kc, cb), *vcg = gdup(vc, cb);
+    eng_rope rp = {bc->n_rot, bc->neox, 10000.0f, 1.0f, NULL, 0.0f, 1.0f, 32.0f, 1.0f, 4096};
+    eng_block_w bw = {an, fn, &wq.wc, &wk.wc, &wv.wc, bq, bk, bv, &wo.wc, &wgt.wc, &wup.wc, &wdn.wc,
+                      bc->nh, bc->nkv, hd, 1e-5f, 1.0f / sqrtf((float)hd), rp, kc, vc};
+    eng_block_w bg = {ang, fng, &wq.wg, &wk.wg, &wv.wg, bqg, bkg, bvg, &wo.wg, &wgt.wg, &wup.wg, &wdn.wg,
+                      bc->nh, bc->nkv, hd, 1e-5f, 1.0f / sqrtf((float)hd), rp, kcg, vcg};
+    /* scratch: one host block, one device block (poisoned every step) */
+    const size_t nt = (size_t)E + Q + KV + KV + Q + E + 2 * F + F;
+    float *th = malloc(nt * 4), *tg = gpoison(nt);
+    eng_block_tmp tc = {th, th + E, th + E + Q, th + E + Q + KV, th + E + Q + 2 * KV, th + E + 2 * Q + 2 * KV,
+                        th + 2 * E + 2 * Q + 2 * KV, th + 2 * E + 2 * Q + 2 * KV + 2 * F};
+    eng_block_tmp tgp = {tg, tg + E, tg + E + Q, tg + E + Q + KV, tg + E + Q + 2 * KV, tg + E + 2 * Q + 2 * KV,
+                         tg + 2 * E + 2 * Q + 2 * KV, tg + 2 * E + 2 * Q + 2 * KV + 2 * F};
+    float *xg = gpoison(E);
+    int32_t *pg = NULL;
+    assert_int_equal(G.ops->alloc(G.ctx, 4, (void **)&pg), 0);
+    /* the same block through the CUDA composition (LLORCH_CUDA_PERSIST=0,
+     * eager), on its own x, caches and scratch: the persistent kernel must
+     * match it closely (same fp32 attention; only summation orders and the
+     * rare q8 rounding flip differ), which separates a kernel error from
+     * the CPU reference's fp16 attention rounding */
+    uint16_t *kcg2 = gdup(kc, cb), *vcg2 = gdup(vc, cb);
+    float *xg2 = gpoison(E), *tg2 = gpoison(nt);
+    eng_block_w bg2 = bg;
+    bg2.k_cache = kcg2;
+    bg2.v_cache = vcg2;
+    eng_block_tmp tgp2 = {tg2, tg2 + E, tg2 + E + Q, tg2 + E + Q + KV, tg2 + E + Q + 2 * KV, tg2 + E + 2 * Q + 2 * KV,
+                          tg2 + 2 * E + 2 * Q + 2 * KV, tg2 + 2 * E + 2 * Q + 2 * KV + 2 * F};
+    const char *pe = getenv("LLORCH_CUDA_PERSIST");
+    char pe_saved[16] = "";
+    if (pe) snprintf(pe_saved, sizeof pe_saved, "%s", pe);
+    const unsigned long l0 = llorch_cuda_persist_launches;
+    for (int step = 0; step < 3; step++) {
+        int32_t pos = bc->pos + step;
+        float *x = rnd(E, 1.0f);
+        assert_int_equal(G.ops->upload(G.ctx, xg, x, E * 4), 0);
+        assert_int_equal(G.ops->upload(G.ctx, xg2, x, E * 4), 0);
+        assert_int_equal(G.ops->upload(G.ctx, pg, &pos, 4), 0);
+        gpoison_again(tg, nt);
+        gpoison_again(tg2, nt);
+        const int replayed = G.ops->record_begin(G.ctx, key);
+        assert_int_equal(replayed, step == 0 ? 0 : 1);
+        if (!replayed) {
+            G.ops->decode_block(G.ctx, &bg, xg, pg, &tgp);
+            assert_int_equal(G.ops->record_end(G.ctx, key), 0);
+        }
+        setenv("LLORCH_CUDA_PERSIST", "0", 1);
+        G.ops->decode_block(G.ctx, &bg2, xg2, pg, &tgp2);
+        if (pe) setenv("LLORCH_CUDA_PERSIST", pe_saved, 1);
+        else unsetenv("LLORCH_CUDA_PERSIST");
+        C.ops->decode_block(C.ctx, &bw, x, &pos, &tc);
+        assert_int_equal(C.ops->sync(C.ctx), 0);
+        float *h = gget(xg, E), *h2 = gget(xg2, E), *t1 = gget(tg, nt), *t2 = gget(tg2, nt);
+        char what[160];
+        /* the block's intermediates (q, k roped; v; att; hb) against both
+         * references: printed, so a failure shows which phase drifted */
+        const size_t so[5] = {E, E + Q, E + Q + KV, E + Q + 2 * KV, 2 * E + 2 * Q + 2 * KV + 2 * F};
+        const size_t sn[5] = {Q, KV, KV, Q, F};
+        const char *sname[5] = {"q", "k", "v", "att", "hb"};
+        double ec[5], eg[5];
+        for (int j = 0; j < 5; j++) {
+            ec[j] = rel_err(t1 + so[j], th + so[j], sn[j], sname[j]);
+            eg[j] = rel_err(t1 + so[j], t2 + so[j], sn[j], sname[j]);
+        }
+        const double exc = rel_err(h, x, E, "x"), exg = rel_err(h, h2, E, "x");
+        print_message("  %s pos %d: rel err vs cpu / vs cuda composition: q %.2g/%.2g k %.2g/%.2g v %.2g/%.2g "
+                      "att %.2g/%.2g hb %.2g/%.2g x %.2g/%.2g\n",
+                      bc->name, pos, ec[0], eg[0], ec[1], eg[1], ec[2], eg[2], ec[3], eg[3], ec[4], eg[4], exc, exg);
+        /* the persistent kernel must equal the CUDA composition up to
+         * summation order (2e-3 leaves room for a rare q8 rounding flip);
+         * against the CPU it may differ only as much as the composition
+         * does (each primitive is tested against the CPU above; the
+         * block's quantized activations amplify the attention's fp16/fp32
+         * difference, e.g. att 3e-4 -> x 1.4e-2 at Qwen's shape, H100),
+         * and never beyond a sanity bound of 0.1 */
+        snprintf(what, sizeof what, "decode_block %s pos %d: x vs the CUDA composition", bc->name, pos);
+        check(h, h2, E, 2e-3, what);
+        if (!(exc <= 1.5 * rel_err(h2, x, E, "x") + 1e-3 && exc <= 0.1))
+            fail_msg("decode_block %s pos %d: x vs cpu %.3g, the CUDA composition's %.3g", bc->name, pos, exc,
+                     rel_err(h2, x, E, "x"));
+        free(h); free(h2); free(t1); free(t2);
+        /* caches: row pos within TOL_KV16, every other row exactly the CPU's */
+        uint16_t *hk = malloc(cb), *hv = malloc(cb);
+        assert_int_equal(G.ops->download(G.ctx, hk, kcg, cb), 0);
+        assert_int_equal(G.ops->download(G.ctx, hv, vcg, cb), 0);
+        for (int r = 0; r < n_ctx; r++) {
+            if (r >= bc->pos && r <= pos) continue; /* written by this case's steps: checked below, TOL_KV16 */
+            if (memcmp(hk + (size_t)r * KV, kc + (size_t)r * KV, (size_t)KV * 2) ||
+                memcmp(hv + (size_t)r * KV, vc + (size_t)r * KV, (size_t)KV * 2))
+                fail_msg("decode_block %s pos %d: cache row %d differs", bc->name, pos, r);
+        }
+        float *f[4];
+        for (int j = 0; j < 4; j++) f[j] = malloc((size_t)KV * 4);
+        int nz = 0;
+        for (int i = 0; i < KV; i++) {
+            const size_t o = (size_t)pos * KV + i;
+            f[0][i] = qt_f16_to_f32(hk[o]);
+            f[1][i] = qt_f16_to_f32(kc[o]);
+            f[2][i] = qt_f16_to_f32(hv[o]);
+            f[3][i] = qt_f16_to_f32(vc[o]);
+            nz += f[1][i] != 0.0f;
+        }
+        assert_true(nz > KV / 2); /* the CPU wrote the row: the comparison can fail */
+        snprintf(what, sizeof what, "decode_block %s pos %d: k cache row", bc->name, pos);
+        check(f[0], f[1], KV, TOL_KV16, what);
+        snprintf(what, sizeof what, "decode_block %s pos %d: v cache row", bc->name, pos);
+        check(f[2], f[3], KV, TOL_KV16, what);
+        for (int j = 0; j < 4; j++) free(f[j]);
+        free(hk); free(hv); free(x);
+    }
+    if (bc->fast) assert_true(llorch_cuda_persist_launches == l0 + 1); /* captured once, replayed twice */
+    else assert_true(llorch_cuda_persist_launches == l0);
+    /* diagnostics (LLORCH_CUDA_PERSIST_TIMING=1, read by persist.cu at
+     * capture): graph replays of one layer host-timed, persistent vs the
+     * composition, and the phase stamps of the last persistent launch */
+    if (bc->fast && getenv("LLORCH_CUDA_PERSIST_TIMING") && bc->E <= 1024) {
+        double us[2];
+        for (int v = 0; v < 2; v++) {
+            const int k2 = key + 500 * v;
+            if (v) {
+                setenv("LLORCH_CUDA_PERSIST", "0", 1);
+                assert_int_equal(G.ops->record_begin(G.ctx, k2), 0);
+                G.ops->decode_block(G.ctx, &bg2, xg2, pg, &tgp2);
+                assert_int_equal(G.ops->record_end(G.ctx, k2), 0);
+                if (pe) setenv("LLORCH_CUDA_PERSIST", pe_saved, 1);
+                else unsetenv("LLORCH_CUDA_PERSIST");
+            }
+            for (int i = 0; i < 20; i++) assert_int_equal(G.ops->record_begin(G.ctx, k2), 1);
+            assert_int_equal(G.ops->sync(G.ctx), 0);
+            struct timespec t0, t1;
+            clock_gettime(CLOCK_MONOTONIC, &t0);
+            for (int i = 0; i < 200; i++) assert_int_equal(G.ops->record_begin(G.ctx, k2), 1);
+            assert_int_equal(G.ops->sync(G.ctx), 0);
+            clock_gettime(CLOCK_MONOTONIC, &t1);
+            us[v] = ((t1.tv_sec - t0.tv_sec) * 1e9 + (t1.tv_nsec - t0.tv_nsec)) / 1e3 / 200;
+        }
+        unsigned long long ts[16];
+        extern int llorch_cuda_persist_stamps(unsigned long long out[16]);
+        assert_int_equal(llorch_cuda_persist_stamps(ts), 0);
+        print_message("  timing %s: one layer per graph replay %.1f us persistent, %.1f us composition\n", bc->name,
+                      us[0], us[1]);
+        print_message("  stamps (us from entry): wait %.2f | A staged %.2f done %.2f bar %.2f | B done %.2f bar %.2f | "
+                      "C staged %.2f done %.2f bar %.2f | D staged %.2f done %.2f bar %.2f | E staged %.2f done %.2f\n",
+                      (ts[1] - ts[0]) / 1e3, (ts[2] - ts[0]) / 1e3, (ts[3] - ts[0]) / 1e3, (ts[4] - ts[0]) / 1e3,
+                      (ts[5] - ts[0]) / 1e3, (ts[6] - ts[0]) / 1e3, (ts[7] - ts[0]) / 1e3, (ts[8] - ts[0]) / 1e3,
+                      (ts[9] - ts[0]) / 1e3, (ts[10] - ts[0]) / 1e3, (ts[11] - ts[0]) / 1e3, (ts[12] - ts[0]) / 1e3,
+                      (ts[13] - ts[0]) / 1e3, (ts[14] - ts[0]) / 1e3);
+    }
+    print_message("decode_block %s: ok (%s)\n", bc->name, bc->fast ? "persistent" : "composition");
+    G.ops->free(G.ctx, kcg2); G.ops->free(G.ctx, vcg2); G.ops->free(G.ctx, xg2); G.ops->free(G.ctx, tg2);
+    free(th); free(kc); free(vc); free(an); free(fn); free(bq); free(bk); free(bv);
+    G.ops->free(G.ctx, tg); G.ops->free(G.ctx, xg); G.ops->free(G.ctx, pg);
+    G.ops->free(G.ctx, kcg); G.ops->free(G.ctx, vcg); G.ops->free(G.ctx, ang); G.ops->free(G.ctx, fng);
+    G.ops->free(G.ctx, bqg); G.ops->free(G.ctx, bkg); G.ops->free(G.ctx, bvg);
+    fw_free(&wq); fw_free(&wk); fw_free(&wv); fw_free(&wo); fw_free(&wgt); fw_free(&wup); fw_free(&wdn);
+}
+
+/* sets name=value for a test, restores the previous value (or unsets) */
+typedef struct {
+    const char *name;
+    char old[32];
+    int had;
+} env_save;
+static void env_push(env_save *e, const char *name, const char *value) {
+    const char *v = getenv(name);
+    e->name = name;
+    e->had = v != NULL;
+    snprintf(e->old, sizeof e->old, "%s", v ? v : "");
+    setenv(name, value, 1);
+}
+static void env_pop(env_save *e) {
+    if (e->had) setenv(e->name, e->old, 1);
+    else unsetenv(e->name);
+}
+
+/* the persistent kernel is opt-in (LLORCH_CUDA_PERSIST=1): these tests turn
+ * it on, and lift the layer-size gate so Llama-2-7B's shapes run it too */
+static void test_decode_block(void **st) {
+    (void)st;
+    env_save e1, e2;
+    env_push(&e1, "LLORCH_CUDA_PERSIST", "1");
+    env_push(&e2, "LLORCH_CUDA_PERSIST_MAXMB", "100000");
+    const blk_case cases[] = {
+        /* name                 E    nh nkv hd  F     rot neox bias q        v        o        gate/up  down    pos  fast */
+        {"qwen2.5-0.5b",      896, 14, 2, 64, 4864,   64, 1, 1, QT_Q5_0, QT_Q8_0, QT_Q5_0, QT_Q5_0, QT_Q4_K, 0,    1},
+        {"qwen2.5-0.5b long", 896, 14, 2, 64, 4864,   64, 1, 1, QT_Q5_0, QT_Q8_0, QT_Q5_0, QT_Q5_0, QT_Q6_K, 1500, 1},
+        {"llama-2-7b",       4096, 32, 32, 128, 11008, 128, 0, 0, QT_Q4_0, QT_Q4_0, QT_Q4_0, QT_Q4_0, QT_Q4_0, 0,  1},
+        {"llama-2-7b long",  4096, 32, 32, 128, 11008, 128, 0, 0, QT_Q4_0, QT_Q4_0, QT_Q4_0, QT_Q4_0, QT_Q4_0, 700, 1},
+        {"k-quants",          512, 8, 2, 64, 1536,    64, 1, 1, QT_Q5_K, QT_Q6_K, QT_Q4_K, QT_Q4_K, QT_Q6_K, 37,   1},
+        {"odd: rot 32 llama pairs, no gqa", 192, 3, 3, 64, 160, 32, 0, 1, QT_Q4_1, QT_Q5_1, QT_Q8_0, QT_Q4_0, QT_Q5_0, 5, 1},
+        {"hd 128 gqa 4",     1024, 8, 2, 128, 2816,  128, 1, 0, QT_Q8_0, QT_Q8_0, QT_Q4_0, QT_Q5_0, QT_Q8_0, 300,  1},
+        {"fallback f16",      256, 4, 2, 64, 512,     64, 1, 1, QT_F16,  QT_F16,  QT_F16,  QT_F16,  QT_F16,  9,    0},
+        {"fallback q3_k",     512, 8, 2, 64, 1024,    64, 1, 0, QT_Q3_K, QT_Q3_K, QT_Q3_K, QT_Q3_K, QT_Q3_K, 2,    0},
+        {"fallback hd 32",    256, 8, 2, 32, 512,     32, 1, 0, QT_Q8_0, QT_Q8_0, QT_Q8_0, QT_Q8_0, QT_Q8_0, 4,    0},
+    };
+    for (size_t ci = 0; ci < NELEM(cases); ci++) block_case(&cases[ci], 1000 + (int)ci);
+    env_pop(&e2);
+    env_pop(&e1);
+}
+
+/* decode_layers: 3 Qwen-shaped layers of different formats, in ONE
+ * persistent launch (LLORCH_CUDA_PERSIST_LAYERS=1) and in a persistent
+ * launch per layer (=0), against the CPU's loop of decode_block and the CUDA
+ * composition, positions 0.. and 700.. (split attention), captured once and
+ * replayed twice; x bounds as test_decode_block, K/V rows below. */
+extern unsigned long llorch_cuda_persist_multi_launches;
+
+static void layers_case(int pos0, int multi, int key) {
+    enum { NL = 3 };
+    const int E = 896, nh = 14, nkv = 2, hd = 64, F = 4864, Q = nh * hd, KV = nkv * hd;
+    const int tq[NL] = {QT_Q5_0, QT_Q8_0, QT_Q5_1}, tv[NL] = {QT_Q8_0, QT_Q4_0, QT_Q8_0};
+    const int to[NL] = {QT_Q5_0, QT_Q8_0, QT_Q4_1}, tg[NL] = {QT_Q5_0, QT_Q4_0, QT_Q8_0};
+    const int td[NL] = {QT_Q4_K, QT_Q6_K, QT_Q5_K};
+    const int n_ctx = pos0 + 8;
+    const size_t ce = (size_t)n_ctx * KV, cb = ce * 2;
+    fw w[NL][7];
+    float *an[NL], *fn[NL], *bq[NL], *bk[NL], *bv[NL], *ang[NL], *fng[NL], *bqg[NL], *bkg[NL], *bvg[NL];
+    uint16_t *kc = calloc(NL, cb), *vc = calloc(NL, cb);
+    for (size_t i = 0; i < (size_t)NL * ce; i++) {
+        if (i % ce >= (size_t)pos0 * KV) continue; /* history rows only */
+        kc[i] = qt_f32_to_f16(tu_randf(&g_seed) * 2.0f);
+        vc[i] = qt_f32_to_f16(tu_randf(&g_seed));
+    }
+    uint16_t *kcg = gdup(kc, NL * cb), *vcg = gdup(vc, NL * cb), *kcg2 = gdup(kc, NL * cb), *vcg2 = gdup(vc, NL * cb);
+    eng_block_w bc[NL], bg[NL], bg2[NL];
+    eng_rope rp = {hd, 1, 1000000.0f, 1.0f, NULL, 0.0f, 1.0f, 32.0f, 1.0f, 4096};
+    for (int l = 0; l < NL; l++) {
+        fw_make(&w[l][0], tq[l], E, Q);
+        fw_make(&w[l][1], tq[l], E, KV);
+        fw_make(&w[l][2], tv[l], E, KV);
+        fw_make(&w[l][3], to[l], Q, E);
+        fw_make(&w[l][4], tg[l], E, F);
+        fw_make(&w[l][5], tg[l], E, F);
+        fw_make(&w[l][6], td[l], F, E);
+        an[l] = rnd(E, 0.05f);
+        fn[l] = rnd(E, 1.0f);
+        for (int i = 0; i < E; i++) { an[l][i] += 0.1f; fn[l][i] += 1.5f; }
+        bq[l] = rnd(Q, 1.0f); bk[l] = rnd(KV, 1.0f); bv[l] = rnd(KV, 1.0f);
+        ang[l] = gdup(an[l], E * 4); fng[l] = gdup(fn[l], E * 4);
+        bqg[l] = gdup(bq[l], Q * 4); bkg[l] = gdup(bk[l], KV * 4); bvg[l] = gdup(bv[l], KV * 4);
+        bc[l] = (eng_block_w){an[l], fn[l], &w[l][0].wc, &w[l][1].wc, &w[l][2].wc, bq[l], bk[l], bv[l], &w[l][3].wc,
+                              &w[l][4].wc, &w[l][5].wc, &w[l][6].wc, nh, nkv, hd, 1e-6f, 0.125f, rp, kc + l * ce, vc + l * ce};
+        bg[l] = (eng_block_w){ang[l], fng[l], &w[l][0].wg, &w[l][1].wg, &w[l][2].wg, bqg[l], bkg[l], bvg[l], &w[l][3].wg,
+                              &w[l][4].wg, &w[l][5].wg, &w[l][6].wg, nh, nkv, hd, 1e-6f, 0.125f, rp, kcg + l * ce, vcg + l * ce};
+        bg2[l] = bg[l];
+        bg2[l].k_cache = kcg2 + l * ce;
+        bg2[l].v_cache = vcg2 + l * ce;
+    }
+    const size_t nt = (size_t)E + Q + KV + KV + Q + E + 2 * F + F;
+    float *th = malloc(nt * 4), *t1 = gpoison(nt), *t2 = gpoison(nt);
+#define TMP(b) {b, b + E, b + E + Q, b + E + Q + KV, b + E + Q + 2 * KV, b + E + 2 * Q + 2 * KV, b + 2 * E + 2 * Q + 2 * KV, b + 2 * E + 2 * Q + 2 * KV + 2 * F}
+    eng_block_tmp tc = TMP(th), tg1 = TMP(t1), tg2 = TMP(t2);
+#undef TMP
+    float *xg = gpoison(E), *xg2 = gpoison(E);
+    int32_t *pg = NULL;
+    assert_int_equal(G.ops->alloc(G.ctx, 4, (void **)&pg), 0);
+    const char *pe = getenv("LLORCH_CUDA_PERSIST");
+    char pe_saved[16] = "";
+    if (pe) snprintf(pe_saved, sizeof pe_saved, "%s", pe);
+    const unsigned long m0 = llorch_cuda_persist_multi_launches, l0 = llorch_cuda_persist_launches;
+    for (int step = 0; step < 3; step++) {
+        int32_t pos = pos0 + step;
+        float *x = rnd(E, 1.0f);
+        assert_int_equal(G.ops->upload(G.ctx, xg, x, E * 4), 0);
+        assert_int_equal(G.ops->upload(G.ctx, xg2, x, E * 4), 0);
+        assert_int_equal(G.ops->upload(G.ctx, pg, &pos, 4), 0);
+        gpoison_again(t1, nt);
+        const int replayed = G.ops->record_begin(G.ctx, key);
+        assert_int_equal(replayed, step == 0 ? 0 : 1);
+        if (!replayed) {
+            G.ops->decode_layers(G.ctx, bg, NL, xg, pg, &tg1);
+            assert_int_equal(G.ops->record_end(G.ctx, key), 0);
+        }
+        setenv("LLORCH_CUDA_PERSIST", "0", 1);
+        G.ops->decode_layers(G.ctx, bg2, NL, xg2, pg, &tg2);
+        if (pe) setenv("LLORCH_CUDA_PERSIST", pe_saved, 1);
+        else unsetenv("LLORCH_CUDA_PERSIST");
+        C.ops->decode_layers(C.ctx, bc, NL, x, &pos, &tc);
+        assert_int_equal(C.ops->sync(C.ctx), 0);
+        float *h = gget(xg, E), *h2 = gget(xg2, E);
+        const double exc = rel_err(h, x, E, "x"), exg = rel_err(h, h2, E, "x"), e2c = rel_err(h2, x, E, "x");
+        print_message("  decode_layers pos %d: x rel err vs cpu %.2g, vs cuda composition %.2g (composition vs cpu %.2g)\n",
+                      pos, exc, exg, e2c);
+        char what[128];
+        snprintf(what, sizeof what, "decode_layers pos %d: x vs the CUDA composition", pos);
+        check(h, h2, E, 2e-3, what);
+        if (!(exc <= 1.5 * e2c + 1e-3 && exc <= 0.1))
+            fail_msg("decode_layers pos %d: x vs cpu %.3g, the CUDA composition's %.3g", pos, exc, e2c);
+        /* every layer's K/V row of the step: TOL_KV16 of the CUDA
+         * composition's; against the CPU, layer 0 TOL_KV16 (its input is
+         * the test's x) and the deeper layers as x above (their input is a
+         * previous layer's output, which the whole-block amplification
+         * already moved: 1.6e-2 seen at layer 1, H100) */
+        uint16_t *hk = malloc(NL * cb), *hv = malloc(NL * cb), *hk2 = malloc(NL * cb), *hv2 = malloc(NL * cb);
+        assert_int_equal(G.ops->download(G.ctx, hk, kcg, NL * cb), 0);
+        assert_int_equal(G.ops->download(G.ctx, hv, vcg, NL * cb), 0);
+        assert_int_equal(G.ops->download(G.ctx, hk2, kcg2, NL * cb), 0);
+        assert_int_equal(G.ops->download(G.ctx, hv2, vcg2, NL * cb), 0);
+        float *f[6];
+        for (int j = 0; j < 6; j++) f[j] = malloc((size_t)KV * 4);
+        for (int l = 0; l < NL; l++) {
+            for (int i = 0; i < KV; i++) {
+                const size_t o = l * ce + (size_t)pos * KV + i;
+                f[0][i] = qt_f16_to_f32(hk[o]); f[1][i] = qt_f16_to_f32(kc[o]); f[4][i] = qt_f16_to_f32(hk2[o]);
+                f[2][i] = qt_f16_to_f32(hv[o]); f[3][i] = qt_f16_to_f32(vc[o]); f[5][i] = qt_f16_to_f32(hv2[o]);
+            }
+            snprintf(what, sizeof what, "decode_layers pos %d layer %d: k cache row vs composition", pos, l);
+            check(f[0], f[4], KV, TOL_KV16, what);
+            snprintf(what, sizeof what, "decode_layers pos %d layer %d: v cache row vs composition", pos, l);
+            check(f[2], f[5], KV, TOL_KV16, what);
+            for (int j = 0; j < 2; j++) {
+                const double ep = rel_err(f[2 * j], f[2 * j + 1], KV, "cache"), ec = rel_err(f[4 + j], f[2 * j + 1], KV, "cache");
+                const double bound = l == 0 ? TOL_KV16 : 1.5 * ec + 1e-3;
+                if (!(ep <= bound && ep <= 0.1))
+                    fail_msg("decode_layers pos %d layer %d: %s cache row vs cpu %.3g (composition %.3g)", pos, l,
+                             j ? "v" : "k", ep, ec);
+            }
+        }
+        for (int j = 0; j < 6; j++) free(f[j]);
+        free(hk); free(hv); free(hk2); free(hv2); free(h); free(h2); free(x);
+    }
+    /* captured once: one all-layers launch, or NL per-layer launches */
+    assert_true(llorch_cuda_persist_multi_launches == m0 + (multi ? 1 : 0));
+    assert_true(llorch_cuda_persist_launches == l0 + (multi ? 1 : NL));
+    print_message("decode_layers pos %d: ok (%s)\n", pos0, multi ? "one persistent launch" : "a launch per layer");
+    for (int l = 0; l < NL; l++) {
+        for (int j = 0; j < 7; j++) fw_free(&w[l][j]);
+        free(an[l]); free(fn[l]); free(bq[l]); free(bk[l]); free(bv[l]);
+        G.ops->free(G.ctx, ang[l]); G.ops->free(G.ctx, fng[l]);
+        G.ops->free(G.ctx, bqg[l]); G.ops->free(G.ctx, bkg[l]); G.ops->free(G.ctx, bvg[l]);
+    }
+    free(kc); free(vc); free(th);
+    G.ops->free(G.ctx, kcg); G.ops->free(G.ctx, vcg); G.ops->free(G.ctx, kcg2); G.ops->free(G.ctx, vcg2);
+    G.ops->free(G.ctx, t1); G.ops->free(G.ctx, t2); G.ops->free(G.ctx, xg); G.ops->free(G.ctx, xg2);
+    G.ops->free(G.ctx, pg);
+}
+
+static void test_decode_layers(void **st) {
+    (void)st;
+    env_save e1, e2;
+    env_push(&e1, "LLORCH_CUDA_PERSIST", "1");
+    for (int multi = 1; multi >= 0; multi--) {
+        env_push(&e2, "LLORCH_CUDA_PERSIST_LAYERS", multi ? "1" : "0");
+        layers_case(0, multi, 2000 + 2 * multi);
+        layers_case(700, multi, 2001 + 2 * multi);
+        env_pop(&e2);
+    }
+    env_pop(&e1);
+}
+
 static void test_no_leak(void **st) {
     (void)st;
     assert_int_equal(G.ops->sync(G.ctx), 0);
@@ -1232,6 +1639,8 @@ int main(void) {
         cmocka_unit_test(test_graph),
         cmocka_unit_test(test_fused_matmul), cmocka_unit_test(test_fused_norm_quant),
         cmocka_unit_test(test_fused_rope_kv),
+        cmocka_unit_test(test_decode_block),
+        cmocka_unit_test(test_decode_layers),
         cmocka_unit_test(test_no_leak),
     };
     /* LLORCH_TEST_SKIP=glob skips tests (racecheck is too slow for test_sample) */

@@ -7,7 +7,8 @@
  * (q/k/v biases, Q4_K/Q6_K/Q5_0 mix) and llama Q4_0. Each run: a 7-token
  * prefill with every row's logits (every layer takes the fused path), a
  * 3-token prefill with last-row logits (the last layer's row-subset path),
- * then 5 single-token decode steps. */
+ * then 5 single-token decode steps (each layer of those one decode_block op
+ * when fused). */
 #include "testutil.h"
 #include "tiny_models.h"
 
@@ -29,7 +30,7 @@ static void run(eng_model *m, int fused, float *out, int nv) {
     if (fused) unsetenv("LLORCH_NO_FUSED");
     else setenv("LLORCH_NO_FUSED", "1", 1);
     unsetenv("LLORCH_DUMP_TENSORS"); /* a dump forces the primitives */
-    const uint64_t calls0 = cpu_fused_calls();
+    const uint64_t calls0 = cpu_fused_calls(), blocks0 = cpu_decode_block_calls();
     eng_session *s = NULL;
     assert_int_equal(eng_session_new(m, &s, err, sizeof err), 0);
     int32_t toks[N_PRE + N_PRE2];
@@ -55,6 +56,9 @@ static void run(eng_model *m, int fused, float *out, int nv) {
     /* the fused run really took the fused ops, the other none of them */
     if (fused) assert_true(cpu_fused_calls() > calls0);
     else assert_true(cpu_fused_calls() == calls0);
+    /* ... and the decode steps ran whole layers as decode_block (fused only) */
+    if (fused) assert_true(cpu_decode_block_calls() >= blocks0 + N_DEC);
+    else assert_true(cpu_decode_block_calls() == blocks0);
     eng_session_free(s);
     unsetenv("LLORCH_NO_FUSED");
 }

@@ -18,7 +18,10 @@
  * rope + K/V store, the two residual matmuls and gate/up + SwiGLU are issued
  * as one op each; each is exactly the composition of the primitives above
  * (the CPU runs it so: bitwise-equal logits), and LLORCH_NO_FUSED=1 forces
- * the primitives (A/B runs; also when dumping tensors).
+ * the primitives (A/B runs; also when dumping tensors). A single-token step
+ * (decode) issues all layers as one decode_layers op (= decode_block per
+ * layer, the composition of exactly those ops) when the backend has it;
+ * CUDA can run it as persistent launches (cuda/persist.cu, opt-in).
  *
  * arch/eval.c runs these layers inside one eval: a single-token step
  * (decode) is bracketed by record_begin/record_end so a backend can capture
@@ -48,6 +51,23 @@ static int fused_allowed(void) {
     return !(e && !strcmp(e, "1"));
 }
 
+/* layer l of s's model as decode_block arguments (its weights, s's caches) */
+static void block_args(const eng_session *s, int l, float scale, eng_block_w *bw) {
+    const eng_hparams *hp = &s->m->hp;
+    const eng_layer *L = &s->m->layers[l];
+    const size_t KV = (size_t)hp->kv_dim;
+    *bw = (eng_block_w){
+        .attn_norm = L->attn_norm, .ffn_norm = L->ffn_norm,
+        .wq = &L->wq, .wk = &L->wk, .wv = &L->wv,
+        .bq = L->bq, .bk = L->bk, .bv = L->bv,
+        .wo = &L->wo, .w_gate = &L->w_gate, .w_up = &L->w_up, .w_down = &L->w_down,
+        .n_head = hp->n_head, .n_head_kv = hp->n_head_kv, .head_dim = hp->head_dim,
+        .eps = hp->eps, .scale = scale, .rope = hp->rope,
+        .k_cache = s->k_cache + (size_t)l * s->n_ctx * KV, .v_cache = s->v_cache + (size_t)l * s->n_ctx * KV,
+    };
+    bw->rope.freq_factors = L->rope_freqs;
+}
+
 static void issue_layers(eng_session *s, int n, int mode, int fused) {
     const eng_model *m = s->m;
     const eng_hparams *hp = &m->hp;
@@ -58,13 +78,43 @@ static void issue_layers(eng_session *s, int n, int mode, int fused) {
     /* optional fused ops (backend.h): each is exactly its primitives' composition */
     const int f_mmn = fused && B->matmul_n, f_mma = fused && B->matmul_add;
     const int f_swi = fused && B->matmul_swiglu, f_rkv = fused && B->rope_kv_store;
+    /* one decode row, every other fused op present (the block's composition uses them) */
+    const int f_blk = fused && n == 1 && B->decode_block && f_mmn && f_mma && f_swi && f_rkv &&
+                      KV == hp->n_head_kv * hp->head_dim && Q == hp->n_head * hp->head_dim;
 
     B->get_rows(bc, &m->tok_embd, s->toks_dev, n, s->x);
     eng_dump(s, "embd", -1, "GET_ROWS", s->x, n, E, E);
+    /* decode: every layer as one decode_layers op where each layer can be a
+     * decode_block (the same composition, backend.h) */
+    int all_blk = f_blk && B->decode_layers;
+    for (int l = 0; all_blk && l < hp->n_layer; l++) all_blk = !m->layers[l].wqkv.data && m->layers[l].w_gate.data;
+    if (all_blk) {
+        eng_block_w bw[hp->n_layer];
+        for (int l = 0; l < hp->n_layer; l++) block_args(s, l, scale, &bw[l]);
+        const eng_block_tmp bt = {
+            .xb = s->xb, .q = s->qkv, .k = s->qkv + Q, .v = s->qkv + Q + KV,
+            .att = s->att, .tmp = s->tmp, .gu = s->gu, .hb = s->hb,
+        };
+        B->decode_layers(bc, bw, hp->n_layer, s->x, s->pos_dev, &bt);
+        return;
+    }
     for (int l = 0; l < hp->n_layer; l++) {
         const eng_layer *L = &m->layers[l];
         uint16_t *kc = s->k_cache + (size_t)l * s->n_ctx * KV;
         uint16_t *vc = s->v_cache + (size_t)l * s->n_ctx * KV;
+
+        /* decode: the whole block as one op where the backend has it (the
+         * same composition as below, backend.h decode_block) */
+        if (f_blk && !L->wqkv.data && L->w_gate.data) {
+            eng_block_w bw;
+            block_args(s, l, scale, &bw);
+            const eng_block_tmp bt = {
+                .xb = s->xb, .q = s->qkv, .k = s->qkv + Q, .v = s->qkv + Q + KV,
+                .att = s->att, .tmp = s->tmp, .gu = s->gu, .hb = s->hb,
+            };
+            B->decode_block(bc, &bw, s->x, s->pos_dev, &bt);
+            continue;
+        }
 
         /* attention */
         B->rmsnorm(bc, s->x, L->attn_norm, s->xb, n, E, hp->eps);

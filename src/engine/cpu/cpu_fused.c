@@ -45,3 +45,29 @@ void cpu_rope_kv_store(void *ctx, float *q, int ldq, float *k, const float *v, i
     cpu_rope(ctx, k, ldkv, pos, rows, n_head_kv, head_dim, p);
     cpu_kv_store(ctx, k_cache, v_cache, k, v, ldkv, pos, rows, n_head_kv * head_dim);
 }
+
+static atomic_ulong g_block_calls;
+uint64_t cpu_decode_block_calls(void) { return atomic_load(&g_block_calls); }
+
+void cpu_decode_block(void *ctx, const eng_block_w *b, float *x, const int32_t *pos, const eng_block_tmp *t) {
+    atomic_fetch_add(&g_fused_calls, 1);
+    atomic_fetch_add(&g_block_calls, 1);
+    const int E = (int)b->wq->ne0, Q = b->n_head * b->head_dim, KV = b->n_head_kv * b->head_dim;
+    const eng_w *ws[3] = {b->wq, b->wk, b->wv};
+    const float *bs[3] = {b->bq, b->bk, b->bv};
+    float *ys[3] = {t->q, t->k, t->v};
+    cpu_rmsnorm(ctx, x, b->attn_norm, t->xb, 1, E, b->eps);
+    cpu_matmul_n(ctx, 3, ws, bs, t->xb, ys, 1);
+    cpu_rope_kv_store(ctx, t->q, Q, t->k, t->v, KV, pos, 1, b->n_head, b->n_head_kv, b->head_dim, &b->rope,
+                      b->k_cache, b->v_cache);
+    cpu_attention(ctx, t->q, Q, b->k_cache, b->v_cache, pos, 1, b->n_head, b->n_head_kv, b->head_dim, b->scale,
+                  t->att);
+    cpu_matmul_add(ctx, b->wo, t->att, x, t->tmp, 1);
+    cpu_rmsnorm(ctx, x, b->ffn_norm, t->xb, 1, E, b->eps);
+    cpu_matmul_swiglu(ctx, b->w_gate, b->w_up, t->xb, t->hb, t->gu, 1);
+    cpu_matmul_add(ctx, b->w_down, t->hb, x, t->tmp, 1);
+}
+
+void cpu_decode_layers(void *ctx, const eng_block_w *b, int n, float *x, const int32_t *pos, const eng_block_tmp *t) {
+    for (int l = 0; l < n; l++) cpu_decode_block(ctx, &b[l], x, pos, t);
+}

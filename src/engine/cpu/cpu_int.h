@@ -87,6 +87,10 @@ void cpu_matmul_swiglu(void *ctx, const eng_w *wg, const eng_w *wu, const float 
 void cpu_rope_kv_store(void *ctx, float *q, int ldq, float *k, const float *v, int ldkv, const int32_t *pos, int rows,
                        int n_head, int n_head_kv, int head_dim, const eng_rope *p, uint16_t *k_cache,
                        uint16_t *v_cache);
+void cpu_decode_block(void *ctx, const eng_block_w *b, float *x, const int32_t *pos, const eng_block_tmp *t);
+void cpu_decode_layers(void *ctx, const eng_block_w *b, int n, float *x, const int32_t *pos, const eng_block_tmp *t);
+/* decode_block calls so far in this process (tests: did the block path run?) */
+uint64_t cpu_decode_block_calls(void);
 
 /* cpu_attn.c */
 /* llama.cpp's ggml_vec_dot_f16 order of summation (AVX2 build), cpu_attn.c */

@@ -30,141 +30,18 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common.cuh"
+#include "attn_dec.cuh"
 
 #define ATTN_WARPS 4
 
-/* merges the S splits of (row r, head h) from part into out; the split
- * partials are read with L2-coherent loads (the fused path reads what other
- * blocks of the same grid wrote) */
-__device__ __forceinline__ void attn_combine_one(const float *part, int n_head, int hd, int S, float *out, int h, int r,
-                                                 const float *sinks) {
-    const float *pp = part + (int64_t)(r * n_head + h) * S * (hd + 2);
-    const float sk = sinks ? sinks[h] : -INFINITY;
-    float M = sk;
-    for (int sp = 0; sp < S; sp++) M = fmaxf(M, __ldcg(pp + sp * (hd + 2)));
-    float L = sinks ? expf(sk - M) : 0.0f;
-    for (int sp = 0; sp < S; sp++) {
-        const float m = __ldcg(pp + sp * (hd + 2));
-        if (m != -INFINITY) L += __ldcg(pp + sp * (hd + 2) + 1) * expf(m - M);
-    }
-    float *o = out + (int64_t)r * n_head * hd + (int64_t)h * hd;
-    for (int d = threadIdx.x; d < hd; d += blockDim.x) {
-        float v = 0.0f;
-        for (int sp = 0; sp < S; sp++) {
-            const float m = __ldcg(pp + sp * (hd + 2));
-            if (m != -INFINITY) v += __ldcg(pp + sp * (hd + 2) + 2 + d) * expf(m - M);
-        }
-        o[d] = v / L;
-    }
-}
-
-/* cnt != NULL (S > 1): the last split block of each (row, head) to finish
- * merges the partials itself (counter per (row, head), zero between
- * launches: the merging block resets it), so decode attention is one launch */
+/* cnt != NULL (S > 1): the last split block merges (attn_dec.cuh) */
 template <int EPL>
 __global__ void __launch_bounds__(ATTN_WARPS * 32)
 k_attn(const float *q, int ld_q, const __half *kc, const __half *vc, const int32_t *pos, int n_head, int group,
        int hd, float scale, int S, float *out, float *part, unsigned *cnt, const float *sinks, int window) {
     cu_pdl_begin();
-    const int h = blockIdx.x, r = blockIdx.y, sp = blockIdx.z;
-    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    const int kv_dim = (n_head / group) * hd;
-    const int kvh = h / group;
-    const int n_keys = pos[r] + 1;
-    const int lo = window > 0 && n_keys > window ? n_keys - window : 0; /* first key in the window */
-    const int chunk = (n_keys - lo + S - 1) / S;
-    const int k0 = lo + sp * chunk, k1 = min(n_keys, k0 + chunk);
-
-    float qv[EPL], acc[EPL];
-    const float *qr = q + (int64_t)r * ld_q + (int64_t)h * hd;
-#pragma unroll
-    for (int e = 0; e < EPL; e++) {
-        const int d = lane + 32 * e;
-        qv[e] = d < hd ? qr[d] * scale : 0.0f;
-        acc[e] = 0.0f;
-    }
-    float m = -INFINITY, l = 0.0f;
-    for (int j = k0 + warp; j < k1; j += ATTN_WARPS) {
-        const __half *kr = kc + (int64_t)j * kv_dim + (int64_t)kvh * hd;
-        const __half *vr = vc + (int64_t)j * kv_dim + (int64_t)kvh * hd;
-        float s = 0.0f;
-#pragma unroll
-        for (int e = 0; e < EPL; e++) {
-            const int d = lane + 32 * e;
-            if (d < hd) s += qv[e] * __half2float(kr[d]);
-        }
-        s = warp_sum(s);
-        const float mn = fmaxf(m, s);
-        const float corr = expf(m - mn), p = expf(s - mn);
-        l = l * corr + p;
-#pragma unroll
-        for (int e = 0; e < EPL; e++) {
-            const int d = lane + 32 * e;
-            const float vv = d < hd ? __half2float(vr[d]) : 0.0f;
-            acc[e] = acc[e] * corr + p * vv;
-        }
-        m = mn;
-    }
-
-    /* merge the warps */
-    __shared__ float sm_m[ATTN_WARPS], sm_l[ATTN_WARPS];
-    __shared__ float sm_acc[ATTN_WARPS][EPL * 32];
-    if (lane == 0) {
-        sm_m[warp] = m;
-        sm_l[warp] = l;
-    }
-#pragma unroll
-    for (int e = 0; e < EPL; e++) sm_acc[warp][lane + 32 * e] = acc[e];
-    __syncthreads();
-    float M = -INFINITY;
-#pragma unroll
-    for (int w = 0; w < ATTN_WARPS; w++) M = fmaxf(M, sm_m[w]);
-    float L = 0.0f, f[ATTN_WARPS];
-#pragma unroll
-    for (int w = 0; w < ATTN_WARPS; w++) {
-        f[w] = sm_m[w] == -INFINITY ? 0.0f : expf(sm_m[w] - M);
-        L += sm_l[w] * f[w];
-    }
-    if (S == 1 && sinks) { /* the sink joins the final softmax (S > 1: in the combine) */
-        const float sk = sinks[h], Mp = fmaxf(M, sk), fs = expf(M - Mp);
-        L = L * fs + expf(sk - Mp);
-#pragma unroll
-        for (int w = 0; w < ATTN_WARPS; w++) f[w] *= fs;
-    }
-    if (S == 1) {
-        float *o = out + (int64_t)r * n_head * hd + (int64_t)h * hd;
-        for (int d = threadIdx.x; d < hd; d += blockDim.x) {
-            float v = 0.0f;
-#pragma unroll
-            for (int w = 0; w < ATTN_WARPS; w++) v += sm_acc[w][d] * f[w];
-            o[d] = v / L;
-        }
-    } else {
-        float *pp = part + ((int64_t)(r * n_head + h) * S + sp) * (hd + 2);
-        if (threadIdx.x == 0) {
-            pp[0] = M;
-            pp[1] = L;
-        }
-        for (int d = threadIdx.x; d < hd; d += blockDim.x) {
-            float v = 0.0f;
-#pragma unroll
-            for (int w = 0; w < ATTN_WARPS; w++) v += sm_acc[w][d] * f[w];
-            pp[2 + d] = v;
-        }
-        if (cnt) {
-            __shared__ unsigned sh_last;
-            __threadfence(); /* this block's partials before its count */
-            __syncthreads();
-            if (threadIdx.x == 0) sh_last = atomicAdd(&cnt[r * n_head + h], 1u) == (unsigned)S - 1;
-            __syncthreads();
-            if (sh_last) {
-                __threadfence();
-                attn_combine_one(part, n_head, hd, S, out, h, r, sinks);
-                if (threadIdx.x == 0) cnt[r * n_head + h] = 0;
-            }
-        }
-    }
+    attn_dec_item<EPL, ATTN_WARPS>(q, ld_q, kc, vc, pos, n_head, group, hd, scale, S, out, part, cnt, sinks, window,
+                                   blockIdx.x, blockIdx.y, blockIdx.z);
 }
 
 /* ---- prefill: tiled over queries and keys ----------------------------------------------
@@ -360,7 +237,7 @@ void cu_attention_ext(cu_ctx *c, const float *q, int ld_q, const uint16_t *kc, c
     dim3 grid((unsigned)n_head, (unsigned)rows, (unsigned)S);
     const __half *k = (const __half *)kc, *v = (const __half *)vc;
     /* fused merge (LLORCH_CUDA_ATTN_FUSED=0: the separate combine kernel) */
-    unsigned *cnt = (S > 1 && c->attn_cnt && !c->attn_unfused && rows * n_head <= CU_ATTN_MAX_CNT) ? c->attn_cnt : NULL;
+    unsigned *cnt = (S > 1 && c->attn_cnt && !c->attn_unfused && rows * n_head <= CU_ATTN_MAX_CNT - 2) ? c->attn_cnt : NULL; /* the last 2: persist.cu's barrier */
 #define AT(E) cu_launch(c, grid, ATTN_WARPS * 32, 0, k_attn<E>, q, ld_q, k, v, pos, n_head, group, head_dim, scale, S, out, c->attn_part, cnt, sinks, window)
     switch (epl) {
     case 1: AT(1); break;

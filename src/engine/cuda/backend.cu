@@ -289,6 +289,40 @@ static void b_rope_kv_store(void *ctx, float *q, int ldq, float *k, const float 
     b_kv_store(ctx, kc, vc, k, v, ldkv, pos, rows, n_head_kv * head_dim);
 }
 
+/* persist.cu: decode_block in one persistent launch; -1 = not covered
+ * (nothing enqueued). cu_persist_init: once per context, outside captures. */
+int cu_decode_block(cu_ctx *c, const eng_block_w *b, float *x, const int32_t *pos, const eng_block_tmp *t);
+void cu_persist_init(cu_ctx *c);
+int cu_decode_layers(cu_ctx *c, const eng_block_w *b, int n, float *x, const int32_t *pos, const eng_block_tmp *t);
+
+/* backend.h decode_block: the persistent kernel, else exactly the
+ * composition (through this backend's fused ops) */
+static void b_decode_block(void *ctx, const eng_block_w *b, float *x, const int32_t *pos, const eng_block_tmp *t) {
+    cu_ctx *c = CW(ctx);
+    if (cu_decode_block(c, b, x, pos, t) == 0) return;
+    const int E = (int)b->wq->ne0, Q = b->n_head * b->head_dim, KV = b->n_head_kv * b->head_dim;
+    const eng_w *ws[3] = {b->wq, b->wk, b->wv};
+    const float *bs[3] = {b->bq, b->bk, b->bv};
+    float *ys[3] = {t->q, t->k, t->v};
+    b_rmsnorm(ctx, x, b->attn_norm, t->xb, 1, E, b->eps);
+    b_matmul_n(ctx, 3, ws, bs, t->xb, ys, 1);
+    b_rope_kv_store(ctx, t->q, Q, t->k, t->v, KV, pos, 1, b->n_head, b->n_head_kv, b->head_dim, &b->rope, b->k_cache,
+                    b->v_cache);
+    b_attention(ctx, t->q, Q, b->k_cache, b->v_cache, pos, 1, b->n_head, b->n_head_kv, b->head_dim, b->scale, t->att);
+    b_matmul_add(ctx, b->wo, t->att, x, t->tmp, 1);
+    b_rmsnorm(ctx, x, b->ffn_norm, t->xb, 1, E, b->eps);
+    b_matmul_swiglu(ctx, b->w_gate, b->w_up, t->xb, t->hb, t->gu, 1);
+    b_matmul_add(ctx, b->w_down, t->hb, x, t->tmp, 1);
+}
+
+/* backend.h decode_layers: all layers in one persistent launch, else per layer */
+static void b_decode_layers(void *ctx, const eng_block_w *b, int n, float *x, const int32_t *pos,
+                            const eng_block_tmp *t) {
+    cu_ctx *c = CW(ctx);
+    if (cu_decode_layers(c, b, n, x, pos, t) == 0) return;
+    for (int l = 0; l < n; l++) b_decode_block(ctx, &b[l], x, pos, t);
+}
+
 static int b_sample(void *ctx, const float *logits, int n_vocab, const eng_sample_args *a, int32_t *dev_token,
                     int32_t *host_token) {
     cu_ctx *c = CW(ctx);
@@ -433,6 +467,8 @@ static const eng_backend_ops g_cuda_ops = {
     .matmul_add = b_matmul_add,
     .matmul_swiglu = b_matmul_swiglu,
     .rope_kv_store = b_rope_kv_store,
+    .decode_block = b_decode_block,
+    .decode_layers = b_decode_layers,
     .moe_route = b_moe_route,
     .matmul_id = b_matmul_id,
     .swiglu_oai = b_swiglu_oai,
@@ -525,6 +561,7 @@ extern "C" int eng_backend_cuda_new(int device, uint64_t mem_limit, eng_backend 
                 for (int i = 0; i < 2 * PROF_N; i++) cudaEventCreate(&c->prof->ev[i]);
         }
     }
+    cu_persist_init(c);
     out->ops = &g_cuda_ops;
     out->ctx = c;
     return 0;

@@ -7,34 +7,7 @@
  * (rows * n_head * n_rot/2 threads). */
 #include <math.h>
 
-#include "common.cuh"
-
-struct rope_k {
-    int n_rot, neox;
-    double theta_scale; /* base^(-2/n_rot) */
-    float freq_scale, ext_factor, attn_factor;
-    float corr0, corr1;
-};
-
-/* cos and sin (times the magnitude scale) of pair i at position ps */
-__device__ __forceinline__ void rope_cs(const rope_k &p, int32_t ps, int i, const float *ff, float *c_out,
-                                        float *s_out) {
-    double theta_extrap = (double)ps * pow(p.theta_scale, (double)i);
-    if (ff) theta_extrap /= (double)ff[i];
-    const double theta_interp = (double)p.freq_scale * theta_extrap;
-    double theta = theta_interp;
-    double mscale = p.attn_factor;
-    if (p.ext_factor != 0.0f) {
-        const double y = ((double)i - p.corr0) / fmax(0.001, (double)p.corr1 - p.corr0);
-        const double ramp = (1.0 - fmin(1.0, fmax(0.0, y))) * p.ext_factor;
-        theta = theta_interp * (1.0 - ramp) + theta_extrap * ramp;
-        mscale *= 1.0 + 0.1 * log(1.0 / (double)p.freq_scale);
-    }
-    double sn, cs;
-    sincos(theta, &sn, &cs);
-    *c_out = (float)(cs * mscale);
-    *s_out = (float)(sn * mscale);
-}
+#include "rope.cuh"
 
 __global__ void k_rope(float *x, int ld, const int32_t *pos, int rows, int n_head, int head_dim, rope_k p,
                        const float *ff) {
@@ -113,7 +86,7 @@ static float corr_dim(int n_dims, int n_ctx_orig, float n_rot, float base) {
     return (float)n_dims * logf((float)n_ctx_orig / (n_rot * 2.0f * (float)M_PI)) / (2.0f * logf(base));
 }
 
-static rope_k rope_params(const eng_rope *p) {
+rope_k cu_rope_params(const eng_rope *p) {
     rope_k k;
     k.n_rot = p->n_rot;
     k.neox = p->neox;
@@ -133,7 +106,7 @@ static rope_k rope_params(const eng_rope *p) {
 
 void cu_rope(cu_ctx *c, float *x, int ld, const int32_t *pos, int rows, int n_head, int head_dim, const eng_rope *p) {
     if (rows <= 0 || n_head <= 0 || p->n_rot <= 0) return;
-    const rope_k k = rope_params(p);
+    const rope_k k = cu_rope_params(p);
     const int64_t n = (int64_t)rows * n_head * (p->n_rot / 2);
     cu_launch(c, cu_div_up(n, 256), 256, 0, k_rope, x, ld, pos, rows, n_head, head_dim, k, p->freq_factors);
     LAUNCH_CHECK(c, "rope");
@@ -143,7 +116,7 @@ int cu_rope_kv_store(cu_ctx *c, float *q, int ldq, float *k, const float *v, int
                      int n_head, int n_head_kv, int head_dim, const eng_rope *p, uint16_t *kc, uint16_t *vc) {
     if (head_dim % 2 || p->n_rot <= 0 || p->n_rot % 2 || p->n_rot > head_dim) return -1;
     if (rows <= 0) return 0;
-    const rope_k rk = rope_params(p);
+    const rope_k rk = cu_rope_params(p);
     const int64_t n = (int64_t)rows * (n_head * (p->n_rot / 2) + n_head_kv * (head_dim / 2) + n_head_kv * head_dim);
     cu_launch(c, cu_div_up(n, 256), 256, 0, k_rope_kv, q, ldq, k, v, ldkv, pos, rows, n_head, n_head_kv, head_dim, rk,
               p->freq_factors, (__half *)kc, (__half *)vc);

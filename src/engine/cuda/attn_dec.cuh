@@ -1,0 +1,149 @@
+/* attn_dec.cuh — the decode attention body (one (head, row, split) item of
+ * flash-decoding over the fp16 KV cache) and the split merge, shared by
+ * attention.cu's k_attn (one item per block) and persist.cu's persistent
+ * decode kernel (items looped over by resident blocks). The math is
+ * described in attention.cu. */
+#ifndef LLORCH_CUDA_ATTN_DEC_CUH
+#define LLORCH_CUDA_ATTN_DEC_CUH
+
+#include "common.cuh"
+
+/* merges the S splits of (row r, head h) from part into out; the split
+ * partials are read with L2-coherent loads (the fused path reads what other
+ * blocks of the same grid wrote) */
+__device__ __forceinline__ void attn_combine_one(const float *part, int n_head, int hd, int S, float *out, int h, int r,
+                                                 const float *sinks) {
+    const float *pp = part + (int64_t)(r * n_head + h) * S * (hd + 2);
+    const float sk = sinks ? sinks[h] : -INFINITY;
+    float M = sk;
+    for (int sp = 0; sp < S; sp++) M = fmaxf(M, __ldcg(pp + sp * (hd + 2)));
+    float L = sinks ? expf(sk - M) : 0.0f;
+    for (int sp = 0; sp < S; sp++) {
+        const float m = __ldcg(pp + sp * (hd + 2));
+        if (m != -INFINITY) L += __ldcg(pp + sp * (hd + 2) + 1) * expf(m - M);
+    }
+    float *o = out + (int64_t)r * n_head * hd + (int64_t)h * hd;
+    for (int d = threadIdx.x; d < hd; d += blockDim.x) {
+        float v = 0.0f;
+        for (int sp = 0; sp < S; sp++) {
+            const float m = __ldcg(pp + sp * (hd + 2));
+            if (m != -INFINITY) v += __ldcg(pp + sp * (hd + 2) + 2 + d) * expf(m - M);
+        }
+        o[d] = v / L;
+    }
+}
+
+/* One (head h, query row r, split sp) item of decode attention, computed by
+ * the NW warps of the calling block (every thread of the block calls it;
+ * it uses __syncthreads). cnt != NULL (S > 1): the last split block of each
+ * (row, head) to finish merges the partials itself (counter per (row, head),
+ * zero between launches: the merging block resets it), so decode attention
+ * is one launch. q and the cache are read with plain loads: callers that
+ * wrote them in the same launch (persist.cu) separate the writes by a
+ * grid-wide barrier. */
+template <int EPL, int NW>
+__device__ __forceinline__ void attn_dec_item(const float *q, int ld_q, const __half *kc, const __half *vc,
+                                              const int32_t *pos, int n_head, int group, int hd, float scale, int S,
+                                              float *out, float *part, unsigned *cnt, const float *sinks, int window,
+                                              int h, int r, int sp) {
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int kv_dim = (n_head / group) * hd;
+    const int kvh = h / group;
+    const int n_keys = pos[r] + 1;
+    const int lo = window > 0 && n_keys > window ? n_keys - window : 0; /* first key in the window */
+    const int chunk = (n_keys - lo + S - 1) / S;
+    const int k0 = lo + sp * chunk, k1 = min(n_keys, k0 + chunk);
+
+    float qv[EPL], acc[EPL];
+    const float *qr = q + (int64_t)r * ld_q + (int64_t)h * hd;
+#pragma unroll
+    for (int e = 0; e < EPL; e++) {
+        const int d = lane + 32 * e;
+        qv[e] = d < hd ? qr[d] * scale : 0.0f;
+        acc[e] = 0.0f;
+    }
+    float m = -INFINITY, l = 0.0f;
+    for (int j = k0 + warp; j < k1; j += NW) {
+        const __half *kr = kc + (int64_t)j * kv_dim + (int64_t)kvh * hd;
+        const __half *vr = vc + (int64_t)j * kv_dim + (int64_t)kvh * hd;
+        float s = 0.0f;
+#pragma unroll
+        for (int e = 0; e < EPL; e++) {
+            const int d = lane + 32 * e;
+            if (d < hd) s += qv[e] * __half2float(kr[d]);
+        }
+        s = warp_sum(s);
+        const float mn = fmaxf(m, s);
+        const float corr = expf(m - mn), p = expf(s - mn);
+        l = l * corr + p;
+#pragma unroll
+        for (int e = 0; e < EPL; e++) {
+            const int d = lane + 32 * e;
+            const float vv = d < hd ? __half2float(vr[d]) : 0.0f;
+            acc[e] = acc[e] * corr + p * vv;
+        }
+        m = mn;
+    }
+
+    /* merge the warps */
+    __shared__ float sm_m[NW], sm_l[NW];
+    __shared__ float sm_acc[NW][EPL * 32];
+    if (lane == 0) {
+        sm_m[warp] = m;
+        sm_l[warp] = l;
+    }
+#pragma unroll
+    for (int e = 0; e < EPL; e++) sm_acc[warp][lane + 32 * e] = acc[e];
+    __syncthreads();
+    float M = -INFINITY;
+#pragma unroll
+    for (int w = 0; w < NW; w++) M = fmaxf(M, sm_m[w]);
+    float L = 0.0f, f[NW];
+#pragma unroll
+    for (int w = 0; w < NW; w++) {
+        f[w] = sm_m[w] == -INFINITY ? 0.0f : expf(sm_m[w] - M);
+        L += sm_l[w] * f[w];
+    }
+    if (S == 1 && sinks) { /* the sink joins the final softmax (S > 1: in the combine) */
+        const float sk = sinks[h], Mp = fmaxf(M, sk), fs = expf(M - Mp);
+        L = L * fs + expf(sk - Mp);
+#pragma unroll
+        for (int w = 0; w < NW; w++) f[w] *= fs;
+    }
+    if (S == 1) {
+        float *o = out + (int64_t)r * n_head * hd + (int64_t)h * hd;
+        for (int d = threadIdx.x; d < hd; d += blockDim.x) {
+            float v = 0.0f;
+#pragma unroll
+            for (int w = 0; w < NW; w++) v += sm_acc[w][d] * f[w];
+            o[d] = v / L;
+        }
+    } else {
+        float *pp = part + ((int64_t)(r * n_head + h) * S + sp) * (hd + 2);
+        if (threadIdx.x == 0) {
+            pp[0] = M;
+            pp[1] = L;
+        }
+        for (int d = threadIdx.x; d < hd; d += blockDim.x) {
+            float v = 0.0f;
+#pragma unroll
+            for (int w = 0; w < NW; w++) v += sm_acc[w][d] * f[w];
+            pp[2 + d] = v;
+        }
+        if (cnt) {
+            __shared__ unsigned sh_last;
+            __threadfence(); /* this block's partials before its count */
+            __syncthreads();
+            if (threadIdx.x == 0) sh_last = atomicAdd(&cnt[r * n_head + h], 1u) == (unsigned)S - 1;
+            __syncthreads();
+            if (sh_last) {
+                __threadfence();
+                attn_combine_one(part, n_head, hd, S, out, h, r, sinks);
+                if (threadIdx.x == 0) cnt[r * n_head + h] = 0;
+            }
+        }
+    }
+}
+
+
+#endif
