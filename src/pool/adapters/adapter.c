@@ -33,10 +33,15 @@ int pool_argv_add(struct pool_argv *a, const char *fmt, ...) {
 }
 
 /* Signals go only to a pid the watcher has not reaped yet (caller holds
- * pool.mu, which the watcher takes before setting reaped): no pid reuse race. */
+ * pool.mu, which the watcher takes before setting reaped): no pid reuse race.
+ * Stop is SIGTERM then SIGCONT: a worker frozen by SIGSTOP (an operator, a
+ * debugger, a test) would otherwise keep the SIGTERM pending and only die by
+ * SIGKILL after the whole grace; continued, it shuts down cleanly (a running
+ * worker ignores SIGCONT). */
 int pool_adapter_sig_stop(struct pool_worker *w) {
     if (w->reaped || w->pid <= 0) return -ESRCH;
-    return kill(w->pid, SIGTERM) == 0 ? 0 : -errno;
+    if (kill(w->pid, SIGTERM) != 0) return -errno;
+    return kill(w->pid, SIGCONT) == 0 ? 0 : -errno;
 }
 
 int pool_adapter_sig_kill(struct pool_worker *w) {
