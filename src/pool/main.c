@@ -32,9 +32,10 @@
 /* how long main waits for the pool's detached threads after the workers have gone */
 #define POOL_THREADS_WAIT_MS 5000
 
-/* the pool when threads still used it at exit: kept (and reachable for the
- * leak checker) instead of freed */
+/* the pool and its option table when threads still used them at exit: kept
+ * (and reachable for the leak checker) instead of freed */
 static struct pool *volatile pool_kept;
+static struct cfg_opt *volatile pool_kept_opts;
 
 static const struct cfg_opt extra_opts[] = {
     { .key = "port_file", .type = CFG_STRING, .flag = "--port-file", .env = "",
@@ -151,7 +152,8 @@ int main(int argc, char **argv) {
     int left = pool_threads_wait(p, POOL_THREADS_WAIT_MS);
     if (left) {
         LOG_ERROR(POOL_COMPONENT, "shutdown", NULL, "%d thread(s) still use the pool: exiting without freeing it", left);
-        pool_kept = p; /* and tab, which the settings may point into */
+        pool_kept = p;
+        pool_kept_opts = tab; /* the settings may point into it */
         return 0;
     }
 out:

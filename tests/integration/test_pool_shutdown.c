@@ -17,6 +17,10 @@
  *     cleanly (exit code 0, no signal) instead of dying by SIGKILL after the
  *     grace, and no probe round holds the workers' SIGTERM back. Both
  *     processes are gone after the pool exits 0.
+ *   a watcher past the bound: with the lag at 8 s, longer than the 5 s the
+ *     pool waits for its threads, the pool says so ("thread(s) still use the
+ *     pool") and exits 0 without freeing what the watcher still uses: no
+ *     sanitizer report (use-after-free, leak) in its log.
  * The 30 s limit in pool_stop is a hang guard, not a measurement. */
 #include "test_pool_util.h"
 
@@ -136,10 +140,35 @@ static void test_frozen_worker_at_shutdown(void **st) {
     pool_rm(&pool);
 }
 
+static void test_watcher_past_the_bound(void **st) {
+    (void)st;
+    const char *args[] = { "--inventory", "host", "--pool-id", "pool-shutdown3", NULL };
+    const char *env[] = { "LLORCH_POOL_TEST_WATCHER_LAG_MS=8000", NULL };
+    tp_pool pool;
+    tp_pool_start(&pool, args, env);
+    char id[64];
+    pid_t pid;
+    start_ready(&pool, "stories260K.gguf", id, &pid);
+
+    int status = pool_stop(&pool);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    assert_false(tp_pid_exists(pid)); /* the worker itself was reaped */
+    json_t *e = log_event(&pool, "shutdown", NULL);
+    assert_non_null(e);
+    json_decref(e);
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "grep -q 'still use the pool' %s", pool.log);
+    assert_int_equal(system(cmd), 0);
+    snprintf(cmd, sizeof cmd, "grep -q 'Sanitizer' %s", pool.log);
+    assert_int_not_equal(system(cmd), 0);
+    pool_rm(&pool);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_watchers_outlive_the_table),
         cmocka_unit_test(test_frozen_worker_at_shutdown),
+        cmocka_unit_test(test_watcher_past_the_bound),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
