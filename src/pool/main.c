@@ -11,7 +11,7 @@
  *
  * Shutdown order: stop accepting; ask the health poller to stop (a round in
  * flight must not delay the workers' SIGTERM by a probe timeout); stop the
- * heartbeat; stop the workers (SIGTERM + SIGCONT, SIGKILL after the grace,
+ * heartbeat; stop the workers (SIGCONT + SIGTERM, SIGKILL after the grace,
  * lifecycle.c); join the poller; let pulls end; then wait for every detached
  * thread that uses the pool (watchers finish after their worker left the
  * table) before freeing it. Threads still running after that bound (a

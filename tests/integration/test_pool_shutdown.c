@@ -13,7 +13,7 @@
  *     the process ended inside that window and the lines were missing.
  *   a frozen worker: one of two workers is SIGSTOPped when the pool gets
  *     SIGTERM, with health probes against it (timeout 10 s) in flight. The
- *     pool sends SIGTERM then SIGCONT, so the frozen worker shuts down
+ *     pool sends SIGCONT then SIGTERM, so the frozen worker shuts down
  *     cleanly (exit code 0, no signal) instead of dying by SIGKILL after the
  *     grace, and no probe round holds the workers' SIGTERM back. Both
  *     processes are gone after the pool exits 0.
