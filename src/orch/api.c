@@ -647,6 +647,15 @@ static void h_placement(http_req *r, void *user) {
         return;
     }
     int del = strcmp(http_req_method(r), "DELETE") == 0;
+    /* One API change at a time (o->place_mu, taken before reg_lock): the
+     * check under reg_lock, then the state-file write WITHOUT reg_lock (a
+     * SQLite write can take milliseconds, and heartbeats, scheduling and
+     * dispatch all wait on reg_lock), then the registry change under
+     * reg_lock once the row is durable. Nothing else changes placements
+     * after startup, so holding place_mu from the check to the registry
+     * update keeps the file and the registry in the same order, and a failed
+     * write leaves the registry as it was. */
+    pthread_mutex_lock(&o->place_mu);
     reg_lock(o->reg);
     /* a new pin must name a registered pool and one of its devices: a pin to
      * nothing would keep the model from ever being placed (placements from the
@@ -657,6 +666,7 @@ static void h_placement(http_req *r, void *user) {
         for (int d = 0; p && d < p->ndev && !known; d++) known = p->dev[d].gpu_id == (int)gpu;
         if (!p) {
             reg_unlock(o->reg);
+            pthread_mutex_unlock(&o->place_mu);
             json_decref(j);
             http_respond_error(r, ERR_NOT_FOUND, "pool_id is not a registered pool", "{\"field\":\"pool_id\"}");
             return;
@@ -664,35 +674,54 @@ static void h_placement(http_req *r, void *user) {
     }
     if (!known) {
         reg_unlock(o->reg);
+        pthread_mutex_unlock(&o->place_mu);
         json_decref(j);
         http_respond_error(r, ERR_GPU_NOT_FOUND, "the pool reports no such device", "{\"field\":\"gpu_id\"}");
         return;
     }
-    int rc = del ? reg_placement_remove(o->reg, ref, pool, (int)gpu) : reg_placement_add(o->reg, ref, pool, (int)gpu);
+    int exists = 0;
+    for (size_t i = 0; i < reg_placement_count(o->reg) && !exists; i++) {
+        const struct reg_placement *pl = reg_placement_at(o->reg, i);
+        exists = !strcmp(pl->model_ref, ref) && !strcmp(pl->pool_id, pool) && pl->gpu_id == (int)gpu;
+    }
+    reg_unlock(o->reg);
+
     /* API placements are kept in the state file until deleted, so they
      * survive a restart (the registry changes only if the store did) */
     char serr[256];
-    if (!del && (rc == 0 || rc == -EEXIST)) {
-        int src = store_placement_put(o->store, ref, pool, (int)gpu, (int64_t)util_wall_ms(), serr, sizeof serr);
-        if (src < 0) {
-            if (rc == 0) reg_placement_remove(o->reg, ref, pool, (int)gpu);
+    int rc;
+    if (del && !exists) {
+        rc = -ENOENT;
+    } else if (del) { /* a catalog placement has no row: it comes back from the config at the next start */
+        int src = store_placement_del(o->store, ref, pool, (int)gpu, serr, sizeof serr);
+        if (src < 0 && src != -ENOENT) {
             LOG_ERROR(ORCH_COMPONENT, "store", http_req_correlation_id(r), "placement: %s", serr);
             rc = -EIO;
         } else {
+            reg_lock(o->reg);
+            rc = reg_placement_remove(o->reg, ref, pool, (int)gpu);
+            reg_unlock(o->reg);
+            LLORCH_ASSERT(rc == 0); /* it existed, and only place_mu holders remove */
+        }
+    } else if (store_placement_put(o->store, ref, pool, (int)gpu, (int64_t)util_wall_ms(), serr, sizeof serr) < 0) {
+        LOG_ERROR(ORCH_COMPONENT, "store", http_req_correlation_id(r), "placement: %s", serr);
+        rc = -EIO;
+    } else {
+        reg_lock(o->reg);
+        rc = reg_placement_add(o->reg, ref, pool, (int)gpu);
+        if (rc == 0 || rc == -EEXIST) {
             for (size_t i = 0; i < reg_placement_count(o->reg); i++) {
                 struct reg_placement *pl = reg_placement_at_mut(o->reg, i);
                 if (!strcmp(pl->model_ref, ref) && !strcmp(pl->pool_id, pool) && pl->gpu_id == (int)gpu) pl->from_api = 1;
             }
         }
-    } else if (del && rc == 0) { /* a catalog placement has no row: it comes back from the config at the next start */
-        int src = store_placement_del(o->store, ref, pool, (int)gpu, serr, sizeof serr);
-        if (src < 0 && src != -ENOENT) {
-            reg_placement_add(o->reg, ref, pool, (int)gpu);
+        reg_unlock(o->reg);
+        /* the registry refused it (out of memory): it was not there, so the
+         * row is new; take it back so a restart does not restore it */
+        if (rc != 0 && rc != -EEXIST && store_placement_del(o->store, ref, pool, (int)gpu, serr, sizeof serr) < 0)
             LOG_ERROR(ORCH_COMPONENT, "store", http_req_correlation_id(r), "placement: %s", serr);
-            rc = -EIO;
-        }
     }
-    reg_unlock(o->reg);
+    pthread_mutex_unlock(&o->place_mu);
     json_decref(j);
     if (rc == -ENOENT) http_respond_error(r, ERR_NOT_FOUND, "no such placement", NULL);
     else if (rc == -EINVAL) http_respond_error(r, ERR_INVALID_REQUEST, "invalid placement", NULL);

@@ -133,6 +133,7 @@ int main(int argc, char **argv) {
     }
     pthread_mutex_init(&o->mu, NULL);
     pthread_mutex_init(&o->gone_mu, NULL);
+    pthread_mutex_init(&o->place_mu, NULL);
     pthread_cond_init(&o->wake, NULL);
     pthread_cond_init(&o->relay_done, NULL);
     o->nbuckets = 4096;

@@ -7,6 +7,11 @@
  * subscriber lists. Order: o->mu, then the queue's lock (inside queue_*),
  * then reg_lock. HTTP calls to pools/workers are never made holding o->mu.
  * o->gone_mu is a leaf lock (nothing is taken while holding it).
+ * o->place_mu serialises the API's placement changes (POST/DELETE
+ * /v2/placements): taken before reg_lock, never while holding o->mu or
+ * reg_lock, and held across the state-file write so that the registry and
+ * the file see the same changes in the same order while the write itself
+ * runs without the registry lock.
  */
 #ifndef LLORCH_ORCH_H
 #define LLORCH_ORCH_H
@@ -113,6 +118,7 @@ struct orch {
      * stream, and http_stream_close waits for the callback) */
     pthread_mutex_t gone_mu;
     char (*gone)[37];
+    pthread_mutex_t place_mu;  /* API placement changes, one at a time (see above) */
     size_t ngone, cgone;
 };
 

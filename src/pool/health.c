@@ -197,12 +197,17 @@ int pool_health_start(struct pool *p) {
     return 0;
 }
 
-void pool_health_stop(struct pool *p) {
+void pool_health_request_stop(struct pool *p) {
     if (!p->health_started) return;
     pthread_mutex_lock(&p->health_mu);
     p->health_stop = 1;
     pthread_cond_broadcast(&p->health_cv);
     pthread_mutex_unlock(&p->health_mu);
+}
+
+void pool_health_stop(struct pool *p) {
+    if (!p->health_started) return;
+    pool_health_request_stop(p);
     pthread_join(p->health_thread, NULL);
     p->health_started = 0;
 }

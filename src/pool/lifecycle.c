@@ -11,6 +11,14 @@
  *
  * Signals are sent only under pool.mu while the watcher has not reaped the
  * pid (w->reaped), so a recycled pid is never signalled.
+ *
+ * Watchers (and provisioning waits) are detached, and their work goes on
+ * after their worker has left the table: adapter cleanup (w->ad lives in
+ * pool.adapters), the exit log line, the failure report. Shutdown therefore
+ * waits for the threads themselves (pool.nthreads, pool_threads_wait), not
+ * only for the table to empty: main frees the pool right after, and a
+ * watcher reading freed adapters was a use-after-free (under ASan its report
+ * deadlocked with the exit-time leak check, so the pool never exited).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -51,7 +59,45 @@ int pool_lifecycle_init(struct pool *p) {
     pthread_mutex_init(&p->start_mu, NULL);
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->cv, NULL);
+    /* tests only: a watcher lingers this long after its worker left the
+     * table, so a test can check that shutdown waits for it */
+    const char *lag = getenv("LLORCH_POOL_TEST_WATCHER_LAG_MS");
+    p->test_watcher_lag_ms = lag ? strtoll(lag, NULL, 10) : 0;
+    if (p->test_watcher_lag_ms < 0 || p->test_watcher_lag_ms > 60000) p->test_watcher_lag_ms = 0;
     return 0;
+}
+
+/* ---- detached threads that use the pool ------------------------------------------ */
+void pool_thread_begin_locked(struct pool *p) { p->nthreads++; }
+
+void pool_thread_cancel_locked(struct pool *p) {
+    LLORCH_ASSERT(p->nthreads > 0);
+    p->nthreads--;
+}
+
+/* After the unlock the thread touches nothing of the pool: main may free it
+ * as soon as it sees the count drop. */
+void pool_thread_end(struct pool *p) {
+    pthread_mutex_lock(&p->mu);
+    LLORCH_ASSERT(p->nthreads > 0);
+    p->nthreads--;
+    pthread_cond_broadcast(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+}
+
+int pool_threads_wait(struct pool *p, int64_t ms) {
+    uint64_t deadline = util_now_ns() + (uint64_t)ms * 1000000ull;
+    pthread_mutex_lock(&p->mu);
+    while (p->nthreads > 0 && util_now_ns() < deadline) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 50 * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) { ts.tv_sec++; ts.tv_nsec -= 1000000000L; }
+        pthread_cond_timedwait(&p->cv, &p->mu, &ts);
+    }
+    int left = p->nthreads;
+    pthread_mutex_unlock(&p->mu);
+    return left;
 }
 
 /* ---- accounting (caller holds mu) ---------------------------------------------- */
@@ -200,12 +246,14 @@ static void *watcher_main(void *arg) {
     tail_copy(w, tail, sizeof tail);
     remove_locked(p, w);
     pthread_mutex_unlock(&p->mu);
+    if (p->test_watcher_lag_ms) usleep((useconds_t)(p->test_watcher_lag_ms * 1000));
     if (w->ad->ops->cleanup) w->ad->ops->cleanup(w);
     LOG_KV(requested ? LOG_INFO : LOG_WARN, POOL_COMPONENT, requested ? "worker_stopped" : "worker_failed", NULL,
            "\"worker_id\":\"%s\",\"pid\":%d,\"exit_code\":%d,\"signal\":%d,\"released_bytes\":%llu,\"was\":\"%s\"", id,
            (int)w->pid, exit_code, sig, (unsigned long long)released, prev);
     if (!requested) pool_report_failed(p, id, exit_code, sig, released, tail);
     free(w);
+    pool_thread_end(p); /* the last touch of p */
     return NULL;
 }
 
@@ -291,9 +339,14 @@ static int launch_locked(struct pool *p, struct pool_worker *w, int in_table, ch
     int trc = -1;
     if (wa) {
         *wa = (struct watch_args){ .p = p, .w = w, .fd = pfd[0] };
+        pool_thread_begin_locked(p);
         trc = pthread_create(&w->watcher, NULL, watcher_main, wa);
-        if (trc == 0) pthread_detach(w->watcher);
-        else free(wa);
+        if (trc == 0) {
+            pthread_detach(w->watcher);
+        } else {
+            pool_thread_cancel_locked(p);
+            free(wa);
+        }
     }
     if (trc != 0) { /* no watcher: nobody could reap it; undo now */
         kill(w->pid, SIGKILL);
@@ -366,9 +419,7 @@ static void prov_fail(struct pool *p, struct pool_worker *w, int report, enum er
     free(w);
 }
 
-static void *prov_main(void *arg) {
-    struct prov_args a = *(struct prov_args *)arg;
-    free(arg);
+static void prov_run(struct prov_args a) {
     struct pool *p = a.p;
     struct pool_worker *w = a.w;
     char msg[512] = "", det[512];
@@ -380,12 +431,12 @@ static void *prov_main(void *arg) {
         pthread_mutex_unlock(&p->mu);
         if (stop) {
             prov_fail(p, w, 0, ERR_CANCELLED, "stopped while provisioning");
-            return NULL;
+            return;
         }
         if (st == PDL_DONE) break;
         if (st != PDL_RUNNING) {
             prov_fail(p, w, 1, st < 0 ? ERR_INTERNAL : code, st < 0 ? "the pull vanished" : msg);
-            return NULL;
+            return;
         }
         usleep(50000);
     }
@@ -426,6 +477,13 @@ static void *prov_main(void *arg) {
             free(w);
         }
     }
+}
+
+static void *prov_main(void *arg) {
+    struct prov_args a = *(struct prov_args *)arg;
+    free(arg);
+    prov_run(a);
+    pool_thread_end(a.p); /* the last touch of the pool */
     return NULL;
 }
 
@@ -450,7 +508,9 @@ int pool_worker_start_provisioning(struct pool *p, const struct pool_adapter *ad
     }
     p->workers[p->nworkers++] = w;
     pthread_t t;
+    pool_thread_begin_locked(p);
     if (pthread_create(&t, NULL, prov_main, a) != 0) {
+        pool_thread_cancel_locked(p);
         remove_locked(p, w);
         pthread_mutex_unlock(&p->mu);
         free(w);

@@ -8,6 +8,15 @@
  * configuration (message on stderr), 1 could not start (bind failed, ...).
  * main owns the process: signals are blocked in every thread and taken here
  * with sigwait; exit() is called only here.
+ *
+ * Shutdown order: stop accepting; ask the health poller to stop (a round in
+ * flight must not delay the workers' SIGTERM by a probe timeout); stop the
+ * heartbeat; stop the workers (SIGCONT + SIGTERM, SIGKILL after the grace,
+ * lifecycle.c); join the poller; let pulls end; then wait for every detached
+ * thread that uses the pool (watchers finish after their worker left the
+ * table) before freeing it. Threads still running after that bound (a
+ * worker that survived SIGKILL, a report stuck on the network) keep the pool:
+ * it is left to the OS rather than freed under them.
  */
 #include <errno.h>
 #include <signal.h>
@@ -19,6 +28,14 @@
 #include "common/log.h"
 #include "pool/adapters/adapter.h"
 #include "pool/pool.h"
+
+/* how long main waits for the pool's detached threads after the workers have gone */
+#define POOL_THREADS_WAIT_MS 5000
+
+/* the pool and its option table when threads still used them at exit: kept
+ * (and reachable for the leak checker) instead of freed */
+static struct pool *volatile pool_kept;
+static struct cfg_opt *volatile pool_kept_opts;
 
 static const struct cfg_opt extra_opts[] = {
     { .key = "port_file", .type = CFG_STRING, .flag = "--port-file", .env = "",
@@ -127,10 +144,18 @@ int main(int argc, char **argv) {
     while (sigwait(&sigs, &sig) != 0) {}
     LOG_INFO(POOL_COMPONENT, "shutdown", NULL, "signal %d: stopping workers", sig);
     http_server_stop_accepting(p->http);
-    pool_health_stop(p);
+    pool_health_request_stop(p);
     pool_heartbeat_stop(p);
     pool_lifecycle_shutdown(p);
+    pool_health_stop(p);
     pool_provision_shutdown(p);
+    int left = pool_threads_wait(p, POOL_THREADS_WAIT_MS);
+    if (left) {
+        LOG_ERROR(POOL_COMPONENT, "shutdown", NULL, "%d thread(s) still use the pool: exiting without freeing it", left);
+        pool_kept = p;
+        pool_kept_opts = tab; /* the settings may point into it */
+        return 0;
+    }
 out:
     http_server_free(p->http);
     pool_inv_close(p->inv);

@@ -165,6 +165,8 @@ struct pool {
     int nworkers;
     struct pool_download *downloads;
     int shutting_down;
+    int nthreads;                    /* detached threads that still use the pool (pool_thread_*) */
+    int64_t test_watcher_lag_ms;     /* tests only: LLORCH_POOL_TEST_WATCHER_LAG_MS (lifecycle.c) */
 
     metrics_registry *metrics;
     metrics_family *m_vram_total, *m_vram_alloc, *m_workers, *m_starts, *m_spawns;
@@ -220,6 +222,16 @@ enum { POOL_ACC_ALL = 0, POOL_ACC_STARTING = 1, POOL_ACC_SETTLED = 2 };
 uint64_t pool_accounted_locked(struct pool *p, int gpu_id, int which);
 /* Stops every worker and waits up to grace for them (shutdown). */
 void pool_lifecycle_shutdown(struct pool *p);
+/* Detached threads that use the pool (watchers, provisioning waits, pulls)
+ * are counted in nthreads from before their creation to their very last
+ * touch of the pool, so that main frees nothing a thread still reads.
+ * begin/cancel: caller holds mu (cancel: the thread could not be created);
+ * end: the thread's last act (takes mu). */
+void pool_thread_begin_locked(struct pool *p);
+void pool_thread_cancel_locked(struct pool *p);
+void pool_thread_end(struct pool *p);
+/* Waits up to ms for every counted thread to end; returns how many are left. */
+int pool_threads_wait(struct pool *p, int64_t ms);
 /* Appends the "workers":[...] array (caller holds mu). */
 void pool_workers_json_locked(struct pool *p, struct util_sb *sb);
 /* The whole state object {"pool_id","ts","inventory","devices","workers"}. */
@@ -288,6 +300,10 @@ void pool_orch_headers(struct pool *p, char auth[600], const char *hdrs[3]);
 
 /* health.c */
 int pool_health_start(struct pool *p);
+/* Asks the poller to stop without waiting: a round in flight finishes its
+ * probes (at most worker_health.timeout_ms) while shutdown stops the workers. */
+void pool_health_request_stop(struct pool *p);
+/* Asks and waits for the poller (and its probe threads) to end. */
 void pool_health_stop(struct pool *p);
 
 /* small helpers (lifecycle.c) */

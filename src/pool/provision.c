@@ -368,6 +368,22 @@ static void *mirror_hash_main(void *arg) {
     return NULL;
 }
 
+/* Thread entries: the job is freed by its body; the pool's thread count
+ * (pool_thread_end) drops only after the body's last touch of the pool. */
+static void *pull_thread(void *arg) {
+    struct pool *p = ((struct pull_job *)arg)->p;
+    pull_main(arg);
+    pool_thread_end(p);
+    return NULL;
+}
+
+static void *mirror_hash_thread(void *arg) {
+    struct pool *p = ((struct pull_job *)arg)->p;
+    mirror_hash_main(arg);
+    pool_thread_end(p);
+    return NULL;
+}
+
 static struct pool_download *find_dl_locked(struct pool *p, const char *ref) {
     for (struct pool_download *d = p->downloads; d; d = d->next)
         if (!strcmp(d->model_ref, ref)) return d;
@@ -417,15 +433,15 @@ enum err_code pool_model_pull(struct pool *p, const char *ref, char *msg, size_t
     j->d = d;
     j->h = h;
     j->last_quarter = 0;
-    void *(*fn)(void *) = pull_main;
+    void *(*fn)(void *) = pull_thread;
     if (!is_hf) {
         snprintf(d->path, sizeof d->path, "%s", path);
-        fn = mirror_hash_main;
+        fn = mirror_hash_thread;
     } else if (mirror_path(&h, path, sizeof path) == 0) {
         snprintf(d->path, sizeof d->path, "%s", path);
         d->from_mirror = 1;
         LOG_KV(LOG_INFO, POOL_COMPONENT, "model_pull_mirror", NULL, "\"file\":\"%s\"", h.file);
-        fn = mirror_hash_main;
+        fn = mirror_hash_thread;
     } else {
         if (cache_path(p, &h, d->path, sizeof d->path) < 0) {
             free(j);
@@ -435,12 +451,16 @@ enum err_code pool_model_pull(struct pool *p, const char *ref, char *msg, size_t
             snprintf(msg, msglen, "cache path too long");
             return ERR_INVALID_REQUEST;
         }
-        if (readable_file(d->path)) fn = mirror_hash_main; /* cached already: just (re)hash */
+        if (readable_file(d->path)) fn = mirror_hash_thread; /* cached already: just (re)hash */
     }
     pthread_t t;
+    pthread_mutex_lock(&p->mu);
+    pool_thread_begin_locked(p);
+    pthread_mutex_unlock(&p->mu);
     if (pthread_create(&t, NULL, fn, j) != 0) {
         free(j);
         pthread_mutex_lock(&p->mu);
+        pool_thread_cancel_locked(p);
         d->state = PDL_FAILED;
         pthread_mutex_unlock(&p->mu);
         snprintf(msg, msglen, "cannot start a thread");

@@ -31,6 +31,15 @@
  *       on exactly that GPU of the pool (the test plays a two-GPU pool that
  *       records the commands), and the worker there is pinned. DELETE
  *       removes it for good (gone after another restart).
+ *   test_placements_concurrent_match_store  four clients POST and DELETE the
+ *       same two placements at once (600 changes). The state-file write runs
+ *       outside the registry lock, serialised with the registry change by
+ *       the orchestrator's placement lock; if the two could interleave
+ *       differently, the file would end with rows the registry does not have
+ *       or the other way round. Asserted: every answer is one the API
+ *       documents, the rows in the `placements` table are exactly the "api"
+ *       placements GET /v2/placements lists, and a restart on that file lists
+ *       the same ones again.
  */
 #include "test_orch_util.h"
 
@@ -324,6 +333,89 @@ static void test_placement_survives_restart(void **s) {
     http_server_free(f.srv);
 }
 
+/* ---- concurrent placement changes -------------------------------------------------------- */
+struct pl_client {
+    const char *base;
+    unsigned seed;
+    int bad;        /* answers the API does not document for the request */
+    char last[128]; /* the last such answer */
+};
+static void *pl_client_main(void *arg) {
+    struct pl_client *c = arg;
+    for (int i = 0; i < 150; i++) {
+        int gpu = (int)(rand_r(&c->seed) % 2), del = (int)(rand_r(&c->seed) % 2);
+        char body[128];
+        snprintf(body, sizeof body, "{\"model\":\"stories\",\"pool_id\":\"p1\",\"gpu_id\":%d}", gpu);
+        long st = req(del ? "DELETE" : "POST", c->base, "/v2/placements", body, NULL);
+        if (del ? (st != 200 && st != 404) : st != 201) { /* removed / nothing to remove; placed */
+            c->bad++;
+            snprintf(c->last, sizeof c->last, "%s gpu %d: %ld", del ? "DELETE" : "POST", gpu, st);
+        }
+    }
+    return NULL;
+}
+/* rows of the placements table for model on p1, as "gpu,gpu," in gpu order (GPUs 0 and 1) */
+static void pl_rows(const char *model, char *out, size_t cap) {
+    out[0] = 0;
+    for (int g = 0; g < 2; g++) {
+        char sql[PATH_MAX + 200];
+        snprintf(sql, sizeof sql, "SELECT count(*) FROM placements WHERE model_ref='file:%s' AND pool_id='p1' AND gpu_id=%d",
+                 model, g);
+        long long n = q1(sql);
+        assert_true(n == 0 || n == 1);
+        size_t l = strlen(out);
+        if (n) snprintf(out + l, cap - l, "%d,", g);
+    }
+}
+/* the "api" placements GET /v2/placements lists for model on p1, in the same form */
+static void pl_listed(const char *base, const char *model, char *out, size_t cap) {
+    char got[4096];
+    placements(base, got, sizeof got);
+    out[0] = 0;
+    for (int g = 0; g < 2; g++) {
+        char line[PATH_MAX + 64];
+        snprintf(line, sizeof line, "file:%s|p1|%d|api\n", model, g);
+        size_t l = strlen(out);
+        if (strstr(got, line)) snprintf(out + l, cap - l, "%d,", g);
+    }
+}
+
+static void test_placements_concurrent_match_store(void **s) {
+    (void)s;
+    if (!have_bins(0)) skip();
+    struct fake_pool f;
+    fake_pool_start(&f, 202);
+    char model[PATH_MAX];
+    model_path(model, sizeof model);
+    write_config(256, "1GB", NULL);
+    struct proc o;
+    assert_int_equal(start_orch(&o, "orch1.log", NULL), 0);
+    assert_int_equal(register_two_gpus(o.base, f.port), 200);
+
+    struct pl_client c[4];
+    pthread_t t[4];
+    for (int i = 0; i < 4; i++) {
+        c[i] = (struct pl_client){ .base = o.base, .seed = 1234u + 7u * (unsigned)i };
+        assert_int_equal(pthread_create(&t[i], NULL, pl_client_main, &c[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) pthread_join(t[i], NULL);
+    for (int i = 0; i < 4; i++)
+        if (c[i].bad) fail_msg("client %d got %d undocumented answer(s), the last %s", i, c[i].bad, c[i].last);
+
+    char listed[16], rows[16];
+    pl_listed(o.base, model, listed, sizeof listed);
+    stop(&o, SIGTERM);
+    pl_rows(model, rows, sizeof rows);
+    assert_string_equal(rows, listed);
+    /* and the file is what a restart restores */
+    assert_int_equal(start_orch(&o, "orch2.log", NULL), 0);
+    char again[16];
+    pl_listed(o.base, model, again, sizeof again);
+    assert_string_equal(again, listed);
+    stop(&o, SIGTERM);
+    http_server_free(f.srv);
+}
+
 static int setup(void **s) {
     (void)s;
     return orch_util_setup("orch-hard");
@@ -341,6 +433,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_keepalive_setting, setup, teardown),
         cmocka_unit_test_setup_teardown(test_harness_tracks_many_children, setup, teardown),
         cmocka_unit_test_setup_teardown(test_placement_survives_restart, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_placements_concurrent_match_store, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -10,12 +10,22 @@
  *     "ready" again, and reported so.
  *   dead (SIGKILL): it leaves the pool's state and the orchestrator gets
  *     POST /v2/internal/workers/failed with signal 9, exactly once.
+ *   two hung at once: probes run concurrently, so two frozen workers are
+ *     found by the same round and marked failed together (the results of a
+ *     round are applied under one lock): the first /v2/state that shows one
+ *     failed shows both. With probes one after another the second would
+ *     still be ready for a whole timeout (10 s here) after the first failed.
+ *     To have no round half before and half after the freeze, the pool is
+ *     frozen first, at a moment when no thread of it is named "health-probe"
+ *     (the poller's name while a round's probes are in flight; probe threads
+ *     inherit it), then both workers, then the pool resumes.
  * Waits are polls with generous limits (ASan on a loaded 2-core box), and a
  * poll's own limit (1.5 s) is far above an idle worker's answer time, so the
  * healthy phase cannot miss twice in a row on a slow box (a hung worker is
  * still reported within ~3.5 s). */
 #include "test_pool_util.h"
 
+#include <dirent.h>
 
 /* the status of worker id in the newest heartbeat that lists it ("" if none) */
 static void last_reported(tp_orch *o, const char *id, char *out, size_t cap) {
@@ -103,9 +113,144 @@ static void test_hung_and_dead_workers(void **st) {
     tp_orch_stop(&orch);
 }
 
+/* ---- two hung workers ------------------------------------------------------------ */
+/* 1 when every thread of pid is stopped (kill() only queues SIGSTOP) */
+static int all_stopped(pid_t pid) {
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
+    DIR *d = opendir(path);
+    if (!d) return 1;
+    int all = 1;
+    struct dirent *e;
+    while (all && (e = readdir(d))) {
+        if (e->d_name[0] == '.') continue;
+        char sp[384], buf[512];
+        snprintf(sp, sizeof sp, "%s/%s/stat", path, e->d_name);
+        FILE *f = fopen(sp, "r");
+        if (!f) continue;
+        size_t n = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        buf[n] = 0;
+        char *c = strrchr(buf, ')');
+        if (c && c[1] == ' ' && c[2] != 'T' && c[2] != 't' && c[2] != 'Z' && c[2] != 'X') all = 0;
+    }
+    closedir(d);
+    return all;
+}
+static void freeze(pid_t pid) {
+    kill(pid, SIGSTOP);
+    for (int i = 0; i < 5000 && !all_stopped(pid); i++) usleep(1000);
+    assert_true(all_stopped(pid));
+}
+/* threads of pid named name */
+static int threads_named(pid_t pid, const char *name) {
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
+    DIR *d = opendir(path);
+    if (!d) return 0;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.') continue;
+        char cp[384], comm[64] = "";
+        snprintf(cp, sizeof cp, "%s/%s/comm", path, e->d_name);
+        FILE *f = fopen(cp, "r");
+        if (!f) continue;
+        if (fgets(comm, sizeof comm, f)) comm[strcspn(comm, "\n")] = 0;
+        fclose(f);
+        n += strcmp(comm, name) == 0;
+    }
+    closedir(d);
+    return n;
+}
+static const char *status_in(json_t *s, const char *id) {
+    json_t *w = tp_worker(s, id);
+    return w ? tp_str(w, "status") : "gone";
+}
+
+static void test_two_hung_workers(void **st) {
+    (void)st;
+    tp_orch orch;
+    tp_orch_start(&orch, 0);
+    char ou[64];
+    snprintf(ou, sizeof ou, "http://127.0.0.1:%d", orch.port);
+    const char *args[] = { "--inventory", "host", "--orchestrator-url", ou, "--heartbeat-interval-ms", "60000",
+                           "--worker-health-interval-ms", "200", "--worker-health-timeout-ms", "10000",
+                           "--worker-health-failures", "1", "--pool-id", "pool-health2", NULL };
+    tp_pool pool;
+    tp_pool_start(&pool, args, NULL);
+    char ref[1200], body[1400], id[2][64];
+    pid_t pid[2];
+    const char *model[2] = { "stories260K.gguf", "llama-2-tiny-random.gguf" }; /* one worker per model and device */
+    for (int i = 0; i < 2; i++) {
+        tp_model_ref(ref, sizeof ref, model[i]);
+        snprintf(body, sizeof body, "{\"model_ref\":\"%s\",\"worker_type\":\"cpu\"}", ref);
+        snprintf(id[i], sizeof id[i], "%s", tp_start_worker(&pool, body));
+    }
+    json_t *s = NULL;
+    for (int i = 0; i < 2; i++) {
+        assert_true(tp_wait_status(&pool, id[i], "ready", 60000));
+        s = tp_state(&pool);
+        pid[i] = (pid_t)tp_int(tp_worker(s, id[i]), "pid");
+        json_decref(s);
+        assert_true(pid[i] > 0);
+    }
+
+    /* the pool frozen between rounds, then both workers, then the pool resumed */
+    int between = 0;
+    for (int k = 0; k < 200 && !between; k++) {
+        freeze(pool.pid);
+        between = threads_named(pool.pid, "health-probe") == 0;
+        if (!between) {
+            kill(pool.pid, SIGCONT);
+            usleep(30000);
+        }
+    }
+    assert_true(between);
+    freeze(pid[0]);
+    freeze(pid[1]);
+    kill(pool.pid, SIGCONT);
+
+    /* the first state that shows a failed worker shows both (bound: a hang guard only) */
+    const char *a = "", *b = "";
+    for (uint64_t t0 = tp_ms(); tp_ms() - t0 < 60000; usleep(20000)) {
+        s = tp_state(&pool);
+        a = status_in(s, id[0]);
+        b = status_in(s, id[1]);
+        int any = !strcmp(a, "failed") || !strcmp(b, "failed");
+        char sa[16], sb[16];
+        snprintf(sa, sizeof sa, "%s", a);
+        snprintf(sb, sizeof sb, "%s", b);
+        json_decref(s);
+        a = b = "";
+        if (any) {
+            kill(pid[0], SIGCONT);
+            kill(pid[1], SIGCONT);
+            if (strcmp(sa, "failed") || strcmp(sb, "failed"))
+                fail_msg("one round should find both hung workers: %s is %s, %s is %s", id[0], sa, id[1], sb);
+            a = "failed";
+            break;
+        }
+    }
+    kill(pid[0], SIGCONT);
+    kill(pid[1], SIGCONT);
+    assert_string_equal(a, "failed");
+    /* and the orchestrator heard both */
+    assert_true(wait_reported(&orch, id[0], "failed", 10000));
+    assert_true(wait_reported(&orch, id[1], "failed", 10000));
+    /* resumed: ready again */
+    assert_true(tp_wait_status(&pool, id[0], "ready", 30000));
+    assert_true(tp_wait_status(&pool, id[1], "ready", 30000));
+
+    int status = tp_pool_stop(&pool);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    tp_orch_stop(&orch);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hung_and_dead_workers),
+        cmocka_unit_test(test_two_hung_workers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -33,9 +33,18 @@ int pool_argv_add(struct pool_argv *a, const char *fmt, ...) {
 }
 
 /* Signals go only to a pid the watcher has not reaped yet (caller holds
- * pool.mu, which the watcher takes before setting reaped): no pid reuse race. */
+ * pool.mu, which the watcher takes before setting reaped): no pid reuse race.
+ * Stop is SIGCONT, then SIGTERM. A worker frozen by SIGSTOP (an operator, a
+ * debugger, a test) would otherwise keep the SIGTERM pending and die only by
+ * SIGKILL after the whole grace; continued, it shuts down cleanly (a running
+ * worker ignores SIGCONT). SIGCONT goes first because its effect (resume,
+ * pending stop signals dropped) happens when it is sent, before the worker
+ * can have begun exiting. Sent after SIGTERM, it could reach a worker
+ * already in its exit path, where a sanitizer's leak check stops the
+ * process's threads with ptrace, and drop the SIGSTOP that check waits for. */
 int pool_adapter_sig_stop(struct pool_worker *w) {
     if (w->reaped || w->pid <= 0) return -ESRCH;
+    if (kill(w->pid, SIGCONT) != 0) return -errno;
     return kill(w->pid, SIGTERM) == 0 ? 0 : -errno;
 }
 
