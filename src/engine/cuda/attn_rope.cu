@@ -104,33 +104,28 @@ k_attn_rope(const float *q, const float *k, const float *v, const int32_t *pos, 
     }
     float m = -INFINITY, l = 0.0f;
     for (int j = k0 + warp; j < k1; j += NW) {
-        float kf[EPL], vf[EPL];
-        if (j == p) { /* warp-uniform */
-#pragma unroll
-            for (int e = 0; e < EPL; e++) {
-                const int d = lane + 32 * e;
-                kf[e] = d < hd ? sk[d] : 0.0f;
-                vf[e] = d < hd ? sv[d] : 0.0f;
-            }
-        } else {
-            const __half *kr = kc + (int64_t)j * kv_dim + (int64_t)kvh * hd;
-            const __half *vr = vc + (int64_t)j * kv_dim + (int64_t)kvh * hd;
-#pragma unroll
-            for (int e = 0; e < EPL; e++) {
-                const int d = lane + 32 * e;
-                kf[e] = d < hd ? __half2float(kr[d]) : 0.0f;
-                vf[e] = d < hd ? __half2float(vr[d]) : 0.0f;
-            }
-        }
+        /* j == p is warp-uniform; the value row is read after the score, as
+         * in attn_dec_item (loading it with the key row was measured in an
+         * unclear run: PERF.md, "Decode: persistent kernel") */
+        const bool last = j == p;
+        const __half *kr = kc + (int64_t)j * kv_dim + (int64_t)kvh * hd;
+        const __half *vr = vc + (int64_t)j * kv_dim + (int64_t)kvh * hd;
         float s = 0.0f;
 #pragma unroll
-        for (int e = 0; e < EPL; e++) s += qv[e] * kf[e];
+        for (int e = 0; e < EPL; e++) {
+            const int d = lane + 32 * e;
+            if (d < hd) s += qv[e] * (last ? sk[d] : __half2float(kr[d]));
+        }
         s = warp_sum(s);
         const float mn = fmaxf(m, s);
         const float corr = expf(m - mn), pr = expf(s - mn);
         l = l * corr + pr;
 #pragma unroll
-        for (int e = 0; e < EPL; e++) acc[e] = acc[e] * corr + pr * vf[e];
+        for (int e = 0; e < EPL; e++) {
+            const int d = lane + 32 * e;
+            const float vv = d < hd ? (last ? sv[d] : __half2float(vr[d])) : 0.0f;
+            acc[e] = acc[e] * corr + pr * vv;
+        }
         m = mn;
     }
 
