@@ -52,13 +52,33 @@ __global__ void __launch_bounds__(AR_WARPS * 32)
 k_attn_rope(const float *q, const float *k, const float *v, const int32_t *pos, int n_head, int group, int hd,
             float scale, int S, rope_k rp, const float *ff, __half *kc, __half *vc, float *out, float *part,
             unsigned *cnt, int8_t *aq, float *ad, float *as) {
-    cu_pdl_begin();
     constexpr int NW = AR_WARPS;
     const int h = blockIdx.x, sp = blockIdx.y;
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
     const int kv_dim = (n_head / group) * hd, kvh = h / group;
-    const int p = pos[0], n_keys = p + 1;
     __shared__ float sq[EPL * 32], sk[EPL * 32], sv[EPL * 32];
+    __shared__ float sc[EPL * 16], ss[EPL * 16];
+
+    /* 0. before the PDL wait (nothing here is written by an earlier kernel
+     * of the step: pos is uploaded before the graph, cache rows < pos by
+     * earlier steps; persist.cu relies on the same): the rope angles
+     * (double precision, ~1 us) and the L2 requests for this split's K/V
+     * history rows, so both overlap the previous kernel's tail */
+    const int p = pos[0], n_keys = p + 1;
+    const int half = rp.n_rot / 2;
+    for (int i = tid; i < half; i += blockDim.x) rope_cs(rp, p, i, ff, &sc[i], &ss[i]);
+    const int chunk = (n_keys + S - 1) / S;
+    const int k0 = sp * chunk, k1 = min(n_keys, k0 + chunk), kh = min(k1, p); /* history keys [k0, kh) */
+    {
+        const int lines = (hd * 2 + 127) / 128; /* 128-byte lines per head row */
+        for (int t = tid; t < (kh - k0) * lines * 2; t += blockDim.x) {
+            const int j = k0 + t / (lines * 2), li = t % (lines * 2);
+            const __half *base = (li & 1) ? vc : kc;
+            const char *a = (const char *)(base + (int64_t)j * kv_dim + (int64_t)kvh * hd) + 128 * (li >> 1);
+            asm volatile("prefetch.global.L2 [%0];" ::"l"(a));
+        }
+    }
+    cu_pdl_begin();
 
     /* 1. q, k, v of this head into shared memory; rope; fp16 rounding of k, v */
     for (int d = tid; d < hd; d += blockDim.x) {
@@ -67,34 +87,33 @@ k_attn_rope(const float *q, const float *k, const float *v, const int32_t *pos, 
         sv[d] = v[(int64_t)kvh * hd + d];
     }
     __syncthreads();
-    const int half = rp.n_rot / 2;
     for (int i = tid; i < half; i += blockDim.x) {
-        float c, s;
-        rope_cs(rp, p, i, ff, &c, &s);
+        const float c = sc[i], s = ss[i];
         const int a = rp.neox ? i : 2 * i, b = rp.neox ? i + half : 2 * i + 1;
-        const float q0 = sq[a], q1 = sq[b], k0 = sk[a], k1 = sk[b];
+        const float q0 = sq[a], q1 = sq[b], x0 = sk[a], x1 = sk[b];
         sq[a] = q0 * c - q1 * s;
         sq[b] = q0 * s + q1 * c;
-        sk[a] = k0 * c - k1 * s;
-        sk[b] = k0 * s + k1 * c;
+        sk[a] = x0 * c - x1 * s;
+        sk[b] = x0 * s + x1 * c;
     }
     __syncthreads();
     /* 2. the one writer block of this kv head stores the row */
     const bool writer = h % group == 0 && sp == 0;
     for (int d = tid; d < hd; d += blockDim.x) {
-        const __half kh = __float2half_rn(sk[d]), vh = __float2half_rn(sv[d]);
-        sk[d] = __half2float(kh);
-        sv[d] = __half2float(vh);
+        const __half khv = __float2half_rn(sk[d]), vhv = __float2half_rn(sv[d]);
+        sk[d] = __half2float(khv);
+        sv[d] = __half2float(vhv);
         if (writer) {
-            kc[(int64_t)p * kv_dim + (int64_t)kvh * hd + d] = kh;
-            vc[(int64_t)p * kv_dim + (int64_t)kvh * hd + d] = vh;
+            kc[(int64_t)p * kv_dim + (int64_t)kvh * hd + d] = khv;
+            vc[(int64_t)p * kv_dim + (int64_t)kvh * hd + d] = vhv;
         }
     }
     __syncthreads();
 
-    /* 3. attn_dec_item's body; key p from shared memory */
-    const int chunk = (n_keys + S - 1) / S;
-    const int k0 = sp * chunk, k1 = min(n_keys, k0 + chunk);
+    /* 3. attn_dec_item's body over the history keys [k0, kh) (each warp its
+     * keys in increasing order, as there), then key p (the largest, so
+     * still last in its warp's order) from shared memory by the warp whose
+     * turn it is */
     float qv[EPL], acc[EPL];
 #pragma unroll
     for (int e = 0; e < EPL; e++) {
@@ -103,18 +122,14 @@ k_attn_rope(const float *q, const float *k, const float *v, const int32_t *pos, 
         acc[e] = 0.0f;
     }
     float m = -INFINITY, l = 0.0f;
-    for (int j = k0 + warp; j < k1; j += NW) {
-        /* j == p is warp-uniform; the value row is read after the score, as
-         * in attn_dec_item (loading it with the key row was measured in an
-         * unclear run: PERF.md, "Decode: persistent kernel") */
-        const bool last = j == p;
+    for (int j = k0 + warp; j < kh; j += NW) {
         const __half *kr = kc + (int64_t)j * kv_dim + (int64_t)kvh * hd;
         const __half *vr = vc + (int64_t)j * kv_dim + (int64_t)kvh * hd;
         float s = 0.0f;
 #pragma unroll
         for (int e = 0; e < EPL; e++) {
             const int d = lane + 32 * e;
-            if (d < hd) s += qv[e] * (last ? sk[d] : __half2float(kr[d]));
+            if (d < hd) s += qv[e] * __half2float(kr[d]);
         }
         s = warp_sum(s);
         const float mn = fmaxf(m, s);
@@ -123,7 +138,26 @@ k_attn_rope(const float *q, const float *k, const float *v, const int32_t *pos, 
 #pragma unroll
         for (int e = 0; e < EPL; e++) {
             const int d = lane + 32 * e;
-            const float vv = d < hd ? (last ? sv[d] : __half2float(vr[d])) : 0.0f;
+            const float vv = d < hd ? __half2float(vr[d]) : 0.0f;
+            acc[e] = acc[e] * corr + pr * vv;
+        }
+        m = mn;
+    }
+    if (k1 == n_keys && p >= k0 && (p - k0) % NW == warp) {
+        float s = 0.0f;
+#pragma unroll
+        for (int e = 0; e < EPL; e++) {
+            const int d = lane + 32 * e;
+            if (d < hd) s += qv[e] * sk[d];
+        }
+        s = warp_sum(s);
+        const float mn = fmaxf(m, s);
+        const float corr = expf(m - mn), pr = expf(s - mn);
+        l = l * corr + pr;
+#pragma unroll
+        for (int e = 0; e < EPL; e++) {
+            const int d = lane + 32 * e;
+            const float vv = d < hd ? sv[d] : 0.0f;
             acc[e] = acc[e] * corr + pr * vv;
         }
         m = mn;
