@@ -3,8 +3,13 @@
  * quantization of its output for the o mat-vec: rope_kv_store + attention
  * (+ mmv.cu's activation quantization) of b_decode_block in one launch.
  *
- * Grid (n_head, S), ATTN_WARPS warps per block, S the split of
+ * Grid (n_head, S), AR_WARPS warps per block, S the split of
  * attention.cu's decode path (same formula). Block (h, sp):
+ *   0. before its PDL wait: the rope angles of pos (double, ~1 us) and L2
+ *      requests for its split's K/V history rows (neither pos nor rows <
+ *      pos is written by a kernel of the step), overlapping the previous
+ *      kernel's tail (measured: without this the fusion lost 5% on
+ *      Llama-2-7B, docs/PERF.md);
  *   1. loads q[h], k[kvh], v[kvh] (kvh = h / group) into shared memory and
  *      ropes q and k there (rope.cuh's rope_cs: the values of k_rope_kv,
  *      both orderings, freq_factors, partial rotation: dims >= n_rot are
