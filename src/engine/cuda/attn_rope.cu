@@ -8,8 +8,9 @@
  *   0. before its PDL wait: the rope angles of pos (double, ~1 us) and L2
  *      requests for its split's K/V history rows (neither pos nor rows <
  *      pos is written by a kernel of the step), overlapping the previous
- *      kernel's tail (measured: without this the fusion lost 5% on
- *      Llama-2-7B, docs/PERF.md);
+ *      kernel's tail (the first version, rope after the wait and key pos
+ *      selected inside the key loop, lost 5% on Llama-2-7B; which of the
+ *      two changes recovered it was not isolated: docs/PERF.md);
  *   1. loads q[h], k[kvh], v[kvh] (kvh = h / group) into shared memory and
  *      ropes q and k there (rope.cuh's rope_cs: the values of k_rope_kv,
  *      both orderings, freq_factors, partial rotation: dims >= n_rot are
