@@ -43,7 +43,7 @@ REG_BODIES="LLORCH_CUDA_FUSED_Q40=warp LLORCH_CUDA_FUSED_Q40_LONG=w6,LLORCH_CUDA
     part e2e && san "memcheck test_cuda_e2e" 60 memcheck test_cuda_e2e $MC
     part gptoss && san "memcheck test_cuda_gptoss" 60 memcheck test_cuda_gptoss $MC
     if part race; then
-        for t in test_matmul test_attention; do
+        for t in test_matmul test_attention test_attn_rope; do
             LLORCH_TEST_ONLY=$t san "racecheck $t" 80 racecheck test_cuda_ops
         done
     fi

@@ -1199,6 +1199,140 @@ static void test_fused_rope_kv(void **st) {
     }
 }
 
+/* ---- decode attention with rope + KV store (attn_rope.cu) ---------------------------------
+ * The fused launch decode_block uses (rope of q and k, k/v rows into the
+ * caches, attention, optionally the output as Q8_1 for the o mat-vec)
+ * against (a) the CPU's rope_kv_store + attention: output TOL_ATT, cache
+ * row pos TOL_KV16, every other cache row exactly the CPU's (history
+ * unchanged, zero above); (b) this backend's own rope_kv_store + attention
+ * on the same inputs: output and both caches equal (TOL_EXACT / bytes);
+ * (c) quant: the activation cache holds the output and its Q8_1 integers,
+ * scales and sums equal k_quant_act's on the same floats. Both rope
+ * orderings, partial rotation, GQA 1/4/7/9, head_dim 64/128, positions 0,
+ * 1 and long (split path), S == 1 (288 heads); output poisoned each run. */
+int llorch_cuda_attn_rope(void *ctx, const float *q, const float *k, const float *v, const int32_t *pos, int n_head,
+                          int n_head_kv, int head_dim, const eng_rope *p, float scale, uint16_t *kc, uint16_t *vc,
+                          float *out, int quant);
+int llorch_cuda_act_q8(void *ctx, const float *x, int K, int requant, int8_t *q, float *d, float *s);
+
+static void test_attn_rope(void **st) {
+    (void)st;
+    struct { int neox, n_rot, hd, nh, nkv, pos; } cases[] = {
+        {1, 64, 64, 14, 2, 0},       /* qwen2, first token */
+        {0, 128, 128, 32, 32, 1},    /* llama, second token */
+        {1, 64, 64, 14, 2, 1500},    /* qwen2, long (split) */
+        {0, 128, 128, 32, 32, 700},  /* llama, long */
+        {1, 32, 128, 16, 4, 1},      /* partial rotation, GQA 4 */
+        {0, 32, 64, 8, 2, 333},      /* partial, pairs, GQA 4 */
+        {1, 128, 128, 28, 4, 2001},  /* GQA 7, hd 128 */
+        {0, 64, 64, 288, 32, 9},     /* 288 heads: S == 1 */
+        {1, 64, 64, 288, 32, 0},
+    };
+    for (size_t ci = 0; ci < NELEM(cases); ci++) {
+        const int nh = cases[ci].nh, nkv = cases[ci].nkv, hd = cases[ci].hd, P = cases[ci].pos;
+        const int Q = nh * hd, KV = nkv * hd, n_ctx = P + 4;
+        const size_t ce = (size_t)n_ctx * KV, cb = ce * 2;
+        uint16_t *kc = calloc(1, cb), *vc = calloc(1, cb);
+        for (size_t i = 0; i < (size_t)P * KV; i++) {
+            kc[i] = qt_f32_to_f16(tu_randf(&g_seed) * 2.0f);
+            vc[i] = qt_f32_to_f16(tu_randf(&g_seed));
+        }
+        float *q = rnd(Q, 1.5f), *k = rnd(KV, 1.5f), *v = rnd(KV, 1.0f);
+        float *ff = rnd(hd / 2, 0.5f);
+        for (int i = 0; i < hd / 2; i++) ff[i] += 1.0f;
+        float *ffg = gdup(ff, (size_t)hd / 2 * 4);
+        /* freq_factors on the odd cases (ggml's rope_freqs) */
+        eng_rope rp = {cases[ci].n_rot, cases[ci].neox, 10000.0f, 1.0f, NULL, 0.0f, 1.0f, 32.0f, 1.0f, 4096};
+        eng_rope rg = rp;
+        if (ci % 2) { rp.freq_factors = ff; rg.freq_factors = ffg; }
+        const float scale = 1.0f / sqrtf((float)hd);
+        int32_t pos = P;
+        int32_t *pg = gdup(&pos, 4);
+        float *qg = gdup(q, Q * 4), *kg = gdup(k, KV * 4), *vg = gdup(v, KV * 4);
+        /* the CPU composition (in place on host copies) */
+        float *qc = malloc(Q * 4), *kcp = malloc(KV * 4), *oc = malloc(Q * 4);
+        memcpy(qc, q, Q * 4);
+        memcpy(kcp, k, KV * 4);
+        C.ops->rope_kv_store(C.ctx, qc, Q, kcp, v, KV, &pos, 1, nh, nkv, hd, &rp, kc, vc);
+        C.ops->attention(C.ctx, qc, Q, kc, vc, &pos, 1, nh, nkv, hd, scale, oc);
+        assert_int_equal(C.ops->sync(C.ctx), 0);
+        /* this backend's composition on its own copies */
+        uint16_t *kc0 = calloc(1, cb), *vc0 = calloc(1, cb);
+        memcpy(kc0, kc, (size_t)P * KV * 2); /* the history only */
+        memcpy(vc0, vc, (size_t)P * KV * 2);
+        uint16_t *kg2 = gdup(kc0, cb), *vg2 = gdup(vc0, cb);
+        float *qg2 = gdup(q, Q * 4), *kgg2 = gdup(k, KV * 4), *og2 = gpoison(Q);
+        G.ops->rope_kv_store(G.ctx, qg2, Q, kgg2, vg, KV, pg, 1, nh, nkv, hd, &rg, kg2, vg2);
+        G.ops->attention(G.ctx, qg2, Q, kg2, vg2, pg, 1, nh, nkv, hd, scale, og2);
+        float *o2 = gget(og2, Q);
+        uint16_t *kh2 = malloc(cb), *vh2 = malloc(cb);
+        assert_int_equal(G.ops->download(G.ctx, kh2, kg2, cb), 0);
+        assert_int_equal(G.ops->download(G.ctx, vh2, vg2, cb), 0);
+        /* the fused launch, without and with the quantized output */
+        uint16_t *kgf = gdup(kc0, cb), *vgf = gdup(vc0, cb);
+        float *og = gpoison(Q);
+        for (int quant = 0; quant < 2; quant++) {
+            gpoison_again(og, Q);
+            assert_int_equal(llorch_cuda_attn_rope(G.ctx, qg, kg, vg, pg, nh, nkv, hd, &rg, scale, kgf, vgf, og, quant), 0);
+            assert_int_equal(G.ops->sync(G.ctx), 0);
+            float *o = gget(og, Q);
+            char what[160];
+            snprintf(what, sizeof what, "attn_rope nh=%d nkv=%d hd=%d n_rot=%d neox=%d ff=%d pos=%d quant=%d vs cpu", nh,
+                     nkv, hd, cases[ci].n_rot, cases[ci].neox, (int)(ci % 2), P, quant);
+            check(o, oc, Q, TOL_ATT(P + 1), what);
+            snprintf(what, sizeof what, "attn_rope nh=%d hd=%d pos=%d quant=%d vs cuda composition", nh, hd, P, quant);
+            check(o, o2, Q, TOL_EXACT, what);
+            uint16_t *kh = malloc(cb), *vh = malloc(cb);
+            assert_int_equal(G.ops->download(G.ctx, kh, kgf, cb), 0);
+            assert_int_equal(G.ops->download(G.ctx, vh, vgf, cb), 0);
+            assert_memory_equal(kh, kh2, cb);
+            assert_memory_equal(vh, vh2, cb);
+            /* vs the CPU: all rows but pos exact, row pos TOL_KV16 and non-zero */
+            for (int r = 0; r < n_ctx; r++) {
+                if (r == P) continue;
+                assert_memory_equal(kh + (size_t)r * KV, kc + (size_t)r * KV, (size_t)KV * 2);
+                assert_memory_equal(vh + (size_t)r * KV, vc + (size_t)r * KV, (size_t)KV * 2);
+            }
+            float *f1 = malloc(4 * KV * 4);
+            int nz = 0;
+            for (int i = 0; i < KV; i++) {
+                f1[i] = qt_f16_to_f32(kh[(size_t)P * KV + i]);
+                f1[KV + i] = qt_f16_to_f32(kc[(size_t)P * KV + i]);
+                f1[2 * KV + i] = qt_f16_to_f32(vh[(size_t)P * KV + i]);
+                f1[3 * KV + i] = qt_f16_to_f32(vc[(size_t)P * KV + i]);
+                nz += f1[i] != 0.0f && f1[2 * KV + i] != 0.0f;
+            }
+            assert_true(nz > KV / 2);
+            snprintf(what, sizeof what, "attn_rope nh=%d hd=%d pos=%d k row", nh, hd, P);
+            check(f1, f1 + KV, KV, TOL_KV16, what);
+            snprintf(what, sizeof what, "attn_rope nh=%d hd=%d pos=%d v row", nh, hd, P);
+            check(f1 + 2 * KV, f1 + 3 * KV, KV, TOL_KV16, what);
+            free(f1); free(kh); free(vh);
+            if (quant) {
+                int8_t *qa = malloc(Q), *qb = malloc(Q);
+                float *da = malloc(Q / 32 * 4), *sa = malloc(Q / 32 * 4), *db = malloc(Q / 32 * 4), *sb = malloc(Q / 32 * 4);
+                assert_int_equal(llorch_cuda_act_q8(G.ctx, og, Q, 0, qa, da, sa), 1); /* registered in the cache */
+                assert_true(llorch_cuda_act_q8(G.ctx, og, Q, 1, qb, db, sb) >= 0); /* k_quant_act */
+                assert_memory_equal(qa, qb, Q);
+                assert_memory_equal(da, db, Q / 32 * 4);
+                assert_memory_equal(sa, sb, Q / 32 * 4);
+                int nzq = 0;
+                for (int i = 0; i < Q; i++) nzq += qa[i] != 0;
+                assert_true(nzq > Q / 2);
+                for (int g = 0; g < Q / 32; g++) assert_true(isfinite(da[g]) && da[g] > 0.0f);
+                free(qa); free(qb); free(da); free(sa); free(db); free(sb);
+            }
+            free(o);
+        }
+        free(kc); free(vc); free(q); free(k); free(v); free(ff); free(qc); free(kcp); free(oc); free(kc0); free(vc0);
+        free(o2); free(kh2); free(vh2);
+        G.ops->free(G.ctx, ffg); G.ops->free(G.ctx, pg); G.ops->free(G.ctx, qg); G.ops->free(G.ctx, kg);
+        G.ops->free(G.ctx, vg); G.ops->free(G.ctx, kg2); G.ops->free(G.ctx, vg2); G.ops->free(G.ctx, qg2);
+        G.ops->free(G.ctx, kgg2); G.ops->free(G.ctx, og2); G.ops->free(G.ctx, kgf); G.ops->free(G.ctx, vgf);
+        G.ops->free(G.ctx, og);
+    }
+}
+
 /* ---- decode_block (backend.h; persist.cu) ---------------------------------------------------
  * One whole decoder block on one row against the CPU's composition, random
  * weights of each format the persistent kernel claims (q/k/v, o, gate/up,
@@ -1639,6 +1773,7 @@ int main(void) {
         cmocka_unit_test(test_graph),
         cmocka_unit_test(test_fused_matmul), cmocka_unit_test(test_fused_norm_quant),
         cmocka_unit_test(test_fused_rope_kv),
+        cmocka_unit_test(test_attn_rope),
         cmocka_unit_test(test_decode_block),
         cmocka_unit_test(test_decode_layers),
         cmocka_unit_test(test_no_leak),

@@ -295,20 +295,52 @@ int cu_decode_block(cu_ctx *c, const eng_block_w *b, float *x, const int32_t *po
 void cu_persist_init(cu_ctx *c);
 int cu_decode_layers(cu_ctx *c, const eng_block_w *b, int n, float *x, const int32_t *pos, const eng_block_tmp *t);
 
-/* backend.h decode_block: the persistent kernel, else exactly the
- * composition (through this backend's fused ops) */
+/* attn_rope.cu: rope_kv_store + attention of one row in one launch (and the
+ * Q8_1 of its output into the mat-vec cache when quant); -1 = not covered */
+int cu_attn_rope(cu_ctx *c, const float *q, const float *k, const float *v, const int32_t *pos, int n_head,
+                 int n_head_kv, int head_dim, const eng_rope *p, float scale, uint16_t *kc, uint16_t *vc, float *out,
+                 int quant);
+
+/* LLORCH_CUDA_ATTN_ROPE=0: decode_block's composition runs rope_kv_store and
+ * attention as two launches; LLORCH_CUDA_ATTN_Q8=0: the fused attention does
+ * not quantize its output for the o mat-vec (A/B switches, read once) */
+static int g_attn_rope = -1, g_attn_q8 = -1;
+
+/* backend.h decode_block: the persistent kernel, else the composition
+ * (through this backend's fused ops; rope_kv_store + attention fused into
+ * one launch, attn_rope.cu: the same values, see there) */
 static void b_decode_block(void *ctx, const eng_block_w *b, float *x, const int32_t *pos, const eng_block_tmp *t) {
     cu_ctx *c = CW(ctx);
     if (cu_decode_block(c, b, x, pos, t) == 0) return;
+    if (g_attn_rope < 0) {
+        const char *e = getenv("LLORCH_CUDA_ATTN_ROPE");
+        g_attn_rope = !(e && !strcmp(e, "0"));
+        e = getenv("LLORCH_CUDA_ATTN_Q8");
+        g_attn_q8 = !(e && !strcmp(e, "0"));
+    }
     const int E = (int)b->wq->ne0, Q = b->n_head * b->head_dim, KV = b->n_head_kv * b->head_dim;
     const eng_w *ws[3] = {b->wq, b->wk, b->wv};
     const float *bs[3] = {b->bq, b->bk, b->bv};
     float *ys[3] = {t->q, t->k, t->v};
     b_rmsnorm(ctx, x, b->attn_norm, t->xb, 1, E, b->eps);
     b_matmul_n(ctx, 3, ws, bs, t->xb, ys, 1);
-    b_rope_kv_store(ctx, t->q, Q, t->k, t->v, KV, pos, 1, b->n_head, b->n_head_kv, b->head_dim, &b->rope, b->k_cache,
-                    b->v_cache);
-    b_attention(ctx, t->q, Q, b->k_cache, b->v_cache, pos, 1, b->n_head, b->n_head_kv, b->head_dim, b->scale, t->att);
+    /* the quantized output serves the o mat-vec only when it wants Q8_0/Q8_1
+     * activations (a Q8_K request would requantize anyway) */
+    const int wo_q8 = b->wo->type != QT_F32 && b->wo->type != QT_F16 && b->wo->type != QT_BF16 &&
+                      cu_vdt_of(b->wo->type) != VDT_Q8_K;
+    int rc = -1;
+    if (g_attn_rope) {
+        c->aq_x = NULL;
+        PROF(c, "attention+rope decode",
+             rc = cu_attn_rope(c, t->q, t->k, t->v, pos, b->n_head, b->n_head_kv, b->head_dim, &b->rope, b->scale,
+                               b->k_cache, b->v_cache, t->att, g_attn_q8 && wo_q8));
+    }
+    if (rc != 0) {
+        b_rope_kv_store(ctx, t->q, Q, t->k, t->v, KV, pos, 1, b->n_head, b->n_head_kv, b->head_dim, &b->rope,
+                        b->k_cache, b->v_cache);
+        b_attention(ctx, t->q, Q, b->k_cache, b->v_cache, pos, 1, b->n_head, b->n_head_kv, b->head_dim, b->scale,
+                    t->att);
+    }
     b_matmul_add(ctx, b->wo, t->att, x, t->tmp, 1);
     b_rmsnorm(ctx, x, b->ffn_norm, t->xb, 1, E, b->eps);
     b_matmul_swiglu(ctx, b->w_gate, b->w_up, t->xb, t->hb, t->gu, 1);

@@ -1,0 +1,303 @@
+/* attn_rope.cu — decode attention (one query row) that also does the rope of
+ * q and k, the KV-cache store of k and v, and (optionally) the Q8_1
+ * quantization of its output for the o mat-vec: rope_kv_store + attention
+ * (+ mmv.cu's activation quantization) of b_decode_block in one launch.
+ *
+ * Grid (n_head, S), AR_WARPS warps per block, S the split of
+ * attention.cu's decode path (same formula). Block (h, sp):
+ *   0. before its PDL wait: the rope angles of pos (double, ~1 us) and L2
+ *      requests for its split's K/V history rows (neither pos nor rows <
+ *      pos is written by a kernel of the step), overlapping the previous
+ *      kernel's tail (the first version, rope after the wait and key pos
+ *      selected inside the key loop, lost 5% on Llama-2-7B; which of the
+ *      two changes recovered it was not isolated: docs/PERF.md);
+ *   1. loads q[h], k[kvh], v[kvh] (kvh = h / group) into shared memory and
+ *      ropes q and k there (rope.cuh's rope_cs: the values of k_rope_kv,
+ *      both orderings, freq_factors, partial rotation: dims >= n_rot are
+ *      not rotated); k and v are rounded to fp16 as the cache stores them.
+ *   2. exactly one block per kv head (h % group == 0, sp == 0) writes the
+ *      roped k and v rows into the caches at row pos (for later tokens).
+ *      No block of this launch reads cache row pos: the key at pos is taken
+ *      from shared memory (the fp16-rounded values, so the scores equal the
+ *      composition's that reads the row back), rows < pos from the cache.
+ *      The write-after-read hazard of one block writing the row while
+ *      another reads it therefore cannot occur.
+ *   3. the attention body of attn_dec.cuh (same key order per warp, same
+ *      warp merge, same split merge by the last block of the head), so the
+ *      output equals k_attn's on the composition's q and cache.
+ *   4. quant: the block that writes the head's output (the merging one)
+ *      also writes it as Q8_1 (blocks of 32: q, d, s; head_dim % 32 == 0,
+ *      so groups never straddle heads) into the mat-vec's activation
+ *      scratch with common.cuh's cu_q8_group_v on the same floats, i.e. the
+ *      integers k_quant_act would produce; the host registers the scratch
+ *      in the activation cache (cu_attn_rope), so the o mat-vec skips its
+ *      quantization launch.
+ * Limits: one row, head_dim % 32 == 0 and <= 128, n_rot even <= head_dim,
+ * no sinks or window (Llama/Qwen decode_block); else cu_attn_rope returns -1
+ * and the caller composes rope_kv_store + attention. */
+#include <math.h>
+
+#include "attn_dec.cuh"
+#include "rope.cuh"
+
+#define AR_WARPS 4
+
+/* the output value v of dim d (thread d) of head h: stored, and quantized by
+ * whole warps (d < hd is warp-uniform: hd % 32 == 0) */
+__device__ __forceinline__ void ar_store(float *out, int8_t *aq, float *ad, float *as, int h, int hd, int d,
+                                         float v) {
+    out[(int64_t)h * hd + d] = v;
+    if (aq) {
+        const int i = h * hd + d;
+        cu_q8_group_v(v, threadIdx.x & 31, aq + (i & ~31), ad + i / 32, as + i / 32);
+    }
+}
+
+template <int EPL>
+__global__ void __launch_bounds__(AR_WARPS * 32)
+k_attn_rope(const float *q, const float *k, const float *v, const int32_t *pos, int n_head, int group, int hd,
+            float scale, int S, rope_k rp, const float *ff, __half *kc, __half *vc, float *out, float *part,
+            unsigned *cnt, int8_t *aq, float *ad, float *as) {
+    constexpr int NW = AR_WARPS;
+    const int h = blockIdx.x, sp = blockIdx.y;
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+    const int kv_dim = (n_head / group) * hd, kvh = h / group;
+    __shared__ float sq[EPL * 32], sk[EPL * 32], sv[EPL * 32];
+    __shared__ float sc[EPL * 16], ss[EPL * 16];
+
+    /* 0. before the PDL wait (nothing here is written by an earlier kernel
+     * of the step: pos is uploaded before the graph, cache rows < pos by
+     * earlier steps; persist.cu relies on the same): the rope angles
+     * (double precision, ~1 us) and the L2 requests for this split's K/V
+     * history rows, so both overlap the previous kernel's tail */
+    const int p = pos[0], n_keys = p + 1;
+    const int half = rp.n_rot / 2;
+    for (int i = tid; i < half; i += blockDim.x) rope_cs(rp, p, i, ff, &sc[i], &ss[i]);
+    const int chunk = (n_keys + S - 1) / S;
+    const int k0 = sp * chunk, k1 = min(n_keys, k0 + chunk), kh = min(k1, p); /* history keys [k0, kh) */
+    {
+        const int lines = (hd * 2 + 127) / 128; /* 128-byte lines per head row */
+        for (int t = tid; t < (kh - k0) * lines * 2; t += blockDim.x) {
+            const int j = k0 + t / (lines * 2), li = t % (lines * 2);
+            const __half *base = (li & 1) ? vc : kc;
+            const char *a = (const char *)(base + (int64_t)j * kv_dim + (int64_t)kvh * hd) + 128 * (li >> 1);
+            asm volatile("prefetch.global.L2 [%0];" ::"l"(a));
+        }
+    }
+    cu_pdl_begin();
+
+    /* 1. q, k, v of this head into shared memory; rope; fp16 rounding of k, v */
+    for (int d = tid; d < hd; d += blockDim.x) {
+        sq[d] = q[(int64_t)h * hd + d];
+        sk[d] = k[(int64_t)kvh * hd + d];
+        sv[d] = v[(int64_t)kvh * hd + d];
+    }
+    __syncthreads();
+    for (int i = tid; i < half; i += blockDim.x) {
+        const float c = sc[i], s = ss[i];
+        const int a = rp.neox ? i : 2 * i, b = rp.neox ? i + half : 2 * i + 1;
+        const float q0 = sq[a], q1 = sq[b], x0 = sk[a], x1 = sk[b];
+        sq[a] = q0 * c - q1 * s;
+        sq[b] = q0 * s + q1 * c;
+        sk[a] = x0 * c - x1 * s;
+        sk[b] = x0 * s + x1 * c;
+    }
+    __syncthreads();
+    /* 2. the one writer block of this kv head stores the row */
+    const bool writer = h % group == 0 && sp == 0;
+    for (int d = tid; d < hd; d += blockDim.x) {
+        const __half khv = __float2half_rn(sk[d]), vhv = __float2half_rn(sv[d]);
+        sk[d] = __half2float(khv);
+        sv[d] = __half2float(vhv);
+        if (writer) {
+            kc[(int64_t)p * kv_dim + (int64_t)kvh * hd + d] = khv;
+            vc[(int64_t)p * kv_dim + (int64_t)kvh * hd + d] = vhv;
+        }
+    }
+    __syncthreads();
+
+    /* 3. attn_dec_item's body over the history keys [k0, kh) (each warp its
+     * keys in increasing order, as there), then key p (the largest, so
+     * still last in its warp's order) from shared memory by the warp whose
+     * turn it is */
+    float qv[EPL], acc[EPL];
+#pragma unroll
+    for (int e = 0; e < EPL; e++) {
+        const int d = lane + 32 * e;
+        qv[e] = d < hd ? sq[d] * scale : 0.0f;
+        acc[e] = 0.0f;
+    }
+    float m = -INFINITY, l = 0.0f;
+    for (int j = k0 + warp; j < kh; j += NW) {
+        const __half *kr = kc + (int64_t)j * kv_dim + (int64_t)kvh * hd;
+        const __half *vr = vc + (int64_t)j * kv_dim + (int64_t)kvh * hd;
+        float s = 0.0f;
+#pragma unroll
+        for (int e = 0; e < EPL; e++) {
+            const int d = lane + 32 * e;
+            if (d < hd) s += qv[e] * __half2float(kr[d]);
+        }
+        s = warp_sum(s);
+        const float mn = fmaxf(m, s);
+        const float corr = expf(m - mn), pr = expf(s - mn);
+        l = l * corr + pr;
+#pragma unroll
+        for (int e = 0; e < EPL; e++) {
+            const int d = lane + 32 * e;
+            const float vv = d < hd ? __half2float(vr[d]) : 0.0f;
+            acc[e] = acc[e] * corr + pr * vv;
+        }
+        m = mn;
+    }
+    if (k1 == n_keys && p >= k0 && (p - k0) % NW == warp) {
+        float s = 0.0f;
+#pragma unroll
+        for (int e = 0; e < EPL; e++) {
+            const int d = lane + 32 * e;
+            if (d < hd) s += qv[e] * sk[d];
+        }
+        s = warp_sum(s);
+        const float mn = fmaxf(m, s);
+        const float corr = expf(m - mn), pr = expf(s - mn);
+        l = l * corr + pr;
+#pragma unroll
+        for (int e = 0; e < EPL; e++) {
+            const int d = lane + 32 * e;
+            const float vv = d < hd ? sv[d] : 0.0f;
+            acc[e] = acc[e] * corr + pr * vv;
+        }
+        m = mn;
+    }
+
+    /* merge the warps */
+    __shared__ float sm_m[NW], sm_l[NW];
+    __shared__ float sm_acc[NW][EPL * 32];
+    if (lane == 0) {
+        sm_m[warp] = m;
+        sm_l[warp] = l;
+    }
+#pragma unroll
+    for (int e = 0; e < EPL; e++) sm_acc[warp][lane + 32 * e] = acc[e];
+    __syncthreads();
+    float M = -INFINITY;
+#pragma unroll
+    for (int w = 0; w < NW; w++) M = fmaxf(M, sm_m[w]);
+    float L = 0.0f, f[NW];
+#pragma unroll
+    for (int w = 0; w < NW; w++) {
+        f[w] = sm_m[w] == -INFINITY ? 0.0f : expf(sm_m[w] - M);
+        L += sm_l[w] * f[w];
+    }
+    /* hd <= 128 = blockDim.x: thread d owns dim d */
+    const int d = tid;
+    if (S == 1) {
+        if (d < hd) {
+            float o = 0.0f;
+#pragma unroll
+            for (int w = 0; w < NW; w++) o += sm_acc[w][d] * f[w];
+            ar_store(out, aq, ad, as, h, hd, d, o / L);
+        }
+        return;
+    }
+    float *pp = part + ((int64_t)h * S + sp) * (hd + 2);
+    if (tid == 0) {
+        pp[0] = M;
+        pp[1] = L;
+    }
+    if (d < hd) {
+        float o = 0.0f;
+#pragma unroll
+        for (int w = 0; w < NW; w++) o += sm_acc[w][d] * f[w];
+        pp[2 + d] = o;
+    }
+    __shared__ unsigned sh_last;
+    __threadfence(); /* this block's partials before its count */
+    __syncthreads();
+    if (tid == 0) sh_last = atomicAdd(&cnt[h], 1u) == (unsigned)S - 1;
+    __syncthreads();
+    if (!sh_last) return;
+    __threadfence();
+    /* attn_combine_one (no sinks), thread d owning dim d */
+    const float *pb = part + (int64_t)h * S * (hd + 2);
+    float MM = -INFINITY;
+    for (int s2 = 0; s2 < S; s2++) MM = fmaxf(MM, __ldcg(pb + s2 * (hd + 2)));
+    float LL = 0.0f;
+    for (int s2 = 0; s2 < S; s2++) {
+        const float ms = __ldcg(pb + s2 * (hd + 2));
+        if (ms != -INFINITY) LL += __ldcg(pb + s2 * (hd + 2) + 1) * expf(ms - MM);
+    }
+    if (d < hd) {
+        float o = 0.0f;
+        for (int s2 = 0; s2 < S; s2++) {
+            const float ms = __ldcg(pb + s2 * (hd + 2));
+            if (ms != -INFINITY) o += __ldcg(pb + s2 * (hd + 2) + 2 + d) * expf(ms - MM);
+        }
+        ar_store(out, aq, ad, as, h, hd, d, o / LL);
+    }
+    if (tid == 0) cnt[h] = 0;
+}
+
+/* rope_kv_store(q, k, v) + attention for one row, out [n_head*head_dim];
+ * quant: also Q8_1 of out into the activation scratch, registered in the
+ * mat-vec cache. Returns 0 when launched, -1 when the shape is not covered
+ * (nothing enqueued). */
+int cu_attn_rope(cu_ctx *c, const float *q, const float *k, const float *v, const int32_t *pos, int n_head,
+                 int n_head_kv, int head_dim, const eng_rope *p, float scale, uint16_t *kc, uint16_t *vc, float *out,
+                 int quant) {
+    const int hd = head_dim;
+    if (n_head <= 0 || n_head_kv <= 0 || n_head % n_head_kv || hd <= 0 || hd % 32 || hd > 32 * 4) return -1;
+    if (p->n_rot <= 0 || p->n_rot % 2 || p->n_rot > hd || !c->attn_cnt || c->attn_unfused) return -1;
+    const int want = (2 * c->sm_count + n_head - 1) / n_head;
+    int S = want < 1 ? 1 : (want > 32 ? 32 : want);
+    while (S > 1 && (size_t)n_head * S * (hd + 2) > CU_ATTN_SCRATCH_FLOATS) S--;
+    if (S > 1 && n_head > CU_ATTN_MAX_CNT - 2) return -1; /* the last 2 counters: persist.cu's barrier */
+    const int K = n_head * hd;
+    quant = quant && !c->aq_off && K <= CU_ACT_MAX_K;
+    const rope_k rk = cu_rope_params(p);
+    c->aq_x = NULL;
+    int8_t *aq = quant ? c->act_q : NULL;
+    float *ad = quant ? c->act_d : NULL, *as = quant ? c->act_s : NULL;
+    const dim3 grid((unsigned)n_head, (unsigned)S);
+#define AR(E) cu_launch(c, grid, AR_WARPS * 32, 0, k_attn_rope<E>, q, k, v, pos, n_head, n_head / n_head_kv, hd, scale, S, rk, p->freq_factors, (__half *)kc, (__half *)vc, out, c->attn_part, c->attn_cnt, aq, ad, as)
+    switch (hd / 32) {
+    case 1: AR(1); break;
+    case 2: AR(2); break;
+    case 3: AR(3); break;
+    default: AR(4); break;
+    }
+#undef AR
+    if (LAUNCH_CHECK(c, "attn_rope")) return 0;
+    if (quant) { /* the scratch now holds out as Q8_1 (mmv.cu's cache) */
+        c->aq_x = out;
+        c->aq_rows = 1;
+        c->aq_K = K;
+        c->aq_vdt = VDT_Q8_1;
+    }
+    return 0;
+}
+
+/* ---- test hooks (tests/gpu/test_cuda_ops.c) ------------------------------------------------ */
+extern "C" int llorch_cuda_attn_rope(void *ctx, const float *q, const float *k, const float *v, const int32_t *pos,
+                                     int n_head, int n_head_kv, int head_dim, const eng_rope *p, float scale,
+                                     uint16_t *kc, uint16_t *vc, float *out, int quant) {
+    return cu_attn_rope((cu_ctx *)ctx, q, k, v, pos, n_head, n_head_kv, head_dim, p, scale, kc, vc, out, quant);
+}
+
+/* copies the activation scratch's first row (q [K], d and s [K/32]) to the
+ * host after the stream's work; requant: first quantizes x as Q8_1 with the
+ * standalone launch (k_quant_act). Returns 1 when, before that, the cache
+ * held x as Q8_1 of one row of K, 0 when not, -1 on a device error. */
+extern "C" int llorch_cuda_act_q8(void *ctx, const float *x, int K, int requant, int8_t *q, float *d, float *s) {
+    cu_ctx *c = (cu_ctx *)ctx;
+    const int held = c->aq_x == x && c->aq_rows == 1 && c->aq_K == K && c->aq_vdt == VDT_Q8_1;
+    if (requant) {
+        c->aq_x = NULL;
+        if (cu_act_quant(c, NULL, x, 1, K, VDT_Q8_1) != VDT_Q8_1) return -1;
+    }
+    if (cudaStreamSynchronize(c->stream) != cudaSuccess || c->err) return -1;
+    if (cudaMemcpy(q, c->act_q, (size_t)K, cudaMemcpyDeviceToHost) != cudaSuccess ||
+        cudaMemcpy(d, c->act_d, (size_t)K / 32 * 4, cudaMemcpyDeviceToHost) != cudaSuccess ||
+        cudaMemcpy(s, c->act_s, (size_t)K / 32 * 4, cudaMemcpyDeviceToHost) != cudaSuccess)
+        return -1;
+    return held;
+}
