@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "../../src/pool/provision.c"
+#include "../../src/pool/threads.c"
 
 static void hex_of(const char *msg, size_t n, char out[65]) {
     struct sha256 s;
