@@ -311,17 +311,28 @@ __device__ __forceinline__ float2 pk_team_sum(float2 v, int g, float2 *red) {
 #define PK_NORM_REGS 8
 __device__ __forceinline__ void pk_stage_norm(const float *x, const float *g, int E, float eps, float *xs,
                                               float *red) {
-    float ss = 0.0f, gv[PK_NORM_REGS];
+    float ss = 0.0f, gv[PK_NORM_REGS], xv[PK_NORM_REGS];
     const int reg = E <= PK_NORM_REGS * PK_THREADS;
+    if (reg) {
+        /* x and g in one round trip (a rolled loop would chain them) */
 #pragma unroll
-    for (int k = 0; k < PK_NORM_REGS; k++) {
-        const int i = threadIdx.x + k * PK_THREADS;
-        gv[k] = (reg && g && i < E) ? g[i] : 1.0f;
-    }
-    for (int i = threadIdx.x; i < E; i += PK_THREADS) {
-        const float v = __ldcg(x + i);
-        xs[i] = v;
-        ss += v * v;
+        for (int k = 0; k < PK_NORM_REGS; k++) {
+            const int i = threadIdx.x + k * PK_THREADS;
+            gv[k] = (g && i < E) ? g[i] : 1.0f;
+            xv[k] = i < E ? __ldcg(x + i) : 0.0f;
+        }
+#pragma unroll
+        for (int k = 0; k < PK_NORM_REGS; k++) {
+            const int i = threadIdx.x + k * PK_THREADS;
+            if (i < E) xs[i] = xv[k];
+            ss += xv[k] * xv[k]; /* same order as the loop below: k ascending, zeros add nothing */
+        }
+    } else {
+        for (int i = threadIdx.x; i < E; i += PK_THREADS) {
+            const float v = __ldcg(x + i);
+            xs[i] = v;
+            ss += v * v;
+        }
     }
     ss = warp_sum(ss);
     if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = ss;
