@@ -45,6 +45,18 @@
 #define TOL_MM16 2e-3
 #define TOL_MM16_CPU 2e-2
 #define TOL_KV16 1e-3
+/* A whole decoder block (decode_block / decode_layers) quantizes its
+ * activations to int8 four times. Two CUDA paths that differ only in fp32
+ * summation order produce the same integers until one value lands on the
+ * other side of a rounding boundary; from then on the difference is that of
+ * a different activation, not a summation error: observed on H100 between
+ * the persistent kernel and the CUDA composition (and between the
+ * composition and the CPU at position 0, where attention is exact) at
+ * 2.5e-3 .. 1.3e-2 in x, on inputs that depend on the random stream (the
+ * full test run vs a filtered one). Blocks are bounded by this, the q/k/v/att
+ * intermediates (before any flip can matter much) by TOL_BLOCK_PRE. */
+#define TOL_BLOCK_FLIP 2e-2
+#define TOL_BLOCK_PRE 1e-3
 
 static eng_backend G, C;
 static uint64_t g_seed = 0x5eed1234abcdull;
@@ -1209,10 +1221,11 @@ static void test_fused_rope_kv(void **st) {
  * Each case runs 3 steps at positions p, p+1, p+2: the first captured into
  * a graph (record_begin/end), the next two replayed with new x and pos, so
  * the barrier words and attention counters are reused across replays.
- * Bounds: x (the residual after the block) within 2e-3 of the same block
- * through the CUDA composition (LLORCH_CUDA_PERSIST=0: the ops tested
- * above), and against the CPU within 1.5x the composition's own CPU error
- * + 1e-3 (and < 0.1): a whole block amplifies the attention's fp16
+ * Bounds: q, k, v and att within TOL_BLOCK_PRE and x (the residual after
+ * the block) within TOL_BLOCK_FLIP of the same block through the CUDA
+ * composition (LLORCH_CUDA_PERSIST=0: the ops tested above), and x
+ * against the CPU within 1.5x the composition's own CPU error +
+ * TOL_BLOCK_FLIP (and < 0.1): a whole block amplifies the attention's fp16
  * (CPU) / fp32 (CUDA) difference through its quantized activations, so a
  * fixed per-op bound does not apply; the K/V cache row of the step
  * TOL_KV16; every row no step wrote exactly the CPU's (unchanged history,
@@ -1324,15 +1337,20 @@ static void block_case(const blk_case *bc, int key) {
                       "att %.2g/%.2g hb %.2g/%.2g x %.2g/%.2g\n",
                       bc->name, pos, ec[0], eg[0], ec[1], eg[1], ec[2], eg[2], ec[3], eg[3], ec[4], eg[4], exc, exg);
         /* the persistent kernel must equal the CUDA composition up to
-         * summation order (2e-3 leaves room for a rare q8 rounding flip);
-         * against the CPU it may differ only as much as the composition
-         * does (each primitive is tested against the CPU above; the
-         * block's quantized activations amplify the attention's fp16/fp32
-         * difference, e.g. att 3e-4 -> x 1.4e-2 at Qwen's shape, H100),
-         * and never beyond a sanity bound of 0.1 */
+         * summation order: q/k/v/att tightly, x up to an activation
+         * rounding flip (TOL_BLOCK_FLIP); against the CPU it may differ
+         * only as much as the composition does, plus one flip (each
+         * primitive is tested against the CPU above; the block's quantized
+         * activations amplify the attention's fp16/fp32 difference, e.g.
+         * att 3e-4 -> x 1.4e-2 at Qwen's shape, H100), and never beyond a
+         * sanity bound of 0.1 */
+        for (int j = 0; j < 4; j++) {
+            snprintf(what, sizeof what, "decode_block %s pos %d: %s vs the CUDA composition", bc->name, pos, sname[j]);
+            check(t1 + so[j], t2 + so[j], sn[j], TOL_BLOCK_PRE, what);
+        }
         snprintf(what, sizeof what, "decode_block %s pos %d: x vs the CUDA composition", bc->name, pos);
-        check(h, h2, E, 2e-3, what);
-        if (!(exc <= 1.5 * rel_err(h2, x, E, "x") + 1e-3 && exc <= 0.1))
+        check(h, h2, E, TOL_BLOCK_FLIP, what);
+        if (!(exc <= 1.5 * rel_err(h2, x, E, "x") + TOL_BLOCK_FLIP && exc <= 0.1))
             fail_msg("decode_block %s pos %d: x vs cpu %.3g, the CUDA composition's %.3g", bc->name, pos, exc,
                      rel_err(h2, x, E, "x"));
         free(h); free(h2); free(t1); free(t2);
@@ -1540,8 +1558,8 @@ static void layers_case(int pos0, int multi, int key) {
                       pos, exc, exg, e2c);
         char what[128];
         snprintf(what, sizeof what, "decode_layers pos %d: x vs the CUDA composition", pos);
-        check(h, h2, E, 2e-3, what);
-        if (!(exc <= 1.5 * e2c + 1e-3 && exc <= 0.1))
+        check(h, h2, E, TOL_BLOCK_FLIP, what);
+        if (!(exc <= 1.5 * e2c + TOL_BLOCK_FLIP && exc <= 0.1))
             fail_msg("decode_layers pos %d: x vs cpu %.3g, the CUDA composition's %.3g", pos, exc, e2c);
         /* every layer's K/V row of the step: TOL_KV16 of the CUDA
          * composition's; against the CPU, layer 0 TOL_KV16 (its input is
@@ -1561,10 +1579,13 @@ static void layers_case(int pos0, int multi, int key) {
                 f[0][i] = qt_f16_to_f32(hk[o]); f[1][i] = qt_f16_to_f32(kc[o]); f[4][i] = qt_f16_to_f32(hk2[o]);
                 f[2][i] = qt_f16_to_f32(hv[o]); f[3][i] = qt_f16_to_f32(vc[o]); f[5][i] = qt_f16_to_f32(hv2[o]);
             }
+            /* layer 0's rows come from the test's x; deeper layers' from
+             * a block output, which may carry an activation rounding flip */
+            const double tol_row = l == 0 ? TOL_KV16 : TOL_BLOCK_FLIP;
             snprintf(what, sizeof what, "decode_layers pos %d layer %d: k cache row vs composition", pos, l);
-            check(f[0], f[4], KV, TOL_KV16, what);
+            check(f[0], f[4], KV, tol_row, what);
             snprintf(what, sizeof what, "decode_layers pos %d layer %d: v cache row vs composition", pos, l);
-            check(f[2], f[5], KV, TOL_KV16, what);
+            check(f[2], f[5], KV, tol_row, what);
             for (int j = 0; j < 2; j++) {
                 const double ep = rel_err(f[2 * j], f[2 * j + 1], KV, "cache"), ec = rel_err(f[4 + j], f[2 * j + 1], KV, "cache");
                 const double bound = l == 0 ? TOL_KV16 : 1.5 * ec + 1e-3;

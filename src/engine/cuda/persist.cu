@@ -108,9 +108,6 @@ struct pk_args {
     int pf;                             /* L2 prefetch of the block's weight rows */
     int bar_fence;                      /* 1: the __threadfence barrier (LLORCH_CUDA_PERSIST_BAR=0) */
     int timing;                         /* 1: globaltimer stamps into pk_ts (LLORCH_CUDA_PERSIST_TIMING=1) */
-    int chunk;                          /* 1: the chunked dot pk_dot_c (LLORCH_CUDA_PERSIST_CHUNK) */
-    int qg;                             /* 1: C and E quantize att/hb straight from global (LLORCH_CUDA_PERSIST_QG) */
-    int ld;                             /* lanes per team in D when gd == 1: 32, or 16 (LLORCH_CUDA_PERSIST_SUB) */
 };
 
 /* the activation of the running phase in shared memory */
@@ -119,7 +116,6 @@ struct pk_act {
     const float *d1, *s1;
     const int8_t *q2; /* Q8_K: q [K], d [K/32] (each 32-group carries its block's d) */
     const float *d2;
-    int chunk; /* 1: pk_dot_c (LLORCH_CUDA_PERSIST_CHUNK, default), 0: pk_dot_t (round 1) */
 };
 
 /* ---- grid barrier ------------------------------------------------------------------------ */
@@ -203,8 +199,9 @@ __device__ __forceinline__ void pk_prefetch_rows(const pk_mat &m, int r0, int r1
     if (r1 > r0) pk_prefetch(m.w + (size_t)r0 * m.nb1, (size_t)(r1 - r0) * m.nb1);
 }
 
-/* rows this block reads in a phase of `units` rows of m, tpb teams (rows) per block */
-__device__ __forceinline__ void pk_prefetch_phase(const pk_mat &m, int units, int tpb) {
+/* rows this block reads in a phase of `units` rows of m, teams of g warps */
+__device__ __forceinline__ void pk_prefetch_phase(const pk_mat &m, int units, int g) {
+    const int tpb = PK_WARPS / g;
     for (int base = blockIdx.x * tpb; base < units; base += gridDim.x * tpb)
         pk_prefetch_rows(m, base, min(units, base + tpb));
 }
@@ -218,39 +215,11 @@ __device__ __forceinline__ void pk_dot_t(const uint8_t *wa, const uint8_t *wb, i
     typedef qfmt<T> F;
     const int units = (K / F::QK) * F::NSUB;
 #pragma unroll 4
-    for (int u = tt; u < units; u += nt) { /* round 1: a lane with fewer than 4 subs runs the rolled remainder */
+    for (int u = tt; u < units; u += nt) {
         const int blk = u / F::NSUB, s = u % F::NSUB;
         const int g = blk * (F::QK / 32);
         a += F::dot(wa + (size_t)blk * F::BYTES, s, xq + (size_t)blk * F::QK, xd + g, xs + g);
         if (TWO) b += F::dot(wb + (size_t)blk * F::BYTES, s, xq + (size_t)blk * F::QK, xd + g, xs + g);
-    }
-}
-
-/* The same sums in chunks of PK_CHUNK subs with no branch inside a chunk:
- * a sub past the row's end reads the last sub (in bounds) and adds 0, so
- * every load of a chunk can issue before the first use - one memory round
- * trip per chunk, where the unroll-4 loop above runs a lane's remainder
- * (1-3 subs: the D phase of Qwen has 3-4 per lane) as a chain of round
- * trips. Same fp32 order per lane as pk_dot_t (x + 0 = x). */
-#define PK_CHUNK 4
-template <int T, int TWO>
-__device__ __forceinline__ void pk_dot_c(const uint8_t *wa, const uint8_t *wb, int K, int tt, int nt,
-                                         const int8_t *xq, const float *xd, const float *xs, float &a, float &b) {
-    typedef qfmt<T> F;
-    const int units = (K / F::QK) * F::NSUB;
-    for (int u0 = tt; u0 < units; u0 += PK_CHUNK * nt) {
-#pragma unroll
-        for (int j = 0; j < PK_CHUNK; j++) {
-            const int u = u0 + j * nt, uc = u < units ? u : units - 1;
-            const int blk = uc / F::NSUB, s = uc % F::NSUB;
-            const int g = blk * (F::QK / 32);
-            const float ra = F::dot(wa + (size_t)blk * F::BYTES, s, xq + (size_t)blk * F::QK, xd + g, xs + g);
-            a += u < units ? ra : 0.0f;
-            if (TWO) {
-                const float rb = F::dot(wb + (size_t)blk * F::BYTES, s, xq + (size_t)blk * F::QK, xd + g, xs + g);
-                b += u < units ? rb : 0.0f;
-            }
-        }
     }
 }
 
@@ -268,16 +237,12 @@ __device__ __forceinline__ void pk_dot_c(const uint8_t *wa, const uint8_t *wb, i
 template <int TWO>
 __device__ __noinline__ float2 pk_dot(int type, int kq, const uint8_t *wa, const uint8_t *wb, int K, int tt, int nt,
                                       pk_act x) {
-    const int chunk = x.chunk;
     float a = 0.0f, b = 0.0f;
     const int8_t *xq = kq ? x.q2 : x.q1;
     const float *xd = kq ? x.d2 : x.d1, *xs = kq ? x.d2 : x.s1;
     switch (type) {
 #define PK_CASE(T) \
-    case T:                                                               \
-        if (chunk) pk_dot_c<T, TWO>(wa, wb, K, tt, nt, xq, xd, xs, a, b); \
-        else pk_dot_t<T, TWO>(wa, wb, K, tt, nt, xq, xd, xs, a, b);       \
-        break;
+    case T: pk_dot_t<T, TWO>(wa, wb, K, tt, nt, xq, xd, xs, a, b); break;
         PK_TYPES(PK_CASE)
 #undef PK_CASE
     default: a = b = __int_as_float(0x7fc00000); break; /* unreachable (host check): NaN shows it */
@@ -311,28 +276,17 @@ __device__ __forceinline__ float2 pk_team_sum(float2 v, int g, float2 *red) {
 #define PK_NORM_REGS 8
 __device__ __forceinline__ void pk_stage_norm(const float *x, const float *g, int E, float eps, float *xs,
                                               float *red) {
-    float ss = 0.0f, gv[PK_NORM_REGS], xv[PK_NORM_REGS];
+    float ss = 0.0f, gv[PK_NORM_REGS];
     const int reg = E <= PK_NORM_REGS * PK_THREADS;
-    if (reg) {
-        /* x and g in one round trip (a rolled loop would chain them) */
 #pragma unroll
-        for (int k = 0; k < PK_NORM_REGS; k++) {
-            const int i = threadIdx.x + k * PK_THREADS;
-            gv[k] = (g && i < E) ? g[i] : 1.0f;
-            xv[k] = i < E ? __ldcg(x + i) : 0.0f;
-        }
-#pragma unroll
-        for (int k = 0; k < PK_NORM_REGS; k++) {
-            const int i = threadIdx.x + k * PK_THREADS;
-            if (i < E) xs[i] = xv[k];
-            ss += xv[k] * xv[k]; /* same order as the loop below: k ascending, zeros add nothing */
-        }
-    } else {
-        for (int i = threadIdx.x; i < E; i += PK_THREADS) {
-            const float v = __ldcg(x + i);
-            xs[i] = v;
-            ss += v * v;
-        }
+    for (int k = 0; k < PK_NORM_REGS; k++) {
+        const int i = threadIdx.x + k * PK_THREADS;
+        gv[k] = (reg && g && i < E) ? g[i] : 1.0f;
+    }
+    for (int i = threadIdx.x; i < E; i += PK_THREADS) {
+        const float v = __ldcg(x + i);
+        xs[i] = v;
+        ss += v * v;
     }
     ss = warp_sum(ss);
     if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = ss;
@@ -367,59 +321,6 @@ __device__ __forceinline__ void pk_quant(const float *xs, int K, int need, int8_
             cu_q8_group_v(xs[32 * grp + lane], lane, q1 + 32 * grp, d1 + grp, s1 + grp);
     if (need & 2)
         for (int b = warp; b < K / 256; b += PK_WARPS) q8_K_group(xs + 256 * b, lane, q2 + 256 * b, d2 + 8 * b);
-    __syncthreads();
-}
-
-/* src [K] (global, written by other blocks before the last grid barrier:
- * read with __ldcg, never through L1) → the forms in need, without the fp32
- * staging copy and its block barrier: each warp loads all its groups first
- * (one L2 round trip), then quantizes them. Q8_K: the warp's 256-blocks go
- * through xs (its own slice) because q8_K_group reads memory. Same values
- * as pk_stage_copy + pk_quant. src 16-byte aligned (host check). */
-__device__ __forceinline__ void pk_quant_global(const float *src, int K, int need, float *xs, int8_t *q1, float *d1,
-                                                float *s1, int8_t *q2, float *d2) {
-    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    if (need & 1) {
-        const int ng = K / 32;
-        for (int g0 = warp; g0 < ng; g0 += 4 * PK_WARPS) {
-            float v[4];
-#pragma unroll
-            for (int j = 0; j < 4; j++) {
-                const int grp = g0 + j * PK_WARPS;
-                v[j] = grp < ng ? __ldcg(src + 32 * grp + lane) : 0.0f;
-            }
-#pragma unroll
-            for (int j = 0; j < 4; j++) {
-                const int grp = g0 + j * PK_WARPS; /* warp-uniform: the shuffles inside are whole-warp */
-                if (grp < ng) cu_q8_group_v(v[j], lane, q1 + 32 * grp, d1 + grp, s1 + grp);
-            }
-        }
-    }
-    if (need & 2) {
-        const int nb = K / 256;
-        for (int b0 = warp; b0 < nb; b0 += 2 * PK_WARPS) {
-            const int b1 = b0 + PK_WARPS;
-            const float4 *p0 = (const float4 *)(src + 256 * b0 + 8 * lane);
-            const float4 a0 = __ldcg(p0), c0 = __ldcg(p0 + 1);
-            float4 a1 = make_float4(0.f, 0.f, 0.f, 0.f), c1 = a1;
-            if (b1 < nb) {
-                const float4 *p1 = (const float4 *)(src + 256 * b1 + 8 * lane);
-                a1 = __ldcg(p1);
-                c1 = __ldcg(p1 + 1);
-            }
-            float4 *x0 = (float4 *)(xs + 256 * b0 + 8 * lane);
-            x0[0] = a0;
-            x0[1] = c0;
-            if (b1 < nb) {
-                float4 *x1 = (float4 *)(xs + 256 * b1 + 8 * lane);
-                x1[0] = a1;
-                x1[1] = c1;
-            }
-            __syncwarp();
-            q8_K_group(xs + 256 * b0, lane, q2 + 256 * b0, d2 + 8 * b0);
-            if (b1 < nb) q8_K_group(xs + 256 * b1, lane, q2 + 256 * b1, d2 + 8 * b1);
-        }
-    }
     __syncthreads();
 }
 
@@ -525,11 +426,10 @@ __device__ __forceinline__ void pk_prefetch_layer(const pk_args &A, int p0) {
                 pk_prefetch((const uint8_t *)A.vc + o0, n);
             }
         }
-        const int tpb_d = A.gd == 1 ? PK_WARPS * (32 / A.ld) : PK_WARPS / A.gd;
-        pk_prefetch_phase(A.wo, E, PK_WARPS / A.gc);
-        pk_prefetch_phase(A.wg, F, tpb_d);
-        pk_prefetch_phase(A.wu, F, tpb_d);
-        pk_prefetch_phase(A.wd, E, PK_WARPS / A.ge);
+        pk_prefetch_phase(A.wo, E, A.gc);
+        pk_prefetch_phase(A.wg, F, A.gd);
+        pk_prefetch_phase(A.wu, F, A.gd);
+        pk_prefetch_phase(A.wd, E, A.ge);
     }
 }
 
@@ -541,7 +441,7 @@ __device__ __forceinline__ void pk_phases(const pk_args &A, int p0, const pk_sm 
     float2 *red2 = sm.red2;
     float *redf = sm.redf;
     const float *rope_c = sm.rope_c, *rope_s = sm.rope_s;
-    const pk_act act = {q1, d1, s1, q2, d2, A.chunk};
+    const pk_act act = {q1, d1, s1, q2, d2};
     const int Q = A.n_head * A.hd, KV = A.n_head_kv * A.hd, E = A.E, F = A.F;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const unsigned nblk = gridDim.x;
@@ -604,12 +504,8 @@ __device__ __forceinline__ void pk_phases(const pk_args &A, int p0, const pk_sm 
     PK_TS0(A, 6);
 
     /* ---- C: x += att·Wo ---- */
-    if (A.qg) {
-        pk_quant_global(A.att, Q, A.need_c, xs, q1, d1, s1, q2, d2);
-    } else {
-        pk_stage_copy(A.att, Q, xs);
-        pk_quant(xs, Q, A.need_c, q1, d1, s1, q2, d2);
-    }
+    pk_stage_copy(A.att, Q, xs);
+    pk_quant(xs, Q, A.need_c, q1, d1, s1, q2, d2);
     PK_TS0(A, 7);
     {
         const int g = A.gc, tpb = PK_WARPS / g, team = warp / g, tt = (warp & (g - 1)) * 32 + lane;
@@ -631,12 +527,7 @@ __device__ __forceinline__ void pk_phases(const pk_args &A, int p0, const pk_sm 
     pk_quant(xs, E, A.need_d, q1, d1, s1, q2, d2);
     PK_TS0(A, 10);
     {
-        /* teams of g warps, or (gd == 1, ld < 32) of ld lanes: a warp then
-         * holds 32/ld rows, so F rows above the grid's warp count take one
-         * round instead of two (more loads in flight per lane) */
-        const int g = A.gd, L = g == 1 ? A.ld : 32, tpw = 32 / L;
-        const int tpb = g == 1 ? PK_WARPS * tpw : PK_WARPS / g, team = g == 1 ? warp * tpw + lane / L : warp / g;
-        const int tt = g == 1 ? lane % L : (warp & (g - 1)) * 32 + lane, nt = g == 1 ? L : g * 32;
+        const int g = A.gd, tpb = PK_WARPS / g, team = warp / g, tt = (warp & (g - 1)) * 32 + lane;
         const int same = A.wg.type == A.wu.type;
         for (int base = blockIdx.x * tpb; base < F; base += nblk * tpb) {
             const int row = base + team;
@@ -644,23 +535,13 @@ __device__ __forceinline__ void pk_phases(const pk_args &A, int p0, const pk_sm 
             if (row < F) {
                 const uint8_t *ga = A.wg.w + (size_t)row * A.wg.nb1, *ua = A.wu.w + (size_t)row * A.wu.nb1;
                 if (same) {
-                    d = pk_dot<1>(A.wg.type, A.wg.kq, ga, ua, E, tt, nt, act);
+                    d = pk_dot<1>(A.wg.type, A.wg.kq, ga, ua, E, tt, g * 32, act);
                 } else {
-                    d.x = pk_dot<0>(A.wg.type, A.wg.kq, ga, NULL, E, tt, nt, act).x;
-                    d.y = pk_dot<0>(A.wu.type, A.wu.kq, ua, NULL, E, tt, nt, act).x;
+                    d.x = pk_dot<0>(A.wg.type, A.wg.kq, ga, NULL, E, tt, g * 32, act).x;
+                    d.y = pk_dot<0>(A.wu.type, A.wu.kq, ua, NULL, E, tt, g * 32, act).x;
                 }
             }
-            if (L < 32) {
-#pragma unroll
-                for (int o = 8; o > 0; o >>= 1) { /* L = 16 (host); all lanes take part */
-                    if (o < L) {
-                        d.x += __shfl_xor_sync(0xffffffffu, d.x, o);
-                        d.y += __shfl_xor_sync(0xffffffffu, d.y, o);
-                    }
-                }
-            } else {
-                d = pk_team_sum(d, g, red2);
-            }
+            d = pk_team_sum(d, g, red2);
             if (row < F && tt == 0) A.hb[row] = d.x / (1.0f + expf(-d.x)) * d.y;
         }
     }
@@ -668,12 +549,8 @@ __device__ __forceinline__ void pk_phases(const pk_args &A, int p0, const pk_sm 
     PK_TS0(A, 12);
 
     /* ---- E: x += hb·Wd ---- */
-    if (A.qg) {
-        pk_quant_global(A.hb, F, A.need_e, xs, q1, d1, s1, q2, d2);
-    } else {
-        pk_stage_copy(A.hb, F, xs);
-        pk_quant(xs, F, A.need_e, q1, d1, s1, q2, d2);
-    }
+    pk_stage_copy(A.hb, F, xs);
+    pk_quant(xs, F, A.need_e, q1, d1, s1, q2, d2);
     PK_TS0(A, 13);
     {
         const int g = A.ge, tpb = PK_WARPS / g, team = warp / g, tt = (warp & (g - 1)) * 32 + lane;
@@ -833,8 +710,6 @@ static int pk_grid(cu_ctx *c, const void *kfn, pk_args &A, size_t smem, int *nbl
     A.ga = pk_team((Q + 2 * KV) / 2, tw);
     A.gc = pk_team(A.E, tw);
     A.gd = pk_team(A.F, tw);
-    /* D with more rows than warps (Qwen: 4864 > 4224): half-warp teams */
-    A.ld = A.gd == 1 && A.F > tw && env_int("LLORCH_CUDA_PERSIST_SUB", 1) != 0 ? 16 : 32;
     A.ge = pk_team(A.E, tw);
     /* attention splits: at most about one item per block, within the scratch */
     int S = nblk / A.n_head;
@@ -934,8 +809,6 @@ static int pk_setup(const eng_block_w *b, float *x, const int32_t *pos, const en
     A.pf = env_int("LLORCH_CUDA_PERSIST_PF", 1) != 0;
     A.bar_fence = env_int("LLORCH_CUDA_PERSIST_BAR", 1) == 0;
     A.timing = env_int("LLORCH_CUDA_PERSIST_TIMING", 0) == 1;
-    A.chunk = env_int("LLORCH_CUDA_PERSIST_CHUNK", 1) != 0;
-    A.qg = env_int("LLORCH_CUDA_PERSIST_QG", 1) != 0 && !((uintptr_t)t->att & 15) && !((uintptr_t)t->hb & 15);
     *smem_out = smem;
     *epl_out = epl;
     return 0;
@@ -992,7 +865,6 @@ int cu_decode_layers(cu_ctx *c, const eng_block_w *b, int n, float *x, const int
         M.L[l].gc = M.L[0].gc;
         M.L[l].gd = M.L[0].gd;
         M.L[l].ge = M.L[0].ge;
-        M.L[l].ld = M.L[0].ld;
         M.L[l].S = M.L[0].S;
         M.L[l].cnt = M.L[0].cnt;
         M.L[l].part = M.L[0].part;
