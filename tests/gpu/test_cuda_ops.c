@@ -1477,7 +1477,10 @@ static void test_decode_block(void **st) {
  * persistent launch (LLORCH_CUDA_PERSIST_LAYERS=1) and in a persistent
  * launch per layer (=0), against the CPU's loop of decode_block and the CUDA
  * composition, positions 0.. and 700.. (split attention), captured once and
- * replayed twice; x bounds as test_decode_block, K/V rows below. */
+ * replayed twice; x against the CPU as test_decode_block, x against the
+ * composition and the K/V rows of layers > 0 within 1.5x the composition's
+ * CPU error + TOL_BLOCK_FLIP (layers compound rounding flips), layer 0's
+ * rows TOL_KV16. */
 extern unsigned long llorch_cuda_persist_multi_launches;
 
 static void layers_case(int pos0, int multi, int key) {
@@ -1557,8 +1560,12 @@ static void layers_case(int pos0, int multi, int key) {
         print_message("  decode_layers pos %d: x rel err vs cpu %.2g, vs cuda composition %.2g (composition vs cpu %.2g)\n",
                       pos, exc, exg, e2c);
         char what[128];
+        /* several layers compound the flips: the two CUDA paths then drift
+         * apart as far as the composition drifts from the CPU (3.1e-2 vs
+         * 3.6e-2 seen at pos 701, H100), so x is held to the composition
+         * as it is to the CPU: 1.5x the composition's CPU error + a flip */
         snprintf(what, sizeof what, "decode_layers pos %d: x vs the CUDA composition", pos);
-        check(h, h2, E, TOL_BLOCK_FLIP, what);
+        check(h, h2, E, 1.5 * e2c + TOL_BLOCK_FLIP, what);
         if (!(exc <= 1.5 * e2c + TOL_BLOCK_FLIP && exc <= 0.1))
             fail_msg("decode_layers pos %d: x vs cpu %.3g, the CUDA composition's %.3g", pos, exc, e2c);
         /* every layer's K/V row of the step: TOL_KV16 of the CUDA
@@ -1579,16 +1586,15 @@ static void layers_case(int pos0, int multi, int key) {
                 f[0][i] = qt_f16_to_f32(hk[o]); f[1][i] = qt_f16_to_f32(kc[o]); f[4][i] = qt_f16_to_f32(hk2[o]);
                 f[2][i] = qt_f16_to_f32(hv[o]); f[3][i] = qt_f16_to_f32(vc[o]); f[5][i] = qt_f16_to_f32(hv2[o]);
             }
-            /* layer 0's rows come from the test's x; deeper layers' from
-             * a block output, which may carry an activation rounding flip */
-            const double tol_row = l == 0 ? TOL_KV16 : TOL_BLOCK_FLIP;
-            snprintf(what, sizeof what, "decode_layers pos %d layer %d: k cache row vs composition", pos, l);
-            check(f[0], f[4], KV, tol_row, what);
-            snprintf(what, sizeof what, "decode_layers pos %d layer %d: v cache row vs composition", pos, l);
-            check(f[2], f[5], KV, tol_row, what);
+            /* layer 0's rows come from the test's x (TOL_KV16 of both);
+             * deeper layers' from block outputs, which carry the flips of
+             * the layers before: as x above */
             for (int j = 0; j < 2; j++) {
                 const double ep = rel_err(f[2 * j], f[2 * j + 1], KV, "cache"), ec = rel_err(f[4 + j], f[2 * j + 1], KV, "cache");
-                const double bound = l == 0 ? TOL_KV16 : 1.5 * ec + 1e-3;
+                const double bound = l == 0 ? TOL_KV16 : 1.5 * ec + TOL_BLOCK_FLIP;
+                snprintf(what, sizeof what, "decode_layers pos %d layer %d: %s cache row vs composition", pos, l,
+                         j ? "v" : "k");
+                check(f[2 * j], f[4 + j], KV, bound, what);
                 if (!(ep <= bound && ep <= 0.1))
                     fail_msg("decode_layers pos %d layer %d: %s cache row vs cpu %.3g (composition %.3g)", pos, l,
                              j ? "v" : "k", ep, ec);
