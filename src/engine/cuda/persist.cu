@@ -5,9 +5,11 @@
  * Switches (read at every call, so one process can A/B them):
  *   LLORCH_CUDA_PERSIST=1         use this kernel (default 0: backend.cu
  *                                 composes the existing fused ops, the
- *                                 pre-existing decode path). Opt-in until a
- *                                 GPU run of the final tests passes with it:
- *                                 docs/PERF.md "Decode: persistent kernel".
+ *                                 pre-existing decode path). Opt-in: its
+ *                                 tests pass on H100, but it measured 1-2.4%
+ *                                 slower than the composition there
+ *                                 (docs/PERF.md "Decode: persistent kernel",
+ *                                 round 2).
  *   LLORCH_CUDA_PERSIST_LAYERS=1  all layers in one launch (measured slower)
  *   LLORCH_CUDA_PERSIST_BPS=n     blocks per SM (default 2 = the occupancy)
  *   LLORCH_CUDA_PERSIST_PF=0      no L2 prefetch;  _BAR=0 fence barrier
