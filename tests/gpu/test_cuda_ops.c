@@ -1482,11 +1482,13 @@ static void block_case(const blk_case *bc, int key) {
          * composition ropes them inside its fused decode attention
          * (attn_rope.cu) and leaves them unroped in tmp, which the op's
          * contract allows (tmp is scratch); its roped k is in the cache,
-         * checked below */
+         * checked below; a fallback case (!bc->fast) runs that same CUDA
+         * composition, so its tmp is compared with the composition's */
         for (int j = 0; j < 4; j++) {
+            const int vs_cpu = j < 2 && bc->fast;
             snprintf(what, sizeof what, "decode_block %s pos %d: %s vs the %s composition", bc->name, pos, sname[j],
-                     j < 2 ? "CPU" : "CUDA");
-            check(t1 + so[j], (j < 2 ? th : t2) + so[j], sn[j], TOL_BLOCK_PRE, what);
+                     vs_cpu ? "CPU" : "CUDA");
+            check(t1 + so[j], (vs_cpu ? th : t2) + so[j], sn[j], TOL_BLOCK_PRE, what);
         }
         snprintf(what, sizeof what, "decode_block %s pos %d: x vs the CUDA composition", bc->name, pos);
         check(h, h2, E, TOL_BLOCK_FLIP, what);
