@@ -8,11 +8,14 @@
 
 #include "common.cuh"
 
-/* merges the S splits of (row r, head h) from part into out; the split
- * partials are read with L2-coherent loads (the fused path reads what other
- * blocks of the same grid wrote) */
-__device__ __forceinline__ void attn_combine_one(const float *part, int n_head, int hd, int S, float *out, int h, int r,
-                                                 const float *sinks) {
+/* merges the S splits of (row r, head h) from part: st(d, value) for each
+ * dim d < hd (threads stride over d; with blockDim.x >= hd each thread owns
+ * one dim, whole warps where hd % 32 == 0). The split partials are read
+ * with L2-coherent loads (the merging block reads what other blocks of the
+ * same grid wrote). */
+template <class Store>
+__device__ __forceinline__ void attn_combine(const float *part, int n_head, int hd, int S, int h, int r,
+                                             const float *sinks, Store st) {
     const float *pp = part + (int64_t)(r * n_head + h) * S * (hd + 2);
     const float sk = sinks ? sinks[h] : -INFINITY;
     float M = sk;
@@ -22,15 +25,122 @@ __device__ __forceinline__ void attn_combine_one(const float *part, int n_head, 
         const float m = __ldcg(pp + sp * (hd + 2));
         if (m != -INFINITY) L += __ldcg(pp + sp * (hd + 2) + 1) * expf(m - M);
     }
-    float *o = out + (int64_t)r * n_head * hd + (int64_t)h * hd;
     for (int d = threadIdx.x; d < hd; d += blockDim.x) {
         float v = 0.0f;
         for (int sp = 0; sp < S; sp++) {
             const float m = __ldcg(pp + sp * (hd + 2));
             if (m != -INFINITY) v += __ldcg(pp + sp * (hd + 2) + 2 + d) * expf(m - M);
         }
-        o[d] = v / L;
+        st(d, v / L);
     }
+}
+
+/* attn_combine into out [rows][n_head * hd] */
+__device__ __forceinline__ void attn_combine_one(const float *part, int n_head, int hd, int S, float *out, int h, int r,
+                                                 const float *sinks) {
+    float *o = out + (int64_t)r * n_head * hd + (int64_t)h * hd;
+    attn_combine(part, n_head, hd, S, h, r, sinks, [o](int d, float v) { o[d] = v; });
+}
+
+/* Online softmax: folds one key of score s and value vv (this lane's EPL
+ * dims) into the running max m, sum l and accumulators acc. */
+template <int EPL>
+__device__ __forceinline__ void attn_fold(float s, const float vv[EPL], float &m, float &l, float acc[EPL]) {
+    const float mn = fmaxf(m, s);
+    const float corr = expf(m - mn), p = expf(s - mn);
+    l = l * corr + p;
+#pragma unroll
+    for (int e = 0; e < EPL; e++) acc[e] = acc[e] * corr + p * vv[e];
+    m = mn;
+}
+
+/* This warp's keys j = j0 + warp, j0 + warp + NW, ... < j1 of kv head kvh
+ * from the fp16 caches (rows kv_dim wide), folded in increasing order; qv
+ * is the scaled query, lane's dims lane + 32 e. */
+template <int EPL, int NW>
+__device__ __forceinline__ void attn_keys(const float qv[EPL], const __half *kc, const __half *vc, int kv_dim, int kvh,
+                                          int hd, int j0, int j1, int warp, int lane, float &m, float &l,
+                                          float acc[EPL]) {
+    for (int j = j0 + warp; j < j1; j += NW) {
+        const __half *kr = kc + (int64_t)j * kv_dim + (int64_t)kvh * hd;
+        const __half *vr = vc + (int64_t)j * kv_dim + (int64_t)kvh * hd;
+        float s = 0.0f;
+#pragma unroll
+        for (int e = 0; e < EPL; e++) {
+            const int d = lane + 32 * e;
+            if (d < hd) s += qv[e] * __half2float(kr[d]);
+        }
+        s = warp_sum(s);
+        float vv[EPL];
+#pragma unroll
+        for (int e = 0; e < EPL; e++) {
+            const int d = lane + 32 * e;
+            vv[e] = d < hd ? __half2float(vr[d]) : 0.0f;
+        }
+        attn_fold<EPL>(s, vv, m, l, acc);
+    }
+}
+
+/* Merges the block's NW warps' (m, l, acc): M, L and each warp's factor f[w]
+ * (0 for a warp that saw no key); returns the shared accumulators
+ * [NW][EPL * 32] that attn_block_sum weighs. Every thread calls it
+ * (__syncthreads inside). */
+template <int EPL, int NW>
+__device__ __forceinline__ const float (*attn_warp_merge(float m, float l, const float acc[EPL], float &M, float &L,
+                                                         float f[NW]))[EPL * 32] {
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    __shared__ float sm_m[NW], sm_l[NW];
+    __shared__ float sm_acc[NW][EPL * 32];
+    if (lane == 0) {
+        sm_m[warp] = m;
+        sm_l[warp] = l;
+    }
+#pragma unroll
+    for (int e = 0; e < EPL; e++) sm_acc[warp][lane + 32 * e] = acc[e];
+    __syncthreads();
+    M = -INFINITY;
+#pragma unroll
+    for (int w = 0; w < NW; w++) M = fmaxf(M, sm_m[w]);
+    L = 0.0f;
+#pragma unroll
+    for (int w = 0; w < NW; w++) {
+        f[w] = sm_m[w] == -INFINITY ? 0.0f : expf(sm_m[w] - M);
+        L += sm_l[w] * f[w];
+    }
+    return sm_acc;
+}
+
+/* st(d, sum over warps of sm_acc[w][d] * f[w]) for d < hd (threads stride) */
+template <int EPL, int NW, class Store>
+__device__ __forceinline__ void attn_block_sum(const float (*sm_acc)[EPL * 32], const float f[NW], int hd, Store st) {
+    for (int d = threadIdx.x; d < hd; d += blockDim.x) {
+        float v = 0.0f;
+#pragma unroll
+        for (int w = 0; w < NW; w++) v += sm_acc[w][d] * f[w];
+        st(d, v);
+    }
+}
+
+/* A split's end: writes its partial (M, L, the weighted accumulators) to
+ * pp [hd + 2]; with cnt, counts the split on *cnt and returns true in the
+ * block that counted last (every split's partial is then visible to it:
+ * it merges, then resets *cnt to 0 for the next launch). */
+template <int EPL, int NW>
+__device__ __forceinline__ bool attn_split_publish(float *pp, float M, float L, const float f[NW],
+                                                   const float (*sm_acc)[EPL * 32], int hd, unsigned *cnt, int S) {
+    if (threadIdx.x == 0) {
+        pp[0] = M;
+        pp[1] = L;
+    }
+    attn_block_sum<EPL, NW>(sm_acc, f, hd, [pp](int d, float v) { pp[2 + d] = v; });
+    if (!cnt) return false;
+    __shared__ unsigned sh_last;
+    __threadfence(); /* this block's partials before its count */
+    __syncthreads();
+    if (threadIdx.x == 0) sh_last = atomicAdd(cnt, 1u) == (unsigned)S - 1;
+    __syncthreads();
+    if (sh_last) __threadfence();
+    return sh_last;
 }
 
 /* One (head h, query row r, split sp) item of decode attention, computed by
@@ -63,47 +173,10 @@ __device__ __forceinline__ void attn_dec_item(const float *q, int ld_q, const __
         acc[e] = 0.0f;
     }
     float m = -INFINITY, l = 0.0f;
-    for (int j = k0 + warp; j < k1; j += NW) {
-        const __half *kr = kc + (int64_t)j * kv_dim + (int64_t)kvh * hd;
-        const __half *vr = vc + (int64_t)j * kv_dim + (int64_t)kvh * hd;
-        float s = 0.0f;
-#pragma unroll
-        for (int e = 0; e < EPL; e++) {
-            const int d = lane + 32 * e;
-            if (d < hd) s += qv[e] * __half2float(kr[d]);
-        }
-        s = warp_sum(s);
-        const float mn = fmaxf(m, s);
-        const float corr = expf(m - mn), p = expf(s - mn);
-        l = l * corr + p;
-#pragma unroll
-        for (int e = 0; e < EPL; e++) {
-            const int d = lane + 32 * e;
-            const float vv = d < hd ? __half2float(vr[d]) : 0.0f;
-            acc[e] = acc[e] * corr + p * vv;
-        }
-        m = mn;
-    }
+    attn_keys<EPL, NW>(qv, kc, vc, kv_dim, kvh, hd, k0, k1, warp, lane, m, l, acc);
 
-    /* merge the warps */
-    __shared__ float sm_m[NW], sm_l[NW];
-    __shared__ float sm_acc[NW][EPL * 32];
-    if (lane == 0) {
-        sm_m[warp] = m;
-        sm_l[warp] = l;
-    }
-#pragma unroll
-    for (int e = 0; e < EPL; e++) sm_acc[warp][lane + 32 * e] = acc[e];
-    __syncthreads();
-    float M = -INFINITY;
-#pragma unroll
-    for (int w = 0; w < NW; w++) M = fmaxf(M, sm_m[w]);
-    float L = 0.0f, f[NW];
-#pragma unroll
-    for (int w = 0; w < NW; w++) {
-        f[w] = sm_m[w] == -INFINITY ? 0.0f : expf(sm_m[w] - M);
-        L += sm_l[w] * f[w];
-    }
+    float M, L, f[NW];
+    const float(*sm_acc)[EPL * 32] = attn_warp_merge<EPL, NW>(m, l, acc, M, L, f);
     if (S == 1 && sinks) { /* the sink joins the final softmax (S > 1: in the combine) */
         const float sk = sinks[h], Mp = fmaxf(M, sk), fs = expf(M - Mp);
         L = L * fs + expf(sk - Mp);
@@ -112,35 +185,12 @@ __device__ __forceinline__ void attn_dec_item(const float *q, int ld_q, const __
     }
     if (S == 1) {
         float *o = out + (int64_t)r * n_head * hd + (int64_t)h * hd;
-        for (int d = threadIdx.x; d < hd; d += blockDim.x) {
-            float v = 0.0f;
-#pragma unroll
-            for (int w = 0; w < NW; w++) v += sm_acc[w][d] * f[w];
-            o[d] = v / L;
-        }
+        attn_block_sum<EPL, NW>(sm_acc, f, hd, [o, L](int d, float v) { o[d] = v / L; });
     } else {
         float *pp = part + ((int64_t)(r * n_head + h) * S + sp) * (hd + 2);
-        if (threadIdx.x == 0) {
-            pp[0] = M;
-            pp[1] = L;
-        }
-        for (int d = threadIdx.x; d < hd; d += blockDim.x) {
-            float v = 0.0f;
-#pragma unroll
-            for (int w = 0; w < NW; w++) v += sm_acc[w][d] * f[w];
-            pp[2 + d] = v;
-        }
-        if (cnt) {
-            __shared__ unsigned sh_last;
-            __threadfence(); /* this block's partials before its count */
-            __syncthreads();
-            if (threadIdx.x == 0) sh_last = atomicAdd(&cnt[r * n_head + h], 1u) == (unsigned)S - 1;
-            __syncthreads();
-            if (sh_last) {
-                __threadfence();
-                attn_combine_one(part, n_head, hd, S, out, h, r, sinks);
-                if (threadIdx.x == 0) cnt[r * n_head + h] = 0;
-            }
+        if (attn_split_publish<EPL, NW>(pp, M, L, f, sm_acc, hd, cnt ? &cnt[r * n_head + h] : NULL, S)) {
+            attn_combine_one(part, n_head, hd, S, out, h, r, sinks);
+            if (threadIdx.x == 0) cnt[r * n_head + h] = 0;
         }
     }
 }

@@ -128,112 +128,36 @@ k_attn_rope(const float *q, const float *k, const float *v, const int32_t *pos, 
         acc[e] = 0.0f;
     }
     float m = -INFINITY, l = 0.0f;
-    for (int j = k0 + warp; j < kh; j += NW) {
-        const __half *kr = kc + (int64_t)j * kv_dim + (int64_t)kvh * hd;
-        const __half *vr = vc + (int64_t)j * kv_dim + (int64_t)kvh * hd;
-        float s = 0.0f;
-#pragma unroll
-        for (int e = 0; e < EPL; e++) {
-            const int d = lane + 32 * e;
-            if (d < hd) s += qv[e] * __half2float(kr[d]);
-        }
-        s = warp_sum(s);
-        const float mn = fmaxf(m, s);
-        const float corr = expf(m - mn), pr = expf(s - mn);
-        l = l * corr + pr;
-#pragma unroll
-        for (int e = 0; e < EPL; e++) {
-            const int d = lane + 32 * e;
-            const float vv = d < hd ? __half2float(vr[d]) : 0.0f;
-            acc[e] = acc[e] * corr + pr * vv;
-        }
-        m = mn;
-    }
+    attn_keys<EPL, NW>(qv, kc, vc, kv_dim, kvh, hd, k0, kh, warp, lane, m, l, acc);
     if (k1 == n_keys && p >= k0 && (p - k0) % NW == warp) {
-        float s = 0.0f;
+        float s = 0.0f, vv[EPL];
 #pragma unroll
         for (int e = 0; e < EPL; e++) {
             const int d = lane + 32 * e;
             if (d < hd) s += qv[e] * sk[d];
         }
         s = warp_sum(s);
-        const float mn = fmaxf(m, s);
-        const float corr = expf(m - mn), pr = expf(s - mn);
-        l = l * corr + pr;
 #pragma unroll
         for (int e = 0; e < EPL; e++) {
             const int d = lane + 32 * e;
-            const float vv = d < hd ? sv[d] : 0.0f;
-            acc[e] = acc[e] * corr + pr * vv;
+            vv[e] = d < hd ? sv[d] : 0.0f;
         }
-        m = mn;
+        attn_fold<EPL>(s, vv, m, l, acc);
     }
 
-    /* merge the warps */
-    __shared__ float sm_m[NW], sm_l[NW];
-    __shared__ float sm_acc[NW][EPL * 32];
-    if (lane == 0) {
-        sm_m[warp] = m;
-        sm_l[warp] = l;
-    }
-#pragma unroll
-    for (int e = 0; e < EPL; e++) sm_acc[warp][lane + 32 * e] = acc[e];
-    __syncthreads();
-    float M = -INFINITY;
-#pragma unroll
-    for (int w = 0; w < NW; w++) M = fmaxf(M, sm_m[w]);
-    float L = 0.0f, f[NW];
-#pragma unroll
-    for (int w = 0; w < NW; w++) {
-        f[w] = sm_m[w] == -INFINITY ? 0.0f : expf(sm_m[w] - M);
-        L += sm_l[w] * f[w];
-    }
-    /* hd <= 128 = blockDim.x: thread d owns dim d */
-    const int d = tid;
+    /* merge the warps, then the splits (attn_dec_item's steps); the head's
+     * output goes through ar_store (hd <= 128 = blockDim.x: thread d owns
+     * dim d, whole warps) */
+    float M, L, f[NW];
+    const float(*sm_acc)[EPL * 32] = attn_warp_merge<EPL, NW>(m, l, acc, M, L, f);
     if (S == 1) {
-        if (d < hd) {
-            float o = 0.0f;
-#pragma unroll
-            for (int w = 0; w < NW; w++) o += sm_acc[w][d] * f[w];
-            ar_store(out, aq, ad, as, h, hd, d, o / L);
-        }
+        attn_block_sum<EPL, NW>(sm_acc, f, hd,
+                                [=](int d, float o) { ar_store(out, aq, ad, as, h, hd, d, o / L); });
         return;
     }
     float *pp = part + ((int64_t)h * S + sp) * (hd + 2);
-    if (tid == 0) {
-        pp[0] = M;
-        pp[1] = L;
-    }
-    if (d < hd) {
-        float o = 0.0f;
-#pragma unroll
-        for (int w = 0; w < NW; w++) o += sm_acc[w][d] * f[w];
-        pp[2 + d] = o;
-    }
-    __shared__ unsigned sh_last;
-    __threadfence(); /* this block's partials before its count */
-    __syncthreads();
-    if (tid == 0) sh_last = atomicAdd(&cnt[h], 1u) == (unsigned)S - 1;
-    __syncthreads();
-    if (!sh_last) return;
-    __threadfence();
-    /* attn_combine_one (no sinks), thread d owning dim d */
-    const float *pb = part + (int64_t)h * S * (hd + 2);
-    float MM = -INFINITY;
-    for (int s2 = 0; s2 < S; s2++) MM = fmaxf(MM, __ldcg(pb + s2 * (hd + 2)));
-    float LL = 0.0f;
-    for (int s2 = 0; s2 < S; s2++) {
-        const float ms = __ldcg(pb + s2 * (hd + 2));
-        if (ms != -INFINITY) LL += __ldcg(pb + s2 * (hd + 2) + 1) * expf(ms - MM);
-    }
-    if (d < hd) {
-        float o = 0.0f;
-        for (int s2 = 0; s2 < S; s2++) {
-            const float ms = __ldcg(pb + s2 * (hd + 2));
-            if (ms != -INFINITY) o += __ldcg(pb + s2 * (hd + 2) + 2 + d) * expf(ms - MM);
-        }
-        ar_store(out, aq, ad, as, h, hd, d, o / LL);
-    }
+    if (!attn_split_publish<EPL, NW>(pp, M, L, f, sm_acc, hd, &cnt[h], S)) return;
+    attn_combine(part, n_head, hd, S, h, 0, NULL, [=](int d, float o) { ar_store(out, aq, ad, as, h, hd, d, o); });
     if (tid == 0) cnt[h] = 0;
 }
 
