@@ -21,31 +21,8 @@
  *     pool waits for its threads, the pool says so ("thread(s) still use the
  *     pool") and exits 0 without freeing what the watcher still uses: no
  *     sanitizer report (use-after-free, leak) in its log.
- * The 30 s limit in pool_stop is a hang guard, not a measurement. */
+ * The 30 s limit in tp_pool_wait_stop is a hang guard, not a measurement. */
 #include "test_pool_util.h"
-
-/* SIGTERM and wait (hang guard 30 s); keeps p->dir for the log; returns the status */
-static int pool_stop(tp_pool *p) {
-    kill(p->pid, SIGTERM);
-    int st = 0;
-    uint64_t t0 = tp_ms();
-    while (waitpid(p->pid, &st, WNOHANG) == 0) {
-        if (tp_ms() - t0 > 30000) {
-            kill(p->pid, SIGKILL);
-            waitpid(p->pid, &st, 0);
-            fail_msg("pool-managerd did not exit on SIGTERM");
-        }
-        usleep(20000);
-    }
-    p->pid = 0;
-    return st;
-}
-
-static void pool_rm(tp_pool *p) {
-    char cmd[400];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", p->dir);
-    if (getenv("TP_KEEP") == NULL && system(cmd)) {}
-}
 
 /* the first log line with this event (and worker_id, when wid) as JSON, or NULL; caller decrefs */
 static json_t *log_event(const tp_pool *p, const char *event, const char *wid) {
@@ -96,7 +73,7 @@ static void test_watchers_outlive_the_table(void **st) {
     start_ready(&pool, "stories260K.gguf", id[0], &pid[0]);
     start_ready(&pool, "llama-2-tiny-random.gguf", id[1], &pid[1]);
 
-    int status = pool_stop(&pool);
+    int status = tp_pool_wait_stop(&pool);
     assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     for (int i = 0; i < 2; i++) {
         assert_stopped_cleanly(&pool, id[i]);
@@ -105,7 +82,7 @@ static void test_watchers_outlive_the_table(void **st) {
     json_t *sd = log_event(&pool, "shutdown", NULL);
     assert_non_null(sd); /* the "signal 15" line */
     json_decref(sd);
-    pool_rm(&pool);
+    tp_pool_rm(&pool);
 }
 
 static void test_frozen_worker_at_shutdown(void **st) {
@@ -127,7 +104,7 @@ static void test_frozen_worker_at_shutdown(void **st) {
     }
     usleep(500 * 1000);
 
-    int status = pool_stop(&pool);
+    int status = tp_pool_wait_stop(&pool);
     if (tp_pid_exists(pid[0])) kill(pid[0], SIGCONT); /* only a failed run leaves it (the pool would have) */
     assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     assert_stopped_cleanly(&pool, id[0]); /* continued, it acted on SIGTERM */
@@ -137,7 +114,7 @@ static void test_frozen_worker_at_shutdown(void **st) {
     json_decref(k);
     assert_false(killed); /* nobody needed SIGKILL */
     for (int i = 0; i < 2; i++) assert_false(tp_pid_exists(pid[i]));
-    pool_rm(&pool);
+    tp_pool_rm(&pool);
 }
 
 static void test_watcher_past_the_bound(void **st) {
@@ -150,7 +127,7 @@ static void test_watcher_past_the_bound(void **st) {
     pid_t pid;
     start_ready(&pool, "stories260K.gguf", id, &pid);
 
-    int status = pool_stop(&pool);
+    int status = tp_pool_wait_stop(&pool);
     assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     assert_false(tp_pid_exists(pid)); /* the worker itself was reaped */
     json_t *e = log_event(&pool, "shutdown", NULL);
@@ -161,7 +138,7 @@ static void test_watcher_past_the_bound(void **st) {
     assert_int_equal(system(cmd), 0);
     snprintf(cmd, sizeof cmd, "grep -q 'Sanitizer' %s", pool.log);
     assert_int_not_equal(system(cmd), 0);
-    pool_rm(&pool);
+    tp_pool_rm(&pool);
 }
 
 int main(void) {

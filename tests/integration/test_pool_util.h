@@ -152,8 +152,9 @@ static inline void tp_pool_start(tp_pool *p, const char *const *args, const char
     snprintf(p->url, sizeof p->url, "http://127.0.0.1:%d", p->port);
 }
 
-/* SIGTERM and wait; returns the exit status (asserts it exits within 30 s). */
-static inline int tp_pool_stop(tp_pool *p) {
+/* SIGTERM and wait; returns the exit status (asserts it exits within 30 s:
+ * a hang guard, not a measurement). Keeps p->dir (the log) for the caller. */
+static inline int tp_pool_wait_stop(tp_pool *p) {
     if (p->pid <= 0) return -1;
     kill(p->pid, SIGTERM);
     int st = 0;
@@ -167,9 +168,21 @@ static inline int tp_pool_stop(tp_pool *p) {
         usleep(20000);
     }
     p->pid = 0;
+    return st;
+}
+
+/* removes p->dir (unless TP_KEEP is set) */
+static inline void tp_pool_rm(tp_pool *p) {
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf %s", p->dir);
     if (getenv("TP_KEEP") == NULL && system(cmd)) {}
+}
+
+/* tp_pool_wait_stop, then tp_pool_rm; returns the exit status */
+static inline int tp_pool_stop(tp_pool *p) {
+    if (p->pid <= 0) return -1;
+    const int st = tp_pool_wait_stop(p);
+    tp_pool_rm(p);
     return st;
 }
 
