@@ -57,7 +57,12 @@ static void check_one(const char *s, const size_t *cuts, size_t ncut, const char
     if (strcmp(str(&g.r), want_r) || strcmp(str(&g.c), want_c) || strcmp(g.order, want_order))
         fail_msg("input '%s' cut %zu times (first at %zu): reasoning '%s' content '%s' order %s", s, ncut,
                  ncut ? cuts[0] : 0, str(&g.r), str(&g.c), g.order);
-    assert_null(strstr(str(&g.c), "<|channel|>"));
+    static const char *const markers[] = { "<|start|>",     "<|end|>",    "<|message|>", "<|channel|>",
+                                           "<|constrain|>", "<|return|>", "<|call|>" };
+    for (size_t i = 0; i < sizeof markers / sizeof markers[0]; i++) {
+        assert_null(strstr(str(&g.c), markers[i]));
+        assert_null(strstr(str(&g.r), markers[i]));
+    }
     got_free(&g);
 }
 
@@ -97,6 +102,16 @@ static void test_channels(void **s) {
     check("<|channel|>scratch<|message|>x<|end|><|start|>assistant<|channel|>final<|message|>y", "x", "y", "RC");
     /* a missing <|end|><|start|> between messages */
     check("<|channel|>analysis<|message|>think<|channel|>final<|message|>answer", "think", "answer", "RC");
+    /* a second <|channel|> in one header: the channel is the text after the
+     * last one, and a recipient named before it still makes a tool call */
+    check("<|channel|>scratch<|channel|>final<|message|>y", "", "y", "C");
+    check("<|channel|>commentary to=functions.f<|channel|>final<|message|>{}<|end|>", "", "", "");
+    /* found by fuzz_harmony: text cut by a marker ("<|constrain|" <|channel|> ">")
+     * is never joined into a marker when an overlong header turns out to be content */
+    check("@<|channel|>commentary to=functions.f <|constrain|<|channel|>><|constrssage|>\x10p{\"a\":1lain te}x"
+          "0123456789012345678901234567890123456789012345678901234567890123456789",
+          "", "@><|constrssage|>\x10p{\"a\":1lain te}x0123456789012345678901234567890123456789012345678901234567890123456789",
+          "C");
     /* nothing after <|return|> counts */
     check("<|channel|>final<|message|>a<|return|>b", "", "a", "C");
     /* text that only looks like a marker is text; "to=" in a body is text */

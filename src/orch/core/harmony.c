@@ -19,6 +19,7 @@ static void reset_header(struct harmony_parser *p) {
     p->state = HM_HEADER;
     p->part = HM_PART_HEAD;
     p->nhead = p->nchan = 0;
+    p->recipient = 0;
 }
 
 void harmony_init(struct harmony_parser *p) {
@@ -66,7 +67,7 @@ static int has_recipient(const char *s, size_t n) {
 
 /* <|message|> ends a header: where does the body go? */
 static int decide_sink(const struct harmony_parser *p) {
-    if (has_recipient(p->head, p->nhead) || has_recipient(p->chan, p->nchan)) return HM_DROP;
+    if (p->recipient || has_recipient(p->head, p->nhead) || has_recipient(p->chan, p->nchan)) return HM_DROP;
     size_t w = 0;
     while (w < p->nchan && p->chan[w] != ' ' && p->chan[w] != '\n') w++;
     if (w == 0) return HM_CONTENT; /* no channel: the answer */
@@ -85,7 +86,12 @@ static void marker(struct harmony_parser *p, int mk) {
         break;
     case MK_CHANNEL:
         if (p->state != HM_HEADER) reset_header(p); /* a body without <|end|><|start|>: a new header */
+        /* the channel is the text after the last <|channel|>: appending to an
+         * earlier one would join text cut by a marker (and could join the
+         * halves of a marker-like string, "<|constrain|" + ">") */
         p->part = HM_PART_CHAN;
+        p->recipient |= has_recipient(p->chan, p->nchan);
+        p->nchan = 0;
         break;
     case MK_CONSTRAIN:
         if (p->state == HM_HEADER) p->part = HM_PART_CONSTRAIN;

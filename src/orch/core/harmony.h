@@ -39,6 +39,7 @@ struct harmony_parser {
     int sink;                        /* HM_BODY: where the text goes */
     int part;                        /* HM_HEADER: which header part text belongs to */
     int seen_marker;                 /* any control token so far */
+    int recipient;                   /* HM_HEADER: an earlier channel part named one (to=) */
     char hold[HARMONY_MARKER_MAX];   /* the undecided prefix of a marker */
     size_t nhold;
     char head[HARMONY_HEADER_MAX];   /* role and recipient ("assistant to=functions.x") */
