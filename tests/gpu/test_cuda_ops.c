@@ -1375,6 +1375,19 @@ typedef struct {
     int fast;
 } blk_case;
 
+/* host time of one replay of the recorded graph `key` (20 warm-up replays,
+ * then the mean of 200), microseconds: diagnostics only, never asserted */
+static double replay_us(int key) {
+    for (int i = 0; i < 20; i++) assert_int_equal(G.ops->record_begin(G.ctx, key), 1);
+    assert_int_equal(G.ops->sync(G.ctx), 0);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (int i = 0; i < 200; i++) assert_int_equal(G.ops->record_begin(G.ctx, key), 1);
+    assert_int_equal(G.ops->sync(G.ctx), 0);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    return ((t1.tv_sec - t0.tv_sec) * 1e9 + (t1.tv_nsec - t0.tv_nsec)) / 1e3 / 200;
+}
+
 static void block_case(const blk_case *bc, int key) {
     const int E = bc->E, Q = bc->nh * bc->hd, KV = bc->nkv * bc->hd, F = bc->F, hd = bc->hd;
     const int n_ctx = bc->pos + 8;
@@ -1542,14 +1555,7 @@ static void block_case(const blk_case *bc, int key) {
                 if (pe) setenv("LLORCH_CUDA_PERSIST", pe_saved, 1);
                 else unsetenv("LLORCH_CUDA_PERSIST");
             }
-            for (int i = 0; i < 20; i++) assert_int_equal(G.ops->record_begin(G.ctx, k2), 1);
-            assert_int_equal(G.ops->sync(G.ctx), 0);
-            struct timespec t0, t1;
-            clock_gettime(CLOCK_MONOTONIC, &t0);
-            for (int i = 0; i < 200; i++) assert_int_equal(G.ops->record_begin(G.ctx, k2), 1);
-            assert_int_equal(G.ops->sync(G.ctx), 0);
-            clock_gettime(CLOCK_MONOTONIC, &t1);
-            us[v] = ((t1.tv_sec - t0.tv_sec) * 1e9 + (t1.tv_nsec - t0.tv_nsec)) / 1e3 / 200;
+            us[v] = replay_us(k2);
         }
         unsigned long long ts[16];
         extern int llorch_cuda_persist_stamps(unsigned long long out[16]);
@@ -1623,8 +1629,10 @@ static void test_decode_block(void **st) {
  * composition and the K/V rows of layers > 0 within 1.5x the composition's
  * CPU error + TOL_BLOCK_FLIP (layers compound rounding flips), layer 0's
  * rows TOL_KV16. */
-extern unsigned long llorch_cuda_persist_multi_launches;
+extern unsigned long llorch_cuda_persist_multi_launches, llorch_cuda_pkw_launches;
 
+/* multi: 0 a persistent launch per layer, 1 one for all layers, 2 the
+ * weights-in-shared-memory kernel (LLORCH_CUDA_PERSIST=2, one launch) */
 static void layers_case(int pos0, int multi, int key) {
     enum { NL = 3 };
     const int E = 896, nh = 14, nkv = 2, hd = 64, F = 4864, Q = nh * hd, KV = nkv * hd;
@@ -1678,6 +1686,7 @@ static void layers_case(int pos0, int multi, int key) {
     char pe_saved[16] = "";
     if (pe) snprintf(pe_saved, sizeof pe_saved, "%s", pe);
     const unsigned long m0 = llorch_cuda_persist_multi_launches, l0 = llorch_cuda_persist_launches;
+    const unsigned long w0 = llorch_cuda_pkw_launches;
     for (int step = 0; step < 3; step++) {
         int32_t pos = pos0 + step;
         float *x = rnd(E, 1.0f);
@@ -1745,10 +1754,45 @@ static void layers_case(int pos0, int multi, int key) {
         for (int j = 0; j < 6; j++) free(f[j]);
         free(hk); free(hv); free(hk2); free(hv2); free(h); free(h2); free(x);
     }
+    /* diagnostics (LLORCH_CUDA_PERSIST_TIMING=1, weights-in-shared-memory
+     * kernel): graph replays host-timed against the composition's, and the
+     * kernel's per-step sums over the layers (persist.cu PW_T) */
+    if (multi == 2 && getenv("LLORCH_CUDA_PERSIST_TIMING")) {
+        double us[2];
+        for (int v = 0; v < 2; v++) {
+            const int k2 = v ? key + 100 : key;
+            if (v) {
+                setenv("LLORCH_CUDA_PERSIST", "0", 1);
+                assert_int_equal(G.ops->record_begin(G.ctx, k2), 0);
+                G.ops->decode_layers(G.ctx, bg2, NL, xg2, pg, &tg2);
+                assert_int_equal(G.ops->record_end(G.ctx, k2), 0);
+                if (pe) setenv("LLORCH_CUDA_PERSIST", pe_saved, 1);
+                else unsetenv("LLORCH_CUDA_PERSIST");
+            }
+            us[v] = replay_us(k2);
+        }
+        for (int i = 0; i < 20; i++) assert_int_equal(G.ops->record_begin(G.ctx, key), 1);
+        assert_int_equal(G.ops->sync(G.ctx), 0);
+        unsigned long long ts[16];
+        extern int llorch_cuda_persist_stamps(unsigned long long out[16]);
+        assert_int_equal(llorch_cuda_persist_stamps(ts), 0);
+        print_message("  timing pos %d: %d layers per graph replay %.1f us (shared-memory weights), %.1f us "
+                      "composition\n", pos0 + 2, NL, us[0], us[1]);
+        print_message("  per-step sums over the layers (us): entry %.2f | A stage %.2f wait %.2f dots %.2f bar %.2f | "
+                      "B %.2f bar %.2f | C stage %.2f dots %.2f bar %.2f | D stage %.2f dots %.2f bar %.2f | "
+                      "E stage %.2f dots %.2f bar %.2f\n",
+                      ts[0] / 1e3, ts[1] / 1e3, ts[2] / 1e3, ts[3] / 1e3, ts[4] / 1e3, ts[5] / 1e3, ts[6] / 1e3,
+                      ts[7] / 1e3, ts[8] / 1e3, ts[9] / 1e3, ts[10] / 1e3, ts[11] / 1e3, ts[12] / 1e3, ts[13] / 1e3,
+                      ts[14] / 1e3, ts[15] / 1e3);
+    }
     /* captured once: one all-layers launch, or NL per-layer launches */
-    assert_true(llorch_cuda_persist_multi_launches == m0 + (multi ? 1 : 0));
-    assert_true(llorch_cuda_persist_launches == l0 + (multi ? 1 : NL));
-    print_message("decode_layers pos %d: ok (%s)\n", pos0, multi ? "one persistent launch" : "a launch per layer");
+    assert_true(llorch_cuda_persist_multi_launches == m0 + (multi == 1 ? 1 : 0));
+    assert_true(llorch_cuda_persist_launches == l0 + (multi ? 1 : NL)); /* every persistent launch counts */
+    assert_true(llorch_cuda_pkw_launches == w0 + (multi == 2 ? 1 : 0));
+    print_message("decode_layers pos %d: ok (%s)\n", pos0,
+                  multi == 2 ? "weights in shared memory, one launch"
+                  : multi    ? "one persistent launch"
+                             : "a launch per layer");
     for (int l = 0; l < NL; l++) {
         for (int j = 0; j < 7; j++) fw_free(&w[l][j]);
         free(an[l]); free(fn[l]); free(bq[l]); free(bk[l]); free(bv[l]);
@@ -1771,6 +1815,10 @@ static void test_decode_layers(void **st) {
         layers_case(700, multi, 2001 + 2 * multi);
         env_pop(&e2);
     }
+    env_pop(&e1);
+    env_push(&e1, "LLORCH_CUDA_PERSIST", "2");
+    layers_case(0, 2, 2004);
+    layers_case(700, 2, 2005);
     env_pop(&e1);
 }
 

@@ -37,32 +37,17 @@
  * and the caller composes rope_kv_store + attention. */
 #include <math.h>
 
-#include "attn_dec.cuh"
-#include "rope.cuh"
+#include "attn_rope.cuh"
 
 #define AR_WARPS 4
-
-/* the output value v of dim d (thread d) of head h: stored, and quantized by
- * whole warps (d < hd is warp-uniform: hd % 32 == 0) */
-__device__ __forceinline__ void ar_store(float *out, int8_t *aq, float *ad, float *as, int h, int hd, int d,
-                                         float v) {
-    out[(int64_t)h * hd + d] = v;
-    if (aq) {
-        const int i = h * hd + d;
-        cu_q8_group_v(v, threadIdx.x & 31, aq + (i & ~31), ad + i / 32, as + i / 32);
-    }
-}
 
 template <int EPL>
 __global__ void __launch_bounds__(AR_WARPS * 32)
 k_attn_rope(const float *q, const float *k, const float *v, const int32_t *pos, int n_head, int group, int hd,
             float scale, int S, rope_k rp, const float *ff, __half *kc, __half *vc, float *out, float *part,
             unsigned *cnt, int8_t *aq, float *ad, float *as) {
-    constexpr int NW = AR_WARPS;
-    const int h = blockIdx.x, sp = blockIdx.y;
-    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+    const int h = blockIdx.x, sp = blockIdx.y, tid = threadIdx.x;
     const int kv_dim = (n_head / group) * hd, kvh = h / group;
-    __shared__ float sq[EPL * 32], sk[EPL * 32], sv[EPL * 32];
     __shared__ float sc[EPL * 16], ss[EPL * 16];
 
     /* 0. before the PDL wait (nothing here is written by an earlier kernel
@@ -85,80 +70,9 @@ k_attn_rope(const float *q, const float *k, const float *v, const int32_t *pos, 
         }
     }
     cu_pdl_begin();
-
-    /* 1. q, k, v of this head into shared memory; rope; fp16 rounding of k, v */
-    for (int d = tid; d < hd; d += blockDim.x) {
-        sq[d] = q[(int64_t)h * hd + d];
-        sk[d] = k[(int64_t)kvh * hd + d];
-        sv[d] = v[(int64_t)kvh * hd + d];
-    }
-    __syncthreads();
-    for (int i = tid; i < half; i += blockDim.x) {
-        const float c = sc[i], s = ss[i];
-        const int a = rp.neox ? i : 2 * i, b = rp.neox ? i + half : 2 * i + 1;
-        const float q0 = sq[a], q1 = sq[b], x0 = sk[a], x1 = sk[b];
-        sq[a] = q0 * c - q1 * s;
-        sq[b] = q0 * s + q1 * c;
-        sk[a] = x0 * c - x1 * s;
-        sk[b] = x0 * s + x1 * c;
-    }
-    __syncthreads();
-    /* 2. the one writer block of this kv head stores the row */
-    const bool writer = h % group == 0 && sp == 0;
-    for (int d = tid; d < hd; d += blockDim.x) {
-        const __half khv = __float2half_rn(sk[d]), vhv = __float2half_rn(sv[d]);
-        sk[d] = __half2float(khv);
-        sv[d] = __half2float(vhv);
-        if (writer) {
-            kc[(int64_t)p * kv_dim + (int64_t)kvh * hd + d] = khv;
-            vc[(int64_t)p * kv_dim + (int64_t)kvh * hd + d] = vhv;
-        }
-    }
-    __syncthreads();
-
-    /* 3. attn_dec_item's body over the history keys [k0, kh) (each warp its
-     * keys in increasing order, as there), then key p (the largest, so
-     * still last in its warp's order) from shared memory by the warp whose
-     * turn it is */
-    float qv[EPL], acc[EPL];
-#pragma unroll
-    for (int e = 0; e < EPL; e++) {
-        const int d = lane + 32 * e;
-        qv[e] = d < hd ? sq[d] * scale : 0.0f;
-        acc[e] = 0.0f;
-    }
-    float m = -INFINITY, l = 0.0f;
-    attn_keys<EPL, NW>(qv, kc, vc, kv_dim, kvh, hd, k0, kh, warp, lane, m, l, acc);
-    if (k1 == n_keys && p >= k0 && (p - k0) % NW == warp) {
-        float s = 0.0f, vv[EPL];
-#pragma unroll
-        for (int e = 0; e < EPL; e++) {
-            const int d = lane + 32 * e;
-            if (d < hd) s += qv[e] * sk[d];
-        }
-        s = warp_sum(s);
-#pragma unroll
-        for (int e = 0; e < EPL; e++) {
-            const int d = lane + 32 * e;
-            vv[e] = d < hd ? sv[d] : 0.0f;
-        }
-        attn_fold<EPL>(s, vv, m, l, acc);
-    }
-
-    /* merge the warps, then the splits (attn_dec_item's steps); the head's
-     * output goes through ar_store (hd <= 128 = blockDim.x: thread d owns
-     * dim d, whole warps) */
-    float M, L, f[NW];
-    const float(*sm_acc)[EPL * 32] = attn_warp_merge<EPL, NW>(m, l, acc, M, L, f);
-    if (S == 1) {
-        attn_block_sum<EPL, NW>(sm_acc, f, hd,
-                                [=](int d, float o) { ar_store(out, aq, ad, as, h, hd, d, o / L); });
-        return;
-    }
-    float *pp = part + ((int64_t)h * S + sp) * (hd + 2);
-    if (!attn_split_publish<EPL, NW>(pp, M, L, f, sm_acc, hd, &cnt[h], S)) return;
-    attn_combine(part, n_head, hd, S, h, 0, NULL, [=](int d, float o) { ar_store(out, aq, ad, as, h, hd, d, o); });
-    if (tid == 0) cnt[h] = 0;
+    /* 1-4: attn_rope.cuh (its first __syncthreads publishes sc/ss) */
+    ar_item<EPL, AR_WARPS>(q, k, v, p, h, sp, n_head, group, hd, scale, S, rp, sc, ss, kc, vc, out, part, cnt, aq,
+                           ad, as);
 }
 
 /* rope_kv_store(q, k, v) + attention for one row, out [n_head*head_dim];

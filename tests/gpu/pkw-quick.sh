@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# pkw-quick.sh — runs ON the GPU machine: the decode tests of the
+# weights-in-shared-memory kernel (LLORCH_CUDA_PERSIST=2) and the Qwen2.5-0.5B
+# model bench with it off/on, alternating, in one call on one card.
+# Needs the bundle (tools/gpu-bundle.sh, carried). Writes ${OUT:-.}/pkw.txt.
+# PKW_TESTS (default "test_decode_layers test_attn_rope test_decode_block"),
+# PKW_VARIANTS (default "0 2 0 2": LLORCH_CUDA_PERSIST values), PKW_LLAMA=1 adds Llama-2-7B.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+BD=${LLORCH_BUNDLE_DIR:-.gpu-bundle}
+[ -d "$BD/bin" ] || xz -dc "$BD/bin.tar.xz" | tar -C "$BD" -xf -
+B=$BD/bin MD=/tmp/llorch-models R=${OUT:-.}/pkw.txt
+export LD_LIBRARY_PATH=$PWD/$BD/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+export LLORCH_MODELS_DIR=$PWD/$BD/models LLORCH_SRC_DIR=$PWD LLORCH_FIXTURES=$PWD/tests/fixtures LLORCH_BUILD_DIR=$PWD/$B
+mkdir -p $MD
+Q=$MD/qwen2.5-0.5b-q4_k_m.gguf L=$MD/llama-2-7b-q4_0.gguf
+[ -f $Q ] || $B/llorch gguf make --preset qwen2.5-0.5b --type Q4_K_M -o $Q > $MD/qwen.log 2>&1 &
+QP=$!
+M=$Q
+if [ "${PKW_LLAMA:-0}" = 1 ]; then
+    [ -f $L ] || $B/llorch gguf make --preset llama-2-7b --type Q4_0 -o $L > $MD/llama.log 2>&1 &
+    M="$Q $L"
+fi
+{
+    echo "==== pkw-quick $(date -u +%FT%TZ) commit $(cat $BD/COMMIT)"
+    nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
+    for t in ${PKW_TESTS:-test_decode_layers test_attn_rope test_decode_block}; do
+        LLORCH_TEST_ONLY=$t timeout 150 $B/test_cuda_ops > /tmp/pkw-t.log 2>&1
+        echo "test $t rc=$?"
+        grep -E "decode_layers pos|FAIL|rror|ok \(|PASSED" /tmp/pkw-t.log | head -40
+    done
+    [ -n "${PKW_E2E:-}" ] && { timeout 120 $B/test_cuda_e2e > /tmp/pkw-e.log 2>&1; echo "e2e rc=$?"; }
+    wait
+    for v in ${PKW_VARIANTS:-0 2 0 2}; do
+        echo "==== LLORCH_CUDA_PERSIST=$v ${PKW_ENV:-}"
+        env LLORCH_CUDA_PERSIST=$v ${PKW_ENV:-} LLORCH_CUDA_BENCH=1 LLORCH_BENCH_SKIP_KERNELS=1 LLORCH_BENCH_MODELS="$M" \
+            timeout 120 $B/test_cuda_perf 2>&1 | grep -E "pp512|tg128|rror|FAIL"
+    done
+} > "$R" 2>&1
+cat "$R"
