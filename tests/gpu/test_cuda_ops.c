@@ -1774,8 +1774,8 @@ static void layers_case(int pos0, int multi, int key) {
         for (int i = 0; i < 20; i++) assert_int_equal(G.ops->record_begin(G.ctx, key), 1);
         assert_int_equal(G.ops->sync(G.ctx), 0);
         unsigned long long ts[16];
-        extern int llorch_cuda_persist_stamps(unsigned long long out[16]);
-        assert_int_equal(llorch_cuda_persist_stamps(ts), 0);
+        extern int llorch_cuda_pkw_stamps(unsigned long long out[16]);
+        assert_int_equal(llorch_cuda_pkw_stamps(ts), 0);
         print_message("  timing pos %d: %d layers per graph replay %.1f us (shared-memory weights), %.1f us "
                       "composition\n", pos0 + 2, NL, us[0], us[1]);
         print_message("  per-step sums over the layers (us): entry %.2f | A stage %.2f wait %.2f dots %.2f bar %.2f | "
