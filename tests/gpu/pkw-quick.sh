@@ -34,7 +34,7 @@ fi
     for v in ${PKW_VARIANTS:-0 2 0 2}; do
         echo "==== LLORCH_CUDA_PERSIST=$v ${PKW_ENV:-}"
         env LLORCH_CUDA_PERSIST=$v ${PKW_ENV:-} LLORCH_CUDA_BENCH=1 LLORCH_BENCH_SKIP_KERNELS=1 LLORCH_BENCH_MODELS="$M" \
-            timeout 120 $B/test_cuda_perf 2>&1 | grep -E "pp512|tg128|rror|FAIL"
+            timeout 120 $B/test_cuda_perf 2>&1 | grep -E "pp512|tg128|rror|FAIL|llorch cuda"
     done
 } > "$R" 2>&1
 cat "$R"

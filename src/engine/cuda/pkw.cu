@@ -43,6 +43,8 @@
  * fp32 summation order differs from the composition. Grid: what is
  * co-resident (occupancy API), 2 blocks per SM when the regions fit, else 1;
  * the barrier words and the deadlock argument are persist.cu's. */
+#include <stdio.h>
+
 #include "persist.cuh"
 
 enum { PW_Q = 0, PW_K, PW_V, PW_O, PW_G, PW_U, PW_D, PW_MAT };
@@ -359,9 +361,20 @@ extern "C" int llorch_cuda_pkw_stamps(unsigned long long out[16]) {
  * enqueued): a layer outside pk_setup's cover, layers of different shapes,
  * head_dim % 32 != 0 (attn_rope.cuh), or regions that do not fit beside
  * the activation staging at 1 block per SM. */
+/* LLORCH_CUDA_PERSIST=2 is an explicit opt-in: say once on stderr whether
+ * it runs (and its grid) or why it composes instead */
+static int pw_said_no, pw_said_yes;
+static int pw_decline(const char *why) {
+    if (!pw_said_no) fprintf(stderr, "llorch cuda: LLORCH_CUDA_PERSIST=2 not used: %s (decode composes)\n", why);
+    pw_said_no = 1;
+    return -1;
+}
+
 int cu_pkw_decode_layers(cu_ctx *c, const eng_block_w *b, int n, float *x, const int32_t *pos,
                          const eng_block_tmp *t) {
-    if (n < 1 || n > PK_MAX_LAYERS || b[0].head_dim % 32 || c->attn_unfused) return -1;
+    if (n < 1 || n > PK_MAX_LAYERS) return pw_decline("layer count");
+    if (b[0].head_dim % 32) return pw_decline("head_dim % 32 != 0");
+    if (c->attn_unfused) return pw_decline("LLORCH_CUDA_ATTN_FUSED=0");
     static pw_args P; /* ~14 KB of kernel parameters, built here and copied by the launch */
     static const int rows_of[PW_MAT] = {0, 1, 1, 2, 3, 3, 2};   /* Q, KV, KV, E, F, F, E */
     size_t act = 0, nb1max[PW_MAT] = {0};
@@ -370,16 +383,16 @@ int cu_pkw_decode_layers(cu_ctx *c, const eng_block_w *b, int n, float *x, const
         pk_args A;
         size_t sm_l;
         int epl_l;
-        if (pk_setup(&b[l], x, pos, t, &A, &sm_l, &epl_l)) return -1;
+        if (pk_setup(&b[l], x, pos, t, &A, &sm_l, &epl_l)) return pw_decline("a layer's formats or shapes");
         if (l && (epl_l != epl || A.E != P.E || A.F != P.F || A.n_head != P.n_head || A.n_head_kv != P.n_head_kv ||
                   A.hd != P.hd || A.Kmax != P.Kmax))
-            return -1;
+            return pw_decline("layers of different shapes");
         /* one rope table for all layers (rebuilt only where freq_factors change) */
         const rope_k &r0 = P.L[0].rope;
         if (l && (A.rope.n_rot != r0.n_rot || A.rope.neox != r0.neox || A.rope.theta_scale != r0.theta_scale ||
                   A.rope.freq_scale != r0.freq_scale || A.rope.ext_factor != r0.ext_factor ||
                   A.rope.attn_factor != r0.attn_factor || A.rope.corr0 != r0.corr0 || A.rope.corr1 != r0.corr1))
-            return -1;
+            return pw_decline("layers of different rope parameters");
         epl = epl_l;
         act = sm_l;
         P.E = A.E;
@@ -391,7 +404,8 @@ int cu_pkw_decode_layers(cu_ctx *c, const eng_block_w *b, int n, float *x, const
         pw_layer &W = P.L[l];
         const pk_mat ms[PW_MAT] = {A.wq, A.wk, A.wv, A.wo, A.wg, A.wu, A.wd};
         for (int i = 0; i < PW_MAT; i++) {
-            if ((uintptr_t)ms[i].w & 15) return -1; /* pw_copy rounds row ranges down to 16 within the tensor */
+            if ((uintptr_t)ms[i].w & 15) /* pw_copy rounds row ranges down to 16 within the tensor */
+                return pw_decline("a weight tensor not 16-byte aligned");
             W.m[i] = ms[i];
             if (ms[i].nb1 > nb1max[i]) nb1max[i] = ms[i].nb1;
         }
@@ -432,7 +446,7 @@ int cu_pkw_decode_layers(cu_ctx *c, const eng_block_w *b, int n, float *x, const
             smem = off;
         }
     }
-    if (!nblk) return -1;
+    if (!nblk) return pw_decline("the weight rows do not fit in shared memory");
     int S = nblk / P.n_head;
     S = S < 1 ? 1 : S > 32 ? 32 : S;
     while (S > 1 && (size_t)P.n_head * S * (P.hd + 2) > CU_ATTN_SCRATCH_FLOATS) S--;
@@ -452,5 +466,9 @@ int cu_pkw_decode_layers(cu_ctx *c, const eng_block_w *b, int n, float *x, const
     if (epl == 2) pk_enqueue(c, k_pw_layers<2>, P, nblk, smem);
     else pk_enqueue(c, k_pw_layers<4>, P, nblk, smem);
     llorch_cuda_pkw_launches++;
+    if (!pw_said_yes)
+        fprintf(stderr, "llorch cuda: LLORCH_CUDA_PERSIST=2: %d layers in one launch, %d blocks x %d threads, %zu B shared\n",
+                n, nblk, PK_THREADS, smem);
+    pw_said_yes = 1;
     return 0;
 }
