@@ -89,6 +89,17 @@ __device__ __forceinline__ unsigned long long pk_now() {
         if ((A).timing && threadIdx.x == 0) atomicMax(&pk_ts[i], pk_now());    \
     } while (0)
 
+/* Waits until *gen != g. A grid barrier that does not open within
+ * PK_SPIN_TRAP_NS is our bug (a block not resident, a block that skipped a
+ * barrier): trap, so the launch fails with an error instead of hanging the
+ * worker. Generous because compute-sanitizer slows kernels 100-1000x. */
+#define PK_SPIN_TRAP_NS 20000000000ull
+__device__ __forceinline__ void pk_spin(const unsigned *gen, unsigned g) {
+    const unsigned long long t0 = pk_now();
+    for (unsigned i = 1; pk_ld_acquire(gen) == g; i++)
+        if (!(i & 1023u) && pk_now() - t0 > PK_SPIN_TRAP_NS) __trap();
+}
+
 /* Every thread of every block calls it. Thread 0 reads the generation, then
  * arrives; the last arriver resets the counter and releases the next
  * generation; the others spin on it. Default: the arrival is an
@@ -109,8 +120,7 @@ __device__ __forceinline__ void pk_grid_sync(unsigned *bar, unsigned nblk, int f
                 __threadfence();
                 atomicAdd(bar + 1, 1u);
             } else {
-                while (pk_ld_acquire(bar + 1) == g) {
-                }
+                pk_spin(bar + 1, g);
             }
             __threadfence();
         } else {
@@ -122,8 +132,7 @@ __device__ __forceinline__ void pk_grid_sync(unsigned *bar, unsigned nblk, int f
                 asm volatile("st.relaxed.gpu.global.u32 [%0], 0;" ::"l"(bar) : "memory");
                 asm volatile("st.release.gpu.global.u32 [%0], %1;" ::"l"(bar + 1), "r"(g + 1) : "memory");
             } else {
-                while (pk_ld_acquire(bar + 1) == g) {
-                }
+                pk_spin(bar + 1, g);
             }
         }
     }
