@@ -46,6 +46,7 @@
 #include <stdio.h>
 
 #include "persist.cuh"
+#include "pkw_plan.h"
 
 enum { PW_Q = 0, PW_K, PW_V, PW_O, PW_G, PW_U, PW_D, PW_MAT };
 
@@ -90,26 +91,20 @@ __device__ __forceinline__ int pw_rows(const pw_args &A, int i) {
     return i == PW_Q ? Q : i == PW_K || i == PW_V ? KV : i == PW_G || i == PW_U ? A.F : A.E;
 }
 
-/* this block's rows [r0, r1) of a matrix of R rows */
-__device__ __forceinline__ void pw_range(int R, int &r0, int &r1) {
-    r0 = (int)((long long)blockIdx.x * R / gridDim.x);
-    r1 = (int)((long long)(blockIdx.x + 1) * R / gridDim.x);
-}
+/* this block's rows [r0, r1) of a matrix of R rows (pkw_plan.h) */
+__device__ __forceinline__ void pw_range(int R, int &r0, int &r1) { pw_plan_range(blockIdx.x, gridDim.x, R, &r0, &r1); }
 
 /* Starts the copy of this block's rows of matrix i of layer W into its
- * region: the 16-byte chunks of [g0 & ~15, g1 & ~15) by cp.async (the bytes
- * before g0 belong to the previous rows of the same tensor, whose base is
- * 16-aligned: host check), the tail [g1 & ~15, g1) by one cp.async with a
- * source size (never past the tensor's end; a byte loop there would put a
- * memory round trip before the next barrier). Row r lands at region +
- * (g0 & 15) + (r - r0) * nb1. */
+ * region as pkw_plan.h lays it out: the 16-byte chunks by cp.async, the
+ * tail by one cp.async with a source size (never past the tensor's end; a
+ * byte loop there would put a memory round trip before the next barrier). */
 __device__ __forceinline__ void pw_copy(const pw_args &A, const pw_layer &W, int i, unsigned char *smem) {
     int r0, r1;
     pw_range(pw_rows(A, i), r0, r1);
     if (r1 <= r0) return;
     const pk_mat &m = W.m[i];
-    const uintptr_t g0 = (uintptr_t)(m.w + (size_t)r0 * m.nb1), g1 = g0 + (size_t)(r1 - r0) * m.nb1;
-    const uintptr_t a0 = g0 & ~(uintptr_t)15, a1 = g1 & ~(uintptr_t)15;
+    uintptr_t a0, a1, g1;
+    pw_plan_copy((uintptr_t)m.w, m.nb1, r0, r1, &a0, &a1, &g1);
     unsigned char *region = smem + A.woff[i];
     const unsigned sb = (unsigned)__cvta_generic_to_shared(region);
     for (uintptr_t o = (uintptr_t)threadIdx.x * 16; o < a1 - a0; o += (uintptr_t)PK_THREADS * 16)
@@ -437,8 +432,7 @@ int cu_pkw_decode_layers(cu_ctx *c, const eng_block_w *b, int n, float *x, const
         size_t off = (act + 15) & ~(size_t)15;
         for (int i = 0; i < PW_MAT; i++) {
             P.woff[i] = (unsigned)off;
-            const size_t most = (size_t)((R[rows_of[i]] + nb - 1) / nb) * nb1max[i] + 16;
-            off += (most + 15) & ~(size_t)15;
+            off += pw_plan_region(R[rows_of[i]], nb, nb1max[i]);
         }
         if (off > PW_SMEM_MAX) continue;
         if (pk_occupancy(kfn, off) >= bps) {
