@@ -4,7 +4,8 @@
 # model bench with it off/on, alternating, in one call on one card.
 # Needs the bundle (tools/gpu-bundle.sh, carried). Writes ${OUT:-.}/pkw.txt.
 # PKW_TESTS (default "test_decode_layers test_attn_rope test_decode_block"),
-# PKW_VARIANTS (default "0 2 0 2": LLORCH_CUDA_PERSIST values), PKW_LLAMA=1 adds Llama-2-7B,
+# PKW_VARIANTS (default "0 2 2,LLORCH_CUDA_PKW_BPS=1 0 2 2,LLORCH_CUDA_PKW_BPS=1": a
+# LLORCH_CUDA_PERSIST value, then ","-joined VAR=VALUE settings), PKW_LLAMA=1 adds Llama-2-7B,
 # PKW_E2E=1 runs test_cuda_e2e, PKW_CLI=1 adds `llorch bench` (Qwen) with 0 and 2, PKW_ENV adds
 # VAR=VALUE settings to every bench run (e.g. LLORCH_CUDA_PKW_BPS=1).
 set -uo pipefail
@@ -33,9 +34,11 @@ fi
     done
     [ -n "${PKW_E2E:-}" ] && { timeout 120 $B/test_cuda_e2e > /tmp/pkw-e.log 2>&1; echo "e2e rc=$?"; }
     wait
-    for v in ${PKW_VARIANTS:-0 2 0 2}; do
-        echo "==== LLORCH_CUDA_PERSIST=$v ${PKW_ENV:-}"
-        env LLORCH_CUDA_PERSIST=$v ${PKW_ENV:-} LLORCH_CUDA_BENCH=1 LLORCH_BENCH_SKIP_KERNELS=1 LLORCH_BENCH_MODELS="$M" \
+    for w in ${PKW_VARIANTS:-0 2 2,LLORCH_CUDA_PKW_BPS=1 0 2 2,LLORCH_CUDA_PKW_BPS=1}; do
+        v=${w%%,*} extra=""
+        [ "$w" != "$v" ] && extra=${w#*,} && extra=${extra//,/ }
+        echo "==== LLORCH_CUDA_PERSIST=$v $extra ${PKW_ENV:-}"
+        env LLORCH_CUDA_PERSIST=$v $extra ${PKW_ENV:-} LLORCH_CUDA_BENCH=1 LLORCH_BENCH_SKIP_KERNELS=1 LLORCH_BENCH_MODELS="$M" \
             timeout 120 $B/test_cuda_perf 2>&1 | grep -E "pp512|tg128|rror|FAIL|llorch cuda"
     done
     if [ "${PKW_CLI:-0}" = 1 ]; then # the measurement: llorch bench, Qwen, persistent off / on

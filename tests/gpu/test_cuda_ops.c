@@ -1816,9 +1816,14 @@ static void test_decode_layers(void **st) {
         env_pop(&e2);
     }
     env_pop(&e1);
+    /* the weights-in-shared-memory kernel: 2 blocks per SM (default), then 1 */
     env_push(&e1, "LLORCH_CUDA_PERSIST", "2");
     layers_case(0, 2, 2004);
     layers_case(700, 2, 2005);
+    env_push(&e2, "LLORCH_CUDA_PKW_BPS", "1");
+    layers_case(0, 2, 2006);
+    layers_case(700, 2, 2007);
+    env_pop(&e2);
     env_pop(&e1);
 }
 

@@ -5,10 +5,11 @@
  * Status: written and compiled in session 4 with no device time left, NOT
  * yet run on a GPU; opt-in until tests/gpu/test_cuda_ops' test_decode_layers
  * passes with it and the model bench shows the gain (docs/PERF.md "Decode:
- * weights in shared memory"). Switches: LLORCH_CUDA_PKW_BPS=1 caps it at one
- * block per SM (default 2 where the occupancy allows, which at ~120
- * registers x 512 threads it does not); LLORCH_CUDA_PERSIST_TIMING=1 makes
- * block 0 sum per-step times (PW_T, llorch_cuda_pkw_stamps).
+ * weights in shared memory"). Switches: LLORCH_CUDA_PKW_BPS=1 takes one
+ * block per SM (the ~124-register instantiation; default 2, the
+ * 64-register one, where both blocks' regions fit: Qwen2.5-0.5B's do);
+ * LLORCH_CUDA_PERSIST_TIMING=1 makes block 0 sum per-step times (PW_T,
+ * llorch_cuda_pkw_stamps).
  *
  * Why: persist.cu's kernels read each phase's weight rows after the grid
  * barrier that makes its activation ready, so every phase pays HBM/L2
@@ -200,8 +201,10 @@ __device__ __forceinline__ void pw_prefetch_kv(const pw_args &A, const pw_layer 
     pk_prefetch((const uint8_t *)W.vc + o0, n);
 }
 
-template <int EPL>
-__global__ void __launch_bounds__(PK_THREADS, 1) k_pw_layers(const __grid_constant__ pw_args A) {
+/* MINB blocks per SM: 1 (~124 registers) or 2 (64 registers, no spills at
+ * sm_90 with CUDA 13.0's ptxas) */
+template <int EPL, int MINB>
+__global__ void __launch_bounds__(PK_THREADS, MINB) k_pw_layers(const __grid_constant__ pw_args A) {
     PK_SM_DECL(A.Kmax);
     unsigned char *const smem = pk_smem;
     const pk_act act = {sm.q1, sm.d1, sm.s1, sm.q2, sm.d2};
@@ -337,8 +340,9 @@ unsigned long llorch_cuda_pkw_launches = 0;
 
 void cu_pkw_init(void) {
 /* the weights-in-shared-memory kernel: all that is left beside its static arrays */
-    const void *pw[2] = {(const void *)k_pw_layers<2>, (const void *)k_pw_layers<4>};
-    for (int i = 0; i < 2; i++) {
+    const void *pw[4] = {(const void *)k_pw_layers<2, 1>, (const void *)k_pw_layers<4, 1>,
+                         (const void *)k_pw_layers<2, 2>, (const void *)k_pw_layers<4, 2>};
+    for (int i = 0; i < 4; i++) {
         cudaFuncAttributes fa;
         if (cudaFuncGetAttributes(&fa, pw[i]) != cudaSuccess ||
             cudaFuncSetAttribute(pw[i], cudaFuncAttributeMaxDynamicSharedMemorySize,
@@ -421,9 +425,8 @@ int cu_pkw_decode_layers(cu_ctx *c, const eng_block_w *b, int n, float *x, const
         W.need_e = A.need_e;
     }
     const int R[4] = {P.n_head * P.hd, P.n_head_kv * P.hd, P.E, P.F};
-    const void *kfn = epl == 2 ? (const void *)k_pw_layers<2> : (const void *)k_pw_layers<4>;
-    /* 2 blocks per SM when both fit (their regions are half as big), else 1;
-     * LLORCH_CUDA_PKW_BPS caps it (A/B) */
+    /* 2 blocks per SM (the 64-register instantiation) when both fit (their
+     * regions are half as big), else 1; LLORCH_CUDA_PKW_BPS caps it (A/B) */
     const int cap = pk_env_int("LLORCH_CUDA_PKW_BPS", 2);
     int nblk = 0;
     size_t smem = 0;
@@ -435,6 +438,8 @@ int cu_pkw_decode_layers(cu_ctx *c, const eng_block_w *b, int n, float *x, const
             off += pw_plan_region(R[rows_of[i]], nb, nb1max[i]);
         }
         if (off > PW_SMEM_MAX) continue;
+        const void *kfn = bps == 2 ? (epl == 2 ? (const void *)k_pw_layers<2, 2> : (const void *)k_pw_layers<4, 2>)
+                                   : (epl == 2 ? (const void *)k_pw_layers<2, 1> : (const void *)k_pw_layers<4, 1>);
         if (pk_occupancy(kfn, off) >= bps) {
             nblk = nb;
             smem = off;
@@ -457,8 +462,9 @@ int cu_pkw_decode_layers(cu_ctx *c, const eng_block_w *b, int n, float *x, const
     P.cnt = c->attn_cnt;
     P.bar = c->attn_cnt + CU_ATTN_MAX_CNT - 2;
     P.timing = pk_env_int("LLORCH_CUDA_PERSIST_TIMING", 0) == 1;
-    if (epl == 2) pk_enqueue(c, k_pw_layers<2>, P, nblk, smem);
-    else pk_enqueue(c, k_pw_layers<4>, P, nblk, smem);
+    const bool two = nblk > c->sm_count;
+    if (epl == 2) pk_enqueue(c, two ? k_pw_layers<2, 2> : k_pw_layers<2, 1>, P, nblk, smem);
+    else pk_enqueue(c, two ? k_pw_layers<4, 2> : k_pw_layers<4, 1>, P, nblk, smem);
     llorch_cuda_pkw_launches++;
     if (!pw_said_yes)
         fprintf(stderr, "llorch cuda: LLORCH_CUDA_PERSIST=2: %d layers in one launch, %d blocks x %d threads, %zu B shared\n",
