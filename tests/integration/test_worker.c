@@ -409,11 +409,17 @@ struct hookctx {
     int health_n;
 };
 
+/* 1 once, at the job's first token event: where a hook acts */
+static int first_token(struct hookctx *h, const char *name) {
+    if (strcmp(name, "token") || h->done) return 0;
+    h->done = 1;
+    return 1;
+}
+
 static int hook_cancel(tw_events *e, const char *name, json_t *d) {
     (void)d;
     struct hookctx *h = e->user;
-    if (strcmp(name, "token") || h->done) return 0;
-    h->done = 1;
+    if (!first_token(h, name)) return 0;
     http_resp r;
     h->cancel_ns = util_now_ns();
     h->cancel_status = tw_post(&W, "/cancel", "{\"job_id\":\"long-1\"}", &r);
@@ -423,16 +429,24 @@ static int hook_cancel(tw_events *e, const char *name, json_t *d) {
 
 static const char *LONG_JOB = "{\"job_id\":\"long-1\",\"prompt\":\"Once upon a time\",\"max_tokens\":500,\"temperature\":0}";
 
+/* runs LONG_JOB to its terminal event with hook on every event (h, zeroed
+ * here, its context); e keeps the events (the caller frees them) */
+static void run_long_job(tw_events *e, struct hookctx *h, tw_hook hook) {
+    tw_events_init(e);
+    memset(h, 0, sizeof *h);
+    e->hook = hook;
+    e->user = h;
+    http_resp r;
+    assert_int_equal(tw_execute(&W, LONG_JOB, NULL, e, &r), 0);
+    http_resp_free(&r);
+}
+
 static void test_cancel(void **st) {
     (void)st;
     tw_events e;
-    tw_events_init(&e);
-    struct hookctx h = {0};
-    e.hook = hook_cancel;
-    e.user = &h;
+    struct hookctx h;
+    run_long_job(&e, &h, hook_cancel);
     http_resp r;
-    assert_int_equal(tw_execute(&W, LONG_JOB, NULL, &e, &r), 0);
-    http_resp_free(&r);
     assert_int_equal(h.cancel_status, 202);
     check_order(&e);
     assert_string_equal(tw_last(&e), "error");
@@ -466,8 +480,7 @@ static void test_cancel(void **st) {
 static int hook_busy(tw_events *e, const char *name, json_t *d) {
     (void)d;
     struct hookctx *h = e->user;
-    if (strcmp(name, "token") || h->done) return 0;
-    h->done = 1;
+    if (!first_token(h, name)) return 0;
     http_resp r;
     h->busy_status = tw_post(&W, "/execute", "{\"job_id\":\"second\",\"prompt\":\"hi\"}", &r);
     json_t *j = json_loads(r.body, 0, NULL);
@@ -493,13 +506,8 @@ static int hook_busy(tw_events *e, const char *name, json_t *d) {
 static void test_busy_and_health_under_load(void **st) {
     (void)st;
     tw_events e;
-    tw_events_init(&e);
-    struct hookctx h = {0};
-    e.hook = hook_busy;
-    e.user = &h;
-    http_resp r;
-    assert_int_equal(tw_execute(&W, LONG_JOB, NULL, &e, &r), 0);
-    http_resp_free(&r);
+    struct hookctx h;
+    run_long_job(&e, &h, hook_busy);
     assert_int_equal(h.busy_status, 503);
     assert_string_equal(h.busy_code, "WORKER_BUSY");
     assert_int_equal(h.health_n, 20);
