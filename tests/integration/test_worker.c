@@ -136,10 +136,7 @@ static void test_full_generation(void **st) {
     assert_non_null(strstr(greedy_text, "Lily")); /* real trained model: coherent story */
     tw_events_free(&e);
     /* same request again: same text (determinism), a generated seed differs */
-    tw_events_init(&e);
-    assert_int_equal(tw_execute(&W, "{\"job_id\":\"full-2\",\"prompt\":\"Once upon a time\",\"max_tokens\":48,\"temperature\":0}",
-                                NULL, &e, &r), 0);
-    http_resp_free(&r);
+    tw_run(&W, "{\"job_id\":\"full-2\",\"prompt\":\"Once upon a time\",\"max_tokens\":48,\"temperature\":0}", &e);
     assert_string_equal(tw_text(&e), greedy_text);
     tw_events_free(&e);
 }
@@ -201,10 +198,7 @@ static void test_greedy_matches_llama_cpp(void **st) {
             snprintf(body, sizeof body, "{\"job_id\":\"ref-%d\",\"prompt\":\"%s\",\"max_tokens\":%d,\"temperature\":0}", cases,
                      prompt, n);
             tw_events ev;
-            tw_events_init(&ev);
-            http_resp r;
-            assert_int_equal(tw_execute(&W, body, NULL, &ev, &r), 0);
-            http_resp_free(&r);
+            tw_run(&W, body, &ev);
             assert_string_equal(tw_last(&ev), "end");
             assert_int_equal(json_integer_value(json_object_get(ev.data[0], "tokens_in")), n_prompt);
             int got = 0;
@@ -240,10 +234,7 @@ static void test_seeded_sampling_and_private_logs(void **st) {
                  "\"top_k\":40,\"top_p\":0.9,\"min_p\":0.05,\"repetition_penalty\":1.1,\"seed\":%d}",
                  k, seeds[k]);
         tw_events e;
-        tw_events_init(&e);
-        http_resp r;
-        assert_int_equal(tw_execute(&W, body, NULL, &e, &r), 0);
-        http_resp_free(&r);
+        tw_run(&W, body, &e);
         assert_string_equal(tw_last(&e), "end");
         assert_int_equal(json_integer_value(json_object_get(e.data[0], "seed")), seeds[k]);
         snprintf(text[k], sizeof text[k], "%s", tw_text(&e));
@@ -391,10 +382,8 @@ static void test_malformed_and_huge(void **st) {
     assert_int_equal(tw_get(&W, "/nope", &r), 404);
     http_resp_free(&r);
     tw_events e;
-    tw_events_init(&e);
-    assert_int_equal(tw_execute(&W, "{\"job_id\":\"after\",\"prompt\":\"hi\",\"max_tokens\":3}", NULL, &e, &r), 0);
+    tw_run(&W, "{\"job_id\":\"after\",\"prompt\":\"hi\",\"max_tokens\":3}", &e);
     assert_string_equal(tw_last(&e), "end");
-    http_resp_free(&r);
     tw_events_free(&e);
 }
 
@@ -470,10 +459,8 @@ static void test_cancel(void **st) {
     assert_non_null(strstr(r.body, "\"field\":\"job_id\""));
     http_resp_free(&r);
     /* the next job runs */
-    tw_events_init(&e);
-    assert_int_equal(tw_execute(&W, "{\"job_id\":\"next\",\"prompt\":\"hi\",\"max_tokens\":4}", NULL, &e, &r), 0);
+    tw_run(&W, "{\"job_id\":\"next\",\"prompt\":\"hi\",\"max_tokens\":4}", &e);
     assert_string_equal(tw_last(&e), "end");
-    http_resp_free(&r);
     tw_events_free(&e);
 }
 
@@ -546,11 +533,8 @@ static void test_disconnect_frees_worker(void **st) {
     print_message("disconnect → worker idle in %.2f ms\n", ms);
     assert_true(idle);
     assert_true(ms < 1000.0);
-    tw_events_init(&e);
-    assert_int_equal(tw_execute(&W, "{\"job_id\":\"after-dc\",\"prompt\":\"hi\",\"max_tokens\":4}", NULL, &e, &r), 0);
-    assert_int_equal(r.status, 200);
+    assert_int_equal(tw_run(&W, "{\"job_id\":\"after-dc\",\"prompt\":\"hi\",\"max_tokens\":4}", &e), 200);
     assert_string_equal(tw_last(&e), "end");
-    http_resp_free(&r);
     tw_events_free(&e);
     /* the log says why */
     FILE *f = fopen(W.log, "r");
@@ -569,10 +553,7 @@ static void run_stop(const char *stop_json, const char *expect_text) {
              "{\"job_id\":\"stop-1\",\"prompt\":\"Once upon a time\",\"max_tokens\":48,\"temperature\":0,\"stop\":%s}",
              stop_json);
     tw_events e;
-    tw_events_init(&e);
-    http_resp r;
-    assert_int_equal(tw_execute(&W, body, NULL, &e, &r), 0);
-    http_resp_free(&r);
+    tw_run(&W, body, &e);
     check_order(&e);
     assert_string_equal(tw_last(&e), "end");
     assert_string_equal(json_string_value(json_object_get(tw_last_data(&e), "stop_reason")), "stop");
@@ -597,12 +578,10 @@ static void test_stop_strings(void **st) {
     }
     /* a stop string that never matches but whose prefix appears: all text comes out */
     tw_events e;
-    tw_events_init(&e);
-    http_resp r;
-    assert_int_equal(tw_execute(&W, "{\"job_id\":\"s2\",\"prompt\":\"Once upon a time\",\"max_tokens\":48,\"temperature\":0,"
-                                    "\"stop\":[\"Lily!!\",\" there was a little boy\"]}",
-                                NULL, &e, &r), 0);
-    http_resp_free(&r);
+    tw_run(&W,
+           "{\"job_id\":\"s2\",\"prompt\":\"Once upon a time\",\"max_tokens\":48,\"temperature\":0,"
+           "\"stop\":[\"Lily!!\",\" there was a little boy\"]}",
+           &e);
     assert_string_equal(json_string_value(json_object_get(tw_last_data(&e), "stop_reason")), "max_tokens");
     assert_string_equal(tw_text(&e), greedy_text);
     tw_events_free(&e);
@@ -642,11 +621,7 @@ static void test_stop_reason_eos(void **st) {
     if (rc) tw_dump_log(&p);
     assert_int_equal(rc, 0);
     tw_events e;
-    tw_events_init(&e);
-    http_resp r;
-    assert_int_equal(tw_execute(&p, "{\"job_id\":\"eos-1\",\"prompt\":\"Once upon a time\",\"max_tokens\":100,\"temperature\":0}",
-                                NULL, &e, &r), 0);
-    http_resp_free(&r);
+    tw_run(&p, "{\"job_id\":\"eos-1\",\"prompt\":\"Once upon a time\",\"max_tokens\":100,\"temperature\":0}", &e);
     tw_kill(&p);
     unlink(path);
     check_order(&e);
