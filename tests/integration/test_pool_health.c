@@ -76,15 +76,9 @@ static void test_hung_and_dead_workers(void **st) {
     for (uint64_t t0 = tp_ms(); tp_orch_count(&orch, "register") == 0 && tp_ms() - t0 < 10000;) usleep(20000);
     assert_int_equal(tp_orch_count(&orch, "register"), 1);
 
-    char ref[1200], body[1400], id[64];
-    tp_model_ref(ref, sizeof ref, "stories260K.gguf");
-    snprintf(body, sizeof body, "{\"model_ref\":\"%s\",\"worker_type\":\"cpu\"}", ref);
-    snprintf(id, sizeof id, "%s", tp_start_worker(&pool, body));
-    assert_true(tp_wait_status(&pool, id, "ready", 60000));
-    json_t *s = tp_state(&pool);
-    pid_t pid = (pid_t)tp_int(tp_worker(s, id), "pid");
-    json_decref(s);
-    assert_true(pid > 0);
+    char id[64];
+    snprintf(id, sizeof id, "%s", tp_start_model(&pool, "stories260K.gguf", ",\"worker_type\":\"cpu\""));
+    pid_t pid = tp_ready_pid(&pool, id, 60000);
     /* healthy: polls keep it ready (a few poll periods) */
     usleep(1000 * 1000);
     assert_true(tp_wait_status(&pool, id, "ready", 1));
@@ -162,22 +156,13 @@ static void test_two_hung_workers(void **st) {
     tp_orch orch;
     tp_pool pool;
     start_orch_and_pool(&orch, &pool, "10000", "1", "pool-health2");
-    char ref[1200], body[1400], id[2][64];
+    char id[2][64];
     pid_t pid[2];
     const char *model[2] = { "stories260K.gguf", "llama-2-tiny-random.gguf" }; /* one worker per model and device */
-    for (int i = 0; i < 2; i++) {
-        tp_model_ref(ref, sizeof ref, model[i]);
-        snprintf(body, sizeof body, "{\"model_ref\":\"%s\",\"worker_type\":\"cpu\"}", ref);
-        snprintf(id[i], sizeof id[i], "%s", tp_start_worker(&pool, body));
-    }
+    for (int i = 0; i < 2; i++)
+        snprintf(id[i], sizeof id[i], "%s", tp_start_model(&pool, model[i], ",\"worker_type\":\"cpu\""));
+    for (int i = 0; i < 2; i++) pid[i] = tp_ready_pid(&pool, id[i], 60000);
     json_t *s = NULL;
-    for (int i = 0; i < 2; i++) {
-        assert_true(tp_wait_status(&pool, id[i], "ready", 60000));
-        s = tp_state(&pool);
-        pid[i] = (pid_t)tp_int(tp_worker(s, id[i]), "pid");
-        json_decref(s);
-        assert_true(pid[i] > 0);
-    }
 
     /* the pool frozen between rounds, then both workers, then the pool resumed */
     int between = 0;

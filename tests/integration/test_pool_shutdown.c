@@ -42,15 +42,8 @@ static json_t *log_event(const tp_pool *p, const char *event, const char *wid) {
 
 /* starts a cpu worker on the model and waits until it is ready; id and pid out */
 static void start_ready(tp_pool *pool, const char *model, char id[64], pid_t *pid) {
-    char ref[1200], body[1400];
-    tp_model_ref(ref, sizeof ref, model);
-    snprintf(body, sizeof body, "{\"model_ref\":\"%s\",\"worker_type\":\"cpu\"}", ref);
-    snprintf(id, 64, "%s", tp_start_worker(pool, body));
-    assert_true(tp_wait_status(pool, id, "ready", 60000));
-    json_t *s = tp_state(pool);
-    *pid = (pid_t)tp_int(tp_worker(s, id), "pid");
-    json_decref(s);
-    assert_true(*pid > 0);
+    snprintf(id, 64, "%s", tp_start_model(pool, model, ",\"worker_type\":\"cpu\""));
+    *pid = tp_ready_pid(pool, id, 60000);
 }
 
 /* worker id left cleanly: its watcher logged worker_stopped with exit code 0 and no signal */
