@@ -232,13 +232,8 @@ static void test_stop_body_and_metrics(void **st) {
     snprintf(body, sizeof body, "{\"worker_id\":\"%s\"}", id);
     assert_int_equal(tp_call(pool.url, "POST", "/v2/workers/stop", body, NULL), 202);
     assert_true(tp_wait_status(&pool, id, "gone", 15000));
-    char url[128];
-    snprintf(url, sizeof url, "%s/metrics", pool.url);
-    http_client_req rq = { .url = url };
     http_resp resp;
-    char err[256];
-    assert_int_equal(http_client_do(&rq, &resp, err, sizeof err), 0);
-    assert_int_equal(resp.status, 200);
+    tp_get_metrics(&pool, &resp);
     assert_non_null(strstr(resp.body, "pool_mgr_worker_starts_total{component=\"pool-managerd\",outcome=\"ok\"}"));
     assert_non_null(strstr(resp.body, "pool_mgr_adapter_spawns_total"));
     assert_non_null(strstr(resp.body, "pool_mgr_gpu_vram_total_bytes"));

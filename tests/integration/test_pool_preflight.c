@@ -131,12 +131,8 @@ static void test_insufficient_vram(void **st) {
     assert_int_equal(tp_int(d, "gpu"), 0);
     json_decref(r);
     /* nothing counted as spawned */
-    char url[128];
-    snprintf(url, sizeof url, "%s/metrics", pool.url);
-    http_client_req rq = { .url = url };
     http_resp resp;
-    char err[256];
-    assert_int_equal(http_client_do(&rq, &resp, err, sizeof err), 0);
+    tp_get_metrics(&pool, &resp);
     assert_null(strstr(resp.body, "pool_mgr_adapter_spawns_total{"));
     assert_non_null(strstr(resp.body, "outcome=\"INSUFFICIENT_VRAM\"} 1"));
     http_resp_free(&resp);

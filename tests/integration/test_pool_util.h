@@ -312,6 +312,15 @@ static inline const char *tp_start_model(tp_pool *p, const char *model, const ch
     return tp_start_worker(p, body);
 }
 
+/* GET /metrics into out (asserts it answers 200); the caller frees out */
+static inline void tp_get_metrics(tp_pool *p, http_resp *out) {
+    char url[128], err[256];
+    snprintf(url, sizeof url, "%s/metrics", p->url);
+    http_client_req rq = { .url = url };
+    assert_int_equal(http_client_do(&rq, out, err, sizeof err), 0);
+    assert_int_equal(out->status, 200);
+}
+
 /* waits (asserts) up to ms for worker id to be ready; its pid from the
  * pool's state (asserted > 0) */
 static inline pid_t tp_ready_pid(tp_pool *p, const char *id, int ms) {
