@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/http_server.h"
 #include "common/util.h"
 
 int ju_fail(ju_err *e, const char *field, const char *fmt, ...) {
@@ -41,6 +42,12 @@ json_t *ju_parse_object(const char *body, size_t len, ju_err *e) {
         return NULL;
     }
     return o;
+}
+
+json_t *ju_parse_body(const struct http_req *r, ju_err *e) {
+    size_t len;
+    const char *body = http_req_body(r, &len);
+    return ju_parse_object(body, len, e);
 }
 
 static json_t *get(json_t *o, const char *k) {

@@ -18,6 +18,10 @@ typedef struct {
 
 /* Parses a request body: must be a JSON object, UTF-8, no duplicate keys. */
 json_t *ju_parse_object(const char *body, size_t len, ju_err *e);
+/* ju_parse_object on an HTTP request's body (common/http_server.h's http_req);
+ * the caller owns the object. */
+struct http_req;
+json_t *ju_parse_body(const struct http_req *r, ju_err *e);
 
 /* string with max_bytes (0 = no cap); *out points into the json object */
 int ju_string(json_t *o, const char *k, int required, size_t max_bytes, const char **out, size_t *len, ju_err *e);

@@ -89,6 +89,11 @@ int orch_list_begin(struct orch *o, http_req *r, struct util_sb *sb, const char 
     return 0;
 }
 
+void orch_list_end(http_req *r, struct util_sb *sb) {
+    util_sb_puts(sb, "]}");
+    orch_respond_sb(r, 200, sb);
+}
+
 /* 400 INVALID_REQUEST for a body that failed validation: e's message, its field as the details */
 static void respond_invalid(http_req *r, const ju_err *e) {
     char det[128];
@@ -374,10 +379,8 @@ static void h_pool_register(http_req *r, void *user) {
     struct orch *o = user;
     char fp[16];
     if (pool_auth(o, r, fp) < 0) return;
-    size_t len;
-    const char *body = http_req_body(r, &len);
     ju_err e = { 0 };
-    json_t *j = ju_parse_object(body, len, &e);
+    json_t *j = ju_parse_body(r, &e);
     struct reg_pool f;
     memset(&f, 0, sizeof f);
     const char *id = NULL, *ep = NULL;
@@ -503,11 +506,9 @@ static void h_pool_heartbeat(http_req *r, void *user) {
     struct orch *o = user;
     char fp[16];
     if (pool_auth(o, r, fp) < 0) return;
-    size_t len;
-    const char *body = http_req_body(r, &len);
     ju_err e = { 0 };
     char err[256] = "";
-    json_t *j = ju_parse_object(body, len, &e);
+    json_t *j = ju_parse_body(r, &e);
     int rc = j ? apply_state(o, http_req_param(r, "id"), j, fp, &e, err, sizeof err) : -EBADMSG;
     json_decref(j);
     switch (rc) {
@@ -526,10 +527,8 @@ static void h_worker_failed(http_req *r, void *user) {
     struct orch *o = user;
     char fp[16];
     if (pool_auth(o, r, fp) < 0) return;
-    size_t len;
-    const char *body = http_req_body(r, &len);
     ju_err e = { 0 };
-    json_t *j = ju_parse_object(body, len, &e);
+    json_t *j = ju_parse_body(r, &e);
     const char *wid = NULL;
     if (!j || ju_string(j, "worker_id", 1, JOB_WORKER_ID_MAX, &wid, NULL, &e) < 0) {
         respond_invalid(r, &e);
@@ -567,8 +566,7 @@ static void h_models(http_req *r, void *user) {
             if (m->caps & b) { util_sb_printf(&sb, "%s\"%s\"", first ? "" : ",", job_cap_name(b)); first = 0; }
         util_sb_puts(&sb, "]}");
     }
-    util_sb_puts(&sb, "]}");
-    orch_respond_sb(r, 200, &sb);
+    orch_list_end(r, &sb);
 }
 
 static void h_pools(http_req *r, void *user) {
@@ -593,8 +591,7 @@ static void h_pools(http_req *r, void *user) {
         util_sb_puts(&sb, "]}");
     }
     reg_unlock(o->reg);
-    util_sb_puts(&sb, "]}");
-    orch_respond_sb(r, 200, &sb);
+    orch_list_end(r, &sb);
 }
 
 static void h_workers(http_req *r, void *user) {
@@ -616,26 +613,21 @@ static void h_workers(http_req *r, void *user) {
         util_sb_puts(&sb, "]}");
     }
     reg_unlock(o->reg);
-    util_sb_puts(&sb, "]}");
-    orch_respond_sb(r, 200, &sb);
+    orch_list_end(r, &sb);
 }
 
 static void h_placement(http_req *r, void *user) {
     struct orch *o = user;
     char tenant[JOB_TENANT_MAX + 1];
     if (orch_client_auth(o, r, tenant) < 0) return;
-    size_t len;
-    const char *body = http_req_body(r, &len);
     ju_err e = { 0 };
-    json_t *j = ju_parse_object(body, len, &e);
+    json_t *j = ju_parse_body(r, &e);
     const char *model = NULL, *pool = NULL;
     int64_t gpu = REG_HOST_DEVICE;
     if (!j || ju_string(j, "model", 1, JOB_MODEL_REF_MAX, &model, NULL, &e) < 0 ||
         ju_string(j, "pool_id", 1, JOB_POOL_ID_MAX, &pool, NULL, &e) < 0 ||
         ju_int(j, "gpu_id", 0, -1, 1023, &gpu, &e) < 0) {
-        char det[128];
-        ju_err_details(&e, det, sizeof det);
-        http_respond_error(r, ERR_INVALID_REQUEST, e.message, det);
+        respond_invalid(r, &e);
         json_decref(j);
         return;
     }
@@ -737,11 +729,8 @@ static void h_placement(http_req *r, void *user) {
  * state file) */
 static void h_placements_list(http_req *r, void *user) {
     struct orch *o = user;
-    char tenant[JOB_TENANT_MAX + 1];
-    if (orch_client_auth(o, r, tenant) < 0) return;
     struct util_sb sb;
-    util_sb_init(&sb);
-    util_sb_puts(&sb, "{\"placements\":[");
+    if (orch_list_begin(o, r, &sb, "{\"placements\":[") < 0) return;
     reg_lock(o->reg);
     for (size_t i = 0; i < reg_placement_count(o->reg); i++) {
         const struct reg_placement *pl = reg_placement_at(o->reg, i);
@@ -753,8 +742,7 @@ static void h_placements_list(http_req *r, void *user) {
                        reg_placement_served(o->reg, pl) ? "true" : "false");
     }
     reg_unlock(o->reg);
-    util_sb_puts(&sb, "]}");
-    orch_respond_sb(r, 200, &sb);
+    orch_list_end(r, &sb);
 }
 
 static void h_health(http_req *r, void *user) {

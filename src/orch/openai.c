@@ -386,8 +386,7 @@ static void h_models(http_req *r, void *user) {
                             "\"context_length\":%lld}",
                        i ? "," : "", m->alias, (long long)(o->started_ms / 1000), (long long)m->context_length);
     }
-    util_sb_puts(&sb, "]}");
-    orch_respond_sb(r, 200, &sb);
+    orch_list_end(r, &sb);
 }
 
 int orch_openai_routes(struct orch *o) {

@@ -198,6 +198,9 @@ void orch_respond_adm_error(struct orch *o, http_req *r, const struct adm_error 
  * and starts sb (owned by the caller from then on) with head, e.g.
  * "{\"models\":[" */
 int orch_list_begin(struct orch *o, http_req *r, struct util_sb *sb, const char *head);
+/* Closes the listing orch_list_begin opened ("]}") and answers 200 with it
+ * (orch_respond_sb: frees sb). */
+void orch_list_end(http_req *r, struct util_sb *sb);
 /* Answers status with sb's JSON ("{}" when empty; 500 when sb ran out of
  * memory) and frees sb. */
 void orch_respond_sb(http_req *r, int status, struct util_sb *sb);

@@ -37,10 +37,8 @@ static int ref_ok(const char *s) {
 
 static void h_start(http_req *r, void *user) {
     struct pool *p = user;
-    size_t len;
-    const char *body = http_req_body(r, &len);
     ju_err e = { 0 };
-    json_t *j = ju_parse_object(body, len, &e);
+    json_t *j = ju_parse_body(r, &e);
     const char *ref = NULL, *wt = NULL, *cap = NULL;
     int64_t gpu = -1, ctx = 0;
     json_t *gpus = NULL;
@@ -135,10 +133,8 @@ static void h_stop_id(http_req *r, void *user) {
 }
 
 static void h_stop_body(http_req *r, void *user) {
-    size_t len;
-    const char *body = http_req_body(r, &len);
     ju_err e = { 0 };
-    json_t *j = ju_parse_object(body, len, &e);
+    json_t *j = ju_parse_body(r, &e);
     const char *id = NULL;
     if (!j || ju_string(j, "worker_id", 1, 39, &id, NULL, &e) < 0) bad_request(r, &e);
     else do_stop(r, user, id);
@@ -159,10 +155,8 @@ static void h_state(http_req *r, void *user) {
  * stays as it was. */
 static void h_ready(http_req *r, void *user) {
     struct pool *p = user;
-    size_t len;
-    const char *body = http_req_body(r, &len);
     ju_err e = { 0 };
-    json_t *j = ju_parse_object(body, len, &e);
+    json_t *j = ju_parse_body(r, &e);
     struct pool_ready rd = { 0 };
     int64_t ctx = 0;
     size_t ulen = 0;
@@ -195,10 +189,8 @@ static void h_ready(http_req *r, void *user) {
 
 static void h_pull(http_req *r, void *user) {
     struct pool *p = user;
-    size_t len;
-    const char *body = http_req_body(r, &len);
     ju_err e = { 0 };
-    json_t *j = ju_parse_object(body, len, &e);
+    json_t *j = ju_parse_body(r, &e);
     const char *ref = NULL;
     if (!j || ju_string(j, "model_ref", 1, POOL_REF_MAX - 1, &ref, NULL, &e) < 0 ||
         (!ref_ok(ref) && ju_fail(&e, "model_ref", "control or quote characters") < 0)) {
@@ -242,10 +234,8 @@ static void h_pull_get(http_req *r, void *user) {
 
 static void h_preload(http_req *r, void *user) {
     struct pool *p = user;
-    size_t len;
-    const char *body = http_req_body(r, &len);
     ju_err e = { 0 };
-    json_t *j = ju_parse_object(body, len, &e);
+    json_t *j = ju_parse_body(r, &e);
     const char *ref = NULL;
     if (!j || ju_string(j, "model_ref", 1, POOL_REF_MAX - 1, &ref, NULL, &e) < 0) {
         bad_request(r, &e);

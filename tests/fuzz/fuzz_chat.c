@@ -47,7 +47,7 @@ void fz_orch_stub(void) {
 FZ_ALIAS(orch_client_auth);
 FZ_ALIAS(orch_respond_adm_error);
 FZ_ALIAS(orch_list_begin);
-FZ_ALIAS(orch_respond_sb);
+FZ_ALIAS(orch_list_end);
 FZ_ALIAS(orch_submit);
 FZ_ALIAS(orch_job_subscribe);
 FZ_ALIAS(orch_job_finish);

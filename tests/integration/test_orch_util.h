@@ -30,7 +30,6 @@
 #include "testutil.h"
 #include "test_spawn.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -89,33 +88,9 @@ static inline int gone(pid_t pid) {
     pid_t r = waitpid(pid, &st, WNOHANG);
     return r == pid || (r < 0 && errno == ECHILD);
 }
-/* 1 when every thread of pid is stopped: kill() only queues SIGSTOP, and a
- * thread woken by other means can run on until the group stop reaches it */
-static inline int all_stopped(pid_t pid) {
-    char path[64];
-    snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
-    DIR *d = opendir(path);
-    if (!d) return 1; /* gone */
-    int all = 1;
-    struct dirent *e;
-    while ((e = readdir(d)) && all) {
-        if (e->d_name[0] == '.') continue;
-        char sp[384], buf[512];
-        snprintf(sp, sizeof sp, "%s/%s/stat", path, e->d_name);
-        FILE *f = fopen(sp, "r");
-        if (!f) continue;
-        size_t n = fread(buf, 1, sizeof buf - 1, f);
-        fclose(f);
-        buf[n] = 0;
-        char *c = strrchr(buf, ')');
-        if (c && c[1] == ' ' && c[2] != 'T' && c[2] != 't' && c[2] != 'Z' && c[2] != 'X') all = 0;
-    }
-    closedir(d);
-    return all;
-}
 static inline void freeze(pid_t pid) {
     kill(pid, SIGSTOP);
-    for (int i = 0; i < 2000 && !all_stopped(pid); i++) usleep(1000);
+    for (int i = 0; i < 2000 && !ts_all_stopped(pid); i++) usleep(1000);
     for (int i = 0; i < 8; i++)
         if (!g_frozen[i]) { g_frozen[i] = pid; break; }
 }

@@ -48,29 +48,37 @@ static int wait_reported(tp_orch *o, const char *id, const char *want, int ms) {
     return 0;
 }
 
+/* a test orchestrator and a pool (host inventory) reporting to it: heartbeats
+ * every 60 s (so only a status change's early heartbeat comes within a test),
+ * worker health polled every 200 ms with the given timeout and failures */
+static void start_orch_and_pool(tp_orch *orch, tp_pool *pool, const char *timeout_ms, const char *failures,
+                                const char *pool_id) {
+    tp_orch_start(orch, 0);
+    char ou[64];
+    snprintf(ou, sizeof ou, "http://127.0.0.1:%d", orch->port);
+    const char *args[] = { "--inventory", "host", "--orchestrator-url", ou, "--heartbeat-interval-ms", "60000",
+                           "--worker-health-interval-ms", "200", "--worker-health-timeout-ms", timeout_ms,
+                           "--worker-health-failures", failures, "--pool-id", pool_id, NULL };
+    tp_pool_start(pool, args, NULL);
+}
+/* the pool exits 0 on its own stop; then the test orchestrator goes */
+static void stop_orch_and_pool(tp_orch *orch, tp_pool *pool) {
+    int status = tp_pool_stop(pool);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    tp_orch_stop(orch);
+}
+
 static void test_hung_and_dead_workers(void **st) {
     (void)st;
     tp_orch orch;
-    tp_orch_start(&orch, 0);
-    char ou[64];
-    snprintf(ou, sizeof ou, "http://127.0.0.1:%d", orch.port);
-    const char *args[] = { "--inventory", "host", "--orchestrator-url", ou, "--heartbeat-interval-ms", "60000",
-                           "--worker-health-interval-ms", "200", "--worker-health-timeout-ms", "1500",
-                           "--worker-health-failures", "2", "--pool-id", "pool-health", NULL };
     tp_pool pool;
-    tp_pool_start(&pool, args, NULL);
+    start_orch_and_pool(&orch, &pool, "1500", "2", "pool-health");
     for (uint64_t t0 = tp_ms(); tp_orch_count(&orch, "register") == 0 && tp_ms() - t0 < 10000;) usleep(20000);
     assert_int_equal(tp_orch_count(&orch, "register"), 1);
 
-    char ref[1200], body[1400], id[64];
-    tp_model_ref(ref, sizeof ref, "stories260K.gguf");
-    snprintf(body, sizeof body, "{\"model_ref\":\"%s\",\"worker_type\":\"cpu\"}", ref);
-    snprintf(id, sizeof id, "%s", tp_start_worker(&pool, body));
-    assert_true(tp_wait_status(&pool, id, "ready", 60000));
-    json_t *s = tp_state(&pool);
-    pid_t pid = (pid_t)tp_int(tp_worker(s, id), "pid");
-    json_decref(s);
-    assert_true(pid > 0);
+    char id[64];
+    snprintf(id, sizeof id, "%s", tp_start_model(&pool, "stories260K.gguf", ",\"worker_type\":\"cpu\""));
+    pid_t pid = tp_ready_pid(&pool, id, 60000);
     /* healthy: polls keep it ready (a few poll periods) */
     usleep(1000 * 1000);
     assert_true(tp_wait_status(&pool, id, "ready", 1));
@@ -108,39 +116,14 @@ static void test_hung_and_dead_workers(void **st) {
     }
     pthread_mutex_unlock(&orch.mu);
 
-    int status = tp_pool_stop(&pool);
-    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-    tp_orch_stop(&orch);
+    stop_orch_and_pool(&orch, &pool);
 }
 
 /* ---- two hung workers ------------------------------------------------------------ */
-/* 1 when every thread of pid is stopped (kill() only queues SIGSTOP) */
-static int all_stopped(pid_t pid) {
-    char path[64];
-    snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
-    DIR *d = opendir(path);
-    if (!d) return 1;
-    int all = 1;
-    struct dirent *e;
-    while (all && (e = readdir(d))) {
-        if (e->d_name[0] == '.') continue;
-        char sp[384], buf[512];
-        snprintf(sp, sizeof sp, "%s/%s/stat", path, e->d_name);
-        FILE *f = fopen(sp, "r");
-        if (!f) continue;
-        size_t n = fread(buf, 1, sizeof buf - 1, f);
-        fclose(f);
-        buf[n] = 0;
-        char *c = strrchr(buf, ')');
-        if (c && c[1] == ' ' && c[2] != 'T' && c[2] != 't' && c[2] != 'Z' && c[2] != 'X') all = 0;
-    }
-    closedir(d);
-    return all;
-}
 static void freeze(pid_t pid) {
     kill(pid, SIGSTOP);
-    for (int i = 0; i < 5000 && !all_stopped(pid); i++) usleep(1000);
-    assert_true(all_stopped(pid));
+    for (int i = 0; i < 5000 && !ts_all_stopped(pid); i++) usleep(1000);
+    assert_true(ts_all_stopped(pid));
 }
 /* threads of pid named name */
 static int threads_named(pid_t pid, const char *name) {
@@ -171,30 +154,15 @@ static const char *status_in(json_t *s, const char *id) {
 static void test_two_hung_workers(void **st) {
     (void)st;
     tp_orch orch;
-    tp_orch_start(&orch, 0);
-    char ou[64];
-    snprintf(ou, sizeof ou, "http://127.0.0.1:%d", orch.port);
-    const char *args[] = { "--inventory", "host", "--orchestrator-url", ou, "--heartbeat-interval-ms", "60000",
-                           "--worker-health-interval-ms", "200", "--worker-health-timeout-ms", "10000",
-                           "--worker-health-failures", "1", "--pool-id", "pool-health2", NULL };
     tp_pool pool;
-    tp_pool_start(&pool, args, NULL);
-    char ref[1200], body[1400], id[2][64];
+    start_orch_and_pool(&orch, &pool, "10000", "1", "pool-health2");
+    char id[2][64];
     pid_t pid[2];
     const char *model[2] = { "stories260K.gguf", "llama-2-tiny-random.gguf" }; /* one worker per model and device */
-    for (int i = 0; i < 2; i++) {
-        tp_model_ref(ref, sizeof ref, model[i]);
-        snprintf(body, sizeof body, "{\"model_ref\":\"%s\",\"worker_type\":\"cpu\"}", ref);
-        snprintf(id[i], sizeof id[i], "%s", tp_start_worker(&pool, body));
-    }
+    for (int i = 0; i < 2; i++)
+        snprintf(id[i], sizeof id[i], "%s", tp_start_model(&pool, model[i], ",\"worker_type\":\"cpu\""));
+    for (int i = 0; i < 2; i++) pid[i] = tp_ready_pid(&pool, id[i], 60000);
     json_t *s = NULL;
-    for (int i = 0; i < 2; i++) {
-        assert_true(tp_wait_status(&pool, id[i], "ready", 60000));
-        s = tp_state(&pool);
-        pid[i] = (pid_t)tp_int(tp_worker(s, id[i]), "pid");
-        json_decref(s);
-        assert_true(pid[i] > 0);
-    }
 
     /* the pool frozen between rounds, then both workers, then the pool resumed */
     int between = 0;
@@ -242,9 +210,7 @@ static void test_two_hung_workers(void **st) {
     assert_true(tp_wait_status(&pool, id[0], "ready", 30000));
     assert_true(tp_wait_status(&pool, id[1], "ready", 30000));
 
-    int status = tp_pool_stop(&pool);
-    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-    tp_orch_stop(&orch);
+    stop_orch_and_pool(&orch, &pool);
 }
 
 int main(void) {

@@ -27,12 +27,7 @@ static int teardown(void **st) {
     return 0;
 }
 
-static const char *start_stories(void) {
-    char ref[1200], body[1400];
-    tp_model_ref(ref, sizeof ref, "stories260K.gguf");
-    snprintf(body, sizeof body, "{\"model_ref\":\"%s\"}", ref);
-    return tp_start_worker(&pool, body);
-}
+static const char *start_stories(void) { return tp_start_model(&pool, "stories260K.gguf", ""); }
 
 /* 1. start → ready with memory accounted → stop → accounting zero, no process */
 static void test_start_ready_stop(void **st) {
@@ -237,13 +232,8 @@ static void test_stop_body_and_metrics(void **st) {
     snprintf(body, sizeof body, "{\"worker_id\":\"%s\"}", id);
     assert_int_equal(tp_call(pool.url, "POST", "/v2/workers/stop", body, NULL), 202);
     assert_true(tp_wait_status(&pool, id, "gone", 15000));
-    char url[128];
-    snprintf(url, sizeof url, "%s/metrics", pool.url);
-    http_client_req rq = { .url = url };
     http_resp resp;
-    char err[256];
-    assert_int_equal(http_client_do(&rq, &resp, err, sizeof err), 0);
-    assert_int_equal(resp.status, 200);
+    tp_get_metrics(&pool, &resp);
     assert_non_null(strstr(resp.body, "pool_mgr_worker_starts_total{component=\"pool-managerd\",outcome=\"ok\"}"));
     assert_non_null(strstr(resp.body, "pool_mgr_adapter_spawns_total"));
     assert_non_null(strstr(resp.body, "pool_mgr_gpu_vram_total_bytes"));
@@ -261,10 +251,7 @@ static void test_shutdown_stops_workers(void **st) {
     (void)st;
     char id[64];
     snprintf(id, sizeof id, "%s", start_stories());
-    assert_true(tp_wait_status(&pool, id, "ready", 60000));
-    json_t *s = tp_state(&pool);
-    pid_t pid = (pid_t)tp_int(tp_worker(s, id), "pid");
-    json_decref(s);
+    pid_t pid = tp_ready_pid(&pool, id, 60000);
     int status = tp_pool_stop(&pool);
     assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     assert_false(tp_pid_exists(pid));

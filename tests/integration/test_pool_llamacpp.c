@@ -163,11 +163,9 @@ static void test_llamacpp_translation(void **st) {
     tp_pool pool;
     tp_pool_start(&pool, args, env);
 
-    char ref[1200], body[1400];
-    tp_model_ref(ref, sizeof ref, "stories260K.gguf");
-    snprintf(body, sizeof body, "{\"model_ref\":\"%s\",\"worker_type\":\"llamacpp\",\"ctx_size\":256}", ref);
     char id[64];
-    snprintf(id, sizeof id, "%s", tp_start_worker(&pool, body));
+    snprintf(id, sizeof id, "%s",
+             tp_start_model(&pool, "stories260K.gguf", ",\"worker_type\":\"llamacpp\",\"ctx_size\":256"));
     assert_true(tp_wait_status(&pool, id, "ready", 20000));
     json_t *s = tp_state(&pool);
     json_t *w = tp_worker(s, id);

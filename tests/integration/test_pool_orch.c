@@ -28,11 +28,8 @@ static void test_register_retry_and_heartbeats(void **st) {
     while (tp_orch_count(&orch, "register") == 0 && tp_ms() - t0 < 10000) usleep(20000);
     assert_int_equal(tp_orch_count(&orch, "register"), 1);
     /* a worker, so a later heartbeat must carry it */
-    char ref[1200], body[1400];
-    tp_model_ref(ref, sizeof ref, "stories260K.gguf");
-    snprintf(body, sizeof body, "{\"model_ref\":\"%s\"}", ref);
     char id[64];
-    snprintf(id, sizeof id, "%s", tp_start_worker(&pool, body));
+    snprintf(id, sizeof id, "%s", tp_start_model(&pool, "stories260K.gguf", ""));
     assert_true(tp_wait_status(&pool, id, "ready", 60000));
     uint64_t ready_at = tp_ms();
     while (tp_orch_count(&orch, "heartbeat") < 8 && tp_ms() - t0 < 20000) usleep(20000);

@@ -93,6 +93,15 @@ static json_t *refused(const char *body, long status, const char *code) {
     return r;
 }
 
+/* refused() for the body {"model_ref":"<model's ref>"<more>}: more is the
+ * further fields, each with its leading comma ("" for none) */
+static json_t *refused_model(const char *model, const char *more, long status, const char *code) {
+    char ref[1200], body[1400];
+    tp_model_ref(ref, sizeof ref, model);
+    snprintf(body, sizeof body, "{\"model_ref\":\"%s\"%s}", ref, more);
+    return refused(body, status, code);
+}
+
 static void test_state_says_simulated(void **st) {
     (void)st;
     json_t *s = tp_state(&pool);
@@ -110,10 +119,8 @@ static void test_state_says_simulated(void **st) {
 
 static void test_insufficient_vram(void **st) {
     (void)st;
-    char ref[1200], body[1400];
-    tp_model_ref(ref, sizeof ref, "llama-2-tiny-random.gguf");
-    snprintf(body, sizeof body, "{\"model_ref\":\"%s\",\"gpu_id\":0,\"worker_type\":\"bespoke-cuda\"}", ref);
-    json_t *r = refused(body, 503, "INSUFFICIENT_VRAM");
+    json_t *r = refused_model("llama-2-tiny-random.gguf", ",\"gpu_id\":0,\"worker_type\":\"bespoke-cuda\"", 503,
+                              "INSUFFICIENT_VRAM");
     json_t *d = json_object_get(json_object_get(r, "error"), "details");
     json_int_t req = tp_int(d, "required"), avail = tp_int(d, "available");
     print_message("required %lld available %lld\n", (long long)req, (long long)avail);
@@ -124,12 +131,8 @@ static void test_insufficient_vram(void **st) {
     assert_int_equal(tp_int(d, "gpu"), 0);
     json_decref(r);
     /* nothing counted as spawned */
-    char url[128];
-    snprintf(url, sizeof url, "%s/metrics", pool.url);
-    http_client_req rq = { .url = url };
     http_resp resp;
-    char err[256];
-    assert_int_equal(http_client_do(&rq, &resp, err, sizeof err), 0);
+    tp_get_metrics(&pool, &resp);
     assert_null(strstr(resp.body, "pool_mgr_adapter_spawns_total{"));
     assert_non_null(strstr(resp.body, "outcome=\"INSUFFICIENT_VRAM\"} 1"));
     http_resp_free(&resp);
@@ -137,28 +140,19 @@ static void test_insufficient_vram(void **st) {
 
 static void test_gpu_not_found(void **st) {
     (void)st;
-    char ref[1200], body[1400];
-    tp_model_ref(ref, sizeof ref, "stories260K.gguf");
-    snprintf(body, sizeof body, "{\"model_ref\":\"%s\",\"gpu_id\":7}", ref);
-    json_decref(refused(body, 404, "GPU_NOT_FOUND"));
-    snprintf(body, sizeof body, "{\"model_ref\":\"%s\"}", ref); /* a GPU adapter without gpu_id */
-    json_decref(refused(body, 404, "GPU_NOT_FOUND"));
+    json_decref(refused_model("stories260K.gguf", ",\"gpu_id\":7", 404, "GPU_NOT_FOUND"));
+    json_decref(refused_model("stories260K.gguf", "", 404, "GPU_NOT_FOUND")); /* a GPU adapter without gpu_id */
 }
 
 static void test_adapter_not_found(void **st) {
     (void)st;
-    char ref[1200], body[1400];
-    tp_model_ref(ref, sizeof ref, "stories260K.gguf");
-    snprintf(body, sizeof body, "{\"model_ref\":\"%s\",\"worker_type\":\"tpu-magic\"}", ref);
-    json_decref(refused(body, 404, "ADAPTER_NOT_FOUND"));
+    json_decref(refused_model("stories260K.gguf", ",\"worker_type\":\"tpu-magic\"", 404, "ADAPTER_NOT_FOUND"));
 }
 
 static void test_platform_unsupported(void **st) {
     (void)st;
-    char ref[1200], body[1400];
-    tp_model_ref(ref, sizeof ref, "stories260K.gguf");
-    snprintf(body, sizeof body, "{\"model_ref\":\"%s\",\"gpu_id\":0,\"worker_type\":\"apple-metal\"}", ref);
-    json_decref(refused(body, 400, "PLATFORM_UNSUPPORTED"));
+    json_decref(refused_model("stories260K.gguf", ",\"gpu_id\":0,\"worker_type\":\"apple-metal\"", 400,
+                              "PLATFORM_UNSUPPORTED"));
 }
 
 static void test_model_refusals(void **st) {

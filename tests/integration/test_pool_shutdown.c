@@ -40,17 +40,24 @@ static json_t *log_event(const tp_pool *p, const char *event, const char *wid) {
     return hit;
 }
 
+/* 1 when the log has a line with this event */
+static int logged(const tp_pool *p, const char *event) {
+    json_t *e = log_event(p, event, NULL);
+    int has = e != NULL;
+    json_decref(e);
+    return has;
+}
+
 /* starts a cpu worker on the model and waits until it is ready; id and pid out */
 static void start_ready(tp_pool *pool, const char *model, char id[64], pid_t *pid) {
-    char ref[1200], body[1400];
-    tp_model_ref(ref, sizeof ref, model);
-    snprintf(body, sizeof body, "{\"model_ref\":\"%s\",\"worker_type\":\"cpu\"}", ref);
-    snprintf(id, 64, "%s", tp_start_worker(pool, body));
-    assert_true(tp_wait_status(pool, id, "ready", 60000));
-    json_t *s = tp_state(pool);
-    *pid = (pid_t)tp_int(tp_worker(s, id), "pid");
-    json_decref(s);
-    assert_true(*pid > 0);
+    snprintf(id, 64, "%s", tp_start_model(pool, model, ",\"worker_type\":\"cpu\""));
+    *pid = tp_ready_pid(pool, id, 60000);
+}
+
+/* two ready cpu workers, one per model (so one per device) */
+static void start_two_ready(tp_pool *pool, char id[2][64], pid_t pid[2]) {
+    start_ready(pool, "stories260K.gguf", id[0], &pid[0]);
+    start_ready(pool, "llama-2-tiny-random.gguf", id[1], &pid[1]);
 }
 
 /* worker id left cleanly: its watcher logged worker_stopped with exit code 0 and no signal */
@@ -70,8 +77,7 @@ static void test_watchers_outlive_the_table(void **st) {
     tp_pool_start(&pool, args, env);
     char id[2][64];
     pid_t pid[2];
-    start_ready(&pool, "stories260K.gguf", id[0], &pid[0]);
-    start_ready(&pool, "llama-2-tiny-random.gguf", id[1], &pid[1]);
+    start_two_ready(&pool, id, pid);
 
     int status = tp_pool_wait_stop(&pool);
     assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
@@ -79,9 +85,7 @@ static void test_watchers_outlive_the_table(void **st) {
         assert_stopped_cleanly(&pool, id[i]);
         assert_false(tp_pid_exists(pid[i]));
     }
-    json_t *sd = log_event(&pool, "shutdown", NULL);
-    assert_non_null(sd); /* the "signal 15" line */
-    json_decref(sd);
+    assert_true(logged(&pool, "shutdown")); /* the "signal 15" line */
     tp_pool_rm(&pool);
 }
 
@@ -93,8 +97,7 @@ static void test_frozen_worker_at_shutdown(void **st) {
     tp_pool_start(&pool, args, NULL);
     char id[2][64];
     pid_t pid[2];
-    start_ready(&pool, "stories260K.gguf", id[0], &pid[0]);
-    start_ready(&pool, "llama-2-tiny-random.gguf", id[1], &pid[1]);
+    start_two_ready(&pool, id, pid);
 
     /* frozen, found hung by a round, and the next round's probe is in flight */
     kill(pid[0], SIGSTOP);
@@ -109,10 +112,7 @@ static void test_frozen_worker_at_shutdown(void **st) {
     assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     assert_stopped_cleanly(&pool, id[0]); /* continued, it acted on SIGTERM */
     assert_stopped_cleanly(&pool, id[1]);
-    json_t *k = log_event(&pool, "worker_kill", NULL);
-    int killed = k != NULL;
-    json_decref(k);
-    assert_false(killed); /* nobody needed SIGKILL */
+    assert_false(logged(&pool, "worker_kill")); /* nobody needed SIGKILL */
     for (int i = 0; i < 2; i++) assert_false(tp_pid_exists(pid[i]));
     tp_pool_rm(&pool);
 }
@@ -130,9 +130,7 @@ static void test_watcher_past_the_bound(void **st) {
     int status = tp_pool_wait_stop(&pool);
     assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     assert_false(tp_pid_exists(pid)); /* the worker itself was reaped */
-    json_t *e = log_event(&pool, "shutdown", NULL);
-    assert_non_null(e);
-    json_decref(e);
+    assert_true(logged(&pool, "shutdown"));
     char cmd[400];
     snprintf(cmd, sizeof cmd, "grep -q 'still use the pool' %s", pool.log);
     assert_int_equal(system(cmd), 0);

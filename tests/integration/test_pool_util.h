@@ -303,4 +303,33 @@ static inline const char *tp_model_ref(char *buf, size_t cap, const char *name) 
     return buf;
 }
 
+/* tp_start_worker with the body {"model_ref":"<model's ref>"<more>}: more is
+ * the further fields, each with its leading comma ("" for none) */
+static inline const char *tp_start_model(tp_pool *p, const char *model, const char *more) {
+    char ref[1200], body[1400];
+    tp_model_ref(ref, sizeof ref, model);
+    snprintf(body, sizeof body, "{\"model_ref\":\"%s\"%s}", ref, more);
+    return tp_start_worker(p, body);
+}
+
+/* GET /metrics into out (asserts it answers 200); the caller frees out */
+static inline void tp_get_metrics(tp_pool *p, http_resp *out) {
+    char url[128], err[256];
+    snprintf(url, sizeof url, "%s/metrics", p->url);
+    http_client_req rq = { .url = url };
+    assert_int_equal(http_client_do(&rq, out, err, sizeof err), 0);
+    assert_int_equal(out->status, 200);
+}
+
+/* waits (asserts) up to ms for worker id to be ready; its pid from the
+ * pool's state (asserted > 0) */
+static inline pid_t tp_ready_pid(tp_pool *p, const char *id, int ms) {
+    assert_true(tp_wait_status(p, id, "ready", ms));
+    json_t *s = tp_state(p);
+    pid_t pid = (pid_t)tp_int(tp_worker(s, id), "pid");
+    json_decref(s);
+    assert_true(pid > 0);
+    return pid;
+}
+
 #endif

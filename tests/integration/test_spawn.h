@@ -1,6 +1,7 @@
 /* test_spawn — starting a service program (pool-managerd) from an
- * integration test so that it can never outlive the test: shared by
- * test_orch_util.h and test_pool_util.h.
+ * integration test so that it can never outlive the test, and watching the
+ * children it started (ts_all_stopped): shared by test_orch_util.h and
+ * test_pool_util.h.
  *
  * fork + execve (not posix_spawn) so that the child can ask for SIGTERM when
  * the test process dies: a failed assertion must not leave a pool running
@@ -11,6 +12,7 @@
 
 #include "testutil.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -84,6 +86,32 @@ static inline int ts_wait_port_file(const char *portf, pid_t pid, const char *lo
     }
     assert_true(port > 0);
     return port;
+}
+
+/* 1 when every thread of pid is stopped (or pid is gone): kill() only queues
+ * SIGSTOP, and a thread woken by other means can run on until the group stop
+ * reaches it. Reads /proc/<pid>/task/<tid>/stat: state T, t, Z or X. */
+static inline int ts_all_stopped(pid_t pid) {
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
+    DIR *d = opendir(path);
+    if (!d) return 1; /* gone */
+    int all = 1;
+    struct dirent *e;
+    while (all && (e = readdir(d))) {
+        if (e->d_name[0] == '.') continue;
+        char sp[384], buf[512];
+        snprintf(sp, sizeof sp, "%s/%s/stat", path, e->d_name);
+        FILE *f = fopen(sp, "r");
+        if (!f) continue;
+        size_t n = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        buf[n] = 0;
+        char *c = strrchr(buf, ')');
+        if (c && c[1] == ' ' && c[2] != 'T' && c[2] != 't' && c[2] != 'Z' && c[2] != 'X') all = 0;
+    }
+    closedir(d);
+    return all;
 }
 
 #endif

@@ -136,10 +136,7 @@ static void test_full_generation(void **st) {
     assert_non_null(strstr(greedy_text, "Lily")); /* real trained model: coherent story */
     tw_events_free(&e);
     /* same request again: same text (determinism), a generated seed differs */
-    tw_events_init(&e);
-    assert_int_equal(tw_execute(&W, "{\"job_id\":\"full-2\",\"prompt\":\"Once upon a time\",\"max_tokens\":48,\"temperature\":0}",
-                                NULL, &e, &r), 0);
-    http_resp_free(&r);
+    tw_run(&W, "{\"job_id\":\"full-2\",\"prompt\":\"Once upon a time\",\"max_tokens\":48,\"temperature\":0}", &e);
     assert_string_equal(tw_text(&e), greedy_text);
     tw_events_free(&e);
 }
@@ -201,10 +198,7 @@ static void test_greedy_matches_llama_cpp(void **st) {
             snprintf(body, sizeof body, "{\"job_id\":\"ref-%d\",\"prompt\":\"%s\",\"max_tokens\":%d,\"temperature\":0}", cases,
                      prompt, n);
             tw_events ev;
-            tw_events_init(&ev);
-            http_resp r;
-            assert_int_equal(tw_execute(&W, body, NULL, &ev, &r), 0);
-            http_resp_free(&r);
+            tw_run(&W, body, &ev);
             assert_string_equal(tw_last(&ev), "end");
             assert_int_equal(json_integer_value(json_object_get(ev.data[0], "tokens_in")), n_prompt);
             int got = 0;
@@ -240,10 +234,7 @@ static void test_seeded_sampling_and_private_logs(void **st) {
                  "\"top_k\":40,\"top_p\":0.9,\"min_p\":0.05,\"repetition_penalty\":1.1,\"seed\":%d}",
                  k, seeds[k]);
         tw_events e;
-        tw_events_init(&e);
-        http_resp r;
-        assert_int_equal(tw_execute(&W, body, NULL, &e, &r), 0);
-        http_resp_free(&r);
+        tw_run(&W, body, &e);
         assert_string_equal(tw_last(&e), "end");
         assert_int_equal(json_integer_value(json_object_get(e.data[0], "seed")), seeds[k]);
         snprintf(text[k], sizeof text[k], "%s", tw_text(&e));
@@ -391,10 +382,8 @@ static void test_malformed_and_huge(void **st) {
     assert_int_equal(tw_get(&W, "/nope", &r), 404);
     http_resp_free(&r);
     tw_events e;
-    tw_events_init(&e);
-    assert_int_equal(tw_execute(&W, "{\"job_id\":\"after\",\"prompt\":\"hi\",\"max_tokens\":3}", NULL, &e, &r), 0);
+    tw_run(&W, "{\"job_id\":\"after\",\"prompt\":\"hi\",\"max_tokens\":3}", &e);
     assert_string_equal(tw_last(&e), "end");
-    http_resp_free(&r);
     tw_events_free(&e);
 }
 
@@ -409,11 +398,17 @@ struct hookctx {
     int health_n;
 };
 
+/* 1 once, at the job's first token event: where a hook acts */
+static int first_token(struct hookctx *h, const char *name) {
+    if (strcmp(name, "token") || h->done) return 0;
+    h->done = 1;
+    return 1;
+}
+
 static int hook_cancel(tw_events *e, const char *name, json_t *d) {
     (void)d;
     struct hookctx *h = e->user;
-    if (strcmp(name, "token") || h->done) return 0;
-    h->done = 1;
+    if (!first_token(h, name)) return 0;
     http_resp r;
     h->cancel_ns = util_now_ns();
     h->cancel_status = tw_post(&W, "/cancel", "{\"job_id\":\"long-1\"}", &r);
@@ -423,16 +418,24 @@ static int hook_cancel(tw_events *e, const char *name, json_t *d) {
 
 static const char *LONG_JOB = "{\"job_id\":\"long-1\",\"prompt\":\"Once upon a time\",\"max_tokens\":500,\"temperature\":0}";
 
+/* runs LONG_JOB to its terminal event with hook on every event (h, zeroed
+ * here, its context); e keeps the events (the caller frees them) */
+static void run_long_job(tw_events *e, struct hookctx *h, tw_hook hook) {
+    tw_events_init(e);
+    memset(h, 0, sizeof *h);
+    e->hook = hook;
+    e->user = h;
+    http_resp r;
+    assert_int_equal(tw_execute(&W, LONG_JOB, NULL, e, &r), 0);
+    http_resp_free(&r);
+}
+
 static void test_cancel(void **st) {
     (void)st;
     tw_events e;
-    tw_events_init(&e);
-    struct hookctx h = {0};
-    e.hook = hook_cancel;
-    e.user = &h;
+    struct hookctx h;
+    run_long_job(&e, &h, hook_cancel);
     http_resp r;
-    assert_int_equal(tw_execute(&W, LONG_JOB, NULL, &e, &r), 0);
-    http_resp_free(&r);
     assert_int_equal(h.cancel_status, 202);
     check_order(&e);
     assert_string_equal(tw_last(&e), "error");
@@ -456,18 +459,15 @@ static void test_cancel(void **st) {
     assert_non_null(strstr(r.body, "\"field\":\"job_id\""));
     http_resp_free(&r);
     /* the next job runs */
-    tw_events_init(&e);
-    assert_int_equal(tw_execute(&W, "{\"job_id\":\"next\",\"prompt\":\"hi\",\"max_tokens\":4}", NULL, &e, &r), 0);
+    tw_run(&W, "{\"job_id\":\"next\",\"prompt\":\"hi\",\"max_tokens\":4}", &e);
     assert_string_equal(tw_last(&e), "end");
-    http_resp_free(&r);
     tw_events_free(&e);
 }
 
 static int hook_busy(tw_events *e, const char *name, json_t *d) {
     (void)d;
     struct hookctx *h = e->user;
-    if (strcmp(name, "token") || h->done) return 0;
-    h->done = 1;
+    if (!first_token(h, name)) return 0;
     http_resp r;
     h->busy_status = tw_post(&W, "/execute", "{\"job_id\":\"second\",\"prompt\":\"hi\"}", &r);
     json_t *j = json_loads(r.body, 0, NULL);
@@ -493,13 +493,8 @@ static int hook_busy(tw_events *e, const char *name, json_t *d) {
 static void test_busy_and_health_under_load(void **st) {
     (void)st;
     tw_events e;
-    tw_events_init(&e);
-    struct hookctx h = {0};
-    e.hook = hook_busy;
-    e.user = &h;
-    http_resp r;
-    assert_int_equal(tw_execute(&W, LONG_JOB, NULL, &e, &r), 0);
-    http_resp_free(&r);
+    struct hookctx h;
+    run_long_job(&e, &h, hook_busy);
     assert_int_equal(h.busy_status, 503);
     assert_string_equal(h.busy_code, "WORKER_BUSY");
     assert_int_equal(h.health_n, 20);
@@ -538,11 +533,8 @@ static void test_disconnect_frees_worker(void **st) {
     print_message("disconnect → worker idle in %.2f ms\n", ms);
     assert_true(idle);
     assert_true(ms < 1000.0);
-    tw_events_init(&e);
-    assert_int_equal(tw_execute(&W, "{\"job_id\":\"after-dc\",\"prompt\":\"hi\",\"max_tokens\":4}", NULL, &e, &r), 0);
-    assert_int_equal(r.status, 200);
+    assert_int_equal(tw_run(&W, "{\"job_id\":\"after-dc\",\"prompt\":\"hi\",\"max_tokens\":4}", &e), 200);
     assert_string_equal(tw_last(&e), "end");
-    http_resp_free(&r);
     tw_events_free(&e);
     /* the log says why */
     FILE *f = fopen(W.log, "r");
@@ -561,10 +553,7 @@ static void run_stop(const char *stop_json, const char *expect_text) {
              "{\"job_id\":\"stop-1\",\"prompt\":\"Once upon a time\",\"max_tokens\":48,\"temperature\":0,\"stop\":%s}",
              stop_json);
     tw_events e;
-    tw_events_init(&e);
-    http_resp r;
-    assert_int_equal(tw_execute(&W, body, NULL, &e, &r), 0);
-    http_resp_free(&r);
+    tw_run(&W, body, &e);
     check_order(&e);
     assert_string_equal(tw_last(&e), "end");
     assert_string_equal(json_string_value(json_object_get(tw_last_data(&e), "stop_reason")), "stop");
@@ -589,12 +578,10 @@ static void test_stop_strings(void **st) {
     }
     /* a stop string that never matches but whose prefix appears: all text comes out */
     tw_events e;
-    tw_events_init(&e);
-    http_resp r;
-    assert_int_equal(tw_execute(&W, "{\"job_id\":\"s2\",\"prompt\":\"Once upon a time\",\"max_tokens\":48,\"temperature\":0,"
-                                    "\"stop\":[\"Lily!!\",\" there was a little boy\"]}",
-                                NULL, &e, &r), 0);
-    http_resp_free(&r);
+    tw_run(&W,
+           "{\"job_id\":\"s2\",\"prompt\":\"Once upon a time\",\"max_tokens\":48,\"temperature\":0,"
+           "\"stop\":[\"Lily!!\",\" there was a little boy\"]}",
+           &e);
     assert_string_equal(json_string_value(json_object_get(tw_last_data(&e), "stop_reason")), "max_tokens");
     assert_string_equal(tw_text(&e), greedy_text);
     tw_events_free(&e);
@@ -634,11 +621,7 @@ static void test_stop_reason_eos(void **st) {
     if (rc) tw_dump_log(&p);
     assert_int_equal(rc, 0);
     tw_events e;
-    tw_events_init(&e);
-    http_resp r;
-    assert_int_equal(tw_execute(&p, "{\"job_id\":\"eos-1\",\"prompt\":\"Once upon a time\",\"max_tokens\":100,\"temperature\":0}",
-                                NULL, &e, &r), 0);
-    http_resp_free(&r);
+    tw_run(&p, "{\"job_id\":\"eos-1\",\"prompt\":\"Once upon a time\",\"max_tokens\":100,\"temperature\":0}", &e);
     tw_kill(&p);
     unlink(path);
     check_order(&e);

@@ -48,11 +48,7 @@ static void test_utf8_stream(void **st) {
                  "{\"job_id\":\"u%d\",\"prompt\":\"Grüße aus 東京 🎉\",\"max_tokens\":128,\"temperature\":1,\"seed\":%d}",
                  seed, seed);
         tw_events e;
-        tw_events_init(&e);
-        http_resp r;
-        assert_int_equal(tw_execute(&p, body, NULL, &e, &r), 0);
-        assert_int_equal(r.status, 200);
-        http_resp_free(&r);
+        assert_int_equal(tw_run(&p, body, &e), 200);
         assert_int_equal(e.bad_json, 0);
         assert_string_equal(tw_last(&e), "end");
         /* gather ids; each event's text must be valid UTF-8 on its own */

@@ -281,6 +281,18 @@ static inline int tw_execute(const tw_proc *p, const char *body, const char *con
     return http_client_sse(&rq, tw_on_event, e, out, err, sizeof err);
 }
 
+/* Runs one job on p to its terminal event: e (initialised here) collects the
+ * events, the caller frees them. Asserts the request went through; returns
+ * its HTTP status. */
+static inline long tw_run(const tw_proc *p, const char *body, tw_events *e) {
+    tw_events_init(e);
+    http_resp r;
+    assert_int_equal(tw_execute(p, body, NULL, e, &r), 0);
+    long status = r.status;
+    http_resp_free(&r);
+    return status;
+}
+
 static inline long tw_get(const tw_proc *p, const char *path, http_resp *out) {
     char url[256], err[256];
     snprintf(url, sizeof url, "%s%s", p->base, path);

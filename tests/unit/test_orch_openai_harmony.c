@@ -38,7 +38,7 @@ T_ALIAS(http_server_route);
 T_ALIAS(orch_client_auth);
 T_ALIAS(orch_respond_adm_error);
 T_ALIAS(orch_list_begin);
-T_ALIAS(orch_respond_sb);
+T_ALIAS(orch_list_end);
 T_ALIAS(orch_submit);
 T_ALIAS(orch_job_subscribe);
 T_ALIAS(orch_job_finish);

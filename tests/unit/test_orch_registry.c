@@ -25,6 +25,15 @@ static void pool_facts(struct reg_pool *p, const char *id, const char *fp) {
     p->dev[1] = (struct reg_device){ .gpu_id = REG_HOST_DEVICE, .total_bytes = 64ull << 30, .free_bytes = 32ull << 30 };
 }
 
+/* mk() with pool p1 (pool_facts into f, token fingerprint fp) registered at now_ms */
+static struct registry *mk_p1(struct reg_pool *f, const char *fp, int64_t now_ms) {
+    struct registry *r = mk();
+    char err[256];
+    pool_facts(f, "p1", fp);
+    assert_int_equal(reg_pool_register(r, f, now_ms, err, sizeof err), 0);
+    return r;
+}
+
 static struct reg_worker wk(const char *id, const char *pool, const char *model, enum reg_worker_status st, int gpu) {
     struct reg_worker w;
     memset(&w, 0, sizeof w);
@@ -40,11 +49,9 @@ static struct reg_worker wk(const char *id, const char *pool, const char *model,
 
 static void test_register_and_availability(void **s) {
     (void)s;
-    struct registry *r = mk();
     struct reg_pool f;
     char err[256];
-    pool_facts(&f, "p1", "abc123");
-    assert_int_equal(reg_pool_register(r, &f, 10000, err, sizeof err), 0);
+    struct registry *r = mk_p1(&f, "abc123", 10000);
     const struct reg_pool *p = reg_pool_get(r, "p1");
     assert_non_null(p);
     assert_true(reg_pool_available(r, p, 10000));
@@ -76,11 +83,9 @@ static void test_register_and_availability(void **s) {
 
 static void test_heartbeat_rules(void **s) {
     (void)s;
-    struct registry *r = mk();
     struct reg_pool f;
     char err[256];
-    pool_facts(&f, "p1", "abc123");
-    assert_int_equal(reg_pool_register(r, &f, 10000, err, sizeof err), 0);
+    struct registry *r = mk_p1(&f, "abc123", 10000);
     struct reg_worker ws[2] = { wk("w1", "p1", "m", REG_W_READY, 0), wk("w2", "p1", "m", REG_W_STARTING, 0) };
     struct reg_heartbeat hb = { .pool_id = "p1", .ts_ms = 10100, .token_fp = "abc123", .dev = f.dev, .ndev = 2,
                                 .workers = ws, .nworkers = 2 };
@@ -151,11 +156,8 @@ static void test_heartbeat_rules(void **s) {
 
 static void test_placements_and_room(void **s) {
     (void)s;
-    struct registry *r = mk();
     struct reg_pool f;
-    char err[256];
-    pool_facts(&f, "p1", "");
-    assert_int_equal(reg_pool_register(r, &f, 0, err, sizeof err), 0);
+    struct registry *r = mk_p1(&f, "", 0);
     struct reg_worker a = wk("wa", "p1", "qwen", REG_W_READY, 0);
     struct reg_worker b = wk("wb", "p1", "qwen", REG_W_STARTING, 0);
     b.memory_bytes = 10ull << 30;

@@ -45,6 +45,19 @@ static void uniforms(uint64_t seed, double *u, int n) {
     eng_sampler_free(s);
 }
 
+/* ndraws samples from logits l[n] by a sampler with these settings (repeat
+ * penalty off) are each what the documented draw gives for the weights wt[n]
+ * (0 = filtered out) and the uniforms of the same seed */
+static void assert_draws(float temp, int top_k, float top_p, float min_p, uint64_t seed, const float *l, int n,
+                         const double *wt, int ndraws) {
+    double u[300];
+    assert_true(ndraws <= (int)(sizeof u / sizeof u[0]));
+    uniforms(seed, u, ndraws);
+    eng_sampler *s = mk(temp, top_k, top_p, min_p, 1, seed, n);
+    for (int i = 0; i < ndraws; i++) assert_int_equal(eng_sampler_sample(s, l), expect_draw(wt, n, u[i]));
+    eng_sampler_free(s);
+}
+
 static void test_defaults(void **st) {
     (void)st;
     eng_sampling_params p;
@@ -153,17 +166,12 @@ static void test_uniform_range_and_determinism(void **st) {
 
 static void test_top_k(void **st) {
     (void)st;
-    enum { N = 300 };
-    double u[N];
-    uniforms(3, u, N);
     /* logits ln{1,4,2,3}: top-2 keeps ids 1 and 3 with weights 4 and 3 */
     float l[4] = {0, logf(4), logf(2), logf(3)};
-    eng_sampler *s = mk(1, 2, 1, 0, 1, 3, 4);
     double wt[4] = {0, 4, 0, 3};
-    for (int i = 0; i < N; i++) assert_int_equal(eng_sampler_sample(s, l), expect_draw(wt, 4, u[i]));
-    eng_sampler_free(s);
+    assert_draws(1, 2, 1, 0, 3, l, 4, wt, 300);
     /* top_k = 1 → argmax whatever the draw */
-    s = mk(1, 1, 1, 0, 1, 5, 4);
+    eng_sampler *s = mk(1, 1, 1, 0, 1, 5, 4);
     for (int i = 0; i < 50; i++) assert_int_equal(eng_sampler_sample(s, l), 1);
     eng_sampler_free(s);
     /* ties at the boundary: equal logits, top-2 keeps the two lowest ids */
@@ -175,40 +183,26 @@ static void test_top_k(void **st) {
     assert_int_equal(seen[2] + seen[3] + seen[4], 0);
     eng_sampler_free(s);
     /* top_k > vocab: off */
-    uniforms(11, u, N);
-    s = mk(1, 100, 1, 0, 1, 11, 4);
     double all[4] = {1, 4, 2, 3};
-    for (int i = 0; i < N; i++) assert_int_equal(eng_sampler_sample(s, l), expect_draw(all, 4, u[i]));
-    eng_sampler_free(s);
+    assert_draws(1, 100, 1, 0, 11, l, 4, all, 300);
 }
 
 static void test_top_p(void **st) {
     (void)st;
-    enum { N = 300 };
-    double u[N];
     /* p = {0.5, 0.3, 0.15, 0.05} at ids {2, 0, 3, 1} */
     float l[4] = {logf(0.3f), logf(0.05f), logf(0.5f), logf(0.15f)};
     /* top_p 0.75: prefix {2 (0.5), 0 (0.8)} */
-    uniforms(4, u, N);
-    eng_sampler *s = mk(1, 0, 0.75f, 0, 1, 4, 4);
     double wt[4] = {0.3, 0, 0.5, 0};
-    for (int i = 0; i < N; i++) assert_int_equal(eng_sampler_sample(s, l), expect_draw(wt, 4, u[i]));
-    eng_sampler_free(s);
+    assert_draws(1, 0, 0.75f, 0, 4, l, 4, wt, 300);
     /* top_p 0.9: {2, 0, 3} */
-    uniforms(5, u, N);
-    s = mk(1, 0, 0.9f, 0, 1, 5, 4);
     double wt2[4] = {0.3, 0, 0.5, 0.15};
-    for (int i = 0; i < N; i++) assert_int_equal(eng_sampler_sample(s, l), expect_draw(wt2, 4, u[i]));
-    eng_sampler_free(s);
+    assert_draws(1, 0, 0.9f, 0, 5, l, 4, wt2, 300);
     /* top_p 0 keeps exactly one token: the most probable */
-    s = mk(1, 0, 0.0f, 0, 1, 6, 4);
+    eng_sampler *s = mk(1, 0, 0.0f, 0, 1, 6, 4);
     for (int i = 0; i < 50; i++) assert_int_equal(eng_sampler_sample(s, l), 2);
     eng_sampler_free(s);
     /* top-k then top-p: top-3 = {2,0,3} renormalised {0.526,0.316,0.158}; p 0.8 → {2,0} */
-    uniforms(8, u, N);
-    s = mk(1, 3, 0.8f, 0, 1, 8, 4);
-    for (int i = 0; i < N; i++) assert_int_equal(eng_sampler_sample(s, l), expect_draw(wt, 4, u[i]));
-    eng_sampler_free(s);
+    assert_draws(1, 3, 0.8f, 0, 8, l, 4, wt, 300);
 }
 
 /* a large vocabulary exercises the bucketed top-p path */
@@ -242,11 +236,7 @@ static void test_top_p_large_vocab(void **st) {
         if (cum >= 0.6 * z) break;
     }
     assert_true(kept > 10 && kept < V / 2);
-    double u[N];
-    uniforms(21, u, N);
-    eng_sampler *s = mk(1, 0, 0.6f, 0, 1, 21, V);
-    for (int i = 0; i < N; i++) assert_int_equal(eng_sampler_sample(s, l), expect_draw(wt, V, u[i]));
-    eng_sampler_free(s);
+    assert_draws(1, 0, 0.6f, 0, 21, l, V, wt, N);
     free(l);
     free(wt);
     free(idx);
@@ -254,17 +244,12 @@ static void test_top_p_large_vocab(void **st) {
 
 static void test_min_p(void **st) {
     (void)st;
-    enum { N = 300 };
-    double u[N];
     float l[4] = {logf(0.3f), logf(0.05f), logf(0.5f), logf(0.15f)};
     /* min_p 0.4: keep p >= 0.2 → ids 2 and 0 */
-    uniforms(12, u, N);
-    eng_sampler *s = mk(1, 0, 1, 0.4f, 1, 12, 4);
     double wt[4] = {0.3, 0, 0.5, 0};
-    for (int i = 0; i < N; i++) assert_int_equal(eng_sampler_sample(s, l), expect_draw(wt, 4, u[i]));
-    eng_sampler_free(s);
+    assert_draws(1, 0, 1, 0.4f, 12, l, 4, wt, 300);
     /* min_p 1: only the max */
-    s = mk(1, 0, 1, 1.0f, 1, 13, 4);
+    eng_sampler *s = mk(1, 0, 1, 1.0f, 1, 13, 4);
     for (int i = 0; i < 50; i++) assert_int_equal(eng_sampler_sample(s, l), 2);
     eng_sampler_free(s);
     /* min_p 1 with two equal maxima keeps both */

@@ -293,14 +293,10 @@ static void test_json_errors(void **st) {
     /* NUL inside the input is not JSON whitespace */
     refused("{}\0", 3, "trailing characters");
     /* 17 keys: the hashed duplicate check */
-    refused(
+    static const char keys17[] =
         "{\"a\":0,\"b\":0,\"c\":0,\"d\":0,\"e\":0,\"f\":0,\"g\":0,\"h\":0,\"i\":0,\"j\":0,\"k\":0,\"l\":0,\"m\":0,"
-        "\"n\":0,"
-        "\"o\":0,\"p\":0,\"h\":1}",
-        strlen(
-            "{\"a\":0,\"b\":0,\"c\":0,\"d\":0,\"e\":0,\"f\":0,\"g\":0,\"h\":0,\"i\":0,\"j\":0,\"k\":0,\"l\":0,\"m\":0,"
-            "\"n\":0,\"o\":0,\"p\":0,\"h\":1}"),
-        "duplicate key");
+        "\"n\":0,\"o\":0,\"p\":0,\"h\":1}";
+    refused(keys17, strlen(keys17), "duplicate key");
     /* deep nesting: 64 levels (the object and 63 arrays) parse, 65 do not; a million does not crash */
     for (int depth = 63; depth <= 64; depth++) {
         char buf[256];

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -139,6 +140,31 @@ static int too_long(const char *v, size_t max) { return v && strnlen(v, max + 1)
 
 static void lock(struct store *s) { pthread_mutex_lock(&s->mu); }
 static void unlock(struct store *s) { pthread_mutex_unlock(&s->mu); }
+
+/* One write statement, alone, under the lock: binds ?1, ?2, ... from sig, one
+ * letter an argument ('s' const char *, NULL binds NULL; 'i' int; 'I'
+ * int64_t), runs it and returns step_write's changes() or <0. As with
+ * json_pack, the letters must match the arguments' types (the compiler cannot
+ * check them). */
+static int write_locked(struct store *s, enum stmt_id id, const char *what, char *err, size_t errlen,
+                        const char *sig, ...) {
+    lock(s);
+    sqlite3_stmt *st = stmt(s, id);
+    va_list ap;
+    va_start(ap, sig);
+    for (int i = 1; sig[i - 1]; i++) {
+        switch (sig[i - 1]) {
+        case 's': bind_str(st, i, va_arg(ap, const char *)); break;
+        case 'i': sqlite3_bind_int(st, i, va_arg(ap, int)); break;
+        case 'I': sqlite3_bind_int64(st, i, (sqlite3_int64)va_arg(ap, int64_t)); break;
+        default: LLORCH_ASSERT(!"write_locked: unknown bind letter");
+        }
+    }
+    va_end(ap);
+    int rc = step_write(s, st, err, errlen, what);
+    unlock(s);
+    return rc;
+}
 
 static int begin(struct store *s, char *err, size_t errlen) { return exec(s, "BEGIN IMMEDIATE", err, errlen); }
 static int commit(struct store *s, char *err, size_t errlen) { return exec(s, "COMMIT", err, errlen); }
@@ -335,14 +361,8 @@ int store_job_dispatch(struct store *s, const char *id, const char *worker_id, c
 }
 
 int store_job_started(struct store *s, const char *id, int64_t tokens_in, int64_t now_ms, char *err, size_t errlen) {
-    lock(s);
-    sqlite3_stmt *st = stmt(s, S_STARTED);
-    bind_str(st, 1, id);
-    sqlite3_bind_int64(st, 2, now_ms);
-    sqlite3_bind_int64(st, 3, tokens_in);
-    int rc = step_write(s, st, err, errlen, "started");
+    int rc = write_locked(s, S_STARTED, "started", err, errlen, "sII", id, now_ms, tokens_in);
     if (rc == 0) rc = util_fail(err, errlen, -ESTALE, "store: job %s is not dispatched", id);
-    unlock(s);
     return rc < 0 ? rc : 0;
 }
 
@@ -524,14 +544,8 @@ int store_recover(struct store *s, int64_t now_ms, store_recover_cb cb, void *ct
  * ==================================================================== */
 int store_checkpoint_put(struct store *s, const char *job_id, int64_t last_event_id, const char *terminal_event,
                          const char *terminal_data, char *err, size_t errlen) {
-    lock(s);
-    sqlite3_stmt *st = stmt(s, S_CKPT_PUT);
-    bind_str(st, 1, job_id);
-    sqlite3_bind_int64(st, 2, last_event_id);
-    bind_str(st, 3, terminal_event);
-    bind_str(st, 4, terminal_data);
-    int rc = step_write(s, st, err, errlen, "checkpoint");
-    unlock(s);
+    int rc = write_locked(s, S_CKPT_PUT, "checkpoint", err, errlen, "sIss", job_id, last_event_id, terminal_event,
+                          terminal_data);
     return rc < 0 ? rc : 0;
 }
 
@@ -554,13 +568,7 @@ int store_checkpoint_get(struct store *s, const char *job_id, int64_t *last_even
 
 int store_quota_set(struct store *s, const char *tenant, int64_t max_concurrent, int64_t daily_tokens) {
     if (too_long(tenant, JOB_TENANT_MAX)) return -EINVAL;
-    lock(s);
-    sqlite3_stmt *st = stmt(s, S_QUOTA_SET);
-    bind_str(st, 1, tenant);
-    sqlite3_bind_int64(st, 2, max_concurrent);
-    sqlite3_bind_int64(st, 3, daily_tokens);
-    int rc = step_write(s, st, NULL, 0, "quota");
-    unlock(s);
+    int rc = write_locked(s, S_QUOTA_SET, "quota", NULL, 0, "sII", tenant, max_concurrent, daily_tokens);
     return rc < 0 ? rc : 0;
 }
 
@@ -583,23 +591,12 @@ int store_quota_get(struct store *s, const char *tenant, int64_t day, struct sto
 }
 
 int store_quota_add_tokens(struct store *s, const char *tenant, int64_t day, int64_t tokens) {
-    lock(s);
-    sqlite3_stmt *st = stmt(s, S_QUOTA_ADD);
-    bind_str(st, 1, tenant);
-    sqlite3_bind_int64(st, 2, day);
-    sqlite3_bind_int64(st, 3, tokens);
-    int rc = step_write(s, st, NULL, 0, "quota add");
-    unlock(s);
+    int rc = write_locked(s, S_QUOTA_ADD, "quota add", NULL, 0, "sII", tenant, day, tokens);
     return rc < 0 ? rc : rc == 0 ? -ENOENT : 0;
 }
 
 int store_config_put(struct store *s, const char *key, const char *value) {
-    lock(s);
-    sqlite3_stmt *st = stmt(s, S_CFG_PUT);
-    bind_str(st, 1, key);
-    bind_str(st, 2, value);
-    int rc = step_write(s, st, NULL, 0, "config");
-    unlock(s);
+    int rc = write_locked(s, S_CFG_PUT, "config", NULL, 0, "ss", key, value);
     return rc < 0 ? rc : 0;
 }
 
@@ -645,26 +642,13 @@ int store_placement_put(struct store *s, const char *model_ref, const char *pool
                         char *err, size_t errlen) {
     if (too_long(model_ref, JOB_MODEL_REF_MAX) || too_long(pool_id, JOB_POOL_ID_MAX))
         return util_fail(err, errlen, -EINVAL, "store: placement field too long");
-    lock(s);
-    sqlite3_stmt *st = stmt(s, S_PL_PUT);
-    bind_str(st, 1, model_ref);
-    bind_str(st, 2, pool_id);
-    sqlite3_bind_int(st, 3, gpu_id);
-    sqlite3_bind_int64(st, 4, now_ms);
-    int rc = step_write(s, st, err, errlen, "placement put");
-    unlock(s);
+    int rc = write_locked(s, S_PL_PUT, "placement put", err, errlen, "ssiI", model_ref, pool_id, gpu_id, now_ms);
     return rc < 0 ? rc : 0;
 }
 
 int store_placement_del(struct store *s, const char *model_ref, const char *pool_id, int gpu_id, char *err,
                         size_t errlen) {
-    lock(s);
-    sqlite3_stmt *st = stmt(s, S_PL_DEL);
-    bind_str(st, 1, model_ref);
-    bind_str(st, 2, pool_id);
-    sqlite3_bind_int(st, 3, gpu_id);
-    int rc = step_write(s, st, err, errlen, "placement delete");
-    unlock(s);
+    int rc = write_locked(s, S_PL_DEL, "placement delete", err, errlen, "ssi", model_ref, pool_id, gpu_id);
     return rc < 0 ? rc : rc == 0 ? -ENOENT : 0;
 }
 

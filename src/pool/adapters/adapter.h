@@ -78,6 +78,19 @@ const struct pool_adapter_ops *pool_adapter_ops_find(const char *type);
 extern const struct pool_adapter_ops pool_adapter_cpu, pool_adapter_bespoke_cuda, pool_adapter_llamacpp,
     pool_adapter_apple_metal;
 
+/* The slots a worker of our own engine (cpu, bespoke-cuda, apple-metal) fills
+ * alike: it calls back when ready (no started/cleanup), answers GET /health,
+ * stops by signals and has no state of its own. Written last in the ops'
+ * initializer, after the slots that differ. */
+#define POOL_ADAPTER_ENGINE_WORKER_SLOTS \
+    .started = NULL,                      \
+    .health = pool_adapter_http_health,   \
+    .stop = pool_adapter_sig_stop,        \
+    .kill = pool_adapter_sig_kill,        \
+    .state = pool_adapter_no_state,       \
+    .metadata = pool_adapter_metadata,    \
+    .cleanup = NULL
+
 /* shared slots (adapter.c) */
 int pool_adapter_sig_stop(struct pool_worker *w);
 int pool_adapter_sig_kill(struct pool_worker *w);

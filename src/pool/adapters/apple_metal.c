@@ -34,11 +34,5 @@ const struct pool_adapter_ops pool_adapter_apple_metal = {
     .platform_ok = metal_platform_ok,
     .arch_supported = metal_arch,
     .spawn = metal_spawn,
-    .started = NULL,
-    .health = pool_adapter_http_health,
-    .stop = pool_adapter_sig_stop,
-    .kill = pool_adapter_sig_kill,
-    .state = pool_adapter_no_state,
-    .metadata = pool_adapter_metadata,
-    .cleanup = NULL,
+    POOL_ADAPTER_ENGINE_WORKER_SLOTS,
 };

@@ -50,13 +50,7 @@ const struct pool_adapter_ops pool_adapter_cpu = {
     .platform_ok = cpu_platform_ok,
     .arch_supported = cpu_arch,
     .spawn = cpu_spawn,
-    .started = NULL,
-    .health = pool_adapter_http_health,
-    .stop = pool_adapter_sig_stop,
-    .kill = pool_adapter_sig_kill,
-    .state = pool_adapter_no_state,
-    .metadata = pool_adapter_metadata,
-    .cleanup = NULL,
+    POOL_ADAPTER_ENGINE_WORKER_SLOTS,
 };
 
 /* bespoke-cuda — worker-orcd: the same command line plus --gpu-device; VRAM only. */
@@ -68,11 +62,5 @@ const struct pool_adapter_ops pool_adapter_bespoke_cuda = {
     .platform_ok = cpu_platform_ok,
     .arch_supported = cpu_arch,
     .spawn = cpu_spawn,
-    .started = NULL,
-    .health = pool_adapter_http_health,
-    .stop = pool_adapter_sig_stop,
-    .kill = pool_adapter_sig_kill,
-    .state = pool_adapter_no_state,
-    .metadata = pool_adapter_metadata,
-    .cleanup = NULL,
+    POOL_ADAPTER_ENGINE_WORKER_SLOTS,
 };

@@ -161,10 +161,8 @@ static void on_gone(void *user) {
 
 static void h_execute(http_req *r, void *user) {
     struct lcpp *L = user;
-    size_t len;
-    const char *body = http_req_body(r, &len);
     ju_err e = { 0 };
-    json_t *in = ju_parse_object(body, len, &e);
+    json_t *in = ju_parse_body(r, &e);
     const char *job_id = NULL, *prompt = NULL;
     size_t jl = 0, pl = 0;
     int64_t max_tokens = 2048, top_k = 0;
@@ -253,10 +251,8 @@ static void h_execute(http_req *r, void *user) {
 
 static void h_cancel(http_req *r, void *user) {
     struct lcpp *L = user;
-    size_t len;
-    const char *body = http_req_body(r, &len);
     ju_err e = { 0 };
-    json_t *in = ju_parse_object(body, len, &e);
+    json_t *in = ju_parse_body(r, &e);
     const char *id = NULL;
     if (!in || ju_string(in, "job_id", 1, 64, &id, NULL, &e) < 0) {
         http_respond_error(r, ERR_INVALID_REQUEST, e.message, NULL);
