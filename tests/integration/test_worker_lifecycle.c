@@ -123,26 +123,32 @@ static void test_callback_refused(void **st) {
 }
 
 /* SIGTERM while the worker is still starting (here: its ready callback is
- * pending for 3 s) ends it at once with exit 0. */
+ * held unanswered for 6 s) ends it with exit 0 without waiting for the
+ * answer: the outcome asserted is that it exited while the callback was
+ * still pending (no wall-clock bound: exit under ASan on a loaded 2-core
+ * machine took over 1.5 s once, which the old bound called a failure). */
 static void test_sigterm_during_startup(void **st) {
     (void)st;
     if (!model_present()) skip();
     tw_cb cb;
     tw_cb_start(&cb, 200);
-    cb.delay_ms = 3000;
+    cb.delay_ms = 6000;
     tw_proc p;
     assert_int_equal(tw_spawn(&p, "stories260K.gguf", cb.port, NULL, 0), 0);
     for (int i = 0; i < 2000 && !__atomic_load_n(&cb.started, __ATOMIC_SEQ_CST); i++) usleep(5000);
     assert_true(__atomic_load_n(&cb.started, __ATOMIC_SEQ_CST) > 0);
     uint64_t t0 = util_now_ns();
     kill(p.pid, SIGTERM);
-    int st2 = tw_wait_exit(&p, 2000);
+    int st2 = tw_wait_exit(&p, 5500);
     double ms = (double)(util_now_ns() - t0) / 1e6;
-    print_message("SIGTERM during startup → exit in %.1f ms\n", ms);
+    pthread_mutex_lock(&cb.mu);
+    const int answered = cb.n_calls; /* counted only after the 6 s hold */
+    pthread_mutex_unlock(&cb.mu);
+    print_message("SIGTERM during startup → exit in %.1f ms (callback answered: %d)\n", ms, answered);
     if (st2 < 0) tw_kill(&p);
     assert_true(st2 >= 0 && WIFEXITED(st2) && WEXITSTATUS(st2) == 0);
-    assert_true(ms < 1500.0);
-    tw_cb_stop(&cb);
+    assert_int_equal(answered, 0);
+    tw_cb_stop(&cb); /* waits out the hold */
 }
 
 struct sigctx {
@@ -181,9 +187,19 @@ static void test_sigterm_during_job(void **st) {
     assert_true(c.sent_ns > 0);
     assert_string_equal(tw_last(&e), "error");
     assert_string_equal(json_string_value(json_object_get(tw_last_data(&e), "code")), "CANCELLED");
-    assert_true(st2 >= 0 && WIFEXITED(st2) && WEXITSTATUS(st2) == 0);
-    assert_true(ms < 5000.0);
+    assert_true(st2 >= 0 && WIFEXITED(st2) && WEXITSTATUS(st2) == 0); /* within tw_wait_exit's 10 s guard */
     tw_events_free(&e);
+}
+
+/* health_refresh events in a worker's log so far */
+static int count_refreshes(const char *log) {
+    FILE *f = fopen(log, "r");
+    char line[2048];
+    int n = 0;
+    while (f && fgets(line, sizeof line, f))
+        if (strstr(line, "\"event\":\"health_refresh\"")) n++;
+    if (f) fclose(f);
+    return n;
 }
 
 /* The health cache is refreshed on its timer, also while a job runs (then
@@ -208,18 +224,18 @@ static void test_health_refresh_timer(void **st) {
     assert_string_equal(tw_last(&e), "end");
     tw_events_free(&e);
     double job_s = (double)(util_now_ns() - t0) / 1e9;
-    usleep(1300000);
+    /* the log until it shows the startup refresh and a timed one (a 1 s
+     * timer; up to 15 s, so a loaded machine's scheduling is not a failure) */
+    int n = 0;
+    for (int i = 0; i < 150 && n < 2; i++) {
+        usleep(100000);
+        n = count_refreshes(p.log);
+    }
     assert_int_equal(tw_get(&p, "/health", &r), 200);
     assert_non_null(strstr(r.body, "\"resident\":true"));
     http_resp_free(&r);
     tw_kill(&p);
     assert_true(WIFEXITED(p.status) && WEXITSTATUS(p.status) == 0);
-    FILE *f = fopen(p.log, "r");
-    char line[2048];
-    int n = 0;
-    while (f && fgets(line, sizeof line, f))
-        if (strstr(line, "\"event\":\"health_refresh\"")) n++;
-    if (f) fclose(f);
     print_message("job %.2f s; %d health refreshes\n", job_s, n);
     assert_true(n >= 2); /* startup + at least one timed refresh */
 }
@@ -232,11 +248,9 @@ static void test_shutdown_endpoint(void **st) {
     http_resp r;
     assert_int_equal(tw_post(&p, "/shutdown", "{}", &r), 202);
     http_resp_free(&r);
-    uint64_t t0 = util_now_ns();
-    int st2 = tw_wait_exit(&p, 10000);
+    int st2 = tw_wait_exit(&p, 10000); /* the guard: a worker that ignores /shutdown fails here */
     if (st2 < 0) tw_kill(&p);
     assert_true(st2 >= 0 && WIFEXITED(st2) && WEXITSTATUS(st2) == 0);
-    assert_true(util_now_ns() - t0 < 5000000000ull);
     /* and it stopped listening */
     char url[160], err[256];
     snprintf(url, sizeof url, "%s/health", p.base);
