@@ -42,6 +42,12 @@ struct http_server {
     int epfd, evfd;
     pthread_t watcher;
     int watcher_started;
+    /* http_server_stop_accepting: from then on new requests are answered
+     * 503 with this code and message (closing is read and written atomically;
+     * code and message are written before it) */
+    int closing;
+    enum err_code closing_code;
+    char closing_msg[96];
 };
 
 struct http_stream {

@@ -208,6 +208,10 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
         r->path = strdup(url ? url : "/");
         *con_cls = r;
         if (!r->path) return MHD_NO;
+        if (__atomic_load_n(&s->closing, __ATOMIC_ACQUIRE)) { /* shutting down: answered before any body */
+            http_respond_error_status(r, 503, s->closing_code, s->closing_msg, NULL);
+            return MHD_YES;
+        }
         const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl) {
             char *e;
@@ -361,10 +365,11 @@ int http_server_start(http_server *s, char *err, size_t errlen) {
 
 int http_server_port(const http_server *s) { return s ? s->port : 0; }
 
-void http_server_stop_accepting(http_server *s) {
-    if (!s || !s->d) return;
-    MHD_socket fd = MHD_quiesce_daemon(s->d);
-    if (fd != MHD_INVALID_SOCKET) close(fd);
+void http_server_stop_accepting(http_server *s, enum err_code code, const char *message) {
+    if (!s) return;
+    s->closing_code = code;
+    snprintf(s->closing_msg, sizeof s->closing_msg, "%s", message ? message : "shutting down");
+    __atomic_store_n(&s->closing, 1, __ATOMIC_RELEASE);
 }
 
 int http_server_n_streams(http_server *s) {

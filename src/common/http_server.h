@@ -79,9 +79,15 @@ int http_server_new(const http_server_opts *o, http_server **out, char *err, siz
 int http_server_route(http_server *s, const char *method, const char *pattern, http_handler_fn fn, void *user);
 int http_server_start(http_server *s, char *err, size_t errlen);
 int http_server_port(const http_server *s);
-/* Stops accepting new connections (the listening socket is closed);
- * connections already open are served on. */
-void http_server_stop_accepting(http_server *s);
+/* Shutdown: from now on every new request is answered 503 with code and
+ * message (a stable error, e.g. WORKER_BUSY, so a client retries
+ * elsewhere); requests and streams already running are served on. The
+ * listening socket closes at http_server_free. (It used to be closed here
+ * with MHD_quiesce_daemon, which on an epoll daemon with its own thread
+ * races MHD's event loop and can abort the process: libmicrohttpd 0.9.75
+ * panics "Failed to remove listen FD from epoll set", seen in
+ * pool-managerd's shutdown under ASan.) */
+void http_server_stop_accepting(http_server *s, enum err_code code, const char *message);
 /* Waits up to timeout_ms until no stream is being delivered. 0 when idle. */
 int http_server_drain(http_server *s, int timeout_ms);
 /* Number of streams whose connection is still open. */

@@ -202,7 +202,7 @@ int main(int argc, char **argv) {
     fflush(stdout);
     while (!g_stop) pause();
     LOG_INFO(ORCH_COMPONENT, "shutdown", NULL, "stopping");
-    http_server_stop_accepting(o->http);
+    http_server_stop_accepting(o->http, ERR_NO_CAPACITY, "orchestratord is shutting down");
     teardown(o);
     return 0;
 }

@@ -143,7 +143,7 @@ int main(int argc, char **argv) {
     int sig = 0;
     while (sigwait(&sigs, &sig) != 0) {}
     LOG_INFO(POOL_COMPONENT, "shutdown", NULL, "signal %d: stopping workers", sig);
-    http_server_stop_accepting(p->http);
+    http_server_stop_accepting(p->http, ERR_POOL_UNAVAILABLE, "pool-managerd is shutting down");
     pool_health_request_stop(p);
     pool_heartbeat_stop(p);
     pool_lifecycle_shutdown(p);

@@ -92,7 +92,7 @@ static int shutdown_worker(worker *w, int job_thread_running) {
     uint64_t t0 = util_now_ns();
     LOG_INFO(WK_COMPONENT, "shutdown_start", NULL, "stopping: no new connections, cancelling the running job");
     atomic_store(&w->accepting, 0);
-    if (w->http) http_server_stop_accepting(w->http);
+    if (w->http) http_server_stop_accepting(w->http, ERR_WORKER_BUSY, "worker is shutting down");
     int joined = 1;
     if (job_thread_running) {
         pthread_mutex_lock(&w->mu);
