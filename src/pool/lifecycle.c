@@ -574,16 +574,8 @@ void pool_lifecycle_shutdown(struct pool *p) {
     char m[64];
     for (int i = 0; i < n; i++) pool_worker_stop(p, ids[i], m, sizeof m);
     /* the watchers enforce the grace (SIGKILL) and remove their workers */
-    uint64_t deadline = util_now_ns() + ((uint64_t)p->stop_grace_ms + 3000) * 1000000ull;
     pthread_mutex_lock(&p->mu);
-    while (p->nworkers > 0 && util_now_ns() < deadline) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += 50 * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) { ts.tv_sec++; ts.tv_nsec -= 1000000000L; }
-        pthread_cond_timedwait(&p->cv, &p->mu, &ts);
-    }
-    int left = p->nworkers;
+    int left = pool_wait_zero_locked(p, &p->nworkers, util_now_ns() + ((uint64_t)p->stop_grace_ms + 3000) * 1000000ull);
     pthread_mutex_unlock(&p->mu);
     if (left) LOG_ERROR(POOL_COMPONENT, "shutdown", NULL, "%d worker(s) did not exit", left);
 }

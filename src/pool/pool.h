@@ -231,6 +231,10 @@ void pool_thread_begin_locked(struct pool *p);
 void pool_thread_cancel_locked(struct pool *p);
 void pool_thread_end(struct pool *p);
 /* Waits up to ms for every counted thread to end; returns how many are left. */
+/* Waits on p->cv (p->mu held by the caller) until *count is 0 or the
+ * monotonic deadline (util_now_ns) passes, waking every 50 ms at least;
+ * returns *count. */
+int pool_wait_zero_locked(struct pool *p, const int *count, uint64_t deadline_ns);
 int pool_threads_wait(struct pool *p, int64_t ms);
 /* Appends the "workers":[...] array (caller holds mu). */
 void pool_workers_json_locked(struct pool *p, struct util_sb *sb);

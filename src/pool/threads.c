@@ -26,17 +26,20 @@ void pool_thread_end(struct pool *p) {
     pthread_mutex_unlock(&p->mu);
 }
 
-int pool_threads_wait(struct pool *p, int64_t ms) {
-    uint64_t deadline = util_now_ns() + (uint64_t)ms * 1000000ull;
-    pthread_mutex_lock(&p->mu);
-    while (p->nthreads > 0 && util_now_ns() < deadline) {
+int pool_wait_zero_locked(struct pool *p, const int *count, uint64_t deadline_ns) {
+    while (*count > 0 && util_now_ns() < deadline_ns) {
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
         ts.tv_nsec += 50 * 1000000L;
         if (ts.tv_nsec >= 1000000000L) { ts.tv_sec++; ts.tv_nsec -= 1000000000L; }
         pthread_cond_timedwait(&p->cv, &p->mu, &ts);
     }
-    int left = p->nthreads;
+    return *count;
+}
+
+int pool_threads_wait(struct pool *p, int64_t ms) {
+    pthread_mutex_lock(&p->mu);
+    int left = pool_wait_zero_locked(p, &p->nthreads, util_now_ns() + (uint64_t)ms * 1000000ull);
     pthread_mutex_unlock(&p->mu);
     return left;
 }

@@ -54,6 +54,19 @@ __device__ __forceinline__ void attn_fold(float s, const float vv[EPL], float &m
     m = mn;
 }
 
+/* This lane's dims lane + 32 e of the query row qr [hd], times scale, into
+ * qv; the accumulators zeroed (dims >= hd: 0) */
+template <int EPL>
+__device__ __forceinline__ void attn_q_load(const float *qr, int hd, float scale, int lane, float qv[EPL],
+                                            float acc[EPL]) {
+#pragma unroll
+    for (int e = 0; e < EPL; e++) {
+        const int d = lane + 32 * e;
+        qv[e] = d < hd ? qr[d] * scale : 0.0f;
+        acc[e] = 0.0f;
+    }
+}
+
 /* This warp's keys j = j0 + warp, j0 + warp + NW, ... < j1 of kv head kvh
  * from the fp16 caches (rows kv_dim wide), folded in increasing order; qv
  * is the scaled query, lane's dims lane + 32 e. */
@@ -165,13 +178,7 @@ __device__ __forceinline__ void attn_dec_item(const float *q, int ld_q, const __
     const int k0 = lo + sp * chunk, k1 = min(n_keys, k0 + chunk);
 
     float qv[EPL], acc[EPL];
-    const float *qr = q + (int64_t)r * ld_q + (int64_t)h * hd;
-#pragma unroll
-    for (int e = 0; e < EPL; e++) {
-        const int d = lane + 32 * e;
-        qv[e] = d < hd ? qr[d] * scale : 0.0f;
-        acc[e] = 0.0f;
-    }
+    attn_q_load<EPL>(q + (int64_t)r * ld_q + (int64_t)h * hd, hd, scale, lane, qv, acc);
     float m = -INFINITY, l = 0.0f;
     attn_keys<EPL, NW>(qv, kc, vc, kv_dim, kvh, hd, k0, k1, warp, lane, m, l, acc);
 

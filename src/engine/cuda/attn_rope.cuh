@@ -76,12 +76,7 @@ __device__ __forceinline__ void ar_item(const float *q, const float *k, const fl
      * still last in its warp's order) from shared memory by the warp whose
      * turn it is */
     float qv[EPL], acc[EPL];
-#pragma unroll
-    for (int e = 0; e < EPL; e++) {
-        const int d = lane + 32 * e;
-        qv[e] = d < hd ? sq[d] * scale : 0.0f;
-        acc[e] = 0.0f;
-    }
+    attn_q_load<EPL>(sq, hd, scale, lane, qv, acc);
     float m = -INFINITY, l = 0.0f;
     attn_keys<EPL, NW>(qv, kc, vc, kv_dim, kvh, hd, k0, kh, warp, lane, m, l, acc);
     if (k1 == n_keys && p >= k0 && (p - k0) % NW == warp) {
