@@ -83,6 +83,9 @@ fi
         while kill -0 "$QPID" 2>/dev/null || kill -0 "$LPID" 2>/dev/null; do sleep 1; done
         echo "---- models generated (waited $(( $(date +%s) - t0 )) s)"
         cat $MD/*.log; ls -la $MD
+        if has tests && [ -x $BD/bin/test_cuda_decode_kl ]; then # decode KL vs the CPU at the real shape
+            LLORCH_GPU_QWEN_MODEL=$MD/qwen2.5-0.5b-q4_k_m.gguf run decode-kl-qwen 240 $BD/bin/test_cuda_decode_kl
+        fi
         if has worker && [ -x $BD/bin/test_gpu_worker_qwen ]; then
             LLORCH_GPU_QWEN_MODEL=$MD/qwen2.5-0.5b-q4_k_m.gguf run worker-orcd-qwen 180 $BD/bin/test_gpu_worker_qwen
         fi

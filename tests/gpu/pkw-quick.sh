@@ -6,7 +6,8 @@
 # PKW_TESTS (default "test_decode_layers test_attn_rope test_decode_block"),
 # PKW_VARIANTS (default "0 2 2,LLORCH_CUDA_PKW_BPS=1 0 2 2,LLORCH_CUDA_PKW_BPS=1": a
 # LLORCH_CUDA_PERSIST value, then ","-joined VAR=VALUE settings), PKW_LLAMA=1 adds Llama-2-7B,
-# PKW_E2E=1 runs test_cuda_e2e, PKW_CLI=1 adds `llorch bench` (Qwen) with 0 and 2, PKW_ENV adds
+# PKW_E2E=1 runs test_cuda_e2e, PKW_CLI=1 adds `llorch bench` (Qwen) with 0 and 2, PKW_GREEDY=1 compares
+# (PKW_KL=1: test_cuda_decode_kl on the generated Qwen) # 64 greedy ids (CPU, CUDA with 0 and 2; Qwen), PKW_ENV adds
 # VAR=VALUE settings to every bench run (e.g. LLORCH_CUDA_PKW_BPS=1).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -34,6 +35,11 @@ fi
     done
     [ -n "${PKW_E2E:-}" ] && { timeout 120 $B/test_cuda_e2e > /tmp/pkw-e.log 2>&1; echo "e2e rc=$?"; }
     wait
+    if [ "${PKW_KL:-0}" = 1 ]; then # decode KL against the CPU on the real-shape Qwen, both kernels
+        LLORCH_GPU_QWEN_MODEL=$Q timeout 240 $B/test_cuda_decode_kl > /tmp/pkw-kl.log 2>&1
+        echo "test_cuda_decode_kl rc=$?"
+        grep -E "mean KL|FAIL|rror|PASSED|skipped" /tmp/pkw-kl.log | head -10
+    fi
     for w in ${PKW_VARIANTS:-0 2 2,LLORCH_CUDA_PKW_BPS=1 0 2 2,LLORCH_CUDA_PKW_BPS=1}; do
         v=${w%%,*} extra=""
         [ "$w" != "$v" ] && extra=${w#*,} && extra=${extra//,/ }
@@ -41,6 +47,17 @@ fi
         env LLORCH_CUDA_PERSIST=$v $extra ${PKW_ENV:-} LLORCH_CUDA_BENCH=1 LLORCH_BENCH_SKIP_KERNELS=1 LLORCH_BENCH_MODELS="$M" \
             timeout 120 $B/test_cuda_perf 2>&1 | grep -E "pp512|tg128|rror|FAIL|llorch cuda"
     done
+    if [ "${PKW_GREEDY:-0}" = 1 ]; then # greedy ids: CPU, CUDA composition, CUDA with the kernel
+        for b in "cpu 0" "cuda 0" "cuda 2"; do
+            set -- $b
+            env LLORCH_CUDA_PERSIST=$2 timeout 200 $B/llorch generate --backend $1 --model $Q --prompt "The quick brown fox" \
+                --max-tokens 64 --temperature 0 --print-ids 2>/dev/null | tail -1 > /tmp/pkw-ids-$1-$2.txt
+            echo "greedy $1 PERSIST=$2: $(head -c 400 /tmp/pkw-ids-$1-$2.txt)"
+        done
+        for v in "cuda-0" "cuda-2"; do
+            cmp -s /tmp/pkw-ids-cpu-0.txt /tmp/pkw-ids-$v.txt && echo "greedy $v: same ids as cpu" || echo "greedy $v: DIFFERS from cpu"
+        done
+    fi
     if [ "${PKW_CLI:-0}" = 1 ]; then # the issue's measurement: llorch bench, Qwen, persistent off / on
         for v in 0 2; do
             echo "==== llorch bench LLORCH_CUDA_PERSIST=$v"

@@ -56,6 +56,13 @@
  * full test run vs a filtered one). Blocks are bounded by this, the q/k/v/att
  * intermediates (before any flip can matter much) by TOL_BLOCK_PRE. */
 #define TOL_BLOCK_FLIP 2e-2
+/* fp32 activations (pkw.cu) against Q8_1/Q8_K activations: the activation
+ * quantization's error on one layer's outputs (~0.5% expected, 4x margin),
+ * and on x after test_decode_layers' three random layers, where the blocks
+ * amplify it as they amplify rounding flips (3.0e-2 seen at position 0,
+ * where the two Q8 paths agree to 3e-7; H100) */
+#define TOL_PKW_ACT 2e-2
+#define TOL_PKW_X 6e-2
 #define TOL_BLOCK_PRE 1e-3
 
 static eng_backend G, C;
@@ -1716,8 +1723,9 @@ static void layers_case(int pos0, int multi, int key) {
          * 3.6e-2 seen at pos 701, H100), so x is held to the composition
          * as it is to the CPU: 1.5x the composition's CPU error + a flip */
         snprintf(what, sizeof what, "decode_layers pos %d: x vs the CUDA composition", pos);
-        check(h, h2, E, 1.5 * e2c + TOL_BLOCK_FLIP, what);
-        if (!(exc <= 1.5 * e2c + TOL_BLOCK_FLIP && exc <= 0.1))
+        const double xtol = 1.5 * e2c + TOL_BLOCK_FLIP + (multi == 2 ? TOL_PKW_X : 0.0);
+        check(h, h2, E, xtol, what);
+        if (!(exc <= xtol && exc <= 0.1))
             fail_msg("decode_layers pos %d: x vs cpu %.3g, the CUDA composition's %.3g", pos, exc, e2c);
         /* every layer's K/V row of the step: TOL_KV16 of the CUDA
          * composition's; against the CPU, layer 0 TOL_KV16 (its input is
@@ -1742,7 +1750,10 @@ static void layers_case(int pos0, int multi, int key) {
              * the layers before: as x above */
             for (int j = 0; j < 2; j++) {
                 const double ep = rel_err(f[2 * j], f[2 * j + 1], KV, "cache"), ec = rel_err(f[4 + j], f[2 * j + 1], KV, "cache");
-                const double bound = l == 0 ? TOL_KV16 : 1.5 * ec + TOL_BLOCK_FLIP;
+                /* the weights-in-shared-memory kernel multiplies unquantized
+                 * fp32 activations: layer 0's rows differ from the Q8 paths
+                 * (composition, CPU) by the activation quantization (~0.5%) */
+                const double bound = l == 0 ? (multi == 2 ? TOL_PKW_ACT : TOL_KV16) : 1.5 * ec + TOL_BLOCK_FLIP + (multi == 2 ? TOL_PKW_X : 0.0);
                 snprintf(what, sizeof what, "decode_layers pos %d layer %d: %s cache row vs composition", pos, l,
                          j ? "v" : "k");
                 check(f[2 * j], f[4 + j], KV, bound, what);
@@ -1778,10 +1789,10 @@ static void layers_case(int pos0, int multi, int key) {
         assert_int_equal(llorch_cuda_pkw_stamps(ts), 0);
         print_message("  timing pos %d: %d layers per graph replay %.1f us (shared-memory weights), %.1f us "
                       "composition\n", pos0 + 2, NL, us[0], us[1]);
-        print_message("  per-step sums over the layers (us): entry %.2f | A stage %.2f wait %.2f dots %.2f bar %.2f | "
-                      "B %.2f bar %.2f | C stage %.2f dots %.2f bar %.2f | D stage %.2f dots %.2f bar %.2f | "
-                      "E stage %.2f dots %.2f bar %.2f\n",
-                      ts[0] / 1e3, ts[1] / 1e3, ts[2] / 1e3, ts[3] / 1e3, ts[4] / 1e3, ts[5] / 1e3, ts[6] / 1e3,
+        print_message("  per-step sums over the layers (us): entry %.2f | A wait %.2f stage %.2f dots %.2f bar %.2f | "
+                      "B %.2f bar %.2f | C wait+stage %.2f dots %.2f bar %.2f | D wait+stage %.2f dots %.2f bar %.2f | "
+                      "E wait+stage %.2f dots %.2f bar %.2f\n",
+                      ts[0] / 1e3, ts[2] / 1e3, ts[1] / 1e3, ts[3] / 1e3, ts[4] / 1e3, ts[5] / 1e3, ts[6] / 1e3,
                       ts[7] / 1e3, ts[8] / 1e3, ts[9] / 1e3, ts[10] / 1e3, ts[11] / 1e3, ts[12] / 1e3, ts[13] / 1e3,
                       ts[14] / 1e3, ts[15] / 1e3);
     }
@@ -1816,14 +1827,15 @@ static void test_decode_layers(void **st) {
         env_pop(&e2);
     }
     env_pop(&e1);
-    /* the weights-in-shared-memory kernel: 2 blocks per SM (default), then 1 */
+    /* the weights-in-shared-memory kernel: 2 blocks per SM (the 64-register
+     * instantiation), then 1 (the default) */
     env_push(&e1, "LLORCH_CUDA_PERSIST", "2");
+    env_push(&e2, "LLORCH_CUDA_PKW_BPS", "2");
     layers_case(0, 2, 2004);
     layers_case(700, 2, 2005);
-    env_push(&e2, "LLORCH_CUDA_PKW_BPS", "1");
+    env_pop(&e2);
     layers_case(0, 2, 2006);
     layers_case(700, 2, 2007);
-    env_pop(&e2);
     env_pop(&e1);
 }
 

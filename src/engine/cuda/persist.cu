@@ -3,16 +3,15 @@
  * launch per layer (or, opt-in, one for all layers).
  *
  * Switches (read at every call, so one process can A/B them):
- *   LLORCH_CUDA_PERSIST=1         use this kernel (default 0: backend.cu
- *                                 composes the existing fused ops, the
- *                                 pre-existing decode path). Opt-in: its
- *                                 tests pass on H100, but it measured 1-2.4%
- *                                 slower than the composition there
+ *   LLORCH_CUDA_PERSIST=2         (the default) decode_layers through
+ *                                 pkw.cu's weights-in-shared-memory kernel,
+ *                                 which composes where it declines
+ *   LLORCH_CUDA_PERSIST=1         use this file's kernels instead. Opt-in:
+ *                                 its tests pass on H100, but it measured
+ *                                 1-2.4% slower than the composition there
  *                                 (docs/PERF.md "Decode: persistent kernel",
- *                                 round 2).
- *   LLORCH_CUDA_PERSIST=2         decode_layers through pkw.cu's
- *                                 weights-in-shared-memory kernel instead
- *                                 (opt-in, see there)
+ *                                 round 2)
+ *   LLORCH_CUDA_PERSIST=0         backend.cu composes the existing fused ops
  *   LLORCH_CUDA_PERSIST_LAYERS=1  all layers in one launch (measured slower)
  *   LLORCH_CUDA_PERSIST_BPS=n     blocks per SM (default 2 = the occupancy)
  *   LLORCH_CUDA_PERSIST_PF=0      no L2 prefetch;  _BAR=0 fence barrier
@@ -531,7 +530,9 @@ unsigned long llorch_cuda_persist_multi_launches = 0;
 
 int cu_decode_layers(cu_ctx *c, const eng_block_w *b, int n, float *x, const int32_t *pos, const eng_block_tmp *t) {
     if (c->prof) return -1; /* profiling times the composed ops */
-    const int mode = pk_env_int("LLORCH_CUDA_PERSIST", 0);
+    /* default 2: pkw.cu (composes by itself where it declines: formats,
+     * shapes, layers too big for shared memory, e.g. Llama-2-7B) */
+    const int mode = pk_env_int("LLORCH_CUDA_PERSIST", 2);
     if (mode == 2) return cu_pkw_decode_layers(c, b, n, x, pos, t); /* pkw.cu */
     /* opt-in on top of LLORCH_CUDA_PERSIST=1: measured slower than a launch per layer (docs/PERF.md) */
     if (mode != 1 || pk_env_int("LLORCH_CUDA_PERSIST_LAYERS", 0) != 1) return -1;

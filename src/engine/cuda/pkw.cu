@@ -1,13 +1,14 @@
 /* pkw.cu — backend.h decode_layers on CUDA with every layer's weights read
  * from shared memory: all layers of ONE activation row in one persistent
- * launch (LLORCH_CUDA_PERSIST=2; persist.cu dispatches here).
+ * launch. The default decode path (LLORCH_CUDA_PERSIST unset or 2;
+ * persist.cu dispatches here; 0 composes the fused ops, 1 runs persist.cu's
+ * older kernels); where it declines (formats, shapes, layers too big for
+ * shared memory such as Llama-2-7B's) decode composes.
  *
- * Status: written and compiled in session 4 with no device time left, NOT
- * yet run on a GPU; opt-in until tests/gpu/test_cuda_ops' test_decode_layers
- * passes with it and the model bench shows the gain (docs/PERF.md "Decode:
- * weights in shared memory"). Switches: LLORCH_CUDA_PKW_BPS=1 takes one
- * block per SM (the ~124-register instantiation; default 2, the
- * 64-register one, where both blocks' regions fit: Qwen2.5-0.5B's do);
+ * Measured (docs/PERF.md "Decode: weights in shared memory", H100):
+ * Qwen2.5-0.5B Q4_K_M tg128 1,296 tok/s against 1,034 composed. Switches:
+ * LLORCH_CUDA_PKW_BPS=2 takes two blocks per SM (the 64-register
+ * instantiation; default 1, ~120 registers, which measured faster);
  * LLORCH_CUDA_PERSIST_TIMING=1 makes block 0 sum per-step times (PW_T,
  * llorch_cuda_pkw_stamps).
  *
@@ -15,8 +16,8 @@
  * barrier that makes its activation ready, so every phase pays HBM/L2
  * latency chains on its critical path (docs/PERF.md: the dot phases ran at
  * 0.5-1.1 TB/s). Weights depend on no activation, so here every block
- * copies ITS rows of the next layer's matrices into shared memory
- * (cp.async, 16-byte chunks) a whole layer ahead: after a phase's dots the
+ * copies ITS rows of the next layer's matrices into shared memory a whole
+ * layer ahead (bulk copies, one thread per matrix): after a phase's dots the
  * block refills that phase's region with the next layer's rows, which
  * arrive while the other four phases of this layer run. The dots then read
  * weights from shared memory; what stays on the critical path is the five
@@ -28,22 +29,26 @@
  * [b*R/nblk, (b+1)*R/nblk) (so the copy is one contiguous byte range);
  * its warps share them in teams (pw_units). Phases, grid barrier after each
  * (after E only between layers):
- *   A  rmsnorm(x)*attn_norm quantized in every block; q/k/v rows (+ bias),
- *      NOT roped: written to q/k/v
+ *   A  rmsnorm(x)*attn_norm staged in every block (fp32); q/k/v rows
+ *      (+ bias), NOT roped: written to q/k/v
  *   B  attn_rope.cuh items (head, split): rope of q and k, the K/V store of
  *      row pos, attention, split merge → att
- *   C  att quantized; o rows: x[r] += dot
- *   D  rmsnorm(x)*ffn_norm quantized; gate/up rows: hb = silu(g)*u
- *   E  hb quantized; down rows: x[r] += dot
- * cp.async groups: the prologue commits A, C, D, E of layer 0; after phase
- * X of layer l the block commits X of layer l + 1 (an empty group past the
- * last layer), so before phase X the group it needs is always the 4th most
- * recent: cp.async.wait_group 3, then __syncthreads (each thread waits for
- * its own copies; the barrier publishes them).
- * The dots are persist.cuh's generic per-format dots (pk_dot); only the
- * fp32 summation order differs from the composition. Grid: what is
- * co-resident (occupancy API), 2 blocks per SM when the regions fit, else 1;
- * the barrier words and the deadlock argument are persist.cu's. */
+ *   C  att staged; o rows: x[r] += dot (the block keeps its rows of x)
+ *   D  rmsnorm(x)*ffn_norm staged; gate/up rows: hb = silu(g)*u
+ *   E  hb staged; down rows: x[r] += dot
+ * Activations are NOT quantized: the dots multiply the weights' exact
+ * values with fp32 activations (pw_sub), so the result differs from the
+ * composition's (and the CPU's) Q8 activations by that quantization's
+ * error (decode KL against the CPU on Qwen2.5-0.5B: 0.00208 nats, the
+ * composition's 0.00202; tests/gpu/test_cuda_decode_kl.c).
+ * Copies: the prologue issues A, C, D, E of layer 0; after phase X of layer
+ * l the block issues X of layer l + 1 (pw_issue). Bulk copies complete on
+ * the phase's mbarrier (once per layer: parity l & 1); the small rest
+ * (row-range tails, unaligned norms and biases) are per-thread cp.async in
+ * one commit group per issue, so before phase X the group it needs is the
+ * 4th most recent (wait_group 3). Grid barriers: a count that only grows
+ * within a launch (pw_arrive / pw_await). Grid: what is co-resident
+ * (occupancy API); the deadlock argument is persist.cu's. */
 #include <stdio.h>
 
 #include "persist.cuh"
@@ -57,7 +62,6 @@ struct pw_layer {
     __half *kc, *vc;
     rope_k rope;
     float eps, scale;
-    int need_a, need_c, need_d, need_e;
 };
 
 struct pw_args {
@@ -67,16 +71,21 @@ struct pw_args {
     float *x, *q, *k, *v, *att, *hb, *part;
     unsigned *cnt, *bar;
     unsigned woff[PW_MAT]; /* each matrix's region: byte offset in dynamic shared memory */
-    int timing;            /* LLORCH_CUDA_PERSIST_TIMING=1: pw_ts as PW_T's accumulators */
+    /* float offsets in dynamic shared memory (each a multiple of 4): the
+     * staged activation xs [Kmax], attn_norm [E], ffn_norm [E], this block's
+     * q/k/v biases [nbias], this block's rows of x [nown] */
+    unsigned o_na, o_nf, o_bias, o_own;
+    int timing; /* LLORCH_CUDA_PERSIST_TIMING=1: pw_ts as PW_T's accumulators */
 };
 
 /* Timing (diagnostics only): block 0's thread 0 adds the %globaltimer time
  * of each step, summed over the layers, into pw_ts[i] (zeroed at entry):
  * 0 entry to past the PDL wait; per phase A..E: 1 A staging, 2 A copy
- * wait, 3 A dots, 4 A barrier, 5 B items, 6 B barrier, 7 C staging + copy
- * wait, 8 C dots, 9 C barrier, 10 D staging + wait, 11 D dots, 12 D
- * barrier, 13 E staging + wait, 14 E dots, 15 E barrier. Block 0's view:
- * a barrier's time includes the other blocks' lateness. */
+ * wait, 3 A dots, 4 A barrier, 5 B items, 6 B barrier, 7 C copy wait +
+ * staging, 8 C dots, 9 C barrier, 10 D wait + staging, 11 D dots, 12 D
+ * barrier, 13 E wait + staging, 14 E dots, 15 E barrier. A barrier is the
+ * arrival, the next layer's copies issued, and the wait for every other
+ * block: block 0's view, so it includes the other blocks' lateness. */
 __device__ unsigned long long pw_ts[16];
 #define PW_T(i)                                  \
     do {                                         \
@@ -87,70 +96,343 @@ __device__ unsigned long long pw_ts[16];
         }                                        \
     } while (0)
 
-__device__ __forceinline__ int pw_rows(const pw_args &A, int i) {
-    const int Q = A.n_head * A.hd, KV = A.n_head_kv * A.hd;
-    return i == PW_Q ? Q : i == PW_K || i == PW_V ? KV : i == PW_G || i == PW_U ? A.F : A.E;
+/* this block's rows of the four row counts (pkw_plan.h), computed once */
+struct pw_rng {
+    int q0, q1, k0, k1, e0, e1, f0, f1;
+};
+
+__device__ __forceinline__ void pw_rows_of(const pw_rng &g, int i, int &r0, int &r1) {
+    if (i == PW_Q) r0 = g.q0, r1 = g.q1;
+    else if (i == PW_K || i == PW_V) r0 = g.k0, r1 = g.k1;
+    else if (i == PW_G || i == PW_U) r0 = g.f0, r1 = g.f1;
+    else r0 = g.e0, r1 = g.e1;
 }
 
-/* this block's rows [r0, r1) of a matrix of R rows (pkw_plan.h) */
-__device__ __forceinline__ void pw_range(int R, int &r0, int &r1) { pw_plan_range(blockIdx.x, gridDim.x, R, &r0, &r1); }
+/* ---- copies into shared memory ---- */
+/* Weight rows go by the bulk-copy (TMA) engine: ONE thread issues a block's
+ * whole contiguous row range of a matrix, completion counted in bytes on
+ * the phase's mbarrier. Session 4's per-thread 16-byte cp.async loop cost
+ * 11% of the kernel's instructions and 15% of its warp time (ncu, H100).
+ * What is not a whole 16-byte span (the < 16-byte tail of a row range, a
+ * norm or bias vector not 16-byte aligned) goes by per-thread cp.async,
+ * counted by the commit/wait groups as before. */
+__device__ __forceinline__ unsigned pw_sa(const void *p) { return (unsigned)__cvta_generic_to_shared(p); }
 
-/* Starts the copy of this block's rows of matrix i of layer W into its
- * region as pkw_plan.h lays it out: the 16-byte chunks by cp.async, the
- * tail by one cp.async with a source size (never past the tensor's end; a
- * byte loop there would put a memory round trip before the next barrier). */
-__device__ __forceinline__ void pw_copy(const pw_args &A, const pw_layer &W, int i, unsigned char *smem) {
+__device__ __forceinline__ void pw_bulk(unsigned sb, uintptr_t src, unsigned n, unsigned mbar) {
+    asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];" ::"r"(sb),
+                 "l"(src), "r"(n), "r"(mbar)
+                 : "memory");
+}
+
+/* this block's rows of matrix i of layer W: the 16-byte span [*a0, *a0 + *n)
+ * for its region at *sb, and the tail [a0 + n, *g1) (pkw_plan.h) */
+__device__ __forceinline__ void pw_span(const pw_args &A, const pw_rng &g, const pw_layer &W, int i,
+                                        unsigned char *smem, unsigned *sb, uintptr_t *a0, unsigned *n,
+                                        uintptr_t *g1) {
     int r0, r1;
-    pw_range(pw_rows(A, i), r0, r1);
-    if (r1 <= r0) return;
+    pw_rows_of(g, i, r0, r1);
+    *sb = pw_sa(smem + A.woff[i]);
+    if (r1 <= r0) {
+        *a0 = *g1 = 0;
+        *n = 0;
+        return;
+    }
     const pk_mat &m = W.m[i];
-    uintptr_t a0, a1, g1;
-    pw_plan_copy((uintptr_t)m.w, m.nb1, r0, r1, &a0, &a1, &g1);
-    unsigned char *region = smem + A.woff[i];
-    const unsigned sb = (unsigned)__cvta_generic_to_shared(region);
-    for (uintptr_t o = (uintptr_t)threadIdx.x * 16; o < a1 - a0; o += (uintptr_t)PK_THREADS * 16)
-        asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(sb + (unsigned)o), "l"(a0 + o) : "memory");
-    /* the tail: one 16-byte copy that reads only g1 - a1 bytes (zero-fills the rest) */
-    if (g1 > a1 && threadIdx.x == 0)
-        asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(sb + (unsigned)(a1 - a0)), "l"(a1),
-                     "r"((unsigned)(g1 - a1))
-                     : "memory");
+    uintptr_t a1;
+    pw_plan_copy((uintptr_t)m.w, m.nb1, r0, r1, a0, &a1, g1);
+    *n = (unsigned)(a1 - *a0);
 }
 
-/* row r of matrix i (r in this block's range) in shared memory */
-__device__ __forceinline__ const uint8_t *pw_row(const pw_args &A, const pw_layer &W, int i,
-                                                 const unsigned char *smem, int r) {
+/* thread 0: the phase's bulk copies on mbar (after the arrival that
+ * expects their bytes) and their tails by cp.async. ns: 1-3 matrices, plus
+ * a norm vector of E floats when it is 16-byte aligned. */
+__device__ __forceinline__ void pw_issue_bulk(const pw_args &A, const pw_rng &g, const pw_layer &W, const int *mats,
+                                              int ns, const float *norm, float *norm_s, unsigned char *smem,
+                                              unsigned mbar) {
+    unsigned sb[3], n[3];
+    uintptr_t a0[3], g1[3];
+    unsigned tx = 0;
+    for (int j = 0; j < ns; j++) {
+        pw_span(A, g, W, mats[j], smem, &sb[j], &a0[j], &n[j], &g1[j]);
+        tx += n[j];
+    }
+    const bool nb = norm && !((uintptr_t)norm & 15) && !(A.E & 3);
+    if (nb) tx += (unsigned)A.E * 4;
+    /* the block's generic reads of these regions (the phase's dots) are
+     * before this thread in the CTA barrier; order them before the async
+     * proxy's writes */
+    asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
+    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(mbar), "r"(tx) : "memory");
+    for (int j = 0; j < ns; j++) {
+        if (n[j]) pw_bulk(sb[j], a0[j], n[j], mbar);
+        /* the tail: one 16-byte cp.async that reads only g1 - a1 bytes (zero-fills the rest) */
+        if (g1[j] > a0[j] + n[j])
+            asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(sb[j] + n[j]), "l"(a0[j] + n[j]),
+                         "r"((unsigned)(g1[j] - a0[j] - n[j]))
+                         : "memory");
+    }
+    if (nb) pw_bulk(pw_sa(norm_s), (uintptr_t)norm, (unsigned)A.E * 4, mbar);
+}
+
+/* n floats g → s by 4-byte cp.async (unaligned vectors); zeros when g is
+ * NULL (a plain store: its readers come after the group's wait and barrier
+ * like the copies') */
+__device__ __forceinline__ void pw_copy_f32(float *s, const float *g, int n) {
+    if (!g) {
+        for (int i = threadIdx.x; i < n; i += PK_THREADS) s[i] = 0.0f;
+        return;
+    }
+    const unsigned sb = pw_sa(s);
+    for (int i = threadIdx.x; i < n; i += PK_THREADS)
+        asm volatile("cp.async.ca.shared.global [%0], [%1], 4;" ::"r"(sb + 4 * i), "l"(g + i) : "memory");
+}
+
+/* the norm vector when pw_issue_bulk does not take it (not 16-byte aligned) */
+__device__ __forceinline__ void pw_copy_norm(const pw_args &A, float *s, const float *g) {
+    if (g && (((uintptr_t)g & 15) || (A.E & 3))) pw_copy_f32(s, g, A.E);
+}
+
+/* row r0 + u of matrix i (this block's rows) in shared memory: base + u * nb1 */
+__device__ __forceinline__ const uint8_t *pw_base(const pw_args &A, const pw_rng &g, const pw_layer &W, int i,
+                                                  const unsigned char *smem) {
     int r0, r1;
-    pw_range(pw_rows(A, i), r0, r1);
+    pw_rows_of(g, i, r0, r1);
     const pk_mat &m = W.m[i];
-    const uintptr_t g0 = (uintptr_t)(m.w + (size_t)r0 * m.nb1);
-    return smem + A.woff[i] + (g0 & 15) + (size_t)(r - r0) * m.nb1;
+    return smem + A.woff[i] + ((uintptr_t)(m.w + (size_t)r0 * m.nb1) & 15);
 }
 
-/* phase ph (0 A, 1 C, 2 D, 3 E) of layer l: copies issued, one group committed */
-__device__ __forceinline__ void pw_issue(const pw_args &A, int l, int ph, unsigned char *smem) {
+/* phase ph (0 A, 1 C, 2 D, 3 E) of layer l: copies issued (bulk ones on
+ * mbar[ph]), one cp.async group committed. A's copies carry attn_norm and
+ * the block's q/k/v biases, D's ffn_norm: every input of a phase that
+ * depends on no activation. Every thread calls it. */
+__device__ __forceinline__ void pw_issue(const pw_args &A, const pw_rng &g, int l, int ph, unsigned char *smem,
+                                         unsigned long long *mbar) {
+    float *const sf = (float *)smem;
     if (l < A.n) {
         const pw_layer &W = A.L[l];
+        const int mats[3] = {ph == 0 ? PW_Q : ph == 1 ? PW_O : ph == 2 ? PW_G : PW_D, ph == 0 ? PW_K : PW_U, PW_V};
+        const int ns = ph == 0 ? 3 : ph == 2 ? 2 : 1;
+        const float *norm = ph == 0 ? W.attn_norm : ph == 2 ? W.ffn_norm : NULL;
+        float *norm_s = sf + (ph == 0 ? A.o_na : A.o_nf);
+        if (threadIdx.x == 0) pw_issue_bulk(A, g, W, mats, ns, norm, norm_s, smem, pw_sa(&mbar[ph]));
+        if (norm) pw_copy_norm(A, norm_s, norm);
         if (ph == 0) {
-            pw_copy(A, W, PW_Q, smem);
-            pw_copy(A, W, PW_K, smem);
-            pw_copy(A, W, PW_V, smem);
-        } else if (ph == 1) {
-            pw_copy(A, W, PW_O, smem);
-        } else if (ph == 2) {
-            pw_copy(A, W, PW_G, smem);
-            pw_copy(A, W, PW_U, smem);
-        } else {
-            pw_copy(A, W, PW_D, smem);
+            const int nq = g.q1 - g.q0, nk = g.k1 - g.k0;
+            pw_copy_f32(sf + A.o_bias, W.bq ? W.bq + g.q0 : NULL, nq);
+            pw_copy_f32(sf + A.o_bias + nq, W.bk ? W.bk + g.k0 : NULL, nk);
+            pw_copy_f32(sf + A.o_bias + nq + nk, W.bv ? W.bv + g.k0 : NULL, nk);
         }
     }
     asm volatile("cp.async.commit_group;" ::: "memory");
 }
 
-/* the group of the phase about to run (4th most recent) is in, for every thread */
-__device__ __forceinline__ void pw_wait() {
+/* phase ph of layer l may read its region: the bulk copies (mbar[ph]
+ * completes once per layer: parity l & 1) and this thread's cp.async group
+ * (the 4th most recent) are in; the CTA barrier publishes the cp.async
+ * bytes of the other threads */
+__device__ __forceinline__ void pw_wait(unsigned long long *mbar, int ph, int l) {
+    const unsigned par = (unsigned)l & 1u;
+    unsigned ok = 0;
+    while (!ok)
+        asm volatile("{ .reg .pred p; mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2; selp.u32 %0, 1, 0, p; }"
+                     : "=r"(ok)
+                     : "r"(pw_sa(&mbar[ph])), "r"(par)
+                     : "memory");
     asm volatile("cp.async.wait_group 3;" ::: "memory");
     __syncthreads();
+}
+
+/* ---- grid barrier: a count that only grows within a launch ---- */
+/* Barrier k (1, 2, ...) of a launch: every block adds 1 (a release
+ * reduction: no round trip) once its phase is done, then waits until the
+ * count reaches k * nblk (acquire loads). Between the two the block issues
+ * its next copies, so their issue cost hides in the wait. The count starts
+ * at 0 (backend.cu zeroes it; persist.cu's barrier leaves it at 0), and
+ * the launch's last block out puts it back (pw_exit). */
+__device__ __forceinline__ void pw_arrive(unsigned *cnt) {
+    __syncthreads(); /* the block's writes before thread 0's release */
+    if (threadIdx.x == 0) asm volatile("red.release.gpu.global.add.u32 [%0], 1;" ::"l"(cnt) : "memory");
+}
+
+__device__ __forceinline__ void pw_await(const unsigned *cnt, unsigned target) {
+    if (threadIdx.x == 0) {
+        unsigned long long t0 = 0;
+        for (unsigned i = 1; pk_ld_acquire(cnt) < target; i++) {
+            if (i & 1023u) continue;
+            if (!t0) t0 = pk_now();
+            else if (pk_now() - t0 > PK_SPIN_TRAP_NS) __trap(); /* our bug: see pk_spin */
+        }
+    }
+    __syncthreads(); /* the reads after it after thread 0's acquire */
+}
+
+/* after the launch's last barrier: the last of total arrivals resets the count */
+__device__ __forceinline__ void pw_exit(unsigned *cnt, unsigned total) {
+    if (threadIdx.x == 0 && atomicAdd(cnt, 1u) == total - 1) atomicExch(cnt, 0u);
+}
+
+/* ---- activation staging (fp32: the dots take unquantized activations) ---- */
+/* xs = x (L2, 16-byte loads where x and E allow) * rmsnorm scale * gs (shared) */
+__device__ __forceinline__ void pw_stage_norm(const float *x, const float *gs, int E, float eps, float *xs,
+                                              float *red) {
+    float ss = 0.0f;
+    const bool v4 = !(E & 3) && !((uintptr_t)x & 15);
+    if (v4) {
+        for (int i = threadIdx.x; i < E / 4; i += PK_THREADS) {
+            const float4 v = __ldcg(reinterpret_cast<const float4 *>(x) + i);
+            reinterpret_cast<float4 *>(xs)[i] = v;
+            ss += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
+        }
+    } else {
+        for (int i = threadIdx.x; i < E; i += PK_THREADS) {
+            const float v = __ldcg(x + i);
+            xs[i] = v;
+            ss += v * v;
+        }
+    }
+    ss = warp_sum(ss);
+    if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = ss;
+    __syncthreads();
+    float tot = 0.0f;
+#pragma unroll
+    for (int w = 0; w < PK_WARPS; w++) tot += red[w];
+    const float scale = 1.0f / sqrtf(tot / (float)E + eps);
+    /* each thread rescales the elements it stored itself */
+    if (v4) {
+        for (int i = threadIdx.x; i < E / 4; i += PK_THREADS) {
+            float4 v = reinterpret_cast<float4 *>(xs)[i];
+            const float4 w = reinterpret_cast<const float4 *>(gs)[i];
+            v.x = v.x * scale * w.x, v.y = v.y * scale * w.y, v.z = v.z * scale * w.z, v.w = v.w * scale * w.w;
+            reinterpret_cast<float4 *>(xs)[i] = v;
+        }
+    } else {
+        for (int i = threadIdx.x; i < E; i += PK_THREADS) xs[i] = xs[i] * scale * gs[i];
+    }
+    __syncthreads();
+}
+
+/* ---- dots: weights (shared memory) against the fp32 activation xs ---- */
+/* The activation is not quantized: no quantization pass in every block
+ * before every phase (session 4's kernel spent most of its staging
+ * there), and the result differs from the composition's Q8 activations by
+ * that quantization's error. A sub's 8 weights are its format's integers
+ * (quants.cuh's byte layout) times scales: each integer byte becomes an
+ * exact float with one PRMT (2^23 + byte as bits) and one FADD, the scale
+ * multiplies the sum of 4 products once, and the format's offset is folded
+ * into the FADD (or, for a min, into the sum of the 4 activations). */
+#define PW_MAGIC 8388608.0f /* 2^23 */
+
+/* sum over bytes i of w of (byte_i - c) * x_i; c folded into the magic */
+__device__ __forceinline__ float pw_d4(uint32_t w, const float4 &x, float magic_c) {
+    const float v0 = __int_as_float(__byte_perm(w, 0x4Bu, 0x4550u)) - magic_c;
+    const float v1 = __int_as_float(__byte_perm(w, 0x4Bu, 0x4551u)) - magic_c;
+    const float v2 = __int_as_float(__byte_perm(w, 0x4Bu, 0x4552u)) - magic_c;
+    const float v3 = __int_as_float(__byte_perm(w, 0x4Bu, 0x4553u)) - magic_c;
+    return v0 * x.x + v1 * x.y + v2 * x.z + v3 * x.w;
+}
+__device__ __forceinline__ float pw_s4(const float4 &x) { return (x.x + x.y) + (x.z + x.w); }
+
+/* one sub of block b against x0 (elements e0..) and x1 (e1..) */
+template <int T> struct pw_sub;
+template <> struct pw_sub<QT_Q4_0> {
+    __device__ static __forceinline__ float f(const uint8_t *b, int s, const float4 &x0, const float4 &x1) {
+        const uint32_t q = ld_u32_a2(b + 2 + 4 * s);
+        return h2f(ld_u16(b)) *
+               (pw_d4(q & 0x0F0F0F0Fu, x0, PW_MAGIC + 8.0f) + pw_d4((q >> 4) & 0x0F0F0F0Fu, x1, PW_MAGIC + 8.0f));
+    }
+};
+template <> struct pw_sub<QT_Q4_1> {
+    __device__ static __forceinline__ float f(const uint8_t *b, int s, const float4 &x0, const float4 &x1) {
+        const uint32_t q = ld_u32_a2(b + 4 + 4 * s);
+        return h2f(ld_u16(b)) * (pw_d4(q & 0x0F0F0F0Fu, x0, PW_MAGIC) + pw_d4((q >> 4) & 0x0F0F0F0Fu, x1, PW_MAGIC)) +
+               h2f(ld_u16(b + 2)) * (pw_s4(x0) + pw_s4(x1));
+    }
+};
+template <> struct pw_sub<QT_Q5_0> {
+    __device__ static __forceinline__ float f(const uint8_t *b, int s, const float4 &x0, const float4 &x1) {
+        uint32_t lo, hi;
+        qfmt<QT_Q5_0>::vals(b, s, lo, hi);
+        return h2f(ld_u16(b)) * (pw_d4(lo, x0, PW_MAGIC + 16.0f) + pw_d4(hi, x1, PW_MAGIC + 16.0f));
+    }
+};
+template <> struct pw_sub<QT_Q5_1> {
+    __device__ static __forceinline__ float f(const uint8_t *b, int s, const float4 &x0, const float4 &x1) {
+        uint32_t lo, hi;
+        qfmt<QT_Q5_1>::vals(b, s, lo, hi);
+        return h2f(ld_u16(b)) * (pw_d4(lo, x0, PW_MAGIC) + pw_d4(hi, x1, PW_MAGIC)) +
+               h2f(ld_u16(b + 2)) * (pw_s4(x0) + pw_s4(x1));
+    }
+};
+template <> struct pw_sub<QT_Q8_0> {
+    /* int8 q as the byte q + 128 (sign bit flipped), offset 128 */
+    __device__ static __forceinline__ float f(const uint8_t *b, int s, const float4 &x0, const float4 &x1) {
+        const uint32_t q0 = ld_u32_a2(b + 2 + 8 * s) ^ 0x80808080u, q1 = ld_u32_a2(b + 6 + 8 * s) ^ 0x80808080u;
+        return h2f(ld_u16(b)) * (pw_d4(q0, x0, PW_MAGIC + 128.0f) + pw_d4(q1, x1, PW_MAGIC + 128.0f));
+    }
+};
+/* K-quants with a 6-bit scale and min per 32 (Q4_K, Q5_K): w = d*sc*u - dmin*m */
+__device__ __forceinline__ float pw_kq(const uint8_t *b, int s, uint32_t lo, uint32_t hi, const float4 &x0,
+                                       const float4 &x1) {
+    const int c = s >> 3;
+    int sc0, m0, sc1, m1;
+    scale_min_k4(2 * c, b + 4, sc0, m0);
+    scale_min_k4(2 * c + 1, b + 4, sc1, m1);
+    const float d = h2f(ld_u16(b)), dmin = h2f(ld_u16(b + 2));
+    return d * ((float)sc0 * pw_d4(lo, x0, PW_MAGIC) + (float)sc1 * pw_d4(hi, x1, PW_MAGIC)) -
+           dmin * ((float)m0 * pw_s4(x0) + (float)m1 * pw_s4(x1));
+}
+template <> struct pw_sub<QT_Q4_K> {
+    __device__ static __forceinline__ float f(const uint8_t *b, int s, const float4 &x0, const float4 &x1) {
+        const uint32_t q = ld_u32_a4(b + 16 + 32 * (s >> 3) + 4 * (s & 7));
+        return pw_kq(b, s, q & 0x0F0F0F0Fu, (q >> 4) & 0x0F0F0F0Fu, x0, x1);
+    }
+};
+template <> struct pw_sub<QT_Q5_K> {
+    __device__ static __forceinline__ float f(const uint8_t *b, int s, const float4 &x0, const float4 &x1) {
+        uint32_t lo, hi;
+        qfmt<QT_Q5_K>::vals(b, s, lo, hi);
+        return pw_kq(b, s, lo, hi, x0, x1);
+    }
+};
+template <> struct pw_sub<QT_Q6_K> {
+    __device__ static __forceinline__ float f(const uint8_t *b, int s, const float4 &x0, const float4 &x1) {
+        typedef qfmt<QT_Q6_K> F;
+        uint32_t lo, hi;
+        F::vals(b, s, lo, hi);
+        const float d = h2f(ld_u16(b + 208));
+        const float d0 = d * (float)(int8_t)b[192 + (F::e0(s) >> 4)], d1 = d * (float)(int8_t)b[192 + (F::e1(s) >> 4)];
+        return d0 * pw_d4(lo, x0, PW_MAGIC + 32.0f) + d1 * pw_d4(hi, x1, PW_MAGIC + 32.0f);
+    }
+};
+
+template <int T, int TWO>
+__device__ __forceinline__ void pw_dotf_t(const uint8_t *wa, const uint8_t *wb, int K, int tt, int nt,
+                                          const float *xs, float &a, float &b) {
+    typedef qfmt<T> F;
+    const int units = (K / F::QK) * F::NSUB;
+#pragma unroll 2
+    for (int u = tt; u < units; u += nt) {
+        const int blk = u / F::NSUB, s = u % F::NSUB;
+        const float *xb = xs + blk * F::QK;
+        const float4 x0 = *reinterpret_cast<const float4 *>(xb + F::e0(s));
+        const float4 x1 = *reinterpret_cast<const float4 *>(xb + F::e1(s));
+        a += pw_sub<T>::f(wa + (size_t)blk * F::BYTES, s, x0, x1);
+        if (TWO) b += pw_sub<T>::f(wb + (size_t)blk * F::BYTES, s, x0, x1);
+    }
+}
+
+template <int TWO>
+__device__ __noinline__ float2 pw_dotf(int type, const uint8_t *wa, const uint8_t *wb, int K, int tt, int nt,
+                                       const float *xs) {
+    float a = 0.0f, b = 0.0f;
+    switch (type) {
+#define PW_CASE(T) \
+    case T: pw_dotf_t<T, TWO>(wa, wb, K, tt, nt, xs, a, b); break;
+        PK_TYPES(PW_CASE)
+#undef PW_CASE
+    default: a = b = __int_as_float(0x7fc00000); break; /* unreachable (host check): NaN shows it */
+    }
+    return make_float2(a, b);
 }
 
 /* nr units of work over the block's warps in teams of g warps (the largest
@@ -172,22 +454,21 @@ __device__ __forceinline__ void pw_units(int nr, float2 *red, Dot dot, Done done
     }
 }
 
-/* x[r] += dot(row r of matrix i, the staged activation of width K) for
- * this block's rows of i (o in C, down in E): this block alone writes
- * them in the phase */
-__device__ __forceinline__ void pw_residual(const pw_args &A, const pw_layer &W, int i, int K,
-                                            const unsigned char *smem, const pk_act &act, float2 *red) {
-    int r0, r1;
-    pw_range(A.E, r0, r1);
-    float xr = 0.0f; /* the team's first thread: x[row]'s old value, requested before the dot */
+/* x[r] += dot(row r of matrix i, xs of width K) for this block's rows of x
+ * (o in C, down in E). The block alone writes these rows of x, so it keeps
+ * them in shared memory (own) and never reads them back from L2. */
+__device__ __forceinline__ void pw_residual(const pw_args &A, const pw_rng &g, const pw_layer &W, int i, int K,
+                                            const unsigned char *smem, const float *xs, float *own, float2 *red) {
+    const uint8_t *base = pw_base(A, g, W, i, smem);
+    const pk_mat &m = W.m[i];
     pw_units(
-        r1 - r0, red,
-        [&](int u, int tt, int nt) {
-            if (tt == 0) xr = __ldcg(A.x + r0 + u);
-            const pk_mat &m = W.m[i];
-            return pk_dot<0>(m.type, m.kq, pw_row(A, W, i, smem, r0 + u), NULL, K, tt, nt, act);
-        },
-        [&](int u, float2 d) { A.x[r0 + u] = xr + d.x; });
+        g.e1 - g.e0, red,
+        [&](int u, int tt, int nt) { return pw_dotf<0>(m.type, base + (size_t)u * m.nb1, NULL, K, tt, nt, xs); },
+        [&](int u, float2 d) {
+            const float y = own[u] + d.x;
+            own[u] = y;
+            A.x[g.e0 + u] = y;
+        });
 }
 
 /* the layer's K/V history rows 0..p0-1 requested into L2, spread over the
@@ -201,134 +482,155 @@ __device__ __forceinline__ void pw_prefetch_kv(const pw_args &A, const pw_layer 
     pk_prefetch((const uint8_t *)W.vc + o0, n);
 }
 
-/* MINB blocks per SM: 1 (~124 registers) or 2 (64 registers, no spills at
- * sm_90 with CUDA 13.0's ptxas) */
+/* MINB blocks per SM: 1 or 2 (the 64-register instantiation) */
 template <int EPL, int MINB>
 __global__ void __launch_bounds__(PK_THREADS, MINB) k_pw_layers(const __grid_constant__ pw_args A) {
-    PK_SM_DECL(A.Kmax);
-    unsigned char *const smem = pk_smem;
-    const pk_act act = {sm.q1, sm.d1, sm.s1, sm.q2, sm.d2};
-    const int Q = A.n_head * A.hd, E = A.E, F = A.F, group = A.n_head / A.n_head_kv;
+    extern __shared__ __align__(16) unsigned char smem[];
+    __shared__ float2 red2[PK_WARPS];
+    __shared__ float redf[PK_WARPS], rope_c[64], rope_s[64];
+    float *const sf = (float *)smem;
+    float *const xs = sf, *const na = sf + A.o_na, *const nf = sf + A.o_nf, *const bias = sf + A.o_bias;
+    float *const own = sf + A.o_own;
+    const int Q = A.n_head * A.hd, KV = A.n_head_kv * A.hd;
     const unsigned nblk = gridDim.x;
     const int p0 = A.pos[0]; /* written before the step (see k_decode_block) */
     const bool tm = A.timing && blockIdx.x == 0 && threadIdx.x == 0;
     unsigned long long t_prev = tm ? pk_now() : 0;
     if (tm)
         for (int i = 0; i < 16; i++) pw_ts[i] = 0;
+    /* the block's row ranges live in shared memory: in registers they
+     * would be live across the whole layer loop (spills at 64 registers) */
+    __shared__ pw_rng g;
+    if (threadIdx.x == 0) {
+        pw_plan_range(blockIdx.x, nblk, Q, &g.q0, &g.q1);
+        pw_plan_range(blockIdx.x, nblk, KV, &g.k0, &g.k1);
+        pw_plan_range(blockIdx.x, nblk, A.E, &g.e0, &g.e1);
+        pw_plan_range(blockIdx.x, nblk, A.F, &g.f0, &g.f1);
+    }
+    __syncthreads();
 
-    /* before the wait: the rope table of layer 0 and every weight copy of layer 0 */
+    /* one mbarrier per phase region (bulk copies), shared addresses */
+    __shared__ __align__(8) unsigned long long mb[4];
+    unsigned long long *const mbar = mb; /* addressed in place: 4 registers less (spills at 64) */
+    if (threadIdx.x == 0) {
+        for (int i = 0; i < 4; i++) asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;" ::"r"(pw_sa(&mb[i])) : "memory");
+        asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+    }
+    __syncthreads();
+
+    /* before the wait: the rope table of layer 0 and every copy of layer 0 */
     if ((int)threadIdx.x < A.L[0].rope.n_rot / 2)
-        rope_cs(A.L[0].rope, p0, threadIdx.x, A.L[0].ff, &sm.rope_c[threadIdx.x], &sm.rope_s[threadIdx.x]);
-    for (int ph = 0; ph < 4; ph++) pw_issue(A, 0, ph, smem);
+        rope_cs(A.L[0].rope, p0, threadIdx.x, A.L[0].ff, &rope_c[threadIdx.x], &rope_s[threadIdx.x]);
+    for (int ph = 0; ph < 4; ph++) pw_issue(A, g, 0, ph, smem, mbar);
     pk_pdl_wait();
+    for (int i = threadIdx.x; i < g.e1 - g.e0; i += PK_THREADS) own[i] = __ldcg(A.x + g.e0 + i);
     PW_T(0);
 
     /* attention splits: at most A.S, at least PK_SPLIT_KEYS keys each */
     int S = (p0 + PK_SPLIT_KEYS) / PK_SPLIT_KEYS;
     S = S < A.S ? S : A.S;
+    unsigned nbar = 0; /* barriers passed in this launch */
 
     for (int l = 0; l < A.n; l++) {
         const pw_layer &W = A.L[l];
         if (l > 0 && W.ff != A.L[l - 1].ff && (int)threadIdx.x < W.rope.n_rot / 2) /* read in B, after barriers */
-            rope_cs(W.rope, p0, threadIdx.x, W.ff, &sm.rope_c[threadIdx.x], &sm.rope_s[threadIdx.x]);
+            rope_cs(W.rope, p0, threadIdx.x, W.ff, &rope_c[threadIdx.x], &rope_s[threadIdx.x]);
         pw_prefetch_kv(A, W, p0);
 
-        /* ---- A: q/k/v rows (+ bias) ---- */
-        pk_stage_norm(A.x, W.attn_norm, E, W.eps, sm.xs, sm.redf);
-        pk_quant(sm.xs, E, W.need_a, sm.q1, sm.d1, sm.s1, sm.q2, sm.d2);
-        PW_T(1);
-        pw_wait();
+        /* ---- A: q/k/v rows (+ bias), not roped ---- */
+        pw_wait(mbar, 0, l);
         PW_T(2);
+        pw_stage_norm(A.x, na, A.E, W.eps, xs, redf);
+        PW_T(1);
         {
-            int q0, q1, k0, k1, v0, v1;
-            pw_range(Q, q0, q1);
-            pw_range(pw_rows(A, PW_K), k0, k1);
-            pw_range(pw_rows(A, PW_V), v0, v1);
-            const int nq = q1 - q0, nk = k1 - k0, nv = v1 - v0;
-            float bias = 0.0f; /* the team's first thread: the row's bias, requested before the dot */
+            const uint8_t *bqs = pw_base(A, g, W, PW_Q, smem), *bks = pw_base(A, g, W, PW_K, smem),
+                          *bvs = pw_base(A, g, W, PW_V, smem);
+            const int nq = g.q1 - g.q0, nk = g.k1 - g.k0;
             pw_units(
-                nq + nk + nv, sm.red2,
+                nq + 2 * nk, red2,
                 [&](int u, int tt, int nt) {
                     const int i = u < nq ? PW_Q : u < nq + nk ? PW_K : PW_V;
-                    const int r = i == PW_Q ? q0 + u : i == PW_K ? k0 + u - nq : v0 + u - nq - nk;
-                    const float *b = i == PW_Q ? W.bq : i == PW_K ? W.bk : W.bv;
-                    if (tt == 0) bias = b ? b[r] : 0.0f;
-                    const pk_mat &m = W.m[i];
-                    return pk_dot<0>(m.type, m.kq, pw_row(A, W, i, smem, r), NULL, E, tt, nt, act);
+                    const uint8_t *row = i == PW_Q ? bqs + (size_t)u * W.m[PW_Q].nb1
+                                         : i == PW_K ? bks + (size_t)(u - nq) * W.m[PW_K].nb1
+                                                     : bvs + (size_t)(u - nq - nk) * W.m[PW_V].nb1;
+                    return pw_dotf<0>(W.m[i].type, row, NULL, A.E, tt, nt, xs);
                 },
                 [&](int u, float2 d) {
-                    if (u < nq) A.q[q0 + u] = d.x + bias;
-                    else if (u < nq + nk) A.k[k0 + u - nq] = d.x + bias;
-                    else A.v[v0 + u - nq - nk] = d.x + bias;
+                    const float y = d.x + bias[u];
+                    if (u < nq) A.q[g.q0 + u] = y;
+                    else if (u < nq + nk) A.k[g.k0 + u - nq] = y;
+                    else A.v[g.k0 + u - nq - nk] = y;
                 });
         }
         PW_T(3);
-        __syncthreads();
-        pw_issue(A, l + 1, 0, smem);
-        pk_grid_sync(A.bar, nblk, 0, 0, 0);
+        pw_arrive(A.bar);
+        pw_issue(A, g, l + 1, 0, smem, mbar);
+        pw_await(A.bar, ++nbar * nblk);
         PW_T(4);
 
         /* ---- B: attention items ---- */
         for (int it = blockIdx.x; it < A.n_head * S; it += nblk) {
             __syncthreads(); /* the item's shared arrays are reused */
-            ar_item<EPL, PK_WARPS>(A.q, A.k, A.v, p0, it % A.n_head, it / A.n_head, A.n_head, group, A.hd, W.scale,
-                                   S, W.rope, sm.rope_c, sm.rope_s, W.kc, W.vc, A.att, A.part, A.cnt, NULL, NULL,
-                                   NULL);
+            ar_item<EPL, PK_WARPS>(A.q, A.k, A.v, p0, it % A.n_head, it / A.n_head, A.n_head, A.n_head / A.n_head_kv, A.hd, W.scale,
+                                   S, W.rope, rope_c, rope_s, W.kc, W.vc, A.att, A.part, A.cnt, NULL, NULL, NULL);
         }
         PW_T(5);
-        pk_grid_sync(A.bar, nblk, 0, 0, 0);
+        pw_arrive(A.bar);
+        pw_await(A.bar, ++nbar * nblk);
         PW_T(6);
 
         /* ---- C: x += att·Wo ---- */
-        pk_stage_copy(A.att, Q, sm.xs);
-        pk_quant(sm.xs, Q, W.need_c, sm.q1, sm.d1, sm.s1, sm.q2, sm.d2);
-        pw_wait();
+        pw_wait(mbar, 1, l);
+        pk_stage_copy(A.att, Q, xs);
         PW_T(7);
-        pw_residual(A, W, PW_O, Q, smem, act, sm.red2);
+        pw_residual(A, g, W, PW_O, Q, smem, xs, own, red2);
         PW_T(8);
-        __syncthreads();
-        pw_issue(A, l + 1, 1, smem);
-        pk_grid_sync(A.bar, nblk, 0, 0, 0);
+        pw_arrive(A.bar);
+        pw_issue(A, g, l + 1, 1, smem, mbar);
+        pw_await(A.bar, ++nbar * nblk);
         PW_T(9);
 
         /* ---- D: hb = silu(xb·Wg) * (xb·Wu) ---- */
-        pk_stage_norm(A.x, W.ffn_norm, E, W.eps, sm.xs, sm.redf);
-        pk_quant(sm.xs, E, W.need_d, sm.q1, sm.d1, sm.s1, sm.q2, sm.d2);
-        pw_wait();
+        pw_wait(mbar, 2, l);
+        pw_stage_norm(A.x, nf, A.E, W.eps, xs, redf);
         PW_T(10);
         {
-            int r0, r1;
-            pw_range(F, r0, r1);
             const pk_mat &mg = W.m[PW_G], &mu = W.m[PW_U];
+            const uint8_t *bg = pw_base(A, g, W, PW_G, smem), *bu = pw_base(A, g, W, PW_U, smem);
             pw_units(
-                r1 - r0, sm.red2,
+                g.f1 - g.f0, red2,
                 [&](int u, int tt, int nt) {
-                    const uint8_t *ga = pw_row(A, W, PW_G, smem, r0 + u), *ua = pw_row(A, W, PW_U, smem, r0 + u);
-                    if (mg.type == mu.type) return pk_dot<1>(mg.type, mg.kq, ga, ua, E, tt, nt, act);
-                    return make_float2(pk_dot<0>(mg.type, mg.kq, ga, NULL, E, tt, nt, act).x,
-                                       pk_dot<0>(mu.type, mu.kq, ua, NULL, E, tt, nt, act).x);
+                    const uint8_t *ga = bg + (size_t)u * mg.nb1, *ua = bu + (size_t)u * mu.nb1;
+                    if (mg.type == mu.type) return pw_dotf<1>(mg.type, ga, ua, A.E, tt, nt, xs);
+                    return make_float2(pw_dotf<0>(mg.type, ga, NULL, A.E, tt, nt, xs).x,
+                                       pw_dotf<0>(mu.type, ua, NULL, A.E, tt, nt, xs).x);
                 },
-                [&](int u, float2 d) { A.hb[r0 + u] = d.x / (1.0f + expf(-d.x)) * d.y; });
+                [&](int u, float2 d) { A.hb[g.f0 + u] = d.x / (1.0f + expf(-d.x)) * d.y; });
         }
         PW_T(11);
-        __syncthreads();
-        pw_issue(A, l + 1, 2, smem);
-        pk_grid_sync(A.bar, nblk, 0, 0, 0);
+        pw_arrive(A.bar);
+        pw_issue(A, g, l + 1, 2, smem, mbar);
+        pw_await(A.bar, ++nbar * nblk);
         PW_T(12);
 
         /* ---- E: x += hb·Wd ---- */
-        pk_stage_copy(A.hb, F, sm.xs);
-        pk_quant(sm.xs, F, W.need_e, sm.q1, sm.d1, sm.s1, sm.q2, sm.d2);
-        pw_wait();
+        pw_wait(mbar, 3, l);
+        pk_stage_copy(A.hb, A.F, xs);
         PW_T(13);
-        pw_residual(A, W, PW_D, F, smem, act, sm.red2);
+        pw_residual(A, g, W, PW_D, A.F, smem, xs, own, red2);
         PW_T(14);
-        __syncthreads();
-        pw_issue(A, l + 1, 3, smem);
-        if (l + 1 < A.n) pk_grid_sync(A.bar, nblk, 0, 0, 0);
+        if (l + 1 < A.n) {
+            pw_arrive(A.bar);
+            pw_issue(A, g, l + 1, 3, smem, mbar);
+            pw_await(A.bar, ++nbar * nblk);
+        } else {
+            __syncthreads();
+            pw_issue(A, g, l + 1, 3, smem, mbar); /* an empty group: the count of groups stays uniform */
+        }
         PW_T(15);
     }
     asm volatile("cp.async.wait_all;" ::: "memory"); /* nothing may be in flight at exit */
+    pw_exit(A.bar, (nbar + 1) * nblk);
 }
 
 /* ---- host ------------------------------------------------------------------------------------ */
@@ -360,11 +662,14 @@ extern "C" int llorch_cuda_pkw_stamps(unsigned long long out[16]) {
  * enqueued): a layer outside pk_setup's cover, layers of different shapes,
  * head_dim % 32 != 0 (attn_rope.cuh), or regions that do not fit beside
  * the activation staging at 1 block per SM. */
-/* LLORCH_CUDA_PERSIST=2 is an explicit opt-in: say once on stderr whether
- * it runs (and its grid) or why it composes instead */
+/* Where LLORCH_CUDA_PERSIST=2 is set explicitly (A/B runs), say once on
+ * stderr whether the kernel runs (and its grid) or why decode composes
+ * instead; as the default it is quiet */
 static int pw_said_no, pw_said_yes;
+static int pw_verbose(void) { return getenv("LLORCH_CUDA_PERSIST") != NULL; }
 static int pw_decline(const char *why) {
-    if (!pw_said_no) fprintf(stderr, "llorch cuda: LLORCH_CUDA_PERSIST=2 not used: %s (decode composes)\n", why);
+    if (!pw_said_no && pw_verbose())
+        fprintf(stderr, "llorch cuda: LLORCH_CUDA_PERSIST=2 not used: %s (decode composes)\n", why);
     pw_said_no = 1;
     return -1;
 }
@@ -393,7 +698,7 @@ int cu_pkw_decode_layers(cu_ctx *c, const eng_block_w *b, int n, float *x, const
                   A.rope.attn_factor != r0.attn_factor || A.rope.corr0 != r0.corr0 || A.rope.corr1 != r0.corr1))
             return pw_decline("layers of different rope parameters");
         epl = epl_l;
-        act = sm_l;
+        (void)sm_l; /* persist.cu's Q8 staging; this kernel stages fp32 (below) */
         P.E = A.E;
         P.F = A.F;
         P.n_head = A.n_head;
@@ -419,19 +724,24 @@ int cu_pkw_decode_layers(cu_ctx *c, const eng_block_w *b, int n, float *x, const
         W.rope = A.rope;
         W.eps = A.eps;
         W.scale = A.scale;
-        W.need_a = A.need_a;
-        W.need_c = A.need_c;
-        W.need_d = A.need_d;
-        W.need_e = A.need_e;
     }
     const int R[4] = {P.n_head * P.hd, P.n_head_kv * P.hd, P.E, P.F};
     /* 2 blocks per SM (the 64-register instantiation) when both fit (their
      * regions are half as big), else 1; LLORCH_CUDA_PKW_BPS caps it (A/B) */
-    const int cap = pk_env_int("LLORCH_CUDA_PKW_BPS", 2);
+    const int cap = pk_env_int("LLORCH_CUDA_PKW_BPS", 1);
     int nblk = 0;
     size_t smem = 0;
     for (int bps = cap < 1 ? 1 : cap > 2 ? 2 : cap; bps >= 1 && !nblk; bps--) {
         const int nb = bps * c->sm_count;
+        /* floats, each area a multiple of 4: xs [Kmax], attn_norm, ffn_norm,
+         * the block's q/k/v biases, its rows of x */
+        const unsigned r4 = 3, kmax = (unsigned)(P.Kmax + r4) & ~r4, e4 = (unsigned)(P.E + r4) & ~r4;
+        const unsigned nbias = (unsigned)((R[0] + nb - 1) / nb + 2 * ((R[1] + nb - 1) / nb));
+        P.o_na = kmax;
+        P.o_nf = P.o_na + e4;
+        P.o_bias = P.o_nf + e4;
+        P.o_own = P.o_bias + ((nbias + r4) & ~r4);
+        act = (size_t)(P.o_own + (((unsigned)((P.E + nb - 1) / nb) + r4) & ~r4)) * 4;
         size_t off = (act + 15) & ~(size_t)15;
         for (int i = 0; i < PW_MAT; i++) {
             P.woff[i] = (unsigned)off;
@@ -466,7 +776,7 @@ int cu_pkw_decode_layers(cu_ctx *c, const eng_block_w *b, int n, float *x, const
     if (epl == 2) pk_enqueue(c, two ? k_pw_layers<2, 2> : k_pw_layers<2, 1>, P, nblk, smem);
     else pk_enqueue(c, two ? k_pw_layers<4, 2> : k_pw_layers<4, 1>, P, nblk, smem);
     llorch_cuda_pkw_launches++;
-    if (!pw_said_yes)
+    if (!pw_said_yes && pw_verbose())
         fprintf(stderr, "llorch cuda: LLORCH_CUDA_PERSIST=2: %d layers in one launch, %d blocks x %d threads, %zu B shared\n",
                 n, nblk, PK_THREADS, smem);
     pw_said_yes = 1;

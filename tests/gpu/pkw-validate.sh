@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# pkw-validate.sh — runs ON the GPU machine: what making pkw.cu the default
+# decode path needs, in one call: the whole op test binary and the e2e test
+# (default switches, i.e. the kernel), the decode KL test on the generated
+# Qwen2.5-0.5B, compute-sanitizer memcheck and racecheck of the decode tests,
+# and `llorch bench` of Qwen (default, LLORCH_CUDA_PERSIST=0) and, with
+# VALIDATE_LLAMA=1, Llama-2-7B (which composes: its layers do not fit).
+# Needs the bundle (LLORCH_BUNDLE_DIR, default .gpu-bundle) with test_cuda_ops,
+# test_cuda_e2e, test_cuda_decode_kl, llorch. Writes ${OUT:-.}/validate.txt.
+# VALIDATE_PARTS picks parts (default "tests san kl bench").
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+BD=${LLORCH_BUNDLE_DIR:-.gpu-bundle}
+[ -d "$BD/bin" ] || xz -dc "$BD/bin.tar.xz" | tar -C "$BD" -xf -
+B=$BD/bin MD=/tmp/llorch-models R=${OUT:-.}/validate.txt S=/usr/local/cuda/bin/compute-sanitizer
+export LD_LIBRARY_PATH=$PWD/$BD/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+export LLORCH_MODELS_DIR=$PWD/$BD/models LLORCH_SRC_DIR=$PWD LLORCH_FIXTURES=$PWD/tests/fixtures LLORCH_BUILD_DIR=$PWD/$B
+mkdir -p $MD
+Q=$MD/qwen2.5-0.5b-q4_k_m.gguf L=$MD/llama-2-7b-q4_0.gguf
+[ -f $Q ] || $B/llorch gguf make --preset qwen2.5-0.5b --type Q4_K_M -o $Q > $MD/qwen.log 2>&1 &
+if [ "${VALIDATE_LLAMA:-0}" = 1 ]; then
+    [ -f $L ] || $B/llorch gguf make --preset llama-2-7b --type Q4_0 -o $L > $MD/llama.log 2>&1 &
+fi
+P=" ${VALIDATE_PARTS:-tests san kl bench} "
+has() { case "$P" in *" $1 "*) return 0;; esac; return 1; }
+step() { # label timeout cmd... (output in /tmp/v.log, summary lines into R)
+    local label=$1 to=$2; shift 2
+    local t0=$(date +%s)
+    timeout "$to" "$@" > /tmp/v.log 2>&1
+    local rc=$?
+    echo "== $label rc=$rc ($(( $(date +%s) - t0 )) s)"
+    grep -E "ERROR SUMMARY|RACECHECK SUMMARY|Hazard|PASSED|FAILED|ERROR|mean KL|top-1 [0-9]|decode_layers pos [0-9]+: ok|tg128|pp512" /tmp/v.log | head -${VALIDATE_LINES:-30}
+}
+{
+    echo "==== pkw-validate $(date -u +%FT%TZ) commit $(cat $BD/COMMIT)"
+    nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
+    if has tests; then
+        step test_cuda_ops 300 $B/test_cuda_ops
+        step test_cuda_e2e 120 $B/test_cuda_e2e
+    fi
+    if has san; then
+        LLORCH_TEST_ONLY=test_decode_layers step memcheck-decode_layers 300 $S --tool memcheck --error-exitcode 9 $B/test_cuda_ops
+        LLORCH_TEST_ONLY=test_decode_layers step racecheck-decode_layers 300 $S --tool racecheck --error-exitcode 9 $B/test_cuda_ops
+    fi
+    wait
+    has kl && LLORCH_GPU_QWEN_MODEL=$Q step test_cuda_decode_kl 240 $B/test_cuda_decode_kl
+    if has bench; then
+        step "llorch bench qwen (default)" 240 $B/llorch bench --backend cuda --model $Q -p 512 -n 128 -r 5
+        LLORCH_CUDA_PERSIST=0 step "llorch bench qwen LLORCH_CUDA_PERSIST=0" 240 $B/llorch bench --backend cuda --model $Q -p 512 -n 128 -r 5
+    fi
+    if has bench && [ "${VALIDATE_LLAMA:-0}" = 1 ]; then
+        step "llorch bench llama (default)" 240 $B/llorch bench --backend cuda --model $L -p 512 -n 128 -r 5
+    fi
+} > "$R" 2>&1
+cat "$R"
