@@ -347,6 +347,7 @@ int eng_session_new(eng_model *m, eng_session **out, char *err, size_t errlen) {
     eng_session *s = calloc(1, sizeof *s);
     if (!s) return util_fail(err, errlen, ENG_E_OOM, "session: out of memory");
     s->m = m;
+    s->tok_dev0 = -1;
     s->n_ctx = m->n_ctx;
     s->n_batch = m->n_batch;
     s->n_logit_rows = logit_rows(m);
@@ -497,6 +498,7 @@ int eng_sample(eng_session *s, eng_sampler *sp, int32_t *out_token) {
         a.history = hist;
         a.uniform = eng_sampler_next_uniform(sp);
         int rc = B->sample(m->be.ctx, s->logits, m->hp.n_vocab, &a, s->toks_dev, &tok);
+        s->tok_dev0 = rc ? -1 : tok; /* written into toks_dev[0] by the backend */
         if (rc) return ENG_E_BACKEND;
     } else {
         const float *l = eng_logits(s, -1);

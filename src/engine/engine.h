@@ -105,7 +105,10 @@ enum eng_logits_mode { ENG_LOGITS_LAST = 0, ENG_LOGITS_ALL = 1 };
 
 /* Runs toks[0..n) at positions n_past..n_past+n-1 (split into n_batch
  * chunks), appending them to the KV cache. ENG_LOGITS_ALL keeps logits for
- * every token (for teacher-forced tests; needs n <= n_batch). */
+ * every token (for teacher-forced tests; needs n <= n_batch). A
+ * single-token ENG_LOGITS_LAST eval on a recording backend (CUDA) returns
+ * once the step is enqueued: a device error of it is reported by the next
+ * call that reads results (eng_sample, eng_logits) or by the next eval. */
 int eng_eval(eng_session *s, const int32_t *toks, int n, int logits_mode, char *err, size_t errlen);
 /* Host copy of the logits [n_vocab] of token i of the last eval (i = -1: the
  * last token). Valid until the next eval. NULL when not computed. */

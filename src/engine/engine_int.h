@@ -113,6 +113,10 @@ struct eng_session {
     float *logits;               /* [n_logit_rows][n_vocab] */
     int n_logit_rows;
     int32_t *toks_dev, *pos_dev; /* [n_batch] */
+    /* toks_dev[0] as the backend holds it: the id the backend sampler wrote
+     * there, or the last uploaded first token; -1 unknown. A decode step
+     * whose token is the one just sampled needs no upload of it. */
+    int32_t tok_dev0;
     float *moe;                  /* gpt-oss scratch (eng_moe_scratch_floats), NULL elsewhere */
     void *allocs[16];            /* every backend allocation, for free and residency */
     int n_allocs;

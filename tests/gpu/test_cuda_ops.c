@@ -372,6 +372,73 @@ static void test_matmul(void **st) {
     }
 }
 
+/* sets name=value for a test, restores the previous value (or unsets) */
+typedef struct {
+    const char *name;
+    char old[32];
+    int had;
+} env_save;
+static void env_push(env_save *e, const char *name, const char *value) {
+    const char *v = getenv(name);
+    e->name = name;
+    e->had = v != NULL;
+    snprintf(e->old, sizeof e->old, "%s", v ? v : "");
+    setenv(name, value, 1);
+}
+static void env_pop(env_save *e) {
+    if (e->had) setenv(e->name, e->old, 1);
+    else unsetenv(e->name);
+}
+
+/* The one-row mat-vec of tall matrices (>= 32768 rows: vocabulary
+ * projections), which mmv_tall.cu streams through shared memory in chunks
+ * of whole rows: formats with rows of 952 (Q8_0 x 896, the Qwen2.5 output),
+ * 616 (Q5_0: rows only 8-byte aligned, so chunk starts and ends fall inside
+ * 16-byte lines) and 840 bytes (Q6_K x 1024, the K-quant activation), rows
+ * not a multiple of the grid, against the CPU within TOL_F32 (the same
+ * integer dots, fp32 sums in another order), through mmv.cu's v1 and the
+ * opt-in mmv_tall.cu, which must agree bit for bit. */
+static void test_matmul_tall(void **st) {
+    (void)st;
+    const struct { int t; int64_t ne0, ne1; } cs[] = {
+        {QT_Q8_0, 896, 40009}, {QT_Q5_0, 896, 32771}, {QT_Q6_K, 1024, 33013}, {QT_Q4_0, 896, 151936}};
+    for (size_t ci = 0; ci < NELEM(cs); ci++) {
+        const int t = cs[ci].t;
+        const int64_t ne0 = cs[ci].ne0, ne1 = cs[ci].ne1;
+        size_t nb1;
+        void *wh = make_weights(t, ne0, ne1, &nb1);
+        eng_w wg = {gdup(wh, nb1 * ne1), t, ne0, ne1, 1, nb1, nb1 * ne1};
+        eng_w wc = {wh, t, ne0, ne1, 1, nb1, nb1 * ne1};
+        float *x = rnd((size_t)ne0, 2.0f);
+        float *xg = gdup(x, (size_t)ne0 * 4), *yg = gpoison((size_t)ne1), *yc = malloc((size_t)ne1 * 4);
+        C.ops->matmul(C.ctx, &wc, x, yc, 1);
+        assert_int_equal(C.ops->sync(C.ctx), 0);
+        float *hv[2];
+        for (int tall = 0; tall < 2; tall++) { /* mmv.cu's v1, then mmv_tall.cu (opt-in, read per call) */
+            env_save e;
+            env_push(&e, "LLORCH_CUDA_MMV_TALL", tall ? "1" : "0");
+            gpoison_again(yg, (size_t)ne1);
+            G.ops->matmul(G.ctx, &wg, xg, yg, 1);
+            hv[tall] = gget(yg, (size_t)ne1);
+            env_pop(&e);
+            char what[96];
+            snprintf(what, sizeof what, "matmul tall %s ne0=%lld ne1=%lld %s", qt_info(t)->name, (long long)ne0,
+                     (long long)ne1, tall ? "mmv_tall" : "v1");
+            check(hv[tall], yc, (size_t)ne1, TOL_F32, what);
+        }
+        /* the same integer dots, lane order and warp reduction: equal */
+        assert_memory_equal(hv[0], hv[1], (size_t)ne1 * 4);
+        free(hv[0]);
+        free(hv[1]);
+        free(yc);
+        free(x);
+        free(wh);
+        G.ops->free(G.ctx, xg);
+        G.ops->free(G.ctx, yg);
+        G.ops->free(G.ctx, (void *)wg.data);
+    }
+}
+
 /* The prefill matmul of every block format at odd shapes: few and many
  * outputs (9, 33, 1000), rows 9..513, K crossing several 256-element raw
  * chunks with a partial last one (32-element formats: 17 blocks, so rows of
@@ -1585,26 +1652,9 @@ static void block_case(const blk_case *bc, int key) {
     fw_free(&wq); fw_free(&wk); fw_free(&wv); fw_free(&wo); fw_free(&wgt); fw_free(&wup); fw_free(&wdn);
 }
 
-/* sets name=value for a test, restores the previous value (or unsets) */
-typedef struct {
-    const char *name;
-    char old[32];
-    int had;
-} env_save;
-static void env_push(env_save *e, const char *name, const char *value) {
-    const char *v = getenv(name);
-    e->name = name;
-    e->had = v != NULL;
-    snprintf(e->old, sizeof e->old, "%s", v ? v : "");
-    setenv(name, value, 1);
-}
-static void env_pop(env_save *e) {
-    if (e->had) setenv(e->name, e->old, 1);
-    else unsetenv(e->name);
-}
-
-/* the persistent kernel is opt-in (LLORCH_CUDA_PERSIST=1): these tests turn
- * it on, and lift the layer-size gate so Llama-2-7B's shapes run it too */
+/* persist.cu's per-layer kernel is opt-in (LLORCH_CUDA_PERSIST=1): these
+ * tests turn it on, and lift the layer-size gate so Llama-2-7B's shapes run
+ * it too */
 static void test_decode_block(void **st) {
     (void)st;
     env_save e1, e2;
@@ -1866,7 +1916,7 @@ int main(void) {
     }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_memory),      cmocka_unit_test(test_error_latch), cmocka_unit_test(test_get_rows),
-        cmocka_unit_test(test_matmul),      cmocka_unit_test(test_matmul_prefill),      cmocka_unit_test(test_rmsnorm),     cmocka_unit_test(test_elementwise),
+        cmocka_unit_test(test_matmul),      cmocka_unit_test(test_matmul_tall), cmocka_unit_test(test_matmul_prefill),      cmocka_unit_test(test_rmsnorm),     cmocka_unit_test(test_elementwise),
         cmocka_unit_test(test_rope),        cmocka_unit_test(test_attention),   cmocka_unit_test(test_sample),
         cmocka_unit_test(test_moe_route),   cmocka_unit_test(test_matmul_id),   cmocka_unit_test(test_swiglu_oai_moe_sum),
         cmocka_unit_test(test_attention_ext),

@@ -3,7 +3,8 @@
  * step recorded once and replayed (CUDA graph; see backend.h
  * record_begin/record_end), the final norm and output projection (the last
  * row for ENG_LOGITS_LAST, every row in chunks of the logits buffer for
- * ENG_LOGITS_ALL), and the closing sync that reports device errors.
+ * ENG_LOGITS_ALL), and the closing sync that reports device errors (not for a
+ * recorded decode step: see the end of eng_eval_run).
  *
  * The architecture supplies `layers`: the op sequence from the embedding
  * lookup to the residual stream after the last layer (s->x [n][n_embd]),
@@ -24,9 +25,15 @@ int eng_eval_run(eng_session *s, const int32_t *toks, int n, int mode, eng_layer
 
     LLORCH_ASSERT(n >= 1 && n <= s->n_batch && s->n_past + n <= s->n_ctx);
     for (int i = 0; i < n; i++) s->pos_host[i] = s->n_past + i;
-    if ((rc = B->upload(bc, s->toks_dev, toks, (size_t)n * sizeof *toks)) ||
-        (rc = B->upload(bc, s->pos_dev, s->pos_host, (size_t)n * sizeof *s->pos_host)))
+    /* a decode step of the token the backend sampler just wrote into
+     * toks_dev[0] uploads only its position */
+    const int tok_there = n == 1 && s->tok_dev0 == toks[0];
+    if ((!tok_there && (rc = B->upload(bc, s->toks_dev, toks, (size_t)n * sizeof *toks))) ||
+        (rc = B->upload(bc, s->pos_dev, s->pos_host, (size_t)n * sizeof *s->pos_host))) {
+        s->tok_dev0 = -1;
         return util_fail(err, errlen, ENG_E_BACKEND, "eval: upload failed (%d)", rc);
+    }
+    s->tok_dev0 = toks[0];
 
     const int record = n == 1 && mode == ENG_LOGITS_LAST && B->record_begin && B->record_end && !eng_dump_enabled();
     int replayed = record ? B->record_begin(bc, s->rec_key) : 0;
@@ -54,6 +61,11 @@ int eng_eval_run(eng_session *s, const int32_t *toks, int n, int mode, eng_layer
             if (rc) return util_fail(err, errlen, ENG_E_BACKEND, "eval: device error (%d)", rc);
         }
     }
-    if ((rc = B->sync(bc))) return util_fail(err, errlen, ENG_E_BACKEND, "eval: device error (%d)", rc);
+    /* A recorded decode step is left running: what reads its results syncs
+     * (the backend sampler's token read-back, a logits download, the next
+     * batch eval), so the host prepares the next call while the GPU works,
+     * and a device error of the step is reported by that call. Every other
+     * eval syncs here and reports its device errors itself. */
+    if (!record && (rc = B->sync(bc))) return util_fail(err, errlen, ENG_E_BACKEND, "eval: device error (%d)", rc);
     return 0;
 }

@@ -251,6 +251,11 @@ int cu_attn_prefill_mma(cu_ctx *c, const float *q, int ld_q, const uint16_t *kc,
                         float *out);
 /* mmv.cu: rows <= CU_MMV_MAX_ROWS */
 void cu_mmv(cu_ctx *c, const eng_w *w, const float *x, float *y, int rows);
+/* mmv_tall.cu: the one-row mat-vec of a tall matrix (>= 32768 rows: the
+ * vocabulary projection), x already quantized into act_q/d/s; 0 launched,
+ * -1 not taken (the caller runs mmv.cu's v1; the default: opt-in with
+ * LLORCH_CUDA_MMV_TALL=1) */
+int cu_mmv_tall(cu_ctx *c, const eng_w *w, float *y);
 /* mmv.cu, shared with fused.cu: the activation quantization step.
  * cu_act_quant quantizes x [rows][K] for weights of vec_dot_type code vdt
  * into act_q/d/s unless cx (the cache's x, read and cleared by the caller)
