@@ -4,11 +4,11 @@
 # model bench with it off/on, alternating, in one call on one card.
 # Needs the bundle (tools/gpu-bundle.sh, carried). Writes ${OUT:-.}/pkw.txt.
 # PKW_TESTS (default "test_decode_layers test_attn_rope test_decode_block"),
-# PKW_VARIANTS (default "0 2 2,LLORCH_CUDA_PKW_BPS=1 0 2 2,LLORCH_CUDA_PKW_BPS=1": a
+# PKW_VARIANTS (default "0 2 2,LLORCH_CUDA_PKW_WARPS=32 0 2 2,LLORCH_CUDA_PKW_WARPS=32": a
 # LLORCH_CUDA_PERSIST value, then ","-joined VAR=VALUE settings), PKW_LLAMA=1 adds Llama-2-7B,
 # PKW_E2E=1 runs test_cuda_e2e, PKW_CLI=1 adds `llorch bench` (Qwen) with 0 and 2, PKW_GREEDY=1 compares
 # (PKW_KL=1: test_cuda_decode_kl on the generated Qwen) # 64 greedy ids (CPU, CUDA with 0 and 2; Qwen), PKW_ENV adds
-# VAR=VALUE settings to every bench run (e.g. LLORCH_CUDA_PKW_BPS=1).
+# VAR=VALUE settings to every bench run (e.g. LLORCH_CUDA_PKW_WARPS=32).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 BD=${LLORCH_BUNDLE_DIR:-.gpu-bundle}
@@ -40,7 +40,7 @@ fi
         echo "test_cuda_decode_kl rc=$?"
         grep -E "mean KL|FAIL|rror|PASSED|skipped" /tmp/pkw-kl.log | head -10
     fi
-    for w in ${PKW_VARIANTS:-0 2 2,LLORCH_CUDA_PKW_BPS=1 0 2 2,LLORCH_CUDA_PKW_BPS=1}; do
+    for w in ${PKW_VARIANTS:-0 2 2,LLORCH_CUDA_PKW_WARPS=32 0 2 2,LLORCH_CUDA_PKW_WARPS=32}; do
         v=${w%%,*} extra=""
         [ "$w" != "$v" ] && extra=${w#*,} && extra=${extra//,/ }
         echo "==== LLORCH_CUDA_PERSIST=$v $extra ${PKW_ENV:-}"

@@ -1877,10 +1877,10 @@ static void test_decode_layers(void **st) {
         env_pop(&e2);
     }
     env_pop(&e1);
-    /* the weights-in-shared-memory kernel: 2 blocks per SM (the 64-register
-     * instantiation), then 1 (the default) */
+    /* the weights-in-shared-memory kernel: 32 warps per block (64
+     * registers), then 16 (the default) */
     env_push(&e1, "LLORCH_CUDA_PERSIST", "2");
-    env_push(&e2, "LLORCH_CUDA_PKW_BPS", "2");
+    env_push(&e2, "LLORCH_CUDA_PKW_WARPS", "32");
     layers_case(0, 2, 2004);
     layers_case(700, 2, 2005);
     env_pop(&e2);

@@ -403,14 +403,14 @@ void cu_persist_init(cu_ctx *c) {
 /* The grid of kernel kfn at smem (occupancy x SMs, capped by
  * LLORCH_CUDA_PERSIST_BPS) and what depends on it: team sizes, attention
  * splits, scratch and barrier words, into A. 0, or -1 (does not fit). */
-int pk_occupancy(const void *kfn, size_t smem) {
+int pk_occupancy_t(const void *kfn, int threads, size_t smem) {
     static const void *q_fn[8];
     static size_t q_smem[8];
     static int q_bps[8], q_n;
     for (int i = 0; i < q_n; i++)
-        if (q_fn[i] == kfn && q_smem[i] == smem) return q_bps[i];
+        if (q_fn[i] == kfn && q_smem[i] == smem) return q_bps[i]; /* a kernel has one block size */
     int nb = 0;
-    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&nb, kfn, PK_THREADS, smem) != cudaSuccess) nb = 0;
+    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&nb, kfn, threads, smem) != cudaSuccess) nb = 0;
     (void)cudaGetLastError();
     const int i = q_n < 8 ? q_n++ : 0;
     q_fn[i] = kfn;
@@ -418,6 +418,8 @@ int pk_occupancy(const void *kfn, size_t smem) {
     q_bps[i] = nb;
     return nb;
 }
+
+int pk_occupancy(const void *kfn, size_t smem) { return pk_occupancy_t(kfn, PK_THREADS, smem); }
 
 static int pk_grid(cu_ctx *c, const void *kfn, pk_args &A, size_t smem, int *nblk_out) {
     int bps = pk_occupancy(kfn, smem);

@@ -332,6 +332,8 @@ int pk_setup(const eng_block_w *b, float *x, const int32_t *pos, const eng_block
 /* blocks of kfn (PK_THREADS threads, smem dynamic bytes) one SM holds: the
  * occupancy API, cached per (kfn, smem); 0 when it does not fit */
 int pk_occupancy(const void *kfn, size_t smem);
+/* the same for blocks of `threads` threads (pkw.cu) */
+int pk_occupancy_t(const void *kfn, int threads, size_t smem);
 
 /* persistent launches enqueued by this process (tests: did the fast path run?) */
 extern "C" unsigned long llorch_cuda_persist_launches;
@@ -339,10 +341,11 @@ extern "C" unsigned long llorch_cuda_persist_launches;
 /* cudaLaunchKernelEx of kfn with PDL inside captures (as cu_launch) and,
  * opt-in, the cooperative attribute */
 template <typename P>
-static inline void pk_enqueue(cu_ctx *c, void (*kfn)(P), const P &arg, int nblk, size_t smem) {
+static inline void pk_enqueue(cu_ctx *c, void (*kfn)(P), const P &arg, int nblk, size_t smem,
+                              int threads = PK_THREADS) {
     cudaLaunchConfig_t cfg = {};
     cfg.gridDim = dim3((unsigned)nblk);
-    cfg.blockDim = dim3(PK_THREADS);
+    cfg.blockDim = dim3((unsigned)threads);
     cfg.dynamicSmemBytes = smem;
     cfg.stream = c->stream;
     cudaLaunchAttribute at[2];

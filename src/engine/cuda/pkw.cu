@@ -7,8 +7,8 @@
  *
  * Measured (docs/PERF.md "Decode: weights in shared memory", H100):
  * Qwen2.5-0.5B Q4_K_M tg128 1,296 tok/s against 1,034 composed. Switches:
- * LLORCH_CUDA_PKW_BPS=2 takes two blocks per SM (the 64-register
- * instantiation; default 1, ~120 registers, which measured faster);
+ * LLORCH_CUDA_PKW_WARPS=32 runs 32 warps per block (64 registers; default 16,
+ * up to 128); one block per SM (two, at 64 registers, measured slower);
  * LLORCH_CUDA_PERSIST_TIMING=1 makes block 0 sum per-step times (PW_T,
  * llorch_cuda_pkw_stamps).
  *
@@ -179,11 +179,11 @@ __device__ __forceinline__ void pw_issue_bulk(const pw_args &A, const pw_rng &g,
  * like the copies') */
 __device__ __forceinline__ void pw_copy_f32(float *s, const float *g, int n) {
     if (!g) {
-        for (int i = threadIdx.x; i < n; i += PK_THREADS) s[i] = 0.0f;
+        for (int i = threadIdx.x; i < n; i += blockDim.x) s[i] = 0.0f;
         return;
     }
     const unsigned sb = pw_sa(s);
-    for (int i = threadIdx.x; i < n; i += PK_THREADS)
+    for (int i = threadIdx.x; i < n; i += blockDim.x)
         asm volatile("cp.async.ca.shared.global [%0], [%1], 4;" ::"r"(sb + 4 * i), "l"(g + i) : "memory");
 }
 
@@ -278,13 +278,13 @@ __device__ __forceinline__ void pw_stage_norm(const float *x, const float *gs, i
     float ss = 0.0f;
     const bool v4 = !(E & 3) && !((uintptr_t)x & 15);
     if (v4) {
-        for (int i = threadIdx.x; i < E / 4; i += PK_THREADS) {
+        for (int i = threadIdx.x; i < E / 4; i += blockDim.x) {
             const float4 v = __ldcg(reinterpret_cast<const float4 *>(x) + i);
             reinterpret_cast<float4 *>(xs)[i] = v;
             ss += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
         }
     } else {
-        for (int i = threadIdx.x; i < E; i += PK_THREADS) {
+        for (int i = threadIdx.x; i < E; i += blockDim.x) {
             const float v = __ldcg(x + i);
             xs[i] = v;
             ss += v * v;
@@ -294,19 +294,29 @@ __device__ __forceinline__ void pw_stage_norm(const float *x, const float *gs, i
     if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = ss;
     __syncthreads();
     float tot = 0.0f;
-#pragma unroll
-    for (int w = 0; w < PK_WARPS; w++) tot += red[w];
+    for (int w = 0; w < (int)(blockDim.x >> 5); w++) tot += red[w];
     const float scale = 1.0f / sqrtf(tot / (float)E + eps);
     /* each thread rescales the elements it stored itself */
     if (v4) {
-        for (int i = threadIdx.x; i < E / 4; i += PK_THREADS) {
+        for (int i = threadIdx.x; i < E / 4; i += blockDim.x) {
             float4 v = reinterpret_cast<float4 *>(xs)[i];
             const float4 w = reinterpret_cast<const float4 *>(gs)[i];
             v.x = v.x * scale * w.x, v.y = v.y * scale * w.y, v.z = v.z * scale * w.z, v.w = v.w * scale * w.w;
             reinterpret_cast<float4 *>(xs)[i] = v;
         }
     } else {
-        for (int i = threadIdx.x; i < E; i += PK_THREADS) xs[i] = xs[i] * scale * gs[i];
+        for (int i = threadIdx.x; i < E; i += blockDim.x) xs[i] = xs[i] * scale * gs[i];
+    }
+    __syncthreads();
+}
+
+/* xs (16-aligned) = src [K] (L2): 16-byte loads where src allows */
+__device__ __forceinline__ void pw_stage_copy(const float *src, int K, float *xs) {
+    if (!(K & 3) && !((uintptr_t)src & 15)) {
+        for (int i = threadIdx.x; i < K / 4; i += blockDim.x)
+            reinterpret_cast<float4 *>(xs)[i] = __ldcg(reinterpret_cast<const float4 *>(src) + i);
+    } else {
+        for (int i = threadIdx.x; i < K; i += blockDim.x) xs[i] = __ldcg(src + i);
     }
     __syncthreads();
 }
@@ -436,15 +446,16 @@ __device__ __noinline__ float2 pw_dotf(int type, const uint8_t *wa, const uint8_
 }
 
 /* nr units of work over the block's warps in teams of g warps (the largest
- * power of two with nr * g <= PK_WARPS, at least 1): dot(u, tt, nt) is team
+ * power of two with nr * 2g <= the block's warps, at least 1): dot(u, tt, nt) is team
  * thread tt's partial (of nt), done(u, sum) runs in the team's first
  * thread. Block-uniform loop (pk_team_sum synchronizes for g > 1). */
 template <class Dot, class Done>
 __device__ __forceinline__ void pw_units(int nr, float2 *red, Dot dot, Done done) {
+    const int nw = (int)(blockDim.x >> 5);
     int g = 1;
-    while (g < PK_WARPS && nr * 2 * g <= PK_WARPS) g *= 2;
+    while (g < nw && nr * 2 * g <= nw) g *= 2;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    const int tpb = PK_WARPS / g, team = warp / g, tt = (warp & (g - 1)) * 32 + lane;
+    const int tpb = nw / g, team = warp / g, tt = (warp & (g - 1)) * 32 + lane;
     for (int base = 0; base < nr; base += tpb) {
         const int u = base + team;
         float2 d = make_float2(0.0f, 0.0f);
@@ -478,16 +489,18 @@ __device__ __forceinline__ void pw_prefetch_kv(const pw_args &A, const pw_layer 
     const size_t per = (hist + gridDim.x - 1) / gridDim.x, o0 = (size_t)blockIdx.x * per;
     if (o0 >= hist) return;
     const size_t n = hist - o0 < per ? hist - o0 : per;
-    pk_prefetch((const uint8_t *)W.kc + o0, n);
-    pk_prefetch((const uint8_t *)W.vc + o0, n);
+    for (size_t o = (size_t)threadIdx.x * 128; o < n; o += (size_t)blockDim.x * 128) {
+        asm volatile("prefetch.global.L2 [%0];" ::"l"((const uint8_t *)W.kc + o0 + o));
+        asm volatile("prefetch.global.L2 [%0];" ::"l"((const uint8_t *)W.vc + o0 + o));
+    }
 }
 
-/* MINB blocks per SM: 1 or 2 (the 64-register instantiation) */
-template <int EPL, int MINB>
-__global__ void __launch_bounds__(PK_THREADS, MINB) k_pw_layers(const __grid_constant__ pw_args A) {
+/* NW warps per block (16: up to 128 registers; 32: 64), one block per SM */
+template <int EPL, int NW>
+__global__ void __launch_bounds__(NW * 32, 1) k_pw_layers(const __grid_constant__ pw_args A) {
     extern __shared__ __align__(16) unsigned char smem[];
-    __shared__ float2 red2[PK_WARPS];
-    __shared__ float redf[PK_WARPS], rope_c[64], rope_s[64];
+    __shared__ float2 red2[NW];
+    __shared__ float redf[NW], rope_c[64], rope_s[64];
     float *const sf = (float *)smem;
     float *const xs = sf, *const na = sf + A.o_na, *const nf = sf + A.o_nf, *const bias = sf + A.o_bias;
     float *const own = sf + A.o_own;
@@ -523,7 +536,7 @@ __global__ void __launch_bounds__(PK_THREADS, MINB) k_pw_layers(const __grid_con
         rope_cs(A.L[0].rope, p0, threadIdx.x, A.L[0].ff, &rope_c[threadIdx.x], &rope_s[threadIdx.x]);
     for (int ph = 0; ph < 4; ph++) pw_issue(A, g, 0, ph, smem, mbar);
     pk_pdl_wait();
-    for (int i = threadIdx.x; i < g.e1 - g.e0; i += PK_THREADS) own[i] = __ldcg(A.x + g.e0 + i);
+    for (int i = threadIdx.x; i < g.e1 - g.e0; i += blockDim.x) own[i] = __ldcg(A.x + g.e0 + i);
     PW_T(0);
 
     /* attention splits: at most A.S, at least PK_SPLIT_KEYS keys each */
@@ -571,7 +584,7 @@ __global__ void __launch_bounds__(PK_THREADS, MINB) k_pw_layers(const __grid_con
         /* ---- B: attention items ---- */
         for (int it = blockIdx.x; it < A.n_head * S; it += nblk) {
             __syncthreads(); /* the item's shared arrays are reused */
-            ar_item<EPL, PK_WARPS>(A.q, A.k, A.v, p0, it % A.n_head, it / A.n_head, A.n_head, A.n_head / A.n_head_kv, A.hd, W.scale,
+            ar_item<EPL, NW>(A.q, A.k, A.v, p0, it % A.n_head, it / A.n_head, A.n_head, A.n_head / A.n_head_kv, A.hd, W.scale,
                                    S, W.rope, rope_c, rope_s, W.kc, W.vc, A.att, A.part, A.cnt, NULL, NULL, NULL);
         }
         PW_T(5);
@@ -581,7 +594,7 @@ __global__ void __launch_bounds__(PK_THREADS, MINB) k_pw_layers(const __grid_con
 
         /* ---- C: x += att·Wo ---- */
         pw_wait(mbar, 1, l);
-        pk_stage_copy(A.att, Q, xs);
+        pw_stage_copy(A.att, Q, xs);
         PW_T(7);
         pw_residual(A, g, W, PW_O, Q, smem, xs, own, red2);
         PW_T(8);
@@ -615,7 +628,7 @@ __global__ void __launch_bounds__(PK_THREADS, MINB) k_pw_layers(const __grid_con
 
         /* ---- E: x += hb·Wd ---- */
         pw_wait(mbar, 3, l);
-        pk_stage_copy(A.hb, A.F, xs);
+        pw_stage_copy(A.hb, A.F, xs);
         PW_T(13);
         pw_residual(A, g, W, PW_D, A.F, smem, xs, own, red2);
         PW_T(14);
@@ -642,8 +655,8 @@ unsigned long llorch_cuda_pkw_launches = 0;
 
 void cu_pkw_init(void) {
 /* the weights-in-shared-memory kernel: all that is left beside its static arrays */
-    const void *pw[4] = {(const void *)k_pw_layers<2, 1>, (const void *)k_pw_layers<4, 1>,
-                         (const void *)k_pw_layers<2, 2>, (const void *)k_pw_layers<4, 2>};
+    const void *pw[4] = {(const void *)k_pw_layers<2, 16>, (const void *)k_pw_layers<4, 16>,
+                         (const void *)k_pw_layers<2, 32>, (const void *)k_pw_layers<4, 32>};
     for (int i = 0; i < 4; i++) {
         cudaFuncAttributes fa;
         if (cudaFuncGetAttributes(&fa, pw[i]) != cudaSuccess ||
@@ -726,13 +739,13 @@ int cu_pkw_decode_layers(cu_ctx *c, const eng_block_w *b, int n, float *x, const
         W.scale = A.scale;
     }
     const int R[4] = {P.n_head * P.hd, P.n_head_kv * P.hd, P.E, P.F};
-    /* 2 blocks per SM (the 64-register instantiation) when both fit (their
-     * regions are half as big), else 1; LLORCH_CUDA_PKW_BPS caps it (A/B) */
-    const int cap = pk_env_int("LLORCH_CUDA_PKW_BPS", 1);
+    /* one block per SM, of 16 warps (up to 128 registers) or, with
+     * LLORCH_CUDA_PKW_WARPS=32, 32 warps (64 registers) */
+    const int nw = pk_env_int("LLORCH_CUDA_PKW_WARPS", 16) == 32 ? 32 : 16;
     int nblk = 0;
     size_t smem = 0;
-    for (int bps = cap < 1 ? 1 : cap > 2 ? 2 : cap; bps >= 1 && !nblk; bps--) {
-        const int nb = bps * c->sm_count;
+    {
+        const int nb = c->sm_count;
         /* floats, each area a multiple of 4: xs [Kmax], attn_norm, ffn_norm,
          * the block's q/k/v biases, its rows of x */
         const unsigned r4 = 3, kmax = (unsigned)(P.Kmax + r4) & ~r4, e4 = (unsigned)(P.E + r4) & ~r4;
@@ -747,10 +760,9 @@ int cu_pkw_decode_layers(cu_ctx *c, const eng_block_w *b, int n, float *x, const
             P.woff[i] = (unsigned)off;
             off += pw_plan_region(R[rows_of[i]], nb, nb1max[i]);
         }
-        if (off > PW_SMEM_MAX) continue;
-        const void *kfn = bps == 2 ? (epl == 2 ? (const void *)k_pw_layers<2, 2> : (const void *)k_pw_layers<4, 2>)
-                                   : (epl == 2 ? (const void *)k_pw_layers<2, 1> : (const void *)k_pw_layers<4, 1>);
-        if (pk_occupancy(kfn, off) >= bps) {
+        const void *kfn = nw == 32 ? (epl == 2 ? (const void *)k_pw_layers<2, 32> : (const void *)k_pw_layers<4, 32>)
+                                   : (epl == 2 ? (const void *)k_pw_layers<2, 16> : (const void *)k_pw_layers<4, 16>);
+        if (off <= PW_SMEM_MAX && pk_occupancy_t(kfn, nw * 32, off) >= 1) {
             nblk = nb;
             smem = off;
         }
@@ -772,13 +784,12 @@ int cu_pkw_decode_layers(cu_ctx *c, const eng_block_w *b, int n, float *x, const
     P.cnt = c->attn_cnt;
     P.bar = c->attn_cnt + CU_ATTN_MAX_CNT - 2;
     P.timing = pk_env_int("LLORCH_CUDA_PERSIST_TIMING", 0) == 1;
-    const bool two = nblk > c->sm_count;
-    if (epl == 2) pk_enqueue(c, two ? k_pw_layers<2, 2> : k_pw_layers<2, 1>, P, nblk, smem);
-    else pk_enqueue(c, two ? k_pw_layers<4, 2> : k_pw_layers<4, 1>, P, nblk, smem);
+    if (nw == 32) pk_enqueue(c, epl == 2 ? k_pw_layers<2, 32> : k_pw_layers<4, 32>, P, nblk, smem, 32 * 32);
+    else pk_enqueue(c, epl == 2 ? k_pw_layers<2, 16> : k_pw_layers<4, 16>, P, nblk, smem, 16 * 32);
     llorch_cuda_pkw_launches++;
     if (!pw_said_yes && pw_verbose())
         fprintf(stderr, "llorch cuda: LLORCH_CUDA_PERSIST=2: %d layers in one launch, %d blocks x %d threads, %zu B shared\n",
-                n, nblk, PK_THREADS, smem);
+                n, nblk, nw * 32, smem);
     pw_said_yes = 1;
     return 0;
 }
