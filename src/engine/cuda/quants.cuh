@@ -30,10 +30,12 @@
 
 __device__ __forceinline__ int dp4a(int a, int b, int c) { return __dp4a(a, b, c); }
 
-/* 4 bits b0..b3 of x → bit 4 of bytes 0..3 */
-__device__ __forceinline__ uint32_t spread4_bit4(uint32_t x) {
-    return ((x & 1u) << 4) | ((x & 2u) << 11) | ((x & 4u) << 18) | ((x & 8u) << 25);
-}
+/* 4 bits b0..b3 of x (x < 16) → bit 4 of bytes 0..3: one multiply puts bit
+ * i at i + 4, i + 11, i + 18, i + 25 (the four terms of 0x02040810, no two
+ * products overlap, so no carries); bit j of byte j is bit 8j + 4 = j +
+ * (7j + 4), the mask keeps exactly those. Two instructions instead of
+ * seven on the integer pipe, which bounds the Q5_0 dots (docs/PERF.md). */
+__device__ __forceinline__ uint32_t spread4_bit4(uint32_t x) { return (x * 0x02040810u) & 0x10101010u; }
 
 /* int8 activations at e (block relative) */
 __device__ __forceinline__ int xq4(const int8_t *xq, int e) { return *(const int *)(xq + e); }
