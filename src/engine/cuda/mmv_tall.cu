@@ -14,11 +14,9 @@
  *
  * Shapes: x quantized by cu_mmv (act_q/d/s, the format's vec_dot_type), the
  * same integer dots as v1 (qfmt::dot), one warp per row, the same float
- * association per lane as v1 (lane u, u + 32, ...), so y equals v1's up to
- * the warp reduction order: equal. A chunk's bytes [g0, g1) go as the
- * 16-byte-aligned span [g0 & ~15, g1 & ~15) by bulk copy and the tail (< 16
- * bytes, never past the tensor) by one zero-filling cp.async whose completion
- * the mbarrier also tracks (cp.async.mbarrier.arrive).
+ * association per lane as v1 (lane u, u + 32, ...) and the same warp
+ * reduction, so y equals v1's (test_matmul_tall checks it bit for bit).
+ * Copies: see mt_issue; the bulk-copy helpers are bulk.cuh's.
  * Status: opt-in (LLORCH_CUDA_MMV_TALL=1). Correct (tests/gpu test_matmul_tall,
  * memcheck and racecheck clean) but SLOWER than v1 in the model on H100:
  * Qwen2.5-0.5B tg128 1,250 / 1,256 with it against 1,318 / 1,301 with v1
@@ -26,6 +24,7 @@
  * v1's ~79 us. Not profiled yet; suspects: 17-row chunks over 8 warps (3
  * rounds, the last with one row), the CTA barrier per chunk, and only 16
  * warps per SM for the dots' latency chains. */
+#include "bulk.cuh"
 #include "common.cuh"
 #include "quants.cuh"
 
@@ -33,8 +32,6 @@
 #define MT_WARPS (MT_THREADS / 32)
 #define MT_STAGES 4
 #define MT_STAGE_BYTES (16 * 1024) /* whole rows per stage, at most this (+ 32 for alignment and tail) */
-
-__device__ __forceinline__ unsigned mt_sa(const void *p) { return (unsigned)__cvta_generic_to_shared(p); }
 
 /* thread 0: rows [cr0, cr1) into stage (at its byte offset g0 & 15), on
  * mbar. The bulk copy takes whole 16-byte lines: it ends at the first line
@@ -52,15 +49,8 @@ __device__ __forceinline__ void mt_issue(const uint8_t *w, size_t nb1, int ne1, 
         for (uintptr_t i = a1; i < g1; i++) stage[i - a0] = *(const uint8_t *)i;
     }
     const unsigned n = (unsigned)(a1 - a0);
-    /* the previous chunk's generic reads of this stage are before this
-     * thread in the CTA barrier; order them before the async writes */
-    asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
-    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(mbar), "r"(n) : "memory");
-    if (n)
-        asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];" ::"r"(
-                         mt_sa(stage)),
-                     "l"(a0), "r"(n), "r"(mbar)
-                     : "memory");
+    cu_bulk_expect(mbar, n);
+    if (n) cu_bulk_g2s(cu_sa(stage), a0, n, mbar);
 }
 
 template <int T>
@@ -75,10 +65,9 @@ __global__ void __launch_bounds__(MT_THREADS) k_mmv_tall(const uint8_t *w, size_
     const int r1 = (int)((long long)(blockIdx.x + 1) * ne1 / gridDim.x);
     const int nch = (r1 - r0 + rpc - 1) / rpc;
     if (threadIdx.x == 0) {
-        for (int i = 0; i < MT_STAGES; i++) asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;" ::"r"(mt_sa(&mb[i])) : "memory");
-        asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+        cu_mbar_init(mb, MT_STAGES);
         for (int ch = 0; ch < nch && ch < MT_STAGES; ch++)
-            mt_issue(w, nb1, ne1, r0 + ch * rpc, min(r1, r0 + (ch + 1) * rpc), sm + (size_t)ch * stride, mt_sa(&mb[ch]));
+            mt_issue(w, nb1, ne1, r0 + ch * rpc, min(r1, r0 + (ch + 1) * rpc), sm + (size_t)ch * stride, cu_sa(&mb[ch]));
     }
     __syncthreads();
     cu_pdl_begin(); /* x's quantization (the previous kernel) is complete from here */
@@ -87,12 +76,7 @@ __global__ void __launch_bounds__(MT_THREADS) k_mmv_tall(const uint8_t *w, size_
     for (int ch = 0; ch < nch; ch++) {
         const int st = ch % MT_STAGES;
         const unsigned par = (unsigned)(ch / MT_STAGES) & 1u;
-        unsigned ok = 0;
-        while (!ok)
-            asm volatile("{ .reg .pred p; mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2; selp.u32 %0, 1, 0, p; }"
-                         : "=r"(ok)
-                         : "r"(mt_sa(&mb[st])), "r"(par)
-                         : "memory");
+        cu_mbar_wait(cu_sa(&mb[st]), par);
         const int cr0 = r0 + ch * rpc, cr1 = min(r1, cr0 + rpc);
         const unsigned char *base = sm + (size_t)st * stride + ((uintptr_t)(w + (size_t)cr0 * nb1) & 15);
         for (int r = warp; r < cr1 - cr0; r += MT_WARPS) {
@@ -110,7 +94,7 @@ __global__ void __launch_bounds__(MT_THREADS) k_mmv_tall(const uint8_t *w, size_
         __syncthreads(); /* every warp is done with stage st */
         if (threadIdx.x == 0 && ch + MT_STAGES < nch) {
             const int nc = ch + MT_STAGES;
-            mt_issue(w, nb1, ne1, r0 + nc * rpc, min(r1, r0 + (nc + 1) * rpc), sm + (size_t)st * stride, mt_sa(&mb[st]));
+            mt_issue(w, nb1, ne1, r0 + nc * rpc, min(r1, r0 + (nc + 1) * rpc), sm + (size_t)st * stride, cu_sa(&mb[st]));
         }
     }
 }

@@ -141,7 +141,7 @@ __device__ __forceinline__ void pk_grid_sync(unsigned *bar, unsigned nblk, int f
 
 /* ---- L2 prefetch ------------------------------------------------------------------------- */
 __device__ __forceinline__ void pk_prefetch(const uint8_t *p, size_t bytes) {
-    for (size_t o = (size_t)threadIdx.x * 128; o < bytes; o += (size_t)PK_THREADS * 128)
+    for (size_t o = (size_t)threadIdx.x * 128; o < bytes; o += (size_t)blockDim.x * 128)
         asm volatile("prefetch.global.L2 [%0];" ::"l"(p + o));
 }
 
@@ -259,13 +259,13 @@ __device__ __forceinline__ void pk_stage_norm(const float *x, const float *g, in
 }
 
 /* xs (16-aligned) = src [K]: 16-byte loads where src allows (Qwen's
- * 4,864-wide hb: 2-3 loads per thread instead of 10) */
+ * 4,864-wide hb: 2-3 loads per thread instead of 10); any block size */
 __device__ __forceinline__ void pk_stage_copy(const float *src, int K, float *xs) {
     if (!(K & 3) && !((uintptr_t)src & 15)) {
-        for (int i = threadIdx.x; i < K / 4; i += PK_THREADS)
+        for (int i = threadIdx.x; i < K / 4; i += blockDim.x)
             reinterpret_cast<float4 *>(xs)[i] = __ldcg(reinterpret_cast<const float4 *>(src) + i);
     } else {
-        for (int i = threadIdx.x; i < K; i += PK_THREADS) xs[i] = __ldcg(src + i);
+        for (int i = threadIdx.x; i < K; i += blockDim.x) xs[i] = __ldcg(src + i);
     }
     __syncthreads();
 }

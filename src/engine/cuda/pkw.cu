@@ -51,6 +51,7 @@
  * (occupancy API); the deadlock argument is persist.cu's. */
 #include <stdio.h>
 
+#include "bulk.cuh"
 #include "persist.cuh"
 #include "pkw_plan.h"
 
@@ -115,14 +116,8 @@ __device__ __forceinline__ void pw_rows_of(const pw_rng &g, int i, int &r0, int 
  * 11% of the kernel's instructions and 15% of its warp time (ncu, H100).
  * What is not a whole 16-byte span (the < 16-byte tail of a row range, a
  * norm or bias vector not 16-byte aligned) goes by per-thread cp.async,
- * counted by the commit/wait groups as before. */
-__device__ __forceinline__ unsigned pw_sa(const void *p) { return (unsigned)__cvta_generic_to_shared(p); }
-
-__device__ __forceinline__ void pw_bulk(unsigned sb, uintptr_t src, unsigned n, unsigned mbar) {
-    asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];" ::"r"(sb),
-                 "l"(src), "r"(n), "r"(mbar)
-                 : "memory");
-}
+ * counted by the commit/wait groups as before. The bulk-copy and mbarrier
+ * helpers are bulk.cuh's (shared with mmv_tall.cu). */
 
 /* this block's rows of matrix i of layer W: the 16-byte span [*a0, *a0 + *n)
  * for its region at *sb, and the tail [a0 + n, *g1) (pkw_plan.h) */
@@ -131,7 +126,7 @@ __device__ __forceinline__ void pw_span(const pw_args &A, const pw_rng &g, const
                                         uintptr_t *g1) {
     int r0, r1;
     pw_rows_of(g, i, r0, r1);
-    *sb = pw_sa(smem + A.woff[i]);
+    *sb = cu_sa(smem + A.woff[i]);
     if (r1 <= r0) {
         *a0 = *g1 = 0;
         *n = 0;
@@ -161,17 +156,16 @@ __device__ __forceinline__ void pw_issue_bulk(const pw_args &A, const pw_rng &g,
     /* the block's generic reads of these regions (the phase's dots) are
      * before this thread in the CTA barrier; order them before the async
      * proxy's writes */
-    asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
-    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(mbar), "r"(tx) : "memory");
+    cu_bulk_expect(mbar, tx);
     for (int j = 0; j < ns; j++) {
-        if (n[j]) pw_bulk(sb[j], a0[j], n[j], mbar);
+        if (n[j]) cu_bulk_g2s(sb[j], a0[j], n[j], mbar);
         /* the tail: one 16-byte cp.async that reads only g1 - a1 bytes (zero-fills the rest) */
         if (g1[j] > a0[j] + n[j])
             asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(sb[j] + n[j]), "l"(a0[j] + n[j]),
                          "r"((unsigned)(g1[j] - a0[j] - n[j]))
                          : "memory");
     }
-    if (nb) pw_bulk(pw_sa(norm_s), (uintptr_t)norm, (unsigned)A.E * 4, mbar);
+    if (nb) cu_bulk_g2s(cu_sa(norm_s), (uintptr_t)norm, (unsigned)A.E * 4, mbar);
 }
 
 /* n floats g → s by 4-byte cp.async (unaligned vectors); zeros when g is
@@ -182,7 +176,7 @@ __device__ __forceinline__ void pw_copy_f32(float *s, const float *g, int n) {
         for (int i = threadIdx.x; i < n; i += blockDim.x) s[i] = 0.0f;
         return;
     }
-    const unsigned sb = pw_sa(s);
+    const unsigned sb = cu_sa(s);
     for (int i = threadIdx.x; i < n; i += blockDim.x)
         asm volatile("cp.async.ca.shared.global [%0], [%1], 4;" ::"r"(sb + 4 * i), "l"(g + i) : "memory");
 }
@@ -214,7 +208,7 @@ __device__ __forceinline__ void pw_issue(const pw_args &A, const pw_rng &g, int 
         const int ns = ph == 0 ? 3 : ph == 2 ? 2 : 1;
         const float *norm = ph == 0 ? W.attn_norm : ph == 2 ? W.ffn_norm : NULL;
         float *norm_s = sf + (ph == 0 ? A.o_na : A.o_nf);
-        if (threadIdx.x == 0) pw_issue_bulk(A, g, W, mats, ns, norm, norm_s, smem, pw_sa(&mbar[ph]));
+        if (threadIdx.x == 0) pw_issue_bulk(A, g, W, mats, ns, norm, norm_s, smem, cu_sa(&mbar[ph]));
         if (norm) pw_copy_norm(A, norm_s, norm);
         if (ph == 0) {
             const int nq = g.q1 - g.q0, nk = g.k1 - g.k0;
@@ -231,13 +225,7 @@ __device__ __forceinline__ void pw_issue(const pw_args &A, const pw_rng &g, int 
  * (the 4th most recent) are in; the CTA barrier publishes the cp.async
  * bytes of the other threads */
 __device__ __forceinline__ void pw_wait(unsigned long long *mbar, int ph, int l) {
-    const unsigned par = (unsigned)l & 1u;
-    unsigned ok = 0;
-    while (!ok)
-        asm volatile("{ .reg .pred p; mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2; selp.u32 %0, 1, 0, p; }"
-                     : "=r"(ok)
-                     : "r"(pw_sa(&mbar[ph])), "r"(par)
-                     : "memory");
+    cu_mbar_wait(cu_sa(&mbar[ph]), (unsigned)l & 1u);
     asm volatile("cp.async.wait_group 3;" ::: "memory");
     __syncthreads();
 }
@@ -306,17 +294,6 @@ __device__ __forceinline__ void pw_stage_norm(const float *x, const float *gs, i
         }
     } else {
         for (int i = threadIdx.x; i < E; i += blockDim.x) xs[i] = xs[i] * scale * gs[i];
-    }
-    __syncthreads();
-}
-
-/* xs (16-aligned) = src [K] (L2): 16-byte loads where src allows */
-__device__ __forceinline__ void pw_stage_copy(const float *src, int K, float *xs) {
-    if (!(K & 3) && !((uintptr_t)src & 15)) {
-        for (int i = threadIdx.x; i < K / 4; i += blockDim.x)
-            reinterpret_cast<float4 *>(xs)[i] = __ldcg(reinterpret_cast<const float4 *>(src) + i);
-    } else {
-        for (int i = threadIdx.x; i < K; i += blockDim.x) xs[i] = __ldcg(src + i);
     }
     __syncthreads();
 }
@@ -489,10 +466,8 @@ __device__ __forceinline__ void pw_prefetch_kv(const pw_args &A, const pw_layer 
     const size_t per = (hist + gridDim.x - 1) / gridDim.x, o0 = (size_t)blockIdx.x * per;
     if (o0 >= hist) return;
     const size_t n = hist - o0 < per ? hist - o0 : per;
-    for (size_t o = (size_t)threadIdx.x * 128; o < n; o += (size_t)blockDim.x * 128) {
-        asm volatile("prefetch.global.L2 [%0];" ::"l"((const uint8_t *)W.kc + o0 + o));
-        asm volatile("prefetch.global.L2 [%0];" ::"l"((const uint8_t *)W.vc + o0 + o));
-    }
+    pk_prefetch((const uint8_t *)W.kc + o0, n);
+    pk_prefetch((const uint8_t *)W.vc + o0, n);
 }
 
 /* NW warps per block (16: up to 128 registers; 32: 64), one block per SM */
@@ -526,8 +501,7 @@ __global__ void __launch_bounds__(NW * 32, 1) k_pw_layers(const __grid_constant_
     __shared__ __align__(8) unsigned long long mb[4];
     unsigned long long *const mbar = mb; /* addressed in place: 4 registers less (spills at 64) */
     if (threadIdx.x == 0) {
-        for (int i = 0; i < 4; i++) asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;" ::"r"(pw_sa(&mb[i])) : "memory");
-        asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+        cu_mbar_init(mb, 4);
     }
     __syncthreads();
 
@@ -594,7 +568,7 @@ __global__ void __launch_bounds__(NW * 32, 1) k_pw_layers(const __grid_constant_
 
         /* ---- C: x += att·Wo ---- */
         pw_wait(mbar, 1, l);
-        pw_stage_copy(A.att, Q, xs);
+        pk_stage_copy(A.att, Q, xs);
         PW_T(7);
         pw_residual(A, g, W, PW_O, Q, smem, xs, own, red2);
         PW_T(8);
@@ -628,7 +602,7 @@ __global__ void __launch_bounds__(NW * 32, 1) k_pw_layers(const __grid_constant_
 
         /* ---- E: x += hb·Wd ---- */
         pw_wait(mbar, 3, l);
-        pw_stage_copy(A.hb, A.F, xs);
+        pk_stage_copy(A.hb, A.F, xs);
         PW_T(13);
         pw_residual(A, g, W, PW_D, A.F, smem, xs, own, red2);
         PW_T(14);
