@@ -143,6 +143,15 @@ static inline int tm_argmax(const float *l, int n) {
     return b;
 }
 
+/* the top-1 logit's lead over the second (= the log-probability gap) */
+static inline double tm_top_gap(const float *l, int n) {
+    const int a = tm_argmax(l, n);
+    float second = -INFINITY;
+    for (int i = 0; i < n; i++)
+        if (i != a && l[i] > second) second = l[i];
+    return (double)l[a] - second;
+}
+
 /* KL(softmax(p) || softmax(q)) of two logit rows of n; fails the test when q
  * holds a non-finite logit */
 static inline double tm_kl_logits(const float *p, const float *q, int n) {

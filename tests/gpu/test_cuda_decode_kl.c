@@ -58,15 +58,6 @@ static float *decode_dist(eng_model *m, const int32_t *toks) {
     return all;
 }
 
-/* the top-1 logit's lead over the second */
-static double top_gap(const float *l, int n) {
-    const int a = tm_argmax(l, n);
-    float second = -INFINITY;
-    for (int i = 0; i < n; i++)
-        if (i != a && l[i] > second) second = l[i];
-    return (double)l[a] - second;
-}
-
 static void test_qwen_decode_kl(void **st) {
     (void)st;
     const char *path = getenv("LLORCH_GPU_QWEN_MODEL");
@@ -102,11 +93,11 @@ static void test_qwen_decode_kl(void **st) {
             const double kl = tm_kl_logits(c, g, nv);
             sum += kl;
             mx = kl > mx ? kl : mx;
-            if (top_gap(c, nv) >= 0.1) {
+            if (tm_top_gap(c, nv) >= 0.1) {
                 checked++;
                 if (tm_argmax(c, nv) == tm_argmax(g, nv)) same++;
                 else print_message("  LLORCH_CUDA_PERSIST=%s pos %d: top-1 %d (cpu %d) where the cpu's gap is %.3g\n",
-                                   modes[mi], k, tm_argmax(g, nv), tm_argmax(c, nv), top_gap(c, nv));
+                                   modes[mi], k, tm_argmax(g, nv), tm_argmax(c, nv), tm_top_gap(c, nv));
             }
         }
         print_message("qwen2.5-0.5b Q4_K_M decode, LLORCH_CUDA_PERSIST=%s: mean KL(cpu || cuda) %.3g nats (max %.3g) "

@@ -90,13 +90,6 @@ static float *dist(eng_model *m, const int32_t *toks, int one_by_one) {
     return all;
 }
 
-static double top_gap(const float *l, int n) {
-    const int a = tm_argmax(l, n);
-    float second = -INFINITY;
-    for (int i = 0; i < n; i++)
-        if (i != a && l[i] > second) second = l[i];
-    return (double)l[a] - second;
-}
 
 /* greedy ids of `prompt` + N_GEN, with the CPU gap at each generated step */
 static void greedy(eng_model *m, const int32_t *prompt, int np, int32_t *gen, double *gap) {
@@ -108,7 +101,7 @@ static void greedy(eng_model *m, const int32_t *prompt, int np, int32_t *gen, do
     for (int i = 0; i < N_GEN; i++) {
         const float *l = eng_logits(s, -1);
         gen[i] = tm_argmax(l, nv);
-        if (gap) gap[i] = top_gap(l, nv);
+        if (gap) gap[i] = tm_top_gap(l, nv);
         if (eng_eval(s, &gen[i], 1, ENG_LOGITS_LAST, err, sizeof err)) fail_msg("eval: %s", err);
     }
     eng_session_free(s);
