@@ -1690,9 +1690,12 @@ extern unsigned long llorch_cuda_persist_multi_launches, llorch_cuda_pkw_launche
 
 /* multi: 0 a persistent launch per layer, 1 one for all layers, 2 the
  * weights-in-shared-memory kernel (LLORCH_CUDA_PERSIST=2, one launch) */
-static void layers_case(int pos0, int multi, int key) {
+/* wide: 0 Qwen2.5-0.5B's shape (head_dim 64, q width = E), 1 Qwen3-0.6B's
+ * (E 1024, 16 heads of 128, 8 kv heads: q width 2048 != E, F 3072) */
+static void layers_case(int pos0, int multi, int key, int wide) {
     enum { NL = 3 };
-    const int E = 896, nh = 14, nkv = 2, hd = 64, F = 4864, Q = nh * hd, KV = nkv * hd;
+    const int E = wide ? 1024 : 896, nh = wide ? 16 : 14, nkv = wide ? 8 : 2, hd = wide ? 128 : 64;
+    const int F = wide ? 3072 : 4864, Q = nh * hd, KV = nkv * hd;
     const int tq[NL] = {QT_Q5_0, QT_Q8_0, QT_Q5_1}, tv[NL] = {QT_Q8_0, QT_Q4_0, QT_Q8_0};
     const int to[NL] = {QT_Q5_0, QT_Q8_0, QT_Q4_1}, tg[NL] = {QT_Q5_0, QT_Q4_0, QT_Q8_0};
     const int td[NL] = {QT_Q4_K, QT_Q6_K, QT_Q5_K};
@@ -1850,7 +1853,7 @@ static void layers_case(int pos0, int multi, int key) {
     assert_true(llorch_cuda_persist_multi_launches == m0 + (multi == 1 ? 1 : 0));
     assert_true(llorch_cuda_persist_launches == l0 + (multi ? 1 : NL)); /* every persistent launch counts */
     assert_true(llorch_cuda_pkw_launches == w0 + (multi == 2 ? 1 : 0));
-    print_message("decode_layers pos %d: ok (%s)\n", pos0,
+    print_message("decode_layers pos %d head_dim %d: ok (%s)\n", pos0, hd,
                   multi == 2 ? "weights in shared memory, one launch"
                   : multi    ? "one persistent launch"
                              : "a launch per layer");
@@ -1872,8 +1875,8 @@ static void test_decode_layers(void **st) {
     env_push(&e1, "LLORCH_CUDA_PERSIST", "1");
     for (int multi = 1; multi >= 0; multi--) {
         env_push(&e2, "LLORCH_CUDA_PERSIST_LAYERS", multi ? "1" : "0");
-        layers_case(0, multi, 2000 + 2 * multi);
-        layers_case(700, multi, 2001 + 2 * multi);
+        layers_case(0, multi, 2000 + 2 * multi, 0);
+        layers_case(700, multi, 2001 + 2 * multi, 0);
         env_pop(&e2);
     }
     env_pop(&e1);
@@ -1881,11 +1884,14 @@ static void test_decode_layers(void **st) {
      * registers), then 16 (the default) */
     env_push(&e1, "LLORCH_CUDA_PERSIST", "2");
     env_push(&e2, "LLORCH_CUDA_PKW_WARPS", "32");
-    layers_case(0, 2, 2004);
-    layers_case(700, 2, 2005);
+    layers_case(0, 2, 2004, 0);
+    layers_case(700, 2, 2005, 0);
     env_pop(&e2);
-    layers_case(0, 2, 2006);
-    layers_case(700, 2, 2007);
+    layers_case(0, 2, 2006, 0);
+    layers_case(700, 2, 2007, 0);
+    /* head_dim 128 (the 4-values-per-lane attention item), GQA 2, q width != E */
+    layers_case(0, 2, 2008, 1);
+    layers_case(700, 2, 2009, 1);
     env_pop(&e1);
 }
 
