@@ -1690,6 +1690,11 @@ extern unsigned long llorch_cuda_persist_multi_launches, llorch_cuda_pkw_launche
 
 /* multi: 0 a persistent launch per layer, 1 one for all layers, 2 the
  * weights-in-shared-memory kernel (LLORCH_CUDA_PERSIST=2, one launch) */
+static int cmp_double(const void *a, const void *b) {
+    const double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
 /* wide: 0 Qwen2.5-0.5B's shape (head_dim 64, q width = E), 1 Qwen3-0.6B's
  * (E 1024, 16 heads of 128, 8 kv heads: q width 2048 != E, F 3072) */
 static void layers_case(int pos0, int multi, int key, int wide) {
@@ -1839,10 +1844,41 @@ static void layers_case(int pos0, int multi, int key, int wide) {
         assert_int_equal(G.ops->sync(G.ctx), 0);
         unsigned long long ts[16];
         extern int llorch_cuda_pkw_stamps(unsigned long long out[16]);
-        assert_int_equal(llorch_cuda_pkw_stamps(ts), 0);
+        extern int llorch_cuda_pkw_block_stamps(unsigned long long *out, int nblk);
+        extern int llorch_cuda_pkw_last_grid;
+        const int per_block = !strcmp(getenv("LLORCH_CUDA_PERSIST_TIMING"), "2");
+        if (per_block) {
+            /* every block's per-step sums: min / median / max over the
+             * blocks, and the latest block, per step (which blocks a phase
+             * waits for) */
+            const int nb = llorch_cuda_pkw_last_grid;
+            unsigned long long *bs = malloc((size_t)nb * 16 * sizeof *bs);
+            double *col = malloc((size_t)nb * sizeof *col);
+            assert_int_equal(llorch_cuda_pkw_block_stamps(bs, nb), 0);
+            static const char *step[16] = {"entry", "A stage", "A wait", "A dots", "A bar", "B items", "B bar",
+                                           "C wait+stage", "C dots", "C bar", "D wait+stage", "D dots", "D bar",
+                                           "E wait+stage", "E dots", "E bar"};
+            print_message("  per-block step sums over %d blocks, pos %d (us): min / median / max (block)\n", nb,
+                          pos0 + 2);
+            for (int i = 0; i < 16; i++) {
+                int arg = 0;
+                for (int b = 0; b < nb; b++) {
+                    col[b] = bs[(size_t)b * 16 + i] / 1e3;
+                    if (col[b] > col[arg]) arg = b;
+                }
+                const double mx = col[arg];
+                qsort(col, (size_t)nb, sizeof *col, cmp_double);
+                print_message("    %-13s %7.2f %7.2f %7.2f (%d)\n", step[i], col[0], col[nb / 2], mx, arg);
+            }
+            free(col);
+            free(bs);
+        } else {
+            assert_int_equal(llorch_cuda_pkw_stamps(ts), 0);
+        }
         print_message("  timing pos %d: %d layers per graph replay %.1f us (shared-memory weights), %.1f us "
                       "composition\n", pos0 + 2, NL, us[0], us[1]);
-        print_message("  per-step sums over the layers (us): entry %.2f | A wait %.2f stage %.2f dots %.2f bar %.2f | "
+        if (!per_block)
+            print_message("  per-step sums over the layers (us): entry %.2f | A wait %.2f stage %.2f dots %.2f bar %.2f | "
                       "B %.2f bar %.2f | C wait+stage %.2f dots %.2f bar %.2f | D wait+stage %.2f dots %.2f bar %.2f | "
                       "E wait+stage %.2f dots %.2f bar %.2f\n",
                       ts[0] / 1e3, ts[2] / 1e3, ts[1] / 1e3, ts[3] / 1e3, ts[4] / 1e3, ts[5] / 1e3, ts[6] / 1e3,

@@ -10,7 +10,7 @@
  * LLORCH_CUDA_PKW_WARPS=32 runs 32 warps per block (64 registers; default 16,
  * up to 128); one block per SM (two, at 64 registers, measured slower);
  * LLORCH_CUDA_PERSIST_TIMING=1 makes block 0 sum per-step times (PW_T,
- * llorch_cuda_pkw_stamps).
+ * llorch_cuda_pkw_stamps), =2 every block (llorch_cuda_pkw_block_stamps).
  *
  * Why: persist.cu's kernels read each phase's weight rows after the grid
  * barrier that makes its activation ready, so every phase pays HBM/L2
@@ -76,7 +76,7 @@ struct pw_args {
      * staged activation xs [Kmax], attn_norm [E], ffn_norm [E], this block's
      * q/k/v biases [nbias], this block's rows of x [nown] */
     unsigned o_na, o_nf, o_bias, o_own;
-    int timing; /* LLORCH_CUDA_PERSIST_TIMING=1: pw_ts as PW_T's accumulators */
+    int timing; /* LLORCH_CUDA_PERSIST_TIMING: 1 block 0 sums into pw_ts, 2 every block into pw_bts */
 };
 
 /* Timing (diagnostics only): block 0's thread 0 adds the %globaltimer time
@@ -88,11 +88,15 @@ struct pw_args {
  * arrival, the next layer's copies issued, and the wait for every other
  * block: block 0's view, so it includes the other blocks' lateness. */
 __device__ unsigned long long pw_ts[16];
+/* LLORCH_CUDA_PERSIST_TIMING=2: the same sums for EVERY block (grids of at
+ * most PW_MAX_BLOCKS), to see which blocks a phase waits for */
+#define PW_MAX_BLOCKS 256
+__device__ unsigned long long pw_bts[PW_MAX_BLOCKS][16];
 #define PW_T(i)                                  \
     do {                                         \
         if (tm) {                                \
             const unsigned long long t_ = pk_now(); \
-            pw_ts[i] += t_ - t_prev;             \
+            ts[i] += t_ - t_prev;                \
             t_prev = t_;                         \
         }                                        \
     } while (0)
@@ -482,10 +486,11 @@ __global__ void __launch_bounds__(NW * 32, 1) k_pw_layers(const __grid_constant_
     const int Q = A.n_head * A.hd, KV = A.n_head_kv * A.hd;
     const unsigned nblk = gridDim.x;
     const int p0 = A.pos[0]; /* written before the step (see k_decode_block) */
-    const bool tm = A.timing && blockIdx.x == 0 && threadIdx.x == 0;
+    const bool tm = A.timing && threadIdx.x == 0 && (A.timing == 2 || blockIdx.x == 0);
+    unsigned long long *const ts = A.timing == 2 ? pw_bts[blockIdx.x] : pw_ts;
     unsigned long long t_prev = tm ? pk_now() : 0;
     if (tm)
-        for (int i = 0; i < 16; i++) pw_ts[i] = 0;
+        for (int i = 0; i < 16; i++) ts[i] = 0;
     /* the block's row ranges live in shared memory: in registers they
      * would be live across the whole layer loop (spills at 64 registers) */
     __shared__ pw_rng g;
@@ -645,6 +650,15 @@ extern "C" int llorch_cuda_pkw_stamps(unsigned long long out[16]) {
     return cudaMemcpyFromSymbol(out, pw_ts, sizeof(unsigned long long) * 16) == cudaSuccess ? 0 : -1;
 }
 
+/* the grid of the last launch, and (LLORCH_CUDA_PERSIST_TIMING=2) every
+ * block's per-step sums: out [nblk][16], nblk <= the last grid */
+extern "C" int llorch_cuda_pkw_last_grid;
+int llorch_cuda_pkw_last_grid = 0;
+extern "C" int llorch_cuda_pkw_block_stamps(unsigned long long *out, int nblk) {
+    if (nblk < 1 || nblk > PW_MAX_BLOCKS) return -1;
+    return cudaMemcpyFromSymbol(out, pw_bts, sizeof(unsigned long long) * 16 * (size_t)nblk) == cudaSuccess ? 0 : -1;
+}
+
 /* Every layer of b in one launch; 0, or -1 when not covered (nothing
  * enqueued): a layer outside pk_setup's cover, layers of different shapes,
  * head_dim % 32 != 0 (attn_rope.cuh), or regions that do not fit beside
@@ -757,7 +771,9 @@ int cu_pkw_decode_layers(cu_ctx *c, const eng_block_w *b, int n, float *x, const
     P.part = c->attn_part;
     P.cnt = c->attn_cnt;
     P.bar = c->attn_cnt + CU_ATTN_MAX_CNT - 2;
-    P.timing = pk_env_int("LLORCH_CUDA_PERSIST_TIMING", 0) == 1;
+    P.timing = pk_env_int("LLORCH_CUDA_PERSIST_TIMING", 0);
+    P.timing = P.timing == 1 || (P.timing == 2 && nblk <= PW_MAX_BLOCKS) ? P.timing : 0;
+    llorch_cuda_pkw_last_grid = nblk;
     if (nw == 32) pk_enqueue(c, epl == 2 ? k_pw_layers<2, 32> : k_pw_layers<4, 32>, P, nblk, smem, 32 * 32);
     else pk_enqueue(c, epl == 2 ? k_pw_layers<2, 16> : k_pw_layers<4, 16>, P, nblk, smem, 16 * 32);
     llorch_cuda_pkw_launches++;
