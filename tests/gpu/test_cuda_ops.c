@@ -1928,11 +1928,6 @@ static void test_decode_layers(void **st) {
     /* head_dim 128 (the 4-values-per-lane attention item), GQA 2, q width != E */
     layers_case(0, 2, 2008, 1);
     layers_case(700, 2, 2009, 1);
-    /* the integer dots on activations quantized once per block (opt-in) */
-    env_push(&e2, "LLORCH_CUDA_PKW_Q8", "1");
-    layers_case(0, 2, 2010, 0);
-    layers_case(700, 2, 2011, 1);
-    env_pop(&e2);
     env_pop(&e1);
 }
 

@@ -63,7 +63,6 @@ struct pw_layer {
     __half *kc, *vc;
     rope_k rope;
     float eps, scale;
-    int need[4]; /* LLORCH_CUDA_PKW_Q8=1: activation forms of phases A, C, D, E (1 Q8_1, 2 Q8_K) */
 };
 
 struct pw_args {
@@ -77,11 +76,6 @@ struct pw_args {
      * staged activation xs [Kmax], attn_norm [E], ffn_norm [E], this block's
      * q/k/v biases [nbias], this block's rows of x [nown] */
     unsigned o_na, o_nf, o_bias, o_own;
-    /* LLORCH_CUDA_PKW_Q8=1 (q8): the staged activation also quantized once
-     * per block for the integer dots (pk_dot): float offsets of q1 [Kmax]
-     * int8, d1, s1 [Kmax/32], q2 [Kmax] int8, d2 [Kmax/32] */
-    int q8;
-    unsigned o_q1, o_d1, o_s1, o_q2, o_d2;
     int timing; /* LLORCH_CUDA_PERSIST_TIMING: 1 block 0 sums into pw_ts, 2 every block into pw_bts */
 };
 
@@ -456,16 +450,12 @@ __device__ __forceinline__ void pw_units(int nr, float2 *red, Dot dot, Done done
  * (o in C, down in E). The block alone writes these rows of x, so it keeps
  * them in shared memory (own) and never reads them back from L2. */
 __device__ __forceinline__ void pw_residual(const pw_args &A, const pw_rng &g, const pw_layer &W, int i, int K,
-                                            const unsigned char *smem, const float *xs, const pk_act &act, float *own,
-                                            float2 *red) {
+                                            const unsigned char *smem, const float *xs, float *own, float2 *red) {
     const uint8_t *base = pw_base(A, g, W, i, smem);
     const pk_mat &m = W.m[i];
     pw_units(
         g.e1 - g.e0, red,
-        [&](int u, int tt, int nt) {
-            const uint8_t *row = base + (size_t)u * m.nb1;
-            return A.q8 ? pk_dot<0>(m.type, m.kq, row, NULL, K, tt, nt, act) : pw_dotf<0>(m.type, row, NULL, K, tt, nt, xs);
-        },
+        [&](int u, int tt, int nt) { return pw_dotf<0>(m.type, base + (size_t)u * m.nb1, NULL, K, tt, nt, xs); },
         [&](int u, float2 d) {
             const float y = own[u] + d.x;
             own[u] = y;
@@ -493,8 +483,6 @@ __global__ void __launch_bounds__(NW * 32, 1) k_pw_layers(const __grid_constant_
     float *const sf = (float *)smem;
     float *const xs = sf, *const na = sf + A.o_na, *const nf = sf + A.o_nf, *const bias = sf + A.o_bias;
     float *const own = sf + A.o_own;
-    const pk_act act = {(const int8_t *)(sf + A.o_q1), sf + A.o_d1, sf + A.o_s1, (const int8_t *)(sf + A.o_q2),
-                        sf + A.o_d2};
     const int Q = A.n_head * A.hd, KV = A.n_head_kv * A.hd;
     const unsigned nblk = gridDim.x;
     const int p0 = A.pos[0]; /* written before the step (see k_decode_block) */
@@ -545,8 +533,6 @@ __global__ void __launch_bounds__(NW * 32, 1) k_pw_layers(const __grid_constant_
         pw_wait(mbar, 0, l);
         PW_T(2);
         pw_stage_norm(A.x, na, A.E, W.eps, xs, redf);
-        if (A.q8) pk_quant(xs, A.E, W.need[0], (int8_t *)act.q1, (float *)act.d1, (float *)act.s1, (int8_t *)act.q2,
-                           (float *)act.d2);
         PW_T(1);
         {
             const uint8_t *bqs = pw_base(A, g, W, PW_Q, smem), *bks = pw_base(A, g, W, PW_K, smem),
@@ -559,8 +545,7 @@ __global__ void __launch_bounds__(NW * 32, 1) k_pw_layers(const __grid_constant_
                     const uint8_t *row = i == PW_Q ? bqs + (size_t)u * W.m[PW_Q].nb1
                                          : i == PW_K ? bks + (size_t)(u - nq) * W.m[PW_K].nb1
                                                      : bvs + (size_t)(u - nq - nk) * W.m[PW_V].nb1;
-                    return A.q8 ? pk_dot<0>(W.m[i].type, W.m[i].kq, row, NULL, A.E, tt, nt, act)
-                                : pw_dotf<0>(W.m[i].type, row, NULL, A.E, tt, nt, xs);
+                    return pw_dotf<0>(W.m[i].type, row, NULL, A.E, tt, nt, xs);
                 },
                 [&](int u, float2 d) {
                     const float y = d.x + bias[u];
@@ -589,10 +574,8 @@ __global__ void __launch_bounds__(NW * 32, 1) k_pw_layers(const __grid_constant_
         /* ---- C: x += att·Wo ---- */
         pw_wait(mbar, 1, l);
         pk_stage_copy(A.att, Q, xs);
-        if (A.q8) pk_quant(xs, Q, W.need[1], (int8_t *)act.q1, (float *)act.d1, (float *)act.s1, (int8_t *)act.q2,
-                           (float *)act.d2);
         PW_T(7);
-        pw_residual(A, g, W, PW_O, Q, smem, xs, act, own, red2);
+        pw_residual(A, g, W, PW_O, Q, smem, xs, own, red2);
         PW_T(8);
         pw_arrive(A.bar);
         pw_issue(A, g, l + 1, 1, smem, mbar);
@@ -602,8 +585,6 @@ __global__ void __launch_bounds__(NW * 32, 1) k_pw_layers(const __grid_constant_
         /* ---- D: hb = silu(xb·Wg) * (xb·Wu) ---- */
         pw_wait(mbar, 2, l);
         pw_stage_norm(A.x, nf, A.E, W.eps, xs, redf);
-        if (A.q8) pk_quant(xs, A.E, W.need[2], (int8_t *)act.q1, (float *)act.d1, (float *)act.s1, (int8_t *)act.q2,
-                           (float *)act.d2);
         PW_T(10);
         {
             const pk_mat &mg = W.m[PW_G], &mu = W.m[PW_U];
@@ -612,11 +593,6 @@ __global__ void __launch_bounds__(NW * 32, 1) k_pw_layers(const __grid_constant_
                 g.f1 - g.f0, red2,
                 [&](int u, int tt, int nt) {
                     const uint8_t *ga = bg + (size_t)u * mg.nb1, *ua = bu + (size_t)u * mu.nb1;
-                    if (A.q8) {
-                        if (mg.type == mu.type && mg.kq == mu.kq) return pk_dot<1>(mg.type, mg.kq, ga, ua, A.E, tt, nt, act);
-                        return make_float2(pk_dot<0>(mg.type, mg.kq, ga, NULL, A.E, tt, nt, act).x,
-                                           pk_dot<0>(mu.type, mu.kq, ua, NULL, A.E, tt, nt, act).x);
-                    }
                     if (mg.type == mu.type) return pw_dotf<1>(mg.type, ga, ua, A.E, tt, nt, xs);
                     return make_float2(pw_dotf<0>(mg.type, ga, NULL, A.E, tt, nt, xs).x,
                                        pw_dotf<0>(mu.type, ua, NULL, A.E, tt, nt, xs).x);
@@ -632,10 +608,8 @@ __global__ void __launch_bounds__(NW * 32, 1) k_pw_layers(const __grid_constant_
         /* ---- E: x += hb·Wd ---- */
         pw_wait(mbar, 3, l);
         pk_stage_copy(A.hb, A.F, xs);
-        if (A.q8) pk_quant(xs, A.F, W.need[3], (int8_t *)act.q1, (float *)act.d1, (float *)act.s1, (int8_t *)act.q2,
-                           (float *)act.d2);
         PW_T(13);
-        pw_residual(A, g, W, PW_D, A.F, smem, xs, act, own, red2);
+        pw_residual(A, g, W, PW_D, A.F, smem, xs, own, red2);
         PW_T(14);
         if (l + 1 < A.n) {
             pw_arrive(A.bar);
@@ -751,10 +725,6 @@ int cu_pkw_decode_layers(cu_ctx *c, const eng_block_w *b, int n, float *x, const
         W.rope = A.rope;
         W.eps = A.eps;
         W.scale = A.scale;
-        W.need[0] = A.need_a;
-        W.need[1] = A.need_c;
-        W.need[2] = A.need_d;
-        W.need[3] = A.need_e;
     }
     const int R[4] = {P.n_head * P.hd, P.n_head_kv * P.hd, P.E, P.F};
     /* one block per SM, of 16 warps (up to 128 registers) or, with
@@ -772,21 +742,7 @@ int cu_pkw_decode_layers(cu_ctx *c, const eng_block_w *b, int n, float *x, const
         P.o_nf = P.o_na + e4;
         P.o_bias = P.o_nf + e4;
         P.o_own = P.o_bias + ((nbias + r4) & ~r4);
-        unsigned end = P.o_own + (((unsigned)((P.E + nb - 1) / nb) + r4) & ~r4);
-        /* the integer dots' activation forms (LLORCH_CUDA_PKW_Q8=1, 16 warps: pk_quant's warp loop) */
-        P.q8 = pk_env_int("LLORCH_CUDA_PKW_Q8", 0) == 1 && nw == 16;
-        if (P.q8) {
-            const unsigned g32 = ((unsigned)(kmax / 32) + r4) & ~r4, qf = kmax / 4;
-            P.o_q1 = end;
-            P.o_d1 = P.o_q1 + qf;
-            P.o_s1 = P.o_d1 + g32;
-            P.o_q2 = P.o_s1 + g32;
-            P.o_d2 = P.o_q2 + qf;
-            end = P.o_d2 + g32;
-        } else {
-            P.o_q1 = P.o_d1 = P.o_s1 = P.o_q2 = P.o_d2 = 0;
-        }
-        act = (size_t)end * 4;
+        act = (size_t)(P.o_own + (((unsigned)((P.E + nb - 1) / nb) + r4) & ~r4)) * 4;
         size_t off = (act + 15) & ~(size_t)15;
         for (int i = 0; i < PW_MAT; i++) {
             P.woff[i] = (unsigned)off;
