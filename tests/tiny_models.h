@@ -14,6 +14,7 @@
 #include <math.h>
 #include <sys/stat.h>
 
+#include "engine/engine.h"
 #include "engine/quant.h"
 #include "testutil.h"
 
@@ -141,6 +142,20 @@ static inline int tm_argmax(const float *l, int n) {
     for (int i = 1; i < n; i++)
         if (l[i] > l[b]) b = i;
     return b;
+}
+
+/* path loaded on backend (ENG_BACKEND_CPU / _CUDA) with n_threads and
+ * n_ctx, or the test fails with the loader's message */
+static inline eng_model *tm_load(const char *path, int backend, int n_threads, int n_ctx) {
+    char err[512];
+    eng_load_opts o;
+    eng_load_opts_default(&o);
+    o.backend = backend;
+    o.n_threads = n_threads;
+    o.n_ctx = n_ctx;
+    eng_model *m = NULL;
+    if (eng_model_load(path, &o, &m, err, sizeof err)) fail_msg("%s (%s): %s", path, backend ? "cuda" : "cpu", err);
+    return m;
 }
 
 /* the top-1 logit's lead over the second (= the log-probability gap) */

@@ -28,17 +28,7 @@
 
 extern unsigned long llorch_cuda_pkw_launches;
 
-static eng_model *load(const char *path, int backend) {
-    char err[512];
-    eng_load_opts o;
-    eng_load_opts_default(&o);
-    o.backend = backend;
-    o.n_threads = 8;
-    o.n_ctx = 256;
-    eng_model *m = NULL;
-    if (eng_model_load(path, &o, &m, err, sizeof err)) fail_msg("%s (%s): %s", path, backend ? "cuda" : "cpu", err);
-    return m;
-}
+static eng_model *load(const char *path, int backend) { return tm_load(path, backend, 8, 256); }
 
 /* the logits after each of the N_POS tokens, fed one per eval */
 static float *decode_dist(eng_model *m, const int32_t *toks) {

@@ -48,17 +48,7 @@ static void need_llorch(void) {
     tm_need_llorch(llorch, sizeof llorch);
 }
 
-static eng_model *load(const char *path, int backend) {
-    char err[512];
-    eng_load_opts o;
-    eng_load_opts_default(&o);
-    o.backend = backend;
-    o.n_threads = 2;
-    o.n_ctx = 128;
-    eng_model *m = NULL;
-    if (eng_model_load(path, &o, &m, err, sizeof err)) fail_msg("%s (%s): %s", path, backend ? "cuda" : "cpu", err);
-    return m;
-}
+static eng_model *load(const char *path, int backend) { return tm_load(path, backend, 2, 128); }
 
 /* the fixture's token line (index.txt "tokens N ids...") */
 static int fixture_tokens(int32_t *toks, int cap) {

@@ -221,6 +221,18 @@ __device__ __forceinline__ float2 pk_team_sum(float2 v, int g, float2 *red) {
 }
 
 /* ---- activation staging ------------------------------------------------------------------ */
+/* 1 / rms over E from every thread's partial sum of squares ss: warp sums,
+ * then the block's warps in order (every block the same fp32 value); red
+ * [warps] is scratch; every thread of the block calls it and gets it */
+__device__ __forceinline__ float pk_rms_scale(float ss, int E, float eps, float *red) {
+    ss = warp_sum(ss);
+    if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = ss;
+    __syncthreads();
+    float tot = 0.0f;
+    for (int w = 0; w < (int)(blockDim.x >> 5); w++) tot += red[w];
+    return 1.0f / sqrtf(tot / (float)E + eps);
+}
+
 /* xs = rmsnorm(x) * g over E (every block the same fp32 values: same
  * order). g is loaded with x (registers, E <= 8 x PK_THREADS), so its
  * latency is not a second round trip after the sum. */
@@ -239,13 +251,7 @@ __device__ __forceinline__ void pk_stage_norm(const float *x, const float *g, in
         xs[i] = v;
         ss += v * v;
     }
-    ss = warp_sum(ss);
-    if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = ss;
-    __syncthreads();
-    float tot = 0.0f;
-#pragma unroll
-    for (int w = 0; w < PK_WARPS; w++) tot += red[w];
-    const float scale = 1.0f / sqrtf(tot / (float)E + eps);
+    const float scale = pk_rms_scale(ss, E, eps, red);
     if (reg) {
 #pragma unroll
         for (int k = 0; k < PK_NORM_REGS; k++) {

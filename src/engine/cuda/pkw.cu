@@ -282,12 +282,7 @@ __device__ __forceinline__ void pw_stage_norm(const float *x, const float *gs, i
             ss += v * v;
         }
     }
-    ss = warp_sum(ss);
-    if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = ss;
-    __syncthreads();
-    float tot = 0.0f;
-    for (int w = 0; w < (int)(blockDim.x >> 5); w++) tot += red[w];
-    const float scale = 1.0f / sqrtf(tot / (float)E + eps);
+    const float scale = pk_rms_scale(ss, E, eps, red);
     /* each thread rescales the elements it stored itself */
     if (v4) {
         for (int i = threadIdx.x; i < E / 4; i += blockDim.x) {
