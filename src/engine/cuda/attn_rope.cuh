@@ -24,16 +24,18 @@ __device__ __forceinline__ void ar_store(float *out, int8_t *aq, float *ad, floa
 
 /* Item (h, sp) of S splits at position p (keys 0..p). sc/ss: the rope cos/sin
  * of p for pairs 0..n_rot/2-1 (rope.cuh rope_cs), visible to every thread.
- * q [n_head*hd], k/v [n_kv*hd] are read with L2-coherent loads (a
- * persistent caller wrote them in the same launch, before a grid barrier).
+ * load(sq, sk, sv) puts the head's q row and its kv head's k and v rows
+ * (hd floats each, not roped) into the shared arrays (every thread calls
+ * it; a CTA barrier follows); store(d, o) writes output dim d (thread d).
  * kvh = h / group; the block with h % group == 0 and sp == 0 writes row p.
  * Every thread of the block calls it (__syncthreads inside); NW warps,
- * blockDim.x >= hd. The last split block of h merges (cnt[h], reset to 0). */
-template <int EPL, int NW>
-__device__ __forceinline__ void ar_item(const float *q, const float *k, const float *v, int p, int h, int sp,
-                                        int n_head, int group, int hd, float scale, int S, const rope_k &rp,
-                                        const float *sc, const float *ss, __half *kc, __half *vc, float *out,
-                                        float *part, unsigned *cnt, int8_t *aq, float *ad, float *as) {
+ * blockDim.x >= hd. The last split block of h merges (cnt[h], reset to 0
+ * BEFORE the merged output is stored: a persistent caller's next layer
+ * counts on cnt[h] again once it has seen that output). */
+template <int EPL, int NW, class Load, class Store>
+__device__ __forceinline__ void ar_item_t(Load load, Store store, int p, int h, int sp, int n_head, int group,
+                                          int hd, float scale, int S, const rope_k &rp, const float *sc,
+                                          const float *ss, __half *kc, __half *vc, float *part, unsigned *cnt) {
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
     const int kv_dim = (n_head / group) * hd, kvh = h / group;
     const int n_keys = p + 1, half = rp.n_rot / 2;
@@ -42,11 +44,7 @@ __device__ __forceinline__ void ar_item(const float *q, const float *k, const fl
     __shared__ float sq[EPL * 32], sk[EPL * 32], sv[EPL * 32];
 
     /* 1. q, k, v of this head into shared memory; rope; fp16 rounding of k, v */
-    for (int d = tid; d < hd; d += blockDim.x) {
-        sq[d] = __ldcg(q + (int64_t)h * hd + d);
-        sk[d] = __ldcg(k + (int64_t)kvh * hd + d);
-        sv[d] = __ldcg(v + (int64_t)kvh * hd + d);
-    }
+    load(sq, sk, sv);
     __syncthreads();
     for (int i = tid; i < half; i += blockDim.x) {
         const float c = sc[i], s = ss[i];
@@ -100,14 +98,38 @@ __device__ __forceinline__ void ar_item(const float *q, const float *k, const fl
     float M, L, f[NW];
     const float(*sm_acc)[EPL * 32] = attn_warp_merge<EPL, NW>(m, l, acc, M, L, f);
     if (S == 1) {
-        attn_block_sum<EPL, NW>(sm_acc, f, hd,
-                                [=](int d, float o) { ar_store(out, aq, ad, as, h, hd, d, o / L); });
+        attn_block_sum<EPL, NW>(sm_acc, f, hd, [&](int d, float o) { store(d, o / L); });
         return;
     }
     float *pp = part + ((int64_t)h * S + sp) * (hd + 2);
     if (!attn_split_publish<EPL, NW>(pp, M, L, f, sm_acc, hd, &cnt[h], S)) return;
-    attn_combine(part, n_head, hd, S, h, 0, NULL, [=](int d, float o) { ar_store(out, aq, ad, as, h, hd, d, o); });
-    if (tid == 0) cnt[h] = 0;
+    if (tid == 0) {
+        cnt[h] = 0;
+        __threadfence(); /* the reset before any store of the merged output */
+    }
+    __syncthreads();
+    attn_combine(part, n_head, hd, S, h, 0, NULL, store);
+}
+
+/* the item with q/k/v read from global memory (L2-coherent loads: a
+ * persistent caller wrote them in the same launch, before a grid barrier)
+ * and the output through ar_store (q [n_head*hd], k/v [n_kv*hd]) */
+template <int EPL, int NW>
+__device__ __forceinline__ void ar_item(const float *q, const float *k, const float *v, int p, int h, int sp,
+                                        int n_head, int group, int hd, float scale, int S, const rope_k &rp,
+                                        const float *sc, const float *ss, __half *kc, __half *vc, float *out,
+                                        float *part, unsigned *cnt, int8_t *aq, float *ad, float *as) {
+    const int kvh = h / group;
+    ar_item_t<EPL, NW>(
+        [&](float *sq, float *sk, float *sv) {
+            for (int d = threadIdx.x; d < hd; d += blockDim.x) {
+                sq[d] = __ldcg(q + (int64_t)h * hd + d);
+                sk[d] = __ldcg(k + (int64_t)kvh * hd + d);
+                sv[d] = __ldcg(v + (int64_t)kvh * hd + d);
+            }
+        },
+        [&](int d, float o) { ar_store(out, aq, ad, as, h, hd, d, o); }, p, h, sp, n_head, group, hd, scale, S, rp,
+        sc, ss, kc, vc, part, cnt);
 }
 
 #endif

@@ -129,6 +129,7 @@ static void b_destroy(void *ctx) {
     cudaFree(c->mm_xh);
     cudaFree(c->attn_part);
     cudaFree(c->attn_cnt);
+    cudaFree(c->pkw_ll);
     cudaFree(c->samp_w);
     cudaFree(c->samp_hist);
     cudaFree(c->samp_out);
@@ -549,8 +550,11 @@ extern "C" int eng_backend_cuda_new(int device, uint64_t mem_limit, eng_backend 
         c->attn_part = (float *)p;
         if (cu_mem_internal(c, CU_ATTN_MAX_CNT * sizeof(unsigned), &p)) goto fail;
         c->attn_cnt = (unsigned *)p;
+        if (cu_mem_internal(c, (CU_PKW_LL_HDR + CU_PKW_LL_SLOTS) * 8, &p)) goto fail;
+        c->pkw_ll = (unsigned long long *)p;
         rc = -EIO;
         if (cudaMemsetAsync(c->attn_cnt, 0, CU_ATTN_MAX_CNT * sizeof(unsigned), c->stream) != cudaSuccess ||
+            cudaMemsetAsync(c->pkw_ll, 0, (CU_PKW_LL_HDR + CU_PKW_LL_SLOTS) * 8, c->stream) != cudaSuccess ||
             cudaStreamSynchronize(c->stream) != cudaSuccess)
             goto fail;
         rc = -ENOMEM;

@@ -51,6 +51,11 @@ struct cu_graph_rec {
 #define CU_ATTN_SCRATCH_FLOATS (2u << 20)
 /* per-(row, head) split counters of the fused decode attention */
 #define CU_ATTN_MAX_CNT 4096
+/* pkw.cu's flagged activation slots (ll.cuh), 8 bytes each: a 256-byte
+ * header (launch generation, exit count) then [2][<= half the rest]
+ * (Qwen2.5-0.5B needs 2 x 8,704; Qwen3-0.6B-shaped 2 x 11,264) */
+#define CU_PKW_LL_HDR 32
+#define CU_PKW_LL_SLOTS (65536u - CU_PKW_LL_HDR)
 
 struct cu_ctx {
     int device;
@@ -82,6 +87,7 @@ struct cu_ctx {
     int xh_rows, xh_K, xh_cls;
     float *attn_part;           /* CU_ATTN_SCRATCH_FLOATS */
     unsigned *attn_cnt;         /* CU_ATTN_MAX_CNT, zero between launches */
+    unsigned long long *pkw_ll; /* CU_PKW_LL_HDR + CU_PKW_LL_SLOTS, zeroed at creation (pkw.cu) */
     int attn_unfused;           /* LLORCH_CUDA_ATTN_FUSED=0 */
     /* sampling scratch: grows at the first sample() call of a vocab size,
      * never inside a graph capture */

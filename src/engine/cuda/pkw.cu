@@ -52,6 +52,7 @@
 #include <stdio.h>
 
 #include "bulk.cuh"
+#include "ll.cuh"
 #include "persist.cuh"
 #include "pkw_plan.h"
 
@@ -77,7 +78,20 @@ struct pw_args {
      * q/k/v biases [nbias], this block's rows of x [nown] */
     unsigned o_na, o_nf, o_bias, o_own;
     int timing; /* LLORCH_CUDA_PERSIST_TIMING: 1 block 0 sums into pw_ts, 2 every block into pw_bts */
+    /* flagged hand-offs (ll.cuh; the LL instantiation): slots [2][ll_par]
+     * after a 256-byte header (llh [0] the launch generation, [1] the exit
+     * count); each buffer's slot offset within a parity */
+    ll_slot *ll;
+    unsigned *llh;
+    unsigned ll_par, lo_q, lo_k, lo_v, lo_att, lo_hb, lo_xc, lo_xe;
+    unsigned ll_sleep; /* ns between polls (LLORCH_CUDA_PKW_LL_SLEEP; 0 polls back to back) */
 };
+
+/* the epoch of phase ph (0 A .. 4 E) of layer l in the launch of generation
+ * gen: unique per (launch, layer, phase) modulo 2^32 (~17.9 M launches) */
+__device__ __forceinline__ unsigned ll_epoch(unsigned gen, int l, int ph) {
+    return gen * (5u * PK_MAX_LAYERS) + 5u * (unsigned)l + (unsigned)ph + 1u;
+}
 
 /* Timing (diagnostics only): block 0's thread 0 adds the %globaltimer time
  * of each step, summed over the layers, into pw_ts[i] (zeroed at entry):
@@ -443,9 +457,12 @@ __device__ __forceinline__ void pw_units(int nr, float2 *red, Dot dot, Done done
 
 /* x[r] += dot(row r of matrix i, xs of width K) for this block's rows of x
  * (o in C, down in E). The block alone writes these rows of x, so it keeps
- * them in shared memory (own) and never reads them back from L2. */
+ * them in shared memory (own) and never reads them back; out(u, y)
+ * publishes row g.e0 + u's new value y. */
+template <class Out>
 __device__ __forceinline__ void pw_residual(const pw_args &A, const pw_rng &g, const pw_layer &W, int i, int K,
-                                            const unsigned char *smem, const float *xs, float *own, float2 *red) {
+                                            const unsigned char *smem, const float *xs, float *own, float2 *red,
+                                            Out out) {
     const uint8_t *base = pw_base(A, g, W, i, smem);
     const pk_mat &m = W.m[i];
     pw_units(
@@ -454,8 +471,28 @@ __device__ __forceinline__ void pw_residual(const pw_args &A, const pw_rng &g, c
         [&](int u, float2 d) {
             const float y = own[u] + d.x;
             own[u] = y;
-            A.x[g.e0 + u] = y;
+            out(u, y);
         });
+}
+
+/* LL staging (ll.cuh): xs [n] = the slots' values of epoch e, then a CTA
+ * barrier; the rmsnorm form scales by gs (shared) like pw_stage_norm */
+#define PW_LL_MAXP 5 /* pairs per thread per batch: Qwen's 4,864-wide hb at 512 threads in one batch */
+__device__ __forceinline__ void pw_ll_copy(const ll_slot *src, int n, unsigned e, float *xs, unsigned sleep_ns) {
+    (void)ll_stage<PW_LL_MAXP>(src, n, e, xs, sleep_ns);
+    __syncthreads();
+}
+__device__ __forceinline__ void pw_ll_norm(const ll_slot *src, const float *gs, int E, float eps, unsigned e,
+                                           float *xs, float *red, unsigned sleep_ns) {
+    const float scale = pk_rms_scale(ll_stage<PW_LL_MAXP>(src, E, e, xs, sleep_ns), E, eps, red);
+    /* each thread rescales the pairs it stored itself */
+    for (int i = threadIdx.x; i < E / 2; i += blockDim.x) {
+        float2 v = reinterpret_cast<float2 *>(xs)[i];
+        const float2 w = reinterpret_cast<const float2 *>(gs)[i];
+        v.x = v.x * scale * w.x, v.y = v.y * scale * w.y;
+        reinterpret_cast<float2 *>(xs)[i] = v;
+    }
+    __syncthreads();
 }
 
 /* the layer's K/V history rows 0..p0-1 requested into L2, spread over the
@@ -469,8 +506,12 @@ __device__ __forceinline__ void pw_prefetch_kv(const pw_args &A, const pw_layer 
     pk_prefetch((const uint8_t *)W.vc + o0, n);
 }
 
-/* NW warps per block (16: up to 128 registers; 32: 64), one block per SM */
-template <int EPL, int NW>
+/* NW warps per block (16: up to 128 registers; 32: 64), one block per SM.
+ * LL (the default): activations pass between blocks in flagged slots
+ * (ll.cuh), no grid barrier; a phase's staging polls the slots it reads.
+ * !LL: five grid barriers per layer and plain activation buffers
+ * (LLORCH_CUDA_PKW_LL=0, for comparison). */
+template <int EPL, int NW, bool LL>
 __global__ void __launch_bounds__(NW * 32, 1) k_pw_layers(const __grid_constant__ pw_args A) {
     extern __shared__ __align__(16) unsigned char smem[];
     __shared__ float2 red2[NW];
@@ -511,23 +552,30 @@ __global__ void __launch_bounds__(NW * 32, 1) k_pw_layers(const __grid_constant_
     for (int ph = 0; ph < 4; ph++) pw_issue(A, g, 0, ph, smem, mbar);
     pk_pdl_wait();
     for (int i = threadIdx.x; i < g.e1 - g.e0; i += blockDim.x) own[i] = __ldcg(A.x + g.e0 + i);
+    /* LL: this launch's generation (the previous launch's last block out
+     * advanced it; read after the PDL wait, which orders us after it) */
+    const unsigned gen = LL ? __ldcg(A.llh) : 0u;
     PW_T(0);
 
     /* attention splits: at most A.S, at least PK_SPLIT_KEYS keys each */
     int S = (p0 + PK_SPLIT_KEYS) / PK_SPLIT_KEYS;
     S = S < A.S ? S : A.S;
-    unsigned nbar = 0; /* barriers passed in this launch */
+    unsigned nbar = 0; /* barriers passed in this launch (!LL) */
 
     for (int l = 0; l < A.n; l++) {
         const pw_layer &W = A.L[l];
         if (l > 0 && W.ff != A.L[l - 1].ff && (int)threadIdx.x < W.rope.n_rot / 2) /* read in B, after barriers */
             rope_cs(W.rope, p0, threadIdx.x, W.ff, &rope_c[threadIdx.x], &rope_s[threadIdx.x]);
         pw_prefetch_kv(A, W, p0);
+        /* LL: this layer's slots (parity l & 1) and the previous layer's */
+        ll_slot *const cur = A.ll + (size_t)(l & 1) * A.ll_par, *const prv = A.ll + (size_t)((l + 1) & 1) * A.ll_par;
+        const unsigned eA = ll_epoch(gen, l, 0), eB = eA + 1, eC = eA + 2, eD = eA + 3, eE = eA + 4;
 
         /* ---- A: q/k/v rows (+ bias), not roped ---- */
         pw_wait(mbar, 0, l);
         PW_T(2);
-        pw_stage_norm(A.x, na, A.E, W.eps, xs, redf);
+        if (!LL || l == 0) pw_stage_norm(A.x, na, A.E, W.eps, xs, redf);
+        else pw_ll_norm(prv + A.lo_xe, na, A.E, W.eps, eE - 5, xs, redf, A.ll_sleep);
         PW_T(1);
         {
             const uint8_t *bqs = pw_base(A, g, W, PW_Q, smem), *bks = pw_base(A, g, W, PW_K, smem),
@@ -544,42 +592,89 @@ __global__ void __launch_bounds__(NW * 32, 1) k_pw_layers(const __grid_constant_
                 },
                 [&](int u, float2 d) {
                     const float y = d.x + bias[u];
-                    if (u < nq) A.q[g.q0 + u] = y;
+                    if (LL) {
+                        const unsigned o = u < nq ? A.lo_q + g.q0 + u
+                                           : u < nq + nk ? A.lo_k + g.k0 + u - nq
+                                                         : A.lo_v + g.k0 + u - nq - nk;
+                        ll_put(cur + o, y, eA);
+                    } else if (u < nq) A.q[g.q0 + u] = y;
                     else if (u < nq + nk) A.k[g.k0 + u - nq] = y;
                     else A.v[g.k0 + u - nq - nk] = y;
                 });
         }
         PW_T(3);
-        pw_arrive(A.bar);
-        pw_issue(A, g, l + 1, 0, smem, mbar);
-        pw_await(A.bar, ++nbar * nblk);
+        if (LL) {
+            __syncthreads(); /* the region's reads before its refill */
+            pw_issue(A, g, l + 1, 0, smem, mbar);
+        } else {
+            pw_arrive(A.bar);
+            pw_issue(A, g, l + 1, 0, smem, mbar);
+            pw_await(A.bar, ++nbar * nblk);
+        }
         PW_T(4);
 
         /* ---- B: attention items ---- */
         for (int it = blockIdx.x; it < A.n_head * S; it += nblk) {
             __syncthreads(); /* the item's shared arrays are reused */
-            ar_item<EPL, NW>(A.q, A.k, A.v, p0, it % A.n_head, it / A.n_head, A.n_head, A.n_head / A.n_head_kv, A.hd, W.scale,
-                                   S, W.rope, rope_c, rope_s, W.kc, W.vc, A.att, A.part, A.cnt, NULL, NULL, NULL);
+            const int h = it % A.n_head, sp = it / A.n_head, grp = A.n_head / A.n_head_kv;
+            if (LL) {
+                const int kvh = h / grp;
+                ar_item_t<EPL, NW>(
+                    [&](float *sq, float *sk, float *sv) {
+                        /* this head's q row and its kv head's k and v rows (epoch A) */
+                        for (int d = threadIdx.x; d < A.hd; d += blockDim.x) {
+                            const ll_slot *pq = cur + A.lo_q + h * A.hd + d, *pk = cur + A.lo_k + kvh * A.hd + d,
+                                          *pv = cur + A.lo_v + kvh * A.hd + d;
+                            ll_slot a = ll_ld(pq), b = ll_ld(pk), c = ll_ld(pv);
+                            unsigned n = 0;
+                            unsigned long long t0 = 0;
+                            while (!(ll_is(a, eA) && ll_is(b, eA) && ll_is(c, eA))) {
+                                if (!ll_is(a, eA)) a = ll_ld(pq);
+                                if (!ll_is(b, eA)) b = ll_ld(pk);
+                                if (!ll_is(c, eA)) c = ll_ld(pv);
+                                ll_backoff(n, t0, A.ll_sleep);
+                            }
+                            sq[d] = ll_val(a), sk[d] = ll_val(b), sv[d] = ll_val(c);
+                        }
+                    },
+                    [&](int d, float o) { ll_put(cur + A.lo_att + h * A.hd + d, o, eB); }, p0, h, sp, A.n_head, grp,
+                    A.hd, W.scale, S, W.rope, rope_c, rope_s, W.kc, W.vc, A.part, A.cnt);
+            } else {
+                ar_item<EPL, NW>(A.q, A.k, A.v, p0, h, sp, A.n_head, grp, A.hd, W.scale, S, W.rope, rope_c, rope_s,
+                                 W.kc, W.vc, A.att, A.part, A.cnt, NULL, NULL, NULL);
+            }
         }
         PW_T(5);
-        pw_arrive(A.bar);
-        pw_await(A.bar, ++nbar * nblk);
+        if (!LL) {
+            pw_arrive(A.bar);
+            pw_await(A.bar, ++nbar * nblk);
+        }
         PW_T(6);
 
         /* ---- C: x += att·Wo ---- */
         pw_wait(mbar, 1, l);
-        pk_stage_copy(A.att, Q, xs);
+        if (LL) pw_ll_copy(cur + A.lo_att, Q, eB, xs, A.ll_sleep);
+        else pk_stage_copy(A.att, Q, xs);
         PW_T(7);
-        pw_residual(A, g, W, PW_O, Q, smem, xs, own, red2);
+        pw_residual(A, g, W, PW_O, Q, smem, xs, own, red2, [&](int u, float y) {
+            if (LL) ll_put(cur + A.lo_xc + g.e0 + u, y, eC);
+            else A.x[g.e0 + u] = y;
+        });
         PW_T(8);
-        pw_arrive(A.bar);
-        pw_issue(A, g, l + 1, 1, smem, mbar);
-        pw_await(A.bar, ++nbar * nblk);
+        if (LL) {
+            __syncthreads();
+            pw_issue(A, g, l + 1, 1, smem, mbar);
+        } else {
+            pw_arrive(A.bar);
+            pw_issue(A, g, l + 1, 1, smem, mbar);
+            pw_await(A.bar, ++nbar * nblk);
+        }
         PW_T(9);
 
         /* ---- D: hb = silu(xb·Wg) * (xb·Wu) ---- */
         pw_wait(mbar, 2, l);
-        pw_stage_norm(A.x, nf, A.E, W.eps, xs, redf);
+        if (LL) pw_ll_norm(cur + A.lo_xc, nf, A.E, W.eps, eC, xs, redf, A.ll_sleep);
+        else pw_stage_norm(A.x, nf, A.E, W.eps, xs, redf);
         PW_T(10);
         {
             const pk_mat &mg = W.m[PW_G], &mu = W.m[PW_U];
@@ -592,32 +687,54 @@ __global__ void __launch_bounds__(NW * 32, 1) k_pw_layers(const __grid_constant_
                     return make_float2(pw_dotf<0>(mg.type, ga, NULL, A.E, tt, nt, xs).x,
                                        pw_dotf<0>(mu.type, ua, NULL, A.E, tt, nt, xs).x);
                 },
-                [&](int u, float2 d) { A.hb[g.f0 + u] = d.x / (1.0f + expf(-d.x)) * d.y; });
+                [&](int u, float2 d) {
+                    const float y = d.x / (1.0f + expf(-d.x)) * d.y;
+                    if (LL) ll_put(cur + A.lo_hb + g.f0 + u, y, eD);
+                    else A.hb[g.f0 + u] = y;
+                });
         }
         PW_T(11);
-        pw_arrive(A.bar);
-        pw_issue(A, g, l + 1, 2, smem, mbar);
-        pw_await(A.bar, ++nbar * nblk);
+        if (LL) {
+            __syncthreads();
+            pw_issue(A, g, l + 1, 2, smem, mbar);
+        } else {
+            pw_arrive(A.bar);
+            pw_issue(A, g, l + 1, 2, smem, mbar);
+            pw_await(A.bar, ++nbar * nblk);
+        }
         PW_T(12);
 
         /* ---- E: x += hb·Wd ---- */
         pw_wait(mbar, 3, l);
-        pk_stage_copy(A.hb, A.F, xs);
+        if (LL) pw_ll_copy(cur + A.lo_hb, A.F, eD, xs, A.ll_sleep);
+        else pk_stage_copy(A.hb, A.F, xs);
         PW_T(13);
-        pw_residual(A, g, W, PW_D, A.F, smem, xs, own, red2);
+        const bool last = l + 1 == A.n;
+        pw_residual(A, g, W, PW_D, A.F, smem, xs, own, red2, [&](int u, float y) {
+            if (!LL || last) A.x[g.e0 + u] = y; /* the launch's output (plain) */
+            if (LL && !last) ll_put(cur + A.lo_xe + g.e0 + u, y, eE);
+        });
         PW_T(14);
-        if (l + 1 < A.n) {
+        if (!last && !LL) {
             pw_arrive(A.bar);
             pw_issue(A, g, l + 1, 3, smem, mbar);
             pw_await(A.bar, ++nbar * nblk);
         } else {
             __syncthreads();
-            pw_issue(A, g, l + 1, 3, smem, mbar); /* an empty group: the count of groups stays uniform */
+            pw_issue(A, g, l + 1, 3, smem, mbar); /* past the last layer: an empty group (uniform group count) */
         }
         PW_T(15);
     }
     asm volatile("cp.async.wait_all;" ::: "memory"); /* nothing may be in flight at exit */
-    pw_exit(A.bar, (nbar + 1) * nblk);
+    if (LL) {
+        /* the last block out advances the generation for the next launch */
+        if (threadIdx.x == 0 && atomicAdd(A.llh + 1, 1u) == nblk - 1) {
+            A.llh[1] = 0;
+            A.llh[0] = gen + 1;
+        }
+    } else {
+        pw_exit(A.bar, (nbar + 1) * nblk);
+    }
 }
 
 /* ---- host ------------------------------------------------------------------------------------ */
@@ -629,9 +746,10 @@ unsigned long llorch_cuda_pkw_launches = 0;
 
 void cu_pkw_init(void) {
 /* the weights-in-shared-memory kernel: all that is left beside its static arrays */
-    const void *pw[4] = {(const void *)k_pw_layers<2, 16>, (const void *)k_pw_layers<4, 16>,
-                         (const void *)k_pw_layers<2, 32>, (const void *)k_pw_layers<4, 32>};
-    for (int i = 0; i < 4; i++) {
+    const void *pw[6] = {(const void *)k_pw_layers<2, 16, true>,  (const void *)k_pw_layers<4, 16, true>,
+                         (const void *)k_pw_layers<2, 16, false>, (const void *)k_pw_layers<4, 16, false>,
+                         (const void *)k_pw_layers<2, 32, false>, (const void *)k_pw_layers<4, 32, false>};
+    for (int i = 0; i < 6; i++) {
         cudaFuncAttributes fa;
         if (cudaFuncGetAttributes(&fa, pw[i]) != cudaSuccess ||
             cudaFuncSetAttribute(pw[i], cudaFuncAttributeMaxDynamicSharedMemorySize,
@@ -725,6 +843,27 @@ int cu_pkw_decode_layers(cu_ctx *c, const eng_block_w *b, int n, float *x, const
     /* one block per SM, of 16 warps (up to 128 registers) or, with
      * LLORCH_CUDA_PKW_WARPS=32, 32 warps (64 registers) */
     const int nw = pk_env_int("LLORCH_CUDA_PKW_WARPS", 16) == 32 ? 32 : 16;
+    /* flagged hand-offs (ll.cuh) instead of grid barriers: the default at
+     * 16 warps; LLORCH_CUDA_PKW_LL=0 (or 32 warps) runs the barriers. Slots
+     * per parity: q, k, v, att, hb, x after C, x after E, each a multiple of
+     * 2 (16-byte pairs); every width even (ll_stage reads pairs) */
+    int ll = pk_env_int("LLORCH_CUDA_PKW_LL", 1) != 0 && nw == 16 && c->pkw_ll;
+    {
+        unsigned o = 0;
+        const unsigned w[7] = {(unsigned)R[0], (unsigned)R[1], (unsigned)R[1], (unsigned)R[0], (unsigned)R[3],
+                               (unsigned)R[2], (unsigned)R[2]};
+        unsigned *lo[7] = {&P.lo_q, &P.lo_k, &P.lo_v, &P.lo_att, &P.lo_hb, &P.lo_xc, &P.lo_xe};
+        for (int i = 0; i < 7; i++) {
+            if (w[i] & 1) ll = 0;
+            *lo[i] = o;
+            o += (w[i] + 1) & ~1u;
+        }
+        P.ll_par = o;
+        if (2 * (size_t)o > CU_PKW_LL_SLOTS) ll = 0;
+        P.ll = c->pkw_ll ? c->pkw_ll + CU_PKW_LL_HDR : NULL;
+        P.llh = (unsigned *)c->pkw_ll;
+        P.ll_sleep = (unsigned)pk_env_int("LLORCH_CUDA_PKW_LL_SLEEP", 0);
+    }
     int nblk = 0;
     size_t smem = 0;
     {
@@ -743,8 +882,11 @@ int cu_pkw_decode_layers(cu_ctx *c, const eng_block_w *b, int n, float *x, const
             P.woff[i] = (unsigned)off;
             off += pw_plan_region(R[rows_of[i]], nb, nb1max[i]);
         }
-        const void *kfn = nw == 32 ? (epl == 2 ? (const void *)k_pw_layers<2, 32> : (const void *)k_pw_layers<4, 32>)
-                                   : (epl == 2 ? (const void *)k_pw_layers<2, 16> : (const void *)k_pw_layers<4, 16>);
+        const void *kfn = nw == 32 ? (epl == 2 ? (const void *)k_pw_layers<2, 32, false>
+                                               : (const void *)k_pw_layers<4, 32, false>)
+                          : ll ? (epl == 2 ? (const void *)k_pw_layers<2, 16, true> : (const void *)k_pw_layers<4, 16, true>)
+                               : (epl == 2 ? (const void *)k_pw_layers<2, 16, false>
+                                           : (const void *)k_pw_layers<4, 16, false>);
         if (off <= PW_SMEM_MAX && pk_occupancy_t(kfn, nw * 32, off) >= 1) {
             nblk = nb;
             smem = off;
@@ -769,12 +911,13 @@ int cu_pkw_decode_layers(cu_ctx *c, const eng_block_w *b, int n, float *x, const
     P.timing = pk_env_int("LLORCH_CUDA_PERSIST_TIMING", 0);
     P.timing = P.timing == 1 || (P.timing == 2 && nblk <= PW_MAX_BLOCKS) ? P.timing : 0;
     llorch_cuda_pkw_last_grid = nblk;
-    if (nw == 32) pk_enqueue(c, epl == 2 ? k_pw_layers<2, 32> : k_pw_layers<4, 32>, P, nblk, smem, 32 * 32);
-    else pk_enqueue(c, epl == 2 ? k_pw_layers<2, 16> : k_pw_layers<4, 16>, P, nblk, smem, 16 * 32);
+    if (nw == 32) pk_enqueue(c, epl == 2 ? k_pw_layers<2, 32, false> : k_pw_layers<4, 32, false>, P, nblk, smem, 32 * 32);
+    else if (ll) pk_enqueue(c, epl == 2 ? k_pw_layers<2, 16, true> : k_pw_layers<4, 16, true>, P, nblk, smem, 16 * 32);
+    else pk_enqueue(c, epl == 2 ? k_pw_layers<2, 16, false> : k_pw_layers<4, 16, false>, P, nblk, smem, 16 * 32);
     llorch_cuda_pkw_launches++;
     if (!pw_said_yes && pw_verbose())
-        fprintf(stderr, "llorch cuda: LLORCH_CUDA_PERSIST=2: %d layers in one launch, %d blocks x %d threads, %zu B shared\n",
-                n, nblk, nw * 32, smem);
+        fprintf(stderr, "llorch cuda: LLORCH_CUDA_PERSIST=2: %d layers in one launch, %d blocks x %d threads, %zu B shared, %s\n",
+                n, nblk, nw * 32, smem, ll ? "flagged hand-offs" : "grid barriers");
     pw_said_yes = 1;
     return 0;
 }

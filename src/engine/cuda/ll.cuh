@@ -1,0 +1,115 @@
+/* ll.cuh — flagged activation slots: how the blocks of ONE persistent
+ * launch (pkw.cu) hand activations to each other without a grid barrier.
+ *
+ * A slot is 8 bytes: the fp32 value in the low word, an epoch in the high
+ * word, written by ONE 64-bit relaxed store. A 64-bit access is
+ * single-copy atomic (PTX memory model), so a reader that sees the epoch
+ * it waits for sees the value stored with it: no fence, no counter, no
+ * second round trip. Readers poll with relaxed gpu-scope loads (performed
+ * at L2: never a stale L1 line) until every slot they need carries the
+ * epoch. The same idea as NCCL's "LL" protocol (data and flag in one
+ * store), written here for our shapes.
+ *
+ * Why (docs/PERF.md, H100): a grid barrier (CTA barrier, release
+ * reduction on one counter, acquire polling, CTA barrier) cost ~1.1-1.4 us
+ * even when every block arrived together, and the activation staging after
+ * it another L2 round trip; five per layer were ~6 us of Qwen2.5-0.5B's
+ * ~22 us layer. Here a consumer's first poll IS its staging read.
+ *
+ * Epochs (pkw.cu ll_epoch) are unique per (launch, layer, phase), so a
+ * reader can never take a value of another layer or launch; a slot's next
+ * write always depends (through the phases in between) on every reader
+ * having read it, and the buffers alternate by layer parity besides. */
+#ifndef LLORCH_CUDA_LL_CUH
+#define LLORCH_CUDA_LL_CUH
+
+#include <stdint.h>
+
+/* spins longer than this are our bug (a producer that never writes): trap
+ * rather than hang the device (same bound as the grid barriers) */
+#ifndef LL_SPIN_TRAP_NS
+#define LL_SPIN_TRAP_NS 20000000000ull
+#endif
+
+typedef unsigned long long ll_slot;
+
+__device__ __forceinline__ void ll_put(ll_slot *p, float v, unsigned e) {
+    const ll_slot w = ((ll_slot)e << 32) | __float_as_uint(v);
+    asm volatile("st.relaxed.gpu.global.u64 [%0], %1;" ::"l"(p), "l"(w) : "memory");
+}
+
+__device__ __forceinline__ ll_slot ll_ld(const ll_slot *p) {
+    ll_slot w;
+    asm volatile("ld.relaxed.gpu.global.u64 %0, [%1];" : "=l"(w) : "l"(p) : "memory");
+    return w;
+}
+
+/* two slots (16-byte aligned): each 64-bit half is its own atomic access */
+__device__ __forceinline__ void ll_ld2(const ll_slot *p, ll_slot &a, ll_slot &b) {
+    asm volatile("ld.relaxed.gpu.global.v2.u64 {%0, %1}, [%2];" : "=l"(a), "=l"(b) : "l"(p) : "memory");
+}
+
+__device__ __forceinline__ bool ll_is(ll_slot w, unsigned e) { return (unsigned)(w >> 32) == e; }
+__device__ __forceinline__ float ll_val(ll_slot w) { return __uint_as_float((unsigned)w); }
+
+__device__ __forceinline__ unsigned long long ll_now() {
+    unsigned long long t;
+    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+    return t;
+}
+
+/* the spin of one waiting thread: trap after LL_SPIN_TRAP_NS; sleep ns
+ * between polls (0: poll back to back) */
+__device__ __forceinline__ void ll_backoff(unsigned &it, unsigned long long &t0, unsigned sleep_ns) {
+    if (sleep_ns) __nanosleep(sleep_ns);
+    if (++it & 1023u) return;
+    if (!t0) t0 = ll_now();
+    else if (ll_now() - t0 > LL_SPIN_TRAP_NS) __trap();
+}
+
+/* xs [n] = the values of src [n] once each slot carries epoch e (n even,
+ * src 16-byte aligned; every thread of the block calls it, no CTA barrier
+ * inside: the caller syncs before reading other threads' xs). A thread
+ * issues all its loads of a batch (MAXP pairs) before it checks any, and
+ * re-polls only the pairs not ready, so waiting costs round trips in
+ * parallel, not in series. Returns the thread's sum of squares of what it
+ * stored (rmsnorm staging). */
+template <int MAXP>
+__device__ __forceinline__ float ll_stage(const ll_slot *src, int n, unsigned e, float *xs, unsigned sleep_ns) {
+    const int np = n / 2, nt = (int)blockDim.x;
+    float ss = 0.0f;
+    for (int base = threadIdx.x; base < np; base += MAXP * nt) {
+        ll_slot a[MAXP], b[MAXP];
+#pragma unroll
+        for (int k = 0; k < MAXP; k++) {
+            a[k] = b[k] = 0;
+            if (base + k * nt < np) ll_ld2(src + 2 * (base + k * nt), a[k], b[k]);
+        }
+        unsigned it = 0;
+        unsigned long long t0 = 0;
+        for (;;) {
+            bool again = false;
+#pragma unroll
+            for (int k = 0; k < MAXP; k++) {
+                if (base + k * nt < np && !(ll_is(a[k], e) && ll_is(b[k], e))) {
+                    again = true;
+                    ll_ld2(src + 2 * (base + k * nt), a[k], b[k]);
+                }
+            }
+            if (!again) break;
+            ll_backoff(it, t0, sleep_ns);
+        }
+#pragma unroll
+        for (int k = 0; k < MAXP; k++) {
+            const int i = base + k * nt;
+            if (i < np) {
+                const float v0 = ll_val(a[k]), v1 = ll_val(b[k]);
+                reinterpret_cast<float2 *>(xs)[i] = make_float2(v0, v1);
+                ss += v0 * v0 + v1 * v1;
+            }
+        }
+    }
+    return ss;
+}
+
+#endif
