@@ -396,12 +396,17 @@ static void env_pop(env_save *e) {
  * 616 (Q5_0: rows only 8-byte aligned, so chunk starts and ends fall inside
  * 16-byte lines) and 840 bytes (Q6_K x 1024, the K-quant activation), rows
  * not a multiple of the grid, against the CPU within TOL_F32 (the same
- * integer dots, fp32 sums in another order), through mmv.cu's v1 and the
- * opt-in mmv_tall.cu, which must agree bit for bit. */
+ * integer dots, fp32 sums in another order), through mmv.cu's v1, the
+ * opt-in mmv_tall.cu (LLORCH_CUDA_MMV_TALL=1) and mmv_tall_reg.cu (=2, =3;
+ * Q8_0 only, the others fall back to v1), which must all agree bit for bit
+ * with v1. Q8_0 x 1024 (8 units per lane in mmv_tall_reg.cu) and the real
+ * Qwen2.5 output shape too. */
 static void test_matmul_tall(void **st) {
     (void)st;
     const struct { int t; int64_t ne0, ne1; } cs[] = {
-        {QT_Q8_0, 896, 40009}, {QT_Q5_0, 896, 32771}, {QT_Q6_K, 1024, 33013}, {QT_Q4_0, 896, 151936}};
+        {QT_Q8_0, 896, 40009}, {QT_Q5_0, 896, 32771}, {QT_Q6_K, 1024, 33013}, {QT_Q4_0, 896, 151936},
+        {QT_Q8_0, 1024, 32869}, {QT_Q8_0, 896, 151936}};
+    static const char *const tname[] = {"v1", "mmv_tall", "mmv_tall_reg shfl", "mmv_tall_reg dup"};
     for (size_t ci = 0; ci < NELEM(cs); ci++) {
         const int t = cs[ci].t;
         const int64_t ne0 = cs[ci].ne0, ne1 = cs[ci].ne1;
@@ -413,23 +418,28 @@ static void test_matmul_tall(void **st) {
         float *xg = gdup(x, (size_t)ne0 * 4), *yg = gpoison((size_t)ne1), *yc = malloc((size_t)ne1 * 4);
         C.ops->matmul(C.ctx, &wc, x, yc, 1);
         assert_int_equal(C.ops->sync(C.ctx), 0);
-        float *hv[2];
-        for (int tall = 0; tall < 2; tall++) { /* mmv.cu's v1, then mmv_tall.cu (opt-in, read per call) */
+        float *hv[4];
+        for (int tall = 0; tall < 4; tall++) { /* v1, then LLORCH_CUDA_MMV_TALL=1..3 (opt-in, read per call) */
             env_save e;
-            env_push(&e, "LLORCH_CUDA_MMV_TALL", tall ? "1" : "0");
+            const char val[2] = {(char)('0' + tall), 0};
+            env_push(&e, "LLORCH_CUDA_MMV_TALL", val);
             gpoison_again(yg, (size_t)ne1);
             G.ops->matmul(G.ctx, &wg, xg, yg, 1);
             hv[tall] = gget(yg, (size_t)ne1);
             env_pop(&e);
             char what[96];
             snprintf(what, sizeof what, "matmul tall %s ne0=%lld ne1=%lld %s", qt_info(t)->name, (long long)ne0,
-                     (long long)ne1, tall ? "mmv_tall" : "v1");
+                     (long long)ne1, tname[tall]);
             check(hv[tall], yc, (size_t)ne1, TOL_F32, what);
+            /* the same integer dots, lane order and warp reduction: equal */
+            if (tall && memcmp(hv[0], hv[tall], (size_t)ne1 * 4)) {
+                size_t i = 0;
+                while (!memcmp(&hv[0][i], &hv[tall][i], 4)) i++;
+                fprintf(stderr, "%s: differs from v1 at row %zu: %.9g vs %.9g\n", what, i, hv[tall][i], hv[0][i]);
+            }
+            assert_memory_equal(hv[0], hv[tall], (size_t)ne1 * 4);
         }
-        /* the same integer dots, lane order and warp reduction: equal */
-        assert_memory_equal(hv[0], hv[1], (size_t)ne1 * 4);
-        free(hv[0]);
-        free(hv[1]);
+        for (int tall = 0; tall < 4; tall++) free(hv[tall]);
         free(yc);
         free(x);
         free(wh);

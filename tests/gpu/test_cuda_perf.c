@@ -437,6 +437,28 @@ int main(void) {
     const int q40dec = getenv("LLORCH_BENCH_KERNELS") && !strcmp(getenv("LLORCH_BENCH_KERNELS"), "q40dec");
     /* LLORCH_BENCH_KERNELS=q40fused: only the fused one-row Q4_0 cases (the A/B of LLORCH_CUDA_FUSED_Q40*) */
     const int q40fused = getenv("LLORCH_BENCH_KERNELS") && !strcmp(getenv("LLORCH_BENCH_KERNELS"), "q40fused");
+    /* LLORCH_BENCH_KERNELS=tall: only the Qwen2.5 output projection (Q8_0
+     * 896x151936, one row) through v1 and each LLORCH_CUDA_MMV_TALL variant
+     * (mmv_tall.cu =1, mmv_tall_reg.cu =2 shfl / =3 dup), then v1, =2, =3
+     * again (drift check); a graph of 50 calls per variant, so the switch
+     * (read per call at capture) takes effect per variant */
+    const int tall = getenv("LLORCH_BENCH_KERNELS") && !strcmp(getenv("LLORCH_BENCH_KERNELS"), "tall");
+    if (tall) {
+        static const char *const tv[] = {"v1", "mmv_tall =1", "tall_reg shfl =2", "tall_reg dup =3"};
+        static const int order[] = {0, 1, 2, 3, 0, 2, 3};
+        printf("tall one-row mat-vec (median of 7 graph replays of 50 calls; floor = bytes / D2D copy rate):\n");
+        for (size_t i = 0; i < sizeof order / sizeof order[0]; i++) {
+            const int v = order[i];
+            const char val[2] = {(char)('0' + v), 0};
+            char what[96];
+            snprintf(what, sizeof what, "Q8_0 896x151936 (qwen output) r=1 %s", tv[v]);
+            setenv("LLORCH_CUDA_MMV_TALL", val, 1);
+            const mm_case tc = {QT_Q8_0, 896, 151936, 1, what, 0};
+            bench_matmul(&tc, bw);
+        }
+        unsetenv("LLORCH_CUDA_MMV_TALL");
+        goto models;
+    }
     if (q40dec || q40fused) goto kernels;
     printf("prefill attention, pp512 from an empty context (median of 7 graph replays of 50 calls):\n");
     bench_attention(14, 2, 64, 512, "attention qwen2.5-0.5b 14/2 hd64 r=512", bw);

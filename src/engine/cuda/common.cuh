@@ -260,8 +260,12 @@ void cu_mmv(cu_ctx *c, const eng_w *w, const float *x, float *y, int rows);
 /* mmv_tall.cu: the one-row mat-vec of a tall matrix (>= 32768 rows: the
  * vocabulary projection), x already quantized into act_q/d/s; 0 launched,
  * -1 not taken (the caller runs mmv.cu's v1; the default: opt-in with
- * LLORCH_CUDA_MMV_TALL=1) */
+ * LLORCH_CUDA_MMV_TALL=1, or =2 / =3 for mmv_tall_reg.cu's kernels) */
 int cu_mmv_tall(cu_ctx *c, const eng_w *w, float *y);
+/* mmv_tall_reg.cu: the same for Q8_0 with the activation in registers and
+ * 8-byte weight words (LLORCH_CUDA_MMV_TALL=2: neighbour words by shuffle,
+ * =3 (dup = 1): loaded again); 0 launched, -1 not taken; bit-identical to v1 */
+int cu_mmv_tall_reg(cu_ctx *c, const eng_w *w, float *y, int dup);
 /* mmv.cu, shared with fused.cu: the activation quantization step.
  * cu_act_quant quantizes x [rows][K] for weights of vec_dot_type code vdt
  * into act_q/d/s unless cx (the cache's x, read and cleared by the caller)

@@ -24,6 +24,8 @@
  * v1's ~79 us. Not profiled yet; suspects: 17-row chunks over 8 warps (3
  * rounds, the last with one row), the CTA barrier per chunk, and only 16
  * warps per SM for the dots' latency chains. */
+#include <stdlib.h>
+
 #include "bulk.cuh"
 #include "common.cuh"
 #include "quants.cuh"
@@ -124,9 +126,12 @@ static int mt_launch(cu_ctx *c, const eng_w *w, float *y) {
 }
 
 int cu_mmv_tall(cu_ctx *c, const eng_w *w, float *y) {
-    /* opt-in (read at every call: only tall matrices ask) */
+    /* opt-in (read at every call: only tall matrices ask, a graph reads it
+     * once at capture, and the op test and kernel bench switch it between
+     * calls): 1 this file's kernel, 2 / 3 mmv_tall_reg.cu's (Q8_0 only) */
     const char *e = getenv("LLORCH_CUDA_MMV_TALL");
-    if (!e || *e != '1') return -1;
+    if (!e || (e[0] != '1' && e[0] != '2' && e[0] != '3') || e[1]) return -1;
+    if (e[0] != '1') return cu_mmv_tall_reg(c, w, y, e[0] == '3');
     int rc = -1, handled = 1;
 #define MT(T) rc = mt_launch<T>(c, w, y)
     QFMT_DISPATCH(w->type, MT)

@@ -1,0 +1,188 @@
+/* mmv_tall_reg.cu — one-row mat-vec of a tall Q8_0 matrix (the vocabulary
+ * projection: Qwen2.5-0.5B's 896 x 151,936 Q8_0, 952-byte rows, 144.6 MB
+ * per token) with the activation held in registers and the weights read as
+ * aligned 8-byte words. Opt-in: LLORCH_CUDA_MMV_TALL=2 (neighbour words by
+ * shuffle) or =3 (neighbour words loaded again); mmv.cu's v1 stays the
+ * default until these are measured.
+ *
+ * Floor: 144.6 MB / ~3.0 TB/s (measured D2D copy) = 48 us. v1 takes ~79 us
+ * (1.8 TB/s), mmv_tall.cu (=1, bulk copies to shared memory) ~114 us.
+ *
+ * Why v1 stalls (a model, not a profile): Little's law is not its problem.
+ * v1 runs 64 warps per SM with a whole row (952 B) of loads in flight per
+ * warp (~60 KB per SM against the ~35 KB that 3 TB/s x ~1.5 us / 132 SMs
+ * needs). Its problem is the L1/LSU ("MIO") request rate: per 8 weights a
+ * lane issues FIVE 2-byte weight loads (d + 4 halves, the quants are only
+ * 2-byte aligned) and THREE activation loads, and each warp-wide load spans
+ * 8 blocks (272 B, 3-4 cache lines -> 3-4 L1 wavefronts). That is ~79
+ * wavefronts per 952-byte row, ~12 bytes per wavefront, while 3 TB/s needs
+ * ~13 bytes per SM clock: the L1 pipeline, not HBM, sets v1's speed.
+ * mmv_tall.cu (=1) moved the weights by TMA but kept the same 2-byte reads
+ * from shared memory (the same pipeline) plus a CTA barrier per chunk:
+ * consistent with it being slower.
+ *
+ * This kernel cuts the requests per row ~2.5x and keeps v1's arithmetic:
+ *  - persistent grid (exactly the resident blocks, 8 warps each); warp gw
+ *    owns rows gw, gw + nwarps, ...; the NEXT row's loads are issued before
+ *    the current row's math (2 rows = 1.9 KB in flight per warp, ~32 warps
+ *    per SM -> up to ~60 KB per SM);
+ *  - lane l keeps v1's units u = l + 32k (block b = l/4 + 8k, sub s = l%4);
+ *    since 952 = 0 mod 8 a unit's position mod 8 is the same in every row,
+ *    so its 8 activation bytes and d_x stay in REGISTERS for all rows
+ *    (no activation loads per row) and its byte shift is a per-lane
+ *    constant;
+ *  - weights: lane (b, s) loads the aligned 8-byte word w0(b) + s (w0 = the
+ *    word holding block b's d); its 8 quants start at byte a + 2 of that
+ *    word (a = 34b mod 8 in {0,2,4,6}) and run into the next word, word
+ *    w0 + s + 1, which is lane l+1's word (s < 3) or one extra word (s = 3).
+ *    =2: the next word by __shfl_down (2 shuffles) and s = 3 lanes load the
+ *        extra word: per 8 blocks 2 loads (~3 wavefronts each) + 3 shuffles;
+ *    =3: every lane loads its next word itself (the same sectors as its
+ *        neighbour's load, L1 hits if L1 serves in-flight sectors):
+ *        2 loads + 1 shuffle per 8 blocks.
+ *    d_w comes from the group's first lane (1 shuffle of a 16-bit value).
+ *    Per row: ~36 (=2) / ~28 (=3) MIO operations instead of ~79.
+ *  - the same integer dot per unit, (float)sumi * (d_w * d_x) accumulated
+ *    per lane in u order, then warp_sum: y is bit-identical to v1
+ *    (tests/gpu test_matmul_tall asserts it).
+ *  - the first row's weights are requested before the PDL wait (weights
+ *    depend on no kernel); x's activations after it.
+ *
+ * Prediction (H100, kernel bench, graph of 50 calls over 2 weight copies):
+ * =2 ~55-58 us (2.5-2.6 TB/s), =3 ~52-56 us (2.6-2.8 TB/s) if L1 merges
+ * the duplicate in-flight sectors, else no better than =2. Both are bound
+ * by HBM + latency (in flight per SM) rather than by L1 requests: at
+ * ~28-36 MIO ops per row and 1,151 rows per SM they need ~18-24 us of
+ * L1 pipeline time against the 48 us floor.
+ *
+ * Scope: Q8_0 only, one activation row, row bytes a multiple of 8 (K % 128
+ * == 0), 8-aligned data, K <= 2048 (up to 8 units per lane); anything else
+ * returns -1 and v1 runs. */
+#include "common.cuh"
+#include "quants.cuh"
+
+#define MR_WARPS 8
+#define MR_FULL 0xffffffffu
+
+/* row r's words into m[k] (lane's word w0 + s) and e[k] (word w0 + s + 1:
+ * every lane when DUP, only s == 3 lanes otherwise); lanes without a unit
+ * at k read nothing */
+template <int NK, int DUP>
+__device__ __forceinline__ void mr_load(const uint2 *row, int wm, int s, unsigned valid, uint2 *m, uint2 *e) {
+#pragma unroll
+    for (int k = 0; k < NK; k++) {
+        m[k] = make_uint2(0u, 0u);
+        e[k] = make_uint2(0u, 0u);
+        if (valid >> k & 1u) {
+            const uint2 *p = row + wm + 34 * k; /* 8 blocks = 272 bytes = 34 words per k */
+            m[k] = __ldg(p);
+            if (DUP || s == 3) e[k] = __ldg(p + 1);
+        }
+    }
+}
+
+/* one row's dot from the loaded words; every lane calls it (shuffles) */
+template <int NK, int DUP>
+__device__ __forceinline__ float mr_row(const uint2 *m, const uint2 *e, int lane, int s, int a, unsigned valid,
+                                        const int *x0, const int *x1, const float *dx) {
+    const unsigned shb = 8u * (unsigned)(a + 2); /* the unit's first quant, in bits from word m: 16..64 */
+    float acc = 0.0f;
+#pragma unroll
+    for (int k = 0; k < NK; k++) {
+        uint2 nx;
+        if (DUP) {
+            nx = e[k];
+        } else {
+            nx.x = __shfl_down_sync(MR_FULL, m[k].x, 1);
+            nx.y = __shfl_down_sync(MR_FULL, m[k].y, 1);
+            if (s == 3) nx = e[k];
+        }
+        /* block's d: bytes a, a + 1 of the group's first word */
+        const uint32_t dsrc = (a < 4 ? m[k].x : m[k].y) >> (8 * (a & 3));
+        const uint32_t d16 = __shfl_sync(MR_FULL, dsrc, lane & ~3) & 0xFFFFu;
+        const uint64_t M = (uint64_t)m[k].x | ((uint64_t)m[k].y << 32);
+        const uint64_t N = (uint64_t)nx.x | ((uint64_t)nx.y << 32);
+        const uint64_t q = shb == 64u ? N : (M >> shb) | (N << (64u - shb));
+        const int sumi = dp4a((int)(uint32_t)q, x0[k], dp4a((int)(uint32_t)(q >> 32), x1[k], 0));
+        /* v1's expression (qfmt<QT_Q8_0>::dot), v1's order */
+        if (valid >> k & 1u) acc += (float)sumi * (h2f((uint16_t)d16) * dx[k]);
+    }
+    return warp_sum(acc);
+}
+
+template <int NK, int DUP>
+__global__ void __launch_bounds__(MR_WARPS * 32)
+k_mmv_tall_q8(const uint8_t *w, int nbw, int ne1, int units, const int8_t *aq, const float *ad, float *y) {
+    const int lane = threadIdx.x & 31, g = lane >> 2, s = lane & 3;
+    const int a = (2 * g) & 7;                 /* 34b mod 8 for b = g + 8k */
+    const int wm = ((34 * g) >> 3) + s;        /* lane's word in the row at k = 0 */
+    const int nwarps = (int)gridDim.x * MR_WARPS;
+    int row = (int)blockIdx.x * MR_WARPS + (int)(threadIdx.x >> 5);
+    unsigned valid = 0;
+#pragma unroll
+    for (int k = 0; k < NK; k++)
+        if (lane + 32 * k < units) valid |= 1u << k;
+    const uint2 *W = (const uint2 *)w;
+    uint2 m[NK], e[NK];
+    if (row < ne1) mr_load<NK, DUP>(W + (size_t)row * nbw, wm, s, valid, m, e);
+    cu_pdl_begin(); /* x's quantization (the previous kernel) is complete from here */
+    if (row >= ne1) return;
+    int x0[NK], x1[NK];
+    float dx[NK];
+#pragma unroll
+    for (int k = 0; k < NK; k++) {
+        x0[k] = x1[k] = 0;
+        dx[k] = 0.0f;
+        if (valid >> k & 1u) {
+            const int b = g + 8 * k;
+            const int2 xv = *(const int2 *)(aq + 32 * b + 8 * s);
+            x0[k] = xv.x;
+            x1[k] = xv.y;
+            dx[k] = ad[b];
+        }
+    }
+    for (;;) {
+        const int nrow = row + nwarps;
+        uint2 mn[NK], en[NK];
+        if (nrow < ne1) mr_load<NK, DUP>(W + (size_t)nrow * nbw, wm, s, valid, mn, en);
+        const float v = mr_row<NK, DUP>(m, e, lane, s, a, valid, x0, x1, dx);
+        if (lane == 0) y[row] = v;
+        if (nrow >= ne1) break;
+        row = nrow;
+#pragma unroll
+        for (int k = 0; k < NK; k++) {
+            m[k] = mn[k];
+            e[k] = en[k];
+        }
+    }
+}
+
+template <int NK, int DUP>
+static int mr_launch(cu_ctx *c, const eng_w *w, float *y, int units) {
+    static int per_sm = -1; /* resident blocks per SM, asked once per instantiation */
+    if (per_sm < 0) {
+        int n = 0;
+        if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, k_mmv_tall_q8<NK, DUP>, MR_WARPS * 32, 0) !=
+                cudaSuccess ||
+            n < 1) {
+            (void)cudaGetLastError();
+            n = 0;
+        }
+        per_sm = n;
+    }
+    if (per_sm == 0) return -1;
+    unsigned grid = (unsigned)(per_sm * c->sm_count);
+    const unsigned need = cu_div_up(w->ne1, MR_WARPS);
+    if (grid > need) grid = need;
+    cu_launch(c, grid, MR_WARPS * 32, 0, k_mmv_tall_q8<NK, DUP>, (const uint8_t *)w->data, (int)(w->nb1 / 8),
+              (int)w->ne1, units, (const int8_t *)c->act_q, (const float *)c->act_d, y);
+    return 0;
+}
+
+int cu_mmv_tall_reg(cu_ctx *c, const eng_w *w, float *y, int dup) {
+    if (w->type != QT_Q8_0 || w->ne0 % 128 || w->ne0 > 2048 || ((uintptr_t)w->data & 7)) return -1;
+    const int nblk = (int)(w->ne0 / 32), units = 4 * nblk;
+    if (w->nb1 != (size_t)nblk * 34 || w->ne1 > INT32_MAX / 2) return -1;
+    if (units <= 128) return dup ? mr_launch<4, 1>(c, w, y, units) : mr_launch<4, 0>(c, w, y, units);
+    return dup ? mr_launch<8, 1>(c, w, y, units) : mr_launch<8, 0>(c, w, y, units);
+}
