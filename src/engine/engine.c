@@ -509,16 +509,16 @@ const float *eng_logits(eng_session *s, int i) {
     return s->logits_host;
 }
 
-/* The pipelined eng_sample (engine.h eng_session_set_pipeline), entered
- * when speculate() holds: enqueue the sampling, enqueue the decode step of
- * its (device-resident) token at n_past, then read the token back without
- * waiting for that step. 0 or ENG_E_BACKEND. */
+/* 1 when eng_sample may speculate (engine.h eng_session_set_pipeline) */
 static int speculate(eng_session *s) {
     const eng_backend_ops *B = s->m->be.ops;
     return s->pipeline && B->sample && B->read_token && s->last_n >= 1 && s->last_mode == ENG_LOGITS_LAST &&
            !s->last_host_valid && s->n_past + 1 <= s->n_ctx && eng_eval_defers(s);
 }
 
+/* The pipelined eng_sample: enqueue the sampling, enqueue the decode step of
+ * its (device-resident) token at n_past, then read the token back without
+ * waiting for that step. 0 or ENG_E_BACKEND. */
 static int sample_pipelined(eng_session *s, const eng_sample_args *a, int32_t *tok) {
     const eng_model *m = s->m;
     const eng_backend_ops *B = m->be.ops;
