@@ -86,6 +86,9 @@ fi
         if has tests && [ -x $BD/bin/test_cuda_decode_kl ]; then # decode KL vs the CPU at the real shape
             LLORCH_GPU_QWEN_MODEL=$MD/qwen2.5-0.5b-q4_k_m.gguf run decode-kl-qwen 240 $BD/bin/test_cuda_decode_kl
         fi
+        if has tests && [ -x $BD/bin/test_cuda_pipeline ]; then # decode pipelining at the real shape
+            LLORCH_GPU_QWEN_MODEL=$MD/qwen2.5-0.5b-q4_k_m.gguf run pipeline-qwen 240 $BD/bin/test_cuda_pipeline
+        fi
         if has worker && [ -x $BD/bin/test_gpu_worker_qwen ]; then
             LLORCH_GPU_QWEN_MODEL=$MD/qwen2.5-0.5b-q4_k_m.gguf run worker-orcd-qwen 180 $BD/bin/test_gpu_worker_qwen
         fi
@@ -93,6 +96,9 @@ fi
             for m in qwen2.5-0.5b-q4_k_m llama-2-7b-q4_0; do
                 run "llorch-bench-$m" 240 $BD/bin/llorch bench --backend cuda --model $MD/$m.gguf -p 512 -n 128 -r 5
             done
+            # A/B: decode pipelining off (tg only)
+            LLORCH_PIPELINE=0 run "llorch-bench-qwen-nopipe" 120 $BD/bin/llorch bench --backend cuda \
+                --model $MD/qwen2.5-0.5b-q4_k_m.gguf -p 0 -n 128 -r 5
         fi
         if has bench; then
         LLORCH_CUDA_BENCH=1 LLORCH_BENCH_SKIP_KERNELS=1 LLORCH_BENCH_MODELS="$MD/qwen2.5-0.5b-q4_k_m.gguf $MD/llama-2-7b-q4_0.gguf" \

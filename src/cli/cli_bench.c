@@ -5,8 +5,10 @@
  * pp<P>: prompt processing, P random valid token ids (fixed seed) evaluated
  *        in one eng_eval (n_batch = P) from an empty context; tokens/s = P / time.
  * tg<N>: generation, one BOS-less start token then N single-token steps, each
- *        eng_eval + greedy eng_sample (what a worker does per token);
- *        tokens/s = N / time.
+ *        eng_eval + greedy eng_sample (what a worker does per token), with
+ *        decode pipelining on (eng_session_set_pipeline; off for the last
+ *        sample, which has no next step; LLORCH_PIPELINE=0 turns it off for
+ *        A/B runs and adds a line "pipeline: off"); tokens/s = N / time.
  * Each test: one untimed warm-up, then R timed repetitions; median, min and
  * max tokens/s. Also printed: model, file type, backend, device, threads and
  * the git commit (`git rev-parse` at run time, "unknown" without git).
@@ -165,6 +167,9 @@ int cli_bench(int argc, char **argv) {
     if (threads == 0) threads = (int)sysconf(_SC_NPROCESSORS_ONLN); /* the engine's default */
     printf("backend: %s, device: %s, threads: %d, repetitions: %d, commit: %s\n", info->backend, dev,
            threads, r, commit);
+    const char *pe = getenv("LLORCH_PIPELINE");
+    const int pipe = !(pe && !strcmp(pe, "0"));
+    if (!pipe) printf("pipeline: off (LLORCH_PIPELINE=0)\n");
     printf("| %-8s | %12s | %12s | %12s |\n", "test", "t/s median", "t/s min", "t/s max");
     printf("|----------|--------------|--------------|--------------|\n");
 
@@ -197,6 +202,8 @@ int cli_bench(int argc, char **argv) {
                     fprintf(stderr, "llorch bench: %s\n", err);
                     goto done;
                 }
+                /* the last token is not evaluated: no step to run ahead */
+                eng_session_set_pipeline(s, pipe && i + 1 < n);
                 if (eng_sample(s, smp, &t)) goto done;
             }
             double dt = (util_now_ns() - t0) / 1e9;

@@ -10,6 +10,9 @@
  * Stops at an end-of-generation token (not printed) or after max tokens.
  * Timings (prompt and generation tokens/s) go to stderr at the end;
  * --print-ids adds a final stdout line "ids: <generated ids>".
+ * Decode is pipelined (eng_session_set_pipeline: the next step is enqueued
+ * before the sampled token is read back; off for the last allowed token);
+ * LLORCH_PIPELINE=0 turns that off (A/B).
  * Exit: 0 ok, 1 runtime failure (load, eval), 2 bad usage.
  */
 #include <errno.h>
@@ -190,9 +193,14 @@ int cli_generate(int argc, char **argv) {
     tok_utf8_stream us;
     tok_utf8_init(&us);
     int n_gen = 0;
+    const char *pe = getenv("LLORCH_PIPELINE");
+    const int pipe = !(pe && !strcmp(pe, "0"));
     uint64_t t1 = util_now_ns();
     for (; n_gen < max_tokens; n_gen++) {
         int32_t t;
+        /* the last allowed token is not evaluated: no step to run ahead (an
+         * end-of-generation token discards one speculative step) */
+        eng_session_set_pipeline(s, pipe && n_gen + 1 < max_tokens);
         if (eng_sample(s, smp, &t)) {
             fprintf(stderr, "llorch generate: sampling failed\n");
             goto done;

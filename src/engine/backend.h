@@ -140,9 +140,19 @@ typedef struct eng_backend_ops {
 
     /* ---- optional (NULL when absent) ----------------------------------------------- */
     /* Samples from logits [n_vocab] on the backend; writes the id to *dev_token
-     * (backend memory, so the next decode step can read it) and to *host_token. */
+     * (backend memory, so the next decode step can read it) and to *host_token.
+     * host_token == NULL: enqueue only (no device → host copy, no sync; the
+     * return code covers the enqueue): the backend marks the point right
+     * after the sampling (CUDA: an event) for a later read_token. */
     int (*sample)(void *ctx, const float *logits, int n_vocab, const eng_sample_args *a,
                   int32_t *dev_token, int32_t *host_token);
+    /* Optional with sample (NULL: the engine never enqueues a sample alone).
+     * Reads into *host_token the id that the last enqueue-only sample wrote
+     * to dev_token (the same pointer), waiting for that sample only, NOT for
+     * work enqueued after it (CUDA: a second stream waits on sample's event
+     * and copies the 4 bytes). 0, -EINVAL when no enqueue-only sample is
+     * pending, or -EIO (the error is latched as for sync). */
+    int (*read_token)(void *ctx, const int32_t *dev_token, int32_t *host_token);
     /* Op recording: between record_begin(key) and record_end(key) the engine
      * issues one decode step; a backend may capture it (CUDA graph) and, on the
      * next record_begin with the same key, return 1 = "replayed, skip issuing".

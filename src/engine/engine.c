@@ -417,6 +417,10 @@ void eng_session_free(eng_session *s) {
             break;
         }
     }
+    /* a deferred decode step (recorded, or a pipelined eng_sample's
+     * speculative one) may still run on these buffers: wait for it (its
+     * device error, if any, has nobody left to report to) */
+    (void)m->be.ops->sync(m->be.ctx);
     for (int i = 0; i < s->n_allocs; i++) m->be.ops->free(m->be.ctx, s->allocs[i]);
     free(s->pos_host);
     free(s->logits_host);
@@ -428,6 +432,12 @@ void eng_session_reset(eng_session *s) {
     s->n_past = 0;
     s->last_n = 0;
     s->last_host_valid = 0;
+    s->spec_pending = 0;
+}
+
+void eng_session_set_pipeline(eng_session *s, int on) {
+    s->pipeline = on != 0;
+    if (!on) s->spec_pending = 0;
 }
 
 int eng_session_n_past(const eng_session *s) { return s->n_past; }
@@ -438,6 +448,21 @@ int eng_eval(eng_session *s, const int32_t *toks, int n, int logits_mode, char *
     const eng_model *m = s->m;
     s->last_n = 0;
     s->last_host_valid = 0;
+    if (s->spec_pending) {
+        s->spec_pending = 0;
+        if (n == 1 && toks && toks[0] == s->spec_tok && logits_mode == ENG_LOGITS_LAST) {
+            /* the pipelined eng_sample already enqueued exactly this step (at
+             * this n_past, which only eval and reset change; it checked the
+             * context): take it */
+            s->n_past += 1;
+            s->last_n = 1;
+            s->last_mode = ENG_LOGITS_LAST;
+            return 0;
+        }
+        /* discarded: the speculative step wrote only the K/V row at n_past
+         * (rewritten by this eval before anything reads it) and the logits
+         * buffer; the stream runs it before this eval's work */
+    }
     if (n <= 0 || !toks) return util_fail(err, errlen, ENG_E_INVAL, "eval: no tokens");
     if (logits_mode != ENG_LOGITS_LAST && logits_mode != ENG_LOGITS_ALL)
         return util_fail(err, errlen, ENG_E_INVAL, "eval: bad logits mode %d", logits_mode);
@@ -460,8 +485,7 @@ int eng_eval(eng_session *s, const int32_t *toks, int n, int logits_mode, char *
         int nc = n - i0 < s->n_batch ? n - i0 : s->n_batch;
         int last = i0 + nc == n;
         int mode = last ? logits_mode : ENG_LOGITS_NONE;
-        int rc = m->hp.arch == ENG_ARCH_GPT_OSS ? eng_gpt_oss_forward(s, toks + i0, nc, mode, err, errlen)
-                                                : eng_llama_forward(s, toks + i0, nc, mode, err, errlen);
+        int rc = eng_forward(s, toks + i0, nc, mode, err, errlen);
         if (rc) return rc;
         s->n_past += nc;
     }
@@ -485,6 +509,34 @@ const float *eng_logits(eng_session *s, int i) {
     return s->logits_host;
 }
 
+/* 1 when eng_sample may speculate (engine.h eng_session_set_pipeline) */
+static int speculate(eng_session *s) {
+    const eng_backend_ops *B = s->m->be.ops;
+    return s->pipeline && B->sample && B->read_token && s->last_n >= 1 && s->last_mode == ENG_LOGITS_LAST &&
+           !s->last_host_valid && s->n_past + 1 <= s->n_ctx && eng_eval_defers(s);
+}
+
+/* The pipelined eng_sample: enqueue the sampling, enqueue the decode step of
+ * its (device-resident) token at n_past, then read the token back without
+ * waiting for that step. 0 or ENG_E_BACKEND. */
+static int sample_pipelined(eng_session *s, const eng_sample_args *a, int32_t *tok) {
+    const eng_model *m = s->m;
+    const eng_backend_ops *B = m->be.ops;
+    char e[256];
+    s->tok_dev0 = -1; /* toks_dev[0] gets a value the host learns only below */
+    s->last_n = 0;    /* the speculative step overwrites the logits: eng_logits(s, -1) is NULL now */
+    if (B->sample(m->be.ctx, s->logits, m->hp.n_vocab, a, s->toks_dev, NULL)) return ENG_E_BACKEND;
+    if (eng_eval_step_on_device(s, e, sizeof e)) {
+        (void)B->read_token(m->be.ctx, s->toks_dev, tok); /* retire the pending sample */
+        return ENG_E_BACKEND;
+    }
+    if (B->read_token(m->be.ctx, s->toks_dev, tok)) return ENG_E_BACKEND;
+    s->tok_dev0 = *tok;
+    s->spec_tok = *tok;
+    s->spec_pending = 1;
+    return 0;
+}
+
 int eng_sample(eng_session *s, eng_sampler *sp, int32_t *out_token) {
     const eng_model *m = s->m;
     const eng_backend_ops *B = m->be.ops;
@@ -497,9 +549,14 @@ int eng_sample(eng_session *s, eng_sampler *sp, int32_t *out_token) {
         a.n_history = eng_sampler_history(sp, hist);
         a.history = hist;
         a.uniform = eng_sampler_next_uniform(sp);
-        int rc = B->sample(m->be.ctx, s->logits, m->hp.n_vocab, &a, s->toks_dev, &tok);
-        s->tok_dev0 = rc ? -1 : tok; /* written into toks_dev[0] by the backend */
-        if (rc) return ENG_E_BACKEND;
+        if (speculate(s)) {
+            int rc = sample_pipelined(s, &a, &tok);
+            if (rc) return rc;
+        } else {
+            int rc = B->sample(m->be.ctx, s->logits, m->hp.n_vocab, &a, s->toks_dev, &tok);
+            s->tok_dev0 = rc ? -1 : tok; /* written into toks_dev[0] by the backend */
+            if (rc) return ENG_E_BACKEND;
+        }
     } else {
         const float *l = eng_logits(s, -1);
         if (!l) return ENG_E_BACKEND;

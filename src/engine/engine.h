@@ -97,9 +97,35 @@ int eng_model_check_residency(eng_model *m, char *err, size_t errlen);
 /* ---- sessions ---------------------------------------------------------------- */
 int eng_session_new(eng_model *m, eng_session **out, char *err, size_t errlen);
 void eng_session_free(eng_session *s); /* NULL ok */
-void eng_session_reset(eng_session *s); /* forget all tokens (n_past = 0) */
+void eng_session_reset(eng_session *s); /* forget all tokens (n_past = 0); drops a speculation */
 int eng_session_n_past(const eng_session *s);
 int eng_session_n_ctx(const eng_session *s);
+/* Decode pipelining (default off). On a backend with a device sampler that
+ * can read a token back alone (CUDA), eng_sample then enqueues the NEXT
+ * decode step, of the token it just sampled, before it waits for that token,
+ * so the device runs step after step without an idle gap while the host
+ * reads the token, streams it and calls eng_eval. eng_sample speculates only
+ * when all hold: pipelining is on; the backend has sample and read_token;
+ * the last eval produced ENG_LOGITS_LAST logits that eng_logits has not
+ * copied to the host (else the host sampler runs, as without pipelining);
+ * n_past + 1 <= n_ctx; the decode step would be deferred anyway (a
+ * recording backend, LLORCH_DUMP_TENSORS unset). Otherwise eng_sample works
+ * exactly as with pipelining off. After a speculating eng_sample:
+ *   - eng_logits(s, i) is NULL and a second eng_sample is ENG_E_INVAL (the
+ *     step overwrites the logits: a caller that wants the logits of a
+ *     sampled position, e.g. log-probs, must leave pipelining off);
+ *   - eng_eval of exactly the sampled token (n 1, ENG_LOGITS_LAST) consumes
+ *     the step already enqueued (n_past += 1) and returns 0 at once;
+ *   - any other eval, eng_session_reset or turning pipelining off discards
+ *     it: nothing to undo (it wrote only the K/V row at n_past, which the
+ *     next eval at that position rewrites, and the logits buffer); a
+ *     discarded step costs one step of device time, so a caller that knows
+ *     the sampled token is its last turns pipelining off first.
+ * A device error of the speculative step is reported by the next call that
+ * waits for the device (eng_sample, eng_logits, an eval that syncs), as for
+ * any deferred decode step (eng_eval). Results are identical either way:
+ * the same ops on the same data in the same order. */
+void eng_session_set_pipeline(eng_session *s, int on);
 
 enum eng_logits_mode { ENG_LOGITS_LAST = 0, ENG_LOGITS_ALL = 1 };
 
@@ -111,11 +137,13 @@ enum eng_logits_mode { ENG_LOGITS_LAST = 0, ENG_LOGITS_ALL = 1 };
  * call that reads results (eng_sample, eng_logits) or by the next eval. */
 int eng_eval(eng_session *s, const int32_t *toks, int n, int logits_mode, char *err, size_t errlen);
 /* Host copy of the logits [n_vocab] of token i of the last eval (i = -1: the
- * last token). Valid until the next eval. NULL when not computed. */
+ * last token). Valid until the next eval. NULL when not computed, and after
+ * an eng_sample that speculated (eng_session_set_pipeline). */
 const float *eng_logits(eng_session *s, int i);
 /* Samples the next token from the last eval's final logits through the SPEC
  * §3.4 pipeline (on the device where the backend can), and records it in the
- * sampler's repetition history. */
+ * sampler's repetition history. With pipelining on it may also enqueue the
+ * token's decode step (eng_session_set_pipeline). */
 int eng_sample(eng_session *s, eng_sampler *sp, int32_t *out_token);
 
 #endif

@@ -127,6 +127,14 @@ struct eng_session {
     float *logits_all;           /* [n_batch][n_vocab] (ALL mode), allocated on first use */
     int last_n, last_mode;       /* shape of the last eval's logits; last_n = 0: none */
     int last_host_valid;         /* logits_host holds the last row */
+    /* decode pipelining (eng_session_set_pipeline): a pipelined eng_sample
+     * enqueues the step of the token it sampled, at position n_past (not
+     * advanced), before reading the token back; spec_pending says that step
+     * is enqueued and an eval of exactly spec_tok (1 token, LAST) consumes
+     * it; anything else discards it */
+    int pipeline;                /* 1: eng_sample may speculate */
+    int spec_pending;
+    int32_t spec_tok;
 };
 
 /* model.c */
@@ -144,8 +152,22 @@ int eng_llama_forward(eng_session *s, const int32_t *toks, int n, int mode, char
 /* arch/eval.c: one eval around an architecture's layers (ids/positions
  * upload, decode recording, head, LOGITS_ALL projection, sync) */
 typedef void (*eng_layers_fn)(eng_session *s, int n, int mode);
+/* toks NULL: a one-token ENG_LOGITS_LAST step whose id the backend sampler
+ * already wrote to toks_dev[0] (eng_eval_step_on_device) */
 int eng_eval_run(eng_session *s, const int32_t *toks, int n, int mode, eng_layers_fn layers, char *err,
                  size_t errlen);
+/* the model's architecture forward (eng_llama_forward / eng_gpt_oss_forward) */
+int eng_forward(eng_session *s, const int32_t *toks, int n, int mode, char *err, size_t errlen);
+/* 1 when a single-token ENG_LOGITS_LAST eval returns with its step still
+ * running (recorded / replayed, no closing sync): the backend records and
+ * tensors are not being dumped */
+int eng_eval_defers(const eng_session *s);
+/* Enqueues the decode step at position n_past (not advanced) of the token the
+ * backend sampler wrote into toks_dev[0], without knowing its value:
+ * uploads only the position, replays (or records) the decode step, leaves
+ * it running. Needs eng_eval_defers(s) and n_past + 1 <= n_ctx. The
+ * pipelined eng_sample's speculative step. */
+int eng_eval_step_on_device(eng_session *s, char *err, size_t errlen);
 
 /* arch/dump.c: LLORCH_DUMP_TENSORS=FILE (debug). eng_dump appends rows x
  * cols floats at stride ld of backend memory x as "T name[-layer] op f32 cols

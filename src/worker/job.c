@@ -156,11 +156,19 @@ static void run_job(worker *w, wk_job *j) {
         if (util_now_ns() - t0 < WK_PREFILL_FAST_NS && chunk < WK_PREFILL_MAX) chunk *= 2;
     }
 
-    /* decode */
+    /* decode (LLORCH_PIPELINE=0: no pipelining, for A/B comparisons) */
+    const char *pe = getenv("LLORCH_PIPELINE");
+    const int pipe = !(pe && !strcmp(pe, "0"));
     for (;;) {
         if ((fail = check_stop(&R))) break;
         if (atomic_exchange(&w->refresh_req, 0)) wk_health_refresh(w);
         int32_t tok;
+        /* decode pipelining (engine.h): the token's decode step is enqueued
+         * before the token is read back, so the GPU runs while this thread
+         * streams it. Nothing here reads eng_logits after eng_sample. Off for
+         * the max_tokens-th token (never evaluated); an eos/stop/cancel
+         * discards one speculative step (the next job's reset drops it). */
+        eng_session_set_pipeline(w->sess, pipe && n_out + 1 < j->max_tokens);
         int rc = eng_sample(w->sess, sp, &tok);
         if (rc < 0) {
             fail = map_eng(rc);

@@ -15,6 +15,21 @@
 #include "common/util.h"
 #include "engine/engine_int.h"
 
+int eng_eval_defers(const eng_session *s) {
+    const eng_backend_ops *B = s->m->be.ops;
+    return B->record_begin && B->record_end && !eng_dump_enabled();
+}
+
+int eng_forward(eng_session *s, const int32_t *toks, int n, int mode, char *err, size_t errlen) {
+    return s->m->hp.arch == ENG_ARCH_GPT_OSS ? eng_gpt_oss_forward(s, toks, n, mode, err, errlen)
+                                             : eng_llama_forward(s, toks, n, mode, err, errlen);
+}
+
+int eng_eval_step_on_device(eng_session *s, char *err, size_t errlen) {
+    LLORCH_ASSERT(eng_eval_defers(s) && s->n_past + 1 <= s->n_ctx);
+    return eng_forward(s, NULL, 1, ENG_LOGITS_LAST, err, errlen);
+}
+
 int eng_eval_run(eng_session *s, const int32_t *toks, int n, int mode, eng_layers_fn layers, char *err,
                  size_t errlen) {
     const eng_model *m = s->m;
@@ -24,18 +39,20 @@ int eng_eval_run(eng_session *s, const int32_t *toks, int n, int mode, eng_layer
     int rc;
 
     LLORCH_ASSERT(n >= 1 && n <= s->n_batch && s->n_past + n <= s->n_ctx);
+    LLORCH_ASSERT(toks || (n == 1 && mode == ENG_LOGITS_LAST));
     for (int i = 0; i < n; i++) s->pos_host[i] = s->n_past + i;
     /* a decode step of the token the backend sampler just wrote into
-     * toks_dev[0] uploads only its position */
-    const int tok_there = n == 1 && s->tok_dev0 == toks[0];
+     * toks_dev[0] (toks NULL: its value not even known to the host yet, see
+     * eng_eval_step_on_device) uploads only its position */
+    const int tok_there = !toks || (n == 1 && s->tok_dev0 == toks[0]);
     if ((!tok_there && (rc = B->upload(bc, s->toks_dev, toks, (size_t)n * sizeof *toks))) ||
         (rc = B->upload(bc, s->pos_dev, s->pos_host, (size_t)n * sizeof *s->pos_host))) {
         s->tok_dev0 = -1;
         return util_fail(err, errlen, ENG_E_BACKEND, "eval: upload failed (%d)", rc);
     }
-    s->tok_dev0 = toks[0];
+    if (toks) s->tok_dev0 = toks[0];
 
-    const int record = n == 1 && mode == ENG_LOGITS_LAST && B->record_begin && B->record_end && !eng_dump_enabled();
+    const int record = n == 1 && mode == ENG_LOGITS_LAST && eng_eval_defers(s);
     int replayed = record ? B->record_begin(bc, s->rec_key) : 0;
     if (replayed < 0) return util_fail(err, errlen, ENG_E_BACKEND, "eval: record_begin failed (%d)", replayed);
     if (!replayed) {

@@ -138,6 +138,7 @@ static const eng_backend_ops cpu_ops = {
     .attention = cpu_attention,
     .swiglu = cpu_swiglu,
     .sample = NULL,       /* the host reference sampler is used directly */
+    .read_token = NULL,   /* no enqueue-only sample */
     .record_begin = NULL, /* nothing to capture: ops run as issued */
     .record_end = NULL,
     .device_info = NULL,

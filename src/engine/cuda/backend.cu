@@ -115,6 +115,7 @@ static void b_destroy(void *ctx) {
         if (g) cudaGraphDestroy(g);
     }
     if (c->stream) cudaStreamSynchronize(c->stream);
+    if (c->side) cudaStreamSynchronize(c->side);
     if (c->prof) {
         prof_report(c);
         for (int i = 0; i < 2 * PROF_N; i++) cudaEventDestroy(c->prof->ev[i]);
@@ -134,6 +135,8 @@ static void b_destroy(void *ctx) {
     cudaFree(c->samp_hist);
     cudaFree(c->samp_out);
     cudaFree(c->samp_red);
+    if (c->samp_ev) cudaEventDestroy(c->samp_ev);
+    if (c->side) cudaStreamDestroy(c->side);
     if (c->stream) cudaStreamDestroy(c->stream);
     free(c);
 }
@@ -369,6 +372,16 @@ static int b_sample(void *ctx, const float *logits, int n_vocab, const eng_sampl
     return rc;
 }
 
+/* backend.h read_token: the token of the last enqueue-only sample, read on
+ * the side stream (sample.cu cu_read_token) while this stream runs on */
+static int b_read_token(void *ctx, const int32_t *dev_token, int32_t *host_token) {
+    cu_ctx *c = C(ctx);
+    const uint64_t t0 = c->prof ? util_now_ns() : 0;
+    int rc = cu_read_token(c, dev_token, host_token);
+    if (c->prof) c->prof->sample_ms += (util_now_ns() - t0) / 1e6; /* the read-back half of sample() */
+    return rc;
+}
+
 /* ---- gpt-oss ops (moe.cu, attention.cu) ------------------------------------------------ */
 static void b_moe_route(void *ctx, const float *logits, int rows, int n_expert, int k, int32_t *ids, float *w) {
     PROF(CW(ctx), "moe_route", cu_moe_route(C(ctx), logits, rows, n_expert, k, ids, w));
@@ -493,6 +506,7 @@ static const eng_backend_ops g_cuda_ops = {
     .attention = b_attention,
     .swiglu = b_swiglu,
     .sample = b_sample,
+    .read_token = b_read_token,
     .record_begin = b_record_begin,
     .record_end = b_record_end,
     .device_info = b_device_info,
@@ -535,6 +549,10 @@ extern "C" int eng_backend_cuda_new(int device, uint64_t mem_limit, eng_backend 
     c->sm = prop.major * 10 + prop.minor;
     snprintf(c->name, sizeof c->name, "%.127s", prop.name);
     if (cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking) != cudaSuccess) goto fail;
+    /* read_token: a second stream and the sampler's event (no timing) */
+    if (cudaStreamCreateWithFlags(&c->side, cudaStreamNonBlocking) != cudaSuccess ||
+        cudaEventCreateWithFlags(&c->samp_ev, cudaEventDisableTiming) != cudaSuccess)
+        goto fail;
     {
         void *p;
         rc = -ENOMEM;

@@ -97,6 +97,14 @@ struct cu_ctx {
     int32_t *samp_out;          /* [1] */
     uint32_t *samp_red;         /* greedy argmax: [256] f32 values, [256] ids, counter (zero between launches) */
     int samp_fast;              /* greedy through the many-block k_argmax (default; LLORCH_CUDA_ARGMAX=0: k_sample) */
+    /* enqueue-only sample + read_token (backend.h): the event recorded on
+     * `stream` right after the sampling kernel, and the side stream that
+     * waits on it and copies the token back without waiting for the work
+     * enqueued after the sample (the next decode step). Created once in
+     * eng_backend_cuda_new. */
+    cudaEvent_t samp_ev;
+    cudaStream_t side;
+    const int32_t *samp_pending; /* the id's device address of the last enqueue-only sample; NULL: none */
 
     /* error latch */
     int err;                    /* 0 or the first cudaError_t seen */
@@ -287,9 +295,11 @@ int cu_rope_kv_store(cu_ctx *c, float *q, int ldq, float *k, const float *v, int
                       int n_head, int n_head_kv, int head_dim, const eng_rope *p, uint16_t *kc, uint16_t *vc);
 /* mm.cu: any rows */
 void cu_mm(cu_ctx *c, const eng_w *w, const float *x, float *y, int rows);
-/* sample.cu: returns 0 or -errno; the token id also stays in dev_token */
+/* sample.cu: returns 0 or -errno; the token id also stays in dev_token;
+ * host_token NULL: enqueue only, then cu_read_token reads it (backend.h) */
 int cu_sample(cu_ctx *c, const float *logits, int n_vocab, const eng_sample_args *a, int32_t *dev_token,
               int32_t *host_token);
+int cu_read_token(cu_ctx *c, const int32_t *dev_token, int32_t *host_token);
 /* moe.cu: gpt-oss's mixture-of-experts ops (backend.h) */
 void cu_moe_route(cu_ctx *c, const float *logits, int rows, int n_expert, int k, int32_t *ids, float *w);
 void cu_matmul_id(cu_ctx *c, const eng_w *w, const float *x, int n_x, const int32_t *ids, int k, const float *b,

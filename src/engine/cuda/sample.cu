@@ -419,6 +419,7 @@ __global__ void __launch_bounds__(ARGMAX_B) k_argmax(const float *logits, int n,
 
 int cu_sample(cu_ctx *c, const float *logits, int n_vocab, const eng_sample_args *a, int32_t *dev_token,
               int32_t *host_token) {
+    c->samp_pending = NULL;
     if (n_vocab <= 0) return -EINVAL;
     if (c->err) return -EIO;
     if (c->samp_cap < n_vocab) {
@@ -473,9 +474,32 @@ int cu_sample(cu_ctx *c, const float *logits, int n_vocab, const eng_sample_args
     cu_launch(c, 1, SB, 0, k_sample, logits, c->samp_w, c->samp_hist, p, dst);
     if (LAUNCH_CHECK(c, "sample")) return -EIO;
     }
+    if (!host_token) {
+        /* enqueue only: mark this point for read_token (cu_read_token) */
+        if (CUDA_CHECK(c, cudaEventRecord(c->samp_ev, c->stream))) return -EIO;
+        c->samp_pending = dst;
+        return 0;
+    }
     int32_t tok = 0;
     if (CUDA_CHECK(c, cudaMemcpyAsync(&tok, dst, 4, cudaMemcpyDeviceToHost, c->stream))) return -EIO;
     if (CUDA_CHECK(c, cudaStreamSynchronize(c->stream))) return -EIO;
-    if (host_token) *host_token = tok;
+    *host_token = tok;
+    return 0;
+}
+
+/* backend.h read_token: the side stream waits for the event cu_sample
+ * recorded after its kernel, copies the 4 bytes into the caller's (pageable)
+ * int and is synchronized alone; the main stream keeps running whatever was
+ * enqueued after the sample. */
+int cu_read_token(cu_ctx *c, const int32_t *dev_token, int32_t *host_token) {
+    const int32_t *src = c->samp_pending;
+    c->samp_pending = NULL;
+    if (c->err) return -EIO;
+    if (!src || (dev_token && dev_token != src)) return -EINVAL;
+    int32_t tok = 0;
+    if (CUDA_CHECK(c, cudaStreamWaitEvent(c->side, c->samp_ev, 0))) return -EIO;
+    if (CUDA_CHECK(c, cudaMemcpyAsync(&tok, src, 4, cudaMemcpyDeviceToHost, c->side))) return -EIO;
+    if (CUDA_CHECK(c, cudaStreamSynchronize(c->side))) return -EIO;
+    *host_token = tok;
     return 0;
 }
