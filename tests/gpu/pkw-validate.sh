@@ -7,7 +7,12 @@
 # VALIDATE_LLAMA=1, Llama-2-7B (which composes: its layers do not fit).
 # Needs the bundle (LLORCH_BUNDLE_DIR, default .gpu-bundle) with test_cuda_ops,
 # test_cuda_e2e, test_cuda_decode_kl, llorch. Writes ${OUT:-.}/validate.txt.
-# VALIDATE_PARTS picks parts (default "tests san kl bench").
+# VALIDATE_PARTS picks parts (default "tests san kl bench"); more parts:
+# "tall" (test_matmul_tall, its memcheck and the vocabulary mat-vec kernel
+# bench, LLORCH_BENCH_KERNELS=tall), "pipe" (test_cuda_pipeline on the
+# generated Qwen). VALIDATE_BENCH: the `llorch bench` runs of Qwen, each a
+# ","-joined list of VAR=VALUE settings or "default" (default: "default
+# LLORCH_CUDA_PERSIST=0"), in that order.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 BD=${LLORCH_BUNDLE_DIR:-.gpu-bundle}
@@ -29,7 +34,7 @@ step() { # label timeout cmd... (output in /tmp/v.log, summary lines into R)
     timeout "$to" "$@" > /tmp/v.log 2>&1
     local rc=$?
     echo "== $label rc=$rc ($(( $(date +%s) - t0 )) s)"
-    grep -E "ERROR SUMMARY|RACECHECK SUMMARY|Hazard|PASSED|FAILED|ERROR|mean KL|top-1 [0-9]|decode_layers pos [0-9]+ head_dim [0-9]+: ok|tg128|pp512" /tmp/v.log | head -${VALIDATE_LINES:-30}
+    grep -E "ERROR SUMMARY|RACECHECK SUMMARY|Hazard|PASSED|FAILED|ERROR|mean KL|top-1 [0-9]|decode_layers pos [0-9]+ head_dim [0-9]+: ok|tg128|pp512|differs|Failure|error:|896x151936|pipeline" /tmp/v.log | head -${VALIDATE_LINES:-30}
 }
 {
     echo "==== pkw-validate $(date -u +%FT%TZ) commit $(cat $BD/COMMIT)"
@@ -44,9 +49,18 @@ step() { # label timeout cmd... (output in /tmp/v.log, summary lines into R)
     fi
     wait
     has kl && LLORCH_GPU_QWEN_MODEL=$Q step test_cuda_decode_kl 240 $B/test_cuda_decode_kl
+    if has tall; then
+        LLORCH_TEST_ONLY=test_matmul_tall step test_matmul_tall 200 $B/test_cuda_ops
+        LLORCH_TEST_ONLY=test_matmul_tall step memcheck-matmul_tall 300 $S --tool memcheck --error-exitcode 9 $B/test_cuda_ops
+        LLORCH_CUDA_BENCH=1 LLORCH_BENCH_KERNELS=tall step "kernel bench tall" 120 $B/test_cuda_perf
+    fi
+    has pipe && LLORCH_GPU_QWEN_MODEL=$Q step test_cuda_pipeline 240 $B/test_cuda_pipeline
     if has bench; then
-        step "llorch bench qwen (default)" 240 $B/llorch bench --backend cuda --model $Q -p 512 -n 128 -r 5
-        LLORCH_CUDA_PERSIST=0 step "llorch bench qwen LLORCH_CUDA_PERSIST=0" 240 $B/llorch bench --backend cuda --model $Q -p 512 -n 128 -r 5
+        for v in ${VALIDATE_BENCH:-default LLORCH_CUDA_PERSIST=0}; do
+            e=""
+            [ "$v" != default ] && e=${v//,/ }
+            step "llorch bench qwen ($v)" 240 env $e $B/llorch bench --backend cuda --model $Q -p 512 -n 128 -r 5
+        done
     fi
     if has bench && [ "${VALIDATE_LLAMA:-0}" = 1 ]; then
         step "llorch bench llama (default)" 240 $B/llorch bench --backend cuda --model $L -p 512 -n 128 -r 5
