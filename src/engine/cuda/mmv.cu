@@ -295,8 +295,8 @@ static void launch_q(cu_ctx *c, const eng_w *w, float *y, int rows) {
     if (g_mmv_v1 || w->ne1 >= 32768) {
         /* one row of a tall matrix: LLORCH_CUDA_MMV_TALL=1 streams it
          * through shared memory (mmv_tall.cu; measured slower than v1),
-         * =2 / =3 keep x in registers (mmv_tall_reg.cu, Q8_0; not measured
-         * yet); all opt-in */
+         * =2 / =3 keep x in registers (mmv_tall_reg.cu, Q8_0; =3 is the
+         * default, =0 keeps v1) */
         if (!g_mmv_v1 && rows == 1 && cu_mmv_tall(c, w, y) == 0) return;
         const unsigned grid = cu_div_up(w->ne1, MMV_WARPS);
 #define L1(NR, nr) cu_launch(c, grid, MMV_WARPS * 32, 0, k_mmv_q1<T, NR>, wd, w->nb1, nblk, (int)w->ne1, c->act_q, c->act_d, c->act_s, K, y, nr)

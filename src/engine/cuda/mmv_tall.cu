@@ -112,7 +112,12 @@ static int mt_launch(cu_ctx *c, const eng_w *w, float *y) {
     const unsigned stride = (unsigned)(((size_t)rpc * nb1 + 32 + 15) & ~(size_t)15);
     const size_t smem = (size_t)MT_STAGES * stride;
     if (attr_ok < 0) {
-        attr_ok = cudaFuncSetAttribute(k_mmv_tall<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem) ==
+        /* the most any row size asks (rpc * nb1 <= MT_STAGE_BYTES): raised
+         * once per instantiation, so a later matrix with a larger stride
+         * still launches (was the first call's smem: a 1,088-byte-row Q8_0
+         * after a 952-byte one failed with "invalid argument") */
+        const int most = MT_STAGES * (int)((MT_STAGE_BYTES + 32 + 15) & ~(size_t)15);
+        attr_ok = cudaFuncSetAttribute(k_mmv_tall<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, most) ==
                   cudaSuccess;
         if (!attr_ok) (void)cudaGetLastError();
     }
@@ -130,7 +135,11 @@ int cu_mmv_tall(cu_ctx *c, const eng_w *w, float *y) {
      * once at capture, and the op test and kernel bench switch it between
      * calls): 1 this file's kernel, 2 / 3 mmv_tall_reg.cu's (Q8_0 only) */
     const char *e = getenv("LLORCH_CUDA_MMV_TALL");
-    if (!e || (e[0] != '1' && e[0] != '2' && e[0] != '3') || e[1]) return -1;
+    /* unset: mmv_tall_reg.cu's =3 (the default since session 6: Qwen2.5-0.5B's
+     * output mat-vec 51.8 us against v1's 74.8 us, H100); where it declines
+     * (not Q8_0, shapes) v1 runs. "0": v1 */
+    if (!e || !e[0]) return cu_mmv_tall_reg(c, w, y, 1);
+    if ((e[0] != '1' && e[0] != '2' && e[0] != '3') || e[1]) return -1;
     if (e[0] != '1') return cu_mmv_tall_reg(c, w, y, e[0] == '3');
     int rc = -1, handled = 1;
 #define MT(T) rc = mt_launch<T>(c, w, y)
