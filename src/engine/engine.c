@@ -512,10 +512,6 @@ const float *eng_logits(eng_session *s, int i) {
 /* 1 when eng_sample may speculate (engine.h eng_session_set_pipeline) */
 static int speculate(eng_session *s) {
     const eng_backend_ops *B = s->m->be.ops;
-    if (s->pipeline && getenv("LLORCH_PIPELINE_DEBUG"))
-        fprintf(stderr, "speculate: pipeline %d sample %d read_token %d last_n %d mode %d host_valid %d n_past %d n_ctx %d defers %d\n",
-                s->pipeline, !!B->sample, !!B->read_token, s->last_n, s->last_mode, s->last_host_valid, s->n_past,
-                s->n_ctx, eng_eval_defers(s));
     return s->pipeline && B->sample && B->read_token && s->last_n >= 1 && s->last_mode == ENG_LOGITS_LAST &&
            !s->last_host_valid && s->n_past + 1 <= s->n_ctx && eng_eval_defers(s);
 }

@@ -63,7 +63,7 @@ static int run(eng_session *s, int nv, int pipe, const eng_sampling_params *p, i
     for (int i = 0; i < N_PROMPT; i++) eng_sampler_accept(sp, g_prompt[i]);
     if (eng_eval(s, g_prompt, N_PROMPT, ENG_LOGITS_LAST, err, sizeof err)) fail_msg("prompt: %s", err);
     const int n_ctx = eng_session_n_ctx(s);
-    int n = 0;
+    int n = 0, prev_all = 0; /* prev_all: the last eval kept all rows' logits (no speculation after it) */
     for (int i = 0; i < n_gen; i++) {
         const int past = eng_session_n_past(s);
         int32_t t = -1;
@@ -71,7 +71,8 @@ static int run(eng_session *s, int nv, int pipe, const eng_sampling_params *p, i
         assert_true(t >= 0 && t < nv);
         out[n++] = t;
         assert_int_equal(eng_session_n_past(s), past);
-        const int spec = pipe && past + 1 <= n_ctx;
+        const int spec = pipe && past + 1 <= n_ctx && !prev_all;
+        prev_all = 0;
         if (spec) {
             /* the logits are being overwritten by the speculative step */
             assert_null(eng_logits(s, -1));
@@ -98,6 +99,7 @@ static int run(eng_session *s, int nv, int pipe, const eng_sampling_params *p, i
         } else if (act == ACT_ALL) {
             rc = eng_eval(s, &t, 1, ENG_LOGITS_ALL, err, sizeof err);
             if (!rc) assert_non_null(eng_logits(s, 0));
+            prev_all = 1; /* the next sample reads the host rows: no speculation (engine.h) */
         } else if (act == ACT_OFF) {
             eng_session_set_pipeline(s, 0);
             rc = eng_eval(s, &t, 1, ENG_LOGITS_LAST, err, sizeof err);
