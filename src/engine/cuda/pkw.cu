@@ -85,6 +85,7 @@ struct pw_args {
     unsigned *llh;
     unsigned ll_par, lo_q, lo_k, lo_v, lo_att, lo_hb, lo_xc, lo_xe;
     unsigned ll_sleep; /* ns between polls (LLORCH_CUDA_PKW_LL_SLEEP; 0 polls back to back) */
+    int split_keys;    /* fewest keys per attention split (LLORCH_CUDA_PKW_SPLIT_KEYS, default PK_SPLIT_KEYS) */
 };
 
 /* the epoch of phase ph (0 A .. 4 E) of layer l in the launch of generation
@@ -557,8 +558,8 @@ __global__ void __launch_bounds__(NW * 32, 1) k_pw_layers(const __grid_constant_
     const unsigned gen = LL ? __ldcg(A.llh) : 0u;
     PW_T(0);
 
-    /* attention splits: at most A.S, at least PK_SPLIT_KEYS keys each */
-    int S = (p0 + PK_SPLIT_KEYS) / PK_SPLIT_KEYS;
+    /* attention splits: at most A.S, at least A.split_keys keys each */
+    int S = (p0 + A.split_keys) / A.split_keys;
     S = S < A.S ? S : A.S;
     unsigned nbar = 0; /* barriers passed in this launch (!LL) */
 
@@ -863,6 +864,8 @@ int cu_pkw_decode_layers(cu_ctx *c, const eng_block_w *b, int n, float *x, const
         P.ll = c->pkw_ll ? c->pkw_ll + CU_PKW_LL_HDR : NULL;
         P.llh = (unsigned *)c->pkw_ll;
         P.ll_sleep = (unsigned)pk_env_int("LLORCH_CUDA_PKW_LL_SLEEP", 0);
+        P.split_keys = pk_env_int("LLORCH_CUDA_PKW_SPLIT_KEYS", PK_SPLIT_KEYS);
+        if (P.split_keys < 1) P.split_keys = PK_SPLIT_KEYS;
     }
     int nblk = 0;
     size_t smem = 0;
