@@ -422,13 +422,23 @@ __device__ __forceinline__ void pw_dotf_t(const uint8_t *wa, const uint8_t *wb, 
     }
 }
 
-template <int TWO>
+/* The formats a kernel instantiation carries code for (a mask of QT_*
+ * bits): every format, or just the Q4_K_M mixes' (Q4_K, Q6_K and their
+ * fallbacks Q5_0, Q8_0 where a width is not a multiple of 256). The smaller
+ * set makes a smaller kernel (instruction fetch: docs/PERF.md) */
+#define PW_FMT_ALL 0xffffffffu
+#define PW_FMT_Q4KM ((1u << QT_Q5_0) | (1u << QT_Q8_0) | (1u << QT_Q4_K) | (1u << QT_Q6_K))
+
+template <int TWO, unsigned FMT>
 __device__ __noinline__ float2 pw_dotf(int type, const uint8_t *wa, const uint8_t *wb, int K, int tt, int nt,
                                        const float *xs) {
     float a = 0.0f, b = 0.0f;
     switch (type) {
-#define PW_CASE(T) \
-    case T: pw_dotf_t<T, TWO>(wa, wb, K, tt, nt, xs, a, b); break;
+#define PW_CASE(T)                                                        \
+    case T:                                                               \
+        if constexpr (((FMT >> T) & 1u) != 0) pw_dotf_t<T, TWO>(wa, wb, K, tt, nt, xs, a, b); \
+        else a = b = __int_as_float(0x7fc00000);                          \
+        break;
         PK_TYPES(PW_CASE)
 #undef PW_CASE
     default: a = b = __int_as_float(0x7fc00000); break; /* unreachable (host check): NaN shows it */
@@ -460,7 +470,7 @@ __device__ __forceinline__ void pw_units(int nr, float2 *red, Dot dot, Done done
  * (o in C, down in E). The block alone writes these rows of x, so it keeps
  * them in shared memory (own) and never reads them back; out(u, y)
  * publishes row g.e0 + u's new value y. */
-template <class Out>
+template <unsigned FMT, class Out>
 __device__ __forceinline__ void pw_residual(const pw_args &A, const pw_rng &g, const pw_layer &W, int i, int K,
                                             const unsigned char *smem, const float *xs, float *own, float2 *red,
                                             Out out) {
@@ -468,7 +478,7 @@ __device__ __forceinline__ void pw_residual(const pw_args &A, const pw_rng &g, c
     const pk_mat &m = W.m[i];
     pw_units(
         g.e1 - g.e0, red,
-        [&](int u, int tt, int nt) { return pw_dotf<0>(m.type, base + (size_t)u * m.nb1, NULL, K, tt, nt, xs); },
+        [&](int u, int tt, int nt) { return pw_dotf<0, FMT>(m.type, base + (size_t)u * m.nb1, NULL, K, tt, nt, xs); },
         [&](int u, float2 d) {
             const float y = own[u] + d.x;
             own[u] = y;
@@ -512,7 +522,7 @@ __device__ __forceinline__ void pw_prefetch_kv(const pw_args &A, const pw_layer 
  * (ll.cuh), no grid barrier; a phase's staging polls the slots it reads.
  * !LL: five grid barriers per layer and plain activation buffers
  * (LLORCH_CUDA_PKW_LL=0, for comparison). */
-template <int EPL, int NW, bool LL>
+template <int EPL, int NW, bool LL, unsigned FMT = PW_FMT_ALL>
 __global__ void __launch_bounds__(NW * 32, 1) k_pw_layers(const __grid_constant__ pw_args A) {
     extern __shared__ __align__(16) unsigned char smem[];
     __shared__ float2 red2[NW];
@@ -589,7 +599,7 @@ __global__ void __launch_bounds__(NW * 32, 1) k_pw_layers(const __grid_constant_
                     const uint8_t *row = i == PW_Q ? bqs + (size_t)u * W.m[PW_Q].nb1
                                          : i == PW_K ? bks + (size_t)(u - nq) * W.m[PW_K].nb1
                                                      : bvs + (size_t)(u - nq - nk) * W.m[PW_V].nb1;
-                    return pw_dotf<0>(W.m[i].type, row, NULL, A.E, tt, nt, xs);
+                    return pw_dotf<0, FMT>(W.m[i].type, row, NULL, A.E, tt, nt, xs);
                 },
                 [&](int u, float2 d) {
                     const float y = d.x + bias[u];
@@ -657,7 +667,7 @@ __global__ void __launch_bounds__(NW * 32, 1) k_pw_layers(const __grid_constant_
         if (LL) pw_ll_copy(cur + A.lo_att, Q, eB, xs, A.ll_sleep);
         else pk_stage_copy(A.att, Q, xs);
         PW_T(7);
-        pw_residual(A, g, W, PW_O, Q, smem, xs, own, red2, [&](int u, float y) {
+        pw_residual<FMT>(A, g, W, PW_O, Q, smem, xs, own, red2, [&](int u, float y) {
             if (LL) ll_put(cur + A.lo_xc + g.e0 + u, y, eC);
             else A.x[g.e0 + u] = y;
         });
@@ -684,9 +694,9 @@ __global__ void __launch_bounds__(NW * 32, 1) k_pw_layers(const __grid_constant_
                 g.f1 - g.f0, red2,
                 [&](int u, int tt, int nt) {
                     const uint8_t *ga = bg + (size_t)u * mg.nb1, *ua = bu + (size_t)u * mu.nb1;
-                    if (mg.type == mu.type) return pw_dotf<1>(mg.type, ga, ua, A.E, tt, nt, xs);
-                    return make_float2(pw_dotf<0>(mg.type, ga, NULL, A.E, tt, nt, xs).x,
-                                       pw_dotf<0>(mu.type, ua, NULL, A.E, tt, nt, xs).x);
+                    if (mg.type == mu.type) return pw_dotf<1, FMT>(mg.type, ga, ua, A.E, tt, nt, xs);
+                    return make_float2(pw_dotf<0, FMT>(mg.type, ga, NULL, A.E, tt, nt, xs).x,
+                                       pw_dotf<0, FMT>(mu.type, ua, NULL, A.E, tt, nt, xs).x);
                 },
                 [&](int u, float2 d) {
                     const float y = d.x / (1.0f + expf(-d.x)) * d.y;
@@ -711,7 +721,7 @@ __global__ void __launch_bounds__(NW * 32, 1) k_pw_layers(const __grid_constant_
         else pk_stage_copy(A.hb, A.F, xs);
         PW_T(13);
         const bool last = l + 1 == A.n;
-        pw_residual(A, g, W, PW_D, A.F, smem, xs, own, red2, [&](int u, float y) {
+        pw_residual<FMT>(A, g, W, PW_D, A.F, smem, xs, own, red2, [&](int u, float y) {
             if (!LL || last) A.x[g.e0 + u] = y; /* the launch's output (plain) */
             if (LL && !last) ll_put(cur + A.lo_xe + g.e0 + u, y, eE);
         });
@@ -747,10 +757,12 @@ unsigned long llorch_cuda_pkw_launches = 0;
 
 void cu_pkw_init(void) {
 /* the weights-in-shared-memory kernel: all that is left beside its static arrays */
-    const void *pw[6] = {(const void *)k_pw_layers<2, 16, true>,  (const void *)k_pw_layers<4, 16, true>,
+    const void *pw[8] = {(const void *)k_pw_layers<2, 16, true>,  (const void *)k_pw_layers<4, 16, true>,
                          (const void *)k_pw_layers<2, 16, false>, (const void *)k_pw_layers<4, 16, false>,
-                         (const void *)k_pw_layers<2, 32, false>, (const void *)k_pw_layers<4, 32, false>};
-    for (int i = 0; i < 6; i++) {
+                         (const void *)k_pw_layers<2, 32, false>, (const void *)k_pw_layers<4, 32, false>,
+                         (const void *)k_pw_layers<2, 16, true, PW_FMT_Q4KM>,
+                         (const void *)k_pw_layers<4, 16, true, PW_FMT_Q4KM>};
+    for (int i = 0; i < 8; i++) {
         cudaFuncAttributes fa;
         if (cudaFuncGetAttributes(&fa, pw[i]) != cudaSuccess ||
             cudaFuncSetAttribute(pw[i], cudaFuncAttributeMaxDynamicSharedMemorySize,
@@ -797,6 +809,7 @@ int cu_pkw_decode_layers(cu_ctx *c, const eng_block_w *b, int n, float *x, const
     static pw_args P; /* ~14 KB of kernel parameters, built here and copied by the launch */
     static const int rows_of[PW_MAT] = {0, 1, 1, 2, 3, 3, 2};   /* Q, KV, KV, E, F, F, E */
     size_t act = 0, nb1max[PW_MAT] = {0};
+    unsigned fmts = 0; /* the formats of every layer's matrices (QT_* bits) */
     int epl = 0;
     for (int l = 0; l < n; l++) {
         pk_args A;
@@ -826,6 +839,7 @@ int cu_pkw_decode_layers(cu_ctx *c, const eng_block_w *b, int n, float *x, const
             if ((uintptr_t)ms[i].w & 15) /* pw_copy rounds row ranges down to 16 within the tensor */
                 return pw_decline("a weight tensor not 16-byte aligned");
             W.m[i] = ms[i];
+            fmts |= 1u << (ms[i].type & 31);
             if (ms[i].nb1 > nb1max[i]) nb1max[i] = ms[i].nb1;
         }
         W.bq = A.bq;
@@ -849,6 +863,9 @@ int cu_pkw_decode_layers(cu_ctx *c, const eng_block_w *b, int n, float *x, const
      * per parity: q, k, v, att, hb, x after C, x after E, each a multiple of
      * 2 (16-byte pairs); every width even (ll_stage reads pairs) */
     int ll = pk_env_int("LLORCH_CUDA_PKW_LL", 1) != 0 && nw == 16 && c->pkw_ll;
+    /* the instantiation with only the Q4_K_M formats' code where the layers
+     * need no other (LLORCH_CUDA_PKW_FMT=0: the all-format kernel) */
+    const int q4km = !(fmts & ~PW_FMT_Q4KM) && pk_env_int("LLORCH_CUDA_PKW_FMT", 1) != 0;
     {
         unsigned o = 0;
         const unsigned w[7] = {(unsigned)R[0], (unsigned)R[1], (unsigned)R[1], (unsigned)R[0], (unsigned)R[3],
@@ -887,6 +904,8 @@ int cu_pkw_decode_layers(cu_ctx *c, const eng_block_w *b, int n, float *x, const
         }
         const void *kfn = nw == 32 ? (epl == 2 ? (const void *)k_pw_layers<2, 32, false>
                                                : (const void *)k_pw_layers<4, 32, false>)
+                          : ll && q4km ? (epl == 2 ? (const void *)k_pw_layers<2, 16, true, PW_FMT_Q4KM>
+                                                   : (const void *)k_pw_layers<4, 16, true, PW_FMT_Q4KM>)
                           : ll ? (epl == 2 ? (const void *)k_pw_layers<2, 16, true> : (const void *)k_pw_layers<4, 16, true>)
                                : (epl == 2 ? (const void *)k_pw_layers<2, 16, false>
                                            : (const void *)k_pw_layers<4, 16, false>);
@@ -915,6 +934,9 @@ int cu_pkw_decode_layers(cu_ctx *c, const eng_block_w *b, int n, float *x, const
     P.timing = P.timing == 1 || (P.timing == 2 && nblk <= PW_MAX_BLOCKS) ? P.timing : 0;
     llorch_cuda_pkw_last_grid = nblk;
     if (nw == 32) pk_enqueue(c, epl == 2 ? k_pw_layers<2, 32, false> : k_pw_layers<4, 32, false>, P, nblk, smem, 32 * 32);
+    else if (ll && q4km)
+        pk_enqueue(c, epl == 2 ? k_pw_layers<2, 16, true, PW_FMT_Q4KM> : k_pw_layers<4, 16, true, PW_FMT_Q4KM>, P, nblk,
+                   smem, 16 * 32);
     else if (ll) pk_enqueue(c, epl == 2 ? k_pw_layers<2, 16, true> : k_pw_layers<4, 16, true>, P, nblk, smem, 16 * 32);
     else pk_enqueue(c, epl == 2 ? k_pw_layers<2, 16, false> : k_pw_layers<4, 16, false>, P, nblk, smem, 16 * 32);
     llorch_cuda_pkw_launches++;
