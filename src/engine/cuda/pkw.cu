@@ -6,9 +6,15 @@
  * shared memory such as Llama-2-7B's) decode composes.
  *
  * Measured (docs/PERF.md "Decode: weights in shared memory", H100):
- * Qwen2.5-0.5B Q4_K_M tg128 1,296 tok/s against 1,034 composed. Switches:
- * LLORCH_CUDA_PKW_WARPS=32 runs 32 warps per block (64 registers; default 16,
- * up to 128); one block per SM (two, at 64 registers, measured slower);
+ * Qwen2.5-0.5B Q4_K_M tg128 ~1,690 tok/s `llorch bench` (session 6: flagged
+ * hand-offs, 128 keys per attention split, the Q4_K_M-format kernel, with
+ * the pipelined engine and mmv_tall_reg.cu's head) against ~1,060 composed.
+ * Switches: LLORCH_CUDA_PKW_LL=0 grid barriers instead of flagged
+ * hand-offs; LLORCH_CUDA_PKW_FMT=0 the all-format kernel;
+ * LLORCH_CUDA_PKW_SPLIT_KEYS (default 128); LLORCH_CUDA_PKW_LL_SLEEP (ns
+ * between polls, default 0); LLORCH_CUDA_PKW_WARPS=32 runs 32 warps per
+ * block with barriers (64 registers; default 16, up to 128); one block per
+ * SM (two, at 64 registers, measured slower);
  * LLORCH_CUDA_PERSIST_TIMING=1 makes block 0 sum per-step times (PW_T,
  * llorch_cuda_pkw_stamps), =2 every block (llorch_cuda_pkw_block_stamps).
  *
@@ -27,8 +33,11 @@
  *
  * Rows: for each matrix of R rows, block b owns the contiguous rows
  * [b*R/nblk, (b+1)*R/nblk) (so the copy is one contiguous byte range);
- * its warps share them in teams (pw_units). Phases, grid barrier after each
- * (after E only between layers):
+ * its warps share them in teams (pw_units). Phases, each handing its
+ * output to the next through flagged slots (ll.cuh: value and epoch in one
+ * 64-bit store; the consumer's staging polls them) or, with
+ * LLORCH_CUDA_PKW_LL=0, a grid barrier after each (after E only between
+ * layers):
  *   A  rmsnorm(x)*attn_norm staged in every block (fp32); q/k/v rows
  *      (+ bias), NOT roped: written to q/k/v
  *   B  attn_rope.cuh items (head, split): rope of q and k, the K/V store of
@@ -47,8 +56,11 @@
  * (row-range tails, unaligned norms and biases) are per-thread cp.async in
  * one commit group per issue, so before phase X the group it needs is the
  * 4th most recent (wait_group 3). Grid barriers: a count that only grows
- * within a launch (pw_arrive / pw_await). Grid: what is co-resident
- * (occupancy API); the deadlock argument is persist.cu's. */
+ * within a launch (pw_arrive / pw_await). Flagged slots: ll.cuh; epochs
+ * from a launch generation that the last block out advances (pkw_ll's
+ * header). Grid: what is co-resident (occupancy API); the deadlock
+ * argument is persist.cu's (a consumer only waits for producers that are
+ * resident and never wait for it). */
 #include <stdio.h>
 
 #include "bulk.cuh"
@@ -57,6 +69,13 @@
 #include "pkw_plan.h"
 
 enum { PW_Q = 0, PW_K, PW_V, PW_O, PW_G, PW_U, PW_D, PW_MAT };
+
+/* Fewest keys per attention split. A split's merge (partials, a counter,
+ * the last block's combine) costs more than a block's 16 warps take for
+ * 128 keys: H100, Qwen2.5-0.5B tg128 1,671 tok/s at 128 against 1,550 at
+ * persist.cu's 32 (one split up to position 127); at position 702 the
+ * 3-layer test replay takes 91.2 us against 89.0 (6 splits against 9) */
+#define PW_SPLIT_KEYS 128
 
 struct pw_layer {
     pk_mat m[PW_MAT];
@@ -85,7 +104,7 @@ struct pw_args {
     unsigned *llh;
     unsigned ll_par, lo_q, lo_k, lo_v, lo_att, lo_hb, lo_xc, lo_xe;
     unsigned ll_sleep; /* ns between polls (LLORCH_CUDA_PKW_LL_SLEEP; 0 polls back to back) */
-    int split_keys;    /* fewest keys per attention split (LLORCH_CUDA_PKW_SPLIT_KEYS, default PK_SPLIT_KEYS) */
+    int split_keys;    /* fewest keys per attention split (LLORCH_CUDA_PKW_SPLIT_KEYS, default PW_SPLIT_KEYS) */
 };
 
 /* the epoch of phase ph (0 A .. 4 E) of layer l in the launch of generation
@@ -881,8 +900,8 @@ int cu_pkw_decode_layers(cu_ctx *c, const eng_block_w *b, int n, float *x, const
         P.ll = c->pkw_ll ? c->pkw_ll + CU_PKW_LL_HDR : NULL;
         P.llh = (unsigned *)c->pkw_ll;
         P.ll_sleep = (unsigned)pk_env_int("LLORCH_CUDA_PKW_LL_SLEEP", 0);
-        P.split_keys = pk_env_int("LLORCH_CUDA_PKW_SPLIT_KEYS", PK_SPLIT_KEYS);
-        if (P.split_keys < 1) P.split_keys = PK_SPLIT_KEYS;
+        P.split_keys = pk_env_int("LLORCH_CUDA_PKW_SPLIT_KEYS", PW_SPLIT_KEYS);
+        if (P.split_keys < 1) P.split_keys = PW_SPLIT_KEYS;
     }
     int nblk = 0;
     size_t smem = 0;
