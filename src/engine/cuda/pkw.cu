@@ -96,11 +96,6 @@ struct pw_args {
      * staged activation xs [Kmax], attn_norm [E], ffn_norm [E], this block's
      * q/k/v biases [nbias], this block's rows of x [nown] */
     unsigned o_na, o_nf, o_bias, o_own;
-    /* phase D with gate and up both Q5_0 (pw_gate_up_q50, LLORCH_CUDA_PKW_D=1, the
-     * default at 16 warps): dq50 != 0, its partials at float offset o_part
-     * [E/32][(ceil(F/nblk)) | 1] float2 */
-    unsigned o_part;
-    int dq50;
     int timing; /* LLORCH_CUDA_PERSIST_TIMING: 1 block 0 sums into pw_ts, 2 every block into pw_bts */
     /* flagged hand-offs (ll.cuh; the LL instantiation): slots [2][ll_par]
      * after a 256-byte header (llh [0] the launch generation, [1] the exit
@@ -490,86 +485,6 @@ __device__ __forceinline__ void pw_units(int nr, float2 *red, Dot dot, Done done
     }
 }
 
-/* Phase D for gate and up both Q5_0 (K % 32 == 0): work items (row u,
- * block j), nr * nb of them (nb = K/32), over T = nb * floor(blockDim/nb)
- * threads: thread t < T keeps ONE block j = t % nb and takes rows u = t / nb,
- * t / nb + T/nb, ..., so the 32 activations of block j are loaded once into
- * registers and reused for every row (gate and up share them). Per item and
- * matrix: the 22-byte block at b (2-byte aligned: pw_base keeps the
- * tensor's 16-byte misalignment, which is even, and nb1 = 22 * nb is even)
- * is read as the 6 aligned 32-bit words from b & ~3 (bytes [b-2, b+24) at
- * worst: inside the region, whose rows end >= 2 bytes before its end, see
- * pw_plan_region), realigned by funnel shifts; no 16-bit loads. The
- * weights' exact integers become floats by pw_d4's PRMT + FADD (offset 16
- * folded in). Partials (gate, up) per item go to part[j * P + u] (P = nr | 1:
- * odd, so a warp's stores spread over the banks), then thread u < nr sums
- * row u's nb partials in the fixed order j = 0..nb-1 (4 chains j % 4,
- * combined (0+1)+(2+3): deterministic) and calls done(u, (gate, up)). */
-__device__ __forceinline__ float pw_q50_blk(const uint8_t *b, const float (&x)[32]) {
-    const unsigned off = (unsigned)(uintptr_t)b & 2u; /* 0 or 2 (b is 2-byte aligned) */
-    const uint32_t *a = reinterpret_cast<const uint32_t *>(b - off);
-    uint32_t w[6];
-#pragma unroll
-    for (int i = 0; i < 6; i++) w[i] = a[i];
-    /* block byte k is stream byte k + off: d in bytes 0-1, qh 2-5, qs 6-21 */
-    const unsigned sh = 16u + 8u * off; /* 16 or 32 (clamped funnel shift: 32 gives the high word) */
-    const float d = h2f((uint16_t)(w[0] >> (8u * off)));
-    const uint32_t qh = __funnelshift_rc(w[0], w[1], sh);
-    float sa = 0.0f, sb = 0.0f;
-#pragma unroll
-    for (int i = 0; i < 4; i++) {
-        const uint32_t q = __funnelshift_rc(w[i + 1], w[i + 2], sh);
-        const uint32_t lo = (q & 0x0F0F0F0Fu) | spread4_bit4((qh >> (4 * i)) & 15u);
-        const uint32_t hi = ((q >> 4) & 0x0F0F0F0Fu) | spread4_bit4((qh >> (4 * i + 16)) & 15u);
-        sa += pw_d4(lo, make_float4(x[4 * i], x[4 * i + 1], x[4 * i + 2], x[4 * i + 3]), PW_MAGIC + 16.0f);
-        sb += pw_d4(hi, make_float4(x[16 + 4 * i], x[17 + 4 * i], x[18 + 4 * i], x[19 + 4 * i]), PW_MAGIC + 16.0f);
-    }
-    return d * (sa + sb);
-}
-
-/* the items' partials (out of line: the hot loop in a small function of its
- * own, like pw_dotf; inlined into the kernel it measured no faster than
- * pw_units, docs/PERF.md) */
-__device__ __noinline__ void pw_q50_items(const uint8_t *bg, const uint8_t *bu, size_t nbg, size_t nbu, int nr, int K,
-                                          const float *xs, float2 *part) {
-    const int nb = K >> 5, per = (int)blockDim.x / nb, t = (int)threadIdx.x;
-    const int P = nr | 1;
-    if (t < per * nb) {
-        const int j = t % nb;
-        float x[32];
-#pragma unroll
-        for (int i = 0; i < 8; i++) {
-            const float4 v = reinterpret_cast<const float4 *>(xs + 32 * j)[i];
-            x[4 * i] = v.x, x[4 * i + 1] = v.y, x[4 * i + 2] = v.z, x[4 * i + 3] = v.w;
-        }
-        const uint8_t *pg = bg + 22 * j, *pu = bu + 22 * j;
-#pragma unroll 1
-        for (int u = t / nb; u < nr; u += per)
-            part[j * P + u] = make_float2(pw_q50_blk(pg + (size_t)u * nbg, x), pw_q50_blk(pu + (size_t)u * nbu, x));
-    }
-}
-
-template <class Done>
-__device__ __forceinline__ void pw_gate_up_q50(const uint8_t *bg, const uint8_t *bu, size_t nbg, size_t nbu, int nr,
-                                               int K, const float *xs, float2 *part, Done done) {
-    const int nb = K >> 5, t = (int)threadIdx.x, P = nr | 1;
-    pw_q50_items(bg, bu, nbg, nbu, nr, K, xs, part);
-    __syncthreads();
-    for (int u = t; u < nr; u += (int)blockDim.x) {
-        float2 s[4] = {make_float2(0.0f, 0.0f), make_float2(0.0f, 0.0f), make_float2(0.0f, 0.0f),
-                       make_float2(0.0f, 0.0f)};
-        for (int j = 0; j < nb; j += 4) {
-#pragma unroll
-            for (int k = 0; k < 4; k++)
-                if (j + k < nb) { /* constant k: s stays in registers */
-                    const float2 p = part[(j + k) * P + u];
-                    s[k].x += p.x, s[k].y += p.y;
-                }
-        }
-        done(u, make_float2((s[0].x + s[1].x) + (s[2].x + s[3].x), (s[0].y + s[1].y) + (s[2].y + s[3].y)));
-    }
-}
-
 /* x[r] += dot(row r of matrix i, xs of width K) for this block's rows of x
  * (o in C, down in E). The block alone writes these rows of x, so it keeps
  * them in shared memory (own) and never reads them back; out(u, y)
@@ -794,24 +709,19 @@ __global__ void __launch_bounds__(NW * 32, 1) k_pw_layers(const __grid_constant_
         {
             const pk_mat &mg = W.m[PW_G], &mu = W.m[PW_U];
             const uint8_t *bg = pw_base(A, g, W, PW_G, smem), *bu = pw_base(A, g, W, PW_U, smem);
-            const auto done = [&](int u, float2 d) {
-                const float y = d.x / (1.0f + expf(-d.x)) * d.y;
-                if (LL) ll_put(cur + A.lo_hb + g.f0 + u, y, eD);
-                else A.hb[g.f0 + u] = y;
-            };
-            /* 16 warps only: 32 registers of activations do not fit the 32-warp variant's 64 */
-            if (NW == 16 && A.dq50 && mg.type == QT_Q5_0 && mu.type == QT_Q5_0)
-                pw_gate_up_q50(bg, bu, mg.nb1, mu.nb1, g.f1 - g.f0, A.E, xs, (float2 *)(sf + A.o_part), done);
-            else
-                pw_units(
-                    g.f1 - g.f0, red2,
-                    [&](int u, int tt, int nt) {
-                        const uint8_t *ga = bg + (size_t)u * mg.nb1, *ua = bu + (size_t)u * mu.nb1;
-                        if (mg.type == mu.type) return pw_dotf<1, FMT>(mg.type, ga, ua, A.E, tt, nt, xs);
-                        return make_float2(pw_dotf<0, FMT>(mg.type, ga, NULL, A.E, tt, nt, xs).x,
-                                           pw_dotf<0, FMT>(mu.type, ua, NULL, A.E, tt, nt, xs).x);
-                    },
-                    done);
+            pw_units(
+                g.f1 - g.f0, red2,
+                [&](int u, int tt, int nt) {
+                    const uint8_t *ga = bg + (size_t)u * mg.nb1, *ua = bu + (size_t)u * mu.nb1;
+                    if (mg.type == mu.type) return pw_dotf<1, FMT>(mg.type, ga, ua, A.E, tt, nt, xs);
+                    return make_float2(pw_dotf<0, FMT>(mg.type, ga, NULL, A.E, tt, nt, xs).x,
+                                       pw_dotf<0, FMT>(mu.type, ua, NULL, A.E, tt, nt, xs).x);
+                },
+                [&](int u, float2 d) {
+                    const float y = d.x / (1.0f + expf(-d.x)) * d.y;
+                    if (LL) ll_put(cur + A.lo_hb + g.f0 + u, y, eD);
+                    else A.hb[g.f0 + u] = y;
+                });
         }
         PW_T(11);
         if (LL) {
@@ -995,30 +905,17 @@ int cu_pkw_decode_layers(cu_ctx *c, const eng_block_w *b, int n, float *x, const
     }
     int nblk = 0;
     size_t smem = 0;
-    /* LLORCH_CUDA_PKW_D=0: phase D through pw_units even for Q5_0 gate/up
-     * (default 1: pw_gate_up_q50 where both are Q5_0, at 16 warps, with its
-     * scratch fitting; else pw_units) */
-    int dq = pk_env_int("LLORCH_CUDA_PKW_D", 1) != 0 && nw == 16 && P.E % 32 == 0 && P.E / 32 <= nw * 32;
-    if (dq) {
-        dq = 0;
-        for (int l = 0; l < n; l++)
-            if (P.L[l].m[PW_G].type == QT_Q5_0 && P.L[l].m[PW_U].type == QT_Q5_0) dq = 1;
-    }
-    for (int attempt = dq ? 0 : 1; attempt < 2 && !nblk; attempt++) {
+    {
         const int nb = c->sm_count;
         /* floats, each area a multiple of 4: xs [Kmax], attn_norm, ffn_norm,
-         * the block's q/k/v biases, its rows of x, and (attempt 0) phase D's
-         * Q5_0 partials: [E/32][ceil(F/nb) | 1] float2 */
+         * the block's q/k/v biases, its rows of x */
         const unsigned r4 = 3, kmax = (unsigned)(P.Kmax + r4) & ~r4, e4 = (unsigned)(P.E + r4) & ~r4;
         const unsigned nbias = (unsigned)((R[0] + nb - 1) / nb + 2 * ((R[1] + nb - 1) / nb));
-        const unsigned npart = attempt == 0 ? (unsigned)(P.E / 32) * ((unsigned)((P.F + nb - 1) / nb) | 1u) * 2u : 0u;
         P.o_na = kmax;
         P.o_nf = P.o_na + e4;
         P.o_bias = P.o_nf + e4;
         P.o_own = P.o_bias + ((nbias + r4) & ~r4);
-        P.o_part = P.o_own + (((unsigned)((P.E + nb - 1) / nb) + r4) & ~r4);
-        act = (size_t)(P.o_part + ((npart + r4) & ~r4)) * 4;
-        P.dq50 = attempt == 0;
+        act = (size_t)(P.o_own + (((unsigned)((P.E + nb - 1) / nb) + r4) & ~r4)) * 4;
         size_t off = (act + 15) & ~(size_t)15;
         for (int i = 0; i < PW_MAT; i++) {
             P.woff[i] = (unsigned)off;
@@ -1065,9 +962,6 @@ int cu_pkw_decode_layers(cu_ctx *c, const eng_block_w *b, int n, float *x, const
     if (!pw_said_yes && pw_verbose())
         fprintf(stderr, "llorch cuda: LLORCH_CUDA_PERSIST=2: %d layers in one launch, %d blocks x %d threads, %zu B shared, %s\n",
                 n, nblk, nw * 32, smem, ll ? "flagged hand-offs" : "grid barriers");
-    if (!pw_said_yes && pw_verbose())
-        fprintf(stderr, "llorch cuda: LLORCH_CUDA_PERSIST=2: phase D %s\n",
-                P.dq50 ? "pw_gate_up_q50 where gate/up are Q5_0" : "pw_units");
     pw_said_yes = 1;
     return 0;
 }
