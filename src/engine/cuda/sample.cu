@@ -138,12 +138,41 @@ __device__ uint32_t radix_select(const float *w, int n, cut_t cut, bool mass, fl
         const int shift = 24 - 8 * pass;
         for (int b = threadIdx.x; b < 256; b += SB) hist[b] = 0.0;
         __syncthreads();
-        for (int i = threadIdx.x; i < n; i += SB) {
-            const float v = w[i];
-            if (!survives(v, i, cut)) continue;
-            const uint32_t k = fkey(v);
-            if ((k & pmask) != prefix) continue;
-            atomicAdd(&hist[(k >> shift) & 255u], mass ? exp((double)v - (double)maxw) : 1.0);
+        /* warp-aggregated: the lanes of a warp whose keys fall in one bucket
+         * add once (their sum, in lane order). The 256 buckets of a pass are
+         * few and crowded (pass 0 is the sign and top exponent bits), and a
+         * double atomic on shared memory is a compare-and-swap loop: one per
+         * element was ~2 ms per sample on 151,936 logits (H100, worker
+         * test), one per warp and bucket is ~32x fewer. The counts (mass
+         * false) are exact either way; masses were already summed in atomic
+         * order. */
+        const int lane = threadIdx.x & 31;
+        for (int i0 = (int)threadIdx.x - lane; i0 < n; i0 += SB) {
+            const int i = i0 + lane;
+            bool ok = i < n;
+            float v = 0.0f;
+            uint32_t k = 0;
+            if (ok) {
+                v = w[i];
+                ok = survives(v, i, cut);
+                if (ok) {
+                    k = fkey(v);
+                    ok = (k & pmask) == prefix;
+                }
+            }
+            const unsigned act = __ballot_sync(0xffffffffu, ok);
+            if (!ok) continue;
+            const unsigned bin = (k >> shift) & 255u, grp = __match_any_sync(act, bin);
+            double x = 1.0;
+            if (mass) {
+                x = exp((double)v - (double)maxw);
+                double sum = 0.0;
+                for (unsigned m = grp; m; m &= m - 1) sum += __shfl_sync(grp, x, __ffs(m) - 1);
+                x = sum;
+            } else {
+                x = (double)__popc(grp);
+            }
+            if (lane == __ffs(grp) - 1) atomicAdd(&hist[bin], x);
         }
         __syncthreads();
         if (threadIdx.x == 0) {
