@@ -128,9 +128,9 @@ __device__ int block_argmax(const float *w, int n, float *shv, int *shi) {
 }
 
 /* Radix select over survivors of `cut`, descending by key: the key K where
- * weight(key > K) < need <= weight(key >= K); weight = 1 or exp(w - maxw).
+ * weight(key > K) < need <= weight(key >= K); weight = 1 or e = exp(w - maxw).
  * *above = weight(key > K). Returns K; 0 when need exceeds the total. */
-__device__ uint32_t radix_select(const float *w, int n, cut_t cut, bool mass, float maxw, double need,
+__device__ uint32_t radix_select(const float *w, const double *e, int n, cut_t cut, bool mass, double need,
                                  double *above, double *hist, uint32_t *shsel, double *shabove) {
     uint32_t prefix = 0, pmask = 0;
     double ab = 0.0;
@@ -165,7 +165,7 @@ __device__ uint32_t radix_select(const float *w, int n, cut_t cut, bool mass, fl
             const unsigned bin = (k >> shift) & 255u, grp = __match_any_sync(act, bin);
             double x = 1.0;
             if (mass) {
-                x = exp((double)v - (double)maxw);
+                x = e[i];
                 double sum = 0.0;
                 for (unsigned m = grp; m; m &= m - 1) sum += __shfl_sync(grp, x, __ffs(m) - 1);
                 x = sum;
@@ -232,8 +232,8 @@ __device__ int nth_tied_id(const float *w, int n, cut_t cut, uint32_t K, int j, 
     return r;
 }
 
-__global__ void __launch_bounds__(SB) k_sample(const float *logits, float *w, const int32_t *hist, samp_params p,
-                                               int32_t *out) {
+__global__ void __launch_bounds__(SB) k_sample(const float *logits, float *w, double *e, const int32_t *hist,
+                                               samp_params p, int32_t *out) {
     cu_pdl_begin();
     __shared__ double shd[256 + 32];
     __shared__ float shf[32];
@@ -279,7 +279,7 @@ __global__ void __launch_bounds__(SB) k_sample(const float *logits, float *w, co
         }
         if (nf >= (double)p.top_k) {
             double above;
-            const uint32_t K = radix_select(w, n, cut, false, 0.0f, (double)p.top_k, &above, shd, &shsel, &shab);
+            const uint32_t K = radix_select(w, NULL, n, cut, false, (double)p.top_k, &above, shd, &shsel, &shab);
             const int id = nth_tied_id(w, n, cut, K, p.top_k - (int)above, shd, &shres);
             cut.w = fkey_inv(K);
             cut.id = id < 0 ? 0x7fffffff : id;
@@ -294,19 +294,24 @@ __global__ void __launch_bounds__(SB) k_sample(const float *logits, float *w, co
         if (threadIdx.x == 0) *out = id;
         return;
     }
+    /* e[i] = exp(w[i] - maxw) in double, once: top-p's sum and radix
+     * passes and the draw read it (each computed the same exp again: 6 per
+     * logit, most of this one-block kernel's time; ncu, H100) */
+    for (int i = threadIdx.x; i < n; i += SB) e[i] = exp((double)w[i] - (double)maxw);
+    __syncthreads();
     /* 4. top-p */
     if (p.top_p < 1.0f) {
         double z = 0.0;
         for (int i = threadIdx.x; i < n; i += SB)
-            if (survives(w[i], i, cut)) z += exp((double)w[i] - (double)maxw);
+            if (survives(w[i], i, cut)) z += e[i];
         z = block_sum_d(z, shd);
         if (z > 0.0) {
             const double target = (double)p.top_p * z;
             double above;
-            const uint32_t K = radix_select(w, n, cut, true, maxw, target, &above, shd, &shsel, &shab);
+            const uint32_t K = radix_select(w, e, n, cut, true, target, &above, shd, &shsel, &shab);
             const float v = fkey_inv(K);
-            const double e = exp((double)v - (double)maxw);
-            double jj = ceil((target - above) / e);
+            const double ev = exp((double)v - (double)maxw);
+            double jj = ceil((target - above) / ev);
             int j = jj < 1.0 ? 1 : (int)fmin(jj, 2147483647.0);
             int id = nth_tied_id(w, n, cut, K, j, shd, &shres);
             if (id < 0) { /* rounding: the last tied survivor */
@@ -333,7 +338,7 @@ __global__ void __launch_bounds__(SB) k_sample(const float *logits, float *w, co
     int last = -1;
     for (int i = a; i < b; i++)
         if (survives(w[i], i, cut)) {
-            local += exp((double)w[i] - (double)maxw);
+            local += e[i];
             last = i;
         }
     const double pre = block_exscan_d(local, shd);
@@ -358,7 +363,7 @@ __global__ void __launch_bounds__(SB) k_sample(const float *logits, float *w, co
         double cum = pre;
         for (int i = a; i < b; i++)
             if (survives(w[i], i, cut)) {
-                cum += exp((double)w[i] - (double)maxw);
+                cum += e[i];
                 if (cum > target) {
                     atomicMin(&shres, i); /* min over (rare) rounding-double hits */
                     break;
@@ -446,6 +451,13 @@ __global__ void __launch_bounds__(ARGMAX_B) k_argmax(const float *logits, int n,
     }
 }
 
+/* the sampler's scratch: the working logits w [cap] floats, then e [cap]
+ * doubles (8-byte aligned) */
+#define SAMP_BYTES(cap) ((((size_t)(cap) * sizeof(float) + 7) & ~(size_t)7) + (size_t)(cap) * sizeof(double))
+static double *samp_e(float *w, int cap) {
+    return (double *)(((uintptr_t)(w + cap) + 7) & ~(uintptr_t)7);
+}
+
 int cu_sample(cu_ctx *c, const float *logits, int n_vocab, const eng_sample_args *a, int32_t *dev_token,
               int32_t *host_token) {
     c->samp_pending = NULL;
@@ -455,12 +467,12 @@ int cu_sample(cu_ctx *c, const float *logits, int n_vocab, const eng_sample_args
         if (c->capturing) return -EBUSY; /* never allocate inside a capture */
         if (c->samp_w) {
             cudaFree(c->samp_w);
-            c->internal_bytes -= (uint64_t)c->samp_cap * sizeof(float);
+            c->internal_bytes -= SAMP_BYTES(c->samp_cap);
             c->samp_w = NULL;
             c->samp_cap = 0;
         }
         void *p;
-        if (cu_mem_internal(c, (size_t)n_vocab * sizeof(float), &p)) return -ENOMEM;
+        if (cu_mem_internal(c, SAMP_BYTES(n_vocab), &p)) return -ENOMEM;
         c->samp_w = (float *)p;
         c->samp_cap = n_vocab;
     }
@@ -500,7 +512,7 @@ int cu_sample(cu_ctx *c, const float *logits, int n_vocab, const eng_sample_args
     } else {
         p.nh = 0;
     }
-    cu_launch(c, 1, SB, 0, k_sample, logits, c->samp_w, c->samp_hist, p, dst);
+    cu_launch(c, 1, SB, 0, k_sample, logits, c->samp_w, samp_e(c->samp_w, c->samp_cap), c->samp_hist, p, dst);
     if (LAUNCH_CHECK(c, "sample")) return -EIO;
     }
     if (!host_token) {
