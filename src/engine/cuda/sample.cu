@@ -294,10 +294,12 @@ __global__ void __launch_bounds__(SB) k_sample(const float *logits, float *w, do
         if (threadIdx.x == 0) *out = id;
         return;
     }
-    /* e[i] = exp(w[i] - maxw) in double, once: top-p's sum and radix
-     * passes and the draw read it (each computed the same exp again: 6 per
-     * logit, most of this one-block kernel's time; ncu, H100) */
-    for (int i = threadIdx.x; i < n; i += SB) e[i] = exp((double)w[i] - (double)maxw);
+    /* e[i] = exp(w[i] - maxw) in double, once, for the survivors of the
+     * top-k cut (later cuts only narrow it): top-p's sum and radix passes
+     * and the draw read it (each computed the same exp again, up to 6 per
+     * logit; ncu, H100) */
+    for (int i = threadIdx.x; i < n; i += SB)
+        if (survives(w[i], i, cut)) e[i] = exp((double)w[i] - (double)maxw);
     __syncthreads();
     /* 4. top-p */
     if (p.top_p < 1.0f) {
