@@ -12,6 +12,11 @@
  *   of 8 bits, counts) → max → top-p (the same radix select weighted by
  *   exp(w - max)) → min-p → draw (per-thread contiguous id segments, block
  *   scan of their masses, one thread walks the segment that crosses u*Z).
+ * exp(w - max) is computed once per survivor of the top-k cut into e (the
+ * scratch beside w) and read by top-p and the draw; the radix passes add to
+ * their buckets once per warp and bucket. Measured (H100, 151,936 logits):
+ * ~0.7 ms per call with top-k 40 + top-p 0.95, ~0.2 ms at temperature alone:
+ * one SM does it all (docs/PERF.md, "the sampled decode path").
  * Division by the temperature / penalty uses __fdiv_rn: fast-math must not
  * change a logit the host would compute exactly. */
 #include <errno.h>
