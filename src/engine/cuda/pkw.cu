@@ -297,6 +297,22 @@ __device__ __forceinline__ void pw_exit(unsigned *cnt, unsigned total) {
     if (threadIdx.x == 0 && atomicAdd(cnt, 1u) == total - 1) atomicExch(cnt, 0u);
 }
 
+/* after phase ph's dots: the block's reads of ph's region are done, so its
+ * refill with layer l + 1's rows is issued; with barrier (the !LL kernel,
+ * not past the last layer) inside a grid barrier, whose wait hides the
+ * issue cost */
+__device__ __forceinline__ void pw_next(const pw_args &A, const pw_rng &g, int l, int ph, unsigned char *smem,
+                                        unsigned long long *mbar, bool barrier, unsigned &nbar) {
+    if (barrier) {
+        pw_arrive(A.bar);
+        pw_issue(A, g, l + 1, ph, smem, mbar);
+        pw_await(A.bar, ++nbar * gridDim.x);
+    } else {
+        __syncthreads(); /* the region's reads before its refill */
+        pw_issue(A, g, l + 1, ph, smem, mbar);
+    }
+}
+
 /* ---- activation staging (fp32: the dots take unquantized activations) ---- */
 /* xs = x (L2, 16-byte loads where x and E allow) * rmsnorm scale * gs (shared) */
 __device__ __forceinline__ void pw_stage_norm(const float *x, const float *gs, int E, float eps, float *xs,
@@ -633,14 +649,7 @@ __global__ void __launch_bounds__(NW * 32, 1) k_pw_layers(const __grid_constant_
                 });
         }
         PW_T(3);
-        if (LL) {
-            __syncthreads(); /* the region's reads before its refill */
-            pw_issue(A, g, l + 1, 0, smem, mbar);
-        } else {
-            pw_arrive(A.bar);
-            pw_issue(A, g, l + 1, 0, smem, mbar);
-            pw_await(A.bar, ++nbar * nblk);
-        }
+        pw_next(A, g, l, 0, smem, mbar, !LL, nbar);
         PW_T(4);
 
         /* ---- B: attention items ---- */
@@ -691,14 +700,7 @@ __global__ void __launch_bounds__(NW * 32, 1) k_pw_layers(const __grid_constant_
             else A.x[g.e0 + u] = y;
         });
         PW_T(8);
-        if (LL) {
-            __syncthreads();
-            pw_issue(A, g, l + 1, 1, smem, mbar);
-        } else {
-            pw_arrive(A.bar);
-            pw_issue(A, g, l + 1, 1, smem, mbar);
-            pw_await(A.bar, ++nbar * nblk);
-        }
+        pw_next(A, g, l, 1, smem, mbar, !LL, nbar);
         PW_T(9);
 
         /* ---- D: hb = silu(xb·Wg) * (xb·Wu) ---- */
@@ -724,14 +726,7 @@ __global__ void __launch_bounds__(NW * 32, 1) k_pw_layers(const __grid_constant_
                 });
         }
         PW_T(11);
-        if (LL) {
-            __syncthreads();
-            pw_issue(A, g, l + 1, 2, smem, mbar);
-        } else {
-            pw_arrive(A.bar);
-            pw_issue(A, g, l + 1, 2, smem, mbar);
-            pw_await(A.bar, ++nbar * nblk);
-        }
+        pw_next(A, g, l, 2, smem, mbar, !LL, nbar);
         PW_T(12);
 
         /* ---- E: x += hb·Wd ---- */
@@ -745,14 +740,7 @@ __global__ void __launch_bounds__(NW * 32, 1) k_pw_layers(const __grid_constant_
             if (LL && !last) ll_put(cur + A.lo_xe + g.e0 + u, y, eE);
         });
         PW_T(14);
-        if (!last && !LL) {
-            pw_arrive(A.bar);
-            pw_issue(A, g, l + 1, 3, smem, mbar);
-            pw_await(A.bar, ++nbar * nblk);
-        } else {
-            __syncthreads();
-            pw_issue(A, g, l + 1, 3, smem, mbar); /* past the last layer: an empty group (uniform group count) */
-        }
+        pw_next(A, g, l, 3, smem, mbar, !LL && !last, nbar); /* past the last layer: an empty group (uniform count) */
         PW_T(15);
     }
     asm volatile("cp.async.wait_all;" ::: "memory"); /* nothing may be in flight at exit */
