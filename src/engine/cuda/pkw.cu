@@ -463,6 +463,10 @@ __device__ __forceinline__ void pw_dotf_t(const uint8_t *wa, const uint8_t *wb, 
  * set makes a smaller kernel (instruction fetch: docs/PERF.md) */
 #define PW_FMT_ALL 0xffffffffu
 #define PW_FMT_Q4KM ((1u << QT_Q5_0) | (1u << QT_Q8_0) | (1u << QT_Q4_K) | (1u << QT_Q6_K))
+/* the paired (gate + up in one call) dots of the Q4_K_M kernel: gate and up
+ * are Q4_K or its fallback Q5_0 in those mixes (the host checks) */
+#define PW_FMT2_Q4KM ((1u << QT_Q5_0) | (1u << QT_Q4_K))
+#define PW_FMT_TWO(FMT, TWO) ((TWO) && (FMT) == PW_FMT_Q4KM ? PW_FMT2_Q4KM : (FMT))
 
 template <int TWO, unsigned FMT>
 __device__ __noinline__ float2 pw_dotf(int type, const uint8_t *wa, const uint8_t *wb, int K, int tt, int nt,
@@ -471,7 +475,7 @@ __device__ __noinline__ float2 pw_dotf(int type, const uint8_t *wa, const uint8_
     switch (type) {
 #define PW_CASE(T)                                                        \
     case T:                                                               \
-        if constexpr (((FMT >> T) & 1u) != 0) pw_dotf_t<T, TWO>(wa, wb, K, tt, nt, xs, a, b); \
+        if constexpr (((PW_FMT_TWO(FMT, TWO) >> T) & 1u) != 0) pw_dotf_t<T, TWO>(wa, wb, K, tt, nt, xs, a, b); \
         else a = b = __int_as_float(0x7fc00000);                          \
         break;
         PK_TYPES(PW_CASE)
@@ -816,7 +820,7 @@ int cu_pkw_decode_layers(cu_ctx *c, const eng_block_w *b, int n, float *x, const
     static pw_args P; /* ~14 KB of kernel parameters, built here and copied by the launch */
     static const int rows_of[PW_MAT] = {0, 1, 1, 2, 3, 3, 2};   /* Q, KV, KV, E, F, F, E */
     size_t act = 0, nb1max[PW_MAT] = {0};
-    unsigned fmts = 0; /* the formats of every layer's matrices (QT_* bits) */
+    unsigned fmts = 0, fmts2 = 0; /* the formats of every layer's matrices, and of its gate == up pairs (QT_* bits) */
     int epl = 0;
     for (int l = 0; l < n; l++) {
         pk_args A;
@@ -847,6 +851,7 @@ int cu_pkw_decode_layers(cu_ctx *c, const eng_block_w *b, int n, float *x, const
                 return pw_decline("a weight tensor not 16-byte aligned");
             W.m[i] = ms[i];
             fmts |= 1u << (ms[i].type & 31);
+            if (i == PW_G && ms[PW_G].type == ms[PW_U].type) fmts2 |= 1u << (ms[i].type & 31);
             if (ms[i].nb1 > nb1max[i]) nb1max[i] = ms[i].nb1;
         }
         W.bq = A.bq;
@@ -872,7 +877,7 @@ int cu_pkw_decode_layers(cu_ctx *c, const eng_block_w *b, int n, float *x, const
     int ll = pk_env_int("LLORCH_CUDA_PKW_LL", 1) != 0 && nw == 16 && c->pkw_ll;
     /* the instantiation with only the Q4_K_M formats' code where the layers
      * need no other (LLORCH_CUDA_PKW_FMT=0: the all-format kernel) */
-    const int q4km = !(fmts & ~PW_FMT_Q4KM) && pk_env_int("LLORCH_CUDA_PKW_FMT", 1) != 0;
+    const int q4km = !(fmts & ~PW_FMT_Q4KM) && !(fmts2 & ~PW_FMT2_Q4KM) && pk_env_int("LLORCH_CUDA_PKW_FMT", 1) != 0;
     {
         unsigned o = 0;
         const unsigned w[7] = {(unsigned)R[0], (unsigned)R[1], (unsigned)R[1], (unsigned)R[0], (unsigned)R[3],
