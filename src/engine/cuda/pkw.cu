@@ -313,6 +313,14 @@ __device__ __forceinline__ void pw_next(const pw_args &A, const pw_rng &g, int l
     }
 }
 
+/* Cold steps out of line: the kernel's code size costs time (instruction
+ * fetch; docs/PERF.md "A smaller kernel"), and this runs once per launch
+ * and where a layer's rope factors change: the rope table entry (double
+ * precision pow/sin/cos) */
+__device__ __noinline__ void pw_rope_cs(const rope_k &p, int32_t ps, int i, const float *ff, float *c, float *s) {
+    rope_cs(p, ps, i, ff, c, s);
+}
+
 /* ---- activation staging (fp32: the dots take unquantized activations) ---- */
 /* xs = x (L2, 16-byte loads where x and E allow) * rmsnorm scale * gs (shared) */
 __device__ __forceinline__ void pw_stage_norm(const float *x, const float *gs, int E, float eps, float *xs,
@@ -598,7 +606,7 @@ __global__ void __launch_bounds__(NW * 32, 1) k_pw_layers(const __grid_constant_
 
     /* before the wait: the rope table of layer 0 and every copy of layer 0 */
     if ((int)threadIdx.x < A.L[0].rope.n_rot / 2)
-        rope_cs(A.L[0].rope, p0, threadIdx.x, A.L[0].ff, &rope_c[threadIdx.x], &rope_s[threadIdx.x]);
+        pw_rope_cs(A.L[0].rope, p0, threadIdx.x, A.L[0].ff, &rope_c[threadIdx.x], &rope_s[threadIdx.x]);
     for (int ph = 0; ph < 4; ph++) pw_issue(A, g, 0, ph, smem, mbar);
     pk_pdl_wait();
     for (int i = threadIdx.x; i < g.e1 - g.e0; i += blockDim.x) own[i] = __ldcg(A.x + g.e0 + i);
@@ -615,7 +623,7 @@ __global__ void __launch_bounds__(NW * 32, 1) k_pw_layers(const __grid_constant_
     for (int l = 0; l < A.n; l++) {
         const pw_layer &W = A.L[l];
         if (l > 0 && W.ff != A.L[l - 1].ff && (int)threadIdx.x < W.rope.n_rot / 2) /* read in B, after barriers */
-            rope_cs(W.rope, p0, threadIdx.x, W.ff, &rope_c[threadIdx.x], &rope_s[threadIdx.x]);
+            pw_rope_cs(W.rope, p0, threadIdx.x, W.ff, &rope_c[threadIdx.x], &rope_s[threadIdx.x]);
         pw_prefetch_kv(A, W, p0);
         /* LL: this layer's slots (parity l & 1) and the previous layer's */
         ll_slot *const cur = A.ll + (size_t)(l & 1) * A.ll_par, *const prv = A.ll + (size_t)((l + 1) & 1) * A.ll_par;
