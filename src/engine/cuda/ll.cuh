@@ -25,11 +25,7 @@
 
 #include <stdint.h>
 
-/* spins longer than this are our bug (a producer that never writes): trap
- * rather than hang the device (same bound as the grid barriers) */
-#ifndef LL_SPIN_TRAP_NS
-#define LL_SPIN_TRAP_NS 20000000000ull
-#endif
+#include "persist.cuh" /* pk_now, PK_SPIN_TRAP_NS: the grid barriers' clock and bound */
 
 typedef unsigned long long ll_slot;
 
@@ -52,19 +48,14 @@ __device__ __forceinline__ void ll_ld2(const ll_slot *p, ll_slot &a, ll_slot &b)
 __device__ __forceinline__ bool ll_is(ll_slot w, unsigned e) { return (unsigned)(w >> 32) == e; }
 __device__ __forceinline__ float ll_val(ll_slot w) { return __uint_as_float((unsigned)w); }
 
-__device__ __forceinline__ unsigned long long ll_now() {
-    unsigned long long t;
-    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
-    return t;
-}
-
-/* the spin of one waiting thread: trap after LL_SPIN_TRAP_NS; sleep ns
+/* the spin of one waiting thread: trap after PK_SPIN_TRAP_NS (a producer
+ * that never writes is our bug: trap rather than hang the device); sleep ns
  * between polls (0: poll back to back) */
 __device__ __forceinline__ void ll_backoff(unsigned &it, unsigned long long &t0, unsigned sleep_ns) {
     if (sleep_ns) __nanosleep(sleep_ns);
     if (++it & 1023u) return;
-    if (!t0) t0 = ll_now();
-    else if (ll_now() - t0 > LL_SPIN_TRAP_NS) __trap();
+    if (!t0) t0 = pk_now();
+    else if (pk_now() - t0 > PK_SPIN_TRAP_NS) __trap();
 }
 
 /* xs [n] = the values of src [n] once each slot carries epoch e (n even,
