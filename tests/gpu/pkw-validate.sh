@@ -12,7 +12,9 @@
 # bench, LLORCH_BENCH_KERNELS=tall), "pipe" (test_cuda_pipeline on the
 # generated Qwen). VALIDATE_BENCH: the `llorch bench` runs of Qwen, each a
 # ","-joined list of VAR=VALUE settings or "default" (default: "default
-# LLORCH_CUDA_PERSIST=0"), in that order.
+# LLORCH_CUDA_PERSIST=0"), in that order. Part "timing": test_decode_layers
+# with LLORCH_CUDA_PERSIST_TIMING=2 (every block's per-step sums) for each
+# entry of VALIDATE_TIMING (same form as VALIDATE_BENCH; default "default").
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 BD=${LLORCH_BUNDLE_DIR:-.gpu-bundle}
@@ -34,7 +36,7 @@ step() { # label timeout cmd... (output in /tmp/v.log, summary lines into R)
     timeout "$to" "$@" > /tmp/v.log 2>&1
     local rc=$?
     echo "== $label rc=$rc ($(( $(date +%s) - t0 )) s)"
-    grep -E "ERROR SUMMARY|RACECHECK SUMMARY|Hazard|PASSED|FAILED|ERROR|mean KL|top-1 [0-9]|decode_layers pos [0-9]+ head_dim [0-9]+: ok|tg128|pp512|differs|Failure|error:|896x151936|pipeline|Invalid|Program hit|   at |by thread|speculate" /tmp/v.log | head -${VALIDATE_LINES:-30}
+    grep -E "ERROR SUMMARY|RACECHECK SUMMARY|Hazard|PASSED|FAILED|ERROR|mean KL|top-1 [0-9]|decode_layers pos [0-9]+ head_dim [0-9]+: ok|tg128|pp512|differs|Failure|error:|896x151936|pipeline|Invalid|Program hit|   at |by thread|speculate|per-block step|^ {4}[A-Ee][a-z]* |timing pos" /tmp/v.log | head -${VALIDATE_LINES:-30}
 }
 {
     echo "==== pkw-validate $(date -u +%FT%TZ) commit $(cat $BD/COMMIT)"
@@ -53,6 +55,14 @@ step() { # label timeout cmd... (output in /tmp/v.log, summary lines into R)
         LLORCH_TEST_ONLY=test_matmul_tall step test_matmul_tall 200 $B/test_cuda_ops
         LLORCH_TEST_ONLY=test_matmul_tall step memcheck-matmul_tall 300 $S --tool memcheck --error-exitcode 9 $B/test_cuda_ops
         LLORCH_CUDA_BENCH=1 LLORCH_BENCH_KERNELS=tall step "kernel bench tall" 120 $B/test_cuda_perf
+    fi
+    if has timing; then
+        for v in ${VALIDATE_TIMING:-default}; do
+            e=""
+            [ "$v" != default ] && e=${v//,/ }
+            VALIDATE_LINES=60 LLORCH_TEST_ONLY=test_decode_layers LLORCH_CUDA_PERSIST_TIMING=2 \
+                step "timing ($v)" 200 env $e $B/test_cuda_ops
+        done
     fi
     has pipe && LLORCH_GPU_QWEN_MODEL=$Q step test_cuda_pipeline 240 $B/test_cuda_pipeline
     if has bench; then

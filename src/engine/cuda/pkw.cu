@@ -105,6 +105,7 @@ struct pw_args {
     unsigned ll_par, lo_q, lo_k, lo_v, lo_att, lo_hb, lo_xc, lo_xe;
     unsigned ll_sleep; /* ns between polls (LLORCH_CUDA_PKW_LL_SLEEP; 0 polls back to back) */
     int split_keys;    /* fewest keys per attention split (LLORCH_CUDA_PKW_SPLIT_KEYS, default PW_SPLIT_KEYS) */
+    int team;          /* pw_units' team rule (LLORCH_CUDA_PKW_TEAM, default 1) */
 };
 
 /* the epoch of phase ph (0 A .. 4 E) of layer l in the launch of generation
@@ -493,23 +494,35 @@ __device__ __noinline__ float2 pw_dotf(int type, const uint8_t *wa, const uint8_
     return make_float2(a, b);
 }
 
-/* nr units of work over the block's warps in teams of g warps (the largest
- * power of two with nr * 2g <= the block's warps, at least 1): dot(u, tt, nt) is team
- * thread tt's partial (of nt), done(u, sum) runs in the team's first
- * thread. Block-uniform loop (pk_team_sum synchronizes for g > 1). */
+/* nr units of work over the block's warps in teams of g warps (a power of
+ * two): dot(u, tt, nt) is team thread tt's partial (of nt), done(u, sum)
+ * runs in the team's first thread. Block-uniform loop (pk_team_sum
+ * synchronizes for g > 1). rule 0: one g for every round, the largest with
+ * nr * 2g <= the block's warps (at least 1); rule 1 (the default,
+ * LLORCH_CUDA_PKW_TEAM): each round takes the largest g with left * g <=
+ * the warps, left = the units not yet done, so a short last round (Qwen's
+ * D: 37 rows = 16 + 16 + 5) or a phase with fewer rows than warps (C and
+ * E: 7 rows of 16 warps) spreads each unit over more warps instead of
+ * leaving warps idle. */
 template <class Dot, class Done>
-__device__ __forceinline__ void pw_units(int nr, float2 *red, Dot dot, Done done) {
+__device__ __forceinline__ void pw_units(int nr, int rule, float2 *red, Dot dot, Done done) {
     const int nw = (int)(blockDim.x >> 5);
-    int g = 1;
-    while (g < nw && nr * 2 * g <= nw) g *= 2;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    const int tpb = nw / g, team = warp / g, tt = (warp & (g - 1)) * 32 + lane;
-    for (int base = 0; base < nr; base += tpb) {
+    int g0 = 1;
+    while (g0 < nw && nr * 2 * g0 <= nw) g0 *= 2;
+    for (int base = 0; base < nr;) {
+        int g = g0;
+        if (rule) {
+            g = 1;
+            while (2 * g <= nw && (nr - base) * 2 * g <= nw) g *= 2;
+        }
+        const int tpb = nw / g, team = warp / g, tt = (warp & (g - 1)) * 32 + lane;
         const int u = base + team;
         float2 d = make_float2(0.0f, 0.0f);
         if (u < nr) d = dot(u, tt, g * 32);
         d = pk_team_sum(d, g, red);
         if (u < nr && tt == 0) done(u, d);
+        base += tpb;
     }
 }
 
@@ -524,7 +537,7 @@ __device__ __forceinline__ void pw_residual(const pw_args &A, const pw_rng &g, c
     const uint8_t *base = pw_base(A, g, W, i, smem);
     const pk_mat &m = W.m[i];
     pw_units(
-        g.e1 - g.e0, red,
+        g.e1 - g.e0, A.team, red,
         [&](int u, int tt, int nt) { return pw_dotf<0, FMT>(m.type, base + (size_t)u * m.nb1, NULL, K, tt, nt, xs); },
         [&](int u, float2 d) {
             const float y = own[u] + d.x;
@@ -640,7 +653,7 @@ __global__ void __launch_bounds__(NW * 32, 1) k_pw_layers(const __grid_constant_
                           *bvs = pw_base(A, g, W, PW_V, smem);
             const int nq = g.q1 - g.q0, nk = g.k1 - g.k0;
             pw_units(
-                nq + 2 * nk, red2,
+                nq + 2 * nk, A.team, red2,
                 [&](int u, int tt, int nt) {
                     const int i = u < nq ? PW_Q : u < nq + nk ? PW_K : PW_V;
                     const uint8_t *row = i == PW_Q ? bqs + (size_t)u * W.m[PW_Q].nb1
@@ -724,7 +737,7 @@ __global__ void __launch_bounds__(NW * 32, 1) k_pw_layers(const __grid_constant_
             const pk_mat &mg = W.m[PW_G], &mu = W.m[PW_U];
             const uint8_t *bg = pw_base(A, g, W, PW_G, smem), *bu = pw_base(A, g, W, PW_U, smem);
             pw_units(
-                g.f1 - g.f0, red2,
+                g.f1 - g.f0, A.team, red2,
                 [&](int u, int tt, int nt) {
                     const uint8_t *ga = bg + (size_t)u * mg.nb1, *ua = bu + (size_t)u * mu.nb1;
                     if (mg.type == mu.type) return pw_dotf<1, FMT>(mg.type, ga, ua, A.E, tt, nt, xs);
@@ -903,6 +916,7 @@ int cu_pkw_decode_layers(cu_ctx *c, const eng_block_w *b, int n, float *x, const
         P.ll_sleep = (unsigned)pk_env_int("LLORCH_CUDA_PKW_LL_SLEEP", 0);
         P.split_keys = pk_env_int("LLORCH_CUDA_PKW_SPLIT_KEYS", PW_SPLIT_KEYS);
         if (P.split_keys < 1) P.split_keys = PW_SPLIT_KEYS;
+        P.team = pk_env_int("LLORCH_CUDA_PKW_TEAM", 1) != 0;
     }
     int nblk = 0;
     size_t smem = 0;
