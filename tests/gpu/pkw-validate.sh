@@ -15,6 +15,7 @@
 # LLORCH_CUDA_PERSIST=0"), in that order. Part "timing": test_decode_layers
 # with LLORCH_CUDA_PERSIST_TIMING=2 (every block's per-step sums) for each
 # entry of VALIDATE_TIMING (same form as VALIDATE_BENCH; default "default").
+# Part "pwdot": test_cuda_perf's dot-phase microbenchmark (pw_dot_bench.cu).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 BD=${LLORCH_BUNDLE_DIR:-.gpu-bundle}
@@ -36,7 +37,7 @@ step() { # label timeout cmd... (output in /tmp/v.log, summary lines into R)
     timeout "$to" "$@" > /tmp/v.log 2>&1
     local rc=$?
     echo "== $label rc=$rc ($(( $(date +%s) - t0 )) s)"
-    grep -E "ERROR SUMMARY|RACECHECK SUMMARY|Hazard|PASSED|FAILED|ERROR|mean KL|top-1 [0-9]|decode_layers pos [0-9]+ head_dim [0-9]+: ok|tg128|pp512|differs|Failure|error:|896x151936|pipeline|Invalid|Program hit|   at |by thread|speculate|per-block step|^ {4}[A-Ee][a-z]* |timing pos" /tmp/v.log | head -${VALIDATE_LINES:-30}
+    grep -E "ERROR SUMMARY|RACECHECK SUMMARY|Hazard|PASSED|FAILED|ERROR|mean KL|top-1 [0-9]|decode_layers pos [0-9]+ head_dim [0-9]+: ok|tg128|pp512|differs|Failure|error:|896x151936|pipeline|Invalid|Program hit|   at |by thread|speculate|per-block step|pkw dot|^  [A-E] [a-z]|DIFFERS|^ {4}[A-Ee][a-z]* |timing pos" /tmp/v.log | head -${VALIDATE_LINES:-30}
 }
 {
     echo "==== pkw-validate $(date -u +%FT%TZ) commit $(cat $BD/COMMIT)"
@@ -64,6 +65,7 @@ step() { # label timeout cmd... (output in /tmp/v.log, summary lines into R)
                 step "timing ($v)" 200 env $e $B/test_cuda_ops
         done
     fi
+    has pwdot && VALIDATE_LINES=40 LLORCH_CUDA_BENCH=1 LLORCH_BENCH_KERNELS=pwdot step "pwdot (dot phases alone)" 120 $B/test_cuda_perf
     has pipe && LLORCH_GPU_QWEN_MODEL=$Q step test_cuda_pipeline 240 $B/test_cuda_pipeline
     if has bench; then
         for v in ${VALIDATE_BENCH:-default LLORCH_CUDA_PERSIST=0}; do

@@ -459,6 +459,68 @@ int main(void) {
         unsetenv("LLORCH_CUDA_MMV_TALL");
         goto models;
     }
+    /* LLORCH_BENCH_KERNELS=pwdot: pkw.cu's dot phases alone (pw_dot_bench.cu):
+     * one block per SM with one block's share of a Qwen2.5-0.5B layer in
+     * shared memory, 200 reps; the median block's time per rep. The
+     * tensor-core gate/up (mode 1) is checked against pw_dotf's values. */
+    if (getenv("LLORCH_BENCH_KERNELS") && !strcmp(getenv("LLORCH_BENCH_KERNELS"), "pwdot")) {
+        extern int llorch_cuda_pwdot_bench(int mode, int two, int type, int nr, int K, int rule, int reps,
+                                           double *ns_med, float *out);
+        static const struct {
+            int mode, two, type, nr, K, rule;
+            const char *what;
+        } pc[] = {
+            {0, 1, QT_Q5_0, 37, 896, 0, "D gate/up Q5_0 37 pairs x 896, pw_dotf rule 0"},
+            {0, 1, QT_Q5_0, 37, 896, 1, "D gate/up Q5_0 37 pairs x 896, pw_dotf rule 1"},
+            {1, 1, QT_Q5_0, 37, 896, 0, "D gate/up Q5_0 37 pairs x 896, mma"},
+            {0, 1, QT_Q5_0, 16, 896, 0, "D gate/up Q5_0 16 pairs (1 round), pw_dotf"},
+            {0, 1, QT_Q5_0, 32, 896, 0, "D gate/up Q5_0 32 pairs (2 rounds), pw_dotf"},
+            {0, 1, QT_Q5_0, 48, 896, 0, "D gate/up Q5_0 48 pairs (3 rounds), pw_dotf"},
+            {1, 1, QT_Q5_0, 16, 896, 0, "D gate/up Q5_0 16 pairs, mma"},
+            {1, 1, QT_Q5_0, 48, 896, 0, "D gate/up Q5_0 48 pairs, mma"},
+            {1, 1, QT_Q5_0, 128, 896, 0, "D gate/up Q5_0 128 pairs, mma"},
+            {0, 1, QT_Q5_0, 128, 896, 0, "D gate/up Q5_0 128 pairs, pw_dotf"},
+            {0, 0, QT_Q4_K, 7, 4864, 0, "E down Q4_K 7 x 4864, rule 0"},
+            {0, 0, QT_Q4_K, 7, 4864, 1, "E down Q4_K 7 x 4864, rule 1"},
+            {0, 0, QT_Q6_K, 7, 4864, 0, "E down Q6_K 7 x 4864, rule 0"},
+            {0, 0, QT_Q6_K, 7, 4864, 1, "E down Q6_K 7 x 4864, rule 1"},
+            {0, 0, QT_Q4_K, 1, 4864, 0, "E down Q4_K 1 x 4864, rule 0"},
+            {0, 0, QT_Q5_0, 7, 896, 0, "C o Q5_0 7 x 896, rule 0"},
+            {0, 0, QT_Q5_0, 7, 896, 1, "C o Q5_0 7 x 896, rule 1"},
+            {0, 0, QT_Q5_0, 9, 896, 0, "A qkv Q5_0 9 x 896, rule 0"},
+            {0, 0, QT_Q8_0, 9, 896, 0, "A qkv Q8_0 9 x 896, rule 0"},
+            {0, 1, QT_Q5_0, 37, 896, 0, "D gate/up Q5_0 37 pairs x 896, pw_dotf rule 0 (again)"},
+            {1, 1, QT_Q5_0, 37, 896, 0, "D gate/up Q5_0 37 pairs x 896, mma (again)"},
+        };
+        float ref[2 * 128], got[2 * 128];
+        printf("pkw dot phases alone (pw_dot_bench.cu; median block, ns per phase):\n");
+        for (size_t i = 0; i < sizeof pc / sizeof pc[0]; i++) {
+            double ns = 0.0;
+            if (llorch_cuda_pwdot_bench(pc[i].mode, pc[i].two, pc[i].type, pc[i].nr, pc[i].K, pc[i].rule, 200, &ns,
+                                        pc[i].mode ? got : ref)) {
+                printf("  %-58s FAILED (CUDA error)\n", pc[i].what);
+                return 1;
+            }
+            if (pc[i].mode == 1) { /* against pw_dotf on the same rows: run it for this nr */
+                double ns0;
+                if (llorch_cuda_pwdot_bench(0, 1, pc[i].type, pc[i].nr, pc[i].K, 0, 1, &ns0, ref)) return 1;
+                double mx = 0.0, err = 0.0;
+                for (int k = 0; k < 2 * pc[i].nr; k++) {
+                    mx = fabs(ref[k]) > mx ? fabs(ref[k]) : mx;
+                    const double e = fabs((double)got[k] - ref[k]);
+                    err = e > err || e != e ? e : err;
+                }
+                printf("  %-58s %8.1f ns  (max |diff| %.3g of max |value| %.3g)\n", pc[i].what, ns, err, mx);
+                if (!(err <= 2e-3 * mx)) {
+                    printf("  mma gate/up DIFFERS from pw_dotf\n");
+                    return 1;
+                }
+            } else {
+                printf("  %-58s %8.1f ns\n", pc[i].what, ns);
+            }
+        }
+        goto models;
+    }
     if (q40dec || q40fused) goto kernels;
     printf("prefill attention, pp512 from an empty context (median of 7 graph replays of 50 calls):\n");
     bench_attention(14, 2, 64, 512, "attention qwen2.5-0.5b 14/2 hd64 r=512", bw);

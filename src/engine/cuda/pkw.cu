@@ -67,6 +67,7 @@
 #include "ll.cuh"
 #include "persist.cuh"
 #include "pkw_plan.h"
+#include "pw_dot.cuh"
 
 enum { PW_Q = 0, PW_K, PW_V, PW_O, PW_G, PW_U, PW_D, PW_MAT };
 
@@ -106,6 +107,7 @@ struct pw_args {
     unsigned ll_sleep; /* ns between polls (LLORCH_CUDA_PKW_LL_SLEEP; 0 polls back to back) */
     int split_keys;    /* fewest keys per attention split (LLORCH_CUDA_PKW_SPLIT_KEYS, default PW_SPLIT_KEYS) */
     int team;          /* pw_units' team rule (LLORCH_CUDA_PKW_TEAM, default 1) */
+    int mma_d;         /* D's Q5_0 gate/up on the tensor cores (LLORCH_CUDA_PKW_MMA; needs Kmax >= 1.5 E) */
 };
 
 /* the epoch of phase ph (0 A .. 4 E) of layer l in the launch of generation
@@ -356,176 +358,6 @@ __device__ __forceinline__ void pw_stage_norm(const float *x, const float *gs, i
     __syncthreads();
 }
 
-/* ---- dots: weights (shared memory) against the fp32 activation xs ---- */
-/* The activation is not quantized: no quantization pass in every block
- * before every phase (session 4's kernel spent most of its staging
- * there), and the result differs from the composition's Q8 activations by
- * that quantization's error. A sub's 8 weights are its format's integers
- * (quants.cuh's byte layout) times scales: each integer byte becomes an
- * exact float with one PRMT (2^23 + byte as bits) and one FADD, the scale
- * multiplies the sum of 4 products once, and the format's offset is folded
- * into the FADD (or, for a min, into the sum of the 4 activations). */
-#define PW_MAGIC 8388608.0f /* 2^23 */
-
-/* sum over bytes i of w of (byte_i - c) * x_i; c folded into the magic */
-__device__ __forceinline__ float pw_d4(uint32_t w, const float4 &x, float magic_c) {
-    const float v0 = __int_as_float(__byte_perm(w, 0x4Bu, 0x4550u)) - magic_c;
-    const float v1 = __int_as_float(__byte_perm(w, 0x4Bu, 0x4551u)) - magic_c;
-    const float v2 = __int_as_float(__byte_perm(w, 0x4Bu, 0x4552u)) - magic_c;
-    const float v3 = __int_as_float(__byte_perm(w, 0x4Bu, 0x4553u)) - magic_c;
-    return v0 * x.x + v1 * x.y + v2 * x.z + v3 * x.w;
-}
-__device__ __forceinline__ float pw_s4(const float4 &x) { return (x.x + x.y) + (x.z + x.w); }
-
-/* one sub of block b against x0 (elements e0..) and x1 (e1..) */
-template <int T> struct pw_sub;
-template <> struct pw_sub<QT_Q4_0> {
-    __device__ static __forceinline__ float f(const uint8_t *b, int s, const float4 &x0, const float4 &x1) {
-        const uint32_t q = ld_u32_a2(b + 2 + 4 * s);
-        return h2f(ld_u16(b)) *
-               (pw_d4(q & 0x0F0F0F0Fu, x0, PW_MAGIC + 8.0f) + pw_d4((q >> 4) & 0x0F0F0F0Fu, x1, PW_MAGIC + 8.0f));
-    }
-};
-template <> struct pw_sub<QT_Q4_1> {
-    __device__ static __forceinline__ float f(const uint8_t *b, int s, const float4 &x0, const float4 &x1) {
-        const uint32_t q = ld_u32_a2(b + 4 + 4 * s);
-        return h2f(ld_u16(b)) * (pw_d4(q & 0x0F0F0F0Fu, x0, PW_MAGIC) + pw_d4((q >> 4) & 0x0F0F0F0Fu, x1, PW_MAGIC)) +
-               h2f(ld_u16(b + 2)) * (pw_s4(x0) + pw_s4(x1));
-    }
-};
-template <> struct pw_sub<QT_Q5_0> {
-    __device__ static __forceinline__ float f(const uint8_t *b, int s, const float4 &x0, const float4 &x1) {
-        uint32_t lo, hi;
-        qfmt<QT_Q5_0>::vals(b, s, lo, hi);
-        return h2f(ld_u16(b)) * (pw_d4(lo, x0, PW_MAGIC + 16.0f) + pw_d4(hi, x1, PW_MAGIC + 16.0f));
-    }
-};
-template <> struct pw_sub<QT_Q5_1> {
-    __device__ static __forceinline__ float f(const uint8_t *b, int s, const float4 &x0, const float4 &x1) {
-        uint32_t lo, hi;
-        qfmt<QT_Q5_1>::vals(b, s, lo, hi);
-        return h2f(ld_u16(b)) * (pw_d4(lo, x0, PW_MAGIC) + pw_d4(hi, x1, PW_MAGIC)) +
-               h2f(ld_u16(b + 2)) * (pw_s4(x0) + pw_s4(x1));
-    }
-};
-template <> struct pw_sub<QT_Q8_0> {
-    /* int8 q as the byte q + 128 (sign bit flipped), offset 128 */
-    __device__ static __forceinline__ float f(const uint8_t *b, int s, const float4 &x0, const float4 &x1) {
-        const uint32_t q0 = ld_u32_a2(b + 2 + 8 * s) ^ 0x80808080u, q1 = ld_u32_a2(b + 6 + 8 * s) ^ 0x80808080u;
-        return h2f(ld_u16(b)) * (pw_d4(q0, x0, PW_MAGIC + 128.0f) + pw_d4(q1, x1, PW_MAGIC + 128.0f));
-    }
-};
-/* K-quants with a 6-bit scale and min per 32 (Q4_K, Q5_K): w = d*sc*u - dmin*m */
-__device__ __forceinline__ float pw_kq(const uint8_t *b, int s, uint32_t lo, uint32_t hi, const float4 &x0,
-                                       const float4 &x1) {
-    const int c = s >> 3;
-    int sc0, m0, sc1, m1;
-    scale_min_k4(2 * c, b + 4, sc0, m0);
-    scale_min_k4(2 * c + 1, b + 4, sc1, m1);
-    const float d = h2f(ld_u16(b)), dmin = h2f(ld_u16(b + 2));
-    return d * ((float)sc0 * pw_d4(lo, x0, PW_MAGIC) + (float)sc1 * pw_d4(hi, x1, PW_MAGIC)) -
-           dmin * ((float)m0 * pw_s4(x0) + (float)m1 * pw_s4(x1));
-}
-template <> struct pw_sub<QT_Q4_K> {
-    __device__ static __forceinline__ float f(const uint8_t *b, int s, const float4 &x0, const float4 &x1) {
-        const uint32_t q = ld_u32_a4(b + 16 + 32 * (s >> 3) + 4 * (s & 7));
-        return pw_kq(b, s, q & 0x0F0F0F0Fu, (q >> 4) & 0x0F0F0F0Fu, x0, x1);
-    }
-};
-template <> struct pw_sub<QT_Q5_K> {
-    __device__ static __forceinline__ float f(const uint8_t *b, int s, const float4 &x0, const float4 &x1) {
-        uint32_t lo, hi;
-        qfmt<QT_Q5_K>::vals(b, s, lo, hi);
-        return pw_kq(b, s, lo, hi, x0, x1);
-    }
-};
-template <> struct pw_sub<QT_Q6_K> {
-    __device__ static __forceinline__ float f(const uint8_t *b, int s, const float4 &x0, const float4 &x1) {
-        typedef qfmt<QT_Q6_K> F;
-        uint32_t lo, hi;
-        F::vals(b, s, lo, hi);
-        const float d = h2f(ld_u16(b + 208));
-        const float d0 = d * (float)(int8_t)b[192 + (F::e0(s) >> 4)], d1 = d * (float)(int8_t)b[192 + (F::e1(s) >> 4)];
-        return d0 * pw_d4(lo, x0, PW_MAGIC + 32.0f) + d1 * pw_d4(hi, x1, PW_MAGIC + 32.0f);
-    }
-};
-
-template <int T, int TWO>
-__device__ __forceinline__ void pw_dotf_t(const uint8_t *wa, const uint8_t *wb, int K, int tt, int nt,
-                                          const float *xs, float &a, float &b) {
-    typedef qfmt<T> F;
-    const int units = (K / F::QK) * F::NSUB;
-#pragma unroll 2
-    for (int u = tt; u < units; u += nt) {
-        const int blk = u / F::NSUB, s = u % F::NSUB;
-        const float *xb = xs + blk * F::QK;
-        const float4 x0 = *reinterpret_cast<const float4 *>(xb + F::e0(s));
-        const float4 x1 = *reinterpret_cast<const float4 *>(xb + F::e1(s));
-        a += pw_sub<T>::f(wa + (size_t)blk * F::BYTES, s, x0, x1);
-        if (TWO) b += pw_sub<T>::f(wb + (size_t)blk * F::BYTES, s, x0, x1);
-    }
-}
-
-/* The formats a kernel instantiation carries code for (a mask of QT_*
- * bits): every format, or just the Q4_K_M mixes' (Q4_K, Q6_K and their
- * fallbacks Q5_0, Q8_0 where a width is not a multiple of 256). The smaller
- * set makes a smaller kernel (instruction fetch: docs/PERF.md) */
-#define PW_FMT_ALL 0xffffffffu
-#define PW_FMT_Q4KM ((1u << QT_Q5_0) | (1u << QT_Q8_0) | (1u << QT_Q4_K) | (1u << QT_Q6_K))
-/* the paired (gate + up in one call) dots of the Q4_K_M kernel: gate and up
- * are Q4_K or its fallback Q5_0 in those mixes (the host checks) */
-#define PW_FMT2_Q4KM ((1u << QT_Q5_0) | (1u << QT_Q4_K))
-#define PW_FMT_TWO(FMT, TWO) ((TWO) && (FMT) == PW_FMT_Q4KM ? PW_FMT2_Q4KM : (FMT))
-
-template <int TWO, unsigned FMT>
-__device__ __noinline__ float2 pw_dotf(int type, const uint8_t *wa, const uint8_t *wb, int K, int tt, int nt,
-                                       const float *xs) {
-    float a = 0.0f, b = 0.0f;
-    switch (type) {
-#define PW_CASE(T)                                                        \
-    case T:                                                               \
-        if constexpr (((PW_FMT_TWO(FMT, TWO) >> T) & 1u) != 0) pw_dotf_t<T, TWO>(wa, wb, K, tt, nt, xs, a, b); \
-        else a = b = __int_as_float(0x7fc00000);                          \
-        break;
-        PK_TYPES(PW_CASE)
-#undef PW_CASE
-    default: a = b = __int_as_float(0x7fc00000); break; /* unreachable (host check): NaN shows it */
-    }
-    return make_float2(a, b);
-}
-
-/* nr units of work over the block's warps in teams of g warps (a power of
- * two): dot(u, tt, nt) is team thread tt's partial (of nt), done(u, sum)
- * runs in the team's first thread. Block-uniform loop (pk_team_sum
- * synchronizes for g > 1). rule 0: one g for every round, the largest with
- * nr * 2g <= the block's warps (at least 1); rule 1 (the default,
- * LLORCH_CUDA_PKW_TEAM): each round takes the largest g with left * g <=
- * the warps, left = the units not yet done, so a short last round (Qwen's
- * D: 37 rows = 16 + 16 + 5) or a phase with fewer rows than warps (C and
- * E: 7 rows of 16 warps) spreads each unit over more warps instead of
- * leaving warps idle. */
-template <class Dot, class Done>
-__device__ __forceinline__ void pw_units(int nr, int rule, float2 *red, Dot dot, Done done) {
-    const int nw = (int)(blockDim.x >> 5);
-    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    int g0 = 1;
-    while (g0 < nw && nr * 2 * g0 <= nw) g0 *= 2;
-    for (int base = 0; base < nr;) {
-        int g = g0;
-        if (rule) {
-            g = 1;
-            while (2 * g <= nw && (nr - base) * 2 * g <= nw) g *= 2;
-        }
-        const int tpb = nw / g, team = warp / g, tt = (warp & (g - 1)) * 32 + lane;
-        const int u = base + team;
-        float2 d = make_float2(0.0f, 0.0f);
-        if (u < nr) d = dot(u, tt, g * 32);
-        d = pk_team_sum(d, g, red);
-        if (u < nr && tt == 0) done(u, d);
-        base += tpb;
-    }
-}
-
 /* x[r] += dot(row r of matrix i, xs of width K) for this block's rows of x
  * (o in C, down in E). The block alone writes these rows of x, so it keeps
  * them in shared memory (own) and never reads them back; out(u, y)
@@ -585,7 +417,7 @@ __device__ __forceinline__ void pw_prefetch_kv(const pw_args &A, const pw_layer 
 template <int EPL, int NW, bool LL, unsigned FMT = PW_FMT_ALL>
 __global__ void __launch_bounds__(NW * 32, 1) k_pw_layers(const __grid_constant__ pw_args A) {
     extern __shared__ __align__(16) unsigned char smem[];
-    __shared__ float2 red2[NW];
+    __shared__ float2 red2[NW], redm[NW * 8];
     __shared__ float redf[NW], rope_c[64], rope_s[64];
     float *const sf = (float *)smem;
     float *const xs = sf, *const na = sf + A.o_na, *const nf = sf + A.o_nf, *const bias = sf + A.o_bias;
@@ -736,19 +568,29 @@ __global__ void __launch_bounds__(NW * 32, 1) k_pw_layers(const __grid_constant_
         {
             const pk_mat &mg = W.m[PW_G], &mu = W.m[PW_U];
             const uint8_t *bg = pw_base(A, g, W, PW_G, smem), *bu = pw_base(A, g, W, PW_U, smem);
-            pw_units(
-                g.f1 - g.f0, A.team, red2,
-                [&](int u, int tt, int nt) {
-                    const uint8_t *ga = bg + (size_t)u * mg.nb1, *ua = bu + (size_t)u * mu.nb1;
-                    if (mg.type == mu.type) return pw_dotf<1, FMT>(mg.type, ga, ua, A.E, tt, nt, xs);
-                    return make_float2(pw_dotf<0, FMT>(mg.type, ga, NULL, A.E, tt, nt, xs).x,
-                                       pw_dotf<0, FMT>(mu.type, ua, NULL, A.E, tt, nt, xs).x);
-                },
-                [&](int u, float2 d) {
-                    const float y = d.x / (1.0f + expf(-d.x)) * d.y;
-                    if (LL) ll_put(cur + A.lo_hb + g.f0 + u, y, eD);
-                    else A.hb[g.f0 + u] = y;
-                });
+            auto done = [&](int u, float2 d) {
+                const float y = d.x / (1.0f + expf(-d.x)) * d.y;
+                if (LL) ll_put(cur + A.lo_hb + g.f0 + u, y, eD);
+                else A.hb[g.f0 + u] = y;
+            };
+            if (A.mma_d && mg.type == QT_Q5_0 && mu.type == QT_Q5_0) {
+                /* tensor cores (pw_dot.cuh): the activation in fp16 after
+                 * xs (the host checks Kmax >= 1.5 E) */
+                __half *const xh = reinterpret_cast<__half *>(xs + A.E);
+                pw_xh_stage(xs, A.E, xh);
+                __syncthreads();
+                pw_gu_mma(g.f1 - g.f0, bg, bu, mg.nb1, A.E, xh, redm, done);
+            } else {
+                pw_units(
+                    g.f1 - g.f0, A.team, red2,
+                    [&](int u, int tt, int nt) {
+                        const uint8_t *ga = bg + (size_t)u * mg.nb1, *ua = bu + (size_t)u * mu.nb1;
+                        if (mg.type == mu.type) return pw_dotf<1, FMT>(mg.type, ga, ua, A.E, tt, nt, xs);
+                        return make_float2(pw_dotf<0, FMT>(mg.type, ga, NULL, A.E, tt, nt, xs).x,
+                                           pw_dotf<0, FMT>(mu.type, ua, NULL, A.E, tt, nt, xs).x);
+                    },
+                    done);
+            }
         }
         PW_T(11);
         pw_next(A, g, l, 2, smem, mbar, !LL, nbar);
@@ -917,6 +759,7 @@ int cu_pkw_decode_layers(cu_ctx *c, const eng_block_w *b, int n, float *x, const
         P.split_keys = pk_env_int("LLORCH_CUDA_PKW_SPLIT_KEYS", PW_SPLIT_KEYS);
         if (P.split_keys < 1) P.split_keys = PW_SPLIT_KEYS;
         P.team = pk_env_int("LLORCH_CUDA_PKW_TEAM", 1) != 0;
+        P.mma_d = pk_env_int("LLORCH_CUDA_PKW_MMA", 0) != 0 && 2 * P.Kmax >= 3 * P.E;
     }
     int nblk = 0;
     size_t smem = 0;

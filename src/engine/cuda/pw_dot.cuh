@@ -1,0 +1,283 @@
+/* pw_dot.cuh — the dots of pkw.cu's decode kernel: one row's quantized
+ * weights (shared memory, the GGUF block layout) against an fp32 activation
+ * (shared memory), every format of PK_TYPES, and pw_units, which spreads a
+ * phase's rows over the block's warps. Shared by pkw.cu and the dot
+ * microbenchmark (pw_dot_bench.cu), so the benchmark runs this exact code. */
+#pragma once
+
+#include "persist.cuh"
+
+/* ---- dots: weights (shared memory) against the fp32 activation xs ---- */
+/* The activation is not quantized: no quantization pass in every block
+ * before every phase (session 4's kernel spent most of its staging
+ * there), and the result differs from the composition's Q8 activations by
+ * that quantization's error. A sub's 8 weights are its format's integers
+ * (quants.cuh's byte layout) times scales: each integer byte becomes an
+ * exact float with one PRMT (2^23 + byte as bits) and one FADD, the scale
+ * multiplies the sum of 4 products once, and the format's offset is folded
+ * into the FADD (or, for a min, into the sum of the 4 activations). */
+#define PW_MAGIC 8388608.0f /* 2^23 */
+
+/* sum over bytes i of w of (byte_i - c) * x_i; c folded into the magic */
+__device__ __forceinline__ float pw_d4(uint32_t w, const float4 &x, float magic_c) {
+    const float v0 = __int_as_float(__byte_perm(w, 0x4Bu, 0x4550u)) - magic_c;
+    const float v1 = __int_as_float(__byte_perm(w, 0x4Bu, 0x4551u)) - magic_c;
+    const float v2 = __int_as_float(__byte_perm(w, 0x4Bu, 0x4552u)) - magic_c;
+    const float v3 = __int_as_float(__byte_perm(w, 0x4Bu, 0x4553u)) - magic_c;
+    return v0 * x.x + v1 * x.y + v2 * x.z + v3 * x.w;
+}
+__device__ __forceinline__ float pw_s4(const float4 &x) { return (x.x + x.y) + (x.z + x.w); }
+
+/* one sub of block b against x0 (elements e0..) and x1 (e1..) */
+template <int T> struct pw_sub;
+template <> struct pw_sub<QT_Q4_0> {
+    __device__ static __forceinline__ float f(const uint8_t *b, int s, const float4 &x0, const float4 &x1) {
+        const uint32_t q = ld_u32_a2(b + 2 + 4 * s);
+        return h2f(ld_u16(b)) *
+               (pw_d4(q & 0x0F0F0F0Fu, x0, PW_MAGIC + 8.0f) + pw_d4((q >> 4) & 0x0F0F0F0Fu, x1, PW_MAGIC + 8.0f));
+    }
+};
+template <> struct pw_sub<QT_Q4_1> {
+    __device__ static __forceinline__ float f(const uint8_t *b, int s, const float4 &x0, const float4 &x1) {
+        const uint32_t q = ld_u32_a2(b + 4 + 4 * s);
+        return h2f(ld_u16(b)) * (pw_d4(q & 0x0F0F0F0Fu, x0, PW_MAGIC) + pw_d4((q >> 4) & 0x0F0F0F0Fu, x1, PW_MAGIC)) +
+               h2f(ld_u16(b + 2)) * (pw_s4(x0) + pw_s4(x1));
+    }
+};
+template <> struct pw_sub<QT_Q5_0> {
+    __device__ static __forceinline__ float f(const uint8_t *b, int s, const float4 &x0, const float4 &x1) {
+        uint32_t lo, hi;
+        qfmt<QT_Q5_0>::vals(b, s, lo, hi);
+        return h2f(ld_u16(b)) * (pw_d4(lo, x0, PW_MAGIC + 16.0f) + pw_d4(hi, x1, PW_MAGIC + 16.0f));
+    }
+};
+template <> struct pw_sub<QT_Q5_1> {
+    __device__ static __forceinline__ float f(const uint8_t *b, int s, const float4 &x0, const float4 &x1) {
+        uint32_t lo, hi;
+        qfmt<QT_Q5_1>::vals(b, s, lo, hi);
+        return h2f(ld_u16(b)) * (pw_d4(lo, x0, PW_MAGIC) + pw_d4(hi, x1, PW_MAGIC)) +
+               h2f(ld_u16(b + 2)) * (pw_s4(x0) + pw_s4(x1));
+    }
+};
+template <> struct pw_sub<QT_Q8_0> {
+    /* int8 q as the byte q + 128 (sign bit flipped), offset 128 */
+    __device__ static __forceinline__ float f(const uint8_t *b, int s, const float4 &x0, const float4 &x1) {
+        const uint32_t q0 = ld_u32_a2(b + 2 + 8 * s) ^ 0x80808080u, q1 = ld_u32_a2(b + 6 + 8 * s) ^ 0x80808080u;
+        return h2f(ld_u16(b)) * (pw_d4(q0, x0, PW_MAGIC + 128.0f) + pw_d4(q1, x1, PW_MAGIC + 128.0f));
+    }
+};
+/* K-quants with a 6-bit scale and min per 32 (Q4_K, Q5_K): w = d*sc*u - dmin*m */
+__device__ __forceinline__ float pw_kq(const uint8_t *b, int s, uint32_t lo, uint32_t hi, const float4 &x0,
+                                       const float4 &x1) {
+    const int c = s >> 3;
+    int sc0, m0, sc1, m1;
+    scale_min_k4(2 * c, b + 4, sc0, m0);
+    scale_min_k4(2 * c + 1, b + 4, sc1, m1);
+    const float d = h2f(ld_u16(b)), dmin = h2f(ld_u16(b + 2));
+    return d * ((float)sc0 * pw_d4(lo, x0, PW_MAGIC) + (float)sc1 * pw_d4(hi, x1, PW_MAGIC)) -
+           dmin * ((float)m0 * pw_s4(x0) + (float)m1 * pw_s4(x1));
+}
+template <> struct pw_sub<QT_Q4_K> {
+    __device__ static __forceinline__ float f(const uint8_t *b, int s, const float4 &x0, const float4 &x1) {
+        const uint32_t q = ld_u32_a4(b + 16 + 32 * (s >> 3) + 4 * (s & 7));
+        return pw_kq(b, s, q & 0x0F0F0F0Fu, (q >> 4) & 0x0F0F0F0Fu, x0, x1);
+    }
+};
+template <> struct pw_sub<QT_Q5_K> {
+    __device__ static __forceinline__ float f(const uint8_t *b, int s, const float4 &x0, const float4 &x1) {
+        uint32_t lo, hi;
+        qfmt<QT_Q5_K>::vals(b, s, lo, hi);
+        return pw_kq(b, s, lo, hi, x0, x1);
+    }
+};
+template <> struct pw_sub<QT_Q6_K> {
+    __device__ static __forceinline__ float f(const uint8_t *b, int s, const float4 &x0, const float4 &x1) {
+        typedef qfmt<QT_Q6_K> F;
+        uint32_t lo, hi;
+        F::vals(b, s, lo, hi);
+        const float d = h2f(ld_u16(b + 208));
+        const float d0 = d * (float)(int8_t)b[192 + (F::e0(s) >> 4)], d1 = d * (float)(int8_t)b[192 + (F::e1(s) >> 4)];
+        return d0 * pw_d4(lo, x0, PW_MAGIC + 32.0f) + d1 * pw_d4(hi, x1, PW_MAGIC + 32.0f);
+    }
+};
+
+template <int T, int TWO>
+__device__ __forceinline__ void pw_dotf_t(const uint8_t *wa, const uint8_t *wb, int K, int tt, int nt,
+                                          const float *xs, float &a, float &b) {
+    typedef qfmt<T> F;
+    const int units = (K / F::QK) * F::NSUB;
+#pragma unroll 2
+    for (int u = tt; u < units; u += nt) {
+        const int blk = u / F::NSUB, s = u % F::NSUB;
+        const float *xb = xs + blk * F::QK;
+        const float4 x0 = *reinterpret_cast<const float4 *>(xb + F::e0(s));
+        const float4 x1 = *reinterpret_cast<const float4 *>(xb + F::e1(s));
+        a += pw_sub<T>::f(wa + (size_t)blk * F::BYTES, s, x0, x1);
+        if (TWO) b += pw_sub<T>::f(wb + (size_t)blk * F::BYTES, s, x0, x1);
+    }
+}
+
+/* The formats a kernel instantiation carries code for (a mask of QT_*
+ * bits): every format, or just the Q4_K_M mixes' (Q4_K, Q6_K and their
+ * fallbacks Q5_0, Q8_0 where a width is not a multiple of 256). The smaller
+ * set makes a smaller kernel (instruction fetch: docs/PERF.md) */
+#define PW_FMT_ALL 0xffffffffu
+#define PW_FMT_Q4KM ((1u << QT_Q5_0) | (1u << QT_Q8_0) | (1u << QT_Q4_K) | (1u << QT_Q6_K))
+/* the paired (gate + up in one call) dots of the Q4_K_M kernel: gate and up
+ * are Q4_K or its fallback Q5_0 in those mixes (the host checks) */
+#define PW_FMT2_Q4KM ((1u << QT_Q5_0) | (1u << QT_Q4_K))
+#define PW_FMT_TWO(FMT, TWO) ((TWO) && (FMT) == PW_FMT_Q4KM ? PW_FMT2_Q4KM : (FMT))
+
+template <int TWO, unsigned FMT>
+__device__ __noinline__ float2 pw_dotf(int type, const uint8_t *wa, const uint8_t *wb, int K, int tt, int nt,
+                                       const float *xs) {
+    float a = 0.0f, b = 0.0f;
+    switch (type) {
+#define PW_CASE(T)                                                        \
+    case T:                                                               \
+        if constexpr (((PW_FMT_TWO(FMT, TWO) >> T) & 1u) != 0) pw_dotf_t<T, TWO>(wa, wb, K, tt, nt, xs, a, b); \
+        else a = b = __int_as_float(0x7fc00000);                          \
+        break;
+        PK_TYPES(PW_CASE)
+#undef PW_CASE
+    default: a = b = __int_as_float(0x7fc00000); break; /* unreachable (host check): NaN shows it */
+    }
+    return make_float2(a, b);
+}
+
+/* nr units of work over the block's warps in teams of g warps (a power of
+ * two): dot(u, tt, nt) is team thread tt's partial (of nt), done(u, sum)
+ * runs in the team's first thread. Block-uniform loop (pk_team_sum
+ * synchronizes for g > 1). rule 0: one g for every round, the largest with
+ * nr * 2g <= the block's warps (at least 1); rule 1 (the default,
+ * LLORCH_CUDA_PKW_TEAM): each round takes the largest g with left * g <=
+ * the warps, left = the units not yet done, so a short last round (Qwen's
+ * D: 37 rows = 16 + 16 + 5) or a phase with fewer rows than warps (C and
+ * E: 7 rows of 16 warps) spreads each unit over more warps instead of
+ * leaving warps idle. */
+template <class Dot, class Done>
+__device__ __forceinline__ void pw_units(int nr, int rule, float2 *red, Dot dot, Done done) {
+    const int nw = (int)(blockDim.x >> 5);
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    int g0 = 1;
+    while (g0 < nw && nr * 2 * g0 <= nw) g0 *= 2;
+    for (int base = 0; base < nr;) {
+        int g = g0;
+        if (rule) {
+            g = 1;
+            while (2 * g <= nw && (nr - base) * 2 * g <= nw) g *= 2;
+        }
+        const int tpb = nw / g, team = warp / g, tt = (warp & (g - 1)) * 32 + lane;
+        const int u = base + team;
+        float2 d = make_float2(0.0f, 0.0f);
+        if (u < nr) d = dot(u, tt, g * 32);
+        d = pk_team_sum(d, g, red);
+        if (u < nr && tt == 0) done(u, d);
+        base += tpb;
+    }
+}
+
+
+/* ---- gate/up on the tensor cores (Q5_0, phase D) ----
+ * One warp computes 8 gate rows and the same 8 up rows over a range of
+ * 32-element blocks with mma.m16n8k16 (fp16 in, fp32 accumulate): A rows
+ * 0..7 are the gate rows, 8..15 the up rows; every column of B is the
+ * activation, so every column of C is the answer and 7/8 of the tensor
+ * core's work is thrown away (it is not the bound: the unpacking is).
+ * Lane (g = lane / 4, c = lane % 4) unpacks sub c of its two rows' block,
+ * exactly the bytes pw_sub<QT_Q5_0> reads: elements 4c..4c+3 (low nibbles,
+ * fifth bits) feed k-step 0 and 16+4c.. (high nibbles) k-step 1, placed at
+ * the fragment's k positions 2c, 2c+1, 2c+8, 2c+9 — a permutation of k that
+ * the activation follows (pw_xh_stage writes it in that order). Each byte
+ * n in 0..31 becomes the half 1024 + n (one PRMT per two), minus 1040 is
+ * n - 16 exactly; the block's scale multiplies the fp32 result once.
+ * xh: the activation in fp16, per block j and lane c the 8 halves
+ * x[32j+4c..+3], x[32j+16+4c..+3] (16 bytes). */
+__device__ __forceinline__ void pw_xh_stage(const float *xs, int K, __half *xh) {
+    for (int i = threadIdx.x; i < K / 4; i += blockDim.x) {
+        const int j = i >> 3, c = i & 7; /* 8 chunks of 4 per block: c < 4 low half, else high */
+        const float4 v = *reinterpret_cast<const float4 *>(xs + 32 * j + (c < 4 ? 4 * c : 16 + 4 * (c - 4)));
+        __half2 *o = reinterpret_cast<__half2 *>(xh + 32 * j + 8 * (c & 3) + 4 * (c >> 2));
+        o[0] = __floats2half2_rn(v.x, v.y);
+        o[1] = __floats2half2_rn(v.z, v.w);
+    }
+}
+
+__device__ __forceinline__ uint32_t pw_h2sub16(uint32_t lo2) {
+    /* bytes n0, n1 (low two bytes of lo2 after the select) → half2 (n0 - 16, n1 - 16) */
+    const __half2 h = __hsub2(*reinterpret_cast<const __half2 *>(&lo2), __half2half2(__ushort_as_half(0x6410)));
+    return *reinterpret_cast<const uint32_t *>(&h);
+}
+
+__device__ __forceinline__ void pw_mma16816(float (&c)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3,
+                                            uint32_t b0, uint32_t b1) {
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+                 "{%0,%1,%2,%3};"
+                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                 : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+}
+
+/* the warp's 8 row pairs (rows r0.., clamped to nr - 1) over blocks
+ * [kb0, kb1): lane (g, c==any) returns (gate, up) of row r0 + g */
+__device__ __forceinline__ float2 pw_gu_mma_tile(const uint8_t *wg, const uint8_t *wu, int nb1, int r, int kb0,
+                                                 int kb1, const __half *xh) {
+    const int c = threadIdx.x & 3;
+    const uint8_t *ga = wg + (size_t)r * nb1, *ua = wu + (size_t)r * nb1;
+    float ag = 0.0f, au = 0.0f;
+    for (int kb = kb0; kb < kb1; kb++) {
+        const uint8_t *bg = ga + kb * 22, *bu = ua + kb * 22;
+        uint32_t glo, ghi, ulo, uhi;
+        qfmt<QT_Q5_0>::vals(bg, c, glo, ghi);
+        qfmt<QT_Q5_0>::vals(bu, c, ulo, uhi);
+        const uint4 xb = *reinterpret_cast<const uint4 *>(xh + 32 * kb + 8 * c);
+        float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+        pw_mma16816(acc, pw_h2sub16(__byte_perm(glo, 0x64646464u, 0x4140)),
+                    pw_h2sub16(__byte_perm(ulo, 0x64646464u, 0x4140)), pw_h2sub16(__byte_perm(glo, 0x64646464u, 0x4342)),
+                    pw_h2sub16(__byte_perm(ulo, 0x64646464u, 0x4342)), xb.x, xb.y);
+        pw_mma16816(acc, pw_h2sub16(__byte_perm(ghi, 0x64646464u, 0x4140)),
+                    pw_h2sub16(__byte_perm(uhi, 0x64646464u, 0x4140)), pw_h2sub16(__byte_perm(ghi, 0x64646464u, 0x4342)),
+                    pw_h2sub16(__byte_perm(uhi, 0x64646464u, 0x4342)), xb.z, xb.w);
+        ag = fmaf(h2f(ld_u16(bg)), acc[0], ag);
+        au = fmaf(h2f(ld_u16(bu)), acc[2], au);
+    }
+    return make_float2(ag, au);
+}
+
+/* nr gate/up row pairs (Q5_0, width K) over the block's warps: tiles of 8
+ * pairs; with fewer tiles than warps each tile's blocks are split over
+ * ks = warps / tiles warps and summed in a fixed order (red: >= warps * 8
+ * float2). done(u, (gate, up)) once per row, from one thread. Every thread
+ * of the block calls it (block-uniform). */
+template <class Done>
+__device__ __forceinline__ void pw_gu_mma(int nr, const uint8_t *wg, const uint8_t *wu, int nb1, int K,
+                                          const __half *xh, float2 *red, Done done) {
+    const int nw = (int)(blockDim.x >> 5), warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int nt = (nr + 7) >> 3, nbk = K >> 5;
+    const int ks = nt >= nw ? 1 : nw / nt;
+    if (ks == 1) {
+        for (int t = warp; t < nt; t += nw) {
+            const int r = 8 * t + (lane >> 2);
+            const float2 v = pw_gu_mma_tile(wg, wu, nb1, r < nr ? r : nr - 1, 0, nbk, xh);
+            if ((lane & 3) == 0 && r < nr) done(r, v);
+        }
+        return;
+    }
+    if (warp < nt * ks) {
+        const int t = warp / ks, k = warp % ks, r = 8 * t + (lane >> 2);
+        const int kb0 = nbk * k / ks, kb1 = nbk * (k + 1) / ks;
+        const float2 v = pw_gu_mma_tile(wg, wu, nb1, r < nr ? r : nr - 1, kb0, kb1, xh);
+        if ((lane & 3) == 0) red[warp * 8 + (lane >> 2)] = v;
+    }
+    __syncthreads();
+    if ((int)threadIdx.x < nr) {
+        const int r = threadIdx.x, t = r >> 3;
+        float2 s = make_float2(0.0f, 0.0f);
+        for (int k = 0; k < ks; k++) {
+            const float2 v = red[(t * ks + k) * 8 + (r & 7)];
+            s.x += v.x;
+            s.y += v.y;
+        }
+        done(r, s);
+    }
+    __syncthreads();
+}
