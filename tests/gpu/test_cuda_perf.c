@@ -485,6 +485,16 @@ int main(void) {
             {0, 0, QT_Q6_K, 7, 4864, 0, "E down Q6_K 7 x 4864, rule 0"},
             {0, 0, QT_Q6_K, 7, 4864, 1, "E down Q6_K 7 x 4864, rule 1"},
             {0, 0, QT_Q4_K, 1, 4864, 0, "E down Q4_K 1 x 4864, rule 0"},
+            {2, 0, QT_Q4_K, 7, 4864, 0, "E down Q4_K 7 x 4864, mma"},
+            {2, 0, QT_Q6_K, 7, 4864, 0, "E down Q6_K 7 x 4864, mma"},
+            {2, 0, QT_Q5_0, 7, 896, 0, "C o Q5_0 7 x 896, mma"},
+            {2, 0, QT_Q8_0, 9, 896, 0, "A Q8_0 9 x 896, mma"},
+            {2, 0, QT_Q5_0, 9, 896, 0, "A Q5_0 9 x 896, mma"},
+            {0, 0, QT_Q5_0, 9, 896, 0, "A Q5_0 9 x 896, rule 0"},
+            {2, 0, QT_Q4_K, 21, 4864, 0, "E down Q4_K 21 x 4864, mma (3 tiles)"},
+            {0, 0, QT_Q4_K, 21, 4864, 0, "E down Q4_K 21 x 4864, rule 0"},
+            {2, 0, QT_Q5_0, 300, 896, 0, "Q5_0 300 x 896, mma (rounds)"},
+            {2, 0, QT_Q6_K, 1, 4864, 0, "E down Q6_K 1 x 4864, mma"},
             {0, 0, QT_Q5_0, 7, 896, 0, "C o Q5_0 7 x 896, rule 0"},
             {0, 0, QT_Q5_0, 7, 896, 1, "C o Q5_0 7 x 896, rule 1"},
             {0, 0, QT_Q5_0, 9, 896, 0, "A qkv Q5_0 9 x 896, rule 0"},
@@ -492,7 +502,7 @@ int main(void) {
             {0, 1, QT_Q5_0, 37, 896, 0, "D gate/up Q5_0 37 pairs x 896, pw_dotf rule 0 (again)"},
             {1, 1, QT_Q5_0, 37, 896, 0, "D gate/up Q5_0 37 pairs x 896, mma (again)"},
         };
-        float ref[2 * 128], got[2 * 128];
+        static float ref[2 * 512], got[2 * 512];
         printf("pkw dot phases alone (pw_dot_bench.cu; median block, ns per phase):\n");
         for (size_t i = 0; i < sizeof pc / sizeof pc[0]; i++) {
             double ns = 0.0;
@@ -501,18 +511,19 @@ int main(void) {
                 printf("  %-58s FAILED (CUDA error)\n", pc[i].what);
                 return 1;
             }
-            if (pc[i].mode == 1) { /* against pw_dotf on the same rows: run it for this nr */
+            if (pc[i].mode) { /* against pw_dotf on the same rows: run it for this nr */
                 double ns0;
-                if (llorch_cuda_pwdot_bench(0, 1, pc[i].type, pc[i].nr, pc[i].K, 0, 1, &ns0, ref)) return 1;
+                if (llorch_cuda_pwdot_bench(0, pc[i].two, pc[i].type, pc[i].nr, pc[i].K, 0, 1, &ns0, ref)) return 1;
                 double mx = 0.0, err = 0.0;
                 for (int k = 0; k < 2 * pc[i].nr; k++) {
+                    if (!pc[i].two && (k & 1)) continue; /* single rows: (value, 0) */
                     mx = fabs(ref[k]) > mx ? fabs(ref[k]) : mx;
                     const double e = fabs((double)got[k] - ref[k]);
                     err = e > err || e != e ? e : err;
                 }
                 printf("  %-58s %8.1f ns  (max |diff| %.3g of max |value| %.3g)\n", pc[i].what, ns, err, mx);
                 if (!(err <= 2e-3 * mx)) {
-                    printf("  mma gate/up DIFFERS from pw_dotf\n");
+                    printf("  mma DIFFERS from pw_dotf\n");
                     return 1;
                 }
             } else {

@@ -281,3 +281,166 @@ __device__ __forceinline__ void pw_gu_mma(int nr, const uint8_t *wg, const uint8
     }
     __syncthreads();
 }
+
+/* ---- single-matrix rows on the tensor cores (phases C and E) ----
+ * The same fragments, but A's rows 8..15 are the SAME 8 matrix rows over a
+ * second range of 32-element groups (so no half of the tile is wasted when
+ * a block owns fewer than 16 rows, as Qwen's C and E own 7), and B's
+ * columns 0..3 hold the first range's activation, 4..7 the second's:
+ * C[g][0..3] is row g over the first range, C[g + 8][4..7] over the
+ * second; lanes c = 0, 1 read the former, c = 2, 3 the latter. Per format,
+ * frag() gives lane c's 8 values of group j (elements 4c..4c+3 in k-step 0,
+ * 16+4c.. in k-step 1, xh's order) as four half2, offset removed; epi()
+ * scales the two k-steps' fp32 sums (Q6_K's 16-element scales are one per
+ * k-step in this order; Q4_K's minimum uses sx, the group's sum of x). */
+template <int T> struct pw_mq;
+__device__ __forceinline__ void pw_mq_h2(uint32_t v0, uint32_t v1, uint32_t off2, uint32_t a[4]) {
+    const __half2 o = *reinterpret_cast<const __half2 *>(&off2);
+    const uint32_t w[4] = {__byte_perm(v0, 0x64646464u, 0x4140), __byte_perm(v0, 0x64646464u, 0x4342),
+                           __byte_perm(v1, 0x64646464u, 0x4140), __byte_perm(v1, 0x64646464u, 0x4342)};
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        const __half2 h = __hsub2(*reinterpret_cast<const __half2 *>(&w[i]), o);
+        a[i] = *reinterpret_cast<const uint32_t *>(&h);
+    }
+}
+template <> struct pw_mq<QT_Q5_0> {
+    __device__ static __forceinline__ void frag(const uint8_t *r, int j, int c, uint32_t a[4]) {
+        uint32_t lo, hi;
+        qfmt<QT_Q5_0>::vals(r + 22 * j, c, lo, hi);
+        pw_mq_h2(lo, hi, 0x64106410u, a); /* 1024 + 16 */
+    }
+    __device__ static __forceinline__ float epi(const uint8_t *r, int j, float v0, float v1, const float *sx) {
+        (void)sx;
+        return h2f(ld_u16(r + 22 * j)) * (v0 + v1);
+    }
+};
+template <> struct pw_mq<QT_Q8_0> {
+    __device__ static __forceinline__ void frag(const uint8_t *r, int j, int c, uint32_t a[4]) {
+        const uint8_t *b = r + 34 * j + 2 + 4 * c;
+        pw_mq_h2(ld_u32_a2(b) ^ 0x80808080u, ld_u32_a2(b + 16) ^ 0x80808080u, 0x64806480u, a); /* 1024 + 128 */
+    }
+    __device__ static __forceinline__ float epi(const uint8_t *r, int j, float v0, float v1, const float *sx) {
+        (void)sx;
+        return h2f(ld_u16(r + 34 * j)) * (v0 + v1);
+    }
+};
+template <> struct pw_mq<QT_Q4_K> {
+    __device__ static __forceinline__ void frag(const uint8_t *r, int j, int c, uint32_t a[4]) {
+        const int s = j & 7, sh = 4 * (s & 1);
+        const uint8_t *q = r + 144 * (j >> 3) + 16 + 32 * (s >> 1) + 4 * c;
+        pw_mq_h2((ld_u32_a4(q) >> sh) & 0x0F0F0F0Fu, (ld_u32_a4(q + 16) >> sh) & 0x0F0F0F0Fu, 0x64006400u, a);
+    }
+    __device__ static __forceinline__ float epi(const uint8_t *r, int j, float v0, float v1, const float *sx) {
+        const uint8_t *b = r + 144 * (j >> 3);
+        int sc, m;
+        scale_min_k4(j & 7, b + 4, sc, m);
+        return h2f(ld_u16(b)) * (float)sc * (v0 + v1) - h2f(ld_u16(b + 2)) * (float)m * sx[j];
+    }
+};
+template <> struct pw_mq<QT_Q6_K> {
+    __device__ static __forceinline__ void frag(const uint8_t *r, int j, int c, uint32_t a[4]) {
+        const int s = j & 7, h = s >> 2, q4 = s & 3, shn = 4 * (q4 >> 1), shh = 2 * q4;
+        const uint8_t *b = r + 210 * (j >> 3), *ql = b + 64 * h + 32 * (q4 & 1) + 4 * c, *qh = b + 128 + 32 * h + 4 * c;
+        const uint32_t v0 = ((ld_u32_a2(ql) >> shn) & 0x0F0F0F0Fu) | (((ld_u32_a2(qh) >> shh) & 0x03030303u) << 4);
+        const uint32_t v1 =
+            ((ld_u32_a2(ql + 16) >> shn) & 0x0F0F0F0Fu) | (((ld_u32_a2(qh + 16) >> shh) & 0x03030303u) << 4);
+        pw_mq_h2(v0, v1, 0x64206420u, a); /* 1024 + 32 */
+    }
+    __device__ static __forceinline__ float epi(const uint8_t *r, int j, float v0, float v1, const float *sx) {
+        (void)sx;
+        const int s = j & 7, i = 8 * (s >> 2) + 2 * (s & 3);
+        const uint8_t *b = r + 210 * (j >> 3);
+        return h2f(ld_u16(b + 208)) * ((float)(int8_t)b[192 + i] * v0 + (float)(int8_t)b[193 + i] * v1);
+    }
+};
+
+/* lane (g, c): row g's pointers rt (groups jt.., nt of them) and rb (jb..,
+ * nb); returns the lane's row over its range: c < 2 the first, else the
+ * second. Out of line: one copy per format however many phases call it. */
+template <int T>
+__device__ __noinline__ float pw_mq_tile(const uint8_t *rt, int jt, int nt, const uint8_t *rb, int jb, int nb,
+                                         const __half *xh, const float *sx) {
+    const int lane = threadIdx.x & 31, g = lane >> 2, c = lane & 3;
+    const bool top = c < 2;
+    const int n = nt > nb ? nt : nb;
+    float acc = 0.0f;
+    for (int i = 0; i < n; i++) {
+        const bool vt = i < nt, vb = i < nb;
+        uint32_t at[4] = {0u, 0u, 0u, 0u}, ab[4] = {0u, 0u, 0u, 0u};
+        if (vt) pw_mq<T>::frag(rt, jt + i, c, at);
+        if (vb) pw_mq<T>::frag(rb, jb + i, c, ab);
+        const int jx = g < 4 ? (vt ? jt + i : jt) : (vb ? jb + i : jb);
+        const uint4 xb = *reinterpret_cast<const uint4 *>(xh + 32 * jx + 8 * c);
+        float c0[4] = {0.0f, 0.0f, 0.0f, 0.0f}, c1[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+        pw_mma16816(c0, at[0], ab[0], at[1], ab[1], xb.x, xb.y);
+        pw_mma16816(c1, at[2], ab[2], at[3], ab[3], xb.z, xb.w);
+        if (top ? vt : vb)
+            acc += top ? pw_mq<T>::epi(rt, jt + i, c0[0], c1[0], sx) : pw_mq<T>::epi(rb, jb + i, c0[2], c1[2], sx);
+    }
+    return acc;
+}
+
+/* the activation xs [K] (fp32) as xh (pw_xh_stage's order) and sx [K/32]
+ * (each 32-element group's sum); the caller synchronizes after */
+__device__ __forceinline__ void pw_xh_sx_stage(const float *xs, int K, __half *xh, float *sx) {
+    pw_xh_stage(xs, K, xh);
+    for (int j = threadIdx.x; j < K / 32; j += blockDim.x) {
+        const float4 *p = reinterpret_cast<const float4 *>(xs + 32 * j);
+        float s = 0.0f;
+#pragma unroll
+        for (int i = 0; i < 8; i++) {
+            const float4 v = p[i];
+            s += (v.x + v.y) + (v.z + v.w);
+        }
+        sx[j] = s;
+    }
+}
+
+/* does pw_rows_mma carry type t */
+__host__ __device__ __forceinline__ bool pw_mq_type(int t) {
+    return t == QT_Q5_0 || t == QT_Q8_0 || t == QT_Q4_K || t == QT_Q6_K;
+}
+
+/* nr rows of one matrix (type t, pw_mq_type; rows at base + r * nb1, width
+ * K) against xh/sx: tiles of 8 rows, each tile's K split into R ranges (two
+ * per warp, at least 2 groups each), partials summed per row in a fixed
+ * order (red: >= 16 * warps floats). done(r, sum) once per row, from one
+ * thread. Every thread of the block calls it (block-uniform). */
+template <class Done>
+__device__ __forceinline__ void pw_rows_mma(int t, int nr, const uint8_t *base, size_t nb1, int K, const __half *xh,
+                                            const float *sx, float *red, Done done) {
+    const int nw = (int)(blockDim.x >> 5), warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    const int g = lane >> 2, c = lane & 3, ng = K >> 5, ntile = (nr + 7) >> 3;
+    int wpt = nw / ntile; /* warps per tile */
+    if (wpt < 1) wpt = 1;
+    while (wpt > 1 && ng / (2 * wpt) < 2) wpt--;
+    const int R = 2 * wpt, tpr = nw / wpt; /* ranges per tile, tiles per round */
+    for (int t0 = 0; t0 < ntile; t0 += tpr) {
+        const int tl = warp / wpt, k = warp % wpt, tile = t0 + tl;
+        if (tl < tpr && tile < ntile) {
+            int row = 8 * tile + g;
+            row = row < nr ? row : nr - 1;
+            const uint8_t *r = base + (size_t)row * nb1;
+            const int j0 = ng * (2 * k) / R, j1 = ng * (2 * k + 1) / R, j2 = ng * (2 * k + 2) / R;
+            float v = 0.0f;
+            switch (t) {
+            case QT_Q5_0: v = pw_mq_tile<QT_Q5_0>(r, j0, j1 - j0, r, j1, j2 - j1, xh, sx); break;
+            case QT_Q8_0: v = pw_mq_tile<QT_Q8_0>(r, j0, j1 - j0, r, j1, j2 - j1, xh, sx); break;
+            case QT_Q4_K: v = pw_mq_tile<QT_Q4_K>(r, j0, j1 - j0, r, j1, j2 - j1, xh, sx); break;
+            case QT_Q6_K: v = pw_mq_tile<QT_Q6_K>(r, j0, j1 - j0, r, j1, j2 - j1, xh, sx); break;
+            default: v = __int_as_float(0x7fc00000); break; /* unreachable (host check): NaN shows it */
+            }
+            if (c == 0) red[(tl * R + 2 * k) * 8 + g] = v;
+            if (c == 2) red[(tl * R + 2 * k + 1) * 8 + g] = v;
+        }
+        __syncthreads();
+        const int tiles = ntile - t0 < tpr ? ntile - t0 : tpr, i = threadIdx.x;
+        if (i < 8 * tiles && 8 * t0 + i < nr) {
+            float s = 0.0f;
+            for (int q = 0; q < R; q++) s += red[((i >> 3) * R + q) * 8 + (i & 7)];
+            done(8 * t0 + i, s);
+        }
+        __syncthreads();
+    }
+}
