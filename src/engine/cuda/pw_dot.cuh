@@ -359,8 +359,8 @@ template <> struct pw_mq<QT_Q6_K> {
  * nb); returns the lane's row over its range: c < 2 the first, else the
  * second. Out of line: one copy per format however many phases call it. */
 template <int T>
-__device__ __noinline__ float pw_mq_tile(const uint8_t *rt, int jt, int nt, const uint8_t *rb, int jb, int nb,
-                                         const __half *xh, const float *sx) {
+__device__ __forceinline__ float pw_mq_tile_t(const uint8_t *rt, int jt, int nt, const uint8_t *rb, int jb, int nb,
+                                              const __half *xh, const float *sx) {
     const int lane = threadIdx.x & 31, g = lane >> 2, c = lane & 3;
     const bool top = c < 2;
     const int n = nt > nb ? nt : nb;
@@ -379,6 +379,12 @@ __device__ __noinline__ float pw_mq_tile(const uint8_t *rt, int jt, int nt, cons
             acc += top ? pw_mq<T>::epi(rt, jt + i, c0[0], c1[0], sx) : pw_mq<T>::epi(rb, jb + i, c0[2], c1[2], sx);
     }
     return acc;
+}
+
+template <int T>
+__device__ __noinline__ float pw_mq_tile(const uint8_t *rt, int jt, int nt, const uint8_t *rb, int jb, int nb,
+                                         const __half *xh, const float *sx) {
+    return pw_mq_tile_t<T>(rt, jt, nt, rb, jb, nb, xh, sx);
 }
 
 /* the activation xs [K] (fp32) as xh (pw_xh_stage's order) and sx [K/32]
@@ -407,7 +413,7 @@ __host__ __device__ __forceinline__ bool pw_mq_type(int t) {
  * per warp, at least 2 groups each), partials summed per row in a fixed
  * order (red: >= 16 * warps floats). done(r, sum) once per row, from one
  * thread. Every thread of the block calls it (block-uniform). */
-template <class Done>
+template <bool INL = false, class Done>
 __device__ __forceinline__ void pw_rows_mma(int t, int nr, const uint8_t *base, size_t nb1, int K, const __half *xh,
                                             const float *sx, float *red, Done done) {
     const int nw = (int)(blockDim.x >> 5), warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
@@ -425,10 +431,22 @@ __device__ __forceinline__ void pw_rows_mma(int t, int nr, const uint8_t *base, 
             const int j0 = ng * (2 * k) / R, j1 = ng * (2 * k + 1) / R, j2 = ng * (2 * k + 2) / R;
             float v = 0.0f;
             switch (t) {
-            case QT_Q5_0: v = pw_mq_tile<QT_Q5_0>(r, j0, j1 - j0, r, j1, j2 - j1, xh, sx); break;
-            case QT_Q8_0: v = pw_mq_tile<QT_Q8_0>(r, j0, j1 - j0, r, j1, j2 - j1, xh, sx); break;
-            case QT_Q4_K: v = pw_mq_tile<QT_Q4_K>(r, j0, j1 - j0, r, j1, j2 - j1, xh, sx); break;
-            case QT_Q6_K: v = pw_mq_tile<QT_Q6_K>(r, j0, j1 - j0, r, j1, j2 - j1, xh, sx); break;
+            case QT_Q5_0:
+                v = INL ? pw_mq_tile_t<QT_Q5_0>(r, j0, j1 - j0, r, j1, j2 - j1, xh, sx)
+                        : pw_mq_tile<QT_Q5_0>(r, j0, j1 - j0, r, j1, j2 - j1, xh, sx);
+                break;
+            case QT_Q8_0:
+                v = INL ? pw_mq_tile_t<QT_Q8_0>(r, j0, j1 - j0, r, j1, j2 - j1, xh, sx)
+                        : pw_mq_tile<QT_Q8_0>(r, j0, j1 - j0, r, j1, j2 - j1, xh, sx);
+                break;
+            case QT_Q4_K:
+                v = INL ? pw_mq_tile_t<QT_Q4_K>(r, j0, j1 - j0, r, j1, j2 - j1, xh, sx)
+                        : pw_mq_tile<QT_Q4_K>(r, j0, j1 - j0, r, j1, j2 - j1, xh, sx);
+                break;
+            case QT_Q6_K:
+                v = INL ? pw_mq_tile_t<QT_Q6_K>(r, j0, j1 - j0, r, j1, j2 - j1, xh, sx)
+                        : pw_mq_tile<QT_Q6_K>(r, j0, j1 - j0, r, j1, j2 - j1, xh, sx);
+                break;
             default: v = __int_as_float(0x7fc00000); break; /* unreachable (host check): NaN shows it */
             }
             if (c == 0) red[(tl * R + 2 * k) * 8 + g] = v;

@@ -18,7 +18,7 @@ __device__ __forceinline__ uint32_t pwb_hash(uint32_t x) {
 }
 
 /* mode 0: pw_units + pw_dotf (pkw.cu's code; rule = the team rule);
- * mode 1: pw_gu_mma (paired Q5_0 only); mode 2: pw_rows_mma (single rows). two: gate/up pairs (rows nr of
+ * mode 1: pw_gu_mma (paired Q5_0 only); mode 2: pw_rows_mma (single rows), 3: the same with the tile inlined. two: gate/up pairs (rows nr of
  * each) or single rows. ns[block] = nanoseconds per rep; out = block 0's
  * results of the first rep, (a, b) per row. */
 __global__ void __launch_bounds__(512, 1) k_pwdot_bench(int mode, int two, int type, int nr, int K, int nb1, int qk,
@@ -57,6 +57,9 @@ __global__ void __launch_bounds__(512, 1) k_pwdot_bench(int mode, int two, int t
         };
         if (mode == 1) {
             pw_gu_mma(nr, w, wu, nb1, K, xh, red, done);
+        } else if (mode == 3) {
+            pw_rows_mma<true>(type, nr, w, nb1, K, xh, sx, reinterpret_cast<float *>(red),
+                              [&](int u, float d) { done(u, make_float2(d, 0.0f)); });
         } else if (mode == 2) {
             pw_rows_mma(type, nr, w, nb1, K, xh, sx, reinterpret_cast<float *>(red),
                         [&](int u, float d) { done(u, make_float2(d, 0.0f)); });
@@ -92,7 +95,7 @@ extern "C" int llorch_cuda_pwdot_bench(int mode, int two, int type, int nr, int 
     case QT_Q6_K: qk = 256, bytes = 210, scale_at = 208; break;
     default: return -1;
     }
-    if (K % qk || K > 8192 || (mode == 1 && (type != QT_Q5_0 || !two)) || (mode == 2 && (two || !pw_mq_type(type))))
+    if (K % qk || K > 8192 || (mode == 1 && (type != QT_Q5_0 || !two)) || (mode >= 2 && (two || !pw_mq_type(type))))
         return -1;
     const int nb1 = K / qk * bytes;
     const size_t smem = (size_t)K * 6 + (size_t)(two ? 2 : 1) * nr * nb1;
