@@ -211,36 +211,48 @@ __device__ __forceinline__ uint32_t pw_h2sub16(uint32_t lo2) {
 
 __device__ __forceinline__ void pw_mma16816(float (&c)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3,
                                             uint32_t b0, uint32_t b1) {
-    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+    /* not volatile: no side effect, so the compiler may overlap it with the
+     * next group's loads */
+    asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
                  "{%0,%1,%2,%3};"
                  : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
                  : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
 }
 
-/* the warp's 8 row pairs (rows r0.., clamped to nr - 1) over blocks
- * [kb0, kb1): lane (g, c==any) returns (gate, up) of row r0 + g */
+/* one Q5_0 block kb of the lane's gate row ga and up row ua */
+__device__ __forceinline__ void pw_gu_step(const uint8_t *ga, const uint8_t *ua, int kb, int c, const __half *xh,
+                                           float &ag, float &au) {
+    const uint8_t *bg = ga + kb * 22, *bu = ua + kb * 22;
+    uint32_t glo, ghi, ulo, uhi;
+    qfmt<QT_Q5_0>::vals(bg, c, glo, ghi);
+    qfmt<QT_Q5_0>::vals(bu, c, ulo, uhi);
+    const uint4 xb = *reinterpret_cast<const uint4 *>(xh + 32 * kb + 8 * c);
+    float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    pw_mma16816(acc, pw_h2sub16(__byte_perm(glo, 0x64646464u, 0x4140)), pw_h2sub16(__byte_perm(ulo, 0x64646464u, 0x4140)),
+                pw_h2sub16(__byte_perm(glo, 0x64646464u, 0x4342)), pw_h2sub16(__byte_perm(ulo, 0x64646464u, 0x4342)),
+                xb.x, xb.y);
+    pw_mma16816(acc, pw_h2sub16(__byte_perm(ghi, 0x64646464u, 0x4140)), pw_h2sub16(__byte_perm(uhi, 0x64646464u, 0x4140)),
+                pw_h2sub16(__byte_perm(ghi, 0x64646464u, 0x4342)), pw_h2sub16(__byte_perm(uhi, 0x64646464u, 0x4342)),
+                xb.z, xb.w);
+    ag = fmaf(h2f(ld_u16(bg)), acc[0], ag);
+    au = fmaf(h2f(ld_u16(bu)), acc[2], au);
+}
+
+/* the warp's 8 row pairs (lane row r, clamped by the caller) over blocks
+ * [kb0, kb1), two blocks in flight: lane (g, any c) returns (gate, up) of
+ * row r */
 __device__ __forceinline__ float2 pw_gu_mma_tile(const uint8_t *wg, const uint8_t *wu, int nb1, int r, int kb0,
                                                  int kb1, const __half *xh) {
     const int c = threadIdx.x & 3;
     const uint8_t *ga = wg + (size_t)r * nb1, *ua = wu + (size_t)r * nb1;
-    float ag = 0.0f, au = 0.0f;
-    for (int kb = kb0; kb < kb1; kb++) {
-        const uint8_t *bg = ga + kb * 22, *bu = ua + kb * 22;
-        uint32_t glo, ghi, ulo, uhi;
-        qfmt<QT_Q5_0>::vals(bg, c, glo, ghi);
-        qfmt<QT_Q5_0>::vals(bu, c, ulo, uhi);
-        const uint4 xb = *reinterpret_cast<const uint4 *>(xh + 32 * kb + 8 * c);
-        float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-        pw_mma16816(acc, pw_h2sub16(__byte_perm(glo, 0x64646464u, 0x4140)),
-                    pw_h2sub16(__byte_perm(ulo, 0x64646464u, 0x4140)), pw_h2sub16(__byte_perm(glo, 0x64646464u, 0x4342)),
-                    pw_h2sub16(__byte_perm(ulo, 0x64646464u, 0x4342)), xb.x, xb.y);
-        pw_mma16816(acc, pw_h2sub16(__byte_perm(ghi, 0x64646464u, 0x4140)),
-                    pw_h2sub16(__byte_perm(uhi, 0x64646464u, 0x4140)), pw_h2sub16(__byte_perm(ghi, 0x64646464u, 0x4342)),
-                    pw_h2sub16(__byte_perm(uhi, 0x64646464u, 0x4342)), xb.z, xb.w);
-        ag = fmaf(h2f(ld_u16(bg)), acc[0], ag);
-        au = fmaf(h2f(ld_u16(bu)), acc[2], au);
+    float ag = 0.0f, au = 0.0f, ag2 = 0.0f, au2 = 0.0f;
+    int kb = kb0;
+    for (; kb + 1 < kb1; kb += 2) {
+        pw_gu_step(ga, ua, kb, c, xh, ag, au);
+        pw_gu_step(ga, ua, kb + 1, c, xh, ag2, au2);
     }
-    return make_float2(ag, au);
+    if (kb < kb1) pw_gu_step(ga, ua, kb, c, xh, ag, au);
+    return make_float2(ag + ag2, au + au2);
 }
 
 /* nr gate/up row pairs (Q5_0, width K) over the block's warps: tiles of 8
@@ -358,27 +370,38 @@ template <> struct pw_mq<QT_Q6_K> {
 /* lane (g, c): row g's pointers rt (groups jt.., nt of them) and rb (jb..,
  * nb); returns the lane's row over its range: c < 2 the first, else the
  * second. Out of line: one copy per format however many phases call it. */
+/* one group of each of the lane's two rows (vt / vb: whether the group
+ * exists; the last step of unequal ranges) */
+template <int T>
+__device__ __forceinline__ float pw_mq_step(const uint8_t *rt, int jt, const uint8_t *rb, int jb, bool vt, bool vb,
+                                            const __half *xh, const float *sx) {
+    const int lane = threadIdx.x & 31, g = lane >> 2, c = lane & 3;
+    const bool top = c < 2;
+    uint32_t at[4] = {0u, 0u, 0u, 0u}, ab[4] = {0u, 0u, 0u, 0u};
+    if (vt) pw_mq<T>::frag(rt, jt, c, at);
+    if (vb) pw_mq<T>::frag(rb, jb, c, ab);
+    const int jx = g < 4 ? (vt ? jt : jb) : (vb ? jb : jt);
+    const uint4 xb = *reinterpret_cast<const uint4 *>(xh + 32 * jx + 8 * c);
+    float c0[4] = {0.0f, 0.0f, 0.0f, 0.0f}, c1[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    pw_mma16816(c0, at[0], ab[0], at[1], ab[1], xb.x, xb.y);
+    pw_mma16816(c1, at[2], ab[2], at[3], ab[3], xb.z, xb.w);
+    if (!(top ? vt : vb)) return 0.0f;
+    return top ? pw_mq<T>::epi(rt, jt, c0[0], c1[0], sx) : pw_mq<T>::epi(rb, jb, c0[2], c1[2], sx);
+}
+
 template <int T>
 __device__ __forceinline__ float pw_mq_tile_t(const uint8_t *rt, int jt, int nt, const uint8_t *rb, int jb, int nb,
                                               const __half *xh, const float *sx) {
-    const int lane = threadIdx.x & 31, g = lane >> 2, c = lane & 3;
-    const bool top = c < 2;
-    const int n = nt > nb ? nt : nb;
-    float acc = 0.0f;
-    for (int i = 0; i < n; i++) {
-        const bool vt = i < nt, vb = i < nb;
-        uint32_t at[4] = {0u, 0u, 0u, 0u}, ab[4] = {0u, 0u, 0u, 0u};
-        if (vt) pw_mq<T>::frag(rt, jt + i, c, at);
-        if (vb) pw_mq<T>::frag(rb, jb + i, c, ab);
-        const int jx = g < 4 ? (vt ? jt + i : jt) : (vb ? jb + i : jb);
-        const uint4 xb = *reinterpret_cast<const uint4 *>(xh + 32 * jx + 8 * c);
-        float c0[4] = {0.0f, 0.0f, 0.0f, 0.0f}, c1[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-        pw_mma16816(c0, at[0], ab[0], at[1], ab[1], xb.x, xb.y);
-        pw_mma16816(c1, at[2], ab[2], at[3], ab[3], xb.z, xb.w);
-        if (top ? vt : vb)
-            acc += top ? pw_mq<T>::epi(rt, jt + i, c0[0], c1[0], sx) : pw_mq<T>::epi(rb, jb + i, c0[2], c1[2], sx);
+    const int n0 = nt < nb ? nt : nb;
+    float acc = 0.0f, acc2 = 0.0f;
+    int i = 0;
+    for (; i + 1 < n0; i += 2) { /* two groups in flight (independent chains) */
+        acc += pw_mq_step<T>(rt, jt + i, rb, jb + i, true, true, xh, sx);
+        acc2 += pw_mq_step<T>(rt, jt + i + 1, rb, jb + i + 1, true, true, xh, sx);
     }
-    return acc;
+    if (i < n0) acc += pw_mq_step<T>(rt, jt + i, rb, jb + i, true, true, xh, sx), i++;
+    if (nt != nb) acc2 += pw_mq_step<T>(rt, jt + i, rb, jb + i, i < nt, i < nb, xh, sx);
+    return acc + acc2;
 }
 
 template <int T>
@@ -449,16 +472,19 @@ __device__ __forceinline__ void pw_rows_mma(int t, int nr, const uint8_t *base, 
                 break;
             default: v = __int_as_float(0x7fc00000); break; /* unreachable (host check): NaN shows it */
             }
-            if (c == 0) red[(tl * R + 2 * k) * 8 + g] = v;
-            if (c == 2) red[(tl * R + 2 * k + 1) * 8 + g] = v;
+            v += __shfl_xor_sync(0xffffffffu, v, 2); /* the warp's two ranges of row g */
+            if (c == 0) red[(tl * wpt + k) * 8 + g] = v;
         }
         __syncthreads();
-        const int tiles = ntile - t0 < tpr ? ntile - t0 : tpr, i = threadIdx.x;
-        if (i < 8 * tiles && 8 * t0 + i < nr) {
-            float s = 0.0f;
-            for (int q = 0; q < R; q++) s += red[((i >> 3) * R + q) * 8 + (i & 7)];
-            done(8 * t0 + i, s);
-        }
+        /* 4 threads per row, each a quarter of the tile's wpt partials, in a
+         * fixed order (deterministic) */
+        const int tiles = ntile - t0 < tpr ? ntile - t0 : tpr, i = threadIdx.x >> 2, p = threadIdx.x & 3;
+        float s = 0.0f;
+        if (i < 8 * tiles)
+            for (int q = p; q < wpt; q += 4) s += red[((i >> 3) * wpt + q) * 8 + (i & 7)];
+        s += __shfl_xor_sync(0xffffffffu, s, 1);
+        s += __shfl_xor_sync(0xffffffffu, s, 2);
+        if (p == 0 && i < 8 * tiles && 8 * t0 + i < nr) done(8 * t0 + i, s);
         __syncthreads();
     }
 }
