@@ -377,7 +377,7 @@ __device__ __forceinline__ void pw_residual(const pw_args &A, const pw_rng &g, c
     if (mma && pw_mq_type(m.type)) { /* tensor cores (pw_dot.cuh) */
         pw_xh_sx_stage(xs, K, xh, sx);
         __syncthreads();
-        pw_rows_mma(m.type, g.e1 - g.e0, base, m.nb1, K, xh, sx, redm, done);
+        pw_rows_mma(m.type, g.e1 - g.e0, base, m.nb1, K, xh, sx, redm, 1 << 30, done);
         return;
     }
     pw_units(

@@ -434,14 +434,15 @@ __host__ __device__ __forceinline__ bool pw_mq_type(int t) {
 /* nr rows of one matrix (type t, pw_mq_type; rows at base + r * nb1, width
  * K) against xh/sx: tiles of 8 rows, each tile's K split into R ranges (two
  * per warp, at least 2 groups each), partials summed per row in a fixed
- * order (red: >= 16 * warps floats). done(r, sum) once per row, from one
- * thread. Every thread of the block calls it (block-uniform). */
+ * order (red: >= 16 * warps floats); at most wcap warps per tile. done(r,
+ * sum) once per row, from one thread. Every thread of the block calls it (block-uniform). */
 template <bool INL = false, class Done>
 __device__ __forceinline__ void pw_rows_mma(int t, int nr, const uint8_t *base, size_t nb1, int K, const __half *xh,
-                                            const float *sx, float *red, Done done) {
+                                            const float *sx, float *red, int wcap, Done done) {
     const int nw = (int)(blockDim.x >> 5), warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int g = lane >> 2, c = lane & 3, ng = K >> 5, ntile = (nr + 7) >> 3;
     int wpt = nw / ntile; /* warps per tile */
+    if (wpt > wcap) wpt = wcap;
     if (wpt < 1) wpt = 1;
     while (wpt > 1 && ng / (2 * wpt) < 2) wpt--;
     const int R = 2 * wpt, tpr = nw / wpt; /* ranges per tile, tiles per round */

@@ -18,7 +18,8 @@ __device__ __forceinline__ uint32_t pwb_hash(uint32_t x) {
 }
 
 /* mode 0: pw_units + pw_dotf (pkw.cu's code; rule = the team rule);
- * mode 1: pw_gu_mma (paired Q5_0 only); mode 2: pw_rows_mma (single rows), 3: the same with the tile inlined. two: gate/up pairs (rows nr of
+ * mode 1: pw_gu_mma (paired Q5_0 only); mode 2: pw_rows_mma (single rows; rule > 0 caps the warps per tile), 3: the same
+ * with the tile inlined. two: gate/up pairs (rows nr of
  * each) or single rows. ns[block] = nanoseconds per rep; out = block 0's
  * results of the first rep, (a, b) per row. */
 __global__ void __launch_bounds__(512, 1) k_pwdot_bench(int mode, int two, int type, int nr, int K, int nb1, int qk,
@@ -58,10 +59,10 @@ __global__ void __launch_bounds__(512, 1) k_pwdot_bench(int mode, int two, int t
         if (mode == 1) {
             pw_gu_mma(nr, w, wu, nb1, K, xh, red, done);
         } else if (mode == 3) {
-            pw_rows_mma<true>(type, nr, w, nb1, K, xh, sx, reinterpret_cast<float *>(red),
+            pw_rows_mma<true>(type, nr, w, nb1, K, xh, sx, reinterpret_cast<float *>(red), rule ? rule : 16,
                               [&](int u, float d) { done(u, make_float2(d, 0.0f)); });
         } else if (mode == 2) {
-            pw_rows_mma(type, nr, w, nb1, K, xh, sx, reinterpret_cast<float *>(red),
+            pw_rows_mma(type, nr, w, nb1, K, xh, sx, reinterpret_cast<float *>(red), rule ? rule : 16,
                         [&](int u, float d) { done(u, make_float2(d, 0.0f)); });
         } else if (two) {
             pw_units(nr, rule, red, [&](int u, int tt, int nt) {
