@@ -495,6 +495,15 @@ int main(void) {
             {0, 0, QT_Q4_K, 21, 4864, 0, "E down Q4_K 21 x 4864, rule 0"},
             {2, 0, QT_Q5_0, 300, 896, 0, "Q5_0 300 x 896, mma (rounds)"},
             {2, 0, QT_Q6_K, 1, 4864, 0, "E down Q6_K 1 x 4864, mma"},
+            {4, 0, QT_Q5_0, 1, 896, 0, "mma alone: 1 per warp"},
+            {4, 0, QT_Q5_0, 2, 896, 0, "mma alone: 2 dependent per warp"},
+            {4, 0, QT_Q5_0, 8, 896, 0, "mma alone: 8 dependent per warp"},
+            {4, 0, QT_Q5_0, 32, 896, 0, "mma alone: 32 dependent per warp"},
+            {4, 0, QT_Q5_0, 128, 896, 0, "mma alone: 128 dependent per warp"},
+            {6, 1, QT_Q5_0, 37, 896, 0, "D gate/up 37 pairs mma after a 2 us spin"},
+            {5, 1, QT_Q5_0, 37, 896, 0, "D gate/up 37 pairs mma after a 2 us spin, warmed"},
+            {6, 1, QT_Q5_0, 37, 896, 0, "D gate/up 37 pairs mma after a 2 us spin (again)"},
+            {5, 1, QT_Q5_0, 37, 896, 0, "D gate/up 37 pairs mma after a 2 us spin, warmed (again)"},
             {2, 0, QT_Q4_K, 7, 4864, 8, "E down Q4_K 7 x 4864, mma, 8 warps (9.5 groups each)"},
             {2, 0, QT_Q4_K, 7, 4864, 4, "E down Q4_K 7 x 4864, mma, 4 warps (19)"},
             {2, 0, QT_Q4_K, 7, 4864, 2, "E down Q4_K 7 x 4864, mma, 2 warps (38)"},
@@ -522,7 +531,9 @@ int main(void) {
                 printf("  %-58s FAILED (CUDA error)\n", pc[i].what);
                 return 1;
             }
-            if (pc[i].mode) { /* against pw_dotf on the same rows: run it for this nr */
+            if (pc[i].mode == 4) {
+                printf("  %-58s %8.1f ns\n", pc[i].what, ns);
+            } else if (pc[i].mode) { /* against pw_dotf on the same rows: run it for this nr */
                 double ns0;
                 if (llorch_cuda_pwdot_bench(0, pc[i].two, pc[i].type, pc[i].nr, pc[i].K, 0, 1, &ns0, ref)) return 1;
                 double mx = 0.0, err = 0.0;

@@ -108,7 +108,7 @@ struct pw_args {
     unsigned ll_sleep; /* ns between polls (LLORCH_CUDA_PKW_LL_SLEEP; 0 polls back to back) */
     int split_keys;    /* fewest keys per attention split (LLORCH_CUDA_PKW_SPLIT_KEYS, default PW_SPLIT_KEYS) */
     int team;          /* pw_units' team rule (LLORCH_CUDA_PKW_TEAM, default 1) */
-    int mma;           /* tensor-core dots (pw_dot.cuh), bits: 1 D's Q5_0 gate/up, 2 E, 4 C (LLORCH_CUDA_PKW_MMA) */
+    int mma;           /* tensor-core dots (pw_dot.cuh), bits: 1 D's Q5_0 gate/up, 2 E, 4 C, 8 an mma before each such phase's wait (LLORCH_CUDA_PKW_MMA) */
 };
 
 /* the epoch of phase ph (0 A .. 4 E) of layer l in the launch of generation
@@ -558,6 +558,7 @@ __global__ void __launch_bounds__(NW * 32, 1) k_pw_layers(const __grid_constant_
         PW_T(6);
 
         /* ---- C: x += att·Wo ---- */
+        if ((A.mma & 12) == 12) pw_mma_warm();
         pw_wait(mbar, 1, l);
         if (LL) pw_ll_copy(cur + A.lo_att, Q, eB, xs, A.ll_sleep);
         else pk_stage_copy(A.att, Q, xs);
@@ -571,6 +572,7 @@ __global__ void __launch_bounds__(NW * 32, 1) k_pw_layers(const __grid_constant_
         PW_T(9);
 
         /* ---- D: hb = silu(xb·Wg) * (xb·Wu) ---- */
+        if ((A.mma & 9) == 9) pw_mma_warm(); /* awake before the staging wait */
         pw_wait(mbar, 2, l);
         if (LL) pw_ll_norm(cur + A.lo_xc, nf, A.E, W.eps, eC, xs, redf, A.ll_sleep);
         else pw_stage_norm(A.x, nf, A.E, W.eps, xs, redf);
@@ -604,6 +606,7 @@ __global__ void __launch_bounds__(NW * 32, 1) k_pw_layers(const __grid_constant_
         PW_T(12);
 
         /* ---- E: x += hb·Wd ---- */
+        if ((A.mma & 10) == 10) pw_mma_warm();
         pw_wait(mbar, 3, l);
         if (LL) pw_ll_copy(cur + A.lo_hb, A.F, eD, xs, A.ll_sleep);
         else pk_stage_copy(A.hb, A.F, xs);

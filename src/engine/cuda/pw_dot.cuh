@@ -238,6 +238,17 @@ __device__ __forceinline__ void pw_gu_step(const uint8_t *ga, const uint8_t *ua,
     au = fmaf(h2f(ld_u16(bu)), acc[2], au);
 }
 
+/* one throw-away mma (volatile: kept though unused): issued before a
+ * phase's staging wait so the tensor cores are awake when the dots start
+ * (LLORCH_CUDA_PKW_MMA bit 8; measured in docs/PERF.md) */
+__device__ __forceinline__ void pw_mma_warm() {
+    float c0 = 0.0f, c1 = 0.0f, c2 = 0.0f, c3 = 0.0f;
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%4,%4,%4}, {%4,%4}, "
+                 "{%0,%1,%2,%3};"
+                 : "+f"(c0), "+f"(c1), "+f"(c2), "+f"(c3)
+                 : "r"(0u));
+}
+
 /* the warp's 8 row pairs (lane row r, clamped by the caller) over blocks
  * [kb0, kb1), two blocks in flight: lane (g, any c) returns (gate, up) of
  * row r */

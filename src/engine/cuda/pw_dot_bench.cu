@@ -19,7 +19,9 @@ __device__ __forceinline__ uint32_t pwb_hash(uint32_t x) {
 
 /* mode 0: pw_units + pw_dotf (pkw.cu's code; rule = the team rule);
  * mode 1: pw_gu_mma (paired Q5_0 only); mode 2: pw_rows_mma (single rows; rule > 0 caps the warps per tile), 3: the same
- * with the tile inlined. two: gate/up pairs (rows nr of
+ * with the tile inlined; 4: nr dependent mma per warp alone (the tensor
+ * cores' latency); 5 / 6: a 2 us spin then mode 1, with (5) or without an
+ * mma before the spin (does an idle tensor core start slow?). two: gate/up pairs (rows nr of
  * each) or single rows. ns[block] = nanoseconds per rep; out = block 0's
  * results of the first rep, (a, b) per row. */
 __global__ void __launch_bounds__(512, 1) k_pwdot_bench(int mode, int two, int type, int nr, int K, int nb1, int qk,
@@ -56,7 +58,18 @@ __global__ void __launch_bounds__(512, 1) k_pwdot_bench(int mode, int two, int t
         auto done = [&](int u, float2 d) {
             if (keep) out[u] = d;
         };
-        if (mode == 1) {
+        if (mode == 4) { /* nr dependent mma per warp on registers, nothing else */
+            float c[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+            const uint32_t a = 0x3c003c00u + (threadIdx.x & 1);
+            for (int i = 0; i < nr; i++) pw_mma16816(c, a, a, a, a, a, a);
+            if (keep && threadIdx.x == 0) out[0] = make_float2(c[0], c[1]);
+        } else if (mode == 5 || mode == 6) { /* a 2 us wait (spin), then the gate/up dots; 5: an mma before the wait */
+            if (mode == 5) pw_mma_warm();
+            const unsigned long long t = pk_now();
+            while (pk_now() - t < 2000ull) {
+            }
+            pw_gu_mma(nr, w, wu, nb1, K, xh, red, done);
+        } else if (mode == 1) {
             pw_gu_mma(nr, w, wu, nb1, K, xh, red, done);
         } else if (mode == 3) {
             pw_rows_mma<true>(type, nr, w, nb1, K, xh, sx, reinterpret_cast<float *>(red), rule ? rule : 16,
@@ -96,7 +109,8 @@ extern "C" int llorch_cuda_pwdot_bench(int mode, int two, int type, int nr, int 
     case QT_Q6_K: qk = 256, bytes = 210, scale_at = 208; break;
     default: return -1;
     }
-    if (K % qk || K > 8192 || (mode == 1 && (type != QT_Q5_0 || !two)) || (mode >= 2 && (two || !pw_mq_type(type))))
+    if (K % qk || K > 8192 || (mode == 1 && (type != QT_Q5_0 || !two)) || (mode >= 2 && mode <= 3 && (two || !pw_mq_type(type))) ||
+        (mode >= 5 && (type != QT_Q5_0 || !two)))
         return -1;
     const int nb1 = K / qk * bytes;
     const size_t smem = (size_t)K * 6 + (size_t)(two ? 2 : 1) * nr * nb1;
