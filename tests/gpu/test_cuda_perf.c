@@ -464,14 +464,13 @@ int main(void) {
      * shared memory, 200 reps; the median block's time per rep. The
      * tensor-core gate/up (mode 1) is checked against pw_dotf's values. */
     if (getenv("LLORCH_BENCH_KERNELS") && !strcmp(getenv("LLORCH_BENCH_KERNELS"), "pwdot")) {
-        extern int llorch_cuda_pwdot_bench(int mode, int two, int type, int nr, int K, int rule, int reps,
+        extern int llorch_cuda_pwdot_bench(int mode, int two, int type, int nr, int K, int wcap, int reps,
                                            double *ns_med, float *out);
         static const struct {
-            int mode, two, type, nr, K, rule;
+            int mode, two, type, nr, K, wcap;
             const char *what;
         } pc[] = {
-            {0, 1, QT_Q5_0, 37, 896, 0, "D gate/up Q5_0 37 pairs x 896, pw_dotf rule 0"},
-            {0, 1, QT_Q5_0, 37, 896, 1, "D gate/up Q5_0 37 pairs x 896, pw_dotf rule 1"},
+            {0, 1, QT_Q5_0, 37, 896, 0, "D gate/up Q5_0 37 pairs x 896, pw_dotf"},
             {1, 1, QT_Q5_0, 37, 896, 0, "D gate/up Q5_0 37 pairs x 896, mma"},
             {0, 1, QT_Q5_0, 16, 896, 0, "D gate/up Q5_0 16 pairs (1 round), pw_dotf"},
             {0, 1, QT_Q5_0, 32, 896, 0, "D gate/up Q5_0 32 pairs (2 rounds), pw_dotf"},
@@ -480,19 +479,17 @@ int main(void) {
             {1, 1, QT_Q5_0, 48, 896, 0, "D gate/up Q5_0 48 pairs, mma"},
             {1, 1, QT_Q5_0, 128, 896, 0, "D gate/up Q5_0 128 pairs, mma"},
             {0, 1, QT_Q5_0, 128, 896, 0, "D gate/up Q5_0 128 pairs, pw_dotf"},
-            {0, 0, QT_Q4_K, 7, 4864, 0, "E down Q4_K 7 x 4864, rule 0"},
-            {0, 0, QT_Q4_K, 7, 4864, 1, "E down Q4_K 7 x 4864, rule 1"},
-            {0, 0, QT_Q6_K, 7, 4864, 0, "E down Q6_K 7 x 4864, rule 0"},
-            {0, 0, QT_Q6_K, 7, 4864, 1, "E down Q6_K 7 x 4864, rule 1"},
-            {0, 0, QT_Q4_K, 1, 4864, 0, "E down Q4_K 1 x 4864, rule 0"},
+            {0, 0, QT_Q4_K, 7, 4864, 0, "E down Q4_K 7 x 4864"},
+            {0, 0, QT_Q6_K, 7, 4864, 0, "E down Q6_K 7 x 4864"},
+            {0, 0, QT_Q4_K, 1, 4864, 0, "E down Q4_K 1 x 4864"},
             {2, 0, QT_Q4_K, 7, 4864, 0, "E down Q4_K 7 x 4864, mma"},
             {2, 0, QT_Q6_K, 7, 4864, 0, "E down Q6_K 7 x 4864, mma"},
             {2, 0, QT_Q5_0, 7, 896, 0, "C o Q5_0 7 x 896, mma"},
             {2, 0, QT_Q8_0, 9, 896, 0, "A Q8_0 9 x 896, mma"},
             {2, 0, QT_Q5_0, 9, 896, 0, "A Q5_0 9 x 896, mma"},
-            {0, 0, QT_Q5_0, 9, 896, 0, "A Q5_0 9 x 896, rule 0"},
+            {0, 0, QT_Q5_0, 9, 896, 0, "A Q5_0 9 x 896"},
             {2, 0, QT_Q4_K, 21, 4864, 0, "E down Q4_K 21 x 4864, mma (3 tiles)"},
-            {0, 0, QT_Q4_K, 21, 4864, 0, "E down Q4_K 21 x 4864, rule 0"},
+            {0, 0, QT_Q4_K, 21, 4864, 0, "E down Q4_K 21 x 4864"},
             {2, 0, QT_Q5_0, 300, 896, 0, "Q5_0 300 x 896, mma (rounds)"},
             {2, 0, QT_Q6_K, 1, 4864, 0, "E down Q6_K 1 x 4864, mma"},
             {4, 0, QT_Q5_0, 1, 896, 0, "mma alone: 1 per warp"},
@@ -515,18 +512,17 @@ int main(void) {
             {3, 0, QT_Q6_K, 7, 4864, 0, "E down Q6_K 7 x 4864, mma inlined"},
             {3, 0, QT_Q5_0, 7, 896, 0, "C o Q5_0 7 x 896, mma inlined"},
             {3, 0, QT_Q6_K, 1, 4864, 0, "E down Q6_K 1 x 4864, mma inlined"},
-            {0, 0, QT_Q5_0, 7, 896, 0, "C o Q5_0 7 x 896, rule 0"},
-            {0, 0, QT_Q5_0, 7, 896, 1, "C o Q5_0 7 x 896, rule 1"},
-            {0, 0, QT_Q5_0, 9, 896, 0, "A qkv Q5_0 9 x 896, rule 0"},
-            {0, 0, QT_Q8_0, 9, 896, 0, "A qkv Q8_0 9 x 896, rule 0"},
-            {0, 1, QT_Q5_0, 37, 896, 0, "D gate/up Q5_0 37 pairs x 896, pw_dotf rule 0 (again)"},
+            {0, 0, QT_Q5_0, 7, 896, 0, "C o Q5_0 7 x 896"},
+            {0, 0, QT_Q5_0, 9, 896, 0, "A qkv Q5_0 9 x 896"},
+            {0, 0, QT_Q8_0, 9, 896, 0, "A qkv Q8_0 9 x 896"},
+            {0, 1, QT_Q5_0, 37, 896, 0, "D gate/up Q5_0 37 pairs x 896, pw_dotf (again)"},
             {1, 1, QT_Q5_0, 37, 896, 0, "D gate/up Q5_0 37 pairs x 896, mma (again)"},
         };
         static float ref[2 * 512], got[2 * 512];
         printf("pkw dot phases alone (pw_dot_bench.cu; median block, ns per phase):\n");
         for (size_t i = 0; i < sizeof pc / sizeof pc[0]; i++) {
             double ns = 0.0;
-            if (llorch_cuda_pwdot_bench(pc[i].mode, pc[i].two, pc[i].type, pc[i].nr, pc[i].K, pc[i].rule, 200, &ns,
+            if (llorch_cuda_pwdot_bench(pc[i].mode, pc[i].two, pc[i].type, pc[i].nr, pc[i].K, pc[i].wcap, 200, &ns,
                                         pc[i].mode ? got : ref)) {
                 printf("  %-58s FAILED (CUDA error)\n", pc[i].what);
                 return 1;

@@ -97,7 +97,7 @@ struct pw_args {
      * staged activation xs [Kmax], attn_norm [E], ffn_norm [E], this block's
      * q/k/v biases [nbias], this block's rows of x [nown] */
     unsigned o_na, o_nf, o_bias, o_own;
-    unsigned o_xh; /* float offset: the activation in fp16 [Kmax] (pw_xh_stage's order), then sx [Kmax / 32] */
+    unsigned o_xh; /* float offset: D's activation in fp16 [E] (pw_xh_stage's order) */
     int timing; /* LLORCH_CUDA_PERSIST_TIMING: 1 block 0 sums into pw_ts, 2 every block into pw_bts */
     /* flagged hand-offs (ll.cuh; the LL instantiation): slots [2][ll_par]
      * after a 256-byte header (llh [0] the launch generation, [1] the exit
@@ -107,8 +107,8 @@ struct pw_args {
     unsigned ll_par, lo_q, lo_k, lo_v, lo_att, lo_hb, lo_xc, lo_xe;
     unsigned ll_sleep; /* ns between polls (LLORCH_CUDA_PKW_LL_SLEEP; 0 polls back to back) */
     int split_keys;    /* fewest keys per attention split (LLORCH_CUDA_PKW_SPLIT_KEYS, default PW_SPLIT_KEYS) */
-    int team;          /* pw_units' team rule (LLORCH_CUDA_PKW_TEAM, default 1) */
-    int mma;           /* tensor-core dots (pw_dot.cuh), bits: 1 D's Q5_0 gate/up, 2 E, 4 C, 8 an mma before each such phase's wait (LLORCH_CUDA_PKW_MMA) */
+    int mma; /* LLORCH_CUDA_PKW_MMA (default 9), bits: 1 D's Q5_0 gate/up on the tensor cores (pw_gu_mma),
+              * 8 an mma before D's staging wait (pw_mma_warm); 0 runs D through pw_dotf */
 };
 
 /* the epoch of phase ph (0 A .. 4 E) of layer l in the launch of generation
@@ -366,24 +366,17 @@ __device__ __forceinline__ void pw_stage_norm(const float *x, const float *gs, i
 template <unsigned FMT, class Out>
 __device__ __forceinline__ void pw_residual(const pw_args &A, const pw_rng &g, const pw_layer &W, int i, int K,
                                             const unsigned char *smem, const float *xs, float *own, float2 *red,
-                                            bool mma, __half *xh, float *sx, float *redm, Out out) {
+                                            Out out) {
     const uint8_t *base = pw_base(A, g, W, i, smem);
     const pk_mat &m = W.m[i];
-    auto done = [&](int u, float d) {
-        const float y = own[u] + d;
-        own[u] = y;
-        out(u, y);
-    };
-    if (mma && pw_mq_type(m.type)) { /* tensor cores (pw_dot.cuh) */
-        pw_xh_sx_stage(xs, K, xh, sx);
-        __syncthreads();
-        pw_rows_mma(m.type, g.e1 - g.e0, base, m.nb1, K, xh, sx, redm, 1 << 30, done);
-        return;
-    }
     pw_units(
-        g.e1 - g.e0, A.team, red,
+        g.e1 - g.e0, red,
         [&](int u, int tt, int nt) { return pw_dotf<0, FMT>(m.type, base + (size_t)u * m.nb1, NULL, K, tt, nt, xs); },
-        [&](int u, float2 d) { done(u, d.x); });
+        [&](int u, float2 d) {
+            const float y = own[u] + d.x;
+            own[u] = y;
+            out(u, y);
+        });
 }
 
 /* LL staging (ll.cuh): xs [n] = the slots' values of epoch e, then a CTA
@@ -431,7 +424,6 @@ __global__ void __launch_bounds__(NW * 32, 1) k_pw_layers(const __grid_constant_
     float *const xs = sf, *const na = sf + A.o_na, *const nf = sf + A.o_nf, *const bias = sf + A.o_bias;
     float *const own = sf + A.o_own;
     __half *const xh = reinterpret_cast<__half *>(sf + A.o_xh);
-    float *const sxs = sf + A.o_xh + ((A.Kmax + 7) >> 3) * 4;
     const int Q = A.n_head * A.hd, KV = A.n_head_kv * A.hd;
     const unsigned nblk = gridDim.x;
     const int p0 = A.pos[0]; /* written before the step (see k_decode_block) */
@@ -495,7 +487,7 @@ __global__ void __launch_bounds__(NW * 32, 1) k_pw_layers(const __grid_constant_
                           *bvs = pw_base(A, g, W, PW_V, smem);
             const int nq = g.q1 - g.q0, nk = g.k1 - g.k0;
             pw_units(
-                nq + 2 * nk, A.team, red2,
+                nq + 2 * nk, red2,
                 [&](int u, int tt, int nt) {
                     const int i = u < nq ? PW_Q : u < nq + nk ? PW_K : PW_V;
                     const uint8_t *row = i == PW_Q ? bqs + (size_t)u * W.m[PW_Q].nb1
@@ -558,12 +550,11 @@ __global__ void __launch_bounds__(NW * 32, 1) k_pw_layers(const __grid_constant_
         PW_T(6);
 
         /* ---- C: x += att·Wo ---- */
-        if ((A.mma & 12) == 12) pw_mma_warm();
         pw_wait(mbar, 1, l);
         if (LL) pw_ll_copy(cur + A.lo_att, Q, eB, xs, A.ll_sleep);
         else pk_stage_copy(A.att, Q, xs);
         PW_T(7);
-        pw_residual<FMT>(A, g, W, PW_O, Q, smem, xs, own, red2, (A.mma & 4) != 0, xh, sxs, (float *)redm, [&](int u, float y) {
+        pw_residual<FMT>(A, g, W, PW_O, Q, smem, xs, own, red2, [&](int u, float y) {
             if (LL) ll_put(cur + A.lo_xc + g.e0 + u, y, eC);
             else A.x[g.e0 + u] = y;
         });
@@ -591,7 +582,7 @@ __global__ void __launch_bounds__(NW * 32, 1) k_pw_layers(const __grid_constant_
                 pw_gu_mma(g.f1 - g.f0, bg, bu, mg.nb1, A.E, xh, redm, done);
             } else {
                 pw_units(
-                    g.f1 - g.f0, A.team, red2,
+                    g.f1 - g.f0, red2,
                     [&](int u, int tt, int nt) {
                         const uint8_t *ga = bg + (size_t)u * mg.nb1, *ua = bu + (size_t)u * mu.nb1;
                         if (mg.type == mu.type) return pw_dotf<1, FMT>(mg.type, ga, ua, A.E, tt, nt, xs);
@@ -606,13 +597,12 @@ __global__ void __launch_bounds__(NW * 32, 1) k_pw_layers(const __grid_constant_
         PW_T(12);
 
         /* ---- E: x += hb·Wd ---- */
-        if ((A.mma & 10) == 10) pw_mma_warm();
         pw_wait(mbar, 3, l);
         if (LL) pw_ll_copy(cur + A.lo_hb, A.F, eD, xs, A.ll_sleep);
         else pk_stage_copy(A.hb, A.F, xs);
         PW_T(13);
         const bool last = l + 1 == A.n;
-        pw_residual<FMT>(A, g, W, PW_D, A.F, smem, xs, own, red2, (A.mma & 2) != 0, xh, sxs, (float *)redm, [&](int u, float y) {
+        pw_residual<FMT>(A, g, W, PW_D, A.F, smem, xs, own, red2, [&](int u, float y) {
             if (!LL || last) A.x[g.e0 + u] = y; /* the launch's output (plain) */
             if (LL && !last) ll_put(cur + A.lo_xe + g.e0 + u, y, eE);
         });
@@ -768,8 +758,7 @@ int cu_pkw_decode_layers(cu_ctx *c, const eng_block_w *b, int n, float *x, const
         P.ll_sleep = (unsigned)pk_env_int("LLORCH_CUDA_PKW_LL_SLEEP", 0);
         P.split_keys = pk_env_int("LLORCH_CUDA_PKW_SPLIT_KEYS", PW_SPLIT_KEYS);
         if (P.split_keys < 1) P.split_keys = PW_SPLIT_KEYS;
-        P.team = pk_env_int("LLORCH_CUDA_PKW_TEAM", 1) != 0;
-        P.mma = pk_env_int("LLORCH_CUDA_PKW_MMA", 0);
+        P.mma = pk_env_int("LLORCH_CUDA_PKW_MMA", 9);
     }
     int nblk = 0;
     size_t smem = 0;
@@ -784,7 +773,7 @@ int cu_pkw_decode_layers(cu_ctx *c, const eng_block_w *b, int n, float *x, const
         P.o_bias = P.o_nf + e4;
         P.o_own = P.o_bias + ((nbias + r4) & ~r4);
         P.o_xh = P.o_own + (((unsigned)((P.E + nb - 1) / nb) + r4) & ~r4);
-        act = (size_t)(P.o_xh + ((P.Kmax + 7) >> 3) * 4 + ((((unsigned)P.Kmax >> 5) + r4) & ~r4)) * 4;
+        act = (size_t)(P.o_xh + ((P.E + 7) >> 3) * 4) * 4;
         size_t off = (act + 15) & ~(size_t)15;
         for (int i = 0; i < PW_MAT; i++) {
             P.woff[i] = (unsigned)off;

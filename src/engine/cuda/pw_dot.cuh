@@ -145,35 +145,25 @@ __device__ __noinline__ float2 pw_dotf(int type, const uint8_t *wa, const uint8_
     return make_float2(a, b);
 }
 
-/* nr units of work over the block's warps in teams of g warps (a power of
- * two): dot(u, tt, nt) is team thread tt's partial (of nt), done(u, sum)
- * runs in the team's first thread. Block-uniform loop (pk_team_sum
- * synchronizes for g > 1). rule 0: one g for every round, the largest with
- * nr * 2g <= the block's warps (at least 1); rule 1 (the default,
- * LLORCH_CUDA_PKW_TEAM): each round takes the largest g with left * g <=
- * the warps, left = the units not yet done, so a short last round (Qwen's
- * D: 37 rows = 16 + 16 + 5) or a phase with fewer rows than warps (C and
- * E: 7 rows of 16 warps) spreads each unit over more warps instead of
- * leaving warps idle. */
+/* nr units of work over the block's warps in teams of g warps (the largest
+ * power of two with nr * 2g <= the block's warps, at least 1): dot(u, tt, nt) is team
+ * thread tt's partial (of nt), done(u, sum) runs in the team's first
+ * thread. Block-uniform loop (pk_team_sum synchronizes for g > 1). Spreading
+ * a short last round over more warps (each round's own g) measured slower:
+ * docs/PERF.md, session 7. */
 template <class Dot, class Done>
-__device__ __forceinline__ void pw_units(int nr, int rule, float2 *red, Dot dot, Done done) {
+__device__ __forceinline__ void pw_units(int nr, float2 *red, Dot dot, Done done) {
     const int nw = (int)(blockDim.x >> 5);
+    int g = 1;
+    while (g < nw && nr * 2 * g <= nw) g *= 2;
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-    int g0 = 1;
-    while (g0 < nw && nr * 2 * g0 <= nw) g0 *= 2;
-    for (int base = 0; base < nr;) {
-        int g = g0;
-        if (rule) {
-            g = 1;
-            while (2 * g <= nw && (nr - base) * 2 * g <= nw) g *= 2;
-        }
-        const int tpb = nw / g, team = warp / g, tt = (warp & (g - 1)) * 32 + lane;
+    const int tpb = nw / g, team = warp / g, tt = (warp & (g - 1)) * 32 + lane;
+    for (int base = 0; base < nr; base += tpb) {
         const int u = base + team;
         float2 d = make_float2(0.0f, 0.0f);
         if (u < nr) d = dot(u, tt, g * 32);
         d = pk_team_sum(d, g, red);
         if (u < nr && tt == 0) done(u, d);
-        base += tpb;
     }
 }
 

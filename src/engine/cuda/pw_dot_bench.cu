@@ -17,15 +17,15 @@ __device__ __forceinline__ uint32_t pwb_hash(uint32_t x) {
     return x;
 }
 
-/* mode 0: pw_units + pw_dotf (pkw.cu's code; rule = the team rule);
- * mode 1: pw_gu_mma (paired Q5_0 only); mode 2: pw_rows_mma (single rows; rule > 0 caps the warps per tile), 3: the same
+/* mode 0: pw_units + pw_dotf (pkw.cu's code);
+ * mode 1: pw_gu_mma (paired Q5_0 only); mode 2: pw_rows_mma (single rows; wcap > 0 caps the warps per tile), 3: the same
  * with the tile inlined; 4: nr dependent mma per warp alone (the tensor
  * cores' latency); 5 / 6: a 2 us spin then mode 1, with (5) or without an
  * mma before the spin (does an idle tensor core start slow?). two: gate/up pairs (rows nr of
  * each) or single rows. ns[block] = nanoseconds per rep; out = block 0's
  * results of the first rep, (a, b) per row. */
 __global__ void __launch_bounds__(512, 1) k_pwdot_bench(int mode, int two, int type, int nr, int K, int nb1, int qk,
-                                                        int bytes, int scale_at, int rule, int reps,
+                                                        int bytes, int scale_at, int wcap, int reps,
                                                         unsigned long long *ns, float2 *out) {
     extern __shared__ __align__(16) unsigned char smem[];
     __shared__ float2 red[16 * 8];
@@ -72,17 +72,17 @@ __global__ void __launch_bounds__(512, 1) k_pwdot_bench(int mode, int two, int t
         } else if (mode == 1) {
             pw_gu_mma(nr, w, wu, nb1, K, xh, red, done);
         } else if (mode == 3) {
-            pw_rows_mma<true>(type, nr, w, nb1, K, xh, sx, reinterpret_cast<float *>(red), rule ? rule : 16,
+            pw_rows_mma<true>(type, nr, w, nb1, K, xh, sx, reinterpret_cast<float *>(red), wcap ? wcap : 16,
                               [&](int u, float d) { done(u, make_float2(d, 0.0f)); });
         } else if (mode == 2) {
-            pw_rows_mma(type, nr, w, nb1, K, xh, sx, reinterpret_cast<float *>(red), rule ? rule : 16,
+            pw_rows_mma(type, nr, w, nb1, K, xh, sx, reinterpret_cast<float *>(red), wcap ? wcap : 16,
                         [&](int u, float d) { done(u, make_float2(d, 0.0f)); });
         } else if (two) {
-            pw_units(nr, rule, red, [&](int u, int tt, int nt) {
+            pw_units(nr, red, [&](int u, int tt, int nt) {
                 return pw_dotf<1, PW_FMT_Q4KM>(type, w + (size_t)u * nb1, wu + (size_t)u * nb1, K, tt, nt, xs);
             }, done);
         } else {
-            pw_units(nr, rule, red, [&](int u, int tt, int nt) {
+            pw_units(nr, red, [&](int u, int tt, int nt) {
                 return pw_dotf<0, PW_FMT_Q4KM>(type, w + (size_t)u * nb1, NULL, K, tt, nt, xs);
             }, done);
         }
@@ -99,7 +99,7 @@ static int pwb_cmp(const void *a, const void *b) {
 /* one configuration: *ns_med = the median block's ns per rep; out (host,
  * nr float2) = block 0's results. Returns 0, or -1 on a CUDA error or an
  * unsupported type. */
-extern "C" int llorch_cuda_pwdot_bench(int mode, int two, int type, int nr, int K, int rule, int reps,
+extern "C" int llorch_cuda_pwdot_bench(int mode, int two, int type, int nr, int K, int wcap, int reps,
                                        double *ns_med, float *out) {
     int qk, bytes, scale_at;
     switch (type) {
@@ -123,7 +123,7 @@ extern "C" int llorch_cuda_pwdot_bench(int mode, int two, int type, int nr, int 
     if (cudaFuncSetAttribute(k_pwdot_bench, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem) != cudaSuccess ||
         cudaMalloc(&dns, sizeof(*dns) * nsm) != cudaSuccess || cudaMalloc(&dout, sizeof(float2) * nr) != cudaSuccess)
         goto out;
-    k_pwdot_bench<<<nsm, 512, smem>>>(mode, two, type, nr, K, nb1, qk, bytes, scale_at, rule, reps, dns, dout);
+    k_pwdot_bench<<<nsm, 512, smem>>>(mode, two, type, nr, K, nb1, qk, bytes, scale_at, wcap, reps, dns, dout);
     if (cudaDeviceSynchronize() != cudaSuccess) goto out;
     {
         unsigned long long *h = (unsigned long long *)malloc(sizeof(*h) * nsm);
