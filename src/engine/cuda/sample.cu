@@ -53,8 +53,12 @@ struct samp_st {
     float maxw;
     int amax;                    /* argmax of w (lowest id; 0 when nothing is comparable) */
     uint32_t lo;                 /* PH_LEVEL: the level's key range starts here */
-    uint32_t clo;                /* PH_COMPACT: survivors with key >= clo */
+    uint32_t clo, chi;           /* PH_COMPACT: survivors with clo <= key <= chi */
+    int interval;                /* PH_COMPACT: chi < the top key: k_sp_finish only finds the cut */
     unsigned long long aw, ac;   /* weight / count of the survivors above the level's range */
+    unsigned long long ahc;      /* PH_COMPACT: survivors above chi (interval) */
+    float cut_w;                 /* PH_DRAW: the cut (host sampler.c), {-inf, INT_MAX}: none */
+    int cut_id;
     double T, z;                 /* target (top-k: k; top-p: p * z), z of top-p alone */
     unsigned ctr;                /* last-block election, zero between kernels */
     int cnt;                     /* compaction slots, zero between calls */
@@ -730,6 +734,8 @@ __global__ void __launch_bounds__(SP_NT) k_sp_prep(const float *logits, float *w
         s->lo = 0;
         s->aw = s->ac = 0;
         s->sel = 0;
+        s->cut_w = -INFINITY;
+        s->cut_id = 0x7fffffff;
         /* nothing finite (top-k's empty heap, the host's -inf max) or a +inf
          * logit: the argmax, as the host returns */
         if (nf == 0 || !(mx > -INFINITY) || mx == INFINITY) {
@@ -759,7 +765,8 @@ __global__ void __launch_bounds__(SP_NT) k_sp_level(const float *w, samp_params 
     __shared__ double shd[SP_NT / 32];
     __shared__ unsigned long long shu[SP_NT / 32];
     __shared__ unsigned sh_last;
-    __shared__ int sh_b, sh_ne;
+    __shared__ int sh_b, sh_ne, sh_h;
+    __shared__ unsigned long long sh_hc;
     __shared__ unsigned long long sh_aw, sh_ac, sh_pc, sh_naw, sh_nac, sh_npc;
     __shared__ double sh_z;
     if (x->st.phase != PH_LEVEL || x->st.level != L) return;
@@ -833,6 +840,7 @@ __global__ void __launch_bounds__(SP_NT) k_sp_level(const float *w, samp_params 
         sh_z = z;
         sh_b = -1;
         sh_ne = 0x7fffffff;
+        sh_h = -1;
     }
     __syncthreads();
     const double z = sh_z;
@@ -841,7 +849,7 @@ __global__ void __launch_bounds__(SP_NT) k_sp_level(const float *w, samp_params 
      * the exact (double) cum surely reaches T inside the prefix */
     const double thr = mass ? T + 1e-9 * z : T, scale = mass ? 1.0 / SP_FP : 1.0;
     /* thread t owns 8 bins, descending: t's first is nbins - 1 - 8t */
-    unsigned long long W[8], C[8], sw = 0, sc = 0;
+    unsigned long long W[8], C[8], sw = 0, sc = 0, su = 0;
 #pragma unroll
     for (int q = 0; q < 8; q++) {
         const int b = nbins - 1 - 8 * (int)threadIdx.x - q;
@@ -852,11 +860,17 @@ __global__ void __launch_bounds__(SP_NT) k_sp_level(const float *w, samp_params 
         }
         sw += W[q];
         sc += C[q];
+        su += mass ? W[q] + C[q] : W[q];
     }
+    /* upper bounds (masses): each survivor's mass < (its floor + 1) units; the
+     * cut is not in a bin above the highest one whose upper bound reaches
+     * T - eps */
+    const double thu = mass ? T - 1e-9 * z : T;
     const unsigned long long aw0 = x->st.aw, ac0 = x->st.ac;
     unsigned long long cw = aw0 + sp_exscan_u64(sw, shu), cc = ac0 + sp_exscan_u64(sc, shu);
-    int myb = -1, mne = 0x7fffffff;
-    unsigned long long maw = 0, mac = 0, mpc = 0, naw = 0, nac = 0, npc = 0;
+    unsigned long long cu = (mass ? aw0 + ac0 : aw0) + sp_exscan_u64(su, shu);
+    int myb = -1, mne = 0x7fffffff, myh = -1;
+    unsigned long long maw = 0, mac = 0, mpc = 0, naw = 0, nac = 0, npc = 0, mhc = 0;
 #pragma unroll
     for (int q = 0; q < 8; q++) {
         const int b = nbins - 1 - 8 * (int)threadIdx.x - q;
@@ -864,6 +878,11 @@ __global__ void __launch_bounds__(SP_NT) k_sp_level(const float *w, samp_params 
         const unsigned long long pw = cw, pcn = cc;
         cw += W[q];
         cc += C[q];
+        cu += mass ? W[q] + C[q] : W[q];
+        if (myh < 0 && C[q] > 0 && (double)cu * scale >= thu) {
+            myh = b;
+            mhc = pcn;
+        }
         if (myb < 0 && C[q] > 0 && (double)cw * scale >= thr) {
             myb = b;
             maw = pw;
@@ -879,7 +898,9 @@ __global__ void __launch_bounds__(SP_NT) k_sp_level(const float *w, samp_params 
     }
     if (myb >= 0) atomicMax(&sh_b, myb);
     if (mne != 0x7fffffff) atomicMin(&sh_ne, mne);
+    if (myh >= 0) atomicMax(&sh_h, myh);
     __syncthreads();
+    if (myh >= 0 && myh == sh_h) sh_hc = mhc;
     if (myb >= 0 && myb == sh_b) {
         sh_aw = maw;
         sh_ac = mac;
@@ -905,16 +926,32 @@ __global__ void __launch_bounds__(SP_NT) k_sp_level(const float *w, samp_params 
             s->z = z;
             s->T = T;
         }
+        /* the cut lies in bins [B, H]: H = B for counts; for masses the
+         * highest bin whose upper bound reaches T - eps (none: the range's
+         * top, conservatively) */
+        int H = sh_h;
+        unsigned long long hc = sh_hc;
+        if (H < B) {
+            H = nbins - 1;
+            hc = ac0;
+        }
+        s->interval = 0;
+        s->chi = 0xffffffffu;
         if (B < 0) {
             s->phase = PH_FALLBACK; /* nothing counted (cannot happen: nf >= 1) */
         } else {
             const uint32_t nlo = lo + ((uint32_t)B << shift);
-            const bool more = L < 2;
-            if (pc <= SP_CSMALL || (pc <= SP_CMAX && !more)) {
-                s->phase = PH_COMPACT;
+            const uint32_t nhi = (uint32_t)((unsigned long long)lo + ((unsigned long long)(H + 1) << shift) - 1);
+            const unsigned long long ic = pc - hc; /* survivors in bins [B, H] */
+            const bool more = L < 2, one = H == B;
+            /* the interval needs the draw over all logits afterwards, so
+             * top-k's interval only without top-p */
+            const bool iok = !(s->sel == SEL_K && p.top_p < 1.0f);
+            if (pc <= SP_CSMALL) {
+                s->phase = PH_COMPACT; /* the prefix: k_sp_finish does everything */
                 s->clo = nlo;
-            } else if (more && ac < SP_CMAX) {
-                s->phase = PH_LEVEL;
+            } else if (more && one && (ac < SP_CMAX || (iok && ic > SP_CSMALL))) {
+                s->phase = PH_LEVEL; /* refine inside B: the prefix or the interval may shrink */
                 s->level = L + 1;
                 s->lo = nlo;
                 s->aw = aw;
@@ -922,6 +959,12 @@ __global__ void __launch_bounds__(SP_NT) k_sp_level(const float *w, samp_params 
             } else if (pc <= SP_CMAX) {
                 s->phase = PH_COMPACT;
                 s->clo = nlo;
+            } else if (iok && ic <= SP_CMAX) {
+                s->phase = PH_COMPACT;
+                s->clo = nlo;
+                s->chi = nhi;
+                s->interval = 1;
+                s->ahc = hc;
             } else {
                 s->phase = PH_FALLBACK;
             }
@@ -938,15 +981,19 @@ __global__ void __launch_bounds__(SP_NT) k_sp_level(const float *w, samp_params 
 /* ---- compaction of the prefix (key >= clo) ----------------------------------------- */
 __global__ void __launch_bounds__(SP_NT) k_sp_compact(const float *w, samp_params p, samp_ext *x) {
     cu_pdl_begin();
+    __shared__ double shd[SP_NT / 32];
     if (x->st.phase != PH_COMPACT) return;
-    const uint32_t clo = x->st.clo;
+    const uint32_t clo = x->st.clo, chi = x->st.chi;
+    const float maxw = x->st.maxw;
     const int lane = threadIdx.x & 31, i0 = blockIdx.x * SP_CH + threadIdx.x * SP_PER;
     float v[SP_PER];
     sp_load(w, p.n, i0, v);
+    double above = 0.0; /* interval: the mass of the survivors above chi, this block's part */
 #pragma unroll
     for (int j = 0; j < SP_PER; j++) {
         const uint32_t k = fkey(v[j]);
-        const bool ok = v[j] > -INFINITY && k >= clo;
+        if (v[j] > -INFINITY && k > chi) above += exp((double)v[j] - (double)maxw);
+        const bool ok = v[j] > -INFINITY && k >= clo && k <= chi;
         const unsigned bal = __ballot_sync(0xffffffffu, ok);
         if (!bal) continue; /* warp-uniform */
         int slot = 0;
@@ -954,6 +1001,10 @@ __global__ void __launch_bounds__(SP_NT) k_sp_compact(const float *w, samp_param
         slot = __shfl_sync(0xffffffffu, slot, __ffs(bal) - 1) + __popc(bal & ((1u << lane) - 1u));
         if (ok && slot < SP_CMAX)
             x->cand[slot] = ((unsigned long long)k << 32) | (uint32_t)~(uint32_t)(i0 + j);
+    }
+    if (x->st.interval) { /* uniform */
+        above = sp_sum_d<SP_NT>(above, shd);
+        if (threadIdx.x == 0) x->pz[blockIdx.x] = above;
     }
 }
 
@@ -990,13 +1041,13 @@ __device__ double sp_mass(const unsigned long long *s, int cnt, bool idfirst, fl
 }
 /* the first position of s[0, cnt) where the running sum of e reaches T
  * (strict: exceeds T); -1 when none */
-__device__ int sp_cross(const unsigned long long *s, int cnt, bool idfirst, float maxw, double T, bool strict,
-                        double *shd, int *shres) {
+__device__ int sp_cross(const unsigned long long *s, int cnt, bool idfirst, float maxw, double start, double T,
+                        bool strict, double *shd, int *shres) {
     const int seg = (cnt + SP_FB - 1) / SP_FB, a = threadIdx.x * seg, b = min(cnt, a + seg);
     double l = 0.0;
     for (int i = a; i < b; i++) l += sp_e(s[i], idfirst, maxw);
     if (threadIdx.x == 0) *shres = 0x7fffffff;
-    double c = sp_exscan_d(l, shd); /* its __syncthreads publish *shres */
+    double c = start + sp_exscan_d(l, shd); /* its __syncthreads publish *shres */
     for (int i = a; i < b; i++) {
         c += sp_e(s[i], idfirst, maxw);
         if (strict ? c > T : c >= T) {
@@ -1009,19 +1060,25 @@ __device__ int sp_cross(const unsigned long long *s, int cnt, bool idfirst, floa
     __syncthreads();
     return r == 0x7fffffff ? -1 : r;
 }
-__global__ void __launch_bounds__(SP_FB) k_sp_finish(samp_params p, samp_ext *x, int32_t *out) {
+__global__ void __launch_bounds__(SP_FB) k_sp_finish(samp_params p, samp_ext *x, int nb, int32_t *out) {
     cu_pdl_begin();
     extern __shared__ unsigned long long sk[]; /* [SP_CMAX] */
     __shared__ double shd[SP_FB / 32];
     __shared__ int shi[SP_FB / 32];
     __shared__ int shres;
     if (x->st.phase != PH_COMPACT) return;
-    const int m = x->st.cnt, sel = x->st.sel;
+    const int m = x->st.cnt, sel = x->st.sel, iv = x->st.interval;
     const float maxw = x->st.maxw;
     const double Tp = x->st.T;
+    /* interval: the survivors above it, counted by the levels, their mass
+     * summed by k_sp_compact's blocks (in block order here) */
+    const int ka = iv ? (int)x->st.ahc : 0;
+    double above = 0.0;
+    if (iv)
+        for (int b = 0; b < nb; b++) above += __ldcg(x->pz + b);
     __syncthreads(); /* every thread has read the state */
     if (threadIdx.x == 0) x->st.cnt = 0;
-    if (m <= 0 || m > SP_CMAX || (sel == SEL_K && p.top_k > m)) {
+    if (m <= 0 || m > SP_CMAX || (sel == SEL_K && (p.top_k - ka > m || p.top_k - ka < 1))) {
         if (threadIdx.x == 0) x->st.phase = PH_FALLBACK;
         return;
     }
@@ -1033,16 +1090,24 @@ __global__ void __launch_bounds__(SP_FB) k_sp_finish(samp_params p, samp_ext *x,
     /* 3.-4. the cut position in the sorted prefix */
     int cut;
     if (sel == SEL_K) {
-        const int kp = p.top_k - 1;
+        const int kp = p.top_k - 1 - ka;
         cut = kp;
-        if (p.top_p < 1.0f) {
+        if (p.top_p < 1.0f) { /* never with an interval */
             const double z = sp_mass(sk, kp + 1, false, maxw, shd);
-            const int r = sp_cross(sk, kp + 1, false, maxw, (double)p.top_p * z, false, shd, &shres);
+            const int r = sp_cross(sk, kp + 1, false, maxw, 0.0, (double)p.top_p * z, false, shd, &shres);
             cut = r < 0 ? kp : r;
         }
     } else {
-        const int r = sp_cross(sk, m, false, maxw, Tp, false, shd, &shres);
+        const int r = sp_cross(sk, m, false, maxw, above, Tp, false, shd, &shres);
         cut = r < 0 ? m - 1 : r;
+    }
+    if (iv) { /* the cut only; k_sp_draw applies min-p and draws over all logits */
+        if (threadIdx.x == 0) {
+            x->st.cut_w = fkey_inv((uint32_t)(sk[cut] >> 32));
+            x->st.cut_id = (int)~(uint32_t)sk[cut];
+            x->st.phase = PH_DRAW;
+        }
+        return;
     }
     /* 5. min-p: the survivors with w >= max + log(min_p) are a prefix too */
     int s = cut + 1;
@@ -1065,7 +1130,7 @@ __global__ void __launch_bounds__(SP_FB) k_sp_finish(samp_params p, samp_ext *x,
     __syncthreads();
     sp_bitonic(sk, P2, false);
     const double z = sp_mass(sk, s, true, maxw, shd);
-    const int r = sp_cross(sk, s, true, maxw, p.u * z, true, shd, &shres);
+    const int r = sp_cross(sk, s, true, maxw, 0.0, p.u * z, true, shd, &shres);
     if (threadIdx.x == 0) {
         *out = sp_id(sk[r < 0 ? s - 1 : r], true);
         x->st.phase = PH_DONE;
@@ -1083,13 +1148,15 @@ __global__ void __launch_bounds__(SP_NT) k_sp_draw(const float *w, samp_params p
     __shared__ double spz[SP_MAXB];
     __shared__ int spl[SP_MAXB];
     if (x->st.phase != PH_DRAW) return;
-    const float maxw = x->st.maxw;
+    const float maxw = x->st.maxw, cw = x->st.cut_w;
+    const int cid = x->st.cut_id;
     float thr = -INFINITY;
     if (p.log_min_p > -INFINITY) {
         thr = maxw + p.log_min_p;
         if (thr > maxw) thr = maxw;
     }
     const int n = p.n;
+#define SP_SURV(v, i) ((v) > -INFINITY && (v) >= thr && ((v) > cw || ((v) == cw && (i) <= cid)))
     int i0 = blockIdx.x * SP_CH + threadIdx.x * SP_PER;
     float v[SP_PER];
     sp_load(w, n, i0, v);
@@ -1097,7 +1164,7 @@ __global__ void __launch_bounds__(SP_NT) k_sp_draw(const float *w, samp_params p
     int last = -1;
 #pragma unroll
     for (int j = 0; j < SP_PER; j++)
-        if (v[j] > -INFINITY && v[j] >= thr) {
+        if (SP_SURV(v[j], i0 + j)) {
             l += exp((double)v[j] - (double)maxw);
             last = i0 + j;
         }
@@ -1151,14 +1218,14 @@ __global__ void __launch_bounds__(SP_NT) k_sp_draw(const float *w, samp_params p
         l = 0.0;
 #pragma unroll
         for (int j = 0; j < SP_PER; j++) {
-            e[j] = (v[j] > -INFINITY && v[j] >= thr) ? exp((double)v[j] - (double)maxw) : 0.0;
+            e[j] = SP_SURV(v[j], i0 + j) ? exp((double)v[j] - (double)maxw) : 0.0;
             l += e[j];
         }
         double c = sh_base + sp_exscan_d(l, shd);
         const double target = sh_target;
 #pragma unroll
         for (int j = 0; j < SP_PER; j++)
-            if (v[j] > -INFINITY && v[j] >= thr) {
+            if (SP_SURV(v[j], i0 + j)) {
                 c += e[j];
                 if (c > target) {
                     atomicMin(&shres, i0 + j);
@@ -1175,6 +1242,7 @@ __global__ void __launch_bounds__(SP_NT) k_sp_draw(const float *w, samp_params p
         x->st.phase = PH_DONE;
         x->st.ctr = 0;
     }
+#undef SP_SURV
 }
 
 /* the sampler's scratch: the working logits w [cap] floats, then e [cap]
@@ -1257,7 +1325,7 @@ int cu_sample(cu_ctx *c, const float *logits, int n_vocab, const eng_sample_args
         if (cut) {
             for (int L = 0; L < 3; L++) cu_launch(c, nb, SP_NT, 0, k_sp_level, (const float *)c->samp_w, p, x, L);
             cu_launch(c, nb, SP_NT, 0, k_sp_compact, (const float *)c->samp_w, p, x);
-            cu_launch(c, 1, SP_FB, SP_CMAX * sizeof(unsigned long long), k_sp_finish, p, x, dst);
+            cu_launch(c, 1, SP_FB, SP_CMAX * sizeof(unsigned long long), k_sp_finish, p, x, nb, dst);
         }
         cu_launch(c, nb, SP_NT, 0, k_sp_draw, (const float *)c->samp_w, p, x, dst);
         if (cut)
