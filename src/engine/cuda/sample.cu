@@ -6,17 +6,35 @@
  * Summation order differs (parallel), so a draw that lands within rounding of
  * a boundary may pick the neighbour; everything else is exact.
  *
- * One block of 1024 threads does it all (the vocabulary is ~10^5 floats):
- *   copy → repetition penalty (thread 0, <= 64 tokens) → temperature
+ * Three samplers, one function:
+ *   - greedy (t <= 0): k_argmax, many blocks reading the logits in place;
+ *   - sampled (t > 0): the many-block sampler (section "the many-block
+ *     sampler" below): a prep pass (penalty, temperature, max, argmax), up to
+ *     three histogram passes over the ordered float key that narrow the
+ *     range holding the top-k / top-p cut (counts, or fixed-point masses
+ *     with a proven margin), a compaction of the top prefix (or of the bins
+ *     that can hold the cut) and ONE block that sorts those <= 16,384
+ *     candidates in shared memory and finishes exactly like the host; the
+ *     plain temperature / min-p draw is one many-block pass;
+ *   - k_sample, one block of 1024 threads doing everything (the previous
+ *     sampler): LLORCH_CUDA_ARGMAX=0 for every request, and the many-block
+ *     sampler's gated fallback where its candidates do not fit (more than
+ *     16,384 tied logits at the cut, top-k above 16,384 with top-p).
+ * Why: k_sample ran all of it on one SM, 8 radix passes over all 151,936
+ * logits for top-k 40 + top-p 0.95, ~0.7 ms per call against a ~0.58 ms
+ * greedy decode step (docs/PERF.md, "the sampled decode path"). The
+ * many-block passes read the 600 KB of logits from L2 in ~1-3 us each; the
+ * finishing block sorts tens to a few thousand candidates instead of
+ * scanning the vocabulary.
+ *
+ * k_sample: copy → repetition penalty (thread 0, <= 64 tokens) → temperature
  *   (t <= 0: argmax) → top-k (radix select on the ordered float bits: 4 passes
  *   of 8 bits, counts) → max → top-p (the same radix select weighted by
  *   exp(w - max)) → min-p → draw (per-thread contiguous id segments, block
  *   scan of their masses, one thread walks the segment that crosses u*Z).
- * exp(w - max) is computed once per survivor of the top-k cut into e (the
- * scratch beside w) and read by top-p and the draw; the radix passes add to
- * their buckets once per warp and bucket. Measured (H100, 151,936 logits):
- * ~0.7 ms per call with top-k 40 + top-p 0.95, ~0.2 ms at temperature alone:
- * one SM does it all (docs/PERF.md, "the sampled decode path").
+ *   exp(w - max) is computed once per survivor of the top-k cut into e (the
+ *   scratch beside w) and read by top-p and the draw; the radix passes add to
+ *   their buckets once per warp and bucket.
  * Division by the temperature / penalty uses __fdiv_rn: fast-math must not
  * change a logit the host would compute exactly. */
 #include <errno.h>
@@ -521,22 +539,34 @@ __global__ void __launch_bounds__(ARGMAX_B) k_argmax(const float *logits, int n,
  *                 a lower bound reaching target + 1e-9 z, so the exact cut
  *                 is surely at or above B): every survivor with key >= B's
  *                 low key is then a PREFIX of the total order that holds the
- *                 cut. Small prefix (<= SP_CSMALL, or <= SP_CMAX once the
- *                 levels are spent): compact; else refine inside B.
+ *                 cut. Prefix <= SP_CSMALL: compact it; else refine inside
+ *                 B while that can shrink the prefix or the interval (below);
+ *                 then the prefix if <= SP_CMAX, else the interval, else
+ *                 the fallback.
  *   k_sp_compact  many blocks: the prefix's (key, id) pairs into the scratch.
  *   k_sp_finish   one block: sorts the prefix in shared memory (bitonic,
  *                 logit desc, id asc: the host's total order) and finishes
  *                 exactly as the host does: top-k position, top-p cum in
  *                 sorted order, min-p, then the survivors re-sorted by id and
- *                 the draw in ascending id order.
- *   k_sp_draw     many blocks: temperature / min-p only (no top-k, no
- *                 top-p): per-block masses of the survivors in id order, the
- *                 last block finds the block where u * z falls and walks it.
- *   k_sample      one block (the previous sampler), gated: runs only when a
- *                 prefix does not fit SP_CMAX (massive ties at the cut, top-k
- *                 above 16,384 with top-p, a top-p set above 16,384).
+ *                 the draw in ascending id order (interval: the cut only).
+ *   k_sp_draw     many blocks: the draw where k_sp_finish did not draw
+ *                 (temperature / min-p only, or an interval's cut): per-block
+ *                 masses of the survivors in id order, the last block finds
+ *                 the block where u * z falls and walks it.
+ *   k_sample      one block (the previous sampler), gated: runs only when
+ *                 neither fits SP_CMAX (more than 16,384 tied logits at the
+ *                 cut; top-k above 16,384 together with top-p).
+ * Interval mode: where the prefix exceeds SP_CMAX but the bins that can hold
+ * the cut ([B, H]: H the highest bin whose UPPER bound reaches T - eps; H = B
+ * for counts) do not, only those are compacted; k_sp_compact's blocks also sum
+ * the mass above them, the levels counted them, k_sp_finish finds the exact
+ * cut and k_sp_draw draws over all logits with it (and min-p).
  * Sums are in a different order than the host's (per block, per thread
- * segment, then blocks), the documented boundary caveat. */
+ * segment, then blocks), the documented boundary caveat. The fixed-point
+ * masses only choose the candidates: floor(e * 2^40) bounds each element's
+ * mass from below and floor + 1 from above, summed exactly in integers; the
+ * margin 1e-9 z covers the double sums' rounding (< n 2^-53 z), so the cut
+ * the finishing block computes is always among the candidates. */
 /* block reductions of the NT-thread kernels (all threads call) */
 template <int NT>
 __device__ double sp_sum_d(double v, double *sh) {
@@ -615,10 +645,11 @@ __device__ void sp_argmax_blk(float &bv, int &bi, float *shv, int *shi) {
     for (int k = 0; k < NT / 32; k++) am_merge(bv, bi, shv[k], shi[k]);
     __syncthreads();
 }
-/* "the last block to finish": every thread's writes of this block are done
- * (the caller's __syncthreads), thread 0 fences and counts; 1 in the last
- * block (which fences again before reading what the others wrote) */
+/* "the last block to finish": every thread fences its writes (stores and
+ * atomics to global memory) and the block meets, thread 0 counts; 1 in the
+ * last block (which fences again before reading what the others wrote) */
 __device__ bool sp_last_block(unsigned *ctr, unsigned *sh) {
+    __threadfence();
     __syncthreads();
     if (threadIdx.x == 0) {
         __threadfence();
