@@ -917,16 +917,59 @@ static void test_attention_ext(void **st) {
 }
 
 /* device sampling = the host reference, token for token */
+/* Logit patterns of sample_cases (trial % 8; pattern 0 is the plain random
+ * one, 1 a tie for the argmax). The many-block sampler's regimes (sample.cu):
+ * its histogram levels, the compacted prefix, the one-block fallback (massive
+ * ties at the cut, prefixes above 16,384), the plain draw. */
+static void sample_logits(float *l, int n, int trial) {
+    switch (trial % 8) {
+    case 1: /* a tie for the argmax */
+        l[17] = l[n - 1] = 50.0f;
+        break;
+    case 2: /* two of three logits tied (top-k cuts inside the tie) */
+        for (int i = 0; i < n; i++)
+            if (i % 3) l[i] = 2.5f;
+        break;
+    case 3: /* -inf except every 50th */
+        for (int i = 0; i < n; i++)
+            if (i % 50) l[i] = -INFINITY;
+        break;
+    case 4: /* two values only, and a NaN */
+        for (int i = 0; i < n; i++) l[i] = (i % 7) ? 1.0f : 0.0f;
+        l[5] = NAN;
+        break;
+    case 5: /* three finite logits (fewer than top-k), a tied pair */
+        for (int i = 0; i < n; i++) l[i] = -INFINITY;
+        l[n / 2] = l[n / 3] = 3.0f;
+        l[7] = 1.0f;
+        break;
+    case 6: /* a narrow bulk and a few far above it (a peaked model) */
+        for (int i = 0; i < n; i++) l[i] = l[i] * 0.05f + ((i % 997) == 0 ? 8.0f : 0.0f);
+        break;
+    default:
+        break;
+    }
+}
+
 /* every SPEC §3.4 pipeline case on backend B against the host sampler */
 static void sample_cases(eng_backend Gb) {
-    const int nv[] = {1000, 151936};
+    /* 100 and 1000: one block of the many-block kernels; 2049: a one-logit
+     * last block; 151,936: Qwen's vocabulary */
+    const int nv[] = {100, 1000, 2049, 151936};
     struct { float temp, top_p, min_p, pen; int top_k; } ps[] = {
         {0.0f, 1.0f, 0.0f, 1.0f, 0},  {0.0f, 1.0f, 0.0f, 1.3f, 0}, {1.0f, 1.0f, 0.0f, 1.0f, 0},
         {0.8f, 0.9f, 0.0f, 1.1f, 40}, {1.0f, 0.5f, 0.0f, 1.0f, 0}, {1.5f, 1.0f, 0.05f, 1.0f, 0},
         {0.7f, 0.95f, 0.1f, 1.2f, 100}, {1.0f, 1.0f, 0.0f, 1.0f, 1},
+        {0.8f, 0.95f, 0.0f, 1.0f, 40},   /* the common chat setting */
+        {1.0f, 0.95f, 0.0f, 1.0f, 0},    /* top-p alone */
+        {1.0f, 1.0f, 0.2f, 1.3f, 0},     /* min-p alone (the plain many-block draw) */
+        {1.0f, 1.0f, 0.0f, 1.0f, 3000},  /* top-k alone, a prefix the levels narrow */
+        {1.0f, 0.9f, 0.0f, 1.0f, 20000}, /* top-k above the 16,384 compaction bound */
+        {0.5f, 0.99f, 0.02f, 1.0f, 5},   /* all four filters */
+        {2.0f, 0.3f, 0.0f, 1.0f, 0},     /* flat: a top-p set of thousands */
     };
     int mismatches = 0, total = 0;
-    for (int vi = 0; vi < 2; vi++) {
+    for (int vi = 0; vi < (int)NELEM(nv); vi++) {
         const int n = nv[vi];
         float *lg = NULL;
         int32_t *dtok = NULL;
@@ -942,9 +985,9 @@ static void sample_cases(eng_backend Gb) {
             p.top_k = ps[pi].top_k;
             p.seed = 1000 + pi;
             eng_sampler *ref = eng_sampler_new(&p, n), *dev = eng_sampler_new(&p, n);
-            for (int trial = 0; trial < 12; trial++) {
+            for (int trial = 0; trial < 16; trial++) {
                 float *l = rnd((size_t)n, 6.0f);
-                if (trial == 3) l[17] = l[n - 1] = 50.0f; /* a tie for the argmax */
+                sample_logits(l, n, trial);
                 assert_int_equal(Gb.ops->upload(Gb.ctx, lg, l, (size_t)n * 4), 0);
                 int32_t hist[ENG_REPEAT_LAST_N];
                 eng_sample_args a;
@@ -977,12 +1020,52 @@ static void sample_cases(eng_backend Gb) {
     assert_int_equal(mismatches, 0);
 }
 
-/* greedy cases go through the many-block k_argmax by default; a second
- * backend made with LLORCH_CUDA_ARGMAX=0 checks the one-block k_sample path
- * for them too, so both stay equal to the host sampler */
+/* host-timed sample() calls on 151,936 random logits (enqueue + the 4-byte
+ * read back), printed only: the many-block sampler's cost per setting */
+static void sample_timing(eng_backend Gb, const char *what) {
+    const int n = 151936, reps = 50;
+    struct { const char *name; float temp, top_p, min_p; int top_k; } ps[] = {
+        {"greedy", 0.0f, 1.0f, 0.0f, 0},          {"temp 1", 1.0f, 1.0f, 0.0f, 0},
+        {"top-k 40 + top-p 0.95", 0.8f, 0.95f, 0.0f, 40}, {"top-p 0.95", 1.0f, 0.95f, 0.0f, 0},
+        {"min-p 0.05", 1.0f, 1.0f, 0.05f, 0},
+    };
+    float *lg = NULL;
+    int32_t *dtok = NULL;
+    assert_int_equal(Gb.ops->alloc(Gb.ctx, (size_t)n * 4, (void **)&lg), 0);
+    assert_int_equal(Gb.ops->alloc(Gb.ctx, 4, (void **)&dtok), 0);
+    float *l = rnd((size_t)n, 6.0f);
+    assert_int_equal(Gb.ops->upload(Gb.ctx, lg, l, (size_t)n * 4), 0);
+    for (size_t pi = 0; pi < NELEM(ps); pi++) {
+        eng_sample_args a;
+        memset(&a, 0, sizeof a);
+        eng_sampling_params_default(&a.p);
+        a.p.temperature = ps[pi].temp;
+        a.p.top_p = ps[pi].top_p;
+        a.p.min_p = ps[pi].min_p;
+        a.p.top_k = ps[pi].top_k;
+        a.uniform = 0.37;
+        int32_t tg;
+        assert_int_equal(Gb.ops->sample(Gb.ctx, lg, n, &a, dtok, &tg), 0); /* warm-up */
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        for (int r = 0; r < reps; r++) assert_int_equal(Gb.ops->sample(Gb.ctx, lg, n, &a, dtok, &tg), 0);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        const double us = ((t1.tv_sec - t0.tv_sec) * 1e9 + (t1.tv_nsec - t0.tv_nsec)) / 1e3 / reps;
+        print_message("sample timing (%s) n=%d %s: %.1f us per call\n", what, n, ps[pi].name, us);
+    }
+    free(l);
+    Gb.ops->free(Gb.ctx, lg);
+    Gb.ops->free(Gb.ctx, dtok);
+}
+
+/* greedy cases go through the many-block k_argmax by default and sampled
+ * ones through the many-block sampler (sample.cu); a second backend made
+ * with LLORCH_CUDA_ARGMAX=0 checks the one-block k_sample path for all of
+ * them too, so both stay equal to the host sampler */
 static void test_sample(void **st) {
     (void)st;
     sample_cases(G);
+    sample_timing(G, "many-block");
     char err[256];
     eng_backend b;
     const char *was = getenv("LLORCH_CUDA_ARGMAX");
@@ -991,6 +1074,7 @@ static void test_sample(void **st) {
     if (was) setenv("LLORCH_CUDA_ARGMAX", was, 1);
     else unsetenv("LLORCH_CUDA_ARGMAX");
     sample_cases(b);
+    sample_timing(b, "one-block, LLORCH_CUDA_ARGMAX=0");
     b.ops->destroy(b.ctx);
 }
 
