@@ -16,6 +16,9 @@
 # with LLORCH_CUDA_PERSIST_TIMING=2 (every block's per-step sums) for each
 # entry of VALIDATE_TIMING (same form as VALIDATE_BENCH; default "default").
 # Part "pwdot": test_cuda_perf's dot-phase microbenchmark (pw_dot_bench.cu).
+# Part "samp": test_sample (device sampler against the host, per-call
+# timings) and `llorch generate` throughput greedy / sampled on Qwen; part
+# "sampsan": test_sample under memcheck and racecheck.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 BD=${LLORCH_BUNDLE_DIR:-.gpu-bundle}
@@ -37,7 +40,7 @@ step() { # label timeout cmd... (output in /tmp/v.log, summary lines into R)
     timeout "$to" "$@" > /tmp/v.log 2>&1
     local rc=$?
     echo "== $label rc=$rc ($(( $(date +%s) - t0 )) s)"
-    grep -E "ERROR SUMMARY|RACECHECK SUMMARY|Hazard|PASSED|FAILED|ERROR|mean KL|top-1 [0-9]|decode_layers pos [0-9]+ head_dim [0-9]+: ok|tg128|pp512|differs|Failure|error:|896x151936|pipeline|Invalid|Program hit|   at |by thread|speculate|per-block step|pkw dot|^  [A-E] [a-z]|DIFFERS|^ {4}[A-Ee][a-z]* |timing pos" /tmp/v.log | head -${VALIDATE_LINES:-30}
+    grep -E "ERROR SUMMARY|RACECHECK SUMMARY|Hazard|PASSED|FAILED|ERROR|mean KL|top-1 [0-9]|decode_layers pos [0-9]+ head_dim [0-9]+: ok|tg128|pp512|differs|Failure|error:|896x151936|pipeline|Invalid|Program hit|   at |by thread|speculate|per-block step|sample timing|device draws|tok/s|pkw dot|^  [A-E] [a-z]|DIFFERS|^ {4}[A-Ee][a-z]* |timing pos" /tmp/v.log | head -${VALIDATE_LINES:-30}
 }
 {
     echo "==== pkw-validate $(date -u +%FT%TZ) commit $(cat $BD/COMMIT)"
@@ -66,6 +69,18 @@ step() { # label timeout cmd... (output in /tmp/v.log, summary lines into R)
         done
     fi
     has pwdot && VALIDATE_LINES=40 LLORCH_CUDA_BENCH=1 LLORCH_BENCH_KERNELS=pwdot step "pwdot (dot phases alone)" 120 $B/test_cuda_perf
+    if has samp; then
+        VALIDATE_LINES=60 LLORCH_TEST_ONLY=test_sample step test_sample 300 $B/test_cuda_ops
+        for a in "--temperature 0" "--temperature 1 --top-k 0 --top-p 1" "--temperature 0.8 --top-k 40 --top-p 0.95" \
+            "--temperature 0.8 --top-k 0 --top-p 0.95"; do
+            step "llorch generate qwen 256 ($a)" 120 $B/llorch generate --backend cuda --model $Q --prompt "Once upon a time" \
+                --max-tokens 256 --seed 7 --min-p 0 $a
+        done
+    fi
+    if has sampsan; then
+        LLORCH_TEST_ONLY=test_sample step memcheck-test_sample 400 $S --tool memcheck --error-exitcode 9 $B/test_cuda_ops
+        LLORCH_TEST_ONLY=test_sample step racecheck-test_sample 500 $S --tool racecheck --error-exitcode 9 $B/test_cuda_ops
+    fi
     has pipe && LLORCH_GPU_QWEN_MODEL=$Q step test_cuda_pipeline 240 $B/test_cuda_pipeline
     if has bench; then
         for v in ${VALIDATE_BENCH:-default LLORCH_CUDA_PERSIST=0}; do
