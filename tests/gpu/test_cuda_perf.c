@@ -520,14 +520,18 @@ int main(void) {
         };
         static float ref[2 * 512], got[2 * 512];
         printf("pkw dot phases alone (pw_dot_bench.cu; median block, ns per phase):\n");
+        /* LLORCH_PWDOT_CASE=i: only case i, without its reference run (one
+         * launch, for ncu: tests/gpu/ncu-pwdot.sh) */
+        const char *only = getenv("LLORCH_PWDOT_CASE");
         for (size_t i = 0; i < sizeof pc / sizeof pc[0]; i++) {
+            if (only && (size_t)atoi(only) != i) continue;
             double ns = 0.0;
             if (llorch_cuda_pwdot_bench(pc[i].mode, pc[i].two, pc[i].type, pc[i].nr, pc[i].K, pc[i].wcap, 200, &ns,
                                         pc[i].mode ? got : ref)) {
                 printf("  %-58s FAILED (CUDA error)\n", pc[i].what);
                 return 1;
             }
-            if (pc[i].mode == 4) {
+            if (pc[i].mode == 4 || only) {
                 printf("  %-58s %8.1f ns\n", pc[i].what, ns);
             } else if (pc[i].mode) { /* against pw_dotf on the same rows: run it for this nr */
                 double ns0;
