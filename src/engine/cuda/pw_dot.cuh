@@ -5,6 +5,8 @@
  * microbenchmark (pw_dot_bench.cu), so the benchmark runs this exact code. */
 #pragma once
 
+#include <type_traits>
+
 #include "persist.cuh"
 
 /* ---- dots: weights (shared memory) against the fp32 activation xs ---- */
@@ -69,13 +71,22 @@ template <> struct pw_sub<QT_Q8_0> {
 /* K-quants with a 6-bit scale and min per 32 (Q4_K, Q5_K): w = d*sc*u - dmin*m */
 __device__ __forceinline__ float pw_kq(const uint8_t *b, int s, uint32_t lo, uint32_t hi, const float4 &x0,
                                        const float4 &x1) {
-    const int c = s >> 3;
-    int sc0, m0, sc1, m1;
-    scale_min_k4(2 * c, b + 4, sc0, m0);
-    scale_min_k4(2 * c + 1, b + 4, sc1, m1);
+    /* the sub's two 6-bit (scale, min) pairs j = 2c, 2c + 1 (c = s / 8) of
+     * the 12 scale bytes, four at a time and without scale_min_k4's branch
+     * (lanes of one warp take both sides of it: docs/PERF.md, session 7):
+     * j < 4 scale q[j] & 63, min q[j+4] & 63; j >= 4 scale q[j+4] & 15 |
+     * (q[j-4] >> 6) << 4, min q[j+4] >> 4 | (q[j] >> 6) << 4 */
+    const int c = s >> 3, sh = 16 * (c & 1);
+    const uint32_t q0 = ld_u32_a4(b + 4), q1 = ld_u32_a4(b + 8), q2 = ld_u32_a4(b + 12);
+    const uint32_t scw = c < 2 ? q0 & 0x3f3f3f3fu : (q2 & 0x0f0f0f0fu) | ((q0 >> 2) & 0x30303030u);
+    const uint32_t mw = c < 2 ? q1 & 0x3f3f3f3fu : ((q2 >> 4) & 0x0f0f0f0fu) | ((q1 >> 2) & 0x30303030u);
+    const uint32_t sc = scw >> sh, m = mw >> sh; /* bytes 0, 1: j = 2c, 2c + 1 */
     const float d = h2f(ld_u16(b)), dmin = h2f(ld_u16(b + 2));
-    return d * ((float)sc0 * pw_d4(lo, x0, PW_MAGIC) + (float)sc1 * pw_d4(hi, x1, PW_MAGIC)) -
-           dmin * ((float)m0 * pw_s4(x0) + (float)m1 * pw_s4(x1));
+    const float sc0 = __int_as_float(__byte_perm(sc, 0x4Bu, 0x4550)) - PW_MAGIC,
+                sc1 = __int_as_float(__byte_perm(sc, 0x4Bu, 0x4551)) - PW_MAGIC,
+                m0 = __int_as_float(__byte_perm(m, 0x4Bu, 0x4550)) - PW_MAGIC,
+                m1 = __int_as_float(__byte_perm(m, 0x4Bu, 0x4551)) - PW_MAGIC;
+    return d * (sc0 * pw_d4(lo, x0, PW_MAGIC) + sc1 * pw_d4(hi, x1, PW_MAGIC)) - dmin * (m0 * pw_s4(x0) + m1 * pw_s4(x1));
 }
 template <> struct pw_sub<QT_Q4_K> {
     __device__ static __forceinline__ float f(const uint8_t *b, int s, const float4 &x0, const float4 &x1) {
@@ -239,20 +250,89 @@ __device__ __forceinline__ void pw_mma_warm() {
                  : "r"(0u));
 }
 
+/* int8 variant (LLORCH_CUDA_PKW_MMA bit 2): the activation quantized per
+ * 32 like Q8_0 (xq: pw_xq_stage's order, dq the scales, sq 16 x the sum
+ * of each group's integers), the weights' 5-bit integers as they are (u8),
+ * one mma.m16n8k32 u8 x s8 per block and row pair: A's fragment IS
+ * qfmt<QT_Q5_0>::vals' (lo, hi) — no conversion — and
+ * sum (n - 16) q = C - 16 sum q exactly. */
+__device__ __forceinline__ void pw_imma16832(int (&c)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3,
+                                             uint32_t b0, uint32_t b1) {
+    asm("mma.sync.aligned.m16n8k32.row.col.s32.u8.s8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+        : "+r"(c[0]), "+r"(c[1]), "+r"(c[2]), "+r"(c[3])
+        : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+}
+struct pw_xq {
+    const int8_t *q; /* [K], per group j and lane c: q[32j+4c..+3], q[32j+16+4c..+3] at 32j + 8c */
+    const float *d;  /* [K / 32] */
+    const int *s16;  /* [K / 32]: 16 x the group's sum of q */
+};
+/* xs [K] (fp32, K % 32 == 0) → the pw_xq arrays at xq (K bytes), then the
+ * scales and sums (4-byte aligned: K % 32 == 0); one warp per group; the
+ * caller synchronizes after */
+__device__ __forceinline__ pw_xq pw_xq_stage(const float *xs, int K, int8_t *xq) {
+    float *const dq = reinterpret_cast<float *>(xq + K);
+    int *const sq = reinterpret_cast<int *>(dq + K / 32);
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, nw = (int)(blockDim.x >> 5);
+    for (int j = warp; j < K / 32; j += nw) {
+        const float v = xs[32 * j + lane];
+        float am = fabsf(v);
+#pragma unroll
+        for (int o = 16; o > 0; o >>= 1) am = fmaxf(am, __shfl_xor_sync(0xffffffffu, am, o));
+        const int q = am > 0.0f ? __float2int_rn(v * (127.0f / am)) : 0;
+        int sum = q;
+#pragma unroll
+        for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+        const int pos = 8 * ((lane & 15) >> 2) + 4 * (lane >> 4) + (lane & 3);
+        xq[32 * j + pos] = (int8_t)q;
+        if (lane == 0) {
+            dq[j] = am / 127.0f;
+            sq[j] = 16 * sum;
+        }
+    }
+    pw_xq r;
+    r.q = xq, r.d = dq, r.s16 = sq;
+    return r;
+}
+
+__device__ __forceinline__ void pw_gu_istep(const uint8_t *ga, const uint8_t *ua, int kb, int c, const pw_xq &x,
+                                            float &ag, float &au) {
+    const uint8_t *bg = ga + kb * 22, *bu = ua + kb * 22;
+    uint32_t glo, ghi, ulo, uhi;
+    qfmt<QT_Q5_0>::vals(bg, c, glo, ghi);
+    qfmt<QT_Q5_0>::vals(bu, c, ulo, uhi);
+    const uint2 xb = *reinterpret_cast<const uint2 *>(x.q + 32 * kb + 8 * c);
+    int acc[4] = {0, 0, 0, 0};
+    pw_imma16832(acc, glo, ulo, ghi, uhi, xb.x, xb.y);
+    const float dx = x.d[kb];
+    const int s16 = x.s16[kb];
+    ag = fmaf(h2f(ld_u16(bg)) * dx, (float)(acc[0] - s16), ag);
+    au = fmaf(h2f(ld_u16(bu)) * dx, (float)(acc[2] - s16), au);
+}
+
 /* the warp's 8 row pairs (lane row r, clamped by the caller) over blocks
  * [kb0, kb1), two blocks in flight: lane (g, any c) returns (gate, up) of
- * row r */
+ * row r. X: const __half * (fp16 path) or pw_xq (int8 path). */
+template <class X>
 __device__ __forceinline__ float2 pw_gu_mma_tile(const uint8_t *wg, const uint8_t *wu, int nb1, int r, int kb0,
-                                                 int kb1, const __half *xh) {
+                                                 int kb1, const X &x) {
     const int c = threadIdx.x & 3;
     const uint8_t *ga = wg + (size_t)r * nb1, *ua = wu + (size_t)r * nb1;
     float ag = 0.0f, au = 0.0f, ag2 = 0.0f, au2 = 0.0f;
     int kb = kb0;
     for (; kb + 1 < kb1; kb += 2) {
-        pw_gu_step(ga, ua, kb, c, xh, ag, au);
-        pw_gu_step(ga, ua, kb + 1, c, xh, ag2, au2);
+        if constexpr (std::is_same<X, pw_xq>::value) {
+            pw_gu_istep(ga, ua, kb, c, x, ag, au);
+            pw_gu_istep(ga, ua, kb + 1, c, x, ag2, au2);
+        } else {
+            pw_gu_step(ga, ua, kb, c, x, ag, au);
+            pw_gu_step(ga, ua, kb + 1, c, x, ag2, au2);
+        }
     }
-    if (kb < kb1) pw_gu_step(ga, ua, kb, c, xh, ag, au);
+    if (kb < kb1) {
+        if constexpr (std::is_same<X, pw_xq>::value) pw_gu_istep(ga, ua, kb, c, x, ag, au);
+        else pw_gu_step(ga, ua, kb, c, x, ag, au);
+    }
     return make_float2(ag + ag2, au + au2);
 }
 
@@ -261,9 +341,9 @@ __device__ __forceinline__ float2 pw_gu_mma_tile(const uint8_t *wg, const uint8_
  * ks = warps / tiles warps and summed in a fixed order (red: >= warps * 8
  * float2). done(u, (gate, up)) once per row, from one thread. Every thread
  * of the block calls it (block-uniform). */
-template <class Done>
-__device__ __forceinline__ void pw_gu_mma(int nr, const uint8_t *wg, const uint8_t *wu, int nb1, int K,
-                                          const __half *xh, float2 *red, Done done) {
+template <class X, class Done>
+__device__ __forceinline__ void pw_gu_mma(int nr, const uint8_t *wg, const uint8_t *wu, int nb1, int K, const X &xh,
+                                          float2 *red, Done done) {
     const int nw = (int)(blockDim.x >> 5), warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int nt = (nr + 7) >> 3, nbk = K >> 5;
     const int ks = nt >= nw ? 1 : nw / nt;

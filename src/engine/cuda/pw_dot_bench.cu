@@ -21,7 +21,8 @@ __device__ __forceinline__ uint32_t pwb_hash(uint32_t x) {
  * mode 1: pw_gu_mma (paired Q5_0 only); mode 2: pw_rows_mma (single rows; wcap > 0 caps the warps per tile), 3: the same
  * with the tile inlined; 4: nr dependent mma per warp alone (the tensor
  * cores' latency); 5 / 6: a 2 us spin then mode 1, with (5) or without an
- * mma before the spin (does an idle tensor core start slow?). two: gate/up pairs (rows nr of
+ * mma before the spin (does an idle tensor core start slow?); 7: mode 1
+ * with the int8 activation (pw_xq) and the u8 x s8 mma. two: gate/up pairs (rows nr of
  * each) or single rows. ns[block] = nanoseconds per rep; out = block 0's
  * results of the first rep, (a, b) per row. */
 __global__ void __launch_bounds__(512, 1) k_pwdot_bench(int mode, int two, int type, int nr, int K, int nb1, int qk,
@@ -45,7 +46,9 @@ __global__ void __launch_bounds__(512, 1) k_pwdot_bench(int mode, int two, int t
     }
     (void)qk;
     __syncthreads();
-    pw_xh_sx_stage(xs, K, xh, sx);
+    pw_xq xq8;
+    if (mode == 7) xq8 = pw_xq_stage(xs, K, reinterpret_cast<int8_t *>(xh)); /* K + K / 4 bytes of the 2K */
+    else pw_xh_sx_stage(xs, K, xh, sx);
     __syncthreads();
     const uint8_t *const wu = w + (size_t)nr * nb1;
     unsigned long long t0 = 0;
@@ -58,7 +61,9 @@ __global__ void __launch_bounds__(512, 1) k_pwdot_bench(int mode, int two, int t
         auto done = [&](int u, float2 d) {
             if (keep) out[u] = d;
         };
-        if (mode == 4) { /* nr dependent mma per warp on registers, nothing else */
+        if (mode == 7) {
+            pw_gu_mma(nr, w, wu, nb1, K, xq8, red, done);
+        } else if (mode == 4) { /* nr dependent mma per warp on registers, nothing else */
             float c[4] = {0.0f, 0.0f, 0.0f, 0.0f};
             const uint32_t a = 0x3c003c00u + (threadIdx.x & 1);
             for (int i = 0; i < nr; i++) pw_mma16816(c, a, a, a, a, a, a);
