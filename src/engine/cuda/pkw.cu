@@ -108,8 +108,7 @@ struct pw_args {
     unsigned ll_sleep; /* ns between polls (LLORCH_CUDA_PKW_LL_SLEEP; 0 polls back to back) */
     int split_keys;    /* fewest keys per attention split (LLORCH_CUDA_PKW_SPLIT_KEYS, default PW_SPLIT_KEYS) */
     int mma; /* LLORCH_CUDA_PKW_MMA (default 9), bits: 1 D's Q5_0 gate/up on the tensor cores (pw_gu_mma,
-              * fp16 activation), 2 the same with the int8 activation (wins over 1), 8 an mma before D's
-              * staging wait (pw_mma_warm); 0 runs D through pw_dotf */
+              * fp16 activation), 8 an mma before D's staging wait (pw_mma_warm); 0 runs D through pw_dotf */
 };
 
 /* the epoch of phase ph (0 A .. 4 E) of layer l in the launch of generation
@@ -564,7 +563,7 @@ __global__ void __launch_bounds__(NW * 32, 1) k_pw_layers(const __grid_constant_
         PW_T(9);
 
         /* ---- D: hb = silu(xb·Wg) * (xb·Wu) ---- */
-        if ((A.mma & 8) && (A.mma & 3)) pw_mma_warm(); /* awake before the staging wait */
+        if ((A.mma & 9) == 9) pw_mma_warm(); /* awake before the staging wait */
         pw_wait(mbar, 2, l);
         if (LL) pw_ll_norm(cur + A.lo_xc, nf, A.E, W.eps, eC, xs, redf, A.ll_sleep);
         else pw_stage_norm(A.x, nf, A.E, W.eps, xs, redf);
@@ -577,11 +576,7 @@ __global__ void __launch_bounds__(NW * 32, 1) k_pw_layers(const __grid_constant_
                 if (LL) ll_put(cur + A.lo_hb + g.f0 + u, y, eD);
                 else A.hb[g.f0 + u] = y;
             };
-            if ((A.mma & 2) && mg.type == QT_Q5_0 && mu.type == QT_Q5_0) { /* int8 tensor cores (pw_dot.cuh) */
-                const pw_xq xq = pw_xq_stage(xs, A.E, reinterpret_cast<int8_t *>(xh));
-                __syncthreads();
-                pw_gu_mma(g.f1 - g.f0, bg, bu, mg.nb1, A.E, xq, redm, done);
-            } else if ((A.mma & 1) && mg.type == QT_Q5_0 && mu.type == QT_Q5_0) { /* tensor cores (pw_dot.cuh) */
+            if ((A.mma & 1) && mg.type == QT_Q5_0 && mu.type == QT_Q5_0) { /* tensor cores (pw_dot.cuh) */
                 pw_xh_stage(xs, A.E, xh);
                 __syncthreads();
                 pw_gu_mma(g.f1 - g.f0, bg, bu, mg.nb1, A.E, (const __half *)xh, redm, done);

@@ -10,6 +10,7 @@
  * test_cuda_perf runs it (LLORCH_BENCH_KERNELS=pwdot). */
 #include <stdio.h>
 
+#include "bulk.cuh"
 #include "pw_dot.cuh"
 
 __device__ __forceinline__ uint32_t pwb_hash(uint32_t x) {
@@ -22,12 +23,14 @@ __device__ __forceinline__ uint32_t pwb_hash(uint32_t x) {
  * with the tile inlined; 4: nr dependent mma per warp alone (the tensor
  * cores' latency); 5 / 6: a 2 us spin then mode 1, with (5) or without an
  * mma before the spin (does an idle tensor core start slow?); 7: mode 1
- * with the int8 activation (pw_xq) and the u8 x s8 mma. two: gate/up pairs (rows nr of
+ * with the int8 activation (pw_xq) and the u8 x s8 mma; 8: mode 1 while a
+ * 40 KB bulk copy lands in the block's shared memory. two: gate/up pairs (rows nr of
  * each) or single rows. ns[block] = nanoseconds per rep; out = block 0's
  * results of the first rep, (a, b) per row. */
 __global__ void __launch_bounds__(512, 1) k_pwdot_bench(int mode, int two, int type, int nr, int K, int nb1, int qk,
                                                         int bytes, int scale_at, int wcap, int reps,
-                                                        unsigned long long *ns, float2 *out) {
+                                                        unsigned long long *ns, float2 *out, const uint8_t *csrc,
+                                                        unsigned cbytes) {
     extern __shared__ __align__(16) unsigned char smem[];
     __shared__ float2 red[16 * 8];
     __shared__ float sx[256]; /* K <= 8192 (host check) */
@@ -51,6 +54,13 @@ __global__ void __launch_bounds__(512, 1) k_pwdot_bench(int mode, int two, int t
     else pw_xh_sx_stage(xs, K, xh, sx);
     __syncthreads();
     const uint8_t *const wu = w + (size_t)nr * nb1;
+    /* mode 8: a bulk copy of cbytes into shared memory after the rows,
+     * issued as each rep starts and awaited as it ends (the decode kernel's
+     * refills land while a phase computes) */
+    __shared__ __align__(8) unsigned long long cmb[1];
+    uint8_t *const cdst = w + (((size_t)nbytes + 15) & ~(size_t)15);
+    if (threadIdx.x == 0) cu_mbar_init(cmb, 1);
+    __syncthreads();
     unsigned long long t0 = 0;
     for (int rep = -1; rep < reps; rep++) {
         if (rep == 0) {
@@ -61,6 +71,10 @@ __global__ void __launch_bounds__(512, 1) k_pwdot_bench(int mode, int two, int t
         auto done = [&](int u, float2 d) {
             if (keep) out[u] = d;
         };
+        if (mode == 8 && threadIdx.x == 0) {
+            cu_bulk_expect(cu_sa(cmb), cbytes);
+            cu_bulk_g2s(cu_sa(cdst), (uintptr_t)(csrc + (size_t)blockIdx.x * cbytes), cbytes, cu_sa(cmb));
+        }
         if (mode == 7) {
             pw_gu_mma(nr, w, wu, nb1, K, xq8, red, done);
         } else if (mode == 4) { /* nr dependent mma per warp on registers, nothing else */
@@ -74,8 +88,8 @@ __global__ void __launch_bounds__(512, 1) k_pwdot_bench(int mode, int two, int t
             while (pk_now() - t < 2000ull) {
             }
             pw_gu_mma(nr, w, wu, nb1, K, xh, red, done);
-        } else if (mode == 1) {
-            pw_gu_mma(nr, w, wu, nb1, K, xh, red, done);
+        } else if (mode == 1 || mode == 8) {
+            pw_gu_mma(nr, w, wu, nb1, K, (const __half *)xh, red, done);
         } else if (mode == 3) {
             pw_rows_mma<true>(type, nr, w, nb1, K, xh, sx, reinterpret_cast<float *>(red), wcap ? wcap : 16,
                               [&](int u, float d) { done(u, make_float2(d, 0.0f)); });
@@ -91,6 +105,7 @@ __global__ void __launch_bounds__(512, 1) k_pwdot_bench(int mode, int two, int t
                 return pw_dotf<0, PW_FMT_Q4KM>(type, w + (size_t)u * nb1, NULL, K, tt, nt, xs);
             }, done);
         }
+        if (mode == 8 && threadIdx.x == 0) cu_mbar_wait(cu_sa(cmb), (unsigned)(rep + 1) & 1u);
         __syncthreads();
     }
     if (threadIdx.x == 0) ns[blockIdx.x] = (pk_now() - t0) / (unsigned long long)reps;
@@ -114,21 +129,24 @@ extern "C" int llorch_cuda_pwdot_bench(int mode, int two, int type, int nr, int 
     case QT_Q6_K: qk = 256, bytes = 210, scale_at = 208; break;
     default: return -1;
     }
+    const unsigned cbytes = mode == 8 ? 40960u : 0u;
     if (K % qk || K > 8192 || (mode == 1 && (type != QT_Q5_0 || !two)) || (mode >= 2 && mode <= 3 && (two || !pw_mq_type(type))) ||
         (mode >= 5 && (type != QT_Q5_0 || !two)))
         return -1;
     const int nb1 = K / qk * bytes;
-    const size_t smem = (size_t)K * 6 + (size_t)(two ? 2 : 1) * nr * nb1;
+    const size_t smem = (size_t)K * 6 + (((size_t)(two ? 2 : 1) * nr * nb1 + 15) & ~(size_t)15) + cbytes;
     int dev = 0, nsm = 0;
     cudaGetDevice(&dev);
     cudaDeviceGetAttribute(&nsm, cudaDevAttrMultiProcessorCount, dev);
     unsigned long long *dns = NULL;
     float2 *dout = NULL;
+    uint8_t *csrc = NULL;
     int rc = -1;
     if (cudaFuncSetAttribute(k_pwdot_bench, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem) != cudaSuccess ||
-        cudaMalloc(&dns, sizeof(*dns) * nsm) != cudaSuccess || cudaMalloc(&dout, sizeof(float2) * nr) != cudaSuccess)
+        cudaMalloc(&dns, sizeof(*dns) * nsm) != cudaSuccess || cudaMalloc(&dout, sizeof(float2) * nr) != cudaSuccess ||
+        (cbytes && cudaMalloc(&csrc, (size_t)cbytes * nsm) != cudaSuccess))
         goto out;
-    k_pwdot_bench<<<nsm, 512, smem>>>(mode, two, type, nr, K, nb1, qk, bytes, scale_at, wcap, reps, dns, dout);
+    k_pwdot_bench<<<nsm, 512, smem>>>(mode, two, type, nr, K, nb1, qk, bytes, scale_at, wcap, reps, dns, dout, csrc, cbytes);
     if (cudaDeviceSynchronize() != cudaSuccess) goto out;
     {
         unsigned long long *h = (unsigned long long *)malloc(sizeof(*h) * nsm);
@@ -144,5 +162,6 @@ out:
     (void)cudaGetLastError();
     cudaFree(dns);
     cudaFree(dout);
+    cudaFree(csrc);
     return rc;
 }
