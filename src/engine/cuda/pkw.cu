@@ -387,14 +387,22 @@ __device__ __forceinline__ void pw_ll_copy(const ll_slot *src, int n, unsigned e
     __syncthreads();
 }
 __device__ __forceinline__ void pw_ll_norm(const ll_slot *src, const float *gs, int E, float eps, unsigned e,
-                                           float *xs, float *red, unsigned sleep_ns) {
+                                           float *xs, float *red, unsigned sleep_ns, __half *xh = NULL) {
     const float scale = pk_rms_scale(ll_stage<PW_LL_MAXP>(src, E, e, xs, sleep_ns), E, eps, red);
-    /* each thread rescales the pairs it stored itself */
+    /* each thread rescales the pairs it stored itself; with xh, into
+     * pw_xh_stage's fp16 order instead (D on the tensor cores: one pass and
+     * one CTA barrier less) */
     for (int i = threadIdx.x; i < E / 2; i += blockDim.x) {
         float2 v = reinterpret_cast<float2 *>(xs)[i];
         const float2 w = reinterpret_cast<const float2 *>(gs)[i];
         v.x = v.x * scale * w.x, v.y = v.y * scale * w.y;
-        reinterpret_cast<float2 *>(xs)[i] = v;
+        if (xh) {
+            const int m = 2 * i, p = m & 31;
+            const int pos = (m & ~31) + 8 * ((p & 15) >> 2) + 4 * (p >> 4) + (p & 3);
+            *reinterpret_cast<__half2 *>(xh + pos) = __floats2half2_rn(v.x, v.y);
+        } else {
+            reinterpret_cast<float2 *>(xs)[i] = v;
+        }
     }
     __syncthreads();
 }
@@ -565,7 +573,9 @@ __global__ void __launch_bounds__(NW * 32, 1) k_pw_layers(const __grid_constant_
         /* ---- D: hb = silu(xb·Wg) * (xb·Wu) ---- */
         if ((A.mma & 9) == 9) pw_mma_warm(); /* awake before the staging wait */
         pw_wait(mbar, 2, l);
-        if (LL) pw_ll_norm(cur + A.lo_xc, nf, A.E, W.eps, eC, xs, redf, A.ll_sleep);
+        /* D on the tensor cores (pw_gu_mma): Q5_0 gate and up */
+        const bool dmma = (A.mma & 1) && W.m[PW_G].type == QT_Q5_0 && W.m[PW_U].type == QT_Q5_0;
+        if (LL) pw_ll_norm(cur + A.lo_xc, nf, A.E, W.eps, eC, xs, redf, A.ll_sleep, dmma ? xh : NULL);
         else pw_stage_norm(A.x, nf, A.E, W.eps, xs, redf);
         PW_T(10);
         {
@@ -576,9 +586,11 @@ __global__ void __launch_bounds__(NW * 32, 1) k_pw_layers(const __grid_constant_
                 if (LL) ll_put(cur + A.lo_hb + g.f0 + u, y, eD);
                 else A.hb[g.f0 + u] = y;
             };
-            if ((A.mma & 1) && mg.type == QT_Q5_0 && mu.type == QT_Q5_0) { /* tensor cores (pw_dot.cuh) */
-                pw_xh_stage(xs, A.E, xh);
-                __syncthreads();
+            if (dmma) { /* tensor cores (pw_dot.cuh); LL staged xh already */
+                if (!LL) {
+                    pw_xh_stage(xs, A.E, xh);
+                    __syncthreads();
+                }
                 pw_gu_mma(g.f1 - g.f0, bg, bu, mg.nb1, A.E, (const __half *)xh, redm, done);
             } else {
                 pw_units(
