@@ -6,11 +6,14 @@
  * shared memory such as Llama-2-7B's) decode composes.
  *
  * Measured (docs/PERF.md "Decode: weights in shared memory", H100):
- * Qwen2.5-0.5B Q4_K_M tg128 ~1,690 tok/s `llorch bench` (session 6: flagged
- * hand-offs, 128 keys per attention split, the Q4_K_M-format kernel, with
- * the pipelined engine and mmv_tall_reg.cu's head) against ~1,060 composed.
+ * Qwen2.5-0.5B Q4_K_M tg128 ~1,850 tok/s `llorch bench` (session 7: D's
+ * gate/up on the tensor cores, pw_dot.cuh; session 6: flagged hand-offs,
+ * 128 keys per attention split, the Q4_K_M-format kernel, with the
+ * pipelined engine and mmv_tall_reg.cu's head) against ~1,110 composed.
+ * The dots live in pw_dot.cuh, which pw_dot_bench.cu also runs alone.
  * Switches: LLORCH_CUDA_PKW_LL=0 grid barriers instead of flagged
  * hand-offs; LLORCH_CUDA_PKW_FMT=0 the all-format kernel;
+ * LLORCH_CUDA_PKW_MMA (default 9; 0 runs D's gate/up through pw_dotf);
  * LLORCH_CUDA_PKW_SPLIT_KEYS (default 128); LLORCH_CUDA_PKW_LL_SLEEP (ns
  * between polls, default 0); LLORCH_CUDA_PKW_WARPS=32 runs 32 warps per
  * block with barriers (64 registers; default 16, up to 128); one block per
@@ -43,7 +46,9 @@
  *   B  attn_rope.cuh items (head, split): rope of q and k, the K/V store of
  *      row pos, attention, split merge → att
  *   C  att staged; o rows: x[r] += dot (the block keeps its rows of x)
- *   D  rmsnorm(x)*ffn_norm staged; gate/up rows: hb = silu(g)*u
+ *   D  rmsnorm(x)*ffn_norm staged (in fp16, in the mma fragments' order,
+ *      where gate and up are Q5_0); gate/up rows: hb = silu(g)*u, on the
+ *      tensor cores (pw_gu_mma) or by pw_dotf
  *   E  hb staged; down rows: x[r] += dot
  * Activations are NOT quantized: the dots multiply the weights' exact
  * values with fp32 activations (pw_sub), so the result differs from the
