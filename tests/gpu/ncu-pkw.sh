@@ -12,12 +12,7 @@
 # LLORCH_CUDA_PKW_LL=0). Needs the bundle (tools/gpu-bundle.sh, carried).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
-BD=${LLORCH_BUNDLE_DIR:-.gpu-bundle}
-[ -d "$BD/bin" ] || xz -dc "$BD/bin.tar.xz" | tar -C "$BD" -xf -
-export LD_LIBRARY_PATH=$PWD/$BD/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
-NCU=$(ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
-NCU=${NCU:-ncu}
-O=${OUT:-.}
+. tests/gpu/ncu-env.sh
 env LLORCH_TEST_ONLY=test_decode_layers ${NCU_ENV:-} timeout 400 "$NCU" --kernel-name-base demangled -k "regex:k_pw_layers.*${NCU_K:-bool\)1}" \
     --launch-skip "${NCU_SKIP:-1}" --launch-count 1 --set full --import-source yes -o /tmp/pw -f \
     "$BD/bin/test_cuda_ops" > "$O/ncu-run.log" 2>&1

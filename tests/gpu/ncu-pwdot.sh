@@ -7,12 +7,7 @@
 # table). Writes ${OUT:-.}/pwdot-<i>-sass.csv.xz and -details.csv.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
-BD=${LLORCH_BUNDLE_DIR:-.gpu-bundle}
-[ -d "$BD/bin" ] || xz -dc "$BD/bin.tar.xz" | tar -C "$BD" -xf -
-export LD_LIBRARY_PATH=$PWD/$BD/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
-NCU=$(ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
-NCU=${NCU:-ncu}
-O=${OUT:-.}
+. tests/gpu/ncu-env.sh
 for i in ${NCU_CASES:-0 1 9}; do
     env LLORCH_CUDA_BENCH=1 LLORCH_BENCH_KERNELS=pwdot LLORCH_PWDOT_CASE=$i timeout 200 "$NCU" -k regex:k_pwdot_bench \
         --launch-count 1 --set full --import-source yes -o /tmp/pwd$i -f "$BD/bin/test_cuda_perf" > "$O/ncu-pwdot-$i.log" 2>&1

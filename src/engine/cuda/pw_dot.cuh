@@ -536,22 +536,16 @@ __device__ __forceinline__ void pw_rows_mma(int t, int nr, const uint8_t *base, 
             const int j0 = ng * (2 * k) / R, j1 = ng * (2 * k + 1) / R, j2 = ng * (2 * k + 2) / R;
             float v = 0.0f;
             switch (t) {
-            case QT_Q5_0:
-                v = INL ? pw_mq_tile_t<QT_Q5_0>(r, j0, j1 - j0, r, j1, j2 - j1, xh, sx)
-                        : pw_mq_tile<QT_Q5_0>(r, j0, j1 - j0, r, j1, j2 - j1, xh, sx);
-                break;
-            case QT_Q8_0:
-                v = INL ? pw_mq_tile_t<QT_Q8_0>(r, j0, j1 - j0, r, j1, j2 - j1, xh, sx)
-                        : pw_mq_tile<QT_Q8_0>(r, j0, j1 - j0, r, j1, j2 - j1, xh, sx);
-                break;
-            case QT_Q4_K:
-                v = INL ? pw_mq_tile_t<QT_Q4_K>(r, j0, j1 - j0, r, j1, j2 - j1, xh, sx)
-                        : pw_mq_tile<QT_Q4_K>(r, j0, j1 - j0, r, j1, j2 - j1, xh, sx);
-                break;
-            case QT_Q6_K:
-                v = INL ? pw_mq_tile_t<QT_Q6_K>(r, j0, j1 - j0, r, j1, j2 - j1, xh, sx)
-                        : pw_mq_tile<QT_Q6_K>(r, j0, j1 - j0, r, j1, j2 - j1, xh, sx);
-                break;
+#define PW_MQ_CASE(T)                                                                         \
+    case T:                                                                                   \
+        v = INL ? pw_mq_tile_t<T>(r, j0, j1 - j0, r, j1, j2 - j1, xh, sx)                     \
+                : pw_mq_tile<T>(r, j0, j1 - j0, r, j1, j2 - j1, xh, sx);                      \
+        break;
+                PW_MQ_CASE(QT_Q5_0)
+                PW_MQ_CASE(QT_Q8_0)
+                PW_MQ_CASE(QT_Q4_K)
+                PW_MQ_CASE(QT_Q6_K)
+#undef PW_MQ_CASE
             default: v = __int_as_float(0x7fc00000); break; /* unreachable (host check): NaN shows it */
             }
             v += __shfl_xor_sync(0xffffffffu, v, 2); /* the warp's two ranges of row g */
