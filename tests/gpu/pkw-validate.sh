@@ -18,7 +18,8 @@
 # Part "pwdot": test_cuda_perf's dot-phase microbenchmark (pw_dot_bench.cu).
 # Part "samp": test_sample (device sampler against the host, per-call
 # timings) and `llorch generate` throughput greedy / sampled on Qwen; part
-# "sampsan": test_sample under memcheck and racecheck.
+# "sampsan": test_sample under memcheck and racecheck, both with
+# LLORCH_TEST_SAMPLE_QUICK=1 (2 draws per case, every case, no timings).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 BD=${LLORCH_BUNDLE_DIR:-.gpu-bundle}
@@ -78,8 +79,10 @@ step() { # label timeout cmd... (output in /tmp/v.log, summary lines into R)
         done
     fi
     if has sampsan; then
-        LLORCH_TEST_ONLY=test_sample step memcheck-test_sample 400 $S --tool memcheck --error-exitcode 9 $B/test_cuda_ops
-        LLORCH_TEST_ONLY=test_sample step racecheck-test_sample 500 $S --tool racecheck --error-exitcode 9 $B/test_cuda_ops
+        LLORCH_TEST_ONLY=test_sample LLORCH_TEST_SAMPLE_QUICK=1 step memcheck-test_sample 400 \
+            $S --tool memcheck --error-exitcode 9 $B/test_cuda_ops
+        LLORCH_TEST_ONLY=test_sample LLORCH_TEST_SAMPLE_QUICK=1 step racecheck-test_sample 500 \
+            $S --tool racecheck --error-exitcode 9 $B/test_cuda_ops
     fi
     has pipe && LLORCH_GPU_QWEN_MODEL=$Q step test_cuda_pipeline 240 $B/test_cuda_pipeline
     if has bench; then

@@ -951,6 +951,17 @@ static void sample_logits(float *l, int n, int trial) {
     }
 }
 
+/* LLORCH_TEST_SAMPLE_QUICK=1 (sanitizer runs, pkw-validate.sh "sampsan"):
+ * sample_cases makes 2 draws per size and parameter set instead of 16, the
+ * logit pattern rotated by the set and the size (pattern (trial + 2 (set +
+ * size index)) % 8) so each size still sees all 8 patterns and each set all
+ * 8 across the 4 sizes, and the timing loops are skipped: 240 sampler calls
+ * over both backends instead of ~2,430 */
+static int sample_quick(void) {
+    const char *q = getenv("LLORCH_TEST_SAMPLE_QUICK");
+    return q && *q && strcmp(q, "0") != 0;
+}
+
 /* every SPEC §3.4 pipeline case on backend B against the host sampler */
 static void sample_cases(eng_backend Gb) {
     /* 100 and 1000: one block of the many-block kernels; 2049: a one-logit
@@ -968,6 +979,7 @@ static void sample_cases(eng_backend Gb) {
         {0.5f, 0.99f, 0.02f, 1.0f, 5},   /* all four filters */
         {2.0f, 0.3f, 0.0f, 1.0f, 0},     /* flat: a top-p set of thousands */
     };
+    const int quick = sample_quick(), ntrial = quick ? 2 : 16;
     int mismatches = 0, total = 0;
     for (int vi = 0; vi < (int)NELEM(nv); vi++) {
         const int n = nv[vi];
@@ -985,9 +997,9 @@ static void sample_cases(eng_backend Gb) {
             p.top_k = ps[pi].top_k;
             p.seed = 1000 + pi;
             eng_sampler *ref = eng_sampler_new(&p, n), *dev = eng_sampler_new(&p, n);
-            for (int trial = 0; trial < 16; trial++) {
+            for (int trial = 0; trial < ntrial; trial++) {
                 float *l = rnd((size_t)n, 6.0f);
-                sample_logits(l, n, trial);
+                sample_logits(l, n, quick ? trial + 2 * ((int)pi + vi) : trial);
                 assert_int_equal(Gb.ops->upload(Gb.ctx, lg, l, (size_t)n * 4), 0);
                 int32_t hist[ENG_REPEAT_LAST_N];
                 eng_sample_args a;
@@ -1016,13 +1028,15 @@ static void sample_cases(eng_backend Gb) {
         Gb.ops->free(Gb.ctx, lg);
         Gb.ops->free(Gb.ctx, dtok);
     }
-    print_message("sampling: %d/%d device draws equal the host reference\n", total - mismatches, total);
+    print_message("sampling%s: %d/%d device draws equal the host reference\n", quick ? " (quick)" : "",
+                  total - mismatches, total);
     assert_int_equal(mismatches, 0);
 }
 
 /* host-timed sample() calls on 151,936 random logits (enqueue + the 4-byte
  * read back), printed only: the many-block sampler's cost per setting */
 static void sample_timing(eng_backend Gb, const char *what) {
+    if (sample_quick()) return;
     const int n = 151936, reps = 50;
     struct { const char *name; float temp, top_p, min_p; int top_k; } ps[] = {
         {"greedy", 0.0f, 1.0f, 0.0f, 0},          {"temp 1", 1.0f, 1.0f, 0.0f, 0},
