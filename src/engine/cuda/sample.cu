@@ -111,18 +111,21 @@ __device__ __forceinline__ bool survives(float v, int i, cut_t c) {
     return v > c.w || (v == c.w && i <= c.id);
 }
 
-/* block reductions (all threads call; result in every thread) */
-__device__ double block_sum_d(double v, double *sh) {
+/* block reductions (all threads call; result in every thread); NT the
+ * block's threads */
+template <int NT>
+__device__ double sp_sum_d(double v, double *sh) {
 #pragma unroll
     for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
     __syncthreads();
     if ((threadIdx.x & 31) == 0) sh[threadIdx.x >> 5] = v;
     __syncthreads();
     double t = 0.0;
-    for (int i = 0; i < SB / 32; i++) t += sh[i];
+    for (int i = 0; i < NT / 32; i++) t += sh[i];
     __syncthreads();
     return t;
 }
+__device__ double block_sum_d(double v, double *sh) { return sp_sum_d<SB>(v, sh); }
 __device__ float block_max_f(float v, float *sh) {
     v = warp_max(v);
     __syncthreads();
@@ -133,7 +136,8 @@ __device__ float block_max_f(float v, float *sh) {
     __syncthreads();
     return t;
 }
-/* exclusive scan of one double per thread (thread order) */
+/* exclusive scan of one double per thread (thread order; any block size, sh
+ * >= its warps; the one-block and the many-block samplers share it) */
 __device__ double block_exscan_d(double v, double *sh) {
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     double inc = v;
@@ -567,19 +571,8 @@ __global__ void __launch_bounds__(ARGMAX_B) k_argmax(const float *logits, int n,
  * mass from below and floor + 1 from above, summed exactly in integers; the
  * margin 1e-9 z covers the double sums' rounding (< n 2^-53 z), so the cut
  * the finishing block computes is always among the candidates. */
-/* block reductions of the NT-thread kernels (all threads call) */
-template <int NT>
-__device__ double sp_sum_d(double v, double *sh) {
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-    __syncthreads();
-    if ((threadIdx.x & 31) == 0) sh[threadIdx.x >> 5] = v;
-    __syncthreads();
-    double t = 0.0;
-    for (int i = 0; i < NT / 32; i++) t += sh[i];
-    __syncthreads();
-    return t;
-}
+/* block reductions of the NT-thread kernels (all threads call): sp_sum_d
+ * is above, beside the one-block sampler's block_sum_d */
 template <int NT>
 __device__ int sp_sum_i(int v, int *sh) {
     v = warp_sum_i(v);
@@ -590,23 +583,6 @@ __device__ int sp_sum_i(int v, int *sh) {
     for (int i = 0; i < NT / 32; i++) t += sh[i];
     __syncthreads();
     return t;
-}
-/* exclusive scan in thread order (any block size; sh >= warps) */
-__device__ double sp_exscan_d(double v, double *sh) {
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    double inc = v;
-#pragma unroll
-    for (int o = 1; o < 32; o <<= 1) {
-        const double t = __shfl_up_sync(0xffffffffu, inc, o);
-        if (lane >= o) inc += t;
-    }
-    __syncthreads();
-    if (lane == 31) sh[warp] = inc;
-    __syncthreads();
-    double base = 0.0;
-    for (int i = 0; i < warp; i++) base += sh[i];
-    __syncthreads();
-    return base + inc - v;
 }
 __device__ unsigned long long sp_exscan_u64(unsigned long long v, unsigned long long *sh) {
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
@@ -1078,7 +1054,7 @@ __device__ int sp_cross(const unsigned long long *s, int cnt, bool idfirst, floa
     double l = 0.0;
     for (int i = a; i < b; i++) l += sp_e(s[i], idfirst, maxw);
     if (threadIdx.x == 0) *shres = 0x7fffffff;
-    double c = start + sp_exscan_d(l, shd); /* its __syncthreads publish *shres */
+    double c = start + block_exscan_d(l, shd); /* its __syncthreads publish *shres */
     for (int i = a; i < b; i++) {
         c += sp_e(s[i], idfirst, maxw);
         if (strict ? c > T : c >= T) {
@@ -1252,7 +1228,7 @@ __global__ void __launch_bounds__(SP_NT) k_sp_draw(const float *w, samp_params p
             e[j] = SP_SURV(v[j], i0 + j) ? exp((double)v[j] - (double)maxw) : 0.0;
             l += e[j];
         }
-        double c = sh_base + sp_exscan_d(l, shd);
+        double c = sh_base + block_exscan_d(l, shd);
         const double target = sh_target;
 #pragma unroll
         for (int j = 0; j < SP_PER; j++)
