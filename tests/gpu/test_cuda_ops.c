@@ -1950,8 +1950,11 @@ static void layers_case(int pos0, int multi, int key, int wide) {
         }
         for (int i = 0; i < 20; i++) assert_int_equal(G.ops->record_begin(G.ctx, key), 1);
         assert_int_equal(G.ops->sync(G.ctx), 0);
-        unsigned long long ts[16];
-        extern int llorch_cuda_pkw_stamps(unsigned long long out[16]);
+        extern const int llorch_cuda_pkw_nstamps;
+        const int ns = llorch_cuda_pkw_nstamps;
+        assert_true(ns >= 17 && ns <= 32);
+        unsigned long long ts[32];
+        extern int llorch_cuda_pkw_stamps(unsigned long long *out);
         extern int llorch_cuda_pkw_block_stamps(unsigned long long *out, int nblk);
         extern int llorch_cuda_pkw_last_grid;
         const int per_block = !strcmp(getenv("LLORCH_CUDA_PERSIST_TIMING"), "2");
@@ -1960,18 +1963,18 @@ static void layers_case(int pos0, int multi, int key, int wide) {
              * blocks, and the latest block, per step (which blocks a phase
              * waits for) */
             const int nb = llorch_cuda_pkw_last_grid;
-            unsigned long long *bs = malloc((size_t)nb * 16 * sizeof *bs);
+            unsigned long long *bs = malloc((size_t)nb * ns * sizeof *bs);
             double *col = malloc((size_t)nb * sizeof *col);
             assert_int_equal(llorch_cuda_pkw_block_stamps(bs, nb), 0);
-            static const char *step[16] = {"entry", "A stage", "A wait", "A dots", "A bar", "B items", "B bar",
+            static const char *step[17] = {"entry", "A stage", "A wait", "A dots", "A bar", "B items", "B bar",
                                            "C wait+stage", "C dots", "C bar", "D wait+stage", "D dots", "D bar",
-                                           "E wait+stage", "E dots", "E bar"};
+                                           "E wait+stage", "E dots", "E bar", "D own tile"};
             print_message("  per-block step sums over %d blocks, pos %d (us): min / median / max (block)\n", nb,
                           pos0 + 2);
-            for (int i = 0; i < 16; i++) {
+            for (int i = 0; i < 17; i++) {
                 int arg = 0;
                 for (int b = 0; b < nb; b++) {
-                    col[b] = bs[(size_t)b * 16 + i] / 1e3;
+                    col[b] = bs[(size_t)b * ns + i] / 1e3;
                     if (col[b] > col[arg]) arg = b;
                 }
                 const double mx = col[arg];
@@ -1992,6 +1995,8 @@ static void layers_case(int pos0, int multi, int key, int wide) {
                       ts[0] / 1e3, ts[2] / 1e3, ts[1] / 1e3, ts[3] / 1e3, ts[4] / 1e3, ts[5] / 1e3, ts[6] / 1e3,
                       ts[7] / 1e3, ts[8] / 1e3, ts[9] / 1e3, ts[10] / 1e3, ts[11] / 1e3, ts[12] / 1e3, ts[13] / 1e3,
                       ts[14] / 1e3, ts[15] / 1e3);
+        if (!per_block && ts[16])
+            print_message("  of D's dots, thread 0's own tile on the tensor cores: %.2f us\n", ts[16] / 1e3);
     }
     /* captured once: one all-layers launch, or NL per-layer launches */
     assert_true(llorch_cuda_persist_multi_launches == m0 + (multi == 1 ? 1 : 0));

@@ -127,14 +127,17 @@ __device__ __forceinline__ unsigned ll_epoch(unsigned gen, int l, int ph) {
  * 0 entry to past the PDL wait; per phase A..E: 1 A staging, 2 A copy
  * wait, 3 A dots, 4 A barrier, 5 B items, 6 B barrier, 7 C copy wait +
  * staging, 8 C dots, 9 C barrier, 10 D wait + staging, 11 D dots, 12 D
- * barrier, 13 E wait + staging, 14 E dots, 15 E barrier. A barrier is the
+ * barrier, 13 E wait + staging, 14 E dots, 15 E barrier, 16 D on the
+ * tensor cores: thread 0's own tile (then 11 is the rest: waiting for the
+ * block's other warps, the sums, SwiGLU and the hand-off). A barrier is the
  * arrival, the next layer's copies issued, and the wait for every other
  * block: block 0's view, so it includes the other blocks' lateness. */
-__device__ unsigned long long pw_ts[16];
+#define PW_NT 17 /* steps timed */
+__device__ unsigned long long pw_ts[PW_NT];
 /* LLORCH_CUDA_PERSIST_TIMING=2: the same sums for EVERY block (grids of at
  * most PW_MAX_BLOCKS), to see which blocks a phase waits for */
 #define PW_MAX_BLOCKS 256
-__device__ unsigned long long pw_bts[PW_MAX_BLOCKS][16];
+__device__ unsigned long long pw_bts[PW_MAX_BLOCKS][PW_NT];
 #define PW_T(i)                                  \
     do {                                         \
         if (tm) {                                \
@@ -444,7 +447,7 @@ __global__ void __launch_bounds__(NW * 32, 1) k_pw_layers(const __grid_constant_
     unsigned long long *const ts = A.timing == 2 ? pw_bts[blockIdx.x] : pw_ts;
     unsigned long long t_prev = tm ? pk_now() : 0;
     if (tm)
-        for (int i = 0; i < 16; i++) ts[i] = 0;
+        for (int i = 0; i < PW_NT; i++) ts[i] = 0;
     /* the block's row ranges live in shared memory: in registers they
      * would be live across the whole layer loop (spills at 64 registers) */
     __shared__ pw_rng g;
@@ -596,7 +599,7 @@ __global__ void __launch_bounds__(NW * 32, 1) k_pw_layers(const __grid_constant_
                     pw_xh_stage(xs, A.E, xh);
                     __syncthreads();
                 }
-                pw_gu_mma(g.f1 - g.f0, bg, bu, mg.nb1, A.E, (const __half *)xh, redm, done);
+                pw_gu_mma(g.f1 - g.f0, bg, bu, mg.nb1, A.E, (const __half *)xh, redm, done, [&] { PW_T(16); });
             } else {
                 pw_units(
                     g.f1 - g.f0, red2,
@@ -663,17 +666,19 @@ void cu_pkw_init(void) {
 }
 
 /* the per-step sums of the last timed launch (LLORCH_CUDA_PERSIST_TIMING=1) */
-extern "C" int llorch_cuda_pkw_stamps(unsigned long long out[16]) {
-    return cudaMemcpyFromSymbol(out, pw_ts, sizeof(unsigned long long) * 16) == cudaSuccess ? 0 : -1;
+extern "C" const int llorch_cuda_pkw_nstamps = PW_NT; /* steps per block in the stamps below */
+extern "C" int llorch_cuda_pkw_stamps(unsigned long long out[PW_NT]) {
+    return cudaMemcpyFromSymbol(out, pw_ts, sizeof(unsigned long long) * PW_NT) == cudaSuccess ? 0 : -1;
 }
 
 /* the grid of the last launch, and (LLORCH_CUDA_PERSIST_TIMING=2) every
- * block's per-step sums: out [nblk][16], nblk <= the last grid */
+ * block's per-step sums: out [nblk][PW_NT], nblk <= the last grid */
 extern "C" int llorch_cuda_pkw_last_grid;
 int llorch_cuda_pkw_last_grid = 0;
 extern "C" int llorch_cuda_pkw_block_stamps(unsigned long long *out, int nblk) {
     if (nblk < 1 || nblk > PW_MAX_BLOCKS) return -1;
-    return cudaMemcpyFromSymbol(out, pw_bts, sizeof(unsigned long long) * 16 * (size_t)nblk) == cudaSuccess ? 0 : -1;
+    return cudaMemcpyFromSymbol(out, pw_bts, sizeof(unsigned long long) * PW_NT * (size_t)nblk) == cudaSuccess ? 0
+                                                                                                          : -1;
 }
 
 /* Every layer of b in one launch; 0, or -1 when not covered (nothing

@@ -339,11 +339,15 @@ __device__ __forceinline__ float2 pw_gu_mma_tile(const uint8_t *wg, const uint8_
 /* nr gate/up row pairs (Q5_0, width K) over the block's warps: tiles of 8
  * pairs; with fewer tiles than warps each tile's blocks are split over
  * ks = warps / tiles warps and summed in a fixed order (red: >= warps * 8
- * float2). done(u, (gate, up)) once per row, from one thread. Every thread
- * of the block calls it (block-uniform). */
-template <class X, class Done>
+ * float2). done(u, (gate, up)) once per row, from one thread; mark() in
+ * every thread once its own tile is done (timing). Every thread of the
+ * block calls it (block-uniform). */
+struct pw_nomark {
+    __device__ void operator()() const {}
+};
+template <class X, class Done, class Mark = pw_nomark>
 __device__ __forceinline__ void pw_gu_mma(int nr, const uint8_t *wg, const uint8_t *wu, int nb1, int K, const X &xh,
-                                          float2 *red, Done done) {
+                                          float2 *red, Done done, Mark mark = Mark()) {
     const int nw = (int)(blockDim.x >> 5), warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     const int nt = (nr + 7) >> 3, nbk = K >> 5;
     const int ks = nt >= nw ? 1 : nw / nt;
@@ -353,6 +357,7 @@ __device__ __forceinline__ void pw_gu_mma(int nr, const uint8_t *wg, const uint8
             const float2 v = pw_gu_mma_tile(wg, wu, nb1, r < nr ? r : nr - 1, 0, nbk, xh);
             if ((lane & 3) == 0 && r < nr) done(r, v);
         }
+        mark();
         return;
     }
     if (warp < nt * ks) {
@@ -361,6 +366,7 @@ __device__ __forceinline__ void pw_gu_mma(int nr, const uint8_t *wg, const uint8
         const float2 v = pw_gu_mma_tile(wg, wu, nb1, r < nr ? r : nr - 1, kb0, kb1, xh);
         if ((lane & 3) == 0) red[warp * 8 + (lane >> 2)] = v;
     }
+    mark(); /* the caller's timer: this thread's own tile is done */
     __syncthreads();
     if ((int)threadIdx.x < nr) {
         const int r = threadIdx.x, t = r >> 3;
