@@ -126,16 +126,18 @@ __device__ double sp_sum_d(double v, double *sh) {
     return t;
 }
 __device__ double block_sum_d(double v, double *sh) { return sp_sum_d<SB>(v, sh); }
-__device__ float block_max_f(float v, float *sh) {
+template <int NT>
+__device__ float sp_max_f(float v, float *sh) {
     v = warp_max(v);
     __syncthreads();
     if ((threadIdx.x & 31) == 0) sh[threadIdx.x >> 5] = v;
     __syncthreads();
     float t = -INFINITY;
-    for (int i = 0; i < SB / 32; i++) t = fmaxf(t, sh[i]);
+    for (int i = 0; i < NT / 32; i++) t = fmaxf(t, sh[i]);
     __syncthreads();
     return t;
 }
+__device__ float block_max_f(float v, float *sh) { return sp_max_f<SB>(v, sh); }
 /* exclusive scan of one double per thread (thread order; any block size, sh
  * >= its warps; the one-block and the many-block samplers share it) */
 __device__ double block_exscan_d(double v, double *sh) {
@@ -698,12 +700,7 @@ __global__ void __launch_bounds__(SP_NT) k_sp_prep(const float *logits, float *w
     } else {
         for (int j = 0; j < SP_PER && a + j < cnt; j++) w[base + a + j] = v[j];
     }
-    mx = warp_max(mx);
-    __syncthreads();
-    if ((threadIdx.x & 31) == 0) shv[threadIdx.x >> 5] = mx;
-    __syncthreads();
-    mx = -INFINITY;
-    for (int k = 0; k < SP_NT / 32; k++) mx = fmaxf(mx, shv[k]);
+    mx = sp_max_f<SP_NT>(mx, shv);
     nf = sp_sum_i<SP_NT>(nf, shi);
     sp_argmax_blk<SP_NT>(av, ai, shv, shi);
     if (threadIdx.x == 0) {
@@ -724,12 +721,7 @@ __global__ void __launch_bounds__(SP_NT) k_sp_prep(const float *logits, float *w
         nf += __ldcg(x->pnf + b);
         am_merge(av, ai, __ldcg(x->pav + b), __ldcg(x->pai + b));
     }
-    mx = warp_max(mx);
-    __syncthreads();
-    if ((threadIdx.x & 31) == 0) shv[threadIdx.x >> 5] = mx;
-    __syncthreads();
-    mx = -INFINITY;
-    for (int k = 0; k < SP_NT / 32; k++) mx = fmaxf(mx, shv[k]);
+    mx = sp_max_f<SP_NT>(mx, shv);
     nf = sp_sum_i<SP_NT>(nf, shi);
     sp_argmax_blk<SP_NT>(av, ai, shv, shi);
     if (threadIdx.x == 0) {
