@@ -1952,7 +1952,7 @@ static void layers_case(int pos0, int multi, int key, int wide) {
         assert_int_equal(G.ops->sync(G.ctx), 0);
         extern const int llorch_cuda_pkw_nstamps;
         const int ns = llorch_cuda_pkw_nstamps;
-        assert_true(ns >= 17 && ns <= 32);
+        assert_true(ns >= 20 && ns <= 32);
         unsigned long long ts[32];
         extern int llorch_cuda_pkw_stamps(unsigned long long *out);
         extern int llorch_cuda_pkw_block_stamps(unsigned long long *out, int nblk);
@@ -1966,12 +1966,13 @@ static void layers_case(int pos0, int multi, int key, int wide) {
             unsigned long long *bs = malloc((size_t)nb * ns * sizeof *bs);
             double *col = malloc((size_t)nb * sizeof *col);
             assert_int_equal(llorch_cuda_pkw_block_stamps(bs, nb), 0);
-            static const char *step[17] = {"entry", "A stage", "A wait", "A dots", "A bar", "B items", "B bar",
-                                           "C wait+stage", "C dots", "C bar", "D wait+stage", "D dots", "D bar",
-                                           "E wait+stage", "E dots", "E bar", "D own tile"};
+            static const char *step[20] = {"entry", "A stage", "A wait", "A dots", "A bar", "B items", "B bar",
+                                           "C stage", "C dots", "C bar", "D stage", "D dots", "D bar",
+                                           "E stage", "E dots", "E bar", "D own tile", "C copy wait",
+                                           "D copy wait", "E copy wait"};
             print_message("  per-block step sums over %d blocks, pos %d (us): min / median / max (block)\n", nb,
                           pos0 + 2);
-            for (int i = 0; i < 17; i++) {
+            for (int i = 0; i < 20; i++) {
                 int arg = 0;
                 for (int b = 0; b < nb; b++) {
                     col[b] = bs[(size_t)b * ns + i] / 1e3;

@@ -58,38 +58,48 @@ __device__ __forceinline__ void ll_backoff(unsigned &it, unsigned long long &t0,
     else if (pk_now() - t0 > PK_SPIN_TRAP_NS) __trap();
 }
 
+/* the M pairs pair(k) (k < M; a negative index: none) of src once each
+ * slot carries epoch e, into a [k], b [k]. A thread issues all its loads
+ * before it checks any, and re-polls only the pairs not ready, so waiting
+ * costs round trips in parallel, not in series. */
+template <int M, class Pair>
+__device__ __forceinline__ void ll_poll(const ll_slot *src, unsigned e, ll_slot (&a)[M], ll_slot (&b)[M], Pair pair,
+                                        unsigned sleep_ns) {
+#pragma unroll
+    for (int k = 0; k < M; k++) {
+        a[k] = b[k] = 0;
+        if (pair(k) >= 0) ll_ld2(src + 2 * pair(k), a[k], b[k]);
+    }
+    unsigned it = 0;
+    unsigned long long t0 = 0;
+    for (;;) {
+        bool again = false;
+#pragma unroll
+        for (int k = 0; k < M; k++) {
+            if (pair(k) >= 0 && !(ll_is(a[k], e) && ll_is(b[k], e))) {
+                again = true;
+                ll_ld2(src + 2 * pair(k), a[k], b[k]);
+            }
+        }
+        if (!again) break;
+        ll_backoff(it, t0, sleep_ns);
+    }
+}
+
 /* xs [n] = the values of src [n] once each slot carries epoch e (n even,
  * src 16-byte aligned; every thread of the block calls it, no CTA barrier
- * inside: the caller syncs before reading other threads' xs). A thread
- * issues all its loads of a batch (MAXP pairs) before it checks any, and
- * re-polls only the pairs not ready, so waiting costs round trips in
- * parallel, not in series. Returns the thread's sum of squares of what it
- * stored (rmsnorm staging). */
+ * inside: the caller syncs before reading other threads' xs). Thread t
+ * takes pairs t, t + nt, ..., MAXP per batch. Returns the thread's sum
+ * of squares of what it stored (rmsnorm staging). More polls in flight per
+ * pair (3, staggered 50-300 ns) measured 7-9% SLOWER on Qwen2.5-0.5B
+ * (docs/PERF.md, session 8): polling traffic costs the hand-offs. */
 template <int MAXP>
 __device__ __forceinline__ float ll_stage(const ll_slot *src, int n, unsigned e, float *xs, unsigned sleep_ns) {
     const int np = n / 2, nt = (int)blockDim.x;
     float ss = 0.0f;
     for (int base = threadIdx.x; base < np; base += MAXP * nt) {
         ll_slot a[MAXP], b[MAXP];
-#pragma unroll
-        for (int k = 0; k < MAXP; k++) {
-            a[k] = b[k] = 0;
-            if (base + k * nt < np) ll_ld2(src + 2 * (base + k * nt), a[k], b[k]);
-        }
-        unsigned it = 0;
-        unsigned long long t0 = 0;
-        for (;;) {
-            bool again = false;
-#pragma unroll
-            for (int k = 0; k < MAXP; k++) {
-                if (base + k * nt < np && !(ll_is(a[k], e) && ll_is(b[k], e))) {
-                    again = true;
-                    ll_ld2(src + 2 * (base + k * nt), a[k], b[k]);
-                }
-            }
-            if (!again) break;
-            ll_backoff(it, t0, sleep_ns);
-        }
+        ll_poll<MAXP>(src, e, a, b, [&](int k) { return base + k * nt < np ? base + k * nt : -1; }, sleep_ns);
 #pragma unroll
         for (int k = 0; k < MAXP; k++) {
             const int i = base + k * nt;

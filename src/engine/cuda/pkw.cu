@@ -14,6 +14,9 @@
  * Switches: LLORCH_CUDA_PKW_LL=0 grid barriers instead of flagged
  * hand-offs; LLORCH_CUDA_PKW_FMT=0 the all-format kernel;
  * LLORCH_CUDA_PKW_MMA (default 9; 0 runs D's gate/up through pw_dotf);
+ * LLORCH_CUDA_PKW_I8 (default 1; 0 runs E's down rows on fp32 instead of
+ * the int8 activation, pw_dot8); LLORCH_CUDA_PKW_LATE_A (default 2: A's
+ * refill issued after C's dots; 1 after the attention items, 0 after A);
  * LLORCH_CUDA_PKW_SPLIT_KEYS (default 128); LLORCH_CUDA_PKW_LL_SLEEP (ns
  * between polls, default 0); LLORCH_CUDA_PKW_WARPS=32 runs 32 warps per
  * block with barriers (64 registers; default 16, up to 128); one block per
@@ -49,7 +52,8 @@
  *   D  rmsnorm(x)*ffn_norm staged (in fp16, in the mma fragments' order,
  *      where gate and up are Q5_0); gate/up rows: hb = silu(g)*u, on the
  *      tensor cores (pw_gu_mma) or by pw_dotf
- *   E  hb staged; down rows: x[r] += dot
+ *   E  hb staged (and quantized per 32 where the down rows are K-quants
+ *      or Q4_0/Q5_0/Q8_0: pw_dot8's dp4a dots); down rows: x[r] += dot
  * Activations are NOT quantized: the dots multiply the weights' exact
  * values with fp32 activations (pw_sub), so the result differs from the
  * composition's (and the CPU's) Q8 activations by that quantization's
@@ -113,7 +117,13 @@ struct pw_args {
     unsigned ll_sleep; /* ns between polls (LLORCH_CUDA_PKW_LL_SLEEP; 0 polls back to back) */
     int split_keys;    /* fewest keys per attention split (LLORCH_CUDA_PKW_SPLIT_KEYS, default PW_SPLIT_KEYS) */
     int mma; /* LLORCH_CUDA_PKW_MMA (default 9), bits: 1 D's Q5_0 gate/up on the tensor cores (pw_gu_mma,
-              * fp16 activation), 8 an mma before D's staging wait (pw_mma_warm); 0 runs D through pw_dotf */
+              * fp16 activation) where D does not run on int8, 8 an mma before D's staging wait (pw_mma_warm);
+              * 0 runs D through pw_dotf */
+    int i8;  /* LLORCH_CUDA_PKW_I8 (default 1): E's down rows on the int8 activation (pw_dot8) where
+              * their format is among PW_I8_TYPES; 0 runs E on fp32 (pw_dotf) */
+    int late_a; /* LLORCH_CUDA_PKW_LATE_A (default 2; LL only): where A's refill is issued: 0 right
+                 * after A's dots, 1 after the attention items, 2 after C's dots (with C's refill) */
+    unsigned o_x8; /* float offset: E's activation in int8 (pw_x8's layout, 1.5 F bytes) */
 };
 
 /* the epoch of phase ph (0 A .. 4 E) of layer l in the launch of generation
@@ -129,10 +139,12 @@ __device__ __forceinline__ unsigned ll_epoch(unsigned gen, int l, int ph) {
  * staging, 8 C dots, 9 C barrier, 10 D wait + staging, 11 D dots, 12 D
  * barrier, 13 E wait + staging, 14 E dots, 15 E barrier, 16 D on the
  * tensor cores: thread 0's own tile (then 11 is the rest: waiting for the
- * block's other warps, the sums, SwiGLU and the hand-off). A barrier is the
+ * block's other warps, the sums, SwiGLU and the hand-off); 17 / 18 / 19: of
+ * C's / D's / E's wait + staging, the wait for the phase's weight copies
+ * (its mbarrier and cp.async group; the rest is the staging). A barrier is the
  * arrival, the next layer's copies issued, and the wait for every other
  * block: block 0's view, so it includes the other blocks' lateness. */
-#define PW_NT 17 /* steps timed */
+#define PW_NT 20 /* steps timed */
 __device__ unsigned long long pw_ts[PW_NT];
 /* LLORCH_CUDA_PERSIST_TIMING=2: the same sums for EVERY block (grids of at
  * most PW_MAX_BLOCKS), to see which blocks a phase waits for */
@@ -274,9 +286,12 @@ __device__ __forceinline__ void pw_issue(const pw_args &A, const pw_rng &g, int 
  * completes once per layer: parity l & 1) and this thread's cp.async group
  * (the 4th most recent) are in; the CTA barrier publishes the cp.async
  * bytes of the other threads */
-__device__ __forceinline__ void pw_wait(unsigned long long *mbar, int ph, int l) {
+__device__ __forceinline__ void pw_wait(unsigned long long *mbar, int ph, int l, bool late2 = false) {
     cu_mbar_wait(cu_sa(&mbar[ph]), (unsigned)l & 1u);
-    asm volatile("cp.async.wait_group 3;" ::: "memory");
+    /* late2 (A with late_a 2): A's group was issued after C's, so it is
+     * the 3rd most recent (at layer 0, the 4th: waiting for one more) */
+    if (late2) asm volatile("cp.async.wait_group 2;" ::: "memory");
+    else asm volatile("cp.async.wait_group 3;" ::: "memory");
     __syncthreads();
 }
 
@@ -367,19 +382,18 @@ __device__ __forceinline__ void pw_stage_norm(const float *x, const float *gs, i
     __syncthreads();
 }
 
-/* x[r] += dot(row r of matrix i, xs of width K) for this block's rows of x
- * (o in C, down in E). The block alone writes these rows of x, so it keeps
- * them in shared memory (own) and never reads them back; out(u, y)
- * publishes row g.e0 + u's new value y. */
-template <unsigned FMT, class Out>
-__device__ __forceinline__ void pw_residual(const pw_args &A, const pw_rng &g, const pw_layer &W, int i, int K,
-                                            const unsigned char *smem, const float *xs, float *own, float2 *red,
-                                            Out out) {
+/* x[r] += dot(row r of matrix i, the staged activation) for this block's
+ * rows of x (o in C, down in E). The block alone writes these rows of x, so
+ * it keeps them in shared memory (own) and never reads them back; out(u, y)
+ * publishes row g.e0 + u's new value y. dot(row, tt, nt): team thread tt's
+ * partial (pw_dotf against fp32 xs, or pw_dot8 against int8). */
+template <class Dot, class Out>
+__device__ __forceinline__ void pw_residual(const pw_args &A, const pw_rng &g, const pw_layer &W, int i,
+                                            const unsigned char *smem, float *own, float2 *red, Dot dot, Out out) {
     const uint8_t *base = pw_base(A, g, W, i, smem);
     const pk_mat &m = W.m[i];
     pw_units(
-        g.e1 - g.e0, red,
-        [&](int u, int tt, int nt) { return pw_dotf<0, FMT>(m.type, base + (size_t)u * m.nb1, NULL, K, tt, nt, xs); },
+        g.e1 - g.e0, red, [&](int u, int tt, int nt) { return make_float2(dot(base + (size_t)u * m.nb1, tt, nt), 0.0f); },
         [&](int u, float2 d) {
             const float y = own[u] + d.x;
             own[u] = y;
@@ -444,7 +458,9 @@ __global__ void __launch_bounds__(NW * 32, 1) k_pw_layers(const __grid_constant_
     const unsigned nblk = gridDim.x;
     const int p0 = A.pos[0]; /* written before the step (see k_decode_block) */
     const bool tm = A.timing && threadIdx.x == 0 && (A.timing == 2 || blockIdx.x == 0);
-    unsigned long long *const ts = A.timing == 2 ? pw_bts[blockIdx.x] : pw_ts;
+    /* the sums live in shared memory (a global read-modify-write per step
+     * put an L2 round trip into every step it timed) and go out at exit */
+    __shared__ unsigned long long ts[PW_NT];
     unsigned long long t_prev = tm ? pk_now() : 0;
     if (tm)
         for (int i = 0; i < PW_NT; i++) ts[i] = 0;
@@ -493,7 +509,8 @@ __global__ void __launch_bounds__(NW * 32, 1) k_pw_layers(const __grid_constant_
         const unsigned eA = ll_epoch(gen, l, 0), eB = eA + 1, eC = eA + 2, eD = eA + 3, eE = eA + 4;
 
         /* ---- A: q/k/v rows (+ bias), not roped ---- */
-        pw_wait(mbar, 0, l);
+        const int late_a = LL ? A.late_a : 0;
+        pw_wait(mbar, 0, l, late_a == 2);
         PW_T(2);
         if (!LL || l == 0) pw_stage_norm(A.x, na, A.E, W.eps, xs, redf);
         else pw_ll_norm(prv + A.lo_xe, na, A.E, W.eps, eE - 5, xs, redf, A.ll_sleep);
@@ -524,7 +541,11 @@ __global__ void __launch_bounds__(NW * 32, 1) k_pw_layers(const __grid_constant_
                 });
         }
         PW_T(3);
-        pw_next(A, g, l, 0, smem, mbar, !LL, nbar);
+        /* A's refill (late_a): the attention blocks are on every layer's
+         * critical path (their items, then C's dots, whose outputs D waits
+         * for), so they issue it after C's dots, where every block waits
+         * for D's staging anyway */
+        if (!late_a) pw_next(A, g, l, 0, smem, mbar, !LL, nbar);
         PW_T(4);
 
         /* ---- B: attention items ---- */
@@ -563,24 +584,31 @@ __global__ void __launch_bounds__(NW * 32, 1) k_pw_layers(const __grid_constant_
             pw_arrive(A.bar);
             pw_await(A.bar, ++nbar * nblk);
         }
+        if (late_a == 1) pw_next(A, g, l, 0, smem, mbar, false, nbar);
         PW_T(6);
 
         /* ---- C: x += att·Wo ---- */
         pw_wait(mbar, 1, l);
+        PW_T(17);
         if (LL) pw_ll_copy(cur + A.lo_att, Q, eB, xs, A.ll_sleep);
         else pk_stage_copy(A.att, Q, xs);
         PW_T(7);
-        pw_residual<FMT>(A, g, W, PW_O, Q, smem, xs, own, red2, [&](int u, float y) {
+        pw_residual(
+            A, g, W, PW_O, smem, own, red2,
+            [&](const uint8_t *row, int tt, int nt) { return pw_dotf<0, FMT>(W.m[PW_O].type, row, NULL, Q, tt, nt, xs).x; },
+            [&](int u, float y) {
             if (LL) ll_put(cur + A.lo_xc + g.e0 + u, y, eC);
             else A.x[g.e0 + u] = y;
         });
         PW_T(8);
         pw_next(A, g, l, 1, smem, mbar, !LL, nbar);
+        if (late_a == 2) pw_issue(A, g, l + 1, 0, smem, mbar); /* A's region was free since A's dots */
         PW_T(9);
 
         /* ---- D: hb = silu(xb·Wg) * (xb·Wu) ---- */
         if ((A.mma & 9) == 9) pw_mma_warm(); /* awake before the staging wait */
         pw_wait(mbar, 2, l);
+        PW_T(18);
         /* D on the tensor cores (pw_gu_mma): Q5_0 gate and up */
         const bool dmma = (A.mma & 1) && W.m[PW_G].type == QT_Q5_0 && W.m[PW_U].type == QT_Q5_0;
         if (LL) pw_ll_norm(cur + A.lo_xc, nf, A.E, W.eps, eC, xs, redf, A.ll_sleep, dmma ? xh : NULL);
@@ -617,20 +645,45 @@ __global__ void __launch_bounds__(NW * 32, 1) k_pw_layers(const __grid_constant_
         PW_T(12);
 
         /* ---- E: x += hb·Wd ---- */
+        /* the down rows against hb quantized per 32 (pw_dot8, at o_x8)
+         * where their format allows */
+        const int td = W.m[PW_D].type;
+        const bool e8 = A.i8 && pw_k8_type(td) && !(A.F & 31);
         pw_wait(mbar, 3, l);
+        PW_T(19);
         if (LL) pw_ll_copy(cur + A.lo_hb, A.F, eD, xs, A.ll_sleep);
         else pk_stage_copy(A.hb, A.F, xs);
+        if (e8) {
+            (void)pw_q8_stage(xs, NULL, 1.0f, A.F, sf + A.o_x8);
+            __syncthreads();
+        }
         PW_T(13);
         const bool last = l + 1 == A.n;
-        pw_residual<FMT>(A, g, W, PW_D, A.F, smem, xs, own, red2, [&](int u, float y) {
+        auto eout = [&](int u, float y) {
             if (!LL || last) A.x[g.e0 + u] = y; /* the launch's output (plain) */
             if (LL && !last) ll_put(cur + A.lo_xe + g.e0 + u, y, eE);
-        });
+        };
+        if (e8)
+            pw_residual(
+                A, g, W, PW_D, smem, own, red2,
+                [&](const uint8_t *row, int tt, int nt) {
+                    return pw_dot8<0, FMT>(td, row, NULL, A.F, tt, nt, pw_x8_at(sf + A.o_x8, A.F)).x;
+                },
+                eout);
+        else
+            pw_residual(
+                A, g, W, PW_D, smem, own, red2,
+                [&](const uint8_t *row, int tt, int nt) { return pw_dotf<0, FMT>(td, row, NULL, A.F, tt, nt, xs).x; },
+                eout);
         PW_T(14);
         pw_next(A, g, l, 3, smem, mbar, !LL && !last, nbar); /* past the last layer: an empty group (uniform count) */
         PW_T(15);
     }
     asm volatile("cp.async.wait_all;" ::: "memory"); /* nothing may be in flight at exit */
+    if (tm) {
+        unsigned long long *const out = A.timing == 2 ? pw_bts[blockIdx.x] : pw_ts;
+        for (int i = 0; i < PW_NT; i++) out[i] = ts[i];
+    }
     if (LL) {
         /* the last block out advances the generation for the next launch */
         if (threadIdx.x == 0 && atomicAdd(A.llh + 1, 1u) == nblk - 1) {
@@ -781,6 +834,9 @@ int cu_pkw_decode_layers(cu_ctx *c, const eng_block_w *b, int n, float *x, const
         P.split_keys = pk_env_int("LLORCH_CUDA_PKW_SPLIT_KEYS", PW_SPLIT_KEYS);
         if (P.split_keys < 1) P.split_keys = PW_SPLIT_KEYS;
         P.mma = pk_env_int("LLORCH_CUDA_PKW_MMA", 9);
+        P.i8 = pk_env_int("LLORCH_CUDA_PKW_I8", 1) != 0;
+        P.late_a = pk_env_int("LLORCH_CUDA_PKW_LATE_A", 2);
+        P.late_a = P.late_a < 0 || P.late_a > 2 ? 2 : P.late_a;
     }
     int nblk = 0;
     size_t smem = 0;
@@ -795,7 +851,8 @@ int cu_pkw_decode_layers(cu_ctx *c, const eng_block_w *b, int n, float *x, const
         P.o_bias = P.o_nf + e4;
         P.o_own = P.o_bias + ((nbias + r4) & ~r4);
         P.o_xh = P.o_own + (((unsigned)((P.E + nb - 1) / nb) + r4) & ~r4);
-        act = (size_t)(P.o_xh + ((P.E + 7) >> 3) * 4) * 4;
+        P.o_x8 = P.o_xh + ((P.E + 7) >> 3) * 4;
+        act = (size_t)(P.o_x8 + ((3 * kmax / 2 + 15) & ~15u) / 4) * 4;
         size_t off = (act + 15) & ~(size_t)15;
         for (int i = 0; i < PW_MAT; i++) {
             P.woff[i] = (unsigned)off;

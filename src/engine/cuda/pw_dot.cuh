@@ -156,6 +156,252 @@ __device__ __noinline__ float2 pw_dotf(int type, const uint8_t *wa, const uint8_
     return make_float2(a, b);
 }
 
+/* ---- int8 activations (pw_dot8; LLORCH_CUDA_PKW_I8) ----
+ * pw_dotf takes ~65 instructions per 8 weights (docs/PERF.md, session 8):
+ * two activation float4s, the magic-number conversions and, for the
+ * K-quants, the scale decode per sub of 8. Here the activation is
+ * quantized once per phase, per 32 like Q8_0 (the CPU and the composition
+ * quantize it too), and ONE item is a whole 32-element block of one row
+ * (or of a gate/up pair): its scales decoded once, its 32 weights as
+ * bytes into 8 dp4a against the int8 activation. Layout in shared memory:
+ * xq [K] int8 in element order, then xg [K / 32] float4 per block {dx =
+ * amax / 127, the sum of xq over elements 0..15, over 16..31, 0} (offsets
+ * and mins multiply the sums; Q6_K's scales are per 16). */
+struct pw_x8 {
+    const int8_t *q;
+    const float4 *g;
+};
+__device__ __forceinline__ pw_x8 pw_x8_at(void *p, int K) {
+    pw_x8 r;
+    r.q = reinterpret_cast<const int8_t *>(p);
+    r.g = reinterpret_cast<const float4 *>(r.q + K);
+    return r;
+}
+__device__ __forceinline__ uint32_t pw_pack4(int a, int b, int c, int d) {
+    return __byte_perm(__byte_perm((uint32_t)a, (uint32_t)b, 0x0040u), __byte_perm((uint32_t)c, (uint32_t)d, 0x0040u),
+                       0x5410u);
+}
+/* item i: 8 consecutive values v of block i >> 2 (4 items per block, on 4
+ * consecutive lanes: i % 32 is the lane) → xq [8i..8i+7], and xg [i >> 2]
+ * from the block's first lane. Every lane of the warp calls it (ok: the
+ * lane has an item; lanes without pass zeros). */
+__device__ __forceinline__ void pw_q8_item(const float (&v)[8], int i, bool ok, int8_t *xq, float4 *xg) {
+    float am = 0.0f;
+#pragma unroll
+    for (int k = 0; k < 8; k++) am = fmaxf(am, fabsf(v[k]));
+    am = fmaxf(am, __shfl_xor_sync(0xffffffffu, am, 1));
+    am = fmaxf(am, __shfl_xor_sync(0xffffffffu, am, 2));
+    const float inv = am > 0.0f ? 127.0f / am : 0.0f;
+    int q[8], s = 0;
+#pragma unroll
+    for (int k = 0; k < 8; k++) {
+        q[k] = __float2int_rn(v[k] * inv);
+        s += q[k];
+    }
+    s += __shfl_xor_sync(0xffffffffu, s, 1); /* lanes 0, 1 of the block: elements 0..15; 2, 3: 16..31 */
+    const int s_hi = __shfl_down_sync(0xffffffffu, s, 2);
+    if (ok) *reinterpret_cast<uint2 *>(xq + 8 * i) = make_uint2(pw_pack4(q[0], q[1], q[2], q[3]), pw_pack4(q[4], q[5], q[6], q[7]));
+    if (ok && (i & 3) == 0) xg[i >> 2] = make_float4(am / 127.0f, (float)s, (float)s_hi, 0.0f);
+}
+/* xs [K] (fp32, K % 32 == 0) times scale (and gs [K] when not NULL) → xq,
+ * xg (pw_x8's layout at out). Warp-uniform loop; the caller syncs after. */
+__device__ __forceinline__ pw_x8 pw_q8_stage(const float *xs, const float *gs, float scale, int K, void *out) {
+    int8_t *const xq = reinterpret_cast<int8_t *>(out);
+    float4 *const xg = reinterpret_cast<float4 *>(xq + K);
+    const int ni = K >> 3, nt = (int)blockDim.x;
+    for (int wb = (int)(threadIdx.x & ~31u); wb < ni; wb += nt) {
+        const int i = wb + (int)(threadIdx.x & 31);
+        const bool ok = i < ni;
+        float v[8];
+        if (ok) {
+            const float4 a = reinterpret_cast<const float4 *>(xs)[2 * i], b = reinterpret_cast<const float4 *>(xs)[2 * i + 1];
+            v[0] = a.x, v[1] = a.y, v[2] = a.z, v[3] = a.w, v[4] = b.x, v[5] = b.y, v[6] = b.z, v[7] = b.w;
+            if (gs) {
+                const float4 c = reinterpret_cast<const float4 *>(gs)[2 * i], d = reinterpret_cast<const float4 *>(gs)[2 * i + 1];
+                v[0] *= c.x, v[1] *= c.y, v[2] *= c.z, v[3] *= c.w, v[4] *= d.x, v[5] *= d.y, v[6] *= d.z, v[7] *= d.w;
+            }
+#pragma unroll
+            for (int k = 0; k < 8; k++) v[k] *= scale;
+        } else {
+#pragma unroll
+            for (int k = 0; k < 8; k++) v[k] = 0.0f;
+        }
+        pw_q8_item(v, i, ok, xq, xg);
+    }
+    return pw_x8_at(out, K);
+}
+
+/* N words from a 2-byte aligned address: aligned loads and funnel shifts.
+ * Misaligned, it reads 2 bytes past the 4N: every caller's span ends at
+ * least 2 bytes before its row region's end (a Q5_0/Q8_0 block's last
+ * bytes are followed by the next block or by the region's slack: rows land
+ * at an even offset below 16 in a region of 16 more bytes, pkw_plan.h) */
+template <int N>
+__device__ __forceinline__ void pw_ldw_a2(const uint8_t *p, uint32_t (&w)[N]) {
+    const uint32_t *a = reinterpret_cast<const uint32_t *>((uintptr_t)p & ~(uintptr_t)3);
+    const unsigned sh = 8u * (unsigned)((uintptr_t)p & 3);
+    uint32_t t = a[0];
+#pragma unroll
+    for (int k = 0; k < N; k++) {
+        const uint32_t u = (k + 1 < N || sh) ? a[k + 1] : 0u;
+        w[k] = __funnelshift_r(t, u, sh);
+        t = u;
+    }
+}
+/* the (scale, min) of sub-block s (0..7) of a Q4_K/Q5_K block b as floats:
+ * pw_kq's branch-free decode, one pair */
+__device__ __forceinline__ void pw_k8_scale(const uint8_t *b, int s, float &sc, float &m) {
+    const uint32_t q0 = ld_u32_a4(b + 4), q1 = ld_u32_a4(b + 8), q2 = ld_u32_a4(b + 12);
+    const uint32_t scw = s < 4 ? q0 & 0x3f3f3f3fu : (q2 & 0x0f0f0f0fu) | ((q0 >> 2) & 0x30303030u);
+    const uint32_t mw = s < 4 ? q1 & 0x3f3f3f3fu : ((q2 >> 4) & 0x0f0f0f0fu) | ((q1 >> 2) & 0x30303030u);
+    const uint32_t sel = 0x4550u | (uint32_t)(s & 3);
+    sc = __int_as_float(__byte_perm(scw, 0x4Bu, sel)) - PW_MAGIC;
+    m = __int_as_float(__byte_perm(mw, 0x4Bu, sel)) - PW_MAGIC;
+}
+/* the activation of one 32-element block */
+struct pw_xb {
+    int x[8]; /* xq words: elements 4k..4k+3 */
+    float4 g; /* pw_x8's xg entry */
+};
+__device__ __forceinline__ void pw_xb_ld(const pw_x8 &X, int j, pw_xb &b) {
+    const int4 a = reinterpret_cast<const int4 *>(X.q + 32 * j)[0], c = reinterpret_cast<const int4 *>(X.q + 32 * j)[1];
+    b.x[0] = a.x, b.x[1] = a.y, b.x[2] = a.z, b.x[3] = a.w, b.x[4] = c.x, b.x[5] = c.y, b.x[6] = c.z, b.x[7] = c.w;
+    b.g = X.g[j];
+}
+/* block j (32 elements) of a row of format T against the block's activation x */
+template <int T> struct pw_k8;
+template <> struct pw_k8<QT_Q4_0> {
+    __device__ static __forceinline__ float f(const uint8_t *row, int j, const pw_xb &x) {
+        const uint8_t *b = row + 18 * j;
+        uint32_t w[4];
+        pw_ldw_a2<4>(b + 2, w);
+        int acc = 0;
+#pragma unroll
+        for (int k = 0; k < 4; k++) {
+            acc = dp4a((int)(w[k] & 0x0F0F0F0Fu), x.x[k], acc);
+            acc = dp4a((int)((w[k] >> 4) & 0x0F0F0F0Fu), x.x[4 + k], acc);
+        }
+        return h2f(ld_u16(b)) * x.g.x * ((float)acc - 8.0f * (x.g.y + x.g.z));
+    }
+};
+template <> struct pw_k8<QT_Q5_0> {
+    __device__ static __forceinline__ float f(const uint8_t *row, int j, const pw_xb &x) {
+        const uint8_t *b = row + 22 * j;
+        uint32_t w[5]; /* qh, qs */
+        pw_ldw_a2<5>(b + 2, w);
+        int acc = 0;
+#pragma unroll
+        for (int k = 0; k < 4; k++) {
+            const uint32_t lo = (w[1 + k] & 0x0F0F0F0Fu) | spread4_bit4((w[0] >> (4 * k)) & 15u);
+            const uint32_t hi = ((w[1 + k] >> 4) & 0x0F0F0F0Fu) | spread4_bit4((w[0] >> (4 * k + 16)) & 15u);
+            acc = dp4a((int)lo, x.x[k], acc);
+            acc = dp4a((int)hi, x.x[4 + k], acc);
+        }
+        return h2f(ld_u16(b)) * x.g.x * ((float)acc - 16.0f * (x.g.y + x.g.z));
+    }
+};
+template <> struct pw_k8<QT_Q8_0> {
+    __device__ static __forceinline__ float f(const uint8_t *row, int j, const pw_xb &x) {
+        const uint8_t *b = row + 34 * j;
+        uint32_t w[8];
+        pw_ldw_a2<8>(b + 2, w);
+        int acc = 0;
+#pragma unroll
+        for (int k = 0; k < 8; k++) acc = dp4a((int)w[k], x.x[k], acc);
+        return h2f(ld_u16(b)) * x.g.x * (float)acc;
+    }
+};
+template <> struct pw_k8<QT_Q4_K> {
+    __device__ static __forceinline__ float f(const uint8_t *row, int j, const pw_xb &x) {
+        const uint8_t *b = row + 144 * (j >> 3);
+        const int s = j & 7, sh = 4 * (s & 1);
+        float sc, m;
+        pw_k8_scale(b, s, sc, m);
+        const uint4 w0 = *reinterpret_cast<const uint4 *>(b + 16 + 32 * (s >> 1)),
+                    w1 = *reinterpret_cast<const uint4 *>(b + 32 + 32 * (s >> 1));
+        const uint32_t w[8] = {w0.x, w0.y, w0.z, w0.w, w1.x, w1.y, w1.z, w1.w};
+        int acc = 0;
+#pragma unroll
+        for (int k = 0; k < 8; k++) acc = dp4a((int)((w[k] >> sh) & 0x0F0F0F0Fu), x.x[k], acc);
+        return x.g.x * (h2f(ld_u16(b)) * sc * (float)acc - h2f(ld_u16(b + 2)) * m * (x.g.y + x.g.z));
+    }
+};
+template <> struct pw_k8<QT_Q5_K> {
+    __device__ static __forceinline__ float f(const uint8_t *row, int j, const pw_xb &x) {
+        const uint8_t *b = row + 176 * (j >> 3);
+        const int s = j & 7, sh = 4 * (s & 1);
+        float sc, m;
+        pw_k8_scale(b, s, sc, m);
+        const uint4 *q = reinterpret_cast<const uint4 *>(b + 48 + 32 * (s >> 1)), *h = reinterpret_cast<const uint4 *>(b + 16);
+        const uint4 q0 = q[0], q1 = q[1], h0 = h[0], h1 = h[1];
+        const uint32_t w[8] = {q0.x, q0.y, q0.z, q0.w, q1.x, q1.y, q1.z, q1.w};
+        const uint32_t hb[8] = {h0.x, h0.y, h0.z, h0.w, h1.x, h1.y, h1.z, h1.w};
+        int acc = 0;
+#pragma unroll
+        for (int k = 0; k < 8; k++)
+            acc = dp4a((int)(((w[k] >> sh) & 0x0F0F0F0Fu) | (((hb[k] >> s) & 0x01010101u) << 4)), x.x[k], acc);
+        return x.g.x * (h2f(ld_u16(b)) * sc * (float)acc - h2f(ld_u16(b + 2)) * m * (x.g.y + x.g.z));
+    }
+};
+template <> struct pw_k8<QT_Q6_K> {
+    /* element 128h + 32qd + l: ql[64h + 32(qd & 1) + l] nibble qd >> 1, qh[32h + l] bits 2qd, scale [8h + 2qd + l / 16] */
+    __device__ static __forceinline__ float f(const uint8_t *row, int j, const pw_xb &x) {
+        const uint8_t *b = row + 210 * (j >> 3);
+        const int s = j & 7, h = s >> 2, qd = s & 3, nsh = 4 * (qd >> 1), hsh = 2 * qd;
+        uint32_t lq[8], hq[8];
+        pw_ldw_a2<8>(b + 64 * h + 32 * (qd & 1), lq);
+        pw_ldw_a2<8>(b + 128 + 32 * h, hq);
+        int a0 = 0, a1 = 0;
+#pragma unroll
+        for (int k = 0; k < 8; k++) {
+            const int v = (int)(((lq[k] >> nsh) & 0x0F0F0F0Fu) | (((hq[k] >> hsh) & 0x03030303u) << 4));
+            if (k < 4) a0 = dp4a(v, x.x[k], a0);
+            else a1 = dp4a(v, x.x[k], a1);
+        }
+        const int i = 192 + 8 * h + 2 * qd;
+        return h2f(ld_u16(b + 208)) * x.g.x *
+               ((float)(int8_t)b[i] * ((float)a0 - 32.0f * x.g.y) + (float)(int8_t)b[i + 1] * ((float)a1 - 32.0f * x.g.z));
+    }
+};
+/* the formats pw_dot8 carries (QT_* bits); a phase whose matrices are all
+ * among them (and whose width is a multiple of 32) runs on int8 */
+#define PW_I8_TYPES ((1u << QT_Q4_0) | (1u << QT_Q5_0) | (1u << QT_Q8_0) | (1u << QT_Q4_K) | (1u << QT_Q5_K) | (1u << QT_Q6_K))
+__host__ __device__ __forceinline__ bool pw_k8_type(int t) { return t >= 0 && t < 32 && ((PW_I8_TYPES >> t) & 1u); }
+
+/* team thread tt (of nt)'s partial of one row wa (TWO: and wb, the same
+ * format) of width K against X: blocks tt, tt + nt, ...; the pair shares
+ * each block's activation loads. Out of line like pw_dotf. */
+template <int TWO, unsigned FMT>
+__device__ __noinline__ float2 pw_dot8(int type, const uint8_t *wa, const uint8_t *wb, int K, int tt, int nt,
+                                       pw_x8 X) {
+    float a = 0.0f, b = 0.0f;
+    const int nbk = K >> 5;
+    switch (type) {
+#define PW_K8(T)                                                      \
+    case T:                                                           \
+        if constexpr (((FMT >> T) & 1u) != 0) {                       \
+            _Pragma("unroll 2") for (int j = tt; j < nbk; j += nt) {  \
+                pw_xb x;                                              \
+                pw_xb_ld(X, j, x);                                    \
+                a += pw_k8<T>::f(wa, j, x);                           \
+                if (TWO) b += pw_k8<T>::f(wb, j, x);                  \
+            }                                                         \
+        } else {                                                      \
+            a = b = __int_as_float(0x7fc00000);                       \
+        }                                                             \
+        break;
+        PW_K8(QT_Q4_0)
+        PW_K8(QT_Q5_0)
+        PW_K8(QT_Q8_0)
+        PW_K8(QT_Q4_K)
+        PW_K8(QT_Q5_K)
+        PW_K8(QT_Q6_K)
+#undef PW_K8
+    default: a = b = __int_as_float(0x7fc00000); break; /* unreachable (pw_k8_type): NaN shows it */
+    }
+    return make_float2(a, b);
+}
+
 /* nr units of work over the block's warps in teams of g warps (the largest
  * power of two with nr * 2g <= the block's warps, at least 1): dot(u, tt, nt) is team
  * thread tt's partial (of nt), done(u, sum) runs in the team's first

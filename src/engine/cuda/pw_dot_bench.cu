@@ -24,7 +24,9 @@ __device__ __forceinline__ uint32_t pwb_hash(uint32_t x) {
  * cores' latency); 5 / 6: a 2 us spin then mode 1, with (5) or without an
  * mma before the spin (does an idle tensor core start slow?); 7: mode 1
  * with the int8 activation (pw_xq) and the u8 x s8 mma; 8: mode 1 while a
- * 40 KB bulk copy lands in the block's shared memory. two: gate/up pairs (rows nr of
+ * 40 KB bulk copy lands in the block's shared memory; 9: pw_units +
+ * pw_dot8 (rows or pairs against the int8 activation, pw_q8_stage: the
+ * decode kernel's default). two: gate/up pairs (rows nr of
  * each) or single rows. ns[block] = nanoseconds per rep; out = block 0's
  * results of the first rep, (a, b) per row. */
 __global__ void __launch_bounds__(512, 1) k_pwdot_bench(int mode, int two, int type, int nr, int K, int nb1, int qk,
@@ -50,7 +52,9 @@ __global__ void __launch_bounds__(512, 1) k_pwdot_bench(int mode, int two, int t
     (void)qk;
     __syncthreads();
     pw_xq xq8;
+    pw_x8 x8 = pw_x8_at(xh, K); /* mode 9: K + K / 2 bytes of the 2K */
     if (mode == 7) xq8 = pw_xq_stage(xs, K, reinterpret_cast<int8_t *>(xh)); /* K + K / 4 bytes of the 2K */
+    else if (mode == 9) x8 = pw_q8_stage(xs, NULL, 1.0f, K, xh);
     else pw_xh_sx_stage(xs, K, xh, sx);
     __syncthreads();
     const uint8_t *const wu = w + (size_t)nr * nb1;
@@ -77,6 +81,14 @@ __global__ void __launch_bounds__(512, 1) k_pwdot_bench(int mode, int two, int t
         }
         if (mode == 7) {
             pw_gu_mma(nr, w, wu, nb1, K, xq8, red, done);
+        } else if (mode == 9 && two) {
+            pw_units(nr, red, [&](int u, int tt, int nt) {
+                return pw_dot8<1, PW_FMT_Q4KM>(type, w + (size_t)u * nb1, wu + (size_t)u * nb1, K, tt, nt, x8);
+            }, done);
+        } else if (mode == 9) {
+            pw_units(nr, red, [&](int u, int tt, int nt) {
+                return pw_dot8<0, PW_FMT_Q4KM>(type, w + (size_t)u * nb1, NULL, K, tt, nt, x8);
+            }, done);
         } else if (mode == 4) { /* nr dependent mma per warp on registers, nothing else */
             float c[4] = {0.0f, 0.0f, 0.0f, 0.0f};
             const uint32_t a = 0x3c003c00u + (threadIdx.x & 1);
@@ -126,12 +138,13 @@ extern "C" int llorch_cuda_pwdot_bench(int mode, int two, int type, int nr, int 
     case QT_Q5_0: qk = 32, bytes = 22, scale_at = 0; break;
     case QT_Q8_0: qk = 32, bytes = 34, scale_at = 0; break;
     case QT_Q4_K: qk = 256, bytes = 144, scale_at = 0; break;
+    case QT_Q5_K: qk = 256, bytes = 176, scale_at = 0; break;
     case QT_Q6_K: qk = 256, bytes = 210, scale_at = 208; break;
     default: return -1;
     }
     const unsigned cbytes = mode == 8 ? 40960u : 0u;
     if (K % qk || K > 8192 || (mode == 1 && (type != QT_Q5_0 || !two)) || (mode >= 2 && mode <= 3 && (two || !pw_mq_type(type))) ||
-        (mode >= 5 && (type != QT_Q5_0 || !two)))
+        (mode >= 5 && mode <= 8 && (type != QT_Q5_0 || !two)) || (mode == 9 && !pw_k8_type(type)))
         return -1;
     const int nb1 = K / qk * bytes;
     const size_t smem = (size_t)K * 6 + (((size_t)(two ? 2 : 1) * nr * nb1 + 15) & ~(size_t)15) + cbytes;
