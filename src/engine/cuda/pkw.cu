@@ -15,8 +15,7 @@
  * hand-offs; LLORCH_CUDA_PKW_FMT=0 the all-format kernel;
  * LLORCH_CUDA_PKW_MMA (default 9; 0 runs D's gate/up through pw_dotf);
  * LLORCH_CUDA_PKW_I8 (default 1; 0 runs E's down rows on fp32 instead of
- * the int8 activation, pw_dot8); LLORCH_CUDA_PKW_LATE_A (default 2: A's
- * refill issued after C's dots; 1 after the attention items, 0 after A);
+ * the int8 activation, pw_dot8);
  * LLORCH_CUDA_PKW_SPLIT_KEYS (default 128); LLORCH_CUDA_PKW_LL_SLEEP (ns
  * between polls, default 0); LLORCH_CUDA_PKW_WARPS=32 runs 32 warps per
  * block with barriers (64 registers; default 16, up to 128); one block per
@@ -117,12 +116,9 @@ struct pw_args {
     unsigned ll_sleep; /* ns between polls (LLORCH_CUDA_PKW_LL_SLEEP; 0 polls back to back) */
     int split_keys;    /* fewest keys per attention split (LLORCH_CUDA_PKW_SPLIT_KEYS, default PW_SPLIT_KEYS) */
     int mma; /* LLORCH_CUDA_PKW_MMA (default 9), bits: 1 D's Q5_0 gate/up on the tensor cores (pw_gu_mma,
-              * fp16 activation) where D does not run on int8, 8 an mma before D's staging wait (pw_mma_warm);
-              * 0 runs D through pw_dotf */
+              * fp16 activation), 8 an mma before D's staging wait (pw_mma_warm); 0 runs D through pw_dotf */
     int i8;  /* LLORCH_CUDA_PKW_I8 (default 1): E's down rows on the int8 activation (pw_dot8) where
               * their format is among PW_I8_TYPES; 0 runs E on fp32 (pw_dotf) */
-    int late_a; /* LLORCH_CUDA_PKW_LATE_A (default 2; LL only): where A's refill is issued: 0 right
-                 * after A's dots, 1 after the attention items, 2 after C's dots (with C's refill) */
     unsigned o_x8; /* float offset: E's activation in int8 (pw_x8's layout, 1.5 F bytes) */
 };
 
@@ -286,12 +282,9 @@ __device__ __forceinline__ void pw_issue(const pw_args &A, const pw_rng &g, int 
  * completes once per layer: parity l & 1) and this thread's cp.async group
  * (the 4th most recent) are in; the CTA barrier publishes the cp.async
  * bytes of the other threads */
-__device__ __forceinline__ void pw_wait(unsigned long long *mbar, int ph, int l, bool late2 = false) {
+__device__ __forceinline__ void pw_wait(unsigned long long *mbar, int ph, int l) {
     cu_mbar_wait(cu_sa(&mbar[ph]), (unsigned)l & 1u);
-    /* late2 (A with late_a 2): A's group was issued after C's, so it is
-     * the 3rd most recent (at layer 0, the 4th: waiting for one more) */
-    if (late2) asm volatile("cp.async.wait_group 2;" ::: "memory");
-    else asm volatile("cp.async.wait_group 3;" ::: "memory");
+    asm volatile("cp.async.wait_group 3;" ::: "memory");
     __syncthreads();
 }
 
@@ -509,8 +502,7 @@ __global__ void __launch_bounds__(NW * 32, 1) k_pw_layers(const __grid_constant_
         const unsigned eA = ll_epoch(gen, l, 0), eB = eA + 1, eC = eA + 2, eD = eA + 3, eE = eA + 4;
 
         /* ---- A: q/k/v rows (+ bias), not roped ---- */
-        const int late_a = LL ? A.late_a : 0;
-        pw_wait(mbar, 0, l, late_a == 2);
+        pw_wait(mbar, 0, l);
         PW_T(2);
         if (!LL || l == 0) pw_stage_norm(A.x, na, A.E, W.eps, xs, redf);
         else pw_ll_norm(prv + A.lo_xe, na, A.E, W.eps, eE - 5, xs, redf, A.ll_sleep);
@@ -541,11 +533,9 @@ __global__ void __launch_bounds__(NW * 32, 1) k_pw_layers(const __grid_constant_
                 });
         }
         PW_T(3);
-        /* A's refill (late_a): the attention blocks are on every layer's
-         * critical path (their items, then C's dots, whose outputs D waits
-         * for), so they issue it after C's dots, where every block waits
-         * for D's staging anyway */
-        if (!late_a) pw_next(A, g, l, 0, smem, mbar, !LL, nbar);
+        /* A's refill issued after the attention items or after C's dots
+         * instead measured no faster (docs/PERF.md, session 8) */
+        pw_next(A, g, l, 0, smem, mbar, !LL, nbar);
         PW_T(4);
 
         /* ---- B: attention items ---- */
@@ -584,7 +574,6 @@ __global__ void __launch_bounds__(NW * 32, 1) k_pw_layers(const __grid_constant_
             pw_arrive(A.bar);
             pw_await(A.bar, ++nbar * nblk);
         }
-        if (late_a == 1) pw_next(A, g, l, 0, smem, mbar, false, nbar);
         PW_T(6);
 
         /* ---- C: x += att·Wo ---- */
@@ -602,7 +591,6 @@ __global__ void __launch_bounds__(NW * 32, 1) k_pw_layers(const __grid_constant_
         });
         PW_T(8);
         pw_next(A, g, l, 1, smem, mbar, !LL, nbar);
-        if (late_a == 2) pw_issue(A, g, l + 1, 0, smem, mbar); /* A's region was free since A's dots */
         PW_T(9);
 
         /* ---- D: hb = silu(xb·Wg) * (xb·Wu) ---- */
@@ -835,8 +823,6 @@ int cu_pkw_decode_layers(cu_ctx *c, const eng_block_w *b, int n, float *x, const
         if (P.split_keys < 1) P.split_keys = PW_SPLIT_KEYS;
         P.mma = pk_env_int("LLORCH_CUDA_PKW_MMA", 9);
         P.i8 = pk_env_int("LLORCH_CUDA_PKW_I8", 1) != 0;
-        P.late_a = pk_env_int("LLORCH_CUDA_PKW_LATE_A", 2);
-        P.late_a = P.late_a < 0 || P.late_a > 2 ? 2 : P.late_a;
     }
     int nblk = 0;
     size_t smem = 0;
