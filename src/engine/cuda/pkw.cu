@@ -51,8 +51,8 @@
  *   D  rmsnorm(x)*ffn_norm staged (in fp16, in the mma fragments' order,
  *      where gate and up are Q5_0); gate/up rows: hb = silu(g)*u, on the
  *      tensor cores (pw_gu_mma) or by pw_dotf
- *   E  hb staged (and quantized per 32 where the down rows are K-quants
- *      or Q4_0/Q5_0/Q8_0: pw_dot8's dp4a dots); down rows: x[r] += dot
+ *   E  hb staged (and quantized per 32 where the down rows are K-quants:
+ *      pw_dot8's dp4a dots); down rows: x[r] += dot
  * Activations are NOT quantized: the dots multiply the weights' exact
  * values with fp32 activations (pw_sub), so the result differs from the
  * composition's (and the CPU's) Q8 activations by that quantization's
@@ -118,7 +118,7 @@ struct pw_args {
     int mma; /* LLORCH_CUDA_PKW_MMA (default 9), bits: 1 D's Q5_0 gate/up on the tensor cores (pw_gu_mma,
               * fp16 activation), 8 an mma before D's staging wait (pw_mma_warm); 0 runs D through pw_dotf */
     int i8;  /* LLORCH_CUDA_PKW_I8 (default 1): E's down rows on the int8 activation (pw_dot8) where
-              * their format is among PW_I8_TYPES; 0 runs E on fp32 (pw_dotf) */
+              * they are K-quants (PW_I8_KQ); 0 runs E on fp32 (pw_dotf) */
     unsigned o_x8; /* float offset: E's activation in int8 (pw_x8's layout, 1.5 F bytes) */
 };
 
@@ -636,7 +636,7 @@ __global__ void __launch_bounds__(NW * 32, 1) k_pw_layers(const __grid_constant_
         /* the down rows against hb quantized per 32 (pw_dot8, at o_x8)
          * where their format allows */
         const int td = W.m[PW_D].type;
-        const bool e8 = A.i8 && pw_k8_type(td) && !(A.F & 31);
+        const bool e8 = A.i8 && pw_k8_type(td, PW_I8_KQ) && !(A.F & 31);
         pw_wait(mbar, 3, l);
         PW_T(19);
         if (LL) pw_ll_copy(cur + A.lo_hb, A.F, eD, xs, A.ll_sleep);
@@ -655,7 +655,7 @@ __global__ void __launch_bounds__(NW * 32, 1) k_pw_layers(const __grid_constant_
             pw_residual(
                 A, g, W, PW_D, smem, own, red2,
                 [&](const uint8_t *row, int tt, int nt) {
-                    return pw_dot8<0, FMT>(td, row, NULL, A.F, tt, nt, pw_x8_at(sf + A.o_x8, A.F)).x;
+                    return pw_dot8<0, FMT & PW_I8_KQ>(td, row, NULL, A.F, tt, nt, pw_x8_at(sf + A.o_x8, A.F)).x;
                 },
                 eout);
         else

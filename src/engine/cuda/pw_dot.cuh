@@ -363,10 +363,15 @@ template <> struct pw_k8<QT_Q6_K> {
                ((float)(int8_t)b[i] * ((float)a0 - 32.0f * x.g.y) + (float)(int8_t)b[i + 1] * ((float)a1 - 32.0f * x.g.z));
     }
 };
-/* the formats pw_dot8 carries (QT_* bits); a phase whose matrices are all
- * among them (and whose width is a multiple of 32) runs on int8 */
+/* the formats pw_dot8 carries (QT_* bits); PW_I8_KQ: those the decode
+ * kernel runs on int8 (phase E's K-quant down rows, which
+ * test_decode_layers checks against the composition; the 32-element
+ * formats are checked against pw_dotf by the bench only) */
 #define PW_I8_TYPES ((1u << QT_Q4_0) | (1u << QT_Q5_0) | (1u << QT_Q8_0) | (1u << QT_Q4_K) | (1u << QT_Q5_K) | (1u << QT_Q6_K))
-__host__ __device__ __forceinline__ bool pw_k8_type(int t) { return t >= 0 && t < 32 && ((PW_I8_TYPES >> t) & 1u); }
+#define PW_I8_KQ ((1u << QT_Q4_K) | (1u << QT_Q5_K) | (1u << QT_Q6_K))
+__host__ __device__ __forceinline__ bool pw_k8_type(int t, unsigned mask = PW_I8_TYPES) {
+    return t >= 0 && t < 32 && ((mask >> t) & 1u);
+}
 
 /* team thread tt (of nt)'s partial of one row wa (TWO: and wb, the same
  * format) of width K against X: blocks tt, tt + nt, ...; the pair shares
