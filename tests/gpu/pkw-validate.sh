@@ -69,7 +69,7 @@ step() { # label timeout cmd... (output in /tmp/v.log, summary lines into R)
                 step "timing ($v)" 200 env $e $B/test_cuda_ops
         done
     fi
-    has pwdot && VALIDATE_LINES=40 LLORCH_CUDA_BENCH=1 LLORCH_BENCH_KERNELS=pwdot step "pwdot (dot phases alone)" 120 $B/test_cuda_perf
+    has pwdot && VALIDATE_LINES=${VALIDATE_LINES:-40} LLORCH_CUDA_BENCH=1 LLORCH_BENCH_KERNELS=pwdot step "pwdot (dot phases alone)" 120 $B/test_cuda_perf
     if has samp; then
         VALIDATE_LINES=60 LLORCH_TEST_ONLY=test_sample step test_sample 300 $B/test_cuda_ops
         for a in "--temperature 0" "--temperature 1 --top-k 0 --top-p 1" "--temperature 0.8 --top-k 40 --top-p 0.95" \
