@@ -41,7 +41,7 @@ step() { # label timeout cmd... (output in /tmp/v.log, summary lines into R)
     timeout "$to" "$@" > /tmp/v.log 2>&1
     local rc=$?
     echo "== $label rc=$rc ($(( $(date +%s) - t0 )) s)"
-    grep -E "ERROR SUMMARY|^    [A-E] [a-z]+ wait|RACECHECK SUMMARY|Hazard|PASSED|FAILED|ERROR|mean KL|top-1 [0-9]|decode_layers pos [0-9]+ head_dim [0-9]+: ok|tg128|pp512|differs|Failure|error:|896x151936|pipeline|Invalid|Program hit|   at |by thread|speculate|per-block step|sample timing|device draws|tok/s|pkw dot|^  [A-E] [a-z]|DIFFERS|^ {4}[A-Ee][a-z]* |timing pos" /tmp/v.log | head -${VALIDATE_LINES:-30}
+    grep -E "ERROR SUMMARY|^    [A-E] [a-z]+ wait|^    at |step ends|RACECHECK SUMMARY|Hazard|PASSED|FAILED|ERROR|mean KL|top-1 [0-9]|decode_layers pos [0-9]+ head_dim [0-9]+: ok|tg128|pp512|differs|Failure|error:|896x151936|pipeline|Invalid|Program hit|   at |by thread|speculate|per-block step|sample timing|device draws|tok/s|pkw dot|^  [A-E] [a-z]|DIFFERS|^ {4}[A-Ee][a-z]* |timing pos" /tmp/v.log | head -${VALIDATE_LINES:-30}
 }
 {
     echo "==== pkw-validate $(date -u +%FT%TZ) commit $(cat $BD/COMMIT)"

@@ -146,6 +146,16 @@ __device__ unsigned long long pw_ts[PW_NT];
  * most PW_MAX_BLOCKS), to see which blocks a phase waits for */
 #define PW_MAX_BLOCKS 256
 __device__ unsigned long long pw_bts[PW_MAX_BLOCKS][PW_NT];
+/* =2 also: every block's %globaltimer at the ends of layer 1's steps (the
+ * hand-offs' producers and consumers): 0 A's dots, 1 the attention items,
+ * 2 C's staging, 3 C's dots, 4 D's staging, 5 D's dots, 6 E's staging, 7
+ * E's dots, 8 layer 2's A staging */
+#define PW_NA 9
+__device__ unsigned long long pw_abs[PW_MAX_BLOCKS][PW_NA];
+#define PW_AT(k, layer)                                         \
+    do {                                                        \
+        if (tm && A.timing == 2 && l == (layer)) tabs[k] = pk_now(); \
+    } while (0)
 #define PW_T(i)                                  \
     do {                                         \
         if (tm) {                                \
@@ -453,10 +463,12 @@ __global__ void __launch_bounds__(NW * 32, 1) k_pw_layers(const __grid_constant_
     const bool tm = A.timing && threadIdx.x == 0 && (A.timing == 2 || blockIdx.x == 0);
     /* the sums live in shared memory (a global read-modify-write per step
      * put an L2 round trip into every step it timed) and go out at exit */
-    __shared__ unsigned long long ts[PW_NT];
+    __shared__ unsigned long long ts[PW_NT], tabs[PW_NA];
     unsigned long long t_prev = tm ? pk_now() : 0;
-    if (tm)
+    if (tm) {
         for (int i = 0; i < PW_NT; i++) ts[i] = 0;
+        for (int i = 0; i < PW_NA; i++) tabs[i] = 0;
+    }
     /* the block's row ranges live in shared memory: in registers they
      * would be live across the whole layer loop (spills at 64 registers) */
     __shared__ pw_rng g;
@@ -507,6 +519,7 @@ __global__ void __launch_bounds__(NW * 32, 1) k_pw_layers(const __grid_constant_
         if (!LL || l == 0) pw_stage_norm(A.x, na, A.E, W.eps, xs, redf);
         else pw_ll_norm(prv + A.lo_xe, na, A.E, W.eps, eE - 5, xs, redf, A.ll_sleep);
         PW_T(1);
+        PW_AT(8, 2);
         {
             const uint8_t *bqs = pw_base(A, g, W, PW_Q, smem), *bks = pw_base(A, g, W, PW_K, smem),
                           *bvs = pw_base(A, g, W, PW_V, smem);
@@ -533,6 +546,7 @@ __global__ void __launch_bounds__(NW * 32, 1) k_pw_layers(const __grid_constant_
                 });
         }
         PW_T(3);
+        PW_AT(0, 1);
         /* A's refill issued after the attention items or after C's dots
          * instead measured no faster (docs/PERF.md, session 8) */
         pw_next(A, g, l, 0, smem, mbar, !LL, nbar);
@@ -570,6 +584,7 @@ __global__ void __launch_bounds__(NW * 32, 1) k_pw_layers(const __grid_constant_
             }
         }
         PW_T(5);
+        PW_AT(1, 1);
         if (!LL) {
             pw_arrive(A.bar);
             pw_await(A.bar, ++nbar * nblk);
@@ -582,6 +597,7 @@ __global__ void __launch_bounds__(NW * 32, 1) k_pw_layers(const __grid_constant_
         if (LL) pw_ll_copy(cur + A.lo_att, Q, eB, xs, A.ll_sleep);
         else pk_stage_copy(A.att, Q, xs);
         PW_T(7);
+        PW_AT(2, 1);
         pw_residual(
             A, g, W, PW_O, smem, own, red2,
             [&](const uint8_t *row, int tt, int nt) { return pw_dotf<0, FMT>(W.m[PW_O].type, row, NULL, Q, tt, nt, xs).x; },
@@ -590,6 +606,7 @@ __global__ void __launch_bounds__(NW * 32, 1) k_pw_layers(const __grid_constant_
             else A.x[g.e0 + u] = y;
         });
         PW_T(8);
+        PW_AT(3, 1);
         pw_next(A, g, l, 1, smem, mbar, !LL, nbar);
         PW_T(9);
 
@@ -602,6 +619,7 @@ __global__ void __launch_bounds__(NW * 32, 1) k_pw_layers(const __grid_constant_
         if (LL) pw_ll_norm(cur + A.lo_xc, nf, A.E, W.eps, eC, xs, redf, A.ll_sleep, dmma ? xh : NULL);
         else pw_stage_norm(A.x, nf, A.E, W.eps, xs, redf);
         PW_T(10);
+        PW_AT(4, 1);
         {
             const pk_mat &mg = W.m[PW_G], &mu = W.m[PW_U];
             const uint8_t *bg = pw_base(A, g, W, PW_G, smem), *bu = pw_base(A, g, W, PW_U, smem);
@@ -629,6 +647,7 @@ __global__ void __launch_bounds__(NW * 32, 1) k_pw_layers(const __grid_constant_
             }
         }
         PW_T(11);
+        PW_AT(5, 1);
         pw_next(A, g, l, 2, smem, mbar, !LL, nbar);
         PW_T(12);
 
@@ -646,6 +665,7 @@ __global__ void __launch_bounds__(NW * 32, 1) k_pw_layers(const __grid_constant_
             __syncthreads();
         }
         PW_T(13);
+        PW_AT(6, 1);
         const bool last = l + 1 == A.n;
         auto eout = [&](int u, float y) {
             if (!LL || last) A.x[g.e0 + u] = y; /* the launch's output (plain) */
@@ -664,6 +684,7 @@ __global__ void __launch_bounds__(NW * 32, 1) k_pw_layers(const __grid_constant_
                 [&](const uint8_t *row, int tt, int nt) { return pw_dotf<0, FMT>(td, row, NULL, A.F, tt, nt, xs).x; },
                 eout);
         PW_T(14);
+        PW_AT(7, 1);
         pw_next(A, g, l, 3, smem, mbar, !LL && !last, nbar); /* past the last layer: an empty group (uniform count) */
         PW_T(15);
     }
@@ -671,6 +692,8 @@ __global__ void __launch_bounds__(NW * 32, 1) k_pw_layers(const __grid_constant_
     if (tm) {
         unsigned long long *const out = A.timing == 2 ? pw_bts[blockIdx.x] : pw_ts;
         for (int i = 0; i < PW_NT; i++) out[i] = ts[i];
+        if (A.timing == 2)
+            for (int i = 0; i < PW_NA; i++) pw_abs[blockIdx.x][i] = tabs[i];
     }
     if (LL) {
         /* the last block out advances the generation for the next launch */
@@ -716,6 +739,12 @@ extern "C" int llorch_cuda_pkw_stamps(unsigned long long out[PW_NT]) {
  * block's per-step sums: out [nblk][PW_NT], nblk <= the last grid */
 extern "C" int llorch_cuda_pkw_last_grid;
 int llorch_cuda_pkw_last_grid = 0;
+extern "C" const int llorch_cuda_pkw_nabs = PW_NA;
+extern "C" int llorch_cuda_pkw_block_abs(unsigned long long *out, int nblk) {
+    if (nblk < 1 || nblk > PW_MAX_BLOCKS) return -1;
+    return cudaMemcpyFromSymbol(out, pw_abs, sizeof(unsigned long long) * PW_NA * (size_t)nblk) == cudaSuccess ? 0
+                                                                                                           : -1;
+}
 extern "C" int llorch_cuda_pkw_block_stamps(unsigned long long *out, int nblk) {
     if (nblk < 1 || nblk > PW_MAX_BLOCKS) return -1;
     return cudaMemcpyFromSymbol(out, pw_bts, sizeof(unsigned long long) * PW_NT * (size_t)nblk) == cudaSuccess ? 0
