@@ -23,6 +23,7 @@
 #ifndef LLORCH_CUDA_LL_CUH
 #define LLORCH_CUDA_LL_CUH
 
+#include <cuda_fp16.h>
 #include <stdint.h>
 
 #include "persist.cuh" /* pk_now, PK_SPIN_TRAP_NS: the grid barriers' clock and bound */
@@ -32,6 +33,18 @@ typedef unsigned long long ll_slot;
 __device__ __forceinline__ void ll_put(ll_slot *p, float v, unsigned e) {
     const ll_slot w = ((ll_slot)e << 32) | __float_as_uint(v);
     asm volatile("st.relaxed.gpu.global.u64 [%0], %1;" ::"l"(p), "l"(w) : "memory");
+}
+
+/* two values in one slot, as fp16 (saturated to +-65504): half the bytes
+ * to stage where a consumer reads a wide activation (pkw.cu's hb) */
+__device__ __forceinline__ void ll_put_h2(ll_slot *p, float v0, float v1, unsigned e) {
+    const __half2 h = __floats2half2_rn(fminf(fmaxf(v0, -65504.0f), 65504.0f), fminf(fmaxf(v1, -65504.0f), 65504.0f));
+    const ll_slot w = ((ll_slot)e << 32) | *reinterpret_cast<const unsigned *>(&h);
+    asm volatile("st.relaxed.gpu.global.u64 [%0], %1;" ::"l"(p), "l"(w) : "memory");
+}
+__device__ __forceinline__ float2 ll_val_h2(ll_slot w) {
+    const unsigned u = (unsigned)w;
+    return __half22float2(*reinterpret_cast<const __half2 *>(&u));
 }
 
 __device__ __forceinline__ ll_slot ll_ld(const ll_slot *p) {
@@ -111,6 +124,25 @@ __device__ __forceinline__ float ll_stage(const ll_slot *src, int n, unsigned e,
         }
     }
     return ss;
+}
+
+/* ll_stage for slots of two fp16 values (ll_put_h2): xs [n] from the n / 2
+ * slots of src (n % 4 == 0), read two slots (four values) at a time */
+template <int MAXP>
+__device__ __forceinline__ void ll_stage_h2(const ll_slot *src, int n, unsigned e, float *xs, unsigned sleep_ns) {
+    const int np = n / 4, nt = (int)blockDim.x;
+    for (int base = threadIdx.x; base < np; base += MAXP * nt) {
+        ll_slot a[MAXP], b[MAXP];
+        ll_poll<MAXP>(src, e, a, b, [&](int k) { return base + k * nt < np ? base + k * nt : -1; }, sleep_ns);
+#pragma unroll
+        for (int k = 0; k < MAXP; k++) {
+            const int i = base + k * nt;
+            if (i < np) {
+                const float2 v0 = ll_val_h2(a[k]), v1 = ll_val_h2(b[k]);
+                reinterpret_cast<float4 *>(xs)[i] = make_float4(v0.x, v0.y, v1.x, v1.y);
+            }
+        }
+    }
 }
 
 #endif

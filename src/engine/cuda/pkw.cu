@@ -15,7 +15,8 @@
  * hand-offs; LLORCH_CUDA_PKW_FMT=0 the all-format kernel;
  * LLORCH_CUDA_PKW_MMA (default 9; 0 runs D's gate/up through pw_dotf);
  * LLORCH_CUDA_PKW_I8 (default 1; 0 runs E's down rows on fp32 instead of
- * the int8 activation, pw_dot8);
+ * the int8 activation, pw_dot8); LLORCH_CUDA_PKW_HB16 (default 1; 0 hands
+ * hb to E in fp32 slots instead of fp16 pairs: +2.9% per token, session 8);
  * LLORCH_CUDA_PKW_SPLIT_KEYS (default 128); LLORCH_CUDA_PKW_LL_SLEEP (ns
  * between polls, default 0); LLORCH_CUDA_PKW_WARPS=32 runs 32 warps per
  * block with barriers (64 registers; default 16, up to 128); one block per
@@ -51,7 +52,10 @@
  *   D  rmsnorm(x)*ffn_norm staged (in fp16, in the mma fragments' order,
  *      where gate and up are Q5_0); gate/up rows: hb = silu(g)*u, on the
  *      tensor cores (pw_gu_mma) or by pw_dotf
- *   E  hb staged (and quantized per 32 where the down rows are K-quants:
+ *   E  hb staged from fp16 pairs (D's blocks own their F rows in pairs, so
+ *      one slot carries two rows: E's staging reads half the bytes, and
+ *      the D to E hand-off was the slowest: ~3.3 us after the last D
+ *      producer with fp32 slots, ~2.6 with pairs), quantized per 32 where the down rows are K-quants:
  *      pw_dot8's dp4a dots); down rows: x[r] += dot
  * Activations are NOT quantized: the dots multiply the weights' exact
  * values with fp32 activations (pw_sub), so the result differs from the
@@ -85,6 +89,7 @@ enum { PW_Q = 0, PW_K, PW_V, PW_O, PW_G, PW_U, PW_D, PW_MAT };
  * persist.cu's 32 (one split up to position 127); at position 702 the
  * 3-layer test replay takes 91.2 us against 89.0 (6 splits against 9) */
 #define PW_SPLIT_KEYS 128
+#define PW_HB_ROWS 256 /* hb16: most F rows per block */
 
 struct pw_layer {
     pk_mat m[PW_MAT];
@@ -120,6 +125,8 @@ struct pw_args {
     int i8;  /* LLORCH_CUDA_PKW_I8 (default 1): E's down rows on the int8 activation (pw_dot8) where
               * they are K-quants (PW_I8_KQ); 0 runs E on fp32 (pw_dotf) */
     unsigned o_x8; /* float offset: E's activation in int8 (pw_x8's layout, 1.5 F bytes) */
+    int hb16; /* LLORCH_CUDA_PKW_HB16 (default 1; LL only): hb handed to E in fp16 pairs (ll_put_h2),
+               * the F rows split over the blocks in pairs */
 };
 
 /* the epoch of phase ph (0 A .. 4 E) of layer l in the launch of generation
@@ -453,6 +460,7 @@ __global__ void __launch_bounds__(NW * 32, 1) k_pw_layers(const __grid_constant_
     extern __shared__ __align__(16) unsigned char smem[];
     __shared__ float2 red2[NW], redm[NW * 8];
     __shared__ float redf[NW], rope_c[64], rope_s[64];
+    __shared__ float hbuf[PW_HB_ROWS]; /* hb16: this block's hb rows before they are paired */
     float *const sf = (float *)smem;
     float *const xs = sf, *const na = sf + A.o_na, *const nf = sf + A.o_nf, *const bias = sf + A.o_bias;
     float *const own = sf + A.o_own;
@@ -476,7 +484,8 @@ __global__ void __launch_bounds__(NW * 32, 1) k_pw_layers(const __grid_constant_
         pw_plan_range(blockIdx.x, nblk, Q, &g.q0, &g.q1);
         pw_plan_range(blockIdx.x, nblk, KV, &g.k0, &g.k1);
         pw_plan_range(blockIdx.x, nblk, A.E, &g.e0, &g.e1);
-        pw_plan_range(blockIdx.x, nblk, A.F, &g.f0, &g.f1);
+        pw_plan_range(blockIdx.x, nblk, A.hb16 ? A.F / 2 : A.F, &g.f0, &g.f1);
+        if (A.hb16) g.f0 *= 2, g.f1 *= 2; /* pairs of rows: one hb slot each */
     }
     __syncthreads();
 
@@ -625,7 +634,8 @@ __global__ void __launch_bounds__(NW * 32, 1) k_pw_layers(const __grid_constant_
             const uint8_t *bg = pw_base(A, g, W, PW_G, smem), *bu = pw_base(A, g, W, PW_U, smem);
             auto done = [&](int u, float2 d) {
                 const float y = d.x / (1.0f + expf(-d.x)) * d.y;
-                if (LL) ll_put(cur + A.lo_hb + g.f0 + u, y, eD);
+                if (LL && A.hb16) hbuf[u] = y;
+                else if (LL) ll_put(cur + A.lo_hb + g.f0 + u, y, eD);
                 else A.hb[g.f0 + u] = y;
             };
             if (dmma) { /* tensor cores (pw_dot.cuh); LL staged xh already */
@@ -646,6 +656,11 @@ __global__ void __launch_bounds__(NW * 32, 1) k_pw_layers(const __grid_constant_
                     done);
             }
         }
+        if (LL && A.hb16) { /* the rows in pairs, one slot each (g.f0 even) */
+            __syncthreads();
+            for (int t = threadIdx.x; t < (g.f1 - g.f0) / 2; t += blockDim.x)
+                ll_put_h2(cur + A.lo_hb + g.f0 / 2 + t, hbuf[2 * t], hbuf[2 * t + 1], eD);
+        }
         PW_T(11);
         PW_AT(5, 1);
         pw_next(A, g, l, 2, smem, mbar, !LL, nbar);
@@ -658,8 +673,14 @@ __global__ void __launch_bounds__(NW * 32, 1) k_pw_layers(const __grid_constant_
         const bool e8 = A.i8 && pw_k8_type(td, PW_I8_KQ) && !(A.F & 31);
         pw_wait(mbar, 3, l);
         PW_T(19);
-        if (LL) pw_ll_copy(cur + A.lo_hb, A.F, eD, xs, A.ll_sleep);
-        else pk_stage_copy(A.hb, A.F, xs);
+        if (LL && A.hb16) {
+            ll_stage_h2<PW_LL_MAXP>(cur + A.lo_hb, A.F, eD, xs, A.ll_sleep);
+            __syncthreads();
+        } else if (LL) {
+            pw_ll_copy(cur + A.lo_hb, A.F, eD, xs, A.ll_sleep);
+        } else {
+            pk_stage_copy(A.hb, A.F, xs);
+        }
         if (e8) {
             (void)pw_q8_stage(xs, NULL, 1.0f, A.F, sf + A.o_x8);
             __syncthreads();
@@ -838,11 +859,14 @@ int cu_pkw_decode_layers(cu_ctx *c, const eng_block_w *b, int n, float *x, const
         const unsigned w[7] = {(unsigned)R[0], (unsigned)R[1], (unsigned)R[1], (unsigned)R[0], (unsigned)R[3],
                                (unsigned)R[2], (unsigned)R[2]};
         unsigned *lo[7] = {&P.lo_q, &P.lo_k, &P.lo_v, &P.lo_att, &P.lo_hb, &P.lo_xc, &P.lo_xe};
+        P.hb16 = pk_env_int("LLORCH_CUDA_PKW_HB16", 1) != 0 && !(P.F & 3) &&
+                 2 * ((P.F / 2 + c->sm_count - 1) / c->sm_count) <= PW_HB_ROWS;
         for (int i = 0; i < 7; i++) {
             if (w[i] & 1) ll = 0;
             *lo[i] = o;
-            o += (w[i] + 1) & ~1u;
+            o += ((i == 4 && P.hb16 ? w[i] / 2 : w[i]) + 1) & ~1u;
         }
+        if (!ll) P.hb16 = 0;
         P.ll_par = o;
         if (2 * (size_t)o > CU_PKW_LL_SLOTS) ll = 0;
         P.ll = c->pkw_ll ? c->pkw_ll + CU_PKW_LL_HDR : NULL;
@@ -871,7 +895,9 @@ int cu_pkw_decode_layers(cu_ctx *c, const eng_block_w *b, int n, float *x, const
         size_t off = (act + 15) & ~(size_t)15;
         for (int i = 0; i < PW_MAT; i++) {
             P.woff[i] = (unsigned)off;
-            off += pw_plan_region(R[rows_of[i]], nb, nb1max[i]);
+            /* hb16: gate/up rows split in pairs (as pairs of rows: the same bound) */
+            off += P.hb16 && rows_of[i] == 3 ? pw_plan_region(R[3] / 2, nb, 2 * nb1max[i])
+                                             : pw_plan_region(R[rows_of[i]], nb, nb1max[i]);
         }
         const void *kfn = nw == 32 ? (epl == 2 ? (const void *)k_pw_layers<2, 32, false>
                                                : (const void *)k_pw_layers<4, 32, false>)
