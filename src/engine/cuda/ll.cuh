@@ -23,6 +23,7 @@
 #ifndef LLORCH_CUDA_LL_CUH
 #define LLORCH_CUDA_LL_CUH
 
+#include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <stdint.h>
 
@@ -35,16 +36,18 @@ __device__ __forceinline__ void ll_put(ll_slot *p, float v, unsigned e) {
     asm volatile("st.relaxed.gpu.global.u64 [%0], %1;" ::"l"(p), "l"(w) : "memory");
 }
 
-/* two values in one slot, as fp16 (saturated to +-65504): half the bytes
- * to stage where a consumer reads a wide activation (pkw.cu's hb) */
+/* two values in one slot, as bf16 (fp32's range: no value saturates;
+ * 8 significant bits, and pkw.cu's E quantizes them per 32 to int8 right
+ * after): half the bytes to stage where a consumer reads a wide activation
+ * (pkw.cu's hb) */
 __device__ __forceinline__ void ll_put_h2(ll_slot *p, float v0, float v1, unsigned e) {
-    const __half2 h = __floats2half2_rn(fminf(fmaxf(v0, -65504.0f), 65504.0f), fminf(fmaxf(v1, -65504.0f), 65504.0f));
+    const __nv_bfloat162 h = __floats2bfloat162_rn(v0, v1);
     const ll_slot w = ((ll_slot)e << 32) | *reinterpret_cast<const unsigned *>(&h);
     asm volatile("st.relaxed.gpu.global.u64 [%0], %1;" ::"l"(p), "l"(w) : "memory");
 }
 __device__ __forceinline__ float2 ll_val_h2(ll_slot w) {
     const unsigned u = (unsigned)w;
-    return __half22float2(*reinterpret_cast<const __half2 *>(&u));
+    return __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162 *>(&u));
 }
 
 __device__ __forceinline__ ll_slot ll_ld(const ll_slot *p) {
@@ -126,7 +129,7 @@ __device__ __forceinline__ float ll_stage(const ll_slot *src, int n, unsigned e,
     return ss;
 }
 
-/* ll_stage for slots of two fp16 values (ll_put_h2): xs [n] from the n / 2
+/* ll_stage for slots of two bf16 values (ll_put_h2): xs [n] from the n / 2
  * slots of src (n % 4 == 0), read two slots (four values) at a time */
 template <int MAXP>
 __device__ __forceinline__ void ll_stage_h2(const ll_slot *src, int n, unsigned e, float *xs, unsigned sleep_ns) {

@@ -16,7 +16,7 @@
  * LLORCH_CUDA_PKW_MMA (default 9; 0 runs D's gate/up through pw_dotf);
  * LLORCH_CUDA_PKW_I8 (default 1; 0 runs E's down rows on fp32 instead of
  * the int8 activation, pw_dot8); LLORCH_CUDA_PKW_HB16 (default 1; 0 hands
- * hb to E in fp32 slots instead of fp16 pairs: +2.9% per token, session 8);
+ * hb to E in fp32 slots instead of bf16 pairs: +2.9% per token, session 8);
  * LLORCH_CUDA_PKW_SPLIT_KEYS (default 128); LLORCH_CUDA_PKW_LL_SLEEP (ns
  * between polls, default 0); LLORCH_CUDA_PKW_WARPS=32 runs 32 warps per
  * block with barriers (64 registers; default 16, up to 128); one block per
@@ -52,7 +52,7 @@
  *   D  rmsnorm(x)*ffn_norm staged (in fp16, in the mma fragments' order,
  *      where gate and up are Q5_0); gate/up rows: hb = silu(g)*u, on the
  *      tensor cores (pw_gu_mma) or by pw_dotf
- *   E  hb staged from fp16 pairs (D's blocks own their F rows in pairs, so
+ *   E  hb staged from bf16 pairs (D's blocks own their F rows in pairs, so
  *      one slot carries two rows: E's staging reads half the bytes, and
  *      the D to E hand-off was the slowest: ~3.3 us after the last D
  *      producer with fp32 slots, ~2.6 with pairs), quantized per 32 where the down rows are K-quants:
@@ -125,7 +125,7 @@ struct pw_args {
     int i8;  /* LLORCH_CUDA_PKW_I8 (default 1): E's down rows on the int8 activation (pw_dot8) where
               * they are K-quants (PW_I8_KQ); 0 runs E on fp32 (pw_dotf) */
     unsigned o_x8; /* float offset: E's activation in int8 (pw_x8's layout, 1.5 F bytes) */
-    int hb16; /* LLORCH_CUDA_PKW_HB16 (default 1; LL only): hb handed to E in fp16 pairs (ll_put_h2),
+    int hb16; /* LLORCH_CUDA_PKW_HB16 (default 1; LL only): hb handed to E in bf16 pairs (ll_put_h2),
                * the F rows split over the blocks in pairs */
 };
 
