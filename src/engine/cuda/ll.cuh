@@ -102,50 +102,47 @@ __device__ __forceinline__ void ll_poll(const ll_slot *src, unsigned e, ll_slot 
     }
 }
 
-/* xs [n] = the values of src [n] once each slot carries epoch e (n even,
- * src 16-byte aligned; every thread of the block calls it, no CTA barrier
- * inside: the caller syncs before reading other threads' xs). Thread t
- * takes pairs t, t + nt, ..., MAXP per batch. Returns the thread's sum
- * of squares of what it stored (rmsnorm staging). More polls in flight per
- * pair (3, staggered 50-300 ns) measured 7-9% SLOWER on Qwen2.5-0.5B
+/* f(i, a, b) for every pair i < np of slot pairs of src (16 bytes each:
+ * two slots), once both carry epoch e: thread t takes pairs t, t + nt,
+ * ..., MAXP per batch, all their polls in flight at once. Every thread of
+ * the block calls it; no CTA barrier inside. More polls in flight per pair
+ * (3, staggered 50-300 ns) measured 7-9% SLOWER on Qwen2.5-0.5B
  * (docs/PERF.md, session 8): polling traffic costs the hand-offs. */
-template <int MAXP>
-__device__ __forceinline__ float ll_stage(const ll_slot *src, int n, unsigned e, float *xs, unsigned sleep_ns) {
-    const int np = n / 2, nt = (int)blockDim.x;
-    float ss = 0.0f;
+template <int MAXP, class F>
+__device__ __forceinline__ void ll_stage_each(const ll_slot *src, int np, unsigned e, unsigned sleep_ns, F f) {
+    const int nt = (int)blockDim.x;
     for (int base = threadIdx.x; base < np; base += MAXP * nt) {
         ll_slot a[MAXP], b[MAXP];
         ll_poll<MAXP>(src, e, a, b, [&](int k) { return base + k * nt < np ? base + k * nt : -1; }, sleep_ns);
 #pragma unroll
-        for (int k = 0; k < MAXP; k++) {
-            const int i = base + k * nt;
-            if (i < np) {
-                const float v0 = ll_val(a[k]), v1 = ll_val(b[k]);
-                reinterpret_cast<float2 *>(xs)[i] = make_float2(v0, v1);
-                ss += v0 * v0 + v1 * v1;
-            }
-        }
+        for (int k = 0; k < MAXP; k++)
+            if (base + k * nt < np) f(base + k * nt, a[k], b[k]);
     }
+}
+
+/* xs [n] = the values of src [n] once each slot carries epoch e (n even,
+ * src 16-byte aligned; the caller syncs before reading other threads'
+ * xs). Returns the thread's sum of squares of what it stored (rmsnorm
+ * staging). */
+template <int MAXP>
+__device__ __forceinline__ float ll_stage(const ll_slot *src, int n, unsigned e, float *xs, unsigned sleep_ns) {
+    float ss = 0.0f;
+    ll_stage_each<MAXP>(src, n / 2, e, sleep_ns, [&](int i, ll_slot a, ll_slot b) {
+        const float v0 = ll_val(a), v1 = ll_val(b);
+        reinterpret_cast<float2 *>(xs)[i] = make_float2(v0, v1);
+        ss += v0 * v0 + v1 * v1;
+    });
     return ss;
 }
 
 /* ll_stage for slots of two bf16 values (ll_put_h2): xs [n] from the n / 2
- * slots of src (n % 4 == 0), read two slots (four values) at a time */
+ * slots of src (n % 4 == 0), two slots (four values) at a time */
 template <int MAXP>
 __device__ __forceinline__ void ll_stage_h2(const ll_slot *src, int n, unsigned e, float *xs, unsigned sleep_ns) {
-    const int np = n / 4, nt = (int)blockDim.x;
-    for (int base = threadIdx.x; base < np; base += MAXP * nt) {
-        ll_slot a[MAXP], b[MAXP];
-        ll_poll<MAXP>(src, e, a, b, [&](int k) { return base + k * nt < np ? base + k * nt : -1; }, sleep_ns);
-#pragma unroll
-        for (int k = 0; k < MAXP; k++) {
-            const int i = base + k * nt;
-            if (i < np) {
-                const float2 v0 = ll_val_h2(a[k]), v1 = ll_val_h2(b[k]);
-                reinterpret_cast<float4 *>(xs)[i] = make_float4(v0.x, v0.y, v1.x, v1.y);
-            }
-        }
-    }
+    ll_stage_each<MAXP>(src, n / 4, e, sleep_ns, [&](int i, ll_slot a, ll_slot b) {
+        const float2 v0 = ll_val_h2(a), v1 = ll_val_h2(b);
+        reinterpret_cast<float4 *>(xs)[i] = make_float4(v0.x, v0.y, v1.x, v1.y);
+    });
 }
 
 #endif
