@@ -682,28 +682,22 @@ __global__ void __launch_bounds__(NW * 32, 1) k_pw_layers(const __grid_constant_
             pk_stage_copy(A.hb, A.F, xs);
         }
         if (e8) {
-            (void)pw_q8_stage(xs, NULL, 1.0f, A.F, sf + A.o_x8);
+            (void)pw_q8_stage(xs, A.F, sf + A.o_x8);
             __syncthreads();
         }
         PW_T(13);
         PW_AT(6, 1);
         const bool last = l + 1 == A.n;
-        auto eout = [&](int u, float y) {
-            if (!LL || last) A.x[g.e0 + u] = y; /* the launch's output (plain) */
-            if (LL && !last) ll_put(cur + A.lo_xe + g.e0 + u, y, eE);
-        };
-        if (e8)
-            pw_residual(
-                A, g, W, PW_D, smem, own, red2,
-                [&](const uint8_t *row, int tt, int nt) {
-                    return pw_dot8<0, FMT & PW_I8_KQ>(td, row, NULL, A.F, tt, nt, pw_x8_at(sf + A.o_x8, A.F)).x;
-                },
-                eout);
-        else
-            pw_residual(
-                A, g, W, PW_D, smem, own, red2,
-                [&](const uint8_t *row, int tt, int nt) { return pw_dotf<0, FMT>(td, row, NULL, A.F, tt, nt, xs).x; },
-                eout);
+        pw_residual(
+            A, g, W, PW_D, smem, own, red2,
+            [&](const uint8_t *row, int tt, int nt) {
+                return e8 ? pw_dot8<0, FMT & PW_I8_KQ>(td, row, NULL, A.F, tt, nt, pw_x8_at(sf + A.o_x8, A.F)).x
+                          : pw_dotf<0, FMT>(td, row, NULL, A.F, tt, nt, xs).x;
+            },
+            [&](int u, float y) {
+                if (!LL || last) A.x[g.e0 + u] = y; /* the launch's output (plain) */
+                if (LL && !last) ll_put(cur + A.lo_xe + g.e0 + u, y, eE);
+            });
         PW_T(14);
         PW_AT(7, 1);
         pw_next(A, g, l, 3, smem, mbar, !LL && !last, nbar); /* past the last layer: an empty group (uniform count) */

@@ -203,9 +203,9 @@ __device__ __forceinline__ void pw_q8_item(const float (&v)[8], int i, bool ok, 
     if (ok) *reinterpret_cast<uint2 *>(xq + 8 * i) = make_uint2(pw_pack4(q[0], q[1], q[2], q[3]), pw_pack4(q[4], q[5], q[6], q[7]));
     if (ok && (i & 3) == 0) xg[i >> 2] = make_float4(am / 127.0f, (float)s, (float)s_hi, 0.0f);
 }
-/* xs [K] (fp32, K % 32 == 0) times scale (and gs [K] when not NULL) → xq,
- * xg (pw_x8's layout at out). Warp-uniform loop; the caller syncs after. */
-__device__ __forceinline__ pw_x8 pw_q8_stage(const float *xs, const float *gs, float scale, int K, void *out) {
+/* xs [K] (fp32, K % 32 == 0) → xq, xg (pw_x8's layout at out).
+ * Warp-uniform loop; the caller syncs after. */
+__device__ __forceinline__ pw_x8 pw_q8_stage(const float *xs, int K, void *out) {
     int8_t *const xq = reinterpret_cast<int8_t *>(out);
     float4 *const xg = reinterpret_cast<float4 *>(xq + K);
     const int ni = K >> 3, nt = (int)blockDim.x;
@@ -216,12 +216,6 @@ __device__ __forceinline__ pw_x8 pw_q8_stage(const float *xs, const float *gs, f
         if (ok) {
             const float4 a = reinterpret_cast<const float4 *>(xs)[2 * i], b = reinterpret_cast<const float4 *>(xs)[2 * i + 1];
             v[0] = a.x, v[1] = a.y, v[2] = a.z, v[3] = a.w, v[4] = b.x, v[5] = b.y, v[6] = b.z, v[7] = b.w;
-            if (gs) {
-                const float4 c = reinterpret_cast<const float4 *>(gs)[2 * i], d = reinterpret_cast<const float4 *>(gs)[2 * i + 1];
-                v[0] *= c.x, v[1] *= c.y, v[2] *= c.z, v[3] *= c.w, v[4] *= d.x, v[5] *= d.y, v[6] *= d.z, v[7] *= d.w;
-            }
-#pragma unroll
-            for (int k = 0; k < 8; k++) v[k] *= scale;
         } else {
 #pragma unroll
             for (int k = 0; k < 8; k++) v[k] = 0.0f;

@@ -54,7 +54,7 @@ __global__ void __launch_bounds__(512, 1) k_pwdot_bench(int mode, int two, int t
     pw_xq xq8;
     pw_x8 x8 = pw_x8_at(xh, K); /* mode 9: K + K / 2 bytes of the 2K */
     if (mode == 7) xq8 = pw_xq_stage(xs, K, reinterpret_cast<int8_t *>(xh)); /* K + K / 4 bytes of the 2K */
-    else if (mode == 9) x8 = pw_q8_stage(xs, NULL, 1.0f, K, xh);
+    else if (mode == 9) x8 = pw_q8_stage(xs, K, xh);
     else pw_xh_sx_stage(xs, K, xh, sx);
     __syncthreads();
     const uint8_t *const wu = w + (size_t)nr * nb1;

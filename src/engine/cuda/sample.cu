@@ -113,18 +113,20 @@ __device__ __forceinline__ bool survives(float v, int i, cut_t c) {
 
 /* block reductions (all threads call; result in every thread); NT the
  * block's threads */
-template <int NT>
-__device__ double sp_sum_d(double v, double *sh) {
+template <int NT, class T>
+__device__ T sp_sum(T v, T *sh) {
 #pragma unroll
     for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
     __syncthreads();
     if ((threadIdx.x & 31) == 0) sh[threadIdx.x >> 5] = v;
     __syncthreads();
-    double t = 0.0;
+    T t = 0;
     for (int i = 0; i < NT / 32; i++) t += sh[i];
     __syncthreads();
     return t;
 }
+template <int NT> __device__ double sp_sum_d(double v, double *sh) { return sp_sum<NT, double>(v, sh); }
+template <int NT> __device__ int sp_sum_i(int v, int *sh) { return sp_sum<NT, int>(v, sh); }
 __device__ double block_sum_d(double v, double *sh) { return sp_sum_d<SB>(v, sh); }
 template <int NT>
 __device__ float sp_max_f(float v, float *sh) {
@@ -574,18 +576,7 @@ __global__ void __launch_bounds__(ARGMAX_B) k_argmax(const float *logits, int n,
  * margin 1e-9 z covers the double sums' rounding (< n 2^-53 z), so the cut
  * the finishing block computes is always among the candidates. */
 /* block reductions of the NT-thread kernels (all threads call): sp_sum_d
- * is above, beside the one-block sampler's block_sum_d */
-template <int NT>
-__device__ int sp_sum_i(int v, int *sh) {
-    v = warp_sum_i(v);
-    __syncthreads();
-    if ((threadIdx.x & 31) == 0) sh[threadIdx.x >> 5] = v;
-    __syncthreads();
-    int t = 0;
-    for (int i = 0; i < NT / 32; i++) t += sh[i];
-    __syncthreads();
-    return t;
-}
+ * and sp_sum_i are above, beside the one-block sampler's block_sum_d */
 __device__ unsigned long long sp_exscan_u64(unsigned long long v, unsigned long long *sh) {
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     unsigned long long inc = v;
