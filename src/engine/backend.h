@@ -153,6 +153,21 @@ typedef struct eng_backend_ops {
      * and copies the 4 bytes). 0, -EINVAL when no enqueue-only sample is
      * pending, or -EIO (the error is latched as for sync). */
     int (*read_token)(void *ctx, const int32_t *dev_token, int32_t *host_token);
+    /* Optional (NULL, or -1 when this backend does not cover w: nothing
+     * enqueued, the engine runs rmsnorm + matmul). The head of ONE row x
+     * [w.ne0]: logits[0..w.ne1) = (rmsnorm(x) * g) · w, bit for bit what
+     * rmsnorm then matmul give, and the greedy choice over them (the highest
+     * logit, the lowest id among equals, NaN skipped, 0 when none; no
+     * repetition penalty) written to tok_next[0] and to ring[pos & 1], where
+     * pos = pos_io[pos_i]; then pos_io[0] = pos + 1 (the next step's
+     * position). All pointers in backend memory. 0 when enqueued. */
+    int (*head)(void *ctx, const float *x, const float *g, float eps, const eng_w *w, float *logits,
+                int32_t *tok_next, int32_t *ring, int32_t *pos_io, int pos_i);
+    /* Optional with read_token: the chosen id is already at dev_token
+     * (written by enqueued work: head's ring). host_token == NULL marks this
+     * point for a later read_token(dev_token), as an enqueue-only sample
+     * does; else reads the id now (waits for the enqueued work). 0 or -EIO. */
+    int (*sample_ready)(void *ctx, const int32_t *dev_token, int32_t *host_token);
     /* Op recording: between record_begin(key) and record_end(key) the engine
      * issues one decode step; a backend may capture it (CUDA graph) and, on the
      * next record_begin with the same key, return 1 = "replayed, skip issuing".

@@ -62,7 +62,7 @@ static void scratch_sizes(const eng_model *m, size_t sz[10]) {
     sz[5] = B * 2 * (size_t)hp->n_ff * f;                /* gu */
     sz[6] = B * hp->n_ff * f;                            /* hb */
     sz[7] = (size_t)logit_rows(m) * hp->n_vocab * f;     /* logits */
-    sz[8] = 2 * B * sizeof(int32_t);                     /* toks + pos */
+    sz[8] = (2 * B + 2) * sizeof(int32_t);               /* toks + pos + the head's ring */
     sz[9] = eng_moe_scratch_floats(hp, m->n_batch) * f;  /* moe (gpt-oss; 0 elsewhere) */
 }
 
@@ -348,6 +348,7 @@ int eng_session_new(eng_model *m, eng_session **out, char *err, size_t errlen) {
     if (!s) return util_fail(err, errlen, ENG_E_OOM, "session: out of memory");
     s->m = m;
     s->tok_dev0 = -1;
+    s->pos_dev0 = -1;
     s->n_ctx = m->n_ctx;
     s->n_batch = m->n_batch;
     s->n_logit_rows = logit_rows(m);
@@ -389,6 +390,7 @@ int eng_session_new(eng_model *m, eng_session **out, char *err, size_t errlen) {
     s->logits = p[7];
     s->toks_dev = p[8];
     s->pos_dev = (int32_t *)p[8] + s->n_batch;
+    s->am_ring = (int32_t *)p[8] + 2 * s->n_batch;
     s->moe = p[9];
     /* a fresh cache holds zeros, not garbage (never read before written, but deterministic) */
     m->be.ops->zero(m->be.ctx, kc, (size_t)(s->kv_bytes / 2));
@@ -433,6 +435,7 @@ void eng_session_reset(eng_session *s) {
     s->last_n = 0;
     s->last_host_valid = 0;
     s->spec_pending = 0;
+    s->head_am = 0;
 }
 
 void eng_session_set_pipeline(eng_session *s, int on) {
@@ -460,8 +463,10 @@ int eng_eval(eng_session *s, const int32_t *toks, int n, int logits_mode, char *
             return 0;
         }
         /* discarded: the speculative step wrote only the K/V row at n_past
-         * (rewritten by this eval before anything reads it) and the logits
-         * buffer; the stream runs it before this eval's work */
+         * (rewritten by this eval before anything reads it), the logits
+         * buffer and, where it ran the head, toks_dev[0], an am_ring slot
+         * and pos_dev[0] (tok_dev0 / pos_dev0 say so: this eval uploads
+         * both); the stream runs it before this eval's work */
     }
     if (n <= 0 || !toks) return util_fail(err, errlen, ENG_E_INVAL, "eval: no tokens");
     if (logits_mode != ENG_LOGITS_LAST && logits_mode != ENG_LOGITS_ALL)
@@ -516,22 +521,39 @@ static int speculate(eng_session *s) {
            !s->last_host_valid && s->n_past + 1 <= s->n_ctx && eng_eval_defers(s);
 }
 
-/* The pipelined eng_sample: enqueue the sampling, enqueue the decode step of
- * its (device-resident) token at n_past, then read the token back without
- * waiting for that step. 0 or ENG_E_BACKEND. */
-static int sample_pipelined(eng_session *s, const eng_sample_args *a, int32_t *tok) {
+/* Where the head already chose the answer of a: the greedy choice of the
+ * last eval's logits (am_ring slot of its last row's position) when that
+ * eval ran the head and a is greedy without a repetition penalty in force
+ * (the backend sampler's own condition for a plain argmax); else NULL. */
+static const int32_t *head_choice(const eng_session *s, const eng_sample_args *a) {
+    const eng_backend_ops *B = s->m->be.ops;
+    const float pen = a->p.repeat_penalty;
+    const int pen_on = pen != 1.0f && pen > 0.0f && a->n_history > 0;
+    if (!s->head_am || !B->sample_ready || a->p.temperature > 0.0f || pen_on) return NULL;
+    return s->am_ring + ((s->n_past - 1) & 1);
+}
+
+/* The pipelined eng_sample: enqueue the sampling (or mark the head's
+ * choice), enqueue the decode step of its (device-resident) token at n_past,
+ * then read the token back without waiting for that step. 0 or
+ * ENG_E_BACKEND. */
+static int sample_pipelined(eng_session *s, const eng_sample_args *a, const int32_t *chosen, int32_t *tok) {
     const eng_model *m = s->m;
     const eng_backend_ops *B = m->be.ops;
     char e[256];
     s->tok_dev0 = -1; /* toks_dev[0] gets a value the host learns only below */
     s->last_n = 0;    /* the speculative step overwrites the logits: eng_logits(s, -1) is NULL now */
-    if (B->sample(m->be.ctx, s->logits, m->hp.n_vocab, a, s->toks_dev, NULL)) return ENG_E_BACKEND;
+    const int32_t *src = chosen ? chosen : s->toks_dev;
+    if (chosen ? B->sample_ready(m->be.ctx, chosen, NULL)
+               : B->sample(m->be.ctx, s->logits, m->hp.n_vocab, a, s->toks_dev, NULL))
+        return ENG_E_BACKEND;
     if (eng_eval_step_on_device(s, e, sizeof e)) {
-        (void)B->read_token(m->be.ctx, s->toks_dev, tok); /* retire the pending sample */
+        (void)B->read_token(m->be.ctx, src, tok); /* retire the pending sample */
         return ENG_E_BACKEND;
     }
-    if (B->read_token(m->be.ctx, s->toks_dev, tok)) return ENG_E_BACKEND;
-    s->tok_dev0 = *tok;
+    if (B->read_token(m->be.ctx, src, tok)) return ENG_E_BACKEND;
+    /* a step that ran the head writes its own choice into toks_dev[0] */
+    s->tok_dev0 = s->head_am ? -1 : *tok;
     s->spec_tok = *tok;
     s->spec_pending = 1;
     return 0;
@@ -549,12 +571,14 @@ int eng_sample(eng_session *s, eng_sampler *sp, int32_t *out_token) {
         a.n_history = eng_sampler_history(sp, hist);
         a.history = hist;
         a.uniform = eng_sampler_next_uniform(sp);
+        const int32_t *chosen = head_choice(s, &a);
         if (speculate(s)) {
-            int rc = sample_pipelined(s, &a, &tok);
+            int rc = sample_pipelined(s, &a, chosen, &tok);
             if (rc) return rc;
         } else {
-            int rc = B->sample(m->be.ctx, s->logits, m->hp.n_vocab, &a, s->toks_dev, &tok);
-            s->tok_dev0 = rc ? -1 : tok; /* written into toks_dev[0] by the backend */
+            int rc = chosen ? B->sample_ready(m->be.ctx, chosen, &tok)
+                            : B->sample(m->be.ctx, s->logits, m->hp.n_vocab, &a, s->toks_dev, &tok);
+            s->tok_dev0 = rc ? -1 : tok; /* in toks_dev[0]: written by the backend sampler or the head */
             if (rc) return ENG_E_BACKEND;
         }
     } else {

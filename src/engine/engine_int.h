@@ -117,6 +117,17 @@ struct eng_session {
      * there, or the last uploaded first token; -1 unknown. A decode step
      * whose token is the one just sampled needs no upload of it. */
     int32_t tok_dev0;
+    /* pos_dev[0] as the backend will hold it after the enqueued work (the
+     * last uploaded position, or the one the head advanced it to); -1
+     * unknown. A decode step at that position needs no upload. */
+    int32_t pos_dev0;
+    /* The head (backend.h head): am_ring [2] (backend memory) holds its
+     * greedy choice at [pos & 1]; head_am: the last eval's logits came from
+     * the head, so their greedy choice is in am_ring[(n_past - 1) & 1] and
+     * in toks_dev[0]; rec_head: the recorded decode step ran the head (a
+     * replay does not issue ops, so eval learns it from here). */
+    int32_t *am_ring;
+    int head_am, rec_head;
     float *moe;                  /* gpt-oss scratch (eng_moe_scratch_floats), NULL elsewhere */
     void *allocs[16];            /* every backend allocation, for free and residency */
     int n_allocs;

@@ -449,6 +449,140 @@ static void test_matmul_tall(void **st) {
     }
 }
 
+/* the greedy choice over logits h [n]: the highest, the lowest id among
+ * equals, NaN skipped, 0 when none (k_argmax's and the head's function) */
+static int host_choice(const float *h, int64_t n) {
+    int64_t best = -1;
+    for (int64_t i = 0; i < n; i++)
+        if (!isnan(h[i]) && (best < 0 || h[i] > h[best])) best = i;
+    return best < 0 ? 0 : (int)best;
+}
+
+/* One head call (backend.h head) on x [ne0] with ints = {tok_next, ring[2],
+ * pos_io[3]} poisoned to -7 except pos_io = {p, p + 1, p + 2}; asserts the
+ * logits equal ref bit for bit, the choice is host_choice of them in
+ * tok_next and ring[pos & 1] (pos = p + pos_i), the other ring slot still
+ * -7, pos_io[0] = pos + 1 and pos_io[1..2] unchanged. Returns the choice. */
+static int head_once(const eng_w *wg, const float *xg, const float *gg, const float *ref, int p, int pos_i,
+                     const char *what) {
+    const int64_t ne1 = wg->ne1;
+    int32_t ih[6] = {-7, -7, -7, p, p + 1, p + 2};
+    int32_t *ig = gdup(ih, sizeof ih);
+    float *yg = gpoison((size_t)ne1);
+    assert_int_equal(G.ops->head(G.ctx, xg, gg, 1e-6f, wg, yg, ig, ig + 1, ig + 3, pos_i), 0);
+    float *h = gget(yg, (size_t)ne1);
+    assert_int_equal(G.ops->download(G.ctx, ih, ig, sizeof ih), 0);
+    if (memcmp(h, ref, (size_t)ne1 * 4)) {
+        int64_t i = 0;
+        while (!memcmp(&h[i], &ref[i], 4)) i++;
+        fail_msg("%s: head logits differ from rmsnorm + matmul at %lld: %.9g vs %.9g", what, (long long)i, h[i],
+                 ref[i]);
+    }
+    const int want = host_choice(h, ne1), pos = p + pos_i;
+    if (ih[0] != want) fail_msg("%s: head chose %d, the logits' argmax is %d", what, ih[0], want);
+    assert_int_equal(ih[1 + (pos & 1)], want);
+    assert_int_equal(ih[1 + ((pos + 1) & 1)], -7);
+    assert_int_equal(ih[3], pos + 1);
+    assert_int_equal(ih[4], p + 1);
+    assert_int_equal(ih[5], p + 2);
+    free(h);
+    G.ops->free(G.ctx, yg);
+    G.ops->free(G.ctx, ig);
+    return want;
+}
+
+/* The decode head (backend.h head: output norm, vocabulary mat-vec and
+ * greedy choice in one op) on every shape class it covers (Q8_0, K 896 /
+ * 1024 / 2048; 37 rows, fewer than the grid's warps, up to Qwen's 151,936):
+ * logits bit for bit those of rmsnorm + matmul on this backend and within
+ * TOL_F32 of the CPU's; the choice, the ring slot and the advanced position
+ * as head_once asserts, twice (the grid counter resets), at an odd and an
+ * even position (pos_i 0 and 2). Then ties and NaN: the winning row copied
+ * to a lower id must move the choice there (equal logits: the lower id);
+ * that copy's scale set to NaN (its logit NaN, skipped) must move it back.
+ * Shapes it does not cover (Q4_0; K = 64) return -1 and leave the output
+ * untouched. */
+static void test_head(void **st) {
+    (void)st;
+    const struct { int64_t ne0, ne1; } cs[] = {{896, 37}, {896, 151936}, {1024, 40009}, {2048, 5003}};
+    for (size_t ci = 0; ci < NELEM(cs); ci++) {
+        const int64_t ne0 = cs[ci].ne0, ne1 = cs[ci].ne1;
+        if (quick() && ne1 > 50000) continue;
+        size_t nb1;
+        uint8_t *wh = make_weights(QT_Q8_0, ne0, ne1, &nb1);
+        eng_w wg = {gdup(wh, nb1 * ne1), QT_Q8_0, ne0, ne1, 1, nb1, nb1 * ne1};
+        eng_w wc = {wh, QT_Q8_0, ne0, ne1, 1, nb1, nb1 * ne1};
+        float *x = rnd((size_t)ne0, 3.0f), *g = rnd((size_t)ne0, 1.0f);
+        float *xg = gdup(x, (size_t)ne0 * 4), *gg = gdup(g, (size_t)ne0 * 4), *xbg = gpoison((size_t)ne0);
+        float *yg = gpoison((size_t)ne1), *xbc = malloc((size_t)ne0 * 4), *yc = malloc((size_t)ne1 * 4);
+        char what[96];
+        snprintf(what, sizeof what, "head Q8_0 %lldx%lld", (long long)ne0, (long long)ne1);
+        /* the composition on both backends */
+        G.ops->rmsnorm(G.ctx, xg, gg, xbg, 1, (int)ne0, 1e-6f);
+        G.ops->matmul(G.ctx, &wg, xbg, yg, 1);
+        float *ref = gget(yg, (size_t)ne1);
+        C.ops->rmsnorm(C.ctx, x, g, xbc, 1, (int)ne0, 1e-6f);
+        C.ops->matmul(C.ctx, &wc, xbc, yc, 1);
+        assert_int_equal(C.ops->sync(C.ctx), 0);
+        check(ref, yc, (size_t)ne1, TOL_F32, what);
+        const int win = head_once(&wg, xg, gg, ref, 7, 0, what);
+        assert_int_equal(head_once(&wg, xg, gg, ref, 8, 2, what), win);
+        if (win > 0) {
+            /* ties: the winner's bytes at a lower id give the same logit there */
+            const int lo = win / 2;
+            memcpy(wh + (size_t)lo * nb1, wh + (size_t)win * nb1, nb1);
+            assert_int_equal(G.ops->upload(G.ctx, (void *)wg.data, wh, nb1 * ne1), 0);
+            ref[lo] = ref[win];
+            assert_int_equal(head_once(&wg, xg, gg, ref, 10, 0, what), lo);
+            /* NaN: that copy's first block scale (fp16 NaN) makes its logit NaN: skipped */
+            wh[(size_t)lo * nb1] = 0x00;
+            wh[(size_t)lo * nb1 + 1] = 0x7e;
+            assert_int_equal(G.ops->upload(G.ctx, (void *)wg.data, wh, nb1 * ne1), 0);
+            G.ops->rmsnorm(G.ctx, xg, gg, xbg, 1, (int)ne0, 1e-6f);
+            G.ops->matmul(G.ctx, &wg, xbg, yg, 1);
+            free(ref);
+            ref = gget(yg, (size_t)ne1);
+            assert_true(isnan(ref[lo]));
+            assert_int_equal(head_once(&wg, xg, gg, ref, 10, 0, what), win);
+        }
+        free(ref);
+        free(yc);
+        free(xbc);
+        free(x);
+        free(g);
+        free(wh);
+        G.ops->free(G.ctx, xg);
+        G.ops->free(G.ctx, gg);
+        G.ops->free(G.ctx, xbg);
+        G.ops->free(G.ctx, yg);
+        G.ops->free(G.ctx, (void *)wg.data);
+    }
+    /* not covered: nothing enqueued, the output keeps its poison */
+    const struct { int t; int64_t ne0, ne1; } no[] = {{QT_Q4_0, 896, 1000}, {QT_Q8_0, 64, 1000}};
+    for (size_t ci = 0; ci < NELEM(no); ci++) {
+        size_t nb1;
+        void *wh = make_weights(no[ci].t, no[ci].ne0, no[ci].ne1, &nb1);
+        eng_w wg = {gdup(wh, nb1 * no[ci].ne1), no[ci].t, no[ci].ne0, no[ci].ne1, 1, nb1, nb1 * no[ci].ne1};
+        float *x = rnd((size_t)no[ci].ne0, 1.0f);
+        float *xg = gdup(x, (size_t)no[ci].ne0 * 4), *yg = gpoison((size_t)no[ci].ne1);
+        int32_t ih[6] = {-7, -7, -7, 3, 4, 5};
+        int32_t *ig = gdup(ih, sizeof ih);
+        assert_int_equal(G.ops->head(G.ctx, xg, NULL, 1e-6f, &wg, yg, ig, ig + 1, ig + 3, 0), -1);
+        float *h = gget(yg, (size_t)no[ci].ne1);
+        for (int64_t i = 0; i < no[ci].ne1; i++) assert_true(isnan(h[i]));
+        assert_int_equal(G.ops->download(G.ctx, ih, ig, sizeof ih), 0);
+        assert_int_equal(ih[0], -7);
+        assert_int_equal(ih[3], 3);
+        free(h);
+        free(x);
+        free(wh);
+        G.ops->free(G.ctx, xg);
+        G.ops->free(G.ctx, yg);
+        G.ops->free(G.ctx, ig);
+        G.ops->free(G.ctx, (void *)wg.data);
+    }
+}
+
 /* The prefill matmul of every block format at odd shapes: few and many
  * outputs (9, 33, 1000), rows 9..513, K crossing several 256-element raw
  * chunks with a partial last one (32-element formats: 17 blocks, so rows of
@@ -2094,7 +2228,7 @@ int main(void) {
     }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_memory),      cmocka_unit_test(test_error_latch), cmocka_unit_test(test_get_rows),
-        cmocka_unit_test(test_matmul),      cmocka_unit_test(test_matmul_tall), cmocka_unit_test(test_matmul_prefill),      cmocka_unit_test(test_rmsnorm),     cmocka_unit_test(test_elementwise),
+        cmocka_unit_test(test_matmul),      cmocka_unit_test(test_matmul_tall), cmocka_unit_test(test_head), cmocka_unit_test(test_matmul_prefill),      cmocka_unit_test(test_rmsnorm),     cmocka_unit_test(test_elementwise),
         cmocka_unit_test(test_rope),        cmocka_unit_test(test_attention),   cmocka_unit_test(test_sample),
         cmocka_unit_test(test_moe_route),   cmocka_unit_test(test_matmul_id),   cmocka_unit_test(test_swiglu_oai_moe_sum),
         cmocka_unit_test(test_attention_ext),

@@ -41,32 +41,56 @@ int eng_eval_run(eng_session *s, const int32_t *toks, int n, int mode, eng_layer
     LLORCH_ASSERT(n >= 1 && n <= s->n_batch && s->n_past + n <= s->n_ctx);
     LLORCH_ASSERT(toks || (n == 1 && mode == ENG_LOGITS_LAST));
     for (int i = 0; i < n; i++) s->pos_host[i] = s->n_past + i;
-    /* a decode step of the token the backend sampler just wrote into
-     * toks_dev[0] (toks NULL: its value not even known to the host yet, see
-     * eng_eval_step_on_device) uploads only its position */
+    /* a decode step of the token the backend sampler (or the head) just
+     * wrote into toks_dev[0] (toks NULL: its value not even known to the
+     * host yet, see eng_eval_step_on_device) uploads neither it nor, when
+     * the head already advanced pos_dev[0] to it, its position */
     const int tok_there = !toks || (n == 1 && s->tok_dev0 == toks[0]);
+    const int pos_there = n == 1 && s->pos_dev0 == s->n_past;
     if ((!tok_there && (rc = B->upload(bc, s->toks_dev, toks, (size_t)n * sizeof *toks))) ||
-        (rc = B->upload(bc, s->pos_dev, s->pos_host, (size_t)n * sizeof *s->pos_host))) {
+        (!pos_there && (rc = B->upload(bc, s->pos_dev, s->pos_host, (size_t)n * sizeof *s->pos_host)))) {
         s->tok_dev0 = -1;
+        s->pos_dev0 = -1;
         return util_fail(err, errlen, ENG_E_BACKEND, "eval: upload failed (%d)", rc);
     }
     if (toks) s->tok_dev0 = toks[0];
+    s->pos_dev0 = s->n_past;
 
     const int record = n == 1 && mode == ENG_LOGITS_LAST && eng_eval_defers(s);
     int replayed = record ? B->record_begin(bc, s->rec_key) : 0;
     if (replayed < 0) return util_fail(err, errlen, ENG_E_BACKEND, "eval: record_begin failed (%d)", replayed);
+    int head = 0;
     if (!replayed) {
         layers(s, n, mode);
         if (mode == ENG_LOGITS_LAST) {
-            /* final norm + output projection of the last row into s->logits[0] */
-            B->rmsnorm(bc, s->x + (size_t)(n - 1) * E, m->output_norm, s->xb, 1, E, m->hp.eps);
-            eng_dump(s, "result_norm", -1, "MUL", s->xb, 1, E, E);
-            B->matmul(bc, &m->output, s->xb, s->logits, 1);
-            eng_dump(s, "result_output", -1, "MUL_MAT", s->logits, 1, V, V);
+            /* final norm + output projection of the last row into s->logits[0]:
+             * the backend's head where it has one (also the greedy choice,
+             * and pos_dev[0] advanced to the next step's position), else
+             * the two ops (always while dumping: the dump wants the norm) */
+            const float *xl = s->x + (size_t)(n - 1) * E;
+            head = B->head && !eng_dump_enabled() &&
+                   B->head(bc, xl, m->output_norm, m->hp.eps, &m->output, s->logits, s->toks_dev, s->am_ring,
+                           s->pos_dev, n - 1) == 0;
+            if (!head) {
+                B->rmsnorm(bc, xl, m->output_norm, s->xb, 1, E, m->hp.eps);
+                eng_dump(s, "result_norm", -1, "MUL", s->xb, 1, E, E);
+                B->matmul(bc, &m->output, s->xb, s->logits, 1);
+                eng_dump(s, "result_output", -1, "MUL_MAT", s->logits, 1, V, V);
+            }
         }
+        if (record) s->rec_head = head;
+    } else {
+        head = s->rec_head;
     }
-    if (record && (rc = B->record_end(bc, s->rec_key)) < 0)
+    s->head_am = head;
+    if (head) { /* it wrote its choice into toks_dev[0] and advanced pos_dev[0] */
+        s->tok_dev0 = -1;
+        s->pos_dev0 = s->n_past + n;
+    }
+    if (record && (rc = B->record_end(bc, s->rec_key)) < 0) {
+        s->tok_dev0 = s->pos_dev0 = -1;
         return util_fail(err, errlen, ENG_E_BACKEND, "eval: record_end failed (%d)", rc);
+    }
 
     if (mode == ENG_LOGITS_ALL) {
         /* every row: norm all, then project in chunks of the logits buffer */

@@ -135,6 +135,7 @@ static void b_destroy(void *ctx) {
     cudaFree(c->samp_hist);
     cudaFree(c->samp_out);
     cudaFree(c->samp_red);
+    cudaFree(c->head_red);
     if (c->samp_ev) cudaEventDestroy(c->samp_ev);
     if (c->side) cudaStreamDestroy(c->side);
     if (c->stream) cudaStreamDestroy(c->stream);
@@ -372,6 +373,28 @@ static int b_sample(void *ctx, const float *logits, int n_vocab, const eng_sampl
     return rc;
 }
 
+/* backend.h head: the output norm, the vocabulary mat-vec and the greedy
+ * choice in one launch where mmv_tall_reg.cu covers the matrix */
+static int b_head(void *ctx, const float *x, const float *g, float eps, const eng_w *w, float *logits,
+                  int32_t *tok_next, int32_t *ring, int32_t *pos_io, int pos_i) {
+    cu_ctx *c = CW(ctx);
+    int rc = -1;
+    PROF(c, "head", rc = cu_head(c, x, g, eps, w, logits, tok_next, ring, pos_io, pos_i));
+    return rc;
+}
+
+/* backend.h sample_ready: the id the head already chose (sample.cu) */
+static int b_sample_ready(void *ctx, const int32_t *dev_token, int32_t *host_token) {
+    cu_ctx *c = C(ctx);
+    const uint64_t t0 = c->prof ? util_now_ns() : 0;
+    int rc = cu_sample_ready(c, dev_token, host_token);
+    if (c->prof) {
+        c->prof->sample_ms += (util_now_ns() - t0) / 1e6;
+        c->prof->sample_cnt++;
+    }
+    return rc;
+}
+
 /* backend.h read_token: the token of the last enqueue-only sample, read on
  * the side stream (sample.cu cu_read_token) while this stream runs on */
 static int b_read_token(void *ctx, const int32_t *dev_token, int32_t *host_token) {
@@ -507,6 +530,8 @@ static const eng_backend_ops g_cuda_ops = {
     .swiglu = b_swiglu,
     .sample = b_sample,
     .read_token = b_read_token,
+    .head = b_head,
+    .sample_ready = b_sample_ready,
     .record_begin = b_record_begin,
     .record_end = b_record_end,
     .device_info = b_device_info,
@@ -582,8 +607,11 @@ extern "C" int eng_backend_cuda_new(int device, uint64_t mem_limit, eng_backend 
         c->samp_out = (int32_t *)p;
         if (cu_mem_internal(c, 4096, &p)) goto fail;
         c->samp_red = (uint32_t *)p;
+        if (cu_mem_internal(c, CU_HEAD_RED_BYTES, &p)) goto fail;
+        c->head_red = (float *)p;
         rc = -EIO;
         if (cudaMemsetAsync(c->samp_red, 0, 4096, c->stream) != cudaSuccess ||
+            cudaMemsetAsync(c->head_red, 0, CU_HEAD_RED_BYTES, c->stream) != cudaSuccess ||
             cudaStreamSynchronize(c->stream) != cudaSuccess)
             goto fail;
         rc = -ENOMEM;
@@ -606,6 +634,8 @@ extern "C" int eng_backend_cuda_new(int device, uint64_t mem_limit, eng_backend 
         c->norm_q = !no_fused && e && !strcmp(e, "1");
         e = getenv("LLORCH_CUDA_ATTN_FUSED");
         c->attn_unfused = e && !strcmp(e, "0");
+        e = getenv("LLORCH_CUDA_HEAD");
+        c->head_on = !(e && !strcmp(e, "0"));
         e = getenv("LLORCH_CUDA_ARGMAX");
         c->samp_fast = !(e && !strcmp(e, "0"));
         e = getenv("LLORCH_CUDA_PROFILE");

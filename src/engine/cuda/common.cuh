@@ -43,6 +43,9 @@ struct cu_graph_rec {
  * (Q8_1's fp16-rounded d*sum(q)). x16 [rows][K] fp16 for F16 weights. */
 #define CU_MMV_MAX_ROWS 8
 #define CU_ACT_MAX_K 65536
+/* the decode head's grid bound (one (value, id) pair per block in head_red) */
+#define CU_HEAD_MAXB 1024
+#define CU_HEAD_RED_BYTES (2 * CU_HEAD_MAXB * 4 + 256)
 /* fp16 activations of the prefill matmul's LLORCH_CUDA_MM_XH variant
  * (mm_xh.cu): rows * K halves at most (n_batch 512 x K 16384, 16 MiB);
  * larger products run mm_tc.cu */
@@ -96,6 +99,11 @@ struct cu_ctx {
     int32_t *samp_hist;         /* [ENG_REPEAT_LAST_N] */
     int32_t *samp_out;          /* [1] */
     uint32_t *samp_red;         /* greedy argmax: [256] f32 values, [256] ids, counter (zero between launches) */
+    /* the decode head (mmv_tall_reg.cu cu_head): per-block (value, id)
+     * pairs [CU_HEAD_MAXB] f32, [CU_HEAD_MAXB] i32, then the counter (zero
+     * between launches); head_on: LLORCH_CUDA_HEAD != 0 */
+    float *head_red;
+    int head_on;
     int samp_fast;              /* greedy through the many-block k_argmax (default; LLORCH_CUDA_ARGMAX=0: k_sample) */
     /* enqueue-only sample + read_token (backend.h): the event recorded on
      * `stream` right after the sampling kernel, and the side stream that
@@ -237,6 +245,32 @@ __device__ __forceinline__ void cu_q8_group_v(float v, int lane, int8_t *q, floa
     if (lane == 0) *d = __half2float(__float2half_rn(dd));
 }
 
+/* RMSNorm's 1 / sqrt(mean(x^2) + eps) of one row x [dim], computed by a
+ * block of exactly 256 threads, the result in every thread; part: [8]
+ * shared. One fixed summation order (float4 per thread where x is 16-byte
+ * aligned and dim % 4 == 0, then the warp, then a fixed tree over the 8
+ * warps), so every block and every kernel that calls it gets the same bits:
+ * norm.cu's split rmsnorm and the decode head (mmv_tall_reg.cu), whose
+ * logits must equal rmsnorm + matmul. */
+__device__ __forceinline__ float cu_rms_scale256(const float *xr, int dim, float eps, float *part) {
+    const int tid = threadIdx.x;
+    float ss = 0.0f;
+    if ((dim & 3) == 0 && ((uintptr_t)xr & 15) == 0) {
+        const float4 *x4 = (const float4 *)xr;
+        for (int i = tid; i < dim / 4; i += 256) {
+            const float4 v = x4[i];
+            ss += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
+        }
+    } else {
+        for (int i = tid; i < dim; i += 256) ss += xr[i] * xr[i];
+    }
+    ss = warp_sum(ss);
+    if ((tid & 31) == 0) part[tid >> 5] = ss;
+    __syncthreads();
+    const float tot = ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]));
+    return 1.0f / sqrtf(tot / (float)dim + eps);
+}
+
 /* ---- kernel-family entry points (host side, enqueue on c->stream) ------------------- */
 /* getrows.cu */
 void cu_get_rows(cu_ctx *c, const eng_w *w, const int32_t *ids, int n, float *out);
@@ -274,6 +308,11 @@ int cu_mmv_tall(cu_ctx *c, const eng_w *w, float *y);
  * 8-byte weight words (LLORCH_CUDA_MMV_TALL=2: neighbour words by shuffle,
  * =3 (dup = 1): loaded again); 0 launched, -1 not taken; bit-identical to v1 */
 int cu_mmv_tall_reg(cu_ctx *c, const eng_w *w, float *y, int dup);
+/* mmv_tall_reg.cu: backend.h head (the output norm, the vocabulary mat-vec
+ * and the greedy choice in one launch) for the shapes cu_mmv_tall_reg
+ * covers; 0 launched, -1 not taken (nothing enqueued) */
+int cu_head(cu_ctx *c, const float *x, const float *g, float eps, const eng_w *w, float *logits, int32_t *tok_next,
+            int32_t *ring, int32_t *pos_io, int pos_i);
 /* mmv.cu, shared with fused.cu: the activation quantization step.
  * cu_act_quant quantizes x [rows][K] for weights of vec_dot_type code vdt
  * into act_q/d/s unless cx (the cache's x, read and cleared by the caller)
@@ -300,6 +339,8 @@ void cu_mm(cu_ctx *c, const eng_w *w, const float *x, float *y, int rows);
 int cu_sample(cu_ctx *c, const float *logits, int n_vocab, const eng_sample_args *a, int32_t *dev_token,
               int32_t *host_token);
 int cu_read_token(cu_ctx *c, const int32_t *dev_token, int32_t *host_token);
+/* sample.cu: backend.h sample_ready (the id already at dev_token) */
+int cu_sample_ready(cu_ctx *c, const int32_t *dev_token, int32_t *host_token);
 /* moe.cu: gpt-oss's mixture-of-experts ops (backend.h) */
 void cu_moe_route(cu_ctx *c, const float *logits, int rows, int n_expert, int k, int32_t *ids, float *w);
 void cu_matmul_id(cu_ctx *c, const eng_w *w, const float *x, int n_x, const int32_t *ids, int k, const float *b,

@@ -58,6 +58,7 @@
  * Scope: Q8_0 only, one activation row, row bytes a multiple of 8 (K % 128
  * == 0), 8-aligned data, K <= 2048 (up to 8 units per lane); anything else
  * returns -1 and v1 runs. */
+#include "argmax.cuh"
 #include "common.cuh"
 #include "quants.cuh"
 
@@ -110,9 +111,31 @@ __device__ __forceinline__ float mr_row(const uint2 *m, const uint2 *e, int lane
     return warp_sum(acc);
 }
 
-template <int NK, int DUP>
+/* The decode head's part (HEAD = 1, mr_head): instead of reading x already
+ * normalized and quantized (rmsnorm, then k_quant_act, two launches before
+ * this one), every block normalizes the raw residual row itself with the
+ * split rmsnorm's own code (cu_rms_scale256: the same bits), quantizes it
+ * like k_quant_act (cu_q8_group_v) into shared memory and reads its lanes'
+ * units from there; and every warp keeps the greedy choice of its rows
+ * (argmax.cuh's order, NaN skipped), merged per block and, by the last
+ * block to finish, over the grid. So logits are bit-identical to rmsnorm +
+ * matmul, and the id equals k_argmax's over them without the penalty. */
+struct mr_head {
+    const float *x;     /* [K] the residual row (K = 8 x units) */
+    const float *g;     /* [K] the output norm's weights; NULL: none */
+    float eps;
+    float *pv;          /* [gridDim] per-block best value */
+    int *pi;            /* [gridDim] per-block best id */
+    unsigned *cnt;      /* 0 between launches (the last block resets it) */
+    int32_t *tok_next;  /* [0] = the choice (the next decode step's input) */
+    int32_t *ring;      /* [pos & 1] = the choice, pos = pos_io[pos_i] */
+    int32_t *pos_io;    /* then pos_io[0] = pos + 1 */
+    int pos_i;
+};
+
+template <int NK, int DUP, int HEAD>
 __global__ void __launch_bounds__(MR_WARPS * 32)
-k_mmv_tall_q8(const uint8_t *w, int nbw, int ne1, int units, const int8_t *aq, const float *ad, float *y) {
+k_mmv_tall_q8(const uint8_t *w, int nbw, int ne1, int units, const int8_t *aq, const float *ad, float *y, mr_head h) {
     const int lane = threadIdx.x & 31, g = lane >> 2, s = lane & 3;
     const int a = (2 * g) & 7;                 /* 34b mod 8 for b = g + 8k */
     const int wm = ((34 * g) >> 3) + s;        /* lane's word in the row at k = 0 */
@@ -125,8 +148,26 @@ k_mmv_tall_q8(const uint8_t *w, int nbw, int ne1, int units, const int8_t *aq, c
     const uint2 *W = (const uint2 *)w;
     uint2 m[NK], e[NK];
     if (row < ne1) mr_load<NK, DUP>(W + (size_t)row * nbw, wm, s, valid, m, e);
-    cu_pdl_begin(); /* x's quantization (the previous kernel) is complete from here */
-    if (row >= ne1) return;
+    cu_pdl_begin(); /* x (HEAD: the residual row; else its quantization) is complete from here */
+    __shared__ __align__(16) int8_t xq_s[HEAD ? 32 * NK * 8 : 8];
+    __shared__ float xd_s[HEAD ? NK * 8 : 1];
+    __shared__ float shv[MR_WARPS];
+    __shared__ int shi[MR_WARPS];
+    __shared__ unsigned sh_last;
+    if (HEAD) {
+        const int K = 8 * units;
+        const float scale = cu_rms_scale256(h.x, K, h.eps, shv);
+        for (int grp = (int)(threadIdx.x >> 5); grp < K / 32; grp += MR_WARPS) {
+            const int i = 32 * grp + lane;
+            const float v = h.g ? h.x[i] * scale * h.g[i] : h.x[i] * scale; /* k_rmsnorm_split's expression */
+            cu_q8_group_v(v, lane, xq_s + 32 * grp, xd_s + grp, NULL);
+        }
+        __syncthreads();
+        aq = xq_s;
+        ad = xd_s;
+    } else if (row >= ne1) {
+        return;
+    }
     int x0[NK], x1[NK];
     float dx[NK];
 #pragma unroll
@@ -141,28 +182,43 @@ k_mmv_tall_q8(const uint8_t *w, int nbw, int ne1, int units, const int8_t *aq, c
             dx[k] = ad[b];
         }
     }
-    for (;;) {
-        const int nrow = row + nwarps;
-        uint2 mn[NK], en[NK];
-        if (nrow < ne1) mr_load<NK, DUP>(W + (size_t)nrow * nbw, wm, s, valid, mn, en);
-        const float v = mr_row<NK, DUP>(m, e, lane, s, a, valid, x0, x1, dx);
-        if (lane == 0) y[row] = v;
-        if (nrow >= ne1) break;
-        row = nrow;
+    float bv = 0.0f; /* HEAD: the warp's best (value, id) so far, the same in every lane */
+    int bi = -1;
+    if (row < ne1)
+        for (;;) {
+            const int nrow = row + nwarps;
+            uint2 mn[NK], en[NK];
+            if (nrow < ne1) mr_load<NK, DUP>(W + (size_t)nrow * nbw, wm, s, valid, mn, en);
+            const float v = mr_row<NK, DUP>(m, e, lane, s, a, valid, x0, x1, dx);
+            if (lane == 0) y[row] = v;
+            if (HEAD && v == v) am_merge(bv, bi, v, row);
+            if (nrow >= ne1) break;
+            row = nrow;
 #pragma unroll
-        for (int k = 0; k < NK; k++) {
-            m[k] = mn[k];
-            e[k] = en[k];
+            for (int k = 0; k < NK; k++) {
+                m[k] = mn[k];
+                e[k] = en[k];
+            }
         }
+    if (!HEAD) return;
+    am_block_all<MR_WARPS * 32>(bv, bi, shv, shi);
+    if (!am_grid<MR_WARPS * 32>(bv, bi, h.pv, h.pi, h.cnt, shv, shi, &sh_last)) return;
+    if (threadIdx.x == 0) {
+        const int tok = bi < 0 ? 0 : bi; /* k_argmax's answer when nothing survives */
+        h.tok_next[0] = tok;
+        const int pos = h.pos_io[h.pos_i];
+        h.ring[pos & 1] = tok;
+        h.pos_io[0] = pos + 1;
     }
 }
 
-template <int NK, int DUP>
-static int mr_launch(cu_ctx *c, const eng_w *w, float *y, int units) {
-    static int per_sm = -1; /* resident blocks per SM, asked once per instantiation */
+/* resident blocks per SM of one instantiation, asked once; 0: cannot run */
+template <int NK, int DUP, int HEAD>
+static int mr_per_sm() {
+    static int per_sm = -1;
     if (per_sm < 0) {
         int n = 0;
-        if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, k_mmv_tall_q8<NK, DUP>, MR_WARPS * 32, 0) !=
+        if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, k_mmv_tall_q8<NK, DUP, HEAD>, MR_WARPS * 32, 0) !=
                 cudaSuccess ||
             n < 1) {
             (void)cudaGetLastError();
@@ -170,19 +226,45 @@ static int mr_launch(cu_ctx *c, const eng_w *w, float *y, int units) {
         }
         per_sm = n;
     }
+    return per_sm;
+}
+
+template <int NK, int DUP, int HEAD>
+static int mr_launch(cu_ctx *c, const eng_w *w, float *y, int units, const mr_head *h) {
+    const int per_sm = mr_per_sm<NK, DUP, HEAD>();
     if (per_sm == 0) return -1;
     unsigned grid = (unsigned)(per_sm * c->sm_count);
     const unsigned need = cu_div_up(w->ne1, MR_WARPS);
     if (grid > need) grid = need;
-    cu_launch(c, grid, MR_WARPS * 32, 0, k_mmv_tall_q8<NK, DUP>, (const uint8_t *)w->data, (int)(w->nb1 / 8),
-              (int)w->ne1, units, (const int8_t *)c->act_q, (const float *)c->act_d, y);
+    if (HEAD && grid > CU_HEAD_MAXB) grid = CU_HEAD_MAXB;
+    cu_launch(c, grid, MR_WARPS * 32, 0, k_mmv_tall_q8<NK, DUP, HEAD>, (const uint8_t *)w->data, (int)(w->nb1 / 8),
+              (int)w->ne1, units, (const int8_t *)c->act_q, (const float *)c->act_d, y, h ? *h : mr_head{});
+    return 0;
+}
+
+/* the shapes this file covers: Q8_0, K % 128 == 0, K <= 2048, 8-aligned;
+ * units (4 per 32-block) into *units, else -1 */
+static int mr_shape(const eng_w *w, int *units) {
+    if (w->type != QT_Q8_0 || w->ne0 % 128 || w->ne0 > 2048 || ((uintptr_t)w->data & 7)) return -1;
+    const int nblk = (int)(w->ne0 / 32);
+    if (w->nb1 != (size_t)nblk * 34 || w->ne1 > INT32_MAX / 2) return -1;
+    *units = 4 * nblk;
     return 0;
 }
 
 int cu_mmv_tall_reg(cu_ctx *c, const eng_w *w, float *y, int dup) {
-    if (w->type != QT_Q8_0 || w->ne0 % 128 || w->ne0 > 2048 || ((uintptr_t)w->data & 7)) return -1;
-    const int nblk = (int)(w->ne0 / 32), units = 4 * nblk;
-    if (w->nb1 != (size_t)nblk * 34 || w->ne1 > INT32_MAX / 2) return -1;
-    if (units <= 128) return dup ? mr_launch<4, 1>(c, w, y, units) : mr_launch<4, 0>(c, w, y, units);
-    return dup ? mr_launch<8, 1>(c, w, y, units) : mr_launch<8, 0>(c, w, y, units);
+    int units;
+    if (mr_shape(w, &units)) return -1;
+    if (units <= 128) return dup ? mr_launch<4, 1, 0>(c, w, y, units, NULL) : mr_launch<4, 0, 0>(c, w, y, units, NULL);
+    return dup ? mr_launch<8, 1, 0>(c, w, y, units, NULL) : mr_launch<8, 0, 0>(c, w, y, units, NULL);
+}
+
+int cu_head(cu_ctx *c, const float *x, const float *g, float eps, const eng_w *w, float *logits, int32_t *tok_next,
+            int32_t *ring, int32_t *pos_io, int pos_i) {
+    int units;
+    if (!c->head_on || mr_shape(w, &units) || !tok_next || !ring || !pos_io || pos_i < 0) return -1;
+    float *pv = (float *)c->head_red;
+    const mr_head h = {x, g, eps, pv, (int *)(pv + CU_HEAD_MAXB), (unsigned *)(pv + 2 * CU_HEAD_MAXB),
+                       tok_next, ring, pos_io, pos_i};
+    return units <= 128 ? mr_launch<4, 1, 1>(c, w, logits, units, &h) : mr_launch<8, 1, 1>(c, w, logits, units, &h);
 }

@@ -62,22 +62,8 @@ k_rmsnorm_split(const float *x, const float *g, float *y, int dim, float eps, in
     cu_pdl_begin();
     const int r = blockIdx.y, tid = threadIdx.x;
     const float *xr = x + (int64_t)r * dim;
-    float ss = 0.0f;
-    if ((dim & 3) == 0 && ((uintptr_t)xr & 15) == 0) {
-        const float4 *x4 = (const float4 *)xr;
-        for (int i = tid; i < dim / 4; i += 256) {
-            const float4 v = x4[i];
-            ss += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
-        }
-    } else {
-        for (int i = tid; i < dim; i += 256) ss += xr[i] * xr[i];
-    }
-    ss = warp_sum(ss);
     __shared__ float part[8];
-    if ((tid & 31) == 0) part[tid >> 5] = ss;
-    __syncthreads();
-    const float tot = ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]));
-    const float scale = 1.0f / sqrtf(tot / (float)dim + eps);
+    const float scale = cu_rms_scale256(xr, dim, eps, part);
     const int i = blockIdx.x * 256 + tid;
     if (i >= dim) return; /* dim % 32 == 0: whole warps leave together */
     const float v = g ? xr[i] * scale * g[i] : xr[i] * scale;

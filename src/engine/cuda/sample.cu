@@ -41,6 +41,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "argmax.cuh"
 #include "common.cuh"
 
 #define SB 1024
@@ -464,27 +465,6 @@ __global__ void __launch_bounds__(SB) k_sample(const float *logits, float *w, do
  * (test_cuda_ops checks both against the host sampler). */
 #define ARGMAX_B 256
 #define ARGMAX_MAXB 256
-__device__ __forceinline__ void am_merge(float &bv, int &bi, float v2, int i2) {
-    if (i2 >= 0 && (bi < 0 || v2 > bv || (v2 == bv && i2 < bi))) {
-        bv = v2;
-        bi = i2;
-    }
-}
-__device__ __forceinline__ void am_block(float &bv, int &bi, float *shv, int *shi) {
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) {
-        const float v2 = __shfl_xor_sync(0xffffffffu, bv, o);
-        const int i2 = __shfl_xor_sync(0xffffffffu, bi, o);
-        am_merge(bv, bi, v2, i2);
-    }
-    if ((threadIdx.x & 31) == 0) {
-        shv[threadIdx.x >> 5] = bv;
-        shi[threadIdx.x >> 5] = bi;
-    }
-    __syncthreads();
-    if (threadIdx.x == 0)
-        for (int k = 1; k < ARGMAX_B / 32; k++) am_merge(bv, bi, shv[k], shi[k]);
-}
 __global__ void __launch_bounds__(ARGMAX_B) k_argmax(const float *logits, int n, const int32_t *hist, int nh, float pen,
                                                      float *pv, int *pi, unsigned *cnt, int32_t *out) {
     cu_pdl_begin();
@@ -506,25 +486,9 @@ __global__ void __launch_bounds__(ARGMAX_B) k_argmax(const float *logits, int n,
         if (v != v) continue;
         am_merge(bv, bi, v, i);
     }
-    am_block(bv, bi, shv, shi);
-    if (threadIdx.x == 0) {
-        pv[blockIdx.x] = bv;
-        pi[blockIdx.x] = bi;
-        __threadfence();
-        sh_last = atomicAdd(cnt, 1u) == gridDim.x - 1;
-    }
-    __syncthreads();
-    if (!sh_last) return;
-    __threadfence();
-    bv = 0.0f;
-    bi = -1;
-    for (int b = threadIdx.x; b < (int)gridDim.x; b += ARGMAX_B) am_merge(bv, bi, __ldcg(pv + b), __ldcg(pi + b));
-    __syncthreads();
-    am_block(bv, bi, shv, shi);
-    if (threadIdx.x == 0) {
-        *out = bi < 0 ? 0 : bi;
-        *cnt = 0;
-    }
+    am_block_all<ARGMAX_B>(bv, bi, shv, shi);
+    if (!am_grid<ARGMAX_B>(bv, bi, pv, pi, cnt, shv, shi, &sh_last)) return;
+    if (threadIdx.x == 0) *out = bi < 0 ? 0 : bi;
 }
 
 /* ==== the many-block sampler (sampled requests; LLORCH_CUDA_ARGMAX=0: k_sample) ====
@@ -593,42 +557,6 @@ __device__ unsigned long long sp_exscan_u64(unsigned long long v, unsigned long 
     __syncthreads();
     return base + inc - v;
 }
-/* argmax merge over the block (am_merge order: value desc, id asc); the
- * result in every thread */
-template <int NT>
-__device__ void sp_argmax_blk(float &bv, int &bi, float *shv, int *shi) {
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) {
-        const float v2 = __shfl_xor_sync(0xffffffffu, bv, o);
-        const int i2 = __shfl_xor_sync(0xffffffffu, bi, o);
-        am_merge(bv, bi, v2, i2);
-    }
-    __syncthreads();
-    if ((threadIdx.x & 31) == 0) {
-        shv[threadIdx.x >> 5] = bv;
-        shi[threadIdx.x >> 5] = bi;
-    }
-    __syncthreads();
-    bv = 0.0f;
-    bi = -1;
-    for (int k = 0; k < NT / 32; k++) am_merge(bv, bi, shv[k], shi[k]);
-    __syncthreads();
-}
-/* "the last block to finish": every thread fences its writes (stores and
- * atomics to global memory) and the block meets, thread 0 counts; 1 in the
- * last block (which fences again before reading what the others wrote) */
-__device__ bool sp_last_block(unsigned *ctr, unsigned *sh) {
-    __threadfence();
-    __syncthreads();
-    if (threadIdx.x == 0) {
-        __threadfence();
-        *sh = atomicAdd(ctr, 1u) == gridDim.x - 1;
-    }
-    __syncthreads();
-    const bool last = *sh != 0;
-    if (last) __threadfence();
-    return last;
-}
 /* the thread's SP_PER contiguous logits of the block's chunk; -inf past n */
 __device__ __forceinline__ void sp_load(const float *w, int n, int i0, float *v) {
     if (i0 + SP_PER <= n) {
@@ -693,14 +621,14 @@ __global__ void __launch_bounds__(SP_NT) k_sp_prep(const float *logits, float *w
     }
     mx = sp_max_f<SP_NT>(mx, shv);
     nf = sp_sum_i<SP_NT>(nf, shi);
-    sp_argmax_blk<SP_NT>(av, ai, shv, shi);
+    am_block_all<SP_NT>(av, ai, shv, shi);
     if (threadIdx.x == 0) {
         x->pmax[blockIdx.x] = mx;
         x->pnf[blockIdx.x] = nf;
         x->pav[blockIdx.x] = av;
         x->pai[blockIdx.x] = ai;
     }
-    if (!sp_last_block(&x->st.ctr, &sh_last)) return;
+    if (!cu_last_block(&x->st.ctr, &sh_last)) return;
     /* the last block: merge the blocks (max, count and argmax do not depend
      * on the order) and choose the phase */
     mx = -INFINITY;
@@ -714,7 +642,7 @@ __global__ void __launch_bounds__(SP_NT) k_sp_prep(const float *logits, float *w
     }
     mx = sp_max_f<SP_NT>(mx, shv);
     nf = sp_sum_i<SP_NT>(nf, shi);
-    sp_argmax_blk<SP_NT>(av, ai, shv, shi);
+    am_block_all<SP_NT>(av, ai, shv, shi);
     if (threadIdx.x == 0) {
         samp_st *s = &x->st;
         s->ctr = 0;
@@ -813,7 +741,7 @@ __global__ void __launch_bounds__(SP_NT) k_sp_level(const float *w, samp_params 
         zs = sp_sum_d<SP_NT>(zs, shd);
         if (threadIdx.x == 0) x->pz[blockIdx.x] = zs;
     }
-    if (!sp_last_block(&x->st.ctr, &sh_last)) return;
+    if (!cu_last_block(&x->st.ctr, &sh_last)) return;
 
     /* the last block: the bin of the cut (the block partials into shared
      * memory first: one dependent L2 read per block would be ~0.3 us each) */
@@ -1169,7 +1097,7 @@ __global__ void __launch_bounds__(SP_NT) k_sp_draw(const float *w, samp_params p
         x->pz[blockIdx.x] = bs;
         x->plast[blockIdx.x] = bl;
     }
-    if (!sp_last_block(&x->st.ctr, &sh_last)) return;
+    if (!cu_last_block(&x->st.ctr, &sh_last)) return;
     for (int b = threadIdx.x; b < (int)gridDim.x; b += SP_NT) {
         spz[b] = __ldcg(x->pz + b);
         spl[b] = __ldcg(x->plast + b);
@@ -1328,14 +1256,22 @@ int cu_sample(cu_ctx *c, const float *logits, int n_vocab, const eng_sample_args
         if (LAUNCH_CHECK(c, "sample")) return -EIO;
     }
     }
+    return cu_sample_ready(c, dst, host_token);
+}
+
+/* backend.h sample_ready; also cu_sample's end: host_token NULL marks this
+ * point of the stream for read_token, else the id is read now (a 4-byte
+ * copy and a sync of the stream) */
+int cu_sample_ready(cu_ctx *c, const int32_t *dev_token, int32_t *host_token) {
+    c->samp_pending = NULL;
+    if (c->err) return -EIO;
     if (!host_token) {
-        /* enqueue only: mark this point for read_token (cu_read_token) */
         if (CUDA_CHECK(c, cudaEventRecord(c->samp_ev, c->stream))) return -EIO;
-        c->samp_pending = dst;
+        c->samp_pending = dev_token;
         return 0;
     }
     int32_t tok = 0;
-    if (CUDA_CHECK(c, cudaMemcpyAsync(&tok, dst, 4, cudaMemcpyDeviceToHost, c->stream))) return -EIO;
+    if (CUDA_CHECK(c, cudaMemcpyAsync(&tok, dev_token, 4, cudaMemcpyDeviceToHost, c->stream))) return -EIO;
     if (CUDA_CHECK(c, cudaStreamSynchronize(c->stream))) return -EIO;
     *host_token = tok;
     return 0;
