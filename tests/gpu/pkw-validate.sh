@@ -20,6 +20,9 @@
 # timings) and `llorch generate` throughput greedy / sampled on Qwen; part
 # "sampsan": test_sample under memcheck and racecheck, both with
 # LLORCH_TEST_SAMPLE_QUICK=1 (2 draws per case, every case, no timings).
+# Part "head": test_head under memcheck and racecheck (LLORCH_TEST_QUICK=1)
+# and greedy `llorch generate` on Qwen with the decode head on and off
+# (LLORCH_CUDA_HEAD=0): the same text.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 BD=${LLORCH_BUNDLE_DIR:-.gpu-bundle}
@@ -85,6 +88,21 @@ step() { # label timeout cmd... (output in /tmp/v.log, summary lines into R)
             $S --tool racecheck --error-exitcode 9 $B/test_cuda_ops
     fi
     has pipe && LLORCH_GPU_QWEN_MODEL=$Q step test_cuda_pipeline 240 $B/test_cuda_pipeline
+    if has head; then
+        LLORCH_TEST_ONLY=test_head LLORCH_TEST_QUICK=1 step memcheck-test_head 300 \
+            $S --tool memcheck --error-exitcode 9 $B/test_cuda_ops
+        LLORCH_TEST_ONLY=test_head LLORCH_TEST_QUICK=1 step racecheck-test_head 300 \
+            $S --tool racecheck --error-exitcode 9 $B/test_cuda_ops
+        for h in 1 0; do
+            LLORCH_CUDA_HEAD=$h $B/llorch generate --backend cuda --model $Q --prompt "Once upon a time" \
+                --max-tokens 128 --seed 7 --temperature 0 > /tmp/gen-head$h.txt 2> /tmp/gen-head$h.err
+        done
+        if cmp -s /tmp/gen-head1.txt /tmp/gen-head0.txt && [ -s /tmp/gen-head1.txt ]; then
+            echo "head greedy 128 tokens: PASSED (same text with LLORCH_CUDA_HEAD=0, $(wc -c < /tmp/gen-head1.txt) bytes)"
+        else
+            echo "head greedy 128 tokens: DIFFERS from LLORCH_CUDA_HEAD=0"; head -c 600 /tmp/gen-head1.txt /tmp/gen-head0.txt /tmp/gen-head1.err
+        fi
+    fi
     if has bench; then
         for v in ${VALIDATE_BENCH:-default LLORCH_CUDA_PERSIST=0}; do
             e=""
