@@ -116,6 +116,7 @@ static void b_destroy(void *ctx) {
     }
     if (c->stream) cudaStreamSynchronize(c->stream);
     if (c->side) cudaStreamSynchronize(c->side);
+    cu_stamps_report(c);
     if (c->prof) {
         prof_report(c);
         for (int i = 0; i < 2 * PROF_N; i++) cudaEventDestroy(c->prof->ev[i]);
@@ -136,6 +137,7 @@ static void b_destroy(void *ctx) {
     cudaFree(c->samp_out);
     cudaFree(c->samp_red);
     cudaFree(c->head_red);
+    cudaFree(c->stamps);
     if (c->samp_ev) cudaEventDestroy(c->samp_ev);
     if (c->side) cudaStreamDestroy(c->side);
     if (c->stream) cudaStreamDestroy(c->stream);
@@ -645,6 +647,8 @@ extern "C" int eng_backend_cuda_new(int device, uint64_t mem_limit, eng_backend 
                 for (int i = 0; i < 2 * PROF_N; i++) cudaEventCreate(&c->prof->ev[i]);
         }
     }
+    rc = -ENOMEM;
+    if (cu_stamps_init(c)) goto fail;
     cu_persist_init(c);
     out->ops = &g_cuda_ops;
     out->ctx = c;

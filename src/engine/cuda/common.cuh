@@ -45,6 +45,9 @@ struct cu_graph_rec {
 #define CU_ACT_MAX_K 65536
 /* the decode head's grid bound (one (value, id) pair per block in head_red) */
 #define CU_HEAD_MAXB 1024
+/* matrices with at least this many rows take the tall one-row mat-vec
+ * (mmv.cu launch_q: v1 / mmv_tall*.cu), and only those the head */
+#define CU_MMV_TALL_ROWS 32768
 #define CU_HEAD_RED_BYTES (2 * CU_HEAD_MAXB * 4 + 256)
 /* fp16 activations of the prefill matmul's LLORCH_CUDA_MM_XH variant
  * (mm_xh.cu): rows * K halves at most (n_batch 512 x K 16384, 16 MiB);
@@ -104,6 +107,7 @@ struct cu_ctx {
      * between launches); head_on: LLORCH_CUDA_HEAD != 0 */
     float *head_red;
     int head_on;
+    struct cu_stamps *stamps;   /* LLORCH_CUDA_STAMPS=1: step stamps (stamps.cuh), else NULL */
     int samp_fast;              /* greedy through the many-block k_argmax (default; LLORCH_CUDA_ARGMAX=0: k_sample) */
     /* enqueue-only sample + read_token (backend.h): the event recorded on
      * `stream` right after the sampling kernel, and the side stream that
@@ -339,6 +343,10 @@ void cu_mm(cu_ctx *c, const eng_w *w, const float *x, float *y, int rows);
 int cu_sample(cu_ctx *c, const float *logits, int n_vocab, const eng_sample_args *a, int32_t *dev_token,
               int32_t *host_token);
 int cu_read_token(cu_ctx *c, const int32_t *dev_token, int32_t *host_token);
+/* stamps.cu: LLORCH_CUDA_STAMPS=1 allocates the step-stamp ring (0, or -1
+ * out of memory); the report prints where the steps' time went */
+int cu_stamps_init(cu_ctx *c);
+void cu_stamps_report(cu_ctx *c);
 /* sample.cu: backend.h sample_ready (the id already at dev_token) */
 int cu_sample_ready(cu_ctx *c, const int32_t *dev_token, int32_t *host_token);
 /* moe.cu: gpt-oss's mixture-of-experts ops (backend.h) */

@@ -292,7 +292,7 @@ static void launch_q(cu_ctx *c, const eng_w *w, float *y, int rows) {
     /* v1 also for very tall matrices (vocabulary projections): 152k one-row
      * blocks cost more to schedule than they gain (Qwen output 896x151936
      * Q8_0 on H100: v1 77 us, v2 95 us) */
-    if (g_mmv_v1 || w->ne1 >= 32768) {
+    if (g_mmv_v1 || w->ne1 >= CU_MMV_TALL_ROWS) {
         /* one row of a tall matrix: LLORCH_CUDA_MMV_TALL=1 streams it
          * through shared memory (mmv_tall.cu; measured slower than v1),
          * =2 / =3 keep x in registers (mmv_tall_reg.cu, Q8_0; =3 is the

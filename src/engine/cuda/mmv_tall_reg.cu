@@ -58,9 +58,13 @@
  * Scope: Q8_0 only, one activation row, row bytes a multiple of 8 (K % 128
  * == 0), 8-aligned data, K <= 2048 (up to 8 units per lane); anything else
  * returns -1 and v1 runs. */
+#include <stdlib.h>
+#include <string.h>
+
 #include "argmax.cuh"
 #include "common.cuh"
 #include "quants.cuh"
+#include "stamps.cuh"
 
 #define MR_WARPS 8
 #define MR_FULL 0xffffffffu
@@ -131,6 +135,7 @@ struct mr_head {
     int32_t *ring;      /* [pos & 1] = the choice, pos = pos_io[pos_i] */
     int32_t *pos_io;    /* then pos_io[0] = pos + 1 */
     int pos_i;
+    cu_stamps *st;      /* LLORCH_CUDA_STAMPS=1, else NULL */
 };
 
 template <int NK, int DUP, int HEAD>
@@ -141,6 +146,7 @@ k_mmv_tall_q8(const uint8_t *w, int nbw, int ne1, int units, const int8_t *aq, c
     const int wm = ((34 * g) >> 3) + s;        /* lane's word in the row at k = 0 */
     const int nwarps = (int)gridDim.x * MR_WARPS;
     int row = (int)blockIdx.x * MR_WARPS + (int)(threadIdx.x >> 5);
+    const unsigned long long t_in = HEAD && h.st ? cu_now() : 0;
     unsigned valid = 0;
 #pragma unroll
     for (int k = 0; k < NK; k++)
@@ -155,6 +161,8 @@ k_mmv_tall_q8(const uint8_t *w, int nbw, int ne1, int units, const int8_t *aq, c
     __shared__ int shi[MR_WARPS];
     __shared__ unsigned sh_last;
     if (HEAD) {
+        cu_stamp_min(h.st, CU_ST_HD_IN, t_in);
+        cu_stamp_min(h.st, CU_ST_HD_GO, h.st ? cu_now() : 0);
         const int K = 8 * units;
         const float scale = cu_rms_scale256(h.x, K, h.eps, shv);
         for (int grp = (int)(threadIdx.x >> 5); grp < K / 32; grp += MR_WARPS) {
@@ -209,6 +217,8 @@ k_mmv_tall_q8(const uint8_t *w, int nbw, int ne1, int units, const int8_t *aq, c
         const int pos = h.pos_io[h.pos_i];
         h.ring[pos & 1] = tok;
         h.pos_io[0] = pos + 1;
+        cu_stamp_max(h.st, CU_ST_HD_END, h.st ? cu_now() : 0);
+        cu_stamp_next(h.st);
     }
 }
 
@@ -262,9 +272,15 @@ int cu_mmv_tall_reg(cu_ctx *c, const eng_w *w, float *y, int dup) {
 int cu_head(cu_ctx *c, const float *x, const float *g, float eps, const eng_w *w, float *logits, int32_t *tok_next,
             int32_t *ring, int32_t *pos_io, int pos_i) {
     int units;
-    if (!c->head_on || mr_shape(w, &units) || !tok_next || !ring || !pos_io || pos_i < 0) return -1;
+    /* only where matmul takes this file's kernel too (tall matrices, the
+     * default LLORCH_CUDA_MMV_TALL): elsewhere its logits would not be
+     * rmsnorm + matmul's bits */
+    const char *mt = getenv("LLORCH_CUDA_MMV_TALL"), *mv = getenv("LLORCH_CUDA_MMV");
+    if (!c->head_on || (mt && mt[0] && strcmp(mt, "3")) || (mv && atoi(mv) == 1) || w->ne1 < CU_MMV_TALL_ROWS || mr_shape(w, &units) ||
+        !tok_next || !ring || !pos_io || pos_i < 0)
+        return -1;
     float *pv = (float *)c->head_red;
     const mr_head h = {x, g, eps, pv, (int *)(pv + CU_HEAD_MAXB), (unsigned *)(pv + 2 * CU_HEAD_MAXB),
-                       tok_next, ring, pos_io, pos_i};
+                       tok_next, ring, pos_io, pos_i, c->stamps};
     return units <= 128 ? mr_launch<4, 1, 1>(c, w, logits, units, &h) : mr_launch<8, 1, 1>(c, w, logits, units, &h);
 }

@@ -80,6 +80,7 @@
 #include "persist.cuh"
 #include "pkw_plan.h"
 #include "pw_dot.cuh"
+#include "stamps.cuh"
 
 enum { PW_Q = 0, PW_K, PW_V, PW_O, PW_G, PW_U, PW_D, PW_MAT };
 
@@ -125,6 +126,7 @@ struct pw_args {
     int i8;  /* LLORCH_CUDA_PKW_I8 (default 1): E's down rows on the int8 activation (pw_dot8) where
               * they are K-quants (PW_I8_KQ); 0 runs E on fp32 (pw_dotf) */
     unsigned o_x8; /* float offset: E's activation in int8 (pw_x8's layout, 1.5 F bytes) */
+    cu_stamps *st; /* LLORCH_CUDA_STAMPS=1 (stamps.cuh), else NULL */
     int hb16; /* LLORCH_CUDA_PKW_HB16 (default 1; LL only): hb handed to E in bf16 pairs (ll_put_h2),
                * the F rows split over the blocks in pairs */
 };
@@ -468,6 +470,7 @@ __global__ void __launch_bounds__(NW * 32, 1) k_pw_layers(const __grid_constant_
     const int Q = A.n_head * A.hd, KV = A.n_head_kv * A.hd;
     const unsigned nblk = gridDim.x;
     const int p0 = A.pos[0]; /* written before the step (see k_decode_block) */
+    const unsigned long long t_in = A.st ? cu_now() : 0;
     const bool tm = A.timing && threadIdx.x == 0 && (A.timing == 2 || blockIdx.x == 0);
     /* the sums live in shared memory (a global read-modify-write per step
      * put an L2 round trip into every step it timed) and go out at exit */
@@ -502,6 +505,8 @@ __global__ void __launch_bounds__(NW * 32, 1) k_pw_layers(const __grid_constant_
         pw_rope_cs(A.L[0].rope, p0, threadIdx.x, A.L[0].ff, &rope_c[threadIdx.x], &rope_s[threadIdx.x]);
     for (int ph = 0; ph < 4; ph++) pw_issue(A, g, 0, ph, smem, mbar);
     pk_pdl_wait();
+    cu_stamp_min(A.st, CU_ST_PW_IN, t_in);
+    cu_stamp_min(A.st, CU_ST_PW_GO, A.st ? cu_now() : 0);
     for (int i = threadIdx.x; i < g.e1 - g.e0; i += blockDim.x) own[i] = __ldcg(A.x + g.e0 + i);
     /* LL: this launch's generation (the previous launch's last block out
      * advanced it; read after the PDL wait, which orders us after it) */
@@ -704,6 +709,7 @@ __global__ void __launch_bounds__(NW * 32, 1) k_pw_layers(const __grid_constant_
         PW_T(15);
     }
     asm volatile("cp.async.wait_all;" ::: "memory"); /* nothing may be in flight at exit */
+    cu_stamp_max(A.st, CU_ST_PW_END, A.st ? cu_now() : 0);
     if (tm) {
         unsigned long long *const out = A.timing == 2 ? pw_bts[blockIdx.x] : pw_ts;
         for (int i = 0; i < PW_NT; i++) out[i] = ts[i];
@@ -921,6 +927,7 @@ int cu_pkw_decode_layers(cu_ctx *c, const eng_block_w *b, int n, float *x, const
     P.part = c->attn_part;
     P.cnt = c->attn_cnt;
     P.bar = c->attn_cnt + CU_ATTN_MAX_CNT - 2;
+    P.st = c->stamps;
     P.timing = pk_env_int("LLORCH_CUDA_PERSIST_TIMING", 0);
     P.timing = P.timing == 1 || (P.timing == 2 && nblk <= PW_MAX_BLOCKS) ? P.timing : 0;
     llorch_cuda_pkw_last_grid = nblk;
