@@ -235,6 +235,12 @@ typedef struct eng_backend_ops {
      * one persistent launch for all of them where they share shapes) */
     void (*decode_layers)(void *ctx, const eng_block_w *b, int n, float *x, const int32_t *pos,
                           const eng_block_tmp *t);
+    /* Optional (NULL, or -1 where it does not cover them: nothing enqueued,
+     * and the engine runs the two ops): the embedding lookup and the layers
+     * as one op, x = get_rows(embd, ids, 1) then decode_layers(b, n, x, pos,
+     * t). 0 when enqueued. (CUDA: the lookup inside the persistent launch.) */
+    int (*decode_layers_embd)(void *ctx, const eng_w *embd, const int32_t *ids, const eng_block_w *b, int n,
+                              float *x, const int32_t *pos, const eng_block_tmp *t);
     /* ==== end of fused ops ======================================================== */
     /* ---- gpt-oss ops (owner: gpt-oss work; optional: NULL where a backend lacks
      * them, and the engine then refuses gpt-oss models at load with

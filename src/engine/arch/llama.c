@@ -82,10 +82,9 @@ static void issue_layers(eng_session *s, int n, int mode, int fused) {
     const int f_blk = fused && n == 1 && B->decode_block && f_mmn && f_mma && f_swi && f_rkv &&
                       KV == hp->n_head_kv * hp->head_dim && Q == hp->n_head * hp->head_dim;
 
-    B->get_rows(bc, &m->tok_embd, s->toks_dev, n, s->x);
-    eng_dump(s, "embd", -1, "GET_ROWS", s->x, n, E, E);
     /* decode: every layer as one decode_layers op where each layer can be a
-     * decode_block (the same composition, backend.h) */
+     * decode_block (the same composition, backend.h), with the embedding
+     * lookup in the same op where the backend has decode_layers_embd */
     int all_blk = f_blk && B->decode_layers;
     for (int l = 0; all_blk && l < hp->n_layer; l++) all_blk = !m->layers[l].wqkv.data && m->layers[l].w_gate.data;
     if (all_blk) {
@@ -95,9 +94,15 @@ static void issue_layers(eng_session *s, int n, int mode, int fused) {
             .xb = s->xb, .q = s->qkv, .k = s->qkv + Q, .v = s->qkv + Q + KV,
             .att = s->att, .tmp = s->tmp, .gu = s->gu, .hb = s->hb,
         };
+        if (B->decode_layers_embd &&
+            B->decode_layers_embd(bc, &m->tok_embd, s->toks_dev, bw, hp->n_layer, s->x, s->pos_dev, &bt) == 0)
+            return;
+        B->get_rows(bc, &m->tok_embd, s->toks_dev, n, s->x);
         B->decode_layers(bc, bw, hp->n_layer, s->x, s->pos_dev, &bt);
         return;
     }
+    B->get_rows(bc, &m->tok_embd, s->toks_dev, n, s->x);
+    eng_dump(s, "embd", -1, "GET_ROWS", s->x, n, E, E);
     for (int l = 0; l < hp->n_layer; l++) {
         const eng_layer *L = &m->layers[l];
         uint16_t *kc = s->k_cache + (size_t)l * s->n_ctx * KV;

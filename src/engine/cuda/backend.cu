@@ -301,6 +301,8 @@ static void b_rope_kv_store(void *ctx, float *q, int ldq, float *k, const float 
 int cu_decode_block(cu_ctx *c, const eng_block_w *b, float *x, const int32_t *pos, const eng_block_tmp *t);
 void cu_persist_init(cu_ctx *c);
 int cu_decode_layers(cu_ctx *c, const eng_block_w *b, int n, float *x, const int32_t *pos, const eng_block_tmp *t);
+int cu_decode_layers_embd(cu_ctx *c, const eng_w *embd, const int32_t *ids, const eng_block_w *b, int n, float *x,
+                          const int32_t *pos, const eng_block_tmp *t);
 
 /* attn_rope.cu: rope_kv_store + attention of one row in one launch (and the
  * Q8_1 of its output into the mat-vec cache when quant); -1 = not covered */
@@ -360,6 +362,12 @@ static void b_decode_layers(void *ctx, const eng_block_w *b, int n, float *x, co
     cu_ctx *c = CW(ctx);
     if (cu_decode_layers(c, b, n, x, pos, t) == 0) return;
     for (int l = 0; l < n; l++) b_decode_block(ctx, &b[l], x, pos, t);
+}
+
+/* backend.h decode_layers_embd: the lookup inside pkw.cu's launch, or -1 */
+static int b_decode_layers_embd(void *ctx, const eng_w *embd, const int32_t *ids, const eng_block_w *b, int n,
+                                float *x, const int32_t *pos, const eng_block_tmp *t) {
+    return cu_decode_layers_embd(CW(ctx), embd, ids, b, n, x, pos, t);
 }
 
 static int b_sample(void *ctx, const float *logits, int n_vocab, const eng_sample_args *a, int32_t *dev_token,
@@ -543,6 +551,7 @@ static const eng_backend_ops g_cuda_ops = {
     .rope_kv_store = b_rope_kv_store,
     .decode_block = b_decode_block,
     .decode_layers = b_decode_layers,
+    .decode_layers_embd = b_decode_layers_embd,
     .moe_route = b_moe_route,
     .matmul_id = b_matmul_id,
     .swiglu_oai = b_swiglu_oai,
@@ -638,6 +647,12 @@ extern "C" int eng_backend_cuda_new(int device, uint64_t mem_limit, eng_backend 
         c->attn_unfused = e && !strcmp(e, "0");
         e = getenv("LLORCH_CUDA_HEAD");
         c->head_on = !(e && !strcmp(e, "0"));
+        e = getenv("LLORCH_CUDA_HEAD_PF0");
+        c->head_pf0 = e ? atoi(e) : 4;
+        c->head_pf0 = c->head_pf0 < 0 ? 0 : c->head_pf0 > 4 ? 4 : c->head_pf0;
+        e = getenv("LLORCH_CUDA_HEAD_PF");
+        c->head_pf = e ? atoi(e) : 0;
+        c->head_pf = c->head_pf < 0 ? 0 : c->head_pf > 16 ? 16 : c->head_pf;
         e = getenv("LLORCH_CUDA_ARGMAX");
         c->samp_fast = !(e && !strcmp(e, "0"));
         e = getenv("LLORCH_CUDA_PROFILE");

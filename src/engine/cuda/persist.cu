@@ -530,6 +530,14 @@ int cu_decode_block(cu_ctx *c, const eng_block_w *b, float *x, const int32_t *po
 extern "C" unsigned long llorch_cuda_persist_multi_launches;
 unsigned long llorch_cuda_persist_multi_launches = 0;
 
+/* backend.h decode_layers_embd: only pkw.cu's kernel reads the embedding
+ * row itself; -1 elsewhere (the engine runs get_rows + decode_layers) */
+int cu_decode_layers_embd(cu_ctx *c, const eng_w *embd, const int32_t *ids, const eng_block_w *b, int n, float *x,
+                          const int32_t *pos, const eng_block_tmp *t) {
+    if (c->prof || pk_env_int("LLORCH_CUDA_PERSIST", 2) != 2) return -1;
+    return cu_pkw_decode_layers(c, b, n, x, pos, t, embd, ids);
+}
+
 int cu_decode_layers(cu_ctx *c, const eng_block_w *b, int n, float *x, const int32_t *pos, const eng_block_tmp *t) {
     if (c->prof) return -1; /* profiling times the composed ops */
     /* default 2: pkw.cu (composes by itself where it declines: formats,

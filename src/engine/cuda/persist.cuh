@@ -375,9 +375,10 @@ static inline void pk_enqueue(cu_ctx *c, void (*kfn)(P), const P &arg, int nblk,
 
 /* ---- pkw.cu ------------------------------------------------------------------------------- */
 /* every layer of b in one weights-in-shared-memory launch; 0, or -1 when not
- * covered (nothing enqueued) */
+ * covered (nothing enqueued). embd != NULL: x = dequant(row ids[0] of embd)
+ * first, inside the same launch (F32 / F16 / Q8_0 rows; else -1) */
 int cu_pkw_decode_layers(cu_ctx *c, const eng_block_w *b, int n, float *x, const int32_t *pos,
-                         const eng_block_tmp *t);
+                         const eng_block_tmp *t, const eng_w *embd = NULL, const int32_t *ids = NULL);
 /* once per context, outside captures: its shared-memory limit */
 void cu_pkw_init(void);
 

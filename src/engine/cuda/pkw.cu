@@ -127,6 +127,14 @@ struct pw_args {
               * they are K-quants (PW_I8_KQ); 0 runs E on fp32 (pw_dotf) */
     unsigned o_x8; /* float offset: E's activation in int8 (pw_x8's layout, 1.5 F bytes) */
     cu_stamps *st; /* LLORCH_CUDA_STAMPS=1 (stamps.cuh), else NULL */
+    /* embedding lookup in the launch (backend.h decode_layers_embd): x =
+     * row tok[0] of embd (embd_type F32 / F16 / Q8_0, embd_rows rows of
+     * embd_nb1 bytes; an id outside them: NaN) instead of reading x; NULL:
+     * x holds the row already */
+    const uint8_t *embd;
+    size_t embd_nb1;
+    int embd_type, embd_rows;
+    const int32_t *tok;
     int hb16; /* LLORCH_CUDA_PKW_HB16 (default 1; LL only): hb handed to E in bf16 pairs (ll_put_h2),
                * the F rows split over the blocks in pairs */
 };
@@ -364,17 +372,18 @@ __device__ __noinline__ void pw_rope_cs(const rope_k &p, int32_t ps, int i, cons
 /* xs = x (L2, 16-byte loads where x and E allow) * rmsnorm scale * gs (shared) */
 __device__ __forceinline__ void pw_stage_norm(const float *x, const float *gs, int E, float eps, float *xs,
                                               float *red) {
+    /* x NULL: xs holds the row already (pw_embed; the same sums and order) */
     float ss = 0.0f;
     const bool v4 = !(E & 3) && !((uintptr_t)x & 15);
     if (v4) {
         for (int i = threadIdx.x; i < E / 4; i += blockDim.x) {
-            const float4 v = __ldcg(reinterpret_cast<const float4 *>(x) + i);
-            reinterpret_cast<float4 *>(xs)[i] = v;
+            const float4 v = x ? __ldcg(reinterpret_cast<const float4 *>(x) + i) : reinterpret_cast<float4 *>(xs)[i];
+            if (x) reinterpret_cast<float4 *>(xs)[i] = v;
             ss += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
         }
     } else {
         for (int i = threadIdx.x; i < E; i += blockDim.x) {
-            const float v = __ldcg(x + i);
+            const float v = x ? __ldcg(x + i) : xs[i];
             xs[i] = v;
             ss += v * v;
         }
@@ -441,6 +450,30 @@ __device__ __forceinline__ void pw_ll_norm(const ll_slot *src, const float *gs, 
     __syncthreads();
 }
 
+/* xs[0..E) = row A.tok[0] of A.embd (get_rows' values: Q8_0 d * q in
+ * the same float product); NaN for an id outside the table. After the PDL
+ * wait (the id comes from the previous step's head or an upload); the
+ * caller's CTA barrier publishes xs. */
+__device__ __forceinline__ void pw_embed(const pw_args &A, float *xs) {
+    const int32_t tok = __ldcg(A.tok);
+    const bool ok = tok >= 0 && tok < A.embd_rows;
+    const uint8_t *r = A.embd + (size_t)(ok ? tok : 0) * A.embd_nb1;
+    for (int i = threadIdx.x; i < A.E; i += blockDim.x) {
+        float v = __int_as_float(0x7fc00000);
+        if (ok) {
+            if (A.embd_type == QT_Q8_0) {
+                const uint8_t *b = r + (size_t)(i >> 5) * 34;
+                v = (float)(int8_t)b[2 + (i & 31)] * h2f(ld_u16(b));
+            } else if (A.embd_type == QT_F16) {
+                v = h2f(reinterpret_cast<const uint16_t *>(r)[i]);
+            } else {
+                v = reinterpret_cast<const float *>(r)[i];
+            }
+        }
+        xs[i] = v;
+    }
+}
+
 /* the layer's K/V history rows 0..p0-1 requested into L2, spread over the
  * blocks (attention reads them in phase B) */
 __device__ __forceinline__ void pw_prefetch_kv(const pw_args &A, const pw_layer &W, int p0) {
@@ -503,11 +536,22 @@ __global__ void __launch_bounds__(NW * 32, 1) k_pw_layers(const __grid_constant_
     /* before the wait: the rope table of layer 0 and every copy of layer 0 */
     if ((int)threadIdx.x < A.L[0].rope.n_rot / 2)
         pw_rope_cs(A.L[0].rope, p0, threadIdx.x, A.L[0].ff, &rope_c[threadIdx.x], &rope_s[threadIdx.x]);
-    for (int ph = 0; ph < 4; ph++) pw_issue(A, g, 0, ph, smem, mbar);
+    /* with the embedding in the launch, C/D/E's copies (most of the layer's
+     * bytes) go out after the row's read: issued first, they queue ahead of
+     * it in the memory system (a separate get_rows launch measured ~8 us
+     * from this kernel's entry to its PDL wait, LLORCH_CUDA_STAMPS) */
+    for (int ph = 0; ph < (A.embd ? 1 : 4); ph++) pw_issue(A, g, 0, ph, smem, mbar);
     pk_pdl_wait();
     cu_stamp_min(A.st, CU_ST_PW_IN, t_in);
     cu_stamp_min(A.st, CU_ST_PW_GO, A.st ? cu_now() : 0);
-    for (int i = threadIdx.x; i < g.e1 - g.e0; i += blockDim.x) own[i] = __ldcg(A.x + g.e0 + i);
+    if (A.embd) {
+        pw_embed(A, xs);
+        for (int ph = 1; ph < 4; ph++) pw_issue(A, g, 0, ph, smem, mbar);
+        __syncthreads();
+        for (int i = threadIdx.x; i < g.e1 - g.e0; i += blockDim.x) own[i] = xs[g.e0 + i];
+    } else {
+        for (int i = threadIdx.x; i < g.e1 - g.e0; i += blockDim.x) own[i] = __ldcg(A.x + g.e0 + i);
+    }
     /* LL: this launch's generation (the previous launch's last block out
      * advanced it; read after the PDL wait, which orders us after it) */
     const unsigned gen = LL ? __ldcg(A.llh) : 0u;
@@ -530,7 +574,7 @@ __global__ void __launch_bounds__(NW * 32, 1) k_pw_layers(const __grid_constant_
         /* ---- A: q/k/v rows (+ bias), not roped ---- */
         pw_wait(mbar, 0, l);
         PW_T(2);
-        if (!LL || l == 0) pw_stage_norm(A.x, na, A.E, W.eps, xs, redf);
+        if (!LL || l == 0) pw_stage_norm(l == 0 && A.embd ? NULL : A.x, na, A.E, W.eps, xs, redf);
         else pw_ll_norm(prv + A.lo_xe, na, A.E, W.eps, eE - 5, xs, redf, A.ll_sleep);
         PW_T(1);
         PW_AT(8, 2);
@@ -789,7 +833,10 @@ static int pw_decline(const char *why) {
 }
 
 int cu_pkw_decode_layers(cu_ctx *c, const eng_block_w *b, int n, float *x, const int32_t *pos,
-                         const eng_block_tmp *t) {
+                         const eng_block_tmp *t, const eng_w *embd, const int32_t *ids) {
+    if (embd && ((embd->type != QT_F32 && embd->type != QT_F16 && embd->type != QT_Q8_0) || embd->ne0 != b[0].wq->ne0 ||
+                 embd->ne1 > INT32_MAX || !ids || !pk_env_int("LLORCH_CUDA_PKW_EMBD", 1)))
+        return -1; /* the engine runs get_rows, then decode_layers */
     if (n < 1 || n > PK_MAX_LAYERS) return pw_decline("layer count");
     if (b[0].head_dim % 32) return pw_decline("head_dim % 32 != 0");
     if (c->attn_unfused) return pw_decline("LLORCH_CUDA_ATTN_FUSED=0");
@@ -928,6 +975,11 @@ int cu_pkw_decode_layers(cu_ctx *c, const eng_block_w *b, int n, float *x, const
     P.cnt = c->attn_cnt;
     P.bar = c->attn_cnt + CU_ATTN_MAX_CNT - 2;
     P.st = c->stamps;
+    P.embd = embd ? (const uint8_t *)embd->data : NULL;
+    P.embd_nb1 = embd ? embd->nb1 : 0;
+    P.embd_type = embd ? embd->type : 0;
+    P.embd_rows = embd ? (int)embd->ne1 : 0;
+    P.tok = ids;
     P.timing = pk_env_int("LLORCH_CUDA_PERSIST_TIMING", 0);
     P.timing = P.timing == 1 || (P.timing == 2 && nblk <= PW_MAX_BLOCKS) ? P.timing : 0;
     llorch_cuda_pkw_last_grid = nblk;
