@@ -241,6 +241,13 @@ template <int NK, int DUP, int HEAD>
 static int mr_per_sm() {
     static int per_sm = -1;
     if (per_sm < 0) {
+        /* LLORCH_CUDA_HEAD_CARVE=N (experiment): the head's preferred
+         * shared-memory carveout, in percent (the layer kernel before it
+         * runs with the most shared memory an SM has) */
+        const char *cv = getenv("LLORCH_CUDA_HEAD_CARVE");
+        if (HEAD && cv && *cv)
+            (void)cudaFuncSetAttribute(k_mmv_tall_q8<NK, DUP, HEAD>, cudaFuncAttributePreferredSharedMemoryCarveout,
+                                       atoi(cv));
         int n = 0;
         if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, k_mmv_tall_q8<NK, DUP, HEAD>, MR_WARPS * 32, 0) !=
                 cudaSuccess ||

@@ -502,7 +502,6 @@ __global__ void __launch_bounds__(NW * 32, 1) k_pw_layers(const __grid_constant_
     __half *const xh = reinterpret_cast<__half *>(sf + A.o_xh);
     const int Q = A.n_head * A.hd, KV = A.n_head_kv * A.hd;
     const unsigned nblk = gridDim.x;
-    const int p0 = A.pos[0]; /* written before the step (see k_decode_block) */
     const unsigned long long t_in = A.st ? cu_now() : 0;
     const bool tm = A.timing && threadIdx.x == 0 && (A.timing == 2 || blockIdx.x == 0);
     /* the sums live in shared memory (a global read-modify-write per step
@@ -533,20 +532,17 @@ __global__ void __launch_bounds__(NW * 32, 1) k_pw_layers(const __grid_constant_
     }
     __syncthreads();
 
-    /* before the wait: the rope table of layer 0 and every copy of layer 0 */
-    if ((int)threadIdx.x < A.L[0].rope.n_rot / 2)
-        pw_rope_cs(A.L[0].rope, p0, threadIdx.x, A.L[0].ff, &rope_c[threadIdx.x], &rope_s[threadIdx.x]);
-    /* with the embedding in the launch, C/D/E's copies (most of the layer's
-     * bytes) go out after the row's read: issued first, they queue ahead of
-     * it in the memory system (a separate get_rows launch measured ~8 us
-     * from this kernel's entry to its PDL wait, LLORCH_CUDA_STAMPS) */
-    for (int ph = 0; ph < (A.embd ? 1 : 4); ph++) pw_issue(A, g, 0, ph, smem, mbar);
+    /* before the wait: every copy of layer 0 (weights depend on no kernel).
+     * Not the position: the previous step's head advances it (backend.h
+     * head), and without a graph in between that kernel may still run */
+    for (int ph = 0; ph < 4; ph++) pw_issue(A, g, 0, ph, smem, mbar);
     pk_pdl_wait();
+    const int p0 = A.pos[0];
     cu_stamp_min(A.st, CU_ST_PW_IN, t_in);
+    cu_stamp_max(A.st, CU_ST_PW_IN_LAST, t_in);
     cu_stamp_min(A.st, CU_ST_PW_GO, A.st ? cu_now() : 0);
     if (A.embd) {
         pw_embed(A, xs);
-        for (int ph = 1; ph < 4; ph++) pw_issue(A, g, 0, ph, smem, mbar);
         __syncthreads();
         for (int i = threadIdx.x; i < g.e1 - g.e0; i += blockDim.x) own[i] = xs[g.e0 + i];
     } else {
@@ -612,7 +608,11 @@ __global__ void __launch_bounds__(NW * 32, 1) k_pw_layers(const __grid_constant_
 
         /* ---- B: attention items ---- */
         for (int it = blockIdx.x; it < A.n_head * S; it += nblk) {
-            __syncthreads(); /* the item's shared arrays are reused */
+            /* layer 0's rope table, here where waiting for A's q/k/v hides
+             * it (the same items every layer: S is fixed per launch) */
+            if (l == 0 && it == (int)blockIdx.x && (int)threadIdx.x < W.rope.n_rot / 2)
+                pw_rope_cs(W.rope, p0, threadIdx.x, W.ff, &rope_c[threadIdx.x], &rope_s[threadIdx.x]);
+            __syncthreads(); /* the item's shared arrays are reused; publishes the rope table */
             const int h = it % A.n_head, sp = it / A.n_head, grp = A.n_head / A.n_head_kv;
             if (LL) {
                 const int kvh = h / grp;

@@ -11,7 +11,7 @@
 
 #define CU_ST_STEPS 4096
 enum { CU_ST_PW_IN = 0, CU_ST_PW_GO, CU_ST_HD_IN, CU_ST_HD_GO, CU_ST_NMIN };
-enum { CU_ST_PW_END = 0, CU_ST_HD_END, CU_ST_NMAX };
+enum { CU_ST_PW_END = 0, CU_ST_HD_END, CU_ST_PW_IN_LAST, CU_ST_NMAX };
 struct cu_stamps {
     unsigned long long mn[CU_ST_STEPS][CU_ST_NMIN]; /* all ones before the first stamp */
     unsigned long long mx[CU_ST_STEPS][CU_ST_NMAX]; /* zero before */
