@@ -647,12 +647,6 @@ extern "C" int eng_backend_cuda_new(int device, uint64_t mem_limit, eng_backend 
         c->attn_unfused = e && !strcmp(e, "0");
         e = getenv("LLORCH_CUDA_HEAD");
         c->head_on = !(e && !strcmp(e, "0"));
-        e = getenv("LLORCH_CUDA_HEAD_PF0");
-        c->head_pf0 = e ? atoi(e) : 4;
-        c->head_pf0 = c->head_pf0 < 0 ? 0 : c->head_pf0 > 4 ? 4 : c->head_pf0;
-        e = getenv("LLORCH_CUDA_HEAD_PF");
-        c->head_pf = e ? atoi(e) : 0;
-        c->head_pf = c->head_pf < 0 ? 0 : c->head_pf > 16 ? 16 : c->head_pf;
         e = getenv("LLORCH_CUDA_ARGMAX");
         c->samp_fast = !(e && !strcmp(e, "0"));
         e = getenv("LLORCH_CUDA_PROFILE");

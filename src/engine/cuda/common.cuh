@@ -107,7 +107,6 @@ struct cu_ctx {
      * between launches); head_on: LLORCH_CUDA_HEAD != 0 */
     float *head_red;
     int head_on;
-    int head_pf0, head_pf;      /* LLORCH_CUDA_HEAD_PF0 / _PF (mmv_tall_reg.cu mr_head) */
     struct cu_stamps *stamps;   /* LLORCH_CUDA_STAMPS=1: step stamps (stamps.cuh), else NULL */
     int samp_fast;              /* greedy through the many-block k_argmax (default; LLORCH_CUDA_ARGMAX=0: k_sample) */
     /* enqueue-only sample + read_token (backend.h): the event recorded on

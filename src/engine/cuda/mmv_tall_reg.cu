@@ -136,17 +136,7 @@ struct mr_head {
     int32_t *pos_io;    /* then pos_io[0] = pos + 1 */
     int pos_i;
     cu_stamps *st;      /* LLORCH_CUDA_STAMPS=1, else NULL */
-    int pf0;            /* rows requested into L2 before the PDL wait, in sweeps ahead (1..4) */
-    int pf;             /* in the loop: each row's successor pf sweeps ahead requested into L2 (0: none) */
 };
-
-/* lane group lane / 8 of a warp requests row r (952-byte Q8_0 rows span at
- * most 8 128-byte lines from the row's start) into L2 */
-__device__ __forceinline__ void mr_prefetch_row(const uint2 *W, int nbw, int r, int ne1, int lane) {
-    const unsigned off = 128u * (unsigned)(lane & 7);
-    if (r < ne1 && off < 8u * (unsigned)nbw)
-        asm volatile("prefetch.global.L2 [%0];" ::"l"((const uint8_t *)(W + (size_t)r * nbw) + off));
-}
 
 template <int NK, int DUP, int HEAD>
 __global__ void __launch_bounds__(MR_WARPS * 32)
@@ -164,9 +154,6 @@ k_mmv_tall_q8(const uint8_t *w, int nbw, int ne1, int units, const int8_t *aq, c
     const uint2 *W = (const uint2 *)w;
     uint2 m[NK], e[NK];
     if (row < ne1) mr_load<NK, DUP>(W + (size_t)row * nbw, wm, s, valid, m, e);
-    /* HEAD: the normalization below takes a few us in which this warp's
-     * loads would be one row: the rows of the next sweeps go to L2 now */
-    if (HEAD && (lane >> 3) < h.pf0) mr_prefetch_row(W, nbw, row + nwarps * (1 + (lane >> 3)), ne1, lane);
     cu_pdl_begin(); /* x (HEAD: the residual row; else its quantization) is complete from here */
     __shared__ __align__(16) int8_t xq_s[HEAD ? 32 * NK * 8 : 8];
     __shared__ float xd_s[HEAD ? NK * 8 : 1];
@@ -210,7 +197,6 @@ k_mmv_tall_q8(const uint8_t *w, int nbw, int ne1, int units, const int8_t *aq, c
             const int nrow = row + nwarps;
             uint2 mn[NK], en[NK];
             if (nrow < ne1) mr_load<NK, DUP>(W + (size_t)nrow * nbw, wm, s, valid, mn, en);
-            if (HEAD && h.pf && lane < 8) mr_prefetch_row(W, nbw, row + nwarps * h.pf, ne1, lane);
             const float v = mr_row<NK, DUP>(m, e, lane, s, a, valid, x0, x1, dx);
             if (lane == 0) y[row] = v;
             if (HEAD && v == v) am_merge(bv, bi, v, row);
@@ -241,13 +227,6 @@ template <int NK, int DUP, int HEAD>
 static int mr_per_sm() {
     static int per_sm = -1;
     if (per_sm < 0) {
-        /* LLORCH_CUDA_HEAD_CARVE=N (experiment): the head's preferred
-         * shared-memory carveout, in percent (the layer kernel before it
-         * runs with the most shared memory an SM has) */
-        const char *cv = getenv("LLORCH_CUDA_HEAD_CARVE");
-        if (HEAD && cv && *cv)
-            (void)cudaFuncSetAttribute(k_mmv_tall_q8<NK, DUP, HEAD>, cudaFuncAttributePreferredSharedMemoryCarveout,
-                                       atoi(cv));
         int n = 0;
         if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, k_mmv_tall_q8<NK, DUP, HEAD>, MR_WARPS * 32, 0) !=
                 cudaSuccess ||
@@ -302,6 +281,6 @@ int cu_head(cu_ctx *c, const float *x, const float *g, float eps, const eng_w *w
         return -1;
     float *pv = (float *)c->head_red;
     const mr_head h = {x, g, eps, pv, (int *)(pv + CU_HEAD_MAXB), (unsigned *)(pv + 2 * CU_HEAD_MAXB),
-                       tok_next, ring, pos_io, pos_i, c->stamps, c->head_pf0, c->head_pf};
+                       tok_next, ring, pos_io, pos_i, c->stamps};
     return units <= 128 ? mr_launch<4, 1, 1>(c, w, logits, units, &h) : mr_launch<8, 1, 1>(c, w, logits, units, &h);
 }
