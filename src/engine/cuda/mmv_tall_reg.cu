@@ -161,8 +161,9 @@ k_mmv_tall_q8(const uint8_t *w, int nbw, int ne1, int units, const int8_t *aq, c
     __shared__ int shi[MR_WARPS];
     __shared__ unsigned sh_last;
     if (HEAD) {
+        const unsigned long long t_go = h.st ? cu_now() : 0; /* before the stamps' own L2 round trips */
         cu_stamp_min(h.st, CU_ST_HD_IN, t_in);
-        cu_stamp_min(h.st, CU_ST_HD_GO, h.st ? cu_now() : 0);
+        cu_stamp_min(h.st, CU_ST_HD_GO, t_go);
         const int K = 8 * units;
         const float scale = cu_rms_scale256(h.x, K, h.eps, shv);
         for (int grp = (int)(threadIdx.x >> 5); grp < K / 32; grp += MR_WARPS) {

@@ -536,11 +536,14 @@ __global__ void __launch_bounds__(NW * 32, 1) k_pw_layers(const __grid_constant_
      * Not the position: the previous step's head advances it (backend.h
      * head), and without a graph in between that kernel may still run */
     for (int ph = 0; ph < 4; ph++) pw_issue(A, g, 0, ph, smem, mbar);
+    const unsigned long long t_pre = A.st ? cu_now() : 0;
     pk_pdl_wait();
+    const unsigned long long t_go = A.st ? cu_now() : 0; /* before the stamps' own L2 round trips */
     const int p0 = A.pos[0];
+    cu_stamp_min(A.st, CU_ST_PW_PRE, t_pre);
     cu_stamp_min(A.st, CU_ST_PW_IN, t_in);
     cu_stamp_max(A.st, CU_ST_PW_IN_LAST, t_in);
-    cu_stamp_min(A.st, CU_ST_PW_GO, A.st ? cu_now() : 0);
+    cu_stamp_min(A.st, CU_ST_PW_GO, t_go);
     if (A.embd) {
         pw_embed(A, xs);
         __syncthreads();

@@ -39,12 +39,13 @@ void cu_stamps_report(cu_ctx *c) {
         free(h);
         return;
     }
-    enum { NV = 8 };
+    enum { NV = 9 };
     static const char *const names[NV] = {
         "head end (t-1) to layers entry (graph, get_rows)", "layers entry to past its PDL wait",
         "layers past the wait to the last block out",       "layers out to head entry",
         "head entry to past its PDL wait",                  "head past the wait to its end",
-        "step (head end to head end)",                      "layers: first to last block entry"};
+        "step (head end to head end)",                      "layers: first to last block entry",
+        "layers entry to its PDL wait (prologue)"};
     double *v[NV];
     int n = 0;
     const unsigned steps = h->step < CU_ST_STEPS ? h->step : CU_ST_STEPS;
@@ -59,7 +60,8 @@ void cu_stamps_report(cu_ctx *c) {
                               (double)(x[CU_ST_PW_END] - m[CU_ST_PW_GO]), (double)(long long)(m[CU_ST_HD_IN] - x[CU_ST_PW_END]),
                               (double)(m[CU_ST_HD_GO] - m[CU_ST_HD_IN]), (double)(x[CU_ST_HD_END] - m[CU_ST_HD_GO]),
                               (double)(x[CU_ST_HD_END] - pe),
-                              (double)(long long)(x[CU_ST_PW_IN_LAST] - m[CU_ST_PW_IN])};
+                              (double)(long long)(x[CU_ST_PW_IN_LAST] - m[CU_ST_PW_IN]),
+                              (double)(long long)(m[CU_ST_PW_PRE] - m[CU_ST_PW_IN])};
         for (int k = 0; k < NV; k++) v[k][n] = d[k] / 1e3;
         n++;
     }

@@ -6,11 +6,14 @@
  * last block advances: the earliest block entry and the earliest time past
  * the PDL wait of each kernel (atomicMin), and each kernel's end (the layer
  * kernel: the latest block out, atomicMax; the head: its last block). The
- * host prints the medians at context destruction (stamps.cu). */
+ * host prints the medians at context destruction (stamps.cu). Each stamp
+ * costs thread 0 two dependent L2 round trips (~1 us): the stamps slow
+ * the kernels' starts a little, so compare steps with stamps on only
+ * against steps with stamps on. */
 #pragma once
 
 #define CU_ST_STEPS 4096
-enum { CU_ST_PW_IN = 0, CU_ST_PW_GO, CU_ST_HD_IN, CU_ST_HD_GO, CU_ST_NMIN };
+enum { CU_ST_PW_IN = 0, CU_ST_PW_GO, CU_ST_HD_IN, CU_ST_HD_GO, CU_ST_PW_PRE, CU_ST_NMIN };
 enum { CU_ST_PW_END = 0, CU_ST_HD_END, CU_ST_PW_IN_LAST, CU_ST_NMAX };
 struct cu_stamps {
     unsigned long long mn[CU_ST_STEPS][CU_ST_NMIN]; /* all ones before the first stamp */
