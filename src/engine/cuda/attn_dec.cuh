@@ -67,29 +67,60 @@ __device__ __forceinline__ void attn_q_load(const float *qr, int hd, float scale
     }
 }
 
+/* key row j's dims lane + 32 e of kv head kvh (fp16 cache rows kv_dim
+ * wide) as floats; dims >= hd: 0 */
+template <int EPL>
+__device__ __forceinline__ void attn_row(const __half *c, int64_t j, int kv_dim, int kvh, int hd, int lane,
+                                         float r[EPL]) {
+    const __half *p = c + j * kv_dim + (int64_t)kvh * hd;
+#pragma unroll
+    for (int e = 0; e < EPL; e++) {
+        const int d = lane + 32 * e;
+        r[e] = d < hd ? __half2float(p[d]) : 0.0f;
+    }
+}
+
 /* This warp's keys j = j0 + warp, j0 + warp + NW, ... < j1 of kv head kvh
  * from the fp16 caches (rows kv_dim wide), folded in increasing order; qv
- * is the scaled query, lane's dims lane + 32 e. */
-template <int EPL, int NW>
+ * is the scaled query, lane's dims lane + 32 e. The rows of AR_BATCH keys
+ * are loaded before any of them is folded: one L2 round trip per batch
+ * instead of per key (a key's dot, warp sum and fold wait for its row;
+ * with one key at a time a warp's keys cost a round trip each, which made
+ * the decode attention grow ~2.5 us per layer from position 0 to 127).
+ * The same arithmetic in the same order as one key at a time. BATCH 1:
+ * one key at a time (persist.cu's 64-register kernels, which would spill). */
+#define AR_BATCH 4
+template <int EPL, int NW, int BATCH = AR_BATCH>
 __device__ __forceinline__ void attn_keys(const float qv[EPL], const __half *kc, const __half *vc, int kv_dim, int kvh,
                                           int hd, int j0, int j1, int warp, int lane, float &m, float &l,
                                           float acc[EPL]) {
-    for (int j = j0 + warp; j < j1; j += NW) {
-        const __half *kr = kc + (int64_t)j * kv_dim + (int64_t)kvh * hd;
-        const __half *vr = vc + (int64_t)j * kv_dim + (int64_t)kvh * hd;
+    int j = j0 + warp;
+    for (; BATCH > 1 && j + (BATCH - 1) * NW < j1; j += BATCH * NW) {
+        float kf[BATCH][EPL], vf[BATCH][EPL];
+#pragma unroll
+        for (int u = 0; u < BATCH; u++) {
+            attn_row<EPL>(kc, j + u * NW, kv_dim, kvh, hd, lane, kf[u]);
+            attn_row<EPL>(vc, j + u * NW, kv_dim, kvh, hd, lane, vf[u]);
+        }
+#pragma unroll
+        for (int u = 0; u < BATCH; u++) {
+            float s = 0.0f;
+#pragma unroll
+            for (int e = 0; e < EPL; e++)
+                if (lane + 32 * e < hd) s += qv[e] * kf[u][e];
+            s = warp_sum(s);
+            attn_fold<EPL>(s, vf[u], m, l, acc);
+        }
+    }
+    for (; j < j1; j += NW) {
+        float kf[EPL], vv[EPL];
+        attn_row<EPL>(kc, j, kv_dim, kvh, hd, lane, kf);
+        attn_row<EPL>(vc, j, kv_dim, kvh, hd, lane, vv);
         float s = 0.0f;
 #pragma unroll
-        for (int e = 0; e < EPL; e++) {
-            const int d = lane + 32 * e;
-            if (d < hd) s += qv[e] * __half2float(kr[d]);
-        }
+        for (int e = 0; e < EPL; e++)
+            if (lane + 32 * e < hd) s += qv[e] * kf[e];
         s = warp_sum(s);
-        float vv[EPL];
-#pragma unroll
-        for (int e = 0; e < EPL; e++) {
-            const int d = lane + 32 * e;
-            vv[e] = d < hd ? __half2float(vr[d]) : 0.0f;
-        }
         attn_fold<EPL>(s, vv, m, l, acc);
     }
 }
@@ -164,7 +195,7 @@ __device__ __forceinline__ bool attn_split_publish(float *pp, float M, float L, 
  * is one launch. q and the cache are read with plain loads: callers that
  * wrote them in the same launch (persist.cu) separate the writes by a
  * grid-wide barrier. */
-template <int EPL, int NW>
+template <int EPL, int NW, int BATCH = AR_BATCH>
 __device__ __forceinline__ void attn_dec_item(const float *q, int ld_q, const __half *kc, const __half *vc,
                                               const int32_t *pos, int n_head, int group, int hd, float scale, int S,
                                               float *out, float *part, unsigned *cnt, const float *sinks, int window,
@@ -180,7 +211,7 @@ __device__ __forceinline__ void attn_dec_item(const float *q, int ld_q, const __
     float qv[EPL], acc[EPL];
     attn_q_load<EPL>(q + (int64_t)r * ld_q + (int64_t)h * hd, hd, scale, lane, qv, acc);
     float m = -INFINITY, l = 0.0f;
-    attn_keys<EPL, NW>(qv, kc, vc, kv_dim, kvh, hd, k0, k1, warp, lane, m, l, acc);
+    attn_keys<EPL, NW, BATCH>(qv, kc, vc, kv_dim, kvh, hd, k0, k1, warp, lane, m, l, acc);
 
     float M, L, f[NW];
     const float(*sm_acc)[EPL * 32] = attn_warp_merge<EPL, NW>(m, l, acc, M, L, f);

@@ -223,7 +223,7 @@ __device__ __forceinline__ void pk_phases(const pk_args &A, int p0, const pk_sm 
         S = S < A.S ? S : A.S;
         for (int it = blockIdx.x; it < A.n_head * S; it += nblk) {
             __syncthreads(); /* the item's shared arrays are reused */
-            attn_dec_item<EPL, PK_WARPS>(A.q, Q, A.kc, A.vc, A.pos, A.n_head, A.n_head / A.n_head_kv, A.hd, A.scale,
+            attn_dec_item<EPL, PK_WARPS, 1>(A.q, Q, A.kc, A.vc, A.pos, A.n_head, A.n_head / A.n_head_kv, A.hd, A.scale,
                                          S, A.att, A.part, S > 1 ? A.cnt : NULL, NULL, 0, it % A.n_head, 0,
                                          it / A.n_head);
         }
