@@ -1,9 +1,11 @@
 /* mmv_tall_reg.cu — one-row mat-vec of a tall Q8_0 matrix (the vocabulary
  * projection: Qwen2.5-0.5B's 896 x 151,936 Q8_0, 952-byte rows, 144.6 MB
  * per token) with the activation held in registers and the weights read as
- * aligned 8-byte words. Opt-in: LLORCH_CUDA_MMV_TALL=2 (neighbour words by
- * shuffle) or =3 (neighbour words loaded again); mmv.cu's v1 stays the
- * default until these are measured.
+ * aligned 8-byte words: LLORCH_CUDA_MMV_TALL=3 (neighbour words loaded
+ * again; the default since session 6: 51.8 us vs v1's 74.8) or =2
+ * (neighbour words by shuffle). The same kernel with HEAD = 1 is the decode
+ * head (backend.h head, session 9): the output norm, this mat-vec and the
+ * greedy choice in one launch (see mr_head below).
  *
  * Floor: 144.6 MB / ~3.0 TB/s (measured D2D copy) = 48 us. v1 takes ~79 us
  * (1.8 TB/s), mmv_tall.cu (=1, bulk copies to shared memory) ~114 us.
