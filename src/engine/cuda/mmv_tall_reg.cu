@@ -279,11 +279,14 @@ int cu_head(cu_ctx *c, const float *x, const float *g, float eps, const eng_w *w
      * default LLORCH_CUDA_MMV_TALL): elsewhere its logits would not be
      * rmsnorm + matmul's bits */
     const char *mt = getenv("LLORCH_CUDA_MMV_TALL"), *mv = getenv("LLORCH_CUDA_MMV");
-    if (!c->head_on || (mt && mt[0] && strcmp(mt, "3")) || (mv && atoi(mv) == 1) || w->ne1 < CU_MMV_TALL_ROWS || mr_shape(w, &units) ||
-        !tok_next || !ring || !pos_io || pos_i < 0)
+    if (!c->head_on || (mt && mt[0] && strcmp(mt, "3")) || (mv && atoi(mv) == 1) || w->ne1 < CU_MMV_TALL_ROWS ||
+        mr_shape(w, &units) || !tok_next || !ring || !pos_io || pos_i < 0)
         return -1;
     float *pv = (float *)c->head_red;
     const mr_head h = {x, g, eps, pv, (int *)(pv + CU_HEAD_MAXB), (unsigned *)(pv + 2 * CU_HEAD_MAXB),
                        tok_next, ring, pos_io, pos_i, c->stamps};
-    return units <= 128 ? mr_launch<4, 1, 1>(c, w, logits, units, &h) : mr_launch<8, 1, 1>(c, w, logits, units, &h);
+    const int rc =
+        units <= 128 ? mr_launch<4, 1, 1>(c, w, logits, units, &h) : mr_launch<8, 1, 1>(c, w, logits, units, &h);
+    if (rc == 0) (void)LAUNCH_CHECK(c, "head"); /* a failed launch is latched: the next sync or read reports it */
+    return rc;
 }
