@@ -11,10 +11,18 @@
  *   - steps run (record_begin calls) pipelined = plain + discarded steps;
  *   - after a speculating sample: eng_logits NULL, n_past unmoved, a second
  *     eng_sample ENG_E_INVAL;
- *   - discards (another token, reset, pipelining off) equal the plain run
- *     that evaluated the same tokens;
+ *   - discards (another token, reset, pipelining off, the sampled token
+ *     evaluated twice) equal the plain run that evaluated the same tokens,
+ *     and the CPU backend's run of the same script;
  *   - the context edge: speculation at n_past + 1 == n_ctx, none at n_past
- *     == n_ctx (eng_logits works there, the eval is ENG_E_CTX_FULL). */
+ *     == n_ctx (eng_logits works there, the eval is ENG_E_CTX_FULL).
+ * The same again with a test backend "cpu+head" that also has backend.h
+ * head (the CPU's rmsnorm + matmul, then the greedy choice into toks_dev[0]
+ * and the parity ring, and pos_dev[0] advanced) and sample_ready: the
+ * engine then takes the head's choice, uploads no token and no position
+ * per decode step, and its bookkeeping of what toks_dev[0] / pos_dev[0]
+ * hold must survive every discard (a wrong skip evaluates the wrong token
+ * or position, and the ids differ from the CPU's). */
 #include <errno.h>
 #include <string.h>
 
@@ -56,6 +64,43 @@ static int t_read_token(void *ctx, const int32_t *dev_token, int32_t *host_token
     g_pending = -1;
     return 0;
 }
+/* the head double: the CPU's own ops, then the greedy choice (the highest
+ * logit, the lowest id among equals, NaN skipped, 0 when none) */
+static eng_backend_ops g_cpu;  /* the CPU backend's table, for the head's ops */
+static int g_heads, g_ready, g_uploads;
+static float g_xb[4096];
+static int t_head(void *ctx, const float *x, const float *g, float eps, const eng_w *w, float *logits,
+                  int32_t *tok_next, int32_t *ring, int32_t *pos_io, int pos_i) {
+    assert_true(w->ne0 <= (int64_t)(sizeof g_xb / sizeof g_xb[0]));
+    g_cpu.rmsnorm(ctx, x, g, g_xb, 1, (int)w->ne0, eps);
+    g_cpu.matmul(ctx, w, g_xb, logits, 1);
+    int b = -1;
+    for (int i = 0; i < (int)w->ne1; i++)
+        if (logits[i] == logits[i] && (b < 0 || logits[i] > logits[b])) b = i;
+    const int tok = b < 0 ? 0 : b, pos = pos_io[pos_i];
+    tok_next[0] = tok;
+    ring[pos & 1] = tok;
+    pos_io[0] = pos + 1;
+    g_heads++;
+    return 0;
+}
+static int t_sample_ready(void *ctx, const int32_t *dev_token, int32_t *host_token) {
+    (void)ctx;
+    g_ready++;
+    if (host_token) {
+        *host_token = dev_token[0];
+        g_pending = -1;
+    } else {
+        g_pending = dev_token[0];
+        g_enqueue_only++;
+    }
+    return 0;
+}
+static int t_upload(void *ctx, void *dst, const void *src, size_t bytes) {
+    g_uploads++;
+    return g_cpu.upload(ctx, dst, src, bytes);
+}
+
 static int t_record_begin(void *ctx, int key) {
     (void)ctx;
     (void)key;
@@ -68,6 +113,7 @@ static int t_record_end(void *ctx, int key) {
     return 0;
 }
 
+/* with_sampler: 0 the CPU backend; 1 "cpu+sampler"; 2 "cpu+head" */
 static eng_model *load(int n_ctx, int with_sampler) {
     char path[1024], err[512];
     TU_MODEL(path, "stories260K.gguf");
@@ -84,12 +130,21 @@ static eng_model *load(int n_ctx, int with_sampler) {
         g_ops.read_token = t_read_token;
         g_ops.record_begin = t_record_begin;
         g_ops.record_end = t_record_end;
+        if (with_sampler == 2) {
+            g_cpu = *m->be.ops;
+            g_ops.name = "cpu+head";
+            g_ops.head = t_head;
+            g_ops.sample_ready = t_sample_ready;
+            g_ops.upload = t_upload;
+        }
         m->be.ops = &g_ops;
     }
     return m;
 }
 
-enum act { ACT_NONE, ACT_OTHER, ACT_RESET, ACT_OFF };
+/* ACT_TWICE: the sampled token evaluated twice (two positions): the second
+ * eval's id is the host's, not what the first eval's head left on the device */
+enum act { ACT_NONE, ACT_OTHER, ACT_RESET, ACT_OFF, ACT_TWICE };
 static const int32_t g_prompt[] = {1, 403, 407, 261, 365, 292};
 #define N_PROMPT ((int)(sizeof g_prompt / sizeof g_prompt[0]))
 
@@ -133,6 +188,9 @@ static int run(eng_model *m, int pipe, int n_gen, enum act act, int act_at, int3
         } else if (i == act_at && act == ACT_RESET) {
             eng_session_reset(s);
             rc = eng_eval(s, g_prompt, N_PROMPT, ENG_LOGITS_LAST, err, sizeof err);
+        } else if (i == act_at && act == ACT_TWICE) {
+            rc = eng_eval(s, &t, 1, ENG_LOGITS_LAST, err, sizeof err);
+            if (!rc) rc = eng_eval(s, &t, 1, ENG_LOGITS_LAST, err, sizeof err);
         } else if (i == act_at && act == ACT_OFF) {
             eng_session_set_pipeline(s, 0);
             rc = eng_eval(s, &t, 1, ENG_LOGITS_LAST, err, sizeof err);
@@ -141,7 +199,9 @@ static int run(eng_model *m, int pipe, int n_gen, enum act act, int act_at, int3
             rc = eng_eval(s, &t, 1, ENG_LOGITS_LAST, err, sizeof err);
         }
         if (rc) fail_msg("step %d: %s", i, err);
-        assert_int_equal(eng_session_n_past(s), i == act_at && act == ACT_RESET ? N_PROMPT : past + 1);
+        assert_int_equal(eng_session_n_past(s), i == act_at && act == ACT_RESET   ? N_PROMPT
+                                                : i == act_at && act == ACT_TWICE ? past + 2
+                                                                                  : past + 1);
     }
     eng_sampler_free(sp);
     eng_session_free(s);
@@ -158,39 +218,62 @@ static void test_cpu_backend_unchanged(void **st) {
     eng_model_free(m);
 }
 
-static void test_pipelined_equals_plain(void **st) {
-    (void)st;
+static void pipelined_equals_plain(int kind) {
     eng_model *cpu = load(256, 0);
     int32_t ref[N_GEN];
     assert_int_equal(run(cpu, 0, N_GEN, ACT_NONE, -1, ref), N_GEN);
     eng_model_free(cpu);
 
-    eng_model *m = load(256, 1);
+    eng_model *m = load(256, kind);
     int32_t a[N_GEN], b[N_GEN];
-    g_steps = g_enqueue_only = 0;
+    g_steps = g_enqueue_only = g_heads = g_ready = g_uploads = 0;
     assert_int_equal(run(m, 0, N_GEN, ACT_NONE, -1, a), N_GEN);
     const int steps_plain = g_steps;
     assert_int_equal(g_enqueue_only, 0);
-    g_steps = 0;
+    if (kind == 2) {
+        /* every eval ran the head, every sample took its choice, and only
+         * the prompt's ids and positions were uploaded */
+        assert_int_equal(g_heads, N_GEN + 1); /* the prompt, then every eval */
+        assert_int_equal(g_ready, N_GEN);
+        assert_int_equal(g_uploads, 2);
+    }
+    g_steps = g_heads = g_ready = g_uploads = 0;
     assert_int_equal(run(m, 1, N_GEN, ACT_NONE, -1, b), N_GEN);
-    print_message("decode steps: plain %d, pipelined %d (%d speculative)\n", steps_plain, g_steps, g_enqueue_only);
+    print_message("%s decode steps: plain %d, pipelined %d (%d speculative)\n", m->be.ops->name, steps_plain,
+                  g_steps, g_enqueue_only);
     assert_memory_equal(ref, a, sizeof a);
     assert_memory_equal(a, b, sizeof a);
     /* every sample speculated, and every eval of the sampled token consumed
      * the step already run: no step ran twice */
     assert_int_equal(g_enqueue_only, N_GEN);
     assert_int_equal(g_steps, steps_plain);
+    if (kind == 2) {
+        assert_int_equal(g_ready, N_GEN);
+        assert_int_equal(g_uploads, 2);
+    }
     eng_model_free(m);
 }
-
-static void test_discards(void **st) {
+static void test_pipelined_equals_plain(void **st) {
     (void)st;
-    eng_model *m = load(256, 1);
-    const enum act acts[] = {ACT_OTHER, ACT_RESET, ACT_OFF};
+    pipelined_equals_plain(1);
+}
+static void test_head_pipelined_equals_plain(void **st) {
+    (void)st;
+    pipelined_equals_plain(2);
+}
+
+/* each script pipelined and plain on the test backend, and plain on the
+ * CPU backend (the reference for what the script evaluates) */
+static void discards(int kind) {
+    eng_model *cpu = load(256, 0);
+    eng_model *m = load(256, kind);
+    const enum act acts[] = {ACT_OTHER, ACT_RESET, ACT_OFF, ACT_TWICE};
     for (size_t k = 0; k < sizeof acts / sizeof acts[0]; k++) {
-        int32_t a[N_GEN], b[N_GEN], u[N_GEN];
+        int32_t a[N_GEN], b[N_GEN], u[N_GEN], ref[N_GEN];
+        assert_int_equal(run(cpu, 0, N_GEN, acts[k], 7, ref), N_GEN);
         assert_int_equal(run(m, 0, N_GEN, acts[k], 7, a), N_GEN);
         assert_int_equal(run(m, 1, N_GEN, acts[k], 7, b), N_GEN);
+        assert_memory_equal(ref, a, sizeof a);
         assert_memory_equal(a, b, sizeof a);
         if (acts[k] == ACT_OTHER) { /* the script really changed the continuation */
             assert_int_equal(run(m, 0, N_GEN, ACT_NONE, -1, u), N_GEN);
@@ -198,12 +281,20 @@ static void test_discards(void **st) {
         }
     }
     eng_model_free(m);
+    eng_model_free(cpu);
+}
+static void test_discards(void **st) {
+    (void)st;
+    discards(1);
+}
+static void test_head_discards(void **st) {
+    (void)st;
+    discards(2);
 }
 
-static void test_context_edge(void **st) {
-    (void)st;
+static void context_edge(int kind) {
     const int n_ctx = 24, steps = n_ctx - N_PROMPT + 1; /* the last sample is at n_past == n_ctx */
-    eng_model *m = load(n_ctx, 1);
+    eng_model *m = load(n_ctx, kind);
     int32_t a[32], b[32];
     g_enqueue_only = 0;
     assert_int_equal(run(m, 0, steps, ACT_NONE, -1, a), steps);
@@ -212,6 +303,14 @@ static void test_context_edge(void **st) {
     assert_int_equal(g_enqueue_only, steps - 1); /* all but the one at n_past == n_ctx */
     eng_model_free(m);
 }
+static void test_context_edge(void **st) {
+    (void)st;
+    context_edge(1);
+}
+static void test_head_context_edge(void **st) {
+    (void)st;
+    context_edge(2);
+}
 
 int main(void) {
     const struct CMUnitTest tests[] = {
@@ -219,6 +318,9 @@ int main(void) {
         cmocka_unit_test(test_pipelined_equals_plain),
         cmocka_unit_test(test_discards),
         cmocka_unit_test(test_context_edge),
+        cmocka_unit_test(test_head_pipelined_equals_plain),
+        cmocka_unit_test(test_head_discards),
+        cmocka_unit_test(test_head_context_edge),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
