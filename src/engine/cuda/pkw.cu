@@ -22,7 +22,11 @@
  * block with barriers (64 registers; default 16, up to 128); one block per
  * SM (two, at 64 registers, measured slower);
  * LLORCH_CUDA_PERSIST_TIMING=1 makes block 0 sum per-step times (PW_T,
- * llorch_cuda_pkw_stamps), =2 every block (llorch_cuda_pkw_block_stamps).
+ * llorch_cuda_pkw_stamps), =2 every block (llorch_cuda_pkw_block_stamps);
+ * LLORCH_CUDA_PKW_EMBD=0 leaves the embedding lookup to get_rows (backend.h
+ * decode_layers_embd: by default every block dequantizes the token's row
+ * itself after the PDL wait, pw_embed, so a decode step is this launch and
+ * the head's); LLORCH_CUDA_STAMPS=1 the step stamps (stamps.cuh).
  *
  * Why: persist.cu's kernels read each phase's weight rows after the grid
  * barrier that makes its activation ready, so every phase pays HBM/L2
