@@ -41,7 +41,7 @@ void cu_stamps_report(cu_ctx *c) {
     }
     enum { NV = 9 };
     static const char *const names[NV] = {
-        "head end (t-1) to layers entry (graph, get_rows)", "layers entry to past its PDL wait",
+        "head end (t-1) to layers entry (graph boundary)", "layers entry to past its PDL wait",
         "layers past the wait to the last block out",       "layers out to head entry",
         "head entry to past its PDL wait",                  "head past the wait to its end",
         "step (head end to head end)",                      "layers: first to last block entry",
@@ -49,8 +49,9 @@ void cu_stamps_report(cu_ctx *c) {
     double *v[NV];
     int n = 0;
     const unsigned steps = h->step < CU_ST_STEPS ? h->step : CU_ST_STEPS;
-    for (int k = 0; k < NV; k++) v[k] = (double *)malloc(steps * sizeof(double));
-    for (unsigned t = 1; t < steps && v[NV - 1]; t++) {
+    int ok = 1;
+    for (int k = 0; k < NV; k++) ok &= (v[k] = (double *)malloc((steps + 1) * sizeof(double))) != NULL;
+    for (unsigned t = 1; ok && t < steps; t++) {
         const unsigned long long *m = h->mn[t], *x = h->mx[t], pe = h->mx[t - 1][CU_ST_HD_END];
         /* a decode step: both kernels stamped, the previous step's head too */
         if (m[CU_ST_PW_IN] == ~0ull || m[CU_ST_HD_IN] == ~0ull || !x[CU_ST_PW_END] || !x[CU_ST_HD_END] || !pe ||
