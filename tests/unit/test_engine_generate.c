@@ -10,7 +10,8 @@
  *    would be end-of-generation (the stderr summary must then agree);
  *  - `llorch gguf make --preset qwen2.5-0.5b --type Q4_K_M` and `llorch
  *    generate` on it for 4 tokens (its layout is checked in test_gguf_cli).
- * Generated files are removed at the end (the 0.5B one is ~490 MB). */
+ * Generated files are removed at the end (the 0.5B one is ~490 MB, written
+ * to tu_scratch_dir: RAM when there is room, so a short disk is spared). */
 #include "testutil.h"
 
 #include <sys/stat.h>
@@ -170,10 +171,14 @@ static void test_generate_every_format(void **st) {
 static void test_generate_qwen05b_q4km(void **st) {
     (void)st;
     setup_paths();
-    char file[1200], cmd[4096], out[1 << 14], err[1 << 14];
-    snprintf(file, sizeof file, "%s/qwen2.5-0.5b-Q4_K_M.gguf", g_dir);
+    char dir[1024], file[1200], cmd[4096], out[1 << 14], err[1 << 14];
+    tu_scratch_dir(dir, sizeof dir, 500ull << 20);
+    snprintf(file, sizeof file, "%s/llorch-test-%d-qwen2.5-0.5b-Q4_K_M.gguf", dir, (int)getpid());
     snprintf(cmd, sizeof cmd, "'%s' gguf make --preset qwen2.5-0.5b --type Q4_K_M --seed 3 -o '%s'", g_llorch, file);
-    if (sh(out, sizeof out, err, sizeof err, cmd) != 0) fail_msg("%s failed: %s", cmd, err);
+    if (sh(out, sizeof out, err, sizeof err, cmd) != 0) {
+        unlink(file);
+        fail_msg("%s failed: %s", cmd, err);
+    }
     snprintf(cmd, sizeof cmd,
              "'%s' generate --model '%s' --prompt Hello --max-tokens 4 --temperature 0 --threads 2 --ctx 64 "
              "--print-ids",
