@@ -110,6 +110,18 @@ static int setup(void **st) {
     return 0;
 }
 
+/* the tiny models setup made (~55 MB: a test machine may be short of disk) */
+static int teardown(void **st) {
+    (void)st;
+    static const char *arch[] = {"llama", "qwen2", "phi3", "gpt-oss"};
+    for (int i = 0; i < 4; i++) {
+        char p[1200];
+        snprintf(p, sizeof p, "%s/tiny-%s.gguf", g_tmp, arch[i]);
+        unlink(p);
+    }
+    return 0;
+}
+
 static const char *const MIX_TYPES[] = {"Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q2_K", "Q3_K_S",
                                         "Q3_K_M", "Q3_K_L", "Q4_K_S", "Q4_K_M", "Q5_K_S", "Q5_K_M", "Q6_K",
                                         "MXFP4_MOE"};
@@ -562,5 +574,5 @@ int main(void) {
         cmocka_unit_test(test_make_vocab_from_gguf),          cmocka_unit_test(test_inspect_json),
         cmocka_unit_test(test_cli_errors),
     };
-    return cmocka_run_group_tests(tests, setup, NULL);
+    return cmocka_run_group_tests(tests, setup, teardown);
 }

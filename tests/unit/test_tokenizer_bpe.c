@@ -1,7 +1,7 @@
 // test-libs: llorch_tok llorch_gguf llorch_core -ljansson
 /* tokenizer (byte-level BPE, the real Qwen vocabulary): a tiny Qwen2.5-shaped
  * GGUF is generated from the Qwen tokenizer.json with the built llorch
- * (`llorch gguf make --preset tiny --arch qwen2 --vocab-json ... --type F16`)
+ * (`llorch gguf make --preset tiny --arch qwen2 --vocab-json ... --type Q4_0`)
  * into the build dir, then ids and detokenization are compared with the
  * committed llama.cpp fixture made from the same command
  * (tests/fixtures/tokenizer/qwen.json), plus pieces, streaming and speed.

@@ -2,7 +2,7 @@
 /* tokenizer (byte-level BPE, o200k_harmony: the real GPT-OSS vocabulary): a
  * tiny GGUF carrying the GPT-OSS tokenizer.json vocabulary is generated with
  * the built llorch (`llorch gguf make --preset tiny --arch qwen2 --vocab-json
- * .../tokenizer-gptoss/models/tokenizer.json --type F16`; tokenizer.ggml.pre
+ * .../tokenizer-gptoss/models/tokenizer.json --type Q4_0`; tokenizer.ggml.pre
  * = gpt-4o) and compared with the committed llama.cpp fixture
  * tests/fixtures/tokenizer/gptoss.json (ids, decodes, EOG set: <|return|> and
  * <|call|> end generation, <|end|> does not).

@@ -2,7 +2,7 @@
 /* tokenizer (byte-level BPE, llama-bpe: the real Llama-3 vocabulary): a tiny
  * GGUF carrying the Llama-3 tokenizer.json vocabulary is generated with the
  * built llorch (`llorch gguf make --preset tiny --arch qwen2 --vocab-json
- * .../tokenizer-llama3/models/tokenizer.json --type F16`; tokenizer.ggml.pre
+ * .../tokenizer-llama3/models/tokenizer.json --type Q4_0`; tokenizer.ggml.pre
  * = llama-bpe) and compared with the committed llama.cpp fixtures
  * tests/fixtures/tokenizer/llama3*.json. This covers what Qwen and GPT-OSS do
  * not: ignore_merges, BOS added by default, and the clean-up of spaces on
