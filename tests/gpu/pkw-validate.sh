@@ -20,6 +20,9 @@
 # timings) and `llorch generate` throughput greedy / sampled on Qwen; part
 # "sampsan": test_sample under memcheck and racecheck, both with
 # LLORCH_TEST_SAMPLE_QUICK=1 (2 draws per case, every case, no timings).
+# Part "ab": VALIDATE_AB_ROUNDS (default 3) alternating `llorch bench` runs
+# of Qwen by a baseline llorch (VALIDATE_BASE, default bin/llorch-base) and
+# this bundle's.
 # Part "head": test_head under memcheck and racecheck (LLORCH_TEST_QUICK=1)
 # and greedy `llorch generate` on Qwen with the decode head on and off
 # (LLORCH_CUDA_HEAD=0): the same text.
@@ -108,6 +111,16 @@ step() { # label timeout cmd... (output in /tmp/v.log, summary lines into R)
             e=""
             [ "$v" != default ] && e=${v//,/ }
             step "llorch bench qwen ($v)" 240 env $e $B/llorch bench --backend cuda --model $Q -p 512 -n 128 -r 5
+        done
+    fi
+    if has ab; then
+        # alternating runs of a baseline llorch (VALIDATE_BASE, default
+        # bin/llorch-base of the bundle) and this bundle's llorch in one call:
+        # the card's run-to-run spread is +-1-2%, so only such pairs compare
+        base=${VALIDATE_BASE:-$B/llorch-base}
+        for i in $(seq ${VALIDATE_AB_ROUNDS:-3}); do
+            step "ab $i base qwen" 240 $base bench --backend cuda --model $Q -p 512 -n 128 -r 5
+            step "ab $i new qwen" 240 $B/llorch bench --backend cuda --model $Q -p 512 -n 128 -r 5
         done
     fi
     if has bench && [ "${VALIDATE_LLAMA:-0}" = 1 ]; then
