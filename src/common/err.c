@@ -34,6 +34,9 @@ static const struct {
     [ERR_POOL_UNAVAILABLE] = {"POOL_UNAVAILABLE", 503, 1},
     [ERR_NO_CAPACITY] = {"NO_CAPACITY", 503, 1},
     [ERR_ORCHESTRATOR_RESTARTED] = {"ORCHESTRATOR_RESTARTED", 503, 1},
+    /* a model pull that does not fit the cache's disk (not in SPEC §7's
+     * list: added, docs/API.md); not retriable as is: space must be freed */
+    [ERR_INSUFFICIENT_STORAGE] = {"INSUFFICIENT_STORAGE", 507, 0},
     [ERR_INTERNAL] = {"INTERNAL", 500, 0},
 };
 

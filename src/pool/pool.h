@@ -130,7 +130,7 @@ struct pool_download {
     char sha256[65];
     enum pool_dl_state state;
     enum err_code error;
-    char message[256];
+    char message[640];
     uint64_t bytes, total;           /* total 0 = unknown */
     int from_mirror;
     struct pool_download *next;
@@ -142,6 +142,7 @@ struct pool {
     char pool_id[POOL_ID_MAX + 1];
     char endpoint[300];              /* http://host:port, what the orchestrator calls */
     char cache_dir[POOL_PATH_MAX];
+    uint64_t cache_reserve_bytes;    /* a pull must leave this much free on the cache's file system */
     char self_dir[POOL_PATH_MAX];    /* directory of the pool-managerd binary */
     const char *orch_url;            /* NULL = no orchestrator (standalone) */
     const char *orch_token;          /* NULL = none */

@@ -88,6 +88,8 @@ const struct cfg_opt pool_cfg_opts[] = {
       .min = 10, .max = 3600000, .help = "heartbeat period" },
     { .key = "models.cache_dir", .type = CFG_STRING, .flag = "--cache-dir",
       .help = "model cache (must be writable; default $HOME/.cache/llama-orch/models)" },
+    { .key = "models.cache_reserve_bytes", .type = CFG_U64, .def = "0", .flag = "--cache-reserve-bytes",
+      .help = "a model pull is refused (INSUFFICIENT_STORAGE) unless it leaves this much free on the cache's disk" },
     { .key = "inventory", .type = CFG_ENUM, .def = "nvml", .flag = "--inventory", .enums = "nvml|host|simulated",
       .help = "device source: NVML (falls back to host), host only, or the simulated test double" },
     { .key = "inventory_simulated_devices", .type = CFG_LIST, .flag = "--simulated-devices", .validate = v_sim,
@@ -288,6 +290,7 @@ int pool_config_apply(struct pool *p, char *err, size_t errlen) {
     p->health_failures = (int)cfg_int(c, "worker_health.failures");
     p->headroom_bytes = cfg_u64(c, "gpu_headroom_bytes");
     p->headroom_pct = cfg_float(c, "gpu_headroom_percent");
+    p->cache_reserve_bytes = cfg_u64(c, "models.cache_reserve_bytes");
     const char *cd = cfg_str(c, "models.cache_dir");
     if (cd && *cd) snprintf(p->cache_dir, sizeof p->cache_dir, "%s", cd);
     else if (getenv("HOME") && *getenv("HOME")) snprintf(p->cache_dir, sizeof p->cache_dir, "%s/.cache/llama-orch/models", getenv("HOME"));

@@ -13,6 +13,16 @@
  * the digest written to "<final>.sha256", then renamed into place atomically.
  * HF_TOKEN, when set, is sent as a bearer token. Progress is in the pull's
  * record (GET /v2/models/pull) and logged at every 25 %.
+ *
+ * Disk: before a response's first byte is written, the bytes it announces
+ * (Content-Length) plus models.cache_reserve_bytes must be free on the
+ * cache's file system (statvfs), else the pull fails INSUFFICIENT_STORAGE
+ * at once, naming both figures. A write that fails anyway (ENOSPC, EDQUOT:
+ * another process filled the disk) fails the same way; either failure is
+ * not retried (the attempts are for the network) and the .part is kept, so
+ * the next pull after space is freed resumes. Any other write error fails
+ * INTERNAL. A transfer that ends without error but short of the announced
+ * size is retried from where it stopped, never hashed and moved into place.
  */
 #include <curl/curl.h>
 #include <ctype.h>
@@ -22,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "common/log.h"
@@ -137,11 +148,29 @@ struct pull_job {
     int last_quarter;
     long status;
     char etag[128];
+    /* this attempt: the response's Content-Length (-1 unknown), whether its
+     * space was checked, the first write errno (0 none) and, for ENOSPC,
+     * the bytes it needed and found free */
+    long long clen;
+    int space_checked;
+    int werr;
+    uint64_t need, avail;
+    char part[POOL_PATH_MAX + 8];
 };
 
 static size_t on_header(char *b, size_t sz, size_t n, void *u) {
     struct pull_job *j = u;
     size_t len = sz * n;
+    if (len > 5 && !strncmp(b, "HTTP/", 5)) j->clen = -1; /* a new response (after a redirect) */
+    if (len > 15 && !strncasecmp(b, "content-length:", 15)) {
+        char num[32];
+        size_t k = 0;
+        for (size_t i = 15; i < len && k + 1 < sizeof num; i++)
+            if (isdigit((unsigned char)b[i])) num[k++] = b[i];
+            else if (k) break;
+        num[k] = 0;
+        if (k) j->clen = strtoll(num, NULL, 10);
+    }
     const char *names[] = { "x-linked-etag:", "etag:" };
     for (int k = 0; k < 2; k++) {
         size_t nl = strlen(names[k]);
@@ -159,12 +188,36 @@ static size_t on_header(char *b, size_t sz, size_t n, void *u) {
     return len;
 }
 
+/* 0 when `need` bytes (+ the reserve) fit the file system of the .part;
+ * else -ENOSPC with j->need / j->avail set. statvfs failing: no check. */
+static int space_check(struct pull_job *j, uint64_t need) {
+    char dir[POOL_PATH_MAX + 8];
+    snprintf(dir, sizeof dir, "%s", j->part);
+    char *slash = strrchr(dir, '/');
+    if (slash) *slash = 0;
+    struct statvfs vfs;
+    if (statvfs(dir, &vfs) != 0) return 0;
+    const uint64_t avail = (uint64_t)vfs.f_bavail * (uint64_t)vfs.f_frsize;
+    need += j->p->cache_reserve_bytes;
+    if (avail >= need) return 0;
+    j->need = need;
+    j->avail = avail;
+    return -ENOSPC;
+}
+
 static size_t on_body(char *b, size_t sz, size_t n, void *u) {
     struct pull_job *j = u;
-    long st = 0;
-    (void)st;
-    if (!j->f) return 0;
+    if (!j->f || j->werr) return 0;
+    if (!j->space_checked) {
+        j->space_checked = 1;
+        if (j->clen > 0 && space_check(j, (uint64_t)j->clen) < 0) {
+            j->werr = ENOSPC;
+            return 0; /* curl stops: CURLE_WRITE_ERROR */
+        }
+    }
+    errno = 0;
     size_t w = fwrite(b, 1, sz * n, j->f);
+    if (w < sz * n) j->werr = errno ? errno : EIO;
     pthread_mutex_lock(&j->p->mu);
     j->d->bytes += w;
     uint64_t bytes = j->d->bytes, total = j->d->total;
@@ -240,11 +293,12 @@ static int write_digest(const char *final, const char *hex) {
 static void *pull_main(void *arg) {
     struct pull_job *j = arg;
     struct pool_download *d = j->d;
-    char url[2048], part[POOL_PATH_MAX + 8], auth[600] = "";
+    char url[2048], auth[600] = "";
+    char *part = j->part;
     const char *ep = getenv("LLORCH_HF_ENDPOINT");
     if (!ep || !*ep) ep = "https://huggingface.co";
     snprintf(url, sizeof url, "%s/%s/%s/resolve/%s/%s", ep, j->h.org, j->h.repo, j->h.rev, j->h.file);
-    snprintf(part, sizeof part, "%s.part", d->path);
+    snprintf(j->part, sizeof j->part, "%s.part", d->path);
     const char *tok = getenv("HF_TOKEN");
     if (tok && *tok) snprintf(auth, sizeof auth, "Authorization: Bearer %s", tok);
     if (mkparents(d->path) < 0) {
@@ -267,6 +321,9 @@ static void *pull_main(void *arg) {
         d->bytes = j->base;
         pthread_mutex_unlock(&j->p->mu);
         j->etag[0] = 0;
+        j->clen = -1;
+        j->space_checked = 0;
+        j->werr = 0;
         CURL *c = curl_easy_init();
         struct curl_slist *hl = NULL;
         if (auth[0]) hl = curl_slist_append(hl, auth);
@@ -298,14 +355,29 @@ static void *pull_main(void *arg) {
         curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
         curl_slist_free_all(hl);
         curl_easy_cleanup(c);
-        fclose(j->f);
+        errno = 0;
+        if (fclose(j->f) != 0 && !j->werr) j->werr = errno ? errno : EIO; /* the last buffered bytes */
         j->f = NULL;
+        if (j->werr) break; /* the disk, not the network: retrying cannot help */
         if (rc == CURLE_OK && j->base && status == 200) { /* server ignored the range: start over */
             LOG_WARN(POOL_COMPONENT, "model_pull_resume", NULL, "server ignored Range; restarting");
             unlink(part);
             continue;
         }
-        if (rc == CURLE_OK) { done = 1; break; }
+        if (rc == CURLE_OK) {
+            struct stat ps = {0};
+            pthread_mutex_lock(&j->p->mu);
+            const uint64_t total = d->total;
+            pthread_mutex_unlock(&j->p->mu);
+            if (!total || (stat(part, &ps) == 0 && (uint64_t)ps.st_size == total)) {
+                done = 1;
+                break;
+            }
+            LOG_KV(LOG_WARN, POOL_COMPONENT, "model_pull_retry", NULL,
+                   "\"attempt\":%d,\"reason\":\"short transfer\",\"bytes\":%llu,\"total\":%llu", attempt,
+                   (unsigned long long)ps.st_size, (unsigned long long)total);
+            continue;
+        }
         if (status == 404 || status == 401 || status == 403) {
             unlink(part);
             finish(j, PDL_FAILED, status == 404 ? ERR_MODEL_NOT_FOUND : ERR_UNAUTHORIZED,
@@ -321,6 +393,30 @@ static void *pull_main(void *arg) {
         pthread_mutex_unlock(&j->p->mu);
         if (stop) break;
         usleep(200000u * (unsigned)attempt);
+    }
+    if (j->werr) {
+        char m[600];
+        enum err_code code = ERR_INTERNAL;
+        if (j->werr == ENOSPC || j->werr == EDQUOT) {
+            code = ERR_INSUFFICIENT_STORAGE;
+            if (j->need)
+                snprintf(m, sizeof m,
+                         "not enough disk space for %s in the model cache: the download needs %llu more bytes "
+                         "(with models.cache_reserve_bytes %llu), %llu are free; free space and pull again (the .part "
+                         "is kept for resume)",
+                         j->h.file, (unsigned long long)j->need, (unsigned long long)j->p->cache_reserve_bytes,
+                         (unsigned long long)j->avail);
+            else
+                snprintf(m, sizeof m, "the model cache's disk is full (%s) writing %s; free space and pull again "
+                         "(the .part is kept for resume)", strerror(j->werr), part);
+        } else {
+            snprintf(m, sizeof m, "cannot write %s: %s", part, strerror(j->werr));
+        }
+        LOG_KV(LOG_ERROR, POOL_COMPONENT, "model_pull_failed", NULL, "\"code\":\"%s\",\"errno\":%d",
+               err_name(code), j->werr);
+        finish(j, PDL_FAILED, code, "%s", m);
+        free(j);
+        return NULL;
     }
     if (!done) {
         finish(j, PDL_FAILED, ERR_MODEL_LOAD_FAILED, "download of %s did not complete (the .part is kept for resume)",

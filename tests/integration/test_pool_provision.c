@@ -305,9 +305,84 @@ static void test_start_provisions(void **st) {
     hf_stop(&hf);
 }
 
+/* a full disk: (a) models.cache_reserve_bytes larger than any disk: the
+ * pull is refused before a byte is written (INSUFFICIENT_STORAGE naming the
+ * bytes needed and free), with ONE request to the hub (the network retries
+ * do not apply), and the pool goes on serving; (b) the disk fills during
+ * the transfer: the .part is a link to /dev/full, so every write fails
+ * with the kernel's own ENOSPC: INSUFFICIENT_STORAGE again, one request,
+ * no file moved into place; (c) space freed (the link removed): the next
+ * pull of the same ref completes with the right digest. */
+static void test_disk_full(void **st) {
+    (void)st;
+    hf_double hf;
+    hf_start(&hf);
+    pthread_mutex_lock(&hf.mu);
+    hf.cut_done = 1; /* whole transfers: a cut would only add a resume */
+    pthread_mutex_unlock(&hf.mu);
+    char ep[96];
+    snprintf(ep, sizeof ep, "LLORCH_HF_ENDPOINT=http://127.0.0.1:%d", hf.port);
+    const char *env[] = { ep, "LLORCH_MODEL_MIRROR=", NULL };
+
+    /* (a) */
+    const char *args_reserve[] = { "--inventory", "host", "--cache-reserve-bytes", "1000000000000000000", NULL };
+    tp_pool pool;
+    tp_pool_start(&pool, args_reserve, env);
+    json_t *r = pull_wait(&pool, HF_REF);
+    if (strcmp(tp_str(r, "state"), "failed")) fail_msg("pull: %s", json_dumps(r, 0));
+    json_t *e = json_object_get(r, "error");
+    assert_string_equal(tp_str(e, "code"), "INSUFFICIENT_STORAGE");
+    const char *msg = tp_str(e, "message");
+    if (!strstr(msg, "1000000000") || !strstr(msg, "are free")) fail_msg("message: %s", msg);
+    json_decref(r);
+    char want[600], part[700];
+    snprintf(want, sizeof want, "%s/cache/hf/ggml-org/models/main/tinyllamas/stories260K.gguf", pool.dir);
+    snprintf(part, sizeof part, "%s.part", want);
+    struct stat sb;
+    assert_int_not_equal(stat(want, &sb), 0);
+    assert_true(stat(part, &sb) != 0 || sb.st_size == 0);
+    pthread_mutex_lock(&hf.mu);
+    assert_int_equal(hf.requests, 1);
+    pthread_mutex_unlock(&hf.mu);
+    assert_int_equal(tp_call(pool.url, "GET", "/v2/state", NULL, NULL), 200); /* still serving */
+    assert_int_equal(tp_pool_stop(&pool), 0);
+
+    /* (b) */
+    const char *args[] = { "--inventory", "host", NULL };
+    tp_pool_start(&pool, args, env);
+    snprintf(want, sizeof want, "%s/cache/hf/ggml-org/models/main/tinyllamas/stories260K.gguf", pool.dir);
+    snprintf(part, sizeof part, "%s.part", want);
+    char cmd[1600];
+    snprintf(cmd, sizeof cmd, "mkdir -p \"$(dirname '%s')\" && ln -s /dev/full '%s'", part, part);
+    assert_int_equal(system(cmd), 0);
+    r = pull_wait(&pool, HF_REF);
+    if (strcmp(tp_str(r, "state"), "failed")) fail_msg("pull: %s", json_dumps(r, 0));
+    e = json_object_get(r, "error");
+    assert_string_equal(tp_str(e, "code"), "INSUFFICIENT_STORAGE");
+    if (!strstr(tp_str(e, "message"), "disk is full")) fail_msg("message: %s", tp_str(e, "message"));
+    json_decref(r);
+    assert_int_not_equal(stat(want, &sb), 0);
+    pthread_mutex_lock(&hf.mu);
+    assert_int_equal(hf.requests, 2);
+    pthread_mutex_unlock(&hf.mu);
+
+    /* (c) */
+    assert_int_equal(unlink(part), 0);
+    r = pull_wait(&pool, HF_REF);
+    if (strcmp(tp_str(r, "state"), "done")) fail_msg("pull: %s", json_dumps(r, 0));
+    assert_string_equal(tp_str(r, "sha256"), STORIES_SHA256);
+    assert_int_equal(tp_int(r, "bytes"), (json_int_t)hf.len);
+    json_decref(r);
+    assert_int_equal(stat(want, &sb), 0);
+    assert_int_equal((size_t)sb.st_size, hf.len);
+    assert_int_equal(tp_pool_stop(&pool), 0);
+    hf_stop(&hf);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hf_resume_sha_rename),
+        cmocka_unit_test(test_disk_full),
         cmocka_unit_test(test_mirror_first),
         cmocka_unit_test(test_start_provisions),
     };
