@@ -37,6 +37,9 @@ struct http_server {
     pthread_cond_t cv;
     http_stream *streams;
     int n_streams;
+    /* requests MHD has handed us and not yet reported complete (their
+     * response may still be unsent): http_server_drain waits for them too */
+    int n_requests;
     uint64_t next_stream_id;
     /* watcher: epoll over suspended streams' sockets, EPOLLRDHUP only */
     int epfd, evfd;

@@ -207,6 +207,9 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
         snprintf(r->method, sizeof r->method, "%s", method);
         r->path = strdup(url ? url : "/");
         *con_cls = r;
+        pthread_mutex_lock(&s->mu);
+        s->n_requests++;
+        pthread_mutex_unlock(&s->mu);
         if (!r->path) return MHD_NO;
         if (__atomic_load_n(&s->closing, __ATOMIC_ACQUIRE)) { /* shutting down: answered before any body */
             http_respond_error_status(r, 503, s->closing_code, s->closing_msg, NULL);
@@ -265,11 +268,15 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
 }
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe) {
-    (void)cls;
+    http_server *s = cls;
     (void)c;
     (void)toe;
     http_req *r = *con_cls;
     if (!r) return;
+    pthread_mutex_lock(&s->mu);
+    s->n_requests--;
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
     free(r->path);
     free(r->body);
     for (int i = 0; i < r->nparams; i++) free(r->params_val[i]);
@@ -390,8 +397,8 @@ int http_server_drain(http_server *s, int timeout_ms) {
     }
     pthread_mutex_lock(&s->mu);
     int rc = 0;
-    while (s->n_streams > 0 && rc == 0) rc = pthread_cond_timedwait(&s->cv, &s->mu, &ts);
-    int left = s->n_streams;
+    while ((s->n_streams > 0 || s->n_requests > 0) && rc == 0) rc = pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+    int left = s->n_streams + s->n_requests;
     pthread_mutex_unlock(&s->mu);
     return left ? -1 : 0;
 }

@@ -666,6 +666,65 @@ static void test_stop_accepting(void **st) {
     }
 }
 
+/* drain delivers answers already given: a handler answers (16 MiB, more
+ * than the loopback socket buffers hold for a reader that waits), then the
+ * owner drains and frees the server, as a worker does after answering POST
+ * /shutdown. The reader must still get every byte: drain waits for the
+ * response to be sent, not only for streams (a CI run saw a worker's 202 to
+ * /shutdown lost: "Server returned nothing"). */
+#define BIG_BODY (16u << 20)
+static char *g_big;
+static volatile int g_big_answered;
+static void h_big(http_req *r, void *u) {
+    (void)u;
+    http_respond(r, 200, "application/octet-stream", g_big, BIG_BODY);
+    __atomic_store_n(&g_big_answered, 1, __ATOMIC_RELEASE);
+}
+struct slow_reader {
+    int fd;
+    size_t got;
+};
+static void *slow_read(void *a) {
+    struct slow_reader *sr = a;
+    usleep(200000); /* the server is drained and freed meanwhile */
+    char buf[65536];
+    ssize_t n;
+    while ((n = recv(sr->fd, buf, sizeof buf, 0)) > 0) sr->got += (size_t)n;
+    return NULL;
+}
+static void test_drain_sends_answers(void **st) {
+    (void)st;
+    char err[256];
+    g_big = malloc(BIG_BODY);
+    assert_non_null(g_big);
+    memset(g_big, 'x', BIG_BODY);
+    g_big_answered = 0;
+    http_server *s2;
+    http_server_opts o = {.port = 0};
+    assert_int_equal(http_server_new(&o, &s2, err, sizeof err), 0);
+    http_server_route(s2, "GET", "/big", h_big, NULL);
+    assert_int_equal(http_server_start(s2, err, sizeof err), 0);
+    struct slow_reader sr = {.fd = socket(AF_INET, SOCK_STREAM, 0)};
+    int rcv = 4096;
+    setsockopt(sr.fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof rcv);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)http_server_port(s2))};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(sr.fd, (struct sockaddr *)&a, sizeof a), 0);
+    const char *q = "GET /big HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    assert_int_equal(send(sr.fd, q, strlen(q), 0), (ssize_t)strlen(q));
+    uint64_t t0 = util_now_ns();
+    while (!__atomic_load_n(&g_big_answered, __ATOMIC_ACQUIRE) && util_now_ns() - t0 < 5000000000ull) usleep(1000);
+    assert_true(g_big_answered);
+    pthread_t th;
+    pthread_create(&th, NULL, slow_read, &sr);
+    assert_int_equal(http_server_drain(s2, 10000), 0);
+    http_server_free(s2);
+    pthread_join(th, NULL);
+    close(sr.fd);
+    free(g_big);
+    if (sr.got < BIG_BODY) fail_msg("the reader got %zu bytes of a %u-byte body", sr.got, BIG_BODY);
+}
+
 int main(void) {
     log_init(); /* LLORCH_LOG_LEVEL=debug shows the server's view */
     const struct CMUnitTest tests[] = {
@@ -680,6 +739,7 @@ int main(void) {
         cmocka_unit_test(test_time_parse),
         cmocka_unit_test(test_stream_outlives_server),
         cmocka_unit_test(test_stop_accepting),
+        cmocka_unit_test(test_drain_sends_answers),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
