@@ -387,6 +387,7 @@ int http_server_n_streams(http_server *s) {
 }
 
 int http_server_drain(http_server *s, int timeout_ms) {
+    if (!s) return 0;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     ts.tv_sec += timeout_ms / 1000;

@@ -91,7 +91,8 @@ void http_server_stop_accepting(http_server *s, enum err_code code, const char *
 /* Waits up to timeout_ms until no stream is being delivered and every
  * request's response has been sent (so a handler that answers and then
  * starts a shutdown, like a worker's POST /shutdown, has its answer
- * delivered before http_server_free closes the connection). 0 when idle. */
+ * delivered before http_server_free closes the connection). 0 when idle
+ * (or s is NULL). */
 int http_server_drain(http_server *s, int timeout_ms);
 /* Number of streams whose connection is still open. */
 int http_server_n_streams(http_server *s);

@@ -91,6 +91,7 @@ static void teardown(struct orch *o) {
         LOG_WARN(ORCH_COMPONENT, "shutdown", NULL, "relays still running; exiting without cleanup");
         return; /* their threads still use the state: the process exit reclaims it */
     }
+    http_server_drain(o->http, 1000); /* answers already given reach their clients */
     http_server_free(o->http);
     pthread_mutex_lock(&o->mu);
     orch_job_free_all(o);

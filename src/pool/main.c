@@ -156,6 +156,7 @@ int main(int argc, char **argv) {
         pool_kept_opts = tab; /* the settings may point into it */
         return 0;
     }
+    http_server_drain(p->http, 1000); /* answers already given reach their clients */
 out:
     http_server_free(p->http);
     pool_inv_close(p->inv);

@@ -1,7 +1,6 @@
 /* api — the worker's HTTP endpoints (SPEC §3.4). Handlers run on MHD's
  * polling threads: they validate, hand work to the job thread and answer;
  * they never wait for the decode loop. */
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -197,7 +196,10 @@ static void h_shutdown(http_req *r, void *user) {
     (void)user;
     LOG_INFO(WK_COMPONENT, "shutdown_requested", http_req_correlation_id(r), "POST /shutdown");
     http_respond_json(r, 202, "{\"status\":\"shutting_down\"}");
-    kill(getpid(), SIGTERM); /* the main thread's sigwait takes it: the SIGTERM path */
+    /* not kill(SIGTERM): between listening and the end of the ready
+     * callback a signal still takes the during-startup _exit, which lost
+     * this answer (CI: test_shutdown_endpoint, "Server returned nothing") */
+    wk_request_stop();
 }
 
 int wk_api_start(worker *w, char *err, size_t errlen) {

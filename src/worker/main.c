@@ -3,7 +3,8 @@
  *   2. device init + model validation + load (engine; progress logged at
  *      0/25/50/75/100 %), then the session (KV cache + scratch for ctx)
  *   3. start the HTTP server, THEN send the ready callback (exit 3 if it fails)
- *   4. wait for SIGTERM/SIGINT (POST /shutdown raises SIGTERM), refreshing
+ *   4. wait for SIGTERM/SIGINT (POST /shutdown: wk_request_stop, the same
+ *      path, also when it arrives before the ready callback returned), refreshing
  *      the health cache on a timer
  *   5. stop accepting, end the running job with error CANCELLED, drain the
  *      stream, free everything, exit 0 (well within SPEC's 5 s).
@@ -47,6 +48,13 @@ static void *signal_thread(void *arg) {
         if (!up) _exit(0);
     }
     return NULL;
+}
+
+void wk_request_stop(void) {
+    pthread_mutex_lock(&stop_mu);
+    if (!stop_sig) stop_sig = SIGTERM;
+    pthread_cond_broadcast(&stop_cv);
+    pthread_mutex_unlock(&stop_mu);
 }
 
 /* Waits up to secs for a stop signal; returns it, or 0 on timeout. */

@@ -142,6 +142,11 @@ typedef struct {
 
 /* api.c */
 int wk_api_start(worker *w, char *err, size_t errlen);
+/* main.c: the graceful stop SIGTERM takes once serving, asked by POST
+ * /shutdown (any thread; the main thread does the stopping). Unlike a
+ * SIGTERM it never takes the during-startup exit: a worker that answered
+ * the request is serving, even if its ready callback has not returned. */
+void wk_request_stop(void);
 /* health.c */
 void wk_health_refresh(worker *w);        /* caller holds engine_mu */
 void wk_health_tick(worker *w);           /* main thread: refresh now or ask the job thread */

@@ -259,6 +259,35 @@ static void test_shutdown_endpoint(void **st) {
     http_resp_free(&r);
 }
 
+/* POST /shutdown answered while the ready callback is still out (held 1 s
+ * by the orchestrator double): the answer is 202, and the worker stops
+ * gracefully once the callback returns (exit 0, callback answered). It
+ * used to raise SIGTERM, which before the callback returned took the
+ * during-startup _exit and lost the answer (seen in CI as "Server returned
+ * nothing" on test_shutdown_endpoint, whose window is the same, narrower). */
+static void test_shutdown_before_ready(void **st) {
+    (void)st;
+    if (!model_present()) skip();
+    tw_cb cb;
+    tw_cb_start(&cb, 200);
+    cb.delay_ms = 1000;
+    tw_proc p;
+    assert_int_equal(tw_spawn(&p, "stories260K.gguf", cb.port, NULL, 1), 0);
+    for (int i = 0; i < 2000 && !__atomic_load_n(&cb.started, __ATOMIC_SEQ_CST); i++) usleep(5000);
+    assert_true(__atomic_load_n(&cb.started, __ATOMIC_SEQ_CST) > 0);
+    http_resp r;
+    assert_int_equal(tw_post(&p, "/shutdown", "{}", &r), 202);
+    http_resp_free(&r);
+    int st2 = tw_wait_exit(&p, 10000);
+    if (st2 < 0) tw_kill(&p);
+    assert_true(st2 >= 0 && WIFEXITED(st2) && WEXITSTATUS(st2) == 0);
+    pthread_mutex_lock(&cb.mu);
+    const int answered = cb.n_calls;
+    pthread_mutex_unlock(&cb.mu);
+    assert_int_equal(answered, 1);
+    tw_cb_stop(&cb);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bad_flags),
@@ -268,6 +297,7 @@ int main(void) {
         cmocka_unit_test(test_sigterm_during_job),
         cmocka_unit_test(test_health_refresh_timer),
         cmocka_unit_test(test_shutdown_endpoint),
+        cmocka_unit_test(test_shutdown_before_ready),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
