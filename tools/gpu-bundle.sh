@@ -9,6 +9,10 @@
 #   COMMIT  the commit (plus "+dirty") the binaries were built from
 # Usage: tools/gpu-bundle.sh [extra cmake targets...]
 # LLORCH_BUNDLE_DIR=DIR writes the bundle there instead (gpu-run.sh reads the same variable).
+# LLORCH_BUNDLE_BASE=REV also builds llorch at git revision REV (a worktree in
+# .cache/base-src, built in build-base: incremental across calls) into
+# bin/llorch-base, for tests/gpu/pkw-validate.sh's part "ab" (alternating
+# bench runs of the two in one device call).
 # Then: device run with carry [".gpu-bundle"] and command "bash tools/gpu-run.sh".
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,6 +40,16 @@ BD=${LLORCH_BUNDLE_DIR:-.gpu-bundle}
 rm -rf "$BD"
 mkdir -p "$BD/bin" "$BD/lib" "$BD/models"
 for t in "${targets[@]}"; do cp "$B/$t" $BD/bin/; done
+if [ -n "${LLORCH_BUNDLE_BASE:-}" ]; then
+    wt=.cache/base-src
+    rev=$(git rev-parse --verify "$LLORCH_BUNDLE_BASE^{commit}")
+    if [ -d "$wt" ]; then git -C "$wt" checkout -q --detach "$rev"
+    else mkdir -p .cache && git worktree add -q --detach "$wt" "$rev"; fi
+    cmake -S "$wt" -B build-base -DCMAKE_BUILD_TYPE=Release >/dev/null
+    echo "gpu-bundle: building llorch at $rev (bin/llorch-base)"
+    cmake --build build-base -j2 --target llorch
+    cp build-base/llorch "$BD/bin/llorch-base"
+fi
 skip='^(libc|libm|libdl|libpthread|librt|ld-linux.*|libgcc_s|libstdc\+\+|libcuda|libnvidia-ml)\.so'
 for f in $BD/bin/*; do
     ldd "$f" | awk '/=> \// {print $3}' | while read -r lib; do
