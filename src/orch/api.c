@@ -156,9 +156,10 @@ int orch_submit(struct orch *o, const char *tenant, const char *cid, const char 
     j->status = JOB_QUEUED;
     j->req_body = malloc(len + 1);
     if (j->req_body) { memcpy(j->req_body, body, len); j->req_body[len] = 0; j->req_len = len; }
-    int rc = queue_push(o->queue, id, t.prio, j, pos);
+    int rc = queue_push(o->queue, id, t.prio, j, pos); /* -ENOSPC: the queue is full */
     char err[256] = "";
-    if (rc == 0 && store_job_insert(o->store, &sj, j->req_body, j->req_len, err, sizeof err) < 0) {
+    int src = 0; /* the store's code: -ENOSPC there is a full disk */
+    if (rc == 0 && (src = store_job_insert(o->store, &sj, j->req_body, j->req_len, err, sizeof err)) < 0) {
         queue_remove(o->queue, id, NULL);
         rc = -EIO;
     }
@@ -167,10 +168,18 @@ int orch_submit(struct orch *o, const char *tenant, const char *cid, const char 
         j->finished_ms = 0; /* collected at the next gc */
         const char *v[] = { rc == -ENOSPC ? "queue_full" : "error" };
         metrics_add(o->m_enqueued, v, 1);
-        e->code = rc == -ENOSPC ? ERR_QUEUE_FULL : ERR_INTERNAL;
-        if (rc == -ENOSPC) snprintf(e->message, sizeof e->message, "the queue is full");
-        else {
+        if (rc == -ENOSPC) {
+            e->code = ERR_QUEUE_FULL;
+            snprintf(e->message, sizeof e->message, "the queue is full");
+        } else if (src == -ENOSPC) {
             LOG_ERROR(ORCH_COMPONENT, "store", cid, "enqueue: %s", err);
+            e->code = ERR_INSUFFICIENT_STORAGE;
+            snprintf(e->message, sizeof e->message,
+                     "the orchestrator's state disk is full: the job was not recorded (free space where "
+                     "state.path lives, then submit again)");
+        } else {
+            LOG_ERROR(ORCH_COMPONENT, "store", cid, "enqueue: %s", err);
+            e->code = ERR_INTERNAL;
             snprintf(e->message, sizeof e->message, "cannot record the job");
         }
         return rc;

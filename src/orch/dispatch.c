@@ -526,12 +526,18 @@ static int dispatch_pass(struct orch *o, struct cmd *cmds, int *ncmds) {
         snprintf(j->worker_id, sizeof j->worker_id, "%s", p.d.worker_id);
         snprintf(j->pool_id, sizeof j->pool_id, "%s", pool ? pool->id : p.d.pool_id);
         reg_unlock(o->reg);
-        if (store_job_dispatch(o->store, j->id, j->worker_id, j->pool_id, p.now, err, sizeof err) < 0) {
+        const int src = store_job_dispatch(o->store, j->id, j->worker_id, j->pool_id, p.now, err, sizeof err);
+        if (src < 0) {
             LOG_ERROR(ORCH_COMPONENT, "dispatch", j->cid, "store: %s", err);
             reg_lock(o->reg);
             reg_worker_release(o->reg, j->worker_id, p.now);
             reg_unlock(o->reg);
-            orch_job_finish(o, j, JOB_FAILED, "INTERNAL", "state store failure");
+            /* not run unrecorded: a restart would find it queued and run it again */
+            if (src == -ENOSPC)
+                orch_job_finish(o, j, JOB_FAILED, "INSUFFICIENT_STORAGE",
+                                "the orchestrator's state disk is full: the dispatch could not be recorded");
+            else
+                orch_job_finish(o, j, JOB_FAILED, "INTERNAL", "state store failure");
             continue;
         }
         j->status = JOB_DISPATCHED;

@@ -97,14 +97,17 @@ struct store {
  * ==================================================================== */
 static int db_fail(struct store *s, char *err, size_t errlen, const char *what) {
     int ext = sqlite3_extended_errcode(s->db);
-    int code = (ext == SQLITE_CONSTRAINT_PRIMARYKEY || ext == SQLITE_CONSTRAINT_UNIQUE) ? -EEXIST : -EIO;
+    int code = (ext == SQLITE_CONSTRAINT_PRIMARYKEY || ext == SQLITE_CONSTRAINT_UNIQUE) ? -EEXIST
+               : (ext & 0xff) == SQLITE_FULL                                              ? -ENOSPC
+                                                                                          : -EIO;
     return util_fail(err, errlen, code, "store: %s: %s", what, sqlite3_errmsg(s->db));
 }
 
 static int exec(struct store *s, const char *sql, char *err, size_t errlen) {
     char *m = NULL;
     if (sqlite3_exec(s->db, sql, NULL, NULL, &m) != SQLITE_OK) {
-        int rc = util_fail(err, errlen, -EIO, "store: %s: %s", sql, m ? m : "?");
+        const int code = (sqlite3_errcode(s->db) & 0xff) == SQLITE_FULL ? -ENOSPC : -EIO; /* e.g. COMMIT */
+        int rc = util_fail(err, errlen, code, "store: %s: %s", sql, m ? m : "?");
         sqlite3_free(m);
         return rc;
     }

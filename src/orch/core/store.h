@@ -62,7 +62,8 @@ int store_schema_version(struct store *s);
 /* New job: a jobs row (status queued) + its queue row, one transaction.
  * j->id, tenant, model_ref, priority, params, seed, prompt_hash, created_ms are
  * read; body (the request JSON, may be NULL) is kept only if persist_prompts.
- * Returns 0, -EEXIST (duplicate id), -EINVAL (oversized field) or -EIO. */
+ * Returns 0, -EEXIST (duplicate id), -EINVAL (oversized field), -ENOSPC (the
+ * database or its disk is full: SQLITE_FULL; nothing was written) or -EIO. */
 int store_job_insert(struct store *s, const struct store_job *j, const char *body, size_t body_len,
                      char *err, size_t errlen);
 /* queued -> dispatched, queue row (and body) deleted, worker/pool recorded.
