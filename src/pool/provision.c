@@ -362,13 +362,16 @@ static void *pull_main(void *arg) {
         if (rc == CURLE_OK && j->base && status == 200) { /* server ignored the range: start over */
             LOG_WARN(POOL_COMPONENT, "model_pull_resume", NULL, "server ignored Range; restarting");
             unlink(part);
+            pthread_mutex_lock(&j->p->mu);
+            d->total = 0; /* learnt again from the next response */
+            pthread_mutex_unlock(&j->p->mu);
             continue;
         }
         if (rc == CURLE_OK) {
+            /* complete when the file holds what was there plus this
+             * response's Content-Length (unknown length: curl's OK) */
             struct stat ps = {0};
-            pthread_mutex_lock(&j->p->mu);
-            const uint64_t total = d->total;
-            pthread_mutex_unlock(&j->p->mu);
+            const uint64_t total = j->clen >= 0 ? j->base + (uint64_t)j->clen : 0;
             if (!total || (stat(part, &ps) == 0 && (uint64_t)ps.st_size == total)) {
                 done = 1;
                 break;

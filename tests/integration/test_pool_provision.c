@@ -21,6 +21,7 @@ typedef struct {
     size_t len;
     pthread_mutex_t mu;
     int requests, ranged, cut_done;
+    int ignore_range;              /* answer a Range request 200 with the whole file */
     long long last_range;
     char auth[128];
     char paths[16][256];
@@ -63,6 +64,7 @@ static void *hf_main(void *arg) {
         if (au) sscanf(au + 17, "%127[^\r]", h->auth);
         if (from >= 0) { h->ranged++; h->last_range = from; }
         int cut = !h->cut_done && from < 0;
+        if (h->ignore_range) from = -1;
         pthread_mutex_unlock(&h->mu);
         char hdr[512];
         if (strcmp(path, "/ggml-org/models/resolve/main/tinyllamas/stories260K.gguf")) {
@@ -305,6 +307,51 @@ static void test_start_provisions(void **st) {
     hf_stop(&hf);
 }
 
+/* a hub that ignores Range, and a .part kept from an earlier pull (its
+ * first half): the resume is answered 200 with the whole file, so the pool
+ * drops the .part and starts over; the second transfer completes with the
+ * right digest and size (the expected size is this response's, not one
+ * learnt while the stale .part was counted) */
+static void test_hf_range_ignored(void **st) {
+    (void)st;
+    hf_double hf;
+    hf_start(&hf);
+    pthread_mutex_lock(&hf.mu);
+    hf.ignore_range = 1;
+    hf.cut_done = 1;
+    pthread_mutex_unlock(&hf.mu);
+    char ep[96];
+    snprintf(ep, sizeof ep, "LLORCH_HF_ENDPOINT=http://127.0.0.1:%d", hf.port);
+    const char *env[] = { ep, "LLORCH_MODEL_MIRROR=", NULL };
+    const char *args[] = { "--inventory", "host", NULL };
+    tp_pool pool;
+    tp_pool_start(&pool, args, env);
+    char part[700], cmd[1600];
+    snprintf(part, sizeof part, "%s/cache/hf/ggml-org/models/main/tinyllamas/stories260K.gguf.part", pool.dir);
+    snprintf(cmd, sizeof cmd, "mkdir -p \"$(dirname '%s')\"", part);
+    assert_int_equal(system(cmd), 0);
+    FILE *pf = fopen(part, "wb");
+    assert_non_null(pf);
+    assert_int_equal(fwrite(hf.data, 1, hf.len / 2, pf), hf.len / 2);
+    assert_int_equal(fclose(pf), 0);
+    json_t *r = pull_wait(&pool, HF_REF);
+    if (strcmp(tp_str(r, "state"), "done")) fail_msg("pull: %s", json_dumps(r, 0));
+    assert_string_equal(tp_str(r, "sha256"), STORIES_SHA256);
+    assert_int_equal(tp_int(r, "bytes"), (json_int_t)hf.len);
+    json_decref(r);
+    char want[600];
+    snprintf(want, sizeof want, "%s/cache/hf/ggml-org/models/main/tinyllamas/stories260K.gguf", pool.dir);
+    struct stat sb;
+    assert_int_equal(stat(want, &sb), 0);
+    assert_int_equal((size_t)sb.st_size, hf.len);
+    pthread_mutex_lock(&hf.mu);
+    assert_int_equal(hf.requests, 2); /* the resume answered whole (dropped), then whole */
+    assert_int_equal(hf.ranged, 1);
+    pthread_mutex_unlock(&hf.mu);
+    assert_int_equal(tp_pool_stop(&pool), 0);
+    hf_stop(&hf);
+}
+
 /* a full disk: (a) models.cache_reserve_bytes larger than any disk: the
  * pull is refused before a byte is written (INSUFFICIENT_STORAGE naming the
  * bytes needed and free), with ONE request to the hub (the network retries
@@ -383,6 +430,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hf_resume_sha_rename),
         cmocka_unit_test(test_disk_full),
+        cmocka_unit_test(test_hf_range_ignored),
         cmocka_unit_test(test_mirror_first),
         cmocka_unit_test(test_start_provisions),
     };
