@@ -139,6 +139,22 @@ static json_t *pull_wait(tp_pool *p, const char *ref) {
     }
 }
 
+/* where the pool caches HF_REF: the final file into want[600] and its
+ * .part into part[700] (either may be NULL); mkdirs: create the .part's
+ * parent directories, as a pull would */
+static void cached_paths(const tp_pool *p, char *want, char *part, int mkdirs) {
+    char w[600], pt[700];
+    snprintf(w, sizeof w, "%s/cache/hf/ggml-org/models/main/tinyllamas/stories260K.gguf", p->dir);
+    snprintf(pt, sizeof pt, "%s.part", w);
+    if (want) memcpy(want, w, sizeof w);
+    if (part) memcpy(part, pt, sizeof pt);
+    if (mkdirs) {
+        char cmd[800];
+        snprintf(cmd, sizeof cmd, "mkdir -p \"$(dirname '%s')\"", pt);
+        assert_int_equal(system(cmd), 0);
+    }
+}
+
 static void start_and_stop(tp_pool *p, const char *ref) {
     char body[600];
     snprintf(body, sizeof body, "{\"model_ref\":\"%s\"}", ref);
@@ -168,7 +184,7 @@ static void test_hf_resume_sha_rename(void **st) {
     assert_int_equal(tp_int(r, "bytes"), (json_int_t)hf.len);
     assert_false(json_is_true(json_object_get(r, "from_mirror")));
     char want[600];
-    snprintf(want, sizeof want, "%s/cache/hf/ggml-org/models/main/tinyllamas/stories260K.gguf", pool.dir);
+    cached_paths(&pool, want, NULL, 0);
     assert_string_equal(tp_str(r, "path"), want);
     json_decref(r);
     /* atomic rename: the final file is whole, the .part is gone, the digest is recorded */
@@ -326,10 +342,8 @@ static void test_hf_range_ignored(void **st) {
     const char *args[] = { "--inventory", "host", NULL };
     tp_pool pool;
     tp_pool_start(&pool, args, env);
-    char part[700], cmd[1600];
-    snprintf(part, sizeof part, "%s/cache/hf/ggml-org/models/main/tinyllamas/stories260K.gguf.part", pool.dir);
-    snprintf(cmd, sizeof cmd, "mkdir -p \"$(dirname '%s')\"", part);
-    assert_int_equal(system(cmd), 0);
+    char want[600], part[700];
+    cached_paths(&pool, want, part, 1);
     FILE *pf = fopen(part, "wb");
     assert_non_null(pf);
     assert_int_equal(fwrite(hf.data, 1, hf.len / 2, pf), hf.len / 2);
@@ -339,8 +353,6 @@ static void test_hf_range_ignored(void **st) {
     assert_string_equal(tp_str(r, "sha256"), STORIES_SHA256);
     assert_int_equal(tp_int(r, "bytes"), (json_int_t)hf.len);
     json_decref(r);
-    char want[600];
-    snprintf(want, sizeof want, "%s/cache/hf/ggml-org/models/main/tinyllamas/stories260K.gguf", pool.dir);
     struct stat sb;
     assert_int_equal(stat(want, &sb), 0);
     assert_int_equal((size_t)sb.st_size, hf.len);
@@ -383,8 +395,7 @@ static void test_disk_full(void **st) {
     if (!strstr(msg, "1000000000") || !strstr(msg, "are free")) fail_msg("message: %s", msg);
     json_decref(r);
     char want[600], part[700];
-    snprintf(want, sizeof want, "%s/cache/hf/ggml-org/models/main/tinyllamas/stories260K.gguf", pool.dir);
-    snprintf(part, sizeof part, "%s.part", want);
+    cached_paths(&pool, want, part, 0);
     struct stat sb;
     assert_int_not_equal(stat(want, &sb), 0);
     assert_true(stat(part, &sb) != 0 || sb.st_size == 0);
@@ -397,11 +408,8 @@ static void test_disk_full(void **st) {
     /* (b) */
     const char *args[] = { "--inventory", "host", NULL };
     tp_pool_start(&pool, args, env);
-    snprintf(want, sizeof want, "%s/cache/hf/ggml-org/models/main/tinyllamas/stories260K.gguf", pool.dir);
-    snprintf(part, sizeof part, "%s.part", want);
-    char cmd[1600];
-    snprintf(cmd, sizeof cmd, "mkdir -p \"$(dirname '%s')\" && ln -s /dev/full '%s'", part, part);
-    assert_int_equal(system(cmd), 0);
+    cached_paths(&pool, want, part, 1);
+    assert_int_equal(symlink("/dev/full", part), 0);
     r = pull_wait(&pool, HF_REF);
     if (strcmp(tp_str(r, "state"), "failed")) fail_msg("pull: %s", json_dumps(r, 0));
     e = json_object_get(r, "error");

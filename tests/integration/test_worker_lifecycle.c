@@ -127,16 +127,22 @@ static void test_callback_refused(void **st) {
  * answer: the outcome asserted is that it exited while the callback was
  * still pending (no wall-clock bound: exit under ASan on a loaded 2-core
  * machine took over 1.5 s once, which the old bound called a failure). */
+/* a worker on stories260K whose ready callback (cb, started here) is held
+ * delay_ms unanswered; returns once the callback has arrived */
+static void spawn_held(tw_cb *cb, tw_proc *p, int delay_ms, int wait_listen) {
+    tw_cb_start(cb, 200);
+    cb->delay_ms = delay_ms;
+    assert_int_equal(tw_spawn(p, "stories260K.gguf", cb->port, NULL, wait_listen), 0);
+    for (int i = 0; i < 2000 && !__atomic_load_n(&cb->started, __ATOMIC_SEQ_CST); i++) usleep(5000);
+    assert_true(__atomic_load_n(&cb->started, __ATOMIC_SEQ_CST) > 0);
+}
+
 static void test_sigterm_during_startup(void **st) {
     (void)st;
     if (!model_present()) skip();
     tw_cb cb;
-    tw_cb_start(&cb, 200);
-    cb.delay_ms = 6000;
     tw_proc p;
-    assert_int_equal(tw_spawn(&p, "stories260K.gguf", cb.port, NULL, 0), 0);
-    for (int i = 0; i < 2000 && !__atomic_load_n(&cb.started, __ATOMIC_SEQ_CST); i++) usleep(5000);
-    assert_true(__atomic_load_n(&cb.started, __ATOMIC_SEQ_CST) > 0);
+    spawn_held(&cb, &p, 6000, 0);
     uint64_t t0 = util_now_ns();
     kill(p.pid, SIGTERM);
     int st2 = tw_wait_exit(&p, 5500);
@@ -269,12 +275,8 @@ static void test_shutdown_before_ready(void **st) {
     (void)st;
     if (!model_present()) skip();
     tw_cb cb;
-    tw_cb_start(&cb, 200);
-    cb.delay_ms = 1000;
     tw_proc p;
-    assert_int_equal(tw_spawn(&p, "stories260K.gguf", cb.port, NULL, 1), 0);
-    for (int i = 0; i < 2000 && !__atomic_load_n(&cb.started, __ATOMIC_SEQ_CST); i++) usleep(5000);
-    assert_true(__atomic_load_n(&cb.started, __ATOMIC_SEQ_CST) > 0);
+    spawn_held(&cb, &p, 1000, 1);
     http_resp r;
     assert_int_equal(tw_post(&p, "/shutdown", "{}", &r), 202);
     http_resp_free(&r);
