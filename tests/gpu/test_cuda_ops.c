@@ -15,6 +15,8 @@
  *                 on the same q8 activations, so only summation order differs)
  *                 and the fp32 tiled matmul of F32/F16/BF16 weights.
  *   TOL_EXACT 1e-6 get_rows (pure dequantization).
+ *   TOL_ORDER 1e-5 two CUDA paths with the same fp32 terms summed in
+ *                 another order (attn_rope against attention).
  *   gpt-oss ops: moe_route's ids must equal the CPU's exactly (same
  *                 comparisons), its weights TOL_F32; matmul_id TOL_F32 (the
  *                 mat-vec's integer dot on the same q8 activations, for every
@@ -40,6 +42,9 @@
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 #define TOL_EXACT 1e-6
+/* the same fp32 terms summed in another order (attn_rope's lane groups
+ * against attention's one key per warp): a few ulps of the output */
+#define TOL_ORDER 1e-5
 #define TOL_F32 1e-4
 #define TOL_ATT(keys) (3e-3 * sqrt((keys) > 150 ? (keys) / 150.0 : 1.0))
 #define TOL_MM16 2e-3
@@ -1535,7 +1540,9 @@ static void test_fused_rope_kv(void **st) {
  * against (a) the CPU's rope_kv_store + attention: output TOL_ATT, cache
  * row pos TOL_KV16, every other cache row exactly the CPU's (history
  * unchanged, zero above); (b) this backend's own rope_kv_store + attention
- * on the same inputs: output and both caches equal (TOL_EXACT / bytes);
+ * on the same inputs: both caches equal (bytes), the output TOL_ORDER
+ * (head_dim 64/128 give a key 8/16 lanes, attention a whole warp: the
+ * same fp32 terms, summed in another order);
  * (c) quant: the activation cache holds the output and its Q8_1 integers,
  * scales and sums equal k_quant_act's on the same floats. Both rope
  * orderings, partial rotation, GQA 1/4/7/9, head_dim 64/128, positions 0,
@@ -1611,7 +1618,7 @@ static void test_attn_rope(void **st) {
                      nkv, hd, cases[ci].n_rot, cases[ci].neox, (int)(ci % 2), P, quant);
             check(o, oc, Q, TOL_ATT(P + 1), what);
             snprintf(what, sizeof what, "attn_rope nh=%d hd=%d pos=%d quant=%d vs cuda composition", nh, hd, P, quant);
-            check(o, o2, Q, TOL_EXACT, what);
+            check(o, o2, Q, TOL_ORDER, what);
             uint16_t *kh = malloc(cb), *vh = malloc(cb);
             assert_int_equal(G.ops->download(G.ctx, kh, kgf, cb), 0);
             assert_int_equal(G.ops->download(G.ctx, vh, vgf, cb), 0);

@@ -127,11 +127,13 @@ __device__ __forceinline__ void attn_keys(const float qv[EPL], const __half *kc,
 
 /* Merges the block's NW warps' (m, l, acc): M, L and each warp's factor f[w]
  * (0 for a warp that saw no key); returns the shared accumulators
- * [NW][EPL * 32] that attn_block_sum weighs. Every thread calls it
- * (__syncthreads inside). */
-template <int EPL, int NW>
-__device__ __forceinline__ const float (*attn_warp_merge(float m, float l, const float acc[EPL], float &M, float &L,
-                                                         float f[NW]))[EPL * 32] {
+ * [NW][EPL * 32] (row w: warp w's accumulator of dim d at [d]) that
+ * attn_block_sum weighs. put(row) writes the calling lane's part of its
+ * warp's accumulator into row (the layout of acc is the caller's). Every
+ * thread calls it (__syncthreads inside). */
+template <int EPL, int NW, class Put>
+__device__ __forceinline__ const float (*attn_warp_merge_t(float m, float l, Put put, float &M, float &L,
+                                                           float f[NW]))[EPL * 32] {
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     __shared__ float sm_m[NW], sm_l[NW];
     __shared__ float sm_acc[NW][EPL * 32];
@@ -139,8 +141,7 @@ __device__ __forceinline__ const float (*attn_warp_merge(float m, float l, const
         sm_m[warp] = m;
         sm_l[warp] = l;
     }
-#pragma unroll
-    for (int e = 0; e < EPL; e++) sm_acc[warp][lane + 32 * e] = acc[e];
+    put(sm_acc[warp]);
     __syncthreads();
     M = -INFINITY;
 #pragma unroll
@@ -152,6 +153,120 @@ __device__ __forceinline__ const float (*attn_warp_merge(float m, float l, const
         L += sm_l[w] * f[w];
     }
     return sm_acc;
+}
+
+/* attn_warp_merge_t for accumulators held as lane's dims lane + 32 e */
+template <int EPL, int NW>
+__device__ __forceinline__ const float (*attn_warp_merge(float m, float l, const float acc[EPL], float &M, float &L,
+                                                         float f[NW]))[EPL * 32] {
+    const int lane = threadIdx.x & 31;
+    return attn_warp_merge_t<EPL, NW>(
+        m, l,
+        [&](float *row) {
+#pragma unroll
+            for (int e = 0; e < EPL; e++) row[lane + 32 * e] = acc[e];
+        },
+        M, L, f);
+}
+
+/* ---- lane groups: G = hd / 8 lanes per key ----------------------------------------
+ * attn_keys gives each key a whole warp (lane holds dims lane + 32 e: 2-byte
+ * loads, a 5-shuffle dot sum per key, one key per warp in flight per load).
+ * For head_dim 32/64/128 the variant below gives a key G = hd / 8 lanes,
+ * each holding 8 consecutive dims: one 16-byte load of K and one of V per
+ * lane and key, 32 / G keys per warp per load, a dot summed in log2(G)
+ * shuffles. Each lane group keeps its own online softmax (m, l, acc[8]);
+ * attn_grp_merge folds the groups of a warp together, after which lanes
+ * 0..G-1 hold the warp's accumulators of dims 8 lane .. 8 lane + 7. The
+ * fp32 sums are the same terms in another order than attn_keys'. */
+
+/* sum over the G lanes of a lane group (G a power of two, groups aligned) */
+template <int G>
+__device__ __forceinline__ float grp_sum(float v) {
+#pragma unroll
+    for (int o = G / 2; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+/* 8 fp16 at p (16-byte aligned) as floats */
+__device__ __forceinline__ void attn_ld8(const __half *p, float f[8]) {
+    const uint4 u = *(const uint4 *)p;
+    const __half2 *h = (const __half2 *)&u;
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        const float2 t = __half22float2(h[i]);
+        f[2 * i] = t.x;
+        f[2 * i + 1] = t.y;
+    }
+}
+
+/* The scaled query's dims 8 (lane % G) .. +7 from qr [hd] into qv; the
+ * accumulators zeroed */
+template <int G>
+__device__ __forceinline__ void attn_q_load_grp(const float *qr, float scale, int lane, float qv[8], float acc[8]) {
+    const int d0 = 8 * (lane % G);
+#pragma unroll
+    for (int i = 0; i < 8; i++) {
+        qv[i] = qr[d0 + i] * scale;
+        acc[i] = 0.0f;
+    }
+}
+
+/* Keys [j0, j1) of kv head kvh: lane group sg = lane / G of warp `warp`
+ * takes keys j0 + warp * KG + sg + n * NW * KG (KG = 32 / G groups per warp),
+ * in increasing order, folding them into its (m, l, acc); the loads of R
+ * rounds (R keys per group) are issued before any is folded. The loop
+ * bound is warp-uniform (the shuffles need every lane); a group whose key
+ * is past j1 loads nothing and folds nothing. Cache rows kv_dim wide,
+ * 16-byte aligned head rows (hd % 8 == 0). */
+template <int G, int NW, int R = 2>
+__device__ __forceinline__ void attn_keys_grp(const float qv[8], const __half *kc, const __half *vc, int kv_dim,
+                                              int kvh, int hd, int j0, int j1, int warp, int lane, float &m, float &l,
+                                              float acc[8]) {
+    constexpr int KG = 32 / G, STRIDE = NW * KG;
+    const int sg = lane / G;
+    const __half *kb = kc + (int64_t)kvh * hd + 8 * (lane % G), *vb = vc + (int64_t)kvh * hd + 8 * (lane % G);
+    for (int b = j0 + warp * KG; b < j1; b += R * STRIDE) {
+        float kf[R][8], vf[R][8];
+#pragma unroll
+        for (int u = 0; u < R; u++) {
+            const int j = b + u * STRIDE + sg;
+            if (j < j1) {
+                attn_ld8(kb + (int64_t)j * kv_dim, kf[u]);
+                attn_ld8(vb + (int64_t)j * kv_dim, vf[u]);
+            } else {
+#pragma unroll
+                for (int i = 0; i < 8; i++) kf[u][i] = vf[u][i] = 0.0f;
+            }
+        }
+#pragma unroll
+        for (int u = 0; u < R; u++) {
+            float s = 0.0f;
+#pragma unroll
+            for (int i = 0; i < 8; i++) s += qv[i] * kf[u][i];
+            s = grp_sum<G>(s);
+            if (b + u * STRIDE + sg < j1) attn_fold<8>(s, vf[u], m, l, acc);
+        }
+    }
+}
+
+/* folds the KG lane groups of the calling warp into one (m, l, acc), held by
+ * every group (whole warp calls it) */
+template <int G>
+__device__ __forceinline__ void attn_grp_merge(float &m, float &l, float acc[8]) {
+#pragma unroll
+    for (int o = G; o < 32; o <<= 1) {
+        const float mo = __shfl_xor_sync(0xffffffffu, m, o), lo = __shfl_xor_sync(0xffffffffu, l, o);
+        const float mn = fmaxf(m, mo);
+        const float a = mn == -INFINITY ? 0.0f : expf(m - mn), b = mn == -INFINITY ? 0.0f : expf(mo - mn);
+        l = l * a + lo * b;
+#pragma unroll
+        for (int i = 0; i < 8; i++) {
+            const float ao = __shfl_xor_sync(0xffffffffu, acc[i], o);
+            acc[i] = acc[i] * a + ao * b;
+        }
+        m = mn;
+    }
 }
 
 /* st(d, sum over warps of sm_acc[w][d] * f[w]) for d < hd (threads stride) */

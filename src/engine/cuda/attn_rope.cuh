@@ -69,34 +69,65 @@ __device__ __forceinline__ void ar_item_t(Load load, Store store, int p, int h, 
     }
     __syncthreads();
 
-    /* 3. attn_dec_item's body over the history keys [k0, kh) (each warp its
-     * keys in increasing order, as there), then key p (the largest, so
-     * still last in its warp's order) from shared memory by the warp whose
-     * turn it is */
-    float qv[EPL], acc[EPL];
-    attn_q_load<EPL>(sq, hd, scale, lane, qv, acc);
-    float m = -INFINITY, l = 0.0f;
-    attn_keys<EPL, NW>(qv, kc, vc, kv_dim, kvh, hd, k0, kh, warp, lane, m, l, acc);
-    if (k1 == n_keys && p >= k0 && (p - k0) % NW == warp) {
-        float s = 0.0f, vv[EPL];
+    /* 3. the attention over the history keys [k0, kh) from the cache, then
+     * key p (the largest, so last in its owner's increasing order) from
+     * shared memory by the warp / lane group whose turn it is. head_dim
+     * 32/64/128 (hd == 32 * EPL): attn_dec.cuh's lane groups (the same
+     * terms as attn_dec_item, summed in another order); 96: attn_dec_item's
+     * body (each warp its keys in increasing order) */
+    float m = -INFINITY, l = 0.0f, M, L, f[NW];
+    const float(*sm_acc)[EPL * 32];
+    if constexpr (EPL == 1 || EPL == 2 || EPL == 4) {
+        constexpr int G = 4 * EPL, KG = 32 / G;
+        float qv[8], acc[8];
+        attn_q_load_grp<G>(sq, scale, lane, qv, acc);
+        attn_keys_grp<G, NW>(qv, kc, vc, kv_dim, kvh, hd, k0, kh, warp, lane, m, l, acc);
+        const int slot = (p - k0) % (NW * KG);
+        if (k1 == n_keys && p >= k0 && slot / KG == warp) { /* warp-uniform: the group sum needs the warp */
+            const int d0 = 8 * (lane % G);
+            float s = 0.0f, vv[8];
 #pragma unroll
-        for (int e = 0; e < EPL; e++) {
-            const int d = lane + 32 * e;
-            if (d < hd) s += qv[e] * sk[d];
+            for (int i = 0; i < 8; i++) {
+                s += qv[i] * sk[d0 + i];
+                vv[i] = sv[d0 + i];
+            }
+            s = grp_sum<G>(s);
+            if (lane / G == slot % KG) attn_fold<8>(s, vv, m, l, acc);
         }
-        s = warp_sum(s);
+        attn_grp_merge<G>(m, l, acc);
+        sm_acc = attn_warp_merge_t<EPL, NW>(
+            m, l,
+            [&](float *row) {
+                if (lane < G) {
 #pragma unroll
-        for (int e = 0; e < EPL; e++) {
-            const int d = lane + 32 * e;
-            vv[e] = d < hd ? sv[d] : 0.0f;
+                    for (int i = 0; i < 8; i++) row[8 * lane + i] = acc[i];
+                }
+            },
+            M, L, f);
+    } else {
+        float qv[EPL], acc[EPL];
+        attn_q_load<EPL>(sq, hd, scale, lane, qv, acc);
+        attn_keys<EPL, NW>(qv, kc, vc, kv_dim, kvh, hd, k0, kh, warp, lane, m, l, acc);
+        if (k1 == n_keys && p >= k0 && (p - k0) % NW == warp) {
+            float s = 0.0f, vv[EPL];
+#pragma unroll
+            for (int e = 0; e < EPL; e++) {
+                const int d = lane + 32 * e;
+                if (d < hd) s += qv[e] * sk[d];
+            }
+            s = warp_sum(s);
+#pragma unroll
+            for (int e = 0; e < EPL; e++) {
+                const int d = lane + 32 * e;
+                vv[e] = d < hd ? sv[d] : 0.0f;
+            }
+            attn_fold<EPL>(s, vv, m, l, acc);
         }
-        attn_fold<EPL>(s, vv, m, l, acc);
+        sm_acc = attn_warp_merge<EPL, NW>(m, l, acc, M, L, f);
     }
 
     /* 4. merge the warps, then the splits (attn_dec_item's steps); the
      * head's output goes through ar_store (thread d owns dim d) */
-    float M, L, f[NW];
-    const float(*sm_acc)[EPL * 32] = attn_warp_merge<EPL, NW>(m, l, acc, M, L, f);
     if (S == 1) {
         attn_block_sum<EPL, NW>(sm_acc, f, hd, [&](int d, float o) { store(d, o / L); });
         return;
