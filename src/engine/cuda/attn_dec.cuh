@@ -188,9 +188,8 @@ __device__ __forceinline__ float grp_sum(float v) {
     return v;
 }
 
-/* 8 fp16 at p (16-byte aligned) as floats */
-__device__ __forceinline__ void attn_ld8(const __half *p, float f[8]) {
-    const uint4 u = *(const uint4 *)p;
+/* 8 fp16 (one 16-byte word) as floats */
+__device__ __forceinline__ void attn_h8(uint4 u, float f[8]) {
     const __half2 *h = (const __half2 *)&u;
 #pragma unroll
     for (int i = 0; i < 4; i++) {
@@ -212,40 +211,53 @@ __device__ __forceinline__ void attn_q_load_grp(const float *qr, float scale, in
     }
 }
 
+/* One batch of attn_keys_grp's loads: for round u < R, the lane's 16-byte
+ * words of key b + u * NW * KG + lane / G's K and V rows (zero past j1).
+ * The lane-group layout of kv head kvh (cache rows kv_dim wide, head rows
+ * 16-byte aligned: hd % 8 == 0). */
+template <int G, int NW, int R>
+__device__ __forceinline__ void attn_grp_issue(const __half *kc, const __half *vc, int kv_dim, int kvh, int hd, int b,
+                                               int j1, int lane, uint4 (&kp)[R], uint4 (&vp)[R]) {
+    constexpr int STRIDE = NW * (32 / G);
+    const int64_t off = (int64_t)kvh * hd + 8 * (lane % G);
+#pragma unroll
+    for (int u = 0; u < R; u++) {
+        const int j = b + u * STRIDE + lane / G;
+        kp[u] = vp[u] = make_uint4(0u, 0u, 0u, 0u);
+        if (j < j1) {
+            kp[u] = *(const uint4 *)(kc + (int64_t)j * kv_dim + off);
+            vp[u] = *(const uint4 *)(vc + (int64_t)j * kv_dim + off);
+        }
+    }
+}
+
 /* Keys [j0, j1) of kv head kvh: lane group sg = lane / G of warp `warp`
  * takes keys j0 + warp * KG + sg + n * NW * KG (KG = 32 / G groups per warp),
  * in increasing order, folding them into its (m, l, acc); the loads of R
- * rounds (R keys per group) are issued before any is folded. The loop
- * bound is warp-uniform (the shuffles need every lane); a group whose key
- * is past j1 loads nothing and folds nothing. Cache rows kv_dim wide,
- * 16-byte aligned head rows (hd % 8 == 0). */
+ * rounds (R keys per group) are issued before any is folded. kp/vp hold
+ * the FIRST batch already (attn_grp_issue at b = j0 + warp * KG): the
+ * caller issues it early, before it waits for the query, so at short
+ * contexts (every key in the first batch) no cache load is left on the
+ * path from the query to the output. The loop bound is warp-uniform (the
+ * shuffles need every lane); a group whose key is past j1 folds nothing. */
 template <int G, int NW, int R = 2>
 __device__ __forceinline__ void attn_keys_grp(const float qv[8], const __half *kc, const __half *vc, int kv_dim,
                                               int kvh, int hd, int j0, int j1, int warp, int lane, float &m, float &l,
-                                              float acc[8]) {
+                                              float acc[8], uint4 (&kp)[R], uint4 (&vp)[R]) {
     constexpr int KG = 32 / G, STRIDE = NW * KG;
     const int sg = lane / G;
-    const __half *kb = kc + (int64_t)kvh * hd + 8 * (lane % G), *vb = vc + (int64_t)kvh * hd + 8 * (lane % G);
     for (int b = j0 + warp * KG; b < j1; b += R * STRIDE) {
-        float kf[R][8], vf[R][8];
+        if (b != j0 + warp * KG) attn_grp_issue<G, NW, R>(kc, vc, kv_dim, kvh, hd, b, j1, lane, kp, vp);
 #pragma unroll
         for (int u = 0; u < R; u++) {
-            const int j = b + u * STRIDE + sg;
-            if (j < j1) {
-                attn_ld8(kb + (int64_t)j * kv_dim, kf[u]);
-                attn_ld8(vb + (int64_t)j * kv_dim, vf[u]);
-            } else {
-#pragma unroll
-                for (int i = 0; i < 8; i++) kf[u][i] = vf[u][i] = 0.0f;
-            }
-        }
-#pragma unroll
-        for (int u = 0; u < R; u++) {
+            float kf[8], vf[8];
+            attn_h8(kp[u], kf);
+            attn_h8(vp[u], vf);
             float s = 0.0f;
 #pragma unroll
-            for (int i = 0; i < 8; i++) s += qv[i] * kf[u][i];
+            for (int i = 0; i < 8; i++) s += qv[i] * kf[i];
             s = grp_sum<G>(s);
-            if (b + u * STRIDE + sg < j1) attn_fold<8>(s, vf[u], m, l, acc);
+            if (b + u * STRIDE + sg < j1) attn_fold<8>(s, vf, m, l, acc);
         }
     }
 }

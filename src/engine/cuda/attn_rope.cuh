@@ -42,6 +42,15 @@ __device__ __forceinline__ void ar_item_t(Load load, Store store, int p, int h, 
     const int chunk = (n_keys + S - 1) / S;
     const int k0 = sp * chunk, k1 = min(n_keys, k0 + chunk), kh = min(k1, p); /* history keys [k0, kh) */
     __shared__ float sq[EPL * 32], sk[EPL * 32], sv[EPL * 32];
+    constexpr bool GRP = EPL == 1 || EPL == 2 || EPL == 4; /* lane groups (step 3) */
+    constexpr int G = GRP ? 4 * EPL : 32, KG = 32 / G, R = 2;
+
+    /* 0. lane groups: the first batch of history K/V rows requested into
+     * registers before the wait for q/k/v (the rows < p were written by
+     * earlier steps: nothing in this launch writes them), so their L2
+     * round trip overlaps the wait instead of following it */
+    uint4 kp[R], vp[R];
+    if (GRP) attn_grp_issue<G, NW, R>(kc, vc, kv_dim, kvh, hd, k0 + warp * KG, kh, lane, kp, vp);
 
     /* 1. q, k, v of this head into shared memory; rope; fp16 rounding of k, v */
     load(sq, sk, sv);
@@ -77,11 +86,10 @@ __device__ __forceinline__ void ar_item_t(Load load, Store store, int p, int h, 
      * body (each warp its keys in increasing order) */
     float m = -INFINITY, l = 0.0f, M, L, f[NW];
     const float(*sm_acc)[EPL * 32];
-    if constexpr (EPL == 1 || EPL == 2 || EPL == 4) {
-        constexpr int G = 4 * EPL, KG = 32 / G;
+    if constexpr (GRP) {
         float qv[8], acc[8];
         attn_q_load_grp<G>(sq, scale, lane, qv, acc);
-        attn_keys_grp<G, NW>(qv, kc, vc, kv_dim, kvh, hd, k0, kh, warp, lane, m, l, acc);
+        attn_keys_grp<G, NW, R>(qv, kc, vc, kv_dim, kvh, hd, k0, kh, warp, lane, m, l, acc, kp, vp);
         const int slot = (p - k0) % (NW * KG);
         if (k1 == n_keys && p >= k0 && slot / KG == warp) { /* warp-uniform: the group sum needs the warp */
             const int d0 = 8 * (lane % G);
