@@ -23,6 +23,8 @@
 # Part "ab": VALIDATE_AB_ROUNDS (default 3) alternating `llorch bench` runs
 # of Qwen by a baseline llorch (VALIDATE_BASE, default bin/llorch-base) and
 # this bundle's.
+# Part "abenv": VALIDATE_AB_ROUNDS alternating tg128 runs of this bundle's
+# llorch under each env setting of VALIDATE_ABENV (see the part's comment).
 # Part "head": test_head under memcheck and racecheck (LLORCH_TEST_QUICK=1)
 # and greedy `llorch generate` on Qwen with the decode head on and off
 # (LLORCH_CUDA_HEAD=0): the same text.
@@ -121,6 +123,30 @@ step() { # label timeout cmd... (output in /tmp/v.log, summary lines into R)
         for i in $(seq ${VALIDATE_AB_ROUNDS:-3}); do
             step "ab $i base qwen" 240 $base bench --backend cuda --model $Q -p 512 -n 128 -r 5
             step "ab $i new qwen" 240 $B/llorch bench --backend cuda --model $Q -p 512 -n 128 -r 5
+        done
+    fi
+    if has abenv; then
+        # alternating tg128 runs (no prompt: -p 0) of this bundle's llorch
+        # under each setting of VALIDATE_ABENV (","-joined VAR=VALUE lists
+        # or "default"), VALIDATE_AB_ROUNDS rounds; then each setting's
+        # per-run medians and their median. Runs differ by ~2% from process
+        # to process on this card (the same binary), so only many
+        # alternating rounds compare
+        : > /tmp/abenv.txt
+        for i in $(seq ${VALIDATE_AB_ROUNDS:-3}); do
+            for v in ${VALIDATE_ABENV:-default}; do
+                e=""
+                [ "$v" != default ] && e=${v//,/ }
+                t=$(env $e timeout 120 $B/llorch bench --backend cuda --model $Q -p 0 -n 128 -r 5 2>/dev/null |
+                    awk -F'|' '/tg128/ {gsub(/ /, "", $3); print $3}')
+                echo "$v ${t:-fail}" >> /tmp/abenv.txt
+            done
+        done
+        for v in ${VALIDATE_ABENV:-default}; do
+            runs=$(awk -v v="$v" '$1 == v && $2 != "fail" {printf " %s", $2}' /tmp/abenv.txt)
+            printf '%s\n' $runs | sort -n | awk -v v="$v" -v runs="$runs" 'NF {a[++n] = $1} END {
+                m = n ? (n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2) : 0
+                printf "abenv %-40s tg128 median %.1f of %d runs:%s\n", v, m, n, runs }'
         done
     fi
     if has bench && [ "${VALIDATE_LLAMA:-0}" = 1 ]; then

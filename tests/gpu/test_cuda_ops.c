@@ -468,8 +468,23 @@ static int host_choice(const float *h, int64_t n) {
  * logits equal ref bit for bit, the choice is host_choice of them in
  * tok_next and ring[pos & 1] (pos = p + pos_i), the other ring slot still
  * -7, pos_io[0] = pos + 1 and pos_io[1..2] unchanged. Returns the choice. */
+int llorch_cuda_head_amax(void *ctx, int on);
+static int head_once_mode(const eng_w *wg, const float *xg, const float *gg, const float *ref, int p, int pos_i,
+                          const char *what);
+/* head_once_mode with the choice by the 64-bit maximum (the default) and by
+ * the per-block pairs (LLORCH_CUDA_HEAD_AMAX=0): the same answer */
 static int head_once(const eng_w *wg, const float *xg, const float *gg, const float *ref, int p, int pos_i,
                      const char *what) {
+    const int was = llorch_cuda_head_amax(G.ctx, 1);
+    const int a = head_once_mode(wg, xg, gg, ref, p, pos_i, what);
+    llorch_cuda_head_amax(G.ctx, 0);
+    const int b = head_once_mode(wg, xg, gg, ref, p, pos_i, what);
+    llorch_cuda_head_amax(G.ctx, was);
+    assert_int_equal(a, b);
+    return a;
+}
+static int head_once_mode(const eng_w *wg, const float *xg, const float *gg, const float *ref, int p, int pos_i,
+                          const char *what) {
     const int64_t ne1 = wg->ne1;
     int32_t ih[6] = {-7, -7, -7, p, p + 1, p + 2};
     int32_t *ig = gdup(ih, sizeof ih);

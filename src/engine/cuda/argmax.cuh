@@ -5,6 +5,20 @@
  * them. NaN never enters: callers skip it before am_merge. */
 #pragma once
 
+/* (v, i) as one unsigned key whose maximum is am_merge's choice: the high
+ * word v's bits mapped to an unsigned order (negatives flipped; -0 taken
+ * as +0, which compares equal), the low word ~i (among equal values the
+ * lower id is the larger key). Any real key is > 0 (0 is "none"). v is
+ * not NaN (callers skip it). */
+__device__ __forceinline__ unsigned long long am_key(float v, int i) {
+    unsigned u = __float_as_uint(v);
+    if (!(u << 1)) u = 0u; /* -0 -> +0 (bits: fast-math may fold v + 0) */
+    u = (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+    return ((unsigned long long)u << 32) | (unsigned)~(unsigned)i;
+}
+/* the id of am_key's key k; -1 for 0 (none) */
+__device__ __forceinline__ int am_key_id(unsigned long long k) { return k ? (int)~(unsigned)k : -1; }
+
 /* (bv, bi) = the better of itself and (v2, i2) */
 __device__ __forceinline__ void am_merge(float &bv, int &bi, float v2, int i2) {
     if (i2 >= 0 && (bi < 0 || v2 > bv || (v2 == bv && i2 < bi))) {

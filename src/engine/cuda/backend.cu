@@ -647,6 +647,8 @@ extern "C" int eng_backend_cuda_new(int device, uint64_t mem_limit, eng_backend 
         c->attn_unfused = e && !strcmp(e, "0");
         e = getenv("LLORCH_CUDA_HEAD");
         c->head_on = !(e && !strcmp(e, "0"));
+        e = getenv("LLORCH_CUDA_HEAD_AMAX");
+        c->head_amax = !(e && !strcmp(e, "0"));
         e = getenv("LLORCH_CUDA_ARGMAX");
         c->samp_fast = !(e && !strcmp(e, "0"));
         e = getenv("LLORCH_CUDA_PROFILE");

@@ -103,10 +103,13 @@ struct cu_ctx {
     int32_t *samp_out;          /* [1] */
     uint32_t *samp_red;         /* greedy argmax: [256] f32 values, [256] ids, counter (zero between launches) */
     /* the decode head (mmv_tall_reg.cu cu_head): per-block (value, id)
-     * pairs [CU_HEAD_MAXB] f32, [CU_HEAD_MAXB] i32, then the counter (zero
-     * between launches); head_on: LLORCH_CUDA_HEAD != 0 */
+     * pairs [CU_HEAD_MAXB] f32, [CU_HEAD_MAXB] i32, then the counter and,
+     * 8 bytes after it, the 64-bit maximum of head_amax (both zero between
+     * launches); head_on: LLORCH_CUDA_HEAD != 0 */
     float *head_red;
     int head_on;
+    int head_amax;              /* LLORCH_CUDA_HEAD_AMAX != 0 (default): the head's choice by one 64-bit
+                                 * maximum (mr_head key, after the counter in head_red) */
     struct cu_stamps *stamps;   /* LLORCH_CUDA_STAMPS=1: step stamps (stamps.cuh), else NULL */
     int samp_fast;              /* greedy through the many-block k_argmax (default; LLORCH_CUDA_ARGMAX=0: k_sample) */
     /* enqueue-only sample + read_token (backend.h): the event recorded on

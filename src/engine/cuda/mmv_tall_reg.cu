@@ -138,10 +138,13 @@ struct mr_head {
     int32_t *pos_io;    /* then pos_io[0] = pos + 1 */
     int pos_i;
     cu_stamps *st;      /* LLORCH_CUDA_STAMPS=1, else NULL */
+    unsigned long long *key; /* the choice as am_key (0 between launches); NULL: the pairs (pv, pi) */
 };
 
+/* The heads keep the mat-vec's occupancy (NK 4: 64 registers, 4 blocks per
+ * SM; NK 8: 2): their norm and argmax would otherwise take registers */
 template <int NK, int DUP, int HEAD>
-__global__ void __launch_bounds__(MR_WARPS * 32)
+__global__ void __launch_bounds__(MR_WARPS * 32, HEAD ? (NK == 4 ? 4 : 2) : 1)
 k_mmv_tall_q8(const uint8_t *w, int nbw, int ne1, int units, const int8_t *aq, const float *ad, float *y, mr_head h) {
     const int lane = threadIdx.x & 31, g = lane >> 2, s = lane & 3;
     const int a = (2 * g) & 7;                 /* 34b mod 8 for b = g + 8k */
@@ -162,10 +165,15 @@ k_mmv_tall_q8(const uint8_t *w, int nbw, int ne1, int units, const int8_t *aq, c
     __shared__ float shv[MR_WARPS];
     __shared__ int shi[MR_WARPS];
     __shared__ unsigned sh_last;
+    /* stamps: x ready in this block, this step's ring slot (in shared
+     * memory: registers live across the loop would cost occupancy) */
+    __shared__ unsigned long long sh_tx;
+    __shared__ unsigned sh_sti;
     if (HEAD) {
         const unsigned long long t_go = h.st ? cu_now() : 0; /* before the stamps' own L2 round trips */
         cu_stamp_min(h.st, CU_ST_HD_IN, t_in);
         cu_stamp_min(h.st, CU_ST_HD_GO, t_go);
+        if (h.st && threadIdx.x == 0) sh_sti = __ldcg(&h.st->step) % CU_ST_STEPS;
         const int K = 8 * units;
         const float scale = cu_rms_scale256(h.x, K, h.eps, shv);
         for (int grp = (int)(threadIdx.x >> 5); grp < K / 32; grp += MR_WARPS) {
@@ -174,6 +182,7 @@ k_mmv_tall_q8(const uint8_t *w, int nbw, int ne1, int units, const int8_t *aq, c
             cu_q8_group_v(v, lane, xq_s + 32 * grp, xd_s + grp, NULL);
         }
         __syncthreads();
+        if (h.st && threadIdx.x == 0) sh_tx = cu_now();
         aq = xq_s;
         ad = xd_s;
     } else if (row >= ne1) {
@@ -212,8 +221,34 @@ k_mmv_tall_q8(const uint8_t *w, int nbw, int ne1, int units, const int8_t *aq, c
             }
         }
     if (!HEAD) return;
-    am_block_all<MR_WARPS * 32>(bv, bi, shv, shi);
-    if (!am_grid<MR_WARPS * 32>(bv, bi, h.pv, h.pi, h.cnt, shv, shi, &sh_last)) return;
+    if (h.st && threadIdx.x == 0) { /* reductions: nothing waits for them */
+        const unsigned long long t_loop = cu_now();
+        atomicMin(&h.st->mn[sh_sti][CU_ST_HD_NORM], sh_tx);
+        atomicMax(&h.st->mx[sh_sti][CU_ST_HD_NORM_LAST], sh_tx);
+        atomicMin(&h.st->mn[sh_sti][CU_ST_HD_LOOP], t_loop);
+        atomicMax(&h.st->mx[sh_sti][CU_ST_HD_LOOP_LAST], t_loop);
+    }
+    if (h.key) {
+        /* every warp's choice into one 64-bit maximum (a reduction nothing
+         * waits for), then the grid's count; the last block takes the
+         * maximum and zeroes it for the next launch: no pairs to merge */
+        if (lane == 0) {
+            if (bi >= 0) atomicMax(h.key, am_key(bv, bi));
+            __threadfence(); /* this warp's maximum before the block's count */
+        }
+        __syncthreads();
+        if (threadIdx.x == 0) {
+            if (atomicAdd(h.cnt, 1u) != gridDim.x - 1) return;
+            *h.cnt = 0;
+            __threadfence();
+            bi = am_key_id(atomicExch(h.key, 0ull));
+        } else {
+            return;
+        }
+    } else {
+        am_block_all<MR_WARPS * 32>(bv, bi, shv, shi);
+        if (!am_grid<MR_WARPS * 32>(bv, bi, h.pv, h.pi, h.cnt, shv, shi, &sh_last)) return;
+    }
     if (threadIdx.x == 0) {
         const int tok = bi < 0 ? 0 : bi; /* k_argmax's answer when nothing survives */
         h.tok_next[0] = tok;
@@ -284,9 +319,19 @@ int cu_head(cu_ctx *c, const float *x, const float *g, float eps, const eng_w *w
         return -1;
     float *pv = (float *)c->head_red;
     const mr_head h = {x, g, eps, pv, (int *)(pv + CU_HEAD_MAXB), (unsigned *)(pv + 2 * CU_HEAD_MAXB),
-                       tok_next, ring, pos_io, pos_i, c->stamps};
+                       tok_next, ring, pos_io, pos_i, c->stamps,
+                       c->head_amax ? (unsigned long long *)(pv + 2 * CU_HEAD_MAXB + 2) : NULL};
     const int rc =
         units <= 128 ? mr_launch<4, 1, 1>(c, w, logits, units, &h) : mr_launch<8, 1, 1>(c, w, logits, units, &h);
     if (rc == 0) (void)LAUNCH_CHECK(c, "head"); /* a failed launch is latched: the next sync or read reports it */
     return rc;
+}
+
+/* test hook (tests/gpu/test_cuda_ops.c test_head): the head's choice by the
+ * 64-bit maximum (on) or the pairs (off); returns the previous setting */
+extern "C" int llorch_cuda_head_amax(void *ctx, int on) {
+    cu_ctx *c = (cu_ctx *)ctx;
+    const int was = c->head_amax;
+    c->head_amax = on;
+    return was;
 }

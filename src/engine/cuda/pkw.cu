@@ -125,6 +125,7 @@ struct pw_args {
     unsigned ll_par, lo_q, lo_k, lo_v, lo_att, lo_hb, lo_xc, lo_xe;
     unsigned ll_sleep; /* ns between polls (LLORCH_CUDA_PKW_LL_SLEEP; 0 polls back to back) */
     int split_keys;    /* fewest keys per attention split (LLORCH_CUDA_PKW_SPLIT_KEYS, default PW_SPLIT_KEYS) */
+    int issue_par;     /* LLORCH_CUDA_PKW_ISSUE_PAR (default 1): phase ph's copies issued by warp ph (else warp 0) */
     int mma; /* LLORCH_CUDA_PKW_MMA (default 9), bits: 1 D's Q5_0 gate/up on the tensor cores (pw_gu_mma,
               * fp16 activation), 8 an mma before D's staging wait (pw_mma_warm); 0 runs D through pw_dotf */
     int i8;  /* LLORCH_CUDA_PKW_I8 (default 1): E's down rows on the int8 activation (pw_dot8) where
@@ -297,7 +298,11 @@ __device__ __forceinline__ void pw_issue(const pw_args &A, const pw_rng &g, int 
         const int ns = ph == 0 ? 3 : ph == 2 ? 2 : 1;
         const float *norm = ph == 0 ? W.attn_norm : ph == 2 ? W.ffn_norm : NULL;
         float *norm_s = sf + (ph == 0 ? A.o_na : A.o_nf);
-        if (threadIdx.x == 0) pw_issue_bulk(A, g, W, mats, ns, norm, norm_s, smem, cu_sa(&mbar[ph]));
+        /* the issuing thread: lane 0 of warp ph (warp 0 with
+         * LLORCH_CUDA_PKW_ISSUE_PAR=0), so the launch's first four issues
+         * (layer 0, before the PDL wait) run in parallel */
+        if ((int)threadIdx.x == (A.issue_par ? 32 * ph : 0))
+            pw_issue_bulk(A, g, W, mats, ns, norm, norm_s, smem, cu_sa(&mbar[ph]));
         if (norm) pw_copy_norm(A, norm_s, norm);
         if (ph == 0) {
             const int nq = g.q1 - g.q0, nk = g.k1 - g.k0;
@@ -518,21 +523,24 @@ __global__ void __launch_bounds__(NW * 32, 1) k_pw_layers(const __grid_constant_
     }
     /* the block's row ranges live in shared memory: in registers they
      * would be live across the whole layer loop (spills at 64 registers) */
+    /* the ranges and the mbarriers (one per phase region: bulk copies) by
+     * the first lanes of four warps: the prologue is on every step's path
+     * (nothing before it in the graph to overlap), and each of these
+     * threads' first reads of the parameter block are constant-cache
+     * misses: four warps take theirs in parallel */
     __shared__ pw_rng g;
-    if (threadIdx.x == 0) {
-        pw_plan_range(blockIdx.x, nblk, Q, &g.q0, &g.q1);
-        pw_plan_range(blockIdx.x, nblk, KV, &g.k0, &g.k1);
-        pw_plan_range(blockIdx.x, nblk, A.E, &g.e0, &g.e1);
-        pw_plan_range(blockIdx.x, nblk, A.hb16 ? A.F / 2 : A.F, &g.f0, &g.f1);
-        if (A.hb16) g.f0 *= 2, g.f1 *= 2; /* pairs of rows: one hb slot each */
-    }
-    __syncthreads();
-
-    /* one mbarrier per phase region (bulk copies), shared addresses */
     __shared__ __align__(8) unsigned long long mb[4];
     unsigned long long *const mbar = mb; /* addressed in place: 4 registers less (spills at 64) */
     if (threadIdx.x == 0) {
+        pw_plan_range(blockIdx.x, nblk, Q, &g.q0, &g.q1);
         cu_mbar_init(mb, 4);
+    } else if (threadIdx.x == 32) {
+        pw_plan_range(blockIdx.x, nblk, KV, &g.k0, &g.k1);
+    } else if (threadIdx.x == 64) {
+        pw_plan_range(blockIdx.x, nblk, A.E, &g.e0, &g.e1);
+    } else if (threadIdx.x == 96) {
+        pw_plan_range(blockIdx.x, nblk, A.hb16 ? A.F / 2 : A.F, &g.f0, &g.f1);
+        if (A.hb16) g.f0 *= 2, g.f1 *= 2; /* pairs of rows: one hb slot each */
     }
     __syncthreads();
 
@@ -609,7 +617,8 @@ __global__ void __launch_bounds__(NW * 32, 1) k_pw_layers(const __grid_constant_
         PW_T(3);
         PW_AT(0, 1);
         /* A's refill issued after the attention items or after C's dots
-         * instead measured no faster (docs/PERF.md, session 8) */
+         * instead measured no faster (docs/PERF.md, session 8); after the
+         * items in only the blocks that have items: 0.8% slower (session 11) */
         pw_next(A, g, l, 0, smem, mbar, !LL, nbar);
         PW_T(4);
 
@@ -928,6 +937,7 @@ int cu_pkw_decode_layers(cu_ctx *c, const eng_block_w *b, int n, float *x, const
         P.ll_sleep = (unsigned)pk_env_int("LLORCH_CUDA_PKW_LL_SLEEP", 0);
         P.split_keys = pk_env_int("LLORCH_CUDA_PKW_SPLIT_KEYS", PW_SPLIT_KEYS);
         if (P.split_keys < 1) P.split_keys = PW_SPLIT_KEYS;
+        P.issue_par = pk_env_int("LLORCH_CUDA_PKW_ISSUE_PAR", 1) != 0;
         P.mma = pk_env_int("LLORCH_CUDA_PKW_MMA", 9);
         P.i8 = pk_env_int("LLORCH_CUDA_PKW_I8", 1) != 0;
     }

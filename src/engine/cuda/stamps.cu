@@ -39,13 +39,15 @@ void cu_stamps_report(cu_ctx *c) {
         free(h);
         return;
     }
-    enum { NV = 9 };
+    enum { NV = 13 };
     static const char *const names[NV] = {
         "head end (t-1) to layers entry (graph boundary)", "layers entry to past its PDL wait",
         "layers past the wait to the last block out",       "layers out to head entry",
         "head entry to past its PDL wait",                  "head past the wait to its end",
         "step (head end to head end)",                      "layers: first to last block entry",
-        "layers entry to its PDL wait (prologue)"};
+        "layers entry to its PDL wait (prologue)",
+        "head: past the wait to the 1st block's x ready", "head: past the wait to the last block's x ready",
+        "head: first to last block out of its loop",      "head: last block out of its loop to its end"};
     double *v[NV];
     int n = 0;
     const unsigned steps = h->step < CU_ST_STEPS ? h->step : CU_ST_STEPS;
@@ -62,7 +64,11 @@ void cu_stamps_report(cu_ctx *c) {
                               (double)(m[CU_ST_HD_GO] - m[CU_ST_HD_IN]), (double)(x[CU_ST_HD_END] - m[CU_ST_HD_GO]),
                               (double)(x[CU_ST_HD_END] - pe),
                               (double)(long long)(x[CU_ST_PW_IN_LAST] - m[CU_ST_PW_IN]),
-                              (double)(long long)(m[CU_ST_PW_PRE] - m[CU_ST_PW_IN])};
+                              (double)(long long)(m[CU_ST_PW_PRE] - m[CU_ST_PW_IN]),
+                              (double)(long long)(m[CU_ST_HD_NORM] - m[CU_ST_HD_GO]),
+                              (double)(long long)(x[CU_ST_HD_NORM_LAST] - m[CU_ST_HD_GO]),
+                              (double)(long long)(x[CU_ST_HD_LOOP_LAST] - m[CU_ST_HD_LOOP]),
+                              (double)(long long)(x[CU_ST_HD_END] - x[CU_ST_HD_LOOP_LAST])};
         for (int k = 0; k < NV; k++) v[k][n] = d[k] / 1e3;
         n++;
     }

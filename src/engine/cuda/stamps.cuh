@@ -13,8 +13,12 @@
 #pragma once
 
 #define CU_ST_STEPS 4096
-enum { CU_ST_PW_IN = 0, CU_ST_PW_GO, CU_ST_HD_IN, CU_ST_HD_GO, CU_ST_PW_PRE, CU_ST_NMIN };
-enum { CU_ST_PW_END = 0, CU_ST_HD_END, CU_ST_PW_IN_LAST, CU_ST_NMAX };
+/* HD_NORM / HD_LOOP: the head's blocks past their norm and quantization of
+ * x, and out of their mat-vec loop (earliest; *_LAST the latest). The head
+ * takes those times into registers and stamps them after its loop with
+ * reductions nothing waits for, so they do not delay its loop */
+enum { CU_ST_PW_IN = 0, CU_ST_PW_GO, CU_ST_HD_IN, CU_ST_HD_GO, CU_ST_PW_PRE, CU_ST_HD_NORM, CU_ST_HD_LOOP, CU_ST_NMIN };
+enum { CU_ST_PW_END = 0, CU_ST_HD_END, CU_ST_PW_IN_LAST, CU_ST_HD_NORM_LAST, CU_ST_HD_LOOP_LAST, CU_ST_NMAX };
 struct cu_stamps {
     unsigned long long mn[CU_ST_STEPS][CU_ST_NMIN]; /* all ones before the first stamp */
     unsigned long long mx[CU_ST_STEPS][CU_ST_NMAX]; /* zero before */
