@@ -2148,19 +2148,24 @@ static void layers_case(int pos0, int multi, int key, int wide) {
             extern const int llorch_cuda_pkw_nabs;
             extern int llorch_cuda_pkw_block_abs(unsigned long long *out, int nblk);
             const int na = llorch_cuda_pkw_nabs;
-            assert_true(na == 9);
+            assert_true(na == 12);
             unsigned long long *ab = malloc((size_t)nb * na * sizeof *ab);
             double *cv = malloc((size_t)nb * sizeof *cv);
             assert_int_equal(llorch_cuda_pkw_block_abs(ab, nb), 0);
             unsigned long long t0 = ~0ull;
             for (int b = 0; b < nb; b++) t0 = ab[(size_t)b * na] < t0 ? ab[(size_t)b * na] : t0;
-            static const char *pt[9] = {"A dots end", "attention end", "C staged", "C dots end", "D staged",
-                                        "D dots end", "E staged", "E dots end", "next A staged"};
-            print_message("  layer 1's step ends over %d blocks (us after the first A dots end): min / median / max\n", nb);
+            static const char *pt[12] = {"A dots end", "attention end", "C staged", "C dots end", "D staged",
+                                         "D dots end", "E staged", "E dots end", "next A staged",
+                                         "item q/k/v in", "item keys done", "item end"};
+            print_message("  layer 1's step ends over %d blocks (us after the first A dots end): min / median / max"
+                          " (the item's: over the blocks with an attention item)\n", nb);
             for (int i = 0; i < na; i++) {
-                for (int b = 0; b < nb; b++) cv[b] = ((double)ab[(size_t)b * na + i] - (double)t0) / 1e3;
-                qsort(cv, (size_t)nb, sizeof *cv, cmp_double);
-                print_message("    at %-14s %7.2f %7.2f %7.2f\n", pt[i], cv[0], cv[nb / 2], cv[nb - 1]);
+                int n = 0;
+                for (int b = 0; b < nb; b++)
+                    if (ab[(size_t)b * na + i]) cv[n++] = ((double)ab[(size_t)b * na + i] - (double)t0) / 1e3;
+                if (!n) continue;
+                qsort(cv, (size_t)n, sizeof *cv, cmp_double);
+                print_message("    at %-14s %7.2f %7.2f %7.2f (%d)\n", pt[i], cv[0], cv[n / 2], cv[n - 1], n);
             }
             free(cv);
             free(ab);

@@ -212,19 +212,25 @@ __device__ __forceinline__ void attn_q_load_grp(const float *qr, float scale, in
 }
 
 /* One batch of attn_keys_grp's loads: for round u < R, the lane's 16-byte
- * words of key b + u * NW * KG + lane / G's K and V rows (zero past j1).
- * The lane-group layout of kv head kvh (cache rows kv_dim wide, head rows
- * 16-byte aligned: hd % 8 == 0). */
+ * words of key j = b + u * NW * KG + lane / G's K and V rows (zero past
+ * j1); key jp (the row being written in this launch, -1: none) from k16/v16
+ * (shared memory, hd halves) instead of the cache. The lane-group layout of
+ * kv head kvh (cache rows kv_dim wide, head rows 16-byte aligned: hd % 8 ==
+ * 0). */
 template <int G, int NW, int R>
 __device__ __forceinline__ void attn_grp_issue(const __half *kc, const __half *vc, int kv_dim, int kvh, int hd, int b,
-                                               int j1, int lane, uint4 (&kp)[R], uint4 (&vp)[R]) {
+                                               int j1, int lane, uint4 (&kp)[R], uint4 (&vp)[R], int jp = -1,
+                                               const __half *k16 = NULL, const __half *v16 = NULL) {
     constexpr int STRIDE = NW * (32 / G);
     const int64_t off = (int64_t)kvh * hd + 8 * (lane % G);
 #pragma unroll
     for (int u = 0; u < R; u++) {
         const int j = b + u * STRIDE + lane / G;
         kp[u] = vp[u] = make_uint4(0u, 0u, 0u, 0u);
-        if (j < j1) {
+        if (j == jp) {
+            kp[u] = *(const uint4 *)(k16 + 8 * (lane % G));
+            vp[u] = *(const uint4 *)(v16 + 8 * (lane % G));
+        } else if (j < j1) {
             kp[u] = *(const uint4 *)(kc + (int64_t)j * kv_dim + off);
             vp[u] = *(const uint4 *)(vc + (int64_t)j * kv_dim + off);
         }
@@ -238,18 +244,22 @@ __device__ __forceinline__ void attn_grp_issue(const __half *kc, const __half *v
  * the FIRST batch already (attn_grp_issue at b = j0 + warp * KG): the
  * caller issues it early, before it waits for the query, so at short
  * contexts (every key in the first batch) no cache load is left on the
- * path from the query to the output. The loop bound is warp-uniform (the
- * shuffles need every lane); a group whose key is past j1 folds nothing. */
+ * path from the query to the output. Later batches take key jp from k16/v16
+ * (attn_grp_issue). The loop bound is warp-uniform (the shuffles need every
+ * lane), and so is a round's skip when it holds no key at all; a group
+ * whose key is past j1 folds nothing. */
 template <int G, int NW, int R = 2>
 __device__ __forceinline__ void attn_keys_grp(const float qv[8], const __half *kc, const __half *vc, int kv_dim,
                                               int kvh, int hd, int j0, int j1, int warp, int lane, float &m, float &l,
-                                              float acc[8], uint4 (&kp)[R], uint4 (&vp)[R]) {
+                                              float acc[8], uint4 (&kp)[R], uint4 (&vp)[R], int jp = -1,
+                                              const __half *k16 = NULL, const __half *v16 = NULL) {
     constexpr int KG = 32 / G, STRIDE = NW * KG;
     const int sg = lane / G;
     for (int b = j0 + warp * KG; b < j1; b += R * STRIDE) {
-        if (b != j0 + warp * KG) attn_grp_issue<G, NW, R>(kc, vc, kv_dim, kvh, hd, b, j1, lane, kp, vp);
+        if (b != j0 + warp * KG) attn_grp_issue<G, NW, R>(kc, vc, kv_dim, kvh, hd, b, j1, lane, kp, vp, jp, k16, v16);
 #pragma unroll
         for (int u = 0; u < R; u++) {
+            if (b + u * STRIDE >= j1) break; /* no group of this warp has a key in round u */
             float kf[8], vf[8];
             attn_h8(kp[u], kf);
             attn_h8(vp[u], vf);

@@ -11,10 +11,11 @@
  *      kernel's tail (the first version, rope after the wait and key pos
  *      selected inside the key loop, lost 5% on Llama-2-7B; which of the
  *      two changes recovered it was not isolated: docs/PERF.md);
- *   1. loads q[h], k[kvh], v[kvh] (kvh = h / group) into shared memory and
- *      ropes q and k there (rope.cuh's rope_cs: the values of k_rope_kv,
- *      both orderings, freq_factors, partial rotation: dims >= n_rot are
- *      not rotated); k and v are rounded to fp16 as the cache stores them.
+ *   1. loads q[h], k[kvh], v[kvh] (kvh = h / group), a rope pair per
+ *      thread, ropes q and k in registers (rope.cuh's rope_cs: the values
+ *      of k_rope_kv, both orderings, freq_factors, partial rotation: dims
+ *      >= n_rot are not rotated), rounds k and v to fp16 as the cache
+ *      stores them and puts the three rows into shared memory.
  *   2. exactly one block per kv head (h % group == 0, sp == 0) writes the
  *      roped k and v rows into the caches at row pos (for later tokens).
  *      No block of this launch reads cache row pos: the key at pos is taken
@@ -70,7 +71,7 @@ k_attn_rope(const float *q, const float *k, const float *v, const int32_t *pos, 
         }
     }
     cu_pdl_begin();
-    /* 1-4: attn_rope.cuh (its first __syncthreads publishes sc/ss) */
+    /* 1-4: attn_rope.cuh (thread i < half reads sc[i]/ss[i], written above by itself) */
     ar_item<EPL, AR_WARPS>(q, k, v, p, h, sp, n_head, group, hd, scale, S, rp, sc, ss, kc, vc, out, part, cnt, aq,
                            ad, as);
 }

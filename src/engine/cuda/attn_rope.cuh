@@ -24,24 +24,33 @@ __device__ __forceinline__ void ar_store(float *out, int8_t *aq, float *ad, floa
 
 /* Item (h, sp) of S splits at position p (keys 0..p). sc/ss: the rope cos/sin
  * of p for pairs 0..n_rot/2-1 (rope.cuh rope_cs), visible to every thread.
- * load(sq, sk, sv) puts the head's q row and its kv head's k and v rows
- * (hd floats each, not roped) into the shared arrays (every thread calls
- * it; a CTA barrier follows); store(d, o) writes output dim d (thread d).
- * kvh = h / group; the block with h % group == 0 and sp == 0 writes row p.
- * Every thread of the block calls it (__syncthreads inside); NW warps,
- * blockDim.x >= hd. The last split block of h merges (cnt[h], reset to 0
- * BEFORE the merged output is stored: a persistent caller's next layer
- * counts on cnt[h] again once it has seen that output). */
-template <int EPL, int NW, class Load, class Store>
-__device__ __forceinline__ void ar_item_t(Load load, Store store, int p, int h, int sp, int n_head, int group,
+ * fetch(da, db, o): the head's q and its kv head's k and v (not roped) at
+ * dim da into o[0..2] and, when db >= 0, at dim db into o[3..5]; called by
+ * one thread per dim pair (rope pair, or a dim past n_rot alone), which
+ * ropes, rounds k and v to fp16 and stores them itself, so one CTA barrier
+ * publishes them. store(d, o) writes output dim d (thread d). kvh = h /
+ * group; the block with h % group == 0 and sp == 0 writes row p. Every
+ * thread of the block calls it (__syncthreads inside); NW warps, blockDim.x
+ * >= hd. The last split block of h merges (cnt[h], reset to 0 BEFORE the
+ * merged output is stored: a persistent caller's next layer counts on
+ * cnt[h] again once it has seen that output). */
+/* mark(k): diagnostics (pkw.cu's per-block timing): k = 0 q/k/v staged,
+ * 1 the keys folded, 2 the item's end; every thread calls it */
+struct ar_nomark {
+    __device__ __forceinline__ void operator()(int) const {}
+};
+template <int EPL, int NW, class Fetch, class Store, class Mark = ar_nomark>
+__device__ __forceinline__ void ar_item_t(Fetch fetch, Store store, int p, int h, int sp, int n_head, int group,
                                           int hd, float scale, int S, const rope_k &rp, const float *sc,
-                                          const float *ss, __half *kc, __half *vc, float *part, unsigned *cnt) {
+                                          const float *ss, __half *kc, __half *vc, float *part, unsigned *cnt,
+                                          Mark mark = Mark()) {
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
     const int kv_dim = (n_head / group) * hd, kvh = h / group;
     const int n_keys = p + 1, half = rp.n_rot / 2;
     const int chunk = (n_keys + S - 1) / S;
     const int k0 = sp * chunk, k1 = min(n_keys, k0 + chunk), kh = min(k1, p); /* history keys [k0, kh) */
     __shared__ float sq[EPL * 32], sk[EPL * 32], sv[EPL * 32];
+    __shared__ __align__(16) __half sk16[EPL * 32], sv16[EPL * 32]; /* row p as the cache holds it */
     constexpr bool GRP = EPL == 1 || EPL == 2 || EPL == 4; /* lane groups (step 3) */
     constexpr int G = GRP ? 4 * EPL : 32, KG = 32 / G, R = 2;
 
@@ -52,57 +61,69 @@ __device__ __forceinline__ void ar_item_t(Load load, Store store, int p, int h, 
     uint4 kp[R], vp[R];
     if (GRP) attn_grp_issue<G, NW, R>(kc, vc, kv_dim, kvh, hd, k0 + warp * KG, kh, lane, kp, vp);
 
-    /* 1. q, k, v of this head into shared memory; rope; fp16 rounding of k, v */
-    load(sq, sk, sv);
-    __syncthreads();
-    for (int i = tid; i < half; i += blockDim.x) {
-        const float c = sc[i], s = ss[i];
-        const int a = rp.neox ? i : 2 * i, b = rp.neox ? i + half : 2 * i + 1;
-        const float q0 = sq[a], q1 = sq[b], x0 = sk[a], x1 = sk[b];
-        sq[a] = q0 * c - q1 * s;
-        sq[b] = q0 * s + q1 * c;
-        sk[a] = x0 * c - x1 * s;
-        sk[b] = x0 * s + x1 * c;
-    }
-    __syncthreads();
-    /* 2. the one writer block of this kv head stores the row */
+    /* 1. q, k, v of this head: thread t < half takes rope pair t (dims a, b),
+     * thread half + i dim n_rot + i (not rotated); each ropes q and k,
+     * rounds k and v to fp16 (the cache's values: the scores use them as
+     * the composition, which reads the row back, does) and stores them; the
+     * one writer block of this kv head stores row p into the caches */
     const bool writer = h % group == 0 && sp == 0;
-    for (int d = tid; d < hd; d += blockDim.x) {
-        const __half khv = __float2half_rn(sk[d]), vhv = __float2half_rn(sv[d]);
-        sk[d] = __half2float(khv);
-        sv[d] = __half2float(vhv);
-        if (writer) {
-            kc[(int64_t)p * kv_dim + (int64_t)kvh * hd + d] = khv;
-            vc[(int64_t)p * kv_dim + (int64_t)kvh * hd + d] = vhv;
+    if (tid < half + hd - rp.n_rot) {
+        const bool pair = tid < half;
+        const int da = pair ? (rp.neox ? tid : 2 * tid) : rp.n_rot + tid - half;
+        const int db = pair ? (rp.neox ? tid + half : 2 * tid + 1) : -1;
+        float o[6];
+        fetch(da, db, o);
+        if (pair) {
+            const float c = sc[tid], sn = ss[tid];
+            const float q0 = o[0], q1 = o[3], x0 = o[1], x1 = o[4];
+            o[0] = q0 * c - q1 * sn;
+            o[3] = q0 * sn + q1 * c;
+            o[1] = x0 * c - x1 * sn;
+            o[4] = x0 * sn + x1 * c;
+        }
+#pragma unroll
+        for (int t = 0; t < 2; t++) {
+            const int d = t ? db : da;
+            if (d < 0) break;
+            const __half khv = __float2half_rn(o[3 * t + 1]), vhv = __float2half_rn(o[3 * t + 2]);
+            sq[d] = o[3 * t];
+            sk[d] = __half2float(khv);
+            sv[d] = __half2float(vhv);
+            sk16[d] = khv;
+            sv16[d] = vhv;
+            if (writer) {
+                kc[(int64_t)p * kv_dim + (int64_t)kvh * hd + d] = khv;
+                vc[(int64_t)p * kv_dim + (int64_t)kvh * hd + d] = vhv;
+            }
         }
     }
     __syncthreads();
+    mark(0);
 
-    /* 3. the attention over the history keys [k0, kh) from the cache, then
-     * key p (the largest, so last in its owner's increasing order) from
-     * shared memory by the warp / lane group whose turn it is. head_dim
-     * 32/64/128 (hd == 32 * EPL): attn_dec.cuh's lane groups (the same
-     * terms as attn_dec_item, summed in another order); 96: attn_dec_item's
-     * body (each warp its keys in increasing order) */
+    /* 3. the attention over keys [k0, k1): history rows from the cache, key
+     * p (when this split holds it: the largest, so last in its owner's
+     * increasing order) from shared memory. head_dim 32/64/128 (hd == 32 *
+     * EPL): attn_dec.cuh's lane groups (the same terms as attn_dec_item,
+     * summed in another order), key p put into the batch that holds it;
+     * 96: attn_dec_item's body (each warp its keys in increasing order),
+     * key p folded after them by the warp whose turn it is */
     float m = -INFINITY, l = 0.0f, M, L, f[NW];
     const float(*sm_acc)[EPL * 32];
+    const int jp = k1 == n_keys && p >= k0 ? p : -1; /* key p, when this split holds it */
     if constexpr (GRP) {
         float qv[8], acc[8];
         attn_q_load_grp<G>(sq, scale, lane, qv, acc);
-        attn_keys_grp<G, NW, R>(qv, kc, vc, kv_dim, kvh, hd, k0, kh, warp, lane, m, l, acc, kp, vp);
-        const int slot = (p - k0) % (NW * KG);
-        if (k1 == n_keys && p >= k0 && slot / KG == warp) { /* warp-uniform: the group sum needs the warp */
-            const int d0 = 8 * (lane % G);
-            float s = 0.0f, vv[8];
+        /* the preloaded first batch stops at kh: key p joins it here when it
+         * falls in it (a later batch takes it from shared memory itself) */
 #pragma unroll
-            for (int i = 0; i < 8; i++) {
-                s += qv[i] * sk[d0 + i];
-                vv[i] = sv[d0 + i];
+        for (int u = 0; u < R; u++)
+            if (k0 + warp * KG + u * NW * KG + lane / G == jp) {
+                kp[u] = *(const uint4 *)(sk16 + 8 * (lane % G));
+                vp[u] = *(const uint4 *)(sv16 + 8 * (lane % G));
             }
-            s = grp_sum<G>(s);
-            if (lane / G == slot % KG) attn_fold<8>(s, vv, m, l, acc);
-        }
+        attn_keys_grp<G, NW, R>(qv, kc, vc, kv_dim, kvh, hd, k0, k1, warp, lane, m, l, acc, kp, vp, jp, sk16, sv16);
         attn_grp_merge<G>(m, l, acc);
+        mark(1);
         sm_acc = attn_warp_merge_t<EPL, NW>(
             m, l,
             [&](float *row) {
@@ -116,7 +137,7 @@ __device__ __forceinline__ void ar_item_t(Load load, Store store, int p, int h, 
         float qv[EPL], acc[EPL];
         attn_q_load<EPL>(sq, hd, scale, lane, qv, acc);
         attn_keys<EPL, NW>(qv, kc, vc, kv_dim, kvh, hd, k0, kh, warp, lane, m, l, acc);
-        if (k1 == n_keys && p >= k0 && (p - k0) % NW == warp) {
+        if (jp >= 0 && (p - k0) % NW == warp) {
             float s = 0.0f, vv[EPL];
 #pragma unroll
             for (int e = 0; e < EPL; e++) {
@@ -131,6 +152,7 @@ __device__ __forceinline__ void ar_item_t(Load load, Store store, int p, int h, 
             }
             attn_fold<EPL>(s, vv, m, l, acc);
         }
+        mark(1);
         sm_acc = attn_warp_merge<EPL, NW>(m, l, acc, M, L, f);
     }
 
@@ -138,16 +160,21 @@ __device__ __forceinline__ void ar_item_t(Load load, Store store, int p, int h, 
      * head's output goes through ar_store (thread d owns dim d) */
     if (S == 1) {
         attn_block_sum<EPL, NW>(sm_acc, f, hd, [&](int d, float o) { store(d, o / L); });
+        mark(2);
         return;
     }
     float *pp = part + ((int64_t)h * S + sp) * (hd + 2);
-    if (!attn_split_publish<EPL, NW>(pp, M, L, f, sm_acc, hd, &cnt[h], S)) return;
+    if (!attn_split_publish<EPL, NW>(pp, M, L, f, sm_acc, hd, &cnt[h], S)) {
+        mark(2);
+        return;
+    }
     if (tid == 0) {
         cnt[h] = 0;
         __threadfence(); /* the reset before any store of the merged output */
     }
     __syncthreads();
     attn_combine(part, n_head, hd, S, h, 0, NULL, store);
+    mark(2);
 }
 
 /* the item with q/k/v read from global memory (L2-coherent loads: a
@@ -160,11 +187,14 @@ __device__ __forceinline__ void ar_item(const float *q, const float *k, const fl
                                         float *part, unsigned *cnt, int8_t *aq, float *ad, float *as) {
     const int kvh = h / group;
     ar_item_t<EPL, NW>(
-        [&](float *sq, float *sk, float *sv) {
-            for (int d = threadIdx.x; d < hd; d += blockDim.x) {
-                sq[d] = __ldcg(q + (int64_t)h * hd + d);
-                sk[d] = __ldcg(k + (int64_t)kvh * hd + d);
-                sv[d] = __ldcg(v + (int64_t)kvh * hd + d);
+        [&](int da, int db, float *o) {
+            o[0] = __ldcg(q + (int64_t)h * hd + da);
+            o[1] = __ldcg(k + (int64_t)kvh * hd + da);
+            o[2] = __ldcg(v + (int64_t)kvh * hd + da);
+            if (db >= 0) {
+                o[3] = __ldcg(q + (int64_t)h * hd + db);
+                o[4] = __ldcg(k + (int64_t)kvh * hd + db);
+                o[5] = __ldcg(v + (int64_t)kvh * hd + db);
             }
         },
         [&](int d, float o) { ar_store(out, aq, ad, as, h, hd, d, o); }, p, h, sp, n_head, group, hd, scale, S, rp,

@@ -171,8 +171,9 @@ __device__ unsigned long long pw_bts[PW_MAX_BLOCKS][PW_NT];
 /* =2 also: every block's %globaltimer at the ends of layer 1's steps (the
  * hand-offs' producers and consumers): 0 A's dots, 1 the attention items,
  * 2 C's staging, 3 C's dots, 4 D's staging, 5 D's dots, 6 E's staging, 7
- * E's dots, 8 layer 2's A staging */
-#define PW_NA 9
+ * E's dots, 8 layer 2's A staging; inside its last attention item (LL, 0
+ * in blocks without one): 9 q/k/v staged, 10 keys folded, 11 item end */
+#define PW_NA 12
 __device__ unsigned long long pw_abs[PW_MAX_BLOCKS][PW_NA];
 #define PW_AT(k, layer)                                         \
     do {                                                        \
@@ -633,25 +634,37 @@ __global__ void __launch_bounds__(NW * 32, 1) k_pw_layers(const __grid_constant_
             if (LL) {
                 const int kvh = h / grp;
                 ar_item_t<EPL, NW>(
-                    [&](float *sq, float *sk, float *sv) {
-                        /* this head's q row and its kv head's k and v rows (epoch A) */
-                        for (int d = threadIdx.x; d < A.hd; d += blockDim.x) {
-                            const ll_slot *pq = cur + A.lo_q + h * A.hd + d, *pk = cur + A.lo_k + kvh * A.hd + d,
-                                          *pv = cur + A.lo_v + kvh * A.hd + d;
-                            ll_slot a = ll_ld(pq), b = ll_ld(pk), c = ll_ld(pv);
-                            unsigned n = 0;
-                            unsigned long long t0 = 0;
-                            while (!(ll_is(a, eA) && ll_is(b, eA) && ll_is(c, eA))) {
-                                if (!ll_is(a, eA)) a = ll_ld(pq);
-                                if (!ll_is(b, eA)) b = ll_ld(pk);
-                                if (!ll_is(c, eA)) c = ll_ld(pv);
-                                ll_backoff(n, t0, A.ll_sleep);
-                            }
-                            sq[d] = ll_val(a), sk[d] = ll_val(b), sv[d] = ll_val(c);
+                    [&](int da, int db, float *o) {
+                        /* this head's q and its kv head's k and v at dims da (and db) (epoch A): all the
+                         * slots' polls in flight together */
+                        const int n = db >= 0 ? 6 : 3;
+                        const ll_slot *ps[6] = {cur + A.lo_q + h * A.hd + da, cur + A.lo_k + kvh * A.hd + da,
+                                                cur + A.lo_v + kvh * A.hd + da, cur + A.lo_q + h * A.hd + db,
+                                                cur + A.lo_k + kvh * A.hd + db, cur + A.lo_v + kvh * A.hd + db};
+                        ll_slot w[6];
+#pragma unroll
+                        for (int i = 0; i < 6; i++)
+                            if (i < n) w[i] = ll_ld(ps[i]);
+                        unsigned np = 0;
+                        unsigned long long t0 = 0;
+                        for (;;) {
+                            bool again = false;
+#pragma unroll
+                            for (int i = 0; i < 6; i++)
+                                if (i < n && !ll_is(w[i], eA)) {
+                                    again = true;
+                                    w[i] = ll_ld(ps[i]);
+                                }
+                            if (!again) break;
+                            ll_backoff(np, t0, A.ll_sleep);
                         }
+#pragma unroll
+                        for (int i = 0; i < 6; i++)
+                            if (i < n) o[i] = ll_val(w[i]);
                     },
                     [&](int d, float o) { ll_put(cur + A.lo_att + h * A.hd + d, o, eB); }, p0, h, sp, A.n_head, grp,
-                    A.hd, W.scale, S, W.rope, rope_c, rope_s, W.kc, W.vc, A.part, A.cnt);
+                    A.hd, W.scale, S, W.rope, rope_c, rope_s, W.kc, W.vc, A.part, A.cnt,
+                    [&](int k) { PW_AT(9 + k, 1); });
             } else {
                 ar_item<EPL, NW>(A.q, A.k, A.v, p0, h, sp, A.n_head, grp, A.hd, W.scale, S, W.rope, rope_c, rope_s,
                                  W.kc, W.vc, A.att, A.part, A.cnt, NULL, NULL, NULL);
