@@ -126,6 +126,7 @@ struct pw_args {
     unsigned ll_sleep; /* ns between polls (LLORCH_CUDA_PKW_LL_SLEEP; 0 polls back to back) */
     int split_keys;    /* fewest keys per attention split (LLORCH_CUDA_PKW_SPLIT_KEYS, default PW_SPLIT_KEYS) */
     int issue_par;     /* LLORCH_CUDA_PKW_ISSUE_PAR (default 1): phase ph's copies issued by warp ph (else warp 0) */
+    int efuse;         /* LLORCH_CUDA_PKW_E_FUSE (default 1): E's hb16 staging quantizes as it polls (pw_ll_stage_h2_q8) */
     int mma; /* LLORCH_CUDA_PKW_MMA (default 9), bits: 1 D's Q5_0 gate/up on the tensor cores (pw_gu_mma,
               * fp16 activation), 8 an mma before D's staging wait (pw_mma_warm); 0 runs D through pw_dotf */
     int i8;  /* LLORCH_CUDA_PKW_I8 (default 1): E's down rows on the int8 activation (pw_dot8) where
@@ -430,6 +431,42 @@ __device__ __forceinline__ void pw_residual(const pw_args &A, const pw_rng &g, c
             own[u] = y;
             out(u, y);
         });
+}
+
+/* E's staging of hb in bf16 pairs (hb16) straight into pw_x8's int8 layout
+ * at out: item i (8 values, slots 4i..4i+3) is polled by lane i % 32 of
+ * the warp that pw_q8_stage gives it, and quantized by pw_q8_item as soon
+ * as the warp's items are in: ll_stage_h2 + CTA barrier + pw_q8_stage in
+ * one pass, without the fp32 copy and one barrier (the same integers and
+ * scales: pw_q8_item on the same floats). A thread's items (up to MAXI per
+ * batch) are all polled together. K % 32 == 0; the caller syncs after. */
+template <int MAXI>
+__device__ __forceinline__ void pw_ll_stage_h2_q8(const ll_slot *src, int K, unsigned e, void *out,
+                                                  unsigned sleep_ns) {
+    int8_t *const xq = reinterpret_cast<int8_t *>(out);
+    float4 *const xg = reinterpret_cast<float4 *>(xq + K);
+    const int ni = K >> 3, nt = (int)blockDim.x, lane = (int)(threadIdx.x & 31);
+    for (int wb0 = (int)(threadIdx.x & ~31u); wb0 < ni; wb0 += MAXI * nt) {
+        ll_slot a[2 * MAXI], b[2 * MAXI];
+        ll_poll<2 * MAXI>(src, e, a, b, [&](int k) {
+            const int i = wb0 + (k >> 1) * nt + lane;
+            return i < ni ? 2 * i + (k & 1) : -1; /* pair (2 slots) index: item i's pairs 2i, 2i + 1 */
+        }, sleep_ns);
+#pragma unroll
+        for (int t = 0; t < MAXI; t++) {
+            const int wb = wb0 + t * nt, i = wb + lane;
+            if (wb >= ni) break; /* warp-uniform */
+            const bool ok = i < ni;
+            float v[8];
+            const float2 v0 = ll_val_h2(a[2 * t]), v1 = ll_val_h2(b[2 * t]), v2 = ll_val_h2(a[2 * t + 1]),
+                         v3 = ll_val_h2(b[2 * t + 1]);
+            v[0] = v0.x, v[1] = v0.y, v[2] = v1.x, v[3] = v1.y, v[4] = v2.x, v[5] = v2.y, v[6] = v3.x, v[7] = v3.y;
+            if (!ok)
+#pragma unroll
+                for (int k = 0; k < 8; k++) v[k] = 0.0f;
+            pw_q8_item(v, i, ok, xq, xg);
+        }
+    }
 }
 
 /* LL staging (ll.cuh): xs [n] = the slots' values of epoch e, then a CTA
@@ -751,7 +788,10 @@ __global__ void __launch_bounds__(NW * 32, 1) k_pw_layers(const __grid_constant_
         const bool e8 = A.i8 && pw_k8_type(td, PW_I8_KQ) && !(A.F & 31);
         pw_wait(mbar, 3, l);
         PW_T(19);
-        if (LL && A.hb16) {
+        if (LL && A.hb16 && e8 && A.efuse) {
+            pw_ll_stage_h2_q8<2>(cur + A.lo_hb, A.F, eD, sf + A.o_x8, A.ll_sleep);
+            __syncthreads();
+        } else if (LL && A.hb16) {
             ll_stage_h2<PW_LL_MAXP>(cur + A.lo_hb, A.F, eD, xs, A.ll_sleep);
             __syncthreads();
         } else if (LL) {
@@ -759,7 +799,7 @@ __global__ void __launch_bounds__(NW * 32, 1) k_pw_layers(const __grid_constant_
         } else {
             pk_stage_copy(A.hb, A.F, xs);
         }
-        if (e8) {
+        if (e8 && !(LL && A.hb16 && A.efuse)) {
             (void)pw_q8_stage(xs, A.F, sf + A.o_x8);
             __syncthreads();
         }
@@ -951,6 +991,7 @@ int cu_pkw_decode_layers(cu_ctx *c, const eng_block_w *b, int n, float *x, const
         P.split_keys = pk_env_int("LLORCH_CUDA_PKW_SPLIT_KEYS", PW_SPLIT_KEYS);
         if (P.split_keys < 1) P.split_keys = PW_SPLIT_KEYS;
         P.issue_par = pk_env_int("LLORCH_CUDA_PKW_ISSUE_PAR", 1) != 0;
+        P.efuse = pk_env_int("LLORCH_CUDA_PKW_E_FUSE", 1) != 0;
         P.mma = pk_env_int("LLORCH_CUDA_PKW_MMA", 9);
         P.i8 = pk_env_int("LLORCH_CUDA_PKW_I8", 1) != 0;
     }
