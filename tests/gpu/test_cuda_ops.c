@@ -2148,15 +2148,15 @@ static void layers_case(int pos0, int multi, int key, int wide) {
             extern const int llorch_cuda_pkw_nabs;
             extern int llorch_cuda_pkw_block_abs(unsigned long long *out, int nblk);
             const int na = llorch_cuda_pkw_nabs;
-            assert_true(na == 12);
+            assert_true(na == 13);
             unsigned long long *ab = malloc((size_t)nb * na * sizeof *ab);
             double *cv = malloc((size_t)nb * sizeof *cv);
             assert_int_equal(llorch_cuda_pkw_block_abs(ab, nb), 0);
             unsigned long long t0 = ~0ull;
             for (int b = 0; b < nb; b++) t0 = ab[(size_t)b * na] < t0 ? ab[(size_t)b * na] : t0;
-            static const char *pt[12] = {"A dots end", "attention end", "C staged", "C dots end", "D staged",
+            static const char *pt[13] = {"A dots end", "attention end", "C staged", "C dots end", "D staged",
                                          "D dots end", "E staged", "E dots end", "next A staged",
-                                         "item q/k/v in", "item keys done", "item end"};
+                                         "item q/k/v in", "item merge in", "item end", "item keys done"};
             print_message("  layer 1's step ends over %d blocks (us after the first A dots end): min / median / max"
                           " (the item's: over the blocks with an attention item)\n", nb);
             for (int i = 0; i < na; i++) {

@@ -130,10 +130,12 @@ __device__ __forceinline__ void attn_keys(const float qv[EPL], const __half *kc,
  * [NW][EPL * 32] (row w: warp w's accumulator of dim d at [d]) that
  * attn_block_sum weighs. put(row) writes the calling lane's part of its
  * warp's accumulator into row (the layout of acc is the caller's). Every
- * thread calls it (__syncthreads inside). */
+ * thread calls it (__syncthreads inside); only threads < nuse get M, L and
+ * f (the others' are 0: callers that use them only in threads < hd pass
+ * hd, and the block's other warps skip the work). */
 template <int EPL, int NW, class Put>
 __device__ __forceinline__ const float (*attn_warp_merge_t(float m, float l, Put put, float &M, float &L,
-                                                           float f[NW]))[EPL * 32] {
+                                                           float f[NW], int nuse = 1 << 30))[EPL * 32] {
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     __shared__ float sm_m[NW], sm_l[NW];
     __shared__ float sm_acc[NW][EPL * 32];
@@ -144,9 +146,14 @@ __device__ __forceinline__ const float (*attn_warp_merge_t(float m, float l, Put
     put(sm_acc[warp]);
     __syncthreads();
     M = -INFINITY;
+    L = 0.0f;
+    if ((int)threadIdx.x >= nuse) {
+#pragma unroll
+        for (int w = 0; w < NW; w++) f[w] = 0.0f;
+        return sm_acc;
+    }
 #pragma unroll
     for (int w = 0; w < NW; w++) M = fmaxf(M, sm_m[w]);
-    L = 0.0f;
 #pragma unroll
     for (int w = 0; w < NW; w++) {
         f[w] = sm_m[w] == -INFINITY ? 0.0f : expf(sm_m[w] - M);

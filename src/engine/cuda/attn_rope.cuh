@@ -35,7 +35,8 @@ __device__ __forceinline__ void ar_store(float *out, int8_t *aq, float *ad, floa
  * merged output is stored: a persistent caller's next layer counts on
  * cnt[h] again once it has seen that output). */
 /* mark(k): diagnostics (pkw.cu's per-block timing): k = 0 q/k/v staged,
- * 1 the keys folded, 2 the item's end; every thread calls it */
+ * 3 the keys folded (lane groups: before their merge), 1 the warps' states
+ * ready to merge, 2 the item's end; every thread calls it */
 struct ar_nomark {
     __device__ __forceinline__ void operator()(int) const {}
 };
@@ -122,7 +123,8 @@ __device__ __forceinline__ void ar_item_t(Fetch fetch, Store store, int p, int h
                 vp[u] = *(const uint4 *)(sv16 + 8 * (lane % G));
             }
         attn_keys_grp<G, NW, R>(qv, kc, vc, kv_dim, kvh, hd, k0, k1, warp, lane, m, l, acc, kp, vp, jp, sk16, sv16);
-        attn_grp_merge<G>(m, l, acc);
+        mark(3);
+        if (k0 + warp * KG < k1) attn_grp_merge<G>(m, l, acc); /* a warp without keys holds (-inf, 0, 0) */
         mark(1);
         sm_acc = attn_warp_merge_t<EPL, NW>(
             m, l,
@@ -132,7 +134,7 @@ __device__ __forceinline__ void ar_item_t(Fetch fetch, Store store, int p, int h
                     for (int i = 0; i < 8; i++) row[8 * lane + i] = acc[i];
                 }
             },
-            M, L, f);
+            M, L, f, hd);
     } else {
         float qv[EPL], acc[EPL];
         attn_q_load<EPL>(sq, hd, scale, lane, qv, acc);

@@ -159,6 +159,17 @@ k_mmv_tall_q8(const uint8_t *w, int nbw, int ne1, int units, const int8_t *aq, c
     const uint2 *W = (const uint2 *)w;
     uint2 m[NK], e[NK];
     if (row < ne1) mr_load<NK, DUP>(W + (size_t)row * nbw, wm, s, valid, m, e);
+    /* HEAD: the output norm's weights of this thread's elements (group grp
+     * = warp + 8k, K / 32 <= 8 NK groups) requested before the wait too:
+     * read once per step, they are rarely still in L2 */
+    const int K = 8 * units;
+    float gv[HEAD ? NK : 1];
+    if (HEAD)
+#pragma unroll
+        for (int k = 0; k < NK; k++) {
+            const int grp = (int)(threadIdx.x >> 5) + MR_WARPS * k;
+            gv[k] = h.g && grp < K / 32 ? __ldg(h.g + 32 * grp + lane) : 1.0f;
+        }
     cu_pdl_begin(); /* x (HEAD: the residual row; else its quantization) is complete from here */
     __shared__ __align__(16) int8_t xq_s[HEAD ? 32 * NK * 8 : 8];
     __shared__ float xd_s[HEAD ? NK * 8 : 1];
@@ -174,11 +185,13 @@ k_mmv_tall_q8(const uint8_t *w, int nbw, int ne1, int units, const int8_t *aq, c
         cu_stamp_min(h.st, CU_ST_HD_IN, t_in);
         cu_stamp_min(h.st, CU_ST_HD_GO, t_go);
         if (h.st && threadIdx.x == 0) sh_sti = __ldcg(&h.st->step) % CU_ST_STEPS;
-        const int K = 8 * units;
         const float scale = cu_rms_scale256(h.x, K, h.eps, shv);
-        for (int grp = (int)(threadIdx.x >> 5); grp < K / 32; grp += MR_WARPS) {
+#pragma unroll
+        for (int k = 0; k < NK; k++) {
+            const int grp = (int)(threadIdx.x >> 5) + MR_WARPS * k;
+            if (grp >= K / 32) break; /* warp-uniform */
             const int i = 32 * grp + lane;
-            const float v = h.g ? h.x[i] * scale * h.g[i] : h.x[i] * scale; /* k_rmsnorm_split's expression */
+            const float v = h.g ? h.x[i] * scale * gv[k] : h.x[i] * scale; /* k_rmsnorm_split's expression */
             cu_q8_group_v(v, lane, xq_s + 32 * grp, xd_s + grp, NULL);
         }
         __syncthreads();

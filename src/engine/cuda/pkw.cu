@@ -173,8 +173,9 @@ __device__ unsigned long long pw_bts[PW_MAX_BLOCKS][PW_NT];
  * hand-offs' producers and consumers): 0 A's dots, 1 the attention items,
  * 2 C's staging, 3 C's dots, 4 D's staging, 5 D's dots, 6 E's staging, 7
  * E's dots, 8 layer 2's A staging; inside its last attention item (LL, 0
- * in blocks without one): 9 q/k/v staged, 10 keys folded, 11 item end */
-#define PW_NA 12
+ * in blocks without one): 9 q/k/v staged, 10 the warps' states ready to
+ * merge, 11 item end, 12 keys folded (before the lane groups' merge) */
+#define PW_NA 13
 __device__ unsigned long long pw_abs[PW_MAX_BLOCKS][PW_NA];
 #define PW_AT(k, layer)                                         \
     do {                                                        \
