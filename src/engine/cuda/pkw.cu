@@ -125,7 +125,9 @@ struct pw_args {
     unsigned ll_par, lo_q, lo_k, lo_v, lo_att, lo_hb, lo_xc, lo_xe;
     unsigned ll_sleep; /* ns between polls (LLORCH_CUDA_PKW_LL_SLEEP; 0 polls back to back) */
     int split_keys;    /* fewest keys per attention split (LLORCH_CUDA_PKW_SPLIT_KEYS, default PW_SPLIT_KEYS) */
-    int issue_par;     /* LLORCH_CUDA_PKW_ISSUE_PAR (default 1): phase ph's copies issued by warp ph (else warp 0) */
+    int issue_par;     /* LLORCH_CUDA_PKW_ISSUE_PAR (default 2): phase ph's copies issued by warp NW-1-ph (2), by
+                        * warp ph (1), by warp 0 (0); with 2 the first attention item of a layer starts without a
+                        * CTA barrier of its own (pw_next's precedes it) */
     int efuse;         /* LLORCH_CUDA_PKW_E_FUSE (default 1): E's hb16 staging quantizes as it polls (pw_ll_stage_h2_q8) */
     int mma; /* LLORCH_CUDA_PKW_MMA (default 9), bits: 1 D's Q5_0 gate/up on the tensor cores (pw_gu_mma,
               * fp16 activation), 8 an mma before D's staging wait (pw_mma_warm); 0 runs D through pw_dotf */
@@ -301,10 +303,13 @@ __device__ __forceinline__ void pw_issue(const pw_args &A, const pw_rng &g, int 
         const int ns = ph == 0 ? 3 : ph == 2 ? 2 : 1;
         const float *norm = ph == 0 ? W.attn_norm : ph == 2 ? W.ffn_norm : NULL;
         float *norm_s = sf + (ph == 0 ? A.o_na : A.o_nf);
-        /* the issuing thread: lane 0 of warp ph (warp 0 with
-         * LLORCH_CUDA_PKW_ISSUE_PAR=0), so the launch's first four issues
-         * (layer 0, before the PDL wait) run in parallel */
-        if ((int)threadIdx.x == (A.issue_par ? 32 * ph : 0))
+        /* the issuing thread: lane 0 of warp NW-1-ph (ISSUE_PAR 2: not the
+         * warps that fetch an attention item's q/k/v, so A's refill does not
+         * delay the item's polls) or of warp ph (1), so the launch's first
+         * four issues (layer 0, before the PDL wait) run in parallel; warp 0
+         * with LLORCH_CUDA_PKW_ISSUE_PAR=0 */
+        const int iw = A.issue_par == 2 ? (int)(blockDim.x >> 5) - 1 - ph : A.issue_par ? ph : 0;
+        if ((int)threadIdx.x == 32 * iw)
             pw_issue_bulk(A, g, W, mats, ns, norm, norm_s, smem, cu_sa(&mbar[ph]));
         if (norm) pw_copy_norm(A, norm_s, norm);
         if (ph == 0) {
@@ -667,7 +672,13 @@ __global__ void __launch_bounds__(NW * 32, 1) k_pw_layers(const __grid_constant_
              * it (the same items every layer: S is fixed per launch) */
             if (l == 0 && it == (int)blockIdx.x && (int)threadIdx.x < W.rope.n_rot / 2)
                 pw_rope_cs(W.rope, p0, threadIdx.x, W.ff, &rope_c[threadIdx.x], &rope_s[threadIdx.x]);
-            __syncthreads(); /* the item's shared arrays are reused; publishes the rope table */
+            /* the item's shared arrays are reused; publishes layer 0's rope
+             * table. A later layer's first item needs neither (its table is
+             * written before A; pw_next's barrier follows the previous
+             * layer's item) where A's refill is issued by a warp that does
+             * not fetch (ISSUE_PAR 2): the fetching warps start polling
+             * while that warp issues */
+            if (!LL || l == 0 || it != (int)blockIdx.x || A.issue_par != 2) __syncthreads();
             const int h = it % A.n_head, sp = it / A.n_head, grp = A.n_head / A.n_head_kv;
             if (LL) {
                 const int kvh = h / grp;
@@ -991,7 +1002,8 @@ int cu_pkw_decode_layers(cu_ctx *c, const eng_block_w *b, int n, float *x, const
         P.ll_sleep = (unsigned)pk_env_int("LLORCH_CUDA_PKW_LL_SLEEP", 0);
         P.split_keys = pk_env_int("LLORCH_CUDA_PKW_SPLIT_KEYS", PW_SPLIT_KEYS);
         if (P.split_keys < 1) P.split_keys = PW_SPLIT_KEYS;
-        P.issue_par = pk_env_int("LLORCH_CUDA_PKW_ISSUE_PAR", 1) != 0;
+        P.issue_par = pk_env_int("LLORCH_CUDA_PKW_ISSUE_PAR", 2);
+        if (P.issue_par < 0 || P.issue_par > 2) P.issue_par = 2;
         P.efuse = pk_env_int("LLORCH_CUDA_PKW_E_FUSE", 1) != 0;
         P.mma = pk_env_int("LLORCH_CUDA_PKW_MMA", 9);
         P.i8 = pk_env_int("LLORCH_CUDA_PKW_I8", 1) != 0;
