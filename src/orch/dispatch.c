@@ -638,6 +638,7 @@ static int dispatch_pass(struct orch *o, struct cmd *cmds, int *ncmds) {
         }
         reg_unlock(o->reg);
     }
+    orch_job_store_retry(o, p.now);
     orch_job_gc(o, p.now, 10 * 60 * 1000);
     orch_job_keepalive(o, p.now, o->st.keepalive_ms);
     /* gauges */

@@ -58,6 +58,7 @@ static void sub_remove(struct ojob *j, size_t i) {
 static void job_free(struct ojob *j) {
     adm_task_free(&j->task);
     free(j->req_body);
+    free(j->fin_msg);
     for (size_t i = 0; i < j->nev; i++) {
         free(j->ev[i].event);
         free(j->ev[i].data);
@@ -96,13 +97,31 @@ static void compact_log(struct ojob *j) {
     j->nev = 1;
 }
 
+void orch_job_store_retry(struct orch *o, int64_t now_ms) {
+    if (!o->n_store_pending || now_ms - o->store_retry_ms < 1000) return;
+    o->store_retry_ms = now_ms;
+    for (size_t b = 0; b < o->nbuckets; b++)
+        for (struct ojob *j = o->buckets[b]; j; j = j->hnext) {
+            if (!j->store_pending) continue;
+            char err[256];
+            const int rc = store_job_finish(o->store, j->id, j->status, j->fin_code[0] ? j->fin_code : NULL,
+                                            j->fin_msg, j->tokens_in, j->tokens_out, j->finished_ms, err, sizeof err);
+            if (rc < 0 && rc != -ESTALE) return; /* still refused: the next pass tries again */
+            LOG_KV(LOG_INFO, ORCH_COMPONENT, "store", j->cid, "\"job_id\":\"%s\",\"finish\":\"recorded late\"", j->id);
+            j->store_pending = 0;
+            o->n_store_pending--;
+            free(j->fin_msg);
+            j->fin_msg = NULL;
+        }
+}
+
 void orch_job_gc(struct orch *o, int64_t now_ms, int64_t keep_ms) {
     for (size_t b = 0; b < o->nbuckets; b++) {
         struct ojob **p = &o->buckets[b];
         while (*p) {
             struct ojob *j = *p;
             if (j->terminal && !j->relay_running && now_ms - j->finished_ms > ORCH_TEXT_GRACE_MS) compact_log(j);
-            if (j->terminal && !j->relay_running && now_ms - j->finished_ms > keep_ms) {
+            if (j->terminal && !j->relay_running && !j->store_pending && now_ms - j->finished_ms > keep_ms) {
                 *p = j->hnext;
                 job_free(j);
                 o->njobs--;
@@ -167,7 +186,17 @@ void orch_job_finish_with(struct orch *o, struct ojob *j, enum job_status st, co
     int64_t now = (int64_t)util_wall_ms();
     char err[256];
     int rc = store_job_finish(o->store, j->id, st, code, message, j->tokens_in, j->tokens_out, now, err, sizeof err);
-    if (rc < 0 && rc != -ESTALE) LOG_ERROR(ORCH_COMPONENT, "store", j->cid, "finish %s: %s", j->id, err);
+    if (rc < 0 && rc != -ESTALE) {
+        /* kept for orch_job_store_retry: a row left dispatched or running
+         * would be taken for an interrupted job at the next start */
+        LOG_ERROR(ORCH_COMPONENT, "store", j->cid, "finish %s: %s (written again once the store takes it)", j->id,
+                  err);
+        if (!j->store_pending) o->n_store_pending++;
+        j->store_pending = 1;
+        snprintf(j->fin_code, sizeof j->fin_code, "%s", code ? code : "");
+        free(j->fin_msg);
+        j->fin_msg = message ? strdup(message) : NULL;
+    }
     j->status = st;
     j->finished_ms = now;
     /* the prompt is needed no longer (retries are over) */

@@ -83,6 +83,12 @@ struct ojob {
     int started_emitted;       /* a retried job shows one `started` */
     int term_emitted;          /* the one terminal event (end|error) is in the log */
     int terminal;              /* finished: store updated, subscribers closed */
+    /* the finish could not be written (the state disk full, ...): kept in
+     * memory and written again by orch_job_store_retry; fin_code/fin_msg
+     * are what it writes (status, tokens, finished_ms are the job's) */
+    int store_pending;
+    char fin_code[32];
+    char *fin_msg;
     int64_t last_event_ms;     /* for SSE keep-alive comments */
     /* live subscribers */
     struct osub *subs;
@@ -112,6 +118,8 @@ struct orch {
     pthread_t dispatcher;
     int dispatcher_started;
     int64_t started_ms;
+    int64_t store_retry_ms;    /* the last orch_job_store_retry pass */
+    size_t n_store_pending;    /* jobs with store_pending set (the pass scans only when > 0) */
     /* jobs whose OpenAI client went away, to be cancelled by the dispatcher
      * (gone_mu; filled from the HTTP server's watcher thread, which must
      * not wait for o->mu: a thread holding o->mu may be closing that very
@@ -148,8 +156,13 @@ void orch_job_finish_with(struct orch *o, struct ojob *j, enum job_status st, co
  * queued job can wait minutes; proxies drop silent connections) and drops
  * subscribers that have gone. */
 void orch_job_keepalive(struct orch *o, int64_t now_ms, int64_t idle_ms);
-/* Drops finished jobs older than keep_ms from memory (the store keeps them). */
+/* Drops finished jobs older than keep_ms from memory (the store keeps them;
+ * a job whose finish is not in the store yet stays). */
 void orch_job_gc(struct orch *o, int64_t now_ms, int64_t keep_ms);
+/* Writes again, at most once a second, the finishes that could not be
+ * written (store_pending), oldest table order first, stopping at the first
+ * that fails again (the disk is still full). Caller holds o->mu. */
+void orch_job_store_retry(struct orch *o, int64_t now_ms);
 /* Cancels j (idempotent; caller holds o->mu): a queued job ends CANCELLED
  * now (returns 1); a dispatched or running one is marked (its relay aborts
  * at the next worker event, the dispatcher ends it after

@@ -7,6 +7,12 @@
  *     is full (not 500 INTERNAL), and it comes before 400 submissions;
  *   - the orchestrator keeps serving: an accepted job is still readable,
  *     /metrics answers, the next submission is refused the same way;
+ *   - a job that ends while the disk is full (a queued one cancelled, with
+ *     a filler file taking the last free bytes) ends for its client at
+ *     once, and its row, left queued by the refused write, reads
+ *     "cancelled" within seconds of space being freed (the orchestrator
+ *     writes the finish again: a row left queued would run again after a
+ *     restart);
  *   - once space is freed (the tmpfs grown to 8 MiB) a submission is
  *     accepted again and recorded in the state file.
  * Mounting needs CAP_SYS_ADMIN: without it the program says why and exits
@@ -28,6 +34,18 @@ static int mount_tmpfs(long bytes) {
     return 0;
 }
 
+/* fills the file system of path with a file there until it refuses
+ * (ENOSPC): what little the state file could still grow into goes */
+static void fill(const char *path) {
+    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND, 0600);
+    assert_true(fd >= 0);
+    static char blk[4096];
+    for (size_t n = sizeof blk; n >= 1; n /= 2)
+        while (write(fd, blk, n) == (ssize_t)n) {
+        }
+    close(fd);
+}
+
 static long submit_prompt(const char *base, int i, char **resp) {
     char body[3400];
     int n = snprintf(body, sizeof body, "{\"model\":\"stories\",\"max_tokens\":2,\"prompt\":\"job %d ", i);
@@ -44,7 +62,7 @@ static void test_state_disk_full(void **s) {
     struct proc o;
     assert_int_equal(start_orch(&o, "orch.log", (const char *const[]){ "--queue-capacity", "-1", NULL }), 0);
     /* no pool: every accepted job stays queued, its row and body in the store */
-    char *first = NULL, *resp = NULL;
+    char *first = NULL, *resp = NULL, *ids[400] = { NULL };
     long st = 0;
     int i = 0;
     for (; i < 400; i++) {
@@ -52,6 +70,7 @@ static void test_state_disk_full(void **s) {
         resp = NULL;
         st = submit_prompt(o.base, i, &resp);
         if (st != 202) break;
+        ids[i] = jstr(resp, "job_id");
         if (!first) first = jstr(resp, "job_id");
     }
     print_message("the state disk filled after %d accepted jobs\n", i);
@@ -70,8 +89,41 @@ static void test_state_disk_full(void **s) {
     assert_int_equal(req("GET", o.base, path, NULL, NULL), 200);
     assert_int_equal(req("GET", o.base, "/metrics", NULL, NULL), 200);
     assert_int_equal(submit_prompt(o.base, i + 1, NULL), 507);
-    /* space freed: accepted again, and recorded */
+    /* a finish the disk refuses: the last accepted job cancelled with the
+     * disk filled to the byte. The orchestrator's WAL checkpoint (every 10
+     * s) frees space; should one land between the filling and the cancel,
+     * the write goes through: then the next job is tried */
+    char filler[160], *cancelled = NULL;
+    snprintf(filler, sizeof filler, "%s/filler", g_mnt);
+    for (int k = i - 1; k >= 1 && !cancelled; k--) {
+        fill(filler);
+        char cp[128];
+        snprintf(cp, sizeof cp, "/v2/tasks/%s", ids[k]);
+        assert_int_equal(req("DELETE", o.base, cp, NULL, &resp), 202);
+        char *js = jstr(resp, "status");
+        assert_string_equal(js, "cancelled"); /* ended for its client at once */
+        free(js);
+        free(resp);
+        resp = NULL;
+        char *rs = row_str("status", ids[k]);
+        if (rs && !strcmp(rs, "queued")) cancelled = ids[k];
+        else print_message("the cancel of %s was written (%s): the disk had room, trying another job\n", ids[k],
+                           rs ? rs : "no row");
+        free(rs);
+    }
+    if (!cancelled) { dump(&o); fail_msg("no finish was refused by the full disk"); }
+    /* space freed: the finish is written again, ... */
     assert_int_equal(mount_tmpfs(8 << 20), 0);
+    char *rs = NULL;
+    for (int t = 0; t < 100; t++) {
+        free(rs);
+        rs = row_str("status", cancelled);
+        if (rs && !strcmp(rs, "cancelled")) break;
+        usleep(100 * 1000);
+    }
+    if (!rs || strcmp(rs, "cancelled")) { dump(&o); fail_msg("the row of %s reads %s 10 s after space was freed", cancelled, rs ? rs : "nothing"); }
+    free(rs);
+    /* ... and submissions are accepted again, and recorded */
     assert_int_equal(submit_prompt(o.base, i + 2, &resp), 202);
     char *id = jstr(resp, "job_id");
     assert_non_null(id);
@@ -81,6 +133,7 @@ static void test_state_disk_full(void **s) {
     free(id);
     free(resp);
     free(first);
+    for (int k = 0; k < 400; k++) free(ids[k]);
     stop(&o, SIGTERM);
 }
 
