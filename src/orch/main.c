@@ -94,6 +94,15 @@ static void teardown(struct orch *o) {
     http_server_drain(o->http, 1000); /* answers already given reach their clients */
     http_server_free(o->http);
     pthread_mutex_lock(&o->mu);
+    /* finishes the store refused so far: a last try, then each one left is
+     * said (the next start takes that job for one a crash interrupted) */
+    o->store_retry_ms = 0;
+    orch_job_store_retry(o, (int64_t)util_wall_ms());
+    for (size_t b = 0; o->n_store_pending && b < o->nbuckets; b++)
+        for (struct ojob *j = o->buckets[b]; j; j = j->hnext)
+            if (j->store_pending)
+                LOG_ERROR(ORCH_COMPONENT, "shutdown", j->cid, "the finish of %s (%s) was never recorded", j->id,
+                          job_status_name(j->status));
     orch_job_free_all(o);
     pthread_mutex_unlock(&o->mu);
     sched_free(o->sched);
